@@ -1,0 +1,964 @@
+//! The session actor: the one task that owns a session's PTY master, emulator, log and
+//! command-tracking state, and serves the handle's requests between reads of the program's
+//! output.
+//!
+//! Completion of `exec` is detected in layers: OSC 133 marks from the injected hooks (exact,
+//! with exit code); nonce marks written around the command for other POSIX shells; the
+//! terminal's foreground process group (to say what is still running); and an idle timeout that
+//! returns partial output with status `running`.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use tokio::process::Child;
+use tokio::sync::{broadcast, mpsc};
+
+use crate::error::{Error, Result};
+use crate::exec::{self, Pending, Queued};
+use crate::keys::{self, KeyModes};
+use crate::log::OutputLog;
+use crate::marker::{Mark, Scanner};
+use crate::pty::{Master, ReadOutcome};
+use crate::screen::Screen;
+use crate::session::{Cmd, Reply, SessionEvent, WaitCondition};
+use crate::shell::ShellKind;
+use crate::text;
+use ai_session_protocol::methods::{
+    CaptureParams, CaptureResult, ExecParams, Foreground, Integration, ReadParams, ReadResult,
+    SendResult, SessionInfo, SessionState, Size, SubscribeResult, WaitResult,
+};
+
+/// How long a shell with hooks may take to show its first prompt before the session falls back
+/// to nonce marks.
+const STARTUP_GRACE: Duration = Duration::from_secs(10);
+/// Bytes read from the PTY before the actor serves its queue again.
+const READ_BUDGET: usize = 1 << 20;
+/// Default and largest `read` sizes.
+const DEFAULT_READ: usize = 1 << 20;
+const MAX_READ: usize = 16 << 20;
+/// Execs that may wait for a busy session before new ones are refused.
+const MAX_QUEUED: usize = 64;
+
+pub(crate) struct Actor {
+    pub name: String,
+    pub pid: i32,
+    pub argv: Vec<String>,
+    pub cwd: String,
+    pub dir: PathBuf,
+    pub master: Master,
+    pub child: Option<Child>,
+    pub screen: Screen,
+    pub log: OutputLog,
+    pub scanner: Scanner,
+    pub secret: String,
+    pub kind: ShellKind,
+    pub integration: Integration,
+    pub created: Instant,
+    pub created_ms: u64,
+    pub state: SessionState,
+    pub exit_code: Option<i32>,
+    /// The shell showed its prompt and no command has started since.
+    pub at_prompt: bool,
+    /// The hooks emit `B` (prompt end); until seen once, `A` alone means "at prompt".
+    pub saw_b: bool,
+    /// A command is running (started by exec or typed by send).
+    pub running: bool,
+    pub exec: Option<Pending>,
+    pub queue: VecDeque<Queued>,
+    pub last_exit: Option<i32>,
+    pub last_prompt: u64,
+    pub last_input: u64,
+    pub last_output: Instant,
+    pub waiters: Vec<Waiter>,
+    pub input: VecDeque<u8>,
+    pub events: Option<broadcast::Sender<SessionEvent>>,
+    pub hung_up: bool,
+    /// The last drain stopped at its budget with output still waiting.
+    pub more_to_read: bool,
+    /// The child exited; finish once the PTY drains (or after a short grace).
+    pub exit_pending: Option<(i32, Instant)>,
+    pub cmd_seq: u64,
+}
+
+pub(crate) struct Waiter {
+    cond: WaitCondition,
+    since: u64,
+    scanned: u64,
+    deadline: Option<Instant>,
+    started: Instant,
+    reply: Reply<WaitResult>,
+}
+
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Actor {
+    pub async fn run(mut self, mut rx: mpsc::Receiver<Cmd>) {
+        loop {
+            let deadline = self.next_deadline();
+            let want_write = !self.input.is_empty() && !self.hung_up;
+            tokio::select! {
+                cmd = rx.recv() => match cmd {
+                    Some(Cmd::Kill(done)) => {
+                        self.shutdown().await;
+                        // The requester may have gone away; the session is dead either way.
+                        done.send(()).ok();
+                        return;
+                    }
+                    Some(cmd) => self.handle(cmd),
+                    None => {
+                        self.shutdown().await;
+                        return;
+                    }
+                },
+                ready = self.master.readable(), if !self.hung_up => match ready {
+                    Ok(()) => self.drain(),
+                    Err(e) => {
+                        tracing::warn!(session = %self.name, "PTY readiness failed: {e}");
+                        self.hung_up = true;
+                    }
+                },
+                ready = self.master.writable(), if want_write => {
+                    if ready.is_ok() {
+                        self.flush_input();
+                    }
+                },
+                status = wait_child(&mut self.child) => {
+                    self.child = None;
+                    let code = status.map(exit_code_of).unwrap_or(-1);
+                    self.exit_pending = Some((code, Instant::now() + Duration::from_millis(200)));
+                    if self.hung_up {
+                        self.finish_exit();
+                    }
+                },
+                () = std::future::ready(()), if self.more_to_read => self.drain(),
+                () = sleep_until(deadline), if deadline.is_some() => self.on_timer(),
+            }
+        }
+    }
+
+    fn handle(&mut self, cmd: Cmd) {
+        match cmd {
+            Cmd::Exec(params, reply) => self.on_exec(params, reply),
+            Cmd::Write(data, reply) => {
+                reply.send(self.write_input(&data)).ok();
+            }
+            Cmd::Keys {
+                keys,
+                literal,
+                paste,
+                reply,
+            } => {
+                let data = self.encode_keys(&keys, literal, paste);
+                reply.send(self.write_input(&data)).ok();
+            }
+            Cmd::Read(params, reply) => {
+                reply.send(self.read(&params)).ok();
+            }
+            Cmd::Capture(params, reply) => {
+                reply.send(Ok(self.capture(&params))).ok();
+            }
+            Cmd::Wait {
+                cond,
+                timeout_ms,
+                since,
+                reply,
+            } => self.on_wait(cond, timeout_ms, since, reply),
+            Cmd::Resize(size, reply) => {
+                reply.send(self.resize(size)).ok();
+            }
+            Cmd::Info(reply) => {
+                reply.send(self.info()).ok();
+            }
+            Cmd::Subscribe(reply) => {
+                let tx = self
+                    .events
+                    .get_or_insert_with(|| broadcast::channel(1024).0);
+                let rx = tx.subscribe();
+                let result = SubscribeResult {
+                    screen_ansi: self.screen.redraw_ansi(),
+                    size: self.screen.size(),
+                    offset: self.log.end(),
+                };
+                reply.send(Ok((result, rx))).ok();
+            }
+            Cmd::Kill(_) => {}
+        }
+    }
+
+    // ---- output -------------------------------------------------------------------------
+
+    /// Reads what the PTY has (up to the budget) and processes it.
+    fn drain(&mut self) {
+        // On the stack of this call, not in the task's state: idle sessions keep no buffer.
+        let mut buf = [0u8; 32 * 1024];
+        self.more_to_read = false;
+        let mut total = 0;
+        while total < READ_BUDGET {
+            match self.master.try_read(&mut buf) {
+                Ok(ReadOutcome::Data(n)) => {
+                    total += n;
+                    self.process_output(&buf[..n]);
+                }
+                Ok(ReadOutcome::WouldBlock) => return,
+                Ok(ReadOutcome::HungUp) => {
+                    self.hung_up = true;
+                    if self.exit_pending.is_some() {
+                        self.finish_exit();
+                    }
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(session = %self.name, "PTY read failed: {e}");
+                    self.hung_up = true;
+                    return;
+                }
+            }
+        }
+        // Budget spent with data left. Readiness was cleared before reading, so no new edge
+        // will come for it: the loop comes back here after serving the command queue.
+        self.more_to_read = true;
+    }
+
+    fn process_output(&mut self, data: &[u8]) {
+        let offset = match self.log.append(data) {
+            Ok(offset) => offset,
+            Err(e) => {
+                tracing::error!(session = %self.name, "cannot append to the output log: {e}");
+                return;
+            }
+        };
+        self.screen.feed(data);
+        let replies = self.screen.take_replies();
+        if !replies.is_empty() {
+            self.input.extend(replies);
+            self.flush_input();
+        }
+        self.last_output = Instant::now();
+        if let Some(tx) = &self.events {
+            if tx.receiver_count() > 0 {
+                tx.send(SessionEvent::Output {
+                    offset,
+                    data: Bytes::copy_from_slice(data),
+                })
+                .ok();
+            } else {
+                self.events = None;
+            }
+        }
+        let mut marks = Vec::new();
+        self.scanner.feed(data, offset, &mut marks);
+        for mark in marks {
+            self.on_mark(mark);
+        }
+        if self
+            .waiters
+            .iter()
+            .any(|w| matches!(w.cond, WaitCondition::Regex(_)))
+        {
+            self.check_regex_waiters();
+        }
+    }
+
+    fn mark_is_ours(&self, mark: &Mark) -> bool {
+        if mark.field("aid") == Some(self.secret.as_str()) {
+            return true;
+        }
+        matches!((&self.exec, mark.field("n")), (Some(p), Some(n)) if p.nonce.as_deref() == Some(n))
+    }
+
+    fn on_mark(&mut self, mark: Mark) {
+        if !self.mark_is_ours(&mark) {
+            return;
+        }
+        match mark.kind {
+            b'A' => {
+                self.last_prompt = mark.end;
+                if self.state == SessionState::Starting {
+                    self.state = SessionState::Idle;
+                }
+                if !self.saw_b {
+                    self.prompt_ready(mark.end);
+                }
+            }
+            b'B' => {
+                self.saw_b = true;
+                self.last_prompt = mark.end;
+                self.prompt_ready(mark.end);
+            }
+            b'C' => {
+                self.running = true;
+                self.at_prompt = false;
+                self.state = SessionState::Busy;
+                if let Some(p) = &mut self.exec {
+                    if p.out_start.is_none() && mark.start >= p.input_offset {
+                        p.out_start = Some(mark.end);
+                    }
+                }
+            }
+            b'D' => {
+                let code = mark.params.first().and_then(|c| c.parse::<i32>().ok());
+                self.last_exit = code;
+                self.running = false;
+                let finished = self
+                    .exec
+                    .as_ref()
+                    .is_some_and(|p| mark.start >= p.input_offset);
+                if finished {
+                    if let Some(p) = self.exec.take() {
+                        let result =
+                            exec::finish(&p, &self.log, code, mark.start, self.integration);
+                        p.cleanup();
+                        p.reply.send(Ok(result)).ok();
+                    }
+                }
+                if self.integration == Integration::Nonce {
+                    // Nonce marks come from the command line itself: the prompt follows at once.
+                    self.prompt_ready(mark.end);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The shell is at its prompt: wake prompt waiters and start the next queued exec.
+    fn prompt_ready(&mut self, offset: u64) {
+        self.at_prompt = true;
+        self.running = false;
+        if self.state != SessionState::Exited {
+            self.state = SessionState::Idle;
+        }
+        let last_input = self.last_input;
+        let exit = self.last_exit;
+        let end = self.log.end();
+        self.resolve_waiters(
+            |w| matches!(w.cond, WaitCondition::Prompt) && offset >= last_input,
+            end,
+            exit,
+        );
+        self.start_queued();
+    }
+
+    // ---- exec ---------------------------------------------------------------------------
+
+    fn on_exec(&mut self, params: ExecParams, reply: Reply<crate::ExecResult>) {
+        if let Err(e) = self.check_exec(&params) {
+            reply.send(Err(e)).ok();
+            return;
+        }
+        let queued = Queued::new(params, reply);
+        if self.exec.is_none() && self.queue.is_empty() && self.ready() {
+            self.start_exec(queued);
+        } else if self.running && self.exec.is_none() {
+            let detail = self.busy_detail();
+            queued
+                .reply
+                .send(Err(Error::Busy {
+                    name: self.name.clone(),
+                    detail,
+                }))
+                .ok();
+        } else if self.queue.len() >= MAX_QUEUED {
+            let detail = format!("{} execs already queued", self.queue.len());
+            queued
+                .reply
+                .send(Err(Error::Busy {
+                    name: self.name.clone(),
+                    detail,
+                }))
+                .ok();
+        } else {
+            self.queue.push_back(queued);
+        }
+    }
+
+    fn check_exec(&self, params: &ExecParams) -> Result<()> {
+        if self.state == SessionState::Exited {
+            return Err(Error::Exited {
+                name: self.name.clone(),
+                code: self.exit_code,
+            });
+        }
+        if self.integration == Integration::None {
+            return Err(Error::Unsupported(format!(
+                "session '{}' runs '{}', not a shell: drive it with `send` and `wait`",
+                self.name,
+                self.argv.join(" ")
+            )));
+        }
+        if params.command.trim().is_empty() {
+            return Err(Error::InvalidParams("the command is empty".into()));
+        }
+        Ok(())
+    }
+
+    fn ready(&self) -> bool {
+        self.state == SessionState::Idle && self.at_prompt && !self.running
+    }
+
+    fn start_queued(&mut self) {
+        while self.exec.is_none() && self.ready() {
+            let Some(next) = self.queue.pop_front() else {
+                return;
+            };
+            if next.reply.is_closed() {
+                continue; // the client went away while queued
+            }
+            self.start_exec(next);
+        }
+    }
+
+    fn start_exec(&mut self, queued: Queued) {
+        self.cmd_seq += 1;
+        let prepared = exec::prepare(
+            &queued.params.command,
+            self.integration,
+            &self.dir,
+            self.cmd_seq,
+        );
+        let line = match prepared {
+            Ok(p) => p,
+            Err(e) => {
+                queued.reply.send(Err(e.into())).ok();
+                return;
+            }
+        };
+        let input_offset = self.log.end();
+        self.input.extend(line.text.as_bytes());
+        self.input.push_back(b'\r');
+        self.last_input = input_offset;
+        self.at_prompt = false;
+        self.running = true;
+        self.state = SessionState::Busy;
+        self.exec = Some(Pending::new(queued, line, input_offset));
+        self.flush_input();
+    }
+
+    /// Answers the pending exec early with what it has printed so far.
+    fn exec_partial(&mut self, status: ai_session_protocol::methods::ExecStatus) {
+        let Some(p) = self.exec.take() else { return };
+        let foreground = self.foreground();
+        let mut result = exec::partial(&p, &self.log, status, self.integration);
+        let what = foreground
+            .as_ref()
+            .map(|f| format!("'{}' (pid {})", f.command, f.pid))
+            .unwrap_or_else(|| "the command".into());
+        result.hint = Some(format!(
+            "{what} is still running; `ai-session wait -t {n} --prompt` waits for it, `ai-session read -t {n} --since {}` follows its output, `ai-session send -t {n} C-c` interrupts it",
+            result.output_end,
+            n = self.name
+        ));
+        result.foreground = foreground;
+        p.reply.send(Ok(result)).ok();
+        // The command's file stays until the shell reports the command finished.
+        self.running = true;
+    }
+
+    fn busy_detail(&self) -> String {
+        match self.foreground() {
+            Some(f) => format!("'{}' (pid {}) is running", f.command, f.pid),
+            None => "a command is running".into(),
+        }
+    }
+
+    // ---- input --------------------------------------------------------------------------
+
+    fn encode_keys(&self, keys: &[String], literal: bool, paste: bool) -> Vec<u8> {
+        let modes = KeyModes {
+            app_cursor: self.screen.app_cursor(),
+        };
+        let mut out = Vec::new();
+        let bracket = paste && self.screen.bracketed_paste();
+        if bracket {
+            out.extend_from_slice(b"\x1b[200~");
+        }
+        for key in keys {
+            if literal || paste {
+                out.extend_from_slice(key.as_bytes());
+            } else {
+                out.extend(keys::encode(key, modes));
+            }
+        }
+        if bracket {
+            out.extend_from_slice(b"\x1b[201~");
+        }
+        out
+    }
+
+    fn write_input(&mut self, data: &[u8]) -> Result<SendResult> {
+        if self.state == SessionState::Exited || self.hung_up {
+            return Err(Error::Exited {
+                name: self.name.clone(),
+                code: self.exit_code,
+            });
+        }
+        let offset = self.log.end();
+        self.last_input = offset;
+        self.input.extend(data);
+        self.flush_input();
+        Ok(SendResult {
+            bytes: data.len(),
+            offset,
+        })
+    }
+
+    fn flush_input(&mut self) {
+        while !self.input.is_empty() {
+            let (front, _) = self.input.as_slices();
+            match self.master.try_write(front) {
+                Ok(0) => return, // the terminal's input queue is full: wait for writability
+                Ok(n) => {
+                    self.input.drain(..n);
+                }
+                Err(e) => {
+                    tracing::warn!(session = %self.name, "PTY write failed: {e}");
+                    self.input.clear();
+                    return;
+                }
+            }
+        }
+    }
+
+    // ---- queries ------------------------------------------------------------------------
+
+    fn read(&self, params: &ReadParams) -> Result<ReadResult> {
+        let max = params.max_bytes.unwrap_or(DEFAULT_READ).clamp(1, MAX_READ);
+        let since = params.since.unwrap_or(self.log.start());
+        if since > self.log.end() {
+            return Err(Error::InvalidParams(format!(
+                "offset {since} is beyond the end of the log ({}); use an offset from a previous result",
+                self.log.end()
+            )));
+        }
+        let chunk = self.log.read(since, max)?;
+        let used = text::complete_utf8_len(&chunk.data);
+        let bytes = &chunk.data[..used];
+        let data = if params.raw {
+            String::from_utf8_lossy(bytes).into_owned()
+        } else {
+            text::clean(bytes)
+        };
+        let end = chunk.start + used as u64;
+        Ok(ReadResult {
+            data,
+            start: chunk.start,
+            end,
+            dropped: chunk.start.saturating_sub(since),
+            more: end < self.log.end() && used > 0,
+        })
+    }
+
+    fn capture(&self, params: &CaptureParams) -> CaptureResult {
+        let r = self.screen.render(params.scrollback, params.ansi);
+        CaptureResult {
+            lines: r.lines,
+            size: self.screen.size(),
+            cursor_row: r.cursor_row,
+            cursor_col: r.cursor_col,
+            alternate_screen: self.screen.alternate_screen(),
+            title: self.screen.title(),
+            scrollback_lines: r.scrollback_lines,
+        }
+    }
+
+    fn resize(&mut self, size: Size) -> Result<()> {
+        crate::check_size(size)?;
+        self.master.resize(size)?;
+        self.screen.resize(size);
+        Ok(())
+    }
+
+    fn foreground(&self) -> Option<Foreground> {
+        if self.state == SessionState::Exited {
+            return None;
+        }
+        let pgrp = self.master.foreground_pgrp()?;
+        if pgrp == self.pid && self.kind.is_posix() {
+            return None; // the shell itself holds the terminal
+        }
+        Some(Foreground {
+            pid: pgrp,
+            command: crate::pty::process_name(pgrp).unwrap_or_default(),
+        })
+    }
+
+    fn info(&self) -> SessionInfo {
+        SessionInfo {
+            name: self.name.clone(),
+            pid: self.pid,
+            program: self.argv.clone(),
+            cwd: self.cwd.clone(),
+            size: self.screen.size(),
+            state: self.state,
+            exit_code: self.exit_code,
+            integration: self.integration,
+            created_ms: self.created_ms,
+            log_end: self.log.end(),
+            log_start: self.log.start(),
+            foreground: self.foreground(),
+        }
+    }
+
+    // ---- waits --------------------------------------------------------------------------
+
+    fn on_wait(
+        &mut self,
+        cond: WaitCondition,
+        timeout_ms: Option<u64>,
+        since: Option<u64>,
+        reply: Reply<WaitResult>,
+    ) {
+        let now = Instant::now();
+        let since = since.unwrap_or(self.last_input);
+        let waiter = Waiter {
+            cond,
+            since,
+            scanned: since,
+            deadline: timeout_ms.map(|ms| now + Duration::from_millis(ms)),
+            started: now,
+            reply,
+        };
+        let prompt_now = matches!(waiter.cond, WaitCondition::Prompt)
+            && self.integration == Integration::Osc133
+            && self.at_prompt
+            && self.last_prompt >= self.last_input;
+        if prompt_now {
+            let result = WaitResult {
+                matched: None,
+                offset: self.log.end(),
+                exit_code: self.last_exit,
+                waited_ms: 0.0,
+            };
+            waiter.reply.send(Ok(result)).ok();
+            return;
+        }
+        if self.state == SessionState::Exited && !matches!(waiter.cond, WaitCondition::Regex(_)) {
+            let err = Error::Exited {
+                name: self.name.clone(),
+                code: self.exit_code,
+            };
+            waiter.reply.send(Err(err)).ok();
+            return;
+        }
+        self.waiters.push(waiter);
+        if matches!(
+            self.waiters.last().map(|w| &w.cond),
+            Some(WaitCondition::Regex(_))
+        ) {
+            self.check_regex_waiters();
+            if self.state == SessionState::Exited {
+                self.fail_waiters();
+            }
+        }
+    }
+
+    /// Window re-scanned before new output, so a match split across reads is still found.
+    const OVERLAP: u64 = 4096;
+
+    fn check_regex_waiters(&mut self) {
+        let end = self.log.end();
+        let mut i = 0;
+        while i < self.waiters.len() {
+            let w = &mut self.waiters[i];
+            let WaitCondition::Regex(re) = &w.cond else {
+                i += 1;
+                continue;
+            };
+            let from = w.scanned.saturating_sub(Self::OVERLAP).max(w.since);
+            let found = match self.log.read(from, (end - from) as usize) {
+                Ok(chunk) => {
+                    let text = text::clean(&chunk.data);
+                    re.find(&text).map(|m| m.as_str().to_owned())
+                }
+                Err(_) => None,
+            };
+            w.scanned = end;
+            if let Some(matched) = found {
+                let w = self.waiters.swap_remove(i);
+                let result = WaitResult {
+                    matched: Some(matched),
+                    offset: end,
+                    exit_code: None,
+                    waited_ms: w.started.elapsed().as_secs_f64() * 1000.0,
+                };
+                w.reply.send(Ok(result)).ok();
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    fn resolve_waiters(
+        &mut self,
+        pred: impl Fn(&Waiter) -> bool,
+        offset: u64,
+        exit_code: Option<i32>,
+    ) {
+        let mut i = 0;
+        while i < self.waiters.len() {
+            if pred(&self.waiters[i]) {
+                let w = self.waiters.swap_remove(i);
+                let waited_ms = w.started.elapsed().as_secs_f64() * 1000.0;
+                w.reply
+                    .send(Ok(WaitResult {
+                        matched: None,
+                        offset,
+                        exit_code,
+                        waited_ms,
+                    }))
+                    .ok();
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    fn fail_waiters(&mut self) {
+        for w in self.waiters.drain(..) {
+            w.reply
+                .send(Err(Error::Exited {
+                    name: self.name.clone(),
+                    code: self.exit_code,
+                }))
+                .ok();
+        }
+    }
+
+    // ---- time ---------------------------------------------------------------------------
+
+    fn idle_deadline(&self, since: Instant, idle: Duration) -> Instant {
+        self.last_output.max(since) + idle
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        let mut next: Option<Instant> = None;
+        let mut consider = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
+        if self.state == SessionState::Starting {
+            consider(self.created + STARTUP_GRACE);
+        }
+        if let Some((_, t)) = self.exit_pending {
+            consider(t);
+        }
+        if let Some(p) = &self.exec {
+            if let Some(t) = p.deadline {
+                consider(t);
+            }
+            if let Some(idle) = p.idle {
+                consider(self.idle_deadline(p.started, idle));
+            }
+        }
+        for q in &self.queue {
+            if let Some(t) = q.deadline {
+                consider(t);
+            }
+        }
+        for w in &self.waiters {
+            if let Some(t) = w.deadline {
+                consider(t);
+            }
+            match w.cond {
+                WaitCondition::Idle(d) => consider(self.idle_deadline(w.started, d)),
+                WaitCondition::Prompt if self.integration != Integration::Osc133 => {
+                    consider(self.idle_deadline(w.started, Duration::from_millis(150)));
+                }
+                _ => {}
+            }
+        }
+        next
+    }
+
+    fn on_timer(&mut self) {
+        let now = Instant::now();
+        if self.state == SessionState::Starting && now >= self.created + STARTUP_GRACE {
+            self.integration_fallback();
+        }
+        if self.exit_pending.is_some_and(|(_, t)| now >= t) {
+            self.finish_exit();
+        }
+        if let Some(p) = &self.exec {
+            use ai_session_protocol::methods::ExecStatus;
+            if p.deadline.is_some_and(|t| now >= t) {
+                self.exec_partial(ExecStatus::Timeout);
+            } else if p
+                .idle
+                .is_some_and(|idle| now >= self.idle_deadline(p.started, idle))
+            {
+                self.exec_partial(ExecStatus::Running);
+            }
+        }
+        self.expire_queue(now);
+        self.expire_waiters(now);
+    }
+
+    fn integration_fallback(&mut self) {
+        if self.kind.is_posix() {
+            tracing::warn!(session = %self.name, "no prompt marks from the shell hooks; using nonce marks");
+            self.integration = Integration::Nonce;
+            self.prompt_ready(self.log.end());
+        } else {
+            self.integration = Integration::None;
+            self.state = SessionState::Busy;
+        }
+    }
+
+    fn expire_queue(&mut self, now: Instant) {
+        let (expired, kept): (Vec<_>, Vec<_>) = self
+            .queue
+            .drain(..)
+            .partition(|q| q.deadline.is_some_and(|t| now >= t));
+        self.queue = kept.into();
+        for q in expired {
+            let detail = format!(
+                "still busy when the exec's timeout ran out; {}",
+                self.busy_detail()
+            );
+            q.reply
+                .send(Err(Error::Busy {
+                    name: self.name.clone(),
+                    detail,
+                }))
+                .ok();
+        }
+    }
+
+    fn expire_waiters(&mut self, now: Instant) {
+        let end = self.log.end();
+        let fg_is_shell = self.integration != Integration::Osc133 && self.foreground().is_none();
+        let mut i = 0;
+        while i < self.waiters.len() {
+            let w = &self.waiters[i];
+            let done = match w.cond {
+                WaitCondition::Idle(d) => now >= self.idle_deadline(w.started, d),
+                WaitCondition::Prompt if self.integration != Integration::Osc133 => {
+                    fg_is_shell
+                        && end > w.since
+                        && now >= self.idle_deadline(w.started, Duration::from_millis(150))
+                }
+                _ => false,
+            };
+            if done {
+                let w = self.waiters.swap_remove(i);
+                let result = WaitResult {
+                    matched: None,
+                    offset: end,
+                    exit_code: None,
+                    waited_ms: w.started.elapsed().as_secs_f64() * 1000.0,
+                };
+                w.reply.send(Ok(result)).ok();
+            } else if w.deadline.is_some_and(|t| now >= t) {
+                let w = self.waiters.swap_remove(i);
+                let ms = w.started.elapsed().as_millis() as u64;
+                let what = match &w.cond {
+                    WaitCondition::Regex(re) => format!("/{}/", re.as_str()),
+                    WaitCondition::Idle(d) => format!("{} ms of silence", d.as_millis()),
+                    WaitCondition::Prompt => "the prompt".into(),
+                };
+                w.reply.send(Err(Error::Timeout { ms, what })).ok();
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    // ---- exit and kill ------------------------------------------------------------------
+
+    fn finish_exit(&mut self) {
+        let Some((code, _)) = self.exit_pending.take() else {
+            return;
+        };
+        self.exit_code = Some(code);
+        self.state = SessionState::Exited;
+        self.running = false;
+        if let Some(p) = self.exec.take() {
+            let result = exec::finish(&p, &self.log, Some(code), self.log.end(), self.integration);
+            p.cleanup();
+            p.reply.send(Ok(result)).ok();
+        }
+        for q in self.queue.drain(..) {
+            q.reply
+                .send(Err(Error::Exited {
+                    name: self.name.clone(),
+                    code: Some(code),
+                }))
+                .ok();
+        }
+        self.check_regex_waiters();
+        self.fail_waiters();
+        if let Some(tx) = &self.events {
+            tx.send(SessionEvent::Closed {
+                exit_code: Some(code),
+            })
+            .ok();
+        }
+        tracing::info!(session = %self.name, code, "program exited");
+    }
+
+    /// Kills every process of the session, reaps the shell and removes the session's files.
+    async fn shutdown(&mut self) {
+        use rustix::process::Signal;
+        if let Some(mut child) = self.child.take() {
+            crate::pty::signal_session(self.pid, Signal::HUP);
+            crate::pty::signal_session(self.pid, Signal::CONT);
+            if tokio::time::timeout(Duration::from_millis(300), child.wait())
+                .await
+                .is_err()
+            {
+                crate::pty::signal_session(self.pid, Signal::KILL);
+                if let Err(e) = child.wait().await {
+                    tracing::warn!(session = %self.name, "reaping the shell failed: {e}");
+                }
+            }
+        }
+        // Jobs that survived the hangup (they ignore SIGHUP) go too.
+        crate::pty::signal_session(self.pid, Signal::KILL);
+        if let Some(p) = self.exec.take() {
+            p.cleanup();
+            p.reply.send(Err(Error::Killed(self.name.clone()))).ok();
+        }
+        for q in self.queue.drain(..) {
+            q.reply.send(Err(Error::Killed(self.name.clone()))).ok();
+        }
+        for w in self.waiters.drain(..) {
+            w.reply.send(Err(Error::Killed(self.name.clone()))).ok();
+        }
+        if let Some(tx) = &self.events {
+            tx.send(SessionEvent::Closed {
+                exit_code: self.exit_code,
+            })
+            .ok();
+        }
+        if let Err(e) = std::fs::remove_dir_all(&self.dir) {
+            tracing::warn!(session = %self.name, "cannot remove {}: {e}", self.dir.display());
+        }
+        tracing::info!(session = %self.name, "killed");
+    }
+}
+
+async fn wait_child(child: &mut Option<Child>) -> std::io::Result<std::process::ExitStatus> {
+    match child {
+        Some(c) => c.wait().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(t) => tokio::time::sleep_until(t.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The shell convention for an exit status: the code, or 128 + the signal that killed it.
+pub(crate) fn exit_code_of(status: std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    status
+        .code()
+        .or_else(|| status.signal().map(|s| 128 + s))
+        .unwrap_or(-1)
+}

@@ -1,0 +1,220 @@
+//! One `exec`: how the command is typed into the shell, and how its result is cut out of the log.
+//!
+//! A command goes in as one line. Commands with newlines, control characters or more than
+//! [`MAX_INLINE`] bytes are written to a file in the session's directory and sourced (`. FILE`),
+//! so that line editors, tab completion and the terminal's 4 KiB canonical line limit never see
+//! them, while `cd` and `export` still apply to the session's shell.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::log::OutputLog;
+use crate::session::Reply;
+use crate::shell::quote;
+use crate::text;
+use ai_session_protocol::methods::{ExecParams, ExecResult, ExecStatus, Integration};
+
+/// Longest command typed inline.
+pub const MAX_INLINE: usize = 1024;
+/// Default hard timeout of an exec.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
+/// Default cap on the output returned by an exec.
+pub const DEFAULT_MAX_OUTPUT: usize = 8 << 20;
+
+/// An exec waiting for the session's prompt.
+pub(crate) struct Queued {
+    pub params: ExecParams,
+    pub reply: Reply<ExecResult>,
+    pub deadline: Option<Instant>,
+}
+
+impl Queued {
+    pub fn new(params: ExecParams, reply: Reply<ExecResult>) -> Self {
+        let arrived = Instant::now();
+        let timeout = params
+            .timeout_ms
+            .map(Duration::from_millis)
+            .unwrap_or(DEFAULT_TIMEOUT);
+        Self {
+            params,
+            reply,
+            deadline: Some(arrived + timeout),
+        }
+    }
+}
+
+/// What is typed for a command.
+pub(crate) struct Line {
+    pub text: String,
+    pub nonce: Option<String>,
+    pub file: Option<PathBuf>,
+}
+
+/// Builds the line typed for `command`, writing it to a file first when it cannot be typed.
+pub(crate) fn prepare(
+    command: &str,
+    integration: Integration,
+    dir: &std::path::Path,
+    seq: u64,
+) -> std::io::Result<Line> {
+    let inline = command.len() <= MAX_INLINE && !command.chars().any(char::is_control);
+    let (body, file) = if inline {
+        (command.to_owned(), None)
+    } else {
+        let cmd_dir = dir.join("cmd");
+        std::fs::create_dir_all(&cmd_dir)?;
+        let path = cmd_dir.join(format!("{seq}.sh"));
+        std::fs::write(&path, format!("{command}\n"))?;
+        (format!(". {}", quote(&path.to_string_lossy())), Some(path))
+    };
+    if integration != Integration::Nonce {
+        return Ok(Line {
+            text: body,
+            nonce: None,
+            file,
+        });
+    }
+    let nonce = crate::random_hex(8);
+    let text = format!(
+        "printf '\\033]133;C;n=%s\\007' {nonce}; eval {}; printf '\\033]133;D;%s;n=%s\\007' \"$?\" {nonce}",
+        quote(&body)
+    );
+    Ok(Line {
+        text,
+        nonce: Some(nonce),
+        file,
+    })
+}
+
+/// The exec whose command has been typed.
+pub(crate) struct Pending {
+    pub reply: Reply<ExecResult>,
+    pub nonce: Option<String>,
+    pub file: Option<PathBuf>,
+    pub line_len: u64,
+    pub input_offset: u64,
+    /// Where the output starts, once the `C` mark was seen.
+    pub out_start: Option<u64>,
+    pub started: Instant,
+    pub deadline: Option<Instant>,
+    pub idle: Option<Duration>,
+    pub max_output: usize,
+}
+
+impl Pending {
+    pub fn new(q: Queued, line: Line, input_offset: u64) -> Self {
+        Self {
+            reply: q.reply,
+            nonce: line.nonce,
+            file: line.file,
+            line_len: line.text.len() as u64,
+            input_offset,
+            out_start: None,
+            started: Instant::now(),
+            deadline: q.deadline,
+            idle: q.params.idle_timeout_ms.map(Duration::from_millis),
+            max_output: q
+                .params
+                .max_output_bytes
+                .unwrap_or(DEFAULT_MAX_OUTPUT)
+                .max(256),
+        }
+    }
+
+    pub fn cleanup(&self) {
+        if let Some(file) = &self.file {
+            if let Err(e) = std::fs::remove_file(file) {
+                tracing::debug!("cannot remove {}: {e}", file.display());
+            }
+        }
+    }
+
+    /// The start of the output: the `C` mark, or else the end of the echoed command line.
+    fn output_start(&self, log: &OutputLog, end: u64) -> u64 {
+        if let Some(start) = self.out_start {
+            return start.min(end);
+        }
+        let from = (self.input_offset + self.line_len).min(end);
+        match log.read(from, (end - from) as usize) {
+            Ok(chunk) => match memchr::memchr(b'\n', &chunk.data) {
+                Some(i) => chunk.start + i as u64 + 1,
+                None => end,
+            },
+            Err(_) => from,
+        }
+    }
+}
+
+/// The result of a finished command whose output ends at `out_end`.
+pub(crate) fn finish(
+    p: &Pending,
+    log: &OutputLog,
+    code: Option<i32>,
+    out_end: u64,
+    via: Integration,
+) -> ExecResult {
+    let start = p.output_start(log, out_end);
+    let (output, truncated) = collect(log, start, out_end, p.max_output);
+    ExecResult {
+        status: ExecStatus::Exited,
+        exit_code: code,
+        output,
+        output_start: start,
+        output_end: out_end,
+        truncated,
+        duration_ms: p.started.elapsed().as_secs_f64() * 1000.0,
+        completion: via,
+        hint: None,
+        foreground: None,
+    }
+}
+
+/// The result of a command still running: its output so far.
+pub(crate) fn partial(
+    p: &Pending,
+    log: &OutputLog,
+    status: ExecStatus,
+    via: Integration,
+) -> ExecResult {
+    let mut result = finish(p, log, None, log.end(), via);
+    result.status = status;
+    result
+}
+
+/// The plain text of log bytes `start..end`, keeping head and tail when longer than `max`.
+fn collect(log: &OutputLog, start: u64, end: u64, max: usize) -> (String, bool) {
+    let len = end.saturating_sub(start);
+    let dropped = log.start() > start;
+    if len <= max as u64 {
+        return match log.read(start, len as usize) {
+            Ok(chunk) => (text::clean(&chunk.data), dropped),
+            Err(e) => (format!("[output unavailable: {e}]"), true),
+        };
+    }
+    let half = (max / 2) as u64;
+    let head = log
+        .read(start, half as usize)
+        .map(|c| c.data)
+        .unwrap_or_default();
+    let head_len = text::complete_utf8_len(&head);
+    let tail_from = end - half;
+    let mut tail = log
+        .read(tail_from, half as usize)
+        .map(|c| c.data)
+        .unwrap_or_default();
+    let skip = tail
+        .iter()
+        .take(3)
+        .take_while(|b| **b & 0xC0 == 0x80)
+        .count();
+    tail.drain(..skip);
+    let gap_start = start + head_len as u64;
+    let gap_end = tail_from + skip as u64;
+    let mut out = text::clean(&head[..head_len]);
+    out.push_str(&format!(
+        "\n[... {} bytes omitted (log offsets {gap_start}..{gap_end}); `ai-session read --since {gap_start}` returns them ...]\n",
+        gap_end - gap_start
+    ));
+    out.push_str(&text::clean(&tail));
+    (out, true)
+}

@@ -1,0 +1,282 @@
+//! The set of sessions: creating them (name, program, environment, hooks), finding them by
+//! name, listing and killing them. Works in-process without the daemon.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use tokio::sync::mpsc;
+
+use crate::actor::{Actor, now_ms};
+use crate::error::{Error, Result};
+use crate::log::{DEFAULT_LOG_BYTES, OutputLog};
+use crate::marker::Scanner;
+use crate::pty::{self, SpawnSpec};
+use crate::screen::{DEFAULT_SCROLLBACK, Screen};
+use crate::session::SessionHandle;
+use crate::shell::{Hooks, ShellKind};
+use ai_session_protocol::methods::{Integration, NewParams, SessionInfo, SessionState};
+
+/// Settings for a [`SessionManager`].
+#[derive(Debug, Clone)]
+pub struct ManagerConfig {
+    /// Where session logs and the shell hooks live.
+    pub data_dir: PathBuf,
+    /// Bound on each session's output log.
+    pub log_bytes: u64,
+    /// Scrollback lines of each session's emulator.
+    pub scrollback: usize,
+}
+
+impl ManagerConfig {
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            log_bytes: DEFAULT_LOG_BYTES,
+            scrollback: DEFAULT_SCROLLBACK,
+        }
+    }
+}
+
+struct Inner {
+    config: ManagerConfig,
+    hooks: Hooks,
+    sessions: Mutex<BTreeMap<String, SessionHandle>>,
+}
+
+/// Owns every session. Cheap to clone; all clones see the same sessions.
+#[derive(Clone)]
+pub struct SessionManager {
+    inner: Arc<Inner>,
+}
+
+impl SessionManager {
+    pub fn new(config: ManagerConfig) -> Result<Self> {
+        std::fs::create_dir_all(config.data_dir.join("sessions"))?;
+        let hooks = Hooks::install(&config.data_dir.join("shell"))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                config,
+                hooks,
+                sessions: Mutex::new(BTreeMap::new()),
+            }),
+        })
+    }
+
+    fn sessions(&self) -> MutexGuard<'_, BTreeMap<String, SessionHandle>> {
+        // A panic while holding this lock cannot leave the map half-updated (every update is a
+        // single insert or remove), so a poisoned lock is still safe to use.
+        self.inner
+            .sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.sessions().keys().cloned().collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.sessions().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The session called `name`.
+    pub fn get(&self, name: &str) -> Result<SessionHandle> {
+        let sessions = self.sessions();
+        sessions.get(name).cloned().ok_or_else(|| Error::NotFound {
+            name: name.to_owned(),
+            existing: sessions.keys().cloned().collect(),
+        })
+    }
+
+    /// Starts a session. Must be called inside a tokio runtime.
+    pub async fn create(&self, params: NewParams) -> Result<SessionInfo> {
+        let handle = self.spawn(params)?;
+        handle.info().await
+    }
+
+    fn spawn(&self, params: NewParams) -> Result<SessionHandle> {
+        let size = params.size.unwrap_or_default();
+        crate::check_size(size)?;
+        let mut env: BTreeMap<String, String> = params
+            .env
+            .clone()
+            .unwrap_or_else(|| std::env::vars().collect());
+        env.extend(params.set_env.clone());
+        let argv = program_argv(&params, &env)?;
+        let cwd = match &params.cwd {
+            Some(dir) => PathBuf::from(dir),
+            None => std::env::current_dir()?,
+        };
+        if !cwd.is_dir() {
+            return Err(Error::InvalidParams(format!(
+                "working directory '{}' does not exist",
+                cwd.display()
+            )));
+        }
+        let mut sessions = self.sessions();
+        let name = match params.name {
+            Some(name) => {
+                check_name(&name)?;
+                if sessions.contains_key(&name) {
+                    return Err(Error::Exists(name));
+                }
+                name
+            }
+            None => (0..)
+                .map(|i: u64| i.to_string())
+                .find(|n| !sessions.contains_key(n))
+                .unwrap_or_default(),
+        };
+        env.insert("TERM".into(), "xterm-256color".into());
+        env.insert("AI_SESSION_NAME".into(), name.clone());
+        let kind = ShellKind::detect(&argv[0]);
+        let secret = crate::random_hex(16);
+        let spawned_argv = if kind.has_hooks() {
+            self.inner.hooks.inject(kind, &argv, &mut env, &secret)
+        } else {
+            argv.clone()
+        };
+        let dir = self.inner.config.data_dir.join("sessions").join(&name);
+        let log = OutputLog::create(&dir.join("log"), self.inner.config.log_bytes)?;
+        let spec = SpawnSpec {
+            argv: &spawned_argv,
+            cwd: &cwd,
+            env: &env,
+            size,
+        };
+        let (master, child) = pty::spawn(&spec).map_err(|source| Error::Spawn {
+            program: argv[0].clone(),
+            source,
+        })?;
+        let pid = child.id().map(|p| p as i32).unwrap_or(-1);
+        let integration = match kind {
+            ShellKind::Bash | ShellKind::Zsh | ShellKind::Sh => Integration::Osc133,
+            ShellKind::OtherPosix => Integration::Nonce,
+            ShellKind::NotShell => Integration::None,
+        };
+        let state = match integration {
+            Integration::Osc133 => SessionState::Starting,
+            Integration::Nonce => SessionState::Idle,
+            Integration::None => SessionState::Busy,
+        };
+        let actor = Actor {
+            name: name.clone(),
+            pid,
+            argv,
+            cwd: cwd.to_string_lossy().into_owned(),
+            dir,
+            master,
+            child: Some(child),
+            screen: Screen::new(size, self.inner.config.scrollback),
+            log,
+            scanner: Scanner::default(),
+            secret,
+            kind,
+            integration,
+            created: Instant::now(),
+            created_ms: now_ms(),
+            state,
+            exit_code: None,
+            at_prompt: integration == Integration::Nonce,
+            saw_b: false,
+            running: false,
+            exec: None,
+            queue: VecDeque::new(),
+            last_exit: None,
+            last_prompt: 0,
+            last_input: 0,
+            last_output: Instant::now(),
+            waiters: Vec::new(),
+            input: VecDeque::new(),
+            events: None,
+            hung_up: false,
+            more_to_read: false,
+            exit_pending: None,
+            cmd_seq: 0,
+        };
+        let (tx, rx) = mpsc::channel(32);
+        tokio::spawn(actor.run(rx));
+        let handle = SessionHandle::new(&name, tx);
+        sessions.insert(name.clone(), handle.clone());
+        tracing::info!(session = %name, pid, "session created");
+        Ok(handle)
+    }
+
+    /// Information on every session, in name order.
+    pub async fn list(&self) -> Vec<SessionInfo> {
+        let handles: Vec<SessionHandle> = self.sessions().values().cloned().collect();
+        let mut out = Vec::with_capacity(handles.len());
+        for h in handles {
+            if let Ok(info) = h.info().await {
+                out.push(info);
+            }
+        }
+        out
+    }
+
+    /// Kills a session's processes and forgets it.
+    pub async fn kill(&self, name: &str) -> Result<()> {
+        let handle = self.get(name)?;
+        self.sessions().remove(name);
+        handle.kill().await;
+        Ok(())
+    }
+
+    /// Kills every session.
+    pub async fn shutdown(&self) {
+        let handles: Vec<SessionHandle> = std::mem::take(&mut *self.sessions())
+            .into_values()
+            .collect();
+        let kills = handles.iter().map(|h| h.kill());
+        for k in kills {
+            k.await;
+        }
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.inner.config.data_dir
+    }
+}
+
+fn program_argv(params: &NewParams, env: &BTreeMap<String, String>) -> Result<Vec<String>> {
+    if let Some(program) = &params.program {
+        if program.is_empty() || program[0].is_empty() {
+            return Err(Error::InvalidParams("the program to run is empty".into()));
+        }
+        return Ok(program.clone());
+    }
+    let shell = params
+        .shell
+        .clone()
+        .or_else(|| env.get("SHELL").filter(|s| !s.is_empty()).cloned())
+        .unwrap_or_else(|| {
+            if Path::new("/bin/bash").exists() {
+                "/bin/bash".into()
+            } else {
+                "/bin/sh".into()
+            }
+        });
+    Ok(vec![shell])
+}
+
+fn check_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with(['.', '-'])
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidParams(format!(
+            "invalid session name '{name}': use 1-64 letters, digits, '_', '-' or '.', not starting with '.' or '-'"
+        )))
+    }
+}

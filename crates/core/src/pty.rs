@@ -1,0 +1,194 @@
+//! The pseudo-terminal: opening a master/slave pair, spawning a program on the slave as the
+//! leader of a new session, resizing, and asking the kernel who holds the foreground.
+//!
+//! The master is non-blocking and registered with the tokio reactor, so a session costs one small
+//! task instead of a reader thread.
+
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use rustix::io::Errno;
+use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
+use rustix::termios::{Pid, Winsize};
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStringExt;
+use std::path::{Path, PathBuf};
+use tokio::io::unix::AsyncFd;
+use tokio::process::{Child, Command};
+
+use ai_session_protocol::methods::Size;
+
+/// The master side of a PTY, driven by the tokio reactor.
+pub struct Master {
+    fd: AsyncFd<OwnedFd>,
+}
+
+/// What to run on the slave side.
+pub struct SpawnSpec<'a> {
+    pub argv: &'a [String],
+    pub cwd: &'a Path,
+    pub env: &'a BTreeMap<String, String>,
+    pub size: Size,
+}
+
+/// Opens a PTY pair and starts `spec.argv[0]` on the slave as a session leader with the slave as
+/// its controlling terminal. The slave is closed in the daemon once the child holds it, so a
+/// read on the master reports EIO when the last process using the terminal is gone.
+pub fn spawn(spec: &SpawnSpec<'_>) -> std::io::Result<(Master, Child)> {
+    let program = spec
+        .argv
+        .first()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "empty program"))?;
+    let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)?;
+    grantpt(&master)?;
+    unlockpt(&master)?;
+    set_size(&master, spec.size)?;
+    let name = ptsname(&master, Vec::new())?;
+    let slave_path = PathBuf::from(OsString::from_vec(name.into_bytes()));
+    let slave: OwnedFd = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&slave_path)?
+        .into();
+
+    let mut cmd = Command::new(program);
+    cmd.args(&spec.argv[1..])
+        .current_dir(spec.cwd)
+        .env_clear()
+        .envs(spec.env)
+        .stdin(slave.try_clone()?)
+        .stdout(slave.try_clone()?)
+        .stderr(slave);
+    // SAFETY: the closure runs in the forked child before exec and only makes two system calls
+    // (setsid, ioctl), both async-signal-safe; it allocates nothing and touches no locks.
+    unsafe {
+        cmd.pre_exec(|| {
+            rustix::process::setsid()?;
+            // SAFETY: fd 0 is the PTY slave: std has already dup2'ed stdin before pre_exec.
+            let stdin = BorrowedFd::borrow_raw(0);
+            rustix::process::ioctl_tiocsctty(stdin)?;
+            Ok(())
+        });
+    }
+    let child = cmd.spawn()?;
+    // `cmd` owned the three slave handles; dropping it closes the daemon's copies.
+    drop(cmd);
+    rustix::fs::fcntl_setfl(
+        &master,
+        rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::RDWR,
+    )?;
+    // SAFETY: `master` is an OwnedFd moved into the AsyncFd, so the descriptor stays open and
+    // refers to the same PTY for the AsyncFd's whole life, and as_raw_fd never changes.
+    let fd = unsafe { AsyncFd::register(master) }.map_err(std::io::Error::from)?;
+    Ok((Master { fd }, child))
+}
+
+fn set_size(fd: impl AsFd, size: Size) -> std::io::Result<()> {
+    let ws = Winsize {
+        ws_row: size.rows,
+        ws_col: size.cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    rustix::termios::tcsetwinsize(fd, ws)?;
+    Ok(())
+}
+
+/// The result of one non-blocking read.
+pub enum ReadOutcome {
+    Data(usize),
+    /// Nothing to read now; wait for readiness again.
+    WouldBlock,
+    /// The slave side is closed: every process that had the terminal open is gone.
+    HungUp,
+}
+
+impl Master {
+    /// Waits until the master may be readable.
+    pub async fn readable(&self) -> std::io::Result<()> {
+        let mut guard = self.fd.readable().await?;
+        guard.clear_ready();
+        Ok(())
+    }
+
+    /// Waits until the master may accept input.
+    pub async fn writable(&self) -> std::io::Result<()> {
+        let mut guard = self.fd.writable().await?;
+        guard.clear_ready();
+        Ok(())
+    }
+
+    /// Reads what is available without blocking.
+    pub fn try_read(&self, buf: &mut [u8]) -> std::io::Result<ReadOutcome> {
+        match rustix::io::read(self.fd.get_ref(), buf) {
+            Ok(0) => Ok(ReadOutcome::HungUp),
+            Ok(n) => Ok(ReadOutcome::Data(n)),
+            Err(Errno::AGAIN) | Err(Errno::INTR) => Ok(ReadOutcome::WouldBlock),
+            // Linux reports EIO on the master once the last slave descriptor is closed.
+            Err(Errno::IO) => Ok(ReadOutcome::HungUp),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Writes what the terminal accepts now; returns the count (0 when its input queue is full).
+    pub fn try_write(&self, data: &[u8]) -> std::io::Result<usize> {
+        match rustix::io::write(self.fd.get_ref(), data) {
+            Ok(n) => Ok(n),
+            Err(Errno::AGAIN) | Err(Errno::INTR) => Ok(0),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub fn resize(&self, size: Size) -> std::io::Result<()> {
+        set_size(self.fd.get_ref(), size)
+    }
+
+    /// The process group that holds the terminal's foreground. On Linux, TIOCGPGRP on the
+    /// master answers for the slave.
+    pub fn foreground_pgrp(&self) -> Option<i32> {
+        rustix::termios::tcgetpgrp(self.fd.get_ref())
+            .ok()
+            .map(Pid::as_raw_nonzero)
+            .map(|p| p.get())
+    }
+}
+
+/// The short name of a process, from `/proc/PID/comm`.
+pub fn process_name(pid: i32) -> Option<String> {
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+    Some(comm.trim_end().to_owned())
+}
+
+/// Sends `signal` to every process whose session id is `sid`: the shell, its jobs (which job
+/// control moves into process groups of their own) and anything they started that kept the
+/// session. Returns how many processes were signalled.
+pub fn signal_session(sid: i32, signal: rustix::process::Signal) -> usize {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    let mut count = 0;
+    for entry in dir.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if session_of(pid) == Some(sid) {
+            if let Some(pid) = Pid::from_raw(pid) {
+                if rustix::process::kill_process(pid, signal).is_ok() {
+                    count += 1;
+                }
+            }
+        }
+    }
+    count
+}
+
+/// The session id of a process, from field 6 of `/proc/PID/stat` (after the parenthesised
+/// command name, which may itself contain spaces and parentheses).
+fn session_of(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(3)?.parse().ok()
+}

@@ -1,0 +1,356 @@
+//! The terminal emulator of a session: screen, bounded scrollback, modes and title.
+//!
+//! `alacritty_terminal` does the emulation (chosen by measurement, see ARCHITECTURE.md). This
+//! module feeds it bytes, collects what the emulator wants written back to the program (answers
+//! to cursor-position and device-attribute queries), and renders the grid as text, with or
+//! without SGR attributes.
+
+use alacritty_terminal::event::{Event, EventListener, WindowSize};
+use alacritty_terminal::grid::Dimensions;
+use alacritty_terminal::index::{Column, Line};
+use alacritty_terminal::term::cell::{Cell, Flags};
+use alacritty_terminal::term::{Config, Term, TermMode};
+use alacritty_terminal::vte::ansi::{Color, NamedColor, Processor, StdSyncHandler};
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
+
+use ai_session_protocol::methods::Size;
+
+/// Default lines of scrollback kept per session.
+pub const DEFAULT_SCROLLBACK: usize = 10_000;
+
+#[derive(Default)]
+struct Sink {
+    replies: Vec<u8>,
+    title: Option<String>,
+    size: Option<Size>,
+}
+
+/// Receives the emulator's events. The emulator calls it synchronously from `feed`, on the
+/// session task, so the mutex is never contended.
+#[derive(Clone, Default)]
+struct Listener(Arc<Mutex<Sink>>);
+
+impl EventListener for Listener {
+    fn send_event(&self, event: Event) {
+        let Ok(mut sink) = self.0.lock() else { return };
+        match event {
+            Event::PtyWrite(text) => sink.replies.extend_from_slice(text.as_bytes()),
+            Event::Title(title) => sink.title = Some(title),
+            Event::ResetTitle => sink.title = None,
+            Event::TextAreaSizeRequest(format) => {
+                if let Some(size) = sink.size {
+                    let ws = WindowSize {
+                        num_lines: size.rows,
+                        num_cols: size.cols,
+                        cell_width: 1,
+                        cell_height: 1,
+                    };
+                    let reply = format(ws);
+                    sink.replies.extend_from_slice(reply.as_bytes());
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+struct Dims(Size);
+
+impl Dimensions for Dims {
+    fn total_lines(&self) -> usize {
+        usize::from(self.0.rows)
+    }
+    fn screen_lines(&self) -> usize {
+        usize::from(self.0.rows)
+    }
+    fn columns(&self) -> usize {
+        usize::from(self.0.cols)
+    }
+}
+
+/// A terminal screen fed with a program's output.
+pub struct Screen {
+    term: Term<Listener>,
+    parser: Processor<StdSyncHandler>,
+    listener: Listener,
+    size: Size,
+}
+
+/// The rendered screen.
+pub struct Rendered {
+    pub lines: Vec<String>,
+    pub cursor_row: usize,
+    pub cursor_col: usize,
+    pub scrollback_lines: usize,
+}
+
+impl Screen {
+    pub fn new(size: Size, scrollback: usize) -> Self {
+        let listener = Listener::default();
+        if let Ok(mut sink) = listener.0.lock() {
+            sink.size = Some(size);
+        }
+        let config = Config {
+            scrolling_history: scrollback,
+            ..Config::default()
+        };
+        let term = Term::new(config, &Dims(size), listener.clone());
+        Self {
+            term,
+            parser: Processor::new(),
+            listener,
+            size,
+        }
+    }
+
+    pub fn feed(&mut self, bytes: &[u8]) {
+        self.parser.advance(&mut self.term, bytes);
+    }
+
+    /// Bytes the emulator wants sent back to the program, in order.
+    pub fn take_replies(&mut self) -> Vec<u8> {
+        match self.listener.0.lock() {
+            Ok(mut sink) if !sink.replies.is_empty() => std::mem::take(&mut sink.replies),
+            _ => Vec::new(),
+        }
+    }
+
+    pub fn title(&self) -> Option<String> {
+        self.listener.0.lock().ok().and_then(|s| s.title.clone())
+    }
+
+    pub fn size(&self) -> Size {
+        self.size
+    }
+
+    pub fn resize(&mut self, size: Size) {
+        self.size = size;
+        if let Ok(mut sink) = self.listener.0.lock() {
+            sink.size = Some(size);
+        }
+        self.term.resize(Dims(size));
+    }
+
+    pub fn alternate_screen(&self) -> bool {
+        self.term.mode().contains(TermMode::ALT_SCREEN)
+    }
+
+    /// Whether the program switched cursor keys to application mode (they then send `ESC O A`).
+    pub fn app_cursor(&self) -> bool {
+        self.term.mode().contains(TermMode::APP_CURSOR)
+    }
+
+    pub fn bracketed_paste(&self) -> bool {
+        self.term.mode().contains(TermMode::BRACKETED_PASTE)
+    }
+
+    /// The screen's lines (with up to `scrollback` lines of history above them), right-trimmed,
+    /// with trailing empty lines below the cursor removed.
+    pub fn render(&self, scrollback: usize, ansi: bool) -> Rendered {
+        let grid = self.term.grid();
+        let history = grid.history_size().min(scrollback);
+        let rows = grid.screen_lines();
+        let cursor = grid.cursor.point;
+        let mut lines = Vec::with_capacity(history + rows);
+        for i in -(history as i32)..rows as i32 {
+            let row = &grid[Line(i)];
+            let cells = (0..grid.columns()).map(|c| &row[Column(c)]);
+            lines.push(if ansi {
+                line_ansi(cells)
+            } else {
+                line_text(cells)
+            });
+        }
+        let cursor_index = history + cursor.line.0.max(0) as usize;
+        while lines.len() > cursor_index + 1 && lines.last().is_some_and(|l| l.is_empty()) {
+            lines.pop();
+        }
+        Rendered {
+            lines,
+            cursor_row: cursor.line.0.max(0) as usize,
+            cursor_col: cursor.column.0,
+            scrollback_lines: history,
+        }
+    }
+
+    /// Escapes that redraw the whole visible screen and put the cursor back, for a client that
+    /// attaches to a running session.
+    pub fn redraw_ansi(&self) -> String {
+        let rendered = self.render(0, true);
+        let mut out = String::from("\x1b[0m\x1b[H\x1b[2J");
+        for (i, line) in rendered.lines.iter().enumerate() {
+            let _ = write!(out, "\x1b[{};1H{line}\x1b[0m", i + 1);
+        }
+        let _ = write!(
+            out,
+            "\x1b[{};{}H",
+            rendered.cursor_row + 1,
+            rendered.cursor_col + 1
+        );
+        out
+    }
+}
+
+fn visible(cell: &Cell) -> bool {
+    !cell
+        .flags
+        .intersects(Flags::WIDE_CHAR_SPACER | Flags::LEADING_WIDE_CHAR_SPACER)
+}
+
+fn push_cell(out: &mut String, cell: &Cell) {
+    out.push(cell.c);
+    if let Some(extra) = cell.zerowidth() {
+        out.extend(extra.iter());
+    }
+}
+
+fn line_text<'a>(cells: impl Iterator<Item = &'a Cell>) -> String {
+    let mut out = String::new();
+    for cell in cells.filter(|c| visible(c)) {
+        push_cell(&mut out, cell);
+    }
+    out.truncate(out.trim_end().len());
+    out
+}
+
+fn line_ansi<'a>(cells: impl Iterator<Item = &'a Cell>) -> String {
+    let mut out = String::new();
+    let mut current = String::new();
+    let mut pending_blank = String::new();
+    for cell in cells.filter(|c| visible(c)) {
+        let sgr = sgr_of(cell);
+        let styled_blank = cell.c == ' ' && sgr.is_empty();
+        if styled_blank {
+            // Defer plain blanks so trailing ones can be dropped.
+            pending_blank.push(' ');
+            continue;
+        }
+        out.push_str(&pending_blank);
+        pending_blank.clear();
+        if sgr != current {
+            out.push_str("\x1b[0");
+            out.push_str(&sgr);
+            out.push('m');
+            current = sgr;
+        }
+        push_cell(&mut out, cell);
+    }
+    if !current.is_empty() {
+        out.push_str("\x1b[0m");
+    }
+    out
+}
+
+/// The SGR parameters (each preceded by `;`) that select a cell's attributes.
+fn sgr_of(cell: &Cell) -> String {
+    let mut s = String::new();
+    let f = cell.flags;
+    for (flag, code) in [
+        (Flags::BOLD, "1"),
+        (Flags::DIM, "2"),
+        (Flags::ITALIC, "3"),
+        (Flags::UNDERLINE, "4"),
+        (Flags::INVERSE, "7"),
+        (Flags::HIDDEN, "8"),
+        (Flags::STRIKEOUT, "9"),
+    ] {
+        if f.contains(flag) {
+            s.push(';');
+            s.push_str(code);
+        }
+    }
+    color_sgr(&mut s, cell.fg, 30, 90, 38);
+    color_sgr(&mut s, cell.bg, 40, 100, 48);
+    s
+}
+
+fn color_sgr(out: &mut String, color: Color, base: u16, bright: u16, extended: u16) {
+    match color {
+        Color::Named(named) => {
+            let n = named as u16;
+            if n < 8 {
+                let _ = write!(out, ";{}", base + n);
+            } else if n < 16 {
+                let _ = write!(out, ";{}", bright + n - 8);
+            } else if (NamedColor::DimBlack as u16..=NamedColor::DimWhite as u16).contains(&n) {
+                let _ = write!(out, ";{}", base + n - NamedColor::DimBlack as u16);
+            }
+        }
+        Color::Indexed(i) => {
+            let _ = write!(out, ";{extended};5;{i}");
+        }
+        Color::Spec(rgb) => {
+            let _ = write!(out, ";{extended};2;{};{};{}", rgb.r, rgb.g, rgb.b);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn screen(cols: u16, rows: u16) -> Screen {
+        Screen::new(Size { cols, rows }, 100)
+    }
+
+    #[test]
+    fn plain_text_and_cursor() {
+        let mut s = screen(20, 5);
+        s.feed(b"hello\r\nworld");
+        let r = s.render(0, false);
+        assert_eq!(r.lines, vec!["hello", "world"]);
+        assert_eq!((r.cursor_row, r.cursor_col), (1, 5));
+    }
+
+    #[test]
+    fn carriage_return_overwrites_and_wraps() {
+        let mut s = screen(5, 3);
+        s.feed(b"abcdefg\r\n12\rX");
+        assert_eq!(s.render(0, false).lines, vec!["abcde", "fg", "X2"]);
+    }
+
+    #[test]
+    fn scrollback_is_kept_and_bounded() {
+        let mut s = Screen::new(Size { cols: 10, rows: 2 }, 3);
+        for i in 0..10 {
+            s.feed(format!("l{i}\r\n").as_bytes());
+        }
+        let r = s.render(100, false);
+        assert_eq!(r.scrollback_lines, 3);
+        assert_eq!(r.lines, vec!["l6", "l7", "l8", "l9"]);
+    }
+
+    #[test]
+    fn cursor_position_query_is_answered() {
+        let mut s = screen(10, 4);
+        s.feed(b"ab\x1b[6n");
+        assert_eq!(s.take_replies(), b"\x1b[1;3R");
+        assert!(s.take_replies().is_empty());
+    }
+
+    #[test]
+    fn ansi_render_keeps_colours() {
+        let mut s = screen(10, 2);
+        s.feed(b"\x1b[1;31mred\x1b[0m x");
+        let r = s.render(0, true);
+        assert_eq!(r.lines[0], "\x1b[0;1;31mred\x1b[0m x");
+    }
+
+    #[test]
+    fn alternate_screen_and_title() {
+        let mut s = screen(10, 2);
+        s.feed(b"\x1b]0;my title\x07\x1b[?1049h");
+        assert!(s.alternate_screen());
+        assert_eq!(s.title().as_deref(), Some("my title"));
+        s.feed(b"\x1b[?1049l");
+        assert!(!s.alternate_screen());
+    }
+
+    #[test]
+    fn wide_characters_render_once() {
+        let mut s = screen(10, 2);
+        s.feed("日本x".as_bytes());
+        assert_eq!(s.render(0, false).lines[0], "日本x");
+    }
+}

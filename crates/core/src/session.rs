@@ -1,0 +1,184 @@
+//! A session's public handle and the messages it sends to the session's actor.
+//!
+//! One task (the actor, in `actor.rs`) owns the PTY master, the emulator, the log and the
+//! command-tracking state; a [`SessionHandle`] is a cheap clone holding the sender of its
+//! command queue. Replies come back on oneshot channels, output fans out on a broadcast channel.
+
+use bytes::Bytes;
+use regex::Regex;
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::error::{Error, Result};
+use ai_session_protocol::methods::{
+    CaptureParams, CaptureResult, ExecParams, ExecResult, ReadParams, ReadResult, SendResult,
+    SessionInfo, Size, SubscribeResult, WaitFor, WaitResult,
+};
+
+/// Something that happened in a session, for subscribers.
+#[derive(Debug, Clone)]
+pub enum SessionEvent {
+    /// Output bytes, starting at `offset` in the session's log.
+    Output { offset: u64, data: Bytes },
+    /// The program exited or the session was killed; no more events follow.
+    Closed { exit_code: Option<i32> },
+}
+
+/// A parsed wait condition.
+#[derive(Debug, Clone)]
+pub enum WaitCondition {
+    Regex(Regex),
+    Idle(std::time::Duration),
+    Prompt,
+}
+
+impl WaitCondition {
+    pub fn parse(cond: &WaitFor) -> Result<Self> {
+        Ok(match cond {
+            WaitFor::Regex { pattern } => {
+                let re = regex::RegexBuilder::new(pattern)
+                    .multi_line(true)
+                    .size_limit(1 << 20)
+                    .build()
+                    .map_err(|e| Error::InvalidParams(format!("invalid regex '{pattern}': {e}")))?;
+                Self::Regex(re)
+            }
+            WaitFor::Idle { ms } => Self::Idle(std::time::Duration::from_millis(*ms)),
+            WaitFor::Prompt => Self::Prompt,
+        })
+    }
+}
+
+pub(crate) type Reply<T> = oneshot::Sender<Result<T>>;
+
+pub(crate) enum Cmd {
+    Exec(ExecParams, Reply<ExecResult>),
+    Write(Vec<u8>, Reply<SendResult>),
+    Keys {
+        keys: Vec<String>,
+        literal: bool,
+        paste: bool,
+        reply: Reply<SendResult>,
+    },
+    Read(ReadParams, Reply<ReadResult>),
+    Capture(CaptureParams, Reply<CaptureResult>),
+    Wait {
+        cond: WaitCondition,
+        timeout_ms: Option<u64>,
+        since: Option<u64>,
+        reply: Reply<WaitResult>,
+    },
+    Resize(Size, Reply<()>),
+    Info(oneshot::Sender<SessionInfo>),
+    Subscribe(Reply<(SubscribeResult, broadcast::Receiver<SessionEvent>)>),
+    Kill(oneshot::Sender<()>),
+}
+
+/// A handle to a running session. Cloning it is cheap; the session lives until killed.
+#[derive(Clone)]
+pub struct SessionHandle {
+    name: std::sync::Arc<str>,
+    tx: mpsc::Sender<Cmd>,
+}
+
+impl SessionHandle {
+    pub(crate) fn new(name: &str, tx: mpsc::Sender<Cmd>) -> Self {
+        Self {
+            name: name.into(),
+            tx,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// True once the session's actor has stopped (after a kill).
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+
+    async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Cmd) -> Result<T> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(make(tx))
+            .await
+            .map_err(|_| Error::Killed(self.name.to_string()))?;
+        rx.await.map_err(|_| Error::Killed(self.name.to_string()))?
+    }
+
+    /// Runs a command in the session's shell and waits for it to finish (or time out).
+    pub async fn exec(&self, params: ExecParams) -> Result<ExecResult> {
+        self.call(|r| Cmd::Exec(params, r)).await
+    }
+
+    /// Types keys (tmux key names or text) into the session.
+    pub async fn send_keys(
+        &self,
+        keys: Vec<String>,
+        literal: bool,
+        paste: bool,
+    ) -> Result<SendResult> {
+        self.call(|reply| Cmd::Keys {
+            keys,
+            literal,
+            paste,
+            reply,
+        })
+        .await
+    }
+
+    /// Writes raw bytes to the program's terminal input.
+    pub async fn write(&self, data: Vec<u8>) -> Result<SendResult> {
+        self.call(|r| Cmd::Write(data, r)).await
+    }
+
+    pub async fn read(&self, params: ReadParams) -> Result<ReadResult> {
+        self.call(|r| Cmd::Read(params, r)).await
+    }
+
+    pub async fn capture(&self, params: CaptureParams) -> Result<CaptureResult> {
+        self.call(|r| Cmd::Capture(params, r)).await
+    }
+
+    pub async fn wait(
+        &self,
+        cond: WaitCondition,
+        timeout_ms: Option<u64>,
+        since: Option<u64>,
+    ) -> Result<WaitResult> {
+        self.call(|reply| Cmd::Wait {
+            cond,
+            timeout_ms,
+            since,
+            reply,
+        })
+        .await
+    }
+
+    pub async fn resize(&self, size: Size) -> Result<()> {
+        self.call(|r| Cmd::Resize(size, r)).await
+    }
+
+    pub async fn info(&self) -> Result<SessionInfo> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Cmd::Info(tx))
+            .await
+            .map_err(|_| Error::Killed(self.name.to_string()))?;
+        rx.await.map_err(|_| Error::Killed(self.name.to_string()))
+    }
+
+    /// The current screen plus a stream of everything that follows.
+    pub async fn subscribe(&self) -> Result<(SubscribeResult, broadcast::Receiver<SessionEvent>)> {
+        self.call(Cmd::Subscribe).await
+    }
+
+    /// Kills the session's processes, reaps them, deletes its log and stops its actor.
+    pub async fn kill(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Cmd::Kill(tx)).await.is_ok() {
+            // An error here means the actor already stopped: the session is gone either way.
+            rx.await.ok();
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! Turning raw terminal output into the plain text an agent reads: escape sequences removed,
+//! carriage-return redraws and backspaces applied the way a terminal would, line endings
+//! normalised, invalid UTF-8 replaced.
+
+/// Plain text of raw terminal output.
+pub fn clean(raw: &[u8]) -> String {
+    let decoded = String::from_utf8_lossy(raw);
+    let mut out = String::with_capacity(decoded.len());
+    let mut line: Vec<char> = Vec::new();
+    let mut col = 0usize;
+    let mut chars = decoded.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\x1b' => skip_escape(&mut chars),
+            '\u{9b}' => skip_csi(&mut chars),
+            '\u{9d}' | '\u{90}' | '\u{98}' | '\u{9e}' | '\u{9f}' => skip_string(&mut chars),
+            '\n' => {
+                out.extend(line.drain(..));
+                out.push('\n');
+                col = 0;
+            }
+            '\r' => col = 0,
+            '\x08' => col = col.saturating_sub(1),
+            '\t' => put(&mut line, &mut col, '\t'),
+            c if c.is_control() => {}
+            c => put(&mut line, &mut col, c),
+        }
+    }
+    out.extend(line);
+    out
+}
+
+fn put(line: &mut Vec<char>, col: &mut usize, c: char) {
+    if *col < line.len() {
+        line[*col] = c;
+    } else {
+        line.push(c);
+    }
+    *col += 1;
+}
+
+type Chars<'a> = std::iter::Peekable<std::str::Chars<'a>>;
+
+/// Skips the rest of a sequence introduced by ESC.
+fn skip_escape(chars: &mut Chars<'_>) {
+    match chars.next() {
+        Some('[') => skip_csi(chars),
+        Some(']') | Some('P') | Some('X') | Some('^') | Some('_') => skip_string(chars),
+        // Intermediate bytes (charset selection such as `ESC ( B`) take one more final byte.
+        Some(c) if ('\x20'..='\x2f').contains(&c) => {
+            chars.next();
+        }
+        _ => {}
+    }
+}
+
+/// Skips CSI parameters and intermediates up to and including the final byte.
+fn skip_csi(chars: &mut Chars<'_>) {
+    for c in chars.by_ref() {
+        if ('\x40'..='\x7e').contains(&c) {
+            return;
+        }
+        if !('\x20'..='\x3f').contains(&c) {
+            // Not a CSI byte: the sequence was cut; stop here rather than eat text.
+            return;
+        }
+    }
+}
+
+/// Skips an OSC/DCS/APC/PM/SOS string up to BEL or ST (`ESC \`).
+fn skip_string(chars: &mut Chars<'_>) {
+    while let Some(c) = chars.next() {
+        match c {
+            '\x07' | '\u{9c}' => return,
+            '\x1b' => {
+                if chars.peek() == Some(&'\\') {
+                    chars.next();
+                }
+                return;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The length of the longest prefix of `bytes` that does not end inside a UTF-8 character that
+/// could still be completed by more bytes. Reads stop there, so a character cut by a read
+/// boundary is returned whole by the next read instead of as two replacement characters.
+pub fn complete_utf8_len(bytes: &[u8]) -> usize {
+    let n = bytes.len();
+    for back in 1..=3.min(n) {
+        let b = bytes[n - back];
+        if b & 0xC0 == 0x80 {
+            continue; // continuation byte: keep looking for the lead byte
+        }
+        let need = match b {
+            0xC0..=0xDF => 2,
+            0xE0..=0xEF => 3,
+            0xF0..=0xF7 => 4,
+            _ => return n,
+        };
+        return if need > back { n - back } else { n };
+    }
+    n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_sgr_osc_and_charset() {
+        assert_eq!(
+            clean(b"\x1b[1;31merror\x1b[0m: x\x1b]0;title\x07\x1b(B!"),
+            "error: x!"
+        );
+        assert_eq!(clean(b"a\x1b]133;D;0\x1b\\b"), "ab");
+    }
+
+    #[test]
+    fn applies_carriage_return_and_backspace() {
+        assert_eq!(clean(b"10%\r20%\r100%\r\ndone\r\n"), "100%\ndone\n");
+        assert_eq!(clean(b"abc\x08\x08X\n"), "aXc\n");
+        assert_eq!(clean(b"abcdef\rXY\n"), "XYcdef\n");
+    }
+
+    #[test]
+    fn replaces_invalid_utf8() {
+        assert_eq!(clean(b"a\xffb\n"), "a\u{fffd}b\n");
+    }
+
+    #[test]
+    fn complete_utf8_prefix() {
+        let s = "aé日🎉".as_bytes();
+        assert_eq!(complete_utf8_len(s), s.len());
+        assert_eq!(complete_utf8_len(&s[..s.len() - 1]), s.len() - 4);
+        assert_eq!(complete_utf8_len(&s[..2]), 1);
+        assert_eq!(complete_utf8_len(b"ab\xff"), 3);
+        assert_eq!(complete_utf8_len(b""), 0);
+    }
+}

@@ -1,0 +1,339 @@
+//! Method names with their parameter and result types.
+//!
+//! Field names are the stable JSON shape: add optional fields freely, rename or retype only with a
+//! [`crate::PROTOCOL_VERSION`] bump.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+pub const HELLO: &str = "hello";
+pub const SESSION_NEW: &str = "session.new";
+pub const SESSION_LIST: &str = "session.list";
+pub const SESSION_EXEC: &str = "session.exec";
+pub const SESSION_SEND: &str = "session.send";
+pub const SESSION_WRITE: &str = "session.write";
+pub const SESSION_READ: &str = "session.read";
+pub const SESSION_CAPTURE: &str = "session.capture";
+pub const SESSION_WAIT: &str = "session.wait";
+pub const SESSION_RESIZE: &str = "session.resize";
+pub const SESSION_KILL: &str = "session.kill";
+pub const SESSION_SUBSCRIBE: &str = "session.subscribe";
+pub const DAEMON_STATUS: &str = "daemon.status";
+pub const DAEMON_STOP: &str = "daemon.stop";
+
+/// Notification carrying output bytes of a subscribed session.
+pub const NOTIFY_OUTPUT: &str = "session.output";
+/// Notification sent once when a subscribed session's program exits or the session is killed.
+pub const NOTIFY_CLOSED: &str = "session.closed";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HelloParams {
+    pub client: String,
+    pub protocol: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HelloResult {
+    pub server: String,
+    pub protocol: u32,
+    pub pid: u32,
+}
+
+/// A terminal size in character cells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Size {
+    pub cols: u16,
+    pub rows: u16,
+}
+
+impl Default for Size {
+    fn default() -> Self {
+        Self { cols: 80, rows: 24 }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct NewParams {
+    /// Session name; the daemon picks the lowest free number when absent.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Working directory of the program; the daemon's own when absent.
+    #[serde(default)]
+    pub cwd: Option<String>,
+    /// The shell to run; `$SHELL`, then bash, then sh when absent. Ignored when `program` is set.
+    #[serde(default)]
+    pub shell: Option<String>,
+    /// The base environment (clients usually send their own); the daemon's when absent.
+    #[serde(default)]
+    pub env: Option<BTreeMap<String, String>>,
+    /// `KEY=VAL` settings applied on top of the base environment.
+    #[serde(default)]
+    pub set_env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub size: Option<Size>,
+    /// A program and its arguments to run instead of a shell.
+    #[serde(default)]
+    pub program: Option<Vec<String>>,
+}
+
+/// What a session is doing right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionState {
+    /// Spawned, the shell has not shown its first prompt yet.
+    Starting,
+    /// The shell is at its prompt.
+    Idle,
+    /// A command (or a program without a shell) is running.
+    Busy,
+    /// The program has exited; the session stays until killed.
+    Exited,
+}
+
+/// How the daemon knows where a command's output ends and what its exit code was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Integration {
+    /// OSC 133 marks emitted by hooks injected into the shell (bash, zsh, sh).
+    Osc133,
+    /// Per-command nonce marks written around each command (other POSIX shells).
+    Nonce,
+    /// Not a shell: drive it with send + wait.
+    None,
+}
+
+/// The process holding the terminal's foreground.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Foreground {
+    pub pid: i32,
+    /// The process name from /proc.
+    pub command: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SessionInfo {
+    pub name: String,
+    pub pid: i32,
+    pub program: Vec<String>,
+    pub cwd: String,
+    pub size: Size,
+    pub state: SessionState,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    pub integration: Integration,
+    /// Unix time in milliseconds.
+    pub created_ms: u64,
+    /// The absolute offset one past the last byte of output logged so far.
+    pub log_end: u64,
+    /// The oldest offset still in the log (older output was dropped to respect the bound).
+    pub log_start: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub foreground: Option<Foreground>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ListResult {
+    pub sessions: Vec<SessionInfo>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Target {
+    pub target: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExecParams {
+    pub target: String,
+    pub command: String,
+    /// Hard limit; at the limit the result has status `timeout` and the command keeps running.
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+    /// No-output limit; when reached the result has status `running` and the partial output.
+    #[serde(default)]
+    pub idle_timeout_ms: Option<u64>,
+    /// Cap on `output` bytes; longer output keeps its head and tail and sets `truncated`.
+    #[serde(default)]
+    pub max_output_bytes: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExecStatus {
+    /// The command finished; `exit_code` is set.
+    Exited,
+    /// No output for `idle_timeout_ms`: the command is still running.
+    Running,
+    /// `timeout_ms` passed: the command is still running.
+    Timeout,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExecResult {
+    pub status: ExecStatus,
+    pub exit_code: Option<i32>,
+    /// The command's own output as plain text: no echoed command line, no prompt, no escapes.
+    pub output: String,
+    /// Absolute log offsets of the output (`read --since output_start` replays it raw).
+    pub output_start: u64,
+    pub output_end: u64,
+    pub truncated: bool,
+    pub duration_ms: f64,
+    pub completion: Integration,
+    /// What to do next when the command did not finish.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub foreground: Option<Foreground>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SendParams {
+    pub target: String,
+    /// tmux key names (`Enter`, `C-c`, `Up`, `F5`, `M-x`); anything else is typed as text.
+    pub keys: Vec<String>,
+    /// Type every key argument as literal text.
+    #[serde(default)]
+    pub literal: bool,
+    /// Wrap the text in bracketed-paste marks when the program asked for them.
+    #[serde(default)]
+    pub paste: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SendResult {
+    pub bytes: usize,
+    /// Log offset at the moment the input was written: output after it is the reply.
+    pub offset: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WriteParams {
+    pub target: String,
+    /// Raw bytes, base64 encoded.
+    pub data_b64: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReadParams {
+    pub target: String,
+    /// First offset wanted; the oldest available when absent.
+    #[serde(default)]
+    pub since: Option<u64>,
+    #[serde(default)]
+    pub max_bytes: Option<usize>,
+    /// Return the bytes as written (escapes kept) instead of plain text.
+    #[serde(default)]
+    pub raw: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReadResult {
+    pub data: String,
+    /// Offsets of the returned bytes; pass `end` as the next `since`.
+    pub start: u64,
+    pub end: u64,
+    /// Bytes between `since` and `start` that were dropped from the bounded log.
+    pub dropped: u64,
+    /// More output is available after `end`.
+    pub more: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CaptureParams {
+    pub target: String,
+    /// Lines of scrollback to include above the screen.
+    #[serde(default)]
+    pub scrollback: usize,
+    /// Keep colours and attributes as SGR escapes.
+    #[serde(default)]
+    pub ansi: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CaptureResult {
+    pub lines: Vec<String>,
+    pub size: Size,
+    /// Cursor position on the screen, zero-based.
+    pub cursor_row: usize,
+    pub cursor_col: usize,
+    pub alternate_screen: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// Scrollback lines included at the top of `lines`.
+    pub scrollback_lines: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum WaitFor {
+    /// A regular expression matched against the plain text output since `since`.
+    Regex { pattern: String },
+    /// No output for this many milliseconds.
+    Idle { ms: u64 },
+    /// The shell is back at its prompt after the last input.
+    Prompt,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WaitParams {
+    pub target: String,
+    pub condition: WaitFor,
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+    /// Where to start looking for a regex; the offset of the last input when absent.
+    #[serde(default)]
+    pub since: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WaitResult {
+    /// The text that matched (regex waits).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub matched: Option<String>,
+    /// Log offset one past the match, or the log end for idle and prompt waits.
+    pub offset: u64,
+    /// Exit code of the last command, for prompt waits on integrated shells.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    pub waited_ms: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ResizeParams {
+    pub target: String,
+    pub size: Size,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SubscribeResult {
+    /// The screen as escapes that redraw it, for a client attaching now.
+    pub screen_ansi: String,
+    pub size: Size,
+    /// Output notifications start at this offset.
+    pub offset: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OutputEvent {
+    pub target: String,
+    pub offset: u64,
+    pub data_b64: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClosedEvent {
+    pub target: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StatusResult {
+    pub pid: u32,
+    pub socket: String,
+    pub state_dir: String,
+    pub uptime_ms: u64,
+    pub sessions: usize,
+    pub version: String,
+    pub protocol: u32,
+}
