@@ -3,8 +3,12 @@
 //! The ruleset is built in the parent with the `landlock` crate, which opens one
 //! `O_PATH` fd per rule and drops access rights the running kernel does not know. The
 //! child only calls `landlock_restrict_self(ruleset_fd)`. Rules bind to inodes opened in
-//! the parent; a tmpfs later mounted on `/tmp` in the child is covered by the rule on
-//! `/tmp` because Landlock's path walk crosses mount points up to their parent.
+//! the parent, and Landlock's path walk skips the rules of a mount point's own dentry
+//! (it "ignores hidden mount points"), so a rule on the host's `/tmp` does not cover the
+//! tmpfs the child mounts there. The child therefore adds one rule for its fresh `/tmp`
+//! itself ([`LandlockRuleset::allow_private_tmp`]: `open(O_PATH)` + `landlock_add_rule`,
+//! both async-signal-safe). The ruleset is shared with the parent through fork, so that
+//! rule lands in the parent's copy too: prepare one sandbox per spawned session.
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -27,6 +31,15 @@ pub struct LandlockRuleset {
     pub tcp_denied: bool,
     /// True when signals and abstract UNIX sockets are scoped to the sandbox (ABI 6+).
     pub scoped: bool,
+    /// Access bits granted to the private `/tmp` (the write set).
+    tmp_rights: u64,
+}
+
+/// `struct landlock_path_beneath_attr` (packed in the kernel UAPI).
+#[repr(C, packed)]
+struct PathBeneathAttr {
+    allowed_access: u64,
+    parent_fd: i32,
 }
 
 fn read_rights(abi: ABI) -> BitFlags<AccessFs> {
@@ -95,7 +108,44 @@ impl LandlockRuleset {
             skipped,
             tcp_denied,
             scoped,
+            tmp_rights: write_rights(abi).bits(),
         })
+    }
+
+    /// Grants write access to the tmpfs just mounted on `/tmp` in the child.
+    ///
+    /// # Safety
+    /// Async-signal-safe: open, one syscall, close; meant for the child between fork and
+    /// exec, after the mount and before [`LandlockRuleset::restrict_self`].
+    pub unsafe fn allow_private_tmp(&self) -> Result<(), ChildError> {
+        let fail = |e: rustix::io::Errno| ChildError::from_rustix(ChildStep::Landlock, e);
+        let dir = rustix::fs::open(
+            c"/tmp",
+            rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC | rustix::fs::OFlags::DIRECTORY,
+            rustix::fs::Mode::empty(),
+        )
+        .map_err(fail)?;
+        let attr = PathBeneathAttr {
+            allowed_access: self.tmp_rights,
+            parent_fd: dir.as_raw_fd(),
+        };
+        // SAFETY: LANDLOCK_RULE_PATH_BENEATH (1) with a pointer to a live attr struct.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_landlock_add_rule,
+                self.fd.as_raw_fd(),
+                1 as libc::c_int,
+                &attr as *const PathBeneathAttr,
+                0 as libc::c_uint,
+            )
+        };
+        if rc != 0 {
+            let errno = std::io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EIO);
+            return Err(ChildError::new(ChildStep::Landlock, errno));
+        }
+        Ok(())
     }
 
     /// Restricts the calling thread (and its future children) to the ruleset.

@@ -11,7 +11,8 @@
 //!    denies `mount`);
 //! 6. `PR_SET_NO_NEW_PRIVS`: required by both Landlock and seccomp for an unprivileged
 //!    caller, and it makes setuid binaries (sudo, su) unable to gain privileges;
-//! 7. `landlock_restrict_self`, before seccomp so the filter need not allow Landlock's
+//! 7. a Landlock rule for the fresh `/tmp` (see the landlock module), then
+//!    `landlock_restrict_self`, before seccomp so the filter need not allow Landlock's
 //!    syscalls;
 //! 8. the seccomp filter, last: from here on, the denied calls fail with EPERM.
 
@@ -231,11 +232,7 @@ impl Prepared {
             return Ok(());
         };
         let home = std::env::var_os("HOME").map(PathBuf::from);
-        let mut fs = self.policy.resolve(workspace, home.as_deref());
-        if self.active.contains(&Protection::PrivateTmp) {
-            // The tmpfs is private to the session, so writing it is harmless.
-            fs.write.push(PathBuf::from("/tmp"));
-        }
+        let fs = self.policy.resolve(workspace, home.as_deref());
         let ruleset = LandlockRuleset::build(abi, &fs, self.policy.network)?;
         self.active.push(Protection::LandlockFs { abi });
         if ruleset.tcp_denied {
@@ -385,6 +382,11 @@ impl Prepared {
         rustix::thread::set_no_new_privs(true)
             .map_err(|e| ChildError::from_rustix(ChildStep::NoNewPrivs, e))?;
         if let Some(ruleset) = &self.landlock {
+            if self.active.contains(&Protection::PrivateTmp) {
+                // The tmpfs is private to the session, so writing it is harmless.
+                // SAFETY: as above; the tmpfs is mounted by now.
+                unsafe { ruleset.allow_private_tmp() }?;
+            }
             // SAFETY: as above.
             unsafe { ruleset.restrict_self() }?;
         }
