@@ -16,7 +16,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let workspace = std::env::temp_dir();
     let t = Instant::now();
     let caps = probe();
-    println!("probe: {:.2} ms (once per daemon)", t.elapsed().as_secs_f64() * 1e3);
+    println!(
+        "probe: {:.2} ms (once per daemon)",
+        t.elapsed().as_secs_f64() * 1e3
+    );
     let policy = Policy::profile("default").ok_or("no default profile")?;
 
     let mut plain = Vec::with_capacity(n);
@@ -55,5 +58,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 fn report(name: &str, samples: &mut [f64]) {
     samples.sort_by(f64::total_cmp);
     let pct = |p: f64| samples[((samples.len() - 1) as f64 * p).round() as usize];
-    println!("{name:<30} p50 {:>7.2} ms   p99 {:>7.2} ms   (n={})", pct(0.5), pct(0.99), samples.len());
+    println!(
+        "{name:<30} p50 {:>7.2} ms   p99 {:>7.2} ms   (n={})",
+        pct(0.5),
+        pct(0.99),
+        samples.len()
+    );
 }

@@ -108,7 +108,8 @@ pub struct LimitEvents {
 pub enum StopReason {
     /// Normal exit with this code.
     Exited(i32),
-    /// SIGXCPU, or SIGKILL at the hard CPU limit: the CPU-time limit was reached.
+    /// SIGXCPU: the CPU-time limit was reached. (A process that ignores SIGXCPU gets
+    /// SIGKILL one second later, which is reported as `Signaled(9)`.)
     CpuTimeLimit {
         /// The configured limit.
         seconds: u64,

@@ -142,6 +142,8 @@ pub struct Prepared {
     active: Vec<Protection>,
     missing: Vec<String>,
     notes: Vec<String>,
+    /// The child adds a Landlock rule for its private `/tmp`.
+    tmp_rule: bool,
 }
 
 impl Sandbox {
@@ -170,6 +172,7 @@ impl Sandbox {
             active: Vec::new(),
             missing: Vec::new(),
             notes: caps.notes.clone(),
+            tmp_rule: false,
         };
         p.plan_namespaces(caps);
         p.plan_landlock(caps, workspace)?;
@@ -234,6 +237,7 @@ impl Prepared {
         let home = std::env::var_os("HOME").map(PathBuf::from);
         let fs = self.policy.resolve(workspace, home.as_deref());
         let ruleset = LandlockRuleset::build(abi, &fs, self.policy.network)?;
+        self.tmp_rule = self.active.contains(&Protection::PrivateTmp);
         self.active.push(Protection::LandlockFs { abi });
         if ruleset.tcp_denied {
             self.active.push(Protection::LandlockTcpDenied);
@@ -382,7 +386,7 @@ impl Prepared {
         rustix::thread::set_no_new_privs(true)
             .map_err(|e| ChildError::from_rustix(ChildStep::NoNewPrivs, e))?;
         if let Some(ruleset) = &self.landlock {
-            if self.active.contains(&Protection::PrivateTmp) {
+            if self.tmp_rule {
                 // The tmpfs is private to the session, so writing it is harmless.
                 // SAFETY: as above; the tmpfs is mounted by now.
                 unsafe { ruleset.allow_private_tmp() }?;
