@@ -1,1 +1,7 @@
-
+mod bus;
+mod common;
+mod concurrency;
+mod isolation;
+mod shapes;
+mod tasks;
+mod time;
