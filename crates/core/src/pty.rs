@@ -11,6 +11,7 @@ use rustix::termios::{Pid, Winsize};
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use tokio::io::unix::AsyncFd;
 use tokio::process::{Child, Command};
@@ -44,9 +45,12 @@ pub fn spawn(spec: &SpawnSpec<'_>) -> std::io::Result<(Master, Child)> {
     set_size(&master, spec.size)?;
     let name = ptsname(&master, Vec::new())?;
     let slave_path = PathBuf::from(OsString::from_vec(name.into_bytes()));
+    // O_NOCTTY: a daemon that is a session leader without a terminal would otherwise acquire
+    // this slave as its controlling terminal, and receive SIGHUP when the session ends.
     let slave: OwnedFd = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
+        .custom_flags(rustix::fs::OFlags::NOCTTY.bits() as i32)
         .open(&slave_path)?
         .into();
 

@@ -1,0 +1,358 @@
+//! Each subcommand: build the request, call the daemon, print the result (human or `--json`).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::process::ExitCode;
+
+use ai_session_protocol::methods::{self as m, *};
+use ai_session_protocol::{ErrorKind, RpcError};
+use serde::Serialize;
+
+use crate::client::{Client, ClientError, Selector};
+use crate::{Command, DaemonAction};
+
+fn print_json(value: &impl Serialize) -> Result<(), ClientError> {
+    let text =
+        serde_json::to_string_pretty(value).map_err(|e| ClientError::Protocol(e.to_string()))?;
+    println!("{text}");
+    Ok(())
+}
+
+fn usage(msg: String) -> ClientError {
+    ClientError::Rpc(RpcError::new(ErrorKind::InvalidParams, msg))
+}
+
+fn parse_size(s: &str) -> Result<Size, ClientError> {
+    let bad = || {
+        usage(format!(
+            "invalid size '{s}': write it as COLSxROWS, for example 120x40"
+        ))
+    };
+    let (c, r) = s.split_once(['x', 'X']).ok_or_else(bad)?;
+    Ok(Size {
+        cols: c.trim().parse().map_err(|_| bad())?,
+        rows: r.trim().parse().map_err(|_| bad())?,
+    })
+}
+
+fn secs_to_ms(secs: Option<f64>) -> Result<Option<u64>, ClientError> {
+    match secs {
+        Some(s) if !(0.0..=86_400.0 * 365.0).contains(&s) || s.is_nan() => Err(usage(format!(
+            "invalid duration {s}: give seconds between 0 and one year"
+        ))),
+        Some(s) => Ok(Some((s * 1000.0).round() as u64)),
+        None => Ok(None),
+    }
+}
+
+pub async fn run(sel: &Selector, command: Command) -> Result<ExitCode, ClientError> {
+    if let Command::Daemon { action } = command {
+        return daemon(sel, action).await;
+    }
+    let client = Client::connect(sel, true).await?;
+    match command {
+        Command::New(a) => {
+            let mut set_env = BTreeMap::new();
+            for kv in &a.env {
+                let (k, v) = kv
+                    .split_once('=')
+                    .ok_or_else(|| usage(format!("invalid -e '{kv}': write KEY=VALUE")))?;
+                set_env.insert(k.to_owned(), v.to_owned());
+            }
+            let cwd = match a.cwd {
+                Some(c) => Some(std::path::absolute(c)?),
+                None => Some(std::env::current_dir()?),
+            };
+            let params = NewParams {
+                name: a.name,
+                cwd: cwd.map(|c| c.display().to_string()),
+                shell: a.shell,
+                env: Some(std::env::vars().collect()),
+                set_env,
+                size: a.size.as_deref().map(parse_size).transpose()?,
+                program: (!a.program.is_empty()).then_some(a.program),
+            };
+            let info: SessionInfo = client.call(m::SESSION_NEW, params).await?;
+            if a.json {
+                print_json(&info)?
+            } else {
+                println!("{}", info.name)
+            }
+        }
+        Command::Ls(a) => {
+            let list: ListResult = client.call(m::SESSION_LIST, serde_json::json!({})).await?;
+            if a.json {
+                print_json(&list)?;
+            } else {
+                for s in &list.sessions {
+                    println!("{}", describe(s));
+                }
+            }
+        }
+        Command::Exec(a) => return exec(&client, a).await,
+        Command::Send(a) => {
+            let params = SendParams {
+                target: a.target,
+                keys: a.keys,
+                literal: a.literal,
+                paste: a.paste,
+            };
+            let r: SendResult = client.call(m::SESSION_SEND, params).await?;
+            if a.json {
+                print_json(&r)?;
+            }
+        }
+        Command::Read(a) => {
+            let params = ReadParams {
+                target: a.target,
+                since: a.since,
+                max_bytes: a.max_bytes,
+                raw: a.raw,
+            };
+            let r: ReadResult = client.call(m::SESSION_READ, params).await?;
+            if a.json {
+                print_json(&r)?;
+            } else {
+                print!("{}", r.data);
+                std::io::stdout().flush()?;
+                if r.dropped > 0 {
+                    eprintln!(
+                        "[{} older bytes were dropped from the bounded log]",
+                        r.dropped
+                    );
+                }
+                eprintln!(
+                    "[next: --since {}{}]",
+                    r.end,
+                    if r.more { ", more available" } else { "" }
+                );
+            }
+        }
+        Command::Capture(a) => {
+            let params = CaptureParams {
+                target: a.target,
+                scrollback: a.scrollback,
+                ansi: a.ansi,
+            };
+            let r: CaptureResult = client.call(m::SESSION_CAPTURE, params).await?;
+            if a.json {
+                print_json(&r)?;
+            } else {
+                for line in &r.lines {
+                    println!("{line}");
+                }
+            }
+        }
+        Command::Wait(a) => {
+            let condition = match (a.regex, a.idle, a.prompt) {
+                (Some(pattern), _, _) => WaitFor::Regex { pattern },
+                (None, Some(ms), _) => WaitFor::Idle { ms },
+                _ => WaitFor::Prompt,
+            };
+            let timeout_ms = secs_to_ms(a.timeout)?.or(Some(30_000));
+            let params = WaitParams {
+                target: a.target,
+                condition,
+                timeout_ms,
+                since: a.since,
+            };
+            let r: WaitResult = client.call(m::SESSION_WAIT, params).await?;
+            if a.json {
+                print_json(&r)?;
+            } else if let Some(matched) = &r.matched {
+                println!("{matched}");
+            }
+        }
+        Command::Attach(a) => return crate::attach::run(&client, &a.target).await,
+        Command::Resize(a) => {
+            let params = ResizeParams {
+                target: a.target,
+                size: parse_size(&a.size)?,
+            };
+            let _: serde_json::Value = client.call(m::SESSION_RESIZE, params).await?;
+        }
+        Command::Kill(a) => {
+            let _: serde_json::Value = client
+                .call(m::SESSION_KILL, Target { target: a.target })
+                .await?;
+        }
+        Command::Daemon { .. } => {}
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn describe(s: &SessionInfo) -> String {
+    let state = match (s.state, s.exit_code) {
+        (SessionState::Exited, Some(code)) => format!("exited({code})"),
+        (state, _) => format!("{state:?}").to_lowercase(),
+    };
+    let fg = s
+        .foreground
+        .as_ref()
+        .map(|f| format!(" running {} ({})", f.command, f.pid))
+        .unwrap_or_default();
+    format!(
+        "{}: {state}{fg} [{}x{}] pid {} {} in {}",
+        s.name,
+        s.size.cols,
+        s.size.rows,
+        s.pid,
+        s.program.join(" "),
+        s.cwd
+    )
+}
+
+async fn exec(client: &Client, a: crate::ExecArgs) -> Result<ExitCode, ClientError> {
+    let params = ExecParams {
+        target: a.target,
+        command: a.command.join(" "),
+        timeout_ms: secs_to_ms(a.timeout)?,
+        idle_timeout_ms: secs_to_ms(a.idle_timeout)?,
+        max_output_bytes: None,
+    };
+    let r: ExecResult = client.call(m::SESSION_EXEC, params).await?;
+    if a.json {
+        print_json(&r)?;
+    } else {
+        print!("{}", r.output);
+        std::io::stdout().flush()?;
+        if let Some(hint) = &r.hint {
+            eprintln!("[{}] {hint}", format!("{:?}", r.status).to_lowercase());
+        }
+    }
+    Ok(match (r.status, r.exit_code) {
+        (ExecStatus::Exited, Some(code)) => ExitCode::from((code & 0xff) as u8),
+        (ExecStatus::Exited, None) => ExitCode::from(1),
+        _ => ExitCode::from(124),
+    })
+}
+
+async fn daemon(sel: &Selector, action: DaemonAction) -> Result<ExitCode, ClientError> {
+    let start = matches!(action, DaemonAction::Start(_));
+    match action {
+        DaemonAction::Start(a) | DaemonAction::Status(a) => {
+            let client = match Client::connect(sel, start).await {
+                Ok(c) => c,
+                Err(ClientError::NotRunning(sock)) => {
+                    if a.json {
+                        print_json(&serde_json::json!({ "running": false, "socket": sock }))?;
+                    } else {
+                        println!("not running (socket {sock})");
+                    }
+                    return Ok(ExitCode::from(1));
+                }
+                Err(e) => return Err(e),
+            };
+            let s: StatusResult = client.call(m::DAEMON_STATUS, serde_json::json!({})).await?;
+            if a.json {
+                print_json(&s)?;
+            } else {
+                println!(
+                    "running: pid {}, socket {}, uptime {:.1}s, {} session(s), state in {}",
+                    s.pid,
+                    s.socket,
+                    s.uptime_ms as f64 / 1000.0,
+                    s.sessions,
+                    s.state_dir
+                );
+            }
+        }
+        DaemonAction::Stop(a) => {
+            let client = match Client::connect(sel, false).await {
+                Ok(c) => c,
+                Err(ClientError::NotRunning(sock)) => {
+                    if !a.json {
+                        println!("not running (socket {sock})");
+                    }
+                    return Ok(ExitCode::SUCCESS);
+                }
+                Err(e) => return Err(e),
+            };
+            // The daemon may close the connection before its answer arrives: both mean stopped.
+            match client
+                .call::<_, serde_json::Value>(m::DAEMON_STOP, serde_json::json!({}))
+                .await
+            {
+                Ok(_) | Err(ClientError::Protocol(_)) => {}
+                Err(e) => return Err(e),
+            }
+            if !a.json {
+                println!("stopped");
+            }
+        }
+        DaemonAction::Run { .. } => {}
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `daemon run`: the daemon process itself.
+pub fn run_daemon(sel: &Selector, notify_ready: bool) -> ExitCode {
+    let paths = sel.paths();
+    if let Err(e) = paths.create_dirs() {
+        eprintln!("error: cannot create {}: {e}", paths.data.display());
+        return ExitCode::from(1);
+    }
+    let log_path = paths.data.join("daemon.log");
+    match std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+    {
+        Ok(file) => {
+            let level = std::env::var("AI_SESSION_LOG")
+                .ok()
+                .and_then(|l| l.parse::<tracing_subscriber::filter::LevelFilter>().ok())
+                .unwrap_or(tracing_subscriber::filter::LevelFilter::INFO);
+            tracing_subscriber::fmt()
+                .with_writer(std::sync::Mutex::new(file))
+                .with_ansi(false)
+                .with_max_level(level)
+                .init();
+        }
+        Err(e) => eprintln!(
+            "warning: cannot open {}: {e}; logging disabled",
+            log_path.display()
+        ),
+    }
+    // stderr goes to /dev/null once detached: record panics in the log instead.
+    std::panic::set_hook(Box::new(|info| {
+        let bt = std::backtrace::Backtrace::force_capture();
+        tracing::error!("daemon panic: {info}\n{bt}");
+    }));
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let ready = move || {
+        if notify_ready {
+            println!("ready");
+            std::io::stdout().flush().ok();
+            detach_stdio();
+        }
+    };
+    match rt.block_on(ai_session_daemon::serve(paths, ready)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Points stdout and stderr at /dev/null so the starter's pipe can close.
+fn detach_stdio() {
+    if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
+        if let Err(e) =
+            rustix::stdio::dup2_stdout(&null).and_then(|()| rustix::stdio::dup2_stderr(&null))
+        {
+            tracing::warn!("cannot detach stdio: {e}");
+        }
+    }
+}

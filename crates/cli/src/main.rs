@@ -1,0 +1,261 @@
+//! `ai-session`: the command-line client (and, with `daemon run`, the daemon itself).
+
+mod attach;
+mod client;
+mod commands;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use client::{ClientError, Selector};
+
+#[derive(Parser)]
+#[command(
+    name = "ai-session",
+    version,
+    about = "Terminal sessions for AI agents: a daemon owns real PTY sessions; every command comes back with its exit code"
+)]
+struct Cli {
+    /// Use the daemon with this label (its own socket and state), as tmux -L.
+    #[arg(
+        short = 'L',
+        global = true,
+        value_name = "NAME",
+        conflicts_with = "socket"
+    )]
+    label: Option<String>,
+    /// Use the daemon on this socket path, as tmux -S.
+    #[arg(short = 'S', global = true, value_name = "SOCKET")]
+    socket: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start a session running a shell (or PROGRAM).
+    New(NewArgs),
+    /// List sessions.
+    Ls(JsonFlag),
+    /// Run COMMAND in a session's shell; print its output and exit with its exit code.
+    Exec(ExecArgs),
+    /// Type keys into a session: tmux key names (Enter, C-c, Up, F5, M-x) or text.
+    Send(SendArgs),
+    /// Print a session's output since an offset (nothing lost, nothing twice).
+    Read(ReadArgs),
+    /// Print the screen as a person would see it.
+    Capture(CaptureArgs),
+    /// Wait until output matches, output goes quiet, or the shell prompt is back.
+    Wait(WaitArgs),
+    /// Connect this terminal to a session; Ctrl-\ detaches and leaves it running.
+    Attach(TargetArgs),
+    /// Change a session's terminal size.
+    Resize(ResizeArgs),
+    /// Kill a session and every process in it.
+    Kill(TargetArgs),
+    /// Start, stop or inspect the daemon.
+    Daemon {
+        #[command(subcommand)]
+        action: DaemonAction,
+    },
+}
+
+#[derive(Args)]
+struct JsonFlag {
+    /// Print JSON with a stable shape.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct TargetArgs {
+    /// The session.
+    #[arg(short = 't', value_name = "NAME")]
+    target: String,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct NewArgs {
+    /// Session name (default: the lowest free number).
+    #[arg(short = 's', value_name = "NAME")]
+    name: Option<String>,
+    /// Working directory (default: the current one).
+    #[arg(short = 'c', value_name = "DIR")]
+    cwd: Option<PathBuf>,
+    /// Shell to run (default: $SHELL, then bash, then sh).
+    #[arg(long, value_name = "PATH")]
+    shell: Option<String>,
+    /// Set an environment variable (repeatable).
+    #[arg(short = 'e', value_name = "KEY=VAL")]
+    env: Vec<String>,
+    /// Terminal size (default 80x24).
+    #[arg(long, value_name = "COLSxROWS")]
+    size: Option<String>,
+    #[arg(long)]
+    json: bool,
+    /// Program and arguments to run instead of a shell.
+    #[arg(last = true, value_name = "PROGRAM")]
+    program: Vec<String>,
+}
+
+#[derive(Args)]
+struct ExecArgs {
+    #[arg(short = 't', value_name = "NAME")]
+    target: String,
+    /// Give up waiting after SECS (the command keeps running; status `timeout`). Default 120.
+    #[arg(long, value_name = "SECS")]
+    timeout: Option<f64>,
+    /// Return after SECS without output (the command keeps running; status `running`).
+    #[arg(long, value_name = "SECS")]
+    idle_timeout: Option<f64>,
+    #[arg(long)]
+    json: bool,
+    /// The command line (joined with spaces).
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "COMMAND"
+    )]
+    command: Vec<String>,
+}
+
+#[derive(Args)]
+struct SendArgs {
+    #[arg(short = 't', value_name = "NAME")]
+    target: String,
+    /// Send every argument as literal text, not key names.
+    #[arg(short = 'l')]
+    literal: bool,
+    /// Send the text as a bracketed paste when the program supports it.
+    #[arg(long)]
+    paste: bool,
+    #[arg(long)]
+    json: bool,
+    #[arg(required = true, allow_hyphen_values = true, value_name = "KEYS")]
+    keys: Vec<String>,
+}
+
+#[derive(Args)]
+struct ReadArgs {
+    #[arg(short = 't', value_name = "NAME")]
+    target: String,
+    /// First log offset wanted (default: the oldest kept).
+    #[arg(long, value_name = "OFFSET")]
+    since: Option<u64>,
+    /// At most this many bytes (default 1 MiB).
+    #[arg(long, value_name = "N")]
+    max_bytes: Option<usize>,
+    /// Keep escape sequences.
+    #[arg(long)]
+    raw: bool,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct CaptureArgs {
+    #[arg(short = 't', value_name = "NAME")]
+    target: String,
+    /// Include this many lines of scrollback above the screen.
+    #[arg(long, value_name = "LINES", default_value_t = 0)]
+    scrollback: usize,
+    /// Keep colours and attributes as escape sequences.
+    #[arg(long)]
+    ansi: bool,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+#[command(group(clap::ArgGroup::new("condition").required(true).multiple(false)))]
+struct WaitArgs {
+    #[arg(short = 't', value_name = "NAME")]
+    target: String,
+    /// A regular expression to find in the output since the last input.
+    #[arg(long = "for", value_name = "REGEX", group = "condition")]
+    regex: Option<String>,
+    /// Milliseconds without output.
+    #[arg(long, value_name = "MS", group = "condition")]
+    idle: Option<u64>,
+    /// The shell's prompt is back after the last input.
+    #[arg(long, group = "condition")]
+    prompt: bool,
+    /// Give up after SECS (default: 30).
+    #[arg(long, value_name = "SECS")]
+    timeout: Option<f64>,
+    /// Look for the regex from this log offset instead of the last input.
+    #[arg(long, value_name = "OFFSET")]
+    since: Option<u64>,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct ResizeArgs {
+    #[arg(short = 't', value_name = "NAME")]
+    target: String,
+    #[arg(value_name = "COLSxROWS")]
+    size: String,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum DaemonAction {
+    /// Start the daemon if it is not running.
+    Start(JsonFlag),
+    /// Stop the daemon and every session.
+    Stop(JsonFlag),
+    /// Show the daemon's pid, socket, uptime and session count.
+    Status(JsonFlag),
+    /// Run the daemon in the foreground.
+    #[command(hide = true)]
+    Run {
+        /// Print "ready" on stdout once listening, then detach stdout and stderr.
+        #[arg(long)]
+        notify_ready: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let sel = Selector {
+        label: cli.label,
+        socket: cli.socket,
+    };
+    if let Command::Daemon {
+        action: DaemonAction::Run { notify_ready },
+    } = cli.command
+    {
+        return commands::run_daemon(&sel, notify_ready);
+    }
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match rt.block_on(commands::run(&sel, cli.command)) {
+        Ok(code) => code,
+        Err(e) => report(&e),
+    }
+}
+
+fn report(e: &ClientError) -> ExitCode {
+    eprintln!("error: {e}");
+    if let ClientError::Rpc(rpc) = e {
+        if rpc.kind() == Some(ai_session_protocol::ErrorKind::Timeout) {
+            return ExitCode::from(124);
+        }
+    }
+    ExitCode::from(1)
+}

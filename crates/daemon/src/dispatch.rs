@@ -1,0 +1,268 @@
+//! Methods onto the session library: parameter decoding, the call, result encoding.
+
+use std::sync::Arc;
+
+use ai_session_core::{Error as CoreError, SessionEvent, SessionHandle, WaitCondition};
+use ai_session_protocol::methods::{self as m, *};
+use ai_session_protocol::{ErrorKind, Notification, PROTOCOL_VERSION, Request, Response, RpcError};
+use base64::Engine;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tokio::sync::{broadcast, mpsc};
+
+use crate::server::Daemon;
+
+const METHODS: &[&str] = &[
+    m::HELLO,
+    m::SESSION_NEW,
+    m::SESSION_LIST,
+    m::SESSION_EXEC,
+    m::SESSION_SEND,
+    m::SESSION_WRITE,
+    m::SESSION_READ,
+    m::SESSION_CAPTURE,
+    m::SESSION_WAIT,
+    m::SESSION_RESIZE,
+    m::SESSION_KILL,
+    m::SESSION_SUBSCRIBE,
+    m::DAEMON_STATUS,
+    m::DAEMON_STOP,
+];
+
+pub(crate) async fn handle(
+    daemon: &Arc<Daemon>,
+    req: Request,
+    tx: &mpsc::Sender<String>,
+) -> Response {
+    let id = req.id.clone();
+    match route(daemon, req, tx).await {
+        Ok(value) => Response::ok(id, value),
+        Err(err) => Response::err(id, err),
+    }
+}
+
+fn params<T: DeserializeOwned>(value: Value) -> Result<T, RpcError> {
+    serde_json::from_value(value)
+        .map_err(|e| RpcError::new(ErrorKind::InvalidParams, format!("invalid params: {e}")))
+}
+
+fn json(value: impl Serialize) -> Result<Value, RpcError> {
+    serde_json::to_value(value).map_err(|e| {
+        RpcError::new(
+            ErrorKind::Internal,
+            format!("cannot encode the result: {e}"),
+        )
+    })
+}
+
+fn core(e: CoreError) -> RpcError {
+    e.to_rpc()
+}
+
+fn session(daemon: &Daemon, target: &str) -> Result<SessionHandle, RpcError> {
+    daemon.manager.get(target).map_err(core)
+}
+
+async fn route(
+    daemon: &Arc<Daemon>,
+    req: Request,
+    tx: &mpsc::Sender<String>,
+) -> Result<Value, RpcError> {
+    let p = req.params;
+    match req.method.as_str() {
+        m::HELLO => {
+            let hello: HelloParams = params(p)?;
+            if hello.protocol != PROTOCOL_VERSION {
+                return Err(RpcError::new(
+                    ErrorKind::VersionMismatch,
+                    format!("client speaks protocol {}, the daemon speaks {PROTOCOL_VERSION}", hello.protocol),
+                )
+                .with_hint("restart the daemon with the same ai-session version (`ai-session daemon stop`)"));
+            }
+            json(HelloResult {
+                server: server_name(),
+                protocol: PROTOCOL_VERSION,
+                pid: std::process::id(),
+            })
+        }
+        m::SESSION_NEW => json(
+            daemon
+                .manager
+                .create(params::<NewParams>(p)?)
+                .await
+                .map_err(core)?,
+        ),
+        m::SESSION_LIST => json(ListResult {
+            sessions: daemon.manager.list().await,
+        }),
+        m::SESSION_EXEC => {
+            let p: ExecParams = params(p)?;
+            json(session(daemon, &p.target)?.exec(p).await.map_err(core)?)
+        }
+        m::SESSION_SEND => {
+            let p: SendParams = params(p)?;
+            json(
+                session(daemon, &p.target)?
+                    .send_keys(p.keys, p.literal, p.paste)
+                    .await
+                    .map_err(core)?,
+            )
+        }
+        m::SESSION_WRITE => {
+            let p: WriteParams = params(p)?;
+            let data = base64::engine::general_purpose::STANDARD
+                .decode(&p.data_b64)
+                .map_err(|e| {
+                    RpcError::new(
+                        ErrorKind::InvalidParams,
+                        format!("data_b64 is not base64: {e}"),
+                    )
+                })?;
+            json(
+                session(daemon, &p.target)?
+                    .write(data)
+                    .await
+                    .map_err(core)?,
+            )
+        }
+        m::SESSION_READ => {
+            let p: ReadParams = params(p)?;
+            json(session(daemon, &p.target)?.read(p).await.map_err(core)?)
+        }
+        m::SESSION_CAPTURE => {
+            let p: CaptureParams = params(p)?;
+            json(session(daemon, &p.target)?.capture(p).await.map_err(core)?)
+        }
+        m::SESSION_WAIT => {
+            let p: WaitParams = params(p)?;
+            let cond = WaitCondition::parse(&p.condition).map_err(core)?;
+            json(
+                session(daemon, &p.target)?
+                    .wait(cond, p.timeout_ms, p.since)
+                    .await
+                    .map_err(core)?,
+            )
+        }
+        m::SESSION_RESIZE => {
+            let p: ResizeParams = params(p)?;
+            session(daemon, &p.target)?
+                .resize(p.size)
+                .await
+                .map_err(core)?;
+            Ok(Value::Object(Default::default()))
+        }
+        m::SESSION_KILL => {
+            let p: Target = params(p)?;
+            daemon.manager.kill(&p.target).await.map_err(core)?;
+            Ok(Value::Object(Default::default()))
+        }
+        m::SESSION_SUBSCRIBE => {
+            let p: Target = params(p)?;
+            let handle = session(daemon, &p.target)?;
+            let (result, rx) = handle.subscribe().await.map_err(core)?;
+            tokio::spawn(forward(handle, p.target, rx, tx.clone()));
+            json(result)
+        }
+        m::DAEMON_STATUS => json(StatusResult {
+            pid: std::process::id(),
+            socket: daemon.paths.socket.display().to_string(),
+            state_dir: daemon.paths.data.display().to_string(),
+            uptime_ms: daemon.started.elapsed().as_millis() as u64,
+            sessions: daemon.manager.len(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            protocol: PROTOCOL_VERSION,
+        }),
+        m::DAEMON_STOP => {
+            daemon.shutdown.notify_one();
+            Ok(Value::Object(Default::default()))
+        }
+        other => Err(RpcError::new(
+            ErrorKind::MethodNotFound,
+            format!("unknown method '{other}'"),
+        )
+        .with_hint(format!("methods: {}", METHODS.join(", ")))),
+    }
+}
+
+fn server_name() -> String {
+    format!("ai-session {}", env!("CARGO_PKG_VERSION"))
+}
+
+fn notification(method: &str, params: impl Serialize) -> Option<String> {
+    let mut line = serde_json::to_string(&Notification::new(method, params).ok()?).ok()?;
+    line.push('\n');
+    Some(line)
+}
+
+/// Streams a session's output to a subscribed connection until either side goes away. A
+/// subscriber that falls behind the broadcast buffer gets a fresh screen redraw instead of the
+/// bytes it missed (which stay readable from the log with `session.read`).
+async fn forward(
+    handle: SessionHandle,
+    target: String,
+    mut rx: broadcast::Receiver<SessionEvent>,
+    tx: mpsc::Sender<String>,
+) {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    loop {
+        let event = tokio::select! {
+            event = rx.recv() => event,
+            () = tx.closed() => return,
+        };
+        let line = match event {
+            Ok(SessionEvent::Output { offset, data }) => notification(
+                m::NOTIFY_OUTPUT,
+                OutputEvent {
+                    target: target.clone(),
+                    offset,
+                    data_b64: b64.encode(&data),
+                },
+            ),
+            Ok(SessionEvent::Closed { exit_code }) => {
+                if let Some(line) = notification(
+                    m::NOTIFY_CLOSED,
+                    ClosedEvent {
+                        target: target.clone(),
+                        exit_code,
+                    },
+                ) {
+                    tx.send(line).await.ok();
+                }
+                return;
+            }
+            Err(broadcast::error::RecvError::Lagged(_)) => match handle.subscribe().await {
+                Ok((fresh, new_rx)) => {
+                    rx = new_rx;
+                    let data = b64.encode(fresh.screen_ansi.as_bytes());
+                    notification(
+                        m::NOTIFY_OUTPUT,
+                        OutputEvent {
+                            target: target.clone(),
+                            offset: fresh.offset,
+                            data_b64: data,
+                        },
+                    )
+                }
+                Err(_) => return,
+            },
+            Err(broadcast::error::RecvError::Closed) => {
+                if let Some(line) = notification(
+                    m::NOTIFY_CLOSED,
+                    ClosedEvent {
+                        target: target.clone(),
+                        exit_code: None,
+                    },
+                ) {
+                    tx.send(line).await.ok();
+                }
+                return;
+            }
+        };
+        if let Some(line) = line {
+            if tx.send(line).await.is_err() {
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! The ai-session daemon: one process per user and label that owns every session and serves the
+//! JSON-RPC protocol on a Unix socket. Clients come and go; sessions stay.
+//!
+//! `server` binds the socket and accepts connections from the socket owner's uid only;
+//! `connection` frames requests and runs them concurrently; `dispatch` maps methods onto the
+//! session library.
+
+mod connection;
+mod dispatch;
+mod server;
+
+pub use server::{Daemon, ServeError, serve};

@@ -1,0 +1,126 @@
+//! Binding the socket (in a directory only its user can enter), holding the daemon lock,
+//! accepting connections, and shutting down cleanly.
+
+use std::os::unix::fs::PermissionsExt;
+use std::sync::Arc;
+use std::time::Instant;
+
+use ai_session_core::paths::Paths;
+use ai_session_core::{ManagerConfig, SessionManager};
+use tokio::net::UnixListener;
+use tokio::sync::Notify;
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// Another daemon holds the lock for this label or socket; talk to it instead.
+    #[error("another daemon is already running for {0}")]
+    AlreadyRunning(String),
+    #[error("cannot set up {path}: {source}")]
+    Setup {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Session(#[from] ai_session_core::Error),
+}
+
+/// State shared by every connection.
+pub struct Daemon {
+    pub manager: SessionManager,
+    pub paths: Paths,
+    pub started: Instant,
+    pub shutdown: Notify,
+}
+
+fn setup_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> ServeError + '_ {
+    move |source| ServeError::Setup {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// Runs the daemon until `daemon.stop`, SIGTERM or SIGINT. `ready` is called once the socket
+/// accepts connections.
+pub async fn serve(paths: Paths, ready: impl FnOnce()) -> Result<(), ServeError> {
+    paths.create_dirs().map_err(setup_err(&paths.data))?;
+    let lock_path = paths.data.join("daemon.lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(setup_err(&lock_path))?;
+    if rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
+        return Err(ServeError::AlreadyRunning(
+            paths.socket.display().to_string(),
+        ));
+    }
+    // Holding the lock, any socket file left here belongs to a daemon that died.
+    if paths.socket.exists() {
+        std::fs::remove_file(&paths.socket).map_err(setup_err(&paths.socket))?;
+    }
+    let listener = UnixListener::bind(&paths.socket).map_err(setup_err(&paths.socket))?;
+    std::fs::set_permissions(&paths.socket, std::fs::Permissions::from_mode(0o600))
+        .map_err(setup_err(&paths.socket))?;
+    let manager = SessionManager::new(ManagerConfig::new(&paths.data))?;
+    let daemon = Arc::new(Daemon {
+        manager,
+        paths: paths.clone(),
+        started: Instant::now(),
+        shutdown: Notify::new(),
+    });
+    raise_fd_limit();
+    tracing::info!(socket = %paths.socket.display(), pid = std::process::id(), "daemon listening");
+    ready();
+
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(setup_err(&paths.socket))?;
+    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .map_err(setup_err(&paths.socket))?;
+    let uid = rustix::process::geteuid().as_raw();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    match stream.peer_cred() {
+                        Ok(cred) if cred.uid() == uid => {
+                            tokio::spawn(crate::connection::run(stream, daemon.clone()));
+                        }
+                        Ok(cred) => tracing::warn!(uid = cred.uid(), "refused a connection from another user"),
+                        Err(e) => tracing::warn!("cannot read peer credentials: {e}"),
+                    }
+                }
+                Err(e) => {
+                    // EMFILE and friends: log and keep serving the connections we have.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            },
+            () = daemon.shutdown.notified() => break,
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+    }
+    tracing::info!("shutting down");
+    drop(listener);
+    if let Err(e) = std::fs::remove_file(&paths.socket) {
+        tracing::warn!("cannot remove the socket: {e}");
+    }
+    daemon.manager.shutdown().await;
+    drop(lock);
+    Ok(())
+}
+
+/// Each session holds a PTY master and a log file: lift the soft descriptor limit to the hard
+/// one so thousands of sessions fit.
+fn raise_fd_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        limit.current = limit.maximum;
+        if let Err(e) = setrlimit(Resource::Nofile, limit) {
+            tracing::warn!("cannot raise the open-file limit: {e}");
+        }
+    }
+}
