@@ -59,6 +59,8 @@ struct Worker {
     last_assigned: u64,
     /// Assigned but not yet claimed, most urgent first.
     assigned: BTreeSet<ReadyKey>,
+    /// Everything it holds, assigned or running.
+    held: BTreeSet<TaskId>,
     notify: Arc<Notify>,
 }
 
@@ -114,6 +116,7 @@ impl Distributor {
             load: 0,
             last_assigned: 0,
             assigned: BTreeSet::new(),
+            held: BTreeSet::new(),
             notify: Arc::new(Notify::new()),
         };
         self.workers.insert(info.id, worker);
@@ -137,16 +140,7 @@ impl Distributor {
         }
         // Wake a `claim_wait` of the departed agent so it sees the agent is gone.
         worker.notify.notify_waiters();
-        let mut held: Vec<TaskId> = self
-            .tasks
-            .values()
-            .filter(|e| {
-                e.task.agent == Some(agent)
-                    && matches!(e.task.state, TaskState::Assigned | TaskState::Running)
-            })
-            .map(|e| e.task.id)
-            .collect();
-        held.sort();
+        let held: Vec<TaskId> = worker.held.iter().copied().collect();
         let reason = format!("{agent} left");
         for &id in &held {
             if let Some(entry) = self.tasks.get_mut(&id) {
@@ -358,6 +352,7 @@ impl Distributor {
         worker.last_assigned = self.assignments;
         worker.load += 1;
         worker.assigned.insert(key);
+        worker.held.insert(id);
         if !worker.has_room() {
             self.with_room -= 1;
         }
@@ -410,6 +405,7 @@ impl Distributor {
             return;
         };
         worker.assigned.retain(|k| k.id != id);
+        worker.held.remove(&id);
         if !worker.has_room() {
             self.with_room += 1;
         }
