@@ -169,6 +169,15 @@ impl Distributor {
         now: Instant,
         fx: &mut Effects,
     ) -> Result<Vec<TaskId>> {
+        if specs
+            .iter()
+            .flat_map(|s| &s.needs)
+            .any(|c| c.trim().is_empty())
+        {
+            return Err(CoordError::InvalidTask(
+                "a needed capability is empty".into(),
+            ));
+        }
         let plan = dag::plan(&specs)?;
         for edges in &plan.edges {
             for edge in edges {

@@ -19,6 +19,10 @@ pub enum CoordError {
     #[error("invalid agent registration: {0}")]
     InvalidAgent(String),
 
+    /// Returned by `submit` for an empty capability name in `needs`. Fix the input.
+    #[error("invalid task: {0}")]
+    InvalidTask(String),
+
     /// Returned by any call naming an agent id that was never registered. Check the id (`agents()`).
     #[error("no agent {0}")]
     UnknownAgent(AgentId),
@@ -127,6 +131,7 @@ impl CoordError {
         match self {
             Self::NameTaken { .. } => "name_taken",
             Self::InvalidAgent(_) => "invalid_agent",
+            Self::InvalidTask(_) => "invalid_task",
             Self::UnknownAgent(_) => "unknown_agent",
             Self::UnknownAgentName(_) => "unknown_agent_name",
             Self::AgentGone { .. } => "agent_gone",

@@ -251,3 +251,90 @@ async fn task_events_follow_the_lifecycle_in_order() {
         ]
     );
 }
+
+/// A user-defined strategy: newest task first, to the agent with the highest id, never to "lazy".
+struct NewestToHighest {
+    lazy: ai_session_coord::AgentId,
+}
+
+impl ai_session_coord::Strategy for NewestToHighest {
+    fn name(&self) -> &'static str {
+        "newest_to_highest"
+    }
+
+    fn rank(&self, task: &ai_session_coord::Task) -> i64 {
+        -(task.id.0 as i64)
+    }
+
+    fn choose(
+        &mut self,
+        _task: &ai_session_coord::Task,
+        candidates: &[ai_session_coord::Candidate],
+    ) -> Option<ai_session_coord::AgentId> {
+        candidates
+            .iter()
+            .rev()
+            .map(|c| c.agent)
+            .find(|a| *a != self.lazy)
+    }
+}
+
+#[tokio::test]
+async fn a_custom_strategy_decides_order_and_agent() {
+    // Ids are handed out from 1 in registration order, so the second agent is agent-2.
+    let lazy = ai_session_coord::AgentId(2);
+    let c = Coordinator::with_strategy(config(), Box::new(NewestToHighest { lazy }));
+    assert_eq!(c.strategy(), "newest_to_highest");
+    let spec = |n: &str| ai_session_coord::AgentSpec::new(n).max_tasks(3);
+    let first = c.register(spec("first")).unwrap();
+    let lazy_reg = c.register(spec("lazy")).unwrap();
+    assert_eq!(lazy_reg.info.id, lazy);
+    // Submitted together so the strategy's order decides, not submission timing.
+    let ids = c
+        .submit_batch((0..3).map(|i| TaskSpec::new(format!("t{i}"))).collect())
+        .unwrap();
+    assert_eq!(
+        c.claim(&lazy_reg.auth).unwrap(),
+        None,
+        "the strategy never picks lazy"
+    );
+    let order: Vec<TaskId> = (0..3)
+        .map(|_| c.claim(&first.auth).unwrap().unwrap().id)
+        .collect();
+    assert_eq!(order, vec![ids[2], ids[1], ids[0]]);
+}
+
+#[tokio::test]
+async fn an_agent_with_room_for_several_claims_the_most_urgent_first() {
+    let c = Coordinator::new(config());
+    let w = c
+        .register(
+            ai_session_coord::AgentSpec::new("w")
+                .max_tasks(3)
+                .session("s1"),
+        )
+        .unwrap();
+    assert_eq!(w.info.session.as_deref(), Some("s1"));
+    let ids = c
+        .submit_batch(vec![
+            TaskSpec::new("low").priority(1),
+            TaskSpec::new("high").priority(7),
+            TaskSpec::new("mid").priority(4),
+            TaskSpec::new("waits for a slot"),
+        ])
+        .unwrap();
+    assert_eq!(c.agent(w.info.id).unwrap().load, 3);
+    let got: Vec<TaskId> = (0..3)
+        .map(|_| c.claim(&w.auth).unwrap().unwrap().id)
+        .collect();
+    assert_eq!(got, vec![ids[1], ids[2], ids[0]]);
+    assert_eq!(c.claim(&w.auth).unwrap(), None, "at max_tasks");
+    c.done(&w.auth, ids[1], json!(null)).unwrap();
+    assert_eq!(c.claim(&w.auth).unwrap().unwrap().id, ids[3]);
+    assert_eq!(
+        c.submit(TaskSpec::new("bad").needs(" "))
+            .unwrap_err()
+            .code(),
+        "invalid_task"
+    );
+}
