@@ -185,10 +185,10 @@ impl Coordinator {
     /// Registers an agent and returns its id and token. Announced as [`Event::AgentJoined`].
     pub fn register(&self, spec: AgentSpec) -> Result<Registration> {
         let now = Instant::now();
-        let (info, auth) = self.shared.registry().register(spec, now)?;
-        self.shared
-            .alarm
-            .arm(now + self.shared.config.heartbeat_deadline);
+        // The registry stays locked until the agent exists everywhere, so a concurrent
+        // `disconnect` cannot slip in between and leave a worker behind for a gone agent.
+        let mut registry = self.shared.registry();
+        let (info, auth) = registry.register(spec, now)?;
         self.shared.bus.open_mailbox(info.id);
         self.shared.with_tasks(|d, now, fx| {
             fx.events.push(Event::AgentJoined {
@@ -196,6 +196,10 @@ impl Coordinator {
             });
             d.add_worker(&info, now, fx);
         });
+        drop(registry);
+        self.shared
+            .alarm
+            .arm(now + self.shared.config.heartbeat_deadline);
         Ok(Registration { info, auth })
     }
 
@@ -426,6 +430,12 @@ impl Coordinator {
         let reason = reason.into();
         self.shared
             .with_tasks(|d, now, fx| d.fail(auth.agent, task, reason, now, fx))
+    }
+
+    /// Forgets every task that is done, failed or dead-lettered, and returns how many. Later
+    /// submissions can no longer name them in `after` (that is `UnknownDependency`).
+    pub fn prune_finished(&self) -> usize {
+        relock(&self.shared.tasks).prune_finished()
     }
 
     pub fn task(&self, id: TaskId) -> Result<Task> {

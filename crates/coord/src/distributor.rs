@@ -549,6 +549,15 @@ impl Distributor {
         next_timeout.into_iter().chain(next_backoff).min()
     }
 
+    /// Drops final tasks. Safe at any time: a final task is in no index, no agent holds it, and
+    /// no waiting task counts on it (a done task was already removed from `waiting_on`; the
+    /// dependents of a failed one failed with it). Stale timer entries for it are skipped.
+    pub(crate) fn prune_finished(&mut self) -> usize {
+        let before = self.tasks.len();
+        self.tasks.retain(|_, e| !e.task.state.is_final());
+        before - self.tasks.len()
+    }
+
     /// The earliest timer armed since the last call, if any.
     pub(crate) fn take_armed(&mut self) -> Option<Instant> {
         self.armed.take()

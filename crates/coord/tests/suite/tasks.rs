@@ -338,3 +338,22 @@ async fn an_agent_with_room_for_several_claims_the_most_urgent_first() {
         "invalid_task"
     );
 }
+
+#[tokio::test]
+async fn pruning_forgets_only_finished_tasks() {
+    let c = Coordinator::new(config());
+    let w = agent(&c, "w", &[]);
+    let a = c.submit(TaskSpec::new("a")).unwrap();
+    let b = c.submit(TaskSpec::new("b").after(a)).unwrap();
+    c.claim(&w.auth).unwrap().unwrap();
+    c.done(&w.auth, a, json!(1)).unwrap();
+    assert_eq!(c.prune_finished(), 1);
+    assert_eq!(c.task(a).unwrap_err(), CoordError::UnknownTask(a));
+    // The dependent still runs and completes normally.
+    assert_eq!(c.claim(&w.auth).unwrap().unwrap().id, b);
+    c.done(&w.auth, b, json!(2)).unwrap();
+    assert_eq!(
+        c.submit(TaskSpec::new("c").after(a)).unwrap_err().code(),
+        "unknown_dependency"
+    );
+}
