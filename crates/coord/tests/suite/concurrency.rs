@@ -105,3 +105,79 @@ async fn concurrent_requests_get_their_own_replies() {
     c.send(None, server.info.id, json!("stop")).await.unwrap();
     serve.await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_drop_policy_every_message_is_either_delivered_or_dead_lettered() {
+    use ai_session_coord::{Backpressure, QueueOptions};
+    let c = Coordinator::new(config());
+    let mut sub = c.subscribe_with(
+        "hot",
+        QueueOptions {
+            capacity: 16,
+            policy: Backpressure::DeadLetter,
+        },
+    );
+    let mut publishers = Vec::new();
+    for p in 0..8 {
+        let c = c.clone();
+        publishers.push(tokio::spawn(async move {
+            let (mut delivered, mut dead) = (0, 0);
+            for i in 0..1000 {
+                let d = c.publish(None, "hot", json!([p, i])).await.unwrap();
+                delivered += d.delivered;
+                dead += d.dead_lettered;
+            }
+            (delivered, dead)
+        }));
+    }
+    let (mut delivered, mut dead) = (0, 0);
+    for p in publishers {
+        let (d, x) = p.await.unwrap();
+        delivered += d;
+        dead += x;
+    }
+    assert_eq!(delivered + dead, 8000);
+    let mut received = 0;
+    while sub.try_recv().is_some() {
+        received += 1;
+    }
+    // The reader never ran during publishing, so at most the queue's capacity got through.
+    assert_eq!(received, delivered);
+    assert!(received <= 16);
+    assert_eq!(c.dead_letter_stats().total, dead as u64);
+}
+
+#[tokio::test(start_paused = true)]
+async fn only_silent_agents_among_many_are_declared_gone() {
+    let c = Coordinator::new(ai_session_coord::CoordConfig {
+        heartbeat_deadline: Duration::from_secs(10),
+        ..config()
+    });
+    let mut keepers = Vec::new();
+    let mut silent = Vec::new();
+    for i in 0..40 {
+        let reg = c.register(AgentSpec::new(format!("a{i}"))).unwrap();
+        if i % 2 == 0 {
+            silent.push(reg.info.id);
+            continue;
+        }
+        let c = c.clone();
+        keepers.push(tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(4));
+            loop {
+                every.tick().await;
+                if c.heartbeat(&reg.auth).is_err() {
+                    return;
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let agents = c.agents();
+    for a in &agents {
+        assert_eq!(a.is_active(), !silent.contains(&a.id), "{}", a.name);
+    }
+    for k in keepers {
+        k.abort();
+    }
+}
