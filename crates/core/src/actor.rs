@@ -236,7 +236,9 @@ impl Actor {
         };
         self.screen.feed(data);
         let replies = self.screen.take_replies();
-        if !replies.is_empty() {
+        // Output of an exec'd command is not interactive: a query found in it (a `cat` of a
+        // binary file is full of them) must not type its answer into the shell's next line.
+        if !replies.is_empty() && self.exec.is_none() {
             self.input.extend(replies);
             self.flush_input();
         }

@@ -135,6 +135,11 @@ impl Pending {
             return start.min(end);
         }
         let from = (self.input_offset + self.line_len).min(end);
+        if from < log.start() {
+            // The echo itself was dropped from the bounded log: the output starts at the oldest
+            // byte still kept.
+            return log.start().min(end);
+        }
         match log.read(from, (end - from) as usize) {
             Ok(chunk) => match memchr::memchr(b'\n', &chunk.data) {
                 Some(i) => chunk.start + i as u64 + 1,
@@ -154,7 +159,9 @@ pub(crate) fn finish(
     via: Integration,
 ) -> ExecResult {
     let start = p.output_start(log, out_end);
+    let dropped = p.input_offset < log.start();
     let (output, truncated) = collect(log, start, out_end, p.max_output);
+    let truncated = truncated || dropped;
     ExecResult {
         status: ExecStatus::Exited,
         exit_code: code,
@@ -184,10 +191,9 @@ pub(crate) fn partial(
 /// The plain text of log bytes `start..end`, keeping head and tail when longer than `max`.
 fn collect(log: &OutputLog, start: u64, end: u64, max: usize) -> (String, bool) {
     let len = end.saturating_sub(start);
-    let dropped = log.start() > start;
     if len <= max as u64 {
         return match log.read(start, len as usize) {
-            Ok(chunk) => (text::clean(&chunk.data), dropped),
+            Ok(chunk) => (text::clean(&chunk.data), false),
             Err(e) => (format!("[output unavailable: {e}]"), true),
         };
     }

@@ -39,7 +39,7 @@ pub fn encode_key(arg: &str, modes: KeyModes) -> Option<Vec<u8>> {
     let mut mods = Mods::default();
     let mut rest = arg;
     while rest.len() > 2 {
-        match &rest[..2] {
+        match rest.get(..2).unwrap_or_default() {
             "C-" | "c-" => mods.ctrl = true,
             "M-" | "m-" => mods.meta = true,
             "S-" | "s-" => mods.shift = true,

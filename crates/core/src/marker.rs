@@ -186,7 +186,7 @@ mod tests {
         let bytes: Vec<&[u8]> = data.chunks(1).collect();
         assert_eq!(scan_chunks(&bytes), whole);
         assert_eq!(whole.len(), 2);
-        assert_eq!(whole[0].start, 13);
+        assert_eq!(whole[0].start, 12);
     }
 
     #[test]

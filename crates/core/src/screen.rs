@@ -226,8 +226,15 @@ fn line_ansi<'a>(cells: impl Iterator<Item = &'a Cell>) -> String {
             pending_blank.push(' ');
             continue;
         }
-        out.push_str(&pending_blank);
-        pending_blank.clear();
+        if !pending_blank.is_empty() {
+            // The deferred blanks carry no attributes: close the current style first.
+            if !current.is_empty() {
+                out.push_str("\x1b[0m");
+                current.clear();
+            }
+            out.push_str(&pending_blank);
+            pending_blank.clear();
+        }
         if sgr != current {
             out.push_str("\x1b[0");
             out.push_str(&sgr);
@@ -318,7 +325,8 @@ mod tests {
         }
         let r = s.render(100, false);
         assert_eq!(r.scrollback_lines, 3);
-        assert_eq!(r.lines, vec!["l6", "l7", "l8", "l9"]);
+        // The cursor sits on the empty line after the last one, which is kept.
+        assert_eq!(r.lines, vec!["l6", "l7", "l8", "l9", ""]);
     }
 
     #[test]

@@ -1,0 +1,134 @@
+//! Bad input of every kind: the daemon answers with a clear error or a bounded result, stays up,
+//! and other sessions are untouched.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+
+use super::harness::Env;
+
+struct Raw {
+    stream: UnixStream,
+    reader: BufReader<UnixStream>,
+}
+
+impl Raw {
+    fn connect(env: &Env) -> Self {
+        env.ok(&["daemon", "start"]);
+        let stream = UnixStream::connect(env.home.path().join("run/t.sock")).unwrap();
+        stream.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+        let reader = BufReader::new(stream.try_clone().unwrap());
+        Self { stream, reader }
+    }
+
+    fn send(&mut self, bytes: &[u8]) -> serde_json::Value {
+        // The daemon may answer and close before taking all of an oversized request.
+        if let Err(e) = self.stream.write_all(bytes) {
+            assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "{e}");
+        }
+        let mut line = String::new();
+        self.reader.read_line(&mut line).unwrap();
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad reply {line:?}: {e}"))
+    }
+}
+
+#[test]
+fn malformed_requests_get_json_rpc_errors() {
+    let env = Env::new();
+    env.ok(&["new", "-s", "keep"]);
+    let mut raw = Raw::connect(&env);
+    let r = raw.send(b"{not json\n");
+    assert_eq!(r["error"]["code"], -32700);
+    assert_eq!(r["id"], serde_json::Value::Null);
+    let r = raw.send(b"\xff\xfe\x00garbage\n");
+    assert_eq!(r["error"]["code"], -32700);
+    let r = raw.send(b"{\"id\":3,\"hello\":1}\n");
+    assert_eq!(r["error"]["code"], -32600);
+    assert_eq!(r["id"], 3);
+    let r = raw.send(b"{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"session.fly\"}\n");
+    assert_eq!(r["error"]["data"]["kind"], "method_not_found");
+    assert!(r["error"]["data"]["hint"].as_str().unwrap().contains("session.exec"));
+    let r = raw.send(b"{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"session.exec\",\"params\":{\"target\":7}}\n");
+    assert_eq!(r["error"]["data"]["kind"], "invalid_params");
+    let r = raw.send(b"{\"jsonrpc\":\"2.0\",\"id\":6,\"method\":\"session.wait\",\"params\":{\"target\":\"keep\",\"condition\":{\"kind\":\"regex\",\"pattern\":\"(\"}}}\n");
+    assert!(r["error"]["message"].as_str().unwrap().contains("invalid regex"));
+    // The same connection still works.
+    let r = raw.send(b"{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"session.list\"}\n");
+    assert_eq!(r["result"]["sessions"][0]["name"], "keep");
+}
+
+#[test]
+fn oversized_request_closes_only_that_connection() {
+    let env = Env::new();
+    env.ok(&["new", "-s", "keep"]);
+    let mut raw = Raw::connect(&env);
+    let mut big = vec![b'x'; 17 * 1024 * 1024];
+    big.push(b'\n');
+    let r = raw.send(&big);
+    assert_eq!(r["error"]["data"]["kind"], "too_large");
+    assert_eq!(env.exec("keep", "echo still-here")["output"], "still-here\n");
+}
+
+#[test]
+fn client_disconnecting_mid_exec_leaves_the_session_working() {
+    let env = Env::new();
+    env.ok(&["new", "-s", "s"]);
+    let mut raw = Raw::connect(&env);
+    raw.stream
+        .write_all(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"session.exec\",\"params\":{\"target\":\"s\",\"command\":\"sleep 0.5; echo late\"}}\n")
+        .unwrap();
+    drop(raw);
+    env.ok(&["wait", "-t", "s", "--for", "^late", "--since", "0", "--timeout", "20"]);
+    env.ok(&["wait", "-t", "s", "--prompt", "--timeout", "20"]);
+    assert_eq!(env.exec("s", "echo next")["output"], "next\n");
+}
+
+#[test]
+fn binary_output_huge_lines_and_escape_floods_are_bounded() {
+    let env = Env::new();
+    env.ok(&["new", "-s", "s", "--shell", "/bin/sh"]);
+    env.ok(&["new", "-s", "other", "--shell", "/bin/sh"]);
+    let r = env.exec("s", "head -c 200000 /dev/urandom; echo");
+    assert_eq!(r["exit_code"], 0);
+    // A 100 MB single line: the result keeps head and tail, bounded, and says so.
+    let r = env.exec("s", "head -c 100000000 /dev/zero | tr '\\0' x; echo");
+    assert_eq!(r["exit_code"], 0);
+    assert_eq!(r["truncated"], true);
+    let out = r["output"].as_str().unwrap();
+    assert!(out.len() < 9 << 20, "{} bytes", out.len());
+    assert!(out.contains("bytes omitted"));
+    // An escape-sequence flood.
+    let r = env.exec("s", "i=0; while [ $i -lt 20000 ]; do printf '\\033[31m\\033]0;t\\007\\033[2J\\033]133;D;9\\007'; i=$((i+1)); done; echo done");
+    assert_eq!(r["exit_code"], 0);
+    assert!(r["output"].as_str().unwrap().ends_with("done\n"));
+    let read = env.json(&["read", "-t", "s", "--since", "0", "--max-bytes", "1000"]);
+    // The 100 MB pushed the oldest output out of the bounded log, and the read says so.
+    let log_start = env.json(&["ls"])["sessions"][0]["log_start"].as_u64().unwrap();
+    assert!(log_start > 0);
+    assert_eq!(read["dropped"].as_u64().unwrap(), log_start);
+    assert_eq!(read["start"].as_u64().unwrap(), log_start);
+    assert!(read["more"].as_bool().unwrap());
+    assert_eq!(env.exec("other", "echo untouched")["output"], "untouched\n");
+}
+
+#[test]
+fn read_since_never_loses_or_repeats() {
+    let env = Env::new();
+    env.ok(&["new", "-s", "s", "--shell", "/bin/sh"]);
+    env.exec("s", "seq 1 5000");
+    let mut since = 0u64;
+    let mut all = String::new();
+    loop {
+        let r = env.json(&["read", "-t", "s", "--since", &since.to_string(), "--max-bytes", "777", "--raw"]);
+        all.push_str(r["data"].as_str().unwrap());
+        assert_eq!(r["start"].as_u64().unwrap(), since);
+        since = r["end"].as_u64().unwrap();
+        if !r["more"].as_bool().unwrap() {
+            break;
+        }
+    }
+    let numbers: Vec<u32> = all.lines().filter_map(|l| l.trim().parse().ok()).filter(|n| *n >= 1).collect();
+    let seq: Vec<u32> = (1..=5000).collect();
+    assert!(numbers.windows(5000).any(|w| w == seq.as_slice()), "the sequence is not intact");
+    let beyond = env.run(&["read", "-t", "s", "--since", "999999999"]);
+    assert!(String::from_utf8_lossy(&beyond.stderr).contains("beyond the end"));
+}
