@@ -102,7 +102,9 @@ fn binary_output_huge_lines_and_escape_floods_are_bounded() {
     assert!(r["output"].as_str().unwrap().ends_with("done\n"));
     let read = env.json(&["read", "-t", "s", "--since", "0", "--max-bytes", "1000"]);
     // The 100 MB pushed the oldest output out of the bounded log, and the read says so.
-    let log_start = env.json(&["ls"])["sessions"][0]["log_start"].as_u64().unwrap();
+    let sessions = env.json(&["ls"]);
+    let s = sessions["sessions"].as_array().unwrap().iter().find(|s| s["name"] == "s").unwrap();
+    let log_start = s["log_start"].as_u64().unwrap();
     assert!(log_start > 0);
     assert_eq!(read["dropped"].as_u64().unwrap(), log_start);
     assert_eq!(read["start"].as_u64().unwrap(), log_start);
