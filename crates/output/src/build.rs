@@ -1,0 +1,381 @@
+//! Compiler and bundler output: rustc/cargo, tsc, go build, gcc/clang with make, webpack/vite.
+//!
+//! Each parser turns diagnostics into [`Diagnostic`]s (code, message, file:line:col, the labels under the
+//! message) and keeps the tool's summary lines verbatim. Source snippets are dropped: the location
+//! points back to them.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+use crate::parsed::{BuildOutput, Diagnostic, Location, Severity, Status};
+
+static RUSTC_HEAD: LazyLock<Regex> = lazy_re!(r"^(error|warning)(?:\[([A-Za-z0-9_:]+)\])?: (.+)$");
+static RUSTC_ARROW: LazyLock<Regex> = lazy_re!(r"^\s*(?:-->|:::) (.+?):(\d+):(\d+)$");
+static RUSTC_LABEL: LazyLock<Regex> = lazy_re!(r"^\s*(?:\d+\s*)?\|[\s|]*[\^\-~]+\s+(.+)$");
+static RUSTC_NOTE: LazyLock<Regex> = lazy_re!(r"^\s*= (note|help): (.+)$");
+static LINT_NAME: LazyLock<Regex> = lazy_re!(r"#\[(?:warn|deny|forbid)\(([a-z_:]+)\)\]");
+static CARGO_SUMMARY: LazyLock<Regex> = lazy_re!(
+    r"^(error|warning): (could not compile|aborting due to|build failed|`[^`]+` \(.*\) generated \d+|\d+ warnings? emitted)",
+);
+static CARGO_PROGRESS: LazyLock<Regex> = lazy_re!(
+    r"^\s+(Compiling|Checking|Downloaded|Downloading|Updating|Locking|Adding|Blocking|Fresh|Documenting|Running)\s"
+);
+static CARGO_FINISHED: LazyLock<Regex> = lazy_re!(r"^\s+Finished (.+)$");
+
+/// Parses rustc diagnostics out of cargo build/check/clippy output.
+pub fn parse_cargo(lines: &[&str]) -> BuildOutput {
+    let diagnostics = rustc_diagnostics(lines);
+    let mut summary = Vec::new();
+    let mut artifacts = Vec::new();
+    for line in lines {
+        if CARGO_SUMMARY.is_match(line) {
+            summary.push(line.trim().to_string());
+        } else if let Some(c) = CARGO_FINISHED.captures(line) {
+            artifacts.push(c[1].to_string());
+        }
+    }
+    let failed = diagnostics.iter().any(|d| d.severity == Severity::Error)
+        || summary.iter().any(|s| s.starts_with("error"));
+    let status = status_of(failed, !artifacts.is_empty());
+    BuildOutput {
+        tool: "cargo".into(),
+        status,
+        diagnostics,
+        artifacts,
+        summary,
+    }
+}
+
+fn status_of(failed: bool, finished: bool) -> Status {
+    match (failed, finished) {
+        (true, _) => Status::Failed,
+        (false, true) => Status::Success,
+        (false, false) => Status::Unknown,
+    }
+}
+
+/// Diagnostics in rustc's human format. Used by the cargo build and cargo test parsers.
+pub fn rustc_diagnostics(lines: &[&str]) -> Vec<Diagnostic> {
+    let mut out: Vec<Diagnostic> = Vec::new();
+    let mut open = false;
+    for line in lines {
+        if let Some(c) = RUSTC_HEAD.captures(line) {
+            open = !CARGO_SUMMARY.is_match(line);
+            if open {
+                let severity = if &c[1] == "error" {
+                    Severity::Error
+                } else {
+                    Severity::Warning
+                };
+                let code = c.get(2).map(|m| m.as_str().to_string());
+                out.push(Diagnostic {
+                    severity,
+                    code,
+                    message: c[3].to_string(),
+                    location: None,
+                    notes: vec![],
+                });
+            }
+            continue;
+        }
+        let top_level = !line.is_empty()
+            && !line.starts_with(|c: char| c == ' ' || c == '=' || c == '|' || c.is_ascii_digit());
+        if CARGO_PROGRESS.is_match(line)
+            || (top_level && !line.starts_with("help: ") && !line.starts_with("note: "))
+        {
+            open = false;
+        }
+        let Some(d) = out.last_mut().filter(|_| open) else {
+            continue;
+        };
+        attach_rustc_line(d, line);
+    }
+    out
+}
+
+/// Adds a location, a label or a note line to the diagnostic being read.
+fn attach_rustc_line(d: &mut Diagnostic, line: &str) {
+    if let Some(c) = RUSTC_ARROW.captures(line) {
+        if d.location.is_none() {
+            d.location = Some(Location::new(&c[1], c[2].parse().ok(), c[3].parse().ok()));
+        }
+    } else if let Some(c) = RUSTC_NOTE.captures(line) {
+        let note = &c[2];
+        if d.code.is_none()
+            && let Some(l) = LINT_NAME.captures(note)
+        {
+            d.code = Some(l[1].to_string());
+        }
+        if d.notes.len() < 2
+            && !note.starts_with("for further information")
+            && !note.starts_with('`')
+        {
+            d.notes.push(format!("{}: {note}", &c[1]));
+        }
+    } else if let Some(c) = RUSTC_LABEL.captures(line)
+        && d.notes.len() < 3
+    {
+        d.notes.push(c[1].to_string());
+    }
+}
+
+static TSC_PLAIN: LazyLock<Regex> =
+    lazy_re!(r"^(.+?)\((\d+),(\d+)\): (error|warning) (TS\d+): (.*)$");
+static TSC_PRETTY: LazyLock<Regex> =
+    lazy_re!(r"^(.+?):(\d+):(\d+) - (error|warning) (TS\d+): (.*)$");
+static TSC_GLOBAL: LazyLock<Regex> = lazy_re!(r"^(error|warning) (TS\d+): (.*)$");
+static TSC_SUMMARY: LazyLock<Regex> = lazy_re!(r"^Found \d+ errors?");
+
+/// Parses `tsc` output in both the plain (`file(l,c): error TSn:`) and pretty (`file:l:c - error TSn:`)
+/// forms.
+pub fn parse_tsc(lines: &[&str]) -> BuildOutput {
+    let mut diagnostics = Vec::new();
+    let mut summary = Vec::new();
+    for line in lines {
+        let caps = TSC_PLAIN
+            .captures(line)
+            .or_else(|| TSC_PRETTY.captures(line));
+        if let Some(c) = caps {
+            let loc = Location::new(&c[1], c[2].parse().ok(), c[3].parse().ok());
+            diagnostics.push(diag(&c[4], Some(&c[5]), &c[6], Some(loc)));
+        } else if let Some(c) = TSC_GLOBAL.captures(line) {
+            diagnostics.push(diag(&c[1], Some(&c[2]), &c[3], None));
+        } else if TSC_SUMMARY.is_match(line) {
+            summary.push(line.trim().to_string());
+        }
+    }
+    let failed = diagnostics.iter().any(|d| d.severity == Severity::Error) || !summary.is_empty();
+    let status = if failed {
+        Status::Failed
+    } else {
+        Status::Unknown
+    };
+    BuildOutput {
+        tool: "tsc".into(),
+        status,
+        diagnostics,
+        artifacts: vec![],
+        summary,
+    }
+}
+
+fn diag(
+    severity: &str,
+    code: Option<&str>,
+    message: &str,
+    location: Option<Location>,
+) -> Diagnostic {
+    let severity = match severity {
+        "warning" => Severity::Warning,
+        "note" => Severity::Note,
+        _ => Severity::Error,
+    };
+    Diagnostic {
+        severity,
+        code: code.map(str::to_string),
+        message: message.trim().to_string(),
+        location,
+        notes: vec![],
+    }
+}
+
+static GO_DIAG: LazyLock<Regex> = lazy_re!(r"^(?:\./)?(\S+\.go):(\d+):(?:(\d+):)? (.+)$");
+static GO_PKG: LazyLock<Regex> = lazy_re!(r"^# (\S+)$");
+
+/// Parses `go build` / `go vet` output: `# package` headers and `file.go:l:c: message` lines.
+pub fn parse_go(lines: &[&str]) -> BuildOutput {
+    let mut diagnostics = Vec::new();
+    let mut summary = Vec::new();
+    for line in lines {
+        if let Some(c) = GO_DIAG.captures(line) {
+            let loc = Location::new(
+                &c[1],
+                c[2].parse().ok(),
+                c.get(3).and_then(|m| m.as_str().parse().ok()),
+            );
+            diagnostics.push(diag("error", None, &c[4], Some(loc)));
+        } else if GO_PKG.is_match(line)
+            || line.starts_with("go: ")
+            || line.contains("too many errors")
+        {
+            summary.push(line.trim().to_string());
+        }
+    }
+    let failed = !diagnostics.is_empty() || summary.iter().any(|s| s.starts_with("go: "));
+    let status = if failed {
+        Status::Failed
+    } else {
+        Status::Unknown
+    };
+    BuildOutput {
+        tool: "go".into(),
+        status,
+        diagnostics,
+        artifacts: vec![],
+        summary,
+    }
+}
+
+static GCC_DIAG: LazyLock<Regex> = lazy_re!(
+    r"^(\S+?):(\d+):(?:(\d+):)? (error|warning|fatal error|note): (.*?)(?: \[(-W[^\]]+|-fpermissive)\])?$"
+);
+static LINKER: LazyLock<Regex> =
+    lazy_re!(r"undefined reference to|ld returned \d+ exit status|cannot find -l");
+static MAKE_MSG: LazyLock<Regex> =
+    lazy_re!(r"^g?make(?:\[\d+\])?: (\*\*\*|Target|Leaving|Nothing to be done)");
+
+/// Parses gcc/clang diagnostics and make's error lines.
+pub fn parse_gcc(lines: &[&str]) -> BuildOutput {
+    let mut diagnostics: Vec<Diagnostic> = Vec::new();
+    let mut summary = Vec::new();
+    for line in lines {
+        if let Some(c) = GCC_DIAG.captures(line) {
+            let loc = Location::new(
+                &c[1],
+                c[2].parse().ok(),
+                c.get(3).and_then(|m| m.as_str().parse().ok()),
+            );
+            let sev = if &c[4] == "fatal error" {
+                "error"
+            } else {
+                &c[4]
+            };
+            let mut d = diag(sev, c.get(6).map(|m| m.as_str()), &c[5], Some(loc));
+            if d.severity == Severity::Note
+                && let Some(prev) = diagnostics.last_mut()
+            {
+                d.notes.clear();
+                prev.notes
+                    .push(format!("note: {} ({})", d.message, loc_text(&d)));
+                continue;
+            }
+            diagnostics.push(d);
+        } else if LINKER.is_match(line) {
+            diagnostics.push(diag("error", None, line.trim(), None));
+        } else if MAKE_MSG.is_match(line) && line.contains("***") || line.contains("not remade") {
+            summary.push(line.trim().to_string());
+        }
+    }
+    let failed = diagnostics.iter().any(|d| d.severity == Severity::Error)
+        || summary.iter().any(|s| s.contains("***"));
+    let status = if failed {
+        Status::Failed
+    } else {
+        Status::Unknown
+    };
+    BuildOutput {
+        tool: "gcc".into(),
+        status,
+        diagnostics,
+        artifacts: vec![],
+        summary,
+    }
+}
+
+fn loc_text(d: &Diagnostic) -> String {
+    d.location
+        .as_ref()
+        .map(ToString::to_string)
+        .unwrap_or_default()
+}
+
+static JS_ERROR: LazyLock<Regex> = lazy_re!(
+    r"(?i)^\s*(?:x |✘ |\[vite\]\s*)?(error\b.*|ERROR in .*|.*\bfailed\b.*|Could not resolve .*|Module not found.*|SyntaxError.*|TypeError.*)$"
+);
+static JS_LOC: LazyLock<Regex> = lazy_re!(
+    r"(?:^|[\s(])((?:\.{0,2}/)?[\w./@-]+\.(?:[cm]?[jt]sx?|vue|svelte|css|scss|html)):(\d+)(?::(\d+))?"
+);
+static JS_FILE: LazyLock<Regex> = lazy_re!(r"^\s*file: (\S+?)(?::(\d+):(\d+))?$");
+static JS_OK: LazyLock<Regex> =
+    lazy_re!(r"(?i)✓ built in|compiled successfully|webpack \d\S* compiled\s+successfully");
+
+/// Parses webpack/vite/rollup output: error lines with their file:line, stack frames dropped.
+pub fn parse_bundler(lines: &[&str]) -> BuildOutput {
+    let mut diagnostics: Vec<Diagnostic> = Vec::new();
+    let mut summary = Vec::new();
+    let mut ok = false;
+    for line in lines {
+        let t = line.trim();
+        if t.starts_with("at ") {
+            continue;
+        }
+        if JS_OK.is_match(t) {
+            ok = true;
+            summary.push(t.to_string());
+        } else if let Some(c) = JS_FILE.captures(line) {
+            let loc = Location::new(
+                &c[1],
+                c.get(2).and_then(|m| m.as_str().parse().ok()),
+                c.get(3).and_then(|m| m.as_str().parse().ok()),
+            );
+            if let Some(d) = diagnostics.last_mut().filter(|d| d.location.is_none()) {
+                d.location = Some(loc);
+            }
+        } else if JS_ERROR.is_match(t) {
+            let location = JS_LOC.captures(t).map(|c| {
+                Location::new(
+                    &c[1],
+                    c[2].parse().ok(),
+                    c.get(3).and_then(|m| m.as_str().parse().ok()),
+                )
+            });
+            diagnostics.push(diag("error", None, t, location));
+        }
+    }
+    merge_error_headers(&mut diagnostics, lines);
+    let failed = !diagnostics.is_empty();
+    BuildOutput {
+        tool: "bundler".into(),
+        status: status_of(failed, ok),
+        diagnostics,
+        artifacts: vec![],
+        summary,
+    }
+}
+
+/// `error during build:` is followed by the actual message on the next line; keep that line too.
+fn merge_error_headers(diagnostics: &mut [Diagnostic], lines: &[&str]) {
+    for d in diagnostics.iter_mut() {
+        if d.message.ends_with(':')
+            && let Some(i) = lines.iter().position(|l| l.trim() == d.message)
+            && let Some(next) = lines.get(i + 1)
+        {
+            d.notes.push(next.trim().to_string());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rustc_error_with_label() {
+        let text = "error[E0425]: cannot find value `x`\n  --> src/a.rs:3:5\n   |\n3  |     x\n   |     ^ not found\n\nerror: could not compile `a` (lib) due to 1 previous error";
+        let lines: Vec<&str> = text.lines().collect();
+        let b = parse_cargo(&lines);
+        assert_eq!(b.status, Status::Failed);
+        assert_eq!(b.diagnostics.len(), 1);
+        let d = &b.diagnostics[0];
+        assert_eq!(d.code.as_deref(), Some("E0425"));
+        assert_eq!(
+            d.location.as_ref().map(ToString::to_string).as_deref(),
+            Some("src/a.rs:3:5")
+        );
+        assert_eq!(d.notes, vec!["not found".to_string()]);
+        assert_eq!(b.summary.len(), 1);
+    }
+
+    #[test]
+    fn tsc_plain_and_pretty() {
+        let lines = [
+            "a.ts(1,2): error TS2322: bad",
+            "b.ts:3:4 - error TS1005: ';' expected.",
+            "Found 2 errors in 2 files.",
+        ];
+        let b = parse_tsc(&lines);
+        assert_eq!(b.diagnostics.len(), 2);
+        assert_eq!(b.status, Status::Failed);
+    }
+}
