@@ -105,15 +105,15 @@ impl Actor {
             let want_write = !self.input.is_empty() && !self.hung_up;
             tokio::select! {
                 cmd = rx.recv() => match cmd {
-                    Some(Cmd::Kill(done)) => {
-                        self.shutdown().await;
+                    Some(Cmd::Kill { scan, done }) => {
+                        self.shutdown(scan).await;
                         // The requester may have gone away; the session is dead either way.
                         done.send(()).ok();
                         return;
                     }
                     Some(cmd) => self.handle(cmd),
                     None => {
-                        self.shutdown().await;
+                        self.shutdown(true).await;
                         return;
                     }
                 },
@@ -188,7 +188,7 @@ impl Actor {
                 };
                 reply.send(Ok((result, rx))).ok();
             }
-            Cmd::Kill(_) => {}
+            Cmd::Kill { .. } => {}
         }
     }
 
@@ -902,23 +902,28 @@ impl Actor {
     }
 
     /// Kills every process of the session, reaps the shell and removes the session's files.
-    async fn shutdown(&mut self) {
+    /// With `scan` false the caller (daemon shutdown) has already signalled the session's
+    /// members from one scan of /proc for all sessions, and scans once more afterwards.
+    async fn shutdown(&mut self, scan: bool) {
         use rustix::process::Signal;
         if let Some(mut child) = self.child.take() {
-            crate::pty::signal_session(self.pid, Signal::HUP);
-            crate::pty::signal_session(self.pid, Signal::CONT);
-            if tokio::time::timeout(Duration::from_millis(300), child.wait())
-                .await
-                .is_err()
-            {
-                crate::pty::signal_session(self.pid, Signal::KILL);
+            // The shell leads its own process group; the foreground job may have another.
+            crate::pty::signal_group(self.pid, Signal::HUP);
+            if let Some(fg) = self.master.foreground_pgrp().filter(|fg| *fg != self.pid) {
+                crate::pty::signal_group(fg, Signal::HUP);
+                crate::pty::signal_group(fg, Signal::CONT);
+            }
+            if tokio::time::timeout(Duration::from_millis(300), child.wait()).await.is_err() {
+                crate::pty::signal_group(self.pid, Signal::KILL);
                 if let Err(e) = child.wait().await {
                     tracing::warn!(session = %self.name, "reaping the shell failed: {e}");
                 }
             }
         }
-        // Jobs that survived the hangup (they ignore SIGHUP) go too.
-        crate::pty::signal_session(self.pid, Signal::KILL);
+        if scan {
+            // Jobs in other process groups, and any that ignore SIGHUP.
+            crate::pty::signal_session(self.pid, Signal::KILL);
+        }
         if let Some(p) = self.exec.take() {
             p.cleanup();
             p.reply.send(Err(Error::Killed(self.name.clone()))).ok();

@@ -43,6 +43,8 @@ struct Inner {
     config: ManagerConfig,
     hooks: Hooks,
     sessions: Mutex<BTreeMap<String, SessionHandle>>,
+    /// Session ids (the shells' pids) of live sessions by name, for shutdown.
+    pids: Mutex<BTreeMap<String, i32>>,
 }
 
 /// Owns every session. Cheap to clone; all clones see the same sessions.
@@ -60,6 +62,7 @@ impl SessionManager {
                 config,
                 hooks,
                 sessions: Mutex::new(BTreeMap::new()),
+                pids: Mutex::default(),
             }),
         })
     }
@@ -204,6 +207,7 @@ impl SessionManager {
         tokio::spawn(actor.run(rx));
         let handle = SessionHandle::new(&name, tx);
         sessions.insert(name.clone(), handle.clone());
+        self.inner.pids.lock().unwrap_or_else(|p| p.into_inner()).insert(name.clone(), pid);
         tracing::info!(session = %name, pid, "session created");
         Ok(handle)
     }
@@ -224,18 +228,30 @@ impl SessionManager {
     pub async fn kill(&self, name: &str) -> Result<()> {
         let handle = self.get(name)?;
         self.sessions().remove(name);
+        self.inner.pids.lock().unwrap_or_else(|p| p.into_inner()).remove(name);
         handle.kill().await;
         Ok(())
     }
 
-    /// Kills every session.
+    /// Kills every session: one scan of /proc finds every session's processes, all of them get
+    /// SIGHUP at once, the shells are reaped concurrently, and a last scan SIGKILLs survivors.
     pub async fn shutdown(&self) {
-        let handles: Vec<SessionHandle> = std::mem::take(&mut *self.sessions())
-            .into_values()
-            .collect();
-        let kills = handles.iter().map(|h| h.kill());
-        for k in kills {
-            k.await;
+        use rustix::process::Signal;
+        let handles: Vec<SessionHandle> = std::mem::take(&mut *self.sessions()).into_values().collect();
+        let sids: std::collections::HashSet<i32> =
+            std::mem::take(&mut *self.inner.pids.lock().unwrap_or_else(|p| p.into_inner())).into_values().collect();
+        let members = pty::session_members(&sids);
+        for pids in members.values() {
+            pty::signal_all(pids, Signal::HUP);
+            pty::signal_all(pids, Signal::CONT);
+        }
+        let mut kills = tokio::task::JoinSet::new();
+        for h in handles {
+            kills.spawn(async move { h.kill_with(false).await });
+        }
+        while kills.join_next().await.is_some() {}
+        for pids in pty::session_members(&sids).values() {
+            pty::signal_all(pids, Signal::KILL);
         }
     }
 

@@ -162,31 +162,47 @@ pub fn process_name(pid: i32) -> Option<String> {
     Some(comm.trim_end().to_owned())
 }
 
-/// Sends `signal` to every process whose session id is `sid`: the shell, its jobs (which job
-/// control moves into process groups of their own) and anything they started that kept the
-/// session. Returns how many processes were signalled.
-pub fn signal_session(sid: i32, signal: rustix::process::Signal) -> usize {
+/// The processes of each of `sids` (session ids), from one scan of `/proc`: the shell, its jobs
+/// (which job control moves into process groups of their own) and anything they started that
+/// kept the session.
+pub fn session_members(sids: &std::collections::HashSet<i32>) -> std::collections::HashMap<i32, Vec<i32>> {
+    let mut members: std::collections::HashMap<i32, Vec<i32>> = std::collections::HashMap::new();
     let Ok(dir) = std::fs::read_dir("/proc") else {
-        return 0;
+        return members;
     };
-    let mut count = 0;
     for entry in dir.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<i32>().ok())
-        else {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
             continue;
         };
-        if session_of(pid) == Some(sid) {
-            if let Some(pid) = Pid::from_raw(pid) {
-                if rustix::process::kill_process(pid, signal).is_ok() {
-                    count += 1;
-                }
-            }
+        if let Some(sid) = session_of(pid).filter(|sid| sids.contains(sid)) {
+            members.entry(sid).or_default().push(pid);
         }
     }
-    count
+    members
+}
+
+/// Sends `signal` to each pid, ignoring those that are already gone.
+pub fn signal_all(pids: &[i32], signal: rustix::process::Signal) {
+    for pid in pids.iter().filter_map(|p| Pid::from_raw(*p)) {
+        // ESRCH (already exited) is the expected race here.
+        rustix::process::kill_process(pid, signal).ok();
+    }
+}
+
+/// Sends `signal` to the process group `pgrp`.
+pub fn signal_group(pgrp: i32, signal: rustix::process::Signal) {
+    if let Some(pid) = Pid::from_raw(pgrp) {
+        // ESRCH: the group is already gone.
+        rustix::process::kill_process_group(pid, signal).ok();
+    }
+}
+
+/// Sends `signal` to every process of session `sid`.
+pub fn signal_session(sid: i32, signal: rustix::process::Signal) {
+    let members = session_members(&std::iter::once(sid).collect());
+    if let Some(pids) = members.get(&sid) {
+        signal_all(pids, signal);
+    }
 }
 
 /// The session id of a process, from field 6 of `/proc/PID/stat` (after the parenthesised

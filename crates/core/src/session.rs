@@ -70,7 +70,7 @@ pub(crate) enum Cmd {
     Resize(Size, Reply<()>),
     Info(oneshot::Sender<SessionInfo>),
     Subscribe(Reply<(SubscribeResult, broadcast::Receiver<SessionEvent>)>),
-    Kill(oneshot::Sender<()>),
+    Kill { scan: bool, done: oneshot::Sender<()> },
 }
 
 /// A handle to a running session. Cloning it is cheap; the session lives until killed.
@@ -175,8 +175,12 @@ impl SessionHandle {
 
     /// Kills the session's processes, reaps them, deletes its log and stops its actor.
     pub async fn kill(&self) {
+        self.kill_with(true).await;
+    }
+
+    pub(crate) async fn kill_with(&self, scan: bool) {
         let (tx, rx) = oneshot::channel();
-        if self.tx.send(Cmd::Kill(tx)).await.is_ok() {
+        if self.tx.send(Cmd::Kill { scan, done: tx }).await.is_ok() {
             // An error here means the actor already stopped: the session is gone either way.
             rx.await.ok();
         }
