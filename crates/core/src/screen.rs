@@ -199,7 +199,9 @@ fn visible(cell: &Cell) -> bool {
 }
 
 fn push_cell(out: &mut String, cell: &Cell) {
-    out.push(cell.c);
+    // The emulator keeps a tab as '\t' in the cell where it started (for copying); on screen it
+    // is blank.
+    out.push(if cell.c == '\t' { ' ' } else { cell.c });
     if let Some(extra) = cell.zerowidth() {
         out.extend(extra.iter());
     }
