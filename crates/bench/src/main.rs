@@ -23,16 +23,20 @@ struct Rpc {
 
 impl Rpc {
     fn connect(sock: &Path) -> Res<Self> {
-        let w = UnixStream::connect(sock).map_err(|e| format!("connect {}: {e}", sock.display()))?;
+        let w =
+            UnixStream::connect(sock).map_err(|e| format!("connect {}: {e}", sock.display()))?;
         let r = BufReader::new(w.try_clone().map_err(|e| e.to_string())?);
         Ok(Self { w, r, id: 0 })
     }
 
     fn call(&mut self, method: &str, params: Value) -> Res<Value> {
         self.id += 1;
-        let mut line = json!({"jsonrpc": "2.0", "id": self.id, "method": method, "params": params}).to_string();
+        let mut line = json!({"jsonrpc": "2.0", "id": self.id, "method": method, "params": params})
+            .to_string();
         line.push('\n');
-        self.w.write_all(line.as_bytes()).map_err(|e| e.to_string())?;
+        self.w
+            .write_all(line.as_bytes())
+            .map_err(|e| e.to_string())?;
         let mut resp = String::new();
         self.r.read_line(&mut resp).map_err(|e| e.to_string())?;
         let v: Value = serde_json::from_str(&resp).map_err(|e| e.to_string())?;
@@ -43,7 +47,10 @@ impl Rpc {
     }
 
     fn exec(&mut self, target: &str, command: &str) -> Res<Value> {
-        let r = self.call("session.exec", json!({"target": target, "command": command, "timeout_ms": 600_000}))?;
+        let r = self.call(
+            "session.exec",
+            json!({"target": target, "command": command, "timeout_ms": 600_000}),
+        )?;
         if r["status"] != "exited" {
             return Err(format!("exec {command}: {r}"));
         }
@@ -65,7 +72,8 @@ fn stats(mut ms: Vec<f64>) -> Value {
 }
 
 fn rss_kb(pid: i64) -> Res<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(|e| e.to_string())?;
+    let status =
+        std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(|e| e.to_string())?;
     status
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))
@@ -81,7 +89,9 @@ struct Setup {
 impl Setup {
     fn cli(&self, args: &[&str]) -> Command {
         let mut c = Command::new(&self.exe);
-        c.env("AI_SESSION_HOME", self.home.path()).args(["-L", "bench"]).args(args);
+        c.env("AI_SESSION_HOME", self.home.path())
+            .args(["-L", "bench"])
+            .args(args);
         c
     }
     fn sock(&self) -> PathBuf {
@@ -90,7 +100,11 @@ impl Setup {
 }
 
 fn arg(args: &[String], name: &str, default: usize) -> usize {
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn main() {
@@ -105,15 +119,32 @@ fn run() -> Res<()> {
     let sessions = arg(&args, "--sessions", 200);
     let mb = arg(&args, "--mb", 64);
     let hold = arg(&args, "--hold", 5000);
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?.with_file_name("ai-session");
-    let setup = Setup { exe, home: tempfile::tempdir().map_err(|e| e.to_string())? };
-    let tmux = if args.iter().any(|a| a == "--skip-tmux") { Value::Null } else { tmux_baseline(sessions, mb)? };
-    let st = setup.cli(&["daemon", "start"]).output().map_err(|e| e.to_string())?;
+    let exe = std::env::current_exe()
+        .map_err(|e| e.to_string())?
+        .with_file_name("ai-session");
+    let setup = Setup {
+        exe,
+        home: tempfile::tempdir().map_err(|e| e.to_string())?,
+    };
+    let tmux = if args.iter().any(|a| a == "--skip-tmux") {
+        Value::Null
+    } else {
+        tmux_baseline(sessions, mb)?
+    };
+    let st = setup
+        .cli(&["daemon", "start"])
+        .output()
+        .map_err(|e| e.to_string())?;
     if !st.status.success() {
-        return Err(format!("daemon start failed: {}", String::from_utf8_lossy(&st.stderr)));
+        return Err(format!(
+            "daemon start failed: {}",
+            String::from_utf8_lossy(&st.stderr)
+        ));
     }
     let mut rpc = Rpc::connect(&setup.sock())?;
-    let pid = rpc.call("daemon.status", json!({}))?["pid"].as_i64().unwrap_or(0);
+    let pid = rpc.call("daemon.status", json!({}))?["pid"]
+        .as_i64()
+        .unwrap_or(0);
     let ours = measure(&setup, &mut rpc, pid, sessions, mb, hold);
     setup.cli(&["daemon", "stop"]).output().ok();
     let ours = ours?;
@@ -137,27 +168,50 @@ fn run() -> Res<()> {
             "rss_per_session_ratio": ratio("rss_kb_per_session", "rss_kb_per_session", true),
         }
     });
-    println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
+    );
     Ok(())
 }
 
 fn tmux_baseline(sessions: usize, mb: usize) -> Res<Value> {
-    let script = std::env::var("TMUX_BASELINE").unwrap_or_else(|_| "../shared/bench/tmux-baseline.sh".into());
-    let out = Command::new("bash").arg(&script).arg(sessions.to_string()).arg(mb.to_string()).output();
+    let script = std::env::var("TMUX_BASELINE")
+        .unwrap_or_else(|_| "../shared/bench/tmux-baseline.sh".into());
+    let out = Command::new("bash")
+        .arg(&script)
+        .arg(sessions.to_string())
+        .arg(mb.to_string())
+        .output();
     let out = out.map_err(|e| format!("{script}: {e}"))?;
     let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().last().ok_or_else(|| format!("{script} printed nothing: {}", String::from_utf8_lossy(&out.stderr)))?;
+    let line = text.lines().last().ok_or_else(|| {
+        format!(
+            "{script} printed nothing: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })?;
     serde_json::from_str(line).map_err(|e| format!("{script}: {e}: {line}"))
 }
 
-fn measure(setup: &Setup, rpc: &mut Rpc, pid: i64, sessions: usize, mb: usize, hold: usize) -> Res<Value> {
+fn measure(
+    setup: &Setup,
+    rpc: &mut Rpc,
+    pid: i64,
+    sessions: usize,
+    mb: usize,
+    hold: usize,
+) -> Res<Value> {
     let mut out = serde_json::Map::new();
     // Create: over a connected socket, and one CLI process per session (as tmux's figure is).
     let rss0 = rss_kb(pid)?;
     let mut create = Vec::new();
     for i in 0..sessions {
         let t = Instant::now();
-        rpc.call("session.new", json!({"name": format!("c{i}"), "program": ["sh"], "cwd": "/tmp"}))?;
+        rpc.call(
+            "session.new",
+            json!({"name": format!("c{i}"), "program": ["sh"], "cwd": "/tmp"}),
+        )?;
         create.push(t.elapsed().as_secs_f64() * 1000.0);
     }
     // Let every shell draw its first prompt before reading memory.
@@ -165,14 +219,20 @@ fn measure(setup: &Setup, rpc: &mut Rpc, pid: i64, sessions: usize, mb: usize, h
         rpc.call("session.wait", json!({"target": format!("c{i}"), "condition": {"kind": "prompt"}, "timeout_ms": 10_000}))?;
     }
     let rss1 = rss_kb(pid)?;
-    out.insert("rss_kb_per_session".into(), json!((rss1 - rss0) / sessions as f64));
+    out.insert(
+        "rss_kb_per_session".into(),
+        json!((rss1 - rss0) / sessions as f64),
+    );
     let s = stats(create);
     out.insert("create_socket_mean_ms".into(), s["mean_ms"].clone());
     out.insert("create_socket".into(), s);
     let mut create_cli = Vec::new();
     for i in 0..sessions.min(100) {
         let t = Instant::now();
-        let st = setup.cli(&["new", "-s", &format!("k{i}"), "--shell", "sh"]).output().map_err(|e| e.to_string())?;
+        let st = setup
+            .cli(&["new", "-s", &format!("k{i}"), "--shell", "sh"])
+            .output()
+            .map_err(|e| e.to_string())?;
         if !st.status.success() {
             return Err(String::from_utf8_lossy(&st.stderr).into_owned());
         }
@@ -183,7 +243,10 @@ fn measure(setup: &Setup, rpc: &mut Rpc, pid: i64, sessions: usize, mb: usize, h
     out.insert("create_cli".into(), s);
 
     // Exec round trip: `echo hi` to output and exit code.
-    rpc.call("session.new", json!({"name": "rt", "program": ["sh"], "cwd": "/tmp"}))?;
+    rpc.call(
+        "session.new",
+        json!({"name": "rt", "program": ["sh"], "cwd": "/tmp"}),
+    )?;
     rpc.exec("rt", "true")?;
     let mut rt = Vec::new();
     for _ in 0..500 {
@@ -200,7 +263,10 @@ fn measure(setup: &Setup, rpc: &mut Rpc, pid: i64, sessions: usize, mb: usize, h
     let mut rt_cli = Vec::new();
     for i in 0..50 {
         let t = Instant::now();
-        let st = setup.cli(&["exec", "-t", "rt", &format!("echo MARK{i}")]).output().map_err(|e| e.to_string())?;
+        let st = setup
+            .cli(&["exec", "-t", "rt", &format!("echo MARK{i}")])
+            .output()
+            .map_err(|e| e.to_string())?;
         rt_cli.push(t.elapsed().as_secs_f64() * 1000.0);
         if !String::from_utf8_lossy(&st.stdout).starts_with("MARK") {
             return Err("CLI exec failed".into());
@@ -215,14 +281,21 @@ fn measure(setup: &Setup, rpc: &mut Rpc, pid: i64, sessions: usize, mb: usize, h
     let file = dir.path().join("big.txt");
     let status = Command::new("sh")
         .arg("-c")
-        .arg(format!("head -c {} /dev/urandom | base64 > {}", mb * 1_000_000 * 3 / 4, file.display()))
+        .arg(format!(
+            "head -c {} /dev/urandom | base64 > {}",
+            mb * 1_000_000 * 3 / 4,
+            file.display()
+        ))
         .status()
         .map_err(|e| e.to_string())?;
     if !status.success() {
         return Err("cannot make the throughput file".into());
     }
     let bytes = std::fs::metadata(&file).map_err(|e| e.to_string())?.len() as f64;
-    rpc.call("session.new", json!({"name": "tp", "program": ["sh"], "cwd": "/tmp", "size": {"cols": 200, "rows": 50}}))?;
+    rpc.call(
+        "session.new",
+        json!({"name": "tp", "program": ["sh"], "cwd": "/tmp", "size": {"cols": 200, "rows": 50}}),
+    )?;
     rpc.exec("tp", "true")?;
     let t = Instant::now();
     let r = rpc.call(
@@ -241,7 +314,10 @@ fn measure(setup: &Setup, rpc: &mut Rpc, pid: i64, sessions: usize, mb: usize, h
     }
     let t = Instant::now();
     for i in 0..hold {
-        rpc.call("session.new", json!({"name": format!("h{i}"), "program": ["sh"], "cwd": "/tmp"}))?;
+        rpc.call(
+            "session.new",
+            json!({"name": format!("h{i}"), "program": ["sh"], "cwd": "/tmp"}),
+        )?;
     }
     out.insert("hold_sessions".into(), json!(hold));
     out.insert("hold_create_s".into(), json!(t.elapsed().as_secs_f64()));

@@ -913,7 +913,10 @@ impl Actor {
                 crate::pty::signal_group(fg, Signal::HUP);
                 crate::pty::signal_group(fg, Signal::CONT);
             }
-            if tokio::time::timeout(Duration::from_millis(300), child.wait()).await.is_err() {
+            if tokio::time::timeout(Duration::from_millis(300), child.wait())
+                .await
+                .is_err()
+            {
                 crate::pty::signal_group(self.pid, Signal::KILL);
                 if let Err(e) = child.wait().await {
                     tracing::warn!(session = %self.name, "reaping the shell failed: {e}");

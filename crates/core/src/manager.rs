@@ -207,7 +207,11 @@ impl SessionManager {
         tokio::spawn(actor.run(rx));
         let handle = SessionHandle::new(&name, tx);
         sessions.insert(name.clone(), handle.clone());
-        self.inner.pids.lock().unwrap_or_else(|p| p.into_inner()).insert(name.clone(), pid);
+        self.inner
+            .pids
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.clone(), pid);
         tracing::info!(session = %name, pid, "session created");
         Ok(handle)
     }
@@ -228,7 +232,11 @@ impl SessionManager {
     pub async fn kill(&self, name: &str) -> Result<()> {
         let handle = self.get(name)?;
         self.sessions().remove(name);
-        self.inner.pids.lock().unwrap_or_else(|p| p.into_inner()).remove(name);
+        self.inner
+            .pids
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name);
         handle.kill().await;
         Ok(())
     }
@@ -237,9 +245,13 @@ impl SessionManager {
     /// SIGHUP at once, the shells are reaped concurrently, and a last scan SIGKILLs survivors.
     pub async fn shutdown(&self) {
         use rustix::process::Signal;
-        let handles: Vec<SessionHandle> = std::mem::take(&mut *self.sessions()).into_values().collect();
+        let handles: Vec<SessionHandle> = std::mem::take(&mut *self.sessions())
+            .into_values()
+            .collect();
         let sids: std::collections::HashSet<i32> =
-            std::mem::take(&mut *self.inner.pids.lock().unwrap_or_else(|p| p.into_inner())).into_values().collect();
+            std::mem::take(&mut *self.inner.pids.lock().unwrap_or_else(|p| p.into_inner()))
+                .into_values()
+                .collect();
         let members = pty::session_members(&sids);
         for pids in members.values() {
             pty::signal_all(pids, Signal::HUP);

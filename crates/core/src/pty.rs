@@ -165,13 +165,19 @@ pub fn process_name(pid: i32) -> Option<String> {
 /// The processes of each of `sids` (session ids), from one scan of `/proc`: the shell, its jobs
 /// (which job control moves into process groups of their own) and anything they started that
 /// kept the session.
-pub fn session_members(sids: &std::collections::HashSet<i32>) -> std::collections::HashMap<i32, Vec<i32>> {
+pub fn session_members(
+    sids: &std::collections::HashSet<i32>,
+) -> std::collections::HashMap<i32, Vec<i32>> {
     let mut members: std::collections::HashMap<i32, Vec<i32>> = std::collections::HashMap::new();
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return members;
     };
     for entry in dir.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
             continue;
         };
         if let Some(sid) = session_of(pid).filter(|sid| sids.contains(sid)) {

@@ -70,7 +70,10 @@ pub(crate) enum Cmd {
     Resize(Size, Reply<()>),
     Info(oneshot::Sender<SessionInfo>),
     Subscribe(Reply<(SubscribeResult, broadcast::Receiver<SessionEvent>)>),
-    Kill { scan: bool, done: oneshot::Sender<()> },
+    Kill {
+        scan: bool,
+        done: oneshot::Sender<()>,
+    },
 }
 
 /// A handle to a running session. Cloning it is cheap; the session lives until killed.

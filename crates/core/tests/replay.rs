@@ -1,5 +1,6 @@
 //! Byte streams recorded from real programs (tests/replay/record.sh) replayed into the emulator:
 //! the screen must match what tmux showed for the same bytes.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 use ai_session_core::Size;
 use ai_session_core::screen::Screen;

@@ -94,11 +94,11 @@ pub(crate) async fn run(stream: UnixStream, daemon: Arc<Daemon>) {
     writer.await.ok();
 }
 
-fn parse(line: &[u8]) -> Result<Request, Response> {
+fn parse(line: &[u8]) -> Result<Request, Box<Response>> {
     let value: Value = serde_json::from_slice(line).map_err(|e| {
         let err = RpcError::new(ErrorKind::ParseError, format!("not valid JSON: {e}"))
             .with_hint("send one JSON-RPC 2.0 request per line, UTF-8 encoded");
-        Response::err(Value::Null, err)
+        Box::new(Response::err(Value::Null, err))
     })?;
     let id = value.get("id").cloned().unwrap_or(Value::Null);
     serde_json::from_value::<Request>(value).map_err(|e| {
@@ -107,7 +107,7 @@ fn parse(line: &[u8]) -> Result<Request, Response> {
             format!("not a JSON-RPC request: {e}"),
         )
         .with_hint(r#"expected {"jsonrpc":"2.0","id":1,"method":"...","params":{...}}"#);
-        Response::err(id, err)
+        Box::new(Response::err(id, err))
     })
 }
 

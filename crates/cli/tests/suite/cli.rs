@@ -26,7 +26,10 @@ fn exit_codes_and_clean_output() {
     env.ok(&["new", "-s", "s"]);
     assert_eq!(exit_code(&env.exec("s", "true")), 0);
     assert_eq!(exit_code(&env.exec("s", "false")), 1);
-    assert_eq!(exit_code(&env.exec("s", "exit_with() { return 42; }; exit_with")), 42);
+    assert_eq!(
+        exit_code(&env.exec("s", "exit_with() { return 42; }; exit_with")),
+        42
+    );
     let r = env.exec("s", "no_such_command_xyz");
     assert_eq!(exit_code(&r), 127);
     assert!(r["output"].as_str().unwrap().contains("not found"), "{r}");
@@ -35,7 +38,15 @@ fn exit_codes_and_clean_output() {
     assert_eq!(r["output"], "one\ntwo\n");
     let start = r["output_start"].as_u64().unwrap();
     let end = r["output_end"].as_u64().unwrap();
-    let read = env.json(&["read", "-t", "s", "--since", &start.to_string(), "--max-bytes", &(end - start).to_string()]);
+    let read = env.json(&[
+        "read",
+        "-t",
+        "s",
+        "--since",
+        &start.to_string(),
+        "--max-bytes",
+        &(end - start).to_string(),
+    ]);
     assert_eq!(read["data"], "one\ntwo\n");
     // The CLI exits with the command's code.
     let out = env.run(&["exec", "-t", "s", "(exit 7)"]);
@@ -57,7 +68,11 @@ fn multiline_and_quoted_commands() {
 fn ctrl_c_gives_130() {
     let env = Env::new();
     env.ok(&["new", "-s", "s"]);
-    let mut exec = env.command(&["exec", "-t", "s", "--json", "echo started; sleep 30"]).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let exec = env
+        .command(&["exec", "-t", "s", "--json", "echo started; sleep 30"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     env.ok(&["wait", "-t", "s", "--for", "^started", "--timeout", "20"]);
     env.ok(&["send", "-t", "s", "C-c"]);
     let out = exec.wait_with_output().unwrap();
@@ -93,7 +108,14 @@ fn back_to_back_execs_do_not_mix() {
 fn timeouts_keep_partial_output_and_the_command() {
     let env = Env::new();
     env.ok(&["new", "-s", "s"]);
-    let r = env.json(&["exec", "-t", "s", "--idle-timeout", "0.3", "echo begin; sleep 2; echo end"]);
+    let r = env.json(&[
+        "exec",
+        "-t",
+        "s",
+        "--idle-timeout",
+        "0.3",
+        "echo begin; sleep 2; echo end",
+    ]);
     assert_eq!(r["status"], "running", "{r}");
     assert_eq!(r["output"], "begin\n");
     assert!(r["hint"].as_str().unwrap().contains("wait -t s --prompt"));
@@ -114,7 +136,17 @@ fn timeouts_keep_partial_output_and_the_command() {
 fn python_repl_with_send_and_wait() {
     let env = Env::new();
     env.ok(&["new", "-s", "py", "--", "python3", "-q"]);
-    env.ok(&["wait", "-t", "py", "--for", ">>> $", "--since", "0", "--timeout", "20"]);
+    env.ok(&[
+        "wait",
+        "-t",
+        "py",
+        "--for",
+        ">>> $",
+        "--since",
+        "0",
+        "--timeout",
+        "20",
+    ]);
     env.ok(&["send", "-t", "py", "print(6 * 7)", "Enter"]);
     let m = env.json(&["wait", "-t", "py", "--for", "^42$", "--timeout", "20"]);
     assert_eq!(m["matched"], "42");
@@ -124,7 +156,9 @@ fn python_repl_with_send_and_wait() {
     let out = env.run(&["exec", "-t", "py", "1+1"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("send"));
     env.ok(&["send", "-t", "py", "exit()", "Enter"]);
-    eventually(20, "python to exit", || env.json(&["ls"])["sessions"][0]["state"] == "exited");
+    eventually(20, "python to exit", || {
+        env.json(&["ls"])["sessions"][0]["state"] == "exited"
+    });
     assert_eq!(env.json(&["ls"])["sessions"][0]["exit_code"], 0);
 }
 
@@ -132,9 +166,15 @@ fn python_repl_with_send_and_wait() {
 fn resize_is_seen_by_the_program() {
     let env = Env::new();
     env.ok(&["new", "-s", "s", "--size", "100x30"]);
-    assert_eq!(env.exec("s", "tput cols; tput lines")["output"], "100\n30\n");
+    assert_eq!(
+        env.exec("s", "tput cols; tput lines")["output"],
+        "100\n30\n"
+    );
     env.ok(&["resize", "-t", "s", "132x40"]);
-    assert_eq!(env.exec("s", "tput cols; tput lines")["output"], "132\n40\n");
+    assert_eq!(
+        env.exec("s", "tput cols; tput lines")["output"],
+        "132\n40\n"
+    );
     let c = env.json(&["capture", "-t", "s"]);
     assert_eq!(c["size"]["cols"], 132);
     let bad = env.run(&["resize", "-t", "s", "0x0"]);
@@ -147,17 +187,32 @@ fn kill_leaves_no_process() {
     env.ok(&["new", "-s", "s"]);
     let shell = env.json(&["ls"])["sessions"][0]["pid"].as_i64().unwrap() as i32;
     // A background job in its own process group, and one that ignores SIGHUP.
-    let r = env.exec("s", "sleep 300 & echo $!; (trap '' HUP; exec sleep 301) & echo $!");
-    let pids: Vec<i32> = r["output"].as_str().unwrap().lines().filter_map(|l| l.trim().parse().ok()).collect();
+    let r = env.exec(
+        "s",
+        "sleep 300 & echo $!; (trap '' HUP; exec sleep 301) & echo $!",
+    );
+    let pids: Vec<i32> = r["output"]
+        .as_str()
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
     assert_eq!(pids.len(), 2, "{r}");
     assert!(pids.iter().all(|p| alive(*p)));
-    let fds_before = std::fs::read_dir(format!("/proc/{}/fd", env.daemon_pid())).unwrap().count();
+    let fds_before = std::fs::read_dir(format!("/proc/{}/fd", env.daemon_pid()))
+        .unwrap()
+        .count();
     env.ok(&["kill", "-t", "s"]);
     for pid in pids.iter().chain([&shell]) {
         eventually(10, "session processes to die", || !alive(*pid));
     }
-    let fds_after = std::fs::read_dir(format!("/proc/{}/fd", env.daemon_pid())).unwrap().count();
-    assert!(fds_after < fds_before, "descriptors leaked: {fds_before} -> {fds_after}");
+    let fds_after = std::fs::read_dir(format!("/proc/{}/fd", env.daemon_pid()))
+        .unwrap()
+        .count();
+    assert!(
+        fds_after < fds_before,
+        "descriptors leaked: {fds_before} -> {fds_after}"
+    );
     let out = env.run(&["exec", "-t", "s", "true"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("no session named 's'"));
 }
@@ -170,7 +225,10 @@ fn unknown_session_lists_existing_ones() {
     let out = env.run(&["capture", "-t", "gamma"]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("no session named 'gamma'") && err.contains("alpha, beta"), "{err}");
+    assert!(
+        err.contains("no session named 'gamma'") && err.contains("alpha, beta"),
+        "{err}"
+    );
     let dup = env.run(&["new", "-s", "alpha"]);
     assert!(String::from_utf8_lossy(&dup.stderr).contains("already exists"));
     let bad = env.run(&["new", "-s", "../x"]);
@@ -181,7 +239,9 @@ fn unknown_session_lists_existing_ones() {
 fn program_exit_keeps_the_session_until_killed() {
     let env = Env::new();
     env.ok(&["new", "-s", "s", "--", "sh", "-c", "echo bye; exit 3"]);
-    eventually(20, "the program to exit", || env.json(&["ls"])["sessions"][0]["state"] == "exited");
+    eventually(20, "the program to exit", || {
+        env.json(&["ls"])["sessions"][0]["state"] == "exited"
+    });
     let s = &env.json(&["ls"])["sessions"][0];
     assert_eq!(s["exit_code"], 3);
     assert!(env.ok(&["read", "-t", "s"]).contains("bye"));
@@ -195,7 +255,11 @@ fn daemon_killed_then_next_command_recovers() {
     let env = Env::new();
     env.ok(&["new", "-s", "s"]);
     let pid = env.daemon_pid();
-    rustix::process::kill_process(rustix::process::Pid::from_raw(pid).unwrap(), rustix::process::Signal::KILL).unwrap();
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(pid).unwrap(),
+        rustix::process::Signal::KILL,
+    )
+    .unwrap();
     eventually(10, "the daemon to die", || !alive(pid));
     let status = env.json(&["daemon", "status"]);
     assert_eq!(status["running"], false);
@@ -216,7 +280,10 @@ fn daemon_status_and_stop() {
     assert_eq!(s["sessions"], 0);
     let run_dir = env.home.path().join("run");
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(std::fs::metadata(&run_dir).unwrap().permissions().mode() & 0o777, 0o700);
+    assert_eq!(
+        std::fs::metadata(&run_dir).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
     env.ok(&["new"]);
     env.ok(&["daemon", "stop"]);
     assert_eq!(env.json(&["daemon", "status"])["running"], false);
@@ -224,7 +291,8 @@ fn daemon_status_and_stop() {
 
 #[test]
 fn zsh_integration_when_installed() {
-    if !std::path::Path::new("/usr/bin/zsh").exists() && !std::path::Path::new("/bin/zsh").exists() {
+    if !std::path::Path::new("/usr/bin/zsh").exists() && !std::path::Path::new("/bin/zsh").exists()
+    {
         eprintln!("zsh is not installed: .ci/run installs it");
         return;
     }
@@ -242,14 +310,52 @@ fn attach_shows_the_session_and_detaches() {
     env.exec("target", "echo marker-in-target");
     // Attach from inside another session: a real terminal for the attaching client.
     let exe = env!("CARGO_BIN_EXE_ai-session");
-    env.ok(&["new", "-s", "viewer", "--", exe, "-L", "t", "attach", "-t", "target"]);
-    env.ok(&["wait", "-t", "viewer", "--for", "marker-in-target", "--since", "0", "--timeout", "20"]);
+    env.ok(&[
+        "new", "-s", "viewer", "--", exe, "-L", "t", "attach", "-t", "target",
+    ]);
+    env.ok(&[
+        "wait",
+        "-t",
+        "viewer",
+        "--for",
+        "marker-in-target",
+        "--since",
+        "0",
+        "--timeout",
+        "20",
+    ]);
     env.ok(&["send", "-t", "viewer", "-l", "echo typed-through-attach"]);
     env.ok(&["send", "-t", "viewer", "Enter"]);
-    env.ok(&["wait", "-t", "target", "--for", "^typed-through-attach", "--since", "0", "--timeout", "20"]);
+    env.ok(&[
+        "wait",
+        "-t",
+        "target",
+        "--for",
+        "^typed-through-attach",
+        "--since",
+        "0",
+        "--timeout",
+        "20",
+    ]);
     env.ok(&["send", "-t", "viewer", "C-\\"]);
-    env.ok(&["wait", "-t", "viewer", "--for", "detached from target", "--since", "0", "--timeout", "20"]);
+    env.ok(&[
+        "wait",
+        "-t",
+        "viewer",
+        "--for",
+        "detached from target",
+        "--since",
+        "0",
+        "--timeout",
+        "20",
+    ]);
     let sessions = env.json(&["ls"]);
-    let target = sessions["sessions"].as_array().unwrap().iter().find(|s| s["name"] == "target").unwrap().clone();
+    let target = sessions["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "target")
+        .unwrap()
+        .clone();
     assert_ne!(target["state"], "exited");
 }

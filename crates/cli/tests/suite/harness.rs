@@ -8,7 +8,12 @@ pub struct Env {
 
 impl Env {
     pub fn new() -> Self {
-        Self { home: tempfile::Builder::new().prefix("ais").tempdir().expect("tempdir") }
+        Self {
+            home: tempfile::Builder::new()
+                .prefix("ais")
+                .tempdir()
+                .expect("tempdir"),
+        }
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
@@ -62,7 +67,9 @@ impl Env {
     }
 
     pub fn daemon_pid(&self) -> i32 {
-        self.json(&["daemon", "status"])["pid"].as_i64().expect("pid") as i32
+        self.json(&["daemon", "status"])["pid"]
+            .as_i64()
+            .expect("pid") as i32
     }
 }
 
@@ -76,7 +83,12 @@ impl Drop for Env {
 /// True while process `pid` exists (and is not a zombie).
 pub fn alive(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat.rsplit(')').next().and_then(|r| r.split_whitespace().next()) != Some("Z"),
+        Ok(stat) => {
+            stat.rsplit(')')
+                .next()
+                .and_then(|r| r.split_whitespace().next())
+                != Some("Z")
+        }
         Err(_) => false,
     }
 }
@@ -85,7 +97,10 @@ pub fn alive(pid: i32) -> bool {
 pub fn eventually(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
     while !cond() {
-        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }

@@ -15,7 +15,9 @@ impl Raw {
     fn connect(env: &Env) -> Self {
         env.ok(&["daemon", "start"]);
         let stream = UnixStream::connect(env.home.path().join("run/t.sock")).unwrap();
-        stream.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+            .unwrap();
         let reader = BufReader::new(stream.try_clone().unwrap());
         Self { stream, reader }
     }
@@ -46,11 +48,23 @@ fn malformed_requests_get_json_rpc_errors() {
     assert_eq!(r["id"], 3);
     let r = raw.send(b"{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"session.fly\"}\n");
     assert_eq!(r["error"]["data"]["kind"], "method_not_found");
-    assert!(r["error"]["data"]["hint"].as_str().unwrap().contains("session.exec"));
-    let r = raw.send(b"{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"session.exec\",\"params\":{\"target\":7}}\n");
+    assert!(
+        r["error"]["data"]["hint"]
+            .as_str()
+            .unwrap()
+            .contains("session.exec")
+    );
+    let r = raw.send(
+        b"{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"session.exec\",\"params\":{\"target\":7}}\n",
+    );
     assert_eq!(r["error"]["data"]["kind"], "invalid_params");
     let r = raw.send(b"{\"jsonrpc\":\"2.0\",\"id\":6,\"method\":\"session.wait\",\"params\":{\"target\":\"keep\",\"condition\":{\"kind\":\"regex\",\"pattern\":\"(\"}}}\n");
-    assert!(r["error"]["message"].as_str().unwrap().contains("invalid regex"));
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("invalid regex")
+    );
     // The same connection still works.
     let r = raw.send(b"{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"session.list\"}\n");
     assert_eq!(r["result"]["sessions"][0]["name"], "keep");
@@ -65,7 +79,10 @@ fn oversized_request_closes_only_that_connection() {
     big.push(b'\n');
     let r = raw.send(&big);
     assert_eq!(r["error"]["data"]["kind"], "too_large");
-    assert_eq!(env.exec("keep", "echo still-here")["output"], "still-here\n");
+    assert_eq!(
+        env.exec("keep", "echo still-here")["output"],
+        "still-here\n"
+    );
 }
 
 #[test]
@@ -77,7 +94,17 @@ fn client_disconnecting_mid_exec_leaves_the_session_working() {
         .write_all(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"session.exec\",\"params\":{\"target\":\"s\",\"command\":\"sleep 0.5; echo late\"}}\n")
         .unwrap();
     drop(raw);
-    env.ok(&["wait", "-t", "s", "--for", "^late", "--since", "0", "--timeout", "20"]);
+    env.ok(&[
+        "wait",
+        "-t",
+        "s",
+        "--for",
+        "^late",
+        "--since",
+        "0",
+        "--timeout",
+        "20",
+    ]);
     env.ok(&["wait", "-t", "s", "--prompt", "--timeout", "20"]);
     assert_eq!(env.exec("s", "echo next")["output"], "next\n");
 }
@@ -103,7 +130,12 @@ fn binary_output_huge_lines_and_escape_floods_are_bounded() {
     let read = env.json(&["read", "-t", "s", "--since", "0", "--max-bytes", "1000"]);
     // The 100 MB pushed the oldest output out of the bounded log, and the read says so.
     let sessions = env.json(&["ls"]);
-    let s = sessions["sessions"].as_array().unwrap().iter().find(|s| s["name"] == "s").unwrap();
+    let s = sessions["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "s")
+        .unwrap();
     let log_start = s["log_start"].as_u64().unwrap();
     assert!(log_start > 0);
     assert_eq!(read["dropped"].as_u64().unwrap(), log_start);
@@ -120,7 +152,16 @@ fn read_since_never_loses_or_repeats() {
     let mut since = 0u64;
     let mut all = String::new();
     loop {
-        let r = env.json(&["read", "-t", "s", "--since", &since.to_string(), "--max-bytes", "777", "--raw"]);
+        let r = env.json(&[
+            "read",
+            "-t",
+            "s",
+            "--since",
+            &since.to_string(),
+            "--max-bytes",
+            "777",
+            "--raw",
+        ]);
         all.push_str(r["data"].as_str().unwrap());
         assert_eq!(r["start"].as_u64().unwrap(), since);
         since = r["end"].as_u64().unwrap();
@@ -128,9 +169,16 @@ fn read_since_never_loses_or_repeats() {
             break;
         }
     }
-    let numbers: Vec<u32> = all.lines().filter_map(|l| l.trim().parse().ok()).filter(|n| *n >= 1).collect();
+    let numbers: Vec<u32> = all
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .filter(|n| *n >= 1)
+        .collect();
     let seq: Vec<u32> = (1..=5000).collect();
-    assert!(numbers.windows(5000).any(|w| w == seq.as_slice()), "the sequence is not intact");
+    assert!(
+        numbers.windows(5000).any(|w| w == seq.as_slice()),
+        "the sequence is not intact"
+    );
     let beyond = env.run(&["read", "-t", "s", "--since", "999999999"]);
     assert!(String::from_utf8_lossy(&beyond.stderr).contains("beyond the end"));
 }

@@ -1,0 +1,93 @@
+//! The library used in-process, without the daemon: `SessionManager` driving real shells.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
+
+use ai_session_core::protocol::methods::{ExecParams, ExecStatus, NewParams};
+use ai_session_core::{ManagerConfig, SessionEvent, SessionManager, WaitCondition};
+
+fn exec(target: &str, command: &str) -> ExecParams {
+    ExecParams {
+        target: target.into(),
+        command: command.into(),
+        timeout_ms: Some(20_000),
+        idle_timeout_ms: None,
+        max_output_bytes: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_process_sessions_for_bash_and_sh() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = SessionManager::new(ManagerConfig::new(dir.path())).unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let env: std::collections::BTreeMap<String, String> = [
+        ("HOME".to_owned(), home.path().display().to_string()),
+        ("PATH".to_owned(), std::env::var("PATH").unwrap()),
+    ]
+    .into();
+    for shell in ["/bin/bash", "/bin/sh"] {
+        let params = NewParams {
+            shell: Some(shell.into()),
+            env: Some(env.clone()),
+            ..Default::default()
+        };
+        let info = manager.create(params).await.unwrap();
+        let h = manager.get(&info.name).unwrap();
+        let r = h.exec(exec(&info.name, "cd / && echo hi")).await.unwrap();
+        assert_eq!(
+            (r.status, r.exit_code, r.output.as_str()),
+            (ExecStatus::Exited, Some(0), "hi\n"),
+            "{shell}"
+        );
+        let r = h.exec(exec(&info.name, "pwd; (exit 5)")).await.unwrap();
+        assert_eq!(
+            (r.exit_code, r.output.as_str()),
+            (Some(5), "/\n"),
+            "{shell}"
+        );
+        let r = h
+            .exec(exec(&info.name, "for i in 1 2; do\n echo line $i\ndone"))
+            .await
+            .unwrap();
+        assert_eq!(r.output, "line 1\nline 2\n", "{shell}");
+    }
+    assert_eq!(manager.len(), 2);
+    manager.shutdown().await;
+    assert!(manager.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribers_see_output_and_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = SessionManager::new(ManagerConfig::new(dir.path())).unwrap();
+    let params = NewParams {
+        program: Some(vec!["sh".into(), "-c".into(), "read x; echo got-$x".into()]),
+        ..Default::default()
+    };
+    let info = manager.create(params).await.unwrap();
+    let h = manager.get(&info.name).unwrap();
+    let (_, mut rx) = h.subscribe().await.unwrap();
+    h.send_keys(vec!["hello".into(), "Enter".into()], false, false)
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    let exit_code = loop {
+        match tokio::time::timeout(std::time::Duration::from_secs(20), rx.recv())
+            .await
+            .unwrap()
+            .unwrap()
+        {
+            SessionEvent::Output { data, .. } => seen.extend_from_slice(&data),
+            SessionEvent::Closed { exit_code } => break exit_code,
+        }
+    };
+    assert!(String::from_utf8_lossy(&seen).contains("got-hello"));
+    assert_eq!(exit_code, Some(0));
+    let regex = WaitCondition::parse(&ai_session_core::protocol::methods::WaitFor::Regex {
+        pattern: "got-(\\w+)".into(),
+    })
+    .unwrap();
+    let w = h.wait(regex, Some(5000), Some(0)).await.unwrap();
+    assert_eq!(w.matched.as_deref(), Some("got-hello"));
+    manager.kill(&info.name).await.unwrap();
+    assert!(manager.get(&info.name).is_err());
+}
