@@ -49,6 +49,9 @@ pub async fn run(sel: &Selector, command: Command) -> Result<ExitCode, ClientErr
     if let Command::Daemon { action } = command {
         return daemon(sel, action).await;
     }
+    if let Command::Parse(a) = command {
+        return parse(a);
+    }
     let client = Client::connect(sel, true).await?;
     match command {
         Command::New(a) => {
@@ -176,7 +179,7 @@ pub async fn run(sel: &Selector, command: Command) -> Result<ExitCode, ClientErr
                 .call(m::SESSION_KILL, Target { target: a.target })
                 .await?;
         }
-        Command::Daemon { .. } => {}
+        Command::Daemon { .. } | Command::Parse(_) => {}
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -214,7 +217,15 @@ async fn exec(client: &Client, a: crate::ExecArgs) -> Result<ExitCode, ClientErr
     if a.json {
         print_json(&r)?;
     } else {
-        print!("{}", r.output);
+        let compact = r.compact.as_ref().and_then(|c| c["text"].as_str());
+        match (a.view, compact) {
+            (crate::View::Compact, Some(text)) => println!("{text}"),
+            (crate::View::Both, Some(text)) => {
+                print!("{}", r.output);
+                println!("--- compact view ---\n{text}");
+            }
+            _ => print!("{}", r.output),
+        }
         std::io::stdout().flush()?;
         if let Some(hint) = &r.hint {
             eprintln!("[{}] {hint}", format!("{:?}", r.status).to_lowercase());
@@ -225,6 +236,24 @@ async fn exec(client: &Client, a: crate::ExecArgs) -> Result<ExitCode, ClientErr
         (ExecStatus::Exited, None) => ExitCode::from(1),
         _ => ExitCode::from(124),
     })
+}
+
+/// `parse`: recognise and condense saved output, locally (no daemon needed).
+fn parse(a: crate::ParseArgs) -> Result<ExitCode, ClientError> {
+    use std::io::Read;
+    let mut raw = Vec::new();
+    std::io::stdin().read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw);
+    let parsed = ai_session_output::parse(a.command.as_deref(), &text);
+    let handle = ai_session_output::Handle::command("the input file");
+    let compact = ai_session_output::compact(&parsed, &text, &handle)
+        .map_err(|e| ClientError::Protocol(format!("cannot count tokens: {e}")))?;
+    if a.json {
+        print_json(&serde_json::json!({ "parsed": parsed, "compact": compact }))?;
+    } else {
+        println!("{}", compact.text);
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn daemon(sel: &Selector, action: DaemonAction) -> Result<ExitCode, ClientError> {

@@ -55,6 +55,8 @@ enum Command {
     Resize(ResizeArgs),
     /// Kill a session and every process in it.
     Kill(TargetArgs),
+    /// Parse saved command output from stdin: the compact view, or the full structure with --json.
+    Parse(ParseArgs),
     /// Start, stop or inspect the daemon.
     Daemon {
         #[command(subcommand)]
@@ -114,6 +116,9 @@ struct ExecArgs {
     idle_timeout: Option<f64>,
     #[arg(long)]
     json: bool,
+    /// What to print: the command's output (full), the token-lean view (compact), or both.
+    #[arg(long, value_enum, default_value = "full")]
+    view: View,
     /// The command line (joined with spaces).
     #[arg(
         required = true,
@@ -122,6 +127,23 @@ struct ExecArgs {
         value_name = "COMMAND"
     )]
     command: Vec<String>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum View {
+    Full,
+    Compact,
+    Both,
+}
+
+#[derive(Args)]
+struct ParseArgs {
+    /// The command line that produced the output (helps recognise its format).
+    #[arg(long, value_name = "CMD")]
+    command: Option<String>,
+    /// Print the parsed structure and the compact view as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]

@@ -173,7 +173,25 @@ pub(crate) fn finish(
         completion: via,
         hint: None,
         foreground: None,
+        parsed: None,
+        compact: None,
     }
+}
+
+/// Adds the parsed structure and the compact view to a finished command's result. Runs off the
+/// session's task: tokenizing megabytes takes milliseconds.
+pub(crate) fn annotate(result: &mut ExecResult, session: &str, command: &str) {
+    if result.status != ExecStatus::Exited {
+        // Partial output could make a running command look finished and fine.
+        return;
+    }
+    let parsed = ai_session_output::parse(Some(command), &result.output);
+    let handle = ai_session_output::Handle::log(session, result.output_start, result.output_end);
+    match ai_session_output::compact(&parsed, &result.output, &handle) {
+        Ok(view) => result.compact = serde_json::to_value(view).ok(),
+        Err(e) => tracing::warn!("no compact view: {e}"),
+    }
+    result.parsed = serde_json::to_value(parsed).ok();
 }
 
 /// The result of a command still running: its output so far.

@@ -110,8 +110,17 @@ impl SessionHandle {
     }
 
     /// Runs a command in the session's shell and waits for it to finish (or time out).
+    /// The result carries the parsed output and its compact view once the command finished.
     pub async fn exec(&self, params: ExecParams) -> Result<ExecResult> {
-        self.call(|r| Cmd::Exec(params, r)).await
+        let command = params.command.clone();
+        let mut result = self.call(|r| Cmd::Exec(params, r)).await?;
+        let session = self.name.to_string();
+        tokio::task::spawn_blocking(move || {
+            crate::exec::annotate(&mut result, &session, &command);
+            result
+        })
+        .await
+        .map_err(|e| Error::Io(std::io::Error::other(format!("output parsing failed: {e}"))))
     }
 
     /// Types keys (tmux key names or text) into the session.

@@ -11,8 +11,15 @@ pub fn clean(raw: &[u8]) -> String {
     let mut chars = decoded.chars().peekable();
     while let Some(c) = chars.next() {
         match c {
-            '\x1b' => skip_escape(&mut chars),
-            '\u{9b}' => skip_csi(&mut chars),
+            '\x1b' => {
+                if chars.peek() == Some(&'[') {
+                    chars.next();
+                    csi(&mut chars, &mut line, col);
+                } else {
+                    skip_escape(&mut chars);
+                }
+            }
+            '\u{9b}' => csi(&mut chars, &mut line, col),
             '\u{9d}' | '\u{90}' | '\u{98}' | '\u{9e}' | '\u{9f}' => skip_string(&mut chars),
             '\n' => {
                 out.extend(line.drain(..));
@@ -44,7 +51,9 @@ type Chars<'a> = std::iter::Peekable<std::str::Chars<'a>>;
 /// Skips the rest of a sequence introduced by ESC.
 fn skip_escape(chars: &mut Chars<'_>) {
     match chars.next() {
-        Some('[') => skip_csi(chars),
+        Some('[') => {
+            skip_csi(chars);
+        }
         Some(']') | Some('P') | Some('X') | Some('^') | Some('_') => skip_string(chars),
         // Intermediate bytes (charset selection such as `ESC ( B`) take one more final byte.
         Some(c) if ('\x20'..='\x2f').contains(&c) => {
@@ -54,16 +63,38 @@ fn skip_escape(chars: &mut Chars<'_>) {
     }
 }
 
-/// Skips CSI parameters and intermediates up to and including the final byte.
-fn skip_csi(chars: &mut Chars<'_>) {
-    for c in chars.by_ref() {
-        if ('\x40'..='\x7e').contains(&c) {
-            return;
-        }
-        if !('\x20'..='\x3f').contains(&c) {
+/// Skips CSI parameters and intermediates up to and including the final byte; returns the
+/// final byte and the first parameter.
+fn skip_csi(chars: &mut Chars<'_>) -> Option<(char, u32)> {
+    let mut first: Option<u32> = None;
+    let mut in_first = true;
+    while let Some(&c) = chars.peek() {
+        if !('\x20'..='\x7e').contains(&c) {
             // Not a CSI byte: the sequence was cut; stop here rather than eat text.
-            return;
+            return None;
         }
+        chars.next();
+        if ('\x40'..='\x7e').contains(&c) {
+            return Some((c, first.unwrap_or(0)));
+        }
+        match c.to_digit(10) {
+            Some(d) if in_first => {
+                first = Some(first.unwrap_or(0).saturating_mul(10).saturating_add(d))
+            }
+            _ => in_first = false,
+        }
+    }
+    None
+}
+
+/// Applies the CSI sequences that change the text of the current line (erase in line, as
+/// progress bars use after a carriage return) and skips the others.
+fn csi(chars: &mut Chars<'_>, line: &mut Vec<char>, col: usize) {
+    match skip_csi(chars) {
+        Some(('K', 0)) => line.truncate(col),
+        Some(('K', 1)) => line.iter_mut().take(col + 1).for_each(|c| *c = ' '),
+        Some(('K', 2)) => line.iter_mut().for_each(|c| *c = ' '),
+        _ => {}
     }
 }
 
@@ -122,6 +153,16 @@ mod tests {
         assert_eq!(clean(b"10%\r20%\r100%\r\ndone\r\n"), "100%\ndone\n");
         assert_eq!(clean(b"abc\x08\x08X\n"), "aXc\n");
         assert_eq!(clean(b"abcdef\rXY\n"), "XYcdef\n");
+    }
+
+    #[test]
+    fn erase_in_line_after_carriage_return() {
+        assert_eq!(
+            clean(b"Building [===>  ] 3/9: foo\r\x1b[Kerror[E0308]: bad\n"),
+            "error[E0308]: bad\n"
+        );
+        assert_eq!(clean(b"abcdef\r\x1b[2Kxy\n"), "xy    \n");
+        assert_eq!(clean(b"\x1b[1;31mred\x1b[0m"), "red");
     }
 
     #[test]

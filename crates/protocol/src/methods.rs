@@ -184,6 +184,13 @@ pub struct ExecResult {
     pub hint: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub foreground: Option<Foreground>,
+    /// The output recognised and parsed (build, tests, git, ...), for finished commands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parsed: Option<serde_json::Value>,
+    /// A token-lean view of the output: `{text, status, encoding, raw_tokens, compact_tokens,
+    /// raw_lines, shown_lines, omitted_lines}`. Its text says how to read what it left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compact: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

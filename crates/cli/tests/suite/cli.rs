@@ -359,3 +359,55 @@ fn attach_shows_the_session_and_detaches() {
         .clone();
     assert_ne!(target["state"], "exited");
 }
+
+#[test]
+fn exec_results_carry_parsed_output_and_a_compact_view() {
+    let env = Env::new();
+    env.ok(&["new", "-s", "s", "--shell", "/bin/sh"]);
+    let script = "printf 'error[E0308]: mismatched types\\n --> src/main.rs:2:18\\nerror: could not compile `x` (bin \"x\") due to 1 previous error\\n'; (exit 101)";
+    let r = env.exec("s", script);
+    assert_eq!(r["exit_code"], 101);
+    let compact = &r["compact"];
+    let text = compact["text"].as_str().unwrap();
+    assert!(
+        text.contains("E0308") && text.contains("src/main.rs:2:18"),
+        "{text}"
+    );
+    assert!(compact["raw_tokens"].as_u64().unwrap() > 0);
+    assert!(r["parsed"].is_object());
+    // The CLI prints the compact view on request.
+    let out = env.run(&["exec", "-t", "s", "--view", "compact", "seq 1 3000"]);
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(shown.len() < 3000, "{} bytes", shown.len());
+    assert!(shown.contains("ai-session read -t s --since"), "{shown}");
+}
+
+#[test]
+fn parse_reads_saved_output_from_stdin() {
+    let env = Env::new();
+    let mut child = env
+        .command(&["parse", "--json", "--command", "git status"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"On branch main\nYou have unmerged paths.\n\nUnmerged paths:\n\tboth modified:   src/lib.rs\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        v["compact"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("src/lib.rs"),
+        "{v}"
+    );
+    // No daemon was needed.
+    assert!(!env.home.path().join("run/t.sock").exists());
+}
