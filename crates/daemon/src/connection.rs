@@ -46,6 +46,7 @@ pub(crate) async fn run(stream: UnixStream, daemon: Arc<Daemon>) {
         }
     });
     let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    let conn = crate::coord::ConnState::new();
     let mut reader = BufReader::new(read);
     let mut line = Vec::new();
     loop {
@@ -82,14 +83,16 @@ pub(crate) async fn run(stream: UnixStream, daemon: Arc<Daemon>) {
         let Ok(permit) = slots.clone().acquire_owned().await else {
             break;
         };
-        let (tx, daemon) = (tx.clone(), daemon.clone());
+        let (tx, daemon, conn) = (tx.clone(), daemon.clone(), conn.clone());
         tokio::spawn(async move {
-            let resp = crate::dispatch::handle(&daemon, req, &tx).await;
+            let resp = crate::dispatch::handle(&daemon, req, &tx, &conn).await;
             // The client may have gone: nothing to do about an undeliverable response.
             tx.send(encode(&resp)).await.ok();
             drop(permit);
         });
     }
+    // Agents registered on this connection leave with it; their tasks go back to the queue.
+    conn.close(&daemon);
     drop(tx);
     writer.await.ok();
 }

@@ -34,9 +34,15 @@ pub(crate) async fn handle(
     daemon: &Arc<Daemon>,
     req: Request,
     tx: &mpsc::Sender<String>,
+    conn: &Arc<crate::coord::ConnState>,
 ) -> Response {
     let id = req.id.clone();
-    match route(daemon, req, tx).await {
+    let result = if crate::coord::owns(&req.method) {
+        crate::coord::route(daemon, conn, &req.method, req.params, tx).await
+    } else {
+        route(daemon, req, tx).await
+    };
+    match result {
         Ok(value) => Response::ok(id, value),
         Err(err) => Response::err(id, err),
     }
@@ -181,7 +187,11 @@ async fn route(
             ErrorKind::MethodNotFound,
             format!("unknown method '{other}'"),
         )
-        .with_hint(format!("methods: {}", METHODS.join(", ")))),
+        .with_hint(format!(
+            "methods: {}, {}",
+            METHODS.join(", "),
+            ai_session_protocol::coord::METHODS.join(", ")
+        ))),
     }
 }
 

@@ -3,9 +3,11 @@
 //!
 //! `server` binds the socket and accepts connections from the socket owner's uid only;
 //! `connection` frames requests and runs them concurrently; `dispatch` maps methods onto the
-//! session library.
+//! session library; `coord` maps `agent.*`, `bus.*`, `task.*` and `events.*` onto the
+//! coordinator.
 
 mod connection;
+mod coord;
 mod dispatch;
 mod server;
 

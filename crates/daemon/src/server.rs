@@ -28,6 +28,8 @@ pub enum ServeError {
 /// State shared by every connection.
 pub struct Daemon {
     pub manager: SessionManager,
+    /// Agents, the message bus and the task distributor (`agent.*`, `bus.*`, `task.*`).
+    pub coord: ai_session_coord::Coordinator,
     pub paths: Paths,
     pub started: Instant,
     pub shutdown: Notify,
@@ -66,6 +68,7 @@ pub async fn serve(paths: Paths, ready: impl FnOnce()) -> Result<(), ServeError>
     let manager = SessionManager::new(ManagerConfig::new(&paths.data))?;
     let daemon = Arc::new(Daemon {
         manager,
+        coord: ai_session_coord::Coordinator::new(ai_session_coord::CoordConfig::default()),
         paths: paths.clone(),
         started: Instant::now(),
         shutdown: Notify::new(),

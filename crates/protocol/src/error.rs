@@ -40,6 +40,11 @@ pub enum ErrorKind {
     TooLarge,
     /// The daemon is shutting down.
     ShuttingDown,
+    /// A coordination object (agent, task, request) does not exist; `data.reason` says which.
+    NotFound,
+    /// The call conflicts with the current state (a taken agent name, a task already finished,
+    /// a full inbox); `data.reason` says which.
+    Conflict,
 }
 
 impl ErrorKind {
@@ -62,6 +67,8 @@ impl ErrorKind {
             Self::PermissionDenied => 9,
             Self::TooLarge => 10,
             Self::ShuttingDown => 11,
+            Self::NotFound => 12,
+            Self::Conflict => 13,
         }
     }
 }
@@ -77,6 +84,9 @@ pub struct ErrorData {
     /// For `session_not_found`: the sessions that do exist.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sessions: Option<Vec<String>>,
+    /// A finer machine-readable reason, e.g. the coordinator's error code (`not_task_holder`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// A JSON-RPC error object.
@@ -107,6 +117,11 @@ impl RpcError {
 
     pub fn with_sessions(mut self, sessions: Vec<String>) -> Self {
         self.data.sessions = Some(sessions);
+        self
+    }
+
+    pub fn with_reason(mut self, reason: impl Into<String>) -> Self {
+        self.data.reason = Some(reason.into());
         self
     }
 

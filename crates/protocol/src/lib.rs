@@ -7,6 +7,7 @@
 //! [`ErrorKind`] so that every client (CLI, MCP, HTTP) can react to them the same way.
 //! `docs/protocol.md` describes the sequences.
 
+pub mod coord;
 pub mod error;
 pub mod methods;
 

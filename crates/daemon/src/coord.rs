@@ -1,0 +1,597 @@
+//! Coordination methods (`agent.*`, `bus.*`, `task.*`, `events.*`) onto the daemon's one
+//! [`Coordinator`]: parameter decoding, token checks, error mapping, and the streams that push
+//! bus messages, inbox messages and events to a connection as notifications.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use ai_session_coord::{
+    AgentAuth, AgentId, AgentSpec, CoordError, Coordinator, CorrelationId, Dep, Inbox, Message,
+    Subscription, TaskId, TaskSpec, TaskState, Token,
+};
+use ai_session_protocol::coord::{self as c, *};
+use ai_session_protocol::{ErrorKind, Notification, RpcError};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use crate::server::Daemon;
+
+/// Default wait for `bus.request` when the caller gives none.
+const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Messages a stream moves from its queue to the connection in one write.
+const STREAM_BATCH: usize = 256;
+
+/// What one connection owns in the coordinator: the agents it registered (disconnected when it
+/// closes) and the ids of its streams.
+#[derive(Default)]
+pub(crate) struct ConnState {
+    /// `None` once the connection has closed: an agent registered after that is disconnected
+    /// at once instead of outliving its connection.
+    agents: Mutex<Option<Vec<AgentId>>>,
+    next_stream: AtomicU64,
+}
+
+impl ConnState {
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::new(Self {
+            agents: Mutex::new(Some(Vec::new())),
+            next_stream: AtomicU64::new(1),
+        })
+    }
+
+    /// Records an agent bound to this connection; false if the connection is already closed.
+    fn track(&self, agent: AgentId) -> bool {
+        let mut agents = self.agents.lock().unwrap_or_else(PoisonError::into_inner);
+        match agents.as_mut() {
+            Some(list) => {
+                list.push(agent);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn untrack(&self, agent: AgentId) {
+        let mut agents = self.agents.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(list) = agents.as_mut() {
+            list.retain(|a| *a != agent);
+        }
+    }
+
+    /// The connection closed: every agent it registered (without `keep`) leaves, and its
+    /// running tasks go back to the queue.
+    pub(crate) fn close(&self, daemon: &Daemon) {
+        let agents = self
+            .agents
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+            .unwrap_or_default();
+        for agent in agents {
+            if let Err(e) = daemon.coord.disconnect(agent) {
+                tracing::debug!("disconnecting {agent}: {e}");
+            }
+        }
+    }
+
+    fn stream_id(&self) -> u64 {
+        self.next_stream.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// True for the methods this module serves.
+pub(crate) fn owns(method: &str) -> bool {
+    ["agent.", "bus.", "task.", "events."]
+        .iter()
+        .any(|p| method.starts_with(p))
+}
+
+fn params<T: DeserializeOwned>(value: Value) -> Result<T, RpcError> {
+    // Methods without params may be called with `null`.
+    let value = if value.is_null() {
+        Value::Object(Default::default())
+    } else {
+        value
+    };
+    serde_json::from_value(value)
+        .map_err(|e| RpcError::new(ErrorKind::InvalidParams, format!("invalid params: {e}")))
+}
+
+fn json(value: impl Serialize) -> Result<Value, RpcError> {
+    serde_json::to_value(value).map_err(|e| {
+        RpcError::new(
+            ErrorKind::Internal,
+            format!("cannot encode the result: {e}"),
+        )
+    })
+}
+
+/// A coordinator refusal as a protocol error: the coordinator's message, a hint saying what to
+/// do, and its stable code in `data.reason`.
+pub(crate) fn coord_error(e: CoordError) -> RpcError {
+    use CoordError as E;
+    let (kind, hint) = match &e {
+        E::Unauthorized { .. } => (
+            ErrorKind::PermissionDenied,
+            "present the token `agent register` printed for this agent (--token or $AI_SESSION_AGENT_TOKEN)",
+        ),
+        E::NotTaskHolder { .. } => (
+            ErrorKind::PermissionDenied,
+            "only the agent holding a task may report it; `task show ID` says who holds it",
+        ),
+        E::NotAddressee { .. } => (
+            ErrorKind::PermissionDenied,
+            "only the agent a request was sent to may reply to it",
+        ),
+        E::AgentGone { .. } => (
+            ErrorKind::PermissionDenied,
+            "the agent left (unregistered, disconnected or missed its heartbeat); register again for a new token",
+        ),
+        E::UnknownAgent(_) | E::UnknownAgentName(_) => (
+            ErrorKind::NotFound,
+            "`ai-session agent ls` lists the agents",
+        ),
+        E::UnknownTask(_) => (ErrorKind::NotFound, "`ai-session task ls` lists the tasks"),
+        E::UnknownRequest(_) => (
+            ErrorKind::NotFound,
+            "the request timed out or was already answered; nothing to reply to",
+        ),
+        E::UnknownDependency { .. } | E::UnknownDependencyKey { .. } => (
+            ErrorKind::InvalidParams,
+            "every --after must name an existing task (`ai-session task ls`)",
+        ),
+        E::DependencyFailed { .. } => (
+            ErrorKind::Conflict,
+            "the dependency can never complete; submit it again, then this task after it",
+        ),
+        E::Cycle { .. } | E::DuplicateKey { .. } => (
+            ErrorKind::InvalidParams,
+            "dependencies must form a DAG: break the cycle",
+        ),
+        E::InvalidAgent(_) => (
+            ErrorKind::InvalidParams,
+            "give a non-empty name and non-empty capabilities",
+        ),
+        E::InvalidTask(_) => (
+            ErrorKind::InvalidParams,
+            "give non-empty capability names in --needs",
+        ),
+        E::NameTaken { .. } => (
+            ErrorKind::Conflict,
+            "choose another name, or unregister the active agent first",
+        ),
+        E::InvalidTaskState { .. } => (
+            ErrorKind::Conflict,
+            "`ai-session task show ID` shows the task's current state",
+        ),
+        E::InboxFull { .. } => (
+            ErrorKind::Conflict,
+            "the agent is not reading its inbox; the message is in `ai-session bus dead-letters`",
+        ),
+        E::ReservedTopic { .. } => (
+            ErrorKind::InvalidParams,
+            "topics starting with '$' carry the coordinator's own events: subscribe to them, publish elsewhere",
+        ),
+        E::RequestTimeout { .. } => (
+            ErrorKind::Timeout,
+            "the agent did not reply in time: check that it reads its inbox, or wait longer",
+        ),
+        E::Closed => (ErrorKind::ShuttingDown, "the coordinator is shutting down"),
+    };
+    RpcError::new(kind, e.to_string())
+        .with_hint(hint)
+        .with_reason(e.code())
+}
+
+fn bad_token() -> RpcError {
+    RpcError::new(
+        ErrorKind::PermissionDenied,
+        "malformed agent token: expected <agent id>.<64 hex digits>",
+    )
+    .with_hint("pass the token exactly as `ai-session agent register` printed it")
+    .with_reason("unauthorized")
+}
+
+/// The wire form of an agent's credentials: `<agent id>.<token hex>`.
+fn token_string(auth: &AgentAuth) -> String {
+    format!("{}.{}", auth.agent.0, auth.token.to_hex())
+}
+
+fn parse_token(token: &str) -> Result<AgentAuth, RpcError> {
+    let (id, hex) = token.trim().split_once('.').ok_or_else(bad_token)?;
+    let agent = AgentId(id.parse().map_err(|_| bad_token())?);
+    let token = Token::from_hex(hex).ok_or_else(bad_token)?;
+    Ok(AgentAuth { agent, token })
+}
+
+/// An agent named by name, by id (`3`), or as displayed (`agent-3`).
+fn resolve_agent(coord: &Coordinator, who: &str) -> Result<AgentId, RpcError> {
+    match coord.agent_by_name(who) {
+        Ok(info) => Ok(info.id),
+        Err(e) => {
+            let digits = who.strip_prefix("agent-").unwrap_or(who);
+            match digits.parse::<u64>() {
+                Ok(n) => coord.agent(AgentId(n)).map(|i| i.id).map_err(coord_error),
+                Err(_) => Err(coord_error(e)),
+            }
+        }
+    }
+}
+
+/// The credentials a call presents. When `agent` is given, the token must be that agent's.
+fn auth(coord: &Coordinator, t: &AgentToken) -> Result<AgentAuth, RpcError> {
+    let mut auth = parse_token(&t.token)?;
+    if let Some(who) = &t.agent {
+        auth.agent = resolve_agent(coord, who)?;
+    }
+    Ok(auth)
+}
+
+fn optional_auth(coord: &Coordinator, token: Option<&str>) -> Result<Option<AgentAuth>, RpcError> {
+    token
+        .map(|t| {
+            auth(
+                coord,
+                &AgentToken {
+                    token: t.to_string(),
+                    agent: None,
+                },
+            )
+        })
+        .transpose()
+}
+
+/// Any successful call made as an agent counts as a heartbeat.
+fn alive(coord: &Coordinator, auth: Option<&AgentAuth>) {
+    if let Some(auth) = auth {
+        coord.heartbeat(auth).ok();
+    }
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn empty() -> Value {
+    Value::Object(Default::default())
+}
+
+pub(crate) async fn route(
+    daemon: &Arc<Daemon>,
+    conn: &Arc<ConnState>,
+    method: &str,
+    p: Value,
+    tx: &mpsc::Sender<String>,
+) -> Result<Value, RpcError> {
+    let coord = &daemon.coord;
+    match method {
+        c::AGENT_REGISTER => {
+            let p: RegisterParams = params(p)?;
+            let mut spec = AgentSpec::new(p.name);
+            spec.capabilities = p.capabilities;
+            spec.session = p.session;
+            if let Some(n) = p.max_tasks {
+                spec.max_tasks = n;
+            }
+            let reg = coord.register(spec).map_err(coord_error)?;
+            if !p.keep && !conn.track(reg.info.id) {
+                coord.disconnect(reg.info.id).ok();
+                return Err(RpcError::new(
+                    ErrorKind::Internal,
+                    "the connection closed while the agent was registering",
+                ));
+            }
+            json(RegisterResult {
+                agent: reg.info.id.0,
+                name: reg.info.name.clone(),
+                token: token_string(&reg.auth),
+                heartbeat_deadline_ms: ms(coord.config().heartbeat_deadline),
+                info: json(&reg.info)?,
+            })
+        }
+        c::AGENT_LIST => json(AgentListResult {
+            agents: coord.agents().iter().map(json).collect::<Result<_, _>>()?,
+        }),
+        c::AGENT_HEARTBEAT => {
+            let p: AgentToken = params(p)?;
+            coord.heartbeat(&auth(coord, &p)?).map_err(coord_error)?;
+            Ok(empty())
+        }
+        c::AGENT_UNREGISTER => {
+            let p: AgentToken = params(p)?;
+            let a = auth(coord, &p)?;
+            coord.unregister(&a).map_err(coord_error)?;
+            conn.untrack(a.agent);
+            Ok(empty())
+        }
+        c::BUS_PUBLISH => {
+            let p: PublishParams = params(p)?;
+            let from = optional_auth(coord, p.token.as_deref())?;
+            let messages = match (p.message, p.messages) {
+                (Some(one), None) => vec![one],
+                (None, Some(many)) => many,
+                _ => {
+                    return Err(RpcError::new(
+                        ErrorKind::InvalidParams,
+                        "give exactly one of `message` and `messages`",
+                    ));
+                }
+            };
+            let mut total = DeliveryResult::default();
+            for message in messages {
+                let d = coord
+                    .publish(from.as_ref(), &p.topic, message)
+                    .await
+                    .map_err(coord_error)?;
+                total.delivered += d.delivered;
+                total.dead_lettered += d.dead_lettered;
+            }
+            alive(coord, from.as_ref());
+            json(total)
+        }
+        c::BUS_SUBSCRIBE => {
+            let p: SubscribeParams = params(p)?;
+            let sub = coord.subscribe(&p.topic);
+            let id = conn.stream_id();
+            tokio::spawn(forward_topic(sub, id, c::NOTIFY_BUS_MESSAGE, tx.clone()));
+            json(SubscribeResult {
+                subscription: id,
+                topic: p.topic,
+            })
+        }
+        c::EVENTS_SUBSCRIBE => {
+            let sub = coord.events();
+            let id = conn.stream_id();
+            let topic = sub.topic().to_string();
+            tokio::spawn(forward_topic(sub, id, c::NOTIFY_EVENT, tx.clone()));
+            json(SubscribeResult {
+                subscription: id,
+                topic,
+            })
+        }
+        c::BUS_INBOX => {
+            let p: AgentToken = params(p)?;
+            let a = auth(coord, &p)?;
+            let inbox = coord.inbox(&a).map_err(coord_error)?;
+            alive(coord, Some(&a));
+            let id = conn.stream_id();
+            tokio::spawn(forward_inbox(inbox, id, tx.clone()));
+            json(SubscribeResult {
+                subscription: id,
+                topic: format!("inbox of {}", a.agent),
+            })
+        }
+        c::BUS_SEND => {
+            let p: c::SendParams = params(p)?;
+            let from = optional_auth(coord, p.token.as_deref())?;
+            let to = resolve_agent(coord, &p.to)?;
+            let d = coord
+                .send(from.as_ref(), to, p.message)
+                .await
+                .map_err(coord_error)?;
+            alive(coord, from.as_ref());
+            json(DeliveryResult {
+                delivered: d.delivered,
+                dead_lettered: d.dead_lettered,
+            })
+        }
+        c::BUS_REQUEST => {
+            let p: RequestParams = params(p)?;
+            let from = optional_auth(coord, p.token.as_deref())?;
+            let to = resolve_agent(coord, &p.to)?;
+            let wait = p
+                .timeout_ms
+                .map_or(DEFAULT_REQUEST_TIMEOUT, Duration::from_millis);
+            alive(coord, from.as_ref());
+            let reply = coord
+                .request(from.as_ref(), to, p.message, wait)
+                .await
+                .map_err(coord_error)?;
+            json(RequestResult {
+                reply: json(&*reply)?,
+            })
+        }
+        c::BUS_REPLY => {
+            let p: ReplyParams = params(p)?;
+            let a = auth(coord, &p.auth)?;
+            coord
+                .reply(&a, CorrelationId(p.correlation), p.message)
+                .map_err(coord_error)?;
+            alive(coord, Some(&a));
+            Ok(empty())
+        }
+        c::BUS_DEAD_LETTERS => json(DeadLettersResult {
+            dead_letters: coord
+                .dead_letters()
+                .iter()
+                .map(json)
+                .collect::<Result<_, _>>()?,
+            stats: json(coord.dead_letter_stats())?,
+        }),
+        c::BUS_TOPICS => json(TopicsResult {
+            topics: coord.topics().iter().map(json).collect::<Result<_, _>>()?,
+        }),
+        c::TASK_SUBMIT => {
+            let p: SubmitParams = params(p)?;
+            let mut spec = TaskSpec::new(p.description);
+            spec.needs = p.needs;
+            spec.priority = p.priority.unwrap_or(0);
+            spec.after = p
+                .after
+                .into_iter()
+                .map(|id| Dep::Task(TaskId(id)))
+                .collect();
+            spec.timeout_ms = p.timeout_ms;
+            spec.max_retries = p.max_retries;
+            let id = coord.submit(spec).map_err(coord_error)?;
+            let task = coord.task(id).map_err(coord_error)?;
+            json(SubmitResult {
+                id: id.0,
+                task: json(task)?,
+            })
+        }
+        c::TASK_CLAIM => {
+            let p: ClaimParams = params(p)?;
+            let a = auth(coord, &p.auth)?;
+            let task = match p.wait_ms {
+                Some(w) if w > 0 => coord
+                    .claim_wait(&a, Duration::from_millis(w))
+                    .await
+                    .map_err(coord_error)?,
+                _ => coord.claim(&a).map_err(coord_error)?,
+            };
+            alive(coord, Some(&a));
+            json(ClaimResult {
+                task: task.map(json).transpose()?,
+            })
+        }
+        c::TASK_DONE => {
+            let p: DoneParams = params(p)?;
+            let a = auth(coord, &p.auth)?;
+            let task = coord
+                .done(&a, TaskId(p.id), p.result)
+                .map_err(coord_error)?;
+            alive(coord, Some(&a));
+            json(TaskResult { task: json(task)? })
+        }
+        c::TASK_FAIL => {
+            let p: FailParams = params(p)?;
+            let a = auth(coord, &p.auth)?;
+            let task = coord
+                .fail(&a, TaskId(p.id), p.reason)
+                .map_err(coord_error)?;
+            alive(coord, Some(&a));
+            json(TaskResult { task: json(task)? })
+        }
+        c::TASK_LIST => {
+            let p: TaskListParams = params(p)?;
+            let state = p
+                .state
+                .map(|s| {
+                    serde_json::from_value::<TaskState>(Value::String(s.clone())).map_err(|_| {
+                        RpcError::new(
+                            ErrorKind::InvalidParams,
+                            format!("unknown task state '{s}'"),
+                        )
+                        .with_hint("states: queued, assigned, running, done, failed, dead_lettered")
+                    })
+                })
+                .transpose()?;
+            json(TaskListResult {
+                tasks: coord
+                    .tasks(state)
+                    .iter()
+                    .map(json)
+                    .collect::<Result<_, _>>()?,
+            })
+        }
+        c::TASK_SHOW => {
+            let p: TaskShowParams = params(p)?;
+            let task = coord.task(TaskId(p.id)).map_err(coord_error)?;
+            json(TaskResult { task: json(task)? })
+        }
+        other => Err(RpcError::new(
+            ErrorKind::MethodNotFound,
+            format!("unknown method '{other}'"),
+        )
+        .with_hint(format!("coordination methods: {}", c::METHODS.join(", ")))),
+    }
+}
+
+/// Appends one notification line for `message` to `out`.
+fn push_line(out: &mut String, method: &str, subscription: u64, message: &Message) {
+    #[derive(Serialize)]
+    struct Line<'a> {
+        jsonrpc: &'static str,
+        method: &'a str,
+        params: Params<'a>,
+    }
+    #[derive(Serialize)]
+    struct Params<'a> {
+        subscription: u64,
+        message: &'a Message,
+    }
+    let line = Line {
+        jsonrpc: "2.0",
+        method,
+        params: Params {
+            subscription,
+            message,
+        },
+    };
+    match serde_json::to_string(&line) {
+        Ok(s) => {
+            out.push_str(&s);
+            out.push('\n');
+        }
+        Err(e) => tracing::warn!("cannot encode a bus notification: {e}"),
+    }
+}
+
+async fn closed(tx: &mpsc::Sender<String>, subscription: u64, reason: &str) {
+    let n = Notification::new(
+        c::NOTIFY_STREAM_CLOSED,
+        StreamClosed {
+            subscription,
+            reason: reason.to_string(),
+        },
+    );
+    if let Ok(line) = n.and_then(|n| serde_json::to_string(&n)) {
+        tx.send(line + "\n").await.ok();
+    }
+}
+
+/// Moves a subscription's messages to the connection, many per write, until either side goes
+/// away. Dropping the subscription on return unsubscribes.
+async fn forward_topic(
+    mut sub: Subscription,
+    subscription: u64,
+    method: &'static str,
+    tx: mpsc::Sender<String>,
+) {
+    let mut buf = Vec::with_capacity(STREAM_BATCH);
+    loop {
+        buf.clear();
+        let n = tokio::select! {
+            n = sub.recv_many(&mut buf, STREAM_BATCH) => n,
+            () = tx.closed() => return,
+        };
+        if n == 0 {
+            closed(&tx, subscription, "the coordinator stopped").await;
+            return;
+        }
+        let mut out = String::with_capacity(256 * n);
+        for m in &buf {
+            push_line(&mut out, method, subscription, m);
+        }
+        if tx.send(out).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Moves an agent's inbox to the connection until the agent leaves or the connection closes.
+async fn forward_inbox(inbox: Inbox, subscription: u64, tx: mpsc::Sender<String>) {
+    loop {
+        let first = tokio::select! {
+            m = inbox.recv() => m,
+            () = tx.closed() => return,
+        };
+        let Some(first) = first else {
+            closed(&tx, subscription, "the agent left").await;
+            return;
+        };
+        let mut out = String::new();
+        push_line(&mut out, c::NOTIFY_INBOX_MESSAGE, subscription, &first);
+        for _ in 1..STREAM_BATCH {
+            let Some(m) = inbox.try_recv() else { break };
+            push_line(&mut out, c::NOTIFY_INBOX_MESSAGE, subscription, &m);
+        }
+        if tx.send(out).await.is_err() {
+            return;
+        }
+    }
+}

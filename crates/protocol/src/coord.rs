@@ -1,0 +1,288 @@
+//! Coordination methods: agents, the message bus and the task distributor.
+//!
+//! Agents register and receive a token; every call made *as* an agent carries it in `token`
+//! (the token names its agent, so `agent` is optional and, when given, must name the same agent).
+//! Agents, tasks, messages and dead letters travel as the coordinator's own JSON shapes (see
+//! `docs/protocol.md`), kept as [`Value`] here so clients need no coordinator types.
+//!
+//! Field names are the stable JSON shape: add optional fields freely, rename or retype only with
+//! a [`crate::PROTOCOL_VERSION`] bump.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub const AGENT_REGISTER: &str = "agent.register";
+pub const AGENT_LIST: &str = "agent.list";
+pub const AGENT_HEARTBEAT: &str = "agent.heartbeat";
+pub const AGENT_UNREGISTER: &str = "agent.unregister";
+pub const BUS_PUBLISH: &str = "bus.publish";
+pub const BUS_SUBSCRIBE: &str = "bus.subscribe";
+pub const BUS_SEND: &str = "bus.send";
+pub const BUS_REQUEST: &str = "bus.request";
+pub const BUS_REPLY: &str = "bus.reply";
+pub const BUS_INBOX: &str = "bus.inbox";
+pub const BUS_DEAD_LETTERS: &str = "bus.dead_letters";
+pub const BUS_TOPICS: &str = "bus.topics";
+pub const TASK_SUBMIT: &str = "task.submit";
+pub const TASK_CLAIM: &str = "task.claim";
+pub const TASK_DONE: &str = "task.done";
+pub const TASK_FAIL: &str = "task.fail";
+pub const TASK_LIST: &str = "task.list";
+pub const TASK_SHOW: &str = "task.show";
+pub const EVENTS_SUBSCRIBE: &str = "events.subscribe";
+
+/// Every coordination method, for `method_not_found` hints.
+pub const METHODS: &[&str] = &[
+    AGENT_REGISTER,
+    AGENT_LIST,
+    AGENT_HEARTBEAT,
+    AGENT_UNREGISTER,
+    BUS_PUBLISH,
+    BUS_SUBSCRIBE,
+    BUS_SEND,
+    BUS_REQUEST,
+    BUS_REPLY,
+    BUS_INBOX,
+    BUS_DEAD_LETTERS,
+    BUS_TOPICS,
+    TASK_SUBMIT,
+    TASK_CLAIM,
+    TASK_DONE,
+    TASK_FAIL,
+    TASK_LIST,
+    TASK_SHOW,
+    EVENTS_SUBSCRIBE,
+];
+
+/// Notification: a message on a subscribed topic (`bus.subscribe`).
+pub const NOTIFY_BUS_MESSAGE: &str = "bus.message";
+/// Notification: a message in a streamed agent inbox (`bus.inbox`).
+pub const NOTIFY_INBOX_MESSAGE: &str = "bus.inbox_message";
+/// Notification: a coordinator event (`events.subscribe`).
+pub const NOTIFY_EVENT: &str = "events.event";
+/// Notification: a stream ended (its agent left, or the coordinator stopped).
+pub const NOTIFY_STREAM_CLOSED: &str = "bus.closed";
+
+/// The credentials of an agent, flattened into every call made as one.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct AgentToken {
+    /// The token from `agent.register` (`<agent id>.<64 hex digits>`).
+    pub token: String,
+    /// The agent's name or id; when given it must be the token's agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RegisterParams {
+    pub name: String,
+    #[serde(default)]
+    pub capabilities: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
+    /// Tasks the agent may hold at once (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tasks: Option<usize>,
+    /// Keep the agent registered after this connection closes, until it unregisters or misses
+    /// its heartbeat deadline. Without it, closing the connection disconnects the agent.
+    #[serde(default)]
+    pub keep: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RegisterResult {
+    /// The agent's id.
+    pub agent: u64,
+    pub name: String,
+    /// Present this in `token` on every call made as this agent.
+    pub token: String,
+    /// How long the agent may go without a call before it is considered gone.
+    pub heartbeat_deadline_ms: u64,
+    /// The agent as recorded (`AgentInfo`).
+    pub info: Value,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AgentListResult {
+    /// `AgentInfo` objects, active and recently departed.
+    pub agents: Vec<Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PublishParams {
+    pub topic: String,
+    /// One message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<Value>,
+    /// Several messages, published in order (an alternative to `message` for high rates).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub messages: Option<Vec<Value>>,
+    /// Sign the message(s) as this agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
+/// How a send or publish went: copies queued, copies dead-lettered.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct DeliveryResult {
+    pub delivered: usize,
+    pub dead_lettered: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SubscribeParams {
+    pub topic: String,
+}
+
+/// The answer to `bus.subscribe`, `bus.inbox` and `events.subscribe`: notifications that follow
+/// carry this `subscription` id.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SubscribeResult {
+    pub subscription: u64,
+    pub topic: String,
+}
+
+/// Params of `bus.message`, `bus.inbox_message` and `events.event` notifications.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MessageEvent {
+    pub subscription: u64,
+    /// The `Message` (`{id, kind, topic?, to?, correlation_id?, from?, payload, sent_at_ms}`).
+    pub message: Value,
+}
+
+/// Params of the `bus.closed` notification.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StreamClosed {
+    pub subscription: u64,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SendParams {
+    /// The addressee's name or id.
+    pub to: String,
+    pub message: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RequestParams {
+    /// The addressee's name or id.
+    pub to: String,
+    pub message: Value,
+    /// How long to wait for the reply (default 30 s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RequestResult {
+    /// The reply `Message`; its `payload` is the answer.
+    pub reply: Value,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReplyParams {
+    #[serde(flatten)]
+    pub auth: AgentToken,
+    /// The request's `correlation_id`.
+    pub correlation: u64,
+    pub message: Value,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeadLettersResult {
+    /// `DeadLetter` entries, oldest first.
+    pub dead_letters: Vec<Value>,
+    /// `{queued, total, discarded}`.
+    pub stats: Value,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TopicsResult {
+    /// `{topic, subscribers}` for every topic with at least one subscriber.
+    pub topics: Vec<Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SubmitParams {
+    pub description: String,
+    #[serde(default)]
+    pub needs: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i32>,
+    /// Task ids that must be done first.
+    #[serde(default)]
+    pub after: Vec<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_retries: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SubmitResult {
+    pub id: u64,
+    /// The task as recorded (`Task`).
+    pub task: Value,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClaimParams {
+    #[serde(flatten)]
+    pub auth: AgentToken,
+    /// Wait up to this long for a task to be assigned (default: do not wait).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClaimResult {
+    /// The claimed `Task`, now `running`; absent when nothing is assigned to the agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DoneParams {
+    #[serde(flatten)]
+    pub auth: AgentToken,
+    pub id: u64,
+    #[serde(default)]
+    pub result: Value,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FailParams {
+    #[serde(flatten)]
+    pub auth: AgentToken,
+    pub id: u64,
+    pub reason: String,
+}
+
+/// The answer to `task.done`, `task.fail` and `task.show`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TaskResult {
+    pub task: Value,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct TaskListParams {
+    /// Only tasks in this state (`queued`, `assigned`, `running`, `done`, `failed`,
+    /// `dead_lettered`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TaskListResult {
+    pub tasks: Vec<Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TaskShowParams {
+    pub id: u64,
+}
