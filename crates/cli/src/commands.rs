@@ -52,6 +52,9 @@ pub async fn run(sel: &Selector, command: Command) -> Result<ExitCode, ClientErr
     if let Command::Parse(a) = command {
         return parse(a);
     }
+    if let Command::Coord(c) = command {
+        return crate::coord::run(sel, c).await;
+    }
     let client = Client::connect(sel, true).await?;
     match command {
         Command::New(a) => {
@@ -179,7 +182,7 @@ pub async fn run(sel: &Selector, command: Command) -> Result<ExitCode, ClientErr
                 .call(m::SESSION_KILL, Target { target: a.target })
                 .await?;
         }
-        Command::Daemon { .. } | Command::Parse(_) => {}
+        Command::Daemon { .. } | Command::Parse(_) | Command::Coord(_) => {}
     }
     Ok(ExitCode::SUCCESS)
 }

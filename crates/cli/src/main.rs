@@ -3,6 +3,7 @@
 mod attach;
 mod client;
 mod commands;
+mod coord;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -57,6 +58,8 @@ enum Command {
     Kill(TargetArgs),
     /// Parse saved command output from stdin: the compact view, or the full structure with --json.
     Parse(ParseArgs),
+    #[command(flatten)]
+    Coord(coord::CoordCommand),
     /// Start, stop or inspect the daemon.
     Daemon {
         #[command(subcommand)]
