@@ -218,6 +218,8 @@ fn measure(
     for i in 0..sessions {
         rpc.call("session.wait", json!({"target": format!("c{i}"), "condition": {"kind": "prompt"}, "timeout_ms": 10_000}))?;
     }
+    // "Idle" means what it says: past the 500 ms after which an unwatched screen sleeps.
+    std::thread::sleep(std::time::Duration::from_millis(1000));
     let rss1 = rss_kb(pid)?;
     out.insert(
         "rss_kb_per_session".into(),

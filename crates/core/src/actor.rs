@@ -40,6 +40,8 @@ const DEFAULT_READ: usize = 1 << 20;
 const MAX_READ: usize = 16 << 20;
 /// Execs that may wait for a busy session before new ones are refused.
 const MAX_QUEUED: usize = 64;
+/// Silence after which an unwatched screen is put to sleep (see `Screen::hibernate`).
+const HIBERNATE_AFTER: Duration = Duration::from_millis(500);
 
 pub(crate) struct Actor {
     pub name: String,
@@ -556,7 +558,7 @@ impl Actor {
         })
     }
 
-    fn capture(&self, params: &CaptureParams) -> CaptureResult {
+    fn capture(&mut self, params: &CaptureParams) -> CaptureResult {
         let r = self.screen.render(params.scrollback, params.ansi);
         CaptureResult {
             lines: r.lines,
@@ -741,6 +743,9 @@ impl Actor {
     fn next_deadline(&self) -> Option<Instant> {
         let mut next: Option<Instant> = None;
         let mut consider = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
+        if self.may_hibernate() {
+            consider(self.last_output + HIBERNATE_AFTER);
+        }
         if self.state == SessionState::Starting {
             consider(self.created + STARTUP_GRACE);
         }
@@ -775,8 +780,20 @@ impl Actor {
         next
     }
 
+    /// An awake screen nobody watches, not on the alternate screen, can sleep.
+    fn may_hibernate(&self) -> bool {
+        !self.screen.is_dormant() && self.events.is_none() && !self.screen.alternate_screen()
+    }
+
     fn on_timer(&mut self) {
         let now = Instant::now();
+        if self.may_hibernate()
+            && now >= self.last_output + HIBERNATE_AFTER
+            && self.screen.hibernate()
+        {
+            self.log.release();
+            crate::memory::freed();
+        }
         if self.state == SessionState::Starting && now >= self.created + STARTUP_GRACE {
             self.integration_fallback();
         }

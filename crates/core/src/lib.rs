@@ -10,6 +10,7 @@ pub mod keys;
 pub mod log;
 mod manager;
 pub mod marker;
+mod memory;
 pub mod paths;
 pub mod pty;
 pub mod screen;

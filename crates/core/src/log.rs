@@ -23,7 +23,8 @@ struct Segment {
 pub struct OutputLog {
     dir: PathBuf,
     segments: VecDeque<Segment>,
-    current: File,
+    /// The newest segment, open for appending; closed while the session sleeps.
+    current: Option<File>,
     end: u64,
     segment_bytes: u64,
     max_segments: usize,
@@ -48,7 +49,7 @@ impl OutputLog {
         }
         let max_segments = 4;
         let segment_bytes = (max_bytes / max_segments as u64).max(4096);
-        let current = open_segment(dir, 0)?;
+        let current = Some(open_segment(dir, 0)?);
         Ok(Self {
             dir: dir.to_owned(),
             segments: VecDeque::from([Segment { base: 0, len: 0 }]),
@@ -83,7 +84,7 @@ impl OutputLog {
                 continue;
             }
             let n = rest.len().min(room as usize);
-            self.current.write_all(&rest[..n])?;
+            self.current_file()?.write_all(&rest[..n])?;
             if let Some(seg) = self.segments.back_mut() {
                 seg.len += n as u64;
             }
@@ -93,8 +94,29 @@ impl OutputLog {
         Ok(at)
     }
 
+    /// The newest segment's file, reopened if it was released.
+    fn current_file(&mut self) -> std::io::Result<&mut File> {
+        if self.current.is_none() {
+            let base = self.segments.back().map_or(self.end, |s| s.base);
+            let file = OpenOptions::new()
+                .read(true)
+                .append(true)
+                .open(segment_path(&self.dir, base))?;
+            self.current = Some(file);
+        }
+        self.current
+            .as_mut()
+            .ok_or_else(|| std::io::Error::other("log segment not open"))
+    }
+
+    /// Closes the newest segment's descriptor until the next append (an idle session then
+    /// holds no file open for its log).
+    pub fn release(&mut self) {
+        self.current = None;
+    }
+
     fn rotate(&mut self) -> std::io::Result<()> {
-        self.current = open_segment(&self.dir, self.end)?;
+        self.current = Some(open_segment(&self.dir, self.end)?);
         self.segments.push_back(Segment {
             base: self.end,
             len: 0,
@@ -124,8 +146,8 @@ impl OutputLog {
             let within = pos - seg.base;
             let n = ((seg.len - within) as usize).min(want - filled);
             let target = &mut data[filled..filled + n];
-            if seg.base + seg.len == self.end {
-                self.current.read_exact_at(target, within)?;
+            if let (Some(current), true) = (&self.current, seg.base + seg.len == self.end) {
+                current.read_exact_at(target, within)?;
             } else {
                 File::open(segment_path(&self.dir, seg.base))?.read_exact_at(target, within)?;
             }
@@ -136,8 +158,8 @@ impl OutputLog {
     }
 
     /// Deletes the log's files.
-    pub fn remove(self) -> std::io::Result<()> {
-        drop(self.current);
+    pub fn remove(mut self) -> std::io::Result<()> {
+        self.current = None;
         std::fs::remove_dir_all(&self.dir)
     }
 }
@@ -168,6 +190,10 @@ mod tests {
         let c = log.read(3, 100).unwrap();
         assert_eq!((c.start, c.data.as_slice()), (3, &b"lo world"[..]));
         assert!(log.read(11, 10).unwrap().data.is_empty());
+        log.release();
+        assert_eq!(log.read(0, 100).unwrap().data, b"hello world");
+        assert_eq!(log.append(b"!").unwrap(), 11);
+        assert_eq!(log.read(6, 100).unwrap().data, b"world!");
     }
 
     #[test]

@@ -45,6 +45,8 @@ struct Inner {
     sessions: Mutex<BTreeMap<String, SessionHandle>>,
     /// Session ids (the shells' pids) of live sessions by name, for shutdown.
     pids: Mutex<BTreeMap<String, i32>>,
+    /// The heap-trimming task has been started (on the first session, inside the runtime).
+    trimming: std::sync::atomic::AtomicBool,
 }
 
 /// Owns every session. Cheap to clone; all clones see the same sessions.
@@ -63,6 +65,7 @@ impl SessionManager {
                 hooks,
                 sessions: Mutex::new(BTreeMap::new()),
                 pids: Mutex::default(),
+                trimming: std::sync::atomic::AtomicBool::new(false),
             }),
         })
     }
@@ -205,6 +208,14 @@ impl SessionManager {
         };
         let (tx, rx) = mpsc::channel(32);
         tokio::spawn(actor.run(rx));
+        if !self
+            .inner
+            .trimming
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            let weak = Arc::downgrade(&self.inner);
+            tokio::spawn(crate::memory::trim_loop(move || weak.strong_count() > 0));
+        }
         let handle = SessionHandle::new(&name, tx);
         sessions.insert(name.clone(), handle.clone());
         self.inner

@@ -70,11 +70,23 @@ impl Dimensions for Dims {
 }
 
 /// A terminal screen fed with a program's output.
+///
+/// An idle screen can be put to sleep ([`Screen::hibernate`]): the grid (about 46 KB for 80x24
+/// plus its scrollback) is replaced by the few bytes that redraw it, and rebuilt on the next
+/// output or look. Thousands of idle sessions then cost little more than their processes.
 pub struct Screen {
-    term: Term<Listener>,
+    term: Option<Term<Listener>>,
+    /// Bytes that rebuild the grid in a fresh emulator, while `term` is `None`.
+    dormant: Option<Dormant>,
     parser: Processor<StdSyncHandler>,
     listener: Listener,
     size: Size,
+    scrollback: usize,
+}
+
+struct Dormant {
+    replay: Box<[u8]>,
+    mode: TermMode,
 }
 
 /// The rendered screen.
@@ -91,21 +103,64 @@ impl Screen {
         if let Ok(mut sink) = listener.0.lock() {
             sink.size = Some(size);
         }
-        let config = Config {
-            scrolling_history: scrollback,
-            ..Config::default()
-        };
-        let term = Term::new(config, &Dims(size), listener.clone());
+        let term = new_term(size, scrollback, &listener);
         Self {
-            term,
+            term: Some(term),
+            dormant: None,
             parser: Processor::new(),
             listener,
             size,
+            scrollback,
         }
     }
 
+    /// The live emulator, rebuilt first if the screen was asleep.
+    fn term(&mut self) -> &mut Term<Listener> {
+        let (size, scrollback, listener) = (self.size, self.scrollback, &self.listener);
+        let dormant = &mut self.dormant;
+        self.term.get_or_insert_with(|| {
+            let mut term = new_term(size, scrollback, listener);
+            if let Some(d) = dormant.take() {
+                let mut parser: Processor<StdSyncHandler> = Processor::new();
+                parser.advance(&mut term, &d.replay);
+            }
+            term
+        })
+    }
+
     pub fn feed(&mut self, bytes: &[u8]) {
-        self.parser.advance(&mut self.term, bytes);
+        self.term();
+        if let Some(term) = self.term.as_mut() {
+            self.parser.advance(term, bytes);
+        }
+    }
+
+    pub fn is_dormant(&self) -> bool {
+        self.term.is_none()
+    }
+
+    /// Puts an idle screen to sleep. Refused (returns false) on the alternate screen, whose
+    /// saved primary screen could not be redrawn.
+    pub fn hibernate(&mut self) -> bool {
+        let Some(term) = &self.term else { return true };
+        if term.mode().contains(TermMode::ALT_SCREEN) {
+            return false;
+        }
+        let replay = snapshot(term);
+        self.dormant = Some(Dormant {
+            replay: replay.into_boxed_slice(),
+            mode: *term.mode(),
+        });
+        self.term = None;
+        true
+    }
+
+    fn mode(&self) -> TermMode {
+        match (&self.term, &self.dormant) {
+            (Some(term), _) => *term.mode(),
+            (None, Some(d)) => d.mode,
+            (None, None) => TermMode::default(),
+        }
     }
 
     /// Bytes the emulator wants sent back to the program, in order.
@@ -125,30 +180,30 @@ impl Screen {
     }
 
     pub fn resize(&mut self, size: Size) {
+        self.term().resize(Dims(size));
         self.size = size;
         if let Ok(mut sink) = self.listener.0.lock() {
             sink.size = Some(size);
         }
-        self.term.resize(Dims(size));
     }
 
     pub fn alternate_screen(&self) -> bool {
-        self.term.mode().contains(TermMode::ALT_SCREEN)
+        self.mode().contains(TermMode::ALT_SCREEN)
     }
 
     /// Whether the program switched cursor keys to application mode (they then send `ESC O A`).
     pub fn app_cursor(&self) -> bool {
-        self.term.mode().contains(TermMode::APP_CURSOR)
+        self.mode().contains(TermMode::APP_CURSOR)
     }
 
     pub fn bracketed_paste(&self) -> bool {
-        self.term.mode().contains(TermMode::BRACKETED_PASTE)
+        self.mode().contains(TermMode::BRACKETED_PASTE)
     }
 
     /// The screen's lines (with up to `scrollback` lines of history above them), right-trimmed,
     /// with trailing empty lines below the cursor removed.
-    pub fn render(&self, scrollback: usize, ansi: bool) -> Rendered {
-        let grid = self.term.grid();
+    pub fn render(&mut self, scrollback: usize, ansi: bool) -> Rendered {
+        let grid = self.term().grid();
         let history = grid.history_size().min(scrollback);
         let rows = grid.screen_lines();
         let cursor = grid.cursor.point;
@@ -157,7 +212,7 @@ impl Screen {
             let row = &grid[Line(i)];
             let cells = (0..grid.columns()).map(|c| &row[Column(c)]);
             lines.push(if ansi {
-                line_ansi(cells)
+                line_ansi(cells, false)
             } else {
                 line_text(cells)
             });
@@ -176,7 +231,7 @@ impl Screen {
 
     /// Escapes that redraw the whole visible screen and put the cursor back, for a client that
     /// attaches to a running session.
-    pub fn redraw_ansi(&self) -> String {
+    pub fn redraw_ansi(&mut self) -> String {
         let rendered = self.render(0, true);
         let mut out = String::from("\x1b[0m\x1b[H\x1b[2J");
         for (i, line) in rendered.lines.iter().enumerate() {
@@ -190,6 +245,62 @@ impl Screen {
         );
         out
     }
+}
+
+fn new_term(size: Size, scrollback: usize, listener: &Listener) -> Term<Listener> {
+    let config = Config {
+        scrolling_history: scrollback,
+        ..Config::default()
+    };
+    Term::new(config, &Dims(size), listener.clone())
+}
+
+/// Bytes that, fed to a fresh emulator of the same size, rebuild `term`'s scrollback, screen,
+/// attributes, soft wraps, cursor and input modes. Not kept: the scroll region and the
+/// attributes of text not yet written (both are reset by the next prompt).
+fn snapshot(term: &Term<Listener>) -> Vec<u8> {
+    let grid = term.grid();
+    let (history, rows, cols) = (
+        grid.history_size() as i32,
+        grid.screen_lines() as i32,
+        grid.columns(),
+    );
+    let mut out = String::from("\x1b[0m");
+    for i in -history..rows {
+        let row = &grid[Line(i)];
+        let wrapped = row[Column(cols - 1)].flags.contains(Flags::WRAPLINE);
+        // A soft-wrapped row is written whole so the emulator wraps it again by itself.
+        out.push_str(&line_ansi((0..cols).map(|c| &row[Column(c)]), wrapped));
+        if i != rows - 1 && !wrapped {
+            out.push_str("\r\n");
+        }
+    }
+    let cursor = grid.cursor.point;
+    let _ = write!(out, "\x1b[{};{}H", cursor.line.0 + 1, cursor.column.0 + 1);
+    let mode = *term.mode();
+    for (flag, set) in [
+        (TermMode::APP_CURSOR, "\x1b[?1h"),
+        (TermMode::APP_KEYPAD, "\x1b="),
+        (TermMode::BRACKETED_PASTE, "\x1b[?2004h"),
+        (TermMode::MOUSE_REPORT_CLICK, "\x1b[?1000h"),
+        (TermMode::MOUSE_DRAG, "\x1b[?1002h"),
+        (TermMode::MOUSE_MOTION, "\x1b[?1003h"),
+        (TermMode::SGR_MOUSE, "\x1b[?1006h"),
+        (TermMode::FOCUS_IN_OUT, "\x1b[?1004h"),
+        (TermMode::INSERT, "\x1b[4h"),
+        (TermMode::LINE_FEED_NEW_LINE, "\x1b[20h"),
+    ] {
+        if mode.contains(flag) {
+            out.push_str(set);
+        }
+    }
+    if !mode.contains(TermMode::SHOW_CURSOR) {
+        out.push_str("\x1b[?25l");
+    }
+    if !mode.contains(TermMode::LINE_WRAP) {
+        out.push_str("\x1b[?7l");
+    }
+    out.into_bytes()
 }
 
 fn visible(cell: &Cell) -> bool {
@@ -216,13 +327,14 @@ fn line_text<'a>(cells: impl Iterator<Item = &'a Cell>) -> String {
     out
 }
 
-fn line_ansi<'a>(cells: impl Iterator<Item = &'a Cell>) -> String {
+/// A line with SGR escapes; plain trailing blanks are dropped unless `whole`.
+fn line_ansi<'a>(cells: impl Iterator<Item = &'a Cell>, whole: bool) -> String {
     let mut out = String::new();
     let mut current = String::new();
     let mut pending_blank = String::new();
     for cell in cells.filter(|c| visible(c)) {
         let sgr = sgr_of(cell);
-        let styled_blank = cell.c == ' ' && sgr.is_empty();
+        let styled_blank = !whole && cell.c == ' ' && sgr.is_empty();
         if styled_blank {
             // Defer plain blanks so trailing ones can be dropped.
             pending_blank.push(' ');
@@ -355,6 +467,47 @@ mod tests {
         assert_eq!(s.title().as_deref(), Some("my title"));
         s.feed(b"\x1b[?1049l");
         assert!(!s.alternate_screen());
+    }
+
+    fn assert_round_trip(s: &mut Screen) {
+        let before = (
+            s.render(10_000, true).lines,
+            s.render(0, false).cursor_row,
+            s.render(0, false).cursor_col,
+        );
+        let modes = (s.app_cursor(), s.bracketed_paste());
+        assert!(s.hibernate());
+        assert!(s.is_dormant());
+        assert_eq!((s.app_cursor(), s.bracketed_paste()), modes);
+        let after = (
+            s.render(10_000, true).lines,
+            s.render(0, false).cursor_row,
+            s.render(0, false).cursor_col,
+        );
+        assert_eq!(before, after);
+    }
+
+    #[test]
+    fn hibernation_keeps_screen_scrollback_cursor_and_modes() {
+        let mut s = Screen::new(Size { cols: 20, rows: 5 }, 100);
+        for i in 0..30 {
+            s.feed(format!("\x1b[3{}mline {i}\x1b[0m\r\n", i % 8).as_bytes());
+        }
+        s.feed(b"a long line that wraps around the edge twice over\x1b[?1h\x1b[?2004h$ ");
+        assert_round_trip(&mut s);
+        // Output after waking lands where it would have.
+        s.feed(b"ls\r\n");
+        let r = s.render(0, false);
+        assert_eq!(r.lines.last().map(String::as_str), Some(""));
+        assert!(r.lines.iter().any(|l| l.ends_with("$ ls")));
+    }
+
+    #[test]
+    fn the_alternate_screen_stays_awake() {
+        let mut s = screen(10, 3);
+        s.feed(b"\x1b[?1049hvim");
+        assert!(!s.hibernate());
+        assert!(!s.is_dormant());
     }
 
     #[test]

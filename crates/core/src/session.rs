@@ -115,6 +115,11 @@ impl SessionHandle {
         let command = params.command.clone();
         let mut result = self.call(|r| Cmd::Exec(params, r)).await?;
         let session = self.name.to_string();
+        if result.output.len() <= 64 * 1024 {
+            // Small outputs parse in microseconds: not worth a trip to the blocking pool.
+            crate::exec::annotate(&mut result, &session, &command);
+            return Ok(result);
+        }
         tokio::task::spawn_blocking(move || {
             crate::exec::annotate(&mut result, &session, &command);
             result

@@ -25,6 +25,15 @@ fn replay(name: &str) {
     let got = normalise(screen.render(0, false).lines.into_iter());
     let want = normalise(expected.lines().map(str::to_owned));
     assert_eq!(got, want, "{name}: screen differs from tmux's");
+    // A screen put to sleep and woken shows the same (the alternate screen never sleeps).
+    let before = screen.render(1000, true).lines;
+    if screen.hibernate() {
+        assert_eq!(
+            screen.render(1000, true).lines,
+            before,
+            "{name}: changed by hibernation"
+        );
+    }
 }
 
 #[test]
