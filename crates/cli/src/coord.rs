@@ -305,6 +305,9 @@ async fn agent(client: &Client, action: AgentAction) -> Result<ExitCode, ClientE
             keep,
             json,
         } => {
+            // Listen for Ctrl-C and SIGTERM before the token is out, so a signal sent as soon as
+            // it is read still unregisters the agent.
+            let signals = if keep { None } else { Some(Signals::new()?) };
             let params = RegisterParams {
                 name,
                 capabilities,
@@ -319,8 +322,8 @@ async fn agent(client: &Client, action: AgentAction) -> Result<ExitCode, ClientE
                 println!("{}", r.token);
             }
             std::io::stdout().flush()?;
-            if !keep {
-                return hold(client, &r).await;
+            if let Some(signals) = signals {
+                return hold(client, &r, signals).await;
             }
         }
         AgentAction::Ls { json } => {
@@ -345,10 +348,11 @@ async fn agent(client: &Client, action: AgentAction) -> Result<ExitCode, ClientE
 
 /// Keeps a connection-bound agent alive: heartbeats at a third of the deadline, and
 /// unregisters on Ctrl-C or SIGTERM.
-async fn hold(client: &Client, r: &RegisterResult) -> Result<ExitCode, ClientError> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
+async fn hold(
+    client: &Client,
+    r: &RegisterResult,
+    mut signals: Signals,
+) -> Result<ExitCode, ClientError> {
     let every = Duration::from_millis((r.heartbeat_deadline_ms / 3).max(100));
     let auth = AgentToken {
         token: r.token.clone(),
@@ -359,12 +363,27 @@ async fn hold(client: &Client, r: &RegisterResult) -> Result<ExitCode, ClientErr
             () = tokio::time::sleep(every) => {
                 let _: Value = client.call(c::AGENT_HEARTBEAT, &auth).await?;
             }
-            _ = term.recv() => break,
-            _ = int.recv() => break,
+            _ = signals.term.recv() => break,
+            _ = signals.int.recv() => break,
         }
     }
     let _: Value = client.call(c::AGENT_UNREGISTER, &auth).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
 }
 
 fn describe_agent(a: &Value) -> String {

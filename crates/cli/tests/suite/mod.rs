@@ -1,3 +1,4 @@
 mod cli;
+mod coord;
 mod harness;
 mod robustness;

@@ -1,0 +1,545 @@
+//! Agents, the bus and tasks through the daemon, with several real client processes: `ai-session`
+//! binaries and raw socket clients speaking the protocol directly.
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::process::{Child, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::harness::{Env, eventually};
+
+/// A protocol client on its own connection: what an agent program embedding ai-session does.
+struct Raw {
+    writer: UnixStream,
+    reader: BufReader<UnixStream>,
+    next_id: u64,
+    notifications: VecDeque<Value>,
+}
+
+impl Raw {
+    fn connect(env: &Env) -> Self {
+        env.ok(&["daemon", "start"]);
+        let sock = env.home.path().join("run").join("t.sock");
+        let writer = UnixStream::connect(sock).expect("connect");
+        let reader = BufReader::new(writer.try_clone().expect("clone"));
+        let mut raw = Self {
+            writer,
+            reader,
+            next_id: 1,
+            notifications: VecDeque::new(),
+        };
+        raw.call("hello", json!({"client": "test", "protocol": 1}))
+            .expect("hello");
+        raw
+    }
+
+    fn read_message(&mut self, deadline: Instant) -> Value {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(!left.is_zero(), "timed out waiting for the daemon");
+        self.reader
+            .get_ref()
+            .set_read_timeout(Some(left))
+            .expect("timeout");
+        let mut line = String::new();
+        let n = self.reader.read_line(&mut line).expect("read a line");
+        assert!(n > 0, "the daemon closed the connection");
+        serde_json::from_str(&line).expect("JSON line")
+    }
+
+    /// Sends a request and returns its result, or its error object.
+    fn call(&mut self, method: &str, params: Value) -> Result<Value, Value> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let req = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        writeln!(self.writer, "{req}").expect("write");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let msg = self.read_message(deadline);
+            if msg.get("id").and_then(Value::as_u64) == Some(id) {
+                return match msg.get("error") {
+                    Some(e) => Err(e.clone()),
+                    None => Ok(msg["result"].clone()),
+                };
+            }
+            if msg.get("id").is_none() {
+                self.notifications.push_back(msg);
+            }
+        }
+    }
+
+    fn ok(&mut self, method: &str, params: Value) -> Value {
+        self.call(method, params.clone())
+            .unwrap_or_else(|e| panic!("{method} {params}: {e}"))
+    }
+
+    fn notification(&mut self, secs: u64) -> Value {
+        if let Some(n) = self.notifications.pop_front() {
+            return n;
+        }
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let msg = self.read_message(deadline);
+            if msg.get("id").is_none() {
+                return msg;
+            }
+        }
+    }
+}
+
+/// `--json` goes last: none of these commands takes trailing arguments.
+fn json_out(env: &Env, args: &[&str]) -> Value {
+    let mut all = args.to_vec();
+    all.push("--json");
+    let out = env.run(&all);
+    assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {}", text(&out.stdout)))
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Registers an agent that outlives the command; returns its token.
+fn keep_agent(env: &Env, name: &str, caps: &[&str]) -> String {
+    let mut args = vec!["agent", "register", name, "--keep"];
+    for c in caps {
+        args.extend(["--capability", c]);
+    }
+    env.ok(&args).trim().to_string()
+}
+
+fn submit(env: &Env, args: &[&str]) -> String {
+    let mut all = vec!["task", "submit"];
+    all.extend_from_slice(args);
+    env.ok(&all).trim().to_string()
+}
+
+fn task(env: &Env, id: &str) -> Value {
+    let out = env.ok(&["task", "show", id]);
+    serde_json::from_str(&out).expect("task JSON")
+}
+
+/// Claims as the agent; the claimed task's id, or None when nothing is assigned (exit 3).
+fn claim(env: &Env, token: &str, wait: Option<&str>) -> Option<String> {
+    let mut args = vec!["task", "claim", "--token", token];
+    if let Some(w) = wait {
+        args.extend(["--wait", w]);
+    }
+    let out = env.run(&args);
+    match out.status.code() {
+        Some(0) => Some(
+            text(&out.stdout)
+                .split('\t')
+                .next()
+                .expect("id")
+                .to_string(),
+        ),
+        Some(3) => None,
+        other => panic!("claim failed ({other:?}): {}", text(&out.stderr)),
+    }
+}
+
+/// Waits for a child with a deadline, then collects its output.
+fn finish(mut child: Child, secs: u64, what: &str) -> Output {
+    let mut status = None;
+    eventually(secs, what, || {
+        status = child.try_wait().expect("try_wait");
+        status.is_some()
+    });
+    child.wait_with_output().expect("output")
+}
+
+fn subscribers(env: &Env, topic: &str) -> u64 {
+    json_out(env, &["bus", "topics"])["topics"]
+        .as_array()
+        .expect("topics")
+        .iter()
+        .find(|t| t["topic"] == topic)
+        .map_or(0, |t| t["subscribers"].as_u64().expect("count"))
+}
+
+#[test]
+fn fan_out_every_subscriber_gets_every_message() {
+    let env = Env::new();
+    env.ok(&["daemon", "start"]);
+    const N: usize = 4;
+    const MESSAGES: u64 = 50;
+    let subs: Vec<Child> = (0..N)
+        .map(|_| {
+            env.command(&["bus", "subscribe", "news", "--count", "50", "--json"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn subscriber")
+        })
+        .collect();
+    eventually(20, "4 subscribers on news", || {
+        subscribers(&env, "news") == N as u64
+    });
+    // One message from a CLI process, the rest from a raw client.
+    let d = json_out(&env, &["bus", "publish", "news", r#"{"n":0}"#]);
+    assert_eq!(d["delivered"], N, "{d}");
+    let mut raw = Raw::connect(&env);
+    for n in 1..MESSAGES {
+        let d = raw.ok("bus.publish", json!({"topic": "news", "message": {"n": n}}));
+        assert_eq!(d["delivered"], N, "{d}");
+    }
+    for child in subs {
+        let out = finish(child, 20, "a subscriber to receive 50 messages");
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let got: Vec<u64> = text(&out.stdout)
+            .lines()
+            .map(|l| {
+                let m: Value = serde_json::from_str(l).expect("message JSON");
+                assert_eq!(m["kind"], "topic");
+                assert_eq!(m["topic"], "news");
+                m["payload"]["n"].as_u64().expect("n")
+            })
+            .collect();
+        assert_eq!(got, (0..MESSAGES).collect::<Vec<_>>());
+    }
+    // Plain text MESSAGE arguments travel as JSON strings.
+    let mut sub = Raw::connect(&env);
+    let s = sub.ok("bus.subscribe", json!({"topic": "words"}));
+    env.ok(&["bus", "publish", "words", "hello world"]);
+    let n = sub.notification(10);
+    assert_eq!(n["method"], "bus.message");
+    assert_eq!(n["params"]["subscription"], s["subscription"]);
+    assert_eq!(n["params"]["message"]["payload"], "hello world");
+}
+
+#[test]
+fn request_reply_between_processes() {
+    let env = Env::new();
+    let mut responder = Raw::connect(&env);
+    let reg = responder.ok(
+        "agent.register",
+        json!({"name": "oracle", "capabilities": ["answers"]}),
+    );
+    let token = reg["token"].as_str().expect("token").to_string();
+    responder.ok("bus.inbox", json!({"token": token}));
+    let asker = env
+        .command(&[
+            "bus",
+            "request",
+            "oracle",
+            r#"{"question":"2+2"}"#,
+            "--timeout",
+            "20",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn asker");
+    let n = responder.notification(20);
+    assert_eq!(n["method"], "bus.inbox_message", "{n}");
+    let req = &n["params"]["message"];
+    assert_eq!(req["kind"], "request");
+    assert_eq!(req["payload"]["question"], "2+2");
+    let correlation = req["correlation_id"].as_u64().expect("correlation");
+    responder.ok(
+        "bus.reply",
+        json!({"token": token, "correlation": correlation, "message": {"answer": 4}}),
+    );
+    let out = finish(asker, 20, "the asker to get its reply");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), r#"{"answer":4}"#);
+
+    // Nobody answers: the request times out (exit 124) and a late reply is refused.
+    let out = env.run(&["bus", "request", "oracle", "ping", "--timeout", "0.2"]);
+    assert_eq!(out.status.code(), Some(124), "{}", text(&out.stderr));
+    let late = responder.notification(10);
+    let correlation = late["params"]["message"]["correlation_id"].clone();
+    let err = responder
+        .call(
+            "bus.reply",
+            json!({"token": token, "correlation": correlation, "message": "pong"}),
+        )
+        .expect_err("late reply");
+    assert_eq!(err["data"]["kind"], "not_found", "{err}");
+
+    // A direct message from a CLI process lands in the inbox too.
+    env.ok(&["bus", "send", "oracle", "fyi"]);
+    let n = responder.notification(10);
+    assert_eq!(n["params"]["message"]["kind"], "direct");
+    assert_eq!(n["params"]["message"]["payload"], "fyi");
+}
+
+#[test]
+fn tasks_run_in_dependency_order() {
+    let env = Env::new();
+    env.ok(&["daemon", "start"]);
+    let token = keep_agent(&env, "builder", &["rust"]);
+    // Submitted in reverse of the order they may run.
+    let first = submit(&env, &["compile", "--needs", "rust"]);
+    let second = submit(&env, &["test", "--needs", "rust", "--after", &first]);
+    let third = submit(
+        &env,
+        &[
+            "release", "--needs", "rust", "--after", &second, "--after", &first,
+        ],
+    );
+    assert_eq!(task(&env, &third)["state"], "queued");
+    assert_eq!(
+        task(&env, &second)["waiting_on"],
+        json!([first.parse::<u64>().unwrap()])
+    );
+    let mut order = Vec::new();
+    for _ in 0..3 {
+        let id = claim(&env, &token, Some("5")).expect("a task");
+        // Nothing else is ready while it runs.
+        assert_eq!(claim(&env, &token, None), None);
+        env.ok(&[
+            "task",
+            "done",
+            &id,
+            "--result",
+            &format!(r#"{{"step":{id}}}"#),
+            "--token",
+            &token,
+        ]);
+        order.push(id);
+    }
+    assert_eq!(order, vec![first.clone(), second, third.clone()]);
+    let t = task(&env, &third);
+    assert_eq!(t["state"], "done");
+    assert_eq!(t["result"]["step"], third.parse::<u64>().unwrap());
+    let ls = json_out(&env, &["task", "ls", "--state", "done"]);
+    assert_eq!(ls["tasks"].as_array().expect("tasks").len(), 3);
+}
+
+#[test]
+fn tasks_go_to_agents_with_the_capabilities() {
+    let env = Env::new();
+    env.ok(&["daemon", "start"]);
+    let rusty = keep_agent(&env, "rusty", &["rust", "tests"]);
+    let snake = keep_agent(&env, "snake", &["python"]);
+    let py = submit(&env, &["lint the scripts", "--needs", "python"]);
+    let rs = submit(&env, &["cargo test", "--needs", "rust", "--needs", "tests"]);
+    let go = submit(&env, &["go vet", "--needs", "go"]);
+    assert_eq!(claim(&env, &rusty, Some("5")), Some(rs.clone()));
+    assert_eq!(claim(&env, &snake, Some("5")), Some(py.clone()));
+    // Nobody can do Go: it stays queued.
+    assert_eq!(task(&env, &go)["state"], "queued");
+    assert!(task(&env, &go).get("agent").is_none());
+    let agents = json_out(&env, &["agent", "ls"]);
+    let rusty_info = agents["agents"]
+        .as_array()
+        .expect("agents")
+        .iter()
+        .find(|a| a["name"] == "rusty")
+        .expect("rusty")
+        .clone();
+    assert_eq!(rusty_info["load"], 1);
+    assert_eq!(task(&env, &rs)["agent"], rusty_info["id"]);
+    // A Go agent arrives and gets it.
+    let gopher = keep_agent(&env, "gopher", &["go"]);
+    assert_eq!(claim(&env, &gopher, Some("5")), Some(go));
+}
+
+#[test]
+fn failed_tasks_retry_then_land_in_dead_letters() {
+    let env = Env::new();
+    env.ok(&["daemon", "start"]);
+    let token = keep_agent(&env, "flaky", &["sh"]);
+    let id = submit(&env, &["doomed", "--needs", "sh", "--max-retries", "1"]);
+    assert_eq!(claim(&env, &token, Some("5")), Some(id.clone()));
+    let out = env.ok(&["task", "fail", &id, "--reason", "boom 1", "--token", &token]);
+    assert_eq!(out.trim(), "queued");
+    let t = task(&env, &id);
+    assert_eq!(t["attempts"], 1);
+    assert_eq!(t["last_error"], "boom 1");
+    // The retry comes after a backoff (1 s).
+    assert_eq!(claim(&env, &token, Some("10")), Some(id.clone()));
+    let out = env.ok(&["task", "fail", &id, "--reason", "boom 2", "--token", &token]);
+    assert_eq!(out.trim(), "dead_lettered");
+    let dead = json_out(&env, &["bus", "dead-letters"]);
+    let entry = dead["dead_letters"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|d| d["kind"] == "task")
+        .expect("the task is dead-lettered")
+        .clone();
+    assert_eq!(entry["item"]["id"], id.parse::<u64>().unwrap());
+    assert_eq!(entry["reason"], "retries_exhausted");
+    assert_eq!(entry["last_error"], "boom 2");
+    let human = env.ok(&["bus", "dead-letters"]);
+    assert!(human.contains("doomed"), "{human}");
+    // A task after it can never run.
+    let after = env.run(&["task", "submit", "next", "--needs", "sh", "--after", &id]);
+    assert!(!after.status.success());
+    assert!(text(&after.stderr).contains("could never run"));
+}
+
+#[test]
+fn a_crashed_agent_process_gives_its_tasks_back() {
+    let env = Env::new();
+    env.ok(&["daemon", "start"]);
+    // The agent lives as long as this process's connection.
+    let mut holder = env
+        .command(&["agent", "register", "crashy", "--capability", "rust"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn agent");
+    let mut token = String::new();
+    BufReader::new(holder.stdout.as_mut().expect("stdout"))
+        .read_line(&mut token)
+        .expect("token line");
+    let token = token.trim().to_string();
+    let id = submit(&env, &["long job", "--needs", "rust"]);
+    assert_eq!(claim(&env, &token, Some("5")), Some(id.clone()));
+    assert_eq!(task(&env, &id)["state"], "running");
+
+    holder.kill().expect("kill the agent process");
+    holder.wait().expect("reap");
+    eventually(20, "the task to go back to the queue", || {
+        task(&env, &id)["state"] == "queued"
+    });
+    let agents = json_out(&env, &["agent", "ls"]);
+    let crashy = agents["agents"]
+        .as_array()
+        .expect("agents")
+        .iter()
+        .find(|a| a["name"] == "crashy")
+        .expect("crashy listed")
+        .clone();
+    assert_eq!(crashy["status"], "gone");
+    assert_eq!(crashy["reason"], "disconnected");
+    // Its token is dead; a new agent picks the task up, without a retry used.
+    let out = env.run(&["task", "claim", "--token", &token]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("register again"),
+        "{}",
+        text(&out.stderr)
+    );
+    let rescuer = keep_agent(&env, "rescuer", &["rust"]);
+    assert_eq!(claim(&env, &rescuer, Some("5")), Some(id.clone()));
+    assert_eq!(task(&env, &id)["attempts"], 0);
+
+    // A raw client's agent leaves with its connection, too; Ctrl-C on a holder unregisters.
+    let mut raw = Raw::connect(&env);
+    raw.ok("agent.register", json!({"name": "ephemeral"}));
+    drop(raw);
+    eventually(20, "ephemeral to be gone", || {
+        json_out(&env, &["agent", "ls"])["agents"]
+            .as_array()
+            .expect("agents")
+            .iter()
+            .any(|a| a["name"] == "ephemeral" && a["status"] == "gone")
+    });
+    let mut polite = env
+        .command(&["agent", "register", "polite"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn agent");
+    let mut line = String::new();
+    BufReader::new(polite.stdout.as_mut().expect("stdout"))
+        .read_line(&mut line)
+        .expect("token line");
+    rustix::process::kill_process(
+        rustix::process::Pid::from_child(&polite),
+        rustix::process::Signal::INT,
+    )
+    .expect("SIGINT");
+    let out = finish(polite, 20, "the agent process to exit on SIGINT");
+    assert!(out.status.success());
+    let agents = json_out(&env, &["agent", "ls"]);
+    let polite = agents["agents"]
+        .as_array()
+        .expect("agents")
+        .iter()
+        .find(|a| a["name"] == "polite")
+        .expect("polite")
+        .clone();
+    assert_eq!(polite["reason"], "unregistered");
+}
+
+#[test]
+fn an_agent_token_acts_only_as_its_agent() {
+    let env = Env::new();
+    env.ok(&["daemon", "start"]);
+    let alice = keep_agent(&env, "alice", &["rust"]);
+    let bob = keep_agent(&env, "bob", &["rust"]);
+    let id = submit(&env, &["alice's job", "--needs", "rust"]);
+    // Whoever got it claims it; the other one is the intruder.
+    let (holder, intruder) = match claim(&env, &alice, Some("5")) {
+        Some(got) => {
+            assert_eq!(got, id);
+            (alice, bob)
+        }
+        None => {
+            assert_eq!(claim(&env, &bob, Some("5")), Some(id.clone()));
+            (bob, alice)
+        }
+    };
+    // A token names its agent: `<agent id>.<secret>`.
+    let holder_name = holder.split('.').next().expect("agent id").to_string();
+    assert_eq!(task(&env, &id)["agent"].to_string(), holder_name);
+    // The intruder's token cannot complete or fail the holder's task ...
+    let out = env.run(&["task", "done", &id, "--token", &intruder]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("may not complete"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = env.run(&[
+        "task", "fail", &id, "--reason", "sabotage", "--token", &intruder,
+    ]);
+    assert!(!out.status.success());
+    // ... nor pass itself off as the holder.
+    let out = env.run(&[
+        "task",
+        "done",
+        &id,
+        "--agent",
+        &holder_name,
+        "--token",
+        &intruder,
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("token rejected"),
+        "{}",
+        text(&out.stderr)
+    );
+    // On the wire: permission_denied with the coordinator's reason.
+    let mut raw = Raw::connect(&env);
+    let err = raw
+        .call(
+            "task.done",
+            json!({"id": id.parse::<u64>().unwrap(), "token": intruder}),
+        )
+        .expect_err("refused");
+    assert_eq!(err["data"]["kind"], "permission_denied", "{err}");
+    assert_eq!(err["data"]["reason"], "not_task_holder");
+    let err = raw
+        .call(
+            "bus.inbox",
+            json!({"agent": holder_name, "token": intruder}),
+        )
+        .expect_err("another agent's inbox");
+    assert_eq!(err["data"]["kind"], "permission_denied");
+    let err = raw
+        .call("task.claim", json!({"token": "1.00"}))
+        .expect_err("malformed");
+    assert_eq!(err["data"]["kind"], "permission_denied");
+    assert_eq!(task(&env, &id)["state"], "running");
+    // The holder can.
+    env.ok(&["task", "done", &id, "--token", &holder]);
+    assert_eq!(task(&env, &id)["state"], "done");
+    // And the events stream saw it all.
+    let mut events = Raw::connect(&env);
+    events.ok("events.subscribe", json!({}));
+    env.ok(&["agent", "unregister", "--token", &holder]);
+    let n = events.notification(10);
+    assert_eq!(n["method"], "events.event");
+    assert_eq!(n["params"]["message"]["payload"]["event"], "agent_left");
+}
