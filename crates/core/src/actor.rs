@@ -82,6 +82,9 @@ pub(crate) struct Actor {
     /// The child exited; finish once the PTY drains (or after a short grace).
     pub exit_pending: Option<(i32, Instant)>,
     pub cmd_seq: u64,
+    pub state_tx: broadcast::Sender<crate::session::StateChange>,
+    /// The state last announced on `state_tx`.
+    pub announced: Option<SessionState>,
 }
 
 pub(crate) struct Waiter {
@@ -142,7 +145,29 @@ impl Actor {
                 () = std::future::ready(()), if self.more_to_read => self.drain(),
                 () = sleep_until(deadline), if deadline.is_some() => self.on_timer(),
             }
+            self.announce();
         }
+    }
+
+    /// Tells state-change listeners when the session's state differs from the last announced.
+    fn announce(&mut self) {
+        if self.announced == Some(self.state) {
+            return;
+        }
+        self.announced = Some(self.state);
+        let state = match self.state {
+            SessionState::Starting => "starting",
+            SessionState::Idle => "idle",
+            SessionState::Busy => "busy",
+            SessionState::Exited => "exited",
+        };
+        let change = crate::session::StateChange {
+            session: self.name.clone(),
+            state,
+            exit_code: self.exit_code,
+        };
+        // No listener is fine: the announcement is for whoever cares.
+        self.state_tx.send(change).ok();
     }
 
     fn handle(&mut self, cmd: Cmd) {
@@ -960,6 +985,12 @@ impl Actor {
             })
             .ok();
         }
+        let change = crate::session::StateChange {
+            session: self.name.clone(),
+            state: "killed",
+            exit_code: self.exit_code,
+        };
+        self.state_tx.send(change).ok();
         if let Err(e) = std::fs::remove_dir_all(&self.dir) {
             tracing::warn!(session = %self.name, "cannot remove {}: {e}", self.dir.display());
         }

@@ -23,7 +23,7 @@ pub use ai_session_protocol::methods::{ExecParams, ExecResult, ExecStatus, Sessi
 pub use error::{Error, Result};
 pub use exec::{DEFAULT_MAX_OUTPUT, DEFAULT_TIMEOUT, MAX_INLINE};
 pub use manager::{ManagerConfig, SessionManager};
-pub use session::{SessionEvent, SessionHandle, WaitCondition};
+pub use session::{SessionEvent, SessionHandle, StateChange, WaitCondition};
 
 /// Checks a terminal size is one the emulator can hold.
 pub fn check_size(size: Size) -> Result<()> {

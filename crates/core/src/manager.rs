@@ -45,6 +45,8 @@ struct Inner {
     sessions: Mutex<BTreeMap<String, SessionHandle>>,
     /// Session ids (the shells' pids) of live sessions by name, for shutdown.
     pids: Mutex<BTreeMap<String, i32>>,
+    /// Every session's state changes.
+    state_tx: tokio::sync::broadcast::Sender<crate::session::StateChange>,
     /// The heap-trimming task has been started (on the first session, inside the runtime).
     trimming: std::sync::atomic::AtomicBool,
 }
@@ -66,6 +68,7 @@ impl SessionManager {
                 sessions: Mutex::new(BTreeMap::new()),
                 pids: Mutex::default(),
                 trimming: std::sync::atomic::AtomicBool::new(false),
+                state_tx: tokio::sync::broadcast::channel(4096).0,
             }),
         })
     }
@@ -205,6 +208,8 @@ impl SessionManager {
             more_to_read: false,
             exit_pending: None,
             cmd_seq: 0,
+            state_tx: self.inner.state_tx.clone(),
+            announced: None,
         };
         let (tx, rx) = mpsc::channel(32);
         tokio::spawn(actor.run(rx));
@@ -225,6 +230,12 @@ impl SessionManager {
             .insert(name.clone(), pid);
         tracing::info!(session = %name, pid, "session created");
         Ok(handle)
+    }
+
+    /// A stream of every session's state changes (created, idle, busy, exited, killed). A
+    /// listener that falls more than 4096 changes behind skips ahead (`Lagged`).
+    pub fn state_events(&self) -> tokio::sync::broadcast::Receiver<crate::session::StateChange> {
+        self.inner.state_tx.subscribe()
     }
 
     /// Information on every session, in name order.

@@ -23,6 +23,16 @@ pub enum SessionEvent {
     Closed { exit_code: Option<i32> },
 }
 
+/// A session changed state (sent on [`crate::SessionManager::state_events`]).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StateChange {
+    pub session: String,
+    /// `starting`, `idle`, `busy`, `exited` or `killed`.
+    pub state: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+}
+
 /// A parsed wait condition.
 #[derive(Debug, Clone)]
 pub enum WaitCondition {

@@ -75,6 +75,7 @@ pub async fn serve(paths: Paths, ready: impl FnOnce()) -> Result<(), ServeError>
     });
     raise_fd_limit();
     tracing::info!(socket = %paths.socket.display(), pid = std::process::id(), "daemon listening");
+    tokio::spawn(announce_sessions(daemon.clone()));
     ready();
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -124,6 +125,26 @@ fn raise_fd_limit() {
         limit.current = limit.maximum;
         if let Err(e) = setrlimit(Resource::Nofile, limit) {
             tracing::warn!("cannot raise the open-file limit: {e}");
+        }
+    }
+}
+
+/// Relays every session's state changes to the coordinator's system topic, where agents and
+/// `events.subscribe` clients see them.
+async fn announce_sessions(daemon: Arc<Daemon>) {
+    let mut rx = daemon.manager.state_events();
+    loop {
+        match rx.recv().await {
+            Ok(change) => {
+                let detail = serde_json::json!({ "exit_code": change.exit_code });
+                daemon
+                    .coord
+                    .publish_session_state(&change.session, change.state, detail);
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                tracing::warn!("{n} session state changes were not announced (listener behind)");
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
         }
     }
 }

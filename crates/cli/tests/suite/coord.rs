@@ -543,3 +543,27 @@ fn an_agent_token_acts_only_as_its_agent() {
     assert_eq!(n["method"], "events.event");
     assert_eq!(n["params"]["message"]["payload"]["event"], "agent_left");
 }
+
+#[test]
+fn session_state_changes_reach_event_subscribers() {
+    let env = Env::new();
+    let mut events = Raw::connect(&env);
+    events.ok("events.subscribe", json!({}));
+    env.ok(&["new", "-s", "watched", "--shell", "/bin/sh"]);
+    env.ok(&["exec", "-t", "watched", "true"]);
+    env.ok(&["kill", "-t", "watched"]);
+    let mut states = Vec::new();
+    while !states.contains(&"killed".to_owned()) {
+        let n = events.notification(20);
+        let payload = &n["params"]["message"]["payload"];
+        if payload["event"] == "session_state_changed" && payload["session"] == "watched" {
+            states.push(payload["state"].as_str().unwrap_or_default().to_owned());
+        }
+    }
+    for expected in ["starting", "idle", "killed"] {
+        assert!(
+            states.iter().any(|s| s == expected),
+            "{expected} missing from {states:?}"
+        );
+    }
+}
