@@ -12,7 +12,6 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use tokio::process::Child;
 use tokio::sync::{broadcast, mpsc};
 
 use crate::error::{Error, Result};
@@ -50,7 +49,7 @@ pub(crate) struct Actor {
     pub cwd: String,
     pub dir: PathBuf,
     pub master: Master,
-    pub child: Option<Child>,
+    pub child: Option<crate::pty::Process>,
     pub screen: Screen,
     pub log: OutputLog,
     pub scanner: Scanner,
@@ -136,7 +135,7 @@ impl Actor {
                 },
                 status = wait_child(&mut self.child) => {
                     self.child = None;
-                    let code = status.map(exit_code_of).unwrap_or(-1);
+                    let code = status.unwrap_or(-1);
                     self.exit_pending = Some((code, Instant::now() + Duration::from_millis(200)));
                     if self.hung_up {
                         self.finish_exit();
@@ -998,7 +997,7 @@ impl Actor {
     }
 }
 
-async fn wait_child(child: &mut Option<Child>) -> std::io::Result<std::process::ExitStatus> {
+async fn wait_child(child: &mut Option<crate::pty::Process>) -> std::io::Result<i32> {
     match child {
         Some(c) => c.wait().await,
         None => std::future::pending().await,
@@ -1010,13 +1009,4 @@ async fn sleep_until(deadline: Option<Instant>) {
         Some(t) => tokio::time::sleep_until(t.into()).await,
         None => std::future::pending().await,
     }
-}
-
-/// The shell convention for an exit status: the code, or 128 + the signal that killed it.
-pub(crate) fn exit_code_of(status: std::process::ExitStatus) -> i32 {
-    use std::os::unix::process::ExitStatusExt;
-    status
-        .code()
-        .or_else(|| status.signal().map(|s| 128 + s))
-        .unwrap_or(-1)
 }

@@ -16,6 +16,7 @@ pub mod pty;
 pub mod screen;
 mod session;
 pub mod shell;
+mod spawn;
 pub mod text;
 
 pub use ai_session_protocol as protocol;

@@ -163,7 +163,7 @@ impl SessionManager {
             program: argv[0].clone(),
             source,
         })?;
-        let pid = child.id().map(|p| p as i32).unwrap_or(-1);
+        let pid = child.id();
         let integration = match kind {
             ShellKind::Bash | ShellKind::Zsh | ShellKind::Sh => Integration::Osc133,
             ShellKind::OtherPosix => Integration::Nonce,

@@ -4,7 +4,7 @@
 //! The master is non-blocking and registered with the tokio reactor, so a session costs one small
 //! task instead of a reader thread.
 
-use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use rustix::fd::{AsFd, OwnedFd};
 use rustix::io::Errno;
 use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
 use rustix::termios::{Pid, Winsize};
@@ -14,7 +14,6 @@ use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use tokio::io::unix::AsyncFd;
-use tokio::process::{Child, Command};
 
 use ai_session_protocol::methods::Size;
 
@@ -31,59 +30,103 @@ pub struct SpawnSpec<'a> {
     pub size: Size,
 }
 
+/// A child process, reaped through a pidfd driven by the tokio reactor.
+pub struct Process {
+    pid: i32,
+    pidfd: AsyncFd<OwnedFd>,
+}
+
+impl Process {
+    pub fn id(&self) -> i32 {
+        self.pid
+    }
+
+    /// Waits for the process to end and reaps it; returns the shell convention for its status
+    /// (the exit code, or 128 + the signal that killed it).
+    pub async fn wait(&mut self) -> std::io::Result<i32> {
+        use rustix::process::{WaitId, WaitIdOptions, waitid};
+        loop {
+            let mut guard = self.pidfd.readable().await?;
+            let id = WaitId::PidFd(self.pidfd.get_ref().as_fd());
+            match waitid(id, WaitIdOptions::EXITED | WaitIdOptions::NOHANG)? {
+                Some(status) => {
+                    return Ok(status
+                        .exit_status()
+                        .or_else(|| status.terminating_signal().map(|s| 128 + s))
+                        .unwrap_or(-1));
+                }
+                None => guard.clear_ready(),
+            }
+        }
+    }
+}
+
 /// Opens a PTY pair and starts `spec.argv[0]` on the slave as a session leader with the slave as
-/// its controlling terminal. The slave is closed in the daemon once the child holds it, so a
-/// read on the master reports EIO when the last process using the terminal is gone.
-pub fn spawn(spec: &SpawnSpec<'_>) -> std::io::Result<(Master, Child)> {
+/// its controlling terminal.
+///
+/// The child is started with `posix_spawn`, which glibc implements with `clone(CLONE_VM |
+/// CLONE_VFORK)`: unlike `fork`, it copies no page tables, so starting a session costs the same
+/// whether the daemon holds ten sessions or ten thousand. `POSIX_SPAWN_SETSID` makes the child a
+/// session leader, and its first file action opens the slave without `O_NOCTTY`, which makes the
+/// slave its controlling terminal.
+pub fn spawn(spec: &SpawnSpec<'_>) -> std::io::Result<(Master, Process)> {
     let program = spec
         .argv
         .first()
         .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "empty program"))?;
+    let path = resolve_program(program, spec.env.get("PATH").map(String::as_str))?;
     let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)?;
     grantpt(&master)?;
     unlockpt(&master)?;
     set_size(&master, spec.size)?;
     let name = ptsname(&master, Vec::new())?;
-    let slave_path = PathBuf::from(OsString::from_vec(name.into_bytes()));
-    // O_NOCTTY: a daemon that is a session leader without a terminal would otherwise acquire
-    // this slave as its controlling terminal, and receive SIGHUP when the session ends.
+    let slave_path = PathBuf::from(OsString::from_vec(name.as_bytes().to_vec()));
+    // The daemon holds the slave open until the child has it, so the master never reads EIO
+    // in between. O_NOCTTY: a daemon that is a session leader without a terminal would
+    // otherwise acquire this slave as its own controlling terminal.
     let slave: OwnedFd = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .custom_flags(rustix::fs::OFlags::NOCTTY.bits() as i32)
         .open(&slave_path)?
         .into();
-
-    let mut cmd = Command::new(program);
-    cmd.args(&spec.argv[1..])
-        .current_dir(spec.cwd)
-        .env_clear()
-        .envs(spec.env)
-        .stdin(slave.try_clone()?)
-        .stdout(slave.try_clone()?)
-        .stderr(slave);
-    // SAFETY: the closure runs in the forked child before exec and only makes two system calls
-    // (setsid, ioctl), both async-signal-safe; it allocates nothing and touches no locks.
-    unsafe {
-        cmd.pre_exec(|| {
-            rustix::process::setsid()?;
-            // SAFETY: fd 0 is the PTY slave: std has already dup2'ed stdin before pre_exec.
-            let stdin = BorrowedFd::borrow_raw(0);
-            rustix::process::ioctl_tiocsctty(stdin)?;
-            Ok(())
-        });
-    }
-    let child = cmd.spawn()?;
-    // `cmd` owned the three slave handles; dropping it closes the daemon's copies.
-    drop(cmd);
+    let pid = crate::spawn::posix_spawn(&path, spec.argv, spec.env, spec.cwd, &name)?;
+    drop(slave);
+    let pidfd = rustix::process::pidfd_open(
+        Pid::from_raw(pid).ok_or_else(|| std::io::Error::other("posix_spawn returned pid 0"))?,
+        rustix::process::PidfdFlags::NONBLOCK,
+    )?;
     rustix::fs::fcntl_setfl(
         &master,
         rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::RDWR,
     )?;
-    // SAFETY: `master` is an OwnedFd moved into the AsyncFd, so the descriptor stays open and
-    // refers to the same PTY for the AsyncFd's whole life, and as_raw_fd never changes.
+    // SAFETY: both descriptors are OwnedFds moved into their AsyncFds, so each stays open and
+    // refers to the same object for the AsyncFd's whole life, and as_raw_fd never changes.
     let fd = unsafe { AsyncFd::register(master) }.map_err(std::io::Error::from)?;
-    Ok((Master { fd }, child))
+    let pidfd = unsafe { AsyncFd::register(pidfd) }.map_err(std::io::Error::from)?;
+    Ok((Master { fd }, Process { pid, pidfd }))
+}
+
+/// The executable for `program`: itself when it names a path, else the first match in the
+/// session's own `PATH` (not the daemon's).
+fn resolve_program(program: &str, path_var: Option<&str>) -> std::io::Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    if program.contains('/') {
+        return Ok(PathBuf::from(program));
+    }
+    let dirs = path_var.unwrap_or("/usr/local/bin:/usr/bin:/bin");
+    for dir in dirs.split(':').filter(|d| !d.is_empty()) {
+        let candidate = Path::new(dir).join(program);
+        if let Ok(meta) = std::fs::metadata(&candidate) {
+            if meta.is_file() && meta.permissions().mode() & 0o111 != 0 {
+                return Ok(candidate);
+            }
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::NotFound,
+        format!("'{program}' is not in PATH ({dirs})"),
+    ))
 }
 
 fn set_size(fd: impl AsFd, size: Size) -> std::io::Result<()> {

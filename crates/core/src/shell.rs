@@ -118,6 +118,9 @@ __ais_post() {
   [[ "$PS1" == *"133;B;aid=$__ais_mark"* ]] || PS1="$PS1%{"$'\e]133;B;aid='"$__ais_mark"$'\a'"%}"
 }
 __ais_preexec() { printf '\033]133;C;aid=%s\007' "$__ais_mark"; }
+# zsh pads a missing final newline (PROMPT_SP) before precmd runs, which would land inside the
+# command's output; the marks make the padding unnecessary.
+unsetopt PROMPT_SP
 precmd_functions=(__ais_precmd $precmd_functions __ais_post)
 preexec_functions+=(__ais_preexec)
 "#;

@@ -411,3 +411,20 @@ fn parse_reads_saved_output_from_stdin() {
     // No daemon was needed.
     assert!(!env.home.path().join("run/t.sock").exists());
 }
+
+#[test]
+fn bad_programs_and_directories_are_clear_errors() {
+    let env = Env::new();
+    let out = env.run(&["new", "-s", "x", "--", "no-such-program-xyz"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot start 'no-such-program-xyz'") && err.contains("not in PATH"),
+        "{err}"
+    );
+    let out = env.run(&["new", "-s", "y", "-c", "/no/such/dir"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
+    // The daemon is still up and the names are still free.
+    env.ok(&["new", "-s", "x"]);
+    assert_eq!(env.exec("x", "echo fine")["output"], "fine\n");
+}
