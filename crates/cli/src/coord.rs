@@ -133,6 +133,14 @@ pub enum BusAction {
         #[arg(long)]
         json: bool,
     },
+    /// Send MESSAGE to every registered agent's inbox.
+    Broadcast {
+        message: String,
+        #[arg(long, value_name = "TOKEN")]
+        token: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Send a request to an agent and print its reply's payload.
     Request {
         agent: String,
@@ -479,6 +487,20 @@ async fn bus(client: &Client, action: BusAction) -> Result<ExitCode, ClientError
                 .call(c::BUS_SUBSCRIBE, SubscribeParams { topic })
                 .await?;
             return stream(client, r.subscription, count, json).await;
+        }
+        BusAction::Broadcast {
+            message,
+            token,
+            json,
+        } => {
+            let params = c::BroadcastParams {
+                message: message_arg(&message),
+                token: token.or_else(|| std::env::var(TOKEN_ENV).ok()),
+            };
+            let r: DeliveryResult = client.call(c::BUS_BROADCAST, params).await?;
+            if json {
+                print_json(&r)?;
+            }
         }
         BusAction::Send {
             agent,

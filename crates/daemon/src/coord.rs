@@ -378,6 +378,19 @@ pub(crate) async fn route(
                 dead_lettered: d.dead_lettered,
             })
         }
+        c::BUS_BROADCAST => {
+            let p: c::BroadcastParams = params(p)?;
+            let from = optional_auth(coord, p.token.as_deref())?;
+            let d = coord
+                .broadcast(from.as_ref(), p.message)
+                .await
+                .map_err(coord_error)?;
+            alive(coord, from.as_ref());
+            json(DeliveryResult {
+                delivered: d.delivered,
+                dead_lettered: d.dead_lettered,
+            })
+        }
         c::BUS_REQUEST => {
             let p: RequestParams = params(p)?;
             let from = optional_auth(coord, p.token.as_deref())?;

@@ -18,6 +18,7 @@ pub const AGENT_UNREGISTER: &str = "agent.unregister";
 pub const BUS_PUBLISH: &str = "bus.publish";
 pub const BUS_SUBSCRIBE: &str = "bus.subscribe";
 pub const BUS_SEND: &str = "bus.send";
+pub const BUS_BROADCAST: &str = "bus.broadcast";
 pub const BUS_REQUEST: &str = "bus.request";
 pub const BUS_REPLY: &str = "bus.reply";
 pub const BUS_INBOX: &str = "bus.inbox";
@@ -40,6 +41,7 @@ pub const METHODS: &[&str] = &[
     BUS_PUBLISH,
     BUS_SUBSCRIBE,
     BUS_SEND,
+    BUS_BROADCAST,
     BUS_REQUEST,
     BUS_REPLY,
     BUS_INBOX,
@@ -155,6 +157,14 @@ pub struct MessageEvent {
 pub struct StreamClosed {
     pub subscription: u64,
     pub reason: String,
+}
+
+/// `bus.broadcast`: a message to every registered agent's inbox.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BroadcastParams {
+    pub message: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -567,3 +567,26 @@ fn session_state_changes_reach_event_subscribers() {
         );
     }
 }
+
+#[test]
+fn broadcast_reaches_every_agent_inbox() {
+    let env = Env::new();
+    let mut agents = Vec::new();
+    for name in ["a1", "a2", "a3"] {
+        let mut raw = Raw::connect(&env);
+        let reg = raw.ok(
+            "agent.register",
+            json!({"name": name, "capabilities": ["x"]}),
+        );
+        let token = reg["token"].as_str().expect("token").to_string();
+        raw.ok("bus.inbox", json!({"token": token}));
+        agents.push(raw);
+    }
+    let out = json_out(&env, &["bus", "broadcast", r#"{"stop":"now"}"#]);
+    assert_eq!(out["delivered"], 3, "{out}");
+    for raw in &mut agents {
+        let n = raw.notification(20);
+        assert_eq!(n["method"], "bus.inbox_message", "{n}");
+        assert_eq!(n["params"]["message"]["payload"]["stop"], "now");
+    }
+}
