@@ -335,6 +335,9 @@ fn measure(
     std::thread::sleep(std::time::Duration::from_millis(3000));
     let held = rss_kb(pid)?;
     out.insert("hold_rss_kb".into(), json!(held));
-    out.insert("hold_rss_kb_per_session".into(), json!(held / hold.max(1) as f64));
+    out.insert(
+        "hold_rss_kb_per_session".into(),
+        json!(held / hold.max(1) as f64),
+    );
     Ok(Value::Object(out))
 }
