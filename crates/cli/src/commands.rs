@@ -11,14 +11,14 @@ use serde::Serialize;
 use crate::client::{Client, ClientError, Selector};
 use crate::{Command, DaemonAction};
 
-fn print_json(value: &impl Serialize) -> Result<(), ClientError> {
+pub(crate) fn print_json(value: &impl Serialize) -> Result<(), ClientError> {
     let text =
         serde_json::to_string_pretty(value).map_err(|e| ClientError::Protocol(e.to_string()))?;
     println!("{text}");
     Ok(())
 }
 
-fn usage(msg: String) -> ClientError {
+pub(crate) fn usage(msg: String) -> ClientError {
     ClientError::Rpc(RpcError::new(ErrorKind::InvalidParams, msg))
 }
 

@@ -12,10 +12,10 @@ use std::time::Duration;
 use ai_session_protocol::coord::{self as c, *};
 use ai_session_protocol::{ErrorKind, RpcError};
 use clap::{Args, Subcommand};
-use serde::Serialize;
 use serde_json::Value;
 
 use crate::client::{Client, ClientError, Selector};
+use crate::commands::{print_json, usage};
 
 /// The environment variable holding an agent's token when `--token` is not given.
 pub const TOKEN_ENV: &str = "AI_SESSION_AGENT_TOKEN";
@@ -248,17 +248,6 @@ pub enum TaskAction {
     },
     /// Show one task as JSON.
     Show { id: String },
-}
-
-fn print_json(value: &impl Serialize) -> Result<(), ClientError> {
-    let text =
-        serde_json::to_string_pretty(value).map_err(|e| ClientError::Protocol(e.to_string()))?;
-    println!("{text}");
-    Ok(())
-}
-
-fn usage(msg: String) -> ClientError {
-    ClientError::Rpc(RpcError::new(ErrorKind::InvalidParams, msg))
 }
 
 /// MESSAGE arguments: JSON when they parse as JSON, else the text as a JSON string.

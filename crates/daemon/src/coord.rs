@@ -17,6 +17,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
+use crate::dispatch::json;
 use crate::server::Daemon;
 
 /// Default wait for `bus.request` when the caller gives none.
@@ -98,15 +99,6 @@ fn params<T: DeserializeOwned>(value: Value) -> Result<T, RpcError> {
     };
     serde_json::from_value(value)
         .map_err(|e| RpcError::new(ErrorKind::InvalidParams, format!("invalid params: {e}")))
-}
-
-fn json(value: impl Serialize) -> Result<Value, RpcError> {
-    serde_json::to_value(value).map_err(|e| {
-        RpcError::new(
-            ErrorKind::Internal,
-            format!("cannot encode the result: {e}"),
-        )
-    })
 }
 
 /// A coordinator refusal as a protocol error: the coordinator's message, a hint saying what to

@@ -53,7 +53,7 @@ fn params<T: DeserializeOwned>(value: Value) -> Result<T, RpcError> {
         .map_err(|e| RpcError::new(ErrorKind::InvalidParams, format!("invalid params: {e}")))
 }
 
-fn json(value: impl Serialize) -> Result<Value, RpcError> {
+pub(crate) fn json(value: impl Serialize) -> Result<Value, RpcError> {
     serde_json::to_value(value).map_err(|e| {
         RpcError::new(
             ErrorKind::Internal,
