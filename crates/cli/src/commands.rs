@@ -308,6 +308,17 @@ async fn daemon(sel: &Selector, action: DaemonAction) -> Result<ExitCode, Client
                 Ok(_) | Err(ClientError::Protocol(_)) => {}
                 Err(e) => return Err(e),
             }
+            // Return once it has exited (sessions killed, lock released), so that a `daemon
+            // start` right after finds the way clear: its connection closes last.
+            let closed = async { while client.notification().await.is_some() {} };
+            if tokio::time::timeout(std::time::Duration::from_secs(30), closed)
+                .await
+                .is_err()
+            {
+                return Err(ClientError::Protocol(
+                    "the daemon did not exit within 30 s".into(),
+                ));
+            }
             if !a.json {
                 println!("stopped");
             }
