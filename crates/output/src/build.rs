@@ -290,17 +290,43 @@ static JS_FILE: LazyLock<Regex> = lazy_re!(r"^\s*file: (\S+?)(?::(\d+):(\d+))?$"
 static JS_OK: LazyLock<Regex> =
     lazy_re!(r"(?i)✓ built in|compiled successfully|webpack \d\S* compiled\s+successfully");
 
+/// webpack's error header: `ERROR in ./src/math.js 2:15` (or `2:0-34`, a range); the message follows.
+static WEBPACK_ERROR: LazyLock<Regex> =
+    lazy_re!(r"^(ERROR|WARNING) in (\S+?)(?: (\d+):(\d+)(?:-\d+(?::\d+)?)?)?$");
+static WEBPACK_DONE: LazyLock<Regex> =
+    lazy_re!(r"^webpack \d\S* compiled with (\d+ errors?|\d+ warnings?)");
+
 /// Parses webpack/vite/rollup output: error lines with their file:line, stack frames dropped.
 pub fn parse_bundler(lines: &[&str]) -> BuildOutput {
     let mut diagnostics: Vec<Diagnostic> = Vec::new();
     let mut summary = Vec::new();
     let mut ok = false;
+    // A webpack header waiting for its message line.
+    let mut header: Option<usize> = None;
     for line in lines {
         let t = line.trim();
         if t.starts_with("at ") {
             continue;
         }
-        if JS_OK.is_match(t) {
+        if let Some(i) = header.filter(|_| !t.is_empty()) {
+            header = None;
+            if let Some(d) = diagnostics.get_mut(i) {
+                d.message = t.to_string();
+                continue;
+            }
+        }
+        if let Some(c) = WEBPACK_ERROR.captures(t) {
+            let location = Location::new(
+                &c[2],
+                c.get(3).and_then(|m| m.as_str().parse().ok()),
+                c.get(4).and_then(|m| m.as_str().parse().ok()),
+            );
+            let severity = if &c[1] == "ERROR" { "error" } else { "warning" };
+            diagnostics.push(diag(severity, None, t, Some(location)));
+            header = Some(diagnostics.len() - 1);
+        } else if WEBPACK_DONE.is_match(t) {
+            summary.push(t.to_string());
+        } else if JS_OK.is_match(t) {
             ok = true;
             summary.push(t.to_string());
         } else if let Some(c) = JS_FILE.captures(line) {
@@ -324,10 +350,75 @@ pub fn parse_bundler(lines: &[&str]) -> BuildOutput {
         }
     }
     merge_error_headers(&mut diagnostics, lines);
-    let failed = !diagnostics.is_empty();
+    let failed = diagnostics.iter().any(|d| d.severity == Severity::Error);
     BuildOutput {
         tool: "bundler".into(),
         status: status_of(failed, ok),
+        diagnostics,
+        artifacts: vec![],
+        summary,
+    }
+}
+
+/// Node's header of an uncaught exception: the script and line that threw.
+static NODE_THROW_AT: LazyLock<Regex> = lazy_re!(r"^(/?[\w./@-]+\.[cm]?[jt]sx?):(\d+)$");
+/// The exception itself: `Error: message`, `TypeError [CODE]: message`.
+static NODE_ERROR: LazyLock<Regex> = lazy_re!(r"^([A-Z]\w*Error|Error)(?: \[[\w-]+\])?: (.+)$");
+/// A stack frame with a location: `at fn (/path/file.js:3:9)` or `at /path/file.js:3:9`.
+static NODE_FRAME: LazyLock<Regex> = lazy_re!(r"^at (?:.*? \()?(.+?):(\d+):(\d+)\)?$");
+/// The package manager's own line saying the script failed.
+static SCRIPT_FAILED: LazyLock<Regex> = lazy_re!(
+    r"^(\[?ELIFECYCLE\]?.*|error Command failed with exit code \d+.*|npm (ERR!|error) (Lifecycle script|command failed|code|path|command).*|.*ERR_PNPM_\w+.*)$"
+);
+
+/// The package manager named by a script run's own lines (`[ELIFECYCLE]` is pnpm's, `error Command
+/// failed` yarn's), or `script` when the output does not say.
+pub fn script_tool(lines: &[&str]) -> &'static str {
+    for line in lines.iter().rev().take(40) {
+        let t = line.trim();
+        if t.contains("ELIFECYCLE") || t.contains("ERR_PNPM_") {
+            return "pnpm";
+        }
+        if t.starts_with("npm ERR!") || t.starts_with("npm error") {
+            return "npm";
+        }
+        if t.starts_with("error Command failed") {
+            return "yarn";
+        }
+    }
+    "script"
+}
+
+/// Parses the output of a package.json script (`npm run`, `yarn build`, `pnpm run`) that no specific
+/// parser claims: uncaught exceptions with the file:line that threw, the first frame in the user's code,
+/// and the package manager's failure lines. It never reads as success: a script does not say so.
+pub fn parse_script(tool: &str, lines: &[&str]) -> BuildOutput {
+    let mut diagnostics: Vec<Diagnostic> = Vec::new();
+    let mut summary = Vec::new();
+    let mut thrown_at: Option<Location> = None;
+    for line in lines {
+        let t = line.trim();
+        if let Some(c) = NODE_THROW_AT.captures(t) {
+            thrown_at = Some(Location::new(&c[1], c[2].parse().ok(), None));
+        } else if NODE_ERROR.is_match(t) {
+            diagnostics.push(diag("error", None, t, thrown_at.take()));
+        } else if let Some(c) = NODE_FRAME.captures(t) {
+            // The first frame outside node internals and dependencies pins an error without a header.
+            if let Some(d) = diagnostics.last_mut().filter(|d| d.location.is_none())
+                && !crate::generic::is_vendor(&c[1])
+                && !c[1].ends_with(".pnp.cjs")
+                && !c[1].ends_with(".pnp.js")
+            {
+                d.location = Some(Location::new(&c[1], c[2].parse().ok(), c[3].parse().ok()));
+            }
+        } else if SCRIPT_FAILED.is_match(t) && !summary.iter().any(|s| s == t) {
+            summary.push(t.to_string());
+        }
+    }
+    let failed = !diagnostics.is_empty() || !summary.is_empty();
+    BuildOutput {
+        tool: tool.into(),
+        status: status_of(failed, false),
         diagnostics,
         artifacts: vec![],
         summary,

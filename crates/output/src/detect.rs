@@ -36,6 +36,10 @@ pub enum Format {
     GitBranch,
     SvnStatus,
     NpmInstall,
+    YarnInstall,
+    PnpmInstall,
+    /// A package.json script run through npm, yarn or pnpm whose output no more specific parser claims.
+    ScriptRun,
     CargoPackage,
     PipInstall,
     Ps,
@@ -55,9 +59,31 @@ pub fn detect(command: Option<&str>, text: &str) -> Format {
     if let Some(f) = command.and_then(from_command)
         && content_agrees(f, text)
     {
+        if f == Format::ScriptRun {
+            // A script runs some other tool (jest, tsc, webpack): its output decides when it is known.
+            return match from_content(text) {
+                Format::Text
+                | Format::Log
+                | Format::JsonLog
+                | Format::NpmInstall
+                | Format::YarnInstall
+                | Format::PnpmInstall => Format::ScriptRun,
+                other => other,
+            };
+        }
         return f;
     }
     from_content(text)
+}
+
+/// The package manager (`npm`, `yarn`, `pnpm`) the command line runs, if any.
+pub fn package_manager(command: &str) -> Option<&'static str> {
+    match *program_words(command).first()? {
+        "npm" => Some("npm"),
+        "yarn" => Some("yarn"),
+        "pnpm" => Some("pnpm"),
+        _ => None,
+    }
 }
 
 /// Some command formats are only trusted when the content looks right: a `cargo test` that failed to
@@ -118,8 +144,20 @@ pub fn from_command(command: &str) -> Option<Format> {
             Some(Format::PipInstall)
         }
         "pip" | "pip3" | "uv" if words.contains(&"install") => Some(Format::PipInstall),
-        "npm" | "yarn" | "pnpm" if matches!(sub, "install" | "i" | "ci" | "add") => {
+        "npm" if matches!(sub, "install" | "i" | "ci" | "add" | "update" | "uninstall") => {
             Some(Format::NpmInstall)
+        }
+        "yarn" if matches!(sub, "" | "install" | "add" | "up" | "upgrade" | "remove") => {
+            Some(Format::YarnInstall)
+        }
+        "pnpm" if matches!(sub, "install" | "i" | "add" | "up" | "update" | "remove") => {
+            Some(Format::PnpmInstall)
+        }
+        "npm" if matches!(sub, "run" | "run-script" | "test" | "t" | "start") => {
+            Some(Format::ScriptRun)
+        }
+        "yarn" | "pnpm" if !matches!(sub, "exec" | "dlx" | "why" | "list" | "ls" | "info") => {
+            Some(Format::ScriptRun)
         }
         "jest" => Some(Format::Jest),
         "vitest" => Some(Format::Vitest),
@@ -231,6 +269,9 @@ static SIGNATURES: LazyLock<Vec<(Format, Regex)>> = LazyLock::new(|| {
         (Format::GitDiff, r"(?m)^diff --git a/"),
         (Format::GitLog, r"(?m)^commit [0-9a-f]{40}"),
         (Format::PipInstall, r"(?m)^(Successfully installed |Requirement already satisfied|Collecting \S+|ERROR: (Could not find a version|No matching distribution))"),
+        (Format::ScriptRun, r"(?m)^\s*\[?ELIFECYCLE\]? |^error Command failed with exit code \d+|^npm (ERR!|error) Lifecycle script|^npm (ERR!|error) command failed"),
+        (Format::YarnInstall, r"(?m)^➤ YN\d{4}: |^yarn (install|add) v\d"),
+        (Format::PnpmInstall, r"(?m)^Progress: resolved \d+|^Done in \S+ using pnpm|^ERR_PNPM_|^\s*\[ERR_PNPM_"),
         (Format::NpmInstall, r"(?m)^(added|removed|changed) \d+ packages?|^up to date, audited|^npm (ERR!|error) code"),
         (Format::Ps, r"(?m)\A\s*(USER|UID)\s+PID\s|\A\s*PID\s+TTY\s"),
         (Format::Df, r"(?m)\AFilesystem\s+(1K-blocks|Size|1024-blocks|\d+[KMG]?-blocks|Inodes|Type)"),
@@ -277,9 +318,21 @@ mod tests {
         );
         assert_eq!(from_command("npx jest"), Some(Format::Jest));
         assert_eq!(from_command("/usr/bin/git status"), Some(Format::GitStatus));
-        assert_eq!(from_command("npm test"), None);
+        assert_eq!(from_command("npm test"), Some(Format::ScriptRun));
+        assert_eq!(
+            detect(
+                Some("npm test"),
+                "Tests:       1 failed, 2 passed, 3 total\n"
+            ),
+            Format::Jest
+        );
         assert_eq!(from_command("ls -la"), Some(Format::LsLong));
         assert_eq!(from_command("ls"), None);
+        assert_eq!(from_command("yarn"), Some(Format::YarnInstall));
+        assert_eq!(from_command("pnpm i"), Some(Format::PnpmInstall));
+        assert_eq!(from_command("pnpm run build"), Some(Format::ScriptRun));
+        assert_eq!(from_command("yarn build"), Some(Format::ScriptRun));
+        assert_eq!(from_command("npm run build"), Some(Format::ScriptRun));
     }
 
     #[test]

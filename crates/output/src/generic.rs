@@ -35,6 +35,11 @@ pub fn is_notable(line: &str) -> bool {
     word || user_location(line).is_some()
 }
 
+/// True when `file` is in a toolchain or dependency path (`node_modules/`, `/rustc/`, `site-packages/`).
+pub fn is_vendor(file: &str) -> bool {
+    VENDOR.is_match(file)
+}
+
 /// The first source location in the line that is not in a toolchain or dependency path.
 pub fn user_location(line: &str) -> Option<String> {
     LOCATION.captures_iter(line).find_map(|c| {

@@ -68,7 +68,7 @@ pub fn parse(command: Option<&str>, output: &str) -> Parsed {
         format,
         lines: lines.len(),
         bytes: output.len(),
-        output: parse_as(format, &cleaned, &lines),
+        output: parse_as(format, command, &cleaned, &lines),
     }
 }
 
@@ -78,8 +78,10 @@ pub fn parse_bytes(command: Option<&str>, output: &[u8]) -> Parsed {
 }
 
 /// Runs the parser of `format` on cleaned text.
-fn parse_as(format: Format, cleaned: &str, lines: &[&str]) -> ParsedOutput {
+/// `command` names the package manager of install and script outputs.
+fn parse_as(format: Format, command: Option<&str>, cleaned: &str, lines: &[&str]) -> ParsedOutput {
     use ParsedOutput as P;
+    let pm = |default: &'static str| command.and_then(detect::package_manager).unwrap_or(default);
     match format {
         Format::CargoBuild => P::BuildOutput(build::parse_cargo(lines)),
         Format::Tsc => P::BuildOutput(build::parse_tsc(lines)),
@@ -101,7 +103,12 @@ fn parse_as(format: Format, cleaned: &str, lines: &[&str]) -> ParsedOutput {
         | Format::GitMerge
         | Format::GitBranch => P::GitOutput(git::parse_git(format, lines)),
         Format::SvnStatus => P::GitOutput(git::parse_svn_status(lines)),
-        Format::NpmInstall => P::Custom(pkg::parse("npm", lines)),
+        Format::NpmInstall => P::Custom(pkg::parse(pm("npm"), lines)),
+        Format::YarnInstall => P::Custom(pkg::parse("yarn", lines)),
+        Format::PnpmInstall => P::Custom(pkg::parse("pnpm", lines)),
+        Format::ScriptRun => {
+            P::BuildOutput(build::parse_script(pm(build::script_tool(lines)), lines))
+        }
         Format::PipInstall => P::Custom(pkg::parse("pip", lines)),
         Format::CargoPackage => P::Custom(pkg::parse("cargo", lines)),
         Format::Ps => P::ProcessList(system::parse_ps(lines)),

@@ -1,5 +1,8 @@
 //! Package managers: npm/yarn/pnpm install, pip install, cargo add/install/update.
 //!
+//! Yarn 2+ prefixes every line with `➤ YN0000: ` and draws step boxes (`┌ Fetch step`); the prefix is
+//! read for its code (a few codes are errors) and dropped, the box drawing too.
+//!
 //! Download and progress lines are dropped; what was installed, the tool's summary, every error and
 //! every resolver conflict are kept. The result is a [`Custom`] of kind `package` holding a [`PackageReport`].
 
@@ -13,7 +16,7 @@ use crate::parsed::{Custom, Status};
 /// What a package manager did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PackageReport {
-    /// `npm`, `pip` or `cargo`.
+    /// `npm`, `yarn`, `pnpm`, `pip` or `cargo`.
     pub tool: String,
     /// Failed when an error line shows.
     pub status: Status,
@@ -28,11 +31,18 @@ pub struct PackageReport {
 }
 
 static ERROR: LazyLock<Regex> = lazy_re!(
-    r"^(npm (ERR!|error)|ERROR:|error(\[\w+\])?:|error |.*\bconflict|.*incompatible|.*requires .* but you have|Caused by:|\s+Caused by)"
+    r"^(npm (ERR!|error)|ERROR:|error(\[\w+\])?:|error |.*\bconflict|.*incompatible|.*requires .* but you have|Caused by:|\s+Caused by|\s*\[?ERR_PNPM_|\s*\[?ELIFECYCLE\]?|Failed with errors|\s+The user requested |\s+\S+ \S+ depends on )"
 );
+/// Yarn 2+ line prefix: `➤ YN0000: ` followed by box drawing.
+static YARN_BERRY: LazyLock<Regex> = lazy_re!(r"^➤ YN(\d{4}): [│┌└]?\s*");
+/// Yarn 2+ codes that report a failure (exception, build failed, checksum, lockfile, not found).
+const YARN_ERROR_CODES: [&str; 7] = ["0001", "0009", "0018", "0028", "0035", "0071", "0082"];
+/// `+ is-number 7.0.0` under pnpm's `dependencies:`.
+static PNPM_ADDED: LazyLock<Regex> = lazy_re!(r"^\+ (\S+ \S+)");
+static CARGO_UPDATED: LazyLock<Regex> = lazy_re!(r"^\s*Updating (\S+ v\S+ -> v\S+)");
 static WARN: LazyLock<Regex> = lazy_re!(r"^(npm warn|npm WARN|WARNING:|warning:)");
 static SUMMARY: LazyLock<Regex> = lazy_re!(
-    r"^\s*(added|removed|changed|up to date|audited|found \d+|\d+ (packages?|vulnerabilit)|Successfully|Requirement already satisfied|Installing collected|Installed|Replaced|Replacing|Adding|Removing|Locking|Upgrading|Downgrading|Finished|Done in|Packages:|Progress: resolved|dependencies:)",
+    r"^\s*(added|removed|changed|up to date|audited|found \d+|\d+ (packages?|vulnerabilit)|Successfully|Requirement already satisfied|Installing collected|Installed|Replaced|Replacing|Adding|Removing|Locking|Upgrading|Downgrading|Finished|Done in|Done with|Done$|success |Packages:|Progress: resolved.*done|dependencies:|Updating \S+ v\S+ -> )",
 );
 static PIP_INSTALLED: LazyLock<Regex> = lazy_re!(r"^Successfully installed (.+)$");
 static CARGO_ADDED: LazyLock<Regex> =
@@ -49,7 +59,18 @@ pub fn parse(tool: &str, lines: &[&str]) -> Custom {
         warnings: vec![],
     };
     for line in lines {
-        let t = line.trim_end();
+        let mut t = line.trim_end();
+        if let Some(c) = YARN_BERRY.captures(t) {
+            let code = c.get(1).map_or("", |m| m.as_str());
+            t = &t[c.get(0).map_or(0, |m| m.end())..];
+            if YARN_ERROR_CODES.contains(&code) {
+                r.errors.push(format!("YN{code}: {t}"));
+                continue;
+            }
+        }
+        if let Some(c) = PNPM_ADDED.captures(t) {
+            r.installed.push(c[1].to_string());
+        }
         if ERROR.is_match(t) {
             r.errors.push(t.trim().to_string());
         } else if WARN.is_match(t) {
@@ -60,6 +81,8 @@ pub fn parse(tool: &str, lines: &[&str]) -> Custom {
             if let Some(c) = PIP_INSTALLED.captures(t) {
                 r.installed
                     .extend(c[1].split_whitespace().map(str::to_string));
+            } else if let Some(c) = CARGO_UPDATED.captures(t) {
+                r.installed.push(c[1].to_string());
             } else if let Some(c) = CARGO_ADDED.captures(t) {
                 r.installed.push(c[1].to_string());
             }
@@ -75,6 +98,8 @@ pub fn parse(tool: &str, lines: &[&str]) -> Custom {
             || s.starts_with("Adding")
             || s.starts_with("Installed")
             || s.starts_with("Locking")
+            || s.starts_with("Done")
+            || s.starts_with("success ")
     });
     r.status = if !r.errors.is_empty() {
         Status::Failed
@@ -107,6 +132,15 @@ pub fn render(c: &Custom, out: &mut String) -> Status {
     }
     for s in &r.summary {
         outln!(out, "{s}");
+    }
+    let unlisted: Vec<&str> = r
+        .installed
+        .iter()
+        .filter(|i| !r.summary.iter().any(|s| s.contains(i.as_str())))
+        .map(String::as_str)
+        .collect();
+    if !unlisted.is_empty() {
+        outln!(out, "installed: {}", unlisted.join(", "));
     }
     for w in &r.warnings {
         outln!(out, "{}", crate::text::shorten(w, 200));

@@ -137,44 +137,62 @@ fn cargo_block_line(r: &mut TestResults, name: &str, line: &str, block: &mut Opt
 }
 
 static NT_STATUS: LazyLock<Regex> = lazy_re!(
-    r"^\s+(PASS|FAIL|SKIP|SIGSEGV|SIGABRT|TIMEOUT|LEAK)\s+\[.*?\]\s+(?:\(\d+/\d+\)\s+)?(.+)$"
+    r"^\s+(PASS|FAIL|SKIP|SIGSEGV|SIGABRT|SIGKILL|TIMEOUT|LEAK|ABORT)\s+\[.*?\]\s+(?:\(\s*\d+/\d+\)\s+)?(.+)$"
 );
 static NT_SUMMARY: LazyLock<Regex> = lazy_re!(r"^\s+Summary \[.*?\] (.*)$");
+/// Old nextest names the test in the block header; newer ones print `  stdout ───` under the status line.
 static NT_BLOCK: LazyLock<Regex> = lazy_re!(r"^-+ STD(OUT|ERR):\s+(.+?)\s+-+$");
+static NT_BLOCK_NEW: LazyLock<Regex> = lazy_re!(r"^\s*(stdout|stderr) ─+$");
 
-/// Parses `cargo nextest run` output.
+/// Parses `cargo nextest run` output: the summary counts, every failing test from its status line, and
+/// the panic location and assertion message from its captured output.
 pub fn parse_nextest(lines: &[&str]) -> TestResults {
     let mut r = results("nextest");
     r.diagnostics = crate::build::rustc_diagnostics(lines);
     r.diagnostics
         .retain(|d| d.severity == crate::parsed::Severity::Error);
-    let mut block: Option<String> = None;
+    // The failing test whose output is being read, and whether its panic message is being collected.
+    let (mut current, mut in_block, mut collecting): (Option<String>, bool, bool) =
+        (None, false, false);
     let mut done = false;
     for line in lines {
+        let t = line.trim();
         if let Some(c) = NT_SUMMARY.captures(line) {
             done = true;
+            (current, in_block, collecting) = (None, false, false);
             r.passed = count(&c[1], "passed");
             r.failed = count(&c[1], "failed");
             r.skipped = count(&c[1], "skipped");
-            r.summary.push(line.trim().to_string());
+            r.summary.push(t.to_string());
         } else if let Some(c) = NT_STATUS.captures(line) {
+            (in_block, collecting) = (false, false);
+            current = None;
             if &c[1] != "PASS" && &c[1] != "SKIP" {
-                failure(&mut r, c[2].trim());
+                let name = c[2].trim().to_string();
+                failure(&mut r, &name);
+                current = (!done).then_some(name);
             }
         } else if let Some(c) = NT_BLOCK.captures(line) {
-            block = Some(c[2].to_string());
-        } else if let Some(name) = block.clone() {
-            let f = failure(&mut r, &name);
-            if let Some(p) = RUST_PANIC.captures(line) {
+            current = Some(c[2].to_string());
+            (in_block, collecting) = (true, false);
+        } else if NT_BLOCK_NEW.is_match(line) {
+            in_block = current.is_some();
+            collecting = false;
+        } else if t.starts_with("────") {
+            (current, in_block, collecting) = (None, false, false);
+        } else if let (Some(name), true) = (current.as_ref(), in_block) {
+            let f = failure(&mut r, &name.clone());
+            if let Some(p) = RUST_PANIC.captures(t) {
                 f.location = Some(loc(&p[2], &p[3], Some(&p[4])));
-            } else if line.starts_with("stack backtrace:")
-                || line.starts_with("note:")
-                || line.starts_with("----")
-            {
-                block = None;
-            } else {
-                push_message(f, line);
+                push_message(f, &p[5]);
+                collecting = true;
+            } else if t.starts_with("stack backtrace:") || t.starts_with("note:") {
+                collecting = false;
+            } else if collecting || t.starts_with("Error: ") {
+                push_message(f, t);
             }
+        } else if t.starts_with("error: test run failed") || t.starts_with("Cancelling") {
+            r.summary.push(t.to_string());
         }
     }
     finish(r, done)

@@ -47,10 +47,13 @@ fn fixtures() -> Vec<Fixture> {
         .collect()
 }
 
-/// Facts are written as the tool prints them; a `file(l,c)` location is the same fact as `file:l:c`.
+/// Facts are written as the tool prints them; a `file(l,c)` location (tsc) or `file l:c` (webpack) is
+/// the same fact as `file:l:c`.
 fn normalise_fact(fact: &str) -> String {
     let re = regex::Regex::new(r"^(.+)\((\d+),(\d+)\)$").unwrap();
-    re.replace(fact, "$1:$2:$3").into_owned()
+    let webpack = regex::Regex::new(r"^(\S+\.\w+) (\d+):(\d+)$").unwrap();
+    let fact = re.replace(fact, "$1:$2:$3");
+    webpack.replace(&fact, "$1:$2:$3").into_owned()
 }
 
 #[test]
