@@ -223,47 +223,33 @@ impl Actor {
     /// Reads what the PTY has (up to the budget) and processes it.
     fn drain(&mut self) {
         // On the stack of this call, not in the task's state: idle sessions keep no buffer.
-        // Reads (at most 4 KiB each from a PTY) are batched, so the log write, the emulator
-        // call and the mark scan run once per 64 KiB under heavy output.
-        let mut buf = [0u8; 64 * 1024];
-        let mut filled = 0;
+        let mut buf = [0u8; 32 * 1024];
         self.more_to_read = false;
         let mut total = 0;
-        let outcome = loop {
-            if filled == buf.len() {
-                self.process_output(&buf[..filled]);
-                filled = 0;
-            }
-            if total >= READ_BUDGET {
-                break None;
-            }
-            match self.master.try_read(&mut buf[filled..]) {
+        while total < READ_BUDGET {
+            match self.master.try_read(&mut buf) {
                 Ok(ReadOutcome::Data(n)) => {
-                    filled += n;
                     total += n;
+                    self.process_output(&buf[..n]);
                 }
-                other => break Some(other),
-            }
-        };
-        if filled > 0 {
-            self.process_output(&buf[..filled]);
-        }
-        match outcome {
-            Some(Ok(ReadOutcome::WouldBlock)) | Some(Ok(ReadOutcome::Data(_))) => {}
-            Some(Ok(ReadOutcome::HungUp)) => {
-                self.hung_up = true;
-                if self.exit_pending.is_some() {
-                    self.finish_exit();
+                Ok(ReadOutcome::WouldBlock) => return,
+                Ok(ReadOutcome::HungUp) => {
+                    self.hung_up = true;
+                    if self.exit_pending.is_some() {
+                        self.finish_exit();
+                    }
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(session = %self.name, "PTY read failed: {e}");
+                    self.hung_up = true;
+                    return;
                 }
             }
-            Some(Err(e)) => {
-                tracing::warn!(session = %self.name, "PTY read failed: {e}");
-                self.hung_up = true;
-            }
-            // Budget spent with data left. Readiness was cleared before reading, so no new
-            // edge will come for it: the loop comes back here after serving the command queue.
-            None => self.more_to_read = true,
         }
+        // Budget spent with data left. Readiness was cleared before reading, so no new edge
+        // will come for it: the loop comes back here after serving the command queue.
+        self.more_to_read = true;
     }
 
     fn process_output(&mut self, data: &[u8]) {
