@@ -79,6 +79,7 @@ struct TargetArgs {
     /// The session.
     #[arg(short = 't', value_name = "NAME")]
     target: String,
+    /// Print JSON with a stable shape.
     #[arg(long)]
     json: bool,
 }
@@ -100,6 +101,7 @@ struct NewArgs {
     /// Terminal size (default 80x24).
     #[arg(long, value_name = "COLSxROWS")]
     size: Option<String>,
+    /// Print JSON with a stable shape.
     #[arg(long)]
     json: bool,
     /// Program and arguments to run instead of a shell.
@@ -109,6 +111,7 @@ struct NewArgs {
 
 #[derive(Args)]
 struct ExecArgs {
+    /// The session.
     #[arg(short = 't', value_name = "NAME")]
     target: String,
     /// Give up waiting after SECS (the command keeps running; status `timeout`). Default 120.
@@ -117,6 +120,7 @@ struct ExecArgs {
     /// Return after SECS without output (the command keeps running; status `running`).
     #[arg(long, value_name = "SECS")]
     idle_timeout: Option<f64>,
+    /// Print JSON with a stable shape.
     #[arg(long)]
     json: bool,
     /// What to print: the command's output (full), the token-lean view (compact), or both.
@@ -145,12 +149,14 @@ struct ParseArgs {
     #[arg(long, value_name = "CMD")]
     command: Option<String>,
     /// Print the parsed structure and the compact view as JSON.
+    /// Print JSON with a stable shape.
     #[arg(long)]
     json: bool,
 }
 
 #[derive(Args)]
 struct SendArgs {
+    /// The session.
     #[arg(short = 't', value_name = "NAME")]
     target: String,
     /// Send every argument as literal text, not key names.
@@ -159,6 +165,7 @@ struct SendArgs {
     /// Send the text as a bracketed paste when the program supports it.
     #[arg(long)]
     paste: bool,
+    /// Print JSON with a stable shape.
     #[arg(long)]
     json: bool,
     #[arg(required = true, allow_hyphen_values = true, value_name = "KEYS")]
@@ -167,6 +174,7 @@ struct SendArgs {
 
 #[derive(Args)]
 struct ReadArgs {
+    /// The session.
     #[arg(short = 't', value_name = "NAME")]
     target: String,
     /// First log offset wanted (default: the oldest kept).
@@ -178,12 +186,14 @@ struct ReadArgs {
     /// Keep escape sequences.
     #[arg(long)]
     raw: bool,
+    /// Print JSON with a stable shape.
     #[arg(long)]
     json: bool,
 }
 
 #[derive(Args)]
 struct CaptureArgs {
+    /// The session.
     #[arg(short = 't', value_name = "NAME")]
     target: String,
     /// Include this many lines of scrollback above the screen.
@@ -192,6 +202,7 @@ struct CaptureArgs {
     /// Keep colours and attributes as escape sequences.
     #[arg(long)]
     ansi: bool,
+    /// Print JSON with a stable shape.
     #[arg(long)]
     json: bool,
 }
@@ -199,6 +210,7 @@ struct CaptureArgs {
 #[derive(Args)]
 #[command(group(clap::ArgGroup::new("condition").required(true).multiple(false)))]
 struct WaitArgs {
+    /// The session.
     #[arg(short = 't', value_name = "NAME")]
     target: String,
     /// A regular expression to find in the output since the last input.
@@ -216,16 +228,19 @@ struct WaitArgs {
     /// Look for the regex from this log offset instead of the last input.
     #[arg(long, value_name = "OFFSET")]
     since: Option<u64>,
+    /// Print JSON with a stable shape.
     #[arg(long)]
     json: bool,
 }
 
 #[derive(Args)]
 struct ResizeArgs {
+    /// The session.
     #[arg(short = 't', value_name = "NAME")]
     target: String,
     #[arg(value_name = "COLSxROWS")]
     size: String,
+    /// Print JSON with a stable shape.
     #[arg(long)]
     json: bool,
 }
