@@ -105,11 +105,12 @@ impl SessionManager {
 
     /// Starts a session. Must be called inside a tokio runtime.
     pub async fn create(&self, params: NewParams) -> Result<SessionInfo> {
-        let handle = self.spawn(params)?;
-        handle.info().await
+        // The new session's state is known here: answering without a round trip through its
+        // task saves a cross-thread wake-up per create.
+        self.spawn(params).map(|(_, info)| info)
     }
 
-    fn spawn(&self, params: NewParams) -> Result<SessionHandle> {
+    fn spawn(&self, params: NewParams) -> Result<(SessionHandle, SessionInfo)> {
         let size = params.size.unwrap_or_default();
         crate::check_size(size)?;
         let mut env: BTreeMap<String, String> = params
@@ -174,6 +175,20 @@ impl SessionManager {
             Integration::Nonce => SessionState::Idle,
             Integration::None => SessionState::Busy,
         };
+        let info = SessionInfo {
+            name: name.clone(),
+            pid,
+            program: argv.clone(),
+            cwd: cwd.to_string_lossy().into_owned(),
+            size,
+            state,
+            exit_code: None,
+            integration,
+            created_ms: now_ms(),
+            log_end: 0,
+            log_start: 0,
+            foreground: None,
+        };
         let actor = Actor {
             name: name.clone(),
             pid,
@@ -189,7 +204,7 @@ impl SessionManager {
             kind,
             integration,
             created: Instant::now(),
-            created_ms: now_ms(),
+            created_ms: info.created_ms,
             state,
             exit_code: None,
             at_prompt: integration == Integration::Nonce,
@@ -229,7 +244,7 @@ impl SessionManager {
             .unwrap_or_else(|p| p.into_inner())
             .insert(name.clone(), pid);
         tracing::info!(session = %name, pid, "session created");
-        Ok(handle)
+        Ok((handle, info))
     }
 
     /// A stream of every session's state changes (created, idle, busy, exited, killed). A
