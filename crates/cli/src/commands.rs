@@ -55,6 +55,10 @@ pub async fn run(sel: &Selector, command: Command) -> Result<ExitCode, ClientErr
     if let Command::Coord(c) = command {
         return crate::coord::run(sel, c).await;
     }
+    if let Command::Mcp = command {
+        ai_session_mcp::serve_stdio_with(sel.label.clone(), sel.socket.clone()).await?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let client = Client::connect(sel, true).await?;
     match command {
         Command::New(a) => {
@@ -182,7 +186,7 @@ pub async fn run(sel: &Selector, command: Command) -> Result<ExitCode, ClientErr
                 .call(m::SESSION_KILL, Target { target: a.target })
                 .await?;
         }
-        Command::Daemon { .. } | Command::Parse(_) | Command::Coord(_) => {}
+        Command::Daemon { .. } | Command::Parse(_) | Command::Coord(_) | Command::Mcp => {}
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -60,6 +60,8 @@ enum Command {
     Parse(ParseArgs),
     #[command(flatten)]
     Coord(coord::CoordCommand),
+    /// Serve the Model Context Protocol on stdin/stdout (for Claude Code, Codex, Cursor).
+    Mcp,
     /// Start, stop or inspect the daemon.
     Daemon {
         #[command(subcommand)]

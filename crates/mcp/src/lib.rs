@@ -1,0 +1,599 @@
+//! The ai-session MCP server: the Model Context Protocol over stdio, built on the official Rust
+//! SDK (`rmcp`). Each tool is one daemon method; the server is a client of the daemon selected
+//! with `-L`/`-S` and starts it on first use. `docs/mcp.md` lists the tools.
+
+mod daemon;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use ai_session_protocol::methods::{
+    self as m, CaptureParams, CaptureResult, ExecParams, ExecResult, ExecStatus, ListResult,
+    NewParams, ReadParams, ReadResult, ResizeParams, SendParams, SendResult, SessionInfo, Size,
+    Target, WaitFor, WaitParams, WaitResult,
+};
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{CallToolResult, ContentBlock, Implementation, ServerCapabilities, ServerConfig};
+use rmcp::{ErrorData as McpError, ServerHandler, ServiceExt, tool, tool_handler, tool_router};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+pub use daemon::Selector;
+use daemon::{CallError, Daemon};
+
+const INSTRUCTIONS: &str = "ai-session runs real shells in real terminals (PTYs) that persist \
+between calls. Create a session once (session_create), then run commands with session_exec: it \
+returns the exit code and the command's own output (a token-lean compact view by default). `cd` \
+and `export` carry over to the next exec. For interactive programs (python, node, gdb, vim, \
+TUIs) use session_send_keys then session_wait, and session_capture to see the screen. \
+session_read fetches raw output by log offset (nothing lost, nothing twice). Kill sessions you \
+no longer need with session_kill.";
+
+/// Serves MCP on stdin/stdout until the client closes stdin.
+pub async fn serve_stdio(sel: Selector) -> std::io::Result<()> {
+    let service = AiSessionMcp::new(sel)
+        .serve(rmcp::transport::stdio())
+        .await
+        .map_err(|e| std::io::Error::other(format!("MCP initialisation failed: {e}")))?;
+    service
+        .waiting()
+        .await
+        .map_err(|e| std::io::Error::other(format!("MCP server stopped: {e}")))?;
+    Ok(())
+}
+
+/// `ai-session mcp -L label` / `-S socket` in one call.
+pub async fn serve_stdio_with(
+    label: Option<String>,
+    socket: Option<PathBuf>,
+) -> std::io::Result<()> {
+    serve_stdio(Selector { label, socket }).await
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct CreateArgs {
+    /// Session name. Default: the lowest free number ("0", "1", ...).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Working directory. Default: the MCP server's own working directory.
+    #[serde(default)]
+    pub cwd: Option<String>,
+    /// Shell to run, e.g. "/bin/bash". Default: $SHELL, then bash, then sh.
+    #[serde(default)]
+    pub shell: Option<String>,
+    /// Extra environment variables, e.g. {"RUST_LOG": "debug"}.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Terminal width in columns (default 80).
+    #[serde(default)]
+    pub cols: Option<u16>,
+    /// Terminal height in rows (default 24).
+    #[serde(default)]
+    pub rows: Option<u16>,
+    /// Run this program and its arguments instead of a shell, e.g. ["python3", "-q"]. Such a
+    /// session has no session_exec: drive it with session_send_keys and session_wait.
+    #[serde(default)]
+    pub program: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct SessionArgs {
+    /// The session's name (see session_list).
+    pub session: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ResizeArgs {
+    /// The session's name.
+    pub session: String,
+    /// New width in columns.
+    pub cols: u16,
+    /// New height in rows.
+    pub rows: u16,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum View {
+    /// The token-lean view: recognised build/test/git/... output condensed, with what was left out.
+    #[default]
+    Compact,
+    /// The command's whole output as plain text.
+    Full,
+    /// Both.
+    Both,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ExecArgs {
+    /// The session's name. It must run a shell (the default) and be at its prompt.
+    pub session: String,
+    /// A shell command line, e.g. "cargo test 2>&1". Multi-line scripts work.
+    pub command: String,
+    /// Stop waiting after this many seconds (default 120). The command keeps running; the result
+    /// has status "timeout" and a hint.
+    #[serde(default)]
+    pub timeout_secs: Option<f64>,
+    /// Return early after this many seconds without output (status "running", partial output);
+    /// useful for servers and prompts. The command keeps running.
+    #[serde(default)]
+    pub idle_timeout_secs: Option<f64>,
+    /// What output to return: "compact" (default), "full" or "both".
+    #[serde(default)]
+    pub view: View,
+    /// Cap on the full output in bytes (head and tail kept, `truncated` set).
+    #[serde(default)]
+    pub max_output_bytes: Option<usize>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct SendKeysArgs {
+    /// The session's name.
+    pub session: String,
+    /// Keys in order. tmux key names are pressed ("Enter", "C-c", "C-d", "Up", "Tab", "Escape",
+    /// "BSpace", "F5", "M-x", "PageUp"); any other string is typed as text. Example:
+    /// ["print(2 ** 10)", "Enter"].
+    pub keys: Vec<String>,
+    /// Type every string literally, even ones that look like key names.
+    #[serde(default)]
+    pub literal: bool,
+    /// Send the text as one bracketed paste (for long or multi-line text into editors and REPLs
+    /// that support it).
+    #[serde(default)]
+    pub paste: bool,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct WaitArgs {
+    /// The session's name.
+    pub session: String,
+    /// Wait until this regular expression matches the plain-text output since the last input
+    /// (multi-line mode: ^ and $ match at line ends), e.g. ">>> $" or "^1024$".
+    #[serde(default)]
+    pub regex: Option<String>,
+    /// Wait until the session has printed nothing for this many milliseconds.
+    #[serde(default)]
+    pub idle_ms: Option<u64>,
+    /// Wait until the shell is back at its prompt; reports the last exit code.
+    #[serde(default)]
+    pub prompt: bool,
+    /// Give up after this many seconds (default 30); a timeout is an error.
+    #[serde(default)]
+    pub timeout_secs: Option<f64>,
+    /// Match the regex from this log offset instead of the last input.
+    #[serde(default)]
+    pub since: Option<u64>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ReadArgs {
+    /// The session's name.
+    pub session: String,
+    /// First log offset wanted (e.g. an exec's output_start, or a previous read's `end`).
+    /// Default: the oldest output kept.
+    #[serde(default)]
+    pub since: Option<u64>,
+    /// At most this many bytes (default 64 KiB here, to save tokens); `more` says if there is more.
+    #[serde(default)]
+    pub max_bytes: Option<usize>,
+    /// Keep terminal escape sequences (default: plain text).
+    #[serde(default)]
+    pub raw: bool,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct CaptureArgs {
+    /// The session's name.
+    pub session: String,
+    /// Also include this many lines of scrollback above the screen (default 0).
+    #[serde(default)]
+    pub scrollback: usize,
+}
+
+/// The default `session_read` size: enough for a page of output, small in tokens.
+const DEFAULT_READ_BYTES: usize = 64 * 1024;
+
+#[derive(Clone)]
+pub struct AiSessionMcp {
+    daemon: std::sync::Arc<Daemon>,
+    tool_router: ToolRouter<Self>,
+}
+
+fn secs(name: &str, secs: Option<f64>) -> Result<Option<u64>, CallToolResult> {
+    match secs {
+        Some(s) if s.is_nan() || !(0.0..=86_400.0 * 365.0).contains(&s) => Err(tool_error(
+            &format!("invalid {name} {s}: give seconds between 0 and one year"),
+            None,
+            json!({"kind": "invalid_params"}),
+        )),
+        Some(s) => Ok(Some((s * 1000.0).round() as u64)),
+        None => Ok(None),
+    }
+}
+
+fn tool_error(message: &str, hint: Option<&str>, data: Value) -> CallToolResult {
+    let mut text = format!("error: {message}");
+    if let Some(h) = hint {
+        text.push_str("\nhint: ");
+        text.push_str(h);
+    }
+    let mut result = CallToolResult::error(vec![ContentBlock::text(text)]);
+    let mut error = json!({ "message": message });
+    if let (Some(obj), Value::Object(extra)) = (error.as_object_mut(), data) {
+        obj.extend(extra);
+    }
+    if let (Some(obj), Some(h)) = (error.as_object_mut(), hint) {
+        obj.insert("hint".into(), Value::from(h));
+    }
+    result.structured_content = Some(json!({ "error": error }));
+    result
+}
+
+fn call_error(e: CallError) -> CallToolResult {
+    match e {
+        CallError::Rpc(rpc) => {
+            let mut hint = rpc.data.hint.clone();
+            if let Some(sessions) = &rpc.data.sessions {
+                let list = if sessions.is_empty() {
+                    "existing sessions: none (create one with session_create)".to_owned()
+                } else {
+                    format!("existing sessions: {}", sessions.join(", "))
+                };
+                hint = Some(match hint {
+                    Some(h) if !h.contains("existing sessions") => format!("{h}; {list}"),
+                    Some(h) => h,
+                    None => list,
+                });
+            }
+            let data = serde_json::to_value(&rpc.data).unwrap_or(Value::Null);
+            let mut extra = json!({ "code": rpc.code });
+            if let (Some(obj), Value::Object(d)) = (extra.as_object_mut(), data) {
+                obj.extend(d.into_iter().filter(|(k, _)| k != "hint"));
+            }
+            tool_error(&rpc.message, hint.as_deref(), extra)
+        }
+        CallError::Transport(msg) => tool_error(
+            &msg,
+            Some("the ai-session daemon is unreachable; retry, or run `ai-session daemon status`"),
+            json!({ "kind": "daemon_unreachable" }),
+        ),
+    }
+}
+
+fn success(value: Value) -> CallToolResult {
+    let text = serde_json::to_string_pretty(&value).unwrap_or_default();
+    let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
+    result.structured_content = Some(value);
+    result
+}
+
+fn to_value(v: &impl Serialize) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
+}
+
+/// The exec result shaped for an agent: what happened first, then the view asked for, then how
+/// to get the rest.
+fn exec_view(session: &str, r: &ExecResult, view: View) -> Value {
+    let mut out = serde_json::Map::new();
+    out.insert("status".into(), to_value(&r.status));
+    out.insert("exit_code".into(), to_value(&r.exit_code));
+    out.insert(
+        "duration_ms".into(),
+        Value::from((r.duration_ms * 10.0).round() / 10.0),
+    );
+    let compact = r.compact.as_ref();
+    let want_full = view != View::Compact || compact.is_none();
+    if let Some(c) = compact.filter(|_| view != View::Full) {
+        out.insert("compact".into(), c.clone());
+    }
+    if want_full {
+        out.insert("output".into(), Value::from(r.output.clone()));
+        out.insert("truncated".into(), Value::from(r.truncated));
+    }
+    out.insert("output_start".into(), Value::from(r.output_start));
+    out.insert("output_end".into(), Value::from(r.output_end));
+    if let Some(h) = &r.hint {
+        out.insert("hint".into(), Value::from(h.clone()));
+    }
+    if let Some(f) = &r.foreground {
+        out.insert("foreground".into(), to_value(f));
+    }
+    let mut more = format!(
+        "session_read {{\"session\": \"{session}\", \"since\": {}}} returns this command's raw output",
+        r.output_start
+    );
+    if view == View::Compact && compact.is_some() {
+        more.push_str("; or run session_exec again with view \"full\"");
+    }
+    if r.status != ExecStatus::Exited {
+        more.push_str(
+            "; the command is still running: session_wait {\"prompt\": true} waits for it, \
+             session_send_keys [\"C-c\"] interrupts it",
+        );
+    }
+    out.insert("more".into(), Value::from(more));
+    Value::Object(out)
+}
+
+#[tool_router]
+impl AiSessionMcp {
+    pub fn new(sel: Selector) -> Self {
+        Self {
+            daemon: std::sync::Arc::new(Daemon::new(sel)),
+            tool_router: Self::tool_router(),
+        }
+    }
+
+    async fn call<P: Serialize, R: DeserializeOwnedValue>(
+        &self,
+        method: &str,
+        params: P,
+    ) -> Result<R, CallToolResult> {
+        self.daemon.call(method, params).await.map_err(call_error)
+    }
+
+    #[tool(
+        description = "Create a terminal session running a persistent shell (or a program) in a \
+        real PTY. Returns the session's info; its `name` is what every other tool takes as \
+        `session`. Sessions outlive this conversation until session_kill."
+    )]
+    async fn session_create(
+        &self,
+        Parameters(a): Parameters<CreateArgs>,
+    ) -> Result<CallToolResult, McpError> {
+        let cwd = match a.cwd {
+            Some(c) => Some(c),
+            None => std::env::current_dir()
+                .ok()
+                .map(|d| d.display().to_string()),
+        };
+        let size = match (a.cols, a.rows) {
+            (None, None) => None,
+            (c, r) => Some(Size {
+                cols: c.unwrap_or(80),
+                rows: r.unwrap_or(24),
+            }),
+        };
+        let params = NewParams {
+            name: a.name,
+            cwd,
+            shell: a.shell,
+            env: Some(std::env::vars().collect()),
+            set_env: a.env,
+            size,
+            program: a.program.filter(|p| !p.is_empty()),
+        };
+        Ok(
+            match self.call::<_, SessionInfo>(m::SESSION_NEW, params).await {
+                Ok(info) => success(to_value(&info)),
+                Err(e) => e,
+            },
+        )
+    }
+
+    #[tool(
+        description = "List the sessions: name, state (starting, idle, busy, exited), program, \
+        working directory, terminal size, log offsets and the foreground process if any."
+    )]
+    async fn session_list(&self) -> Result<CallToolResult, McpError> {
+        Ok(
+            match self.call::<_, ListResult>(m::SESSION_LIST, json!({})).await {
+                Ok(list) => success(to_value(&list)),
+                Err(e) => e,
+            },
+        )
+    }
+
+    #[tool(description = "Kill a session and every process in it, and delete its log.")]
+    async fn session_kill(
+        &self,
+        Parameters(a): Parameters<SessionArgs>,
+    ) -> Result<CallToolResult, McpError> {
+        let params = Target {
+            target: a.session.clone(),
+        };
+        Ok(match self.call::<_, Value>(m::SESSION_KILL, params).await {
+            Ok(_) => success(json!({ "killed": a.session })),
+            Err(e) => e,
+        })
+    }
+
+    #[tool(description = "Change a session's terminal size (columns x rows).")]
+    async fn session_resize(
+        &self,
+        Parameters(a): Parameters<ResizeArgs>,
+    ) -> Result<CallToolResult, McpError> {
+        let params = ResizeParams {
+            target: a.session.clone(),
+            size: Size {
+                cols: a.cols,
+                rows: a.rows,
+            },
+        };
+        Ok(
+            match self.call::<_, Value>(m::SESSION_RESIZE, params).await {
+                Ok(_) => success(json!({ "session": a.session, "cols": a.cols, "rows": a.rows })),
+                Err(e) => e,
+            },
+        )
+    }
+
+    #[tool(
+        description = "Run a shell command line in a session and wait for it to finish. Returns \
+        `exit_code` (0 = success), `status` (exited; running = no output for idle_timeout_secs; \
+        timeout = still running at timeout_secs — in both cases the command keeps running), \
+        the output as a token-lean `compact` view by default (recognised build, test, git, \
+        package and log output condensed; its text says what it left out) or the plain `output` \
+        with view \"full\", and `more`: how to fetch the rest (session_read from output_start). \
+        The shell persists: cd and export carry over. A non-zero exit code is a normal result, \
+        not an error. Do not use it for interactive programs: use session_send_keys."
+    )]
+    async fn session_exec(
+        &self,
+        Parameters(a): Parameters<ExecArgs>,
+    ) -> Result<CallToolResult, McpError> {
+        let timeout_ms = match secs("timeout_secs", a.timeout_secs) {
+            Ok(t) => t,
+            Err(e) => return Ok(e),
+        };
+        let idle_timeout_ms = match secs("idle_timeout_secs", a.idle_timeout_secs) {
+            Ok(t) => t,
+            Err(e) => return Ok(e),
+        };
+        let params = ExecParams {
+            target: a.session.clone(),
+            command: a.command,
+            timeout_ms,
+            idle_timeout_ms,
+            max_output_bytes: a.max_output_bytes,
+        };
+        Ok(
+            match self.call::<_, ExecResult>(m::SESSION_EXEC, params).await {
+                Ok(r) => success(exec_view(&a.session, &r, a.view)),
+                Err(e) => e,
+            },
+        )
+    }
+
+    #[tool(
+        description = "Type keys into a session, for interactive programs (REPLs, editors, \
+        pagers, prompts) or to interrupt a command (\"C-c\"). Strings that are tmux key names \
+        are pressed (Enter, C-c, C-d, Up, Down, Tab, Escape, BSpace, F1-F12, M-x, PageUp); \
+        other strings are typed as text. Returns `offset`: output after it is the program's \
+        reply. Follow with session_wait to wait for the reply, then session_read or \
+        session_capture."
+    )]
+    async fn session_send_keys(
+        &self,
+        Parameters(a): Parameters<SendKeysArgs>,
+    ) -> Result<CallToolResult, McpError> {
+        let params = SendParams {
+            target: a.session,
+            keys: a.keys,
+            literal: a.literal,
+            paste: a.paste,
+        };
+        Ok(
+            match self.call::<_, SendResult>(m::SESSION_SEND, params).await {
+                Ok(r) => success(to_value(&r)),
+                Err(e) => e,
+            },
+        )
+    }
+
+    #[tool(
+        description = "Wait for a session: give exactly one of `regex` (the output since the \
+        last input matches), `idle_ms` (no output for that long) or `prompt: true` (the shell is \
+        back at its prompt; returns the last exit code). Returns the matched text and the log \
+        offset after it. A timeout (default 30 s) is an error saying so; the session is unchanged."
+    )]
+    async fn session_wait(
+        &self,
+        Parameters(a): Parameters<WaitArgs>,
+    ) -> Result<CallToolResult, McpError> {
+        let condition = match (a.regex, a.idle_ms, a.prompt) {
+            (Some(pattern), None, false) => WaitFor::Regex { pattern },
+            (None, Some(ms), false) => WaitFor::Idle { ms },
+            (None, None, true) => WaitFor::Prompt,
+            _ => {
+                return Ok(tool_error(
+                    "session_wait needs exactly one condition",
+                    Some("give one of `regex`, `idle_ms` or `prompt: true`"),
+                    json!({ "kind": "invalid_params" }),
+                ));
+            }
+        };
+        let timeout_ms = match secs("timeout_secs", a.timeout_secs) {
+            Ok(t) => t,
+            Err(e) => return Ok(e),
+        };
+        let params = WaitParams {
+            target: a.session,
+            condition,
+            timeout_ms,
+            since: a.since,
+        };
+        Ok(
+            match self.call::<_, WaitResult>(m::SESSION_WAIT, params).await {
+                Ok(r) => success(to_value(&r)),
+                Err(e) => e,
+            },
+        )
+    }
+
+    #[tool(
+        description = "Read a session's output log as plain text from a byte offset: `since` = \
+        an exec's output_start, a send_keys offset, or the previous read's `end` (nothing lost, \
+        nothing repeated). Returns `data`, `start`, `end` (the next `since`), `more` (more \
+        output after end) and `dropped` (bytes too old to keep)."
+    )]
+    async fn session_read(
+        &self,
+        Parameters(a): Parameters<ReadArgs>,
+    ) -> Result<CallToolResult, McpError> {
+        let params = ReadParams {
+            target: a.session,
+            since: a.since,
+            max_bytes: Some(a.max_bytes.unwrap_or(DEFAULT_READ_BYTES)),
+            raw: a.raw,
+        };
+        Ok(
+            match self.call::<_, ReadResult>(m::SESSION_READ, params).await {
+                Ok(r) => success(to_value(&r)),
+                Err(e) => e,
+            },
+        )
+    }
+
+    #[tool(
+        description = "Capture a session's screen as a person would see it (plain text lines), \
+        with the cursor position, whether a full-screen program uses the alternate screen, the \
+        window title, and optionally `scrollback` lines above the screen. Best for TUIs and \
+        prompts; use session_read for long output."
+    )]
+    async fn session_capture(
+        &self,
+        Parameters(a): Parameters<CaptureArgs>,
+    ) -> Result<CallToolResult, McpError> {
+        let params = CaptureParams {
+            target: a.session,
+            scrollback: a.scrollback,
+            ansi: false,
+        };
+        Ok(
+            match self
+                .call::<_, CaptureResult>(m::SESSION_CAPTURE, params)
+                .await
+            {
+                Ok(r) => {
+                    let mut v = to_value(&r);
+                    // The screen as one text block reads better than a JSON array of lines.
+                    let mut screen = r.lines.join("\n");
+                    let trimmed = screen.trim_end_matches(['\n', ' ']).len();
+                    screen.truncate(trimmed);
+                    if let Some(obj) = v.as_object_mut() {
+                        obj.remove("lines");
+                        obj.insert("screen".into(), Value::from(screen));
+                    }
+                    success(v)
+                }
+                Err(e) => e,
+            },
+        )
+    }
+}
+
+/// Results decoded from the daemon's JSON.
+trait DeserializeOwnedValue: serde::de::DeserializeOwned {}
+impl<T: serde::de::DeserializeOwned> DeserializeOwnedValue for T {}
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for AiSessionMcp {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new("ai-session", env!("CARGO_PKG_VERSION")))
+            .with_instructions(INSTRUCTIONS)
+    }
+}

@@ -1,0 +1,101 @@
+//! `ai-session mcp` driven over stdio by the official Python MCP SDK (`mcp_client.py`).
+//!
+//! The `ai-session` binary is another crate's, so it is found next to this test's own binary
+//! (`target/<profile>/ai-session`); `cargo nextest run --workspace` builds it first. Without the
+//! Python SDK the test is skipped, except in CI (`CI` set), where it fails.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const DEADLINE: Duration = Duration::from_secs(240);
+
+fn ai_session_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    // target/<profile>/deps/mcp_e2e-HASH -> target/<profile>/ai-session
+    let profile_dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
+    let bin = profile_dir.join("ai-session");
+    assert!(
+        bin.exists(),
+        "{} not found: build it first (cargo build -p ai-session, or cargo nextest run --workspace)",
+        bin.display()
+    );
+    bin
+}
+
+fn python_has_mcp() -> bool {
+    Command::new("python3")
+        .args(["-c", "import mcp"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Stops the test's private daemon even when the test fails.
+struct StopDaemon<'a> {
+    bin: &'a PathBuf,
+    home: &'a std::path::Path,
+    label: &'a str,
+}
+
+impl Drop for StopDaemon<'_> {
+    fn drop(&mut self) {
+        let status = Command::new(self.bin)
+            .args(["-L", self.label, "daemon", "stop"])
+            .env("AI_SESSION_HOME", self.home)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .status();
+        if !matches!(status, Ok(s) if s.success()) {
+            eprintln!("could not stop the test daemon: {status:?}");
+        }
+    }
+}
+
+#[test]
+fn python_sdk_drives_the_stdio_server() {
+    if !python_has_mcp() {
+        if std::env::var_os("CI").is_some() {
+            panic!("the Python MCP SDK is missing in CI: `python3 -m pip install mcp` (.ci/run)");
+        }
+        eprintln!(
+            "SKIPPED python_sdk_drives_the_stdio_server: `python3 -c 'import mcp'` failed; \
+             install the official Python MCP SDK with `python3 -m pip install mcp`"
+        );
+        return;
+    }
+    let bin = ai_session_binary();
+    let home = tempfile::tempdir().unwrap();
+    let label = format!("mcp-e2e-{}", std::process::id());
+    let _stop = StopDaemon {
+        bin: &bin,
+        home: home.path(),
+        label: &label,
+    };
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/mcp_client.py");
+    let mut child = Command::new("python3")
+        .arg(&script)
+        .arg(&bin)
+        .arg(&label)
+        .env("AI_SESSION_HOME", home.path())
+        .env_remove("AI_SESSION_AGENT_TOKEN")
+        .current_dir(home.path())
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > DEADLINE {
+            child.kill().ok();
+            child.wait().ok();
+            panic!("mcp_client.py did not finish within {DEADLINE:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "mcp_client.py failed: {status}");
+}
