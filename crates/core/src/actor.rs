@@ -104,6 +104,8 @@ pub(crate) fn now_ms() -> u64 {
 
 impl Actor {
     pub async fn run(mut self, mut rx: mpsc::Receiver<Cmd>) {
+        // The state the session starts in is a change too (it did not exist before).
+        self.announce();
         loop {
             let deadline = self.next_deadline();
             let want_write = !self.input.is_empty() && !self.hung_up;
