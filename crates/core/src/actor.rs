@@ -874,7 +874,14 @@ impl Actor {
 
     fn expire_waiters(&mut self, now: Instant) {
         let end = self.log.end();
-        let fg_is_shell = self.integration != Integration::Osc133 && self.foreground().is_none();
+        // Asking the kernel (and /proc) who holds the terminal only matters to prompt waits on
+        // shells without hooks; other timer ticks skip it.
+        let fg_is_shell = self.integration != Integration::Osc133
+            && self
+                .waiters
+                .iter()
+                .any(|w| matches!(w.cond, WaitCondition::Prompt))
+            && self.foreground().is_none();
         let mut i = 0;
         while i < self.waiters.len() {
             let w = &self.waiters[i];
