@@ -1,0 +1,1 @@
+//! Persistence layer for ai-session (work in progress).
