@@ -57,6 +57,10 @@ pub enum ChildStep {
     Landlock,
     /// `seccomp(SECCOMP_SET_MODE_FILTER)`.
     Seccomp,
+    /// Creating the pid namespace or forking into it.
+    PidNamespace,
+    /// Mounting the pid namespace's `/proc`.
+    MountProc,
 }
 
 impl ChildStep {
@@ -72,6 +76,8 @@ impl ChildStep {
             ChildStep::NoNewPrivs => b"ai-session-sandbox: PR_SET_NO_NEW_PRIVS failed\n",
             ChildStep::Landlock => b"ai-session-sandbox: landlock_restrict_self failed\n",
             ChildStep::Seccomp => b"ai-session-sandbox: seccomp filter install failed\n",
+            ChildStep::PidNamespace => b"ai-session-sandbox: pid namespace setup failed\n",
+            ChildStep::MountProc => b"ai-session-sandbox: mounting /proc failed\n",
         }
     }
 }

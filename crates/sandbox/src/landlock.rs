@@ -33,6 +33,8 @@ pub struct LandlockRuleset {
     pub scoped: bool,
     /// Access bits granted to the private `/tmp` (the write set).
     tmp_rights: u64,
+    /// Access bits granted to the pid namespace's own `/proc` (the read set).
+    proc_rights: u64,
 }
 
 /// `struct landlock_path_beneath_attr` (packed in the kernel UAPI).
@@ -109,6 +111,7 @@ impl LandlockRuleset {
             tcp_denied,
             scoped,
             tmp_rights: write_rights(abi).bits(),
+            proc_rights: read_rights(abi).bits(),
         })
     }
 
@@ -118,15 +121,33 @@ impl LandlockRuleset {
     /// Async-signal-safe: open, one syscall, close; meant for the child between fork and
     /// exec, after the mount and before [`LandlockRuleset::restrict_self`].
     pub unsafe fn allow_private_tmp(&self) -> Result<(), ChildError> {
+        // SAFETY: forwarded from the caller's contract.
+        unsafe { self.allow_mount(c"/tmp", self.tmp_rights) }
+    }
+
+    /// Grants read access to the `/proc` the child mounted for its pid namespace.
+    ///
+    /// # Safety
+    /// As [`LandlockRuleset::allow_private_tmp`], after the `/proc` mount.
+    pub unsafe fn allow_private_proc(&self) -> Result<(), ChildError> {
+        // SAFETY: forwarded from the caller's contract.
+        unsafe { self.allow_mount(c"/proc", self.proc_rights) }
+    }
+
+    /// Adds a rule for the directory `path` with `rights`.
+    ///
+    /// # Safety
+    /// Async-signal-safe: open, one syscall, close.
+    unsafe fn allow_mount(&self, path: &std::ffi::CStr, rights: u64) -> Result<(), ChildError> {
         let fail = |e: rustix::io::Errno| ChildError::from_rustix(ChildStep::Landlock, e);
         let dir = rustix::fs::open(
-            c"/tmp",
+            path,
             rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC | rustix::fs::OFlags::DIRECTORY,
             rustix::fs::Mode::empty(),
         )
         .map_err(fail)?;
         let attr = PathBeneathAttr {
-            allowed_access: self.tmp_rights,
+            allowed_access: rights,
             parent_fd: dir.as_raw_fd(),
         };
         // SAFETY: LANDLOCK_RULE_PATH_BENEATH (1) with a pointer to a live attr struct.

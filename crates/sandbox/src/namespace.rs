@@ -1,16 +1,25 @@
-//! Linux namespaces for a session: user, mount (private `/tmp`), network, ipc.
+//! Linux namespaces for a session: user, mount (private `/tmp`), network, ipc, pid.
 //!
 //! Everything that may allocate (formatting the uid/gid maps) happens in [`NsPlan::new`]
-//! in the parent; [`NsPlan::enter_user`] and [`NsPlan::enter_rest`] only issue syscalls and
-//! are safe to call between `fork` and `exec`.
+//! in the parent; the `enter_*` functions only issue syscalls and are safe to call between
+//! `fork` and `exec`.
 //!
-//! The pid namespace is deliberately not entered here: `unshare(CLONE_NEWPID)` only moves
-//! the *children* of the caller into the new namespace, and the first of them becomes its
-//! init; when that first command exits, every later `fork` in the shell fails with ENOMEM.
-//! A correct pid namespace needs an init process between the daemon and the shell (a
-//! `clone(CLONE_NEWPID)` in a small wrapper that forwards signals and reaps orphans). Until
-//! the daemon ships such a wrapper, [`crate::Prepared::active`] reports the pid namespace
-//! as not applied, with this reason.
+//! The pid namespace needs more than an `unshare`: `unshare(CLONE_NEWPID)` moves only the
+//! *children* of the caller into the new namespace, and the first of them becomes its init,
+//! whose exit kills the namespace. So a session with a pid namespace is three processes:
+//!
+//! 1. the *keeper*, the process the daemon forked (session leader, holder of the terminal):
+//!    it unshares the pid namespace, forks, closes every descriptor, blocks every signal
+//!    and waits; it ends as its child did (an exit code above 128 from the init becomes
+//!    that signal again), so the daemon's view of how the session ended is unchanged;
+//! 2. the *init*, pid 1 of the new namespace: it mounts a `/proc` of its namespace (so `ps`
+//!    shows the session's own processes only), takes the remaining restrictions, forks the
+//!    program, closes every descriptor and reaps: orphans re-parented to it, then the
+//!    program, whose status it exits with (a signal as 128 + its number, since init cannot
+//!    kill itself with one). When it exits, the kernel kills everything left in the
+//!    namespace;
+//! 3. the program (the shell), pid 2 inside, which returns from
+//!    [`crate::Prepared::apply_in_child`] and is exec'ed by the caller.
 
 use std::ffi::CStr;
 
@@ -52,6 +61,7 @@ pub struct NsPlan {
     ipc: bool,
     private_tmp: bool,
     loopback_up: bool,
+    pid: bool,
     uid_map: MapLine,
     gid_map: MapLine,
 }
@@ -68,9 +78,21 @@ impl NsPlan {
             ipc: user || mount || net,
             private_tmp,
             loopback_up: net && loopback_up,
+            pid: false,
             uid_map: MapLine::identity(rustix::process::geteuid().as_raw()),
             gid_map: MapLine::identity(rustix::process::getegid().as_raw()),
         }
+    }
+
+    /// Adds a pid namespace (only with a mount namespace, which its `/proc` needs).
+    pub fn with_pid(mut self, pid: bool) -> Self {
+        self.pid = pid && self.mount;
+        self
+    }
+
+    /// True when the plan gives the session its own pid namespace.
+    pub fn pid(&self) -> bool {
+        self.pid
     }
 
     /// True when the plan enters no namespace at all.
@@ -143,6 +165,171 @@ impl NsPlan {
             unsafe { loopback_up() }?;
         }
         Ok(())
+    }
+}
+
+impl NsPlan {
+    /// Enters the pid namespace: unshares it and forks. The caller (the keeper) never
+    /// returns: it waits for its child and exits with its status. The child, pid 1 of the
+    /// new namespace, returns and must call [`NsPlan::mount_proc`] next. Does nothing
+    /// without a pid namespace in the plan.
+    ///
+    /// # Safety
+    /// Only async-signal-safe syscalls; meant for the child between fork and exec, after
+    /// [`NsPlan::enter_rest`].
+    pub unsafe fn enter_pid(&self) -> Result<(), ChildError> {
+        if !self.pid {
+            return Ok(());
+        }
+        // SAFETY: single-threaded child; only the namespace of later children changes.
+        unsafe { rustix::thread::unshare_unsafe(UnshareFlags::NEWPID) }
+            .map_err(|e| ChildError::from_rustix(ChildStep::PidNamespace, e))?;
+        // SAFETY: fork in a single-threaded process; both sides only make syscalls.
+        let child = unsafe { libc::fork() };
+        if child < 0 {
+            return Err(ChildError::new(ChildStep::PidNamespace, errno()));
+        }
+        if child == 0 {
+            return Ok(());
+        }
+        // The keeper: hold nothing open (not the terminal, not the daemon's descriptors),
+        // ignore every signal that can be blocked, and mirror the init's exit.
+        // SAFETY: plain syscalls on constant arguments.
+        unsafe {
+            close_from(0);
+            block_all_signals();
+            let code = wait_for(child);
+            if code > 128 && code <= 128 + 64 {
+                die_of(code - 128);
+            }
+            libc::_exit(code);
+        }
+    }
+
+    /// Mounts a `/proc` that shows the new pid namespace. Call in pid 1 of the namespace.
+    ///
+    /// # Safety
+    /// One `mount` syscall; meant for the child between fork and exec, after
+    /// [`NsPlan::enter_pid`].
+    pub unsafe fn mount_proc(&self) -> Result<(), ChildError> {
+        if !self.pid {
+            return Ok(());
+        }
+        rustix::mount::mount(
+            c"proc",
+            c"/proc",
+            c"proc",
+            MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
+            None,
+        )
+        .map_err(|e| ChildError::from_rustix(ChildStep::MountProc, e))
+    }
+
+    /// Splits pid 1 of the namespace into the init (which never returns: it reaps until the
+    /// program exits, then exits with its status) and the program, which returns.
+    ///
+    /// # Safety
+    /// Only async-signal-safe syscalls; meant for the child between fork and exec, as the
+    /// last step before exec.
+    pub unsafe fn become_init(&self) -> Result<(), ChildError> {
+        if !self.pid {
+            return Ok(());
+        }
+        // SAFETY: fork in a single-threaded process.
+        let program = unsafe { libc::fork() };
+        if program < 0 {
+            return Err(ChildError::new(ChildStep::PidNamespace, errno()));
+        }
+        if program == 0 {
+            return Ok(());
+        }
+        // SAFETY: plain syscalls.
+        unsafe {
+            close_from(0);
+            loop {
+                let mut status = 0;
+                let pid = libc::waitpid(-1, &mut status, 0);
+                if pid == program {
+                    libc::_exit(exit_code(status));
+                }
+                if pid < 0 && errno() != libc::EINTR {
+                    libc::_exit(127);
+                }
+            }
+        }
+    }
+}
+
+/// Closes every descriptor from `first` up.
+///
+/// # Safety
+/// Callers must own every descriptor in the range (true in a child about to wait only).
+unsafe fn close_from(first: u32) {
+    // SAFETY: close_range(2) with flags 0 only closes descriptors.
+    unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, 0u32) };
+}
+
+/// Blocks every blockable signal (SIGKILL and SIGSTOP still act).
+///
+/// # Safety
+/// Async-signal-safe.
+unsafe fn block_all_signals() {
+    // SAFETY: sigset_t is plain data filled by sigfillset before use.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut set);
+        libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+}
+
+/// Ends the calling process with `signal`, so the daemon sees the program's own end (a CPU
+/// or file-size limit, the OOM killer's SIGKILL) and not an exit code. No core dump: the
+/// program, not the keeper, crashed. Falls back to exiting with 128 + `signal`.
+///
+/// # Safety
+/// Async-signal-safe.
+unsafe fn die_of(signal: i32) -> ! {
+    // SAFETY: plain syscalls on constant arguments and stack data.
+    unsafe {
+        let none = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        libc::setrlimit(libc::RLIMIT_CORE, &none);
+        libc::signal(signal, libc::SIG_DFL);
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, signal);
+        libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+        libc::kill(libc::getpid(), signal);
+        libc::_exit(128 + signal)
+    }
+}
+
+/// Waits for `child` and returns the shell convention for its status.
+///
+/// # Safety
+/// Async-signal-safe.
+unsafe fn wait_for(child: i32) -> i32 {
+    loop {
+        let mut status = 0;
+        // SAFETY: waitpid on our own child with a stack status word.
+        let pid = unsafe { libc::waitpid(child, &mut status, 0) };
+        if pid == child {
+            return exit_code(status);
+        }
+        if pid < 0 && errno() != libc::EINTR {
+            return 127;
+        }
+    }
+}
+
+/// The exit code, or 128 + the signal that ended the process.
+fn exit_code(status: i32) -> i32 {
+    if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        128 + libc::WTERMSIG(status)
     }
 }
 

@@ -198,6 +198,10 @@ pub struct Policy {
     pub fs: FsPolicy,
     /// Network policy (namespace + seccomp socket families + Landlock TCP rules).
     pub network: NetworkMode,
+    /// A private pid namespace: the session sees, signals and traces only its own
+    /// processes (needs a mount namespace for its `/proc`).
+    #[serde(default = "yes")]
+    pub private_pids: bool,
     /// Denied system calls (seccomp).
     #[serde(default = "default_syscalls")]
     pub syscalls: SyscallPolicy,
@@ -291,6 +295,7 @@ impl Policy {
                 private_tmp: true,
             },
             network,
+            private_pids: true,
             syscalls: default_syscalls(),
             limits: Limits {
                 cpu_seconds: None,
@@ -403,6 +408,14 @@ impl Policy {
                 "private tmpfs per session"
             } else {
                 "host /tmp (only if listed above)"
+            }
+        ));
+        out.push_str(&format!(
+            "processes: {}\n",
+            if self.private_pids {
+                "private pid namespace (the session sees only its own processes)"
+            } else {
+                "host pid namespace"
             }
         ));
         let net = match self.network {

@@ -9,12 +9,15 @@
 //! 5. mount/net/ipc namespaces, `/` made private, tmpfs on `/tmp`, `lo` up: mounts must
 //!    precede Landlock (a Landlock domain may not change mounts) and seccomp (which
 //!    denies `mount`);
+//!    Then the pid namespace: the process forks into it and stays behind as the keeper;
+//!    pid 1 of the namespace mounts its `/proc` (see the namespace module);
 //! 6. `PR_SET_NO_NEW_PRIVS`: required by both Landlock and seccomp for an unprivileged
 //!    caller, and it makes setuid binaries (sudo, su) unable to gain privileges;
 //! 7. a Landlock rule for the fresh `/tmp` (see the landlock module), then
 //!    `landlock_restrict_self`, before seccomp so the filter need not allow Landlock's
 //!    syscalls;
-//! 8. the seccomp filter, last: from here on, the denied calls fail with EPERM.
+//! 8. the seccomp filter: from here on, the denied calls fail with EPERM;
+//! 9. with a pid namespace, pid 1 forks the program and stays as its init.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -61,6 +64,8 @@ pub enum Protection {
     },
     /// An IPC namespace (System V IPC and POSIX queues private).
     IpcNamespace,
+    /// A pid namespace with its own `/proc`: only the session's processes are visible.
+    PidNamespace,
     /// Memory limit in a cgroup.
     CgroupMemory {
         /// Bytes.
@@ -114,6 +119,7 @@ impl fmt::Display for Protection {
                 }
             ),
             Protection::IpcNamespace => write!(f, "ipc namespace"),
+            Protection::PidNamespace => write!(f, "pid namespace with its own /proc"),
             Protection::CgroupMemory { bytes, version } => {
                 write!(f, "cgroup {version:?} memory limit {bytes} bytes")
             }
@@ -144,6 +150,8 @@ pub struct Prepared {
     notes: Vec<String>,
     /// The child adds a Landlock rule for its private `/tmp`.
     tmp_rule: bool,
+    /// The child adds a Landlock read rule for its own `/proc`.
+    proc_rule: bool,
 }
 
 impl Sandbox {
@@ -173,14 +181,12 @@ impl Sandbox {
             missing: Vec::new(),
             notes: caps.notes.clone(),
             tmp_rule: false,
+            proc_rule: false,
         };
         p.plan_namespaces(caps);
         p.plan_landlock(caps, workspace)?;
         p.plan_seccomp(caps)?;
         p.plan_limits(caps)?;
-        p.notes.push(
-            "pid namespace not applied: it needs an init process between daemon and shell (see the namespace module)".to_string(),
-        );
         if !p.missing.is_empty() && !policy.allow_degrade {
             return Err(Error::Unenforceable {
                 missing: p.missing.clone(),
@@ -197,7 +203,8 @@ impl Prepared {
         let loopback = self.policy.network == NetworkMode::Loopback;
         let tmp = want_tmp && caps.mount_ns;
         let net = want_net && caps.net_ns;
-        self.ns = NsPlan::new(caps.user_ns, tmp, net, tmp, loopback);
+        let pids = self.policy.private_pids && caps.pid_ns && caps.mount_ns;
+        self.ns = NsPlan::new(caps.user_ns, tmp || pids, net, tmp, loopback).with_pid(pids);
         if caps.user_ns {
             self.active.push(Protection::UserNamespace);
         }
@@ -221,9 +228,13 @@ impl Prepared {
         if !self.ns.is_empty() {
             self.active.push(Protection::IpcNamespace);
         }
-        if !caps.pid_ns {
-            self.notes
-                .push("pid namespaces are not available on this host".into());
+        if self.ns.pid() {
+            self.active.push(Protection::PidNamespace);
+        } else if self.policy.private_pids {
+            self.missing.push(
+                "private pids: pid or mount namespace unavailable; the session sees host processes"
+                    .into(),
+            );
         }
     }
 
@@ -238,6 +249,8 @@ impl Prepared {
         let fs = self.policy.resolve(workspace, home.as_deref());
         let ruleset = LandlockRuleset::build(abi, &fs, self.policy.network)?;
         self.tmp_rule = self.active.contains(&Protection::PrivateTmp);
+        // The namespace's own /proc is a new mount the parent's rules do not cover.
+        self.proc_rule = self.ns.pid() && fs.read.iter().any(|p| Path::new("/proc").starts_with(p));
         self.active.push(Protection::LandlockFs { abi });
         if ruleset.tcp_denied {
             self.active.push(Protection::LandlockTcpDenied);
@@ -382,6 +395,8 @@ impl Prepared {
             self.ns.enter_user()?;
             self.rlimits.apply_nproc()?;
             self.ns.enter_rest()?;
+            self.ns.enter_pid()?;
+            self.ns.mount_proc()?;
         }
         rustix::thread::set_no_new_privs(true)
             .map_err(|e| ChildError::from_rustix(ChildStep::NoNewPrivs, e))?;
@@ -391,6 +406,10 @@ impl Prepared {
                 // SAFETY: as above; the tmpfs is mounted by now.
                 unsafe { ruleset.allow_private_tmp() }?;
             }
+            if self.proc_rule {
+                // SAFETY: as above; the namespace's /proc is mounted by now.
+                unsafe { ruleset.allow_private_proc() }?;
+            }
             // SAFETY: as above.
             unsafe { ruleset.restrict_self() }?;
         }
@@ -398,6 +417,7 @@ impl Prepared {
             // SAFETY: as above.
             unsafe { filter.install() }?;
         }
-        Ok(())
+        // SAFETY: as above; the last step before exec.
+        unsafe { self.ns.become_init() }
     }
 }

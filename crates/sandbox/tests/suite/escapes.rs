@@ -155,7 +155,10 @@ fn signalling_the_daemon_fails_when_landlock_scopes_signals() {
         "signal",
         &std::process::id().to_string(),
     );
-    if prepared.active().contains(&Protection::LandlockScoped) {
+    if prepared.active().contains(&Protection::PidNamespace) {
+        // The daemon's pid does not exist in the session's pid namespace.
+        assert_eq!(refused(&out), Some(libc::ESRCH));
+    } else if prepared.active().contains(&Protection::LandlockScoped) {
         assert_eq!(refused(&out), Some(libc::EPERM));
     } else {
         assert_eq!(
@@ -198,7 +201,14 @@ fn a_host_without_mechanisms_is_reported_and_refused_unless_degrading_is_allowed
     let err = Sandbox::prepare(&strict, &bare, tmp.path())
         .unwrap_err()
         .to_string();
-    for needle in ["landlock", "seccomp", "/tmp", "network", "process limit"] {
+    for needle in [
+        "landlock",
+        "seccomp",
+        "/tmp",
+        "network",
+        "process limit",
+        "private pids",
+    ] {
         assert!(err.contains(needle), "{needle} not reported: {err}");
     }
     strict.allow_degrade = true;
@@ -208,7 +218,7 @@ fn a_host_without_mechanisms_is_reported_and_refused_unless_degrading_is_allowed
         Protection::LandlockFs { .. } | Protection::Seccomp { .. }
     )));
     assert!(p.active().contains(&Protection::NoNewPrivs));
-    assert_eq!(p.missing().len(), 5, "{:?}", p.missing());
+    assert_eq!(p.missing().len(), 6, "{:?}", p.missing());
     // Whatever is active still runs a shell.
     let p = std::sync::Arc::new(p);
     let out = sh(&p, tmp.path(), "echo alive");
@@ -224,4 +234,39 @@ fn which(name: &str) -> Option<std::path::PathBuf> {
         .ok()?;
     child.stdout.take()?.read_to_string(&mut s).ok()?;
     child.wait().ok()?.success().then(|| s.trim().into())
+}
+
+#[test]
+fn a_session_sees_and_signals_only_its_own_processes() {
+    let tmp = TempDir::new("pids");
+    let prepared = prepare(&policy(NetworkMode::None), tmp.path());
+    let me = std::process::id();
+    // $$ is the shell's pid inside; /proc lists the namespace's processes; kill -0 of the
+    // test process (outside) must not find it.
+    let out = sh(
+        &prepared,
+        tmp.path(),
+        &format!(
+            "echo pid=$$; ls /proc | grep -c '^[0-9]' | sed 's/^/procs=/'; kill -0 {me} 2>/dev/null && echo SEEN || echo unseen; exit 7"
+        ),
+    );
+    if prepared.active().contains(&Protection::PidNamespace) {
+        assert!(out.stdout.contains("pid=2"), "{}{}", out.stdout, out.stderr);
+        let procs: usize = out
+            .stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("procs="))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(usize::MAX);
+        assert!(
+            procs <= 5,
+            "the session saw {procs} processes: {}",
+            out.stdout
+        );
+        assert!(out.stdout.contains("unseen"), "{}", out.stdout);
+        // The keeper passes the program's exit status through.
+        assert_eq!(out.status.code(), Some(7));
+    } else {
+        assert!(has_missing(&prepared, "pids"));
+    }
 }
