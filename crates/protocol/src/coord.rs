@@ -67,6 +67,7 @@ pub const NOTIFY_STREAM_CLOSED: &str = "bus.closed";
 
 /// The credentials of an agent, flattened into every call made as one.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct AgentToken {
     /// The token from `agent.register` (`<agent id>.<64 hex digits>`).
     pub token: String,
@@ -76,6 +77,7 @@ pub struct AgentToken {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RegisterParams {
     pub name: String,
     #[serde(default)]
@@ -92,6 +94,7 @@ pub struct RegisterParams {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RegisterResult {
     /// The agent's id.
     pub agent: u64,
@@ -105,12 +108,14 @@ pub struct RegisterResult {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct AgentListResult {
     /// `AgentInfo` objects, active and recently departed.
     pub agents: Vec<Value>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct PublishParams {
     pub topic: String,
     /// One message.
@@ -126,12 +131,14 @@ pub struct PublishParams {
 
 /// How a send or publish went: copies queued, copies dead-lettered.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DeliveryResult {
     pub delivered: usize,
     pub dead_lettered: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct SubscribeParams {
     pub topic: String,
 }
@@ -139,6 +146,7 @@ pub struct SubscribeParams {
 /// The answer to `bus.subscribe`, `bus.inbox` and `events.subscribe`: notifications that follow
 /// carry this `subscription` id.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct SubscribeResult {
     pub subscription: u64,
     pub topic: String,
@@ -146,6 +154,7 @@ pub struct SubscribeResult {
 
 /// Params of `bus.message`, `bus.inbox_message` and `events.event` notifications.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct MessageEvent {
     pub subscription: u64,
     /// The `Message` (`{id, kind, topic?, to?, correlation_id?, from?, payload, sent_at_ms}`).
@@ -154,6 +163,7 @@ pub struct MessageEvent {
 
 /// Params of the `bus.closed` notification.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct StreamClosed {
     pub subscription: u64,
     pub reason: String,
@@ -161,6 +171,7 @@ pub struct StreamClosed {
 
 /// `bus.broadcast`: a message to every registered agent's inbox.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct BroadcastParams {
     pub message: Value,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -168,6 +179,7 @@ pub struct BroadcastParams {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct SendParams {
     /// The addressee's name or id.
     pub to: String,
@@ -177,6 +189,7 @@ pub struct SendParams {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RequestParams {
     /// The addressee's name or id.
     pub to: String,
@@ -189,12 +202,14 @@ pub struct RequestParams {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RequestResult {
     /// The reply `Message`; its `payload` is the answer.
     pub reply: Value,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ReplyParams {
     #[serde(flatten)]
     pub auth: AgentToken,
@@ -204,6 +219,7 @@ pub struct ReplyParams {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DeadLettersResult {
     /// `DeadLetter` entries, oldest first.
     pub dead_letters: Vec<Value>,
@@ -212,12 +228,14 @@ pub struct DeadLettersResult {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct TopicsResult {
     /// `{topic, subscribers}` for every topic with at least one subscriber.
     pub topics: Vec<Value>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct SubmitParams {
     pub description: String,
     #[serde(default)]
@@ -234,6 +252,7 @@ pub struct SubmitParams {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct SubmitResult {
     pub id: u64,
     /// The task as recorded (`Task`).
@@ -241,6 +260,7 @@ pub struct SubmitResult {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ClaimParams {
     #[serde(flatten)]
     pub auth: AgentToken,
@@ -250,6 +270,7 @@ pub struct ClaimParams {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ClaimResult {
     /// The claimed `Task`, now `running`; absent when nothing is assigned to the agent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -257,6 +278,7 @@ pub struct ClaimResult {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DoneParams {
     #[serde(flatten)]
     pub auth: AgentToken,
@@ -266,6 +288,7 @@ pub struct DoneParams {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct FailParams {
     #[serde(flatten)]
     pub auth: AgentToken,
@@ -275,11 +298,13 @@ pub struct FailParams {
 
 /// The answer to `task.done`, `task.fail` and `task.show`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct TaskResult {
     pub task: Value,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct TaskListParams {
     /// Only tasks in this state (`queued`, `assigned`, `running`, `done`, `failed`,
     /// `dead_lettered`).
@@ -288,11 +313,13 @@ pub struct TaskListParams {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct TaskListResult {
     pub tasks: Vec<Value>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct TaskShowParams {
     pub id: u64,
 }

@@ -6,6 +6,7 @@ use std::fmt;
 /// The stable error kinds. The numeric codes are part of the protocol: the JSON-RPC reserved
 /// range for framing errors, small positive numbers for ai-session's own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
     /// The line was not valid JSON. Fix the client's encoder.
@@ -75,6 +76,7 @@ impl ErrorKind {
 
 /// Machine-readable details of an error.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ErrorData {
     /// The stable kind, as a string (e.g. `session_not_found`).
     pub kind: Option<ErrorKind>,
@@ -91,6 +93,7 @@ pub struct ErrorData {
 
 /// A JSON-RPC error object.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RpcError {
     pub code: i64,
     pub message: String,

@@ -20,19 +20,27 @@ pub const SESSION_KILL: &str = "session.kill";
 pub const SESSION_SUBSCRIBE: &str = "session.subscribe";
 pub const DAEMON_STATUS: &str = "daemon.status";
 pub const DAEMON_STOP: &str = "daemon.stop";
+/// Start (or report) the daemon's HTTP and WebSocket server (`ai-session serve`).
+pub const DAEMON_SERVE: &str = "daemon.serve";
 
 /// Notification carrying output bytes of a subscribed session.
 pub const NOTIFY_OUTPUT: &str = "session.output";
 /// Notification sent once when a subscribed session's program exits or the session is killed.
 pub const NOTIFY_CLOSED: &str = "session.closed";
+/// Notification: a command started or finished in a subscribed session's shell.
+pub const NOTIFY_COMMAND: &str = "session.command";
+/// Notification: a subscribed session changed state (idle, busy, exited).
+pub const NOTIFY_STATE: &str = "session.state";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct HelloParams {
     pub client: String,
     pub protocol: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct HelloResult {
     pub server: String,
     pub protocol: u32,
@@ -41,6 +49,7 @@ pub struct HelloResult {
 
 /// A terminal size in character cells.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Size {
     pub cols: u16,
     pub rows: u16,
@@ -53,6 +62,7 @@ impl Default for Size {
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct NewParams {
     /// Session name; the daemon picks the lowest free number when absent.
     #[serde(default)]
@@ -78,6 +88,7 @@ pub struct NewParams {
 
 /// What a session is doing right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum SessionState {
     /// Spawned, the shell has not shown its first prompt yet.
@@ -92,6 +103,7 @@ pub enum SessionState {
 
 /// How the daemon knows where a command's output ends and what its exit code was.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Integration {
     /// OSC 133 marks emitted by hooks injected into the shell (bash, zsh, sh).
@@ -104,6 +116,7 @@ pub enum Integration {
 
 /// The process holding the terminal's foreground.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Foreground {
     pub pid: i32,
     /// The process name from /proc.
@@ -111,6 +124,7 @@ pub struct Foreground {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct SessionInfo {
     pub name: String,
     pub pid: i32,
@@ -132,16 +146,19 @@ pub struct SessionInfo {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ListResult {
     pub sessions: Vec<SessionInfo>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Target {
     pub target: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ExecParams {
     pub target: String,
     pub command: String,
@@ -157,6 +174,7 @@ pub struct ExecParams {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ExecStatus {
     /// The command finished; `exit_code` is set.
@@ -168,6 +186,7 @@ pub enum ExecStatus {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ExecResult {
     pub status: ExecStatus,
     pub exit_code: Option<i32>,
@@ -194,6 +213,7 @@ pub struct ExecResult {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct SendParams {
     pub target: String,
     /// tmux key names (`Enter`, `C-c`, `Up`, `F5`, `M-x`); anything else is typed as text.
@@ -207,6 +227,7 @@ pub struct SendParams {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct SendResult {
     pub bytes: usize,
     /// Log offset at the moment the input was written: output after it is the reply.
@@ -214,6 +235,7 @@ pub struct SendResult {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct WriteParams {
     pub target: String,
     /// Raw bytes, base64 encoded.
@@ -221,6 +243,7 @@ pub struct WriteParams {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ReadParams {
     pub target: String,
     /// First offset wanted; the oldest available when absent.
@@ -234,6 +257,7 @@ pub struct ReadParams {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ReadResult {
     pub data: String,
     /// Offsets of the returned bytes; pass `end` as the next `since`.
@@ -246,6 +270,7 @@ pub struct ReadResult {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct CaptureParams {
     pub target: String,
     /// Lines of scrollback to include above the screen.
@@ -257,6 +282,7 @@ pub struct CaptureParams {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct CaptureResult {
     pub lines: Vec<String>,
     pub size: Size,
@@ -271,6 +297,7 @@ pub struct CaptureResult {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum WaitFor {
     /// A regular expression matched against the plain text output since `since`.
@@ -282,6 +309,7 @@ pub enum WaitFor {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct WaitParams {
     pub target: String,
     pub condition: WaitFor,
@@ -293,6 +321,7 @@ pub struct WaitParams {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct WaitResult {
     /// The text that matched (regex waits).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -306,12 +335,14 @@ pub struct WaitResult {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ResizeParams {
     pub target: String,
     pub size: Size,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct SubscribeResult {
     /// The screen as escapes that redraw it, for a client attaching now.
     pub screen_ansi: String,
@@ -321,6 +352,7 @@ pub struct SubscribeResult {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct OutputEvent {
     pub target: String,
     pub offset: u64,
@@ -328,6 +360,7 @@ pub struct OutputEvent {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ClosedEvent {
     pub target: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -335,6 +368,7 @@ pub struct ClosedEvent {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct StatusResult {
     pub pid: u32,
     pub socket: String,
@@ -343,4 +377,67 @@ pub struct StatusResult {
     pub sessions: usize,
     pub version: String,
     pub protocol: u32,
+}
+
+/// Whether a `session.command` notification marks the start or the end of a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum CommandPhase {
+    /// The shell started running a command (OSC 133 C mark); its output starts at `offset`.
+    Started,
+    /// The command finished (OSC 133 D mark); its output ended at `offset`.
+    Finished,
+}
+
+/// Params of the `session.command` notification.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct CommandEvent {
+    pub target: String,
+    pub phase: CommandPhase,
+    /// Log offset where the command's output starts (`started`) or ended (`finished`).
+    pub offset: u64,
+    /// The command's exit code (`finished`, when the shell reported one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+}
+
+/// Params of the `session.state` notification.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct StateEvent {
+    pub target: String,
+    pub state: SessionState,
+    /// The program's exit status, once it has exited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+}
+
+/// `daemon.serve`: start the HTTP and WebSocket server, or report the running one.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct ServeParams {
+    /// `IP:PORT` to listen on (port 0 picks a free port). Default: the running server's address,
+    /// else `127.0.0.1:7717`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    /// Allow an address other than loopback. Anyone who can reach it and holds the token
+    /// controls every session: only with a reason (and TLS in front).
+    #[serde(default)]
+    pub allow_remote: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct ServeResult {
+    /// The base URL, e.g. `http://127.0.0.1:7717`.
+    pub url: String,
+    /// The address actually bound.
+    pub listen: String,
+    /// The file holding the bearer token (0600); every request needs
+    /// `Authorization: Bearer <its content>`.
+    pub token_file: String,
+    /// False when the server was already running (this call changed nothing).
+    pub started: bool,
 }
