@@ -169,6 +169,17 @@ impl Actor {
         };
         // No listener is fine: the announcement is for whoever cares.
         self.state_tx.send(change).ok();
+        self.emit(SessionEvent::State {
+            state: self.state,
+            exit_code: self.exit_code,
+        });
+    }
+
+    /// Sends an event to the session's subscribers, if it has any.
+    fn emit(&self, event: SessionEvent) {
+        if let Some(tx) = &self.events {
+            tx.send(event).ok();
+        }
     }
 
     fn handle(&mut self, cmd: Cmd) {
@@ -323,6 +334,7 @@ impl Actor {
                 self.prompt_ready(mark.end);
             }
             b'C' => {
+                self.emit(SessionEvent::CommandStarted { offset: mark.end });
                 self.running = true;
                 self.at_prompt = false;
                 self.state = SessionState::Busy;
@@ -334,6 +346,10 @@ impl Actor {
             }
             b'D' => {
                 let code = mark.params.first().and_then(|c| c.parse::<i32>().ok());
+                self.emit(SessionEvent::CommandFinished {
+                    offset: mark.start,
+                    exit_code: code,
+                });
                 self.last_exit = code;
                 self.running = false;
                 let finished = self

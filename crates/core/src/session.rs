@@ -21,6 +21,18 @@ pub enum SessionEvent {
     Output { offset: u64, data: Bytes },
     /// The program exited or the session was killed; no more events follow.
     Closed { exit_code: Option<i32> },
+    /// The shell started a command (OSC 133 C mark): its output starts at `offset`. Sent after
+    /// the output chunk holding the mark.
+    CommandStarted { offset: u64 },
+    /// The command finished (OSC 133 D mark): its output ended at `offset`. Sent after the
+    /// output chunk holding the mark, so a subscriber has seen all of the command's output.
+    CommandFinished { offset: u64, exit_code: Option<i32> },
+    /// The session's state changed (`starting`, `idle`, `busy`, `exited`), as announced on
+    /// [`crate::SessionManager::state_events`].
+    State {
+        state: ai_session_protocol::methods::SessionState,
+        exit_code: Option<i32>,
+    },
 }
 
 /// A session changed state (sent on [`crate::SessionManager::state_events`]).

@@ -78,6 +78,7 @@ async fn subscribers_see_output_and_close() {
         {
             SessionEvent::Output { data, .. } => seen.extend_from_slice(&data),
             SessionEvent::Closed { exit_code } => break exit_code,
+            _ => {}
         }
     };
     assert!(String::from_utf8_lossy(&seen).contains("got-hello"));

@@ -241,6 +241,32 @@ async fn forward(
                 }
                 return;
             }
+            Ok(SessionEvent::CommandStarted { offset }) => notification(
+                m::NOTIFY_COMMAND,
+                CommandEvent {
+                    target: target.clone(),
+                    phase: CommandPhase::Started,
+                    offset,
+                    exit_code: None,
+                },
+            ),
+            Ok(SessionEvent::CommandFinished { offset, exit_code }) => notification(
+                m::NOTIFY_COMMAND,
+                CommandEvent {
+                    target: target.clone(),
+                    phase: CommandPhase::Finished,
+                    offset,
+                    exit_code,
+                },
+            ),
+            Ok(SessionEvent::State { state, exit_code }) => notification(
+                m::NOTIFY_STATE,
+                StateEvent {
+                    target: target.clone(),
+                    state,
+                    exit_code,
+                },
+            ),
             Err(broadcast::error::RecvError::Lagged(_)) => match handle.subscribe().await {
                 Ok((fresh, new_rx)) => {
                     rx = new_rx;
