@@ -1,0 +1,314 @@
+//! Export and import: one self-contained file with a session's whole record (state, history,
+//! scrollback, context and its snapshots), to move it to another state directory.
+//!
+//! ```text
+//! header  "AISX" | schema u16 LE | flags u8 (bit 0: encrypted) | 0
+//! frames  (see `frame`)
+//!   tag 0   key check (encrypted exports only): salt, KDF costs and verifier, so the
+//!           importer derives the key from its passphrase and a wrong one is refused
+//!   tag 1   manifest: packed JSON (zstd, sealed when encrypted)
+//!   tag 2   state.json image        tag 3   history.log image
+//!   tag 4   scrollback image        tag 5   context.bin image
+//!   tag 6   a snapshot's .json image, followed by tag 7, its .blob image
+//!   tag u32::MAX  end: number of frames before it (u32 LE)
+//! ```
+//!
+//! Images are the files as the store keeps them: compressed, and sealed under the exporting
+//! store's key when it is encrypted. Import decodes everything first (so a damaged or
+//! truncated file changes nothing), then writes it in the importing store's own mode.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::crypt::KeyCheck;
+use crate::error::{Error, Result};
+use crate::file;
+use crate::frame;
+use crate::history;
+use crate::record::{Scrollback, SessionId, SessionState, now_ms};
+use crate::seal::{self, FLAG_ENCRYPTED, Kind, Packer, SCHEMA_VERSION, Unpacker};
+use crate::snapshot::{Snapshot, SnapshotMeta};
+use crate::store::{Store, decode_json, new_id};
+
+const MAGIC: &[u8; 4] = b"AISX";
+const TAG_KEYCHECK: u32 = 0;
+const TAG_MANIFEST: u32 = 1;
+const TAG_STATE: u32 = 2;
+const TAG_HISTORY: u32 = 3;
+const TAG_SCROLLBACK: u32 = 4;
+const TAG_CONTEXT: u32 = 5;
+const TAG_SNAP_META: u32 = 6;
+const TAG_SNAP_BUNDLE: u32 = 7;
+const TAG_END: u32 = u32::MAX;
+
+#[derive(Serialize, Deserialize)]
+struct Manifest {
+    schema: u32,
+    exported_ms: u64,
+    session: SessionId,
+    name: String,
+    snapshots: u64,
+}
+
+/// What `import` brought in.
+#[derive(Debug, Clone)]
+pub struct Imported {
+    /// The session as recorded in this store (a new id if its own was taken).
+    pub state: SessionState,
+    pub snapshots: Vec<SnapshotMeta>,
+}
+
+impl Store {
+    /// Encodes one session's whole record as an export file.
+    pub fn export(&self, id: &SessionId) -> Result<Vec<u8>> {
+        let state = self.load_state(id)?;
+        let dir = self.session_dir(id);
+        let mut out = Vec::new();
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&(SCHEMA_VERSION as u16).to_le_bytes());
+        out.push(if self.cipher.is_some() {
+            FLAG_ENCRYPTED
+        } else {
+            0
+        });
+        out.push(0);
+        let mut frames = 0u32;
+        let mut put = |tag: u32, body: &[u8], out: &mut Vec<u8>| {
+            frame::encode(tag, body, out);
+            frames += 1;
+        };
+        if self.cipher.is_some() {
+            let path = self.root.join("metadata").join("keycheck.json");
+            put(TAG_KEYCHECK, &file::read(&path)?, &mut out);
+        }
+        let snapshots = self.list_snapshots(Some(id))?;
+        let manifest = Manifest {
+            schema: SCHEMA_VERSION,
+            exported_ms: now_ms(),
+            session: id.clone(),
+            name: state.config.name.clone(),
+            snapshots: snapshots.len() as u64,
+        };
+        let json =
+            serde_json::to_vec(&manifest).map_err(|e| Error::corrupt(&dir, e.to_string()))?;
+        let body =
+            Packer::new(self.level).pack(&json, false, self.cipher.as_ref(), &out[..8], &dir)?;
+        put(TAG_MANIFEST, &body, &mut out);
+        put(TAG_STATE, &file::read(&dir.join("state.json"))?, &mut out);
+        let hist_path = dir.join("history.log");
+        if let Some(bytes) = file::read_optional(&hist_path)? {
+            let (good, _) = history::good_prefix(&bytes, &hist_path)?;
+            put(TAG_HISTORY, &bytes[..good], &mut out);
+        }
+        for (tag, name) in [(TAG_SCROLLBACK, "scrollback"), (TAG_CONTEXT, "context.bin")] {
+            if let Some(bytes) = file::read_optional(&dir.join(name))? {
+                put(tag, &bytes, &mut out);
+            }
+        }
+        let snap_dir = self.root.join("snapshots").join(id.as_str());
+        for meta in &snapshots {
+            put(
+                TAG_SNAP_META,
+                &file::read(&snap_dir.join(format!("{}.json", meta.id)))?,
+                &mut out,
+            );
+            put(
+                TAG_SNAP_BUNDLE,
+                &file::read(&snap_dir.join(format!("{}.blob", meta.id)))?,
+                &mut out,
+            );
+        }
+        let count = frames;
+        frame::encode(TAG_END, &count.to_le_bytes(), &mut out);
+        Ok(out)
+    }
+
+    /// Writes an export to `path` atomically.
+    pub fn export_to_file(&self, id: &SessionId, path: &Path) -> Result<()> {
+        let bytes = self.export(id)?;
+        file::write_atomic(path, &bytes, true)
+    }
+
+    /// Imports an export file. `source` names it in errors (a path, or `<stdin>`). The session
+    /// keeps its id unless this store has one by that id; it keeps its status (`Live`
+    /// sessions are resurrected by the next daemon start like any other).
+    pub fn import(&self, bytes: &[u8], source: &Path) -> Result<Imported> {
+        let decoded = self.decode_export(bytes, source)?;
+        let mut state = decoded.state;
+        let taken = self.session_dir(&state.id).exists();
+        if taken {
+            state.id = new_id(&self.root)?;
+        }
+        state.schema = SCHEMA_VERSION;
+        let data = Snapshot {
+            meta: empty_meta(&state),
+            state: state.clone(),
+            history: decoded.history,
+            scrollback: decoded.scrollback,
+            context: decoded.context,
+        };
+        self.write_session_data(&state, &data)?;
+        let mut snapshots = Vec::new();
+        for mut snap in decoded.snapshots {
+            snap.meta.session = state.id.clone();
+            if self.resolve_snapshot(&snap.meta.id).is_ok() {
+                snap.meta.id = new_id(&self.root)?.to_string();
+            }
+            snap.meta.scrollback_lines =
+                snap.scrollback.as_ref().map_or(0, |s| s.lines.len() as u64);
+            snapshots.push(self.write_snapshot_data(&snap)?);
+        }
+        Ok(Imported { state, snapshots })
+    }
+
+    fn decode_export(&self, bytes: &[u8], source: &Path) -> Result<Complete> {
+        if bytes.len() < 8 {
+            return Err(Error::truncated(source, "shorter than the export header"));
+        }
+        if &bytes[..4] != MAGIC {
+            return Err(Error::corrupt(
+                source,
+                "not an ai-session export (bad magic)",
+            ));
+        }
+        let schema = u32::from(u16::from_le_bytes([bytes[4], bytes[5]]));
+        if schema > SCHEMA_VERSION {
+            return Err(Error::NewerVersion {
+                path: source.to_owned(),
+                found: schema,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        let encrypted = bytes[6] & FLAG_ENCRYPTED != 0;
+        let scan = frame::scan(&bytes[8..], 8, source)?;
+        let frames = scan.frames;
+        match frames.last() {
+            Some(f) if f.tag == TAG_END && scan.torn == 0 => {}
+            _ => return Err(Error::truncated(source, "no end frame")),
+        }
+        let mut iter = frames.iter().peekable();
+        let cipher = match iter.peek() {
+            Some(f) if f.tag == TAG_KEYCHECK => {
+                let check: KeyCheck = serde_json::from_slice(f.body)
+                    .map_err(|e| Error::corrupt(source, format!("bad key check: {e}")))?;
+                iter.next();
+                let pass = self
+                    .passphrase
+                    .as_ref()
+                    .ok_or_else(|| Error::PassphraseRequired {
+                        path: source.to_owned(),
+                    })?;
+                Some(check.unlock(pass.as_bytes(), source, source)?)
+            }
+            _ if encrypted => {
+                return Err(Error::corrupt(source, "encrypted export without key check"));
+            }
+            _ => None,
+        };
+        let cipher = cipher.as_ref();
+        let mut d = Decoded::default();
+        let mut unpacker = Unpacker::default();
+        let mut pending_meta: Option<&[u8]> = None;
+        let mut manifest = None;
+        for f in iter {
+            match f.tag {
+                TAG_MANIFEST => {
+                    let raw = unpacker.unpack(f.body, encrypted, cipher, &bytes[..8], source)?;
+                    manifest = Some(
+                        serde_json::from_slice::<Manifest>(&raw)
+                            .map_err(|e| Error::corrupt(source, format!("bad manifest: {e}")))?,
+                    );
+                }
+                TAG_STATE => d.state_json = Some(f.body),
+                TAG_HISTORY => d.history = history::decode(f.body, source, cipher)?.records,
+                TAG_SCROLLBACK => {
+                    let raw =
+                        seal::decode_blob(&mut unpacker, Kind::Scrollback, f.body, cipher, source)?;
+                    d.scrollback = Some(Scrollback::decode(&raw, source)?);
+                }
+                TAG_CONTEXT => {
+                    d.context = Some(seal::decode_blob(
+                        &mut unpacker,
+                        Kind::Context,
+                        f.body,
+                        cipher,
+                        source,
+                    )?);
+                }
+                TAG_SNAP_META => pending_meta = Some(f.body),
+                TAG_SNAP_BUNDLE => {
+                    let meta = pending_meta
+                        .take()
+                        .ok_or_else(|| Error::corrupt(source, "snapshot without metadata"))?;
+                    d.snapshots
+                        .push(self.decode_snapshot(meta, source, f.body, source, cipher)?);
+                }
+                TAG_END => break,
+                other => return Err(Error::corrupt(source, format!("unknown section {other}"))),
+            }
+        }
+        let manifest = manifest.ok_or_else(|| Error::corrupt(source, "no manifest"))?;
+        if manifest.snapshots != d.snapshots.len() as u64 {
+            return Err(Error::corrupt(
+                source,
+                "snapshot count differs from the manifest",
+            ));
+        }
+        let state_json = d
+            .state_json
+            .ok_or_else(|| Error::corrupt(source, "no session state"))?;
+        let state: SessionState = decode_json(state_json, Kind::State, cipher, source)?;
+        Decoded {
+            state: Some(state),
+            ..d
+        }
+        .finish(source)
+    }
+}
+
+#[derive(Default)]
+struct Decoded<'a> {
+    state_json: Option<&'a [u8]>,
+    state: Option<SessionState>,
+    history: Vec<crate::record::ExecRecord>,
+    scrollback: Option<Scrollback>,
+    context: Option<Vec<u8>>,
+    snapshots: Vec<Snapshot>,
+}
+
+struct Complete {
+    state: SessionState,
+    history: Vec<crate::record::ExecRecord>,
+    scrollback: Option<Scrollback>,
+    context: Option<Vec<u8>>,
+    snapshots: Vec<Snapshot>,
+}
+
+impl Decoded<'_> {
+    fn finish(self, source: &Path) -> Result<Complete> {
+        Ok(Complete {
+            state: self
+                .state
+                .ok_or_else(|| Error::corrupt(source, "no session state"))?,
+            history: self.history,
+            scrollback: self.scrollback,
+            context: self.context,
+            snapshots: self.snapshots,
+        })
+    }
+}
+
+fn empty_meta(state: &SessionState) -> SnapshotMeta {
+    SnapshotMeta {
+        schema: SCHEMA_VERSION,
+        id: String::new(),
+        session: state.id.clone(),
+        session_name: state.config.name.clone(),
+        label: None,
+        created_ms: 0,
+        execs: 0,
+        scrollback_lines: 0,
+        bytes: 0,
+    }
+}

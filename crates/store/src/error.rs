@@ -1,0 +1,109 @@
+//! The store's error type: every variant that concerns a file names it, so a daemon log line
+//! or a CLI message says which file to look at.
+
+use std::path::PathBuf;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A read, write, rename or fsync failed (permissions, a file in the way, I/O error).
+    /// Returned by every call that touches the disk; the previous good state is untouched.
+    #[error("{op} {}: {source}", path.display())]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file system is full. Nothing was replaced: the previous good file is still there.
+    /// Free space and retry.
+    #[error("disk full while writing {}", path.display())]
+    DiskFull { path: PathBuf },
+    /// The file ends early (a partial copy or a crash in the middle of a non-atomic copy).
+    #[error("{} is truncated: {detail}", path.display())]
+    Truncated { path: PathBuf, detail: String },
+    /// The file's bytes do not match their checksum, its header is not ours, or its content
+    /// does not parse. Restore it from a snapshot or an export.
+    #[error("{} is corrupted: {detail}", path.display())]
+    Corrupt { path: PathBuf, detail: String },
+    /// The file was written by a newer ai-session whose layout this build does not know.
+    /// Upgrade ai-session; this build leaves the file alone.
+    #[error("{} has schema version {found}; this ai-session reads up to {supported}: upgrade it", path.display())]
+    NewerVersion {
+        path: PathBuf,
+        found: u32,
+        supported: u32,
+    },
+    /// The passphrase does not open this store or file (its key-check failed).
+    #[error("wrong passphrase for {}", path.display())]
+    WrongPassphrase { path: PathBuf },
+    /// The store (or the file) is encrypted and no passphrase was given. Set
+    /// `AI_SESSION_PASSPHRASE`. An encrypted store never receives plaintext writes.
+    #[error("{} is encrypted: set AI_SESSION_PASSPHRASE", path.display())]
+    PassphraseRequired { path: PathBuf },
+    /// No session or snapshot with that id (or id prefix).
+    #[error("no {what} matches '{id}'")]
+    NotFound { what: &'static str, id: String },
+    /// The id prefix matches more than one snapshot; give more characters.
+    #[error("'{prefix}' matches several snapshots: {}", matches.join(", "))]
+    Ambiguous {
+        prefix: String,
+        matches: Vec<String>,
+    },
+    /// An id that cannot be a file name (only `[0-9a-z._-]`, 1..=64 characters, no leading dot).
+    #[error("invalid id '{0}'")]
+    InvalidId(String),
+    /// The SQLite index failed. The index is derived from the files and `Store::reindex`
+    /// rebuilds it.
+    #[error("index {}: {source}", path.display())]
+    Index {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// Compression, decompression or encryption failed on data we produced ourselves.
+    #[error("{}: {detail}", path.display())]
+    Codec { path: PathBuf, detail: String },
+}
+
+impl Error {
+    /// Wraps an I/O error with the file it concerns, singling out a full disk.
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        let path = path.into();
+        if source.kind() == std::io::ErrorKind::StorageFull {
+            return Error::DiskFull { path };
+        }
+        Error::Io { op, path, source }
+    }
+
+    pub(crate) fn corrupt(path: impl Into<PathBuf>, detail: impl Into<String>) -> Self {
+        Error::Corrupt {
+            path: path.into(),
+            detail: detail.into(),
+        }
+    }
+
+    pub(crate) fn truncated(path: impl Into<PathBuf>, detail: impl Into<String>) -> Self {
+        Error::Truncated {
+            path: path.into(),
+            detail: detail.into(),
+        }
+    }
+
+    /// The file this error concerns, when there is one.
+    pub fn path(&self) -> Option<&std::path::Path> {
+        match self {
+            Error::Io { path, .. }
+            | Error::DiskFull { path }
+            | Error::Truncated { path, .. }
+            | Error::Corrupt { path, .. }
+            | Error::NewerVersion { path, .. }
+            | Error::WrongPassphrase { path }
+            | Error::PassphraseRequired { path }
+            | Error::Index { path, .. }
+            | Error::Codec { path, .. } => Some(path),
+            Error::NotFound { .. } | Error::Ambiguous { .. } | Error::InvalidId(_) => None,
+        }
+    }
+}

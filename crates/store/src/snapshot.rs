@@ -1,0 +1,417 @@
+//! Snapshots: a session's whole record at one moment, kept after the session is gone.
+//!
+//! `snapshots/{session}/{snapshot}.json` holds the metadata and the session state (plain JSON,
+//! or a sealed blob in an encrypted store); `{snapshot}.blob` is a bundle of the session's file
+//! images at that moment, written first, so the `.json` is the commit point:
+//!
+//! ```text
+//! header  "AISN" | schema u16 LE | 0 | 0
+//! frames  tag 2: history.log image (its good prefix), 3: scrollback, 4: context.bin
+//!         tag u32::MAX: end, body = number of frames before it (u32 LE)
+//! ```
+//!
+//! The images are the files as the store writes them (compressed, sealed when encrypted), so
+//! taking a snapshot copies bytes without decoding the scrollback or the history.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::crypt::Cipher;
+use crate::error::{Error, Result};
+use crate::file;
+use crate::frame;
+use crate::history;
+use crate::record::{ExecRecord, Scrollback, SessionId, SessionState, SessionStatus, now_ms};
+use crate::seal::{self, Kind, Packer, SCHEMA_VERSION, Unpacker};
+use crate::store::{Store, decode_json, encode_json, new_id};
+
+const BUNDLE_MAGIC: &[u8; 4] = b"AISN";
+pub(crate) const TAG_HISTORY: u32 = 2;
+pub(crate) const TAG_SCROLLBACK: u32 = 3;
+pub(crate) const TAG_CONTEXT: u32 = 4;
+pub(crate) const TAG_END: u32 = u32::MAX;
+
+/// What `snapshot ls` shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotMeta {
+    pub schema: u32,
+    pub id: String,
+    pub session: SessionId,
+    pub session_name: String,
+    #[serde(default)]
+    pub label: Option<String>,
+    pub created_ms: u64,
+    /// Execs in the snapshot's history.
+    pub execs: u64,
+    /// Always 0 in metadata written by snapshots taken from a live session (counting would
+    /// mean decoding the scrollback); set for imported ones.
+    pub scrollback_lines: u64,
+    /// Size on disk of the bundle.
+    pub bytes: u64,
+}
+
+/// A snapshot loaded back: everything needed to start the session again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    pub meta: SnapshotMeta,
+    /// The session's state when the snapshot was taken.
+    pub state: SessionState,
+    pub history: Vec<ExecRecord>,
+    pub scrollback: Option<Scrollback>,
+    pub context: Option<Vec<u8>>,
+}
+
+impl Snapshot {
+    /// The directory to restart in: the last exec's, else the recorded one.
+    pub fn cwd(&self) -> &str {
+        self.history
+            .last()
+            .map_or(self.state.cwd.as_str(), |e| e.cwd.as_str())
+    }
+}
+
+/// A session started again from a snapshot: its new state (status `Restored`) and the
+/// snapshot's content to replay (scrollback into the emulator, the last command if asked).
+#[derive(Debug, Clone)]
+pub struct Restored {
+    pub state: SessionState,
+    pub snapshot: Snapshot,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SnapshotFile {
+    #[serde(flatten)]
+    meta: SnapshotMeta,
+    state: SessionState,
+}
+
+impl Store {
+    fn snapshot_dir(&self, session: &SessionId) -> PathBuf {
+        self.root.join("snapshots").join(session.as_str())
+    }
+
+    /// Takes a snapshot of the session as last checkpointed: its state, history, scrollback
+    /// and context. Checkpoint the screen (`save_scrollback`) first for an up-to-date one.
+    pub fn snapshot(&self, session: &SessionId, label: Option<&str>) -> Result<SnapshotMeta> {
+        let state = self.load_state(session)?;
+        let dir = self.session_dir(session);
+        let hist_path = dir.join("history.log");
+        let mut images = Vec::new();
+        let mut execs = 0;
+        if let Some(bytes) = file::read_optional(&hist_path)? {
+            let (good, count) = history::good_prefix(&bytes, &hist_path)?;
+            execs = count;
+            images.push((TAG_HISTORY, bytes[..good].to_vec()));
+        }
+        for (tag, name) in [(TAG_SCROLLBACK, "scrollback"), (TAG_CONTEXT, "context.bin")] {
+            if let Some(bytes) = file::read_optional(&dir.join(name))? {
+                images.push((tag, bytes));
+            }
+        }
+        let meta = SnapshotMeta {
+            schema: SCHEMA_VERSION,
+            id: new_id(&self.root)?.to_string(),
+            session: session.clone(),
+            session_name: state.config.name.clone(),
+            label: label.map(str::to_owned),
+            created_ms: now_ms(),
+            execs,
+            scrollback_lines: 0,
+            bytes: 0,
+        };
+        self.write_snapshot(meta, &state, &images)
+    }
+
+    /// Writes bundle then metadata (the commit point), then indexes it.
+    fn write_snapshot(
+        &self,
+        mut meta: SnapshotMeta,
+        state: &SessionState,
+        images: &[(u32, Vec<u8>)],
+    ) -> Result<SnapshotMeta> {
+        let dir = self.snapshot_dir(&meta.session);
+        file::create_dir(&dir)?;
+        let bundle = encode_bundle(images);
+        meta.bytes = bundle.len() as u64;
+        file::write_atomic(
+            &dir.join(format!("{}.blob", meta.id)),
+            &bundle,
+            self.durable,
+        )?;
+        let json_path = dir.join(format!("{}.json", meta.id));
+        let doc = SnapshotFile {
+            meta: meta.clone(),
+            state: state.clone(),
+        };
+        let bytes = encode_json(
+            &doc,
+            Kind::SnapshotMeta,
+            self.cipher.as_ref(),
+            self.level,
+            &json_path,
+        )?;
+        file::write_atomic(&json_path, &bytes, self.durable)?;
+        self.index().add_snapshot(&meta)?;
+        Ok(meta)
+    }
+
+    /// Writes a snapshot given as data (import): encodes the images in this store's mode.
+    pub(crate) fn write_snapshot_data(&self, snap: &Snapshot) -> Result<SnapshotMeta> {
+        let dir = self.snapshot_dir(&snap.meta.session);
+        let images = self.encode_images(&dir.join(format!("{}.blob", snap.meta.id)), snap)?;
+        self.write_snapshot(snap.meta.clone(), &snap.state, &images)
+    }
+
+    pub(crate) fn encode_images(
+        &self,
+        path: &Path,
+        snap: &Snapshot,
+    ) -> Result<Vec<(u32, Vec<u8>)>> {
+        let cipher = self.cipher.as_ref();
+        let mut packer = Packer::new(self.level);
+        let mut images = vec![(
+            TAG_HISTORY,
+            history::encode_all(&snap.history, cipher, self.level, path)?,
+        )];
+        if let Some(s) = &snap.scrollback {
+            images.push((
+                TAG_SCROLLBACK,
+                seal::encode_blob(&mut packer, Kind::Scrollback, &s.encode(), cipher, path)?,
+            ));
+        }
+        if let Some(c) = &snap.context {
+            images.push((
+                TAG_CONTEXT,
+                seal::encode_blob(&mut packer, Kind::Context, c, cipher, path)?,
+            ));
+        }
+        Ok(images)
+    }
+
+    /// Snapshots, oldest first: all of them, or one session's.
+    pub fn list_snapshots(&self, session: Option<&SessionId>) -> Result<Vec<SnapshotMeta>> {
+        self.index().snapshots(session)
+    }
+
+    /// Resolves a snapshot id or a unique prefix of one.
+    pub fn resolve_snapshot(&self, id_or_prefix: &str) -> Result<(String, SessionId)> {
+        if id_or_prefix.is_empty() || !crate::record::valid_id(id_or_prefix) {
+            return Err(Error::InvalidId(id_or_prefix.to_owned()));
+        }
+        let mut found = self.index().snapshot_ids(id_or_prefix)?;
+        if let Some(pos) = found.iter().position(|(id, _)| id == id_or_prefix) {
+            return Ok(found.swap_remove(pos));
+        }
+        match found.len() {
+            0 => Err(Error::NotFound {
+                what: "snapshot",
+                id: id_or_prefix.to_owned(),
+            }),
+            1 => Ok(found.swap_remove(0)),
+            _ => Err(Error::Ambiguous {
+                prefix: id_or_prefix.to_owned(),
+                matches: found.into_iter().map(|(id, _)| id).collect(),
+            }),
+        }
+    }
+
+    /// Loads a snapshot by id or unique id prefix.
+    pub fn load_snapshot(&self, id_or_prefix: &str) -> Result<Snapshot> {
+        let (id, session) = self.resolve_snapshot(id_or_prefix)?;
+        let dir = self.snapshot_dir(&session);
+        let json_path = dir.join(format!("{id}.json"));
+        let json = file::read_optional(&json_path)?.ok_or_else(|| Error::NotFound {
+            what: "snapshot",
+            id: id.clone(),
+        })?;
+        let blob_path = dir.join(format!("{id}.blob"));
+        let bundle = file::read(&blob_path)?;
+        self.decode_snapshot(&json, &json_path, &bundle, &blob_path, self.cipher.as_ref())
+    }
+
+    pub(crate) fn decode_snapshot(
+        &self,
+        json: &[u8],
+        json_path: &Path,
+        bundle: &[u8],
+        blob_path: &Path,
+        cipher: Option<&Cipher>,
+    ) -> Result<Snapshot> {
+        let doc: SnapshotFile = decode_json(json, Kind::SnapshotMeta, cipher, json_path)?;
+        let mut snap = Snapshot {
+            meta: doc.meta,
+            state: doc.state,
+            history: Vec::new(),
+            scrollback: None,
+            context: None,
+        };
+        let mut unpacker = Unpacker::default();
+        for (tag, image) in decode_bundle(bundle, blob_path)? {
+            match tag {
+                TAG_HISTORY => snap.history = history::decode(image, blob_path, cipher)?.records,
+                TAG_SCROLLBACK => {
+                    let raw = seal::decode_blob(
+                        &mut unpacker,
+                        Kind::Scrollback,
+                        image,
+                        cipher,
+                        blob_path,
+                    )?;
+                    snap.scrollback = Some(Scrollback::decode(&raw, blob_path)?);
+                }
+                TAG_CONTEXT => {
+                    snap.context = Some(seal::decode_blob(
+                        &mut unpacker,
+                        Kind::Context,
+                        image,
+                        cipher,
+                        blob_path,
+                    )?);
+                }
+                other => {
+                    return Err(Error::corrupt(
+                        blob_path,
+                        format!("unknown section {other}"),
+                    ));
+                }
+            }
+        }
+        Ok(snap)
+    }
+
+    /// Deletes a snapshot (metadata first, so a crash leaves no half-listed snapshot).
+    pub fn delete_snapshot(&self, id_or_prefix: &str) -> Result<()> {
+        let (id, session) = self.resolve_snapshot(id_or_prefix)?;
+        let dir = self.snapshot_dir(&session);
+        for name in [format!("{id}.json"), format!("{id}.blob")] {
+            let path = dir.join(name);
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io("remove", &path, e)),
+            }
+        }
+        self.index().remove_snapshot(&id)
+    }
+
+    /// Records a new session from a snapshot (status `Restored`, a fresh id, named `new_name`
+    /// or as the original). The daemon then starts its program with the returned config.
+    pub fn restore(&self, id_or_prefix: &str, new_name: Option<&str>) -> Result<Restored> {
+        let snapshot = self.load_snapshot(id_or_prefix)?;
+        let mut state = snapshot.state.clone();
+        state.schema = SCHEMA_VERSION;
+        state.id = new_id(&self.root)?;
+        if let Some(name) = new_name {
+            state.config.name = name.to_owned();
+        }
+        state.cwd = snapshot.cwd().to_owned();
+        state.status = SessionStatus::Restored;
+        state.exit_code = None;
+        state.updated_ms = now_ms();
+        state.restored_from = Some(snapshot.meta.id.clone());
+        self.write_session_data(&state, &snapshot)?;
+        Ok(Restored { state, snapshot })
+    }
+
+    /// Writes a whole session (history, scrollback, context, then the state, which commits
+    /// it) from data: restore and import.
+    pub(crate) fn write_session_data(&self, state: &SessionState, data: &Snapshot) -> Result<()> {
+        let dir = self.session_dir(&state.id);
+        file::create_dir(&dir)?;
+        let cipher = self.cipher.as_ref();
+        let hist_path = dir.join("history.log");
+        history::rewrite(&hist_path, &data.history, cipher, self.level)?;
+        let mut packer = Packer::new(self.level);
+        if let Some(s) = &data.scrollback {
+            let path = dir.join("scrollback");
+            let bytes =
+                seal::encode_blob(&mut packer, Kind::Scrollback, &s.encode(), cipher, &path)?;
+            file::write_atomic(&path, &bytes, self.durable)?;
+        }
+        if let Some(c) = &data.context {
+            let path = dir.join("context.bin");
+            let bytes = seal::encode_blob(&mut packer, Kind::Context, c, cipher, &path)?;
+            file::write_atomic(&path, &bytes, self.durable)?;
+        }
+        self.save_state(state)?;
+        self.index().add_execs(&state.id, &data.history)
+    }
+
+    /// Every snapshot's metadata found on disk (for `reindex`); damaged ones are skipped.
+    pub(crate) fn scan_snapshots(&self) -> Result<Vec<SnapshotMeta>> {
+        let root = self.root.join("snapshots");
+        let mut out = Vec::new();
+        for session in file::list_names(&root)? {
+            let dir = root.join(&session);
+            file::sweep_tmp(&dir)?;
+            for name in file::list_names(&dir)? {
+                let Some(stem) = name.strip_suffix(".json") else {
+                    continue;
+                };
+                let path = dir.join(&name);
+                let Ok(bytes) = file::read(&path) else {
+                    continue;
+                };
+                let doc: Result<SnapshotFile> =
+                    decode_json(&bytes, Kind::SnapshotMeta, self.cipher.as_ref(), &path);
+                if let Ok(doc) = doc {
+                    if doc.meta.id == stem && dir.join(format!("{stem}.blob")).exists() {
+                        out.push(doc.meta);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+pub(crate) fn encode_bundle(images: &[(u32, Vec<u8>)]) -> Vec<u8> {
+    let size = images
+        .iter()
+        .map(|(_, b)| b.len() + frame::FRAME_HEADER_LEN)
+        .sum::<usize>()
+        + 32;
+    let mut out = Vec::with_capacity(size);
+    out.extend_from_slice(BUNDLE_MAGIC);
+    out.extend_from_slice(&(SCHEMA_VERSION as u16).to_le_bytes());
+    out.extend_from_slice(&[0, 0]);
+    for (tag, image) in images {
+        frame::encode(*tag, image, &mut out);
+    }
+    frame::encode(TAG_END, &(images.len() as u32).to_le_bytes(), &mut out);
+    out
+}
+
+/// The sections of a bundle; a bundle without its end frame is truncated.
+pub(crate) fn decode_bundle<'a>(bytes: &'a [u8], path: &Path) -> Result<Vec<(u32, &'a [u8])>> {
+    if bytes.len() < 8 {
+        return Err(Error::truncated(path, "shorter than the bundle header"));
+    }
+    if &bytes[..4] != BUNDLE_MAGIC {
+        return Err(Error::corrupt(
+            path,
+            "not an ai-session snapshot (bad magic)",
+        ));
+    }
+    let schema = u32::from(u16::from_le_bytes([bytes[4], bytes[5]]));
+    if schema > SCHEMA_VERSION {
+        return Err(Error::NewerVersion {
+            path: path.to_owned(),
+            found: schema,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    let scan = frame::scan(&bytes[8..], 8, path)?;
+    let mut out = Vec::new();
+    for f in scan.frames {
+        if f.tag == TAG_END {
+            if scan.torn > 0 {
+                return Err(Error::corrupt(path, "bytes after the end"));
+            }
+            return Ok(out);
+        }
+        out.push((f.tag, f.body));
+    }
+    Err(Error::truncated(path, "no end frame"))
+}

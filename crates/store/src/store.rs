@@ -1,0 +1,613 @@
+//! `Store`: the state directory as a whole. Opening it checks the layout version (migrating
+//! older layouts), unlocks the key when the store is encrypted, sweeps temporary files of
+//! killed writers and opens the index. Session files are handled here; snapshots in
+//! `snapshot`, export and import in `archive`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use serde::{Deserialize, Serialize};
+
+use crate::crypt::{Cipher, KdfParams, KeyCheck};
+use crate::error::{Error, Result};
+use crate::file;
+use crate::history::{self, HistoryWriter};
+use crate::index::{ExecRow, ExecStats, Index};
+use crate::record::{
+    ExecRecord, Scrollback, SessionConfig, SessionId, SessionState, SessionStatus, now_ms,
+};
+use crate::seal::{self, Kind, Packer, SCHEMA_VERSION, Unpacker};
+
+/// The environment variable the daemon reads the passphrase from.
+pub const PASSPHRASE_ENV: &str = "AI_SESSION_PASSPHRASE";
+/// Open history files kept between appends; past this, the least recently opened is closed.
+const MAX_OPEN_HISTORIES: usize = 256;
+
+/// How to open a store.
+#[derive(Clone)]
+pub struct Options {
+    /// zstd level for everything the store compresses (1..=22; 3 is zstd's default).
+    pub compression_level: i32,
+    /// Encrypts the store with a key derived from this passphrase. A store that has a key
+    /// check (`metadata/keycheck.json`) cannot be opened without it.
+    pub passphrase: Option<String>,
+    /// Argon2id costs used when the store's key check is created.
+    pub kdf: KdfParams,
+    /// fsync whole-file writes (state, scrollback, context, snapshots) before renaming them
+    /// into place, and their directory after. Off, they survive a process kill but not a power
+    /// loss. History appends are never fsynced one by one (see `Store::sync`).
+    pub durable: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            compression_level: 3,
+            passphrase: None,
+            kdf: KdfParams::default(),
+            durable: true,
+        }
+    }
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("compression_level", &self.compression_level)
+            .field("passphrase", &self.passphrase.as_ref().map(|_| "<set>"))
+            .field("kdf", &self.kdf)
+            .field("durable", &self.durable)
+            .finish()
+    }
+}
+
+impl Options {
+    /// The defaults, with the passphrase from `AI_SESSION_PASSPHRASE` when set and not empty.
+    pub fn from_env() -> Self {
+        Self {
+            passphrase: std::env::var(PASSPHRASE_ENV).ok().filter(|p| !p.is_empty()),
+            ..Self::default()
+        }
+    }
+}
+
+/// `metadata/layout.json`: the layout version of the directory as a whole.
+#[derive(Serialize, Deserialize)]
+struct Layout {
+    schema: u32,
+}
+
+/// A session as `load_all_sessions` returns it: its state and its last checkpoint.
+#[derive(Debug)]
+pub struct SessionRecord {
+    pub state: SessionState,
+    /// Number of execs in the history.
+    pub execs: u64,
+    /// The last exec recorded (the last checkpoint); `None` for a fresh session.
+    pub last_exec: Option<ExecRecord>,
+    pub has_scrollback: bool,
+    pub has_context: bool,
+    /// Bytes of a torn last history frame that were ignored (a killed writer).
+    pub torn_bytes: u64,
+    /// The history could not be read (corruption in its middle, wrong key): the state is
+    /// still good, so the session can be resurrected without its history.
+    pub history_error: Option<Error>,
+}
+
+impl SessionRecord {
+    /// The directory to resurrect the session in: the last exec's, else the recorded one.
+    pub fn cwd(&self) -> &str {
+        self.last_exec
+            .as_ref()
+            .map_or(self.state.cwd.as_str(), |e| e.cwd.as_str())
+    }
+}
+
+/// The state directory. `Send + Sync`: share it behind an `Arc`; every method is blocking
+/// (call it from a blocking thread in an async daemon).
+pub struct Store {
+    pub(crate) root: PathBuf,
+    pub(crate) level: i32,
+    pub(crate) durable: bool,
+    pub(crate) cipher: Option<Cipher>,
+    /// Kept to open export files sealed under another store's salt.
+    pub(crate) passphrase: Option<String>,
+    index: Mutex<Index>,
+    writers: Mutex<HashMap<SessionId, HistoryWriter>>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("root", &self.root)
+            .field("encrypted", &self.cipher.is_some())
+            .finish()
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `root`.
+    pub fn open(root: impl Into<PathBuf>, options: Options) -> Result<Self> {
+        let root = root.into();
+        for dir in ["sessions", "snapshots", "metadata"] {
+            file::create_dir(&root.join(dir))?;
+        }
+        let cipher = unlock(&root, &options)?;
+        let migrated = crate::migrate::run(&root, cipher.as_ref(), options.compression_level)?;
+        let index_path = root.join("metadata").join("index.db");
+        let fresh_index = !index_path.exists();
+        let index = Index::open(&index_path, cipher.is_some())?;
+        let store = Self {
+            root,
+            level: options.compression_level,
+            durable: options.durable,
+            cipher,
+            passphrase: options.passphrase,
+            index: Mutex::new(index),
+            writers: Mutex::new(HashMap::new()),
+        };
+        file::sweep_tmp(&store.root.join("metadata"))?;
+        if fresh_index || migrated {
+            store.reindex()?;
+        } else {
+            store.reconcile()?;
+        }
+        Ok(store)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn is_encrypted(&self) -> bool {
+        self.cipher.is_some()
+    }
+
+    pub(crate) fn index(&self) -> MutexGuard<'_, Index> {
+        self.index.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn writers(&self) -> MutexGuard<'_, HashMap<SessionId, HistoryWriter>> {
+        self.writers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn session_dir(&self, id: &SessionId) -> PathBuf {
+        self.root.join("sessions").join(id.as_str())
+    }
+
+    /// Records a new session (status `Live`) under a fresh id.
+    pub fn create_session(&self, config: SessionConfig) -> Result<SessionState> {
+        let id = new_id(&self.root)?;
+        let now = now_ms();
+        let state = SessionState {
+            schema: SCHEMA_VERSION,
+            id,
+            cwd: config.cwd.clone(),
+            config,
+            status: SessionStatus::Live,
+            exit_code: None,
+            updated_ms: now,
+            restored_from: None,
+        };
+        self.save_state(&state)?;
+        Ok(state)
+    }
+
+    /// Writes `sessions/{id}/state.json` (atomically) and updates the index.
+    pub fn save_state(&self, state: &SessionState) -> Result<()> {
+        let dir = self.session_dir(&state.id);
+        file::create_dir(&dir)?;
+        let path = dir.join("state.json");
+        let bytes = encode_json(state, Kind::State, self.cipher.as_ref(), self.level, &path)?;
+        file::write_atomic(&path, &bytes, self.durable)?;
+        self.index().upsert_session(state)
+    }
+
+    pub fn load_state(&self, id: &SessionId) -> Result<SessionState> {
+        let path = self.session_dir(id).join("state.json");
+        let bytes = file::read_optional(&path)?.ok_or_else(|| Error::NotFound {
+            what: "session",
+            id: id.to_string(),
+        })?;
+        let state: SessionState = decode_json(&bytes, Kind::State, self.cipher.as_ref(), &path)?;
+        if &state.id != id {
+            return Err(Error::corrupt(
+                &path,
+                format!("holds session '{}'", state.id),
+            ));
+        }
+        Ok(state)
+    }
+
+    /// Sets the status (and exit code) and saves the state: on exit, on kill, on restore.
+    pub fn set_status(
+        &self,
+        id: &SessionId,
+        status: SessionStatus,
+        exit_code: Option<i32>,
+    ) -> Result<SessionState> {
+        let mut state = self.load_state(id)?;
+        state.status = status;
+        state.exit_code = exit_code;
+        state.updated_ms = now_ms();
+        self.save_state(&state)?;
+        Ok(state)
+    }
+
+    /// Checkpoints one exec: appends a frame to `history.log` (no fsync) and a row to the
+    /// analytics table.
+    pub fn append_exec(&self, id: &SessionId, record: &ExecRecord) -> Result<()> {
+        self.append_execs(id, std::slice::from_ref(record))
+    }
+
+    /// Checkpoints several execs as one frame.
+    pub fn append_execs(&self, id: &SessionId, records: &[ExecRecord]) -> Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        {
+            let mut writers = self.writers();
+            if !writers.contains_key(id) {
+                let dir = self.session_dir(id);
+                if !dir.join("state.json").exists() {
+                    return Err(Error::NotFound {
+                        what: "session",
+                        id: id.to_string(),
+                    });
+                }
+                if writers.len() >= MAX_OPEN_HISTORIES {
+                    evict_one(&mut writers)?;
+                }
+                let w = HistoryWriter::open(
+                    &dir.join("history.log"),
+                    self.cipher.as_ref(),
+                    self.level,
+                )?;
+                writers.insert(id.clone(), w);
+            }
+            if let Some(w) = writers.get_mut(id) {
+                w.append(records, self.cipher.as_ref())?;
+            }
+        }
+        self.index().add_execs(id, records)
+    }
+
+    pub fn load_history(&self, id: &SessionId) -> Result<Vec<ExecRecord>> {
+        let path = self.session_dir(id).join("history.log");
+        Ok(history::read(&path, self.cipher.as_ref())?.records)
+    }
+
+    /// Checkpoints the screen and scrollback (`sessions/{id}/scrollback`, replaced atomically).
+    pub fn save_scrollback(&self, id: &SessionId, scrollback: &Scrollback) -> Result<()> {
+        self.save_blob(id, "scrollback", Kind::Scrollback, &scrollback.encode())
+    }
+
+    pub fn load_scrollback(&self, id: &SessionId) -> Result<Option<Scrollback>> {
+        let path = self.session_dir(id).join("scrollback");
+        match self.load_blob(&path, Kind::Scrollback)? {
+            Some(raw) => Scrollback::decode(&raw, &path).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Stores the context layer's bytes (`sessions/{id}/context.bin`, compressed, replaced
+    /// atomically).
+    pub fn save_context(&self, id: &SessionId, context: &[u8]) -> Result<()> {
+        self.save_blob(id, "context.bin", Kind::Context, context)
+    }
+
+    pub fn load_context(&self, id: &SessionId) -> Result<Option<Vec<u8>>> {
+        self.load_blob(&self.session_dir(id).join("context.bin"), Kind::Context)
+    }
+
+    fn save_blob(&self, id: &SessionId, name: &str, kind: Kind, raw: &[u8]) -> Result<()> {
+        let dir = self.session_dir(id);
+        if !dir.join("state.json").exists() {
+            return Err(Error::NotFound {
+                what: "session",
+                id: id.to_string(),
+            });
+        }
+        let path = dir.join(name);
+        let bytes = seal::encode_blob(
+            &mut Packer::new(self.level),
+            kind,
+            raw,
+            self.cipher.as_ref(),
+            &path,
+        )?;
+        file::write_atomic(&path, &bytes, self.durable)
+    }
+
+    pub(crate) fn load_blob(&self, path: &Path, kind: Kind) -> Result<Option<Vec<u8>>> {
+        match file::read_optional(path)? {
+            Some(bytes) => seal::decode_blob(
+                &mut Unpacker::default(),
+                kind,
+                &bytes,
+                self.cipher.as_ref(),
+                path,
+            )
+            .map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// One session's state and last checkpoint.
+    pub fn load_session(&self, id: &SessionId) -> Result<SessionRecord> {
+        let state = self.load_state(id)?;
+        let dir = self.session_dir(id);
+        file::sweep_tmp(&dir)?;
+        let (execs, last_exec, torn_bytes, history_error) =
+            match history::read_last(&dir.join("history.log"), self.cipher.as_ref()) {
+                Ok((n, last, torn)) => (n, last, torn, None),
+                Err(e) => (0, None, 0, Some(e)),
+            };
+        Ok(SessionRecord {
+            state,
+            execs,
+            last_exec,
+            has_scrollback: dir.join("scrollback").exists(),
+            has_context: dir.join("context.bin").exists(),
+            torn_bytes,
+            history_error,
+        })
+    }
+
+    /// Every session in the store, each with its own result: a damaged session is an `Err`
+    /// naming its file and never stops the others. Ordered by id (creation time for ids made
+    /// by `create_session`).
+    pub fn load_all_sessions(&self) -> Result<Vec<(SessionId, Result<SessionRecord>)>> {
+        let names = file::list_names(&self.root.join("sessions"))?;
+        let mut out = Vec::with_capacity(names.len());
+        for name in names {
+            let Ok(id) = SessionId::new(name) else {
+                continue;
+            };
+            let record = self.load_session(&id);
+            out.push((id, record));
+        }
+        Ok(out)
+    }
+
+    /// Ids of the sessions named `name`, newest first.
+    pub fn find_sessions(&self, name: &str) -> Result<Vec<SessionId>> {
+        self.index().sessions_named(name)
+    }
+
+    /// Deletes a session's record (its snapshots stay until deleted).
+    pub fn delete_session(&self, id: &SessionId) -> Result<()> {
+        self.writers().remove(id);
+        let dir = self.session_dir(id);
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("remove", &dir, e)),
+        }
+        self.index().remove_session(id)
+    }
+
+    /// Makes every history append so far durable (fsync) and checkpoints the index's WAL.
+    /// Call it every few seconds and at shutdown; a process kill loses nothing without it,
+    /// a power loss loses what came after the last call.
+    pub fn sync(&self) -> Result<()> {
+        for w in self.writers().values_mut() {
+            w.sync()?;
+        }
+        self.index().checkpoint()
+    }
+
+    /// fsyncs one session's history (before a snapshot, at kill).
+    pub fn sync_session(&self, id: &SessionId) -> Result<()> {
+        match self.writers().get_mut(id) {
+            Some(w) => w.sync(),
+            None => Ok(()),
+        }
+    }
+
+    /// Closes a session's history file (after a kill; the next append reopens it).
+    pub fn close_session(&self, id: &SessionId) -> Result<()> {
+        match self.writers().remove(id) {
+            Some(mut w) => w.sync(),
+            None => Ok(()),
+        }
+    }
+
+    pub fn exec_stats(&self, session: Option<&SessionId>) -> Result<ExecStats> {
+        self.index().exec_stats(session)
+    }
+
+    pub fn slowest_execs(&self, session: Option<&SessionId>, limit: usize) -> Result<Vec<ExecRow>> {
+        self.index().slowest_execs(session, limit)
+    }
+
+    /// Rebuilds the index from the files (after a migration, or if `index.db` was lost).
+    /// Damaged sessions and snapshots are left out of it.
+    pub fn reindex(&self) -> Result<()> {
+        let sessions = self.load_all_sessions()?;
+        let snapshots = self.scan_snapshots()?;
+        let mut index = self.index();
+        index.rebuild(|ix| {
+            for (id, record) in &sessions {
+                let Ok(record) = record else { continue };
+                ix.upsert_session(&record.state)?;
+                if record.execs > 0 {
+                    let path = self.session_dir(id).join("history.log");
+                    if let Ok(h) = history::read(&path, self.cipher.as_ref()) {
+                        ix.add_execs_raw(id, &h.records)?;
+                    }
+                }
+            }
+            for meta in &snapshots {
+                ix.add_snapshot(meta)?;
+            }
+            Ok(())
+        })
+    }
+}
+
+impl Store {
+    /// Brings the index in line with the files after a crash between a file's commit and
+    /// its index update (a session or snapshot created, or deleted, just before a kill).
+    fn reconcile(&self) -> Result<()> {
+        let (indexed_sessions, indexed_snapshots) = self.index().ids()?;
+        let indexed: std::collections::HashSet<String> = indexed_sessions.into_iter().collect();
+        let mut on_disk = std::collections::HashSet::new();
+        for name in file::list_names(&self.root.join("sessions"))? {
+            let Ok(id) = SessionId::new(name.clone()) else {
+                continue;
+            };
+            on_disk.insert(name.clone());
+            if !indexed.contains(&name) {
+                if let Ok(state) = self.load_state(&id) {
+                    self.index().upsert_session(&state)?;
+                }
+            }
+        }
+        for gone in indexed.difference(&on_disk) {
+            if let Ok(id) = SessionId::new(gone.clone()) {
+                self.index().remove_session(&id)?;
+            }
+        }
+        let snapshots = self.scan_snapshots()?;
+        let indexed: std::collections::HashSet<String> = indexed_snapshots.into_iter().collect();
+        let on_disk: std::collections::HashSet<String> =
+            snapshots.iter().map(|m| m.id.clone()).collect();
+        for meta in &snapshots {
+            if !indexed.contains(&meta.id) {
+                self.index().add_snapshot(meta)?;
+            }
+        }
+        for gone in indexed.difference(&on_disk) {
+            self.index().remove_snapshot(gone)?;
+        }
+        Ok(())
+    }
+}
+
+fn evict_one(writers: &mut HashMap<SessionId, HistoryWriter>) -> Result<()> {
+    let Some(id) = writers.keys().next().cloned() else {
+        return Ok(());
+    };
+    if let Some(mut w) = writers.remove(&id) {
+        w.sync()?;
+    }
+    Ok(())
+}
+
+/// A fresh time-ordered id: 12 hex digits of milliseconds, '-', 6 random hex digits.
+pub(crate) fn new_id(root: &Path) -> Result<SessionId> {
+    let mut r = [0u8; 3];
+    crate::crypt::random(&mut r, root)?;
+    SessionId::new(format!("{:012x}-{}", now_ms(), crate::crypt::hex(&r)))
+}
+
+/// Reads the key check, or creates it when a passphrase is given to a store without one.
+fn unlock(root: &Path, options: &Options) -> Result<Option<Cipher>> {
+    let path = root.join("metadata").join("keycheck.json");
+    match (file::read_optional(&path)?, &options.passphrase) {
+        (Some(bytes), Some(pass)) => {
+            let check: KeyCheck = serde_json::from_slice(&bytes)
+                .map_err(|e| Error::corrupt(&path, format!("bad key check: {e}")))?;
+            check.unlock(pass.as_bytes(), &path, root).map(Some)
+        }
+        (Some(_), None) => Err(Error::PassphraseRequired {
+            path: root.to_owned(),
+        }),
+        (None, Some(pass)) => {
+            let (check, cipher) = KeyCheck::create(pass.as_bytes(), options.kdf, &path)?;
+            let bytes = serde_json::to_vec_pretty(&check)
+                .map_err(|e| Error::corrupt(&path, e.to_string()))?;
+            file::write_atomic(&path, &bytes, true)?;
+            Ok(Some(cipher))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
+/// JSON files: plain JSON in a plaintext store (readable with any tool), a sealed blob in an
+/// encrypted one.
+pub(crate) fn encode_json<T: Serialize>(
+    value: &T,
+    kind: Kind,
+    cipher: Option<&Cipher>,
+    level: i32,
+    path: &Path,
+) -> Result<Vec<u8>> {
+    let json = serde_json::to_vec_pretty(value).map_err(|e| Error::Codec {
+        path: path.to_owned(),
+        detail: format!("encode: {e}"),
+    })?;
+    match cipher {
+        Some(c) => seal::encode_blob(&mut Packer::new(level), kind, &json, Some(c), path),
+        None => Ok(json),
+    }
+}
+
+#[derive(Deserialize)]
+struct Versioned {
+    schema: Option<u32>,
+}
+
+pub(crate) fn decode_json<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    kind: Kind,
+    cipher: Option<&Cipher>,
+    path: &Path,
+) -> Result<T> {
+    let opened;
+    let json = if seal::is_blob(bytes) {
+        opened = seal::decode_blob(&mut Unpacker::default(), kind, bytes, cipher, path)?;
+        &opened[..]
+    } else {
+        bytes
+    };
+    let v: Versioned = serde_json::from_slice(json).map_err(|e| json_error(path, json, e))?;
+    match v.schema {
+        Some(found) if found > SCHEMA_VERSION => {
+            return Err(Error::NewerVersion {
+                path: path.to_owned(),
+                found,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        None => return Err(Error::corrupt(path, "no schema version")),
+        Some(_) => {}
+    }
+    serde_json::from_slice(json).map_err(|e| json_error(path, json, e))
+}
+
+fn json_error(path: &Path, json: &[u8], e: serde_json::Error) -> Error {
+    if e.is_eof() {
+        Error::truncated(path, format!("JSON ends early ({} bytes)", json.len()))
+    } else {
+        Error::corrupt(path, format!("bad JSON: {e}"))
+    }
+}
+
+pub(crate) fn read_layout(root: &Path) -> Result<Option<u32>> {
+    let path = root.join("metadata").join("layout.json");
+    match file::read_optional(&path)? {
+        Some(bytes) => {
+            let layout: Layout =
+                serde_json::from_slice(&bytes).map_err(|e| json_error(&path, &bytes, e))?;
+            if layout.schema > SCHEMA_VERSION {
+                return Err(Error::NewerVersion {
+                    path,
+                    found: layout.schema,
+                    supported: SCHEMA_VERSION,
+                });
+            }
+            Ok(Some(layout.schema))
+        }
+        None => Ok(None),
+    }
+}
+
+pub(crate) fn write_layout(root: &Path, schema: u32) -> Result<()> {
+    let path = root.join("metadata").join("layout.json");
+    let bytes =
+        serde_json::to_vec(&Layout { schema }).map_err(|e| Error::corrupt(&path, e.to_string()))?;
+    file::write_atomic(&path, &bytes, true)
+}
