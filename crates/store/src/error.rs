@@ -107,3 +107,20 @@ impl Error {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn enospc_is_disk_full_naming_the_file() {
+        let e = Error::io(
+            "write",
+            "/s/state.json",
+            std::io::Error::from_raw_os_error(28),
+        );
+        assert!(matches!(e, Error::DiskFull { .. }));
+        assert_eq!(e.to_string(), "disk full while writing /s/state.json");
+    }
+}

@@ -194,7 +194,7 @@ impl Index {
         let sql = "SELECT id, session_id, session_name, label, created_ms, execs,
                           scrollback_lines, bytes
                    FROM snapshots WHERE ?1 IS NULL OR session_id = ?1
-                   ORDER BY created_ms, id";
+                   ORDER BY id";
         let mut stmt = self.conn.prepare_cached(sql).map_err(|e| self.err(e))?;
         let rows = stmt
             .query_map(params![session.map(SessionId::as_str)], |r| {

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
@@ -137,7 +138,8 @@ impl Store {
         let migrated = crate::migrate::run(&root, cipher.as_ref(), options.compression_level)?;
         let index_path = root.join("metadata").join("index.db");
         let fresh_index = !index_path.exists();
-        let index = Index::open(&index_path, cipher.is_some())?;
+        let (index, rebuilt) = open_index(&index_path, cipher.is_some())?;
+        let fresh_index = fresh_index || rebuilt;
         let store = Self {
             root,
             level: options.compression_level,
@@ -365,6 +367,11 @@ impl Store {
             let Ok(id) = SessionId::new(name) else {
                 continue;
             };
+            // A directory without a state is a restore or import killed before its commit.
+            let dir = self.session_dir(&id);
+            if !dir.join("state.json").exists() && dir.is_dir() {
+                continue;
+            }
             let record = self.load_session(&id);
             out.push((id, record));
         }
@@ -486,6 +493,22 @@ impl Store {
     }
 }
 
+/// Opens the index; a damaged one (it is derived data) is moved aside and rebuilt.
+fn open_index(path: &Path, redact: bool) -> Result<(Index, bool)> {
+    match Index::open(path, redact) {
+        Ok(index) => Ok((index, false)),
+        Err(Error::Index { .. }) => {
+            let aside = path.with_extension(format!("db.damaged-{}", now_ms()));
+            std::fs::rename(path, &aside).map_err(|e| Error::io("move aside", path, e))?;
+            for ext in ["db-wal", "db-shm"] {
+                std::fs::remove_file(path.with_extension(ext)).ok();
+            }
+            Ok((Index::open(path, redact)?, true))
+        }
+        Err(e) => Err(e),
+    }
+}
+
 fn evict_one(writers: &mut HashMap<SessionId, HistoryWriter>) -> Result<()> {
     let Some(id) = writers.keys().next().cloned() else {
         return Ok(());
@@ -496,11 +519,21 @@ fn evict_one(writers: &mut HashMap<SessionId, HistoryWriter>) -> Result<()> {
     Ok(())
 }
 
-/// A fresh time-ordered id: 12 hex digits of milliseconds, '-', 6 random hex digits.
+/// A fresh time-ordered id: 12 hex digits of milliseconds, '-', 6 random hex digits. The
+/// millisecond part never repeats within a process (it runs ahead of the clock under bursts),
+/// so ids sort in creation order.
 pub(crate) fn new_id(root: &Path) -> Result<SessionId> {
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = now_ms();
+    let prev = LAST
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| {
+            Some(now.max(last + 1))
+        })
+        .unwrap_or(now);
+    let ms = now.max(prev + 1);
     let mut r = [0u8; 3];
     crate::crypt::random(&mut r, root)?;
-    SessionId::new(format!("{:012x}-{}", now_ms(), crate::crypt::hex(&r)))
+    SessionId::new(format!("{ms:012x}-{}", crate::crypt::hex(&r)))
 }
 
 /// Reads the key check, or creates it when a passphrase is given to a store without one.

@@ -1,0 +1,6 @@
+mod common;
+mod crash;
+mod damage;
+mod encryption;
+mod migration;
+mod roundtrip;
