@@ -55,6 +55,9 @@ pub async fn run(sel: &Selector, command: Command) -> Result<ExitCode, ClientErr
     if let Command::Coord(c) = command {
         return crate::coord::run(sel, c).await;
     }
+    if let Command::Serve(a) = command {
+        return serve(sel, a).await;
+    }
     if let Command::Mcp = command {
         ai_session_mcp::serve_stdio_with(sel.label.clone(), sel.socket.clone()).await?;
         return Ok(ExitCode::SUCCESS);
@@ -186,7 +189,11 @@ pub async fn run(sel: &Selector, command: Command) -> Result<ExitCode, ClientErr
                 .call(m::SESSION_KILL, Target { target: a.target })
                 .await?;
         }
-        Command::Daemon { .. } | Command::Parse(_) | Command::Coord(_) | Command::Mcp => {}
+        Command::Daemon { .. }
+        | Command::Parse(_)
+        | Command::Coord(_)
+        | Command::Mcp
+        | Command::Serve(_) => {}
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -332,8 +339,34 @@ async fn daemon(sel: &Selector, action: DaemonAction) -> Result<ExitCode, Client
     Ok(ExitCode::SUCCESS)
 }
 
+/// `serve`: asks the daemon (started if needed) to serve HTTP; prints where and how.
+async fn serve(sel: &Selector, a: crate::ServeArgs) -> Result<ExitCode, ClientError> {
+    let client = Client::connect(sel, true).await?;
+    let params = ServeParams {
+        listen: a.listen,
+        allow_remote: a.allow_remote,
+    };
+    let r: ServeResult = client.call(m::DAEMON_SERVE, params).await?;
+    if a.json {
+        print_json(&r)?;
+    } else {
+        println!("{}", r.url);
+        eprintln!(
+            "{} on {}; the token is in {}\n  curl -H \"Authorization: Bearer $(cat {})\" {}/v1/sessions\n  OpenAPI: {}/openapi.json   MCP: {}/mcp",
+            if r.started { "serving" } else { "already serving" },
+            r.listen,
+            r.token_file,
+            r.token_file,
+            r.url,
+            r.url,
+            r.url
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `daemon run`: the daemon process itself.
-pub fn run_daemon(sel: &Selector, notify_ready: bool) -> ExitCode {
+pub fn run_daemon(sel: &Selector, notify_ready: bool, http: Option<ServeParams>) -> ExitCode {
     let paths = sel.paths();
     if let Err(e) = paths.create_dirs() {
         eprintln!("error: cannot create {}: {e}", paths.data.display());
@@ -383,7 +416,7 @@ pub fn run_daemon(sel: &Selector, notify_ready: bool) -> ExitCode {
             detach_stdio();
         }
     };
-    match rt.block_on(ai_session_daemon::serve(paths, ready)) {
+    match rt.block_on(ai_session_daemon::serve_with(paths, http, ready)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");

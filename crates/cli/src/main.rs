@@ -62,6 +62,9 @@ enum Command {
     Coord(coord::CoordCommand),
     /// Serve the Model Context Protocol on stdin/stdout (for Claude Code, Codex, Cursor).
     Mcp,
+    /// Serve the HTTP and WebSocket API (and MCP at /mcp) from the daemon; prints the URL and
+    /// the token file.
+    Serve(ServeArgs),
     /// Start, stop or inspect the daemon.
     Daemon {
         #[command(subcommand)]
@@ -247,6 +250,19 @@ struct ResizeArgs {
     json: bool,
 }
 
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on, IP:PORT (port 0 picks a free one). Default 127.0.0.1:7717.
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+    /// Allow a non-loopback address: anyone who reaches it with the token controls every session.
+    #[arg(long)]
+    allow_remote: bool,
+    /// Print JSON with a stable shape.
+    #[arg(long)]
+    json: bool,
+}
+
 #[derive(Subcommand)]
 enum DaemonAction {
     /// Start the daemon if it is not running.
@@ -261,6 +277,12 @@ enum DaemonAction {
         /// Print "ready" on stdout once listening, then detach stdout and stderr.
         #[arg(long)]
         notify_ready: bool,
+        /// Also serve the HTTP API on this address (as `ai-session serve --listen`).
+        #[arg(long, value_name = "ADDR")]
+        http: Option<String>,
+        /// Allow a non-loopback --http address.
+        #[arg(long, requires = "http")]
+        allow_remote: bool,
     },
 }
 
@@ -271,10 +293,19 @@ fn main() -> ExitCode {
         socket: cli.socket,
     };
     if let Command::Daemon {
-        action: DaemonAction::Run { notify_ready },
+        action:
+            DaemonAction::Run {
+                notify_ready,
+                http,
+                allow_remote,
+            },
     } = cli.command
     {
-        return commands::run_daemon(&sel, notify_ready);
+        let http = http.map(|listen| ai_session_protocol::methods::ServeParams {
+            listen: Some(listen),
+            allow_remote,
+        });
+        return commands::run_daemon(&sel, notify_ready, http);
     }
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

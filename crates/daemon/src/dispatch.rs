@@ -28,6 +28,7 @@ const METHODS: &[&str] = &[
     m::SESSION_SUBSCRIBE,
     m::DAEMON_STATUS,
     m::DAEMON_STOP,
+    m::DAEMON_SERVE,
 ];
 
 pub(crate) async fn handle(
@@ -179,6 +180,7 @@ async fn route(
             version: env!("CARGO_PKG_VERSION").into(),
             protocol: PROTOCOL_VERSION,
         }),
+        m::DAEMON_SERVE => crate::http::serve_method(daemon, p).await,
         m::DAEMON_STOP => {
             daemon.shutdown.notify_one();
             Ok(Value::Object(Default::default()))

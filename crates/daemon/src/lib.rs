@@ -9,6 +9,7 @@
 mod connection;
 mod coord;
 mod dispatch;
+mod http;
 mod server;
 
-pub use server::{Daemon, ServeError, serve};
+pub use server::{Daemon, ServeError, serve, serve_with};

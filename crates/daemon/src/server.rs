@@ -23,6 +23,9 @@ pub enum ServeError {
     },
     #[error(transparent)]
     Session(#[from] ai_session_core::Error),
+    /// `--http` was given and the HTTP server could not start (address taken, not loopback).
+    #[error("cannot start the HTTP server: {0}")]
+    Http(ai_session_protocol::RpcError),
 }
 
 /// State shared by every connection.
@@ -33,6 +36,8 @@ pub struct Daemon {
     pub paths: Paths,
     pub started: Instant,
     pub shutdown: Notify,
+    /// The HTTP server (`daemon.serve`), when it runs.
+    pub(crate) http: crate::http::Http,
 }
 
 fn setup_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> ServeError + '_ {
@@ -45,6 +50,15 @@ fn setup_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> ServeErro
 /// Runs the daemon until `daemon.stop`, SIGTERM or SIGINT. `ready` is called once the socket
 /// accepts connections.
 pub async fn serve(paths: Paths, ready: impl FnOnce()) -> Result<(), ServeError> {
+    serve_with(paths, None, ready).await
+}
+
+/// [`serve`], with the HTTP server started before `ready` when `http` is given.
+pub async fn serve_with(
+    paths: Paths,
+    http: Option<ai_session_protocol::methods::ServeParams>,
+    ready: impl FnOnce(),
+) -> Result<(), ServeError> {
     paths.create_dirs().map_err(setup_err(&paths.data))?;
     let lock_path = paths.data.join("daemon.lock");
     let lock = std::fs::OpenOptions::new()
@@ -72,10 +86,16 @@ pub async fn serve(paths: Paths, ready: impl FnOnce()) -> Result<(), ServeError>
         paths: paths.clone(),
         started: Instant::now(),
         shutdown: Notify::new(),
+        http: crate::http::Http::default(),
     });
     raise_fd_limit();
     tracing::info!(socket = %paths.socket.display(), pid = std::process::id(), "daemon listening");
     tokio::spawn(announce_sessions(daemon.clone()));
+    if let Some(p) = http {
+        crate::http::start(&daemon, p)
+            .await
+            .map_err(ServeError::Http)?;
+    }
     ready();
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -108,6 +128,7 @@ pub async fn serve(paths: Paths, ready: impl FnOnce()) -> Result<(), ServeError>
     }
     tracing::info!("shutting down");
     drop(listener);
+    daemon.http.stop().await;
     if let Err(e) = std::fs::remove_file(&paths.socket) {
         tracing::warn!("cannot remove the socket: {e}");
     }

@@ -1,0 +1,153 @@
+//! The HTTP server's bearer token: 32 random bytes as hex, created on first start in the
+//! daemon's state directory (`http.token`, mode 0600), checked in constant time on every request.
+
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use subtle::ConstantTimeEq;
+
+/// The token file's name inside the daemon's state directory.
+pub(crate) const TOKEN_FILE: &str = "http.token";
+
+/// The query parameter that carries the token on WebSocket upgrades, for clients (browsers)
+/// that cannot set headers. RFC 6750 names it so.
+pub(crate) const QUERY_PARAM: &str = "access_token";
+
+#[derive(Clone)]
+pub(crate) struct Token {
+    secret: Arc<str>,
+    path: PathBuf,
+}
+
+impl Token {
+    /// Reads the token file, or creates it with a fresh token. A file readable by others is made
+    /// private again (the token is still good: only the file's owner could have written it).
+    pub(crate) fn load_or_create(dir: &Path) -> std::io::Result<Self> {
+        let path = dir.join(TOKEN_FILE);
+        let created = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path);
+        let secret = match created {
+            Ok(mut file) => {
+                let mut bytes = [0u8; 32];
+                getrandom::fill(&mut bytes).map_err(|e| {
+                    std::io::Error::other(format!("no randomness for the HTTP token: {e}"))
+                })?;
+                let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+                file.write_all(secret.as_bytes())?;
+                file.sync_all()?;
+                secret
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let meta = std::fs::metadata(&path)?;
+                if meta.permissions().mode() & 0o077 != 0 {
+                    tracing::warn!("{} was readable by others: made private", path.display());
+                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+                }
+                let secret = std::fs::read_to_string(&path)?.trim().to_owned();
+                if secret.len() < 32 {
+                    return Err(std::io::Error::other(format!(
+                        "{} does not hold a token; delete it and serve again to create one",
+                        path.display()
+                    )));
+                }
+                secret
+            }
+            Err(e) => {
+                return Err(std::io::Error::new(
+                    e.kind(),
+                    format!("cannot create {}: {e}", path.display()),
+                ));
+            }
+        };
+        Ok(Self {
+            secret: secret.into(),
+            path,
+        })
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn matches(&self, presented: &str) -> bool {
+        bool::from(presented.as_bytes().ct_eq(self.secret.as_bytes()))
+    }
+}
+
+/// Middleware: every request carries the token, as `Authorization: Bearer TOKEN` or, on a
+/// WebSocket upgrade, as `?access_token=TOKEN`. Anything else is a 401 saying where the token is.
+pub(crate) async fn require_token(
+    State(token): State<Token>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let presented = bearer(&req).or_else(|| websocket_query_token(&req));
+    match presented {
+        Some(t) if token.matches(&t) => next.run(req).await,
+        Some(_) => unauthorized(&token, "wrong bearer token"),
+        None => unauthorized(&token, "missing bearer token"),
+    }
+}
+
+fn bearer(req: &Request) -> Option<String> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_owned())
+}
+
+fn websocket_query_token(req: &Request) -> Option<String> {
+    let upgrade = req.headers().get(header::UPGRADE)?.to_str().ok()?;
+    if !upgrade.eq_ignore_ascii_case("websocket") {
+        return None;
+    }
+    let query = req.uri().query()?;
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        (k == QUERY_PARAM).then(|| v.to_owned())
+    })
+}
+
+fn unauthorized(token: &Token, message: &str) -> Response {
+    let hint = format!(
+        "send `Authorization: Bearer $(cat {})` (WebSocket clients may use ?{QUERY_PARAM}=TOKEN); `ai-session serve` prints the file's path",
+        token.path.display()
+    );
+    let body = super::routes::error_body("unauthorized", 401, message, Some(&hint));
+    let mut resp = (StatusCode::UNAUTHORIZED, body).into_response();
+    resp.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"ai-session\""),
+    );
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn created_private_and_stable() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Token::load_or_create(dir.path()).unwrap();
+        let mode = std::fs::metadata(a.path()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(a.secret.len(), 64);
+        let b = Token::load_or_create(dir.path()).unwrap();
+        assert_eq!(a.secret, b.secret);
+        assert!(a.matches(&b.secret));
+        assert!(!a.matches("nope"));
+        assert!(!a.matches(""));
+    }
+}

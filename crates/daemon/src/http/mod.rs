@@ -1,0 +1,177 @@
+//! The daemon's HTTP server (`ai-session serve`, `daemon.serve`): REST endpoints onto the same
+//! methods as the socket, WebSocket streams of a session's output and of bus topics, the OpenAPI
+//! document at `/openapi.json`, and MCP over streamable HTTP at `/mcp`. Every route needs the
+//! bearer token kept in the daemon's state directory. `docs/http.md` describes the API.
+//!
+//! `auth` owns the token; `routes` the route table and the REST handler that turns a request
+//! into a protocol call through `dispatch`; `openapi` builds the document from that table and
+//! the protocol's JSON Schemas; `stream` the WebSockets; `mcp` the `/mcp` service.
+
+mod auth;
+mod mcp;
+mod openapi;
+mod routes;
+mod stream;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use ai_session_protocol::methods::{ServeParams, ServeResult};
+use ai_session_protocol::{ErrorKind, RpcError};
+use serde_json::Value;
+
+use crate::server::Daemon;
+
+/// Where `ai-session serve` listens when no address is given.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7717";
+
+/// The daemon's HTTP server, when it runs. At most one per daemon.
+#[derive(Default)]
+pub(crate) struct Http {
+    running: tokio::sync::Mutex<Option<Running>>,
+}
+
+struct Running {
+    addr: SocketAddr,
+    token_file: PathBuf,
+    server: tokio::task::JoinHandle<()>,
+    mcp_cancel: tokio_util::sync::CancellationToken,
+}
+
+impl Http {
+    /// Stops accepting HTTP connections (the daemon is shutting down).
+    pub(crate) async fn stop(&self) {
+        if let Some(running) = self.running.lock().await.take() {
+            running.server.abort();
+            running.mcp_cancel.cancel();
+        }
+    }
+}
+
+/// `daemon.serve`: starts the server, or reports the running one.
+pub(crate) async fn serve_method(daemon: &Arc<Daemon>, params: Value) -> Result<Value, RpcError> {
+    let value = if params.is_null() {
+        Value::Object(Default::default())
+    } else {
+        params
+    };
+    let p: ServeParams = serde_json::from_value(value)
+        .map_err(|e| RpcError::new(ErrorKind::InvalidParams, format!("invalid params: {e}")))?;
+    crate::dispatch::json(start(daemon, p).await?)
+}
+
+/// Starts the HTTP server on `p.listen` (idempotent: the same or no address reports the running
+/// server; another address is a conflict).
+pub(crate) async fn start(daemon: &Arc<Daemon>, p: ServeParams) -> Result<ServeResult, RpcError> {
+    let mut slot = daemon.http.running.lock().await;
+    let wanted = p.listen.as_deref().map(parse_listen).transpose()?;
+    if let Some(running) = slot.as_ref() {
+        let same = wanted
+            .is_none_or(|w| w == running.addr || (w.port() == 0 && w.ip() == running.addr.ip()));
+        if !same {
+            return Err(RpcError::new(
+                ErrorKind::Conflict,
+                format!("the HTTP server already listens on {}", running.addr),
+            )
+            .with_hint("use that address, or stop the daemon (`ai-session daemon stop`) to listen elsewhere"));
+        }
+        return Ok(result(running.addr, &running.token_file, false));
+    }
+    let addr = match wanted {
+        Some(addr) => addr,
+        None => parse_listen(DEFAULT_LISTEN)?,
+    };
+    if !addr.ip().is_loopback() && !p.allow_remote {
+        return Err(RpcError::new(
+            ErrorKind::PermissionDenied,
+            format!("{addr} is not a loopback address: the HTTP API controls every session"),
+        )
+        .with_hint(
+            "listen on 127.0.0.1 or [::1], or pass --allow-remote (put TLS in front of it)",
+        ));
+    }
+    let token = auth::Token::load_or_create(&daemon.paths.data).map_err(|e| {
+        RpcError::new(ErrorKind::Internal, e.to_string())
+            .with_hint("check the permissions of the daemon's state directory")
+    })?;
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
+            "another program uses that port: pick another with --listen 127.0.0.1:PORT (0 picks a free one)"
+        } else {
+            "check the address, or pick another with --listen IP:PORT"
+        };
+        RpcError::new(ErrorKind::Internal, format!("cannot listen on {addr}: {e}")).with_hint(hint)
+    })?;
+    let bound = listener.local_addr().unwrap_or(addr);
+    let token_file = token.path().to_owned();
+    let (router, mcp_cancel) = routes::router(daemon.clone(), token, p.allow_remote);
+    let server = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            tracing::error!("the HTTP server stopped: {e}");
+        }
+    });
+    tracing::info!(listen = %bound, "HTTP server listening");
+    *slot = Some(Running {
+        addr: bound,
+        token_file: token_file.clone(),
+        server,
+        mcp_cancel,
+    });
+    Ok(result(bound, &token_file, true))
+}
+
+fn result(addr: SocketAddr, token_file: &std::path::Path, started: bool) -> ServeResult {
+    ServeResult {
+        url: format!("http://{addr}"),
+        listen: addr.to_string(),
+        token_file: token_file.display().to_string(),
+        started,
+    }
+}
+
+/// `IP:PORT`, `[IPv6]:PORT`, `localhost:PORT` or a bare `PORT` (on 127.0.0.1).
+fn parse_listen(s: &str) -> Result<SocketAddr, RpcError> {
+    let s = s.trim();
+    if let Ok(addr) = s.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    if let Ok(port) = s.parse::<u16>() {
+        return Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port));
+    }
+    if let Some(port) = s
+        .strip_prefix("localhost:")
+        .and_then(|p| p.parse::<u16>().ok())
+    {
+        return Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port));
+    }
+    Err(RpcError::new(
+        ErrorKind::InvalidParams,
+        format!("invalid listen address '{s}'"),
+    )
+    .with_hint(format!(
+        "give IP:PORT, e.g. {DEFAULT_LISTEN} (port 0 picks a free one)"
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn listen_addresses() {
+        assert_eq!(
+            parse_listen("127.0.0.1:80").unwrap().to_string(),
+            "127.0.0.1:80"
+        );
+        assert_eq!(parse_listen("[::1]:80").unwrap().to_string(), "[::1]:80");
+        assert_eq!(parse_listen("8080").unwrap().to_string(), "127.0.0.1:8080");
+        assert_eq!(
+            parse_listen("localhost:9").unwrap().to_string(),
+            "127.0.0.1:9"
+        );
+        let e = parse_listen("example.com:80").unwrap_err();
+        assert_eq!(e.kind(), Some(ErrorKind::InvalidParams));
+    }
+}

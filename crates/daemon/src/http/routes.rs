@@ -1,0 +1,866 @@
+//! The route table and the REST handler. Each route names a protocol method; the handler builds
+//! its params from the path, the query string or the JSON body, calls `dispatch` (the same code
+//! the socket serves, so there is one implementation of every method), and maps a protocol
+//! error onto an HTTP status with the same kind, message and hint. The OpenAPI document is built
+//! from this same table.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use ai_session_protocol::coord::{self as c};
+use ai_session_protocol::methods::{self as m};
+use ai_session_protocol::{ErrorKind, Request as RpcRequest, RpcError};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{FromRequestParts, Path, Query, Request, State};
+use axum::http::{Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodFilter, on};
+use schemars::{JsonSchema, Schema, SchemaGenerator};
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+use tokio::sync::mpsc;
+
+use crate::server::Daemon;
+
+/// The largest request body, as on the socket.
+const MAX_BODY: usize = ai_session_protocol::MAX_REQUEST_BYTES;
+
+pub(crate) type SchemaFn = fn(&mut SchemaGenerator) -> Schema;
+
+/// What a route does.
+#[derive(Clone, Copy)]
+pub(crate) enum Call {
+    /// One protocol method.
+    Rpc(&'static str),
+    /// One session's `SessionInfo`, out of `session.list`.
+    SessionInfo,
+    /// A WebSocket stream of a session's events.
+    SessionStream,
+    /// A WebSocket stream of a bus topic.
+    BusStream,
+}
+
+/// Where the params come from (besides the path).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Input {
+    None,
+    Body,
+    Query,
+}
+
+#[derive(Clone)]
+pub(crate) struct Route {
+    pub method: Method,
+    pub path: &'static str,
+    pub call: Call,
+    pub input: Input,
+    /// `(path variable, params field)`, e.g. `("name", "target")`.
+    pub path_fields: &'static [(&'static str, &'static str)],
+    /// The params' schema, inline (path fields are removed from it for the body).
+    pub params: SchemaFn,
+    pub result: SchemaFn,
+    pub status: StatusCode,
+    pub tag: &'static str,
+    pub summary: &'static str,
+}
+
+/// An object without properties: methods without params or with an empty result.
+#[derive(JsonSchema)]
+pub(crate) struct Empty {}
+
+fn inline<T: JsonSchema>(g: &mut SchemaGenerator) -> Schema {
+    T::json_schema(g)
+}
+
+fn refer<T: JsonSchema>(g: &mut SchemaGenerator) -> Schema {
+    g.subschema_for::<T>()
+}
+
+impl Route {
+    fn new(method: Method, path: &'static str, call: Call, summary: &'static str) -> Self {
+        let tag = if path.starts_with("/v1/sessions") {
+            "sessions"
+        } else if path.starts_with("/v1/agents") {
+            "agents"
+        } else if path.starts_with("/v1/bus") {
+            "bus"
+        } else if path.starts_with("/v1/tasks") {
+            "tasks"
+        } else {
+            "daemon"
+        };
+        Self {
+            method,
+            path,
+            call,
+            input: Input::None,
+            path_fields: &[],
+            params: inline::<Empty>,
+            result: refer::<Empty>,
+            status: StatusCode::OK,
+            tag,
+            summary,
+        }
+    }
+    fn body<T: JsonSchema>(mut self) -> Self {
+        self.input = Input::Body;
+        self.params = inline::<T>;
+        self
+    }
+    fn query<T: JsonSchema>(mut self) -> Self {
+        self.input = Input::Query;
+        self.params = inline::<T>;
+        self
+    }
+    fn params_only<T: JsonSchema>(mut self) -> Self {
+        self.params = inline::<T>;
+        self
+    }
+    fn result<T: JsonSchema>(mut self) -> Self {
+        self.result = refer::<T>;
+        self
+    }
+    fn path(mut self, fields: &'static [(&'static str, &'static str)]) -> Self {
+        self.path_fields = fields;
+        self
+    }
+    fn created(mut self) -> Self {
+        self.status = StatusCode::CREATED;
+        self
+    }
+}
+
+const NAME: &[(&str, &str)] = &[("name", "target")];
+const ID: &[(&str, &str)] = &[("id", "id")];
+
+/// Every REST and WebSocket route. `/openapi.json` and `/mcp` are added by [`router`].
+pub(crate) fn table() -> Vec<Route> {
+    use Call::*;
+    use Method as M;
+    vec![
+        Route::new(
+            M::GET,
+            "/v1/status",
+            Rpc(m::DAEMON_STATUS),
+            "The daemon's pid, uptime and session count",
+        )
+        .result::<m::StatusResult>(),
+        Route::new(
+            M::GET,
+            "/v1/sessions",
+            Rpc(m::SESSION_LIST),
+            "List sessions",
+        )
+        .result::<m::ListResult>(),
+        Route::new(
+            M::POST,
+            "/v1/sessions",
+            Rpc(m::SESSION_NEW),
+            "Start a session running a shell (or a program)",
+        )
+        .body::<m::NewParams>()
+        .result::<m::SessionInfo>()
+        .created(),
+        Route::new(M::GET, "/v1/sessions/{name}", SessionInfo, "One session")
+            .params_only::<m::Target>()
+            .path(NAME)
+            .result::<m::SessionInfo>(),
+        Route::new(
+            M::DELETE,
+            "/v1/sessions/{name}",
+            Rpc(m::SESSION_KILL),
+            "Kill a session and every process in it",
+        )
+        .params_only::<m::Target>()
+        .path(NAME),
+        Route::new(
+            M::POST,
+            "/v1/sessions/{name}/exec",
+            Rpc(m::SESSION_EXEC),
+            "Run a command in the session's shell; its output and exit code",
+        )
+        .body::<m::ExecParams>()
+        .path(NAME)
+        .result::<m::ExecResult>(),
+        Route::new(
+            M::POST,
+            "/v1/sessions/{name}/send",
+            Rpc(m::SESSION_SEND),
+            "Type keys (tmux key names) or text",
+        )
+        .body::<m::SendParams>()
+        .path(NAME)
+        .result::<m::SendResult>(),
+        Route::new(
+            M::POST,
+            "/v1/sessions/{name}/write",
+            Rpc(m::SESSION_WRITE),
+            "Write raw bytes (base64) to the terminal",
+        )
+        .body::<m::WriteParams>()
+        .path(NAME)
+        .result::<m::SendResult>(),
+        Route::new(
+            M::GET,
+            "/v1/sessions/{name}/read",
+            Rpc(m::SESSION_READ),
+            "Output since a log offset",
+        )
+        .query::<m::ReadParams>()
+        .path(NAME)
+        .result::<m::ReadResult>(),
+        Route::new(
+            M::GET,
+            "/v1/sessions/{name}/capture",
+            Rpc(m::SESSION_CAPTURE),
+            "The screen as text",
+        )
+        .query::<m::CaptureParams>()
+        .path(NAME)
+        .result::<m::CaptureResult>(),
+        Route::new(
+            M::POST,
+            "/v1/sessions/{name}/wait",
+            Rpc(m::SESSION_WAIT),
+            "Wait for a regex, for silence, or for the prompt",
+        )
+        .body::<m::WaitParams>()
+        .path(NAME)
+        .result::<m::WaitResult>(),
+        Route::new(
+            M::POST,
+            "/v1/sessions/{name}/resize",
+            Rpc(m::SESSION_RESIZE),
+            "Change the terminal size",
+        )
+        .body::<m::ResizeParams>()
+        .path(NAME),
+        Route::new(
+            M::GET,
+            "/v1/sessions/{name}/stream",
+            SessionStream,
+            "WebSocket: output, state changes, commands started and finished",
+        )
+        .query::<StreamQuery>()
+        .path(NAME),
+        Route::new(
+            M::POST,
+            "/v1/agents",
+            Rpc(c::AGENT_REGISTER),
+            "Register an agent (it lives until it unregisters or misses its heartbeat)",
+        )
+        .body::<c::RegisterParams>()
+        .result::<c::RegisterResult>()
+        .created(),
+        Route::new(M::GET, "/v1/agents", Rpc(c::AGENT_LIST), "List agents")
+            .result::<c::AgentListResult>(),
+        Route::new(
+            M::POST,
+            "/v1/agents/heartbeat",
+            Rpc(c::AGENT_HEARTBEAT),
+            "Keep an agent alive",
+        )
+        .body::<c::AgentToken>(),
+        Route::new(
+            M::POST,
+            "/v1/agents/unregister",
+            Rpc(c::AGENT_UNREGISTER),
+            "Unregister an agent",
+        )
+        .body::<c::AgentToken>(),
+        Route::new(
+            M::POST,
+            "/v1/bus/publish",
+            Rpc(c::BUS_PUBLISH),
+            "Publish on a topic",
+        )
+        .body::<c::PublishParams>()
+        .result::<c::DeliveryResult>(),
+        Route::new(
+            M::POST,
+            "/v1/bus/send",
+            Rpc(c::BUS_SEND),
+            "Send a message to an agent's inbox",
+        )
+        .body::<c::SendParams>()
+        .result::<c::DeliveryResult>(),
+        Route::new(
+            M::POST,
+            "/v1/bus/broadcast",
+            Rpc(c::BUS_BROADCAST),
+            "A message to every agent's inbox",
+        )
+        .body::<c::BroadcastParams>()
+        .result::<c::DeliveryResult>(),
+        Route::new(
+            M::POST,
+            "/v1/bus/request",
+            Rpc(c::BUS_REQUEST),
+            "Send a request to an agent and wait for its reply",
+        )
+        .body::<c::RequestParams>()
+        .result::<c::RequestResult>(),
+        Route::new(
+            M::POST,
+            "/v1/bus/reply",
+            Rpc(c::BUS_REPLY),
+            "Reply to a request (as the agent it was sent to)",
+        )
+        .body::<c::ReplyParams>(),
+        Route::new(
+            M::GET,
+            "/v1/bus/topics",
+            Rpc(c::BUS_TOPICS),
+            "Topics with subscribers",
+        )
+        .result::<c::TopicsResult>(),
+        Route::new(
+            M::GET,
+            "/v1/bus/dead-letters",
+            Rpc(c::BUS_DEAD_LETTERS),
+            "Messages nobody could take",
+        )
+        .result::<c::DeadLettersResult>(),
+        Route::new(
+            M::GET,
+            "/v1/bus/stream",
+            BusStream,
+            "WebSocket: the messages published on a topic ($system: coordinator events)",
+        )
+        .query::<BusStreamQuery>(),
+        Route::new(M::POST, "/v1/tasks", Rpc(c::TASK_SUBMIT), "Submit a task")
+            .body::<c::SubmitParams>()
+            .result::<c::SubmitResult>()
+            .created(),
+        Route::new(M::GET, "/v1/tasks", Rpc(c::TASK_LIST), "List tasks")
+            .query::<c::TaskListParams>()
+            .result::<c::TaskListResult>(),
+        Route::new(
+            M::POST,
+            "/v1/tasks/claim",
+            Rpc(c::TASK_CLAIM),
+            "Claim the agent's next assigned task",
+        )
+        .body::<c::ClaimParams>()
+        .result::<c::ClaimResult>(),
+        Route::new(M::GET, "/v1/tasks/{id}", Rpc(c::TASK_SHOW), "One task")
+            .params_only::<c::TaskShowParams>()
+            .path(ID)
+            .result::<c::TaskResult>(),
+        Route::new(
+            M::POST,
+            "/v1/tasks/{id}/done",
+            Rpc(c::TASK_DONE),
+            "Report a task done (as its holder)",
+        )
+        .body::<c::DoneParams>()
+        .path(ID)
+        .result::<c::TaskResult>(),
+        Route::new(
+            M::POST,
+            "/v1/tasks/{id}/fail",
+            Rpc(c::TASK_FAIL),
+            "Report a task failed (as its holder)",
+        )
+        .body::<c::FailParams>()
+        .path(ID)
+        .result::<c::TaskResult>(),
+    ]
+}
+
+/// Query of `GET /v1/sessions/{name}/stream`.
+#[derive(JsonSchema, serde::Deserialize, Default)]
+pub(crate) struct StreamQuery {
+    /// `text` (default): output as UTF-8 text in `data` (a character split across chunks is
+    /// completed in the next message). `base64`: the exact bytes in `data_b64`.
+    #[serde(default)]
+    pub encoding: Option<String>,
+}
+
+/// Query of `GET /v1/bus/stream`.
+#[derive(JsonSchema, serde::Deserialize)]
+pub(crate) struct BusStreamQuery {
+    /// The topic; `$system` streams the coordinator's events, `$results` finished tasks.
+    pub topic: String,
+}
+
+/// The shared state of every handler.
+pub(crate) struct App {
+    pub daemon: Arc<Daemon>,
+    pub routes: Vec<RouteRt>,
+    pub openapi: Bytes,
+}
+
+/// A route with what the handler needs at run time: the JSON type of each params field, to
+/// turn path and query strings into numbers and booleans.
+pub(crate) struct RouteRt {
+    pub route: Route,
+    pub fields: HashMap<String, FieldType>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FieldType {
+    Integer,
+    Number,
+    Boolean,
+    Other,
+}
+
+/// The HTTP router: every route of the table, `/openapi.json`, `/mcp`, behind the token check.
+pub(crate) fn router(
+    daemon: Arc<Daemon>,
+    token: super::auth::Token,
+    allow_remote: bool,
+) -> (Router, tokio_util::sync::CancellationToken) {
+    let table = table();
+    let mut g = super::openapi::generator();
+    let routes: Vec<RouteRt> = table
+        .iter()
+        .map(|r| RouteRt {
+            route: r.clone(),
+            fields: field_types(&(r.params)(&mut g)),
+        })
+        .collect();
+    let openapi = Bytes::from(super::openapi::document(&table).to_string());
+    let app = Arc::new(App {
+        daemon: daemon.clone(),
+        routes,
+        openapi,
+    });
+    let mut router: Router<Arc<App>> = Router::new();
+    for (i, r) in table.iter().enumerate() {
+        let Ok(filter) = MethodFilter::try_from(r.method.clone()) else {
+            continue;
+        };
+        router = match r.call {
+            Call::SessionStream => router.route(r.path, on(filter, super::stream::session)),
+            Call::BusStream => router.route(r.path, on(filter, super::stream::bus)),
+            Call::Rpc(_) | Call::SessionInfo => router.route(
+                r.path,
+                on(filter, move |State(app): State<Arc<App>>, req: Request| {
+                    rest(app, i, req)
+                }),
+            ),
+        };
+    }
+    let (mcp, cancel) = super::mcp::service(&daemon, allow_remote);
+    let router = router
+        .route(
+            "/openapi.json",
+            axum::routing::get(|State(app): State<Arc<App>>| async move {
+                (
+                    [(header::CONTENT_TYPE, "application/json")],
+                    app.openapi.clone(),
+                )
+            }),
+        )
+        .route_service("/mcp", mcp)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(app)
+        .layer(axum::middleware::from_fn_with_state(
+            token,
+            super::auth::require_token,
+        ));
+    (router, cancel)
+}
+
+async fn not_found(req: Request) -> Response {
+    error_response(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        &format!("no route {} {}", req.method(), req.uri().path()),
+        Some("GET /openapi.json lists the routes"),
+    )
+}
+
+async fn method_not_allowed(req: Request) -> Response {
+    error_response(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        &format!("{} is not allowed on {}", req.method(), req.uri().path()),
+        Some("GET /openapi.json lists the methods of each route"),
+    )
+}
+
+/// The JSON type of each property of an inline object schema.
+fn field_types(schema: &Schema) -> HashMap<String, FieldType> {
+    let Some(props) = schema.get("properties").and_then(Value::as_object) else {
+        return HashMap::new();
+    };
+    props
+        .iter()
+        .map(|(k, v)| {
+            let types: Vec<&str> = match v.get("type") {
+                Some(Value::String(t)) => vec![t.as_str()],
+                Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).collect(),
+                _ => Vec::new(),
+            };
+            let t = if types.contains(&"integer") {
+                FieldType::Integer
+            } else if types.contains(&"number") {
+                FieldType::Number
+            } else if types.contains(&"boolean") {
+                FieldType::Boolean
+            } else {
+                FieldType::Other
+            };
+            (k.clone(), t)
+        })
+        .collect()
+}
+
+/// A path or query string as the JSON value its field expects.
+fn typed(field: &str, raw: &str, t: FieldType, place: &str) -> Result<Value, RpcError> {
+    let bad = |what: &str| {
+        RpcError::new(
+            ErrorKind::InvalidParams,
+            format!("{place} parameter `{field}` must be {what}, got '{raw}'"),
+        )
+    };
+    Ok(match t {
+        FieldType::Integer => {
+            if let Ok(n) = raw.parse::<u64>() {
+                Value::from(n)
+            } else {
+                Value::from(raw.parse::<i64>().map_err(|_| bad("an integer"))?)
+            }
+        }
+        FieldType::Number => {
+            let n = raw.parse::<f64>().map_err(|_| bad("a number"))?;
+            serde_json::Number::from_f64(n)
+                .map(Value::Number)
+                .ok_or_else(|| bad("a finite number"))?
+        }
+        FieldType::Boolean => match raw {
+            "true" | "1" => Value::Bool(true),
+            "false" | "0" => Value::Bool(false),
+            _ => return Err(bad("true or false")),
+        },
+        FieldType::Other => Value::String(raw.to_owned()),
+    })
+}
+
+/// One REST request: params from path, query and body; the call; the response.
+async fn rest(app: Arc<App>, index: usize, req: Request) -> Response {
+    let Some(rt) = app.routes.get(index) else {
+        return error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "route table mismatch",
+            None,
+        );
+    };
+    let params = match params(rt, req).await {
+        Ok(p) => p,
+        Err((status, err)) => return rpc_error_response(status, &err),
+    };
+    match call(&app.daemon, rt.route.call, params).await {
+        Ok(value) => (rt.route.status, axum::Json(value)).into_response(),
+        Err(err) => rpc_error_response(status_of(&err), &err),
+    }
+}
+
+/// The params object of a request: the JSON body (or the query string), then the path fields.
+async fn params(rt: &RouteRt, req: Request) -> Result<Value, (StatusCode, RpcError)> {
+    let (mut parts, body) = req.into_parts();
+    let mut obj = Map::new();
+    match rt.route.input {
+        Input::Body => {
+            let bytes = axum::body::to_bytes(body, MAX_BODY).await.map_err(|e| {
+                (
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    RpcError::new(
+                        ErrorKind::TooLarge,
+                        format!("cannot read the body (at most {MAX_BODY} bytes): {e}"),
+                    )
+                    .with_hint("send large input in pieces, or write it to a file and exec a command that reads it"),
+                )
+            })?;
+            if !bytes.iter().all(u8::is_ascii_whitespace) {
+                let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
+                    (
+                        StatusCode::BAD_REQUEST,
+                        RpcError::new(
+                            ErrorKind::ParseError,
+                            format!("the body is not valid JSON: {e}"),
+                        )
+                        .with_hint("send a JSON object, with Content-Type: application/json"),
+                    )
+                })?;
+                match value {
+                    Value::Object(o) => obj = o,
+                    Value::Null => {}
+                    other => {
+                        return Err((
+                            StatusCode::BAD_REQUEST,
+                            RpcError::new(
+                                ErrorKind::InvalidParams,
+                                format!("the body must be a JSON object, not {}", kind_of(&other)),
+                            )
+                            .with_hint("GET /openapi.json has the schema of every body"),
+                        ));
+                    }
+                }
+            }
+        }
+        Input::Query => {
+            let Query(pairs) =
+                Query::<Vec<(String, String)>>::try_from_uri(&parts.uri).map_err(|e| {
+                    (
+                        StatusCode::BAD_REQUEST,
+                        RpcError::new(
+                            ErrorKind::InvalidParams,
+                            format!("invalid query string: {e}"),
+                        ),
+                    )
+                })?;
+            for (k, v) in pairs {
+                let t = rt.fields.get(&k).copied().unwrap_or(FieldType::Other);
+                let value = typed(&k, &v, t, "query").map_err(|e| (StatusCode::BAD_REQUEST, e))?;
+                obj.insert(k, value);
+            }
+        }
+        Input::None => {}
+    }
+    if !rt.route.path_fields.is_empty() {
+        let Path(vars) = Path::<HashMap<String, String>>::from_request_parts(&mut parts, &())
+            .await
+            .map_err(|e| {
+                (
+                    StatusCode::BAD_REQUEST,
+                    RpcError::new(ErrorKind::InvalidParams, format!("invalid path: {e}")),
+                )
+            })?;
+        for (var, field) in rt.route.path_fields {
+            let raw = vars.get(*var).map(String::as_str).unwrap_or_default();
+            let t = rt.fields.get(*field).copied().unwrap_or(FieldType::Other);
+            let value = typed(var, raw, t, "path").map_err(|e| (StatusCode::BAD_REQUEST, e))?;
+            obj.insert((*field).to_owned(), value);
+        }
+    }
+    if let Call::Rpc(c::AGENT_REGISTER) = rt.route.call {
+        // An HTTP request is not a connection that stays open: an agent registered over HTTP
+        // lives until it unregisters or misses its heartbeat deadline.
+        obj.insert("keep".into(), Value::Bool(true));
+    }
+    Ok(Value::Object(obj))
+}
+
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Calls a protocol method through `dispatch`, as one request on a connection of its own.
+pub(crate) async fn rpc(
+    daemon: &Arc<Daemon>,
+    method: &str,
+    params: Value,
+) -> Result<Value, RpcError> {
+    let conn = crate::coord::ConnState::new();
+    // Nothing this module calls through here streams: notifications would have nowhere to go.
+    let (tx, _rx) = mpsc::channel(1);
+    let resp = crate::dispatch::handle(daemon, rpc_request(method, params), &tx, &conn).await;
+    conn.close(daemon);
+    match (resp.result, resp.error) {
+        (_, Some(err)) => Err(err),
+        (Some(v), None) => Ok(v),
+        (None, None) => Ok(Value::Null),
+    }
+}
+
+pub(crate) fn rpc_request(method: &str, params: Value) -> RpcRequest {
+    RpcRequest {
+        jsonrpc: "2.0".into(),
+        id: Value::from(0u64),
+        method: method.into(),
+        params,
+    }
+}
+
+async fn call(daemon: &Arc<Daemon>, call: Call, params: Value) -> Result<Value, RpcError> {
+    match call {
+        Call::Rpc(method) => rpc(daemon, method, params).await,
+        Call::SessionInfo => {
+            let name = params
+                .get("target")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let list = rpc(daemon, m::SESSION_LIST, json!({})).await?;
+            let sessions = list
+                .get("sessions")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let names: Vec<String> = sessions
+                .iter()
+                .filter_map(|s| s.get("name").and_then(Value::as_str).map(str::to_owned))
+                .collect();
+            sessions
+                .into_iter()
+                .find(|s| s.get("name").and_then(Value::as_str) == Some(name))
+                .ok_or_else(|| {
+                    RpcError::new(
+                        ErrorKind::SessionNotFound,
+                        format!("no session named '{name}'"),
+                    )
+                    .with_hint(if names.is_empty() {
+                        "no sessions exist: create one with POST /v1/sessions".to_owned()
+                    } else {
+                        format!("existing sessions: {}", names.join(", "))
+                    })
+                    .with_sessions(names)
+                })
+        }
+        Call::SessionStream | Call::BusStream => Err(RpcError::new(
+            ErrorKind::InvalidRequest,
+            "this route is a WebSocket stream",
+        )),
+    }
+}
+
+/// The HTTP status of a protocol error.
+pub(crate) fn status_of(err: &RpcError) -> StatusCode {
+    use ErrorKind as K;
+    match err.kind() {
+        Some(K::ParseError | K::InvalidRequest | K::VersionMismatch) => StatusCode::BAD_REQUEST,
+        Some(K::InvalidParams | K::SpawnFailed) => StatusCode::UNPROCESSABLE_ENTITY,
+        Some(K::MethodNotFound | K::SessionNotFound | K::NotFound) => StatusCode::NOT_FOUND,
+        Some(
+            K::SessionExists | K::SessionBusy | K::SessionExited | K::Unsupported | K::Conflict,
+        ) => StatusCode::CONFLICT,
+        Some(K::PermissionDenied) => StatusCode::FORBIDDEN,
+        Some(K::TooLarge) => StatusCode::PAYLOAD_TOO_LARGE,
+        Some(K::Timeout) => StatusCode::GATEWAY_TIMEOUT,
+        Some(K::ShuttingDown) => StatusCode::SERVICE_UNAVAILABLE,
+        Some(K::Internal) | None => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// The error body: `{"error": {kind, code, message, hint?, sessions?, reason?}}`.
+#[derive(Serialize, JsonSchema)]
+pub(crate) struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub(crate) struct ErrorDetail {
+    /// The stable kind (`docs/protocol.md`), or `unauthorized`, `not_found`,
+    /// `method_not_allowed` for HTTP-level errors.
+    pub kind: String,
+    /// The protocol's numeric code, or the HTTP status for HTTP-level errors.
+    pub code: i64,
+    /// What was wrong.
+    pub message: String,
+    /// What to do about it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+    /// For `session_not_found`: the sessions that exist.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sessions: Option<Vec<String>>,
+    /// A finer reason (the coordinator's error code).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+pub(crate) fn error_body(
+    kind: &str,
+    code: i64,
+    message: &str,
+    hint: Option<&str>,
+) -> axum::Json<ErrorBody> {
+    axum::Json(ErrorBody {
+        error: ErrorDetail {
+            kind: kind.to_owned(),
+            code,
+            message: message.to_owned(),
+            hint: hint.map(str::to_owned),
+            sessions: None,
+            reason: None,
+        },
+    })
+}
+
+pub(crate) fn error_response(
+    status: StatusCode,
+    kind: &str,
+    message: &str,
+    hint: Option<&str>,
+) -> Response {
+    (
+        status,
+        error_body(kind, i64::from(status.as_u16()), message, hint),
+    )
+        .into_response()
+}
+
+pub(crate) fn rpc_error_response(status: StatusCode, err: &RpcError) -> Response {
+    let kind = err
+        .kind()
+        .and_then(|k| serde_json::to_value(k).ok())
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_else(|| "internal".to_owned());
+    let body = ErrorBody {
+        error: ErrorDetail {
+            kind,
+            code: err.code,
+            message: err.message.clone(),
+            hint: err.data.hint.clone(),
+            sessions: err.data.sessions.clone(),
+            reason: err.data.reason.clone(),
+        },
+    };
+    (status, axum::Json(body)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn query_strings_take_their_field_types() {
+        assert_eq!(
+            typed("since", "12", FieldType::Integer, "query").unwrap(),
+            json!(12)
+        );
+        assert_eq!(
+            typed("raw", "true", FieldType::Boolean, "query").unwrap(),
+            json!(true)
+        );
+        assert_eq!(
+            typed("state", "done", FieldType::Other, "query").unwrap(),
+            json!("done")
+        );
+        let e = typed("since", "x", FieldType::Integer, "query").unwrap_err();
+        assert!(
+            e.message.contains("`since` must be an integer"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn every_error_kind_has_a_client_status_except_internal_and_shutdown() {
+        for kind in [
+            ErrorKind::SessionNotFound,
+            ErrorKind::InvalidParams,
+            ErrorKind::Conflict,
+            ErrorKind::SessionBusy,
+        ] {
+            assert!(status_of(&RpcError::new(kind, "x")).is_client_error());
+        }
+        assert_eq!(
+            status_of(&RpcError::new(ErrorKind::Timeout, "x")),
+            StatusCode::GATEWAY_TIMEOUT
+        );
+    }
+}
