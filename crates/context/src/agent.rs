@@ -234,7 +234,7 @@ fn lesson_from(
         .filter(|w| !f.words.contains(w))
         .map(String::as_str)
         .collect();
-    if all_kept && !extras.is_empty() && f.cwd == cwd {
+    if all_kept && !extras.is_empty() && f.cwd == cwd && extract::only_flags(words, &extras) {
         let extra = extras.join(" ");
         let text = format!("`{fam}` needs `{extra}`");
         return Some((PatternKind::ExtraArgs, format!("args {fam} {extra}"), text));

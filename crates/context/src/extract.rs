@@ -326,16 +326,65 @@ pub fn command_family(words: &[String]) -> String {
     }
 }
 
-/// Words after the family that are not flags: what narrows the run (`-p foo`, a test filter,
-/// a path). Used to decide which runs cover which.
+/// Flags whose value narrows a run to part of the project.
+const NARROWING_FLAGS: [&str; 8] = [
+    "-p",
+    "--package",
+    "-k",
+    "--test",
+    "--bin",
+    "--example",
+    "--lib",
+    "-t",
+];
+
+/// Whether `w` reads as the value of the flag before it (`--features x`, `-p foo`), not as an
+/// argument of its own (`-q tests/a.py`, `-m pytest`).
+fn is_flag_value(flag: &str, w: &str) -> bool {
+    flag.starts_with('-')
+        && !flag.contains('=')
+        && flag != "-m"
+        && !w.starts_with('-')
+        && !w.contains('/')
+        && !w.contains('.')
+}
+
+/// What narrows the run to part of the project: arguments after the subcommand that are not
+/// flags (a test filter, a path), and values of narrowing flags (`-p foo`). Values of other
+/// flags (`--features x`) do not narrow.
 pub fn positional_words(words: &[String]) -> Vec<String> {
-    let family_len = command_family(words).split(' ').count();
-    words
-        .iter()
-        .skip(family_len)
-        .filter(|w| !w.starts_with('-'))
-        .cloned()
-        .collect()
+    let mut out = Vec::new();
+    let mut i = 1;
+    while i < words.len() {
+        let w = &words[i];
+        if w.starts_with('-') {
+            if let Some(v) = words.get(i + 1).filter(|v| is_flag_value(w, v)) {
+                if NARROWING_FLAGS.contains(&w.as_str()) {
+                    out.push(format!("{w} {v}"));
+                }
+                i += 1;
+            }
+        } else {
+            out.push(w.clone());
+        }
+        i += 1;
+    }
+    if command_family(words).contains(' ') && !out.is_empty() {
+        out.remove(0);
+    }
+    out
+}
+
+/// Whether each of `extra` (words of `words`) is a flag or a flag's value: what a lesson may
+/// teach ("needs `--features x`"), unlike a filter that only ran less.
+pub fn only_flags(words: &[String], extra: &[&str]) -> bool {
+    extra.iter().all(|x| {
+        x.starts_with('-')
+            || x.contains('=')
+            || words
+                .windows(2)
+                .any(|p| p[1] == *x && is_flag_value(&p[0], x))
+    })
 }
 
 /// Runs that are noise when they succeed: looking around, not doing.
@@ -367,16 +416,16 @@ pub fn is_noise(words: &[String]) -> bool {
             .is_some_and(|s| matches!(s.as_str(), "status" | "log" | "diff" | "show" | "branch"))
 }
 
-/// Whether a successful run of `later` covers a failed run of `earlier`: the same family and
-/// one's narrowing words a subset of the other's (`cargo test -p a` is covered by `cargo test`
-/// and by `cargo test -p a --features x`, not by `cargo test -p b`).
+/// Whether a successful run of `later` covers a failed run of `earlier`: the same family, and
+/// `later` at least as broad (its narrowing words a subset of the earlier's). `cargo test -p a`
+/// is covered by `cargo test` and by `cargo test -p a --features x`; `cargo test` is not
+/// covered by `cargo test slugify`, which ran less.
 pub fn covers(earlier: &[String], later: &[String]) -> bool {
     if earlier.is_empty() || command_family(earlier) != command_family(later) {
         return false;
     }
     let a = positional_words(earlier);
-    let b = positional_words(later);
-    a.iter().all(|w| b.contains(w)) || b.iter().all(|w| a.contains(w))
+    positional_words(later).iter().all(|w| a.contains(w))
 }
 
 /// A 64-bit key for a path, by its last two components, so `src/lib.rs`, `./src/lib.rs` and
@@ -434,6 +483,19 @@ mod tests {
         assert!(covers(&w("cargo test -p a"), &w("cargo test")));
         assert!(!covers(&w("cargo test -p a"), &w("cargo test -p b")));
         assert!(!covers(&w("cargo build"), &w("cargo test")));
+        assert!(!covers(&w("cargo test"), &w("cargo test slugify")));
+        assert!(covers(
+            &w("python -m pytest -q t/a.py"),
+            &w("python -m pytest -q")
+        ));
+        assert!(!covers(
+            &w("python -m pytest -q"),
+            &w("python -m pytest -q t/a.py::x")
+        ));
+        assert_eq!(
+            positional_words(&w("cargo test -p a --features x f")),
+            ["-p a", "f"]
+        );
     }
 
     #[test]

@@ -209,7 +209,7 @@ fn lines_for(e: &Entry) -> Vec<SummaryLine> {
             let lower = m.text.to_lowercase();
             let decision = DECISION_WORDS.iter().any(|w| lower.contains(w));
             let weight = match (m.role, decision) {
-                (Role::User, _) => 1.5,
+                (Role::User, _) => 2.2,
                 (_, true) => 1.4,
                 (Role::Note, false) => 0.8,
                 (Role::Assistant, false) => 0.3,

@@ -228,6 +228,10 @@ impl SessionContext {
         }
         let n_live = self.live.len();
         for (j, l) in self.summary.lines.iter().enumerate() {
+            // A single failed run already shown among the must-keep failures.
+            if l.count == 1 && l.failures == 1 && pinned.contains(&l.first_seq) {
+                continue;
+            }
             let mut s = l.weight + (-((last_seq - l.last_seq) as f32) / (HALF_LIFE * 8.0)).exp2();
             if let (Some(t), Some(_)) = (&l.task, task) {
                 match lineage.iter().find(|(x, _)| x == t) {

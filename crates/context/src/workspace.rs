@@ -94,7 +94,7 @@ pub fn branch_from_head(head: &str) -> Option<String> {
 impl WorkspaceState {
     /// Takes what a probe found.
     pub fn apply_probe(&mut self, probe: WorkspaceProbe) {
-        if self.git_root != probe.git_root {
+        if self.git_root.is_some() && self.git_root != probe.git_root {
             // Another repository: its changed files are not known yet.
             self.changed_files.clear();
             self.changed_files_seq = None;
