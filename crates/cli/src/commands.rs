@@ -55,6 +55,23 @@ pub async fn run(sel: &Selector, command: Command) -> Result<ExitCode, ClientErr
     if let Command::Coord(c) = command {
         return crate::coord::run(sel, c).await;
     }
+    if let Command::Policy {
+        action: crate::PolicyAction::Check { policy, cwd, json },
+    } = &command
+    {
+        return crate::security::policy_check(policy, cwd.as_deref(), *json);
+    }
+    if let Command::Audit { action } = command {
+        return match action {
+            crate::AuditAction::Verify(a) => crate::security::audit_verify(sel, a.json),
+            crate::AuditAction::Ls {
+                since,
+                min_risk,
+                target,
+                json,
+            } => crate::security::audit_ls(sel, since.as_deref(), min_risk, target, json),
+        };
+    }
     if let Command::Serve(a) = command {
         return serve(sel, a).await;
     }
@@ -76,6 +93,11 @@ pub async fn run(sel: &Selector, command: Command) -> Result<ExitCode, ClientErr
                 Some(c) => Some(std::path::absolute(c)?),
                 None => Some(std::env::current_dir()?),
             };
+            let policy = a
+                .policy
+                .as_deref()
+                .map(crate::security::policy_text)
+                .transpose()?;
             let params = NewParams {
                 name: a.name,
                 cwd: cwd.map(|c| c.display().to_string()),
@@ -84,6 +106,7 @@ pub async fn run(sel: &Selector, command: Command) -> Result<ExitCode, ClientErr
                 set_env,
                 size: a.size.as_deref().map(parse_size).transpose()?,
                 program: (!a.program.is_empty()).then_some(a.program),
+                policy,
             };
             let info: SessionInfo = client.call(m::SESSION_NEW, params).await?;
             if a.json {
@@ -193,7 +216,9 @@ pub async fn run(sel: &Selector, command: Command) -> Result<ExitCode, ClientErr
         | Command::Parse(_)
         | Command::Coord(_)
         | Command::Mcp
-        | Command::Serve(_) => {}
+        | Command::Serve(_)
+        | Command::Policy { .. }
+        | Command::Audit { .. } => {}
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -208,7 +233,7 @@ fn describe(s: &SessionInfo) -> String {
         .as_ref()
         .map(|f| format!(" running {} ({})", f.command, f.pid))
         .unwrap_or_default();
-    format!(
+    let mut line = format!(
         "{}: {state}{fg} [{}x{}] pid {} {} in {}",
         s.name,
         s.size.cols,
@@ -216,7 +241,24 @@ fn describe(s: &SessionInfo) -> String {
         s.pid,
         s.program.join(" "),
         s.cwd
-    )
+    );
+    if let Some(reason) = &s.stop_reason {
+        line.push_str(&format!("\n    {reason}"));
+    }
+    match &s.sandbox {
+        None => line.push_str(" (unconfined)"),
+        Some(sb) => {
+            line.push_str(&format!(
+                "\n    sandbox '{}': {}",
+                sb.policy,
+                sb.active.join("; ")
+            ));
+            if !sb.missing.is_empty() {
+                line.push_str(&format!("\n    NOT enforced: {}", sb.missing.join("; ")));
+            }
+        }
+    }
+    line
 }
 
 async fn exec(client: &Client, a: crate::ExecArgs) -> Result<ExitCode, ClientError> {
@@ -353,7 +395,11 @@ async fn serve(sel: &Selector, a: crate::ServeArgs) -> Result<ExitCode, ClientEr
         println!("{}", r.url);
         eprintln!(
             "{} on {}; the token is in {}\n  curl -H \"Authorization: Bearer $(cat {})\" {}/v1/sessions\n  OpenAPI: {}/openapi.json   MCP: {}/mcp",
-            if r.started { "serving" } else { "already serving" },
+            if r.started {
+                "serving"
+            } else {
+                "already serving"
+            },
             r.listen,
             r.token_file,
             r.token_file,

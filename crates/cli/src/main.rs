@@ -4,6 +4,7 @@ mod attach;
 mod client;
 mod commands;
 mod coord;
+mod security;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -65,10 +66,59 @@ enum Command {
     /// Serve the HTTP and WebSocket API (and MCP at /mcp) from the daemon; prints the URL and
     /// the token file.
     Serve(ServeArgs),
+    /// Sandbox policies: check one and see what this host would enforce.
+    Policy {
+        #[command(subcommand)]
+        action: PolicyAction,
+    },
+    /// The tamper-evident audit log: verify its hash chain, list entries.
+    Audit {
+        #[command(subcommand)]
+        action: AuditAction,
+    },
     /// Start, stop or inspect the daemon.
     Daemon {
         #[command(subcommand)]
         action: DaemonAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum PolicyAction {
+    /// Validate a policy file (or built-in profile), explain what it allows, and list the
+    /// protections this host would enforce and those it cannot.
+    Check {
+        /// A TOML policy file or a profile: default, read-only, workspace-write, no-network.
+        #[arg(value_name = "FILE|PROFILE")]
+        policy: String,
+        /// The workspace to plan for (default: the current directory).
+        #[arg(short = 'c', value_name = "DIR")]
+        cwd: Option<PathBuf>,
+        /// Print JSON with a stable shape.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditAction {
+    /// Check every entry's hash chain; exit status 1 if any line was edited, removed,
+    /// inserted or reordered.
+    Verify(JsonFlag),
+    /// List audit entries.
+    Ls {
+        /// Only entries since a duration ago (15m, 2h, 7d) or a UTC time (2026-11-23T10:00:00Z).
+        #[arg(long, value_name = "WHEN")]
+        since: Option<String>,
+        /// Only entries with at least this risk score (0-100).
+        #[arg(long, value_name = "R", default_value_t = 0)]
+        min_risk: u8,
+        /// Only this session.
+        #[arg(short = 't', value_name = "NAME")]
+        target: Option<String>,
+        /// Print JSON with a stable shape.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -106,6 +156,10 @@ struct NewArgs {
     /// Terminal size (default 80x24).
     #[arg(long, value_name = "COLSxROWS")]
     size: Option<String>,
+    /// Run the session in a sandbox: a policy file (TOML) or a built-in profile
+    /// (default, read-only, workspace-write, no-network). Unconfined when absent.
+    #[arg(long, value_name = "FILE|PROFILE")]
+    policy: Option<String>,
     /// Print JSON with a stable shape.
     #[arg(long)]
     json: bool,

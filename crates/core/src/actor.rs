@@ -44,7 +44,16 @@ const HIBERNATE_AFTER: Duration = Duration::from_millis(500);
 
 pub(crate) struct Actor {
     pub name: String,
+    /// The session leader (the shell, or its keeper in a private pid namespace): the session
+    /// id and process group the daemon signals.
     pub pid: i32,
+    /// The shell itself, whose process group holds the terminal when it is at its prompt.
+    pub shell_pid: i32,
+    /// The sandbox the session runs in; it owns the session's cgroup, so it lives as long as
+    /// the session.
+    pub sandbox: Option<crate::sandbox::Sandboxed>,
+    /// Why the program stopped, when a resource limit stopped it.
+    pub stop_reason: Option<String>,
     pub argv: Vec<String>,
     pub cwd: String,
     pub dir: PathBuf,
@@ -137,7 +146,10 @@ impl Actor {
                 },
                 status = wait_child(&mut self.child) => {
                     self.child = None;
-                    let code = status.unwrap_or(-1);
+                    let code = match status {
+                        Ok(status) => self.exit_status(status),
+                        Err(_) => -1,
+                    };
                     self.exit_pending = Some((code, Instant::now() + Duration::from_millis(200)));
                     if self.hung_up {
                         self.finish_exit();
@@ -625,8 +637,8 @@ impl Actor {
             return None;
         }
         let pgrp = self.master.foreground_pgrp()?;
-        if pgrp == self.pid && self.kind.is_posix() {
-            return None; // the shell itself holds the terminal
+        if (pgrp == self.pid || pgrp == self.shell_pid) && self.kind.is_posix() {
+            return None; // the shell itself (or, before it takes the terminal, its keeper)
         }
         Some(Foreground {
             pid: pgrp,
@@ -637,7 +649,7 @@ impl Actor {
     fn info(&self) -> SessionInfo {
         SessionInfo {
             name: self.name.clone(),
-            pid: self.pid,
+            pid: self.shell_pid,
             program: self.argv.clone(),
             cwd: self.cwd.clone(),
             size: self.screen.size(),
@@ -648,6 +660,8 @@ impl Actor {
             log_end: self.log.end(),
             log_start: self.log.start(),
             foreground: self.foreground(),
+            sandbox: self.sandbox.as_ref().map(crate::sandbox::info),
+            stop_reason: self.stop_reason.clone(),
         }
     }
 
@@ -936,6 +950,23 @@ impl Actor {
 
     // ---- exit and kill ------------------------------------------------------------------
 
+    /// The shell convention for how the program ended (its code, or 128 + the signal), and
+    /// the limit that stopped it, if one did.
+    fn exit_status(&mut self, status: std::process::ExitStatus) -> i32 {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(sandbox) = &self.sandbox {
+            let reason = sandbox.prepared.stop_reason(status);
+            if reason.is_limit() {
+                tracing::warn!(session = %self.name, "{}", reason.describe());
+                self.stop_reason = Some(reason.describe());
+            }
+        }
+        status
+            .code()
+            .or_else(|| status.signal().map(|s| 128 + s))
+            .unwrap_or(-1)
+    }
+
     fn finish_exit(&mut self) {
         let Some((code, _)) = self.exit_pending.take() else {
             return;
@@ -1022,7 +1053,9 @@ impl Actor {
     }
 }
 
-async fn wait_child(child: &mut Option<crate::pty::Process>) -> std::io::Result<i32> {
+async fn wait_child(
+    child: &mut Option<crate::pty::Process>,
+) -> std::io::Result<std::process::ExitStatus> {
     match child {
         Some(c) => c.wait().await,
         None => std::future::pending().await,

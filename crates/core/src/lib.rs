@@ -13,6 +13,7 @@ pub mod marker;
 mod memory;
 pub mod paths;
 pub mod pty;
+pub mod sandbox;
 pub mod screen;
 mod session;
 pub mod shell;

@@ -153,18 +153,28 @@ impl SessionManager {
             argv.clone()
         };
         let dir = self.inner.config.data_dir.join("sessions").join(&name);
+        let sandbox = match &params.policy {
+            Some(spec) => {
+                std::fs::create_dir_all(&dir)?;
+                let hooks = self.inner.config.data_dir.join("shell");
+                Some(crate::sandbox::prepare(spec, &cwd, &[&hooks, &dir])?)
+            }
+            None => None,
+        };
         let log = OutputLog::create(&dir.join("log"), self.inner.config.log_bytes)?;
         let spec = SpawnSpec {
             argv: &spawned_argv,
             cwd: &cwd,
             env: &env,
             size,
+            sandbox: sandbox.as_ref().map(|s| &*s.prepared),
         };
         let (master, child) = pty::spawn(&spec).map_err(|source| Error::Spawn {
             program: argv[0].clone(),
             source,
         })?;
         let pid = child.id();
+        let shell_pid = child.shell_id();
         let integration = match kind {
             ShellKind::Bash | ShellKind::Zsh | ShellKind::Sh => Integration::Osc133,
             ShellKind::OtherPosix => Integration::Nonce,
@@ -177,7 +187,7 @@ impl SessionManager {
         };
         let info = SessionInfo {
             name: name.clone(),
-            pid,
+            pid: shell_pid,
             program: argv.clone(),
             cwd: cwd.to_string_lossy().into_owned(),
             size,
@@ -188,10 +198,15 @@ impl SessionManager {
             log_end: 0,
             log_start: 0,
             foreground: None,
+            sandbox: sandbox.as_ref().map(crate::sandbox::info),
+            stop_reason: None,
         };
         let actor = Actor {
             name: name.clone(),
             pid,
+            shell_pid,
+            sandbox,
+            stop_reason: None,
             argv,
             cwd: cwd.to_string_lossy().into_owned(),
             dir,

@@ -50,6 +50,11 @@ impl Paths {
         }
     }
 
+    /// The daemon's tamper-evident audit log (JSON lines, hash-chained).
+    pub fn audit_log(&self) -> PathBuf {
+        self.data.join("audit.jsonl")
+    }
+
     /// Creates the directories, private to the user (0700).
     pub fn create_dirs(&self) -> std::io::Result<()> {
         for dir in [

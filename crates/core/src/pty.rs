@@ -28,32 +28,46 @@ pub struct SpawnSpec<'a> {
     pub cwd: &'a Path,
     pub env: &'a BTreeMap<String, String>,
     pub size: Size,
+    /// Applied in the child before exec; `None` runs the program unconfined.
+    pub sandbox: Option<&'a ai_session_sandbox::Prepared>,
 }
 
 /// A child process, reaped through a pidfd driven by the tokio reactor.
 pub struct Process {
     pid: i32,
+    shell_pid: i32,
     pidfd: AsyncFd<OwnedFd>,
 }
 
 impl Process {
+    /// The process the daemon started: the session leader, whose session id and process
+    /// group the daemon signals.
     pub fn id(&self) -> i32 {
         self.pid
     }
 
-    /// Waits for the process to end and reaps it; returns the shell convention for its status
-    /// (the exit code, or 128 + the signal that killed it).
-    pub async fn wait(&mut self) -> std::io::Result<i32> {
+    /// The program itself: the same as [`Process::id`] unless a private pid namespace put a
+    /// keeper and an init between the daemon and the program.
+    pub fn shell_id(&self) -> i32 {
+        self.shell_pid
+    }
+
+    /// Waits for the process to end and reaps it.
+    pub async fn wait(&mut self) -> std::io::Result<std::process::ExitStatus> {
         use rustix::process::{WaitId, WaitIdOptions, waitid};
+        use std::os::unix::process::ExitStatusExt;
         loop {
             let mut guard = self.pidfd.readable().await?;
             let id = WaitId::PidFd(self.pidfd.get_ref().as_fd());
             match waitid(id, WaitIdOptions::EXITED | WaitIdOptions::NOHANG)? {
                 Some(status) => {
-                    return Ok(status
-                        .exit_status()
-                        .or_else(|| status.terminating_signal().map(|s| 128 + s))
-                        .unwrap_or(-1));
+                    // Rebuild the wait(2) status word: code << 8, or the signal number.
+                    let raw = match (status.exit_status(), status.terminating_signal()) {
+                        (Some(code), _) => (code & 0xff) << 8,
+                        (None, Some(signal)) => signal & 0x7f,
+                        (None, None) => 0xff << 8,
+                    };
+                    return Ok(std::process::ExitStatus::from_raw(raw));
                 }
                 None => guard.clear_ready(),
             }
@@ -90,8 +104,17 @@ pub fn spawn(spec: &SpawnSpec<'_>) -> std::io::Result<(Master, Process)> {
         .custom_flags(rustix::fs::OFlags::NOCTTY.bits() as i32)
         .open(&slave_path)?
         .into();
-    let pid = crate::spawn::posix_spawn(&path, spec.argv, spec.env, spec.cwd, &name)?;
+    let pid = match spec.sandbox {
+        None => crate::spawn::posix_spawn(&path, spec.argv, spec.env, spec.cwd, &name)?,
+        Some(sandbox) => {
+            crate::spawn::fork_spawn(&path, spec.argv, spec.env, spec.cwd, &name, sandbox)?
+        }
+    };
     drop(slave);
+    let shell_pid = match spec.sandbox {
+        Some(sandbox) if sandbox.has_pid_namespace() => program_in_namespace(pid).unwrap_or(pid),
+        _ => pid,
+    };
     let pidfd = rustix::process::pidfd_open(
         Pid::from_raw(pid).ok_or_else(|| std::io::Error::other("posix_spawn returned pid 0"))?,
         rustix::process::PidfdFlags::NONBLOCK,
@@ -104,7 +127,25 @@ pub fn spawn(spec: &SpawnSpec<'_>) -> std::io::Result<(Master, Process)> {
     // refers to the same object for the AsyncFd's whole life, and as_raw_fd never changes.
     let fd = unsafe { AsyncFd::register(master) }.map_err(std::io::Error::from)?;
     let pidfd = unsafe { AsyncFd::register(pidfd) }.map_err(std::io::Error::from)?;
-    Ok((Master { fd }, Process { pid, pidfd }))
+    Ok((
+        Master { fd },
+        Process {
+            pid,
+            shell_pid,
+            pidfd,
+        },
+    ))
+}
+
+/// The program under a keeper: the keeper's child is the namespace's init, whose first child
+/// is the program (pid 2 inside). Both exist once the spawn has returned, since the error
+/// pipe closes only when the program execs.
+fn program_in_namespace(keeper: i32) -> Option<i32> {
+    let first_child = |pid: i32| -> Option<i32> {
+        let list = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).ok()?;
+        list.split_whitespace().next()?.parse().ok()
+    };
+    first_child(first_child(keeper)?)
 }
 
 /// The executable for `program`: itself when it names a path, else the first match in the

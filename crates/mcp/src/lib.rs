@@ -76,6 +76,12 @@ pub struct CreateArgs {
     /// session has no session_exec: drive it with session_send_keys and session_wait.
     #[serde(default)]
     pub program: Option<Vec<String>>,
+    /// Run the session in an OS sandbox: a built-in profile ("default": read system and
+    /// workspace, write only the workspace and a private /tmp, loopback network; "read-only";
+    /// "workspace-write": like default with full network; "no-network") or a policy in TOML.
+    /// Unconfined when absent. session_list shows the protections in force.
+    #[serde(default)]
+    pub policy: Option<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -364,6 +370,7 @@ impl AiSessionMcp {
             set_env: a.env,
             size,
             program: a.program.filter(|p| !p.is_empty()),
+            policy: a.policy,
         };
         Ok(
             match self.call::<_, SessionInfo>(m::SESSION_NEW, params).await {

@@ -84,6 +84,10 @@ pub struct NewParams {
     /// A program and its arguments to run instead of a shell.
     #[serde(default)]
     pub program: Option<Vec<String>>,
+    /// Run the session in a sandbox: a built-in profile name (`default`, `read-only`,
+    /// `workspace-write`, `no-network`) or a whole policy in TOML. Unconfined when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
 }
 
 /// What a session is doing right now.
@@ -143,6 +147,24 @@ pub struct SessionInfo {
     pub log_start: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub foreground: Option<Foreground>,
+    /// The sandbox the session runs in; absent for an unconfined session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<SandboxInfo>,
+    /// Why the program stopped when a resource limit stopped it (CPU time, memory, file size).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_reason: Option<String>,
+}
+
+/// The protections a sandboxed session runs with, exactly as applied by the kernel.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct SandboxInfo {
+    /// The profile name, or `custom` for a policy given in TOML.
+    pub policy: String,
+    /// Each protection in force, in words (`landlock file-system rules (ABI 7)`, ...).
+    pub active: Vec<String>,
+    /// What the policy asked for that this host cannot enforce (empty: fully enforced).
+    pub missing: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

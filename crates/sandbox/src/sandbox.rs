@@ -329,6 +329,11 @@ impl Prepared {
         self.active.clone()
     }
 
+    /// True when the program runs under a keeper and an init in its own pid namespace.
+    pub fn has_pid_namespace(&self) -> bool {
+        self.ns.pid()
+    }
+
     /// What the policy asked for but this host cannot enforce (empty = fully enforced).
     pub fn missing(&self) -> &[String] {
         &self.missing

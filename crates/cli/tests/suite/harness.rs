@@ -16,6 +16,19 @@ impl Env {
         }
     }
 
+    /// A daemon whose state lives outside `/tmp`, for sandboxed sessions (a private `/tmp`
+    /// would hide a state directory under it).
+    pub fn outside_tmp() -> Self {
+        let base = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+        std::fs::create_dir_all(base).expect("target tmpdir");
+        Self {
+            home: tempfile::Builder::new()
+                .prefix("ais")
+                .tempdir_in(base)
+                .expect("tempdir"),
+        }
+    }
+
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ai-session"));
         cmd.env("AI_SESSION_HOME", self.home.path())

@@ -2,3 +2,4 @@ mod cli;
 mod coord;
 mod harness;
 mod robustness;
+mod security;

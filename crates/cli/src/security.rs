@@ -1,0 +1,270 @@
+//! `policy check`, `audit verify`, `audit ls`, and reading `new --policy`: these work on
+//! local files and the host's kernel, without the daemon.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime};
+
+use ai_session_sandbox::audit::{self, Query};
+use ai_session_sandbox::{Policy, Sandbox};
+use serde::Serialize;
+
+use crate::client::{ClientError, Selector};
+use crate::commands::{print_json, usage};
+
+/// What `new --policy` sends: the file's TOML (checked here, so a typo is reported with
+/// its line before anything starts) or a profile name.
+pub(crate) fn policy_text(spec: &str) -> Result<String, ClientError> {
+    let path = Path::new(spec);
+    if path.is_file() {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| usage(format!("cannot read policy file {spec}: {e}")))?;
+        Policy::from_toml(&text, spec).map_err(|e| usage(e.to_string()))?;
+        return Ok(text);
+    }
+    Policy::load(spec).map_err(|e| usage(e.to_string()))?;
+    Ok(spec.to_string())
+}
+
+#[derive(Serialize)]
+struct PolicyReport {
+    policy: String,
+    valid: bool,
+    enforceable: bool,
+    error: Option<String>,
+    workspace: String,
+    allow_degrade: bool,
+    explanation: String,
+    active: Vec<String>,
+    missing: Vec<String>,
+    notes: Vec<String>,
+}
+
+/// `policy check FILE|PROFILE`: validates the policy, explains what it allows, and says which
+/// protections this host would enforce for a session working in `workspace`.
+pub(crate) fn policy_check(
+    spec: &str,
+    workspace: Option<&Path>,
+    json: bool,
+) -> Result<ExitCode, ClientError> {
+    let policy = Policy::load(spec).map_err(|e| usage(e.to_string()))?;
+    let workspace = match workspace {
+        Some(w) => std::path::absolute(w)?,
+        None => std::env::current_dir()?,
+    };
+    let caps = ai_session_sandbox::probe();
+    let mut report = PolicyReport {
+        policy: spec.to_string(),
+        valid: true,
+        enforceable: true,
+        error: None,
+        workspace: workspace.display().to_string(),
+        allow_degrade: policy.allow_degrade,
+        explanation: policy.explain(),
+        active: Vec::new(),
+        missing: Vec::new(),
+        notes: caps.notes.clone(),
+    };
+    match Sandbox::prepare(&policy, &caps, &workspace) {
+        Ok(prepared) => {
+            report.active = prepared.active().iter().map(ToString::to_string).collect();
+            report.missing = prepared.missing().to_vec();
+            report.notes = prepared.notes().to_vec();
+        }
+        Err(e) => {
+            report.enforceable = false;
+            report.error = Some(e.to_string());
+        }
+    }
+    if json {
+        print_json(&report)?;
+    } else {
+        println!("policy {spec}: valid");
+        print!("{}", report.explanation);
+        println!("on this host, for a session in {}:", report.workspace);
+        for p in &report.active {
+            println!("  active:      {p}");
+        }
+        for m in &report.missing {
+            println!("  NOT active:  {m}");
+        }
+        for n in &report.notes {
+            println!("  note:        {n}");
+        }
+        if let Some(e) = &report.error {
+            println!("  cannot start: {e}");
+        }
+    }
+    Ok(if report.enforceable {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+#[derive(Serialize)]
+struct VerifyReport {
+    log: String,
+    intact: bool,
+    entries: usize,
+    error: Option<String>,
+}
+
+/// `audit verify`: checks the hash chain of the whole log; exit status 1 when damaged.
+pub(crate) fn audit_verify(sel: &Selector, json: bool) -> Result<ExitCode, ClientError> {
+    let path = sel.paths().audit_log();
+    if !path.exists() {
+        return Err(usage(format!(
+            "no audit log at {}: the daemon writes it from its first request on",
+            path.display()
+        )));
+    }
+    let (intact, entries, error) = match audit::verify(&path) {
+        Ok(n) => (true, n, None),
+        Err(e) => (false, 0, Some(e.to_string())),
+    };
+    let report = VerifyReport {
+        log: path.display().to_string(),
+        intact,
+        entries,
+        error,
+    };
+    if json {
+        print_json(&report)?;
+    } else if let Some(e) = &report.error {
+        println!("audit log {}: DAMAGED: {e}", report.log);
+    } else {
+        println!(
+            "audit log {}: intact, {} entries",
+            report.log, report.entries
+        );
+    }
+    Ok(if intact {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// `audit ls`: the entries since a time, at or above a risk, for a session.
+pub(crate) fn audit_ls(
+    sel: &Selector,
+    since: Option<&str>,
+    min_risk: u8,
+    session: Option<String>,
+    json: bool,
+) -> Result<ExitCode, ClientError> {
+    let path = sel.paths().audit_log();
+    if !path.exists() {
+        return Err(usage(format!(
+            "no audit log at {}: the daemon writes it from its first request on",
+            path.display()
+        )));
+    }
+    let since = since.map(parse_since).transpose()?;
+    let entries = audit::query(
+        &path,
+        &Query {
+            since,
+            min_risk,
+            session,
+        },
+    )
+    .map_err(|e| usage(e.to_string()))?;
+    if json {
+        print_json(&entries)?;
+    } else {
+        for e in &entries {
+            let who = match &e.actor {
+                audit::Actor::Owner => "owner".to_string(),
+                audit::Actor::Agent(a) => format!("agent {a}"),
+                audit::Actor::HttpToken(t) => format!("token {t}"),
+                audit::Actor::Daemon => "daemon".to_string(),
+            };
+            println!(
+                "{} #{} risk {:>3} {who} {}{} {} -> {}",
+                e.time,
+                e.seq,
+                e.risk,
+                e.action,
+                e.session
+                    .as_ref()
+                    .map(|s| format!(" [{s}]"))
+                    .unwrap_or_default(),
+                e.detail,
+                e.result
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--since`: a duration back from now (`90s`, `15m`, `2h`, `7d`) or an RFC 3339 UTC time
+/// (`2026-11-23T10:00:00Z`).
+fn parse_since(text: &str) -> Result<SystemTime, ClientError> {
+    let bad = || {
+        usage(format!(
+            "invalid --since '{text}': give a duration like 15m, 2h, 7d, or a UTC time like 2026-11-23T10:00:00Z"
+        ))
+    };
+    let t = text.trim();
+    if let Some(unit) = t.chars().last().filter(char::is_ascii_alphabetic) {
+        if !t.contains('T') {
+            let n: u64 = t[..t.len() - 1].parse().map_err(|_| bad())?;
+            let secs = match unit {
+                's' => n,
+                'm' => n * 60,
+                'h' => n * 3600,
+                'd' => n * 86_400,
+                _ => return Err(bad()),
+            };
+            return SystemTime::now()
+                .checked_sub(Duration::from_secs(secs))
+                .ok_or_else(bad);
+        }
+    }
+    parse_rfc3339(t).ok_or_else(bad)
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.fff]Z` to a time.
+fn parse_rfc3339(t: &str) -> Option<SystemTime> {
+    let t = t.strip_suffix('Z')?;
+    let (date, time) = t.split_once('T')?;
+    let mut d = date.split('-').map(|p| p.parse::<i64>().ok());
+    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
+    let mut h = hms.split(':').map(|p| p.parse::<i64>().ok());
+    let (hh, mm, ss) = (h.next()??, h.next()??, h.next()??);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&day) || hh > 23 || mm > 59 || ss > 60 {
+        return None;
+    }
+    let millis: i64 = format!("{frac:0<3}").get(..3)?.parse().ok()?;
+    // Days from civil (H. Hinnant's algorithm), the inverse of the audit log's formatting.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + hh * 3600 + mm * 60 + ss;
+    let ms = u64::try_from(secs * 1000 + millis).ok()?;
+    SystemTime::UNIX_EPOCH.checked_add(Duration::from_millis(ms))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn since_parses_durations_and_times() {
+        let t = parse_rfc3339("2024-02-29T23:59:59.123Z").unwrap();
+        assert_eq!(audit::format_time(t), "2024-02-29T23:59:59.123Z");
+        let t = parse_rfc3339("1970-01-01T00:00:00Z").unwrap();
+        assert_eq!(t, SystemTime::UNIX_EPOCH);
+        assert!(parse_since("15m").is_ok());
+        assert!(parse_since("2026-13-01T00:00:00Z").is_err());
+        assert!(parse_since("yesterday").is_err());
+    }
+}
