@@ -77,9 +77,9 @@ impl ContextConfig {
         (self.max_tokens as f64 * self.compression_threshold) as usize
     }
 
-    /// The token count compression brings the history down to (three quarters of the
-    /// threshold, so that compression does not run again on the very next entry).
+    /// The token count compression brings the history down to: 60% of the threshold, so that
+    /// compression runs in batches rather than on every entry past the threshold.
     pub fn target_tokens(&self) -> usize {
-        self.threshold_tokens() * 3 / 4
+        self.threshold_tokens() * 3 / 5
     }
 }

@@ -113,6 +113,7 @@ pub struct SessionContext {
     pub(crate) summarizer: Box<dyn Summarizer>,
     pub(crate) task_ids: HashMap<String, u32>,
     pub(crate) last_by_cmd: HashMap<u64, u64>,
+    pub(crate) memo: crate::view::TokenMemo,
 }
 
 impl std::fmt::Debug for SessionContext {
@@ -143,6 +144,7 @@ impl SessionContext {
     /// An empty context for `owner` (a session or agent name).
     pub fn new(owner: impl Into<String>, config: ContextConfig) -> Result<Self, ContextError> {
         config.validate()?;
+        let config_encoding = config.encoding;
         Ok(Self {
             owner: owner.into(),
             config,
@@ -162,6 +164,7 @@ impl SessionContext {
             summarizer: Box::new(Extractive),
             task_ids: HashMap::new(),
             last_by_cmd: HashMap::new(),
+            memo: crate::view::TokenMemo::new(config_encoding),
         })
     }
 
@@ -186,6 +189,7 @@ impl SessionContext {
         config.validate()?;
         let recount = config.encoding != self.config.encoding
             || config.max_entry_chars != self.config.max_entry_chars;
+        self.memo = crate::view::TokenMemo::new(config.encoding);
         self.config = config;
         if recount {
             let mut total = 0;

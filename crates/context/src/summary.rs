@@ -58,6 +58,10 @@ pub struct SummaryLine {
     /// Details kept for re-rendering (error lines, a message's text, file names).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub details: Vec<String>,
+    /// Token counts of the line's longer parts by hash, so that a merge recounts only the parts
+    /// that changed. Summarizers other than [`Extractive`] leave it empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub part_tokens: Vec<(u64, u32)>,
 }
 
 /// The summary of everything archived so far.
@@ -148,8 +152,7 @@ impl Summarizer for Extractive {
         }
         for (line, d) in summary.lines.iter_mut().zip(dirty) {
             if d {
-                line.text = render(line);
-                line.tokens = count_tokens(&line.text, limits.encoding)? as u32;
+                rerender(line, limits.encoding)?;
             }
         }
         bound(summary, limits);
@@ -173,6 +176,7 @@ fn lines_for(e: &Entry) -> Vec<SummaryLine> {
         failures: 0,
         last_exit: None,
         details: Vec::new(),
+        part_tokens: Vec::new(),
     };
     let t = task.as_deref().unwrap_or("");
     match &e.body {
@@ -254,44 +258,97 @@ fn span(l: &SummaryLine) -> String {
     }
 }
 
-fn render(l: &SummaryLine) -> String {
-    let mut out = span(l);
+/// Renders a line as `span head mid tail`, counting tokens part by part. Parts meet at
+/// boundaries the BPE pre-tokenizer never crosses (a non-space character, then a space and a
+/// non-space character; the `\n` inside the last part), so the parts' counts add up to the
+/// line's. The span and the short counters are counted each time; the head and the tail (the
+/// command, the error lines) only when their text changed.
+fn rerender(l: &mut SummaryLine, enc: Encoding) -> Result<(), ContextError> {
+    let span = span(l);
+    let (head, mid, tail) = parts(l);
+    let mut tokens = count_tokens(&span, enc)? + count_tokens(&mid, enc)?;
+    let mut cache = Vec::with_capacity(2);
+    for part in [&head, &tail] {
+        if part.is_empty() {
+            continue;
+        }
+        let h = extract::fnv(part.as_bytes()) ^ part.len() as u64;
+        let n = match l.part_tokens.iter().find(|(k, _)| *k == h) {
+            Some((_, n)) => *n,
+            None => count_tokens(part, enc)? as u32,
+        };
+        cache.push((h, n));
+        tokens += n as usize;
+    }
+    l.part_tokens = cache;
+    l.text = format!("{span}{head}{mid}{tail}");
+    l.tokens = tokens as u32;
+    Ok(())
+}
+
+/// `(head, mid, tail)`: head and mid never end in whitespace; mid and a non-empty tail start
+/// with a space; the line's `\n` is in the last non-empty part, after a letter or a digit when
+/// it is alone.
+fn parts(l: &SummaryLine) -> (String, String, String) {
     let detail = |i: usize| l.details.get(i).map(String::as_str).unwrap_or("");
+    let nonempty = |s: String| {
+        if s.trim().is_empty() {
+            "(empty)".to_string()
+        } else {
+            s
+        }
+    };
     match l.kind {
         LineKind::Command => {
-            let cmd = l.key.rsplit('\u{1f}').next().unwrap_or("");
-            out.push_str(&format!(" $ {cmd}"));
-            if l.count > 1 {
-                out.push_str(&format!(" x{}", l.count));
-                if l.failures > 0 {
-                    out.push_str(&format!(" ({} failed)", l.failures));
-                }
-                out.push_str(&format!(", last {}", exit_text(l.last_exit)));
+            let cmd = nonempty(l.key.rsplit('\u{1f}').next().unwrap_or("").to_string());
+            let head = format!(" $ {cmd}");
+            let mid = if l.count > 1 {
+                let failed = if l.failures > 0 {
+                    format!(" ({} failed)", l.failures)
+                } else {
+                    String::new()
+                };
+                format!(" x{}{failed}, last {}", l.count, exit_text(l.last_exit))
             } else {
-                out.push_str(&format!(" -> {}", exit_text(l.last_exit)));
-            }
-            if l.failures > 0 && !l.details.is_empty() {
+                format!(" -> {}", exit_text(l.last_exit))
+            };
+            let tail = if l.failures > 0 && !l.details.is_empty() {
                 let errs: Vec<String> = l.details.iter().map(|d| one_line(d, 160)).collect();
-                out.push_str(&format!("; last error: {}", errs.join(" | ")));
-            }
+                format!(" | last error: {}\n", errs.join(" | "))
+            } else {
+                "\n".to_string()
+            };
+            (head, mid, tail)
         }
         LineKind::Test => {
-            out.push_str(&format!(" test {} failed", detail(0)));
-            if l.count > 1 {
-                out.push_str(&format!(" x{}", l.count));
-            }
-            out.push_str(&format!(" (in $ {})", detail(1)));
+            let head = format!(" test {} failed", nonempty(detail(0).to_string()));
+            let mid = if l.count > 1 {
+                format!(" x{}", l.count)
+            } else {
+                String::new()
+            };
+            (
+                head,
+                mid,
+                format!(" (in $ {})\n", nonempty(detail(1).to_string())),
+            )
         }
-        LineKind::Message => {
-            out.push_str(&format!(" {}: {}", detail(0), detail(1)));
-        }
-        LineKind::Files => {
-            out.push_str(&format!(" files: {}", l.details.join(", ")));
-        }
-        LineKind::Other => out.push_str(&format!(" {}", one_line(detail(0), 300))),
+        LineKind::Message => (
+            format!(" {}: {}\n", detail(0), nonempty(detail(1).to_string())),
+            String::new(),
+            String::new(),
+        ),
+        LineKind::Files => (
+            format!(" files: {}\n", l.details.join(", ")),
+            String::new(),
+            String::new(),
+        ),
+        LineKind::Other => (
+            format!(" {}\n", nonempty(one_line(detail(0), 300))),
+            String::new(),
+            String::new(),
+        ),
     }
-    out.push('\n');
-    out
 }
 
 /// Drops the least valuable lines until the summary fits its limits.

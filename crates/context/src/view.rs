@@ -10,6 +10,9 @@
 
 use std::collections::BinaryHeap;
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 use ai_session_output::{Encoding, count_tokens};
 use serde::{Deserialize, Serialize};
 
@@ -101,6 +104,40 @@ pub struct ContextView {
     pub text: String,
 }
 
+/// Token counts of the small blocks a view makes on the fly (workspace, learned, header,
+/// labels), so that repeated builds do not count the same text again.
+#[derive(Debug, Default)]
+pub(crate) struct TokenMemo {
+    encoding: Encoding,
+    counts: Mutex<HashMap<(usize, u64), usize>>,
+}
+
+impl TokenMemo {
+    /// Most texts remembered before the memo starts over.
+    const MAX: usize = 256;
+
+    pub(crate) fn new(encoding: Encoding) -> Self {
+        Self {
+            encoding,
+            counts: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub(crate) fn count(&self, text: &str) -> Result<usize, ContextError> {
+        let key = (text.len(), extract::fnv(text.as_bytes()));
+        let mut map = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = map.get(&key) {
+            return Ok(*n);
+        }
+        let n = count_tokens(text, self.encoding)?;
+        if map.len() >= Self::MAX {
+            map.clear();
+        }
+        map.insert(key, n);
+        Ok(n)
+    }
+}
+
 /// Unresolved errors shown one per line; older ones are listed by id only.
 const UNRESOLVED_LINES: usize = 10;
 /// Recency half-life, in entries.
@@ -112,8 +149,8 @@ struct Block {
 }
 
 impl Block {
-    fn new(text: String, enc: Encoding) -> Result<Self, ContextError> {
-        let tokens = count_tokens(&text, enc)?;
+    fn new(text: String, memo: &TokenMemo) -> Result<Self, ContextError> {
+        let tokens = memo.count(&text)?;
         Ok(Self { text, tokens })
     }
     fn counted(text: String, tokens: u32) -> Self {
@@ -153,23 +190,23 @@ impl SessionContext {
         budget_tokens: usize,
         task: Option<&str>,
     ) -> Result<ContextView, ContextError> {
-        let enc = self.config.encoding;
         if let Some(t) = task {
             if self.tasks.get(t).is_none() {
                 return Err(ContextError::UnknownTask(t.to_string()));
             }
         }
         let lineage = task.map(|t| self.tasks.lineage(t)).unwrap_or_default();
+        let lineage_idx: Vec<(u32, u32)> = lineage
+            .iter()
+            .filter_map(|(t, d)| self.task_ids.get(t).map(|i| (*i, *d)))
+            .collect();
         let depth_of = |idx: u32| -> Option<u32> {
-            lineage
-                .iter()
-                .find(|(t, _)| self.task_ids.get(t) == Some(&idx))
-                .map(|(_, d)| *d)
+            lineage_idx.iter().find(|(t, _)| *t == idx).map(|(_, d)| *d)
         };
-        let (mandatory, pinned) = self.mandatory(budget_tokens, enc)?;
+        let (mandatory, pinned) = self.mandatory(budget_tokens)?;
         let mut used = sum(&mandatory);
         let mut head: Vec<Block> = Vec::new();
-        let header = Block::new(self.header_line(task), enc)?;
+        let header = Block::new(self.header_line(task), &self.memo)?;
         if used + header.tokens <= budget_tokens {
             used += header.tokens;
             head.push(header);
@@ -177,7 +214,7 @@ impl SessionContext {
         let learned_text = self.agent.render();
         let mut learned = Vec::new();
         if !learned_text.is_empty() {
-            let b = Block::new(learned_text, enc)?;
+            let b = Block::new(learned_text, &self.memo)?;
             if used + b.tokens <= budget_tokens {
                 used += b.tokens;
                 head.push(b);
@@ -190,6 +227,8 @@ impl SessionContext {
         let in_play = self.files_in_play();
         let mut keys: Vec<u64> = Vec::with_capacity(self.live.len() + self.summary.lines.len());
         let mut scores: Vec<f32> = vec![0.0; self.live.len()];
+        // The cheapest candidate: once less than this is left, nothing more can fit.
+        let mut min_cost = usize::MAX;
         for (i, (e, m)) in self.live.iter().zip(&self.meta).enumerate() {
             if pinned.contains(&e.seq) {
                 continue;
@@ -224,6 +263,7 @@ impl SessionContext {
                 s += 0.8;
             }
             scores[i] = s;
+            min_cost = min_cost.min(e.brief_tokens as usize);
             keys.push(ordered(s) | i as u64);
         }
         let n_live = self.live.len();
@@ -240,19 +280,21 @@ impl SessionContext {
                     None => continue,
                 }
             }
+            min_cost = min_cost.min(l.tokens as usize);
             keys.push(ordered(s) | (n_live + j) as u64);
         }
 
         // Greedy by score. A full form may take at most a quarter of the budget.
-        let summary_label = Block::new("[earlier, summarized; entries by id]\n".into(), enc)?;
-        let history_label = Block::new("[history]\n".into(), enc)?;
+        let summary_label =
+            Block::new("[earlier, summarized; entries by id]\n".into(), &self.memo)?;
+        let history_label = Block::new("[history]\n".into(), &self.memo)?;
         let (mut has_summary, mut has_history) = (false, false);
         let mut picks: Vec<Pick> = Vec::new();
         let mut heap = BinaryHeap::from(keys);
         let full_cap = (budget_tokens / 4).max(1);
         while let Some(k) = heap.pop() {
             let remaining = budget_tokens - used;
-            if remaining < 4 {
+            if remaining < min_cost {
                 break;
             }
             let idx = (k & 0xffff_ffff) as usize;
@@ -332,12 +374,8 @@ impl SessionContext {
     }
 
     /// The must-keep blocks (workspace, last failure, unresolved errors) and the ids they pin.
-    fn mandatory(
-        &self,
-        budget: usize,
-        enc: Encoding,
-    ) -> Result<(Vec<Block>, Vec<u64>), ContextError> {
-        let mut blocks = vec![Block::new(self.workspace.render(), enc)?];
+    fn mandatory(&self, budget: usize) -> Result<(Vec<Block>, Vec<u64>), ContextError> {
+        let mut blocks = vec![Block::new(self.workspace.render(), &self.memo)?];
         let mut pinned = Vec::new();
         let mut failure_full: Option<Block> = None;
         if let Some(lf) = &self.last_failure {
@@ -346,7 +384,7 @@ impl SessionContext {
                 Some(r) => format!("[last failure, resolved by #{r}]\n"),
                 None => "[last failure, unresolved]\n".to_string(),
             };
-            blocks.push(Block::new(label, enc)?);
+            blocks.push(Block::new(label, &self.memo)?);
             blocks.push(Block::counted(lf.text.clone(), lf.tokens));
             if let Some(e) = self.live_entry(lf.seq) {
                 if (e.tokens as usize) <= budget / 4 {
@@ -366,7 +404,7 @@ impl SessionContext {
         if !open.is_empty() {
             blocks.push(Block::new(
                 format!("[unresolved errors: {}]\n", open.len()),
-                enc,
+                &self.memo,
             )?);
             let cut = open.len().saturating_sub(UNRESOLVED_LINES);
             if cut > 0 {
@@ -376,7 +414,7 @@ impl SessionContext {
                     .collect();
                 blocks.push(Block::new(
                     format!("[older unresolved] {}\n", ids.join("; ")),
-                    enc,
+                    &self.memo,
                 )?);
             }
             for f in &open[cut..] {
