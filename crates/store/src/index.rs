@@ -72,6 +72,11 @@ impl Index {
         self.conn
             .pragma_update(None, "synchronous", "NORMAL")
             .map_err(e)?;
+        // No automatic WAL checkpoints: they fsync, and would land inside an exec's checkpoint
+        // every thousand pages. `Store::sync` checkpoints instead.
+        self.conn
+            .pragma_update(None, "wal_autocheckpoint", 0)
+            .map_err(e)?;
         self.conn
             .busy_timeout(std::time::Duration::from_secs(5))
             .map_err(e)?;
