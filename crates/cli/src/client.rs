@@ -119,6 +119,10 @@ impl Client {
         let hello = HelloParams {
             client: format!("ai-session-cli {}", env!("CARGO_PKG_VERSION")),
             protocol: PROTOCOL_VERSION,
+            // An agent started with a token acts with that token's capabilities only.
+            token: std::env::var("AI_SESSION_TOKEN")
+                .ok()
+                .filter(|t| !t.is_empty()),
         };
         let _: HelloResult = client.call(HELLO, hello).await?;
         Ok(client)

@@ -212,6 +212,7 @@ pub async fn run(sel: &Selector, command: Command) -> Result<ExitCode, ClientErr
                 .call(m::SESSION_KILL, Target { target: a.target })
                 .await?;
         }
+        Command::Access { action } => crate::security::access(&client, action).await?,
         Command::Daemon { .. }
         | Command::Parse(_)
         | Command::Coord(_)

@@ -76,6 +76,11 @@ enum Command {
         #[command(subcommand)]
         action: AuditAction,
     },
+    /// Capabilities: API tokens for agents and programs, grants and revocations.
+    Access {
+        #[command(subcommand)]
+        action: AccessAction,
+    },
     /// Start, stop or inspect the daemon.
     Daemon {
         #[command(subcommand)]
@@ -98,6 +103,49 @@ enum PolicyAction {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum AccessAction {
+    /// Create an API token holding exactly these capabilities; give it to an agent as
+    /// $AI_SESSION_TOKEN (or as an HTTP bearer token).
+    Token {
+        /// A capability: resource:action[:target], e.g. session:exec:build, session:read:*.
+        #[arg(long = "cap", value_name = "CAP", required = true)]
+        caps: Vec<String>,
+        /// A note saying who the token is for.
+        #[arg(
+            long = "label",
+            id = "token_label",
+            value_name = "TEXT",
+            default_value = ""
+        )]
+        label: String,
+        /// Print JSON with a stable shape.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Grant a capability to an agent (agent:ID) or a token (token:ID).
+    Grant {
+        #[arg(value_name = "PRINCIPAL")]
+        principal: String,
+        #[arg(value_name = "CAP")]
+        cap: String,
+    },
+    /// Revoke a granted capability.
+    Revoke {
+        #[arg(value_name = "PRINCIPAL")]
+        principal: String,
+        #[arg(value_name = "CAP")]
+        cap: String,
+    },
+    /// Revoke an API token entirely; it stops working at once.
+    RevokeToken {
+        #[arg(value_name = "ID")]
+        id: String,
+    },
+    /// List tokens and grants.
+    Ls(JsonFlag),
 }
 
 #[derive(Subcommand)]

@@ -252,6 +252,86 @@ fn parse_rfc3339(t: &str) -> Option<SystemTime> {
     SystemTime::UNIX_EPOCH.checked_add(Duration::from_millis(ms))
 }
 
+/// `access token|grant|revoke|revoke-token|ls`.
+pub(crate) async fn access(
+    client: &crate::client::Client,
+    action: crate::AccessAction,
+) -> Result<(), ClientError> {
+    use crate::AccessAction as A;
+    use serde_json::{Value, json};
+    match action {
+        A::Token { caps, label, json } => {
+            let r: Value = client
+                .call(
+                    "access.token",
+                    json!({ "capabilities": caps, "label": label }),
+                )
+                .await?;
+            if json {
+                print_json(&r)?;
+            } else {
+                println!("{}", r["token"].as_str().unwrap_or_default());
+                eprintln!(
+                    "token {} holds: {}; give it to the agent as AI_SESSION_TOKEN (it is shown once)",
+                    r["principal"].as_str().unwrap_or_default(),
+                    caps.join(", ")
+                );
+            }
+        }
+        A::Grant { principal, cap } => {
+            let _: Value = client
+                .call(
+                    "access.grant",
+                    json!({ "principal": principal, "capability": cap }),
+                )
+                .await?;
+        }
+        A::Revoke { principal, cap } => {
+            let _: Value = client
+                .call(
+                    "access.revoke",
+                    json!({ "principal": principal, "capability": cap }),
+                )
+                .await?;
+        }
+        A::RevokeToken { id } => {
+            let id = id.strip_prefix("token:").unwrap_or(&id).to_string();
+            let _: Value = client
+                .call("access.revoke_token", json!({ "id": id }))
+                .await?;
+        }
+        A::Ls(a) => {
+            let r: Value = client.call("access.list", json!({})).await?;
+            if a.json {
+                print_json(&r)?;
+            } else {
+                let defaults: Vec<&str> = r["agent_defaults"]
+                    .as_array()
+                    .map(|d| d.iter().filter_map(Value::as_str).collect())
+                    .unwrap_or_default();
+                println!("every agent holds: {}", defaults.join(", "));
+                for p in r["principals"].as_array().into_iter().flatten() {
+                    let caps: Vec<&str> = p["capabilities"]
+                        .as_array()
+                        .map(|d| d.iter().filter_map(Value::as_str).collect())
+                        .unwrap_or_default();
+                    let label = p["label"]
+                        .as_str()
+                        .filter(|l| !l.is_empty())
+                        .map(|l| format!(" ({l})"))
+                        .unwrap_or_default();
+                    println!(
+                        "{}{label}: {}",
+                        p["principal"].as_str().unwrap_or_default(),
+                        caps.join(", ")
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

@@ -33,14 +33,35 @@ pub(crate) struct ConnState {
     /// at once instead of outliving its connection.
     agents: Mutex<Option<Vec<AgentId>>>,
     next_stream: AtomicU64,
+    /// Who the connection acts as (the owner until a `hello` presents a token).
+    principal: Mutex<crate::access::Principal>,
 }
 
 impl ConnState {
     pub(crate) fn new() -> Arc<Self> {
+        Self::with_principal(crate::access::Principal::Owner)
+    }
+
+    pub(crate) fn with_principal(principal: crate::access::Principal) -> Arc<Self> {
         Arc::new(Self {
             agents: Mutex::new(Some(Vec::new())),
             next_stream: AtomicU64::new(1),
+            principal: Mutex::new(principal),
         })
+    }
+
+    pub(crate) fn principal(&self) -> crate::access::Principal {
+        self.principal
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub(crate) fn set_principal(&self, principal: crate::access::Principal) {
+        *self
+            .principal
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = principal;
     }
 
     /// Records an agent bound to this connection; false if the connection is already closed.
@@ -192,7 +213,7 @@ fn token_string(auth: &AgentAuth) -> String {
     format!("{}.{}", auth.agent.0, auth.token.to_hex())
 }
 
-fn parse_token(token: &str) -> Result<AgentAuth, RpcError> {
+pub(crate) fn parse_token(token: &str) -> Result<AgentAuth, RpcError> {
     let (id, hex) = token.trim().split_once('.').ok_or_else(bad_token)?;
     let agent = AgentId(id.parse().map_err(|_| bad_token())?);
     let token = Token::from_hex(hex).ok_or_else(bad_token)?;

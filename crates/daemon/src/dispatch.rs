@@ -38,15 +38,40 @@ pub(crate) async fn handle(
     conn: &Arc<crate::coord::ConnState>,
 ) -> Response {
     let id = req.id.clone();
-    let result = if crate::coord::owns(&req.method) {
-        crate::coord::route(daemon, conn, &req.method, req.params, tx).await
-    } else {
-        route(daemon, req, tx).await
+    let mut who = conn.principal();
+    let ctx = crate::access::AuditCtx::of(&req.method, &req.params);
+    let result = match authorize(daemon, conn, &mut who, &req) {
+        Err(e) => Err(e),
+        Ok(()) if req.method.starts_with("access.") => {
+            daemon.access.route(&req.method, &req.params)
+        }
+        Ok(()) if crate::coord::owns(&req.method) => {
+            crate::coord::route(daemon, conn, &req.method, req.params, tx).await
+        }
+        Ok(()) => route(daemon, req, tx, &who).await,
     };
+    daemon.access.audit(&who, ctx, &result);
     match result {
         Ok(value) => Response::ok(id, value),
         Err(err) => Response::err(id, err),
     }
+}
+
+/// Takes a `hello`'s token (the connection acts as its principal from then on), then checks
+/// the caller holds the capability the method needs.
+fn authorize(
+    daemon: &Daemon,
+    conn: &crate::coord::ConnState,
+    who: &mut crate::access::Principal,
+    req: &Request,
+) -> Result<(), RpcError> {
+    if req.method == m::HELLO {
+        if let Some(token) = req.params.get("token").and_then(Value::as_str) {
+            *who = daemon.access.principal_for(token, &daemon.coord)?;
+            conn.set_principal(who.clone());
+        }
+    }
+    daemon.access.check(who, &req.method, &req.params)
 }
 
 fn params<T: DeserializeOwned>(value: Value) -> Result<T, RpcError> {
@@ -75,6 +100,7 @@ async fn route(
     daemon: &Arc<Daemon>,
     req: Request,
     tx: &mpsc::Sender<String>,
+    who: &crate::access::Principal,
 ) -> Result<Value, RpcError> {
     let p = req.params;
     match req.method.as_str() {
@@ -93,16 +119,20 @@ async fn route(
                 pid: std::process::id(),
             })
         }
-        m::SESSION_NEW => json(
-            daemon
+        m::SESSION_NEW => {
+            let info = daemon
                 .manager
                 .create(params::<NewParams>(p)?)
                 .await
-                .map_err(core)?,
-        ),
-        m::SESSION_LIST => json(ListResult {
-            sessions: daemon.manager.list().await,
-        }),
+                .map_err(core)?;
+            daemon.access.owns_session(who, &info.name);
+            json(info)
+        }
+        m::SESSION_LIST => {
+            let mut sessions = daemon.manager.list().await;
+            sessions.retain(|s| daemon.access.may_read(who, &s.name));
+            json(ListResult { sessions })
+        }
         m::SESSION_EXEC => {
             let p: ExecParams = params(p)?;
             json(session(daemon, &p.target)?.exec(p).await.map_err(core)?)

@@ -6,6 +6,7 @@
 //! session library; `coord` maps `agent.*`, `bus.*`, `task.*` and `events.*` onto the
 //! coordinator.
 
+mod access;
 mod connection;
 mod coord;
 mod dispatch;

@@ -38,6 +38,8 @@ pub struct Daemon {
     pub shutdown: Notify,
     /// The HTTP server (`daemon.serve`), when it runs.
     pub(crate) http: crate::http::Http,
+    /// Capabilities, API tokens and the audit log.
+    pub(crate) access: crate::access::Access,
 }
 
 fn setup_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> ServeError + '_ {
@@ -80,7 +82,10 @@ pub async fn serve_with(
     std::fs::set_permissions(&paths.socket, std::fs::Permissions::from_mode(0o600))
         .map_err(setup_err(&paths.socket))?;
     let manager = SessionManager::new(ManagerConfig::new(&paths.data))?;
+    let access = crate::access::Access::open(&paths.data, paths.audit_log())
+        .map_err(setup_err(&paths.data))?;
     let daemon = Arc::new(Daemon {
+        access,
         manager,
         coord: ai_session_coord::Coordinator::new(ai_session_coord::CoordConfig::default()),
         paths: paths.clone(),

@@ -146,6 +146,10 @@ impl Daemon {
         let hello = HelloParams {
             client: format!("ai-session-mcp {}", env!("CARGO_PKG_VERSION")),
             protocol: PROTOCOL_VERSION,
+            // An agent started with a token acts with that token's capabilities only.
+            token: std::env::var("AI_SESSION_TOKEN")
+                .ok()
+                .filter(|t| !t.is_empty()),
         };
         let _: HelloResult = serde_json::from_value(self.call_on(&conn, HELLO, hello).await?)
             .map_err(|e| CallError::Transport(format!("unexpected hello result: {e}")))?;

@@ -37,6 +37,10 @@ pub const NOTIFY_STATE: &str = "session.state";
 pub struct HelloParams {
     pub client: String,
     pub protocol: u32,
+    /// Act as this principal from now on: an agent token (`agent register`) or an API token
+    /// (`access token`). Without one, a socket client is the owner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -665,7 +665,7 @@ pub(crate) async fn rpc(
     method: &str,
     params: Value,
 ) -> Result<Value, RpcError> {
-    let conn = crate::coord::ConnState::new();
+    let conn = crate::coord::ConnState::with_principal(crate::access::Principal::Http);
     // Nothing this module calls through here streams: notifications would have nowhere to go.
     let (tx, _rx) = mpsc::channel(1);
     let resp = crate::dispatch::handle(daemon, rpc_request(method, params), &tx, &conn).await;

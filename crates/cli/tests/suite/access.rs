@@ -1,0 +1,186 @@
+//! Capabilities at the API (agent tokens, API tokens, grants, revocation) and the audit log
+//! (every action recorded, risk scored, tampering caught by `audit verify`).
+
+use std::process::Output;
+
+use super::harness::Env;
+
+fn as_token(env: &Env, token: &str, args: &[&str]) -> Output {
+    env.command(args)
+        .env("AI_SESSION_TOKEN", token)
+        .output()
+        .unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn agent(env: &Env, name: &str) -> String {
+    env.ok(&["agent", "register", name, "--keep"])
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn an_agent_token_cannot_touch_another_agents_session() {
+    let env = Env::new();
+    let alice = agent(&env, "alice");
+    let bob = agent(&env, "bob");
+    let made = as_token(&env, &alice, &["new", "-s", "alice-work"]);
+    assert!(made.status.success(), "{}", text(&made));
+    let r = as_token(&env, &alice, &["exec", "-t", "alice-work", "echo mine"]);
+    assert!(text(&r).contains("mine"), "{}", text(&r));
+
+    // Bob may not exec, type, read or kill in Alice's session, and does not see it.
+    for args in [
+        &["exec", "-t", "alice-work", "echo stolen"][..],
+        &["send", "-t", "alice-work", "echo stolen", "Enter"],
+        &["read", "-t", "alice-work"],
+        &["kill", "-t", "alice-work"],
+    ] {
+        let r = as_token(&env, &bob, args);
+        assert!(!r.status.success(), "{args:?} was allowed: {}", text(&r));
+        let t = text(&r);
+        assert!(t.contains("lacks the capability session:"), "{args:?}: {t}");
+        assert!(
+            t.contains("access grant"),
+            "the error says how to get it: {t}"
+        );
+    }
+    let listed = as_token(&env, &bob, &["ls"]);
+    assert!(!text(&listed).contains("alice-work"), "{}", text(&listed));
+    // The owner sees it, and can grant Bob read access at run time, then take it back.
+    assert!(env.ok(&["ls"]).contains("alice-work"));
+    let bob_id = bob.split('.').next().unwrap();
+    let who = format!("agent:{bob_id}");
+    env.ok(&["access", "grant", &who, "session:read:alice-work"]);
+    let r = as_token(&env, &bob, &["read", "-t", "alice-work"]);
+    assert!(r.status.success(), "{}", text(&r));
+    env.ok(&["access", "revoke", &who, "session:read:alice-work"]);
+    let r = as_token(&env, &bob, &["read", "-t", "alice-work"]);
+    assert!(!r.status.success());
+    // A forged agent token is refused outright.
+    let forged = format!("{bob_id}.{}", "0".repeat(64));
+    let r = as_token(&env, &forged, &["ls"]);
+    assert!(!r.status.success(), "{}", text(&r));
+}
+
+#[test]
+fn api_tokens_hold_exactly_their_capabilities_and_die_when_revoked() {
+    let env = Env::new();
+    env.ok(&["new", "-s", "build"]);
+    env.ok(&["exec", "-t", "build", "echo ready"]);
+    let out = env.run(&[
+        "access",
+        "token",
+        "--json",
+        "--cap",
+        "session:read:*",
+        "--label",
+        "viewer",
+    ]);
+    let made: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let token = made["token"].as_str().unwrap().to_string();
+    let id = made["id"].as_str().unwrap().to_string();
+    assert!(token.starts_with("ais."));
+
+    let r = as_token(&env, &token, &["read", "-t", "build"]);
+    assert!(text(&r).contains("ready"), "{}", text(&r));
+    let r = as_token(&env, &token, &["exec", "-t", "build", "echo nope"]);
+    assert!(
+        text(&r).contains("lacks the capability session:exec:build"),
+        "{}",
+        text(&r)
+    );
+    let r = as_token(&env, &token, &["new", "-s", "mine"]);
+    assert!(text(&r).contains("session:create"), "{}", text(&r));
+    let r = as_token(&env, &token, &["access", "token", "--cap", "*"]);
+    assert!(
+        text(&r).contains("access:admin"),
+        "no escalation: {}",
+        text(&r)
+    );
+    assert!(
+        env.ok(&["access", "ls"])
+            .contains(&format!("token:{id} (viewer)"))
+    );
+
+    // A token shown to another daemon is refused: it names the daemon that issued it.
+    let other = Env::new();
+    other.ok(&["new", "-s", "x"]);
+    let r = as_token(&other, &token, &["ls"]);
+    assert!(text(&r).contains("another daemon"), "{}", text(&r));
+
+    env.ok(&["access", "revoke-token", &id]);
+    let r = as_token(&env, &token, &["read", "-t", "build"]);
+    assert!(text(&r).contains("revoked"), "{}", text(&r));
+    // A tampered secret is refused as well.
+    let mut bad = token.clone();
+    bad.pop();
+    bad.push('x');
+    let r = as_token(&env, &bad, &["ls"]);
+    assert!(!r.status.success());
+}
+
+#[test]
+fn every_action_is_audited_scored_and_tampering_is_caught() {
+    let env = Env::new();
+    env.ok(&["new", "-s", "w"]);
+    env.ok(&["exec", "-t", "w", "echo fine"]);
+    let risky = env.run(&["exec", "-t", "w", "curl -s http://127.0.0.1:9/x | sh; true"]);
+    assert!(risky.status.success(), "{}", text(&risky));
+    let viewer = env.run(&["access", "token", "--json", "--cap", "session:read:*"]);
+    let viewer: serde_json::Value = serde_json::from_slice(&viewer.stdout).unwrap();
+    let r = as_token(
+        &env,
+        viewer["token"].as_str().unwrap(),
+        &["kill", "-t", "w"],
+    );
+    assert!(!r.status.success());
+    env.ok(&["kill", "-t", "w"]);
+
+    let verify = env.ok(&["audit", "verify"]);
+    assert!(verify.contains("intact"), "{verify}");
+    let out = env.run(&["audit", "ls", "--json"]);
+    let entries: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let entries = entries.as_array().unwrap();
+    let find = |action: &str, detail: &str| {
+        entries
+            .iter()
+            .find(|e| e["action"] == action && e["detail"].as_str().unwrap().contains(detail))
+            .unwrap_or_else(|| panic!("no {action} {detail} in {entries:?}"))
+    };
+    let e = find("session.exec", "echo fine");
+    assert_eq!(e["session"], "w");
+    assert_eq!(e["result"], "ok (exit 0)");
+    assert_eq!(e["actor"]["kind"], "owner");
+    assert!(find("session.exec", "| sh")["risk"].as_u64().unwrap() >= 50);
+    let denied = entries
+        .iter()
+        .find(|e| e["result"] == "denied")
+        .expect("the refused kill is audited");
+    assert_eq!(denied["action"], "session.kill");
+    assert!(denied["risk"].as_u64().unwrap() >= 40);
+    find("session.new", "w");
+    find("session.kill", "");
+
+    let high = env.ok(&["audit", "ls", "--min-risk", "50"]);
+    assert!(
+        high.contains("| sh") && !high.contains("echo fine"),
+        "{high}"
+    );
+
+    // Edit one line (soften the risky command): verify names the damage and exits 1.
+    env.ok(&["daemon", "stop"]);
+    let path = env.home.path().join("servers/t/audit.jsonl");
+    let log = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, log.replace("| sh", "| cat")).unwrap();
+    let out = env.run(&["audit", "verify"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("DAMAGED"), "{}", text(&out));
+}

@@ -1,0 +1,695 @@
+//! Who may do what: capabilities per principal, API tokens, and the audit trail of every
+//! action.
+//!
+//! A capability is `resource:action[:target]`, each part a word or `*` (a trailing `*` also
+//! matches any further parts): `session:exec:build`, `session:read:*`, `task:claim`, `*`.
+//! Every method needs one (see [`required`]). Principals:
+//!
+//! - the **owner**: any client on the socket without a token (the socket is reachable only by
+//!   the daemon's user, checked by peer credentials), and the HTTP server's own token: every
+//!   capability;
+//! - an **agent** (`hello` with the token `agent register` printed): least privilege, namely
+//!   [`AGENT_DEFAULTS`] plus every capability on the sessions it creates;
+//! - an **API token** (`access token --cap ...`): exactly the capabilities it was made with.
+//!
+//! The owner grants and revokes capabilities at run time (`access grant|revoke`). API tokens
+//! are `ais.<daemon id>.<token id>.<secret>`: the daemon id is random per state directory, so
+//! a token shown to one daemon is refused by every other; only a SHA-256 of the secret is
+//! stored (0600), compared in constant time.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::{Mutex, PoisonError};
+
+use ai_session_protocol::{ErrorKind, RpcError};
+use ai_session_sandbox::audit::{Actor, AuditLog, Record};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// What an agent may do before anything is granted: start sessions (and then use them), see
+/// the session list (filtered to its own), coordinate.
+pub(crate) const AGENT_DEFAULTS: &[&str] = &[
+    "session:create",
+    "session:list",
+    "agent:*",
+    "bus:*",
+    "events:*",
+    "task:*",
+    "context:*:own",
+];
+
+/// Who is calling.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) enum Principal {
+    #[default]
+    Owner,
+    /// The HTTP server's own token: the owner, recorded as such in the audit log.
+    Http,
+    Agent(u64),
+    Token(String),
+}
+
+impl Principal {
+    fn key(&self) -> Option<String> {
+        match self {
+            Principal::Owner | Principal::Http => None,
+            Principal::Agent(id) => Some(format!("agent:{id}")),
+            Principal::Token(id) => Some(format!("token:{id}")),
+        }
+    }
+
+    fn actor(&self) -> Actor {
+        match self {
+            Principal::Owner => Actor::Owner,
+            Principal::Http => Actor::HttpToken("http.token".into()),
+            Principal::Agent(id) => Actor::Agent(id.to_string()),
+            Principal::Token(id) => Actor::HttpToken(id.clone()),
+        }
+    }
+}
+
+/// The capability a method needs, with `target` the session it names.
+pub(crate) fn required(method: &str, params: &Value) -> Option<String> {
+    let target = || {
+        params
+            .get("target")
+            .and_then(Value::as_str)
+            .unwrap_or("*")
+            .to_string()
+    };
+    let session = |action: &str| Some(format!("session:{action}:{}", target()));
+    match method {
+        "hello" => None,
+        "session.new" => Some("session:create".into()),
+        "session.list" => Some("session:list".into()),
+        "session.exec" => session("exec"),
+        "session.send" | "session.write" => session("send"),
+        "session.read" | "session.capture" | "session.wait" | "session.subscribe" => {
+            session("read")
+        }
+        "session.resize" => session("resize"),
+        "session.kill" => session("kill"),
+        m if m.starts_with("daemon.") => Some(format!("daemon:{}", &m[7..])),
+        m if m.starts_with("access.") => Some("access:admin".into()),
+        m => {
+            let (resource, action) = m.split_once('.').unwrap_or((m, "*"));
+            let action = action.split('.').next().unwrap_or("*");
+            Some(format!("{resource}:{action}"))
+        }
+    }
+}
+
+/// True when the capability pattern `have` covers `need`.
+pub(crate) fn covers(have: &str, need: &str) -> bool {
+    let mut h = have.split(':');
+    let mut n = need.split(':');
+    loop {
+        match (h.next(), n.next()) {
+            (None, None) => return true,
+            (Some("*"), _) if h.clone().next().is_none() => return true,
+            (Some(a), Some(b)) if a == "*" || a == b => {}
+            _ => return false,
+        }
+    }
+}
+
+/// Checks a capability string's shape: 1 to 3 parts of `[a-z0-9_.-]` or `*`.
+pub(crate) fn check_capability(cap: &str) -> Result<(), RpcError> {
+    let parts: Vec<&str> = cap.split(':').collect();
+    let ok = (1..=3).contains(&parts.len())
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && (*p == "*"
+                    || p.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(RpcError::new(
+            ErrorKind::InvalidParams,
+            format!("invalid capability '{cap}'"),
+        )
+        .with_hint("write resource:action[:target], each a word or *, e.g. session:exec:build or session:read:*"))
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StoredToken {
+    id: String,
+    label: String,
+    /// SHA-256 of the secret, hex.
+    digest: String,
+    created_ms: u64,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Stored {
+    daemon_id: String,
+    tokens: Vec<StoredToken>,
+    /// Capabilities by principal key (`agent:ID`, `token:ID`).
+    grants: BTreeMap<String, BTreeSet<String>>,
+}
+
+/// A principal's entry for `access.list`.
+#[derive(Debug, Serialize)]
+pub(crate) struct PrincipalInfo {
+    pub principal: String,
+    pub label: Option<String>,
+    pub capabilities: Vec<String>,
+}
+
+/// Capabilities, tokens and the audit log of one daemon.
+pub(crate) struct Access {
+    file: PathBuf,
+    state: Mutex<Stored>,
+    audit: Mutex<Option<AuditLog>>,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn random_hex(bytes: usize) -> Result<String, RpcError> {
+    let mut buf = vec![0u8; bytes];
+    getrandom::fill(&mut buf)
+        .map_err(|e| RpcError::new(ErrorKind::Internal, format!("no randomness: {e}")))?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn digest(secret: &str) -> String {
+    Sha256::digest(secret.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn denied(msg: String, hint: &str) -> RpcError {
+    RpcError::new(ErrorKind::PermissionDenied, msg).with_hint(hint)
+}
+
+impl Access {
+    /// Loads the daemon's access state (`access.json`, created with a fresh daemon id) and
+    /// opens its audit log. A damaged audit log tail is repaired (the cut line is reported in
+    /// the daemon's log); a damaged access file is an error naming it.
+    pub(crate) fn open(data: &std::path::Path, audit_path: PathBuf) -> std::io::Result<Self> {
+        let file = data.join("access.json");
+        let state = match std::fs::read(&file) {
+            Ok(bytes) => serde_json::from_slice::<Stored>(&bytes).map_err(|e| {
+                std::io::Error::other(format!(
+                    "{} is damaged ({e}); move it away to start with no tokens or grants",
+                    file.display()
+                ))
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Stored {
+                daemon_id: random_hex(8).map_err(|e| std::io::Error::other(e.message))?,
+                ..Stored::default()
+            },
+            Err(e) => return Err(e),
+        };
+        let audit = match AuditLog::open(&audit_path) {
+            Ok(log) => Some(log),
+            Err(first) => {
+                tracing::warn!("audit log: {first}; repairing a truncated tail");
+                match AuditLog::repair_truncated_tail(&audit_path)
+                    .and_then(|_| AuditLog::open(&audit_path))
+                {
+                    Ok(log) => Some(log),
+                    Err(e) => {
+                        tracing::error!("audit log unusable, actions are NOT audited: {e}");
+                        None
+                    }
+                }
+            }
+        };
+        let access = Access {
+            file,
+            state: Mutex::new(state),
+            audit: Mutex::new(audit),
+        };
+        access.save()?;
+        Ok(access)
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, Stored> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Writes the state by temp file + rename, mode 0600.
+    fn save(&self) -> std::io::Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let text = serde_json::to_vec_pretty(&*self.state()).map_err(std::io::Error::other)?;
+        let tmp = self.file.with_extension("json.tmp");
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(&text)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &self.file)
+    }
+
+    /// The principal a `hello` token names: an agent token (`ID.HEX`, checked by the
+    /// coordinator) or an API token of this daemon.
+    pub(crate) fn principal_for(
+        &self,
+        token: &str,
+        coord: &ai_session_coord::Coordinator,
+    ) -> Result<Principal, RpcError> {
+        let token = token.trim();
+        if let Some(rest) = token.strip_prefix("ais.") {
+            let mut parts = rest.splitn(3, '.');
+            let (daemon, id, secret) = match (parts.next(), parts.next(), parts.next()) {
+                (Some(d), Some(i), Some(s)) => (d, i, s),
+                _ => {
+                    return Err(denied(
+                        "malformed API token".into(),
+                        "pass the token exactly as `ai-session access token` printed it",
+                    ));
+                }
+            };
+            let state = self.state();
+            if daemon != state.daemon_id {
+                return Err(denied(
+                    "this token was issued by another daemon".into(),
+                    "ask this daemon's owner for a token (`ai-session access token --cap ...`)",
+                ));
+            }
+            let found = state.tokens.iter().find(|t| t.id == id).ok_or_else(|| {
+                denied(
+                    format!("API token {id} is unknown or was revoked"),
+                    "ask the daemon's owner for a new token",
+                )
+            })?;
+            let want = found.digest.as_bytes();
+            let got = digest(secret);
+            if !bool::from(want.ct_eq(got.as_bytes())) {
+                return Err(denied(
+                    format!("wrong secret for API token {id}"),
+                    "pass the token exactly as `ai-session access token` printed it",
+                ));
+            }
+            return Ok(Principal::Token(id.to_string()));
+        }
+        let auth = crate::coord::parse_token(token)?;
+        coord.heartbeat(&auth).map_err(crate::coord::coord_error)?;
+        Ok(Principal::Agent(auth.agent.0))
+    }
+
+    /// Allows or refuses `method` for `who`; a refusal names the missing capability.
+    pub(crate) fn check(
+        &self,
+        who: &Principal,
+        method: &str,
+        params: &Value,
+    ) -> Result<(), RpcError> {
+        let Some(need) = required(method, params) else {
+            return Ok(());
+        };
+        let Some(key) = who.key() else {
+            return Ok(()); // the owner holds every capability
+        };
+        if self.holds(who, &key, &need) {
+            return Ok(());
+        }
+        Err(denied(
+            format!("{key} lacks the capability {need}"),
+            &format!("the daemon's owner can grant it: ai-session access grant {key} {need}"),
+        ))
+    }
+
+    fn holds(&self, who: &Principal, key: &str, need: &str) -> bool {
+        let defaults = matches!(who, Principal::Agent(_))
+            && AGENT_DEFAULTS.iter().any(|have| covers(have, need));
+        defaults
+            || self
+                .state()
+                .grants
+                .get(key)
+                .is_some_and(|caps| caps.iter().any(|have| covers(have, need)))
+    }
+
+    /// True when `who` may read session `name` (for filtering `session.list`).
+    pub(crate) fn may_read(&self, who: &Principal, name: &str) -> bool {
+        match who.key() {
+            None => true,
+            Some(key) => self.holds(who, &key, &format!("session:read:{name}")),
+        }
+    }
+
+    /// Gives `who` every capability on a session it just created.
+    pub(crate) fn owns_session(&self, who: &Principal, name: &str) {
+        if let Some(key) = who.key() {
+            self.state()
+                .grants
+                .entry(key)
+                .or_default()
+                .insert(format!("session:*:{name}"));
+            if let Err(e) = self.save() {
+                tracing::warn!("saving access state: {e}");
+            }
+        }
+    }
+
+    /// `access.grant` / `access.revoke`.
+    pub(crate) fn set(&self, principal: &str, cap: &str, grant: bool) -> Result<(), RpcError> {
+        check_capability(cap)?;
+        let known = principal
+            .strip_prefix("agent:")
+            .map(|id| id.parse::<u64>().is_ok())
+            .or_else(|| {
+                principal
+                    .strip_prefix("token:")
+                    .map(|id| self.state().tokens.iter().any(|t| t.id == id))
+            })
+            .unwrap_or(false);
+        if !known {
+            return Err(RpcError::new(
+                ErrorKind::NotFound,
+                format!("unknown principal '{principal}'"),
+            )
+            .with_hint(
+                "write agent:ID (`ai-session agent ls`) or token:ID (`ai-session access ls`)",
+            ));
+        }
+        {
+            let mut state = self.state();
+            let caps = state.grants.entry(principal.to_string()).or_default();
+            if grant {
+                caps.insert(cap.to_string());
+            } else if !caps.remove(cap) {
+                return Err(RpcError::new(
+                    ErrorKind::NotFound,
+                    format!(
+                        "{principal} does not hold {cap} (defaults cannot be revoked one by one)"
+                    ),
+                )
+                .with_hint("`ai-session access ls` shows what each principal holds"));
+            }
+        }
+        self.save()
+            .map_err(|e| RpcError::new(ErrorKind::Internal, format!("saving access state: {e}")))
+    }
+
+    /// `access.token`: a new API token with exactly `caps`.
+    pub(crate) fn create_token(
+        &self,
+        label: &str,
+        caps: &[String],
+    ) -> Result<(String, String), RpcError> {
+        for cap in caps {
+            check_capability(cap)?;
+        }
+        let id = random_hex(4)?;
+        let secret = random_hex(32)?;
+        let daemon_id = {
+            let mut state = self.state();
+            state.tokens.push(StoredToken {
+                id: id.clone(),
+                label: label.to_string(),
+                digest: digest(&secret),
+                created_ms: now_ms(),
+            });
+            state
+                .grants
+                .insert(format!("token:{id}"), caps.iter().cloned().collect());
+            state.daemon_id.clone()
+        };
+        self.save()
+            .map_err(|e| RpcError::new(ErrorKind::Internal, format!("saving access state: {e}")))?;
+        Ok((id.clone(), format!("ais.{daemon_id}.{id}.{secret}")))
+    }
+
+    /// `access.revoke_token`: the token stops working at once.
+    pub(crate) fn revoke_token(&self, id: &str) -> Result<(), RpcError> {
+        {
+            let mut state = self.state();
+            let before = state.tokens.len();
+            state.tokens.retain(|t| t.id != id);
+            if state.tokens.len() == before {
+                return Err(
+                    RpcError::new(ErrorKind::NotFound, format!("no API token {id}"))
+                        .with_hint("`ai-session access ls` lists the tokens"),
+                );
+            }
+            state.grants.remove(&format!("token:{id}"));
+        }
+        self.save()
+            .map_err(|e| RpcError::new(ErrorKind::Internal, format!("saving access state: {e}")))
+    }
+
+    /// `access.list`: every principal with explicit grants, and every token.
+    pub(crate) fn list(&self) -> Vec<PrincipalInfo> {
+        let state = self.state();
+        let mut out: Vec<PrincipalInfo> = state
+            .tokens
+            .iter()
+            .map(|t| PrincipalInfo {
+                principal: format!("token:{}", t.id),
+                label: Some(t.label.clone()),
+                capabilities: state
+                    .grants
+                    .get(&format!("token:{}", t.id))
+                    .map(|c| c.iter().cloned().collect())
+                    .unwrap_or_default(),
+            })
+            .collect();
+        for (key, caps) in &state.grants {
+            if key.starts_with("agent:") {
+                let mut all: Vec<String> = AGENT_DEFAULTS.iter().map(|s| s.to_string()).collect();
+                all.extend(caps.iter().cloned());
+                out.push(PrincipalInfo {
+                    principal: key.clone(),
+                    label: None,
+                    capabilities: all,
+                });
+            }
+        }
+        out
+    }
+
+    /// Appends one action to the audit log. Reads that succeed are not recorded (they
+    /// change nothing and would drown the log); everything else is, refusals included.
+    pub(crate) fn audit(&self, who: &Principal, ctx: AuditCtx, result: &Result<Value, RpcError>) {
+        let AuditCtx {
+            method,
+            session,
+            detail,
+        } = ctx;
+        let method = method.as_str();
+        const QUIET: &[&str] = &[
+            "hello",
+            "session.list",
+            "session.read",
+            "session.capture",
+            "session.wait",
+            "daemon.status",
+            "agent.list",
+            "agent.heartbeat",
+            "task.list",
+            "task.show",
+            "access.list",
+        ];
+        if result.is_ok() && QUIET.contains(&method) {
+            return;
+        }
+        let session = session.or_else(|| {
+            (method == "session.new")
+                .then(|| {
+                    result
+                        .as_ref()
+                        .ok()?
+                        .get("name")?
+                        .as_str()
+                        .map(str::to_owned)
+                })
+                .flatten()
+        });
+        let result_word = match result {
+            Ok(v) => match v.get("exit_code").and_then(Value::as_i64) {
+                Some(code) => format!("ok (exit {code})"),
+                None => "ok".into(),
+            },
+            Err(e) if e.kind() == Some(ErrorKind::PermissionDenied) => "denied".into(),
+            Err(e) => format!("error: {}", e.message),
+        };
+        self.record(Record {
+            actor: who.actor(),
+            session,
+            action: method.to_string(),
+            detail,
+            result: result_word,
+        });
+    }
+
+    /// Appends a record (a daemon event such as a limit hit, or an action).
+    pub(crate) fn record(&self, record: Record) {
+        let mut audit = self.audit.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(log) = audit.as_mut() {
+            if let Err(e) = log.append(record) {
+                tracing::error!("audit append failed: {e}");
+            }
+        }
+    }
+}
+
+/// What the audit log needs of a request, taken before the request is consumed.
+pub(crate) struct AuditCtx {
+    method: String,
+    session: Option<String>,
+    detail: String,
+}
+
+impl AuditCtx {
+    pub(crate) fn of(method: &str, params: &Value) -> Self {
+        AuditCtx {
+            method: method.to_string(),
+            session: params
+                .get("target")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            detail: detail(method, params),
+        }
+    }
+}
+
+impl Access {
+    /// The `access.*` methods (the owner's: they need `access:admin`).
+    pub(crate) fn route(&self, method: &str, params: &Value) -> Result<Value, RpcError> {
+        let s = |k: &str| -> Result<String, RpcError> {
+            params
+                .get(k)
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .ok_or_else(|| {
+                    RpcError::new(
+                        ErrorKind::InvalidParams,
+                        format!("invalid params: missing string '{k}'"),
+                    )
+                })
+        };
+        match method {
+            "access.grant" | "access.revoke" => {
+                self.set(&s("principal")?, &s("capability")?, method == "access.grant")?;
+                Ok(serde_json::json!({}))
+            }
+            "access.token" => {
+                let caps: Vec<String> = params
+                    .get("capabilities")
+                    .and_then(Value::as_array)
+                    .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+                    .unwrap_or_default();
+                if caps.is_empty() {
+                    return Err(RpcError::new(
+                        ErrorKind::InvalidParams,
+                        "a token needs at least one capability",
+                    )
+                    .with_hint("for example --cap session:read:* --cap session:exec:build"));
+                }
+                let label = params.get("label").and_then(Value::as_str).unwrap_or("");
+                let (id, token) = self.create_token(label, &caps)?;
+                Ok(serde_json::json!({ "id": id, "principal": format!("token:{id}"), "token": token, "capabilities": caps }))
+            }
+            "access.revoke_token" => {
+                self.revoke_token(&s("id")?)?;
+                Ok(serde_json::json!({}))
+            }
+            "access.list" => Ok(serde_json::json!({
+                "agent_defaults": AGENT_DEFAULTS,
+                "principals": self.list(),
+            })),
+            other => Err(RpcError::new(
+                ErrorKind::MethodNotFound,
+                format!("unknown method '{other}'"),
+            )
+            .with_hint("access methods: access.grant, access.revoke, access.token, access.revoke_token, access.list")),
+        }
+    }
+}
+
+/// What the audit line says of a request: the command, the keys, the name; never a token.
+fn detail(method: &str, params: &Value) -> String {
+    let s = |k: &str| {
+        params
+            .get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let text = match method {
+        "session.exec" => s("command"),
+        "session.send" => params
+            .get("keys")
+            .and_then(Value::as_array)
+            .map(|keys| {
+                keys.iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default(),
+        "session.new" => {
+            let mut d = s("name");
+            if let Some(p) = params.get("policy").and_then(Value::as_str) {
+                let p = if p.contains('\n') { "custom" } else { p };
+                d.push_str(&format!(" policy={p}"));
+            }
+            if let Some(prog) = params.get("program").and_then(Value::as_array) {
+                let argv: Vec<&str> = prog.iter().filter_map(Value::as_str).collect();
+                d.push_str(&format!(" program={}", argv.join(" ")));
+            }
+            d
+        }
+        "access.grant" | "access.revoke" => format!("{} {}", s("principal"), s("capability")),
+        "access.token" => format!("label={}", s("label")),
+        _ => String::new(),
+    };
+    // Bounded: a 10 MB paste is not copied into the audit log.
+    let mut text = text;
+    if text.len() > 4096 {
+        let mut cut = 4096;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text.push_str("...");
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_cover_what_they_should() {
+        assert!(covers("*", "session:exec:a"));
+        assert!(covers("session:*", "session:exec:a"));
+        assert!(covers("session:exec:*", "session:exec:a"));
+        assert!(covers("session:*:a", "session:exec:a"));
+        assert!(!covers("session:*:a", "session:exec:b"));
+        assert!(!covers("session:read:*", "session:exec:a"));
+        assert!(covers("task:claim", "task:claim"));
+        assert!(!covers("task:claim", "task:submit"));
+        assert!(!covers("session:exec", "session:exec:a"));
+        assert_eq!(
+            required("session.exec", &serde_json::json!({"target": "x"})).as_deref(),
+            Some("session:exec:x")
+        );
+        assert_eq!(
+            required("task.claim", &Value::Null).as_deref(),
+            Some("task:claim")
+        );
+        assert!(check_capability("session:exec:build-1").is_ok());
+        assert!(check_capability("session::x").is_err());
+        assert!(check_capability("a:b:c:d").is_err());
+    }
+}
