@@ -1,6 +1,6 @@
 //! Benchmarks of the context library, on generated agent-session history.
 //!
-//! `cargo run --release -p ai-session-context --example bench [-- MEGABYTES]`
+//! `cargo run --release -p ai-session-context --example bench [-- MEGABYTES [ZSTD_LEVEL]]`
 //!
 //! 1. Compression: a history of MEGABYTES (default 100) MB of entry text (command lines,
 //!    compact outputs, messages) added to a context with the default config. Timed apart:
@@ -94,8 +94,12 @@ fn exec(rng: &mut Rng, i: usize, size: usize) -> ExecRecord {
         .at_ms(1_700_000_000_000 + i as u64 * 1_000)
 }
 
-fn compression(megabytes: usize) -> Result<(), ContextError> {
-    let mut ctx = SessionContext::new("bench", ContextConfig::default())?;
+fn compression(megabytes: usize, zstd_level: i32) -> Result<(), ContextError> {
+    let config = ContextConfig {
+        zstd_level,
+        ..ContextConfig::default()
+    };
+    let mut ctx = SessionContext::new("bench", config)?;
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let target = megabytes * 1_000_000;
     let mut text = 0usize;
@@ -123,7 +127,9 @@ fn compression(megabytes: usize) -> Result<(), ContextError> {
     let c = s.compress_time.as_secs_f64();
     let mb = s.text_bytes_archived as f64 / 1e6;
     let json_mb = ctx.archive().raw_bytes() as f64 / 1e6;
-    println!("## Compression ({megabytes} MB of entry text, default config)");
+    println!(
+        "## Compression ({megabytes} MB of entry text, default config, zstd level {zstd_level})"
+    );
     println!(
         "entries added: {}; archived: {} in {} frames; compressions: {}",
         s.entries_added,
@@ -255,7 +261,11 @@ fn main() -> Result<(), ContextError> {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(100);
+    let level = std::env::args()
+        .nth(2)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(ContextConfig::default().zstd_level);
     build_bench()?;
     println!();
-    compression(megabytes)
+    compression(megabytes, level)
 }

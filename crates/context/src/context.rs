@@ -90,6 +90,8 @@ pub(crate) struct Meta {
     pub role: Option<Role>,
     pub task: Option<u32>,
     pub files: Vec<u64>,
+    /// One bit per file key (`key % 64`): a cheap first test against the files in play.
+    pub files_mask: u64,
     pub cmd_key: u64,
 }
 
@@ -539,6 +541,7 @@ impl SessionContext {
         match &e.body {
             EntryBody::Command(c) => {
                 let words = extract::primary_words(&c.command);
+                let files: Vec<u64> = c.files.iter().map(|f| extract::path_key(f)).collect();
                 Meta {
                     failed: c.failed,
                     noise: !c.failed && extract::is_noise(&words),
@@ -546,7 +549,8 @@ impl SessionContext {
                     has_errors: !c.errors.is_empty() || !c.tests_failed.is_empty(),
                     role: None,
                     task,
-                    files: c.files.iter().map(|f| extract::path_key(f)).collect(),
+                    files_mask: files.iter().fold(0, |m, k| m | 1 << (k % 64)),
+                    files,
                     cmd_key: extract::fnv(c.command.as_bytes()) | 1,
                 }
             }

@@ -225,6 +225,7 @@ impl SessionContext {
         // Scores. Entries of tasks outside the lineage are left out when a task is asked for.
         let last_seq = self.next_seq.saturating_sub(1);
         let in_play = self.files_in_play();
+        let in_play_mask = in_play.iter().fold(0u64, |m, k| m | 1 << (k % 64));
         let mut keys: Vec<u64> = Vec::with_capacity(self.live.len() + self.summary.lines.len());
         let mut scores: Vec<f32> = vec![0.0; self.live.len()];
         // The cheapest candidate: once less than this is left, nothing more can fit.
@@ -259,7 +260,9 @@ impl SessionContext {
                 Some(crate::entry::Role::Assistant) => 0.5,
                 None => 0.0,
             };
-            if !in_play.is_empty() && m.files.iter().any(|f| in_play.contains(f)) {
+            if m.files_mask & in_play_mask != 0
+                && m.files.iter().any(|f| in_play.binary_search(f).is_ok())
+            {
                 s += 0.8;
             }
             scores[i] = s;
