@@ -178,6 +178,7 @@ impl Actor {
             session: self.name.clone(),
             state,
             exit_code: self.exit_code,
+            stop_reason: self.stop_reason.clone(),
         };
         // No listener is fine: the announcement is for whoever cares.
         self.state_tx.send(change).ok();
@@ -1044,6 +1045,7 @@ impl Actor {
             session: self.name.clone(),
             state: "killed",
             exit_code: self.exit_code,
+            stop_reason: None,
         };
         self.state_tx.send(change).ok();
         if let Err(e) = std::fs::remove_dir_all(&self.dir) {

@@ -43,6 +43,9 @@ pub struct StateChange {
     pub state: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i32>,
+    /// Why a sandboxed program stopped, when a resource limit stopped it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop_reason: Option<String>,
 }
 
 /// A parsed wait condition.

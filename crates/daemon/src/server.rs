@@ -162,6 +162,16 @@ async fn announce_sessions(daemon: Arc<Daemon>) {
     loop {
         match rx.recv().await {
             Ok(change) => {
+                if let Some(reason) = &change.stop_reason {
+                    // A security event: a sandboxed session hit one of its resource limits.
+                    daemon.access.record(ai_session_sandbox::audit::Record {
+                        actor: ai_session_sandbox::audit::Actor::Daemon,
+                        session: Some(change.session.clone()),
+                        action: "limit_hit".into(),
+                        detail: reason.clone(),
+                        result: "stopped".into(),
+                    });
+                }
                 let detail = serde_json::json!({ "exit_code": change.exit_code });
                 daemon
                     .coord

@@ -274,3 +274,50 @@ fn another_local_user_cannot_use_the_socket() {
     // The owner is still served.
     assert!(env.ok(&["ls"]).contains("mine"));
 }
+
+#[test]
+fn a_session_stopped_by_a_limit_says_why_and_the_audit_log_records_it() {
+    let env = Env::outside_tmp();
+    let ws = workspace(&env);
+    let policy = env.home.path().join("cpu.toml");
+    std::fs::write(
+        &policy,
+        "allow_degrade = true\nnetwork = \"none\"\n[fs]\nread = [\"/usr\", \"/bin\", \"/lib\", \"/lib64\", \"/etc\", \"/dev\", \"{workspace}\"]\nexecute = [\"/usr\", \"/bin\", \"/lib\", \"/lib64\"]\n[limits]\ncpu_seconds = 1\n",
+    )
+    .unwrap();
+    let policy = policy.display().to_string();
+    env.ok(&[
+        "new",
+        "-s",
+        "spin",
+        "--policy",
+        &policy,
+        "-c",
+        &ws,
+        "--",
+        "/bin/sh",
+        "-c",
+        "while :; do :; done",
+    ]);
+    let mut reason = String::new();
+    eventually(20, "the CPU limit to stop the spinner", || {
+        let list = env.json(&["ls"]);
+        reason = session(&list, "spin")["stop_reason"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        !reason.is_empty()
+    });
+    assert!(reason.contains("CPU time limit"), "{reason}");
+    assert!(env.ok(&["ls"]).contains("CPU time limit"));
+    let entries = env.run(&["audit", "ls", "--json", "-t", "spin"]);
+    let entries: serde_json::Value = serde_json::from_slice(&entries.stdout).unwrap();
+    let hit = entries
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "limit_hit")
+        .unwrap_or_else(|| panic!("no limit_hit in {entries}"));
+    assert_eq!(hit["actor"]["kind"], "daemon");
+    assert!(hit["risk"].as_u64().unwrap() >= 20);
+}
