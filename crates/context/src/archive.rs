@@ -10,6 +10,11 @@
 //! is line `seq - first_seq` of the frame whose range holds it. Frames are only ever appended:
 //! a persistence layer appends the bytes [`Archive::take_unpersisted`] hands it to a file and
 //! hands the whole file back to [`Archive::from_bytes`].
+//!
+//! Entries gather as JSON lines in an open tail until it holds [`FRAME_TARGET`] bytes, then are
+//! sealed into one frame: frames of a useful size compress better and faster than a frame per
+//! compression. The open tail is part of the context's state (`state_bytes`), so nothing waits
+//! outside both the state and the frames.
 
 use serde::Serialize;
 
@@ -22,9 +27,9 @@ pub const FRAME_MAGIC: [u8; 4] = *b"AXCF";
 pub const FRAME_VERSION: u8 = 1;
 /// Header length in bytes.
 pub const HEADER_LEN: usize = 33;
-/// Raw JSON bytes after which a batch is split into another frame, so that fetching one entry
-/// never decompresses more than about this much.
-const FRAME_RAW_MAX: usize = 1 << 20;
+/// Raw JSON bytes at which the open tail is sealed into a frame; fetching one entry never
+/// decompresses much more than this.
+pub const FRAME_TARGET: usize = 256 * 1024;
 
 /// Where one frame sits in the archive's bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -50,6 +55,11 @@ pub struct Archive {
     frames: Vec<FrameInfo>,
     persisted: usize,
     raw_total: u64,
+    /// JSON lines of archived entries not yet sealed into a frame.
+    tail: Vec<u8>,
+    /// Entries in `tail`, and the first one's seq.
+    tail_count: u32,
+    tail_first: u64,
     compressor: Option<(i32, zstd::bulk::Compressor<'static>)>,
 }
 
@@ -64,43 +74,79 @@ impl std::fmt::Debug for Archive {
 }
 
 impl Archive {
-    /// Appends `entries` (contiguous, oldest first, following the last archived entry) as one
-    /// or more frames.
+    /// Appends `entries` (contiguous, oldest first, following the last archived entry) to the
+    /// open tail, sealing it into a frame each time it reaches [`FRAME_TARGET`] bytes.
     pub fn append(&mut self, entries: &[Entry], level: i32) -> Result<(), ContextError> {
-        let mut raw = Vec::with_capacity(64 * 1024);
-        let mut first = 0;
-        for (i, e) in entries.iter().enumerate() {
-            serde_json::to_writer(&mut raw, e)?;
-            raw.push(b'\n');
-            if raw.len() >= FRAME_RAW_MAX {
-                self.push_frame(&entries[first..=i], &raw, level)?;
-                raw.clear();
-                first = i + 1;
+        for e in entries {
+            let expected = self.last_seq().map_or(e.seq, |l| l + 1);
+            if e.seq != expected {
+                return Err(ContextError::Corrupt(format!(
+                    "archive append out of order: entry {} where {expected} belongs",
+                    e.seq
+                )));
+            }
+            if self.tail_count == 0 {
+                self.tail_first = e.seq;
+            }
+            serde_json::to_writer(&mut self.tail, e)?;
+            self.tail.push(b'\n');
+            self.tail_count += 1;
+            if self.tail.len() >= FRAME_TARGET {
+                self.seal(level)?;
             }
         }
-        if first < entries.len() {
-            self.push_frame(&entries[first..], &raw, level)?;
+        Ok(())
+    }
+
+    /// Seals the open tail into a frame now (on session close, so the archive file alone holds
+    /// everything).
+    pub fn seal(&mut self, level: i32) -> Result<(), ContextError> {
+        if self.tail_count == 0 {
+            return Ok(());
+        }
+        let raw = std::mem::take(&mut self.tail);
+        let (first, count) = (self.tail_first, self.tail_count);
+        self.tail_count = 0;
+        self.push_frame(first, first + u64::from(count) - 1, count, &raw, level)
+    }
+
+    /// Entries archived but not sealed into a frame yet, oldest first.
+    pub fn tail_entries(&self) -> Result<Vec<Entry>, ContextError> {
+        self.tail
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| Ok(serde_json::from_slice(l)?))
+            .collect()
+    }
+
+    /// Puts back the open tail after loading the frames (from the context's state).
+    pub fn restore_tail(&mut self, entries: &[Entry]) -> Result<(), ContextError> {
+        for e in entries {
+            let expected = self.last_seq().map_or(e.seq, |l| l + 1);
+            if e.seq != expected {
+                return Err(ContextError::Corrupt(format!(
+                    "archive tail starts at entry {} where {expected} belongs",
+                    e.seq
+                )));
+            }
+            if self.tail_count == 0 {
+                self.tail_first = e.seq;
+            }
+            serde_json::to_writer(&mut self.tail, e)?;
+            self.tail.push(b'\n');
+            self.tail_count += 1;
         }
         Ok(())
     }
 
     fn push_frame(
         &mut self,
-        entries: &[Entry],
+        first_seq: u64,
+        last_seq: u64,
+        count: u32,
         raw: &[u8],
         level: i32,
     ) -> Result<(), ContextError> {
-        let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
-            return Ok(());
-        };
-        if let Some(prev) = self.frames.last() {
-            if first.seq != prev.last_seq + 1 {
-                return Err(ContextError::Corrupt(format!(
-                    "archive append out of order: entry {} after {}",
-                    first.seq, prev.last_seq
-                )));
-            }
-        }
         let compressor = match &mut self.compressor {
             Some((l, c)) if *l == level => c,
             slot => &mut slot.insert((level, zstd::bulk::Compressor::new(level)?)).1,
@@ -108,20 +154,19 @@ impl Archive {
         let body = compressor.compress(raw)?;
         let raw_len = u32::try_from(raw.len()).map_err(|_| too_big())?;
         let body_len = u32::try_from(body.len()).map_err(|_| too_big())?;
-        let count = u32::try_from(entries.len()).map_err(|_| too_big())?;
         let offset = self.bytes.len();
         self.bytes.extend_from_slice(&FRAME_MAGIC);
         self.bytes.push(FRAME_VERSION);
-        self.bytes.extend_from_slice(&first.seq.to_le_bytes());
-        self.bytes.extend_from_slice(&last.seq.to_le_bytes());
+        self.bytes.extend_from_slice(&first_seq.to_le_bytes());
+        self.bytes.extend_from_slice(&last_seq.to_le_bytes());
         self.bytes.extend_from_slice(&count.to_le_bytes());
         self.bytes.extend_from_slice(&raw_len.to_le_bytes());
         self.bytes.extend_from_slice(&body_len.to_le_bytes());
         self.bytes.extend_from_slice(&body);
         self.raw_total += raw.len() as u64;
         self.frames.push(FrameInfo {
-            first_seq: first.seq,
-            last_seq: last.seq,
+            first_seq,
+            last_seq,
             count,
             raw_len,
             offset,
@@ -154,6 +199,22 @@ impl Archive {
         Ok(archive)
     }
 
+    /// Drops frames holding entries after `last` (they were appended after the state that is
+    /// being loaded was saved). A frame straddling `last` is kept whole.
+    pub fn truncate_after(&mut self, last: Option<u64>) {
+        let keep = match last {
+            Some(l) => self.frames.partition_point(|f| f.first_seq <= l),
+            None => 0,
+        };
+        if keep < self.frames.len() {
+            let end = self.frames[keep].offset;
+            self.frames.truncate(keep);
+            self.bytes.truncate(end);
+            self.persisted = self.persisted.min(end);
+            self.raw_total = self.frames.iter().map(|f| u64::from(f.raw_len)).sum();
+        }
+    }
+
     /// The frames not yet handed to persistence, as bytes to append to the archive file; they
     /// count as persisted from now on. Frames stay in memory for lookups.
     pub fn take_unpersisted(&mut self) -> Vec<u8> {
@@ -172,28 +233,47 @@ impl Archive {
         &self.frames
     }
 
-    /// Entries archived.
+    /// Entries archived (sealed or in the open tail).
     pub fn len(&self) -> u64 {
-        self.frames.iter().map(|f| u64::from(f.count)).sum()
+        self.frames.iter().map(|f| u64::from(f.count)).sum::<u64>() + u64::from(self.tail_count)
     }
 
     /// Whether nothing is archived.
     pub fn is_empty(&self) -> bool {
-        self.frames.is_empty()
+        self.len() == 0
     }
 
     /// Uncompressed JSON bytes of everything archived.
     pub fn raw_bytes(&self) -> u64 {
-        self.raw_total
+        self.raw_total + self.tail.len() as u64
     }
 
     /// The last archived entry's seq.
     pub fn last_seq(&self) -> Option<u64> {
+        if self.tail_count > 0 {
+            return Some(self.tail_first + u64::from(self.tail_count) - 1);
+        }
+        self.frames.last().map(|f| f.last_seq)
+    }
+
+    /// The last sealed entry's seq.
+    pub fn sealed_last_seq(&self) -> Option<u64> {
         self.frames.last().map(|f| f.last_seq)
     }
 
     /// The archived entry `seq`, decompressing only its frame.
     pub fn get(&self, seq: u64) -> Result<Option<Entry>, ContextError> {
+        if self.tail_count > 0 && seq >= self.tail_first {
+            let line = self
+                .tail
+                .split(|b| *b == b'\n')
+                .nth((seq - self.tail_first) as usize)
+                .filter(|l| !l.is_empty());
+            return match line {
+                Some(l) => Ok(Some(serde_json::from_slice(l)?)),
+                None => Ok(None),
+            };
+        }
         let i = self.frames.partition_point(|f| f.last_seq < seq);
         let Some(info) = self.frames.get(i).filter(|f| f.first_seq <= seq) else {
             return Ok(None);
@@ -220,6 +300,9 @@ impl Archive {
             for line in raw.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
                 f(serde_json::from_slice(line)?);
             }
+        }
+        for line in self.tail.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            f(serde_json::from_slice(line)?);
         }
         Ok(())
     }

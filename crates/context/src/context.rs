@@ -290,6 +290,12 @@ impl SessionContext {
         &self.archive
     }
 
+    /// Seals the archive's open tail into a frame (on session close), so the frames alone hold
+    /// every archived entry.
+    pub fn seal_archive(&mut self) -> Result<(), ContextError> {
+        self.archive.seal(self.config.zstd_level)
+    }
+
     /// Archive frames written since the last call, as bytes to append to the archive file.
     pub fn take_archive_frames(&mut self) -> Vec<u8> {
         self.archive.take_unpersisted()

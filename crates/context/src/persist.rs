@@ -6,7 +6,9 @@
 //!
 //! `flags` bit 0 says the archive frames follow (`to_bytes`); without it (`state_bytes`) the
 //! frames live elsewhere, appended as [`SessionContext::take_archive_frames`] hands them out,
-//! and come back through [`SessionContext::from_parts`]. The version byte is bumped on any
+//! and come back through [`SessionContext::from_parts`]. The state holds the archive's open
+//! tail (entries not sealed into a frame yet), so the state and the frames together always hold
+//! every entry. The version byte is bumped on any
 //! incompatible change; a reader refuses a newer one with `UnsupportedVersion`.
 
 use std::collections::VecDeque;
@@ -44,8 +46,11 @@ struct State {
     last_failure: Option<Failure>,
     open_errors: Vec<Failure>,
     stats: ContextStats,
-    archived_entries: u64,
-    archived_last_seq: Option<u64>,
+    /// Entries sealed in frames, and the last one's seq.
+    sealed_entries: u64,
+    sealed_last_seq: Option<u64>,
+    /// Archived entries not sealed into a frame yet.
+    archive_tail: Vec<Entry>,
 }
 
 impl SessionContext {
@@ -76,8 +81,14 @@ impl SessionContext {
             last_failure: self.last_failure.clone(),
             open_errors: self.open_errors.clone(),
             stats: self.stats,
-            archived_entries: self.archive.len(),
-            archived_last_seq: self.archive.last_seq(),
+            sealed_entries: self
+                .archive
+                .frames()
+                .iter()
+                .map(|f| u64::from(f.count))
+                .sum(),
+            sealed_last_seq: self.archive.sealed_last_seq(),
+            archive_tail: self.archive.tail_entries()?,
         };
         let json = serde_json::to_vec(&state)?;
         let packed = zstd::bulk::compress(&json, self.config.zstd_level)?;
@@ -101,22 +112,28 @@ impl SessionContext {
         Self::restore(state, Archive::from_bytes(rest)?)
     }
 
-    /// Reads what `state_bytes` wrote, with the archive frames appended so far.
+    /// Reads what `state_bytes` wrote, with the archive frames appended so far. Frames past
+    /// what the state knows (appended after the state was last saved) are left out: their
+    /// entries are still in the state. The persistence layer may then cut its archive file
+    /// to `archive().bytes().len()`.
     pub fn from_parts(state: &[u8], archive: &[u8]) -> Result<Self, ContextError> {
         let (state, _, _) = decode(state)?;
-        Self::restore(state, Archive::from_bytes(archive)?)
+        let mut frames = Archive::from_bytes(archive)?;
+        frames.truncate_after(state.sealed_last_seq);
+        Self::restore(state, frames)
     }
 
-    fn restore(s: State, archive: Archive) -> Result<Self, ContextError> {
-        if archive.len() != s.archived_entries || archive.last_seq() != s.archived_last_seq {
+    fn restore(s: State, mut archive: Archive) -> Result<Self, ContextError> {
+        let sealed: u64 = archive.frames().iter().map(|f| u64::from(f.count)).sum();
+        if sealed != s.sealed_entries || archive.sealed_last_seq() != s.sealed_last_seq {
             return Err(ContextError::Corrupt(format!(
-                "the archive holds {} entries up to {:?}, the state expects {} up to {:?}",
-                archive.len(),
-                archive.last_seq(),
-                s.archived_entries,
-                s.archived_last_seq
+                "the archive holds {sealed} entries up to {:?}, the state expects {} up to {:?}",
+                archive.sealed_last_seq(),
+                s.sealed_entries,
+                s.sealed_last_seq
             )));
         }
+        archive.restore_tail(&s.archive_tail)?;
         let mut ctx = SessionContext::new(s.owner, s.config)?;
         ctx.next_seq = s.next_seq;
         ctx.summary = s.summary;

@@ -1,4 +1,4 @@
-use ai_session_context::{Role, SessionContext};
+use ai_session_context::Role;
 
 use super::{run, small};
 
@@ -43,19 +43,24 @@ fn frames_are_appended_never_rewritten() {
     let mut ctx = small(2_000, 0.5, 4);
     let mut file = Vec::new();
     let mut snapshot = Vec::new();
-    for i in 0..600 {
+    for i in 0..4_000 {
         ctx.record_exec(run(i, 0)).unwrap();
-        if i % 50 == 49 {
+        if i % 500 == 499 {
             file.extend(ctx.take_archive_frames());
             // What was handed out before is a prefix of everything there is now.
             assert!(ctx.archive().bytes().starts_with(&snapshot));
             snapshot = ctx.archive().bytes().to_vec();
         }
     }
+    ctx.seal_archive().unwrap();
     file.extend(ctx.take_archive_frames());
     assert_eq!(file, ctx.archive().bytes());
     assert!(ctx.take_archive_frames().is_empty());
+    assert!(
+        ctx.archive().frames().len() > 1,
+        "several frames were sealed"
+    );
     let loaded = ai_session_context::Archive::from_bytes(&file).unwrap();
     assert_eq!(loaded.len(), ctx.archive().len());
-    let _ = SessionContext::new("x", Default::default()).unwrap();
+    assert_eq!(loaded.get(7).unwrap(), ctx.get(7).unwrap());
 }

@@ -38,3 +38,10 @@ pub fn run(i: usize, code: i32) -> ExecRecord {
         .duration_ms(i as u64 * 7)
         .at_ms(1_000 + i as u64)
 }
+
+#[test]
+fn a_context_can_live_in_the_daemon_behind_a_lock() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<SessionContext>();
+    send_sync::<ai_session_context::ContextView>();
+}

@@ -52,11 +52,18 @@ fn round_trip_keeps_everything() {
 #[test]
 fn state_and_incremental_frames_load_together() {
     let mut ctx = busy();
+    ctx.seal_archive().unwrap();
     let mut archive_file = ctx.take_archive_frames();
     for i in 0..200 {
         ctx.record_exec(run(1_000 + i, 0)).unwrap();
     }
+    ctx.seal_archive().unwrap();
     archive_file.extend(ctx.take_archive_frames());
+    for i in 0..50 {
+        ctx.record_exec(run(2_000 + i, 0)).unwrap();
+    }
+    // The open tail travels in the state.
+    assert!(ctx.archive().last_seq() > ctx.archive().sealed_last_seq());
     let state = ctx.state_bytes().unwrap();
     let back = SessionContext::from_parts(&state, &archive_file).unwrap();
     assert_eq!(
@@ -64,12 +71,28 @@ fn state_and_incremental_frames_load_together() {
         ctx.build(4_000, None).unwrap()
     );
     assert_eq!(back.get(3).unwrap(), ctx.get(3).unwrap());
-    // A missing tail of the archive is caught, not silently accepted.
+    for seq in 1..=ctx.stats().entries_added {
+        assert_eq!(back.get(seq).unwrap(), ctx.get(seq).unwrap());
+    }
+    // A missing tail of the archive file is caught, not silently accepted.
     let short = &archive_file[..ctx.archive().frames()[0].len];
     assert!(matches!(
         SessionContext::from_parts(&state, short),
         Err(ContextError::Corrupt(_))
     ));
+    // Frames appended after the state was saved are left out; their entries are in the state.
+    let early_state = state.clone();
+    for i in 0..300 {
+        ctx.record_exec(run(3_000 + i, 0)).unwrap();
+    }
+    ctx.seal_archive().unwrap();
+    archive_file.extend(ctx.take_archive_frames());
+    let early = SessionContext::from_parts(&early_state, &archive_file).unwrap();
+    assert_eq!(
+        early.build(4_000, None).unwrap(),
+        back.build(4_000, None).unwrap()
+    );
+    assert_eq!(early.archive().bytes().len(), back.archive().bytes().len());
 }
 
 #[test]
