@@ -4,6 +4,7 @@
 //! repeated runs of one command into one line.
 
 use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex, OnceLock};
 
 use ai_session_output::{Encoding, count_tokens};
 use serde::{Deserialize, Serialize};
@@ -266,7 +267,7 @@ fn span(l: &SummaryLine) -> String {
 fn rerender(l: &mut SummaryLine, enc: Encoding) -> Result<(), ContextError> {
     let span = span(l);
     let (head, mid, tail) = parts(l);
-    let mut tokens = count_tokens(&span, enc)? + count_tokens(&mid, enc)?;
+    let mut tokens = count_short(&span, enc)? + count_short(&mid, enc)?;
     let mut cache = Vec::with_capacity(2);
     for part in [&head, &tail] {
         if part.is_empty() {
@@ -284,6 +285,52 @@ fn rerender(l: &mut SummaryLine, enc: Encoding) -> Result<(), ContextError> {
     l.text = format!("{span}{head}{mid}{tail}");
     l.tokens = tokens as u32;
     Ok(())
+}
+
+/// Whether every 1-, 2- and 3-digit string is one token in `enc`, checked once. The BPE
+/// pre-tokenizers of o200k_base and cl100k_base cut digit runs into groups of at most three
+/// that never join other characters, so then a text's count does not depend on which digits it
+/// holds, only on where.
+fn digits_are_atomic(enc: Encoding) -> bool {
+    static O200K: OnceLock<bool> = OnceLock::new();
+    static CL100K: OnceLock<bool> = OnceLock::new();
+    let cell = match enc {
+        Encoding::O200kBase => &O200K,
+        Encoding::Cl100kBase => &CL100K,
+    };
+    *cell.get_or_init(|| {
+        (0..10)
+            .map(|n| n.to_string())
+            .chain((0..100).map(|n| format!("{n:02}")))
+            .chain((0..1000).map(|n| format!("{n:03}")))
+            .all(|d| count_tokens(&d, enc).ok() == Some(1))
+    })
+}
+
+/// Counts a short ASCII text (a span, the counters) through a memo keyed by its shape, with
+/// every digit made `0`: `[~#11-#1600]` and `[~#12-#1601]` count alike (see
+/// [`digits_are_atomic`]). Anything else is counted directly.
+fn count_short(text: &str, enc: Encoding) -> Result<usize, ContextError> {
+    static MEMO: LazyLock<Mutex<HashMap<(bool, String), usize>>> =
+        LazyLock::new(|| Mutex::new(HashMap::new()));
+    if !text.is_ascii() || text.len() > 80 || !digits_are_atomic(enc) {
+        return Ok(count_tokens(text, enc)?);
+    }
+    let shape: String = text
+        .chars()
+        .map(|c| if c.is_ascii_digit() { '0' } else { c })
+        .collect();
+    let key = (enc == Encoding::O200kBase, shape);
+    if let Some(n) = MEMO.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        return Ok(*n);
+    }
+    let n = count_tokens(text, enc)?;
+    let mut memo = MEMO.lock().unwrap_or_else(|e| e.into_inner());
+    if memo.len() >= 4096 {
+        memo.clear();
+    }
+    memo.insert(key, n);
+    Ok(n)
 }
 
 /// `(head, mid, tail)`: head and mid never end in whitespace; mid and a non-empty tail start
@@ -381,4 +428,37 @@ fn bound(summary: &mut Summary, limits: SummaryLimits) {
         keep
     });
     summary.dropped_lines += (drop.len() - kept) as u64;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_counts_by_shape_equal_real_counts() {
+        for enc in [Encoding::O200kBase, Encoding::Cl100kBase] {
+            assert!(digits_are_atomic(enc));
+            for t in [
+                "[~#11-#16]",
+                "[~#99-#1600]",
+                "[~#7]",
+                " x12 (3 failed), last exit 101",
+                " x1234567, last exit 0",
+                " -> exit -1",
+                "[~#100000-#2000001]",
+            ] {
+                // Prime the memo with another text of the same shape, then compare.
+                let other: String = t
+                    .chars()
+                    .map(|c| if c.is_ascii_digit() { '9' } else { c })
+                    .collect();
+                count_short(&other, enc).unwrap();
+                assert_eq!(
+                    count_short(t, enc).unwrap(),
+                    count_tokens(t, enc).unwrap(),
+                    "{t}"
+                );
+            }
+        }
+    }
 }
