@@ -739,7 +739,9 @@ pub(crate) fn status_of(err: &RpcError) -> StatusCode {
         ) => StatusCode::CONFLICT,
         Some(K::PermissionDenied) => StatusCode::FORBIDDEN,
         Some(K::TooLarge) => StatusCode::PAYLOAD_TOO_LARGE,
-        Some(K::Timeout) => StatusCode::GATEWAY_TIMEOUT,
+        // A wait or request that reached the deadline its caller chose is the caller's outcome,
+        // not a failure of this server (nor of a gateway): 408, not 504.
+        Some(K::Timeout) => StatusCode::REQUEST_TIMEOUT,
         Some(K::ShuttingDown) => StatusCode::SERVICE_UNAVAILABLE,
         Some(K::Internal) | None => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -860,7 +862,7 @@ mod tests {
         }
         assert_eq!(
             status_of(&RpcError::new(ErrorKind::Timeout, "x")),
-            StatusCode::GATEWAY_TIMEOUT
+            StatusCode::REQUEST_TIMEOUT
         );
     }
 }

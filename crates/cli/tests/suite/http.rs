@@ -1,0 +1,560 @@
+//! The HTTP API of `ai-session serve` over real sockets: REST calls, the token on every route,
+//! error statuses, the WebSocket streams, MCP at `/mcp` through the Python SDK, and a
+//! property-based fuzzer (schemathesis) against the OpenAPI document.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tungstenite::client::IntoClientRequest;
+
+use super::harness::Env;
+
+const IO_DEADLINE: Duration = Duration::from_secs(60);
+
+/// A private daemon serving HTTP on a free loopback port.
+struct Server {
+    env: Env,
+    addr: String,
+    token: String,
+    token_file: String,
+}
+
+impl Server {
+    fn start() -> Self {
+        let env = Env::new();
+        let r = env.json(&["serve", "--listen", "127.0.0.1:0"]);
+        let addr = r["listen"].as_str().expect("listen").to_owned();
+        let token_file = r["token_file"].as_str().expect("token_file").to_owned();
+        let token = std::fs::read_to_string(&token_file).expect("token file");
+        Self {
+            env,
+            addr,
+            token: token.trim().to_owned(),
+            token_file,
+        }
+    }
+
+    /// The daemon's log, for failure messages.
+    fn log(&self) -> String {
+        let path = self.env.home.path().join("servers/t/daemon.log");
+        std::fs::read_to_string(path).unwrap_or_default()
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
+        let auth = format!("Bearer {}", self.token);
+        request(&self.addr, method, path, Some(&auth), body)
+    }
+
+    fn ws(&self, path: &str) -> Ws {
+        let mut req = format!("ws://{}{path}", self.addr)
+            .into_client_request()
+            .unwrap();
+        req.headers_mut().insert(
+            "Authorization",
+            format!("Bearer {}", self.token).parse().unwrap(),
+        );
+        ws_connect(&self.addr, req)
+    }
+}
+
+/// One HTTP/1.1 request on a fresh connection; the status and the JSON body.
+fn request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    auth: Option<&str>,
+    body: Option<&str>,
+) -> (u16, Value) {
+    let (status, _, body) = raw_request(addr, method, path, auth, body, &[]);
+    let value = serde_json::from_str(&body).unwrap_or(Value::String(body));
+    (status, value)
+}
+
+fn raw_request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    auth: Option<&str>,
+    body: Option<&str>,
+    extra: &[(&str, &str)],
+) -> (u16, String, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(IO_DEADLINE)).unwrap();
+    let body = body.unwrap_or("");
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if let Some(a) = auth {
+        head.push_str(&format!("Authorization: {a}\r\n"));
+    }
+    for (k, v) in extra {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body.as_bytes()).unwrap();
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp).unwrap();
+    let resp = String::from_utf8_lossy(&resp).into_owned();
+    let (headers, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
+    let status = headers
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0); // the connection closed without an answer
+
+    (status, headers.to_owned(), body.to_owned())
+}
+
+type Ws = tungstenite::WebSocket<TcpStream>;
+
+fn ws_connect(addr: &str, req: tungstenite::handshake::client::Request) -> Ws {
+    let stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(IO_DEADLINE)).unwrap();
+    let (ws, _) = tungstenite::client(req, stream).unwrap();
+    ws
+}
+
+/// The next JSON text message (a read past the deadline fails the test).
+fn next(ws: &mut Ws) -> Value {
+    loop {
+        match ws.read().expect("WebSocket message before the deadline") {
+            tungstenite::Message::Text(t) => return serde_json::from_str(t.as_str()).unwrap(),
+            tungstenite::Message::Close(_) => panic!("the stream closed"),
+            _ => {}
+        }
+    }
+}
+
+/// Reads messages until `pred` holds for one; returns everything read.
+fn until(ws: &mut Ws, what: &str, pred: impl Fn(&Value) -> bool) -> Vec<Value> {
+    let deadline = Instant::now() + IO_DEADLINE;
+    let mut seen = Vec::new();
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "no {what} within the deadline: {seen:?}"
+        );
+        let m = next(ws);
+        let done = pred(&m);
+        seen.push(m);
+        if done {
+            return seen;
+        }
+    }
+}
+
+fn new_session(s: &Server, name: &str) {
+    let body = json!({"name": name, "shell": "/bin/bash"}).to_string();
+    let (status, info) = s.call("POST", "/v1/sessions", Some(&body));
+    assert_eq!(status, 201, "{info}");
+    assert_eq!(info["name"], name);
+}
+
+#[test]
+fn rest_create_exec_read_kill() {
+    let s = Server::start();
+    new_session(&s, "w");
+    let (status, list) = s.call("GET", "/v1/sessions", None);
+    assert_eq!(status, 200);
+    assert_eq!(list["sessions"][0]["name"], "w");
+    let (status, r) = s.call(
+        "POST",
+        "/v1/sessions/w/exec",
+        Some(r#"{"command":"echo hi","timeout_ms":30000}"#),
+    );
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["exit_code"], 0);
+    assert_eq!(r["output"], "hi\n");
+    let (status, r) = s.call(
+        "POST",
+        "/v1/sessions/w/exec",
+        Some(r#"{"command":"printf 'out\\n'; (exit 3)"}"#),
+    );
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["exit_code"], 3, "{r}");
+    let since = r["output_start"].as_u64().unwrap();
+    let (status, read) = s.call("GET", &format!("/v1/sessions/w/read?since={since}"), None);
+    assert_eq!(status, 200, "{read}");
+    assert!(read["data"].as_str().unwrap().starts_with("out"), "{read}");
+    let (status, cap) = s.call("GET", "/v1/sessions/w/capture?scrollback=10", None);
+    assert_eq!(status, 200, "{cap}");
+    assert!(cap["lines"].to_string().contains("out"), "{cap}");
+    let (status, one) = s.call("GET", "/v1/sessions/w", None);
+    assert_eq!((status, one["name"].as_str()), (200, Some("w")));
+    let (status, _) = s.call(
+        "POST",
+        "/v1/sessions/w/resize",
+        Some(r#"{"size":{"cols":100,"rows":30}}"#),
+    );
+    assert_eq!(status, 200);
+    let (status, _) = s.call("DELETE", "/v1/sessions/w", None);
+    assert_eq!(status, 200);
+    let (_, list) = s.call("GET", "/v1/sessions", None);
+    assert_eq!(list["sessions"], json!([]));
+}
+
+#[test]
+fn every_route_needs_the_token() {
+    let s = Server::start();
+    let routes = [
+        ("GET", "/v1/status"),
+        ("GET", "/v1/sessions"),
+        ("POST", "/v1/sessions"),
+        ("POST", "/v1/sessions/x/exec"),
+        ("DELETE", "/v1/sessions/x"),
+        ("GET", "/v1/sessions/x/stream"),
+        ("POST", "/v1/bus/publish"),
+        ("GET", "/v1/tasks"),
+        ("GET", "/openapi.json"),
+        ("POST", "/mcp"),
+        ("GET", "/no/such/route"),
+    ];
+    let wrong = format!("Bearer {}x", s.token);
+    for (method, path) in routes {
+        for auth in [None, Some(wrong.as_str()), Some("Basic abc")] {
+            let (status, body) = request(&s.addr, method, path, auth, Some("{}"));
+            assert_eq!(status, 401, "{method} {path} with {auth:?}: {body}");
+            assert_eq!(body["error"]["kind"], "unauthorized");
+            assert!(
+                body["error"]["hint"]
+                    .as_str()
+                    .unwrap()
+                    .contains(&s.token_file),
+                "{body}"
+            );
+        }
+    }
+    // The query-string token is for WebSocket upgrades only.
+    let (status, _) = request(
+        &s.addr,
+        "GET",
+        &format!("/v1/status?access_token={}", s.token),
+        None,
+        None,
+    );
+    assert_eq!(status, 401);
+    let (status, _) = s.call("GET", "/openapi.json", None);
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn errors_have_statuses_kinds_and_hints_and_the_server_stays_up() {
+    let s = Server::start();
+    new_session(&s, "here");
+    let (status, e) = s.call(
+        "POST",
+        "/v1/sessions/nope/exec",
+        Some(r#"{"command":"true"}"#),
+    );
+    assert_eq!(status, 404, "{e}");
+    assert_eq!(e["error"]["kind"], "session_not_found");
+    assert_eq!(e["error"]["sessions"], json!(["here"]));
+    assert!(e["error"]["hint"].as_str().unwrap().contains("here"));
+    let (status, e) = s.call("GET", "/v1/sessions/nope", None);
+    assert_eq!((status, &e["error"]["sessions"]), (404, &json!(["here"])));
+
+    for bad in ["{not json", "[1,2]", "\"text\""] {
+        let (status, e) = s.call("POST", "/v1/sessions/here/exec", Some(bad));
+        assert_eq!(status, 400, "{bad}: {e}");
+        assert!(e["error"]["hint"].is_string(), "{e}");
+    }
+    let (status, e) = s.call("POST", "/v1/sessions/here/exec", Some(r#"{"commandx":1}"#));
+    assert_eq!(status, 422, "{e}");
+    assert_eq!(e["error"]["kind"], "invalid_params");
+    let (status, e) = s.call("GET", "/v1/sessions/here/read?since=soon", None);
+    assert_eq!(status, 400, "{e}");
+    assert!(e["error"]["message"].as_str().unwrap().contains("since"));
+    let (status, e) = s.call("POST", "/v1/sessions", Some(r#"{"name":"here"}"#));
+    assert_eq!(
+        (status, e["error"]["kind"].as_str()),
+        (409, Some("session_exists"))
+    );
+    let (status, e) = s.call(
+        "POST",
+        "/v1/sessions/here/wait",
+        Some(r#"{"condition":{"kind":"regex","pattern":"never-printed"},"timeout_ms":50}"#),
+    );
+    assert_eq!(
+        (status, e["error"]["kind"].as_str()),
+        (408, Some("timeout")),
+        "{e}"
+    );
+    let (status, _) = s.call("PUT", "/v1/sessions", None);
+    assert_eq!(status, 405);
+    // A plain GET on a stream route is not a WebSocket upgrade.
+    let (status, e) = s.call("GET", "/v1/sessions/here/stream", None);
+    assert!((400..500).contains(&status), "{status} {e}");
+
+    // Still serving, and `serve` is idempotent.
+    let (status, _) = s.call("GET", "/v1/status", None);
+    assert_eq!(status, 200);
+    let again = s.env.json(&["serve"]);
+    assert_eq!(again["listen"], s.addr.as_str());
+    assert_eq!(again["started"], false);
+    let out = s.env.run(&["serve", "--listen", "127.0.0.1:1"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already listens"));
+}
+
+#[test]
+fn remote_addresses_need_allow_remote() {
+    let env = Env::new();
+    let out = env.run(&["serve", "--listen", "0.0.0.0:0"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not a loopback address"), "{err}");
+    assert!(err.contains("--allow-remote"), "{err}");
+    let out = env.run(&["serve", "--listen", "nowhere"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid listen address"));
+}
+
+#[test]
+fn websocket_streams_output_and_the_finished_command_with_its_exit_code() {
+    let s = Server::start();
+    new_session(&s, "ws");
+    let mut ws = s.ws("/v1/sessions/ws/stream");
+    let first = next(&mut ws);
+    assert_eq!(first["type"], "subscribed", "{first}");
+    let start = first["offset"].as_u64().unwrap();
+    let (addr, auth) = (s.addr.clone(), format!("Bearer {}", s.token));
+    let exec = std::thread::spawn(move || {
+        request(
+            &addr,
+            "POST",
+            "/v1/sessions/ws/exec",
+            Some(&auth),
+            Some(r#"{"command":"printf 'ws-%s\\n' $((6*7)); (exit 7)"}"#),
+        )
+    });
+    let seen = until(&mut ws, "command finished", |m| {
+        m["type"] == "command" && m["phase"] == "finished"
+    });
+    let finished = seen.last().unwrap();
+    assert_eq!(finished["exit_code"], 7, "{seen:?}");
+    let text: String = seen
+        .iter()
+        .filter(|m| m["type"] == "output")
+        .map(|m| m["data"].as_str().unwrap())
+        .collect();
+    assert!(text.contains("ws-42"), "{seen:?}");
+    assert!(
+        seen.iter()
+            .any(|m| m["type"] == "command" && m["phase"] == "started")
+    );
+    let first_out = seen.iter().find(|m| m["type"] == "output").unwrap();
+    assert!(first_out["offset"].as_u64().unwrap() >= start);
+    let (status, r) = exec.join().unwrap();
+    assert_eq!(
+        (status, &r["exit_code"]),
+        (200, &json!(7)),
+        "{r}\ndaemon log:\n{}",
+        s.log()
+    );
+    // Killing the session ends the stream with `closed`.
+    s.call("DELETE", "/v1/sessions/ws", None);
+    until(&mut ws, "closed", |m| m["type"] == "closed");
+}
+
+#[test]
+fn websocket_bus_stream_receives_a_published_message() {
+    let s = Server::start();
+    // The query-string token, as a browser would send it.
+    let req = format!(
+        "ws://{}/v1/bus/stream?topic=news&access_token={}",
+        s.addr, s.token
+    )
+    .into_client_request()
+    .unwrap();
+    let mut ws = ws_connect(&s.addr, req);
+    let first = next(&mut ws);
+    assert_eq!(
+        (first["type"].as_str(), first["topic"].as_str()),
+        (Some("subscribed"), Some("news"))
+    );
+    let (status, d) = s.call(
+        "POST",
+        "/v1/bus/publish",
+        Some(r#"{"topic":"news","message":{"n":1}}"#),
+    );
+    assert_eq!(status, 200, "{d}");
+    assert_eq!(d["delivered"], 1);
+    let m = next(&mut ws);
+    assert_eq!(m["type"], "message", "{m}");
+    assert_eq!(m["message"]["payload"], json!({"n": 1}), "{m}");
+    // A stream of an unknown session is refused before the upgrade.
+    let mut req = format!("ws://{}/v1/sessions/none/stream", s.addr)
+        .into_client_request()
+        .unwrap();
+    req.headers_mut().insert(
+        "Authorization",
+        format!("Bearer {}", s.token).parse().unwrap(),
+    );
+    let stream = TcpStream::connect(&s.addr).unwrap();
+    match tungstenite::client(req, stream) {
+        Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Http(resp))) => {
+            assert_eq!(resp.status(), 404)
+        }
+        other => panic!("expected a 404: {:?}", other.map(|_| ())),
+    }
+}
+
+#[test]
+fn rest_coordination_agents_and_tasks() {
+    let s = Server::start();
+    let (status, reg) = s.call(
+        "POST",
+        "/v1/agents",
+        Some(r#"{"name":"builder","capabilities":["rust"]}"#),
+    );
+    assert_eq!(status, 201, "{reg}");
+    let token = reg["token"].as_str().unwrap().to_owned();
+    let (status, t) = s.call(
+        "POST",
+        "/v1/tasks",
+        Some(r#"{"description":"build","needs":["rust"]}"#),
+    );
+    assert_eq!(status, 201, "{t}");
+    let id = t["id"].as_u64().unwrap();
+    let claim = json!({"token": token, "wait_ms": 5000}).to_string();
+    let (status, c) = s.call("POST", "/v1/tasks/claim", Some(&claim));
+    assert_eq!(status, 200, "{c}");
+    assert_eq!(c["task"]["id"], id);
+    let done = json!({"token": token, "result": {"ok": true}}).to_string();
+    let (status, d) = s.call("POST", &format!("/v1/tasks/{id}/done"), Some(&done));
+    assert_eq!(status, 200, "{d}");
+    let (status, show) = s.call("GET", &format!("/v1/tasks/{id}"), None);
+    assert_eq!(status, 200);
+    assert_eq!(show["task"]["id"], id);
+    let (status, e) = s.call("GET", "/v1/tasks/99999", None);
+    assert_eq!(status, 404, "{e}");
+    let (status, e) = s.call("POST", "/v1/agents/heartbeat", Some(r#"{"token":"1.00"}"#));
+    assert_eq!(status, 403, "{e}");
+}
+
+fn python_has(module: &str) -> bool {
+    Command::new("python3")
+        .args(["-c", &format!("import {module}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Skips a test needing a Python package, except in CI, where its absence is a failure.
+fn require_python(module: &str) -> bool {
+    if python_has(module) {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "python3 module {module} missing in CI (.ci/run installs it)"
+    );
+    eprintln!("skipped: python3 cannot import {module}");
+    false
+}
+
+fn script(name: &str) -> String {
+    format!("{}/tests/http/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn run_with_deadline(cmd: &mut Command, secs: u64) -> (bool, String) {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if Instant::now() > deadline {
+            child.kill().ok();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn mcp_over_streamable_http_with_the_python_sdk() {
+    if !require_python("mcp") {
+        return;
+    }
+    let s = Server::start();
+    let (ok, out) = run_with_deadline(
+        Command::new("python3")
+            .arg(script("mcp_http_client.py"))
+            .args([&s.url(), &s.token]),
+        180,
+    );
+    assert!(ok, "{out}");
+}
+
+/// The OpenAPI document is valid OpenAPI 3.1, and schemathesis' generated requests (valid and
+/// invalid) never get a 5xx. Operations that block by design until a deadline the request sets
+/// (exec, wait, bus request, task claim) are left out of the fuzzing: they are tested above.
+#[test]
+fn openapi_document_is_valid_and_fuzzing_finds_no_server_error() {
+    if !require_python("schemathesis") || !require_python("openapi_spec_validator") {
+        return;
+    }
+    let s = Server::start();
+    let (status, doc) = s.call("GET", "/openapi.json", None);
+    assert_eq!(status, 200);
+    assert_eq!(doc["openapi"], "3.1.0");
+    let file = s.env.home.path().join("openapi.json");
+    std::fs::write(&file, doc.to_string()).unwrap();
+    let (ok, out) = run_with_deadline(
+        Command::new("python3").args([
+            "-c",
+            "import sys, json; from openapi_spec_validator import validate; validate(json.load(open(sys.argv[1]))); print('valid')",
+            file.to_str().unwrap(),
+        ]),
+        60,
+    );
+    assert!(ok, "{out}");
+    let (ok, out) = run_with_deadline(
+        Command::new("python3")
+            .args(["-m", "schemathesis.cli", "run"])
+            .arg(file.to_str().unwrap())
+            .args(["--url", &s.url()])
+            .args(["-H", &format!("Authorization: Bearer {}", s.token)])
+            .args(["--checks", "not_a_server_error"])
+            .args([
+                "--exclude-path-regex",
+                "/(exec|wait)$|/bus/request$|/tasks/claim$",
+            ])
+            .args([
+                "--max-examples",
+                "15",
+                "--max-time",
+                "150",
+                "--request-timeout",
+                "20",
+            ])
+            .args(["--seed", "1"])
+            .env("HOME", s.env.home.path())
+            .current_dir(s.env.home.path()),
+        240,
+    );
+    assert!(ok, "schemathesis found problems:\n{out}");
+    let (status, _) = s.call("GET", "/v1/status", None);
+    assert_eq!(status, 200, "the daemon went down under fuzzing");
+}
