@@ -55,6 +55,9 @@ pub async fn run(sel: &Selector, command: Command) -> Result<ExitCode, ClientErr
     if let Command::Coord(c) = command {
         return crate::coord::run(sel, c).await;
     }
+    if let Command::Persist(c) = command {
+        return crate::persist::run(sel, c).await;
+    }
     if let Command::Policy {
         action: crate::PolicyAction::Check { policy, cwd, json },
     } = &command
@@ -216,6 +219,7 @@ pub async fn run(sel: &Selector, command: Command) -> Result<ExitCode, ClientErr
         Command::Daemon { .. }
         | Command::Parse(_)
         | Command::Coord(_)
+        | Command::Persist(_)
         | Command::Mcp
         | Command::Serve(_)
         | Command::Policy { .. }
@@ -243,6 +247,9 @@ fn describe(s: &SessionInfo) -> String {
         s.program.join(" "),
         s.cwd
     );
+    if s.restored {
+        line.push_str(" (restored)");
+    }
     if let Some(reason) = &s.stop_reason {
         line.push_str(&format!("\n    {reason}"));
     }

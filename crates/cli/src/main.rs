@@ -4,6 +4,7 @@ mod attach;
 mod client;
 mod commands;
 mod coord;
+mod persist;
 mod security;
 
 use std::path::PathBuf;
@@ -61,6 +62,8 @@ enum Command {
     Parse(ParseArgs),
     #[command(flatten)]
     Coord(coord::CoordCommand),
+    #[command(flatten)]
+    Persist(persist::PersistCommand),
     /// Serve the Model Context Protocol on stdin/stdout (for Claude Code, Codex, Cursor).
     Mcp,
     /// Serve the HTTP and WebSocket API (and MCP at /mcp) from the daemon; prints the URL and
@@ -385,6 +388,10 @@ enum DaemonAction {
         /// Allow a non-loopback --http address.
         #[arg(long, requires = "http")]
         allow_remote: bool,
+        /// Encrypt the session store at rest; the passphrase comes from AI_SESSION_PASSPHRASE
+        /// (which alone is enough: a store opened with it is encrypted from then on).
+        #[arg(long)]
+        encrypt: bool,
     },
 }
 
@@ -400,9 +407,14 @@ fn main() -> ExitCode {
                 notify_ready,
                 http,
                 allow_remote,
+                encrypt,
             },
     } = cli.command
     {
+        if encrypt && std::env::var_os("AI_SESSION_PASSPHRASE").is_none_or(|p| p.is_empty()) {
+            eprintln!("error: --encrypt needs the passphrase in AI_SESSION_PASSPHRASE");
+            return ExitCode::from(1);
+        }
         let http = http.map(|listen| ai_session_protocol::methods::ServeParams {
             listen: Some(listen),
             allow_remote,

@@ -93,6 +93,8 @@ pub(crate) struct Actor {
     pub state_tx: broadcast::Sender<crate::session::StateChange>,
     /// The state last announced on `state_tx`.
     pub announced: Option<SessionState>,
+    /// Brought back from a saved record (its old scrollback is at the top of the log).
+    pub restored: bool,
 }
 
 pub(crate) struct Waiter {
@@ -663,6 +665,7 @@ impl Actor {
             foreground: self.foreground(),
             sandbox: self.sandbox.as_ref().map(crate::sandbox::info),
             stop_reason: self.stop_reason.clone(),
+            restored: self.restored,
         }
     }
 

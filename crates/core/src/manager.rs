@@ -107,10 +107,21 @@ impl SessionManager {
     pub async fn create(&self, params: NewParams) -> Result<SessionInfo> {
         // The new session's state is known here: answering without a round trip through its
         // task saves a cross-thread wake-up per create.
-        self.spawn(params).map(|(_, info)| info)
+        self.spawn(params, None).map(|(_, info)| info)
     }
 
-    fn spawn(&self, params: NewParams) -> Result<(SessionHandle, SessionInfo)> {
+    /// Starts a session brought back from a saved record: `prelude` (the old scrollback, as
+    /// terminal output) goes into the new session's log and screen before the program's first
+    /// byte, and the session is marked `restored`.
+    pub async fn create_restored(&self, params: NewParams, prelude: &[u8]) -> Result<SessionInfo> {
+        self.spawn(params, Some(prelude)).map(|(_, info)| info)
+    }
+
+    fn spawn(
+        &self,
+        params: NewParams,
+        prelude: Option<&[u8]>,
+    ) -> Result<(SessionHandle, SessionInfo)> {
         let size = params.size.unwrap_or_default();
         crate::check_size(size)?;
         let mut env: BTreeMap<String, String> = params
@@ -161,7 +172,14 @@ impl SessionManager {
             }
             None => None,
         };
-        let log = OutputLog::create(&dir.join("log"), self.inner.config.log_bytes)?;
+        let mut log = OutputLog::create(&dir.join("log"), self.inner.config.log_bytes)?;
+        let mut screen = Screen::new(size, self.inner.config.scrollback);
+        if let Some(bytes) = prelude.filter(|b| !b.is_empty()) {
+            log.append(bytes)?;
+            screen.feed(bytes);
+            screen.take_replies();
+        }
+        let start = log.end();
         let spec = SpawnSpec {
             argv: &spawned_argv,
             cwd: &cwd,
@@ -195,11 +213,12 @@ impl SessionManager {
             exit_code: None,
             integration,
             created_ms: now_ms(),
-            log_end: 0,
+            log_end: start,
             log_start: 0,
             foreground: None,
             sandbox: sandbox.as_ref().map(crate::sandbox::info),
             stop_reason: None,
+            restored: prelude.is_some(),
         };
         let actor = Actor {
             name: name.clone(),
@@ -212,7 +231,7 @@ impl SessionManager {
             dir,
             master,
             child: Some(child),
-            screen: Screen::new(size, self.inner.config.scrollback),
+            screen,
             log,
             scanner: Scanner::default(),
             secret,
@@ -228,8 +247,8 @@ impl SessionManager {
             exec: None,
             queue: VecDeque::new(),
             last_exit: None,
-            last_prompt: 0,
-            last_input: 0,
+            last_prompt: start,
+            last_input: start,
             last_output: Instant::now(),
             waiters: Vec::new(),
             input: VecDeque::new(),
@@ -240,6 +259,7 @@ impl SessionManager {
             cmd_seq: 0,
             state_tx: self.inner.state_tx.clone(),
             announced: None,
+            restored: prelude.is_some(),
         };
         let (tx, rx) = mpsc::channel(32);
         tokio::spawn(actor.run(rx));

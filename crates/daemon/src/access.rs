@@ -91,6 +91,8 @@ pub(crate) fn required(method: &str, params: &Value) -> Option<String> {
         }
         "session.resize" => session("resize"),
         "session.kill" => session("kill"),
+        "session.export" => session("export"),
+        "session.import" => Some("session:create".into()),
         m if m.starts_with("daemon.") => Some(format!("daemon:{}", &m[7..])),
         m if m.starts_with("access.") => Some("access:admin".into()),
         m => {

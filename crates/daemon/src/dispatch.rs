@@ -45,6 +45,9 @@ pub(crate) async fn handle(
         Ok(()) if req.method.starts_with("access.") => {
             daemon.access.route(&req.method, &req.params)
         }
+        Ok(()) if crate::persist::owns(&req.method) => {
+            crate::persist::route(daemon, &req.method, req.params, &who).await
+        }
         Ok(()) if crate::coord::owns(&req.method) => {
             crate::coord::route(daemon, conn, &req.method, req.params, tx).await
         }
@@ -120,11 +123,9 @@ async fn route(
             })
         }
         m::SESSION_NEW => {
-            let info = daemon
-                .manager
-                .create(params::<NewParams>(p)?)
-                .await
-                .map_err(core)?;
+            let new: NewParams = params(p)?;
+            let info = daemon.manager.create(new.clone()).await.map_err(core)?;
+            daemon.persist.on_new(&info, &new);
             daemon.access.owns_session(who, &info.name);
             json(info)
         }
@@ -135,7 +136,17 @@ async fn route(
         }
         m::SESSION_EXEC => {
             let p: ExecParams = params(p)?;
-            json(session(daemon, &p.target)?.exec(p).await.map_err(core)?)
+            let (target, command, started) = (
+                p.target.clone(),
+                p.command.clone(),
+                crate::persist::now_ms(),
+            );
+            let result = session(daemon, &p.target)?.exec(p).await.map_err(core)?;
+            daemon
+                .persist
+                .on_exec(&target, command, started, &result)
+                .await;
+            json(result)
         }
         m::SESSION_SEND => {
             let p: SendParams = params(p)?;
@@ -192,6 +203,7 @@ async fn route(
         m::SESSION_KILL => {
             let p: Target = params(p)?;
             daemon.manager.kill(&p.target).await.map_err(core)?;
+            daemon.persist.on_kill(&p.target);
             Ok(Value::Object(Default::default()))
         }
         m::SESSION_SUBSCRIBE => {
@@ -209,6 +221,7 @@ async fn route(
             sessions: daemon.manager.len(),
             version: env!("CARGO_PKG_VERSION").into(),
             protocol: PROTOCOL_VERSION,
+            persist: Some(daemon.persist.status()),
         }),
         m::DAEMON_SERVE => crate::http::serve_method(daemon, p).await,
         m::DAEMON_STOP => {

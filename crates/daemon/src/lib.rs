@@ -11,6 +11,7 @@ mod connection;
 mod coord;
 mod dispatch;
 mod http;
+mod persist;
 mod server;
 
 pub use server::{Daemon, ServeError, serve, serve_with};

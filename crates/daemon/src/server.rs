@@ -26,6 +26,9 @@ pub enum ServeError {
     /// `--http` was given and the HTTP server could not start (address taken, not loopback).
     #[error("cannot start the HTTP server: {0}")]
     Http(ai_session_protocol::RpcError),
+    /// The session store cannot be opened (a wrong or missing passphrase).
+    #[error("{0}")]
+    Store(String),
 }
 
 /// State shared by every connection.
@@ -40,6 +43,8 @@ pub struct Daemon {
     pub(crate) http: crate::http::Http,
     /// Capabilities, API tokens and the audit log.
     pub(crate) access: crate::access::Access,
+    /// The session store: checkpoints, resurrection, snapshots.
+    pub(crate) persist: crate::persist::Persist,
 }
 
 fn setup_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> ServeError + '_ {
@@ -84,7 +89,9 @@ pub async fn serve_with(
     let manager = SessionManager::new(ManagerConfig::new(&paths.data))?;
     let access = crate::access::Access::open(&paths.data, paths.audit_log())
         .map_err(setup_err(&paths.data))?;
+    let persist = crate::persist::Persist::open(&paths.data).map_err(|e| ServeError::Store(e.0))?;
     let daemon = Arc::new(Daemon {
+        persist,
         access,
         manager,
         coord: ai_session_coord::Coordinator::new(ai_session_coord::CoordConfig::default()),
@@ -96,6 +103,8 @@ pub async fn serve_with(
     raise_fd_limit();
     tracing::info!(socket = %paths.socket.display(), pid = std::process::id(), "daemon listening");
     tokio::spawn(announce_sessions(daemon.clone()));
+    crate::persist::resurrect(&daemon).await;
+    crate::persist::start(&daemon);
     if let Some(p) = http {
         crate::http::start(&daemon, p)
             .await
@@ -137,6 +146,7 @@ pub async fn serve_with(
     if let Err(e) = std::fs::remove_file(&paths.socket) {
         tracing::warn!("cannot remove the socket: {e}");
     }
+    daemon.persist.stop(&daemon.manager).await;
     daemon.manager.shutdown().await;
     drop(lock);
     Ok(())

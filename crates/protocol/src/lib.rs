@@ -10,6 +10,7 @@
 pub mod coord;
 pub mod error;
 pub mod methods;
+pub mod persist;
 
 pub use error::{ErrorData, ErrorKind, RpcError};
 use serde::{Deserialize, Serialize};

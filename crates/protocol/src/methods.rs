@@ -157,6 +157,10 @@ pub struct SessionInfo {
     /// Why the program stopped when a resource limit stopped it (CPU time, memory, file size).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_reason: Option<String>,
+    /// Brought back from a saved record (after a daemon restart, a restore or an import): the
+    /// shell is new, the scrollback above its first prompt is the old one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub restored: bool,
 }
 
 /// The protections a sandboxed session runs with, exactly as applied by the kernel.
@@ -403,6 +407,9 @@ pub struct StatusResult {
     pub sessions: usize,
     pub version: String,
     pub protocol: u32,
+    /// The session store (persistence).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persist: Option<crate::persist::PersistStatus>,
 }
 
 /// Whether a `session.command` notification marks the start or the end of a command.

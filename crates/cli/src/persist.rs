@@ -1,0 +1,195 @@
+//! `snapshot`, `restore`, `export` and `import`: the daemon's session store from the CLI.
+
+use std::io::{Read, Write};
+use std::process::ExitCode;
+
+use ai_session_protocol::persist::{self as p, *};
+use base64::Engine;
+use clap::{Args, Subcommand};
+
+use crate::client::{Client, ClientError, Selector};
+use crate::commands::{print_json, usage};
+
+#[derive(Subcommand)]
+pub enum PersistCommand {
+    /// Save a session's config, cwd, environment, history, scrollback and context
+    /// (`snapshot -t NAME [--label L]`), or list snapshots (`snapshot ls [-t NAME]`).
+    #[command(args_conflicts_with_subcommands = true)]
+    Snapshot(SnapshotArgs),
+    /// Start a new session from a snapshot: a new shell in the saved cwd and environment with
+    /// the old scrollback shown. Commands are not re-run unless --rerun-last.
+    Restore(RestoreArgs),
+    /// Write a session's whole record (with its snapshots) to stdout, for `import` elsewhere.
+    Export(ExportArgs),
+    /// Read an export from stdin and start its session here.
+    Import(ImportArgs),
+}
+
+#[derive(Args)]
+pub struct SnapshotArgs {
+    #[command(subcommand)]
+    action: Option<SnapshotAction>,
+    /// The session.
+    #[arg(short = 't', value_name = "NAME")]
+    target: Option<String>,
+    /// A note to find the snapshot by.
+    #[arg(long = "label", id = "snapshot_label", value_name = "TEXT")]
+    label: Option<String>,
+    /// Print JSON with a stable shape.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum SnapshotAction {
+    /// List snapshots, oldest first.
+    Ls {
+        /// Only this session's snapshots.
+        #[arg(short = 't', value_name = "NAME")]
+        target: Option<String>,
+        /// Print JSON with a stable shape.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args)]
+pub struct RestoreArgs {
+    /// The snapshot id, or a unique prefix of it.
+    #[arg(value_name = "SNAPSHOT")]
+    snapshot: String,
+    /// The new session's name (default: the snapshot's session name).
+    #[arg(short = 's', value_name = "NAME")]
+    name: Option<String>,
+    /// Run the snapshot's last command again, and print its output.
+    #[arg(long)]
+    rerun_last: bool,
+    /// Print JSON with a stable shape.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+pub struct ExportArgs {
+    /// The session.
+    #[arg(short = 't', value_name = "NAME")]
+    target: String,
+}
+
+#[derive(Args)]
+pub struct ImportArgs {
+    /// The session's name here (default: its exported name).
+    #[arg(short = 's', value_name = "NAME")]
+    name: Option<String>,
+    /// Print JSON with a stable shape.
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn run(sel: &Selector, command: PersistCommand) -> Result<ExitCode, ClientError> {
+    let client = Client::connect(sel, true).await?;
+    match command {
+        PersistCommand::Snapshot(a) => match a.action {
+            Some(SnapshotAction::Ls { target, json }) => list(&client, target, json).await,
+            None => {
+                let target = a.target.ok_or_else(|| {
+                    usage("snapshot needs -t NAME (or `snapshot ls` to list)".into())
+                })?;
+                let params = SnapshotParams {
+                    target,
+                    label: a.label,
+                };
+                let s: SnapshotInfo = client.call(p::SNAPSHOT_CREATE, params).await?;
+                if a.json {
+                    print_json(&s)?;
+                } else {
+                    println!("{}", s.id);
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+        },
+        PersistCommand::Restore(a) => {
+            let params = RestoreParams {
+                snapshot: a.snapshot,
+                name: a.name,
+                rerun_last: a.rerun_last,
+            };
+            let r: RestoreResult = client.call(p::SNAPSHOT_RESTORE, params).await?;
+            if a.json {
+                print_json(&r)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!("{}", r.session.name);
+            if let Some(rerun) = &r.rerun {
+                print!("{}", rerun.output);
+                std::io::stdout().flush()?;
+                if let Some(code) = rerun.exit_code.filter(|c| *c != 0) {
+                    return Ok(ExitCode::from(code.clamp(1, 255) as u8));
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        PersistCommand::Export(a) => {
+            let r: ExportResult = client
+                .call(p::SESSION_EXPORT, serde_json::json!({ "target": a.target }))
+                .await?;
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(&r.data_b64)
+                .map_err(|e| ClientError::Protocol(format!("export is not base64: {e}")))?;
+            let mut out = std::io::stdout().lock();
+            out.write_all(&bytes)?;
+            out.flush()?;
+            Ok(ExitCode::SUCCESS)
+        }
+        PersistCommand::Import(a) => {
+            let mut bytes = Vec::new();
+            std::io::stdin().lock().read_to_end(&mut bytes)?;
+            if bytes.is_empty() {
+                return Err(usage(
+                    "import reads an export from stdin: ai-session import < FILE".into(),
+                ));
+            }
+            let params = ImportParams {
+                data_b64: base64::engine::general_purpose::STANDARD.encode(&bytes),
+                name: a.name,
+                source: Some("<stdin>".into()),
+            };
+            let r: ImportResult = client.call(p::SESSION_IMPORT, params).await?;
+            if a.json {
+                print_json(&r)?;
+            } else {
+                println!("{}", r.session.name);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn list(
+    client: &Client,
+    target: Option<String>,
+    json: bool,
+) -> Result<ExitCode, ClientError> {
+    let r: SnapshotListResult = client
+        .call(p::SNAPSHOT_LIST, SnapshotListParams { target })
+        .await?;
+    if json {
+        print_json(&r)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    for s in &r.snapshots {
+        println!(
+            "{}  {}  {} exec(s)  {} bytes  {}{}",
+            s.id,
+            s.session_name,
+            s.execs,
+            s.bytes,
+            s.created_ms,
+            s.label
+                .as_deref()
+                .map(|l| format!("  {l}"))
+                .unwrap_or_default()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,828 @@
+//! Persistence: the daemon's session store (`servers/<label>/store`, crate
+//! `ai-session-store`). Sessions outlive the daemon: every `new` is recorded, every finished
+//! exec is checkpointed before its answer leaves, scrollbacks are saved every two seconds for
+//! sessions with new output, and the next daemon brings every live session back (`restored`).
+//! Also the `snapshot.*`, `session.export` and `session.import` methods.
+//!
+//! The store is blocking: one worker thread owns it and runs jobs in order, so a session's
+//! record is always created before its execs are appended. The worker also holds the map
+//! session name → store id.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ai_session_core::{SessionManager, protocol::methods as m};
+use ai_session_protocol::persist::{self as p, *};
+use ai_session_protocol::{ErrorKind, RpcError};
+use ai_session_store::{
+    Error as StoreError, ExecRecord, Options, Scrollback, SessionConfig, SessionId, SessionState,
+    SessionStatus, SnapshotMeta, Store,
+};
+use base64::Engine;
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+use crate::server::Daemon;
+
+/// How often scrollbacks of sessions with new output are saved (and histories fsynced).
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(2);
+/// Scrollback lines saved per session (the emulator's own bound).
+const SAVED_LINES: usize = ai_session_core::screen::DEFAULT_SCROLLBACK;
+
+type Job = Box<dyn FnOnce(&mut Worker) + Send>;
+
+/// The store thread's state.
+pub(crate) struct Worker {
+    store: Arc<Store>,
+    /// Session name → its record.
+    ids: HashMap<String, SessionId>,
+    /// Session name → the shell's pid, to read its working directory after each exec.
+    pids: HashMap<String, i32>,
+}
+
+impl Worker {
+    fn id(&self, name: &str) -> Result<SessionId, RpcError> {
+        self.ids.get(name).cloned().ok_or_else(|| {
+            RpcError::new(
+                ErrorKind::SessionNotFound,
+                format!("session '{name}' has no saved record"),
+            )
+            .with_hint("sandboxed sessions are not saved; other sessions are, from `new` on")
+        })
+    }
+}
+
+/// The daemon's handle on the store (or on nothing, when it could not be opened).
+pub(crate) struct Persist {
+    tx: Option<std::sync::mpsc::Sender<Job>>,
+    status: Mutex<PersistStatus>,
+    /// Set at shutdown: the sessions' exits from then on are the daemon's doing, not theirs.
+    stopping: AtomicBool,
+    /// Session name → log end at its last saved scrollback.
+    saved: Mutex<HashMap<String, u64>>,
+}
+
+/// Opening the store failed in a way the daemon must not start with.
+#[derive(Debug)]
+pub(crate) struct StoreOpenError(pub String);
+
+impl Persist {
+    /// Opens `<data>/store`. A wrong or missing passphrase stops the daemon (starting without
+    /// the sessions would look like losing them); any other failure leaves persistence off,
+    /// reported by `daemon.status`.
+    pub(crate) fn open(data: &Path) -> Result<Self, StoreOpenError> {
+        let dir = data.join("store");
+        let options = Options::from_env();
+        let mut status = PersistStatus::default();
+        let store = match Store::open(&dir, options) {
+            Ok(store) => store,
+            Err(
+                e @ (StoreError::WrongPassphrase { .. } | StoreError::PassphraseRequired { .. }),
+            ) => {
+                return Err(StoreOpenError(format!(
+                    "{e} (the session store is encrypted: set {} to its passphrase)",
+                    ai_session_store::PASSPHRASE_ENV
+                )));
+            }
+            Err(e) => {
+                tracing::error!("session store disabled: {e}");
+                status.errors.push(format!("store disabled: {e}"));
+                return Ok(Self::off(status));
+            }
+        };
+        status.dir = Some(dir.display().to_string());
+        status.encrypted = store.is_encrypted();
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        let mut worker = Worker {
+            store: Arc::new(store),
+            ids: HashMap::new(),
+            pids: HashMap::new(),
+        };
+        let spawned = std::thread::Builder::new()
+            .name("store".into())
+            .spawn(move || {
+                while let Ok(job) = rx.recv() {
+                    job(&mut worker);
+                }
+                if let Err(e) = worker.store.sync() {
+                    tracing::warn!("store sync at exit: {e}");
+                }
+            });
+        if let Err(e) = spawned {
+            status
+                .errors
+                .push(format!("cannot start the store thread: {e}"));
+            return Ok(Self::off(status));
+        }
+        Ok(Self {
+            tx: Some(tx),
+            status: Mutex::new(status),
+            stopping: AtomicBool::new(false),
+            saved: Mutex::default(),
+        })
+    }
+
+    fn off(status: PersistStatus) -> Self {
+        Self {
+            tx: None,
+            status: Mutex::new(status),
+            stopping: AtomicBool::new(false),
+            saved: Mutex::default(),
+        }
+    }
+
+    pub(crate) fn status(&self) -> PersistStatus {
+        self.status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn note_error(&self, msg: String) {
+        tracing::error!("{msg}");
+        let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
+        if status.errors.len() < 100 {
+            status.errors.push(msg);
+        }
+    }
+
+    /// Queues a job; nothing when persistence is off.
+    fn submit(&self, job: impl FnOnce(&mut Worker) + Send + 'static) {
+        if let Some(tx) = &self.tx {
+            tx.send(Box::new(job)).ok();
+        }
+    }
+
+    /// Runs a job on the store thread and waits for its answer.
+    async fn call<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&mut Worker) -> Result<T, RpcError> + Send + 'static,
+    ) -> Result<T, RpcError> {
+        let Some(tx) = &self.tx else {
+            return Err(RpcError::new(
+                ErrorKind::Unsupported,
+                "persistence is off: the session store could not be opened",
+            )
+            .with_hint("`ai-session daemon status --json` says why"));
+        };
+        let (reply, rx) = oneshot::channel();
+        tx.send(Box::new(move |w: &mut Worker| {
+            reply.send(job(w)).ok();
+        }))
+        .map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
+    }
+
+    // ---- hooks --------------------------------------------------------------------------
+
+    /// `session.new` succeeded: record the session.
+    pub(crate) fn on_new(&self, info: &m::SessionInfo, params: &m::NewParams) {
+        if params.policy.is_some() {
+            // The store keeps no policy: resurrecting the session unconfined would be worse
+            // than not resurrecting it.
+            return;
+        }
+        let mut env: BTreeMap<String, String> = params
+            .env
+            .clone()
+            .unwrap_or_else(|| std::env::vars().collect());
+        env.extend(params.set_env.clone());
+        let config = SessionConfig {
+            name: info.name.clone(),
+            shell: if params.program.is_none() {
+                info.program.first().cloned()
+            } else {
+                None
+            },
+            argv: info.program.clone(),
+            size: size_to_store(info.size),
+            env,
+            cwd: info.cwd.clone(),
+            created_ms: info.created_ms,
+        };
+        let (name, pid) = (info.name.clone(), info.pid);
+        self.submit(move |w| match w.store.create_session(config) {
+            Ok(state) => {
+                w.ids.insert(name.clone(), state.id);
+                w.pids.insert(name, pid);
+            }
+            Err(e) => tracing::error!(session = %name, "cannot record the session: {e}"),
+        });
+    }
+
+    /// An exec returned: checkpoint it before the answer goes out.
+    pub(crate) async fn on_exec(
+        &self,
+        target: &str,
+        command: String,
+        started_ms: u64,
+        result: &m::ExecResult,
+    ) {
+        if self.tx.is_none() {
+            return;
+        }
+        let name = target.to_owned();
+        let (exit_code, output_start, output_end) =
+            (result.exit_code, result.output_start, result.output_end);
+        let outcome = self
+            .call(move |w| {
+                let Some(id) = w.ids.get(&name).cloned() else {
+                    return Ok(());
+                };
+                let cwd = w
+                    .pids
+                    .get(&name)
+                    .and_then(|pid| std::fs::read_link(format!("/proc/{pid}/cwd")).ok())
+                    .map(|p| p.display().to_string())
+                    .or_else(|| w.store.load_state(&id).ok().map(|s| s.cwd))
+                    .unwrap_or_default();
+                let record = ExecRecord {
+                    command,
+                    exit_code,
+                    cwd,
+                    started_ms,
+                    ended_ms: now_ms(),
+                    output_start,
+                    output_end,
+                };
+                w.store.append_exec(&id, &record).map_err(|e| store_err(&e))
+            })
+            .await;
+        if let Err(e) = outcome {
+            tracing::error!(session = %target, "cannot checkpoint the exec: {}", e.message);
+        }
+    }
+
+    /// `session.kill` succeeded: the record goes (its snapshots stay).
+    pub(crate) fn on_kill(&self, name: &str) {
+        self.saved
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name);
+        let name = name.to_owned();
+        self.submit(move |w| {
+            w.pids.remove(&name);
+            if let Some(id) = w.ids.remove(&name) {
+                let r = w
+                    .store
+                    .close_session(&id)
+                    .and_then(|()| w.store.delete_session(&id));
+                if let Err(e) = r {
+                    tracing::error!(session = %name, "cannot delete the record: {e}");
+                }
+            }
+        });
+    }
+
+    fn on_exit(&self, name: String, exit_code: Option<i32>) {
+        if self.stopping.load(Ordering::Relaxed) {
+            return;
+        }
+        self.submit(move |w| {
+            if let Some(id) = w.ids.get(&name) {
+                if let Err(e) = w.store.set_status(id, SessionStatus::Exited, exit_code) {
+                    tracing::error!(session = %name, "cannot record the exit: {e}");
+                }
+            }
+        });
+    }
+
+    /// Before the sessions are killed at shutdown: a last checkpoint of every scrollback, then
+    /// wait for the store thread to finish its queue.
+    pub(crate) async fn stop(&self, manager: &SessionManager) {
+        self.stopping.store(true, Ordering::Relaxed);
+        if self.tx.is_none() {
+            return;
+        }
+        checkpoint(self, manager, true).await;
+        let synced = self
+            .call(|w| w.store.sync().map_err(|e| store_err(&e)))
+            .await;
+        if let Err(e) = synced {
+            tracing::warn!("store sync at shutdown: {}", e.message);
+        }
+    }
+}
+
+fn stopped() -> RpcError {
+    RpcError::new(ErrorKind::ShuttingDown, "the session store has stopped")
+}
+
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn size_to_store(s: m::Size) -> ai_session_store::Size {
+    ai_session_store::Size {
+        cols: s.cols,
+        rows: s.rows,
+    }
+}
+
+fn store_err(e: &StoreError) -> RpcError {
+    let kind = match e {
+        StoreError::NotFound { .. } => ErrorKind::NotFound,
+        StoreError::Ambiguous { .. } | StoreError::InvalidId(_) => ErrorKind::InvalidParams,
+        StoreError::WrongPassphrase { .. } | StoreError::PassphraseRequired { .. } => {
+            ErrorKind::PermissionDenied
+        }
+        _ => ErrorKind::Internal,
+    };
+    RpcError::new(kind, e.to_string())
+}
+
+fn snapshot_info(meta: &SnapshotMeta) -> SnapshotInfo {
+    SnapshotInfo {
+        id: meta.id.clone(),
+        session: meta.session.to_string(),
+        session_name: meta.session_name.clone(),
+        label: meta.label.clone(),
+        created_ms: meta.created_ms,
+        execs: meta.execs,
+        scrollback_lines: meta.scrollback_lines,
+        bytes: meta.bytes,
+    }
+}
+
+// ---- background tasks ---------------------------------------------------------------------
+
+/// Starts the checkpoint timer and the exit listener.
+pub(crate) fn start(daemon: &Arc<Daemon>) {
+    if daemon.persist.tx.is_none() {
+        return;
+    }
+    let d = daemon.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            if d.persist.stopping.load(Ordering::Relaxed) {
+                return;
+            }
+            checkpoint(&d.persist, &d.manager, false).await;
+            d.persist.submit(|w| {
+                if let Err(e) = w.store.sync() {
+                    tracing::warn!("store sync: {e}");
+                }
+            });
+        }
+    });
+    let d = daemon.clone();
+    let mut rx = daemon.manager.state_events();
+    tokio::spawn(async move {
+        loop {
+            match rx.recv().await {
+                Ok(change) if change.state == "exited" => {
+                    d.persist.on_exit(change.session, change.exit_code);
+                }
+                Ok(_) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::warn!("{n} session state changes missed by the store");
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    });
+}
+
+/// Saves the scrollback of every session with output since its last save (`all`: every
+/// session). The capture runs in the session's actor; the write on the store thread.
+async fn checkpoint(persist: &Persist, manager: &SessionManager, all: bool) {
+    for name in manager.names() {
+        let Ok(handle) = manager.get(&name) else {
+            continue;
+        };
+        let Ok(info) = handle.info().await else {
+            continue;
+        };
+        let last = persist
+            .saved
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&name)
+            .copied();
+        if !all && last == Some(info.log_end) {
+            continue;
+        }
+        if let Some(scrollback) = capture(&handle).await {
+            persist
+                .saved
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(name.clone(), info.log_end);
+            persist.submit(move |w| {
+                if let Some(id) = w.ids.get(&name) {
+                    if let Err(e) = w.store.save_scrollback(id, &scrollback) {
+                        tracing::warn!(session = %name, "cannot save the scrollback: {e}");
+                    }
+                }
+            });
+        }
+    }
+}
+
+/// The session's scrollback and screen as text.
+async fn capture(handle: &ai_session_core::SessionHandle) -> Option<Scrollback> {
+    let c = handle
+        .capture(m::CaptureParams {
+            target: handle.name().to_owned(),
+            scrollback: SAVED_LINES,
+            ansi: false,
+        })
+        .await
+        .ok()?;
+    let mut lines = c.lines;
+    let screen = lines.split_off(c.scrollback_lines.min(lines.len()));
+    let mut screen = screen.join("\n");
+    screen.truncate(screen.trim_end().len());
+    Some(Scrollback {
+        lines,
+        screen,
+        replay: Vec::new(),
+    })
+}
+
+/// What a restored session shows above its new shell's first prompt.
+fn prelude(scrollback: Option<&Scrollback>) -> Vec<u8> {
+    let Some(s) = scrollback else {
+        return Vec::new();
+    };
+    let mut out = String::new();
+    for line in s
+        .lines
+        .iter()
+        .map(String::as_str)
+        .chain([s.screen.as_str()])
+    {
+        if line.is_empty() && out.is_empty() {
+            continue;
+        }
+        out.push_str(&line.replace('\n', "\r\n"));
+        out.push_str("\r\n");
+    }
+    out.into_bytes()
+}
+
+/// `NewParams` that start a saved session again, in `cwd` (the recorded one when it is gone).
+fn new_params(state: &SessionState, cwd: &str) -> m::NewParams {
+    let c = &state.config;
+    let cwd = if Path::new(cwd).is_dir() {
+        cwd
+    } else {
+        tracing::warn!(session = %c.name, "{cwd} is gone; starting in {}", c.cwd);
+        c.cwd.as_str()
+    };
+    let mut params = m::NewParams {
+        name: Some(c.name.clone()),
+        cwd: Some(cwd.to_owned()),
+        env: Some(c.env.clone()),
+        size: Some(m::Size {
+            cols: c.size.cols,
+            rows: c.size.rows,
+        }),
+        ..Default::default()
+    };
+    match &c.shell {
+        Some(shell) => params.shell = Some(shell.clone()),
+        None => params.program = Some(c.argv.clone()),
+    }
+    params
+}
+
+/// Starts a saved session and registers it under its record.
+async fn spawn_saved(
+    daemon: &Daemon,
+    state: &SessionState,
+    cwd: &str,
+    scrollback: Option<&Scrollback>,
+) -> Result<m::SessionInfo, RpcError> {
+    let info = daemon
+        .manager
+        .create_restored(new_params(state, cwd), &prelude(scrollback))
+        .await
+        .map_err(|e| e.to_rpc())?;
+    let (name, pid, id) = (info.name.clone(), info.pid, state.id.clone());
+    daemon
+        .persist
+        .saved
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(name.clone(), info.log_end);
+    daemon.persist.submit(move |w| {
+        w.ids.insert(name.clone(), id);
+        w.pids.insert(name, pid);
+    });
+    Ok(info)
+}
+
+/// Daemon start: brings back every session that was live (or restored) when the last daemon
+/// stopped. Each damaged record is logged (naming its file) and skipped.
+pub(crate) async fn resurrect(daemon: &Arc<Daemon>) {
+    let started = Instant::now();
+    let loaded = daemon
+        .persist
+        .call(|w| {
+            let all = w.store.load_all_sessions().map_err(|e| store_err(&e))?;
+            let mut out = Vec::new();
+            for (id, record) in all {
+                match record {
+                    Ok(r) if matches!(r.state.status, SessionStatus::Live | SessionStatus::Restored) => {
+                        if let Some(e) = &r.history_error {
+                            tracing::warn!(session = %id, "history unreadable (resurrecting anyway): {e}");
+                        }
+                        let scrollback = match w.store.load_scrollback(&id) {
+                            Ok(s) => s,
+                            Err(e) => {
+                                out.push(Err(format!("{e}")));
+                                None
+                            }
+                        };
+                        let cwd = r.cwd().to_owned();
+                        out.push(Ok((r.state, cwd, scrollback)));
+                    }
+                    Ok(_) => {}
+                    Err(e) => out.push(Err(format!("session {id}: {e}"))),
+                }
+            }
+            Ok(out)
+        })
+        .await;
+    let loaded = match loaded {
+        Ok(l) => l,
+        Err(e) if e.kind() == Some(ErrorKind::Unsupported) => return,
+        Err(e) => {
+            daemon
+                .persist
+                .note_error(format!("cannot list saved sessions: {}", e.message));
+            return;
+        }
+    };
+    let mut restored = Vec::new();
+    for item in loaded {
+        match item {
+            Err(msg) => daemon.persist.note_error(msg),
+            Ok((state, cwd, scrollback)) => {
+                match spawn_saved(daemon, &state, &cwd, scrollback.as_ref()).await {
+                    Ok(_) => restored.push(state.id),
+                    Err(e) => daemon.persist.note_error(format!(
+                        "cannot bring back session '{}' ({}): {}",
+                        state.config.name, state.id, e.message
+                    )),
+                }
+            }
+        }
+    }
+    let count = restored.len();
+    {
+        let mut status = daemon
+            .persist
+            .status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        status.restored = count;
+        status.restore_ms = started.elapsed().as_millis() as u64;
+    }
+    if count > 0 {
+        tracing::info!(
+            count,
+            ms = started.elapsed().as_millis() as u64,
+            "sessions restored"
+        );
+    }
+    daemon.persist.submit(move |w| {
+        for id in restored {
+            if let Err(e) = w.store.set_status(&id, SessionStatus::Restored, None) {
+                tracing::warn!(session = %id, "cannot mark the record restored: {e}");
+            }
+        }
+    });
+}
+
+// ---- methods ------------------------------------------------------------------------------
+
+/// The methods this module serves.
+pub(crate) fn owns(method: &str) -> bool {
+    p::METHODS.contains(&method)
+}
+
+fn params<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, RpcError> {
+    serde_json::from_value(value)
+        .map_err(|e| RpcError::new(ErrorKind::InvalidParams, format!("invalid params: {e}")))
+}
+
+pub(crate) async fn route(
+    daemon: &Arc<Daemon>,
+    method: &str,
+    value: Value,
+    who: &crate::access::Principal,
+) -> Result<Value, RpcError> {
+    let persist = &daemon.persist;
+    match method {
+        p::SNAPSHOT_CREATE => {
+            let a: SnapshotParams = params(value)?;
+            let handle = daemon.manager.get(&a.target).map_err(|e| e.to_rpc())?;
+            let scrollback = capture(&handle).await;
+            let name = a.target.clone();
+            let meta = persist
+                .call(move |w| {
+                    let id = w.id(&name)?;
+                    if let Some(s) = &scrollback {
+                        w.store.save_scrollback(&id, s).map_err(|e| store_err(&e))?;
+                    }
+                    w.store.sync_session(&id).map_err(|e| store_err(&e))?;
+                    w.store
+                        .snapshot(&id, a.label.as_deref())
+                        .map_err(|e| store_err(&e))
+                })
+                .await?;
+            crate::dispatch::json(snapshot_info(&meta))
+        }
+        p::SNAPSHOT_LIST => {
+            let a: SnapshotListParams = params(value)?;
+            let list = persist
+                .call(move |w| w.store.list_snapshots(None).map_err(|e| store_err(&e)))
+                .await?;
+            let snapshots = list
+                .iter()
+                .filter(|s| a.target.as_ref().is_none_or(|t| *t == s.session_name))
+                .filter(|s| daemon.access.may_read(who, &s.session_name))
+                .map(snapshot_info)
+                .collect();
+            crate::dispatch::json(SnapshotListResult { snapshots })
+        }
+        p::SNAPSHOT_RESTORE => {
+            let a: RestoreParams = params(value)?;
+            let manager = daemon.manager.clone();
+            let (snap, name) = (a.snapshot.clone(), a.name.clone());
+            let restored = persist
+                .call(move |w| {
+                    let (id, _) = w.store.resolve_snapshot(&snap).map_err(|e| store_err(&e))?;
+                    let taken = |n: &str| manager.get(n).is_ok();
+                    if let Some(n) = &name {
+                        if taken(n) {
+                            return Err(exists(n));
+                        }
+                    }
+                    let r = w
+                        .store
+                        .restore(&id, name.as_deref())
+                        .map_err(|e| store_err(&e))?;
+                    if taken(&r.state.config.name) {
+                        w.store.delete_session(&r.state.id).ok();
+                        return Err(exists(&r.state.config.name));
+                    }
+                    Ok(r)
+                })
+                .await?;
+            let state = &restored.state;
+            let info = match spawn_saved(
+                daemon,
+                state,
+                &state.cwd,
+                restored.snapshot.scrollback.as_ref(),
+            )
+            .await
+            {
+                Ok(info) => info,
+                Err(e) => {
+                    let id = state.id.clone();
+                    persist.submit(move |w| {
+                        w.store.delete_session(&id).ok();
+                    });
+                    return Err(e);
+                }
+            };
+            daemon.access.owns_session(who, &info.name);
+            let mut rerun = None;
+            if a.rerun_last {
+                if let Some(last) = restored.snapshot.history.last() {
+                    rerun = Some(exec(daemon, &info.name, last.command.clone()).await?);
+                }
+            }
+            crate::dispatch::json(RestoreResult {
+                session: info,
+                snapshot: restored.snapshot.meta.id.clone(),
+                rerun,
+            })
+        }
+        p::SESSION_EXPORT => {
+            let a: m::Target = params(value)?;
+            let handle = daemon.manager.get(&a.target).map_err(|e| e.to_rpc())?;
+            let scrollback = capture(&handle).await;
+            let name = a.target.clone();
+            let bytes = persist
+                .call(move |w| {
+                    let id = w.id(&name)?;
+                    if let Some(s) = &scrollback {
+                        w.store.save_scrollback(&id, s).map_err(|e| store_err(&e))?;
+                    }
+                    w.store.export(&id).map_err(|e| store_err(&e))
+                })
+                .await?;
+            crate::dispatch::json(ExportResult {
+                bytes: bytes.len() as u64,
+                data_b64: base64::engine::general_purpose::STANDARD.encode(&bytes),
+            })
+        }
+        p::SESSION_IMPORT => {
+            let a: ImportParams = params(value)?;
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(&a.data_b64)
+                .map_err(|e| {
+                    RpcError::new(
+                        ErrorKind::InvalidParams,
+                        format!("data_b64 is not base64: {e}"),
+                    )
+                })?;
+            let manager = daemon.manager.clone();
+            let source = PathBuf::from(a.source.unwrap_or_else(|| "<import>".into()));
+            let name = a.name.clone();
+            let (mut state, snapshots, scrollback) = persist
+                .call(move |w| {
+                    let imported = w.store.import(&bytes, &source).map_err(|e| store_err(&e))?;
+                    let mut state = imported.state;
+                    let drop_it = |w: &mut Worker, id: &SessionId| {
+                        w.store.delete_session(id).ok();
+                    };
+                    if let Some(n) = &name {
+                        state.config.name = n.clone();
+                    }
+                    if manager.get(&state.config.name).is_ok() {
+                        drop_it(w, &state.id);
+                        return Err(exists(&state.config.name));
+                    }
+                    state.status = SessionStatus::Restored;
+                    state.exit_code = None;
+                    if let Err(e) = w.store.save_state(&state) {
+                        drop_it(w, &state.id);
+                        return Err(store_err(&e));
+                    }
+                    let scrollback = w.store.load_scrollback(&state.id).ok().flatten();
+                    let cwd = w
+                        .store
+                        .load_session(&state.id)
+                        .map(|r| r.cwd().to_owned())
+                        .unwrap_or_else(|_| state.cwd.clone());
+                    state.cwd = cwd;
+                    Ok((state, imported.snapshots, scrollback))
+                })
+                .await?;
+            let cwd = std::mem::take(&mut state.cwd);
+            let info = match spawn_saved(daemon, &state, &cwd, scrollback.as_ref()).await {
+                Ok(info) => info,
+                Err(e) => {
+                    let id = state.id.clone();
+                    persist.submit(move |w| {
+                        w.store.delete_session(&id).ok();
+                    });
+                    return Err(e);
+                }
+            };
+            daemon.access.owns_session(who, &info.name);
+            crate::dispatch::json(ImportResult {
+                session: info,
+                snapshots: snapshots.iter().map(snapshot_info).collect(),
+            })
+        }
+        other => Err(RpcError::new(
+            ErrorKind::MethodNotFound,
+            format!("unknown method '{other}'"),
+        )),
+    }
+}
+
+fn exists(name: &str) -> RpcError {
+    RpcError::new(
+        ErrorKind::SessionExists,
+        format!("a session named '{name}' already exists"),
+    )
+    .with_hint("give the new session another name with -s NAME")
+}
+
+/// An exec on behalf of the daemon (`--rerun-last`), checkpointed like any other.
+async fn exec(daemon: &Daemon, target: &str, command: String) -> Result<m::ExecResult, RpcError> {
+    let handle = daemon.manager.get(target).map_err(|e| e.to_rpc())?;
+    let started = now_ms();
+    let result = handle
+        .exec(m::ExecParams {
+            target: target.to_owned(),
+            command: command.clone(),
+            timeout_ms: None,
+            idle_timeout_ms: None,
+            max_output_bytes: None,
+        })
+        .await
+        .map_err(|e| e.to_rpc())?;
+    daemon
+        .persist
+        .on_exec(target, command, started, &result)
+        .await;
+    Ok(result)
+}

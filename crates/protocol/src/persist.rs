@@ -1,0 +1,140 @@
+//! Persistence methods: snapshots, restore, export and import, and the daemon's store status.
+
+use serde::{Deserialize, Serialize};
+
+use crate::methods::{ExecResult, SessionInfo};
+
+/// Take a snapshot of a session: its config, cwd, environment, history, scrollback and context.
+pub const SNAPSHOT_CREATE: &str = "snapshot.create";
+/// List snapshots, of one session or all.
+pub const SNAPSHOT_LIST: &str = "snapshot.list";
+/// Start a new session from a snapshot.
+pub const SNAPSHOT_RESTORE: &str = "snapshot.restore";
+/// A session's whole record (with its snapshots) as one self-contained file.
+pub const SESSION_EXPORT: &str = "session.export";
+/// Add a session exported by `session.export` (here or on another machine) and start it.
+pub const SESSION_IMPORT: &str = "session.import";
+
+/// Every persistence method.
+pub const METHODS: &[&str] = &[
+    SNAPSHOT_CREATE,
+    SNAPSHOT_LIST,
+    SNAPSHOT_RESTORE,
+    SESSION_EXPORT,
+    SESSION_IMPORT,
+];
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct SnapshotParams {
+    pub target: String,
+    /// A note to find the snapshot by later.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+}
+
+/// One snapshot.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct SnapshotInfo {
+    /// The snapshot's id; any unique prefix of it works in `snapshot.restore`.
+    pub id: String,
+    /// The session's record id in the store.
+    pub session: String,
+    /// The session's name when the snapshot was taken.
+    pub session_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// Unix time in milliseconds.
+    pub created_ms: u64,
+    /// Execs in its history.
+    pub execs: u64,
+    pub scrollback_lines: u64,
+    /// Size on disk.
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct SnapshotListParams {
+    /// Only this session's snapshots (every session's when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct SnapshotListResult {
+    /// Oldest first.
+    pub snapshots: Vec<SnapshotInfo>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct RestoreParams {
+    /// A snapshot id or a unique prefix of one.
+    pub snapshot: String,
+    /// The new session's name (default: the snapshot's session name, which must be free).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Run the snapshot's last command again once the shell is up.
+    #[serde(default)]
+    pub rerun_last: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct RestoreResult {
+    pub session: SessionInfo,
+    /// The snapshot it came from.
+    pub snapshot: String,
+    /// The re-run of the last command (`rerun_last`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rerun: Option<ExecResult>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct ExportResult {
+    /// The export file, base64 encoded.
+    pub data_b64: String,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct ImportParams {
+    /// An export file, base64 encoded.
+    pub data_b64: String,
+    /// The session's name here (default: its exported name, which must be free).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Names the source in errors (default `<import>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct ImportResult {
+    pub session: SessionInfo,
+    /// Snapshots that came with it.
+    pub snapshots: Vec<SnapshotInfo>,
+}
+
+/// The daemon's store, in `daemon.status`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct PersistStatus {
+    /// The store's directory; absent when persistence is off (the store could not be opened).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dir: Option<String>,
+    pub encrypted: bool,
+    /// Sessions brought back at start.
+    pub restored: usize,
+    /// Milliseconds from the start of resurrection until every session was spawned.
+    pub restore_ms: u64,
+    /// Problems met while loading: each names its file.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
+}
