@@ -82,8 +82,10 @@ impl Persist {
             Err(
                 e @ (StoreError::WrongPassphrase { .. } | StoreError::PassphraseRequired { .. }),
             ) => {
+                let check = dir.join("metadata").join("keycheck.json");
                 return Err(StoreOpenError(format!(
-                    "{e} (the session store is encrypted: set {} to its passphrase)",
+                    "{e} (checked against {}): the session store is encrypted; set {} to its passphrase",
+                    check.display(),
                     ai_session_store::PASSPHRASE_ENV
                 )));
             }

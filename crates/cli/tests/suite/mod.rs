@@ -3,5 +3,6 @@ mod cli;
 mod coord;
 mod harness;
 mod http;
+mod persist;
 mod robustness;
 mod security;
