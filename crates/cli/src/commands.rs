@@ -216,6 +216,7 @@ pub async fn run(sel: &Selector, command: Command) -> Result<ExitCode, ClientErr
                 .await?;
         }
         Command::Access { action } => crate::security::access(&client, action).await?,
+        Command::Context(a) => crate::context::run(&client, a).await?,
         Command::Daemon { .. }
         | Command::Parse(_)
         | Command::Coord(_)

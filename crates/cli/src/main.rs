@@ -3,6 +3,7 @@
 mod attach;
 mod client;
 mod commands;
+mod context;
 mod coord;
 mod persist;
 mod security;
@@ -79,6 +80,8 @@ enum Command {
         #[command(subcommand)]
         action: AuditAction,
     },
+    /// A session's token-aware context: what an agent should put in its prompt to go on.
+    Context(context::ContextArgs),
     /// Capabilities: API tokens for agents and programs, grants and revocations.
     Access {
         #[command(subcommand)]

@@ -348,9 +348,10 @@ impl SessionContext {
             }
         }
         out.push_str(&format!(
-            " | {} entries, {} archived (`ai-session context show ID` for any)\n",
+            " | {} entries, {} archived (`ai-session context show -t {} ID` for any)\n",
             self.next_seq - 1,
-            self.archive.len()
+            self.archive.len(),
+            extract::one_line(&self.owner, 60)
         ));
         out
     }

@@ -373,8 +373,13 @@ impl Actor {
                     .is_some_and(|p| mark.start >= p.input_offset);
                 if finished {
                     if let Some(p) = self.exec.take() {
-                        let result =
+                        let mut result =
                             exec::finish(&p, &self.log, code, mark.start, self.integration);
+                        // The shell is at its prompt: its directory is where the next command
+                        // will run.
+                        result.cwd = std::fs::read_link(format!("/proc/{}/cwd", self.shell_pid))
+                            .ok()
+                            .map(|d| d.to_string_lossy().into_owned());
                         p.cleanup();
                         p.reply.send(Ok(result)).ok();
                     }

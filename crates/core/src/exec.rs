@@ -175,6 +175,7 @@ pub(crate) fn finish(
         foreground: None,
         parsed: None,
         compact: None,
+        cwd: None,
     }
 }
 

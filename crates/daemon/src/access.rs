@@ -37,7 +37,6 @@ pub(crate) const AGENT_DEFAULTS: &[&str] = &[
     "bus:*",
     "events:*",
     "task:*",
-    "context:*:own",
 ];
 
 /// Who is calling.
@@ -90,6 +89,8 @@ pub(crate) fn required(method: &str, params: &Value) -> Option<String> {
             session("read")
         }
         "session.resize" => session("resize"),
+        "context.get" | "context.show" => session("read"),
+        "context.add" | "context.task" | "context.config" => session("context"),
         "session.kill" => session("kill"),
         "session.export" => session("export"),
         "session.import" => Some("session:create".into()),

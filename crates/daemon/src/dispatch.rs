@@ -51,6 +51,7 @@ pub(crate) async fn handle(
         Ok(()) if crate::coord::owns(&req.method) => {
             crate::coord::route(daemon, conn, &req.method, req.params, tx).await
         }
+        Ok(()) if req.method.starts_with("context.") => context(daemon, req).await,
         Ok(()) => route(daemon, req, tx, &who).await,
     };
     daemon.access.audit(&who, ctx, &result);
@@ -75,6 +76,17 @@ fn authorize(
         }
     }
     daemon.access.check(who, &req.method, &req.params)
+}
+
+/// `context.*`: the session must exist (an unknown one lists those that do).
+async fn context(daemon: &Daemon, req: Request) -> Result<Value, RpcError> {
+    let target = req
+        .params
+        .get("target")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    session(daemon, target)?;
+    daemon.contexts.route(&req.method, req.params).await
 }
 
 fn params<T: DeserializeOwned>(value: Value) -> Result<T, RpcError> {
@@ -142,6 +154,7 @@ async fn route(
                 crate::persist::now_ms(),
             );
             let result = session(daemon, &p.target)?.exec(p).await.map_err(core)?;
+            daemon.contexts.record(&target, command.clone(), &result);
             daemon
                 .persist
                 .on_exec(&target, command, started, &result)
@@ -203,6 +216,7 @@ async fn route(
         m::SESSION_KILL => {
             let p: Target = params(p)?;
             daemon.manager.kill(&p.target).await.map_err(core)?;
+            daemon.contexts.forget(&p.target);
             daemon.persist.on_kill(&p.target);
             Ok(Value::Object(Default::default()))
         }

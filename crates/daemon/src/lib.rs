@@ -8,6 +8,7 @@
 
 mod access;
 mod connection;
+mod context;
 mod coord;
 mod dispatch;
 mod http;

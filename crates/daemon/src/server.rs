@@ -43,6 +43,8 @@ pub struct Daemon {
     pub(crate) http: crate::http::Http,
     /// Capabilities, API tokens and the audit log.
     pub(crate) access: crate::access::Access,
+    /// Every session's token-aware context, on its own thread.
+    pub(crate) contexts: crate::context::Contexts,
     /// The session store: checkpoints, resurrection, snapshots.
     pub(crate) persist: crate::persist::Persist,
 }
@@ -90,7 +92,9 @@ pub async fn serve_with(
     let access = crate::access::Access::open(&paths.data, paths.audit_log())
         .map_err(setup_err(&paths.data))?;
     let persist = crate::persist::Persist::open(&paths.data).map_err(|e| ServeError::Store(e.0))?;
+    let contexts = crate::context::Contexts::start().map_err(setup_err(&paths.data))?;
     let daemon = Arc::new(Daemon {
+        contexts,
         persist,
         access,
         manager,

@@ -240,6 +240,9 @@ pub struct ExecResult {
     /// raw_lines, shown_lines, omitted_lines}`. Its text says how to read what it left out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compact: Option<serde_json::Value>,
+    /// The shell's working directory when the command finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

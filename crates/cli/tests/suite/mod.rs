@@ -1,5 +1,6 @@
 mod access;
 mod cli;
+mod context;
 mod coord;
 mod harness;
 mod http;
