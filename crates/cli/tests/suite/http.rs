@@ -322,7 +322,11 @@ fn websocket_streams_output_and_the_finished_command_with_its_exit_code() {
     let s = Server::start();
     new_session(&s, "ws");
     // At its prompt first, so the shell's start-up marks are not part of the stream.
-    let (status, _) = s.call("POST", "/v1/sessions/ws/exec", Some(r#"{"command":"true"}"#));
+    let (status, _) = s.call(
+        "POST",
+        "/v1/sessions/ws/exec",
+        Some(r#"{"command":"true"}"#),
+    );
     assert_eq!(status, 200);
     let mut ws = s.ws("/v1/sessions/ws/stream");
     let first = next(&mut ws);
@@ -548,7 +552,7 @@ fn openapi_document_is_valid_and_fuzzing_finds_no_server_error() {
                 "--max-examples",
                 "15",
                 "--max-time",
-                "150",
+                "120",
                 "--request-timeout",
                 "20",
             ])

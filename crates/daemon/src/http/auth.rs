@@ -123,7 +123,7 @@ fn unauthorized(token: &Token, message: &str) -> Response {
         "send `Authorization: Bearer $(cat {})` (WebSocket clients may use ?{QUERY_PARAM}=TOKEN); `ai-session serve` prints the file's path",
         token.path.display()
     );
-    let body = super::routes::error_body("unauthorized", 401, message, Some(&hint));
+    let body = super::error::error_body("unauthorized", 401, message, Some(&hint));
     let mut resp = (StatusCode::UNAUTHORIZED, body).into_response();
     resp.headers_mut().insert(
         header::WWW_AUTHENTICATE,

@@ -8,6 +8,7 @@
 //! the protocol's JSON Schemas; `stream` the WebSockets; `mcp` the `/mcp` service.
 
 mod auth;
+mod error;
 mod mcp;
 mod openapi;
 mod routes;

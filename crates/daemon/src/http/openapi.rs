@@ -6,7 +6,8 @@ use schemars::generate::SchemaSettings;
 use schemars::{Schema, SchemaGenerator};
 use serde_json::{Map, Value, json};
 
-use super::routes::{Call, ErrorBody, Input, Route};
+use super::error::ErrorBody;
+use super::routes::{Call, Input, Route};
 
 /// A generator whose references point into `components/schemas`.
 pub(crate) fn generator() -> SchemaGenerator {

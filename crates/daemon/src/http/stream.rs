@@ -18,9 +18,8 @@ use base64::Engine;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use super::routes::{
-    App, BusStreamQuery, StreamQuery, error_response, rpc_error_response, rpc_request, status_of,
-};
+use super::error::{error_response, rpc_error_response, status_of};
+use super::routes::{App, BusStreamQuery, StreamQuery, rpc_request};
 use crate::coord::ConnState;
 
 /// Notifications queued for one WebSocket before the subscription slows down (and a session
