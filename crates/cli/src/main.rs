@@ -127,6 +127,9 @@ enum AccessAction {
             default_value = ""
         )]
         label: String,
+        /// Every session this token creates runs in this sandbox (a policy file or profile).
+        #[arg(long, value_name = "FILE|PROFILE")]
+        policy: Option<String>,
         /// Print JSON with a stable shape.
         #[arg(long)]
         json: bool,
@@ -144,6 +147,17 @@ enum AccessAction {
         principal: String,
         #[arg(value_name = "CAP")]
         cap: String,
+    },
+    /// Bind a sandbox policy to an agent or token: every session it creates runs in it.
+    Policy {
+        #[arg(value_name = "PRINCIPAL")]
+        principal: String,
+        /// A policy file or a profile (default, read-only, workspace-write, no-network).
+        #[arg(value_name = "FILE|PROFILE", required_unless_present = "clear")]
+        policy: Option<String>,
+        /// Unbind: the principal's sessions choose their own policy again.
+        #[arg(long, conflicts_with = "policy")]
+        clear: bool,
     },
     /// Revoke an API token entirely; it stops working at once.
     RevokeToken {

@@ -260,11 +260,17 @@ pub(crate) async fn access(
     use crate::AccessAction as A;
     use serde_json::{Value, json};
     match action {
-        A::Token { caps, label, json } => {
+        A::Token {
+            caps,
+            label,
+            policy,
+            json,
+        } => {
+            let policy = policy.as_deref().map(policy_text).transpose()?;
             let r: Value = client
                 .call(
                     "access.token",
-                    json!({ "capabilities": caps, "label": label }),
+                    json!({ "capabilities": caps, "label": label, "policy": policy }),
                 )
                 .await?;
             if json {
@@ -294,6 +300,23 @@ pub(crate) async fn access(
                 )
                 .await?;
         }
+        A::Policy {
+            principal,
+            policy,
+            clear,
+        } => {
+            let policy = if clear {
+                None
+            } else {
+                policy.as_deref().map(policy_text).transpose()?
+            };
+            let _: Value = client
+                .call(
+                    "access.policy",
+                    json!({ "principal": principal, "policy": policy }),
+                )
+                .await?;
+        }
         A::RevokeToken { id } => {
             let id = id.strip_prefix("token:").unwrap_or(&id).to_string();
             let _: Value = client
@@ -320,8 +343,12 @@ pub(crate) async fn access(
                         .filter(|l| !l.is_empty())
                         .map(|l| format!(" ({l})"))
                         .unwrap_or_default();
+                    let policy = p["policy"]
+                        .as_str()
+                        .map(|p| format!(" [sessions sandboxed: {p}]"))
+                        .unwrap_or_default();
                     println!(
-                        "{}{label}: {}",
+                        "{}{label}: {}{policy}",
                         p["principal"].as_str().unwrap_or_default(),
                         caps.join(", ")
                     );

@@ -154,6 +154,9 @@ struct Stored {
     tokens: Vec<StoredToken>,
     /// Capabilities by principal key (`agent:ID`, `token:ID`).
     grants: BTreeMap<String, BTreeSet<String>>,
+    /// The sandbox policy (profile name or TOML) every session of a principal runs in.
+    #[serde(default)]
+    policies: BTreeMap<String, String>,
 }
 
 /// A principal's entry for `access.list`.
@@ -162,6 +165,8 @@ pub(crate) struct PrincipalInfo {
     pub principal: String,
     pub label: Option<String>,
     pub capabilities: Vec<String>,
+    /// The policy its sessions are forced into (a profile name, or `custom` for TOML).
+    pub policy: Option<String>,
 }
 
 /// Capabilities, tokens and the audit log of one daemon.
@@ -365,24 +370,7 @@ impl Access {
     /// `access.grant` / `access.revoke`.
     pub(crate) fn set(&self, principal: &str, cap: &str, grant: bool) -> Result<(), RpcError> {
         check_capability(cap)?;
-        let known = principal
-            .strip_prefix("agent:")
-            .map(|id| id.parse::<u64>().is_ok())
-            .or_else(|| {
-                principal
-                    .strip_prefix("token:")
-                    .map(|id| self.state().tokens.iter().any(|t| t.id == id))
-            })
-            .unwrap_or(false);
-        if !known {
-            return Err(RpcError::new(
-                ErrorKind::NotFound,
-                format!("unknown principal '{principal}'"),
-            )
-            .with_hint(
-                "write agent:ID (`ai-session agent ls`) or token:ID (`ai-session access ls`)",
-            ));
-        }
+        self.known(principal)?;
         {
             let mut state = self.state();
             let caps = state.grants.entry(principal.to_string()).or_default();
@@ -400,6 +388,52 @@ impl Access {
         }
         self.save()
             .map_err(|e| RpcError::new(ErrorKind::Internal, format!("saving access state: {e}")))
+    }
+
+    /// The policy every session of `who` must run in, if one is bound to it.
+    pub(crate) fn policy_of(&self, who: &Principal) -> Option<String> {
+        let key = who.key()?;
+        self.state().policies.get(&key).cloned()
+    }
+
+    /// `access.policy`: binds a sandbox policy to a principal (or unbinds it with `None`).
+    pub(crate) fn set_policy(&self, principal: &str, policy: Option<&str>) -> Result<(), RpcError> {
+        self.known(principal)?;
+        if let Some(p) = policy {
+            ai_session_core::sandbox::parse_policy(p).map_err(|e| e.to_rpc())?;
+        }
+        {
+            let mut state = self.state();
+            match policy {
+                Some(p) => state.policies.insert(principal.to_string(), p.to_string()),
+                None => state.policies.remove(principal),
+            };
+        }
+        self.save()
+            .map_err(|e| RpcError::new(ErrorKind::Internal, format!("saving access state: {e}")))
+    }
+
+    fn known(&self, principal: &str) -> Result<(), RpcError> {
+        let known = principal
+            .strip_prefix("agent:")
+            .map(|id| id.parse::<u64>().is_ok())
+            .or_else(|| {
+                principal
+                    .strip_prefix("token:")
+                    .map(|id| self.state().tokens.iter().any(|t| t.id == id))
+            })
+            .unwrap_or(false);
+        if known {
+            Ok(())
+        } else {
+            Err(RpcError::new(
+                ErrorKind::NotFound,
+                format!("unknown principal '{principal}'"),
+            )
+            .with_hint(
+                "write agent:ID (`ai-session agent ls`) or token:ID (`ai-session access ls`)",
+            ))
+        }
     }
 
     /// `access.token`: a new API token with exactly `caps`.
@@ -444,6 +478,7 @@ impl Access {
                 );
             }
             state.grants.remove(&format!("token:{id}"));
+            state.policies.remove(&format!("token:{id}"));
         }
         self.save()
             .map_err(|e| RpcError::new(ErrorKind::Internal, format!("saving access state: {e}")))
@@ -452,29 +487,47 @@ impl Access {
     /// `access.list`: every principal with explicit grants, and every token.
     pub(crate) fn list(&self) -> Vec<PrincipalInfo> {
         let state = self.state();
+        let policy = |key: &str| {
+            state.policies.get(key).map(|p| {
+                if ai_session_sandbox::Policy::profile(p).is_some() {
+                    p.clone()
+                } else {
+                    "custom".to_string()
+                }
+            })
+        };
         let mut out: Vec<PrincipalInfo> = state
             .tokens
             .iter()
-            .map(|t| PrincipalInfo {
-                principal: format!("token:{}", t.id),
-                label: Some(t.label.clone()),
-                capabilities: state
-                    .grants
-                    .get(&format!("token:{}", t.id))
-                    .map(|c| c.iter().cloned().collect())
-                    .unwrap_or_default(),
+            .map(|t| {
+                let key = format!("token:{}", t.id);
+                PrincipalInfo {
+                    label: Some(t.label.clone()),
+                    capabilities: state
+                        .grants
+                        .get(&key)
+                        .map(|c| c.iter().cloned().collect())
+                        .unwrap_or_default(),
+                    policy: policy(&key),
+                    principal: key,
+                }
             })
             .collect();
-        for (key, caps) in &state.grants {
-            if key.starts_with("agent:") {
-                let mut all: Vec<String> = AGENT_DEFAULTS.iter().map(|s| s.to_string()).collect();
-                all.extend(caps.iter().cloned());
-                out.push(PrincipalInfo {
-                    principal: key.clone(),
-                    label: None,
-                    capabilities: all,
-                });
-            }
+        let agents: BTreeSet<&String> = state
+            .grants
+            .keys()
+            .chain(state.policies.keys())
+            .filter(|k| k.starts_with("agent:"))
+            .collect();
+        for key in agents {
+            let mut all: Vec<String> = AGENT_DEFAULTS.iter().map(|s| s.to_string()).collect();
+            all.extend(state.grants.get(key).into_iter().flatten().cloned());
+            out.push(PrincipalInfo {
+                principal: key.clone(),
+                label: None,
+                capabilities: all,
+                policy: policy(key),
+            });
         }
         out
     }
@@ -598,8 +651,20 @@ impl Access {
                     .with_hint("for example --cap session:read:* --cap session:exec:build"));
                 }
                 let label = params.get("label").and_then(Value::as_str).unwrap_or("");
+                let policy = params.get("policy").and_then(Value::as_str);
+                if let Some(p) = policy {
+                    ai_session_core::sandbox::parse_policy(p).map_err(|e| e.to_rpc())?;
+                }
                 let (id, token) = self.create_token(label, &caps)?;
+                if policy.is_some() {
+                    self.set_policy(&format!("token:{id}"), policy)?;
+                }
                 Ok(serde_json::json!({ "id": id, "principal": format!("token:{id}"), "token": token, "capabilities": caps }))
+            }
+            "access.policy" => {
+                let policy = params.get("policy").and_then(Value::as_str);
+                self.set_policy(&s("principal")?, policy)?;
+                Ok(serde_json::json!({}))
             }
             "access.revoke_token" => {
                 self.revoke_token(&s("id")?)?;
@@ -613,7 +678,7 @@ impl Access {
                 ErrorKind::MethodNotFound,
                 format!("unknown method '{other}'"),
             )
-            .with_hint("access methods: access.grant, access.revoke, access.token, access.revoke_token, access.list")),
+            .with_hint("access methods: access.grant, access.revoke, access.token, access.policy, access.revoke_token, access.list")),
         }
     }
 }
@@ -653,6 +718,15 @@ fn detail(method: &str, params: &Value) -> String {
         }
         "access.grant" | "access.revoke" => format!("{} {}", s("principal"), s("capability")),
         "access.token" => format!("label={}", s("label")),
+        "access.policy" => {
+            let p = s("policy");
+            let p = if p.contains('\n') {
+                "custom".to_string()
+            } else {
+                p
+            };
+            format!("{} policy={p}", s("principal"))
+        }
         _ => String::new(),
     };
     // Bounded: a 10 MB paste is not copied into the audit log.

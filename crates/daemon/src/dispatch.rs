@@ -135,7 +135,11 @@ async fn route(
             })
         }
         m::SESSION_NEW => {
-            let new: NewParams = params(p)?;
+            let mut new: NewParams = params(p)?;
+            // A principal bound to a policy gets every session it creates in that sandbox.
+            if let Some(policy) = daemon.access.policy_of(who) {
+                new.policy = Some(policy);
+            }
             let info = daemon.manager.create(new.clone()).await.map_err(core)?;
             daemon.persist.on_new(&info, &new);
             daemon.access.owns_session(who, &info.name);

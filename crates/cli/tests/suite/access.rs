@@ -184,3 +184,61 @@ fn every_action_is_audited_scored_and_tampering_is_caught() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("DAMAGED"), "{}", text(&out));
 }
+
+#[test]
+fn a_principal_bound_to_a_policy_gets_only_sandboxed_sessions() {
+    let env = Env::outside_tmp();
+    let ws = env.home.path().join("ws");
+    std::fs::create_dir_all(&ws).unwrap();
+    let out = env.run(&[
+        "access",
+        "token",
+        "--json",
+        "--cap",
+        "session:create",
+        "--cap",
+        "session:list",
+        "--policy",
+        "read-only",
+    ]);
+    let made: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let token = made["token"].as_str().unwrap().to_string();
+    let id = made["id"].as_str().unwrap().to_string();
+    // It asks for no sandbox; it gets its principal's.
+    let r = env
+        .command(&[
+            "new",
+            "-s",
+            "boxed",
+            "--json",
+            "-c",
+            &ws.display().to_string(),
+        ])
+        .env("AI_SESSION_TOKEN", &token)
+        .output()
+        .unwrap();
+    let info: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+    assert_eq!(info["sandbox"]["policy"], "read-only", "{info}");
+    assert!(
+        env.ok(&["access", "ls"])
+            .contains("sessions sandboxed: read-only")
+    );
+    // Unbound, its next session is unconfined; a bad policy is refused clearly.
+    env.ok(&["access", "policy", &format!("token:{id}"), "--clear"]);
+    let r = env
+        .command(&[
+            "new",
+            "-s",
+            "free",
+            "--json",
+            "-c",
+            &ws.display().to_string(),
+        ])
+        .env("AI_SESSION_TOKEN", &token)
+        .output()
+        .unwrap();
+    let info: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+    assert!(info.get("sandbox").is_none(), "{info}");
+    let out = env.run(&["access", "policy", &format!("token:{id}"), "sideways"]);
+    assert!(!out.status.success());
+}
