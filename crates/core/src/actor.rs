@@ -361,10 +361,14 @@ impl Actor {
             }
             b'D' => {
                 let code = mark.params.first().and_then(|c| c.parse::<i32>().ok());
-                self.emit(SessionEvent::CommandFinished {
-                    offset: mark.start,
-                    exit_code: code,
-                });
+                // The shell reports a status before its first prompt and after an empty line
+                // too: only a command that ran (an exec, or a C mark) finishes.
+                if self.running {
+                    self.emit(SessionEvent::CommandFinished {
+                        offset: mark.start,
+                        exit_code: code,
+                    });
+                }
                 self.last_exit = code;
                 self.running = false;
                 let finished = self
