@@ -133,6 +133,30 @@ impl Contexts {
         }));
     }
 
+    /// The whole context as bytes (for snapshots and the store), if the session has one.
+    pub(crate) async fn to_bytes(&self, session: &str) -> Result<Option<Vec<u8>>, RpcError> {
+        let session = session.to_string();
+        self.call(move |map| match map.get_mut(&session) {
+            Some(ctx) => {
+                ctx.seal_archive().map_err(context_error)?;
+                ctx.to_bytes().map(Some).map_err(context_error)
+            }
+            None => Ok(None),
+        })
+        .await
+    }
+
+    /// Replaces a session's context with one saved by [`Contexts::to_bytes`].
+    pub(crate) async fn restore(&self, session: &str, bytes: Vec<u8>) -> Result<(), RpcError> {
+        let session = session.to_string();
+        self.call(move |map| {
+            let ctx = SessionContext::from_bytes(&bytes).map_err(context_error)?;
+            map.insert(session, ctx);
+            Ok(())
+        })
+        .await
+    }
+
     /// The `context.*` methods; the session must exist (checked by the caller).
     pub(crate) async fn route(&self, method: &str, params: Value) -> Result<Value, RpcError> {
         let target = need(&params, "target")?.to_string();

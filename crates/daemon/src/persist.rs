@@ -8,6 +8,7 @@
 //! record is always created before its execs are appended. The worker also holds the map
 //! session name → store id.
 
+use crate::context::Contexts;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -294,12 +295,12 @@ impl Persist {
 
     /// Before the sessions are killed at shutdown: a last checkpoint of every scrollback, then
     /// wait for the store thread to finish its queue.
-    pub(crate) async fn stop(&self, manager: &SessionManager) {
+    pub(crate) async fn stop(&self, manager: &SessionManager, contexts: &Contexts) {
         self.stopping.store(true, Ordering::Relaxed);
         if self.tx.is_none() {
             return;
         }
-        checkpoint(self, manager, true).await;
+        checkpoint(self, manager, contexts, true).await;
         let synced = self
             .call(|w| w.store.sync().map_err(|e| store_err(&e)))
             .await;
@@ -368,7 +369,7 @@ pub(crate) fn start(daemon: &Arc<Daemon>) {
             if d.persist.stopping.load(Ordering::Relaxed) {
                 return;
             }
-            checkpoint(&d.persist, &d.manager, false).await;
+            checkpoint(&d.persist, &d.manager, &d.contexts, false).await;
             d.persist.submit(|w| {
                 if let Err(e) = w.store.sync() {
                     tracing::warn!("store sync: {e}");
@@ -396,7 +397,7 @@ pub(crate) fn start(daemon: &Arc<Daemon>) {
 
 /// Saves the scrollback of every session with output since its last save (`all`: every
 /// session). The capture runs in the session's actor; the write on the store thread.
-async fn checkpoint(persist: &Persist, manager: &SessionManager, all: bool) {
+async fn checkpoint(persist: &Persist, manager: &SessionManager, contexts: &Contexts, all: bool) {
     for name in manager.names() {
         let Ok(handle) = manager.get(&name) else {
             continue;
@@ -413,6 +414,7 @@ async fn checkpoint(persist: &Persist, manager: &SessionManager, all: bool) {
         if !all && last == Some(info.log_end) {
             continue;
         }
+        save_context(persist, contexts, &name).await;
         if let Some(scrollback) = capture(&handle).await {
             persist
                 .saved
@@ -428,6 +430,26 @@ async fn checkpoint(persist: &Persist, manager: &SessionManager, all: bool) {
             });
         }
     }
+}
+
+/// Saves the session's context (history, summary, archive) into its record, if it has one.
+async fn save_context(persist: &Persist, contexts: &Contexts, name: &str) {
+    let bytes = match contexts.to_bytes(name).await {
+        Ok(Some(bytes)) => bytes,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::warn!(session = %name, "context not saved: {}", e.message);
+            return;
+        }
+    };
+    let name = name.to_string();
+    persist.submit(move |w| {
+        if let Some(id) = w.ids.get(&name) {
+            if let Err(e) = w.store.save_context(id, &bytes) {
+                tracing::warn!(session = %name, "cannot save the context: {e}");
+            }
+        }
+    });
 }
 
 /// The session's scrollback and screen as text.
@@ -517,6 +539,22 @@ async fn spawn_saved(
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .insert(name.clone(), info.log_end);
+    let saved = {
+        let id = id.clone();
+        daemon
+            .persist
+            .call(move |w| w.store.load_context(&id).map_err(|e| store_err(&e)))
+            .await
+    };
+    match saved {
+        Ok(Some(bytes)) => {
+            if let Err(e) = daemon.contexts.restore(&name, bytes).await {
+                tracing::warn!(session = %name, "saved context unreadable: {}", e.message);
+            }
+        }
+        Ok(None) => {}
+        Err(e) => tracing::warn!(session = %name, "saved context unreadable: {}", e.message),
+    }
     daemon.persist.submit(move |w| {
         w.ids.insert(name.clone(), id);
         w.pids.insert(name, pid);
@@ -630,6 +668,7 @@ pub(crate) async fn route(
         p::SNAPSHOT_CREATE => {
             let a: SnapshotParams = params(value)?;
             let handle = daemon.manager.get(&a.target).map_err(|e| e.to_rpc())?;
+            save_context(persist, &daemon.contexts, &a.target).await;
             let scrollback = capture(&handle).await;
             let name = a.target.clone();
             let meta = persist
@@ -717,6 +756,7 @@ pub(crate) async fn route(
         p::SESSION_EXPORT => {
             let a: m::Target = params(value)?;
             let handle = daemon.manager.get(&a.target).map_err(|e| e.to_rpc())?;
+            save_context(persist, &daemon.contexts, &a.target).await;
             let scrollback = capture(&handle).await;
             let name = a.target.clone();
             let bytes = persist

@@ -150,7 +150,7 @@ pub async fn serve_with(
     if let Err(e) = std::fs::remove_file(&paths.socket) {
         tracing::warn!("cannot remove the socket: {e}");
     }
-    daemon.persist.stop(&daemon.manager).await;
+    daemon.persist.stop(&daemon.manager, &daemon.contexts).await;
     daemon.manager.shutdown().await;
     drop(lock);
     Ok(())

@@ -162,3 +162,23 @@ fn a_sub_task_inherits_its_parents_context() {
     let out = env.run(&["context", "-t", "t", "--task", "no-such-task"]);
     assert!(!out.status.success());
 }
+
+#[test]
+fn the_context_survives_a_snapshot_restore_and_a_daemon_restart() {
+    let env = Env::new();
+    env.ok(&["new", "-s", "k"]);
+    env.exec("k", "echo remembered-output");
+    env.ok(&[
+        "context", "add", "-t", "k", "--role", "note", "keep", "this", "decision",
+    ]);
+    let snap = env.ok(&["snapshot", "-t", "k", "--label", "ctx", "--json"]);
+    let snap: serde_json::Value = serde_json::from_str(&snap).unwrap();
+    env.ok(&["restore", snap["id"].as_str().unwrap(), "-s", "k2"]);
+    let text = env.ok(&["context", "-t", "k2"]);
+    assert!(text.contains("keep this decision"), "{text}");
+    assert!(text.contains("echo remembered-output"), "{text}");
+    // A clean stop and the next daemon: the session comes back with its context.
+    env.ok(&["daemon", "stop"]);
+    let text = env.ok(&["context", "-t", "k"]);
+    assert!(text.contains("keep this decision"), "{text}");
+}
