@@ -136,11 +136,9 @@ impl Contexts {
     /// The whole context as bytes (for snapshots and the store), if the session has one.
     pub(crate) async fn to_bytes(&self, session: &str) -> Result<Option<Vec<u8>>, RpcError> {
         let session = session.to_string();
-        self.call(move |map| match map.get_mut(&session) {
-            Some(ctx) => {
-                ctx.seal_archive().map_err(context_error)?;
-                ctx.to_bytes().map(Some).map_err(context_error)
-            }
+        self.call(move |map| match map.get(&session) {
+            // Self-contained: entries not yet sealed into an archive frame travel in the state.
+            Some(ctx) => ctx.to_bytes().map(Some).map_err(context_error),
             None => Ok(None),
         })
         .await
