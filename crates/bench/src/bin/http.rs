@@ -274,7 +274,7 @@ fn mcp_exec(o: &Opts, home: &std::path::Path) -> Result<Value, Error> {
     let mut w = child.stdin.take().ok_or("no stdin")?;
     let mut r = BufReader::new(child.stdout.take().ok_or("no stdout")?);
     let mut send = |v: Value| -> Result<(), Error> {
-        writeln!(w, "{v}")?;
+        writeln!(&mut w, "{v}")?;
         w.flush()?;
         Ok(())
     };
@@ -303,7 +303,6 @@ fn mcp_exec(o: &Opts, home: &std::path::Path) -> Result<Value, Error> {
             samples.push(took);
         }
     }
-    drop(send);
     child.kill().ok();
     child.wait().ok();
     Ok(stats(&mut samples))
