@@ -24,6 +24,52 @@ fn check(rc: i32) -> std::io::Result<()> {
     }
 }
 
+/// A program, its arguments, environment and directory as C strings, for exec.
+struct Program {
+    path: CString,
+    cwd: CString,
+    args: Vec<CString>,
+    vars: Vec<CString>,
+}
+
+impl Program {
+    fn new(
+        path: &Path,
+        argv: &[String],
+        env: &BTreeMap<String, String>,
+        cwd: &Path,
+    ) -> std::io::Result<Self> {
+        Ok(Program {
+            path: cstring(path.as_os_str().as_bytes())?,
+            cwd: cstring(cwd.as_os_str().as_bytes())?,
+            args: argv
+                .iter()
+                .map(|a| cstring(a.as_bytes()))
+                .collect::<std::io::Result<_>>()?,
+            vars: env
+                .iter()
+                .map(|(k, v)| cstring(format!("{k}={v}").as_bytes()))
+                .collect::<std::io::Result<_>>()?,
+        })
+    }
+
+    /// `argv` pointers, null-terminated; valid while `self` lives.
+    fn argv(&self) -> impl Iterator<Item = *const c_char> + '_ {
+        self.args
+            .iter()
+            .map(|a| a.as_ptr())
+            .chain(std::iter::once(std::ptr::null()))
+    }
+
+    /// `envp` pointers, null-terminated; valid while `self` lives.
+    fn envp(&self) -> impl Iterator<Item = *const c_char> + '_ {
+        self.vars
+            .iter()
+            .map(|v| v.as_ptr())
+            .chain(std::iter::once(std::ptr::null()))
+    }
+}
+
 struct FileActions(libc::posix_spawn_file_actions_t);
 
 impl Drop for FileActions {
@@ -68,20 +114,10 @@ pub(crate) fn posix_spawn(
     cwd: &Path,
     tty: &std::ffi::CStr,
 ) -> std::io::Result<i32> {
-    let path = cstring(path.as_os_str().as_bytes())?;
-    let cwd = cstring(cwd.as_os_str().as_bytes())?;
-    let args = argv
-        .iter()
-        .map(|a| cstring(a.as_bytes()))
-        .collect::<std::io::Result<Vec<_>>>()?;
-    let vars = env
-        .iter()
-        .map(|(k, v)| cstring(format!("{k}={v}").as_bytes()))
-        .collect::<std::io::Result<Vec<_>>>()?;
-    let mut arg_ptrs: Vec<*mut c_char> = args.iter().map(|a| a.as_ptr().cast_mut()).collect();
-    arg_ptrs.push(std::ptr::null_mut());
-    let mut env_ptrs: Vec<*mut c_char> = vars.iter().map(|v| v.as_ptr().cast_mut()).collect();
-    env_ptrs.push(std::ptr::null_mut());
+    let prog = Program::new(path, argv, env, cwd)?;
+    let (path, cwd) = (&prog.path, &prog.cwd);
+    let arg_ptrs: Vec<*mut c_char> = prog.argv().map(<*const c_char>::cast_mut).collect();
+    let env_ptrs: Vec<*mut c_char> = prog.envp().map(<*const c_char>::cast_mut).collect();
 
     // SAFETY: every pointer handed to libc points into a CString or Vec that outlives the call;
     // the file-actions and attribute objects are initialised before use and destroyed by their
@@ -155,20 +191,10 @@ pub(crate) fn fork_spawn(
     tty: &std::ffi::CStr,
     sandbox: &ai_session_sandbox::Prepared,
 ) -> std::io::Result<i32> {
-    let path = cstring(path.as_os_str().as_bytes())?;
-    let cwd = cstring(cwd.as_os_str().as_bytes())?;
-    let args = argv
-        .iter()
-        .map(|a| cstring(a.as_bytes()))
-        .collect::<std::io::Result<Vec<_>>>()?;
-    let vars = env
-        .iter()
-        .map(|(k, v)| cstring(format!("{k}={v}").as_bytes()))
-        .collect::<std::io::Result<Vec<_>>>()?;
-    let mut arg_ptrs: Vec<*const c_char> = args.iter().map(|a| a.as_ptr()).collect();
-    arg_ptrs.push(std::ptr::null());
-    let mut env_ptrs: Vec<*const c_char> = vars.iter().map(|v| v.as_ptr()).collect();
-    env_ptrs.push(std::ptr::null());
+    let prog = Program::new(path, argv, env, cwd)?;
+    let (path, cwd) = (&prog.path, &prog.cwd);
+    let arg_ptrs: Vec<*const c_char> = prog.argv().collect();
+    let env_ptrs: Vec<*const c_char> = prog.envp().collect();
 
     let (read_end, write_end) =
         rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(std::io::Error::from)?;
@@ -182,7 +208,7 @@ pub(crate) fn fork_spawn(
     }
     if pid == 0 {
         // SAFETY: we are the forked child; see child_main.
-        unsafe { child_main(&path, &arg_ptrs, &env_ptrs, &cwd, tty, sandbox, report_fd) }
+        unsafe { child_main(path, &arg_ptrs, &env_ptrs, cwd, tty, sandbox, report_fd) }
     }
     drop(write_end);
     let mut report = [0u8; REPORT_MAX];
