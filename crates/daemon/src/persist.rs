@@ -300,7 +300,7 @@ impl Persist {
         if self.tx.is_none() {
             return;
         }
-        checkpoint(self, manager, contexts, true).await;
+        checkpoint(self, manager, contexts, false).await;
         let synced = self
             .call(|w| w.store.sync().map_err(|e| store_err(&e)))
             .await;
@@ -370,11 +370,6 @@ pub(crate) fn start(daemon: &Arc<Daemon>) {
                 return;
             }
             checkpoint(&d.persist, &d.manager, &d.contexts, false).await;
-            d.persist.submit(|w| {
-                if let Err(e) = w.store.sync() {
-                    tracing::warn!("store sync: {e}");
-                }
-            });
         }
     });
     let d = daemon.clone();
@@ -396,8 +391,9 @@ pub(crate) fn start(daemon: &Arc<Daemon>) {
 }
 
 /// Saves the scrollback of every session with output since its last save (`all`: every
-/// session). The capture runs in the session's actor; the write on the store thread.
+/// session), then makes the histories durable. The capture runs in the session's actor.
 async fn checkpoint(persist: &Persist, manager: &SessionManager, contexts: &Contexts, all: bool) {
+    let mut captured = Vec::new();
     for name in manager.names() {
         let Ok(handle) = manager.get(&name) else {
             continue;
@@ -421,14 +417,36 @@ async fn checkpoint(persist: &Persist, manager: &SessionManager, contexts: &Cont
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(name.clone(), info.log_end);
-            persist.submit(move |w| {
-                if let Some(id) = w.ids.get(&name) {
-                    if let Err(e) = w.store.save_scrollback(id, &scrollback) {
-                        tracing::warn!(session = %name, "cannot save the scrollback: {e}");
-                    }
-                }
-            });
+            captured.push((name, scrollback));
         }
+    }
+    // The whole-file writes (an fsync each) run beside the store thread, not on it: execs
+    // waiting for their checkpoint never queue behind a thousand scrollbacks.
+    let resolved = persist
+        .call(move |w| {
+            let batch: Vec<(SessionId, Scrollback)> = captured
+                .into_iter()
+                .filter_map(|(name, s)| w.ids.get(&name).map(|id| (id.clone(), s)))
+                .collect();
+            Ok((w.store.clone(), batch))
+        })
+        .await;
+    let Ok((store, batch)) = resolved else {
+        return;
+    };
+    let saved = tokio::task::spawn_blocking(move || {
+        for (id, scrollback) in &batch {
+            if let Err(e) = store.save_scrollback(id, scrollback) {
+                tracing::warn!(session = %id, "cannot save the scrollback: {e}");
+            }
+        }
+        if let Err(e) = store.sync() {
+            tracing::warn!("store sync: {e}");
+        }
+    })
+    .await;
+    if let Err(e) = saved {
+        tracing::warn!("scrollback checkpoint failed: {e}");
     }
 }
 
