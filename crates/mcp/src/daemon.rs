@@ -9,17 +9,25 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use ai_session_core::paths::Paths;
-use ai_session_protocol::methods::{HELLO, HelloParams, HelloResult};
-use ai_session_protocol::{PROTOCOL_VERSION, Request, Response, RpcError, ServerMessage};
+use ai_session_protocol::methods::{
+    HELLO, HelloParams, HelloResult, SESSION_SUBSCRIBE, SubscribeResult, Target,
+};
+use ai_session_protocol::{
+    Notification, PROTOCOL_VERSION, Request, Response, RpcError, ServerMessage,
+};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::sync::{Mutex, oneshot};
+use tokio::sync::{Mutex, mpsc, oneshot};
 
 /// How long `ai-session daemon start` may take.
 const START_DEADLINE: Duration = Duration::from_secs(15);
+
+/// Notifications queued for a subscriber before newer ones are dropped (a subscriber only needs
+/// to know that something changed, so dropping under load loses nothing it acts on).
+const NOTIFY_QUEUE: usize = 256;
 
 /// Why a call failed.
 #[derive(Debug)]
@@ -66,6 +74,24 @@ struct Conn {
     writer: Mutex<OwnedWriteHalf>,
     pending: Pending,
     closed: Arc<AtomicBool>,
+    reader: tokio::task::AbortHandle,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        // Closes the socket's read half too: the daemon sees the connection end and stops
+        // forwarding to it.
+        self.reader.abort();
+    }
+}
+
+/// A session followed on a connection of its own (`session.subscribe`): the daemon's
+/// notifications for it (`session.output`, `session.state`, `session.command`,
+/// `session.closed`) arrive on `events`, which ends when the connection does. Dropping it closes
+/// the connection, which ends the subscription.
+pub struct Subscription {
+    pub events: mpsc::Receiver<Notification>,
+    _conn: Arc<Conn>,
 }
 
 /// The daemon, as the MCP server sees it.
@@ -142,7 +168,31 @@ impl Daemon {
             return Ok(conn.clone());
         }
         let stream = self.connect_or_start().await?;
-        let conn = Arc::new(open(stream));
+        let conn = Arc::new(open(stream, None));
+        self.hello(&conn).await?;
+        *slot = Some(conn.clone());
+        Ok(conn)
+    }
+
+    /// Follows a session on a new connection until the returned subscription is dropped.
+    pub async fn subscribe(&self, target: &str) -> Result<Subscription, CallError> {
+        let stream = self.connect_or_start().await?;
+        let (tx, rx) = mpsc::channel(NOTIFY_QUEUE);
+        let conn = Arc::new(open(stream, Some(tx)));
+        self.hello(&conn).await?;
+        let params = Target {
+            target: target.to_owned(),
+        };
+        let _: SubscribeResult =
+            serde_json::from_value(self.call_on(&conn, SESSION_SUBSCRIBE, params).await?)
+                .map_err(|e| CallError::Transport(format!("unexpected subscribe result: {e}")))?;
+        Ok(Subscription {
+            events: rx,
+            _conn: conn,
+        })
+    }
+
+    async fn hello(&self, conn: &Conn) -> Result<(), CallError> {
         let hello = HelloParams {
             client: format!("ai-session-mcp {}", env!("CARGO_PKG_VERSION")),
             protocol: PROTOCOL_VERSION,
@@ -151,10 +201,9 @@ impl Daemon {
                 .ok()
                 .filter(|t| !t.is_empty()),
         };
-        let _: HelloResult = serde_json::from_value(self.call_on(&conn, HELLO, hello).await?)
+        let _: HelloResult = serde_json::from_value(self.call_on(conn, HELLO, hello).await?)
             .map_err(|e| CallError::Transport(format!("unexpected hello result: {e}")))?;
-        *slot = Some(conn.clone());
-        Ok(conn)
+        Ok(())
     }
 
     async fn connect_or_start(&self) -> Result<UnixStream, CallError> {
@@ -213,19 +262,22 @@ impl Daemon {
     }
 }
 
-fn open(stream: UnixStream) -> Conn {
+fn open(stream: UnixStream, notify: Option<mpsc::Sender<Notification>>) -> Conn {
     let (read, write) = stream.into_split();
     let pending: Pending = Arc::default();
     let closed = Arc::new(AtomicBool::new(false));
-    tokio::spawn(read_loop(
+    let reader = tokio::spawn(read_loop(
         BufReader::new(read),
         pending.clone(),
         closed.clone(),
-    ));
+        notify,
+    ))
+    .abort_handle();
     Conn {
         writer: Mutex::new(write),
         pending,
         closed,
+        reader,
     }
 }
 
@@ -233,6 +285,7 @@ async fn read_loop(
     mut reader: BufReader<OwnedReadHalf>,
     pending: Pending,
     closed: Arc<AtomicBool>,
+    notify: Option<mpsc::Sender<Notification>>,
 ) {
     let mut line = String::new();
     loop {
@@ -252,8 +305,14 @@ async fn read_loop(
                     tx.send(resp).ok();
                 }
             }
-            // This client subscribes to nothing.
-            Ok(ServerMessage::Notification(_)) => {}
+            Ok(ServerMessage::Notification(n)) => {
+                if let Some(tx) = &notify {
+                    match tx.try_send(n) {
+                        Ok(()) | Err(mpsc::error::TrySendError::Full(_)) => {}
+                        Err(mpsc::error::TrySendError::Closed(_)) => break,
+                    }
+                }
+            }
             Err(e) => tracing::warn!("unreadable message from the daemon: {e}"),
         }
     }

@@ -1,8 +1,13 @@
 //! The ai-session MCP server: the Model Context Protocol over stdio, built on the official Rust
 //! SDK (`rmcp`). Each tool is one daemon method; the server is a client of the daemon selected
-//! with `-L`/`-S` and starts it on first use. `docs/mcp.md` lists the tools.
+//! with `-L`/`-S` and starts it on first use. Sessions are also resources (their screen and
+//! log), followed for subscribed clients; long calls report progress. `docs/mcp.md` lists the
+//! tools and resources.
 
 mod daemon;
+mod extra;
+mod progress;
+mod resources;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -14,8 +19,16 @@ use ai_session_protocol::methods::{
 };
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
-use rmcp::model::{CallToolResult, ContentBlock, Implementation, ServerCapabilities, ServerConfig};
-use rmcp::{ErrorData as McpError, ServerHandler, ServiceExt, tool, tool_handler, tool_router};
+use rmcp::model::{
+    CallToolResult, ContentBlock, Implementation, ListResourceTemplatesResult, ListResourcesResult,
+    PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities,
+    ServerConfig, SubscribeRequestParams, UnsubscribeRequestParams,
+};
+use rmcp::service::RequestContext;
+use rmcp::{
+    ErrorData as McpError, Peer, RoleServer, ServerHandler, ServiceExt, tool, tool_handler,
+    tool_router,
+};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -29,7 +42,11 @@ returns the exit code and the command's own output (a token-lean compact view by
 and `export` carry over to the next exec. For interactive programs (python, node, gdb, vim, \
 TUIs) use session_send_keys then session_wait, and session_capture to see the screen. \
 session_read fetches raw output by log offset (nothing lost, nothing twice). Kill sessions you \
-no longer need with session_kill.";
+no longer need with session_kill. context_get condenses what happened in a session within a \
+token budget; snapshot_create/snapshot_restore save and bring back a session. To work with \
+other agents: agent_register (keep its token), task_submit, task_claim, task_complete, \
+bus_publish. Each session is also a resource (ai-session://sessions/NAME/screen and .../log) \
+that can be subscribed to.";
 
 /// Serves MCP on stdin/stdout until the client closes stdin.
 pub async fn serve_stdio(sel: Selector) -> std::io::Result<()> {
@@ -205,6 +222,8 @@ const DEFAULT_READ_BYTES: usize = 64 * 1024;
 pub struct AiSessionMcp {
     daemon: std::sync::Arc<Daemon>,
     tool_router: ToolRouter<Self>,
+    /// The resources this client subscribed to (`resources/subscribe`).
+    watches: std::sync::Arc<resources::Watches>,
 }
 
 fn secs(name: &str, secs: Option<f64>) -> Result<Option<u64>, CallToolResult> {
@@ -328,7 +347,37 @@ impl AiSessionMcp {
     pub fn new(sel: Selector) -> Self {
         Self {
             daemon: std::sync::Arc::new(Daemon::new(sel)),
-            tool_router: Self::tool_router(),
+            tool_router: Self::tool_router() + Self::extra_router(),
+            watches: std::sync::Arc::default(),
+        }
+    }
+
+    /// Tells the client that the resource list changed (a session came or went).
+    async fn sessions_changed(&self, peer: &Peer<RoleServer>) {
+        resources::Notifier(peer.clone()).list_changed().await;
+    }
+
+    /// Runs a daemon call, reporting progress meanwhile when the client asked for it (a
+    /// `progressToken` in the request's `_meta`).
+    async fn with_progress<F: std::future::Future>(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        session: &str,
+        call: F,
+    ) -> F::Output {
+        match ctx.meta.get_progress_token() {
+            None => call.await,
+            Some(token) => {
+                let reporter = progress::Reporter::start(
+                    self.daemon.clone(),
+                    ctx.peer.clone(),
+                    token,
+                    session.to_owned(),
+                );
+                let out = call.await;
+                reporter.finish().await;
+                out
+            }
         }
     }
 
@@ -348,6 +397,7 @@ impl AiSessionMcp {
     async fn session_create(
         &self,
         Parameters(a): Parameters<CreateArgs>,
+        peer: Peer<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
         let cwd = match a.cwd {
             Some(c) => Some(c),
@@ -374,7 +424,10 @@ impl AiSessionMcp {
         };
         Ok(
             match self.call::<_, SessionInfo>(m::SESSION_NEW, params).await {
-                Ok(info) => success(to_value(&info)),
+                Ok(info) => {
+                    self.sessions_changed(&peer).await;
+                    success(to_value(&info))
+                }
                 Err(e) => e,
             },
         )
@@ -397,12 +450,16 @@ impl AiSessionMcp {
     async fn session_kill(
         &self,
         Parameters(a): Parameters<SessionArgs>,
+        peer: Peer<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
         let params = Target {
             target: a.session.clone(),
         };
         Ok(match self.call::<_, Value>(m::SESSION_KILL, params).await {
-            Ok(_) => success(json!({ "killed": a.session })),
+            Ok(_) => {
+                self.sessions_changed(&peer).await;
+                success(json!({ "killed": a.session }))
+            }
             Err(e) => e,
         })
     }
@@ -435,11 +492,13 @@ impl AiSessionMcp {
         package and log output condensed; its text says what it left out) or the plain `output` \
         with view \"full\", and `more`: how to fetch the rest (session_read from output_start). \
         The shell persists: cd and export carry over. A non-zero exit code is a normal result, \
-        not an error. Do not use it for interactive programs: use session_send_keys."
+        not an error. Do not use it for interactive programs: use session_send_keys. With a \
+        progress token, progress notifications report the time and output every second."
     )]
     async fn session_exec(
         &self,
         Parameters(a): Parameters<ExecArgs>,
+        ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
         let timeout_ms = match secs("timeout_secs", a.timeout_secs) {
             Ok(t) => t,
@@ -456,12 +515,11 @@ impl AiSessionMcp {
             idle_timeout_ms,
             max_output_bytes: a.max_output_bytes,
         };
-        Ok(
-            match self.call::<_, ExecResult>(m::SESSION_EXEC, params).await {
-                Ok(r) => success(exec_view(&a.session, &r, a.view)),
-                Err(e) => e,
-            },
-        )
+        let call = self.call::<_, ExecResult>(m::SESSION_EXEC, params);
+        Ok(match self.with_progress(&ctx, &a.session, call).await {
+            Ok(r) => success(exec_view(&a.session, &r, a.view)),
+            Err(e) => e,
+        })
     }
 
     #[tool(
@@ -494,11 +552,13 @@ impl AiSessionMcp {
         description = "Wait for a session: give exactly one of `regex` (the output since the \
         last input matches), `idle_ms` (no output for that long) or `prompt: true` (the shell is \
         back at its prompt; returns the last exit code). Returns the matched text and the log \
-        offset after it. A timeout (default 30 s) is an error saying so; the session is unchanged."
+        offset after it. A timeout (default 30 s) is an error saying so; the session is unchanged. \
+        With a progress token, progress notifications report the time and output every second."
     )]
     async fn session_wait(
         &self,
         Parameters(a): Parameters<WaitArgs>,
+        ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
         let condition = match (a.regex, a.idle_ms, a.prompt) {
             (Some(pattern), None, false) => WaitFor::Regex { pattern },
@@ -517,17 +577,16 @@ impl AiSessionMcp {
             Err(e) => return Ok(e),
         };
         let params = WaitParams {
-            target: a.session,
+            target: a.session.clone(),
             condition,
             timeout_ms,
             since: a.since,
         };
-        Ok(
-            match self.call::<_, WaitResult>(m::SESSION_WAIT, params).await {
-                Ok(r) => success(to_value(&r)),
-                Err(e) => e,
-            },
-        )
+        let call = self.call::<_, WaitResult>(m::SESSION_WAIT, params);
+        Ok(match self.with_progress(&ctx, &a.session, call).await {
+            Ok(r) => success(to_value(&r)),
+            Err(e) => e,
+        })
     }
 
     #[tool(
@@ -599,8 +658,63 @@ impl<T: serde::de::DeserializeOwned> DeserializeOwnedValue for T {}
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for AiSessionMcp {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        let capabilities = ServerCapabilities::builder()
+            .enable_tools()
+            .enable_resources()
+            .enable_resources_subscribe()
+            .enable_resources_list_changed()
+            .build();
+        ServerConfig::new(capabilities)
             .with_server_info(Implementation::new("ai-session", env!("CARGO_PKG_VERSION")))
             .with_instructions(INSTRUCTIONS)
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, McpError> {
+        Ok(ListResourcesResult::with_all_items(
+            resources::list(&self.daemon).await?,
+        ))
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, McpError> {
+        Ok(ListResourceTemplatesResult::with_all_items(
+            resources::templates(),
+        ))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, McpError> {
+        Ok(resources::read(&self.daemon, &request.uri).await?.into())
+    }
+
+    #[allow(deprecated)]
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        let notifier = resources::Notifier(context.peer);
+        self.watches
+            .subscribe(&self.daemon, notifier, &request.uri)
+            .await
+    }
+
+    #[allow(deprecated)]
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        self.watches.unsubscribe(&request.uri)
     }
 }

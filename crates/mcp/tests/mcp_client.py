@@ -9,16 +9,62 @@ import asyncio
 import json
 import os
 import sys
+import warnings
 
+import mcp.types as types
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
+
+# resources/subscribe is deprecated for the 2026 protocol; this client negotiates 2025-11-25.
+warnings.filterwarnings("ignore", message="resources/(un)?subscribe is removed")
 
 BINARY, LABEL = sys.argv[1], sys.argv[2]
 DEADLINE = 60  # seconds, for any single step
 TOOLS = {
     "session_create", "session_list", "session_kill", "session_resize", "session_exec",
     "session_send_keys", "session_wait", "session_read", "session_capture",
+    "context_get", "context_add", "snapshot_create", "snapshot_list", "snapshot_restore",
+    "agent_register", "agent_list", "bus_publish", "task_submit", "task_claim",
+    "task_complete", "task_fail", "task_list",
 }
+PREFIX = "ai-session://sessions/"
+
+
+class Inbox:
+    """Every notification the server sends, and a way to wait for one."""
+
+    def __init__(self):
+        self.items = []
+        self.changed = asyncio.Event()
+
+    async def __call__(self, message):
+        if isinstance(message, Exception):
+            return
+        self.items.append(message)
+        self.changed.set()
+
+    async def wait_for(self, pred, what, start=0):
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + DEADLINE
+        while True:
+            self.changed.clear()
+            for m in self.items[start:]:
+                if pred(m):
+                    return m
+            remaining = deadline - loop.time()
+            assert remaining > 0, f"no {what} within {DEADLINE}s; got {self.items[start:]}"
+            try:
+                await asyncio.wait_for(self.changed.wait(), remaining)
+            except asyncio.TimeoutError:
+                pass
+
+
+def updated(uri):
+    return lambda m: isinstance(m, types.ResourceUpdatedNotification) and str(m.params.uri) == uri
+
+
+def list_changed(m):
+    return isinstance(m, types.ResourceListChangedNotification)
 
 
 def data(result):
@@ -38,12 +84,15 @@ async def call(session, name, args, expect_error=False):
 
 async def sdk_session():
     params = StdioServerParameters(command=BINARY, args=["-L", LABEL, "mcp"], env=dict(os.environ))
+    inbox = Inbox()
     async with stdio_client(params) as (read, write):
-        async with ClientSession(read, write) as s:
+        async with ClientSession(read, write, message_handler=inbox) as s:
             init = await asyncio.wait_for(s.initialize(), DEADLINE)
             print("negotiated protocol", init.protocol_version, "server", init.server_info)
             assert init.server_info.name == "ai-session", init.server_info
             assert init.capabilities.tools is not None
+            res_caps = init.capabilities.resources
+            assert res_caps is not None and res_caps.subscribe and res_caps.list_changed, res_caps
             assert init.instructions
 
             tools = await asyncio.wait_for(s.list_tools(), DEADLINE)
@@ -113,9 +162,151 @@ async def sdk_session():
                 print("missing argument ->", bad)
                 assert bad.is_error and "command" in bad.content[0].text, bad
 
+            await resources(s, inbox)
+            await progress(s)
+            await context_and_snapshots(s, inbox)
+            await coordination(s)
+
+            mark = len(inbox.items)
             await call(s, "session_kill", {"session": "work"})
             listed = await call(s, "session_list", {})
             assert listed["sessions"] == [], listed
+            await inbox.wait_for(list_changed, "resources/list_changed after a kill", mark)
+
+
+async def resources(s, inbox):
+    """Each session is two resources; a subscribed one reports its changes."""
+    screen, log = PREFIX + "work/screen", PREFIX + "work/log"
+    listed = await asyncio.wait_for(s.list_resources(), DEADLINE)
+    uris = {str(r.uri): r for r in listed.resources}
+    assert screen in uris and log in uris, sorted(uris)
+    assert uris[screen].mime_type == "text/plain" and uris[screen].description, uris[screen]
+    templates = await asyncio.wait_for(s.list_resource_templates(), DEADLINE)
+    assert {t.uri_template for t in templates.resource_templates} == {
+        PREFIX + "{name}/screen", PREFIX + "{name}/log"}, templates
+
+    await call(s, "session_exec", {"session": "work", "command": "echo resource-marker"})
+    got = await asyncio.wait_for(s.read_resource(screen), DEADLINE)
+    assert "resource-marker" in got.contents[0].text, got
+    got = await asyncio.wait_for(s.read_resource(log), DEADLINE)
+    assert "resource-marker" in got.contents[0].text, got
+    try:
+        await asyncio.wait_for(s.read_resource(PREFIX + "nope/screen"), DEADLINE)
+    except Exception as e:  # a JSON-RPC error: resource not found, with the existing sessions
+        assert "no session named 'nope'" in str(e), e
+    else:
+        raise AssertionError("reading an unknown session's resource succeeded")
+
+    # Subscribe: an exec's output turns into resources/updated.
+    await asyncio.wait_for(s.subscribe_resource(screen), DEADLINE)
+    mark = len(inbox.items)
+    await call(s, "session_exec", {"session": "work", "command": "echo subscribed-marker"})
+    await inbox.wait_for(updated(screen), "resources/updated for the screen", mark)
+    got = await asyncio.wait_for(s.read_resource(screen), DEADLINE)
+    assert "subscribed-marker" in got.contents[0].text, got
+
+    # Unsubscribe the screen, follow the log: only the log reports from then on.
+    await asyncio.wait_for(s.unsubscribe_resource(screen), DEADLINE)
+    await asyncio.wait_for(s.subscribe_resource(log), DEADLINE)
+    mark = len(inbox.items)
+    await call(s, "session_exec", {"session": "work", "command": "echo log-marker"})
+    await inbox.wait_for(updated(log), "resources/updated for the log", mark)
+    await asyncio.wait_for(s.unsubscribe_resource(log), DEADLINE)
+    stray = [m for m in inbox.items[mark:] if updated(screen)(m)]
+    assert not stray, stray
+    try:
+        await asyncio.wait_for(s.subscribe_resource(PREFIX + "nope/log"), DEADLINE)
+    except Exception as e:
+        assert "nope" in str(e), e
+    else:
+        raise AssertionError("subscribing to an unknown session succeeded")
+
+
+async def progress(s):
+    """A long exec with a progress token reports progress until it returns."""
+    seen = []
+
+    async def on_progress(value, total, message):
+        seen.append((value, total, message))
+
+    r = await asyncio.wait_for(s.call_tool(
+        "session_exec", {"session": "work", "command": "echo start; sleep 2.5; echo done"},
+        progress_callback=on_progress), DEADLINE)
+    assert not r.is_error, r
+    out = r.structured_content
+    assert out["exit_code"] == 0 and "done" in out["compact"]["text"], out
+    print("progress notifications:", seen)
+    assert len(seen) >= 2, seen
+    values = [v for v, _, _ in seen]
+    assert values == sorted(values) and values[0] > 0, values
+    assert all("running for" in m for _, _, m in seen), seen
+    assert any("start" in m for _, _, m in seen), seen
+
+    # session_wait reports too.
+    seen.clear()
+    await call(s, "session_send_keys", {"session": "work", "keys": ["sleep 1.5", "Enter"]})
+    r = await asyncio.wait_for(s.call_tool(
+        "session_wait", {"session": "work", "prompt": True, "timeout_secs": 20},
+        progress_callback=on_progress), DEADLINE)
+    assert not r.is_error and r.structured_content["exit_code"] == 0, r
+    assert len(seen) >= 1, seen
+
+
+async def context_and_snapshots(s, inbox):
+    ctx = await call(s, "context_get", {"session": "work", "budget": 2000})
+    print("context_get:", {k: ctx[k] for k in ("tokens_used",) if k in ctx}, ctx.get("text", "")[:300])
+    assert isinstance(ctx["text"], str) and ctx["text"], ctx
+    assert ctx["tokens_used"] <= 2000, ctx
+    assert "marker" in ctx["text"] or "echo" in ctx["text"], ctx["text"]
+    added = await call(s, "context_add", {"session": "work", "role": "note", "text": "the build uses make"})
+    assert isinstance(added["id"], int), added
+    ctx = await call(s, "context_get", {"session": "work"})
+    assert "the build uses make" in ctx["text"], ctx["text"]
+    err = await call(s, "context_add", {"session": "work", "role": "note", "text": "  "}, expect_error=True)
+    assert "empty" in err.content[0].text, err
+
+    snap = await call(s, "snapshot_create", {"session": "work", "label": "mcp-test"})
+    assert snap["session_name"] == "work" and snap["label"] == "mcp-test", snap
+    listed = await call(s, "snapshot_list", {"session": "work"})
+    assert snap["id"] in [x["id"] for x in listed["snapshots"]], listed
+    mark = len(inbox.items)
+    restored = await call(s, "snapshot_restore", {"snapshot": snap["id"], "name": "work2"})
+    assert restored["session"]["name"] == "work2", restored
+    await inbox.wait_for(list_changed, "resources/list_changed after a restore", mark)
+    r = await call(s, "session_exec", {"session": "work2", "command": "echo restored"})
+    assert r["exit_code"] == 0, r
+    await call(s, "session_kill", {"session": "work2"})
+    err = await call(s, "snapshot_restore", {"snapshot": "no-such-snapshot"}, expect_error=True)
+    assert "error:" in err.content[0].text, err
+
+
+async def coordination(s):
+    agent = await call(s, "agent_register", {"name": "mcp-agent", "capabilities": ["test"]})
+    token = agent["token"]
+    assert token and agent["name"] == "mcp-agent", agent
+    agents = await call(s, "agent_list", {})
+    assert "mcp-agent" in json.dumps(agents["agents"]), agents
+    task = await call(s, "task_submit", {"description": "say hi", "needs": ["test"]})
+    claimed = await call(s, "task_claim", {"token": token, "wait_secs": 10})
+    assert claimed["task"]["id"] == task["id"], (task, claimed)
+    done = await call(s, "task_complete", {"token": token, "id": task["id"], "result": {"said": "hi"}})
+    assert done["task"]["state"] == "done", done
+    listed = await call(s, "task_list", {"state": "done"})
+    assert task["id"] in [t["id"] for t in listed["tasks"]], listed
+    # Failing a task.
+    task2 = await call(s, "task_submit", {"description": "break", "needs": ["test"], "max_retries": 0})
+    claimed = await call(s, "task_claim", {"token": token, "wait_secs": 10})
+    assert claimed["task"]["id"] == task2["id"], claimed
+    failed = await call(s, "task_fail", {"token": token, "id": task2["id"], "reason": "on purpose"})
+    assert failed["task"]["state"] in ("failed", "dead_lettered"), failed
+    pub = await call(s, "bus_publish", {"topic": "mcp-test", "payload": {"x": 1}, "token": token})
+    assert "delivered" in pub, pub
+    # Errors an agent can act on.
+    err = await call(s, "task_claim", {"token": "1." + "0" * 64}, expect_error=True)
+    assert err.structured_content["error"]["kind"] == "permission_denied", err
+    err = await call(s, "task_complete", {"token": token, "id": task["id"]}, expect_error=True)
+    print("completing twice ->", err.content[0].text)
+    assert "error:" in err.content[0].text, err
 
 
 async def raw_session():

@@ -80,6 +80,8 @@ fn python_sdk_drives_the_stdio_server() {
         .arg(&bin)
         .arg(&label)
         .env("AI_SESSION_HOME", home.path())
+        // Shells read no rc files of the user's (a slow ~/.bashrc would slow every session).
+        .env("HOME", home.path())
         .env_remove("AI_SESSION_AGENT_TOKEN")
         .current_dir(home.path())
         .stdin(Stdio::null())

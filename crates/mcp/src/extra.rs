@@ -1,0 +1,487 @@
+//! The tools beyond sessions: a session's context, snapshots, and coordination between agents
+//! (registration, the message bus, tasks). Each is one daemon method (`docs/protocol.md`).
+
+use ai_session_protocol::coord::{
+    self as c, AgentListResult, AgentToken, ClaimParams, ClaimResult, DeliveryResult, DoneParams,
+    FailParams, PublishParams, RegisterParams, RegisterResult, SubmitParams, SubmitResult,
+    TaskListParams, TaskListResult, TaskResult,
+};
+use ai_session_protocol::persist::{
+    self as p, RestoreParams, RestoreResult, SnapshotInfo, SnapshotListParams, SnapshotListResult,
+    SnapshotParams,
+};
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::CallToolResult;
+use rmcp::{ErrorData as McpError, Peer, RoleServer, tool, tool_router};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::{AiSessionMcp, secs, success, to_value};
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ContextGetArgs {
+    /// The session's name.
+    pub session: String,
+    /// Token budget for the returned context (default 4000).
+    #[serde(default)]
+    pub budget: Option<u64>,
+    /// Favour what belongs to this task id (see context_add's `task`).
+    #[serde(default)]
+    pub task: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// What the user asked.
+    User,
+    /// What the agent said or decided.
+    Assistant,
+    /// A fact worth keeping (a finding, a decision, a path).
+    Note,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ContextAddArgs {
+    /// The session's name.
+    pub session: String,
+    /// Who says it: "user", "assistant" or "note".
+    pub role: Role,
+    /// The text to remember.
+    pub text: String,
+    /// Attach it to this task id (created on first use).
+    #[serde(default)]
+    pub task: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct SnapshotCreateArgs {
+    /// The session's name.
+    pub session: String,
+    /// A note to find the snapshot by later, e.g. "before migration".
+    #[serde(default)]
+    pub label: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct SnapshotListArgs {
+    /// Only this session's snapshots (every session's when absent).
+    #[serde(default)]
+    pub session: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct SnapshotRestoreArgs {
+    /// A snapshot id from snapshot_list or snapshot_create (a unique prefix is enough).
+    pub snapshot: String,
+    /// The new session's name (default: the snapshot's session name, which must be free).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Run the snapshot's last command again once the shell is up; its result is returned.
+    #[serde(default)]
+    pub rerun_last: bool,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct AgentRegisterArgs {
+    /// The agent's name, unique among registered agents, e.g. "builder".
+    pub name: String,
+    /// What the agent can do, e.g. ["rust", "review"]: tasks whose `needs` it covers are
+    /// assigned to it.
+    #[serde(default)]
+    pub capabilities: Vec<String>,
+    /// The session the agent works in, if any.
+    #[serde(default)]
+    pub session: Option<String>,
+    /// Tasks it may hold at once (default 1).
+    #[serde(default)]
+    pub max_tasks: Option<usize>,
+    /// Stay registered after this MCP server exits, until the heartbeat deadline passes without
+    /// a call made with the token. By default the agent leaves when this MCP server exits and its
+    /// tasks go back to the queue.
+    #[serde(default)]
+    pub keep: bool,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct BusPublishArgs {
+    /// The topic, e.g. "builds" (topics starting with "$" are reserved).
+    pub topic: String,
+    /// The message: any JSON value, e.g. {"status": "green", "commit": "abc123"}.
+    pub payload: Value,
+    /// Sign the message as your agent: the token from agent_register.
+    #[serde(default)]
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct TaskSubmitArgs {
+    /// What to do, for the agent that takes it.
+    pub description: String,
+    /// Capabilities the task needs; only agents having all of them get it.
+    #[serde(default)]
+    pub needs: Vec<String>,
+    /// Higher runs first (default 0).
+    #[serde(default)]
+    pub priority: Option<i32>,
+    /// Task ids that must be done before this one starts.
+    #[serde(default)]
+    pub after: Vec<u64>,
+    /// Fail the task (and retry it) when it runs longer than this many seconds.
+    #[serde(default)]
+    pub timeout_secs: Option<f64>,
+    /// How often a failed or timed-out task is retried.
+    #[serde(default)]
+    pub max_retries: Option<u32>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct TaskClaimArgs {
+    /// Your agent's token, from agent_register.
+    pub token: String,
+    /// Wait up to this many seconds for a task (default: answer at once).
+    #[serde(default)]
+    pub wait_secs: Option<f64>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct TaskCompleteArgs {
+    /// Your agent's token, from agent_register.
+    pub token: String,
+    /// The task's id, from task_claim.
+    pub id: u64,
+    /// The result: any JSON value, e.g. {"summary": "tests pass", "commit": "abc123"}.
+    #[serde(default)]
+    pub result: Option<Value>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct TaskFailArgs {
+    /// Your agent's token, from agent_register.
+    pub token: String,
+    /// The task's id, from task_claim.
+    pub id: u64,
+    /// Why it failed, for whoever reads the task next.
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskState {
+    Queued,
+    Assigned,
+    Running,
+    Done,
+    Failed,
+    DeadLettered,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct TaskListArgs {
+    /// Only tasks in this state.
+    #[serde(default)]
+    pub state: Option<TaskState>,
+}
+
+fn token(token: String) -> AgentToken {
+    AgentToken { token, agent: None }
+}
+
+#[tool_router(router = extra_router, vis = "pub(crate)")]
+impl AiSessionMcp {
+    #[tool(
+        description = "Get the best working context of a session within a token budget: what \
+        its commands did (condensed), the workspace, what was learned, the last failure and \
+        unresolved problems, and notes added with context_add. Use it to catch up on a session \
+        (yours after a break, or another agent's) instead of re-reading its output. Returns \
+        `text` (the context to read) and `tokens_used`, with the parts it is made of."
+    )]
+    async fn context_get(
+        &self,
+        Parameters(a): Parameters<ContextGetArgs>,
+    ) -> Result<CallToolResult, McpError> {
+        let params = json!({ "target": a.session, "budget": a.budget, "task": a.task });
+        Ok(match self.call::<_, Value>("context.get", params).await {
+            Ok(v) => success(v),
+            Err(e) => e,
+        })
+    }
+
+    #[tool(
+        description = "Add an entry to a session's context: what the user asked (role \"user\"), \
+        what you concluded or decided (\"assistant\") or a fact worth keeping (\"note\"). \
+        context_get returns it later, ranked with the session's commands. Returns its `id`."
+    )]
+    async fn context_add(
+        &self,
+        Parameters(a): Parameters<ContextAddArgs>,
+    ) -> Result<CallToolResult, McpError> {
+        let params = json!({ "target": a.session, "role": a.role, "text": a.text, "task": a.task });
+        Ok(match self.call::<_, Value>("context.add", params).await {
+            Ok(v) => success(v),
+            Err(e) => e,
+        })
+    }
+
+    #[tool(
+        description = "Save a snapshot of a session: its settings, working directory, \
+        environment, command history, scrollback and context. snapshot_restore starts a new \
+        session from it later (also after a restart of the daemon). Returns the snapshot's `id`."
+    )]
+    async fn snapshot_create(
+        &self,
+        Parameters(a): Parameters<SnapshotCreateArgs>,
+    ) -> Result<CallToolResult, McpError> {
+        let params = SnapshotParams {
+            target: a.session,
+            label: a.label,
+        };
+        Ok(
+            match self
+                .call::<_, SnapshotInfo>(p::SNAPSHOT_CREATE, params)
+                .await
+            {
+                Ok(v) => success(to_value(&v)),
+                Err(e) => e,
+            },
+        )
+    }
+
+    #[tool(
+        description = "List saved snapshots, oldest first, of one session or of all: id, \
+        session name, label, time (created_ms), number of execs, scrollback lines, size."
+    )]
+    async fn snapshot_list(
+        &self,
+        Parameters(a): Parameters<SnapshotListArgs>,
+    ) -> Result<CallToolResult, McpError> {
+        let params = SnapshotListParams { target: a.session };
+        Ok(
+            match self
+                .call::<_, SnapshotListResult>(p::SNAPSHOT_LIST, params)
+                .await
+            {
+                Ok(v) => success(to_value(&v)),
+                Err(e) => e,
+            },
+        )
+    }
+
+    #[tool(
+        description = "Start a new session from a snapshot: same shell, working directory and \
+        environment, with its scrollback and context. Give `name` when the snapshot's session \
+        still exists. With rerun_last the snapshot's last command runs again and its result is \
+        returned as `rerun`. Returns the new session's info as `session`."
+    )]
+    async fn snapshot_restore(
+        &self,
+        Parameters(a): Parameters<SnapshotRestoreArgs>,
+        peer: Peer<RoleServer>,
+    ) -> Result<CallToolResult, McpError> {
+        let params = RestoreParams {
+            snapshot: a.snapshot,
+            name: a.name,
+            rerun_last: a.rerun_last,
+        };
+        Ok(
+            match self
+                .call::<_, RestoreResult>(p::SNAPSHOT_RESTORE, params)
+                .await
+            {
+                Ok(v) => {
+                    self.sessions_changed(&peer).await;
+                    success(to_value(&v))
+                }
+                Err(e) => e,
+            },
+        )
+    }
+
+    #[tool(
+        description = "Register as an agent to coordinate with other agents through the daemon. \
+        Returns `token`: keep it and pass it as `token` to task_claim, task_complete, task_fail \
+        and (to sign messages) bus_publish. Tasks submitted with task_submit whose `needs` match \
+        your `capabilities` are assigned to you. The agent stays registered while this MCP \
+        server runs (or, with keep, until it misses its heartbeat deadline)."
+    )]
+    async fn agent_register(
+        &self,
+        Parameters(a): Parameters<AgentRegisterArgs>,
+    ) -> Result<CallToolResult, McpError> {
+        let params = RegisterParams {
+            name: a.name,
+            capabilities: a.capabilities,
+            session: a.session,
+            max_tasks: a.max_tasks,
+            keep: a.keep,
+        };
+        Ok(
+            match self
+                .call::<_, RegisterResult>(c::AGENT_REGISTER, params)
+                .await
+            {
+                Ok(v) => success(to_value(&v)),
+                Err(e) => e,
+            },
+        )
+    }
+
+    #[tool(
+        description = "List the agents registered with the daemon, active and recently departed: \
+        name, id, capabilities, session, state and the tasks each holds."
+    )]
+    async fn agent_list(&self) -> Result<CallToolResult, McpError> {
+        Ok(
+            match self
+                .call::<_, AgentListResult>(c::AGENT_LIST, json!({}))
+                .await
+            {
+                Ok(v) => success(to_value(&v)),
+                Err(e) => e,
+            },
+        )
+    }
+
+    #[tool(
+        description = "Publish a message on a topic of the daemon's message bus; every \
+        subscriber of the topic gets a copy. Pass your agent `token` (from agent_register) to \
+        sign it. Returns how many copies were `delivered` and `dead_lettered`."
+    )]
+    async fn bus_publish(
+        &self,
+        Parameters(a): Parameters<BusPublishArgs>,
+    ) -> Result<CallToolResult, McpError> {
+        let params = PublishParams {
+            topic: a.topic,
+            message: Some(a.payload),
+            messages: None,
+            token: a.token,
+        };
+        Ok(
+            match self.call::<_, DeliveryResult>(c::BUS_PUBLISH, params).await {
+                Ok(v) => success(to_value(&v)),
+                Err(e) => e,
+            },
+        )
+    }
+
+    #[tool(
+        description = "Submit a task to the daemon's queue. It is assigned to a registered agent \
+        whose capabilities cover `needs` (by priority, once the tasks in `after` are done); that \
+        agent takes it with task_claim. Returns the task's `id` and the task as recorded."
+    )]
+    async fn task_submit(
+        &self,
+        Parameters(a): Parameters<TaskSubmitArgs>,
+    ) -> Result<CallToolResult, McpError> {
+        let timeout_ms = match secs("timeout_secs", a.timeout_secs) {
+            Ok(t) => t,
+            Err(e) => return Ok(e),
+        };
+        let params = SubmitParams {
+            description: a.description,
+            needs: a.needs,
+            priority: a.priority,
+            after: a.after,
+            timeout_ms,
+            max_retries: a.max_retries,
+        };
+        Ok(
+            match self.call::<_, SubmitResult>(c::TASK_SUBMIT, params).await {
+                Ok(v) => success(to_value(&v)),
+                Err(e) => e,
+            },
+        )
+    }
+
+    #[tool(
+        description = "Take your next assigned task (it becomes `running`), as the agent whose \
+        `token` agent_register returned. `task` is absent when none is assigned; give wait_secs \
+        to wait for one. Finish it with task_complete or task_fail and its `id`."
+    )]
+    async fn task_claim(
+        &self,
+        Parameters(a): Parameters<TaskClaimArgs>,
+    ) -> Result<CallToolResult, McpError> {
+        let wait_ms = match secs("wait_secs", a.wait_secs) {
+            Ok(t) => t,
+            Err(e) => return Ok(e),
+        };
+        let params = ClaimParams {
+            auth: token(a.token),
+            wait_ms,
+        };
+        Ok(
+            match self.call::<_, ClaimResult>(c::TASK_CLAIM, params).await {
+                Ok(v) => success(to_value(&v)),
+                Err(e) => e,
+            },
+        )
+    }
+
+    #[tool(
+        description = "Report a task you claimed as done, with an optional JSON `result`, as the \
+        agent whose `token` agent_register returned. Tasks waiting on it (`after`) can start. \
+        Returns the task."
+    )]
+    async fn task_complete(
+        &self,
+        Parameters(a): Parameters<TaskCompleteArgs>,
+    ) -> Result<CallToolResult, McpError> {
+        let params = DoneParams {
+            auth: token(a.token),
+            id: a.id,
+            result: a.result.unwrap_or(Value::Null),
+        };
+        Ok(
+            match self.call::<_, TaskResult>(c::TASK_DONE, params).await {
+                Ok(v) => success(to_value(&v)),
+                Err(e) => e,
+            },
+        )
+    }
+
+    #[tool(
+        description = "Report a task you claimed as failed, with the `reason`, as the agent whose \
+        `token` agent_register returned. It is retried while it has retries left. Returns the \
+        task."
+    )]
+    async fn task_fail(
+        &self,
+        Parameters(a): Parameters<TaskFailArgs>,
+    ) -> Result<CallToolResult, McpError> {
+        let params = FailParams {
+            auth: token(a.token),
+            id: a.id,
+            reason: a.reason,
+        };
+        Ok(
+            match self.call::<_, TaskResult>(c::TASK_FAIL, params).await {
+                Ok(v) => success(to_value(&v)),
+                Err(e) => e,
+            },
+        )
+    }
+
+    #[tool(
+        description = "List the daemon's tasks, or only those in one `state` (queued, assigned, \
+        running, done, failed, dead_lettered): id, description, needs, state, the agent holding \
+        it, retries and result."
+    )]
+    async fn task_list(
+        &self,
+        Parameters(a): Parameters<TaskListArgs>,
+    ) -> Result<CallToolResult, McpError> {
+        let state = a
+            .state
+            .and_then(|s| to_value(&s).as_str().map(str::to_owned));
+        let params = TaskListParams { state };
+        Ok(
+            match self.call::<_, TaskListResult>(c::TASK_LIST, params).await {
+                Ok(v) => success(to_value(&v)),
+                Err(e) => e,
+            },
+        )
+    }
+}
