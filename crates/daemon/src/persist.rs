@@ -293,14 +293,15 @@ impl Persist {
         });
     }
 
-    /// Before the sessions are killed at shutdown: a last checkpoint of every scrollback, then
-    /// wait for the store thread to finish its queue.
+    /// Before the sessions are killed at shutdown: a last checkpoint of every scrollback with
+    /// output since its last save (one fsync each: the others are on disk already), then wait
+    /// for the store thread to finish its queue.
     pub(crate) async fn stop(&self, manager: &SessionManager, contexts: &Contexts) {
         self.stopping.store(true, Ordering::Relaxed);
         if self.tx.is_none() {
             return;
         }
-        checkpoint(self, manager, contexts, false).await;
+        checkpoint(self, manager, contexts).await;
         let synced = self
             .call(|w| w.store.sync().map_err(|e| store_err(&e)))
             .await;
@@ -369,7 +370,7 @@ pub(crate) fn start(daemon: &Arc<Daemon>) {
             if d.persist.stopping.load(Ordering::Relaxed) {
                 return;
             }
-            checkpoint(&d.persist, &d.manager, &d.contexts, false).await;
+            checkpoint(&d.persist, &d.manager, &d.contexts).await;
         }
     });
     let d = daemon.clone();
@@ -390,9 +391,9 @@ pub(crate) fn start(daemon: &Arc<Daemon>) {
     });
 }
 
-/// Saves the scrollback of every session with output since its last save (`all`: every
-/// session), then makes the histories durable. The capture runs in the session's actor.
-async fn checkpoint(persist: &Persist, manager: &SessionManager, contexts: &Contexts, all: bool) {
+/// Saves the scrollback (and context) of every session with output since its last save, then
+/// makes the histories durable. The capture runs in the session's actor.
+async fn checkpoint(persist: &Persist, manager: &SessionManager, contexts: &Contexts) {
     let mut captured = Vec::new();
     for name in manager.names() {
         let Ok(handle) = manager.get(&name) else {
@@ -407,7 +408,7 @@ async fn checkpoint(persist: &Persist, manager: &SessionManager, contexts: &Cont
             .unwrap_or_else(|p| p.into_inner())
             .get(&name)
             .copied();
-        if !all && last == Some(info.log_end) {
+        if last == Some(info.log_end) {
             continue;
         }
         save_context(persist, contexts, &name).await;
