@@ -244,7 +244,8 @@ async def progress(s):
 
     # session_wait reports too.
     seen.clear()
-    await call(s, "session_send_keys", {"session": "work", "keys": ["sleep 1.5", "Enter"]})
+    r = await call(s, "session_exec", {"session": "work", "command": "sleep 2", "idle_timeout_secs": 0.2})
+    assert r["status"] == "running", r
     r = await asyncio.wait_for(s.call_tool(
         "session_wait", {"session": "work", "prompt": True, "timeout_secs": 20},
         progress_callback=on_progress), DEADLINE)
