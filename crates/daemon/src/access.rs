@@ -39,6 +39,19 @@ pub(crate) const AGENT_DEFAULTS: &[&str] = &[
     "task:*",
 ];
 
+tokio::task_local! {
+    /// Who an HTTP request acts as, set by the HTTP server's token check for the request's
+    /// whole handling.
+    pub(crate) static HTTP_PRINCIPAL: Principal;
+}
+
+/// The principal of the HTTP request being handled (the owner's `Http` outside one).
+pub(crate) fn http_principal() -> Principal {
+    HTTP_PRINCIPAL
+        .try_with(Clone::clone)
+        .unwrap_or(Principal::Http)
+}
+
 /// Who is calling.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) enum Principal {

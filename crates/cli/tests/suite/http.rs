@@ -565,3 +565,55 @@ fn openapi_document_is_valid_and_fuzzing_finds_no_server_error() {
     let (status, _) = s.call("GET", "/v1/status", None);
     assert_eq!(status, 200, "the daemon went down under fuzzing");
 }
+
+#[test]
+fn an_api_token_over_http_holds_only_its_capabilities() {
+    let s = Server::start();
+    new_session(&s, "build");
+    new_session(&s, "secret");
+    let out = s.env.run(&[
+        "access",
+        "token",
+        "--json",
+        "--cap",
+        "session:read:build",
+        "--cap",
+        "session:list",
+    ]);
+    let made: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let auth = format!("Bearer {}", made["token"].as_str().unwrap());
+    let call = |method: &str, path: &str, body: Option<&str>| {
+        request(&s.addr, method, path, Some(&auth), body)
+    };
+    let (status, list) = call("GET", "/v1/sessions", None);
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["sessions"].as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list["sessions"][0]["name"], "build");
+    let (status, _) = call("GET", "/v1/sessions/build/capture", None);
+    assert_eq!(status, 200);
+    let (status, err) = call(
+        "POST",
+        "/v1/sessions/build/exec",
+        Some(r#"{"command":"id"}"#),
+    );
+    assert_eq!(status, 403, "{err}");
+    assert!(err.to_string().contains("session:exec:build"), "{err}");
+    let (status, _) = call("GET", "/v1/sessions/secret/capture", None);
+    assert_eq!(status, 403);
+    // MCP over HTTP is the owner's only.
+    let (status, _) = call("POST", "/mcp", Some("{}"));
+    assert_eq!(status, 403);
+    // The stream of a session it may not read is refused before the upgrade.
+    let mut req = format!("ws://{}/v1/sessions/secret/stream", s.addr)
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("Authorization", auth.parse().unwrap());
+    let stream = TcpStream::connect(&s.addr).unwrap();
+    assert!(tungstenite::client(req, stream).is_err());
+    // A revoked or forged token is a 401.
+    s.env
+        .ok(&["access", "revoke-token", made["id"].as_str().unwrap()]);
+    let (status, _) = call("GET", "/v1/sessions", None);
+    assert_eq!(status, 401);
+}

@@ -83,17 +83,33 @@ impl Token {
     }
 }
 
-/// Middleware: every request carries the token, as `Authorization: Bearer TOKEN` or, on a
-/// WebSocket upgrade, as `?access_token=TOKEN`. Anything else is a 401 saying where the token is.
+/// Middleware: every request carries a token, as `Authorization: Bearer TOKEN` or, on a
+/// WebSocket upgrade, as `?access_token=TOKEN`: the server's own token (the owner), or an API
+/// or agent token, whose capabilities then bound every call the request makes. Anything else
+/// is a 401 saying where the token is.
 pub(crate) async fn require_token(
-    State(token): State<Token>,
+    State((token, daemon)): State<(Token, std::sync::Arc<crate::server::Daemon>)>,
     req: Request,
     next: Next,
 ) -> Response {
+    use crate::access::{HTTP_PRINCIPAL, Principal};
     let presented = bearer(&req).or_else(|| websocket_query_token(&req));
     match presented {
-        Some(t) if token.matches(&t) => next.run(req).await,
-        Some(_) => unauthorized(&token, "wrong bearer token"),
+        Some(t) if token.matches(&t) => HTTP_PRINCIPAL.scope(Principal::Http, next.run(req)).await,
+        Some(t) => match daemon.access.principal_for(&t, &daemon.coord) {
+            // MCP over HTTP calls the daemon as its owner: only the owner's token may use it.
+            Ok(_) if req.uri().path().starts_with("/mcp") => {
+                let body = super::error::error_body(
+                    "permission_denied",
+                    403,
+                    "/mcp serves the owner only",
+                    Some("use the server's own token for /mcp, or the REST routes with this token"),
+                );
+                (StatusCode::FORBIDDEN, body).into_response()
+            }
+            Ok(who) => HTTP_PRINCIPAL.scope(who, next.run(req)).await,
+            Err(e) => unauthorized(&token, &e.message),
+        },
         None => unauthorized(&token, "missing bearer token"),
     }
 }

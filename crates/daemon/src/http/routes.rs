@@ -460,7 +460,7 @@ pub(crate) fn router(
         .method_not_allowed_fallback(super::error::method_not_allowed)
         .with_state(app)
         .layer(axum::middleware::from_fn_with_state(
-            token,
+            (token, daemon.clone()),
             super::auth::require_token,
         ));
     (router, cancel)
@@ -647,7 +647,7 @@ pub(crate) async fn rpc(
     method: &str,
     params: Value,
 ) -> Result<Value, RpcError> {
-    let conn = crate::coord::ConnState::with_principal(crate::access::Principal::Http);
+    let conn = crate::coord::ConnState::with_principal(crate::access::http_principal());
     // Nothing this module calls through here streams: notifications would have nowhere to go.
     let (tx, _rx) = mpsc::channel(1);
     let resp = crate::dispatch::handle(daemon, rpc_request(method, params), &tx, &conn).await;

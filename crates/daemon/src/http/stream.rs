@@ -132,7 +132,7 @@ struct Subscription {
 
 async fn subscribe(app: &App, method: &str, params: Value) -> Result<Subscription, Response> {
     let (tx, rx) = mpsc::channel(QUEUE);
-    let conn = ConnState::new();
+    let conn = ConnState::with_principal(crate::access::http_principal());
     let resp = crate::dispatch::handle(&app.daemon, rpc_request(method, params), &tx, &conn).await;
     match (resp.result, resp.error) {
         (_, Some(err)) => {
