@@ -38,9 +38,16 @@ impl Reporter {
     }
 
     /// Stops reporting; a notification already handed to the transport precedes the result.
-    pub(crate) async fn finish(self) {
+    pub(crate) async fn finish(mut self) {
         self.task.abort();
-        self.task.await.ok();
+        (&mut self.task).await.ok();
+    }
+}
+
+impl Drop for Reporter {
+    /// A cancelled call (its future dropped) stops reporting too.
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
 
