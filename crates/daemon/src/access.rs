@@ -187,6 +187,8 @@ pub(crate) struct Access {
     file: PathBuf,
     state: Mutex<Stored>,
     audit: Mutex<Option<AuditLog>>,
+    /// Entries were appended since the last fsync.
+    unsynced: std::sync::atomic::AtomicBool,
 }
 
 fn now_ms() -> u64 {
@@ -252,6 +254,7 @@ impl Access {
             file,
             state: Mutex::new(state),
             audit: Mutex::new(audit),
+            unsynced: std::sync::atomic::AtomicBool::new(false),
         };
         access.save()?;
         Ok(access)
@@ -599,12 +602,32 @@ impl Access {
         });
     }
 
-    /// Appends a record (a daemon event such as a limit hit, or an action).
+    /// Appends a record (a daemon event such as a limit hit, or an action). One `write`, no
+    /// fsync on the request's path: [`Access::sync_audit`] runs every second and at shutdown.
     pub(crate) fn record(&self, record: Record) {
         let mut audit = self.audit.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(log) = audit.as_mut() {
-            if let Err(e) = log.append(record) {
-                tracing::error!("audit append failed: {e}");
+            match log.append_unsynced(record) {
+                Ok(_) => self
+                    .unsynced
+                    .store(true, std::sync::atomic::Ordering::Relaxed),
+                Err(e) => tracing::error!("audit append failed: {e}"),
+            }
+        }
+    }
+
+    /// Makes the audit entries appended since the last call durable.
+    pub(crate) fn sync_audit(&self) {
+        if !self
+            .unsynced
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
+        {
+            return;
+        }
+        let audit = self.audit.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(log) = audit.as_ref() {
+            if let Err(e) = log.sync() {
+                tracing::error!("audit sync failed: {e}");
             }
         }
     }

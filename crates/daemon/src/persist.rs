@@ -230,16 +230,19 @@ impl Persist {
         let name = target.to_owned();
         let (exit_code, output_start, output_end) =
             (result.exit_code, result.output_start, result.output_end);
+        let known_cwd = result.cwd.clone();
         let outcome = self
             .call(move |w| {
                 let Some(id) = w.ids.get(&name).cloned() else {
                     return Ok(());
                 };
-                let cwd = w
-                    .pids
-                    .get(&name)
-                    .and_then(|pid| std::fs::read_link(format!("/proc/{pid}/cwd")).ok())
-                    .map(|p| p.display().to_string())
+                let cwd = known_cwd
+                    .or_else(|| {
+                        w.pids
+                            .get(&name)
+                            .and_then(|pid| std::fs::read_link(format!("/proc/{pid}/cwd")).ok())
+                            .map(|p| p.display().to_string())
+                    })
                     .or_else(|| w.store.load_state(&id).ok().map(|s| s.cwd))
                     .unwrap_or_default();
                 let record = ExecRecord {

@@ -107,6 +107,7 @@ pub async fn serve_with(
     raise_fd_limit();
     tracing::info!(socket = %paths.socket.display(), pid = std::process::id(), "daemon listening");
     tokio::spawn(announce_sessions(daemon.clone()));
+    tokio::spawn(sync_audit(Arc::downgrade(&daemon)));
     crate::persist::resurrect(&daemon).await;
     crate::persist::start(&daemon);
     if let Some(p) = http {
@@ -152,8 +153,28 @@ pub async fn serve_with(
     }
     daemon.persist.stop(&daemon.manager, &daemon.contexts).await;
     daemon.manager.shutdown().await;
+    daemon.access.sync_audit();
     drop(lock);
     Ok(())
+}
+
+/// Makes the audit log durable once a second (appends are not fsynced one by one), off the
+/// runtime's workers.
+async fn sync_audit(daemon: std::sync::Weak<Daemon>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(d) = daemon.upgrade() else {
+            return;
+        };
+        if tokio::task::spawn_blocking(move || d.access.sync_audit())
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
 }
 
 /// Each session holds a PTY master and a log file: lift the soft descriptor limit to the hard

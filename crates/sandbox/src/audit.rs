@@ -223,6 +223,23 @@ impl AuditLog {
 
     /// Appends one entry (scored, chained, written with one write, fsynced).
     pub fn append(&mut self, record: Record) -> Result<Entry, AuditError> {
+        let entry = self.append_unsynced(record)?;
+        self.sync()?;
+        Ok(entry)
+    }
+
+    /// Makes every entry appended so far durable (one `fdatasync`).
+    pub fn sync(&self) -> Result<(), AuditError> {
+        self.file.sync_data().map_err(|source| AuditError::Io {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
+    /// Appends one entry with one `write` and no fsync: a killed process loses nothing the
+    /// kernel accepted, only a power loss can take the entries since the last
+    /// [`AuditLog::sync`]. For callers on a latency path that sync on a timer.
+    pub fn append_unsynced(&mut self, record: Record) -> Result<Entry, AuditError> {
         let risk = risk::score(&record.action, &record.detail, &record.result);
         let mut entry = Entry {
             seq: self.last_seq + 1,
@@ -244,7 +261,6 @@ impl AuditLog {
             source,
         };
         self.file.write_all(&line).map_err(io)?;
-        self.file.sync_data().map_err(io)?;
         self.last_seq = entry.seq;
         self.last_hash = entry.hash.clone();
         Ok(entry)
