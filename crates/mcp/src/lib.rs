@@ -373,7 +373,8 @@ impl AiSessionMcp {
                     ctx.peer.clone(),
                     token,
                     session.to_owned(),
-                );
+                )
+                .await;
                 let out = call.await;
                 reporter.finish().await;
                 out

@@ -26,14 +26,18 @@ pub(crate) struct Reporter {
 }
 
 impl Reporter {
-    pub(crate) fn start(
+    /// Starts reporting; call it before the daemon call starts, so that the output counted is
+    /// the call's.
+    pub(crate) async fn start(
         daemon: Arc<Daemon>,
         peer: Peer<RoleServer>,
         token: ProgressToken,
         session: String,
     ) -> Self {
+        let start = Instant::now();
+        let baseline = log_end(&daemon, &session).await;
         Self {
-            task: tokio::spawn(report(daemon, peer, token, session)),
+            task: tokio::spawn(report(daemon, peer, token, session, start, baseline)),
         }
     }
 
@@ -56,9 +60,9 @@ async fn report(
     peer: Peer<RoleServer>,
     token: ProgressToken,
     session: String,
+    start: Instant,
+    baseline: Option<u64>,
 ) {
-    let start = Instant::now();
-    let baseline = log_end(&daemon, &session).await;
     let mut ticker = tokio::time::interval_at((start + PERIOD).into(), PERIOD);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

@@ -140,6 +140,8 @@ async def sdk_session():
             assert "1024" in got["data"] and got["end"] >= m["offset"], got
             cap = await call(s, "session_capture", {"session": "work", "scrollback": 5})
             assert "1024" in cap["screen"] and cap["size"] == {"cols": 100, "rows": 30}, cap
+            # Python's next prompt first: a C-d typed ahead of it can be flushed with the input.
+            await call(s, "session_wait", {"session": "work", "regex": ">>> $", "timeout_secs": 20})
             await call(s, "session_send_keys", {"session": "work", "keys": ["C-d"]})
             await call(s, "session_wait", {"session": "work", "prompt": True, "timeout_secs": 20})
 
