@@ -36,6 +36,9 @@ pub enum ClientError {
     /// The daemon closed the connection or sent something unreadable.
     #[error("{0}")]
     Protocol(String),
+    /// The connection closed before the daemon answered the handshake (a dying daemon).
+    #[error("the daemon closed the connection before answering")]
+    Closed,
 }
 
 /// Which daemon to talk to (`-L NAME` / `-S SOCKET`).
@@ -70,7 +73,29 @@ pub struct Client {
 
 impl Client {
     /// Connects to the selected daemon, starting it first when `autostart` is set and none runs.
+    ///
+    /// A daemon that was just killed can still accept a connection for a moment (its socket
+    /// closes when its last thread has exited, which an fsync in flight delays) and then drop
+    /// it unanswered: such a handshake is retried, so the next attempt finds the socket dead
+    /// and starts a fresh daemon.
     pub async fn connect(sel: &Selector, autostart: bool) -> Result<Self, ClientError> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            match Self::connect_once(sel, autostart).await {
+                Err(ClientError::Closed) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(ClientError::Closed) => {
+                    return Err(ClientError::Protocol(
+                        "the daemon closed the connection".into(),
+                    ));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn connect_once(sel: &Selector, autostart: bool) -> Result<Self, ClientError> {
         let paths = sel.paths();
         match UnixStream::connect(&paths.socket).await {
             Ok(stream) => return Self::handshake(stream).await,
@@ -155,10 +180,21 @@ impl Client {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(id, tx);
-        self.writer.lock().await.write_all(&line).await?;
-        let resp = rx
-            .await
-            .map_err(|_| ClientError::Protocol("the daemon closed the connection".into()))?;
+        let written = self.writer.lock().await.write_all(&line).await;
+        match written {
+            Err(e) if method == HELLO => {
+                tracing::debug!("handshake write failed: {e}");
+                return Err(ClientError::Closed);
+            }
+            other => other?,
+        }
+        let resp = rx.await.map_err(|_| {
+            if method == HELLO {
+                ClientError::Closed
+            } else {
+                ClientError::Protocol("the daemon closed the connection".into())
+            }
+        })?;
         match (resp.result, resp.error) {
             (_, Some(err)) => Err(ClientError::Rpc(err)),
             (Some(result), None) => Ok(result),

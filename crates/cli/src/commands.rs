@@ -422,6 +422,7 @@ async fn serve(sel: &Selector, a: crate::ServeArgs) -> Result<ExitCode, ClientEr
 
 /// `daemon run`: the daemon process itself.
 pub fn run_daemon(sel: &Selector, notify_ready: bool, http: Option<ServeParams>) -> ExitCode {
+    cloexec_inherited();
     let paths = sel.paths();
     if let Err(e) = paths.create_dirs() {
         eprintln!("error: cannot create {}: {e}", paths.data.display());
@@ -482,6 +483,28 @@ pub fn run_daemon(sel: &Selector, notify_ready: bool, http: Option<ServeParams>)
 }
 
 /// Points stdout and stderr at /dev/null so the starter's pipe can close.
+/// Marks every descriptor the daemon inherited beyond stdio close-on-exec, so none leaks into
+/// the sessions' shells (a build tool's jobserver pipe, a terminal's extra descriptors).
+fn cloexec_inherited() {
+    use rustix::io::{FdFlags, fcntl_getfd, fcntl_setfd};
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    let fds: Vec<i32> = dir
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .filter(|fd| *fd > 2)
+        .collect();
+    for fd in fds {
+        // SAFETY: only the descriptor's flags are read and set; a number that closed meanwhile
+        // (the directory's own) makes both calls fail harmlessly.
+        let fd = unsafe { rustix::fd::BorrowedFd::borrow_raw(fd) };
+        if let Ok(flags) = fcntl_getfd(fd) {
+            fcntl_setfd(fd, flags | FdFlags::CLOEXEC).ok();
+        }
+    }
+}
+
 fn detach_stdio() {
     if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
         if let Err(e) =

@@ -81,6 +81,13 @@ pub async fn serve_with(
             paths.socket.display().to_string(),
         ));
     }
+    // Signals before anything else: SIGTERM and SIGINT stop the daemon cleanly, and SIGHUP
+    // (a daemon has no terminal to lose; a stray hangup must not kill every session) is logged
+    // and ignored. Installed handlers, unlike ignored signals, do not pass to the shells.
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).map_err(setup_err(&paths.socket))?;
+    let mut int = signal(SignalKind::interrupt()).map_err(setup_err(&paths.socket))?;
+    let mut hup = signal(SignalKind::hangup()).map_err(setup_err(&paths.socket))?;
     // Holding the lock, any socket file left here belongs to a daemon that died.
     if paths.socket.exists() {
         std::fs::remove_file(&paths.socket).map_err(setup_err(&paths.socket))?;
@@ -116,11 +123,6 @@ pub async fn serve_with(
             .map_err(ServeError::Http)?;
     }
     ready();
-
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(setup_err(&paths.socket))?;
-    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
-        .map_err(setup_err(&paths.socket))?;
     let uid = rustix::process::geteuid().as_raw();
     loop {
         tokio::select! {
@@ -143,6 +145,7 @@ pub async fn serve_with(
             () = daemon.shutdown.notified() => break,
             _ = term.recv() => break,
             _ = int.recv() => break,
+            _ = hup.recv() => tracing::warn!("SIGHUP received and ignored (`daemon stop` stops the daemon)"),
         }
     }
     tracing::info!("shutting down");

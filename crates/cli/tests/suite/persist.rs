@@ -18,9 +18,10 @@ fn run_json(env: &Env, args: &[&str]) -> Value {
     let out = env.run(args);
     assert!(
         out.status.success(),
-        "{args:?} failed:\nstdout: {}\nstderr: {}",
+        "{args:?} failed:\nstdout: {}\nstderr: {}\ndaemon log:\n{}",
         String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+        String::from_utf8_lossy(&out.stderr),
+        std::fs::read_to_string(env.home.path().join("servers/t/daemon.log")).unwrap_or_default()
     );
     serde_json::from_slice(&out.stdout).expect("json")
 }
