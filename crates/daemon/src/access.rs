@@ -102,6 +102,15 @@ pub(crate) fn required(method: &str, params: &Value) -> Option<String> {
             session("read")
         }
         "session.resize" => session("resize"),
+        // An agent's own context (`agent:NAME`) is checked against the agent in dispatch.
+        m if m.starts_with("context.")
+            && params
+                .get("target")
+                .and_then(Value::as_str)
+                .is_some_and(|t| t.starts_with("agent:")) =>
+        {
+            None
+        }
         "context.get" | "context.show" => session("read"),
         "context.add" | "context.task" | "context.config" => session("context"),
         "session.kill" => session("kill"),

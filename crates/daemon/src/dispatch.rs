@@ -51,7 +51,7 @@ pub(crate) async fn handle(
         Ok(()) if crate::coord::owns(&req.method) => {
             crate::coord::route(daemon, conn, &req.method, req.params, tx).await
         }
-        Ok(()) if req.method.starts_with("context.") => context(daemon, req).await,
+        Ok(()) if req.method.starts_with("context.") => context(daemon, req, &who).await,
         Ok(()) => route(daemon, req, tx, &who).await,
     };
     daemon.access.audit(&who, ctx, &result);
@@ -78,15 +78,59 @@ fn authorize(
     daemon.access.check(who, &req.method, &req.params)
 }
 
-/// `context.*`: the session must exist (an unknown one lists those that do).
-async fn context(daemon: &Daemon, req: Request) -> Result<Value, RpcError> {
+/// `context.*`: the target is a session (which must exist; an unknown one lists those that
+/// do) or `agent:NAME`, a registered agent's own context, which only that agent (or the
+/// owner) may use.
+async fn context(
+    daemon: &Daemon,
+    req: Request,
+    who: &crate::access::Principal,
+) -> Result<Value, RpcError> {
     let target = req
         .params
         .get("target")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    session(daemon, target)?;
+    match target.strip_prefix("agent:") {
+        Some(name) => {
+            let agents = daemon.coord.agents();
+            let agent = agents.iter().find(|a| a.name == name).ok_or_else(|| {
+                let names: Vec<&str> = agents.iter().map(|a| a.name.as_str()).collect();
+                RpcError::new(ErrorKind::NotFound, format!("no agent named '{name}'"))
+                    .with_hint(format!("registered agents: {}", names.join(", ")))
+            })?;
+            use crate::access::Principal as P;
+            let allowed = match who {
+                P::Owner | P::Http => true,
+                P::Agent(id) => *id == agent.id.0,
+                P::Token(_) => false,
+            };
+            if !allowed {
+                return Err(RpcError::new(
+                    ErrorKind::PermissionDenied,
+                    format!("only agent '{name}' and the owner may use its context"),
+                )
+                .with_hint("an agent's context is its own: use agent:YOUR_NAME"));
+            }
+        }
+        None => {
+            session(daemon, target)?;
+        }
+    }
     daemon.contexts.route(&req.method, req.params).await
+}
+
+/// The context an agent's execs also feed: `agent:NAME`.
+fn agent_context(daemon: &Daemon, who: &crate::access::Principal) -> Option<String> {
+    let crate::access::Principal::Agent(id) = who else {
+        return None;
+    };
+    daemon
+        .coord
+        .agents()
+        .into_iter()
+        .find(|a| a.id.0 == *id)
+        .map(|a| format!("agent:{}", a.name))
 }
 
 fn params<T: DeserializeOwned>(value: Value) -> Result<T, RpcError> {
@@ -159,6 +203,9 @@ async fn route(
             );
             let result = session(daemon, &p.target)?.exec(p).await.map_err(core)?;
             daemon.contexts.record(&target, command.clone(), &result);
+            if let Some(mine) = agent_context(daemon, who) {
+                daemon.contexts.record(&mine, command.clone(), &result);
+            }
             daemon
                 .persist
                 .on_exec(&target, command, started, &result)

@@ -182,3 +182,53 @@ fn the_context_survives_a_snapshot_restore_and_a_daemon_restart() {
     let text = env.ok(&["context", "-t", "k"]);
     assert!(text.contains("keep this decision"), "{text}");
 }
+
+#[test]
+fn an_agent_has_its_own_context_fed_by_its_execs() {
+    let env = Env::new();
+    let alice = env
+        .ok(&["agent", "register", "alice", "--keep"])
+        .trim()
+        .to_string();
+    let bob = env
+        .ok(&["agent", "register", "bob", "--keep"])
+        .trim()
+        .to_string();
+    let as_agent = |token: &str, args: &[&str]| {
+        env.command(args)
+            .env("AI_SESSION_TOKEN", token)
+            .output()
+            .unwrap()
+    };
+    assert!(as_agent(&alice, &["new", "-s", "a1"]).status.success());
+    assert!(
+        as_agent(&alice, &["exec", "-t", "a1", "echo from-alice"])
+            .status
+            .success()
+    );
+    let r = as_agent(
+        &alice,
+        &[
+            "context",
+            "add",
+            "-t",
+            "agent:alice",
+            "--role",
+            "note",
+            "prefers",
+            "small",
+            "commits",
+        ],
+    );
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let mine = as_agent(&alice, &["context", "-t", "agent:alice"]);
+    let text = String::from_utf8_lossy(&mine.stdout);
+    assert!(text.contains("echo from-alice"), "{text}");
+    assert!(text.contains("prefers small commits"), "{text}");
+    // Bob may not read Alice's context; an unknown agent lists the registered ones.
+    let r = as_agent(&bob, &["context", "-t", "agent:alice"]);
+    assert!(!r.status.success());
+    assert!(String::from_utf8_lossy(&r.stderr).contains("only agent 'alice'"));
+    let r = env.run(&["context", "-t", "agent:nobody"]);
+    assert!(String::from_utf8_lossy(&r.stderr).contains("alice"));
+}
