@@ -76,7 +76,18 @@ impl Persist {
     /// reported by `daemon.status`.
     pub(crate) fn open(data: &Path) -> Result<Self, StoreOpenError> {
         let dir = data.join("store");
-        let options = Options::from_env();
+        let mut options = Options::from_env();
+        // The zstd level of everything the store compresses (1 fastest .. 19 smallest).
+        if let Ok(level) = std::env::var("AI_SESSION_ZSTD_LEVEL") {
+            match level.trim().parse::<i32>() {
+                Ok(n) if (1..=19).contains(&n) => options.compression_level = n,
+                _ => {
+                    return Err(StoreOpenError(format!(
+                        "AI_SESSION_ZSTD_LEVEL={level} is not a zstd level: give 1 (fastest) to 19 (smallest), or unset it for 3"
+                    )));
+                }
+            }
+        }
         let mut status = PersistStatus::default();
         let store = match Store::open(&dir, options) {
             Ok(store) => store,

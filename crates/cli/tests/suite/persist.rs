@@ -348,3 +348,29 @@ fn encrypted_store_and_wrong_passphrase() {
     assert!(String::from_utf8_lossy(&right.stdout).contains("(restored)"));
     assert!(capture(&env, "a").contains("visible-only-decrypted"));
 }
+
+#[test]
+fn the_zstd_level_is_configurable_and_a_bad_one_is_a_clear_error() {
+    let env = Env::new();
+    let out = env
+        .command(&["new", "-s", "z"])
+        .env("AI_SESSION_ZSTD_LEVEL", "99")
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("AI_SESSION_ZSTD_LEVEL=99"), "{err}");
+    let out = env
+        .command(&["new", "-s", "z"])
+        .env("AI_SESSION_ZSTD_LEVEL", "12")
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(env.exec("z", "echo packed")["exit_code"], 0);
+    let snap = run_json(&env, &["snapshot", "-t", "z", "--json"]);
+    assert_eq!(snap["execs"], 1);
+}
