@@ -5,65 +5,14 @@
 //!
 //! usage: ai-session-bench [--sessions N] [--mb MB] [--hold N] [--skip-tmux]
 
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
 
+use ai_session_bench::{Rpc, percentile};
 use serde_json::{Value, json};
 
 type Res<T> = Result<T, String>;
-
-struct Rpc {
-    w: UnixStream,
-    r: BufReader<UnixStream>,
-    id: u64,
-}
-
-impl Rpc {
-    fn connect(sock: &Path) -> Res<Self> {
-        let w =
-            UnixStream::connect(sock).map_err(|e| format!("connect {}: {e}", sock.display()))?;
-        let r = BufReader::new(w.try_clone().map_err(|e| e.to_string())?);
-        Ok(Self { w, r, id: 0 })
-    }
-
-    fn call(&mut self, method: &str, params: Value) -> Res<Value> {
-        self.id += 1;
-        let mut line = json!({"jsonrpc": "2.0", "id": self.id, "method": method, "params": params})
-            .to_string();
-        line.push('\n');
-        self.w
-            .write_all(line.as_bytes())
-            .map_err(|e| e.to_string())?;
-        let mut resp = String::new();
-        self.r.read_line(&mut resp).map_err(|e| e.to_string())?;
-        let v: Value = serde_json::from_str(&resp).map_err(|e| e.to_string())?;
-        match v.get("error") {
-            Some(err) => Err(format!("{method}: {err}")),
-            None => Ok(v["result"].clone()),
-        }
-    }
-
-    fn exec(&mut self, target: &str, command: &str) -> Res<Value> {
-        let r = self.call(
-            "session.exec",
-            json!({"target": target, "command": command, "timeout_ms": 600_000}),
-        )?;
-        if r["status"] != "exited" {
-            return Err(format!("exec {command}: {r}"));
-        }
-        Ok(r)
-    }
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
 
 fn stats(mut ms: Vec<f64>) -> Value {
     ms.sort_by(f64::total_cmp);

@@ -7,53 +7,14 @@
 //!
 //! usage: resurrect [--sessions N] [--rounds R] [--bin PATH]
 
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use ai_session_bench::{Rpc, pct};
+use serde_json::json;
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
-
-struct Rpc {
-    stream: UnixStream,
-    reader: BufReader<UnixStream>,
-    id: u64,
-}
-
-impl Rpc {
-    fn connect(sock: &Path) -> Result<Self, Error> {
-        let stream = UnixStream::connect(sock)?;
-        let mut rpc = Self {
-            reader: BufReader::new(stream.try_clone()?),
-            stream,
-            id: 0,
-        };
-        rpc.call("hello", json!({"client": "bench-resurrect", "protocol": 1}))?;
-        Ok(rpc)
-    }
-
-    fn call(&mut self, method: &str, params: Value) -> Result<Value, Error> {
-        self.id += 1;
-        let req = json!({"jsonrpc": "2.0", "id": self.id, "method": method, "params": params});
-        writeln!(self.stream, "{req}")?;
-        let mut line = String::new();
-        self.reader.read_line(&mut line)?;
-        let v: Value = serde_json::from_str(&line)?;
-        if let Some(e) = v.get("error") {
-            return Err(format!("{method}: {e}").into());
-        }
-        Ok(v["result"].clone())
-    }
-}
-
-fn pct(v: &mut [f64], p: f64) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let i = ((v.len() as f64 - 1.0) * p).round() as usize;
-    v.get(i).copied().unwrap_or(f64::NAN)
-}
 
 fn main() -> Result<(), Error> {
     let mut n = 1000usize;
@@ -88,7 +49,7 @@ fn main() -> Result<(), Error> {
         }
     };
     cli(&["daemon", "start"])?;
-    let mut rpc = Rpc::connect(&sock)?;
+    let mut rpc = Rpc::hello(&sock, "bench-resurrect")?;
     let t = Instant::now();
     for i in 0..n {
         let name = format!("s{i}");
@@ -115,7 +76,7 @@ fn main() -> Result<(), Error> {
         let t = Instant::now();
         cli(&["daemon", "start"])?;
         start_ms.push(t.elapsed().as_secs_f64() * 1e3);
-        let mut rpc = Rpc::connect(&sock)?;
+        let mut rpc = Rpc::hello(&sock, "bench-resurrect")?;
         let deadline = Instant::now() + Duration::from_secs(120);
         let mut listed = None;
         loop {

@@ -7,42 +7,14 @@
 //!
 //! usage: sandbox [--sessions N] [--policy P] [--bin PATH]
 
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
 
+use ai_session_bench::{Rpc, pct};
 use serde_json::{Value, json};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
-
-struct Rpc {
-    stream: UnixStream,
-    reader: BufReader<UnixStream>,
-    id: u64,
-}
-
-impl Rpc {
-    fn call(&mut self, method: &str, params: Value) -> Result<Value, Error> {
-        self.id += 1;
-        let req = json!({"jsonrpc": "2.0", "id": self.id, "method": method, "params": params});
-        writeln!(self.stream, "{req}")?;
-        let mut line = String::new();
-        self.reader.read_line(&mut line)?;
-        let v: Value = serde_json::from_str(&line)?;
-        if let Some(e) = v.get("error") {
-            return Err(format!("{method}: {e}").into());
-        }
-        Ok(v["result"].clone())
-    }
-}
-
-fn pct(v: &mut [f64], p: f64) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let i = ((v.len() as f64 - 1.0) * p).round() as usize;
-    v.get(i).copied().unwrap_or(f64::NAN)
-}
 
 fn main() -> Result<(), Error> {
     let mut n = 100usize;
@@ -76,13 +48,7 @@ fn main() -> Result<(), Error> {
     if !started.status.success() {
         return Err(String::from_utf8_lossy(&started.stderr).into_owned().into());
     }
-    let stream = UnixStream::connect(home.path().join("run/sbx.sock"))?;
-    let mut rpc = Rpc {
-        reader: BufReader::new(stream.try_clone()?),
-        stream,
-        id: 0,
-    };
-    rpc.call("hello", json!({"client": "bench-sandbox", "protocol": 1}))?;
+    let mut rpc = Rpc::hello(&home.path().join("run/sbx.sock"), "bench-sandbox")?;
     let (mut plain_new, mut plain_ready, mut sb_new, mut sb_ready) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut protections = Value::Null;
