@@ -93,9 +93,9 @@ async fn context(
         .unwrap_or_default();
     match target.strip_prefix("agent:") {
         Some(name) => {
-            let agents = daemon.coord.agents();
-            let agent = agents.iter().find(|a| a.name == name).ok_or_else(|| {
-                let names: Vec<&str> = agents.iter().map(|a| a.name.as_str()).collect();
+            let agent = daemon.coord.agent_by_name(name).map_err(|_| {
+                let names: Vec<String> =
+                    daemon.coord.agents().into_iter().map(|a| a.name).collect();
                 RpcError::new(ErrorKind::NotFound, format!("no agent named '{name}'"))
                     .with_hint(format!("registered agents: {}", names.join(", ")))
             })?;
@@ -125,12 +125,8 @@ fn agent_context(daemon: &Daemon, who: &crate::access::Principal) -> Option<Stri
     let crate::access::Principal::Agent(id) = who else {
         return None;
     };
-    daemon
-        .coord
-        .agents()
-        .into_iter()
-        .find(|a| a.id.0 == *id)
-        .map(|a| format!("agent:{}", a.name))
+    let agent = daemon.coord.agent(ai_session_coord::AgentId(*id)).ok()?;
+    Some(format!("agent:{}", agent.name))
 }
 
 fn params<T: DeserializeOwned>(value: Value) -> Result<T, RpcError> {
