@@ -110,8 +110,8 @@ struct VerifyReport {
     error: Option<String>,
 }
 
-/// `audit verify`: checks the hash chain of the whole log; exit status 1 when damaged.
-pub(crate) fn audit_verify(sel: &Selector, json: bool) -> Result<ExitCode, ClientError> {
+/// The daemon's audit log, which must exist.
+fn audit_log(sel: &Selector) -> Result<std::path::PathBuf, ClientError> {
     let path = sel.paths().audit_log();
     if !path.exists() {
         return Err(usage(format!(
@@ -119,6 +119,12 @@ pub(crate) fn audit_verify(sel: &Selector, json: bool) -> Result<ExitCode, Clien
             path.display()
         )));
     }
+    Ok(path)
+}
+
+/// `audit verify`: checks the hash chain of the whole log; exit status 1 when damaged.
+pub(crate) fn audit_verify(sel: &Selector, json: bool) -> Result<ExitCode, ClientError> {
+    let path = audit_log(sel)?;
     let (intact, entries, error) = match audit::verify(&path) {
         Ok(n) => (true, n, None),
         Err(e) => (false, 0, Some(e.to_string())),
@@ -154,13 +160,7 @@ pub(crate) fn audit_ls(
     session: Option<String>,
     json: bool,
 ) -> Result<ExitCode, ClientError> {
-    let path = sel.paths().audit_log();
-    if !path.exists() {
-        return Err(usage(format!(
-            "no audit log at {}: the daemon writes it from its first request on",
-            path.display()
-        )));
-    }
+    let path = audit_log(sel)?;
     let since = since.map(parse_since).transpose()?;
     let entries = audit::query(
         &path,

@@ -231,17 +231,23 @@ impl Access {
     /// the daemon's log); a damaged access file is an error naming it.
     pub(crate) fn open(data: &std::path::Path, audit_path: PathBuf) -> std::io::Result<Self> {
         let file = data.join("access.json");
-        let state = match std::fs::read(&file) {
-            Ok(bytes) => serde_json::from_slice::<Stored>(&bytes).map_err(|e| {
-                std::io::Error::other(format!(
-                    "{} is damaged ({e}); move it away to start with no tokens or grants",
-                    file.display()
-                ))
-            })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Stored {
-                daemon_id: random_hex(8).map_err(|e| std::io::Error::other(e.message))?,
-                ..Stored::default()
-            },
+        let (state, created) = match std::fs::read(&file) {
+            Ok(bytes) => (
+                serde_json::from_slice::<Stored>(&bytes).map_err(|e| {
+                    std::io::Error::other(format!(
+                        "{} is damaged ({e}); move it away to start with no tokens or grants",
+                        file.display()
+                    ))
+                })?,
+                false,
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (
+                Stored {
+                    daemon_id: random_hex(8).map_err(|e| std::io::Error::other(e.message))?,
+                    ..Stored::default()
+                },
+                true,
+            ),
             Err(e) => return Err(e),
         };
         let audit = match AuditLog::open(&audit_path) {
@@ -265,7 +271,10 @@ impl Access {
             audit: Mutex::new(audit),
             unsynced: std::sync::atomic::AtomicBool::new(false),
         };
-        access.save()?;
+        if created {
+            // The daemon id must outlive this daemon: tokens are bound to it.
+            access.save()?;
+        }
         Ok(access)
     }
 
