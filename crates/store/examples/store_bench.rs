@@ -1,4 +1,4 @@
-//! Measures the store: `cargo run --release -p ai-session-store --example bench [-- DIR]`.
+//! Measures the store: `cargo run --release -p ai-session-store --example store_bench [-- DIR]`.
 //! DIR (default: a temporary directory under $TMPDIR) should be on the disk the daemon uses.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

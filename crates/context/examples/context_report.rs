@@ -1,7 +1,7 @@
 //! Replays the recorded agent session and prints, per budget, the tokens a context view uses
 //! and the share of the session's key facts it keeps.
 //!
-//! `cargo run --release -p ai-session-context --example report [-- --show BUDGET]`
+//! `cargo run --release -p ai-session-context --example context_report [-- --show BUDGET]`
 
 #[path = "../tests/common/fixture.rs"]
 mod fixture;

@@ -1,6 +1,6 @@
 //! Benchmarks of the context library, on generated agent-session history.
 //!
-//! `cargo run --release -p ai-session-context --example bench [-- MEGABYTES [ZSTD_LEVEL]]`
+//! `cargo run --release -p ai-session-context --example context_bench [-- MEGABYTES [ZSTD_LEVEL]]`
 //!
 //! 1. Building a 4k-token view from 10,000 live entries: p50 and p99 over 2,000 builds.
 //! 2. One-shot compression: a history of MEGABYTES (default 100) MB of entry text (command
