@@ -27,6 +27,9 @@ pub struct ManagerConfig {
     pub log_bytes: u64,
     /// Scrollback lines of each session's emulator.
     pub scrollback: usize,
+    /// The daemon's state directories and socket, covered in every sandboxed session's
+    /// mount namespace (the hook scripts and the session's own directory stay visible).
+    pub hidden: ai_session_sandbox::Hidden,
 }
 
 impl ManagerConfig {
@@ -35,6 +38,7 @@ impl ManagerConfig {
             data_dir: data_dir.into(),
             log_bytes: DEFAULT_LOG_BYTES,
             scrollback: DEFAULT_SCROLLBACK,
+            hidden: ai_session_sandbox::Hidden::default(),
         }
     }
 }
@@ -168,7 +172,13 @@ impl SessionManager {
             Some(spec) => {
                 std::fs::create_dir_all(&dir)?;
                 let hooks = self.inner.config.data_dir.join("shell");
-                Some(crate::sandbox::prepare(spec, &cwd, &[&hooks, &dir])?)
+                let hidden = &self.inner.config.hidden;
+                Some(crate::sandbox::prepare(
+                    spec,
+                    &cwd,
+                    &[&hooks, &dir],
+                    hidden,
+                )?)
             }
             None => None,
         };

@@ -48,7 +48,15 @@ pub fn parse_policy(spec: &str) -> Result<(Policy, String)> {
 /// integration hooks (rc files) and the session's directory (long commands are sourced from
 /// files there). They must not lie under `/tmp` when the policy gives the session a private
 /// `/tmp`, which would hide them.
-pub fn prepare(spec: &str, cwd: &Path, daemon_dirs: &[&Path]) -> Result<Sandboxed> {
+///
+/// `hidden` is the daemon's own state, covered in the session's mount namespace; the
+/// `daemon_dirs` inside it are cloned back read-only.
+pub fn prepare(
+    spec: &str,
+    cwd: &Path,
+    daemon_dirs: &[&Path],
+    hidden: &ai_session_sandbox::Hidden,
+) -> Result<Sandboxed> {
     let (mut policy, name) = parse_policy(spec)?;
     for dir in daemon_dirs {
         if policy.fs.private_tmp && dir.starts_with("/tmp") {
@@ -60,7 +68,17 @@ pub fn prepare(spec: &str, cwd: &Path, daemon_dirs: &[&Path]) -> Result<Sandboxe
         }
         policy.fs.read.push(dir.display().to_string());
     }
-    let prepared = Sandbox::prepare(&policy, capabilities(), cwd)
+    if let Some(dir) = hidden.dirs.iter().find(|d| cwd.starts_with(d)) {
+        return Err(Error::InvalidParams(format!(
+            "the working directory {} is inside the daemon's state directory {}, which sandboxed \
+             sessions cannot see: choose a workspace outside it (-c DIR)",
+            cwd.display(),
+            dir.display()
+        )));
+    }
+    let mut hidden = hidden.clone();
+    hidden.keep = daemon_dirs.iter().map(|d| d.to_path_buf()).collect();
+    let prepared = Sandbox::prepare_hiding(&policy, capabilities(), cwd, &hidden)
         .map_err(|e| Error::InvalidParams(format!("policy '{name}': {e}")))?;
     Ok(Sandboxed {
         prepared: Arc::new(prepared),

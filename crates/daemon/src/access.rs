@@ -430,6 +430,22 @@ impl Access {
         self.state().policies.get(&key).cloned()
     }
 
+    /// The sandbox a session started by `who` runs in, given the policy it `asked` for: the
+    /// policy bound to the principal whatever it asks; for the owner, what it asks (none:
+    /// unconfined); for anyone else at least `isolated`, so a session an agent or a token
+    /// starts can never reach the daemon (every sandbox hides it) and act as the owner.
+    pub(crate) fn session_policy(&self, who: &Principal, asked: Option<String>) -> Option<String> {
+        if let Some(bound) = self.policy_of(who) {
+            return Some(bound);
+        }
+        match who {
+            Principal::Owner | Principal::Http => asked,
+            Principal::Agent(_) | Principal::Token(_) => {
+                Some(asked.unwrap_or_else(|| "isolated".to_string()))
+            }
+        }
+    }
+
     /// `access.policy`: binds a sandbox policy to a principal (or unbinds it with `None`).
     pub(crate) fn set_policy(&self, principal: &str, policy: Option<&str>) -> Result<(), RpcError> {
         self.known(principal)?;

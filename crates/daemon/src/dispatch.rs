@@ -176,10 +176,7 @@ async fn route(
         }
         m::SESSION_NEW => {
             let mut new: NewParams = params(p)?;
-            // A principal bound to a policy gets every session it creates in that sandbox.
-            if let Some(policy) = daemon.access.policy_of(who) {
-                new.policy = Some(policy);
-            }
+            new.policy = daemon.access.session_policy(who, new.policy.take());
             let info = daemon.manager.create(new.clone()).await.map_err(core)?;
             daemon.persist.on_new(&info, &new);
             daemon.access.owns_session(who, &info.name);

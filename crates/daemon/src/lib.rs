@@ -12,6 +12,7 @@ mod context;
 mod coord;
 mod dispatch;
 mod http;
+mod peer;
 mod persist;
 mod server;
 

@@ -554,18 +554,35 @@ fn new_params(state: &SessionState, cwd: &str) -> m::NewParams {
 }
 
 /// Starts a saved session and registers it under its record.
+///
+/// `policy` is the sandbox the caller's sessions run in (see `Access::session_policy`): a
+/// restore or import never yields more than its caller could create directly. The store keeps
+/// no policy, so a sandboxed session's record is dropped once it runs (as for `new --policy`):
+/// resurrecting it unconfined would be worse than not resurrecting it.
 async fn spawn_saved(
     daemon: &Daemon,
     state: &SessionState,
     cwd: &str,
     scrollback: Option<&Scrollback>,
+    policy: Option<String>,
 ) -> Result<m::SessionInfo, RpcError> {
+    let mut params = new_params(state, cwd);
+    params.policy = policy;
+    let sandboxed = params.policy.is_some();
     let info = daemon
         .manager
-        .create_restored(new_params(state, cwd), &prelude(scrollback))
+        .create_restored(params, &prelude(scrollback))
         .await
         .map_err(|e| e.to_rpc())?;
     let (name, pid, id) = (info.name.clone(), info.pid, state.id.clone());
+    if sandboxed {
+        daemon.persist.submit(move |w| {
+            if let Err(e) = w.store.delete_session(&id) {
+                tracing::warn!(session = %name, "cannot drop the record of a sandboxed session: {e}");
+            }
+        });
+        return Ok(info);
+    }
     daemon
         .persist
         .saved
@@ -642,7 +659,7 @@ pub(crate) async fn resurrect(daemon: &Arc<Daemon>) {
         match item {
             Err(msg) => daemon.persist.note_error(msg),
             Ok((state, cwd, scrollback)) => {
-                match spawn_saved(daemon, &state, &cwd, scrollback.as_ref()).await {
+                match spawn_saved(daemon, &state, &cwd, scrollback.as_ref(), None).await {
                     Ok(_) => restored.push(state.id),
                     Err(e) => daemon.persist.note_error(format!(
                         "cannot bring back session '{}' ({}): {}",
@@ -761,6 +778,7 @@ pub(crate) async fn route(
                 state,
                 &state.cwd,
                 restored.snapshot.scrollback.as_ref(),
+                daemon.access.session_policy(who, None),
             )
             .await
             {
@@ -850,7 +868,15 @@ pub(crate) async fn route(
                 })
                 .await?;
             let cwd = std::mem::take(&mut state.cwd);
-            let info = match spawn_saved(daemon, &state, &cwd, scrollback.as_ref()).await {
+            let info = match spawn_saved(
+                daemon,
+                &state,
+                &cwd,
+                scrollback.as_ref(),
+                daemon.access.session_policy(who, None),
+            )
+            .await
+            {
                 Ok(info) => info,
                 Err(e) => {
                     let id = state.id.clone();

@@ -95,7 +95,7 @@ pub async fn serve_with(
     let listener = UnixListener::bind(&paths.socket).map_err(setup_err(&paths.socket))?;
     std::fs::set_permissions(&paths.socket, std::fs::Permissions::from_mode(0o600))
         .map_err(setup_err(&paths.socket))?;
-    let manager = SessionManager::new(ManagerConfig::new(&paths.data))?;
+    let manager = SessionManager::new(manager_config(&paths))?;
     let access = crate::access::Access::open(&paths.data, paths.audit_log())
         .map_err(setup_err(&paths.data))?;
     let persist = crate::persist::Persist::open(&paths.data).map_err(|e| ServeError::Store(e.0))?;
@@ -127,15 +127,14 @@ pub async fn serve_with(
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    match stream.peer_cred() {
-                        Ok(cred) if cred.uid() == uid => {
-                            tokio::spawn(crate::connection::run(stream, daemon.clone()));
-                        }
-                        Ok(cred) => tracing::warn!(uid = cred.uid(), "refused a connection from another user"),
-                        Err(e) => tracing::warn!("cannot read peer credentials: {e}"),
+                Ok((stream, _)) => match crate::peer::check(&stream, uid) {
+                    Ok(()) => {
+                        tokio::spawn(crate::connection::run(stream, daemon.clone()));
                     }
-                }
+                    Err(refusal) => {
+                        tokio::spawn(refuse(stream, daemon.clone(), refusal));
+                    }
+                },
                 Err(e) => {
                     // EMFILE and friends: log and keep serving the connections we have.
                     tracing::warn!("accept failed: {e}");
@@ -159,6 +158,71 @@ pub async fn serve_with(
     daemon.access.sync_audit();
     drop(lock);
     Ok(())
+}
+
+/// The session manager's settings: every sandboxed session gets the daemon's state covered:
+/// `run/` and `servers/` under `$AI_SESSION_HOME` (every label's socket and state) and the
+/// socket itself wherever `-S` put it.
+fn manager_config(paths: &Paths) -> ManagerConfig {
+    let mut config = ManagerConfig::new(&paths.data);
+    let servers = paths.home.join("servers");
+    config.hidden.dirs = vec![paths.home.join("run"), servers.clone()];
+    if !paths.data.starts_with(&servers) {
+        config.hidden.dirs.push(paths.data.clone());
+    }
+    config.hidden.files = vec![paths.socket.clone()];
+    config
+}
+
+/// Answers a refused connection with one error line (so the client can say why), records
+/// the attempt in the audit log, and closes it.
+async fn refuse(
+    mut stream: tokio::net::UnixStream,
+    daemon: Arc<Daemon>,
+    refusal: crate::peer::Refusal,
+) {
+    use tokio::io::AsyncWriteExt;
+    tracing::warn!("refused a connection: {}", refusal.0);
+    daemon.access.record(ai_session_sandbox::audit::Record {
+        actor: ai_session_sandbox::audit::Actor::Daemon,
+        session: None,
+        action: "connection.refused".into(),
+        detail: refusal.0.clone(),
+        result: "denied".into(),
+    });
+    let error = ai_session_protocol::RpcError::new(
+        ai_session_protocol::ErrorKind::PermissionDenied,
+        format!("connection refused: {}", refusal.0),
+    );
+    // Answer the client's first request (its `hello`) by its id, so any JSON-RPC client
+    // shows the reason instead of "connection closed". Bounded in time and size.
+    let answer = async {
+        let id = first_request_id(&mut stream).await;
+        let response = ai_session_protocol::Response::err(id, error);
+        let mut line = serde_json::to_vec(&response).unwrap_or_default();
+        line.push(b'\n');
+        stream.write_all(&line).await
+    };
+    if tokio::time::timeout(std::time::Duration::from_secs(2), answer)
+        .await
+        .is_err()
+    {
+        tracing::debug!("a refused client sent no request in time");
+    }
+}
+
+/// The id of the first request on `stream` (`null` when it is not a readable request).
+async fn first_request_id(stream: &mut tokio::net::UnixStream) -> serde_json::Value {
+    use tokio::io::AsyncBufReadExt;
+    let mut line = Vec::new();
+    let mut reader = tokio::io::BufReader::new(tokio::io::AsyncReadExt::take(stream, 64 * 1024));
+    if reader.read_until(b'\n', &mut line).await.is_err() {
+        return serde_json::Value::Null;
+    }
+    serde_json::from_slice::<serde_json::Value>(&line)
+        .ok()
+        .and_then(|v| v.get("id").cloned())
+        .unwrap_or(serde_json::Value::Null)
 }
 
 /// Makes the audit log durable once a second (appends are not fsynced one by one), off the

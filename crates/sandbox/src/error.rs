@@ -61,6 +61,8 @@ pub enum ChildStep {
     PidNamespace,
     /// Mounting the pid namespace's `/proc`.
     MountProc,
+    /// Covering the daemon's state directory and socket.
+    HideDaemon,
 }
 
 impl ChildStep {
@@ -78,6 +80,9 @@ impl ChildStep {
             ChildStep::Seccomp => b"ai-session-sandbox: seccomp filter install failed\n",
             ChildStep::PidNamespace => b"ai-session-sandbox: pid namespace setup failed\n",
             ChildStep::MountProc => b"ai-session-sandbox: mounting /proc failed\n",
+            ChildStep::HideDaemon => {
+                b"ai-session-sandbox: hiding the daemon's state directory failed\n"
+            }
         }
     }
 }

@@ -45,6 +45,7 @@ mod sandbox;
 
 pub use error::{ChildError, ChildStep, Error};
 pub use limits::{LimitEvents, StopReason};
+pub use namespace::Hidden;
 pub use policy::{NetworkMode, Policy, PolicyError, SyscallGroup};
 pub use probe::{Capabilities, probe};
 pub use sandbox::{Prepared, Protection, Sandbox};

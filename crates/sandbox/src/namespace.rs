@@ -21,9 +21,11 @@
 //! 3. the program (the shell), pid 2 inside, which returns from
 //!    [`crate::Prepared::apply_in_child`] and is exec'ed by the caller.
 
-use std::ffi::CStr;
+use std::ffi::{CStr, CString};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
 
-use rustix::fd::AsFd;
+use rustix::fd::{AsFd, AsRawFd};
 use rustix::fs::{Mode, OFlags};
 use rustix::mount::{MountFlags, MountPropagationFlags};
 use rustix::thread::UnshareFlags;
@@ -62,6 +64,7 @@ pub struct NsPlan {
     private_tmp: bool,
     loopback_up: bool,
     pid: bool,
+    hide: HidePlan,
     uid_map: MapLine,
     gid_map: MapLine,
 }
@@ -79,6 +82,7 @@ impl NsPlan {
             private_tmp,
             loopback_up: net && loopback_up,
             pid: false,
+            hide: HidePlan::default(),
             uid_map: MapLine::identity(rustix::process::geteuid().as_raw()),
             gid_map: MapLine::identity(rustix::process::getegid().as_raw()),
         }
@@ -88,6 +92,19 @@ impl NsPlan {
     pub fn with_pid(mut self, pid: bool) -> Self {
         self.pid = pid && self.mount;
         self
+    }
+
+    /// Hides the daemon's state from the session (takes a mount namespace). Returns false,
+    /// changing nothing, when there is nothing to hide.
+    pub fn with_hidden(mut self, hidden: &Hidden) -> (Self, bool) {
+        let plan = HidePlan::new(hidden);
+        if plan.is_empty() {
+            return (self, false);
+        }
+        self.hide = plan;
+        self.mount = true;
+        self.ipc = true;
+        (self, true)
     }
 
     /// True when the plan gives the session its own pid namespace.
@@ -159,6 +176,8 @@ impl NsPlan {
                 )
                 .map_err(fail)?;
             }
+            // SAFETY: forwarded from the caller's contract.
+            unsafe { self.hide.apply() }?;
         }
         if self.loopback_up {
             // SAFETY: plain socket/ioctl/close syscalls on a stack buffer.
@@ -258,6 +277,197 @@ impl NsPlan {
             }
         }
     }
+}
+
+/// The most directories a sandbox clones back into a hidden directory (the shell hooks and
+/// the session's own directory need two). Fixed so the child needs no allocation.
+pub const MAX_KEPT: usize = 4;
+
+/// What of the daemon's own state a sandboxed session must not see, as given by the caller.
+///
+/// A process in the session could otherwise connect to the daemon's socket (Landlock does
+/// not govern `connect` on a pathname socket) and drive it as its owner, or read other
+/// sessions' logs, the audit log and the token file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Hidden {
+    /// Directories covered by an empty, read-only tmpfs (the state directory).
+    pub dirs: Vec<PathBuf>,
+    /// Directories inside `dirs` the shell needs (its hook scripts, its session directory):
+    /// cloned back, read-only, at the same place.
+    pub keep: Vec<PathBuf>,
+    /// Other files covered by `/dev/null` (a socket given with `-S` outside `dirs`).
+    pub files: Vec<PathBuf>,
+}
+
+impl Hidden {
+    /// True when there is nothing to hide.
+    pub fn is_empty(&self) -> bool {
+        self.dirs.is_empty() && self.files.is_empty()
+    }
+}
+
+/// One kept directory: the directories to create in the tmpfs (parents first, the last one
+/// being the mount point itself).
+#[derive(Debug, Clone)]
+struct Kept {
+    path: CString,
+    mkdirs: Vec<CString>,
+}
+
+/// [`Hidden`] turned into C strings in the parent, for the child.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct HidePlan {
+    dirs: Vec<CString>,
+    keep: Vec<Kept>,
+    files: Vec<CString>,
+}
+
+fn c_path(path: &Path) -> Option<CString> {
+    CString::new(path.as_os_str().as_bytes()).ok()
+}
+
+impl HidePlan {
+    /// Plans `hidden`; paths that do not exist (or hold a NUL) are skipped, a kept directory
+    /// outside every hidden one needs nothing.
+    pub(crate) fn new(hidden: &Hidden) -> HidePlan {
+        let dirs: Vec<&PathBuf> = hidden.dirs.iter().filter(|d| d.is_dir()).collect();
+        let mut plan = HidePlan {
+            dirs: dirs.iter().filter_map(|d| c_path(d)).collect(),
+            ..HidePlan::default()
+        };
+        for keep in &hidden.keep {
+            let Some(root) = dirs.iter().find(|d| keep.starts_with(d) && keep != **d) else {
+                continue;
+            };
+            if !keep.is_dir() || plan.keep.len() == MAX_KEPT {
+                continue;
+            }
+            let mut chain: Vec<CString> = keep
+                .ancestors()
+                .take_while(|a| a != root)
+                .filter_map(c_path)
+                .collect();
+            chain.reverse();
+            if let Some(path) = c_path(keep) {
+                plan.keep.push(Kept {
+                    path,
+                    mkdirs: chain,
+                });
+            }
+        }
+        plan.files = hidden
+            .files
+            .iter()
+            .filter(|f| f.exists() && !dirs.iter().any(|d| f.starts_with(d)))
+            .filter_map(|f| c_path(f))
+            .collect();
+        plan
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.dirs.is_empty() && self.files.is_empty()
+    }
+
+    /// Covers the hidden directories and files. Call in a private mount namespace.
+    ///
+    /// The kept directories are cloned (`open_tree`) before their parent is covered, then
+    /// moved onto fresh directories in the tmpfs; every piece ends read-only. The session
+    /// cannot undo this: its seccomp filter denies the mount calls and Landlock denies
+    /// changes to the mount topology.
+    ///
+    /// # Safety
+    /// Only async-signal-safe syscalls on data prepared in the parent; meant for the child
+    /// between fork and exec.
+    pub(crate) unsafe fn apply(&self) -> Result<(), ChildError> {
+        use rustix::mount::{MoveMountFlags, OpenTreeFlags};
+        let fail = |e| ChildError::from_rustix(ChildStep::HideDaemon, e);
+        let mut trees: [Option<rustix::fd::OwnedFd>; MAX_KEPT] = std::array::from_fn(|_| None);
+        for (slot, kept) in trees.iter_mut().zip(&self.keep) {
+            let tree = rustix::mount::open_tree(
+                rustix::fs::CWD,
+                kept.path.as_c_str(),
+                OpenTreeFlags::OPEN_TREE_CLONE
+                    | OpenTreeFlags::OPEN_TREE_CLOEXEC
+                    | OpenTreeFlags::AT_RECURSIVE,
+            )
+            .map_err(fail)?;
+            // SAFETY: mount_setattr on a descriptor we own.
+            unsafe { set_read_only(tree.as_raw_fd(), c"", libc::AT_EMPTY_PATH) }?;
+            *slot = Some(tree);
+        }
+        for dir in &self.dirs {
+            rustix::mount::mount(
+                c"tmpfs",
+                dir.as_c_str(),
+                c"tmpfs",
+                MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
+                Some(c"mode=0755,size=64k"),
+            )
+            .map_err(fail)?;
+        }
+        for (tree, kept) in trees.iter().zip(&self.keep) {
+            let Some(tree) = tree else { continue };
+            for dir in &kept.mkdirs {
+                match rustix::fs::mkdir(dir.as_c_str(), Mode::from_raw_mode(0o755)) {
+                    Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+                    Err(e) => return Err(fail(e)),
+                }
+            }
+            rustix::mount::move_mount(
+                tree,
+                c"",
+                rustix::fs::CWD,
+                kept.path.as_c_str(),
+                MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+            )
+            .map_err(fail)?;
+        }
+        for dir in &self.dirs {
+            // SAFETY: mount_setattr on a path prepared in the parent.
+            unsafe { set_read_only(libc::AT_FDCWD, dir.as_c_str(), 0) }?;
+        }
+        for file in &self.files {
+            rustix::mount::mount_bind(c"/dev/null", file.as_c_str()).map_err(fail)?;
+        }
+        Ok(())
+    }
+}
+
+/// Makes a mount (and everything below it) read-only with `mount_setattr(2)`, which, unlike
+/// a remount, leaves the flags the parent namespace locked (nosuid, nodev) as they are.
+///
+/// # Safety
+/// One syscall on caller-provided descriptor and path.
+unsafe fn set_read_only(dirfd: i32, path: &CStr, flags: i32) -> Result<(), ChildError> {
+    #[repr(C)]
+    struct MountAttr {
+        attr_set: u64,
+        attr_clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    const MOUNT_ATTR_RDONLY: u64 = 1;
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_RDONLY,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: the struct is the kernel's `mount_attr` layout, passed with its size.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            dirfd,
+            path.as_ptr(),
+            flags | libc::AT_RECURSIVE,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if rc < 0 {
+        return Err(ChildError::new(ChildStep::HideDaemon, errno()));
+    }
+    Ok(())
 }
 
 /// Closes every descriptor from `first` up.

@@ -260,7 +260,30 @@ fn strings(items: &[&[&str]]) -> Vec<String> {
 }
 
 /// The names accepted by [`Policy::profile`].
-pub const PROFILES: [&str; 4] = ["default", "read-only", "workspace-write", "no-network"];
+pub const PROFILES: [&str; 5] = [
+    "default",
+    "read-only",
+    "workspace-write",
+    "no-network",
+    "isolated",
+];
+
+/// Every top-level directory of `/` but `/dev`, plus the devices a shell needs: the whole
+/// machine except raw devices (a disk opened for writing would bypass every other rule).
+fn root_but_devices() -> Vec<String> {
+    let mut dirs: Vec<String> = std::fs::read_dir("/")
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter(|e| e.file_name() != "dev")
+                .map(|e| format!("/{}", e.file_name().to_string_lossy()))
+                .collect()
+        })
+        .unwrap_or_default();
+    dirs.sort();
+    dirs.extend(strings(&[DEVICES]));
+    dirs
+}
 
 impl Policy {
     /// A built-in profile by name, or `None`.
@@ -284,6 +307,16 @@ impl Policy {
                 execute = vec!["/".to_string()];
                 network = NetworkMode::None;
             }
+            "isolated" => {
+                // What agents' sessions get when nothing stricter is asked for or bound: the
+                // machine as an unconfined session sees it, without the daemon (hidden by
+                // the mount namespace), other sessions' processes (pid namespace) or raw
+                // devices, and with the same syscall filter.
+                read = root_but_devices();
+                writable = root_but_devices();
+                execute = vec!["/".to_string()];
+                network = NetworkMode::All;
+            }
             _ => return None,
         }
         Some(Policy {
@@ -292,7 +325,7 @@ impl Policy {
                 read,
                 write: writable,
                 execute,
-                private_tmp: true,
+                private_tmp: name != "isolated",
             },
             network,
             private_pids: true,

@@ -27,7 +27,7 @@ use crate::cgroup::{CgroupVersion, SessionCgroup};
 use crate::error::{ChildError, ChildStep, Error};
 use crate::landlock::LandlockRuleset;
 use crate::limits::{LimitEvents, RlimitPlan, StopReason};
-use crate::namespace::NsPlan;
+use crate::namespace::{Hidden, NsPlan};
 use crate::policy::{NetworkMode, Policy, SyscallGroup};
 use crate::probe::Capabilities;
 use crate::seccomp::SeccompProgram;
@@ -66,6 +66,9 @@ pub enum Protection {
     IpcNamespace,
     /// A pid namespace with its own `/proc`: only the session's processes are visible.
     PidNamespace,
+    /// The daemon's state directory and socket are covered in the session's mount
+    /// namespace: nothing in the session can reach the daemon.
+    DaemonHidden,
     /// Memory limit in a cgroup.
     CgroupMemory {
         /// Bytes.
@@ -120,6 +123,7 @@ impl fmt::Display for Protection {
             ),
             Protection::IpcNamespace => write!(f, "ipc namespace"),
             Protection::PidNamespace => write!(f, "pid namespace with its own /proc"),
+            Protection::DaemonHidden => write!(f, "daemon socket and state hidden"),
             Protection::CgroupMemory { bytes, version } => {
                 write!(f, "cgroup {version:?} memory limit {bytes} bytes")
             }
@@ -166,6 +170,18 @@ impl Sandbox {
         caps: &Capabilities,
         workspace: &Path,
     ) -> Result<Prepared, Error> {
+        Sandbox::prepare_hiding(policy, caps, workspace, &Hidden::default())
+    }
+
+    /// [`Sandbox::prepare`], also covering `hidden` (the daemon's own state) in the
+    /// session's mount namespace. Hiding is not optional: a host without mount namespaces
+    /// reports it missing, and the session starts only if the policy allows degrading.
+    pub fn prepare_hiding(
+        policy: &Policy,
+        caps: &Capabilities,
+        workspace: &Path,
+        hidden: &Hidden,
+    ) -> Result<Prepared, Error> {
         policy.validate()?;
         if !workspace.is_absolute() || !workspace.is_dir() {
             return Err(Error::Workspace(workspace.to_path_buf()));
@@ -184,6 +200,7 @@ impl Sandbox {
             proc_rule: false,
         };
         p.plan_namespaces(caps);
+        p.plan_hiding(caps, hidden);
         p.plan_landlock(caps, workspace)?;
         p.plan_seccomp(caps)?;
         p.plan_limits(caps)?;
@@ -235,6 +252,29 @@ impl Prepared {
                 "private pids: pid or mount namespace unavailable; the session sees host processes"
                     .into(),
             );
+        }
+    }
+
+    fn plan_hiding(&mut self, caps: &Capabilities, hidden: &Hidden) {
+        if hidden.is_empty() {
+            return;
+        }
+        if !caps.mount_ns {
+            self.missing.push(
+                "daemon state: mount namespace unavailable; the daemon's socket path is visible \
+                 (the daemon still refuses connections from the session)"
+                    .into(),
+            );
+            return;
+        }
+        let ns = std::mem::replace(&mut self.ns, NsPlan::new(false, false, false, false, false));
+        let (ns, hiding) = ns.with_hidden(hidden);
+        self.ns = ns;
+        if hiding {
+            if !self.active.contains(&Protection::IpcNamespace) {
+                self.active.push(Protection::IpcNamespace);
+            }
+            self.active.push(Protection::DaemonHidden);
         }
     }
 

@@ -2,6 +2,7 @@ mod access;
 mod cli;
 mod context;
 mod coord;
+mod escape;
 mod harness;
 mod http;
 mod persist;
