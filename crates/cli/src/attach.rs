@@ -48,7 +48,13 @@ fn terminal_size() -> Option<Size> {
     })
 }
 
-pub async fn run(client: &Client, target: &str) -> Result<ExitCode, ClientError> {
+/// Attaches to `target`. Clipboard writes (OSC 52) from the session reach the terminal only
+/// with `allow_clipboard`; terminal queries never do (see `guard`).
+pub async fn run(
+    client: &Client,
+    target: &str,
+    allow_clipboard: bool,
+) -> Result<ExitCode, ClientError> {
     if !termios::isatty(rustix::stdio::stdin()) {
         return Err(ClientError::Rpc(
             RpcError::new(ErrorKind::Unsupported, "attach needs a terminal on stdin")
@@ -78,7 +84,8 @@ pub async fn run(client: &Client, target: &str) -> Result<ExitCode, ClientError>
     let mut out = std::io::stdout();
     out.write_all(sub.screen_ansi.as_bytes())?;
     out.flush()?;
-    let outcome = pump(client, target, &mut out).await;
+    let mut guard = crate::guard::OutputGuard::new(allow_clipboard);
+    let outcome = pump(client, target, &mut out, &mut guard).await;
     drop(raw);
     match outcome? {
         Some(code) => {
@@ -98,7 +105,9 @@ async fn pump(
     client: &Client,
     target: &str,
     out: &mut std::io::Stdout,
+    guard: &mut crate::guard::OutputGuard,
 ) -> Result<Option<Option<i32>>, ClientError> {
+    let mut shown = Vec::with_capacity(4096);
     let b64 = base64::engine::general_purpose::STANDARD;
     let mut stdin = tokio::io::stdin();
     let mut buf = [0u8; 4096];
@@ -113,7 +122,9 @@ async fn pump(
                 }
                 if let Ok(ev) = serde_json::from_value::<OutputEvent>(n.params) {
                     if let Ok(data) = b64.decode(ev.data_b64) {
-                        out.write_all(&data)?;
+                        shown.clear();
+                        guard.filter(&data, &mut shown);
+                        out.write_all(&shown)?;
                         out.flush()?;
                     }
                 }

@@ -202,7 +202,9 @@ pub async fn run(sel: &Selector, command: Command) -> Result<ExitCode, ClientErr
                 println!("{matched}");
             }
         }
-        Command::Attach(a) => return crate::attach::run(&client, &a.target).await,
+        Command::Attach(a) => {
+            return crate::attach::run(&client, &a.target, a.allow_clipboard).await;
+        }
         Command::Resize(a) => {
             let params = ResizeParams {
                 target: a.target,

@@ -5,6 +5,7 @@ mod client;
 mod commands;
 mod context;
 mod coord;
+mod guard;
 mod persist;
 mod security;
 
@@ -54,7 +55,7 @@ enum Command {
     /// Wait until output matches, output goes quiet, or the shell prompt is back.
     Wait(WaitArgs),
     /// Connect this terminal to a session; Ctrl-\ detaches and leaves it running.
-    Attach(TargetArgs),
+    Attach(AttachArgs),
     /// Change a session's terminal size.
     Resize(ResizeArgs),
     /// Kill a session and every process in it.
@@ -195,6 +196,17 @@ struct JsonFlag {
     /// Print JSON with a stable shape.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Args)]
+struct AttachArgs {
+    /// The session.
+    #[arg(short = 't', value_name = "NAME")]
+    target: String,
+    /// Let programs in the session set this terminal's clipboard (OSC 52). Terminal queries
+    /// (cursor position, device attributes, title reports) are never passed on.
+    #[arg(long)]
+    allow_clipboard: bool,
 }
 
 #[derive(Args)]

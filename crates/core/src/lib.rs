@@ -24,7 +24,7 @@ pub use ai_session_protocol as protocol;
 pub use ai_session_protocol::methods::{ExecParams, ExecResult, ExecStatus, SessionInfo, Size};
 pub use error::{Error, Result};
 pub use exec::{DEFAULT_MAX_OUTPUT, DEFAULT_TIMEOUT, MAX_INLINE};
-pub use manager::{ManagerConfig, SessionManager};
+pub use manager::{ManagerConfig, SECRET_VARS, SessionManager, strip_secrets};
 pub use session::{SessionEvent, SessionHandle, StateChange, WaitCondition};
 
 /// Checks a terminal size is one the emulator can hold.

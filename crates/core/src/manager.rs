@@ -19,6 +19,23 @@ use crate::shell::{Hooks, ShellKind};
 use ai_session_protocol::methods::{Integration, NewParams, SessionInfo, SessionState};
 
 /// Settings for a [`SessionManager`].
+/// Variables that hold the daemon's or a client's secrets (the store's passphrase, agent and
+/// API tokens): a session never inherits them from the environment it is started with, only
+/// when they are passed explicitly (`new -e`), so a command in it cannot read them.
+pub const SECRET_VARS: &[&str] = &[
+    "AI_SESSION_PASSPHRASE",
+    "AI_SESSION_TOKEN",
+    "AI_SESSION_AGENT_TOKEN",
+    "AI_SESSION_STORE_CRASH_PASS",
+];
+
+/// Removes [`SECRET_VARS`] from an inherited environment.
+pub fn strip_secrets(env: &mut BTreeMap<String, String>) {
+    for var in SECRET_VARS {
+        env.remove(*var);
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ManagerConfig {
     /// Where session logs and the shell hooks live.
@@ -132,6 +149,7 @@ impl SessionManager {
             .env
             .clone()
             .unwrap_or_else(|| std::env::vars().collect());
+        strip_secrets(&mut env);
         env.extend(params.set_env.clone());
         let argv = program_argv(&params, &env)?;
         let cwd = match &params.cwd {

@@ -203,6 +203,7 @@ impl Persist {
             .env
             .clone()
             .unwrap_or_else(|| std::env::vars().collect());
+        ai_session_core::strip_secrets(&mut env);
         env.extend(params.set_env.clone());
         let config = SessionConfig {
             name: info.name.clone(),

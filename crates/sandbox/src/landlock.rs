@@ -48,6 +48,10 @@ fn read_rights(abi: ABI) -> BitFlags<AccessFs> {
     AccessFs::from_read(abi)
 }
 
+/// The access rights that apply to a file (not a directory): execute, write, read,
+/// truncate, device ioctls.
+const FILE_RIGHTS: u64 = 1 | 2 | 4 | (1 << 14) | (1 << 15);
+
 fn write_rights(abi: ABI) -> BitFlags<AccessFs> {
     // Everything but execute: create/remove/rename/truncate/ioctl on devices.
     (AccessFs::from_all(abi) & !AccessFs::Execute) | AccessFs::from_read(abi)
@@ -125,6 +129,24 @@ impl LandlockRuleset {
         unsafe { self.allow_mount(c"/tmp", self.tmp_rights) }
     }
 
+    /// Grants access to the session's own `devpts` instance and `/dev/shm` (private to it,
+    /// so writing them is harmless).
+    ///
+    /// # Safety
+    /// As [`LandlockRuleset::allow_private_tmp`], after both mounts.
+    pub unsafe fn allow_private_devices(&self, shm: bool) -> Result<(), ChildError> {
+        // SAFETY: forwarded from the caller's contract.
+        unsafe { self.allow_mount(c"/dev/pts", self.tmp_rights) }?;
+        // `/dev/ptmx` is now a bind of the new instance's `ptmx`: a file rule of its own.
+        // SAFETY: forwarded from the caller's contract.
+        unsafe { self.allow_file(c"/dev/ptmx", self.tmp_rights & FILE_RIGHTS) }?;
+        if shm {
+            // SAFETY: forwarded from the caller's contract.
+            unsafe { self.allow_mount(c"/dev/shm", self.tmp_rights) }?;
+        }
+        Ok(())
+    }
+
     /// Grants read access to the `/proc` the child mounted for its pid namespace.
     ///
     /// # Safety
@@ -132,6 +154,22 @@ impl LandlockRuleset {
     pub unsafe fn allow_private_proc(&self) -> Result<(), ChildError> {
         // SAFETY: forwarded from the caller's contract.
         unsafe { self.allow_mount(c"/proc", self.proc_rights) }
+    }
+
+    /// Adds a rule for the file `path` with `rights` (file rights only).
+    ///
+    /// # Safety
+    /// Async-signal-safe: open, one syscall, close.
+    unsafe fn allow_file(&self, path: &std::ffi::CStr, rights: u64) -> Result<(), ChildError> {
+        let fail = |e: rustix::io::Errno| ChildError::from_rustix(ChildStep::Landlock, e);
+        let file = rustix::fs::open(
+            path,
+            rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .map_err(fail)?;
+        // SAFETY: forwarded from the caller's contract.
+        unsafe { self.add_path_rule(file.as_raw_fd(), rights) }
     }
 
     /// Adds a rule for the directory `path` with `rights`.
@@ -146,9 +184,18 @@ impl LandlockRuleset {
             rustix::fs::Mode::empty(),
         )
         .map_err(fail)?;
+        // SAFETY: forwarded from the caller's contract.
+        unsafe { self.add_path_rule(dir.as_raw_fd(), rights) }
+    }
+
+    /// `landlock_add_rule(LANDLOCK_RULE_PATH_BENEATH)` for the opened `parent_fd`.
+    ///
+    /// # Safety
+    /// Async-signal-safe: one syscall.
+    unsafe fn add_path_rule(&self, parent_fd: i32, rights: u64) -> Result<(), ChildError> {
         let attr = PathBeneathAttr {
             allowed_access: rights,
-            parent_fd: dir.as_raw_fd(),
+            parent_fd,
         };
         // SAFETY: LANDLOCK_RULE_PATH_BENEATH (1) with a pointer to a live attr struct.
         let rc = unsafe {

@@ -65,6 +65,13 @@ pub struct NsPlan {
     loopback_up: bool,
     pid: bool,
     hide: HidePlan,
+    /// Options of the private `/tmp` tmpfs (mode and size).
+    tmp_opts: CString,
+    /// Options of the private `/dev/shm` tmpfs.
+    shm_opts: CString,
+    /// `/dev/pts` and `/dev/shm` exist on this host (checked in the parent).
+    dev_pts: bool,
+    dev_shm: bool,
     uid_map: MapLine,
     gid_map: MapLine,
 }
@@ -83,6 +90,10 @@ impl NsPlan {
             loopback_up: net && loopback_up,
             pid: false,
             hide: HidePlan::default(),
+            tmp_opts: c"mode=1777".to_owned(),
+            shm_opts: c"mode=1777".to_owned(),
+            dev_pts: Path::new("/dev/pts").is_dir(),
+            dev_shm: Path::new("/dev/shm").is_dir(),
             uid_map: MapLine::identity(rustix::process::geteuid().as_raw()),
             gid_map: MapLine::identity(rustix::process::getegid().as_raw()),
         }
@@ -91,6 +102,15 @@ impl NsPlan {
     /// Adds a pid namespace (only with a mount namespace, which its `/proc` needs).
     pub fn with_pid(mut self, pid: bool) -> Self {
         self.pid = pid && self.mount;
+        self
+    }
+
+    /// Bounds the private `/tmp` and `/dev/shm` to `bytes` each.
+    pub fn with_tmp_size(mut self, bytes: u64) -> Self {
+        if let Ok(opts) = CString::new(format!("mode=1777,size={bytes}")) {
+            self.tmp_opts = opts.clone();
+            self.shm_opts = opts;
+        }
         self
     }
 
@@ -105,6 +125,11 @@ impl NsPlan {
         self.mount = true;
         self.ipc = true;
         (self, true)
+    }
+
+    /// True when `/dev/shm` gets a private tmpfs along with the private devpts.
+    pub fn private_shm(&self) -> bool {
+        self.private_devices() && self.dev_shm
     }
 
     /// True when the plan gives the session its own pid namespace.
@@ -172,10 +197,12 @@ impl NsPlan {
                     c"/tmp",
                     c"tmpfs",
                     MountFlags::NOSUID | MountFlags::NODEV,
-                    Some(c"mode=1777"),
+                    Some(self.tmp_opts.as_c_str()),
                 )
                 .map_err(fail)?;
             }
+            // SAFETY: forwarded from the caller's contract.
+            unsafe { self.mount_private_devices() }?;
             // SAFETY: forwarded from the caller's contract.
             unsafe { self.hide.apply() }?;
         }
@@ -188,6 +215,48 @@ impl NsPlan {
 }
 
 impl NsPlan {
+    /// True when the session gets its own `/dev/pts` and `/dev/shm` (with any mount
+    /// namespace).
+    pub fn private_devices(&self) -> bool {
+        // (Fields only: this runs in the child too.)
+        self.mount && self.dev_pts
+    }
+
+    /// Gives the session its own terminals and shared memory: a new `devpts` instance on
+    /// `/dev/pts` (with `/dev/ptmx` pointing into it) and a bounded tmpfs on `/dev/shm`. The
+    /// host's (and other sessions') terminals are then out of sight: nothing can write text
+    /// or escape sequences into them, or resize them. The session's own terminal stays open
+    /// on its descriptors and as `/dev/tty`.
+    ///
+    /// # Safety
+    /// Only async-signal-safe syscalls; meant for the child in its new mount namespace.
+    unsafe fn mount_private_devices(&self) -> Result<(), ChildError> {
+        if !self.private_devices() {
+            return Ok(());
+        }
+        let fail = |e| ChildError::from_rustix(ChildStep::Mount, e);
+        rustix::mount::mount(
+            c"devpts",
+            c"/dev/pts",
+            c"devpts",
+            MountFlags::NOSUID | MountFlags::NOEXEC,
+            Some(c"newinstance,ptmxmode=0666,mode=0620"),
+        )
+        .map_err(fail)?;
+        rustix::mount::mount_bind(c"/dev/pts/ptmx", c"/dev/ptmx").map_err(fail)?;
+        if self.dev_shm {
+            rustix::mount::mount(
+                c"tmpfs",
+                c"/dev/shm",
+                c"tmpfs",
+                MountFlags::NOSUID | MountFlags::NODEV,
+                Some(self.shm_opts.as_c_str()),
+            )
+            .map_err(fail)?;
+        }
+        Ok(())
+    }
+
     /// Enters the pid namespace: unshares it and forks. The caller (the keeper) never
     /// returns: it waits for its child and exits with its status. The child, pid 1 of the
     /// new namespace, returns and must call [`NsPlan::mount_proc`] next. Does nothing

@@ -134,6 +134,17 @@ pub struct FsPolicy {
     /// Mount a fresh tmpfs on `/tmp` in a private mount namespace (writable, per session).
     #[serde(default = "yes")]
     pub private_tmp: bool,
+    /// Size of the private `/tmp` and of the private `/dev/shm`, in bytes (the tmpfs `size`
+    /// option; memory they use counts against the session's memory limit).
+    #[serde(default = "default_tmp_bytes")]
+    pub tmp_bytes: u64,
+}
+
+/// 1 GiB: room for builds that spill to `/tmp`, bounded so one session cannot fill memory.
+pub const DEFAULT_TMP_BYTES: u64 = 1 << 30;
+
+fn default_tmp_bytes() -> u64 {
+    DEFAULT_TMP_BYTES
 }
 
 /// Which system calls are denied.
@@ -326,12 +337,15 @@ impl Policy {
                 write: writable,
                 execute,
                 private_tmp: name != "isolated",
+                tmp_bytes: DEFAULT_TMP_BYTES,
             },
             network,
             private_pids: true,
             syscalls: default_syscalls(),
             limits: Limits {
-                cpu_seconds: None,
+                // Per process: a runaway loop is stopped after an hour of CPU; a shell that
+                // lives for days uses seconds of its own.
+                cpu_seconds: Some(3600),
                 memory_bytes: Some(4 << 30),
                 processes: Some(1024),
                 open_files: Some(4096),

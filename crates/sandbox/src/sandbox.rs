@@ -66,6 +66,8 @@ pub enum Protection {
     IpcNamespace,
     /// A pid namespace with its own `/proc`: only the session's processes are visible.
     PidNamespace,
+    /// Its own `devpts` instance and `/dev/shm`: other terminals are out of sight.
+    PrivateDevices,
     /// The daemon's state directory and socket are covered in the session's mount
     /// namespace: nothing in the session can reach the daemon.
     DaemonHidden,
@@ -124,6 +126,7 @@ impl fmt::Display for Protection {
             Protection::IpcNamespace => write!(f, "ipc namespace"),
             Protection::PidNamespace => write!(f, "pid namespace with its own /proc"),
             Protection::DaemonHidden => write!(f, "daemon socket and state hidden"),
+            Protection::PrivateDevices => write!(f, "private /dev/pts and /dev/shm"),
             Protection::CgroupMemory { bytes, version } => {
                 write!(f, "cgroup {version:?} memory limit {bytes} bytes")
             }
@@ -201,6 +204,9 @@ impl Sandbox {
         };
         p.plan_namespaces(caps);
         p.plan_hiding(caps, hidden);
+        if p.ns.private_devices() {
+            p.active.push(Protection::PrivateDevices);
+        }
         p.plan_landlock(caps, workspace)?;
         p.plan_seccomp(caps)?;
         p.plan_limits(caps)?;
@@ -221,7 +227,9 @@ impl Prepared {
         let tmp = want_tmp && caps.mount_ns;
         let net = want_net && caps.net_ns;
         let pids = self.policy.private_pids && caps.pid_ns && caps.mount_ns;
-        self.ns = NsPlan::new(caps.user_ns, tmp || pids, net, tmp, loopback).with_pid(pids);
+        self.ns = NsPlan::new(caps.user_ns, tmp || pids, net, tmp, loopback)
+            .with_pid(pids)
+            .with_tmp_size(self.policy.fs.tmp_bytes);
         if caps.user_ns {
             self.active.push(Protection::UserNamespace);
         }
@@ -450,6 +458,11 @@ impl Prepared {
                 // The tmpfs is private to the session, so writing it is harmless.
                 // SAFETY: as above; the tmpfs is mounted by now.
                 unsafe { ruleset.allow_private_tmp() }?;
+            }
+            if self.ns.private_devices() {
+                // The session's own devpts and /dev/shm are new mounts as well.
+                // SAFETY: as above; both are mounted by now.
+                unsafe { ruleset.allow_private_devices(self.ns.private_shm()) }?;
             }
             if self.proc_rule {
                 // SAFETY: as above; the namespace's /proc is mounted by now.

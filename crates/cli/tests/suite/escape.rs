@@ -142,3 +142,156 @@ fn a_process_in_another_user_namespace_is_refused_at_the_socket() {
     // The daemon is untouched.
     env.ok(&["new", "-s", "fine"]);
 }
+
+/// What a viewer session running `attach` received on its terminal (its raw log).
+fn viewer_bytes(env: &Env, viewer: &str) -> Vec<u8> {
+    env.run(&["read", "-t", viewer, "--raw", "--since", "0"])
+        .stdout
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn attach_passes_no_clipboard_writes_or_terminal_queries_unless_allowed() {
+    let env = Env::new();
+    env.ok(&["new", "-s", "target"]);
+    let exe = env!("CARGO_BIN_EXE_ai-session");
+    env.ok(&[
+        "new", "-s", "viewer", "--", exe, "-L", "t", "attach", "-t", "target",
+    ]);
+    env.ok(&[
+        "new",
+        "-s",
+        "viewer-clip",
+        "--",
+        exe,
+        "-L",
+        "t",
+        "attach",
+        "-t",
+        "target",
+        "--allow-clipboard",
+    ]);
+    for v in ["viewer", "viewer-clip"] {
+        env.ok(&["wait", "-t", v, "--idle", "300", "--timeout", "20"]);
+    }
+    // A hostile program: sets the clipboard, asks for the cursor position, the device
+    // attributes and the window title (answers would be typed into the session).
+    env.exec(
+        "target",
+        r"printf '\033]52;c;ZXZpbA==\007\033[6n\033[c\033[21t\033]11;?\007after-the-attack\n'",
+    );
+    for v in ["viewer", "viewer-clip"] {
+        env.ok(&[
+            "wait",
+            "-t",
+            v,
+            "--for",
+            "after-the-attack",
+            "--since",
+            "0",
+            "--timeout",
+            "20",
+        ]);
+    }
+    let plain = viewer_bytes(&env, "viewer");
+    let clip = viewer_bytes(&env, "viewer-clip");
+    for (name, bytes) in [("viewer", &plain), ("viewer-clip", &clip)] {
+        for query in [&b"\x1b[6n"[..], b"\x1b[c", b"\x1b[21t", b"\x1b]11;?"] {
+            assert!(!contains(bytes, query), "{name} got {query:?}");
+        }
+    }
+    assert!(
+        !contains(&plain, b"\x1b]52;"),
+        "the clipboard write reached the terminal"
+    );
+    assert!(
+        contains(&clip, b"\x1b]52;c;ZXZpbA=="),
+        "--allow-clipboard passes OSC 52"
+    );
+}
+
+#[test]
+fn a_sandboxed_shell_sees_no_other_terminal_no_host_shm_and_no_secrets() {
+    let env = Env::outside_tmp();
+    let ws = env.home.path().join("ws");
+    std::fs::create_dir_all(&ws).unwrap();
+    let wss = ws.display().to_string();
+    // The daemon starts with the store's passphrase in its environment, and the client that
+    // creates the sessions has it (and a token variable) too.
+    let out = env
+        .command(&["new", "-s", "host"])
+        .env("AI_SESSION_PASSPHRASE", "pass-phrase-secret")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let host_tty = env.exec("host", "tty")["output"]
+        .as_str()
+        .unwrap()
+        .trim()
+        .to_string();
+    assert!(host_tty.starts_with("/dev/pts/"), "{host_tty}");
+    let out = env
+        .command(&["new", "-s", "box", "--policy", "default", "-c", &wss])
+        .env("AI_SESSION_PASSPHRASE", "pass-phrase-secret")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+
+    // Another session's terminal: not there to write to or resize.
+    let r = env.exec(
+        "box",
+        &format!("ls /dev/pts; printf 'INJECTED' > {host_tty}; stty -F {host_tty} cols 20"),
+    );
+    assert_ne!(r["exit_code"], 0, "{r}");
+    assert_eq!(
+        r["output"].as_str().unwrap().lines().next(),
+        Some("ptmx"),
+        "{r}"
+    );
+    let screen = env.ok(&["capture", "-t", "host"]);
+    assert!(!screen.contains("INJECTED"), "{screen}");
+    // Its own terminals still work (a program that opens a pty).
+    let r = env.exec(
+        "box",
+        "/usr/bin/python3 -c 'import os; m, s = os.openpty(); print(os.ttyname(s))'",
+    );
+    assert_eq!(r["exit_code"], 0, "{r}");
+
+    // /dev/shm is private and bounded; nothing left on the host's.
+    let r = env.exec(
+        "box",
+        "echo x > /dev/shm/ais-escape-probe && df -k /dev/shm /tmp | tail -2",
+    );
+    assert_eq!(r["exit_code"], 0, "{r}");
+    for line in r["output"].as_str().unwrap().lines() {
+        let size: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+        assert_eq!(size, 1024 * 1024, "{line}");
+    }
+    assert!(!std::path::Path::new("/dev/shm/ais-escape-probe").exists());
+
+    // A CPU-time limit by default.
+    let r = env.exec("box", "ulimit -t");
+    assert_eq!(r["output"].as_str().unwrap().trim(), "3600", "{r}");
+
+    // No session inherits the passphrase (sandboxed or not, environment or /proc).
+    for name in ["host", "box"] {
+        let r = env.exec(
+            name,
+            "env | grep -c AI_SESSION_PASSPHRASE; tr '\\0' '\\n' < /proc/$$/environ | grep -c pass-phrase-secret",
+        );
+        assert_eq!(r["output"], "0\n0\n", "{name}: {r}");
+    }
+    // Unless given explicitly.
+    env.ok(&[
+        "new",
+        "-s",
+        "given",
+        "-e",
+        "AI_SESSION_PASSPHRASE=on-purpose",
+    ]);
+    let r = env.exec("given", "echo $AI_SESSION_PASSPHRASE");
+    assert_eq!(r["output"], "on-purpose\n");
+}
