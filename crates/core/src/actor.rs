@@ -63,6 +63,8 @@ pub(crate) struct Actor {
     pub log: OutputLog,
     pub scanner: Scanner,
     pub secret: String,
+    /// The file that handed `secret` to the hooks, removed at the shell's first mark.
+    pub mark_file: Option<std::path::PathBuf>,
     pub kind: ShellKind,
     pub integration: Integration,
     pub created: Instant,
@@ -333,6 +335,20 @@ impl Actor {
         if !self.mark_is_ours(&mark) {
             return;
         }
+        if let Some(file) = self.mark_file.take() {
+            // The hooks have read the secret: no command may find it on disk.
+            if let Err(e) = std::fs::remove_file(&file) {
+                tracing::warn!(session = %self.name, "cannot remove {}: {e}", file.display());
+            }
+        }
+        // A prompt or a finished command is the shell's own report only while the shell holds
+        // the terminal: it prints them after taking the terminal back and then waits at its
+        // prompt. Printed by a program still in the foreground, they are forged. (C is not
+        // checked: the shell prints it just before handing the terminal to the command.)
+        if matches!(mark.kind, b'A' | b'B' | b'D') && self.foreground().is_some() {
+            tracing::warn!(session = %self.name, kind = %char::from(mark.kind), "ignored a mark printed while a program held the terminal");
+            return;
+        }
         match mark.kind {
             b'A' => {
                 self.last_prompt = mark.end;
@@ -371,10 +387,13 @@ impl Actor {
                 }
                 self.last_exit = code;
                 self.running = false;
-                let finished = self
-                    .exec
-                    .as_ref()
-                    .is_some_and(|p| mark.start >= p.input_offset);
+                // Where the shell marks each command's start (bash, zsh), the exec finishes
+                // only after its own C: a D before it reports an earlier command (one that
+                // printed a forged prompt, letting this exec be typed while it still ran).
+                let needs_c = self.integration == Integration::Osc133 && self.kind != ShellKind::Sh;
+                let finished = self.exec.as_ref().is_some_and(|p| {
+                    mark.start >= p.input_offset && (!needs_c || p.out_start.is_some())
+                });
                 if finished {
                     if let Some(p) = self.exec.take() {
                         let mut result =

@@ -180,12 +180,14 @@ impl SessionManager {
         env.insert("AI_SESSION_NAME".into(), name.clone());
         let kind = ShellKind::detect(&argv[0]);
         let secret = crate::random_hex(16);
+        let dir = self.inner.config.data_dir.join("sessions").join(&name);
+        let mark_file = dir.join("mark");
         let spawned_argv = if kind.has_hooks() {
-            self.inner.hooks.inject(kind, &argv, &mut env, &secret)
+            crate::shell::write_mark_file(&mark_file, &secret)?;
+            self.inner.hooks.inject(kind, &argv, &mut env, &mark_file)
         } else {
             argv.clone()
         };
-        let dir = self.inner.config.data_dir.join("sessions").join(&name);
         let sandbox = match &params.policy {
             Some(spec) => {
                 std::fs::create_dir_all(&dir)?;
@@ -263,6 +265,7 @@ impl SessionManager {
             log,
             scanner: Scanner::default(),
             secret,
+            mark_file: kind.has_hooks().then_some(mark_file),
             kind,
             integration,
             created: Instant::now(),

@@ -3,7 +3,10 @@
 //! `D;<exit code>` command finished). The user's own rc files still run first.
 //!
 //! Each mark carries the session's secret (`aid=`), so output that merely contains such a
-//! sequence (a `cat` of an old log) is not mistaken for the shell's own mark.
+//! sequence (a `cat` of an old log) is not mistaken for the shell's own mark. The secret is
+//! never in the environment (where `/proc/PID/environ` would show it to every child for the
+//! shell's whole life): the hooks read it from a 0600 file as their first step, and the daemon
+//! deletes the file when the shell's first mark arrives, before any command is typed.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -46,18 +49,19 @@ impl ShellKind {
     }
 }
 
-/// The environment variable that hands the session's secret to the hooks (which unset it).
-pub const MARK_ENV: &str = "AI_SESSION_MARK";
+/// The environment variable naming the file that hands the session's secret to the hooks.
+pub const MARK_FILE_ENV: &str = "AI_SESSION_MARK_FILE";
 
 const BASH_RC: &str = r#"# ai-session shell integration for bash: OSC 133 marks around prompts and commands.
+__ais_mark=
+if [ -r "${AI_SESSION_MARK_FILE-}" ]; then read -r __ais_mark < "$AI_SESSION_MARK_FILE"; fi
+unset AI_SESSION_MARK_FILE
 if [ -n "${AI_SESSION_BASHRC-}" ]; then
   [ -r "$AI_SESSION_BASHRC" ] && . "$AI_SESSION_BASHRC"
 elif [ -r "$HOME/.bashrc" ]; then
   . "$HOME/.bashrc"
 fi
 unset AI_SESSION_BASHRC
-__ais_mark=$AI_SESSION_MARK
-unset AI_SESSION_MARK
 __ais_pre() {
   local s=$?
   printf '\033]133;D;%s;aid=%s\007\033]133;A;aid=%s\007' "$s" "$__ais_mark" "$__ais_mark"
@@ -80,6 +84,9 @@ PS0="${PS0-}\e]133;C;aid=$__ais_mark\a"
 "#;
 
 const SH_RC: &str = r#"# ai-session shell integration for POSIX sh: OSC 133 marks in the prompt.
+__ais_mark=
+if [ -r "${AI_SESSION_MARK_FILE-}" ]; then read -r __ais_mark < "$AI_SESSION_MARK_FILE"; fi
+unset AI_SESSION_MARK_FILE
 if [ -n "${AI_SESSION_ENV-}" ]; then
   ENV=$AI_SESSION_ENV
   [ -r "$ENV" ] && . "$ENV"
@@ -87,13 +94,14 @@ else
   unset ENV
 fi
 unset AI_SESSION_ENV
-__ais_mark=$AI_SESSION_MARK
-unset AI_SESSION_MARK
 PS1="$(printf '\033]133;D;')"'$?'"$(printf ';aid=%s\007\033]133;A;aid=%s\007' "$__ais_mark" "$__ais_mark")${PS1-\$ }$(printf '\033]133;B;aid=%s\007' "$__ais_mark")"
 PS2=''
 "#;
 
 const ZSH_ENV: &str = r#"# ai-session shell integration for zsh: load the user's .zshenv, keep ours for .zshrc.
+__ais_mark=
+if [ -r "${AI_SESSION_MARK_FILE-}" ]; then read -r __ais_mark < "$AI_SESSION_MARK_FILE"; fi
+unset AI_SESSION_MARK_FILE
 __ais_user_zdotdir=${AI_SESSION_ZDOTDIR:-$HOME}
 __ais_our_zdotdir=$ZDOTDIR
 if [[ -r "$__ais_user_zdotdir/.zshenv" ]]; then
@@ -107,8 +115,6 @@ const ZSH_RC: &str = r#"# ai-session shell integration for zsh: OSC 133 marks fr
 if [[ -n "${AI_SESSION_ZDOTDIR-}" ]]; then ZDOTDIR=$AI_SESSION_ZDOTDIR; else unset ZDOTDIR; fi
 unset AI_SESSION_ZDOTDIR
 [[ -r "${ZDOTDIR:-$HOME}/.zshrc" ]] && . "${ZDOTDIR:-$HOME}/.zshrc"
-__ais_mark=$AI_SESSION_MARK
-unset AI_SESSION_MARK
 __ais_precmd() {
   local s=$?
   printf '\033]133;D;%s;aid=%s\007\033]133;A;aid=%s\007' "$s" "$__ais_mark" "$__ais_mark"
@@ -143,12 +149,13 @@ impl Hooks {
     }
 
     /// Rewrites `argv` and `env` so the shell loads its hooks; returns the new argv.
+    /// `mark_file` holds the session's secret (see [`write_mark_file`]).
     pub fn inject(
         &self,
         kind: ShellKind,
         argv: &[String],
         env: &mut BTreeMap<String, String>,
-        secret: &str,
+        mark_file: &Path,
     ) -> Vec<String> {
         let mut argv = argv.to_vec();
         match kind {
@@ -183,9 +190,29 @@ impl Hooks {
             }
             ShellKind::OtherPosix | ShellKind::NotShell => return argv,
         }
-        env.insert(MARK_ENV.into(), secret.into());
+        env.insert(
+            MARK_FILE_ENV.into(),
+            mark_file.to_string_lossy().into_owned(),
+        );
         argv
     }
+}
+
+/// Writes the session's secret to `path`, readable by its owner only, for the hooks to read
+/// once; the session removes it when the shell's first mark arrives.
+pub fn write_mark_file(path: &Path, secret: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(format!("{secret}\n").as_bytes())
 }
 
 fn take_rcfile(argv: &mut Vec<String>) -> Option<String> {
@@ -229,10 +256,11 @@ mod tests {
         let hooks = Hooks::install(dir.path()).unwrap();
         let mut env = BTreeMap::new();
         let argv: Vec<String> = ["bash", "--rcfile", "/my/rc"].map(String::from).to_vec();
-        let out = hooks.inject(ShellKind::Bash, &argv, &mut env, "s3cret");
+        let out = hooks.inject(ShellKind::Bash, &argv, &mut env, Path::new("/s/mark"));
         assert_eq!(out[1], "--rcfile");
         assert_eq!(env["AI_SESSION_BASHRC"], "/my/rc");
-        assert_eq!(env[MARK_ENV], "s3cret");
+        assert_eq!(env[MARK_FILE_ENV], "/s/mark");
+        assert!(!env.values().any(|v| v.contains("s3cret")));
         assert!(!out.contains(&"/my/rc".to_owned()));
     }
 }

@@ -446,6 +446,36 @@ impl Access {
         }
     }
 
+    /// The policy of a session `who` starts in `cwd`, checked: for anyone but the owner the
+    /// workspace must be one the policy allows and never `/`, the home directory or the
+    /// daemon's state (its `run/` and `servers/`). The error names what is allowed.
+    pub(crate) fn sandbox_for(
+        &self,
+        who: &Principal,
+        asked: Option<String>,
+        cwd: Option<&str>,
+        paths: &ai_session_core::paths::Paths,
+    ) -> Result<Option<String>, RpcError> {
+        let policy = self.session_policy(who, asked);
+        let (Principal::Agent(_) | Principal::Token(_), Some(spec)) = (who, &policy) else {
+            return Ok(policy);
+        };
+        let (parsed, _) = ai_session_core::sandbox::parse_policy(spec).map_err(|e| e.to_rpc())?;
+        let cwd = match cwd {
+            Some(dir) => PathBuf::from(dir),
+            None => std::env::current_dir().map_err(|e| {
+                RpcError::new(ErrorKind::Internal, format!("no working directory: {e}"))
+            })?,
+        };
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+        let (run, servers) = (paths.home.join("run"), paths.home.join("servers"));
+        let state = [run.as_path(), servers.as_path(), paths.data.as_path()];
+        parsed
+            .check_workspace(&cwd, home.as_deref(), &state)
+            .map_err(|e| RpcError::new(ErrorKind::PermissionDenied, e))?;
+        Ok(policy)
+    }
+
     /// `access.policy`: binds a sandbox policy to a principal (or unbinds it with `None`).
     pub(crate) fn set_policy(&self, principal: &str, policy: Option<&str>) -> Result<(), RpcError> {
         self.known(principal)?;

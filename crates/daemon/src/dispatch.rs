@@ -176,7 +176,12 @@ async fn route(
         }
         m::SESSION_NEW => {
             let mut new: NewParams = params(p)?;
-            new.policy = daemon.access.session_policy(who, new.policy.take());
+            new.policy = daemon.access.sandbox_for(
+                who,
+                new.policy.take(),
+                new.cwd.as_deref(),
+                &daemon.paths,
+            )?;
             let info = daemon.manager.create(new.clone()).await.map_err(core)?;
             daemon.persist.on_new(&info, &new);
             daemon.access.owns_session(who, &info.name);

@@ -774,12 +774,26 @@ pub(crate) async fn route(
                 })
                 .await?;
             let state = &restored.state;
+            let policy =
+                match daemon
+                    .access
+                    .sandbox_for(who, None, Some(&state.cwd), &daemon.paths)
+                {
+                    Ok(policy) => policy,
+                    Err(e) => {
+                        let id = state.id.clone();
+                        persist.submit(move |w| {
+                            w.store.delete_session(&id).ok();
+                        });
+                        return Err(e);
+                    }
+                };
             let info = match spawn_saved(
                 daemon,
                 state,
                 &state.cwd,
                 restored.snapshot.scrollback.as_ref(),
-                daemon.access.session_policy(who, None),
+                policy,
             )
             .await
             {
@@ -869,15 +883,20 @@ pub(crate) async fn route(
                 })
                 .await?;
             let cwd = std::mem::take(&mut state.cwd);
-            let info = match spawn_saved(
-                daemon,
-                &state,
-                &cwd,
-                scrollback.as_ref(),
-                daemon.access.session_policy(who, None),
-            )
-            .await
+            let policy = match daemon
+                .access
+                .sandbox_for(who, None, Some(&cwd), &daemon.paths)
             {
+                Ok(policy) => policy,
+                Err(e) => {
+                    let id = state.id.clone();
+                    persist.submit(move |w| {
+                        w.store.delete_session(&id).ok();
+                    });
+                    return Err(e);
+                }
+            };
+            let info = match spawn_saved(daemon, &state, &cwd, scrollback.as_ref(), policy).await {
                 Ok(info) => info,
                 Err(e) => {
                     let id = state.id.clone();

@@ -222,6 +222,11 @@ pub struct Policy {
     /// Audit settings.
     #[serde(default)]
     pub audit: AuditSettings,
+    /// Where a session started by an agent or a token under this policy may work (`new -c
+    /// DIR` must be one of these or below one; `{home}` expands). Empty: anywhere but `/`, the
+    /// home directory itself and the daemon's state, which are never an agent's workspace.
+    #[serde(default)]
+    pub workspaces: Vec<String>,
 }
 
 fn yes() -> bool {
@@ -352,6 +357,7 @@ impl Policy {
                 file_size_bytes: Some(8 << 30),
             },
             audit: AuditSettings::default(),
+            workspaces: Vec::new(),
         })
     }
 
@@ -434,6 +440,53 @@ impl Policy {
             write: expand(&self.fs.write),
             execute: expand(&self.fs.execute),
         }
+    }
+
+    /// Checks that `cwd` may be the workspace of a session an agent or a token starts under
+    /// this policy. `forbidden` are directories never allowed as or above a workspace (the
+    /// daemon's state). The error says which directories are allowed.
+    pub fn check_workspace(
+        &self,
+        cwd: &Path,
+        home: Option<&Path>,
+        forbidden: &[&Path],
+    ) -> Result<(), String> {
+        let cwd = cwd
+            .canonicalize()
+            .map_err(|e| format!("{}: {e}", cwd.display()))?;
+        if cwd == Path::new("/") || home.is_some_and(|h| cwd == h) {
+            return Err(format!(
+                "{} cannot be an agent's workspace: give a project directory (-c DIR)",
+                cwd.display()
+            ));
+        }
+        if let Some(dir) = forbidden
+            .iter()
+            .find(|f| cwd.starts_with(f) || f.starts_with(&cwd))
+        {
+            return Err(format!(
+                "{} holds or lies in the daemon's state directory {}: give a project directory (-c DIR)",
+                cwd.display(),
+                dir.display()
+            ));
+        }
+        if self.workspaces.is_empty() {
+            return Ok(());
+        }
+        let roots: Vec<PathBuf> = self
+            .workspaces
+            .iter()
+            .filter_map(|w| expand_path(w, &cwd, home))
+            .collect();
+        if roots.iter().any(|r| cwd.starts_with(r)) {
+            return Ok(());
+        }
+        let names: Vec<String> = roots.iter().map(|r| r.display().to_string()).collect();
+        Err(format!(
+            "{} is outside the workspaces this policy allows ({}): use -c with a directory under one of them",
+            cwd.display(),
+            names.join(", ")
+        ))
     }
 
     /// A human explanation of what the policy allows, for `ai-session policy check`.

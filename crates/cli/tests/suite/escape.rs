@@ -295,3 +295,58 @@ fn a_sandboxed_shell_sees_no_other_terminal_no_host_shm_and_no_secrets() {
     let r = env.exec("given", "echo $AI_SESSION_PASSPHRASE");
     assert_eq!(r["output"], "on-purpose\n");
 }
+
+#[test]
+fn an_agents_workspace_is_one_its_policy_allows_never_root_home_or_state() {
+    let env = Env::outside_tmp();
+    let home = env.home.path();
+    std::fs::create_dir_all(home.join("work/project")).unwrap();
+    std::fs::create_dir_all(home.join("elsewhere")).unwrap();
+    let token = env
+        .ok(&["agent", "register", "builder", "--keep"])
+        .trim()
+        .to_string();
+    let id = token.split('.').next().unwrap().to_string();
+    let as_agent = |dir: &str| {
+        env.command(&["new", "-c", dir])
+            .env("AI_SESSION_TOKEN", &token)
+            .output()
+            .unwrap()
+    };
+    let stderr = |o: &std::process::Output| String::from_utf8_lossy(&o.stderr).into_owned();
+    // Bound to `default`: write access to the workspace must never be `/` or the home.
+    env.ok(&["access", "policy", &format!("agent:{id}"), "default"]);
+    for dir in ["/", &home.display().to_string()] {
+        let out = as_agent(dir);
+        assert!(!out.status.success(), "{dir} was accepted");
+        assert!(
+            stderr(&out).contains("cannot be an agent's workspace"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    let out = as_agent(&home.join("servers").display().to_string());
+    assert!(!out.status.success());
+    // A policy that names its workspaces: only directories under them.
+    let policy = home.join("work-only.toml");
+    std::fs::write(
+        &policy,
+        "network = \"loopback\"\nworkspaces = [\"{home}/work\"]\n[fs]\nread = [\"/usr\", \"/bin\", \"/lib\", \"/lib64\", \"/etc\", \"{workspace}\"]\nwrite = [\"{workspace}\"]\nexecute = [\"/usr\", \"/bin\"]\n",
+    )
+    .unwrap();
+    env.ok(&[
+        "access",
+        "policy",
+        &format!("agent:{id}"),
+        &policy.display().to_string(),
+    ]);
+    let out = as_agent(&home.join("elsewhere").display().to_string());
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("outside the workspaces") && err.contains("/work"),
+        "{err}"
+    );
+    let out = as_agent(&home.join("work/project").display().to_string());
+    assert!(out.status.success(), "{}", stderr(&out));
+}
