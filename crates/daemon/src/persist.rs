@@ -774,20 +774,19 @@ pub(crate) async fn route(
                 })
                 .await?;
             let state = &restored.state;
-            let policy =
-                match daemon
-                    .access
-                    .sandbox_for(who, None, Some(&state.cwd), &daemon.paths)
-                {
-                    Ok(policy) => policy,
-                    Err(e) => {
-                        let id = state.id.clone();
-                        persist.submit(move |w| {
-                            w.store.delete_session(&id).ok();
-                        });
-                        return Err(e);
-                    }
-                };
+            let policy = match daemon
+                .access
+                .sandbox_for(who, None, Some(&state.cwd), &daemon.paths)
+            {
+                Ok(policy) => policy,
+                Err(e) => {
+                    let id = state.id.clone();
+                    persist.submit(move |w| {
+                        w.store.delete_session(&id).ok();
+                    });
+                    return Err(e);
+                }
+            };
             let info = match spawn_saved(
                 daemon,
                 state,

@@ -350,3 +350,42 @@ fn an_agents_workspace_is_one_its_policy_allows_never_root_home_or_state() {
     let out = as_agent(&home.join("work/project").display().to_string());
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+#[test]
+fn an_import_by_a_policy_bound_agent_runs_in_its_policy() {
+    let env = Env::outside_tmp();
+    let ws = env.home.path().join("ws");
+    std::fs::create_dir_all(&ws).unwrap();
+    let wss = ws.display().to_string();
+    env.ok(&["new", "-s", "free", "-c", &wss]);
+    env.exec("free", "echo before-export");
+    let export = env.home.path().join("free.export");
+    let out = env.run(&["export", "-t", "free"]);
+    assert!(out.status.success(), "{out:?}");
+    std::fs::write(&export, &out.stdout).unwrap();
+    let token = env
+        .ok(&["agent", "register", "importer", "--keep"])
+        .trim()
+        .to_string();
+    let id = token.split('.').next().unwrap().to_string();
+    env.ok(&["access", "policy", &format!("agent:{id}"), "read-only"]);
+    let out = env
+        .command(&["import", "-s", "mine", "--json"])
+        .env("AI_SESSION_TOKEN", &token)
+        .stdin(std::fs::File::open(&export).unwrap())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let list = env.json(&["ls"]);
+    let mine = list["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "mine")
+        .unwrap()
+        .clone();
+    assert_eq!(mine["sandbox"]["policy"], "read-only", "{mine}");
+    let r = env.exec("mine", "echo x > written.txt");
+    assert_ne!(r["exit_code"], 0, "{r}");
+    assert!(!ws.join("written.txt").exists());
+}
