@@ -126,6 +126,12 @@ impl Registry {
         }
     }
 
+    /// Hands out ids from `first` on (at least 1).
+    pub(crate) fn starting_at(mut self, first: u64) -> Self {
+        self.next_id = first.max(1);
+        self
+    }
+
     pub(crate) fn register(
         &mut self,
         spec: AgentSpec,

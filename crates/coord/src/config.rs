@@ -24,6 +24,10 @@ pub struct CoordConfig {
     pub retry_base: Duration,
     /// The longest backoff between retries.
     pub retry_max: Duration,
+    /// The id the first agent registered gets. A daemon passes one past every id an earlier
+    /// run handed out, so an id (and every grant or policy kept under it) never names two
+    /// agents.
+    pub first_agent_id: u64,
 }
 
 impl Default for CoordConfig {
@@ -42,6 +46,7 @@ impl Default for CoordConfig {
             task_timeout: None,
             retry_base: Duration::from_secs(1),
             retry_max: Duration::from_secs(60),
+            first_agent_id: 1,
         }
     }
 }

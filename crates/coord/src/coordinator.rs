@@ -161,7 +161,9 @@ impl Coordinator {
         };
         let alarm = Arc::new(Alarm::new());
         let shared = Arc::new(Shared {
-            registry: Mutex::new(Registry::new(config.heartbeat_deadline)),
+            registry: Mutex::new(
+                Registry::new(config.heartbeat_deadline).starting_at(config.first_agent_id),
+            ),
             tasks: Mutex::new(Distributor::new(strategy, policy)),
             bus: Bus::new(config.inbox, config.dead_letter_capacity),
             alarm: alarm.clone(),

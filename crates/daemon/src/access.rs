@@ -179,6 +179,9 @@ struct Stored {
     /// The sandbox policy (profile name or TOML) every session of a principal runs in.
     #[serde(default)]
     policies: BTreeMap<String, String>,
+    /// One past the highest agent id any run of this daemon handed out.
+    #[serde(default)]
+    next_agent_id: u64,
 }
 
 /// A principal's entry for `access.list`.
@@ -442,6 +445,76 @@ impl Access {
             Principal::Owner | Principal::Http => asked,
             Principal::Agent(_) | Principal::Token(_) => {
                 Some(asked.unwrap_or_else(|| "isolated".to_string()))
+            }
+        }
+    }
+
+    /// The id the next daemon run's first agent gets: past every id handed out before and
+    /// every agent named in a grant or a policy.
+    pub(crate) fn first_agent_id(&self) -> u64 {
+        let state = self.state();
+        let named = state
+            .grants
+            .keys()
+            .chain(state.policies.keys())
+            .filter_map(|k| k.strip_prefix("agent:")?.parse::<u64>().ok())
+            .max()
+            .map_or(1, |id| id + 1);
+        named.max(state.next_agent_id).max(1)
+    }
+
+    /// An agent was registered: its id is never handed out again.
+    pub(crate) fn agent_registered(&self, id: u64) {
+        {
+            let mut state = self.state();
+            if state.next_agent_id > id {
+                return;
+            }
+            state.next_agent_id = id + 1;
+        }
+        if let Err(e) = self.save() {
+            tracing::warn!("saving access state: {e}");
+        }
+    }
+
+    /// An agent left for good: its grants and bound policy go with it.
+    pub(crate) fn forget_agent(&self, id: u64) {
+        let key = format!("agent:{id}");
+        let changed = {
+            let mut state = self.state();
+            let grants = state.grants.remove(&key).is_some();
+            state.policies.remove(&key).is_some() || grants
+        };
+        if changed {
+            if let Err(e) = self.save() {
+                tracing::warn!("saving access state: {e}");
+            }
+        }
+    }
+
+    /// Session `name` is gone (killed) or is being created anew: every capability naming it
+    /// is revoked, so a grant made for one session never reaches a later one with the same
+    /// name. Wildcards (`session:read:*`) are kept.
+    pub(crate) fn forget_session(&self, name: &str) {
+        let names_it = |cap: &str| {
+            let mut parts = cap.splitn(3, ':');
+            let resource = parts.next().unwrap_or_default();
+            parts.next();
+            matches!(resource, "session" | "snapshot") && parts.next() == Some(name)
+        };
+        let changed = {
+            let mut state = self.state();
+            let mut changed = false;
+            for caps in state.grants.values_mut() {
+                let before = caps.len();
+                caps.retain(|c| !names_it(c));
+                changed |= caps.len() != before;
+            }
+            changed
+        };
+        if changed {
+            if let Err(e) = self.save() {
+                tracing::warn!("saving access state: {e}");
             }
         }
     }

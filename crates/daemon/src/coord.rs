@@ -76,11 +76,15 @@ impl ConnState {
         }
     }
 
-    fn untrack(&self, agent: AgentId) {
+    /// Stops tracking `agent`; true when this connection had it (registered without `keep`).
+    fn untrack(&self, agent: AgentId) -> bool {
         let mut agents = self.agents.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(list) = agents.as_mut() {
-            list.retain(|a| *a != agent);
-        }
+        let Some(list) = agents.as_mut() else {
+            return false;
+        };
+        let before = list.len();
+        list.retain(|a| *a != agent);
+        list.len() != before
     }
 
     /// The connection closed: every agent it registered (without `keep`) leaves, and its
@@ -96,6 +100,7 @@ impl ConnState {
             if let Err(e) = daemon.coord.disconnect(agent) {
                 tracing::debug!("disconnecting {agent}: {e}");
             }
+            daemon.access.forget_agent(agent.0);
         }
     }
 
@@ -290,6 +295,7 @@ pub(crate) async fn route(
                 spec.max_tasks = n;
             }
             let reg = coord.register(spec).map_err(coord_error)?;
+            daemon.access.agent_registered(reg.info.id.0);
             if !p.keep && !conn.track(reg.info.id) {
                 coord.disconnect(reg.info.id).ok();
                 return Err(RpcError::new(
@@ -317,7 +323,11 @@ pub(crate) async fn route(
             let p: AgentToken = params(p)?;
             let a = auth(coord, &p)?;
             coord.unregister(&a).map_err(coord_error)?;
-            conn.untrack(a.agent);
+            // An agent tied to its connection leaves for good: its grants go with it. One
+            // registered to persist (`keep`) keeps them for its next connection.
+            if conn.untrack(a.agent) {
+                daemon.access.forget_agent(a.agent.0);
+            }
             Ok(empty())
         }
         c::BUS_PUBLISH => {

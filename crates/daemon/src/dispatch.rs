@@ -183,6 +183,7 @@ async fn route(
                 &daemon.paths,
             )?;
             let info = daemon.manager.create(new.clone()).await.map_err(core)?;
+            daemon.access.forget_session(&info.name);
             daemon.persist.on_new(&info, &new);
             daemon.access.owns_session(who, &info.name);
             json(info)
@@ -265,6 +266,7 @@ async fn route(
         m::SESSION_KILL => {
             let p: Target = params(p)?;
             daemon.manager.kill(&p.target).await.map_err(core)?;
+            daemon.access.forget_session(&p.target);
             daemon.contexts.forget(&p.target);
             daemon.persist.on_kill(&p.target);
             Ok(Value::Object(Default::default()))

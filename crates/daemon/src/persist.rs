@@ -805,6 +805,7 @@ pub(crate) async fn route(
                     return Err(e);
                 }
             };
+            daemon.access.forget_session(&info.name);
             daemon.access.owns_session(who, &info.name);
             let mut rerun = None;
             if a.rerun_last {
@@ -905,6 +906,7 @@ pub(crate) async fn route(
                     return Err(e);
                 }
             };
+            daemon.access.forget_session(&info.name);
             daemon.access.owns_session(who, &info.name);
             crate::dispatch::json(ImportResult {
                 session: info,

@@ -100,12 +100,16 @@ pub async fn serve_with(
         .map_err(setup_err(&paths.data))?;
     let persist = crate::persist::Persist::open(&paths.data).map_err(|e| ServeError::Store(e.0))?;
     let contexts = crate::context::Contexts::start().map_err(setup_err(&paths.data))?;
+    let first_agent_id = access.first_agent_id();
     let daemon = Arc::new(Daemon {
         contexts,
         persist,
         access,
         manager,
-        coord: ai_session_coord::Coordinator::new(ai_session_coord::CoordConfig::default()),
+        coord: ai_session_coord::Coordinator::new(ai_session_coord::CoordConfig {
+            first_agent_id,
+            ..ai_session_coord::CoordConfig::default()
+        }),
         paths: paths.clone(),
         started: Instant::now(),
         shutdown: Notify::new(),

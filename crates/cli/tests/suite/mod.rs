@@ -5,6 +5,7 @@ mod coord;
 mod escape;
 mod harness;
 mod http;
+mod identity;
 mod marks;
 mod persist;
 mod robustness;
