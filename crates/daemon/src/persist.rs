@@ -326,6 +326,18 @@ impl Persist {
     }
 }
 
+/// The key session output logs are sealed with when the store is encrypted (a passphrase is
+/// set: the store does not open without one once it has a key check), so output is no more in
+/// clear on disk than the store's own files. Random and kept only in memory: a log is never
+/// read by a later daemon (a resurrected session starts a new one from its sealed scrollback),
+/// so the segments a killed daemon leaves behind open for no one, passphrase or not.
+pub(crate) fn log_key() -> std::io::Result<Option<ai_session_core::log::LogKey>> {
+    match Options::from_env().passphrase {
+        Some(_) => ai_session_core::log::LogKey::random().map(Some),
+        None => Ok(None),
+    }
+}
+
 fn stopped() -> RpcError {
     RpcError::new(ErrorKind::ShuttingDown, "the session store has stopped")
 }
