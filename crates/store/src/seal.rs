@@ -51,8 +51,8 @@ pub(crate) enum Kind {
 /// A raw-content zstd dictionary of what history records look like. Small JSON records
 /// compressed one by one gain little without it; with it, the field names and common
 /// values cost a few bits. Part of layout version 1: never change it (a new dictionary
-/// needs a new method byte).
-pub(crate) const RECORD_DICT: &[u8] = br#"{"command":"","exit_code":0,"cwd":"/home/","started_ms":17,"ended_ms":17,"output_start":0,"output_end":0}{"command":"cargo build --release","exit_code":1,"cwd":"/tmp/","started_ms":17,"ended_ms":17,"output_start":1,"output_end":1}{"command":"git status","exit_code":0,"cwd":"/work/","started_ms":17,"ended_ms":17,"output_start":2,"output_end":2}{"command":"ls -la","exit_code":null,"cwd":"/root/","started_ms":17,"ended_ms":17,"output_start":3,"output_end":3}make test npm run python3 cd echo cat grep"#;
+/// needs a new method byte). Public for tools that read history frames themselves.
+pub const RECORD_DICT: &[u8] = br#"{"command":"","exit_code":0,"cwd":"/home/","started_ms":17,"ended_ms":17,"output_start":0,"output_end":0}{"command":"cargo build --release","exit_code":1,"cwd":"/tmp/","started_ms":17,"ended_ms":17,"output_start":1,"output_end":1}{"command":"git status","exit_code":0,"cwd":"/work/","started_ms":17,"ended_ms":17,"output_start":2,"output_end":2}{"command":"ls -la","exit_code":null,"cwd":"/root/","started_ms":17,"ended_ms":17,"output_start":3,"output_end":3}make test npm run python3 cd echo cat grep"#;
 
 /// Compression state kept across calls (zstd contexts are worth reusing: creating one costs
 /// more than compressing a small record).
