@@ -511,3 +511,60 @@ fn with_a_passphrase_nothing_typed_or_printed_is_left_in_clear() {
     assert!(typed.is_empty(), "typed text in clear in {typed:?}");
     assert!(printed.is_empty(), "printed text in clear in {printed:?}");
 }
+
+#[test]
+fn read_since_walks_a_sealed_log_exactly() {
+    let env = Env::new();
+    let with_pass = |args: &[&str]| {
+        let out = env
+            .command(args)
+            .env("AI_SESSION_PASSPHRASE", "sealed logs")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    with_pass(&["new", "-s", "s", "--shell", "/bin/sh"]);
+    // About 24 KB: the walk crosses sealed blocks and ends in the partial one.
+    env.exec("s", "seq 1 5000");
+    let whole = env.json(&[
+        "read",
+        "-t",
+        "s",
+        "--since",
+        "0",
+        "--raw",
+        "--max-bytes",
+        "1000000",
+    ]);
+    let mut since = 0u64;
+    let mut walked = String::new();
+    loop {
+        let r = env.json(&[
+            "read",
+            "-t",
+            "s",
+            "--since",
+            &since.to_string(),
+            "--max-bytes",
+            "777",
+            "--raw",
+        ]);
+        assert_eq!(r["start"].as_u64().unwrap(), since);
+        walked.push_str(r["data"].as_str().unwrap());
+        since = r["end"].as_u64().unwrap();
+        if !r["more"].as_bool().unwrap() {
+            break;
+        }
+    }
+    assert_eq!(walked, whole["data"].as_str().unwrap());
+    let numbers: Vec<u32> = walked
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
+    let seq: Vec<u32> = (1..=5000).collect();
+    assert!(numbers.windows(5000).any(|w| w == seq.as_slice()));
+}
