@@ -5,19 +5,141 @@
 //! their first offset; when the total passes the bound, the oldest segment is deleted and the
 //! log's start moves forward, which readers see as `dropped` bytes. Only the newest segment is
 //! kept open, so a session costs one descriptor however long its log is.
+//!
+//! With a [`LogKey`] (the daemon gives one when the store is encrypted) nothing the program
+//! printed, nor what was typed and echoed, reaches the disk in clear. A segment then holds
+//! sealed blocks of `SEAL_BLOCK` bytes of output, each at a fixed place:
+//!
+//! ```text
+//! block k of a segment, at file offset k * (SEAL_BLOCK + 40):
+//!   nonce[24] | XChaCha20-Poly1305(output bytes) | tag[16]
+//!   associated data: log id (16 random bytes) | segment base u64 LE | k u64 LE
+//! ```
+//!
+//! so reading any offset costs one positioned read and one block to open. The last, partial
+//! block stays in memory and is written out (sealed) when the log is released; the next append
+//! reads it back. A log is never read by a later daemon (each session starts a fresh one), so
+//! the key lives only in the daemon's memory: segments a killed daemon leaves behind cannot be
+//! opened by anyone.
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 
 /// Default bound on a session's log on disk.
 pub const DEFAULT_LOG_BYTES: u64 = 64 * 1024 * 1024;
 
+/// Output bytes per sealed block: 40 bytes of nonce and tag per 16 KiB (0.24%), and a read at
+/// any offset opens at most 16 KiB it does not need.
+pub const SEAL_BLOCK: usize = 16 * 1024;
+const NONCE_LEN: usize = 24;
+const TAG_LEN: usize = 16;
+/// Room a sealed block takes in its segment file.
+const SLOT: u64 = (SEAL_BLOCK + NONCE_LEN + TAG_LEN) as u64;
+
+/// The key output logs are sealed with. Cheap to clone (all sessions share one).
+#[derive(Clone)]
+pub struct LogKey(Arc<XChaCha20Poly1305>);
+
+impl LogKey {
+    /// A fresh random key, for this process only.
+    pub fn random() -> std::io::Result<Self> {
+        let mut key = [0u8; 32];
+        random(&mut key)?;
+        let aead = XChaCha20Poly1305::new_from_slice(&key).map_err(std::io::Error::other);
+        key.fill(0);
+        Ok(Self(Arc::new(aead?)))
+    }
+}
+
+impl std::fmt::Debug for LogKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LogKey(..)")
+    }
+}
+
 struct Segment {
     base: u64,
     len: u64,
+}
+
+/// What a sealed log keeps besides its segments.
+struct Sealing {
+    key: LogKey,
+    /// Bound into every block, so a block copied from another log does not open here.
+    log_id: [u8; 16],
+    /// Output of the newest segment's last, partial block, not yet on disk (unless
+    /// `tail_on_disk`). Invariant while loaded: `tail.len() == newest.len % SEAL_BLOCK`.
+    tail: Vec<u8>,
+    /// The partial block was written out at `release` and `tail` freed; the next append
+    /// reads it back.
+    tail_on_disk: bool,
+}
+
+impl Sealing {
+    fn aad(&self, base: u64, block: u64) -> [u8; 32] {
+        let mut aad = [0u8; 32];
+        aad[..16].copy_from_slice(&self.log_id);
+        aad[16..24].copy_from_slice(&base.to_le_bytes());
+        aad[24..].copy_from_slice(&block.to_le_bytes());
+        aad
+    }
+
+    fn seal(&self, base: u64, block: u64, plain: &[u8]) -> std::io::Result<Vec<u8>> {
+        let mut nonce = [0u8; NONCE_LEN];
+        random(&mut nonce)?;
+        let aad = self.aad(base, block);
+        let sealed = self
+            .key
+            .0
+            .encrypt(
+                &XNonce::from(nonce),
+                Payload {
+                    msg: plain,
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| std::io::Error::other("sealing a log block failed"))?;
+        let mut out = Vec::with_capacity(NONCE_LEN + sealed.len());
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&sealed);
+        Ok(out)
+    }
+
+    /// Reads block `block` (`len` output bytes) of the segment at `base` from `file`.
+    fn open(&self, file: &File, base: u64, block: u64, len: usize) -> std::io::Result<Vec<u8>> {
+        let mut sealed = vec![0u8; len + NONCE_LEN + TAG_LEN];
+        file.read_exact_at(&mut sealed, block * SLOT)?;
+        let (nonce, body) = sealed.split_at(NONCE_LEN);
+        let nonce: [u8; NONCE_LEN] = nonce
+            .try_into()
+            .map_err(|_| std::io::Error::other("short nonce"))?;
+        let aad = self.aad(base, block);
+        self.key
+            .0
+            .decrypt(
+                &XNonce::from(nonce),
+                Payload {
+                    msg: body,
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!(
+                        "log block at offset {} fails authentication (changed on disk)",
+                        base + block * SEAL_BLOCK as u64
+                    ),
+                )
+            })
+    }
 }
 
 pub struct OutputLog {
@@ -28,6 +150,7 @@ pub struct OutputLog {
     end: u64,
     segment_bytes: u64,
     max_segments: usize,
+    sealing: Option<Sealing>,
 }
 
 /// Bytes read from the log.
@@ -39,8 +162,8 @@ pub struct Chunk {
 
 impl OutputLog {
     /// Creates an empty log in `dir` (removing segments a previous session left there), bounded
-    /// to about `max_bytes`.
-    pub fn create(dir: &Path, max_bytes: u64) -> std::io::Result<Self> {
+    /// to about `max_bytes`; sealed under `key` when one is given.
+    pub fn create(dir: &Path, max_bytes: u64, key: Option<&LogKey>) -> std::io::Result<Self> {
         std::fs::create_dir_all(dir)?;
         for entry in std::fs::read_dir(dir)?.flatten() {
             if entry.path().extension().is_some_and(|e| e == "seg") {
@@ -48,7 +171,22 @@ impl OutputLog {
             }
         }
         let max_segments = 4;
-        let segment_bytes = (max_bytes / max_segments as u64).max(4096);
+        let mut segment_bytes = (max_bytes / max_segments as u64).max(4096);
+        let sealing = match key {
+            Some(key) => {
+                // Whole blocks per segment: a block never straddles two files.
+                segment_bytes = segment_bytes.div_ceil(SEAL_BLOCK as u64) * SEAL_BLOCK as u64;
+                let mut log_id = [0u8; 16];
+                random(&mut log_id)?;
+                Some(Sealing {
+                    key: key.clone(),
+                    log_id,
+                    tail: Vec::new(),
+                    tail_on_disk: false,
+                })
+            }
+            None => None,
+        };
         let current = Some(open_segment(dir, 0)?);
         Ok(Self {
             dir: dir.to_owned(),
@@ -57,6 +195,7 @@ impl OutputLog {
             end: 0,
             segment_bytes,
             max_segments,
+            sealing,
         })
     }
 
@@ -84,7 +223,12 @@ impl OutputLog {
                 continue;
             }
             let n = rest.len().min(room as usize);
-            self.current_file()?.write_all(&rest[..n])?;
+            let n = if self.sealing.is_some() {
+                self.append_sealed(&rest[..n])?
+            } else {
+                self.current_file()?.write_all(&rest[..n])?;
+                n
+            };
             if let Some(seg) = self.segments.back_mut() {
                 seg.len += n as u64;
             }
@@ -94,15 +238,57 @@ impl OutputLog {
         Ok(at)
     }
 
+    /// Adds what fits of `data` to the partial block, sealing and writing the block when it
+    /// fills; returns how many bytes it took.
+    fn append_sealed(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let (base, len) = self
+            .segments
+            .back()
+            .map_or((self.end, 0), |s| (s.base, s.len));
+        let block = len / SEAL_BLOCK as u64;
+        if self.sealing.as_ref().is_some_and(|s| s.tail_on_disk) {
+            let partial = (len % SEAL_BLOCK as u64) as usize;
+            self.current_file()?;
+            let tail = match (&self.sealing, &self.current) {
+                (Some(s), Some(file)) => s.open(file, base, block, partial)?,
+                _ => return Err(std::io::Error::other("log segment not open")),
+            };
+            if let Some(s) = &mut self.sealing {
+                s.tail = tail;
+                s.tail.reserve_exact(SEAL_BLOCK - partial);
+                s.tail_on_disk = false;
+            }
+        }
+        let Some(s) = &mut self.sealing else {
+            return Err(std::io::Error::other("log is not sealed"));
+        };
+        if s.tail.capacity() == 0 {
+            s.tail.reserve_exact(SEAL_BLOCK);
+        }
+        let n = data.len().min(SEAL_BLOCK - s.tail.len());
+        s.tail.extend_from_slice(&data[..n]);
+        if s.tail.len() == SEAL_BLOCK {
+            let sealed = s.seal(base, block, &s.tail)?;
+            s.tail.clear();
+            self.current_file()?.write_all_at(&sealed, block * SLOT)?;
+        }
+        Ok(n)
+    }
+
     /// The newest segment's file, reopened if it was released.
     fn current_file(&mut self) -> std::io::Result<&mut File> {
         if self.current.is_none() {
             let base = self.segments.back().map_or(self.end, |s| s.base);
-            let file = OpenOptions::new()
-                .read(true)
-                .append(true)
-                .open(segment_path(&self.dir, base))?;
-            self.current = Some(file);
+            let mut options = OpenOptions::new();
+            options.read(true);
+            // Sealed blocks are written at their place (a partial block is rewritten once it
+            // fills), which `O_APPEND` would turn into appends.
+            if self.sealing.is_some() {
+                options.write(true);
+            } else {
+                options.append(true);
+            }
+            self.current = Some(options.open(segment_path(&self.dir, base))?);
         }
         self.current
             .as_mut()
@@ -110,12 +296,40 @@ impl OutputLog {
     }
 
     /// Closes the newest segment's descriptor until the next append (an idle session then
-    /// holds no file open for its log).
+    /// holds no file open for its log). A sealed log first writes out its partial block and
+    /// frees it; if that fails, it stays open and in memory, and nothing is lost.
     pub fn release(&mut self) {
+        if let Err(e) = self.flush_tail() {
+            tracing::warn!(dir = %self.dir.display(), "log kept open: {e}");
+            return;
+        }
         self.current = None;
     }
 
+    fn flush_tail(&mut self) -> std::io::Result<()> {
+        let Some(s) = &self.sealing else {
+            return Ok(());
+        };
+        if s.tail.is_empty() {
+            return Ok(());
+        }
+        let (base, len) = self
+            .segments
+            .back()
+            .map_or((self.end, 0), |s| (s.base, s.len));
+        let block = len / SEAL_BLOCK as u64;
+        let sealed = s.seal(base, block, &s.tail)?;
+        self.current_file()?.write_all_at(&sealed, block * SLOT)?;
+        if let Some(s) = &mut self.sealing {
+            s.tail = Vec::new();
+            s.tail_on_disk = true;
+        }
+        Ok(())
+    }
+
     fn rotate(&mut self) -> std::io::Result<()> {
+        // A full segment of a sealed log has no partial block (its size is whole blocks, and
+        // a block is written the moment it fills).
         self.current = Some(open_segment(&self.dir, self.end)?);
         self.segments.push_back(Segment {
             base: self.end,
@@ -133,6 +347,10 @@ impl OutputLog {
     pub fn read(&self, from: u64, max: usize) -> std::io::Result<Chunk> {
         let start = from.clamp(self.start(), self.end);
         let want = (self.end - start).min(max as u64) as usize;
+        if let Some(sealing) = &self.sealing {
+            let data = self.read_sealed(sealing, start, want)?;
+            return Ok(Chunk { start, data });
+        }
         let mut data = vec![0u8; want];
         let mut filled = 0;
         for seg in &self.segments {
@@ -157,11 +375,60 @@ impl OutputLog {
         Ok(Chunk { start, data })
     }
 
+    /// `read` for a sealed log: opens each block the range touches, the partial block from
+    /// memory.
+    fn read_sealed(&self, s: &Sealing, start: u64, want: usize) -> std::io::Result<Vec<u8>> {
+        let end = start + want as u64;
+        let mut data = Vec::with_capacity(want);
+        let mut pos = start;
+        let newest = self.segments.back().map(|seg| seg.base);
+        for seg in &self.segments {
+            if pos >= end {
+                break;
+            }
+            if pos < seg.base || pos >= seg.base + seg.len {
+                continue;
+            }
+            let is_newest = newest == Some(seg.base);
+            let opened;
+            let file = match (&self.current, is_newest) {
+                (Some(current), true) => current,
+                _ => {
+                    opened = File::open(segment_path(&self.dir, seg.base))?;
+                    &opened
+                }
+            };
+            while pos < end && pos < seg.base + seg.len {
+                let within = pos - seg.base;
+                let block = within / SEAL_BLOCK as u64;
+                let block_start = block * SEAL_BLOCK as u64;
+                let block_len = (seg.len - block_start).min(SEAL_BLOCK as u64) as usize;
+                let in_memory =
+                    is_newest && !s.tail.is_empty() && block_start + block_len as u64 == seg.len;
+                let from = (within - block_start) as usize;
+                let n = (block_len - from).min((end - pos) as usize);
+                if in_memory {
+                    data.extend_from_slice(&s.tail[from..from + n]);
+                } else {
+                    let plain = s.open(file, seg.base, block, block_len)?;
+                    data.extend_from_slice(&plain[from..from + n]);
+                }
+                pos += n as u64;
+            }
+        }
+        Ok(data)
+    }
+
     /// Deletes the log's files.
     pub fn remove(mut self) -> std::io::Result<()> {
         self.current = None;
         std::fs::remove_dir_all(&self.dir)
     }
+}
+
+fn random(buf: &mut [u8]) -> std::io::Result<()> {
+    getrandom::fill(buf)
+        .map_err(|e| std::io::Error::other(format!("no randomness from the OS: {e}")))
 }
 
 fn segment_path(dir: &Path, base: u64) -> PathBuf {
@@ -184,7 +451,7 @@ mod tests {
     #[test]
     fn offsets_are_absolute_and_reads_exact() {
         let dir = tempfile::tempdir().unwrap();
-        let mut log = OutputLog::create(dir.path(), 1 << 20).unwrap();
+        let mut log = OutputLog::create(dir.path(), 1 << 20, None).unwrap();
         assert_eq!(log.append(b"hello ").unwrap(), 0);
         assert_eq!(log.append(b"world").unwrap(), 6);
         let c = log.read(3, 100).unwrap();
@@ -199,7 +466,7 @@ mod tests {
     #[test]
     fn bounded_log_drops_oldest_and_reads_across_segments() {
         let dir = tempfile::tempdir().unwrap();
-        let mut log = OutputLog::create(dir.path(), 4 * 4096).unwrap();
+        let mut log = OutputLog::create(dir.path(), 4 * 4096, None).unwrap();
         let data: Vec<u8> = (0..40_000u32).map(|i| (i % 251) as u8).collect();
         for piece in data.chunks(1000) {
             log.append(piece).unwrap();
@@ -211,5 +478,106 @@ mod tests {
         assert_eq!(c.data, &data[c.start as usize..]);
         let files = std::fs::read_dir(dir.path()).unwrap().count();
         assert!(files <= 4, "{files} segment files");
+    }
+
+    /// Output with a marker every few hundred bytes, so any clear fragment on disk shows.
+    fn output(len: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(len);
+        let mut i = 0u32;
+        while out.len() < len {
+            out.extend_from_slice(format!("MARKER_{i:06} some text {}\r\n", i % 97).as_bytes());
+            i += 1;
+        }
+        out.truncate(len);
+        out
+    }
+
+    fn segments_hold(dir: &Path, needle: &[u8]) -> bool {
+        std::fs::read_dir(dir).unwrap().any(|e| {
+            let bytes = std::fs::read(e.unwrap().path()).unwrap();
+            bytes.windows(needle.len()).any(|w| w == needle)
+        })
+    }
+
+    #[test]
+    fn sealed_log_reads_exact_bytes_at_any_offset_and_writes_nothing_in_clear() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = LogKey::random().unwrap();
+        let mut log = OutputLog::create(dir.path(), 1 << 20, Some(&key)).unwrap();
+        let data = output(3 * SEAL_BLOCK + 5000);
+        // Pieces of every size around a block, a release (the session falls asleep) between
+        // some of them: the partial block goes to disk and comes back.
+        let mut at = 0;
+        for (i, size) in [1, 4095, 16384, 7, 20000, 3].iter().cycle().enumerate() {
+            if at == data.len() {
+                break;
+            }
+            let end = (at + size).min(data.len());
+            assert_eq!(log.append(&data[at..end]).unwrap(), at as u64);
+            at = end;
+            if i % 3 == 2 {
+                log.release();
+            }
+        }
+        assert_eq!(log.end(), data.len() as u64);
+        for from in [
+            0,
+            1,
+            4095,
+            16383,
+            16384,
+            16385,
+            40000,
+            data.len() as u64 - 1,
+        ] {
+            for max in [1, 10, 16384, 50000, usize::MAX] {
+                let c = log.read(from, max).unwrap();
+                let end = (from as usize).saturating_add(max).min(data.len());
+                assert_eq!(c.start, from);
+                assert_eq!(c.data, &data[from as usize..end], "from {from} max {max}");
+            }
+        }
+        log.release();
+        assert_eq!(log.read(0, usize::MAX).unwrap().data, data);
+        assert!(!segments_hold(dir.path(), b"MARKER_"));
+        // The same bytes in a log without a key are there in clear (the check can fail).
+        let clear_dir = tempfile::tempdir().unwrap();
+        let mut clear = OutputLog::create(clear_dir.path(), 1 << 20, None).unwrap();
+        clear.append(&data).unwrap();
+        assert!(segments_hold(clear_dir.path(), b"MARKER_"));
+    }
+
+    #[test]
+    fn sealed_log_is_bounded_and_drops_whole_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = LogKey::random().unwrap();
+        let mut log = OutputLog::create(dir.path(), 4 * SEAL_BLOCK as u64, Some(&key)).unwrap();
+        let data = output(10 * SEAL_BLOCK + 123);
+        for piece in data.chunks(1000) {
+            log.append(piece).unwrap();
+        }
+        assert!(log.start() > 0);
+        let c = log.read(0, usize::MAX).unwrap();
+        assert_eq!(c.start, log.start());
+        assert_eq!(c.data, &data[c.start as usize..]);
+        let files = std::fs::read_dir(dir.path()).unwrap().count();
+        assert!(files <= 4, "{files} segment files");
+    }
+
+    #[test]
+    fn a_changed_sealed_block_is_an_error_not_other_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = LogKey::random().unwrap();
+        let mut log = OutputLog::create(dir.path(), 1 << 20, Some(&key)).unwrap();
+        log.append(&output(2 * SEAL_BLOCK)).unwrap();
+        let seg = segment_path(dir.path(), 0);
+        let mut bytes = std::fs::read(&seg).unwrap();
+        bytes[100] ^= 1;
+        std::fs::write(&seg, &bytes).unwrap();
+        log.release();
+        let err = log.read(10, 10).err().unwrap();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
+        // The other block still reads.
+        assert_eq!(log.read(SEAL_BLOCK as u64, 5).unwrap().data.len(), 5);
     }
 }

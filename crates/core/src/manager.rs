@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 
 use crate::actor::{Actor, now_ms};
 use crate::error::{Error, Result};
-use crate::log::{DEFAULT_LOG_BYTES, OutputLog};
+use crate::log::{DEFAULT_LOG_BYTES, LogKey, OutputLog};
 use crate::marker::Scanner;
 use crate::pty::{self, SpawnSpec};
 use crate::screen::{DEFAULT_SCROLLBACK, Screen};
@@ -47,6 +47,9 @@ pub struct ManagerConfig {
     /// The daemon's state directories and socket, covered in every sandboxed session's
     /// mount namespace (the hook scripts and the session's own directory stay visible).
     pub hidden: ai_session_sandbox::Hidden,
+    /// Seals every session's output log under this key (see `log`); `None` writes it in
+    /// clear. The daemon sets one when the store is encrypted.
+    pub log_key: Option<LogKey>,
 }
 
 impl ManagerConfig {
@@ -56,6 +59,7 @@ impl ManagerConfig {
             log_bytes: DEFAULT_LOG_BYTES,
             scrollback: DEFAULT_SCROLLBACK,
             hidden: ai_session_sandbox::Hidden::default(),
+            log_key: None,
         }
     }
 }
@@ -202,7 +206,11 @@ impl SessionManager {
             }
             None => None,
         };
-        let mut log = OutputLog::create(&dir.join("log"), self.inner.config.log_bytes)?;
+        let mut log = OutputLog::create(
+            &dir.join("log"),
+            self.inner.config.log_bytes,
+            self.inner.config.log_key.as_ref(),
+        )?;
         let mut screen = Screen::new(size, self.inner.config.scrollback);
         if let Some(bytes) = prelude.filter(|b| !b.is_empty()) {
             log.append(bytes)?;

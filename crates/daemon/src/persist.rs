@@ -30,6 +30,8 @@ use crate::server::Daemon;
 
 /// How often scrollbacks of sessions with new output are saved (and histories fsynced).
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(2);
+/// The most a stored item or one import may decompress to, in MiB (`Options::max_unpacked`).
+const UNPACK_LIMIT_ENV: &str = "AI_SESSION_UNPACK_LIMIT_MIB";
 /// Scrollback lines saved per session (the emulator's own bound).
 const SAVED_LINES: usize = ai_session_core::screen::DEFAULT_SCROLLBACK;
 
@@ -84,6 +86,17 @@ impl Persist {
                 _ => {
                     return Err(StoreOpenError(format!(
                         "AI_SESSION_ZSTD_LEVEL={level} is not a zstd level: give 1 (fastest) to 19 (smallest), or unset it for 3"
+                    )));
+                }
+            }
+        }
+        if let Ok(mib) = std::env::var(UNPACK_LIMIT_ENV) {
+            match mib.trim().parse::<u64>() {
+                Ok(n) if (1..=1 << 20).contains(&n) => options.max_unpacked = n << 20,
+                _ => {
+                    return Err(StoreOpenError(format!(
+                        "{UNPACK_LIMIT_ENV}={mib} is not a size in MiB: give 1 to 1048576, or unset it for {}",
+                        ai_session_store::DEFAULT_MAX_UNPACKED >> 20
                     )));
                 }
             }
@@ -326,6 +339,18 @@ impl Persist {
     }
 }
 
+/// The key session output logs are sealed with when the store is encrypted (a passphrase is
+/// set: the store does not open without one once it has a key check), so output is no more in
+/// clear on disk than the store's own files. Random and kept only in memory: a log is never
+/// read by a later daemon (a resurrected session starts a new one from its sealed scrollback),
+/// so the segments a killed daemon leaves behind open for no one, passphrase or not.
+pub(crate) fn log_key() -> std::io::Result<Option<ai_session_core::log::LogKey>> {
+    match Options::from_env().passphrase {
+        Some(_) => ai_session_core::log::LogKey::random().map(Some),
+        None => Ok(None),
+    }
+}
+
 fn stopped() -> RpcError {
     RpcError::new(ErrorKind::ShuttingDown, "the session store has stopped")
 }
@@ -343,16 +368,26 @@ fn size_to_store(s: m::Size) -> ai_session_store::Size {
     }
 }
 
+/// Maps a store error onto the protocol: what a hostile or damaged file caused (a bad id, a
+/// bomb, a truncated export, a planted link) is the input's fault, never `internal`.
 fn store_err(e: &StoreError) -> RpcError {
     let kind = match e {
         StoreError::NotFound { .. } => ErrorKind::NotFound,
-        StoreError::Ambiguous { .. } | StoreError::InvalidId(_) => ErrorKind::InvalidParams,
         StoreError::WrongPassphrase { .. } | StoreError::PassphraseRequired { .. } => {
             ErrorKind::PermissionDenied
         }
+        StoreError::TooLarge { .. } => ErrorKind::TooLarge,
+        e if e.is_bad_input() => ErrorKind::InvalidParams,
         _ => ErrorKind::Internal,
     };
-    RpcError::new(kind, e.to_string())
+    let err = RpcError::new(kind, e.to_string());
+    match e {
+        StoreError::TooLarge { .. } => err.with_hint(format!(
+            "the daemon's limit comes from {UNPACK_LIMIT_ENV} (MiB, default {}); raise it only for files you trust",
+            ai_session_store::DEFAULT_MAX_UNPACKED >> 20
+        )),
+        _ => err,
+    }
 }
 
 fn snapshot_info(meta: &SnapshotMeta) -> SnapshotInfo {
@@ -856,7 +891,13 @@ pub(crate) async fn route(
                 .call(move |w| {
                     let imported = w.store.import(&bytes, &source).map_err(|e| store_err(&e))?;
                     let mut state = imported.state;
+                    // A refused import leaves nothing behind: its snapshots go with it.
+                    let snaps: Vec<String> =
+                        imported.snapshots.iter().map(|s| s.id.clone()).collect();
                     let drop_it = |w: &mut Worker, id: &SessionId| {
+                        for snap in &snaps {
+                            w.store.delete_snapshot(snap).ok();
+                        }
                         w.store.delete_session(id).ok();
                     };
                     if let Some(n) = &name {

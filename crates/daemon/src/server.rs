@@ -95,7 +95,9 @@ pub async fn serve_with(
     let listener = UnixListener::bind(&paths.socket).map_err(setup_err(&paths.socket))?;
     std::fs::set_permissions(&paths.socket, std::fs::Permissions::from_mode(0o600))
         .map_err(setup_err(&paths.socket))?;
-    let manager = SessionManager::new(manager_config(&paths))?;
+    let mut config = manager_config(&paths);
+    config.log_key = crate::persist::log_key().map_err(setup_err(&paths.data))?;
+    let manager = SessionManager::new(config)?;
     let access = crate::access::Access::open(&paths.data, paths.audit_log())
         .map_err(setup_err(&paths.data))?;
     let persist = crate::persist::Persist::open(&paths.data).map_err(|e| ServeError::Store(e.0))?;

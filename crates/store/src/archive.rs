@@ -26,7 +26,9 @@ use crate::error::{Error, Result};
 use crate::file;
 use crate::frame;
 use crate::history;
-use crate::record::{Scrollback, SessionId, SessionState, now_ms};
+use crate::record::{
+    Scrollback, SessionId, SessionState, check_id, check_label, check_name, now_ms,
+};
 use crate::seal::{self, FLAG_ENCRYPTED, Kind, Packer, SCHEMA_VERSION, Unpacker};
 use crate::snapshot::{Snapshot, SnapshotMeta};
 use crate::store::{Store, decode_json, new_id};
@@ -63,7 +65,9 @@ impl Store {
     /// Encodes one session's whole record as an export file.
     pub fn export(&self, id: &SessionId) -> Result<Vec<u8>> {
         let state = self.load_state(id)?;
-        let dir = self.session_dir(id);
+        // Checked directories and no-follow reads: a link planted in the store cannot put
+        // another file's bytes into an export.
+        let dir = self.session_dir_checked(id, false)?;
         let mut out = Vec::new();
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&(SCHEMA_VERSION as u16).to_le_bytes());
@@ -106,8 +110,9 @@ impl Store {
                 put(tag, &bytes, &mut out);
             }
         }
-        let snap_dir = self.root.join("snapshots").join(id.as_str());
+        let snap_dir = self.snapshot_dir_checked(id, false)?;
         for meta in &snapshots {
+            check_id("snapshot id", &meta.id)?;
             put(
                 TAG_SNAP_META,
                 &file::read(&snap_dir.join(format!("{}.json", meta.id)))?,
@@ -133,10 +138,15 @@ impl Store {
     /// Imports an export file. `source` names it in errors (a path, or `<stdin>`). The session
     /// keeps its id unless this store has one by that id; it keeps its status (`Live`
     /// sessions are resurrected by the next daemon start like any other).
+    ///
+    /// Everything is decoded and checked before anything is written: ids and names against
+    /// their patterns (they become paths), decompressed sizes against `Options::max_unpacked`
+    /// (each item and the import as a whole). A refused import leaves nothing behind.
     pub fn import(&self, bytes: &[u8], source: &Path) -> Result<Imported> {
         let decoded = self.decode_export(bytes, source)?;
         let mut state = decoded.state;
-        let taken = self.session_dir(&state.id).exists();
+        // Anything at that name, even a dangling link, makes the id taken.
+        let taken = file::present(&self.session_dir(&state.id));
         if taken {
             state.id = new_id(&self.root)?;
         }
@@ -148,18 +158,38 @@ impl Store {
             scrollback: decoded.scrollback,
             context: decoded.context,
         };
-        self.write_session_data(&state, &data)?;
         let mut snapshots = Vec::new();
-        for mut snap in decoded.snapshots {
+        let written = self.write_session_data(&state, &data).and_then(|()| {
+            self.write_imported_snapshots(&state, decoded.snapshots, &mut snapshots)
+        });
+        if let Err(e) = written {
+            // Leave nothing behind: the session record and the snapshots written so far (only
+            // those: a deleted session's own snapshots may share its id's directory).
+            for meta in &snapshots {
+                self.delete_snapshot(&meta.id).ok();
+            }
+            self.delete_session(&state.id).ok();
+            return Err(e);
+        }
+        Ok(Imported { state, snapshots })
+    }
+
+    fn write_imported_snapshots(
+        &self,
+        state: &SessionState,
+        decoded: Vec<Snapshot>,
+        written: &mut Vec<SnapshotMeta>,
+    ) -> Result<()> {
+        for mut snap in decoded {
             snap.meta.session = state.id.clone();
             if self.resolve_snapshot(&snap.meta.id).is_ok() {
                 snap.meta.id = new_id(&self.root)?.to_string();
             }
             snap.meta.scrollback_lines =
                 snap.scrollback.as_ref().map_or(0, |s| s.lines.len() as u64);
-            snapshots.push(self.write_snapshot_data(&snap)?);
+            written.push(self.write_snapshot_data(&snap)?);
         }
-        Ok(Imported { state, snapshots })
+        Ok(())
     }
 
     fn decode_export(&self, bytes: &[u8], source: &Path) -> Result<Complete> {
@@ -208,7 +238,9 @@ impl Store {
         };
         let cipher = cipher.as_ref();
         let mut d = Decoded::default();
-        let mut unpacker = Unpacker::default();
+        // One budget for the whole file: many items each under the limit cannot add up to
+        // more than it either.
+        let mut unpacker = Unpacker::with_budget(self.max_unpacked, self.max_unpacked);
         let mut pending_meta: Option<&[u8]> = None;
         let mut manifest = None;
         for f in iter {
@@ -221,7 +253,9 @@ impl Store {
                     );
                 }
                 TAG_STATE => d.state_json = Some(f.body),
-                TAG_HISTORY => d.history = history::decode(f.body, source, cipher)?.records,
+                TAG_HISTORY => {
+                    d.history = history::decode(f.body, source, cipher, &mut unpacker)?.records;
+                }
                 TAG_SCROLLBACK => {
                     let raw =
                         seal::decode_blob(&mut unpacker, Kind::Scrollback, f.body, cipher, source)?;
@@ -241,8 +275,10 @@ impl Store {
                     let meta = pending_meta
                         .take()
                         .ok_or_else(|| Error::corrupt(source, "snapshot without metadata"))?;
-                    d.snapshots
-                        .push(self.decode_snapshot(meta, source, f.body, source, cipher)?);
+                    let snap =
+                        self.decode_snapshot(meta, source, f.body, source, cipher, &mut unpacker)?;
+                    check_imported_snapshot(&snap)?;
+                    d.snapshots.push(snap);
                 }
                 TAG_END => break,
                 other => return Err(Error::corrupt(source, format!("unknown section {other}"))),
@@ -258,7 +294,10 @@ impl Store {
         let state_json = d
             .state_json
             .ok_or_else(|| Error::corrupt(source, "no session state"))?;
-        let state: SessionState = decode_json(state_json, Kind::State, cipher, source)?;
+        let state: SessionState =
+            decode_json(state_json, Kind::State, cipher, source, &mut unpacker)?;
+        check_name(&manifest.name)?;
+        check_name(&state.config.name)?;
         Decoded {
             state: Some(state),
             ..d
@@ -297,6 +336,18 @@ impl Decoded<'_> {
             snapshots: self.snapshots,
         })
     }
+}
+
+/// The parts of an imported snapshot that become paths or are shown: its id (already checked
+/// by `decode_snapshot`), its session's name and its label.
+fn check_imported_snapshot(snap: &Snapshot) -> Result<()> {
+    check_id("snapshot id", &snap.meta.id)?;
+    check_name(&snap.meta.session_name)?;
+    check_name(&snap.state.config.name)?;
+    if let Some(label) = &snap.meta.label {
+        check_label(label)?;
+    }
+    Ok(())
 }
 
 fn empty_meta(state: &SessionState) -> SnapshotMeta {

@@ -51,9 +51,26 @@ pub enum Error {
         prefix: String,
         matches: Vec<String>,
     },
-    /// An id that cannot be a file name (only `[0-9a-z._-]`, 1..=64 characters, no leading dot).
-    #[error("invalid id '{0}'")]
-    InvalidId(String),
+    /// An id that cannot be a file name (only `[0-9a-z._-]`, 1..=64 characters, no leading dot),
+    /// or a session name outside the daemon's pattern. Returned for ids typed by a user and for
+    /// ids read from an export or a store file (a `../x` snapshot id is refused here, before any
+    /// path is built from it). Shown with escapes, so a NUL or a newline is visible.
+    #[error("invalid {what} {id:?}: {rule}")]
+    InvalidId {
+        what: &'static str,
+        id: String,
+        rule: &'static str,
+    },
+    /// Decoding an item would produce more than the store's limit (`Options::max_unpacked`), or
+    /// an import as a whole would: a hostile or damaged file declaring, or expanding to, more
+    /// than that. Nothing was written. Raise the limit only for data you trust.
+    #[error("{}: {detail}", path.display())]
+    TooLarge { path: PathBuf, detail: String },
+    /// A path inside the store is not what the store makes: a symbolic link, or something other
+    /// than a directory where a directory belongs. The store neither reads nor writes through
+    /// it, so nothing outside the store is touched; remove the link.
+    #[error("refusing {}: {detail}", path.display())]
+    Unsafe { path: PathBuf, detail: String },
     /// The SQLite index failed. The index is derived from the files and `Store::reindex`
     /// rebuilds it.
     #[error("index {}: {source}", path.display())]
@@ -91,6 +108,35 @@ impl Error {
         }
     }
 
+    /// Is this the fault of the bytes given (an export, a damaged store file) rather than of the
+    /// machine? Front ends report these as bad input, never as an internal error.
+    pub fn is_bad_input(&self) -> bool {
+        matches!(
+            self,
+            Error::Truncated { .. }
+                | Error::Corrupt { .. }
+                | Error::NewerVersion { .. }
+                | Error::InvalidId { .. }
+                | Error::Ambiguous { .. }
+                | Error::TooLarge { .. }
+                | Error::Unsafe { .. }
+        )
+    }
+
+    pub(crate) fn too_large(path: impl Into<PathBuf>, detail: impl Into<String>) -> Self {
+        Error::TooLarge {
+            path: path.into(),
+            detail: detail.into(),
+        }
+    }
+
+    pub(crate) fn unsafe_path(path: impl Into<PathBuf>, detail: impl Into<String>) -> Self {
+        Error::Unsafe {
+            path: path.into(),
+            detail: detail.into(),
+        }
+    }
+
     /// The file this error concerns, when there is one.
     pub fn path(&self) -> Option<&std::path::Path> {
         match self {
@@ -102,8 +148,10 @@ impl Error {
             | Error::WrongPassphrase { path }
             | Error::PassphraseRequired { path }
             | Error::Index { path, .. }
-            | Error::Codec { path, .. } => Some(path),
-            Error::NotFound { .. } | Error::Ambiguous { .. } | Error::InvalidId(_) => None,
+            | Error::Codec { path, .. }
+            | Error::TooLarge { path, .. }
+            | Error::Unsafe { path, .. } => Some(path),
+            Error::NotFound { .. } | Error::Ambiguous { .. } | Error::InvalidId { .. } => None,
         }
     }
 }

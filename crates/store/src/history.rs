@@ -46,16 +46,19 @@ pub(crate) struct HistoryWriter {
 }
 
 impl HistoryWriter {
-    /// Opens (or creates) the file, cutting off a torn tail left by a killed writer.
-    pub fn open(path: &Path, cipher: Option<&Cipher>, level: i32) -> Result<Self> {
+    /// Opens (or creates) the file, cutting off a torn tail left by a killed writer. A
+    /// symbolic link in its place is refused, never followed. `limit` bounds each frame's
+    /// decoded size when an old history has to be read back to be rewritten.
+    pub fn open(path: &Path, cipher: Option<&Cipher>, level: i32, limit: u64) -> Result<Self> {
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
             .mode(0o600)
+            .custom_flags(crate::file::NOFOLLOW)
             .open(path)
-            .map_err(|e| Error::io("open", path, e))?;
+            .map_err(|e| crate::file::open_error("open", path, e))?;
         let bytes = crate::file::read(path)?;
         let head = header(cipher.is_some());
         let mut good = bytes.len();
@@ -69,9 +72,9 @@ impl HistoryWriter {
                 drop(file);
                 // A plaintext history in a store that is now encrypted (or the reverse, which
                 // `Store::open` prevents): rewrite it once in the store's mode.
-                let records = read(path, cipher)?.records;
+                let records = read(path, cipher, limit)?.records;
                 rewrite(path, &records, cipher, level)?;
-                return Self::open(path, cipher, level);
+                return Self::open(path, cipher, level, limit);
             }
             if loaded.good_len < bytes.len() {
                 good = loaded.good_len;
@@ -182,18 +185,20 @@ fn parse<'a>(bytes: &'a [u8], path: &Path) -> Result<Parsed<'a>> {
     })
 }
 
-/// Reads every record; a missing file is an empty history.
-pub(crate) fn read(path: &Path, cipher: Option<&Cipher>) -> Result<Loaded> {
+/// Reads every record; a missing file is an empty history. Each frame decodes to at most
+/// `limit` bytes.
+pub(crate) fn read(path: &Path, cipher: Option<&Cipher>, limit: u64) -> Result<Loaded> {
     let Some(bytes) = crate::file::read_optional(path)? else {
         return Ok(Loaded::default());
     };
-    decode(&bytes, path, cipher)
+    decode(&bytes, path, cipher, &mut Unpacker::new(limit))
 }
 
 /// Reads only the number of records and the last one (for `load_all_sessions`).
 pub(crate) fn read_last(
     path: &Path,
     cipher: Option<&Cipher>,
+    limit: u64,
 ) -> Result<(u64, Option<ExecRecord>, u64)> {
     let Some(bytes) = crate::file::read_optional(path)? else {
         return Ok((0, None, 0));
@@ -203,16 +208,21 @@ pub(crate) fn read_last(
     let mut last = None;
     if let Some(f) = parsed.scan.frames.last() {
         let header = &bytes[..HEADER_LEN];
-        let raw = Unpacker::default().unpack(f.body, parsed.encrypted, cipher, header, path)?;
+        let raw = Unpacker::new(limit).unpack(f.body, parsed.encrypted, cipher, header, path)?;
         last = parse_records(&raw, path)?.pop();
     }
     Ok((count, last, parsed.scan.torn as u64))
 }
 
-pub(crate) fn decode(bytes: &[u8], path: &Path, cipher: Option<&Cipher>) -> Result<Loaded> {
+/// Decodes a history image; `unpacker` bounds what its frames decode to.
+pub(crate) fn decode(
+    bytes: &[u8],
+    path: &Path,
+    cipher: Option<&Cipher>,
+    unpacker: &mut Unpacker,
+) -> Result<Loaded> {
     let parsed = parse(bytes, path)?;
     let header = bytes.get(..HEADER_LEN).unwrap_or_default();
-    let mut unpacker = Unpacker::default();
     let mut records = Vec::new();
     for f in &parsed.scan.frames {
         let raw = unpacker.unpack(f.body, parsed.encrypted, cipher, header, path)?;

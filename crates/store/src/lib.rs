@@ -37,6 +37,6 @@ pub use index::{ExecRow, ExecStats};
 pub use record::{
     ExecRecord, Scrollback, SessionConfig, SessionId, SessionState, SessionStatus, Size,
 };
-pub use seal::SCHEMA_VERSION;
+pub use seal::{DEFAULT_MAX_UNPACKED, RECORD_DICT, SCHEMA_VERSION};
 pub use snapshot::{Restored, Snapshot, SnapshotMeta};
 pub use store::{Options, PASSPHRASE_ENV, SessionRecord, Store};

@@ -82,7 +82,8 @@ fn v0_to_v1(root: &Path, cipher: Option<&Cipher>, level: i32) -> Result<()> {
     let sessions = root.join("sessions");
     for name in file::list_names(&sessions)? {
         let mut dir = sessions.join(&name);
-        if !dir.is_dir() {
+        // A link is not a session directory the old layout made: never migrate through one.
+        if !file::is_real_dir(&dir) {
             continue;
         }
         let id = if valid_id(&name) {

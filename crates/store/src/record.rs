@@ -19,11 +19,8 @@ pub struct SessionId(String);
 impl SessionId {
     pub fn new(id: impl Into<String>) -> Result<Self> {
         let id = id.into();
-        if valid_id(&id) {
-            Ok(Self(id))
-        } else {
-            Err(Error::InvalidId(id))
-        }
+        check_id("session id", &id)?;
+        Ok(Self(id))
     }
 
     pub fn as_str(&self) -> &str {
@@ -31,6 +28,16 @@ impl SessionId {
     }
 }
 
+/// What `valid_id` accepts, for error messages.
+pub(crate) const ID_RULE: &str = "ids are 1-64 characters of 0-9 a-z . _ -, not starting with '.'";
+/// What `valid_name` accepts (the daemon's session-name rule), for error messages.
+pub(crate) const NAME_RULE: &str =
+    "names are 1-64 letters, digits, '_', '-' or '.', not starting with '.' or '-'";
+/// Longest snapshot label kept.
+pub(crate) const MAX_LABEL: usize = 256;
+
+/// Ids become file and directory names: this pattern has no '/', no NUL, cannot be `.` or
+/// `..`, and fits any file system's name limit.
 pub(crate) fn valid_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 64
@@ -38,6 +45,52 @@ pub(crate) fn valid_id(id: &str) -> bool {
         && id.bytes().all(|b| {
             b.is_ascii_digit() || b.is_ascii_lowercase() || matches!(b, b'.' | b'_' | b'-')
         })
+}
+
+/// `InvalidId` unless `id` matches `valid_id`; `what` names it in the message.
+pub(crate) fn check_id(what: &'static str, id: &str) -> Result<()> {
+    if valid_id(id) {
+        Ok(())
+    } else {
+        Err(Error::InvalidId {
+            what,
+            id: id.to_owned(),
+            rule: ID_RULE,
+        })
+    }
+}
+
+/// Session names, as the daemon accepts them (they name its per-session directories).
+pub(crate) fn check_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with(['.', '-'])
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidId {
+            what: "session name",
+            id: name.to_owned(),
+            rule: NAME_RULE,
+        })
+    }
+}
+
+/// Snapshot labels are free text shown in listings: bounded, and without control characters
+/// (an imported label must not be able to drive the terminal that lists it).
+pub(crate) fn check_label(label: &str) -> Result<()> {
+    if label.len() <= MAX_LABEL && !label.chars().any(char::is_control) {
+        Ok(())
+    } else {
+        Err(Error::InvalidId {
+            what: "snapshot label",
+            id: label.to_owned(),
+            rule: "labels are at most 256 bytes, without control characters",
+        })
+    }
 }
 
 impl TryFrom<String> for SessionId {

@@ -51,8 +51,8 @@ pub(crate) enum Kind {
 /// A raw-content zstd dictionary of what history records look like. Small JSON records
 /// compressed one by one gain little without it; with it, the field names and common
 /// values cost a few bits. Part of layout version 1: never change it (a new dictionary
-/// needs a new method byte).
-pub(crate) const RECORD_DICT: &[u8] = br#"{"command":"","exit_code":0,"cwd":"/home/","started_ms":17,"ended_ms":17,"output_start":0,"output_end":0}{"command":"cargo build --release","exit_code":1,"cwd":"/tmp/","started_ms":17,"ended_ms":17,"output_start":1,"output_end":1}{"command":"git status","exit_code":0,"cwd":"/work/","started_ms":17,"ended_ms":17,"output_start":2,"output_end":2}{"command":"ls -la","exit_code":null,"cwd":"/root/","started_ms":17,"ended_ms":17,"output_start":3,"output_end":3}make test npm run python3 cd echo cat grep"#;
+/// needs a new method byte). Public for tools that read history frames themselves.
+pub const RECORD_DICT: &[u8] = br#"{"command":"","exit_code":0,"cwd":"/home/","started_ms":17,"ended_ms":17,"output_start":0,"output_end":0}{"command":"cargo build --release","exit_code":1,"cwd":"/tmp/","started_ms":17,"ended_ms":17,"output_start":1,"output_end":1}{"command":"git status","exit_code":0,"cwd":"/work/","started_ms":17,"ended_ms":17,"output_start":2,"output_end":2}{"command":"ls -la","exit_code":null,"cwd":"/root/","started_ms":17,"ended_ms":17,"output_start":3,"output_end":3}make test npm run python3 cd echo cat grep"#;
 
 /// Compression state kept across calls (zstd contexts are worth reusing: creating one costs
 /// more than compressing a small record).
@@ -126,14 +126,43 @@ impl Packer {
     }
 }
 
-/// Decompression state kept across calls.
-#[derive(Default)]
+/// The default of `Options::max_unpacked`: the most bytes one item may decode to, and one
+/// import as a whole. Far above anything the store writes (a 10,000-line scrollback is under
+/// 1 MiB), far below what would hurt a daemon.
+pub const DEFAULT_MAX_UNPACKED: u64 = 256 * 1024 * 1024;
+
+/// Output buffers start at most this large and grow with what the data really decodes to:
+/// a declared size is a claim, never an allocation.
+const FIRST_ALLOC: usize = 1024 * 1024;
+
+/// Decompression state kept across calls, and the bound on what it may produce: each item
+/// at most `limit` bytes, all items together at most `budget` (an import's whole content).
 pub(crate) struct Unpacker {
-    plain: Option<zstd::bulk::Decompressor<'static>>,
-    dict: Option<zstd::bulk::Decompressor<'static>>,
+    plain: Option<zstd::zstd_safe::DCtx<'static>>,
+    dict: Option<zstd::zstd_safe::DCtx<'static>>,
+    limit: u64,
+    /// What is left of the budget.
+    budget: u64,
+    total: u64,
 }
 
 impl Unpacker {
+    /// Each item at most `limit` bytes, with no bound on the total (a store's own files).
+    pub fn new(limit: u64) -> Self {
+        Self::with_budget(limit, u64::MAX)
+    }
+
+    /// Each item at most `limit` bytes, all of them together at most `budget`.
+    pub fn with_budget(limit: u64, budget: u64) -> Self {
+        Self {
+            plain: None,
+            dict: None,
+            limit,
+            budget,
+            total: budget,
+        }
+    }
+
     /// Reverses `Packer::pack`. `encrypted` comes from the owner's header.
     pub fn unpack(
         &mut self,
@@ -166,6 +195,7 @@ impl Unpacker {
         if raw_len >= MAX_RAW_LEN {
             return Err(Error::corrupt(path, "declared size out of range"));
         }
+        self.admit(u64::from(raw_len), path)?;
         let raw_len = raw_len as usize;
         let out = match method {
             METHOD_STORED => data.to_vec(),
@@ -183,9 +213,37 @@ impl Unpacker {
                 "decompressed size differs from the header",
             ));
         }
+        self.budget -= raw_len as u64;
         Ok(out)
     }
 
+    /// Refuses an item whose declared size is over the per-item limit or what is left of the
+    /// budget, before anything is decompressed.
+    fn admit(&self, declared: u64, path: &Path) -> Result<()> {
+        if declared > self.limit {
+            return Err(Error::too_large(
+                path,
+                format!(
+                    "an item declares {declared} bytes once decompressed, more than the limit of {} bytes",
+                    self.limit
+                ),
+            ));
+        }
+        if declared > self.budget {
+            return Err(Error::too_large(
+                path,
+                format!(
+                    "its items together decompress to more than the limit of {} bytes",
+                    self.total
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Streams `data` through zstd into a buffer that grows with the real output and stops one
+    /// byte past `raw_len` (already admitted): a frame that expands beyond its declared size is
+    /// cut off there and reported, whatever it would have expanded to.
     fn decompress(
         &mut self,
         data: &[u8],
@@ -193,24 +251,39 @@ impl Unpacker {
         raw_len: usize,
         path: &Path,
     ) -> Result<Vec<u8>> {
+        use std::io::Read;
         let slot = if method == METHOD_ZSTD_DICT {
             &mut self.dict
         } else {
             &mut self.plain
         };
         if slot.is_none() {
-            let d = if method == METHOD_ZSTD_DICT {
-                zstd::bulk::Decompressor::with_dictionary(RECORD_DICT)
-            } else {
-                zstd::bulk::Decompressor::new()
-            };
-            *slot = Some(d.map_err(|e| codec(path, format!("zstd: {e}")))?);
+            let mut ctx = zstd::zstd_safe::DCtx::try_create()
+                .ok_or_else(|| codec(path, "zstd: cannot allocate a decompression context"))?;
+            if method == METHOD_ZSTD_DICT {
+                ctx.load_dictionary(RECORD_DICT)
+                    .map_err(|code| codec(path, format!("zstd dictionary: error {code}")))?;
+            }
+            *slot = Some(ctx);
         }
-        let Some(dec) = slot.as_mut() else {
+        let Some(ctx) = slot.as_mut() else {
             return Err(codec(path, "zstd context missing"));
         };
-        dec.decompress(data, raw_len)
-            .map_err(|e| Error::corrupt(path, format!("zstd: {e}")))
+        let mut out = Vec::with_capacity(raw_len.min(FIRST_ALLOC));
+        // `with_context` resets the session and keeps the dictionary, so one context serves
+        // every frame of a file.
+        zstd::stream::read::Decoder::with_context(data, ctx)
+            .single_frame()
+            .take(raw_len as u64 + 1)
+            .read_to_end(&mut out)
+            .map_err(|e| Error::corrupt(path, format!("zstd: {e}")))?;
+        if out.len() > raw_len {
+            return Err(Error::corrupt(
+                path,
+                format!("decompresses to more than the {raw_len} bytes its header declares"),
+            ));
+        }
+        Ok(out)
     }
 }
 

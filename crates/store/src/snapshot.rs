@@ -22,7 +22,10 @@ use crate::error::{Error, Result};
 use crate::file;
 use crate::frame;
 use crate::history;
-use crate::record::{ExecRecord, Scrollback, SessionId, SessionState, SessionStatus, now_ms};
+use crate::record::{
+    ExecRecord, Scrollback, SessionId, SessionState, SessionStatus, check_id, check_label,
+    check_name, now_ms, valid_id,
+};
 use crate::seal::{self, Kind, Packer, SCHEMA_VERSION, Unpacker};
 use crate::store::{Store, decode_json, encode_json, new_id};
 
@@ -91,11 +94,25 @@ impl Store {
         self.root.join("snapshots").join(session.as_str())
     }
 
+    /// `snapshot_dir`, checked to be a real directory below the root (created with `create`).
+    pub(crate) fn snapshot_dir_checked(
+        &self,
+        session: &SessionId,
+        create: bool,
+    ) -> Result<PathBuf> {
+        let dir = self.snapshot_dir(session);
+        file::dir_beneath(&self.root, &dir, create)?;
+        Ok(dir)
+    }
+
     /// Takes a snapshot of the session as last checkpointed: its state, history, scrollback
     /// and context. Checkpoint the screen (`save_scrollback`) first for an up-to-date one.
     pub fn snapshot(&self, session: &SessionId, label: Option<&str>) -> Result<SnapshotMeta> {
+        if let Some(label) = label {
+            check_label(label)?;
+        }
         let state = self.load_state(session)?;
-        let dir = self.session_dir(session);
+        let dir = self.session_dir_checked(session, false)?;
         let hist_path = dir.join("history.log");
         let mut images = Vec::new();
         let mut execs = 0;
@@ -130,8 +147,9 @@ impl Store {
         state: &SessionState,
         images: &[(u32, Vec<u8>)],
     ) -> Result<SnapshotMeta> {
-        let dir = self.snapshot_dir(&meta.session);
-        file::create_dir(&dir)?;
+        // The id becomes two file names: never build them from an unchecked one.
+        check_id("snapshot id", &meta.id)?;
+        let dir = self.snapshot_dir_checked(&meta.session, true)?;
         let bundle = encode_bundle(images);
         meta.bytes = bundle.len() as u64;
         file::write_atomic(
@@ -151,7 +169,11 @@ impl Store {
             self.level,
             &json_path,
         )?;
-        file::write_atomic(&json_path, &bytes, self.durable)?;
+        if let Err(e) = file::write_atomic(&json_path, &bytes, self.durable) {
+            // Without its `.json` the bundle is no snapshot: do not leave it behind.
+            std::fs::remove_file(dir.join(format!("{}.blob", meta.id))).ok();
+            return Err(e);
+        }
         self.index().add_snapshot(&meta)?;
         Ok(meta)
     }
@@ -196,9 +218,7 @@ impl Store {
 
     /// Resolves a snapshot id or a unique prefix of one.
     pub fn resolve_snapshot(&self, id_or_prefix: &str) -> Result<(String, SessionId)> {
-        if id_or_prefix.is_empty() || !crate::record::valid_id(id_or_prefix) {
-            return Err(Error::InvalidId(id_or_prefix.to_owned()));
-        }
+        check_id("snapshot id", id_or_prefix)?;
         let mut found = self.index().snapshot_ids(id_or_prefix)?;
         if let Some(pos) = found.iter().position(|(id, _)| id == id_or_prefix) {
             return Ok(found.swap_remove(pos));
@@ -219,17 +239,39 @@ impl Store {
     /// Loads a snapshot by id or unique id prefix.
     pub fn load_snapshot(&self, id_or_prefix: &str) -> Result<Snapshot> {
         let (id, session) = self.resolve_snapshot(id_or_prefix)?;
-        let dir = self.snapshot_dir(&session);
+        check_id("snapshot id", &id)?;
+        let dir = self.snapshot_dir_checked(&session, false)?;
         let json_path = dir.join(format!("{id}.json"));
-        let json = file::read_optional(&json_path)?.ok_or_else(|| Error::NotFound {
-            what: "snapshot",
-            id: id.clone(),
-        })?;
+        let json =
+            file::read_bounded(&json_path, self.max_unpacked)?.ok_or_else(|| Error::NotFound {
+                what: "snapshot",
+                id: id.clone(),
+            })?;
         let blob_path = dir.join(format!("{id}.blob"));
-        let bundle = file::read(&blob_path)?;
-        self.decode_snapshot(&json, &json_path, &bundle, &blob_path, self.cipher.as_ref())
+        let bundle =
+            file::read_bounded(&blob_path, self.max_unpacked)?.ok_or_else(|| Error::NotFound {
+                what: "snapshot",
+                id: id.clone(),
+            })?;
+        let snap = self.decode_snapshot(
+            &json,
+            &json_path,
+            &bundle,
+            &blob_path,
+            self.cipher.as_ref(),
+            &mut self.unpacker(),
+        )?;
+        if snap.meta.id != id {
+            return Err(Error::corrupt(
+                &json_path,
+                format!("holds snapshot '{}'", snap.meta.id),
+            ));
+        }
+        Ok(snap)
     }
 
+    /// Decodes a snapshot's two files; `unpacker` bounds what they decode to. The snapshot's
+    /// id is checked against the id pattern before anything can build a path from it.
     pub(crate) fn decode_snapshot(
         &self,
         json: &[u8],
@@ -237,8 +279,10 @@ impl Store {
         bundle: &[u8],
         blob_path: &Path,
         cipher: Option<&Cipher>,
+        unpacker: &mut Unpacker,
     ) -> Result<Snapshot> {
-        let doc: SnapshotFile = decode_json(json, Kind::SnapshotMeta, cipher, json_path)?;
+        let doc: SnapshotFile = decode_json(json, Kind::SnapshotMeta, cipher, json_path, unpacker)?;
+        check_id("snapshot id", &doc.meta.id)?;
         let mut snap = Snapshot {
             meta: doc.meta,
             state: doc.state,
@@ -246,23 +290,19 @@ impl Store {
             scrollback: None,
             context: None,
         };
-        let mut unpacker = Unpacker::default();
         for (tag, image) in decode_bundle(bundle, blob_path)? {
             match tag {
-                TAG_HISTORY => snap.history = history::decode(image, blob_path, cipher)?.records,
+                TAG_HISTORY => {
+                    snap.history = history::decode(image, blob_path, cipher, unpacker)?.records;
+                }
                 TAG_SCROLLBACK => {
-                    let raw = seal::decode_blob(
-                        &mut unpacker,
-                        Kind::Scrollback,
-                        image,
-                        cipher,
-                        blob_path,
-                    )?;
+                    let raw =
+                        seal::decode_blob(unpacker, Kind::Scrollback, image, cipher, blob_path)?;
                     snap.scrollback = Some(Scrollback::decode(&raw, blob_path)?);
                 }
                 TAG_CONTEXT => {
                     snap.context = Some(seal::decode_blob(
-                        &mut unpacker,
+                        unpacker,
                         Kind::Context,
                         image,
                         cipher,
@@ -283,7 +323,8 @@ impl Store {
     /// Deletes a snapshot (metadata first, so a crash leaves no half-listed snapshot).
     pub fn delete_snapshot(&self, id_or_prefix: &str) -> Result<()> {
         let (id, session) = self.resolve_snapshot(id_or_prefix)?;
-        let dir = self.snapshot_dir(&session);
+        check_id("snapshot id", &id)?;
+        let dir = self.snapshot_dir_checked(&session, false)?;
         for name in [format!("{id}.json"), format!("{id}.blob")] {
             let path = dir.join(name);
             match std::fs::remove_file(&path) {
@@ -303,6 +344,7 @@ impl Store {
         state.schema = SCHEMA_VERSION;
         state.id = new_id(&self.root)?;
         if let Some(name) = new_name {
+            check_name(name)?;
             state.config.name = name.to_owned();
         }
         state.cwd = snapshot.cwd().to_owned();
@@ -317,8 +359,7 @@ impl Store {
     /// Writes a whole session (history, scrollback, context, then the state, which commits
     /// it) from data: restore and import.
     pub(crate) fn write_session_data(&self, state: &SessionState, data: &Snapshot) -> Result<()> {
-        let dir = self.session_dir(&state.id);
-        file::create_dir(&dir)?;
+        let dir = self.session_dir_checked(&state.id, true)?;
         let cipher = self.cipher.as_ref();
         let hist_path = dir.join("history.log");
         history::rewrite(&hist_path, &data.history, cipher, self.level)?;
@@ -344,17 +385,27 @@ impl Store {
         let mut out = Vec::new();
         for session in file::list_names(&root)? {
             let dir = root.join(&session);
+            // Only the store's own directories: a link here would have the sweep delete files
+            // elsewhere.
+            if !file::is_real_dir(&dir) {
+                continue;
+            }
             file::sweep_tmp(&dir)?;
             for name in file::list_names(&dir)? {
-                let Some(stem) = name.strip_suffix(".json") else {
+                let Some(stem) = name.strip_suffix(".json").filter(|s| valid_id(s)) else {
                     continue;
                 };
                 let path = dir.join(&name);
-                let Ok(bytes) = file::read(&path) else {
+                let Ok(Some(bytes)) = file::read_bounded(&path, self.max_unpacked) else {
                     continue;
                 };
-                let doc: Result<SnapshotFile> =
-                    decode_json(&bytes, Kind::SnapshotMeta, self.cipher.as_ref(), &path);
+                let doc: Result<SnapshotFile> = decode_json(
+                    &bytes,
+                    Kind::SnapshotMeta,
+                    self.cipher.as_ref(),
+                    &path,
+                    &mut self.unpacker(),
+                );
                 if let Ok(doc) = doc {
                     if doc.meta.id == stem && dir.join(format!("{stem}.blob")).exists() {
                         out.push(doc.meta);

@@ -18,7 +18,7 @@ use crate::index::{ExecRow, ExecStats, Index};
 use crate::record::{
     ExecRecord, Scrollback, SessionConfig, SessionId, SessionState, SessionStatus, now_ms,
 };
-use crate::seal::{self, Kind, Packer, SCHEMA_VERSION, Unpacker};
+use crate::seal::{self, DEFAULT_MAX_UNPACKED, Kind, Packer, SCHEMA_VERSION, Unpacker};
 
 /// The environment variable the daemon reads the passphrase from.
 pub const PASSPHRASE_ENV: &str = "AI_SESSION_PASSPHRASE";
@@ -39,6 +39,11 @@ pub struct Options {
     /// into place, and their directory after. Off, they survive a process kill but not a power
     /// loss. History appends are never fsynced one by one (see `Store::sync`).
     pub durable: bool,
+    /// The most bytes one stored item (a scrollback, a context, a history frame, a JSON file)
+    /// may decompress to, and one import as a whole. A larger declared size is refused before
+    /// anything is decompressed; an item that expands past its declared size is cut off at
+    /// that size. 256 MiB by default; the daemon reads `AI_SESSION_UNPACK_LIMIT_MIB`.
+    pub max_unpacked: u64,
 }
 
 impl Default for Options {
@@ -48,6 +53,7 @@ impl Default for Options {
             passphrase: None,
             kdf: KdfParams::default(),
             durable: true,
+            max_unpacked: DEFAULT_MAX_UNPACKED,
         }
     }
 }
@@ -59,6 +65,7 @@ impl std::fmt::Debug for Options {
             .field("passphrase", &self.passphrase.as_ref().map(|_| "<set>"))
             .field("kdf", &self.kdf)
             .field("durable", &self.durable)
+            .field("max_unpacked", &self.max_unpacked)
             .finish()
     }
 }
@@ -111,6 +118,7 @@ pub struct Store {
     pub(crate) root: PathBuf,
     pub(crate) level: i32,
     pub(crate) durable: bool,
+    pub(crate) max_unpacked: u64,
     pub(crate) cipher: Option<Cipher>,
     /// Kept to open export files sealed under another store's salt.
     pub(crate) passphrase: Option<String>,
@@ -131,12 +139,23 @@ impl Store {
     /// Opens (creating if needed) the store at `root`.
     pub fn open(root: impl Into<PathBuf>, options: Options) -> Result<Self> {
         let root = root.into();
+        file::create_dir(&root)?;
         for dir in ["sessions", "snapshots", "metadata"] {
-            file::create_dir(&root.join(dir))?;
+            file::dir_beneath(&root, &root.join(dir), true)?;
         }
         let cipher = unlock(&root, &options)?;
         let migrated = crate::migrate::run(&root, cipher.as_ref(), options.compression_level)?;
         let index_path = root.join("metadata").join("index.db");
+        // SQLite follows links: a planted `index.db` link would have it write elsewhere.
+        for name in ["index.db", "index.db-wal", "index.db-shm"] {
+            let path = root.join("metadata").join(name);
+            if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
+                return Err(Error::unsafe_path(
+                    path,
+                    "it is a symbolic link, and the store never follows links below its root",
+                ));
+            }
+        }
         let fresh_index = !index_path.exists();
         let (index, rebuilt) = open_index(&index_path, cipher.is_some())?;
         let fresh_index = fresh_index || rebuilt;
@@ -144,6 +163,7 @@ impl Store {
             root,
             level: options.compression_level,
             durable: options.durable,
+            max_unpacked: options.max_unpacked,
             cipher,
             passphrase: options.passphrase,
             index: Mutex::new(index),
@@ -178,6 +198,18 @@ impl Store {
         self.root.join("sessions").join(id.as_str())
     }
 
+    /// `session_dir`, checked to be a real directory below the root (created with `create`).
+    pub(crate) fn session_dir_checked(&self, id: &SessionId, create: bool) -> Result<PathBuf> {
+        let dir = self.session_dir(id);
+        file::dir_beneath(&self.root, &dir, create)?;
+        Ok(dir)
+    }
+
+    /// A decompressor bounded by this store's limit, item by item.
+    pub(crate) fn unpacker(&self) -> Unpacker {
+        Unpacker::new(self.max_unpacked)
+    }
+
     /// Records a new session (status `Live`) under a fresh id.
     pub fn create_session(&self, config: SessionConfig) -> Result<SessionState> {
         let id = new_id(&self.root)?;
@@ -198,8 +230,7 @@ impl Store {
 
     /// Writes `sessions/{id}/state.json` (atomically) and updates the index.
     pub fn save_state(&self, state: &SessionState) -> Result<()> {
-        let dir = self.session_dir(&state.id);
-        file::create_dir(&dir)?;
+        let dir = self.session_dir_checked(&state.id, true)?;
         let path = dir.join("state.json");
         let bytes = encode_json(state, Kind::State, self.cipher.as_ref(), self.level, &path)?;
         file::write_atomic(&path, &bytes, self.durable)?;
@@ -207,12 +238,19 @@ impl Store {
     }
 
     pub fn load_state(&self, id: &SessionId) -> Result<SessionState> {
-        let path = self.session_dir(id).join("state.json");
-        let bytes = file::read_optional(&path)?.ok_or_else(|| Error::NotFound {
-            what: "session",
-            id: id.to_string(),
-        })?;
-        let state: SessionState = decode_json(&bytes, Kind::State, self.cipher.as_ref(), &path)?;
+        let path = self.session_dir_checked(id, false)?.join("state.json");
+        let bytes =
+            file::read_bounded(&path, self.max_unpacked)?.ok_or_else(|| Error::NotFound {
+                what: "session",
+                id: id.to_string(),
+            })?;
+        let state: SessionState = decode_json(
+            &bytes,
+            Kind::State,
+            self.cipher.as_ref(),
+            &path,
+            &mut self.unpacker(),
+        )?;
         if &state.id != id {
             return Err(Error::corrupt(
                 &path,
@@ -251,8 +289,8 @@ impl Store {
         {
             let mut writers = self.writers();
             if !writers.contains_key(id) {
-                let dir = self.session_dir(id);
-                if !dir.join("state.json").exists() {
+                let dir = self.session_dir_checked(id, false)?;
+                if !file::present(&dir.join("state.json")) {
                     return Err(Error::NotFound {
                         what: "session",
                         id: id.to_string(),
@@ -265,6 +303,7 @@ impl Store {
                     &dir.join("history.log"),
                     self.cipher.as_ref(),
                     self.level,
+                    self.max_unpacked,
                 )?;
                 writers.insert(id.clone(), w);
             }
@@ -276,8 +315,8 @@ impl Store {
     }
 
     pub fn load_history(&self, id: &SessionId) -> Result<Vec<ExecRecord>> {
-        let path = self.session_dir(id).join("history.log");
-        Ok(history::read(&path, self.cipher.as_ref())?.records)
+        let path = self.session_dir_checked(id, false)?.join("history.log");
+        Ok(history::read(&path, self.cipher.as_ref(), self.max_unpacked)?.records)
     }
 
     /// Checkpoints the screen and scrollback (`sessions/{id}/scrollback`, replaced atomically).
@@ -286,7 +325,7 @@ impl Store {
     }
 
     pub fn load_scrollback(&self, id: &SessionId) -> Result<Option<Scrollback>> {
-        let path = self.session_dir(id).join("scrollback");
+        let path = self.session_dir_checked(id, false)?.join("scrollback");
         match self.load_blob(&path, Kind::Scrollback)? {
             Some(raw) => Scrollback::decode(&raw, &path).map(Some),
             None => Ok(None),
@@ -300,12 +339,13 @@ impl Store {
     }
 
     pub fn load_context(&self, id: &SessionId) -> Result<Option<Vec<u8>>> {
-        self.load_blob(&self.session_dir(id).join("context.bin"), Kind::Context)
+        let dir = self.session_dir_checked(id, false)?;
+        self.load_blob(&dir.join("context.bin"), Kind::Context)
     }
 
     fn save_blob(&self, id: &SessionId, name: &str, kind: Kind, raw: &[u8]) -> Result<()> {
-        let dir = self.session_dir(id);
-        if !dir.join("state.json").exists() {
+        let dir = self.session_dir_checked(id, false)?;
+        if !file::present(&dir.join("state.json")) {
             return Err(Error::NotFound {
                 what: "session",
                 id: id.to_string(),
@@ -322,10 +362,12 @@ impl Store {
         file::write_atomic(&path, &bytes, self.durable)
     }
 
+    /// Reads and decodes a blob in a checked directory; a file longer than the limit is refused
+    /// before it is read.
     pub(crate) fn load_blob(&self, path: &Path, kind: Kind) -> Result<Option<Vec<u8>>> {
-        match file::read_optional(path)? {
+        match file::read_bounded(path, self.max_unpacked)? {
             Some(bytes) => seal::decode_blob(
-                &mut Unpacker::default(),
+                &mut self.unpacker(),
                 kind,
                 &bytes,
                 self.cipher.as_ref(),
@@ -339,10 +381,11 @@ impl Store {
     /// One session's state and last checkpoint.
     pub fn load_session(&self, id: &SessionId) -> Result<SessionRecord> {
         let state = self.load_state(id)?;
-        let dir = self.session_dir(id);
+        let dir = self.session_dir_checked(id, false)?;
         file::sweep_tmp(&dir)?;
+        let hist_path = dir.join("history.log");
         let (execs, last_exec, torn_bytes, history_error) =
-            match history::read_last(&dir.join("history.log"), self.cipher.as_ref()) {
+            match history::read_last(&hist_path, self.cipher.as_ref(), self.max_unpacked) {
                 Ok((n, last, torn)) => (n, last, torn, None),
                 Err(e) => (0, None, 0, Some(e)),
             };
@@ -369,7 +412,7 @@ impl Store {
             };
             // A directory without a state is a restore or import killed before its commit.
             let dir = self.session_dir(&id);
-            if !dir.join("state.json").exists() && dir.is_dir() {
+            if !file::present(&dir.join("state.json")) && file::is_real_dir(&dir) {
                 continue;
             }
             let record = self.load_session(&id);
@@ -441,7 +484,7 @@ impl Store {
                 ix.upsert_session(&record.state)?;
                 if record.execs > 0 {
                     let path = self.session_dir(id).join("history.log");
-                    if let Ok(h) = history::read(&path, self.cipher.as_ref()) {
+                    if let Ok(h) = history::read(&path, self.cipher.as_ref(), self.max_unpacked) {
                         ix.add_execs_raw(id, &h.records)?;
                     }
                 }
@@ -588,10 +631,11 @@ pub(crate) fn decode_json<T: serde::de::DeserializeOwned>(
     kind: Kind,
     cipher: Option<&Cipher>,
     path: &Path,
+    unpacker: &mut Unpacker,
 ) -> Result<T> {
     let opened;
     let json = if seal::is_blob(bytes) {
-        opened = seal::decode_blob(&mut Unpacker::default(), kind, bytes, cipher, path)?;
+        opened = seal::decode_blob(unpacker, kind, bytes, cipher, path)?;
         &opened[..]
     } else {
         bytes

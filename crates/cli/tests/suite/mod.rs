@@ -10,3 +10,4 @@ mod marks;
 mod persist;
 mod robustness;
 mod security;
+mod store_attacks;

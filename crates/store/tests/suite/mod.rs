@@ -2,5 +2,6 @@ mod common;
 mod crash;
 mod damage;
 mod encryption;
+mod hostile;
 mod migration;
 mod roundtrip;
