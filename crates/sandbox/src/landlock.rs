@@ -84,10 +84,11 @@ impl LandlockRuleset {
         }
         let mut created = ruleset.create().map_err(err)?;
         let mut skipped = Vec::new();
-        let groups: [(&[PathBuf], BitFlags<AccessFs>); 3] = [
+        let groups: [(&[PathBuf], BitFlags<AccessFs>); 4] = [
             (&fs.read, read_rights(abi)),
             (&fs.write, write_rights(abi)),
             (&fs.execute, AccessFs::Execute.into()),
+            (&fs.list, AccessFs::ReadDir.into()),
         ];
         for (paths, rights) in groups {
             for path in paths {

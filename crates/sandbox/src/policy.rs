@@ -435,10 +435,12 @@ impl Policy {
                 .filter_map(|p| expand_path(p, workspace, home))
                 .collect()
         };
+        let mut list = Vec::new();
         ResolvedFs {
-            read: expand(&self.fs.read),
-            write: expand(&self.fs.write),
+            read: without_private_files(expand(&self.fs.read), &mut list),
+            write: without_private_files(expand(&self.fs.write), &mut list),
             execute: expand(&self.fs.execute),
+            list,
         }
     }
 
@@ -553,6 +555,89 @@ pub struct ResolvedFs {
     pub write: Vec<PathBuf>,
     /// Executable trees.
     pub execute: Vec<PathBuf>,
+    /// Directories that may only be listed (their files are covered by other rules).
+    pub list: Vec<PathBuf>,
+}
+
+/// The tree where systems keep their secrets readable by root alone (`shadow`, `gshadow`,
+/// `sudoers`, SSH host keys, private TLS keys).
+const SECRETS_TREE: &str = "/etc";
+
+/// `/etc` as rules that leave out every file and directory others may not read, computed
+/// once per process: (trees granted whole, directories only listed).
+static ETC_COVER: std::sync::LazyLock<(Vec<PathBuf>, Vec<PathBuf>)> =
+    std::sync::LazyLock::new(|| {
+        let (mut whole, mut list) = (Vec::new(), Vec::new());
+        if cover(Path::new(SECRETS_TREE), &mut whole, &mut list) {
+            return (vec![PathBuf::from(SECRETS_TREE)], Vec::new());
+        }
+        (whole, list)
+    });
+
+/// A sandboxed shell is root in its user namespace, mapped to the daemon's own uid: for a
+/// root daemon it owns every root-owned file, and mode bits alone would let it read
+/// `/etc/shadow`. Rules covering `/etc` (or `/`) are therefore split so that files and
+/// directories others may not read get no rule at all; the directories on the way are only
+/// listable (names, not contents).
+fn without_private_files(paths: Vec<PathBuf>, list: &mut Vec<PathBuf>) -> Vec<PathBuf> {
+    let etc = Path::new(SECRETS_TREE);
+    let mut out = Vec::new();
+    for path in paths {
+        if path == etc {
+            out.extend(ETC_COVER.0.iter().cloned());
+            list.extend(ETC_COVER.1.iter().cloned());
+        } else if path == Path::new("/") {
+            let entries = std::fs::read_dir("/").into_iter().flatten().flatten();
+            for entry in entries {
+                let child = entry.path();
+                if child == etc {
+                    out.extend(ETC_COVER.0.iter().cloned());
+                    list.extend(ETC_COVER.1.iter().cloned());
+                } else {
+                    out.push(child);
+                }
+            }
+            list.push(path);
+        } else {
+            out.push(path);
+        }
+    }
+    list.sort();
+    list.dedup();
+    out
+}
+
+/// True when everything under `dir` is readable by others; otherwise pushes the parts that
+/// are to `whole`, and `dir` with its partly private subdirectories to `list`.
+fn cover(dir: &Path, whole: &mut Vec<PathBuf>, list: &mut Vec<PathBuf>) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    let mut open = Vec::new();
+    let mut all = true;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Ok(meta) = entry.metadata() else { continue };
+        let mode = meta.permissions().mode();
+        let ok = if meta.file_type().is_symlink() {
+            true // the target is governed by its own rules
+        } else if meta.is_dir() {
+            mode & 0o005 == 0o005 && cover(&path, whole, list)
+        } else {
+            mode & 0o004 != 0
+        };
+        if ok {
+            open.push(path);
+        } else {
+            all = false;
+        }
+    }
+    if !all {
+        whole.extend(open);
+        list.push(dir.to_path_buf());
+    }
+    all
 }
 
 fn expand_path(raw: &str, workspace: &Path, home: Option<&Path>) -> Option<PathBuf> {

@@ -389,3 +389,34 @@ fn an_import_by_a_policy_bound_agent_runs_in_its_policy() {
     assert_ne!(r["exit_code"], 0, "{r}");
     assert!(!ws.join("written.txt").exists());
 }
+
+#[test]
+fn a_sandboxed_shell_cannot_read_root_only_files() {
+    let env = Env::outside_tmp();
+    let ws = env.home.path().join("ws");
+    std::fs::create_dir_all(&ws).unwrap();
+    let wss = ws.display().to_string();
+    // The daemon runs as root here: an unconfined shell reads /etc/shadow, as root may.
+    env.ok(&["new", "-s", "plain", "-c", &wss]);
+    let r = env.exec(
+        "plain",
+        "id -u; head -c 5 /etc/shadow >/dev/null && echo readable",
+    );
+    let root = r["output"].as_str().unwrap().starts_with("0\n");
+    if root {
+        assert!(r["output"].as_str().unwrap().contains("readable"), "{r}");
+    }
+    for policy in ["default", "no-network", "isolated"] {
+        let name = format!("box-{policy}");
+        env.ok(&["new", "-s", &name, "--policy", policy, "-c", &wss]);
+        let r = env.exec(&name, "cat /etc/shadow");
+        assert_ne!(r["exit_code"], 0, "{policy}: {r}");
+        assert!(
+            r["output"].as_str().unwrap().contains("Permission denied"),
+            "{policy}: {r}"
+        );
+        // The rest of /etc is there as before.
+        let r = env.exec(&name, "head -1 /etc/passwd && ls /etc | grep -c passwd");
+        assert_eq!(r["exit_code"], 0, "{policy}: {r}");
+    }
+}
