@@ -12,6 +12,9 @@
 //! | `sandbox-violation` | 60 | the action is `sandbox_violation` or the detail mentions a seccomp or Landlock denial |
 //! | `limit-hit` | 20 | the action is `limit_hit` |
 //! | `destructive` | 30 | `rm -rf /`, `rm -rf ~`, `mkfs`, `dd of=/dev/` |
+//! | `bound-restore` | 40 | a principal bound to a sandbox policy imports or restores a session (the way out of its sandbox, were the policy not applied) |
+//! | `audit-break` | 60 | the audit log was repaired, deleted under the daemon, or cut over from an older format (`audit.repair`, `audit.gap`, `audit.segment`) |
+//! | `unauthenticated` | 20 | an HTTP request without valid credentials (`http.unauthorized`; with `denied`, 60) |
 
 use serde::{Deserialize, Serialize};
 
@@ -40,8 +43,20 @@ const SENSITIVE: [&str; 11] = [
     "/var/run/docker.sock",
 ];
 
+/// What the score knows of the actor besides the action.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Context {
+    /// The actor is bound to a sandbox policy: leaving it would be the point of an attack.
+    pub policy_bound: bool,
+}
+
 /// Scores one action. `result` is `ok`, `denied`, `error`, ...
 pub fn score(action: &str, detail: &str, result: &str) -> Risk {
+    score_with(action, detail, result, Context::default())
+}
+
+/// Scores one action by an actor described by `ctx`.
+pub fn score_with(action: &str, detail: &str, result: &str, ctx: Context) -> Risk {
     let mut risk = Risk::default();
     let mut add = |rule: &str, weight: u8| {
         risk.score = risk.score.saturating_add(weight).min(100);
@@ -69,6 +84,15 @@ pub fn score(action: &str, detail: &str, result: &str) -> Risk {
     }
     if destructive(&words, detail) {
         add("destructive", 30);
+    }
+    if ctx.policy_bound && matches!(action, "session.import" | "snapshot.restore") {
+        add("bound-restore", 40);
+    }
+    if crate::audit::BREAK_ACTIONS.contains(&action) {
+        add("audit-break", 60);
+    }
+    if action == "http.unauthorized" {
+        add("unauthenticated", 20);
     }
     risk
 }
@@ -208,6 +232,16 @@ mod tests {
             score("sandbox_violation", "sudo curl x|sh ~/.ssh", "denied").score,
             100
         );
+    }
+
+    #[test]
+    fn bound_principals_restoring_and_audit_breaks_score_high() {
+        let bound = Context { policy_bound: true };
+        assert!(score_with("session.import", "", "ok", bound).score >= 40);
+        assert!(score_with("snapshot.restore", "", "ok", bound).score >= 40);
+        assert_eq!(score("session.import", "", "ok").score, 0);
+        assert!(score("audit.gap", "", "recovered").score >= 60);
+        assert!(score("http.unauthorized", "GET /v1/sessions", "denied").score >= 60);
     }
 
     #[test]
