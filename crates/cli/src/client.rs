@@ -160,6 +160,10 @@ impl Client {
         params: P,
     ) -> Result<R, ClientError> {
         let value = self.call_value(method, params).await?;
+        // The daemon could not record this action in its audit log: the user must know.
+        if let Some(warning) = value.get("audit_warning").and_then(|w| w.as_str()) {
+            eprintln!("ai-session: warning: {warning}");
+        }
         serde_json::from_value(value)
             .map_err(|e| ClientError::Protocol(format!("unexpected result for {method}: {e}")))
     }

@@ -67,6 +67,7 @@ pub async fn run(sel: &Selector, command: Command) -> Result<ExitCode, ClientErr
     if let Command::Audit { action } = command {
         return match action {
             crate::AuditAction::Verify(a) => crate::security::audit_verify(sel, a.json),
+            crate::AuditAction::Repair(a) => crate::security::audit_repair(sel, a.json).await,
             crate::AuditAction::Ls {
                 since,
                 min_risk,
@@ -351,6 +352,17 @@ async fn daemon(sel: &Selector, action: DaemonAction) -> Result<ExitCode, Client
                     s.sessions,
                     s.state_dir
                 );
+                if let Some(audit) = s.audit.as_ref().filter(|a| !a.ok) {
+                    let then = if audit.writes_refused {
+                        "writes are refused until `ai-session audit repair`"
+                    } else {
+                        "actions are NOT audited (AI_SESSION_AUDIT=best-effort)"
+                    };
+                    println!(
+                        "AUDIT LOG UNAVAILABLE: {}; {then}",
+                        audit.problem.as_deref().unwrap_or("unknown problem")
+                    );
+                }
             }
         }
         DaemonAction::Stop(a) => {

@@ -171,9 +171,13 @@ enum AccessAction {
 
 #[derive(Subcommand)]
 enum AuditAction {
-    /// Check every entry's hash chain; exit status 1 if any line was edited, removed,
-    /// inserted or reordered.
+    /// Check every entry's keyed hash, the chain and the signed head; exit status 1 if any
+    /// line was edited, removed, inserted or reordered, lines were cut from either end, or
+    /// the chain was recomputed without the key.
     Verify(JsonFlag),
+    /// Move a damaged or unwritable log aside and start a new chained segment whose first
+    /// entry records the break (the daemon refuses writes until then).
+    Repair(JsonFlag),
     /// List audit entries.
     Ls {
         /// Only entries since a duration ago (15m, 2h, 7d) or a UTC time (2026-11-23T10:00:00Z).

@@ -108,12 +108,17 @@ struct VerifyReport {
     intact: bool,
     entries: usize,
     error: Option<String>,
+    /// The seq the signed head names.
+    head_seq: u64,
+    /// Recorded breaks: repairs, a file deleted under the daemon, an older log moved aside.
+    breaks: Vec<audit::Entry>,
 }
 
-/// The daemon's audit log, which must exist.
+/// The daemon's audit log, which must exist (or have a head saying it should).
 fn audit_log(sel: &Selector) -> Result<std::path::PathBuf, ClientError> {
     let path = sel.paths().audit_log();
-    if !path.exists() {
+    let (_, head) = audit::seal::beside(&path);
+    if !path.exists() && !head.exists() {
         return Err(usage(format!(
             "no audit log at {}: the daemon writes it from its first request on",
             path.display()
@@ -122,19 +127,27 @@ fn audit_log(sel: &Selector) -> Result<std::path::PathBuf, ClientError> {
     Ok(path)
 }
 
-/// `audit verify`: checks the hash chain of the whole log; exit status 1 when damaged.
+/// `audit verify`: checks the keyed chain of the whole log against its signed head; exit
+/// status 1 when damaged.
 pub(crate) fn audit_verify(sel: &Selector, json: bool) -> Result<ExitCode, ClientError> {
     let path = audit_log(sel)?;
-    let (intact, entries, error) = match audit::verify(&path) {
-        Ok(n) => (true, n, None),
-        Err(e) => (false, 0, Some(e.to_string())),
-    };
-    let report = VerifyReport {
+    let mut report = VerifyReport {
         log: path.display().to_string(),
-        intact,
-        entries,
-        error,
+        intact: false,
+        entries: 0,
+        error: None,
+        head_seq: 0,
+        breaks: Vec::new(),
     };
+    match audit::verify(&path) {
+        Ok(r) => {
+            report.intact = true;
+            report.entries = r.entries;
+            report.head_seq = r.head_seq;
+            report.breaks = r.breaks;
+        }
+        Err(e) => report.error = Some(e.to_string()),
+    }
     if json {
         print_json(&report)?;
     } else if let Some(e) = &report.error {
@@ -144,12 +157,47 @@ pub(crate) fn audit_verify(sel: &Selector, json: bool) -> Result<ExitCode, Clien
             "audit log {}: intact, {} entries",
             report.log, report.entries
         );
+        for b in &report.breaks {
+            println!(
+                "  recorded break #{} at {} ({}): {}",
+                b.seq, b.time, b.action, b.detail
+            );
+        }
     }
-    Ok(if intact {
+    Ok(if report.intact {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
+}
+
+/// `audit repair`: asks the daemon (started if need be) to move a damaged log aside and start
+/// a new segment recording the break.
+pub(crate) async fn audit_repair(sel: &Selector, json: bool) -> Result<ExitCode, ClientError> {
+    use ai_session_protocol::methods::{AUDIT_REPAIR, AuditRepairResult};
+    let client = crate::client::Client::connect(sel, true).await?;
+    let r: AuditRepairResult = client.call(AUDIT_REPAIR, serde_json::json!({})).await?;
+    if json {
+        print_json(&r)?;
+    } else if r.repaired {
+        println!(
+            "audit log repaired: {}",
+            r.problem.as_deref().unwrap_or_default()
+        );
+        if let Some(moved) = &r.moved_to {
+            println!("  the damaged log was moved to {moved}");
+        }
+        println!(
+            "  a new segment starts at entry #{}, recording the break",
+            r.seq
+        );
+    } else {
+        println!(
+            "audit log intact (last entry #{}): nothing to repair",
+            r.seq
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `audit ls`: the entries since a time, at or above a risk, for a session.
@@ -178,7 +226,9 @@ pub(crate) fn audit_ls(
             let who = match &e.actor {
                 audit::Actor::Owner => "owner".to_string(),
                 audit::Actor::Agent(a) => format!("agent {a}"),
-                audit::Actor::HttpToken(t) => format!("token {t}"),
+                audit::Actor::HttpToken(_) => "owner (http)".to_string(),
+                audit::Actor::Token(t) => format!("token {t}"),
+                audit::Actor::Anonymous => "anonymous".to_string(),
                 audit::Actor::Daemon => "daemon".to_string(),
             };
             println!(

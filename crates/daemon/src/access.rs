@@ -22,7 +22,7 @@ use std::path::PathBuf;
 use std::sync::{Mutex, PoisonError};
 
 use ai_session_protocol::{ErrorKind, RpcError};
-use ai_session_sandbox::audit::{Actor, AuditLog, Record};
+use ai_session_sandbox::audit::{Actor, Record};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -77,10 +77,13 @@ impl Principal {
             Principal::Owner => Actor::Owner,
             Principal::Http => Actor::HttpToken("http.token".into()),
             Principal::Agent(id) => Actor::Agent(id.to_string()),
-            Principal::Token(id) => Actor::HttpToken(id.clone()),
+            Principal::Token(id) => Actor::Token(id.clone()),
         }
     }
 }
+
+/// What `snapshot.list` without a target needs: some `snapshot:list:...` capability.
+const SNAPSHOT_LIST_ANY: &str = "snapshot:list:*";
 
 /// The capability a method needs, with `target` the session it names.
 pub(crate) fn required(method: &str, params: &Value) -> Option<String> {
@@ -116,6 +119,16 @@ pub(crate) fn required(method: &str, params: &Value) -> Option<String> {
         "session.kill" => session("kill"),
         "session.export" => session("export"),
         "session.import" => Some("session:create".into()),
+        // Snapshot capabilities are per session: `snapshot:create:NAME`, `snapshot:list:NAME`
+        // (listing without a target lists the sessions the caller may list), and
+        // `snapshot:restore:ID` with the session's stable id or the snapshot's id, checked
+        // once the snapshot is resolved (`persist`); restoring also creates a session.
+        "snapshot.create" => Some(format!("snapshot:create:{}", target())),
+        "snapshot.list" => Some(match params.get("target").and_then(Value::as_str) {
+            Some(t) => format!("snapshot:list:{t}"),
+            None => SNAPSHOT_LIST_ANY.into(),
+        }),
+        "snapshot.restore" => Some("session:create".into()),
         m if m.starts_with("daemon.") => Some(format!("daemon:{}", &m[7..])),
         m if m.starts_with("access.") => Some("access:admin".into()),
         m => {
@@ -198,9 +211,7 @@ pub(crate) struct PrincipalInfo {
 pub(crate) struct Access {
     file: PathBuf,
     state: Mutex<Stored>,
-    audit: Mutex<Option<AuditLog>>,
-    /// Entries were appended since the last fsync.
-    unsynced: std::sync::atomic::AtomicBool,
+    audit: crate::audit::Trail,
 }
 
 fn now_ms() -> u64 {
@@ -224,14 +235,17 @@ fn digest(secret: &str) -> String {
         .collect()
 }
 
+/// Compared against when a token id is unknown: no secret hashes to it (not hex).
+const UNKNOWN_DIGEST: &str = "unknown-token-unknown-token-unknown-token-unknown-token-unknown!";
+
 fn denied(msg: String, hint: &str) -> RpcError {
     RpcError::new(ErrorKind::PermissionDenied, msg).with_hint(hint)
 }
 
 impl Access {
     /// Loads the daemon's access state (`access.json`, created with a fresh daemon id) and
-    /// opens its audit log. A damaged audit log tail is repaired (the cut line is reported in
-    /// the daemon's log); a damaged access file is an error naming it.
+    /// opens its audit log (a damaged one leaves the daemon refusing writes until it is
+    /// repaired, see [`crate::audit`]); a damaged access file is an error naming it.
     pub(crate) fn open(data: &std::path::Path, audit_path: PathBuf) -> std::io::Result<Self> {
         let file = data.join("access.json");
         let (state, created) = match std::fs::read(&file) {
@@ -253,26 +267,10 @@ impl Access {
             ),
             Err(e) => return Err(e),
         };
-        let audit = match AuditLog::open(&audit_path) {
-            Ok(log) => Some(log),
-            Err(first) => {
-                tracing::warn!("audit log: {first}; repairing a truncated tail");
-                match AuditLog::repair_truncated_tail(&audit_path)
-                    .and_then(|_| AuditLog::open(&audit_path))
-                {
-                    Ok(log) => Some(log),
-                    Err(e) => {
-                        tracing::error!("audit log unusable, actions are NOT audited: {e}");
-                        None
-                    }
-                }
-            }
-        };
         let access = Access {
             file,
             state: Mutex::new(state),
-            audit: Mutex::new(audit),
-            unsynced: std::sync::atomic::AtomicBool::new(false),
+            audit: crate::audit::Trail::open(audit_path),
         };
         if created {
             // The daemon id must outlive this daemon: tokens are bound to it.
@@ -328,15 +326,19 @@ impl Access {
                     "ask this daemon's owner for a token (`ai-session access token --cap ...`)",
                 ));
             }
-            let found = state.tokens.iter().find(|t| t.id == id).ok_or_else(|| {
-                denied(
+            // The secret is hashed and compared whether or not the id exists, so the time an
+            // answer takes does not tell an unknown id from a wrong secret.
+            let found = state.tokens.iter().find(|t| t.id == id);
+            let got = digest(secret);
+            let want = found.map_or(UNKNOWN_DIGEST, |t| t.digest.as_str());
+            let matches = bool::from(want.as_bytes().ct_eq(got.as_bytes()));
+            if found.is_none() {
+                return Err(denied(
                     format!("API token {id} is unknown or was revoked"),
                     "ask the daemon's owner for a new token",
-                )
-            })?;
-            let want = found.digest.as_bytes();
-            let got = digest(secret);
-            if !bool::from(want.ct_eq(got.as_bytes())) {
+                ));
+            }
+            if !matches {
                 return Err(denied(
                     format!("wrong secret for API token {id}"),
                     "pass the token exactly as `ai-session access token` printed it",
@@ -349,26 +351,78 @@ impl Access {
         Ok(Principal::Agent(auth.agent.0))
     }
 
-    /// Allows or refuses `method` for `who`; a refusal names the missing capability.
+    /// Allows or refuses `method` for `who`; a refusal names the missing capability. A
+    /// request that would change something is also refused while the audit log cannot be
+    /// written (see [`crate::audit`]).
     pub(crate) fn check(
         &self,
         who: &Principal,
         method: &str,
         params: &Value,
     ) -> Result<(), RpcError> {
-        let Some(need) = required(method, params) else {
-            return Ok(());
-        };
-        let Some(key) = who.key() else {
-            return Ok(()); // the owner holds every capability
-        };
-        if self.holds(who, &key, &need) {
-            return Ok(());
+        if let (Some(need), Some(key)) = (required(method, params), who.key()) {
+            // The owner (no key) holds every capability.
+            let held = if need == SNAPSHOT_LIST_ANY {
+                // Listing every session's snapshots: allowed to anyone who may list some, the
+                // answer then filtered to those sessions (`may_list_snapshots`).
+                self.holds_any(who, &key, "snapshot", "list")
+            } else {
+                self.holds(who, &key, &need)
+            };
+            if !held {
+                return Err(denied(
+                    format!("{key} lacks the capability {need}"),
+                    &format!(
+                        "the daemon's owner can grant it: ai-session access grant {key} {need}"
+                    ),
+                ));
+            }
         }
-        Err(denied(
-            format!("{key} lacks the capability {need}"),
-            &format!("the daemon's owner can grant it: ai-session access grant {key} {need}"),
-        ))
+        self.audit.gate(method)
+    }
+
+    /// True when one of `who`'s capabilities covers `resource:action:T` for some target T.
+    fn holds_any(&self, who: &Principal, key: &str, resource: &str, action: &str) -> bool {
+        let some_target = |have: &str| {
+            let p: Vec<&str> = have.split(':').collect();
+            let part = |i: usize, want: &str| p.get(i).is_some_and(|x| *x == "*" || *x == want);
+            match p.len() {
+                1 => p[0] == "*",
+                // A trailing `*` matches every further part.
+                2 => part(0, resource) && p[1] == "*",
+                _ => part(0, resource) && part(1, action),
+            }
+        };
+        let defaults =
+            matches!(who, Principal::Agent(_)) && AGENT_DEFAULTS.iter().any(|h| some_target(h));
+        defaults
+            || self
+                .state()
+                .grants
+                .get(key)
+                .is_some_and(|caps| caps.iter().any(|h| some_target(h)))
+    }
+
+    /// True when `who` holds `snapshot:ACTION:X` for X the session's name or stable id, or the
+    /// snapshot's own id: snapshot capabilities are per session (or per snapshot).
+    pub(crate) fn may_snapshot(&self, who: &Principal, action: &str, targets: &[&str]) -> bool {
+        match who.key() {
+            None => true,
+            Some(key) => targets
+                .iter()
+                .any(|t| self.holds(who, &key, &format!("snapshot:{action}:{t}"))),
+        }
+    }
+
+    /// The refusal for a snapshot action on `target`.
+    pub(crate) fn snapshot_denied(&self, who: &Principal, action: &str, target: &str) -> RpcError {
+        let key = who.key().unwrap_or_default();
+        denied(
+            format!("{key} lacks the capability snapshot:{action}:{target}"),
+            &format!(
+                "the daemon's owner can grant it: ai-session access grant {key} snapshot:{action}:{target}"
+            ),
+        )
     }
 
     fn holds(&self, who: &Principal, key: &str, need: &str) -> bool {
@@ -686,8 +740,14 @@ impl Access {
     }
 
     /// Appends one action to the audit log. Reads that succeed are not recorded (they
-    /// change nothing and would drown the log); everything else is, refusals included.
-    pub(crate) fn audit(&self, who: &Principal, ctx: AuditCtx, result: &Result<Value, RpcError>) {
+    /// change nothing and would drown the log); everything else is, refusals included. When
+    /// the entry cannot be written, a successful result says so in `audit_warning`.
+    pub(crate) fn audit(
+        &self,
+        who: &Principal,
+        ctx: AuditCtx,
+        result: &mut Result<Value, RpcError>,
+    ) {
         let AuditCtx {
             method,
             session,
@@ -710,19 +770,18 @@ impl Access {
         if result.is_ok() && QUIET.contains(&method) {
             return;
         }
+        let ok = result.as_ref().ok();
         let session = session.or_else(|| {
             (method == "session.new")
-                .then(|| {
-                    result
-                        .as_ref()
-                        .ok()?
-                        .get("name")?
-                        .as_str()
-                        .map(str::to_owned)
-                })
+                .then(|| ok?.get("name")?.as_str().map(str::to_owned))
                 .flatten()
         });
-        let result_word = match result {
+        // A snapshot's result names its session's stable id.
+        let session_id = method
+            .starts_with("snapshot.")
+            .then(|| ok?.get("session")?.as_str().map(str::to_owned))
+            .flatten();
+        let result_word = match &*result {
             Ok(v) => match v.get("exit_code").and_then(Value::as_i64) {
                 Some(code) => format!("ok (exit {code})"),
                 None => "ok".into(),
@@ -730,43 +789,39 @@ impl Access {
             Err(e) if e.kind() == Some(ErrorKind::PermissionDenied) => "denied".into(),
             Err(e) => format!("error: {}", e.message),
         };
-        self.record(Record {
+        let warning = self.audit.record(Record {
             actor: who.actor(),
             session,
+            session_id,
             action: method.to_string(),
             detail,
             result: result_word,
+            policy_bound: self.policy_of(who).is_some(),
         });
+        if let (Some(warning), Ok(Value::Object(map))) = (warning, result) {
+            map.insert("audit_warning".into(), Value::String(warning));
+        }
     }
 
-    /// Appends a record (a daemon event such as a limit hit, or an action). One `write`, no
-    /// fsync on the request's path: [`Access::sync_audit`] runs every second and at shutdown.
+    /// Appends a record (a daemon event such as a limit hit). One `write`, no fsync on the
+    /// request's path: [`Access::sync_audit`] runs every second and at shutdown.
     pub(crate) fn record(&self, record: Record) {
-        let mut audit = self.audit.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(log) = audit.as_mut() {
-            match log.append_unsynced(record) {
-                Ok(_) => self
-                    .unsynced
-                    .store(true, std::sync::atomic::Ordering::Relaxed),
-                Err(e) => tracing::error!("audit append failed: {e}"),
-            }
-        }
+        self.audit.record(record);
     }
 
-    /// Makes the audit entries appended since the last call durable.
+    /// The once-a-second audit work (file check, fsync, signed head).
     pub(crate) fn sync_audit(&self) {
-        if !self
-            .unsynced
-            .swap(false, std::sync::atomic::Ordering::Relaxed)
-        {
-            return;
-        }
-        let audit = self.audit.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(log) = audit.as_ref() {
-            if let Err(e) = log.sync() {
-                tracing::error!("audit sync failed: {e}");
-            }
-        }
+        self.audit.sync();
+    }
+
+    /// The audit log's health, for `daemon.status`.
+    pub(crate) fn audit_status(&self) -> ai_session_protocol::methods::AuditStatus {
+        self.audit.status()
+    }
+
+    /// An HTTP request refused for want of valid credentials (rate-limited in the log).
+    pub(crate) fn audit_unauthorized(&self, detail: String) {
+        self.audit.unauthorized(detail);
     }
 }
 
@@ -791,8 +846,14 @@ impl AuditCtx {
 }
 
 impl Access {
-    /// The `access.*` methods (the owner's: they need `access:admin`).
-    pub(crate) fn route(&self, method: &str, params: &Value) -> Result<Value, RpcError> {
+    /// The `access.*` methods (the owner's: they need `access:admin`) and `audit.repair`
+    /// (`audit:repair`).
+    pub(crate) fn route(
+        &self,
+        who: &Principal,
+        method: &str,
+        params: &Value,
+    ) -> Result<Value, RpcError> {
         let s = |k: &str| -> Result<String, RpcError> {
             params
                 .get(k)
@@ -847,11 +908,14 @@ impl Access {
                 "agent_defaults": AGENT_DEFAULTS,
                 "principals": self.list(),
             })),
+            "audit.repair" => {
+                crate::dispatch::json(self.audit.repair(who.actor())?)
+            }
             other => Err(RpcError::new(
                 ErrorKind::MethodNotFound,
                 format!("unknown method '{other}'"),
             )
-            .with_hint("access methods: access.grant, access.revoke, access.token, access.policy, access.revoke_token, access.list")),
+            .with_hint("access methods: access.grant, access.revoke, access.token, access.policy, access.revoke_token, access.list, audit.repair")),
         }
     }
 }
@@ -941,5 +1005,13 @@ mod tests {
         assert!(check_capability("session:exec:build-1").is_ok());
         assert!(check_capability("session::x").is_err());
         assert!(check_capability("a:b:c:d").is_err());
+        assert_eq!(
+            required("snapshot.create", &serde_json::json!({"target": "a"})).as_deref(),
+            Some("snapshot:create:a")
+        );
+        assert_eq!(
+            required("snapshot.restore", &serde_json::json!({"snapshot": "x"})).as_deref(),
+            Some("session:create")
+        );
     }
 }

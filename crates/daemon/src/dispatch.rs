@@ -40,10 +40,10 @@ pub(crate) async fn handle(
     let id = req.id.clone();
     let mut who = conn.principal();
     let ctx = crate::access::AuditCtx::of(&req.method, &req.params);
-    let result = match authorize(daemon, conn, &mut who, &req) {
+    let mut result = match authorize(daemon, conn, &mut who, &req) {
         Err(e) => Err(e),
-        Ok(()) if req.method.starts_with("access.") => {
-            daemon.access.route(&req.method, &req.params)
+        Ok(()) if req.method.starts_with("access.") || req.method == m::AUDIT_REPAIR => {
+            daemon.access.route(&who, &req.method, &req.params)
         }
         Ok(()) if crate::persist::owns(&req.method) => {
             crate::persist::route(daemon, &req.method, req.params, &who).await
@@ -54,7 +54,7 @@ pub(crate) async fn handle(
         Ok(()) if req.method.starts_with("context.") => context(daemon, req, &who).await,
         Ok(()) => route(daemon, req, tx, &who).await,
     };
-    daemon.access.audit(&who, ctx, &result);
+    daemon.access.audit(&who, ctx, &mut result);
     match result {
         Ok(value) => Response::ok(id, value),
         Err(err) => Response::err(id, err),
@@ -287,6 +287,7 @@ async fn route(
             version: env!("CARGO_PKG_VERSION").into(),
             protocol: PROTOCOL_VERSION,
             persist: Some(daemon.persist.status()),
+            audit: Some(daemon.access.audit_status()),
         }),
         m::DAEMON_SERVE => crate::http::serve_method(daemon, p).await,
         m::DAEMON_STOP => {

@@ -7,6 +7,7 @@
 //! coordinator.
 
 mod access;
+mod audit;
 mod connection;
 mod context;
 mod coord;

@@ -779,7 +779,12 @@ pub(crate) async fn route(
             let snapshots = list
                 .iter()
                 .filter(|s| a.target.as_ref().is_none_or(|t| *t == s.session_name))
-                .filter(|s| daemon.access.may_read(who, &s.session_name))
+                .filter(|s| {
+                    let sid = s.session.to_string();
+                    daemon
+                        .access
+                        .may_snapshot(who, "list", &[&s.session_name, &sid])
+                })
                 .map(snapshot_info)
                 .collect();
             crate::dispatch::json(SnapshotListResult { snapshots })
@@ -788,9 +793,17 @@ pub(crate) async fn route(
             let a: RestoreParams = params(value)?;
             let manager = daemon.manager.clone();
             let (snap, name) = (a.snapshot.clone(), a.name.clone());
+            let (d, caller) = (daemon.clone(), who.clone());
             let restored = persist
                 .call(move |w| {
-                    let (id, _) = w.store.resolve_snapshot(&snap).map_err(|e| store_err(&e))?;
+                    let (id, session) =
+                        w.store.resolve_snapshot(&snap).map_err(|e| store_err(&e))?;
+                    // Per session: the caller holds snapshot:restore for the snapshot's
+                    // session (its stable id) or for this very snapshot.
+                    let sid = session.to_string();
+                    if !d.access.may_snapshot(&caller, "restore", &[&sid, &id]) {
+                        return Err(d.access.snapshot_denied(&caller, "restore", &sid));
+                    }
                     let taken = |n: &str| manager.get(n).is_ok();
                     if let Some(n) = &name {
                         if taken(n) {

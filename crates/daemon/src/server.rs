@@ -272,12 +272,10 @@ async fn announce_sessions(daemon: Arc<Daemon>) {
             Ok(change) => {
                 if let Some(reason) = &change.stop_reason {
                     // A security event: a sandboxed session hit one of its resource limits.
-                    daemon.access.record(ai_session_sandbox::audit::Record {
-                        actor: ai_session_sandbox::audit::Actor::Daemon,
+                    use ai_session_sandbox::audit::{Actor, Record};
+                    daemon.access.record(Record {
                         session: Some(change.session.clone()),
-                        action: "limit_hit".into(),
-                        detail: reason.clone(),
-                        result: "stopped".into(),
+                        ..Record::new(Actor::Daemon, "limit_hit", reason.clone(), "stopped")
                     });
                 }
                 let detail = serde_json::json!({ "exit_code": change.exit_code });

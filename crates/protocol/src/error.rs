@@ -46,6 +46,9 @@ pub enum ErrorKind {
     /// The call conflicts with the current state (a taken agent name, a task already finished,
     /// a full inbox); `data.reason` says which.
     Conflict,
+    /// The daemon cannot write its audit log, so it refuses to act: `ai-session daemon status`
+    /// says why, `ai-session audit repair` starts a new log segment recording the break.
+    AuditUnavailable,
 }
 
 impl ErrorKind {
@@ -70,6 +73,7 @@ impl ErrorKind {
             Self::ShuttingDown => 11,
             Self::NotFound => 12,
             Self::Conflict => 13,
+            Self::AuditUnavailable => 14,
         }
     }
 }

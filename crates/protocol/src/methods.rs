@@ -20,6 +20,8 @@ pub const SESSION_KILL: &str = "session.kill";
 pub const SESSION_SUBSCRIBE: &str = "session.subscribe";
 pub const DAEMON_STATUS: &str = "daemon.status";
 pub const DAEMON_STOP: &str = "daemon.stop";
+/// Move a damaged or unwritable audit log aside and start a new chained segment recording why.
+pub const AUDIT_REPAIR: &str = "audit.repair";
 /// Start (or report) the daemon's HTTP and WebSocket server (`ai-session serve`).
 pub const DAEMON_SERVE: &str = "daemon.serve";
 
@@ -413,6 +415,43 @@ pub struct StatusResult {
     /// The session store (persistence).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub persist: Option<crate::persist::PersistStatus>,
+    /// The audit log: whether the daemon can write it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit: Option<AuditStatus>,
+}
+
+/// The audit log's health, in `daemon.status`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct AuditStatus {
+    /// The log file.
+    pub log: String,
+    /// True while every action is being recorded.
+    pub ok: bool,
+    /// What is wrong, when `ok` is false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+    /// True when writes are refused until `ai-session audit repair` (the default when the log
+    /// cannot be written); false when the daemon was started with `AI_SESSION_AUDIT=best-effort`.
+    pub writes_refused: bool,
+    /// The last entry's sequence number.
+    pub last_seq: u64,
+}
+
+/// The result of `audit.repair`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct AuditRepairResult {
+    /// False when the log was intact and nothing was done.
+    pub repaired: bool,
+    /// What was wrong.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+    /// Where the damaged file was moved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moved_to: Option<String>,
+    /// The sequence number of the new segment's first entry, which records the break.
+    pub seq: u64,
 }
 
 /// Whether a `session.command` notification marks the start or the end of a command.

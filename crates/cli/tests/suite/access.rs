@@ -243,3 +243,92 @@ fn a_principal_bound_to_a_policy_gets_only_sandboxed_sessions() {
     let out = env.run(&["access", "policy", &format!("token:{id}"), "sideways"]);
     assert!(!out.status.success());
 }
+
+/// Snapshot capabilities are per session: a token made for session `a` cannot snapshot `b`,
+/// list `b`'s snapshots, or restore one of `b`'s, and the old unscoped capabilities
+/// (`snapshot:create`, `snapshot:restore`) reach no session at all.
+#[test]
+fn snapshot_capabilities_are_per_session() {
+    let env = Env::new();
+    env.ok(&["new", "-s", "a"]);
+    env.ok(&["new", "-s", "b"]);
+    env.ok(&["exec", "-t", "b", "export SECRET=owner-only"]);
+    let b_snap = env.json(&["snapshot", "-t", "b"]);
+    let b_snap_id = b_snap["id"].as_str().unwrap().to_owned();
+    let a_snap = env.json(&["snapshot", "-t", "a"]);
+    let a_session_id = a_snap["session"].as_str().unwrap().to_owned();
+
+    // The attack of issue 14: a token with the unscoped snapshot capabilities.
+    let unscoped = token(
+        &env,
+        &["snapshot:create", "snapshot:restore", "session:create"],
+    );
+    let r = as_token(&env, &unscoped, &["snapshot", "-t", "b"]);
+    assert!(
+        text(&r).contains("lacks the capability snapshot:create:b"),
+        "{}",
+        text(&r)
+    );
+    let r = as_token(&env, &unscoped, &["restore", &b_snap_id, "-s", "stolen"]);
+    assert!(!r.status.success(), "{}", text(&r));
+    assert!(text(&r).contains("snapshot:restore:"), "{}", text(&r));
+    assert!(!env.ok(&["ls"]).contains("stolen"));
+
+    // A token scoped to session a.
+    let scoped = token(
+        &env,
+        &[
+            "snapshot:create:a",
+            "snapshot:list:a",
+            &format!("snapshot:restore:{a_session_id}"),
+            "session:create",
+        ],
+    );
+    let r = as_token(&env, &scoped, &["snapshot", "-t", "b"]);
+    assert!(text(&r).contains("snapshot:create:b"), "{}", text(&r));
+    let r = as_token(&env, &scoped, &["snapshot", "-t", "a", "--json"]);
+    assert!(r.status.success(), "{}", text(&r));
+    let listed = as_token(&env, &scoped, &["snapshot", "ls", "--json"]);
+    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let names: Vec<&str> = listed["snapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["session_name"].as_str().unwrap())
+        .collect();
+    assert!(
+        !names.is_empty() && names.iter().all(|n| *n == "a"),
+        "{names:?}"
+    );
+    let r = as_token(&env, &scoped, &["snapshot", "ls", "-t", "b"]);
+    assert!(text(&r).contains("snapshot:list:b"), "{}", text(&r));
+    let r = as_token(&env, &scoped, &["restore", &b_snap_id, "-s", "stolen"]);
+    assert!(
+        text(&r).contains("lacks the capability snapshot:restore:"),
+        "{}",
+        text(&r)
+    );
+    assert!(!env.ok(&["ls"]).contains("stolen"));
+    // Its own session's snapshot restores.
+    let r = as_token(
+        &env,
+        &scoped,
+        &["restore", a_snap["id"].as_str().unwrap(), "-s", "a2"],
+    );
+    assert!(r.status.success(), "{}", text(&r));
+    // Listing is its own capability: restore and create alone do not list.
+    let create_only = token(&env, &["snapshot:create:a"]);
+    let r = as_token(&env, &create_only, &["snapshot", "ls"]);
+    assert!(text(&r).contains("snapshot:list"), "{}", text(&r));
+}
+
+fn token(env: &Env, caps: &[&str]) -> String {
+    let mut args = vec!["access", "token", "--json"];
+    for c in caps {
+        args.extend(["--cap", c]);
+    }
+    let out = env.run(&args);
+    let made: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
+    made["token"].as_str().unwrap().to_owned()
+}

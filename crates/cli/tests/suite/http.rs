@@ -617,3 +617,162 @@ fn an_api_token_over_http_holds_only_its_capabilities() {
     let (status, _) = call("GET", "/v1/sessions", None);
     assert_eq!(status, 401);
 }
+
+/// One request with the given `Host` (raw_request sends the real address) and headers; the
+/// status and the body.
+fn with_host(
+    addr: &str,
+    method: &str,
+    path: &str,
+    host: &str,
+    auth: &str,
+    extra: &[(&str, &str)],
+) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(IO_DEADLINE)).unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nAuthorization: {auth}\r\nContent-Type: application/json\r\nContent-Length: 2\r\n"
+    );
+    for (k, v) in extra {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n{}");
+    s.write_all(head.as_bytes()).unwrap();
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp).unwrap();
+    let resp = String::from_utf8_lossy(&resp).into_owned();
+    let status = resp
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, resp)
+}
+
+#[test]
+fn dns_rebinding_and_foreign_origins_are_refused_on_every_route() {
+    let s = Server::start();
+    new_session(&s, "w");
+    let auth = format!("Bearer {}", s.token);
+    let port = s.addr.rsplit(':').next().unwrap().to_owned();
+    let evil = format!("evil.example:{port}");
+    let routes = [
+        ("GET", "/v1/status"),
+        ("GET", "/v1/sessions"),
+        ("POST", "/v1/sessions/w/exec"),
+        ("DELETE", "/v1/sessions/w"),
+        ("GET", "/v1/sessions/w/stream"),
+        ("GET", "/openapi.json"),
+        ("POST", "/mcp"),
+    ];
+    for (method, path) in routes {
+        // A page whose name the attacker pointed at 127.0.0.1: the browser sends its Host.
+        let (status, body) = with_host(&s.addr, method, path, &evil, &auth, &[]);
+        assert_eq!(status, 403, "{method} {path} with Host {evil}: {body}");
+        assert!(body.contains("forbidden_origin"), "{body}");
+        // A page of another origin (another port of this machine, a sandboxed frame).
+        for origin in ["http://localhost:3000", "http://evil.example", "null"] {
+            let (status, body) =
+                with_host(&s.addr, method, path, &s.addr, &auth, &[("Origin", origin)]);
+            assert_eq!(status, 403, "{method} {path} from {origin}: {body}");
+        }
+    }
+    // The server's own names and its own origin pass.
+    for host in [s.addr.clone(), format!("localhost:{port}")] {
+        let origin = format!("http://{host}");
+        let (status, body) = with_host(
+            &s.addr,
+            "GET",
+            "/v1/status",
+            &host,
+            &auth,
+            &[("Origin", &origin)],
+        );
+        assert_eq!(status, 200, "{host}: {body}");
+    }
+    // A WebSocket upgrade from a foreign origin is refused before the upgrade.
+    let mut req = format!("ws://{}/v1/sessions/w/stream", s.addr)
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("Authorization", auth.parse().unwrap());
+    req.headers_mut()
+        .insert("Origin", "http://evil.example".parse().unwrap());
+    let stream = TcpStream::connect(&s.addr).unwrap();
+    assert!(tungstenite::client(req, stream).is_err());
+    // The session is still there: nothing above reached it.
+    let (status, _) = s.call("GET", "/v1/sessions/w", None);
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn token_failures_look_alike_and_are_audited_with_a_rate_limit() {
+    let s = Server::start();
+    let out = s
+        .env
+        .run(&["access", "token", "--json", "--cap", "session:list"]);
+    let made: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let token = made["token"].as_str().unwrap();
+    let (prefix, secret) = token.rsplit_once('.').unwrap();
+    let (daemon_part, _id) = prefix.rsplit_once('.').unwrap();
+    let unknown_id = format!("{daemon_part}.0badc0de.{secret}");
+    let wrong_secret = format!("{prefix}.{}", "0".repeat(64));
+    let mut answers = Vec::new();
+    for t in [unknown_id.as_str(), wrong_secret.as_str(), "garbage"] {
+        let auth = format!("Bearer {t}");
+        answers.push(request(&s.addr, "GET", "/v1/sessions", Some(&auth), None));
+    }
+    answers.push(request(&s.addr, "GET", "/v1/sessions", None, None));
+    for (status, body) in &answers {
+        assert_eq!(*status, 401, "{body}");
+        assert_eq!(body, &answers[0].1, "every failure answers alike");
+    }
+    let (status, _) = request(
+        &s.addr,
+        "GET",
+        "/v1/sessions",
+        Some(&format!("Bearer {token}")),
+        None,
+    );
+    assert_eq!(status, 200);
+
+    // The owner sees each refusal and its real reason in the audit log.
+    let unauthorized = || -> Vec<Value> {
+        let entries: Value = serde_json::from_str(&s.env.ok(&["audit", "ls", "--json"])).unwrap();
+        entries
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["action"] == "http.unauthorized")
+            .cloned()
+            .collect()
+    };
+    let seen = unauthorized();
+    assert_eq!(seen.len(), 4, "{seen:?}");
+    let details: Vec<&str> = seen.iter().map(|e| e["detail"].as_str().unwrap()).collect();
+    assert!(
+        details.iter().any(|d| d.contains("unknown or was revoked")),
+        "{details:?}"
+    );
+    assert!(
+        details.iter().any(|d| d.contains("wrong secret")),
+        "{details:?}"
+    );
+    assert!(
+        details
+            .iter()
+            .all(|d| d.contains("GET /v1/sessions from 127.0.0.1"))
+    );
+    assert!(
+        details.iter().all(|d| !d.contains(secret)),
+        "no secret in the log"
+    );
+    assert!(seen.iter().all(|e| e["actor"]["kind"] == "anonymous"));
+    assert!(seen.iter().all(|e| e["risk"].as_u64().unwrap() >= 60));
+    // A flood is recorded up to the window's quota, not line by line.
+    for _ in 0..40 {
+        let (status, _) = request(&s.addr, "GET", "/v1/status", Some("Bearer nope"), None);
+        assert_eq!(status, 401);
+    }
+    assert_eq!(unauthorized().len(), 20);
+}

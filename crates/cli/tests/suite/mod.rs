@@ -1,4 +1,5 @@
 mod access;
+mod audit;
 mod cli;
 mod context;
 mod coord;

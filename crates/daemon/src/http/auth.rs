@@ -6,7 +6,9 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -83,10 +85,15 @@ impl Token {
     }
 }
 
+/// What every refused credential gets, whatever was wrong with it: a caller probing tokens
+/// learns nothing (an unknown token id and a wrong secret answer alike). The audit log keeps
+/// the real reason.
+const UNAUTHORIZED: &str = "missing or invalid token";
+
 /// Middleware: every request carries a token, as `Authorization: Bearer TOKEN` or, on a
 /// WebSocket upgrade, as `?access_token=TOKEN`: the server's own token (the owner), or an API
 /// or agent token, whose capabilities then bound every call the request makes. Anything else
-/// is a 401 saying where the token is.
+/// is a 401 saying where the token is, and an audit entry (rate-limited).
 pub(crate) async fn require_token(
     State((token, daemon)): State<(Token, std::sync::Arc<crate::server::Daemon>)>,
     req: Request,
@@ -94,8 +101,10 @@ pub(crate) async fn require_token(
 ) -> Response {
     use crate::access::{HTTP_PRINCIPAL, Principal};
     let presented = bearer(&req).or_else(|| websocket_query_token(&req));
-    match presented {
-        Some(t) if token.matches(&t) => HTTP_PRINCIPAL.scope(Principal::Http, next.run(req)).await,
+    let reason = match presented {
+        Some(t) if token.matches(&t) => {
+            return HTTP_PRINCIPAL.scope(Principal::Http, next.run(req)).await;
+        }
         Some(t) => match daemon.access.principal_for(&t, &daemon.coord) {
             // MCP over HTTP calls the daemon as its owner: only the owner's token may use it.
             Ok(_) if req.uri().path().starts_with("/mcp") => {
@@ -105,13 +114,24 @@ pub(crate) async fn require_token(
                     "/mcp serves the owner only",
                     Some("use the server's own token for /mcp, or the REST routes with this token"),
                 );
-                (StatusCode::FORBIDDEN, body).into_response()
+                return (StatusCode::FORBIDDEN, body).into_response();
             }
-            Ok(who) => HTTP_PRINCIPAL.scope(who, next.run(req)).await,
-            Err(e) => unauthorized(&token, &e.message),
+            Ok(who) => return HTTP_PRINCIPAL.scope(who, next.run(req)).await,
+            Err(e) => e.message,
         },
-        None => unauthorized(&token, "missing bearer token"),
-    }
+        None => "no token".to_owned(),
+    };
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or_else(|| "?".to_owned(), |c| c.0.to_string());
+    // The path only: a query string may carry the token that was refused.
+    daemon.access.audit_unauthorized(format!(
+        "{} {} from {peer}: {reason}",
+        req.method(),
+        req.uri().path()
+    ));
+    unauthorized(&token)
 }
 
 fn bearer(req: &Request) -> Option<String> {
@@ -134,12 +154,12 @@ fn websocket_query_token(req: &Request) -> Option<String> {
     })
 }
 
-fn unauthorized(token: &Token, message: &str) -> Response {
+fn unauthorized(token: &Token) -> Response {
     let hint = format!(
         "send `Authorization: Bearer $(cat {})` (WebSocket clients may use ?{QUERY_PARAM}=TOKEN); `ai-session serve` prints the file's path",
         token.path.display()
     );
-    let body = super::error::error_body("unauthorized", 401, message, Some(&hint));
+    let body = super::error::error_body("unauthorized", 401, UNAUTHORIZED, Some(&hint));
     let mut resp = (StatusCode::UNAUTHORIZED, body).into_response();
     resp.headers_mut().insert(
         header::WWW_AUTHENTICATE,

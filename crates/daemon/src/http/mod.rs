@@ -11,6 +11,7 @@ mod auth;
 mod error;
 mod mcp;
 mod openapi;
+mod origin;
 mod routes;
 mod stream;
 
@@ -106,9 +107,11 @@ pub(crate) async fn start(daemon: &Arc<Daemon>, p: ServeParams) -> Result<ServeR
     })?;
     let bound = listener.local_addr().unwrap_or(addr);
     let token_file = token.path().to_owned();
-    let (router, mcp_cancel) = routes::router(daemon.clone(), token, p.allow_remote);
+    let (router, mcp_cancel) = routes::router(daemon.clone(), token, bound, p.allow_remote);
+    // The peer's address is kept for the audit entries of refused requests.
+    let service = router.into_make_service_with_connect_info::<SocketAddr>();
     let server = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router).await {
+        if let Err(e) = axum::serve(listener, service).await {
             tracing::error!("the HTTP server stopped: {e}");
         }
     });

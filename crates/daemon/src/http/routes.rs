@@ -407,10 +407,12 @@ pub(crate) enum FieldType {
     Other,
 }
 
-/// The HTTP router: every route of the table, `/openapi.json`, `/mcp`, behind the token check.
+/// The HTTP router: every route of the table, `/openapi.json`, `/mcp`, behind the `Host` and
+/// `Origin` check and the token check.
 pub(crate) fn router(
     daemon: Arc<Daemon>,
     token: super::auth::Token,
+    bound: std::net::SocketAddr,
     allow_remote: bool,
 ) -> (Router, tokio_util::sync::CancellationToken) {
     let table = table();
@@ -462,6 +464,12 @@ pub(crate) fn router(
         .layer(axum::middleware::from_fn_with_state(
             (token, daemon.clone()),
             super::auth::require_token,
+        ))
+        // Outermost, so it runs first: a rebinding page learns nothing, not even whether its
+        // token was good.
+        .layer(axum::middleware::from_fn_with_state(
+            super::origin::Origins::new(bound, allow_remote),
+            super::origin::check,
         ));
     (router, cancel)
 }

@@ -1,0 +1,311 @@
+//! The daemon's audit trail: the open log (`ai_session_sandbox::audit`), what happens when it
+//! cannot be written, and the record of refused HTTP requests.
+//!
+//! A daemon that cannot audit says so: `daemon.status` carries the problem, and every request
+//! that would change something is refused with `audit_unavailable` until the owner runs
+//! `audit.repair` (or, with `AI_SESSION_AUDIT=best-effort`, goes through with an
+//! `audit_warning` in its result). Reads stay available: the owner needs them to look around.
+//! Once a second the file is checked (deleted or replaced: recreated from the daemon's own
+//! descriptor with a gap entry; cut short or written by someone else: broken), fsynced, and its
+//! signed head updated.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use ai_session_protocol::methods::{AuditRepairResult, AuditStatus};
+use ai_session_protocol::{ErrorKind, RpcError};
+use ai_session_sandbox::audit::{Actor, AuditLog, Record};
+
+/// The environment variable that lets a daemon act without auditing (`best-effort`).
+pub(crate) const MODE_ENV: &str = "AI_SESSION_AUDIT";
+
+/// Requests that change nothing: served even while the log cannot be written.
+const READS: &[&str] = &[
+    "hello",
+    "session.list",
+    "session.read",
+    "session.capture",
+    "session.wait",
+    "session.subscribe",
+    "daemon.status",
+    "agent.list",
+    "agent.heartbeat",
+    "bus.subscribe",
+    "bus.inbox",
+    "bus.dead_letters",
+    "bus.topics",
+    "task.list",
+    "task.show",
+    "events.subscribe",
+    "access.list",
+    "snapshot.list",
+    "context.get",
+    "context.show",
+];
+
+/// Writes that stay possible while the log is broken: the way out, and stopping.
+const ALWAYS: &[&str] = &["audit.repair", "daemon.stop"];
+
+/// Refused HTTP requests recorded one by one per window; the rest are counted in one entry.
+const UNAUTHORIZED_PER_WINDOW: u32 = 20;
+const UNAUTHORIZED_WINDOW: Duration = Duration::from_secs(60);
+
+enum State {
+    Open(AuditLog),
+    Broken { problem: String, last_seq: u64 },
+}
+
+struct Window {
+    started: Instant,
+    recorded: u32,
+    suppressed: u32,
+}
+
+pub(crate) struct Trail {
+    path: PathBuf,
+    state: Mutex<State>,
+    /// Writes are refused while the log is broken (the default).
+    required: bool,
+    /// Mirrors `state` for the request path's check without the lock.
+    healthy: AtomicBool,
+    /// Entries were appended since the last sync.
+    unsynced: AtomicBool,
+    unauthorized: Mutex<Window>,
+}
+
+impl Trail {
+    /// Opens the log; a log that fails verification or cannot be opened leaves the trail
+    /// broken (said in `daemon.status`), not the daemon stopped: the owner must be able to
+    /// reach it to look and repair.
+    pub(crate) fn open(path: PathBuf) -> Self {
+        let required = std::env::var(MODE_ENV).map_or(true, |v| v.trim() != "best-effort");
+        let state = match AuditLog::open(&path) {
+            Ok(log) => State::Open(log),
+            Err(e) => {
+                tracing::error!(
+                    "audit log unusable: {e}; writes are refused until `ai-session audit repair`"
+                );
+                State::Broken {
+                    problem: e.to_string(),
+                    last_seq: 0,
+                }
+            }
+        };
+        let healthy = matches!(state, State::Open(_));
+        Trail {
+            path,
+            state: Mutex::new(state),
+            required,
+            healthy: AtomicBool::new(healthy),
+            unsynced: AtomicBool::new(false),
+            unauthorized: Mutex::new(Window {
+                started: Instant::now(),
+                recorded: 0,
+                suppressed: 0,
+            }),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn problem(&self) -> Option<String> {
+        match &*self.state() {
+            State::Open(_) => None,
+            State::Broken { problem, .. } => Some(problem.clone()),
+        }
+    }
+
+    /// Refuses `method` when it would change something and the log cannot record it.
+    pub(crate) fn gate(&self, method: &str) -> Result<(), RpcError> {
+        if self.healthy.load(Ordering::Relaxed)
+            || !self.required
+            || READS.contains(&method)
+            || ALWAYS.contains(&method)
+        {
+            return Ok(());
+        }
+        let problem = self.problem().unwrap_or_default();
+        Err(unavailable(&problem))
+    }
+
+    /// Appends a record; on failure the trail breaks and the warning for the caller's client
+    /// comes back (also when the trail was already broken in best-effort mode).
+    pub(crate) fn record(&self, record: Record) -> Option<String> {
+        let mut state = self.state();
+        let failure = match &mut *state {
+            State::Open(log) => match log.append_unsynced(record) {
+                Ok(_) => {
+                    self.unsynced.store(true, Ordering::Relaxed);
+                    return None;
+                }
+                Err(e) => Some((e.to_string(), log.last_seq())),
+            },
+            State::Broken { problem, .. } => {
+                return Some(format!("this action was not audited: {problem}"));
+            }
+        };
+        let (problem, last_seq) = failure?;
+        tracing::error!("audit append failed: {problem}; writes are refused until repaired");
+        *state = State::Broken {
+            problem: problem.clone(),
+            last_seq,
+        };
+        self.healthy.store(false, Ordering::Relaxed);
+        Some(format!("this action was not audited: {problem}"))
+    }
+
+    /// The once-a-second work: the file is still ours and whole, entries are durable, the head
+    /// is signed, and refused HTTP requests beyond the window's quota are summed up.
+    pub(crate) fn sync(&self) {
+        self.flush_unauthorized();
+        let mut state = self.state();
+        let State::Open(log) = &mut *state else {
+            return;
+        };
+        let checked = log.check_file().map(|gap| {
+            if let Some(gap) = gap {
+                tracing::warn!("audit log: {}", gap.detail);
+                self.unsynced.store(true, Ordering::Relaxed);
+            }
+        });
+        let synced = checked.and_then(|()| {
+            if self.unsynced.swap(false, Ordering::Relaxed) {
+                log.sync()
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(e) = synced {
+            tracing::error!("audit log: {e}; writes are refused until `ai-session audit repair`");
+            let last_seq = log.last_seq();
+            *state = State::Broken {
+                problem: e.to_string(),
+                last_seq,
+            };
+            self.healthy.store(false, Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn status(&self) -> AuditStatus {
+        let (ok, problem, last_seq) = match &*self.state() {
+            State::Open(log) => (true, None, log.last_seq()),
+            State::Broken { problem, last_seq } => (false, Some(problem.clone()), *last_seq),
+        };
+        AuditStatus {
+            log: self.path.display().to_string(),
+            ok,
+            problem,
+            writes_refused: !ok && self.required,
+            last_seq,
+        }
+    }
+
+    /// `audit.repair`: a broken log (or one whose file turns out damaged now) is moved aside
+    /// and a new segment starts with an entry recording the problem; an intact log is left as
+    /// it is.
+    pub(crate) fn repair(&self, actor: Actor) -> Result<AuditRepairResult, RpcError> {
+        let mut state = self.state();
+        let problem = match &mut *state {
+            State::Open(log) => match log.check_file() {
+                Ok(_) => {
+                    return Ok(AuditRepairResult {
+                        repaired: false,
+                        problem: None,
+                        moved_to: None,
+                        seq: log.last_seq(),
+                    });
+                }
+                Err(e) => e.to_string(),
+            },
+            State::Broken { problem, .. } => problem.clone(),
+        };
+        // Close the old descriptor before the file is moved.
+        *state = State::Broken {
+            problem: problem.clone(),
+            last_seq: 0,
+        };
+        let internal = |e: ai_session_sandbox::audit::AuditError| {
+            RpcError::new(ErrorKind::Internal, format!("audit repair failed: {e}"))
+                .with_hint("fix what the message names (space, permissions), then repair again")
+        };
+        let repaired = AuditLog::repair(&self.path, actor, &problem).map_err(internal)?;
+        let log = AuditLog::open(&self.path).map_err(internal)?;
+        *state = State::Open(log);
+        self.healthy.store(true, Ordering::Relaxed);
+        tracing::warn!("audit log repaired: {}", repaired.entry.detail);
+        Ok(AuditRepairResult {
+            repaired: true,
+            problem: Some(problem),
+            moved_to: repaired.moved_to.map(|p| p.display().to_string()),
+            seq: repaired.entry.seq,
+        })
+    }
+
+    /// Records an HTTP request refused for want of valid credentials: one entry each up to
+    /// the window's quota, then one entry counting the rest, so a flood cannot fill the disk.
+    pub(crate) fn unauthorized(&self, detail: String) {
+        self.flush_unauthorized();
+        {
+            let mut w = self
+                .unauthorized
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if w.recorded >= UNAUTHORIZED_PER_WINDOW {
+                w.suppressed += 1;
+                return;
+            }
+            w.recorded += 1;
+        }
+        self.record(Record::new(
+            Actor::Anonymous,
+            "http.unauthorized",
+            detail,
+            "denied",
+        ));
+    }
+
+    /// Ends an expired window: its suppressed count becomes one entry.
+    fn flush_unauthorized(&self) {
+        let suppressed = {
+            let mut w = self
+                .unauthorized
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if w.started.elapsed() < UNAUTHORIZED_WINDOW {
+                return;
+            }
+            let n = w.suppressed;
+            *w = Window {
+                started: Instant::now(),
+                recorded: 0,
+                suppressed: 0,
+            };
+            n
+        };
+        if suppressed > 0 {
+            self.record(Record::new(
+                Actor::Anonymous,
+                "http.unauthorized",
+                format!(
+                    "{suppressed} more HTTP requests without valid credentials in {} s (not recorded one by one)",
+                    UNAUTHORIZED_WINDOW.as_secs()
+                ),
+                "denied",
+            ));
+        }
+    }
+}
+
+fn unavailable(problem: &str) -> RpcError {
+    RpcError::new(
+        ErrorKind::AuditUnavailable,
+        format!("the daemon cannot write its audit log, so it refuses to act: {problem}"),
+    )
+    .with_hint(
+        "`ai-session audit verify` shows the damage; `ai-session audit repair` moves the log aside and starts a new segment recording the break",
+    )
+}
