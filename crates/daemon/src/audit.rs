@@ -72,6 +72,9 @@ pub(crate) struct Trail {
     healthy: AtomicBool,
     /// Entries were appended since the last sync.
     unsynced: AtomicBool,
+    /// Held for a whole sync: two syncs at once (the timer's and the shutdown's) would write
+    /// the same temporary head file.
+    syncing: Mutex<()>,
     unauthorized: Mutex<Window>,
 }
 
@@ -100,6 +103,7 @@ impl Trail {
             required,
             healthy: AtomicBool::new(healthy),
             unsynced: AtomicBool::new(false),
+            syncing: Mutex::new(()),
             unauthorized: Mutex::new(Window {
                 started: Instant::now(),
                 recorded: 0,
@@ -136,58 +140,68 @@ impl Trail {
     /// comes back (also when the trail was already broken in best-effort mode).
     pub(crate) fn record(&self, record: Record) -> Option<String> {
         let mut state = self.state();
-        let failure = match &mut *state {
-            State::Open(log) => match log.append_unsynced(record) {
-                Ok(_) => {
-                    self.unsynced.store(true, Ordering::Relaxed);
-                    return None;
-                }
-                Err(e) => Some((e.to_string(), log.last_seq())),
-            },
+        let appended = match &mut *state {
+            State::Open(log) => log.append_unsynced(record),
             State::Broken { problem, .. } => {
                 return Some(format!("this action was not audited: {problem}"));
             }
         };
-        let (problem, last_seq) = failure?;
-        tracing::error!("audit append failed: {problem}; writes are refused until repaired");
-        *state = State::Broken {
-            problem: problem.clone(),
-            last_seq,
-        };
-        self.healthy.store(false, Ordering::Relaxed);
-        Some(format!("this action was not audited: {problem}"))
+        match appended {
+            Ok(_) => {
+                self.unsynced.store(true, Ordering::Relaxed);
+                None
+            }
+            Err(e) => {
+                let problem = e.to_string();
+                self.break_with(&mut state, problem.clone());
+                Some(format!("this action was not audited: {problem}"))
+            }
+        }
     }
 
     /// The once-a-second work: the file is still ours and whole, entries are durable, the head
-    /// is signed, and refused HTTP requests beyond the window's quota are summed up.
+    /// is signed, and refused HTTP requests beyond the window's quota are summed up. The fsyncs
+    /// run without the log's lock, so requests appending meanwhile do not wait for the disk.
     pub(crate) fn sync(&self) {
         self.flush_unauthorized();
-        let mut state = self.state();
-        let State::Open(log) = &mut *state else {
-            return;
-        };
-        let checked = log.check_file().map(|gap| {
-            if let Some(gap) = gap {
-                tracing::warn!("audit log: {}", gap.detail);
-                self.unsynced.store(true, Ordering::Relaxed);
-            }
-        });
-        let synced = checked.and_then(|()| {
-            if self.unsynced.swap(false, Ordering::Relaxed) {
-                log.sync()
-            } else {
-                Ok(())
-            }
-        });
-        if let Err(e) = synced {
-            tracing::error!("audit log: {e}; writes are refused until `ai-session audit repair`");
-            let last_seq = log.last_seq();
-            *state = State::Broken {
-                problem: e.to_string(),
-                last_seq,
+        let _one_at_a_time = self.syncing.lock().unwrap_or_else(PoisonError::into_inner);
+        let point = {
+            let mut state = self.state();
+            let State::Open(log) = &mut *state else {
+                return;
             };
-            self.healthy.store(false, Ordering::Relaxed);
+            match log.check_file() {
+                Ok(Some(gap)) => tracing::warn!("audit log: {}", gap.detail),
+                Ok(None) => {}
+                Err(e) => return self.break_with(&mut state, e.to_string()),
+            }
+            if !self.unsynced.swap(false, Ordering::Relaxed) {
+                return;
+            }
+            match log.sync_point() {
+                Ok(point) => point,
+                Err(e) => return self.break_with(&mut state, e.to_string()),
+            }
+        };
+        let Some(point) = point else { return };
+        let committed = point.commit();
+        let mut state = self.state();
+        match (committed, &mut *state) {
+            (Ok(seq), State::Open(log)) => log.synced(seq),
+            (Err(e), State::Open(_)) => self.break_with(&mut state, e.to_string()),
+            // Repaired or broken meanwhile: nothing to record.
+            (_, State::Broken { .. }) => {}
         }
+    }
+
+    fn break_with(&self, state: &mut State, problem: String) {
+        tracing::error!("audit log: {problem}; writes are refused until `ai-session audit repair`");
+        let last_seq = match &*state {
+            State::Open(log) => log.last_seq(),
+            State::Broken { last_seq, .. } => *last_seq,
+        };
+        *state = State::Broken { problem, last_seq };
+        self.healthy.store(false, Ordering::Relaxed);
     }
 
     pub(crate) fn status(&self) -> AuditStatus {

@@ -535,6 +535,30 @@ impl AuditLog {
         Ok(())
     }
 
+    /// What a sync must make durable, taken under the caller's lock so the slow part
+    /// ([`SyncPoint::commit`]: an fsync of the log, then of the new head) can run without it,
+    /// while appends go on. `None` when the head already names the last entry.
+    pub fn sync_point(&self) -> Result<Option<SyncPoint>, AuditError> {
+        if self.head_seq == self.last_seq {
+            return Ok(None);
+        }
+        let file = self.file.try_clone().map_err(io_err(&self.path))?;
+        Ok(Some(SyncPoint {
+            file,
+            path: self.path.clone(),
+            head_path: self.head_path.clone(),
+            head: Head::new(&self.key, self.first_seq, self.last_seq, &self.last_hash),
+        }))
+    }
+
+    /// Records that a [`SyncPoint`] for `seq` was committed (a later one may have been
+    /// already: the head only moves forward).
+    pub fn synced(&mut self, seq: u64) {
+        if self.head_seq == u64::MAX || seq > self.head_seq {
+            self.head_seq = seq;
+        }
+    }
+
     /// Appends one entry with one `write` and no fsync: a killed process loses nothing the
     /// kernel accepted, only a power loss can take the entries since the last
     /// [`AuditLog::sync`]. For callers on a latency path that sync on a timer.
@@ -666,6 +690,24 @@ impl AuditLog {
     /// The last entry's seq.
     pub fn last_seq(&self) -> u64 {
         self.last_seq
+    }
+}
+
+/// A sync prepared by [`AuditLog::sync_point`].
+#[derive(Debug)]
+pub struct SyncPoint {
+    file: File,
+    path: PathBuf,
+    head_path: PathBuf,
+    head: Head,
+}
+
+impl SyncPoint {
+    /// Makes the entries durable, then signs the head for them; the seq now covered.
+    pub fn commit(self) -> Result<u64, AuditError> {
+        self.file.sync_data().map_err(io_err(&self.path))?;
+        self.head.store(&self.head_path)?;
+        Ok(self.head.seq)
     }
 }
 

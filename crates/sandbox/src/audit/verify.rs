@@ -110,7 +110,10 @@ pub(crate) fn check(data: &[u8], key: &AuditKey, head: Option<&Head>) -> Result<
 /// the head says. Entries after the head's are fine: they were written since the last sync.
 fn against_head(out: Checked, head: &Head) -> Result<Checked, Damage> {
     let first = out.entries.first().map_or(head.first_seq, |e| e.seq);
-    let last = out.entries.last().map_or(head.first_seq - 1, |e| e.seq);
+    let last = out
+        .entries
+        .last()
+        .map_or(head.first_seq.saturating_sub(1), |e| e.seq);
     let error = if first != head.first_seq {
         Some(VerifyError::MissingStart { first_seq: first })
     } else if last < head.seq {
