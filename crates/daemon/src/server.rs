@@ -189,13 +189,12 @@ async fn refuse(
 ) {
     use tokio::io::AsyncWriteExt;
     tracing::warn!("refused a connection: {}", refusal.0);
-    daemon.access.record(ai_session_sandbox::audit::Record {
-        actor: ai_session_sandbox::audit::Actor::Daemon,
-        session: None,
-        action: "connection.refused".into(),
-        detail: refusal.0.clone(),
-        result: "denied".into(),
-    });
+    daemon.access.record(ai_session_sandbox::audit::Record::new(
+        ai_session_sandbox::audit::Actor::Daemon,
+        "connection.refused",
+        refusal.0.clone(),
+        "denied",
+    ));
     let error = ai_session_protocol::RpcError::new(
         ai_session_protocol::ErrorKind::PermissionDenied,
         format!("connection refused: {}", refusal.0),
