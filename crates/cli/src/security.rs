@@ -219,6 +219,7 @@ pub(crate) fn audit_ls(
         },
     )
     .map_err(|e| usage(e.to_string()))?;
+    let entries = open_sealed(&path, entries)?;
     if json {
         print_json(&entries)?;
     } else {
@@ -247,6 +248,37 @@ pub(crate) fn audit_ls(
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The store's passphrase variable (`ai_session_store::PASSPHRASE_ENV`; the CLI does not link
+/// the store), which also seals audit details.
+const PASSPHRASE_ENV: &str = "AI_SESSION_PASSPHRASE";
+
+/// Details sealed under a passphrase are shown in clear when `AI_SESSION_PASSPHRASE` opens
+/// them, as a note saying so otherwise.
+fn open_sealed(
+    path: &Path,
+    mut entries: Vec<audit::Entry>,
+) -> Result<Vec<audit::Entry>, ClientError> {
+    if !entries.iter().any(|e| audit::secret::is_sealed(&e.detail)) {
+        return Ok(entries);
+    }
+    let passphrase = std::env::var(PASSPHRASE_ENV).ok().filter(|p| !p.is_empty());
+    let cipher = passphrase
+        .map(|p| audit::DetailCipher::for_log(path, &p, false))
+        .transpose()
+        .map_err(|e| usage(e.to_string()))?;
+    for e in entries
+        .iter_mut()
+        .filter(|e| audit::secret::is_sealed(&e.detail))
+    {
+        e.detail = match cipher.as_ref().and_then(|c| c.open(e.seq, &e.detail)) {
+            Some(plain) => plain,
+            None if cipher.is_some() => "[sealed: does not open with this passphrase]".into(),
+            None => format!("[sealed: set {} to read]", PASSPHRASE_ENV),
+        };
+    }
+    Ok(entries)
 }
 
 /// `--since`: a duration back from now (`90s`, `15m`, `2h`, `7d`) or an RFC 3339 UTC time

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use ai_session_protocol::methods::{AuditRepairResult, AuditStatus};
 use ai_session_protocol::{ErrorKind, RpcError};
-use ai_session_sandbox::audit::{Actor, AuditLog, Record};
+use ai_session_sandbox::audit::{Actor, AuditLog, DetailCipher, Record};
 
 /// The environment variable that lets a daemon act without auditing (`best-effort`).
 pub(crate) const MODE_ENV: &str = "AI_SESSION_AUDIT";
@@ -65,6 +65,8 @@ struct Window {
 
 pub(crate) struct Trail {
     path: PathBuf,
+    /// Seals entries' details when the daemon has a passphrase.
+    cipher: Option<DetailCipher>,
     state: Mutex<State>,
     /// Writes are refused while the log is broken (the default).
     required: bool,
@@ -84,21 +86,37 @@ impl Trail {
     /// reach it to look and repair.
     pub(crate) fn open(path: PathBuf) -> Self {
         let required = std::env::var(MODE_ENV).map_or(true, |v| v.trim() != "best-effort");
-        let state = match AuditLog::open(&path) {
-            Ok(log) => State::Open(log),
-            Err(e) => {
-                tracing::error!(
-                    "audit log unusable: {e}; writes are refused until `ai-session audit repair`"
-                );
-                State::Broken {
-                    problem: e.to_string(),
-                    last_seq: 0,
-                }
+        // With a passphrase the details (commands, keys typed) are sealed like the store.
+        let cipher = std::env::var(ai_session_store::PASSPHRASE_ENV)
+            .ok()
+            .filter(|p| !p.is_empty())
+            .map(|p| DetailCipher::for_log(&path, &p, true))
+            .transpose();
+        let broken = |e: ai_session_sandbox::audit::AuditError| {
+            tracing::error!(
+                "audit log unusable: {e}; writes are refused until `ai-session audit repair`"
+            );
+            State::Broken {
+                problem: e.to_string(),
+                last_seq: 0,
             }
+        };
+        let (state, cipher) = match cipher {
+            Err(e) => (broken(e), None),
+            Ok(cipher) => match AuditLog::open(&path) {
+                Ok(mut log) => {
+                    if let Some(c) = &cipher {
+                        log.seal_details(c.clone());
+                    }
+                    (State::Open(log), cipher)
+                }
+                Err(e) => (broken(e), cipher),
+            },
         };
         let healthy = matches!(state, State::Open(_));
         Trail {
             path,
+            cipher,
             state: Mutex::new(state),
             required,
             healthy: AtomicBool::new(healthy),
@@ -247,7 +265,10 @@ impl Trail {
                 .with_hint("fix what the message names (space, permissions), then repair again")
         };
         let repaired = AuditLog::repair(&self.path, actor, &problem).map_err(internal)?;
-        let log = AuditLog::open(&self.path).map_err(internal)?;
+        let mut log = AuditLog::open(&self.path).map_err(internal)?;
+        if let Some(c) = &self.cipher {
+            log.seal_details(c.clone());
+        }
         *state = State::Open(log);
         self.healthy.store(true, Ordering::Relaxed);
         tracing::warn!("audit log repaired: {}", repaired.entry.detail);

@@ -240,3 +240,33 @@ fn the_key_and_head_are_private_and_outside_the_log() {
         assert_eq!(mode & 0o777, 0o600, "{f}");
     }
 }
+
+#[test]
+fn with_a_passphrase_commands_are_sealed_and_the_chain_verifies_without_it() {
+    let env = Env::new();
+    let pass = |args: &[&str]| {
+        let out = env
+            .command(args)
+            .env("AI_SESSION_PASSPHRASE", "correct horse")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", text(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    pass(&["new", "-s", "w"]);
+    pass(&["exec", "-t", "w", "echo TOP-SECRET-MARKER"]);
+    pass(&["daemon", "stop"]);
+    let raw = std::fs::read_to_string(log_path(&env)).unwrap();
+    assert!(!raw.contains("TOP-SECRET-MARKER"), "{raw}");
+    assert!(raw.contains("sealed:"), "{raw}");
+    // Anyone verifies the chain; only the passphrase reads the commands.
+    assert!(env.ok(&["audit", "verify"]).contains("intact"));
+    let without = env.ok(&["audit", "ls"]);
+    assert!(!without.contains("TOP-SECRET-MARKER"), "{without}");
+    assert!(
+        without.contains("[sealed: set AI_SESSION_PASSPHRASE"),
+        "{without}"
+    );
+    let with = pass(&["audit", "ls"]);
+    assert!(with.contains("echo TOP-SECRET-MARKER"), "{with}");
+}

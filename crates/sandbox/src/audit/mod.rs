@@ -20,6 +20,7 @@
 //! [`AuditLog::repair`].
 
 pub mod seal;
+pub mod secret;
 mod verify;
 
 use std::fs::{File, OpenOptions};
@@ -31,6 +32,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 pub use seal::{AuditKey, Head};
+pub use secret::DetailCipher;
 
 use crate::risk;
 
@@ -344,6 +346,8 @@ pub struct AuditLog {
     id: (u64, u64),
     /// The seq the head file names.
     head_seq: u64,
+    /// Seals each entry's detail (a passphrase was given).
+    cipher: Option<DetailCipher>,
 }
 
 impl AuditLog {
@@ -413,6 +417,7 @@ impl AuditLog {
             id: (meta.dev(), meta.ino()),
             // Never equal to a real seq: the first sync writes the head.
             head_seq: u64::MAX,
+            cipher: None,
         })
     }
 
@@ -571,14 +576,19 @@ impl AuditLog {
                 policy_bound: record.policy_bound,
             },
         );
+        let seq = self.last_seq + 1;
+        let detail = match &self.cipher {
+            Some(cipher) => cipher.seal(seq, &record.detail)?,
+            None => record.detail,
+        };
         let mut entry = Entry {
-            seq: self.last_seq + 1,
+            seq,
             time: format_time(SystemTime::now()),
             actor: record.actor,
             session: record.session,
             session_id: record.session_id,
             action: record.action,
-            detail: record.detail,
+            detail,
             result: record.result,
             risk: risk.score,
             prev_hash: self.last_hash.clone(),
@@ -685,6 +695,11 @@ impl AuditLog {
             self.append_unsynced(Record::new(Actor::Daemon, "audit.gap", note, "recovered"))?;
         self.sync()?;
         Ok(entry)
+    }
+
+    /// From now on, each entry's detail is sealed with `cipher` (see [`secret`]).
+    pub fn seal_details(&mut self, cipher: DetailCipher) {
+        self.cipher = Some(cipher);
     }
 
     /// The last entry's seq.
