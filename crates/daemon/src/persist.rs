@@ -648,6 +648,39 @@ async fn spawn_saved(
     Ok(info)
 }
 
+/// Starts a restored or imported session for `who`, in the sandbox and workspace rules its
+/// sessions are held to (as `session.new` is), owned by it; on any refusal the record just
+/// made is dropped, so nothing is left behind.
+async fn start_for(
+    daemon: &Daemon,
+    who: &crate::access::Principal,
+    state: &SessionState,
+    cwd: &str,
+    scrollback: Option<&Scrollback>,
+) -> Result<m::SessionInfo, RpcError> {
+    let started = match daemon
+        .access
+        .sandbox_for(who, None, Some(cwd), &daemon.paths)
+    {
+        Ok(policy) => spawn_saved(daemon, state, cwd, scrollback, policy).await,
+        Err(e) => Err(e),
+    };
+    match started {
+        Ok(info) => {
+            daemon.access.forget_session(&info.name);
+            daemon.access.owns_session(who, &info.name);
+            Ok(info)
+        }
+        Err(e) => {
+            let id = state.id.clone();
+            daemon.persist.submit(move |w| {
+                w.store.delete_session(&id).ok();
+            });
+            Err(e)
+        }
+    }
+}
+
 /// Daemon start: brings back every session that was live (or restored) when the last daemon
 /// stopped. Each damaged record is logged (naming its file) and skipped.
 pub(crate) async fn resurrect(daemon: &Arc<Daemon>) {
@@ -822,39 +855,8 @@ pub(crate) async fn route(
                 })
                 .await?;
             let state = &restored.state;
-            let policy = match daemon
-                .access
-                .sandbox_for(who, None, Some(&state.cwd), &daemon.paths)
-            {
-                Ok(policy) => policy,
-                Err(e) => {
-                    let id = state.id.clone();
-                    persist.submit(move |w| {
-                        w.store.delete_session(&id).ok();
-                    });
-                    return Err(e);
-                }
-            };
-            let info = match spawn_saved(
-                daemon,
-                state,
-                &state.cwd,
-                restored.snapshot.scrollback.as_ref(),
-                policy,
-            )
-            .await
-            {
-                Ok(info) => info,
-                Err(e) => {
-                    let id = state.id.clone();
-                    persist.submit(move |w| {
-                        w.store.delete_session(&id).ok();
-                    });
-                    return Err(e);
-                }
-            };
-            daemon.access.forget_session(&info.name);
-            daemon.access.owns_session(who, &info.name);
+            let scrollback = restored.snapshot.scrollback.as_ref();
+            let info = start_for(daemon, who, state, &state.cwd, scrollback).await?;
             let mut rerun = None;
             if a.rerun_last {
                 if let Some(last) = restored.snapshot.history.last() {
@@ -937,31 +939,7 @@ pub(crate) async fn route(
                 })
                 .await?;
             let cwd = std::mem::take(&mut state.cwd);
-            let policy = match daemon
-                .access
-                .sandbox_for(who, None, Some(&cwd), &daemon.paths)
-            {
-                Ok(policy) => policy,
-                Err(e) => {
-                    let id = state.id.clone();
-                    persist.submit(move |w| {
-                        w.store.delete_session(&id).ok();
-                    });
-                    return Err(e);
-                }
-            };
-            let info = match spawn_saved(daemon, &state, &cwd, scrollback.as_ref(), policy).await {
-                Ok(info) => info,
-                Err(e) => {
-                    let id = state.id.clone();
-                    persist.submit(move |w| {
-                        w.store.delete_session(&id).ok();
-                    });
-                    return Err(e);
-                }
-            };
-            daemon.access.forget_session(&info.name);
-            daemon.access.owns_session(who, &info.name);
+            let info = start_for(daemon, who, &state, &cwd, scrollback.as_ref()).await?;
             crate::dispatch::json(ImportResult {
                 session: info,
                 snapshots: snapshots.iter().map(snapshot_info).collect(),
