@@ -215,6 +215,27 @@ pub enum ExecStatus {
     Running,
     /// `timeout_ms` passed: the command is still running.
     Timeout,
+    /// The command is blocked reading the terminal (a question, a password prompt, a REPL, a
+    /// pager) and printed nothing for a moment: `prompt` and `screen` show what it asks. It
+    /// keeps waiting for an answer typed with `session.send`.
+    WaitingForInput,
+    /// `timeout_ms` passed while the shell was still starting (its startup files had not
+    /// finished): the command was not typed and will not run. `output` is what the shell
+    /// printed so far.
+    Starting,
+}
+
+impl ExecStatus {
+    /// The wire name (`exited`, `running`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Exited => "exited",
+            Self::Running => "running",
+            Self::Timeout => "timeout",
+            Self::WaitingForInput => "waiting_for_input",
+            Self::Starting => "starting",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -245,6 +266,14 @@ pub struct ExecResult {
     /// The shell's working directory when the command finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cwd: Option<String>,
+    /// With status `waiting_for_input`: the text before the cursor on its line (`Name? `,
+    /// `Password: `, `>>> `).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<String>,
+    /// With status `waiting_for_input` or `starting`: the screen's last non-empty lines, as
+    /// plain text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub screen: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
