@@ -92,6 +92,8 @@ pub(crate) struct Actor {
     pub queue: VecDeque<Queued>,
     pub last_exit: Option<i32>,
     pub last_prompt: u64,
+    /// Where the last D mark applied starts.
+    pub last_d: u64,
     pub last_input: u64,
     pub last_output: Instant,
     pub waiters: Vec<Waiter>,
@@ -429,6 +431,7 @@ impl Actor {
                     });
                 }
                 self.last_exit = code;
+                self.last_d = mark.start;
                 self.running = false;
                 // Where the shell marks each command's start (bash, zsh), the exec finishes
                 // only after its own C: a D before it reports an earlier command (one that

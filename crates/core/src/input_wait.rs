@@ -52,6 +52,7 @@ pub(crate) fn group_reading_terminal(leader: i32, shell: i32, tty: u64, modes: M
         }
         looked += 1;
         if reading_terminal(pid, tty, modes) {
+            tracing::debug!(pid, group, ?modes, "blocked reading the terminal");
             return true;
         }
         todo.extend(
@@ -190,20 +191,58 @@ mod tests {
         assert_eq!(parse("-1 0x7ffd 0x7f12\n"), None);
     }
 
+    fn cat_reading(stdin: std::process::Stdio) -> std::process::Child {
+        std::process::Command::new("cat")
+            .stdin(stdin)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    }
+
+    /// Polls `cond` until it holds or five seconds pass.
+    fn eventually(mut cond: impl FnMut() -> bool) -> bool {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while std::time::Instant::now() < deadline {
+            if cond() {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        false
+    }
+
     #[test]
-    fn a_read_of_another_file_is_not_the_terminal() {
-        // This test process is not blocked in a system call while it reads its own file, and
-        // its fd 0 is whatever the test runner gave it: only the parser's verdict counts.
-        let modes = Modes {
+    fn a_read_of_the_terminal_is_seen_and_a_read_of_a_pipe_is_not() {
+        use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
+        let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).unwrap();
+        grantpt(&master).unwrap();
+        unlockpt(&master).unwrap();
+        let name = ptsname(&master, Vec::new()).unwrap();
+        let slave = std::fs::File::options()
+            .read(true)
+            .write(true)
+            .open(name.to_str().unwrap())
+            .unwrap();
+        let tty = rustix::fs::fstat(&slave).unwrap().st_rdev;
+        let cooked = Modes {
             raw: false,
             no_echo: false,
         };
-        assert!(!in_terminal_read(
-            std::process::id() as i32,
-            u64::MAX,
-            modes,
-            libc::SYS_read,
-            [0, 0]
-        ));
+        let mut on_tty = cat_reading(slave.into());
+        let pid = on_tty.id() as i32;
+        assert!(eventually(|| group_reading_terminal(pid, 1, tty, cooked)));
+        let (reader, _writer) = std::io::pipe().unwrap();
+        let mut on_pipe = cat_reading(reader.into());
+        let pid = on_pipe.id() as i32;
+        // Blocked in the same read, on a pipe: never the terminal.
+        assert!(eventually(|| {
+            std::fs::read_to_string(format!("/proc/{pid}/syscall"))
+                .is_ok_and(|s| s.starts_with(&format!("{} ", libc::SYS_read)))
+        }));
+        assert!(!group_reading_terminal(pid, 1, tty, cooked));
+        for child in [&mut on_tty, &mut on_pipe] {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
     }
 }

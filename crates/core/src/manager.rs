@@ -310,6 +310,7 @@ impl SessionManager {
             queue: VecDeque::new(),
             last_exit: None,
             last_prompt: start,
+            last_d: start,
             last_input: start,
             last_output: Instant::now(),
             waiters: Vec::new(),

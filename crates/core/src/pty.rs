@@ -279,7 +279,9 @@ impl Master {
     pub fn intr_and_kill(&self) -> (u8, u8) {
         let t = self.termios().unwrap_or_else(|| self.baseline.clone());
         let code = |i: SpecialCodeIndex, default: u8| match t.special_codes[i] {
-            0 => default, // _POSIX_VDISABLE: the user turned it off; the usual one still works
+            // _POSIX_VDISABLE: fall back to the usual character, which line editors bind
+            // whatever the terminal says.
+            0 => default,
             c => c,
         };
         (

@@ -209,7 +209,8 @@ pub struct ExecParams {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ExecStatus {
-    /// The command finished; `exit_code` is set.
+    /// The command finished; `exit_code` is its status (null only when the shell read the line
+    /// and started no command: a comment, a line it could not parse).
     Exited,
     /// No output for `idle_timeout_ms`: the command is still running.
     Running,

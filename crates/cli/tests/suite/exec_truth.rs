@@ -182,7 +182,36 @@ fn the_first_command_of_a_new_session_is_echoed_once() {
         let screen = screen_text(&env, &name);
         let echoes = screen.matches("echo first-command").count();
         assert_eq!(echoes, 1, "{shell}: echoed {echoes} times:\n{screen}");
+        // The hook's program holds the terminal when the daemon reads the shell's D mark: the
+        // exit code still comes through.
+        let r = env.exec(&name, "echo second; (exit 6)");
+        assert_eq!(r["exit_code"], 6, "{shell}: {r}");
+        assert_eq!(r["output"], "second\n", "{shell}: {r}");
     }
+}
+
+#[test]
+fn a_line_that_starts_no_command_returns_at_once_without_an_exit_code() {
+    let env = Env::new();
+    new_shell(&env, "nothing", "bash", &[]);
+    for line in ["if then fi", "# only a comment"] {
+        let started = Instant::now();
+        let r = env.json(&["exec", "-t", "nothing", "--timeout", "30", line]);
+        assert!(started.elapsed() < Duration::from_secs(10), "{line}: {r}");
+        assert_eq!(r["status"], "exited", "{line}: {r}");
+        assert_eq!(r["exit_code"], Value::Null, "{line}: {r}");
+        assert!(
+            r["hint"].as_str().unwrap().contains("no command"),
+            "{line}: {r}"
+        );
+        let r = env.exec("nothing", "echo ready");
+        assert_eq!(r["output"], "ready\n", "{line}: {r}");
+    }
+    let r = env.json(&["exec", "-t", "nothing", "--timeout", "30", "if then fi"]);
+    assert!(
+        r["output"].as_str().unwrap().contains("syntax error"),
+        "{r}"
+    );
 }
 
 #[test]

@@ -206,6 +206,26 @@ impl Actor {
         self.running = true;
     }
 
+    /// Answers the pending exec whose line the shell read without starting a command (see
+    /// `ran_nothing`). No command ran, so no exit code is claimed: the D the shell printed may
+    /// report an earlier command.
+    pub(super) fn finish_unstarted(&mut self) {
+        let Some(p) = self.exec.take() else { return };
+        let end = if self.last_d > p.input_offset {
+            self.last_d
+        } else {
+            self.log.end()
+        };
+        let mut result = exec::finish(&p, &self.log, None, end, self.integration);
+        result.hint = Some(
+            "the shell started no command for this line (a comment, or a line it could not parse: see `output`) and is back at its prompt; no exit code was reported".into(),
+        );
+        p.cleanup();
+        p.reply.send(Ok(result)).ok();
+        self.running = false;
+        self.start_queued();
+    }
+
     /// Answers `queued` (execs never typed) while the shell is still starting: what it printed
     /// so far and, when its startup is `waiting` for input, the screen that asks.
     pub(super) fn answer_starting(&mut self, queued: Vec<Queued>, waiting: bool) {

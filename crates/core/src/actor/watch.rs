@@ -62,15 +62,35 @@ impl Actor {
         if !self.reading_terminal() {
             return;
         }
+        // What the program printed before it blocked may not have been read yet (the timer can
+        // fire before the PTY's readiness is served): it is read first, and any output (the
+        // command's end, the prompt) supersedes the verdict.
+        let end = self.log.end();
+        self.drain();
+        if self.log.end() != end {
+            return;
+        }
         if let Some((offset, _)) = self.prompt_a {
             tracing::warn!(session = %self.name, "a prompt without its end mark; the line editor is reading keys");
             self.prompt_ready(offset);
+        } else if self.exec.is_some() && self.ran_nothing() {
+            self.finish_unstarted();
         } else if self.exec.is_some() {
             self.exec_partial(ExecStatus::WaitingForInput);
         } else if self.state == SessionState::Starting {
             let queued = self.queue.drain(..).collect();
             self.answer_starting(queued, true);
         }
+    }
+
+    /// The shell, reading keys at a prompt it showed after the exec's line was typed, never
+    /// marked the command's start: it read the line and started nothing (a comment, a line it
+    /// could not parse). Bash and zsh only; sh has no start mark and finishes at its D.
+    fn ran_nothing(&self) -> bool {
+        let unstarted = self.exec.as_ref().is_some_and(|p| {
+            p.out_start.is_none() && p.nonce.is_none() && self.last_prompt > p.input_offset
+        });
+        unstarted && self.at_prompt && self.foreground().is_none()
     }
 
     /// Whether the leader of the terminal's foreground process group is blocked reading it.
