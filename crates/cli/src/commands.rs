@@ -296,7 +296,7 @@ async fn exec(client: &Client, a: crate::ExecArgs) -> Result<ExitCode, ClientErr
         }
         std::io::stdout().flush()?;
         if let Some(hint) = &r.hint {
-            eprintln!("[{}] {hint}", format!("{:?}", r.status).to_lowercase());
+            eprintln!("[{}] {hint}", r.status.as_str());
         }
     }
     Ok(match (r.status, r.exit_code) {

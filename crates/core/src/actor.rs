@@ -7,6 +7,10 @@
 //! terminal's foreground process group (to say what is still running); and an idle timeout that
 //! returns partial output with status `running`.
 
+mod exec_flow;
+mod waits;
+mod watch;
+
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -25,13 +29,10 @@ use crate::session::{Cmd, Reply, SessionEvent, WaitCondition};
 use crate::shell::ShellKind;
 use crate::text;
 use ai_session_protocol::methods::{
-    CaptureParams, CaptureResult, ExecParams, Foreground, Integration, ReadParams, ReadResult,
-    SendResult, SessionInfo, SessionState, Size, SubscribeResult, WaitResult,
+    CaptureParams, CaptureResult, Foreground, Integration, ReadParams, ReadResult, SendResult,
+    SessionInfo, SessionState, Size, SubscribeResult, WaitResult,
 };
 
-/// How long a shell with hooks may take to show its first prompt before the session falls back
-/// to nonce marks.
-const STARTUP_GRACE: Duration = Duration::from_secs(10);
 /// Bytes read from the PTY before the actor serves its queue again.
 const READ_BUDGET: usize = 1 << 20;
 /// Default and largest `read` sizes.
@@ -73,14 +74,26 @@ pub(crate) struct Actor {
     pub exit_code: Option<i32>,
     /// The shell showed its prompt and no command has started since.
     pub at_prompt: bool,
-    /// The hooks emit `B` (prompt end); until seen once, `A` alone means "at prompt".
-    pub saw_b: bool,
+    /// A prompt started (`A`, with its offset and time) and its end (`B`) has not come yet.
+    /// The line editor takes the terminal between the two: a command typed before `B` would
+    /// be echoed twice (by the terminal, then by the editor) or lost.
+    pub prompt_a: Option<(u64, Instant)>,
+    /// Where the program's own output starts in the log (after a restored scrollback).
+    pub startup_offset: u64,
+    /// Keys were sent since the last exec was typed: text may be waiting on the command line.
+    pub line_dirty: bool,
+    /// D and A marks read while a program held the terminal (see `hold_mark`).
+    pub held_marks: Vec<Mark>,
+    /// When the session was last looked at for a program waiting for input.
+    pub input_checked: Option<Instant>,
     /// A command is running (started by exec or typed by send).
     pub running: bool,
     pub exec: Option<Pending>,
     pub queue: VecDeque<Queued>,
     pub last_exit: Option<i32>,
     pub last_prompt: u64,
+    /// Where the last D mark applied starts.
+    pub last_d: u64,
     pub last_input: u64,
     pub last_output: Instant,
     pub waiters: Vec<Waiter>,
@@ -346,25 +359,57 @@ impl Actor {
         // prompt. Printed by a program still in the foreground, they are forged. (C is not
         // checked: the shell prints it just before handing the terminal to the command.)
         if matches!(mark.kind, b'A' | b'B' | b'D') && self.foreground().is_some() {
-            tracing::warn!(session = %self.name, kind = %char::from(mark.kind), "ignored a mark printed while a program held the terminal");
+            self.hold_mark(mark);
             return;
         }
         match mark.kind {
-            b'A' => {
-                self.last_prompt = mark.end;
-                if self.state == SessionState::Starting {
-                    self.state = SessionState::Idle;
-                }
-                if !self.saw_b {
-                    self.prompt_ready(mark.end);
+            // The prompt's end is printed by the shell's line editor, holding the terminal:
+            // held D and A marks were the shell's own, read late (see `hold_mark`).
+            b'B' => {
+                for held in std::mem::take(&mut self.held_marks) {
+                    self.apply_mark(held);
                 }
             }
+            b'C' | b'D' => self.held_marks.clear(),
+            _ => {}
+        }
+        self.apply_mark(mark);
+    }
+
+    /// Keeps a D or A mark read while a program held the terminal. The foreground is known
+    /// when the mark is read, not when it was printed: the shell prints D and A before its
+    /// prompt hooks run (`PROMPT_COMMAND`, zsh's `precmd`), and a program a hook starts (a
+    /// prompt theme, `direnv`) may already hold the terminal when the daemon reads them. Such
+    /// marks count only if the shell then shows its prompt (B, read while the shell holds the
+    /// terminal) with no D of its own in between: the shell prints its own D in every prompt
+    /// cycle, after everything a forging command printed, so a forged D is always superseded
+    /// and only the last D before B, the shell's, is applied.
+    fn hold_mark(&mut self, mark: Mark) {
+        match mark.kind {
+            b'D' => {
+                self.held_marks.clear();
+                self.held_marks.push(mark);
+            }
+            b'A' if self.held_marks.len() < 2 => self.held_marks.push(mark),
+            _ => {
+                tracing::warn!(session = %self.name, kind = %char::from(mark.kind), "ignored a mark printed while a program held the terminal");
+            }
+        }
+    }
+
+    fn apply_mark(&mut self, mark: Mark) {
+        match mark.kind {
+            b'A' => {
+                self.last_prompt = mark.end;
+                self.prompt_a = Some((mark.end, Instant::now()));
+            }
             b'B' => {
-                self.saw_b = true;
+                self.prompt_a = None;
                 self.last_prompt = mark.end;
                 self.prompt_ready(mark.end);
             }
             b'C' => {
+                self.prompt_a = None;
                 self.emit(SessionEvent::CommandStarted { offset: mark.end });
                 self.running = true;
                 self.at_prompt = false;
@@ -386,6 +431,7 @@ impl Actor {
                     });
                 }
                 self.last_exit = code;
+                self.last_d = mark.start;
                 self.running = false;
                 // Where the shell marks each command's start (bash, zsh), the exec finishes
                 // only after its own C: a D before it reports an earlier command (one that
@@ -418,6 +464,7 @@ impl Actor {
 
     /// The shell is at its prompt: wake prompt waiters and start the next queued exec.
     fn prompt_ready(&mut self, offset: u64) {
+        self.prompt_a = None;
         self.at_prompt = true;
         self.running = false;
         if self.state != SessionState::Exited {
@@ -427,133 +474,13 @@ impl Actor {
         let exit = self.last_exit;
         let end = self.log.end();
         self.resolve_waiters(
-            |w| matches!(w.cond, WaitCondition::Prompt) && offset >= last_input,
+            // A prompt ending where the input was written was shown before it: the prompt's
+            // own bytes always come after the input they answer.
+            |w| matches!(w.cond, WaitCondition::Prompt) && offset > last_input,
             end,
             exit,
         );
         self.start_queued();
-    }
-
-    // ---- exec ---------------------------------------------------------------------------
-
-    fn on_exec(&mut self, params: ExecParams, reply: Reply<crate::ExecResult>) {
-        if let Err(e) = self.check_exec(&params) {
-            reply.send(Err(e)).ok();
-            return;
-        }
-        let queued = Queued::new(params, reply);
-        if self.exec.is_none() && self.queue.is_empty() && self.ready() {
-            self.start_exec(queued);
-        } else if self.running && self.exec.is_none() {
-            let detail = self.busy_detail();
-            queued
-                .reply
-                .send(Err(Error::Busy {
-                    name: self.name.clone(),
-                    detail,
-                }))
-                .ok();
-        } else if self.queue.len() >= MAX_QUEUED {
-            let detail = format!("{} execs already queued", self.queue.len());
-            queued
-                .reply
-                .send(Err(Error::Busy {
-                    name: self.name.clone(),
-                    detail,
-                }))
-                .ok();
-        } else {
-            self.queue.push_back(queued);
-        }
-    }
-
-    fn check_exec(&self, params: &ExecParams) -> Result<()> {
-        if self.state == SessionState::Exited {
-            return Err(Error::Exited {
-                name: self.name.clone(),
-                code: self.exit_code,
-            });
-        }
-        if self.integration == Integration::None {
-            return Err(Error::Unsupported(format!(
-                "session '{}' runs '{}', not a shell: drive it with `send` and `wait`",
-                self.name,
-                self.argv.join(" ")
-            )));
-        }
-        if params.command.trim().is_empty() {
-            return Err(Error::InvalidParams("the command is empty".into()));
-        }
-        Ok(())
-    }
-
-    fn ready(&self) -> bool {
-        self.state == SessionState::Idle && self.at_prompt && !self.running
-    }
-
-    fn start_queued(&mut self) {
-        while self.exec.is_none() && self.ready() {
-            let Some(next) = self.queue.pop_front() else {
-                return;
-            };
-            if next.reply.is_closed() {
-                continue; // the client went away while queued
-            }
-            self.start_exec(next);
-        }
-    }
-
-    fn start_exec(&mut self, queued: Queued) {
-        self.cmd_seq += 1;
-        let prepared = exec::prepare(
-            &queued.params.command,
-            self.integration,
-            &self.dir,
-            self.cmd_seq,
-        );
-        let line = match prepared {
-            Ok(p) => p,
-            Err(e) => {
-                queued.reply.send(Err(e.into())).ok();
-                return;
-            }
-        };
-        let input_offset = self.log.end();
-        self.input.extend(line.text.as_bytes());
-        self.input.push_back(b'\r');
-        self.last_input = input_offset;
-        self.at_prompt = false;
-        self.running = true;
-        self.state = SessionState::Busy;
-        self.exec = Some(Pending::new(queued, line, input_offset));
-        self.flush_input();
-    }
-
-    /// Answers the pending exec early with what it has printed so far.
-    fn exec_partial(&mut self, status: ai_session_protocol::methods::ExecStatus) {
-        let Some(p) = self.exec.take() else { return };
-        let foreground = self.foreground();
-        let mut result = exec::partial(&p, &self.log, status, self.integration);
-        let what = foreground
-            .as_ref()
-            .map(|f| format!("'{}' (pid {})", f.command, f.pid))
-            .unwrap_or_else(|| "the command".into());
-        result.hint = Some(format!(
-            "{what} is still running; `ai-session wait -t {n} --prompt` waits for it, `ai-session read -t {n} --since {}` follows its output, `ai-session send -t {n} C-c` interrupts it",
-            result.output_end,
-            n = self.name
-        ));
-        result.foreground = foreground;
-        p.reply.send(Ok(result)).ok();
-        // The command's file stays until the shell reports the command finished.
-        self.running = true;
-    }
-
-    fn busy_detail(&self) -> String {
-        match self.foreground() {
-            Some(f) => format!("'{}' (pid {}) is running", f.command, f.pid),
-            None => "a command is running".into(),
-        }
     }
 
     // ---- input --------------------------------------------------------------------------
@@ -587,8 +514,10 @@ impl Actor {
                 code: self.exit_code,
             });
         }
+        self.unwedge_for_interrupt(data);
         let offset = self.log.end();
         self.last_input = offset;
+        self.line_dirty = true;
         self.input.extend(data);
         self.flush_input();
         Ok(SendResult {
@@ -697,131 +626,6 @@ impl Actor {
         }
     }
 
-    // ---- waits --------------------------------------------------------------------------
-
-    fn on_wait(
-        &mut self,
-        cond: WaitCondition,
-        timeout_ms: Option<u64>,
-        since: Option<u64>,
-        reply: Reply<WaitResult>,
-    ) {
-        let now = Instant::now();
-        let since = since.unwrap_or(self.last_input);
-        let waiter = Waiter {
-            cond,
-            since,
-            scanned: since,
-            deadline: timeout_ms.map(|ms| now + Duration::from_millis(ms)),
-            started: now,
-            reply,
-        };
-        let prompt_now = matches!(waiter.cond, WaitCondition::Prompt)
-            && self.integration == Integration::Osc133
-            && self.at_prompt
-            && self.last_prompt >= self.last_input;
-        if prompt_now {
-            let result = WaitResult {
-                matched: None,
-                offset: self.log.end(),
-                exit_code: self.last_exit,
-                waited_ms: 0.0,
-            };
-            waiter.reply.send(Ok(result)).ok();
-            return;
-        }
-        if self.state == SessionState::Exited && !matches!(waiter.cond, WaitCondition::Regex(_)) {
-            let err = Error::Exited {
-                name: self.name.clone(),
-                code: self.exit_code,
-            };
-            waiter.reply.send(Err(err)).ok();
-            return;
-        }
-        self.waiters.push(waiter);
-        if matches!(
-            self.waiters.last().map(|w| &w.cond),
-            Some(WaitCondition::Regex(_))
-        ) {
-            self.check_regex_waiters();
-            if self.state == SessionState::Exited {
-                self.fail_waiters();
-            }
-        }
-    }
-
-    /// Window re-scanned before new output, so a match split across reads is still found.
-    const OVERLAP: u64 = 4096;
-
-    fn check_regex_waiters(&mut self) {
-        let end = self.log.end();
-        let mut i = 0;
-        while i < self.waiters.len() {
-            let w = &mut self.waiters[i];
-            let WaitCondition::Regex(re) = &w.cond else {
-                i += 1;
-                continue;
-            };
-            let from = w.scanned.saturating_sub(Self::OVERLAP).max(w.since);
-            let found = match self.log.read(from, (end - from) as usize) {
-                Ok(chunk) => {
-                    let text = text::clean(&chunk.data);
-                    re.find(&text).map(|m| m.as_str().to_owned())
-                }
-                Err(_) => None,
-            };
-            w.scanned = end;
-            if let Some(matched) = found {
-                let w = self.waiters.swap_remove(i);
-                let result = WaitResult {
-                    matched: Some(matched),
-                    offset: end,
-                    exit_code: None,
-                    waited_ms: w.started.elapsed().as_secs_f64() * 1000.0,
-                };
-                w.reply.send(Ok(result)).ok();
-            } else {
-                i += 1;
-            }
-        }
-    }
-
-    fn resolve_waiters(
-        &mut self,
-        pred: impl Fn(&Waiter) -> bool,
-        offset: u64,
-        exit_code: Option<i32>,
-    ) {
-        let mut i = 0;
-        while i < self.waiters.len() {
-            if pred(&self.waiters[i]) {
-                let w = self.waiters.swap_remove(i);
-                let waited_ms = w.started.elapsed().as_secs_f64() * 1000.0;
-                w.reply
-                    .send(Ok(WaitResult {
-                        matched: None,
-                        offset,
-                        exit_code,
-                        waited_ms,
-                    }))
-                    .ok();
-            } else {
-                i += 1;
-            }
-        }
-    }
-
-    fn fail_waiters(&mut self) {
-        for w in self.waiters.drain(..) {
-            w.reply
-                .send(Err(Error::Exited {
-                    name: self.name.clone(),
-                    code: self.exit_code,
-                }))
-                .ok();
-        }
-    }
-
     // ---- time ---------------------------------------------------------------------------
 
     fn idle_deadline(&self, since: Instant, idle: Duration) -> Instant {
@@ -834,8 +638,8 @@ impl Actor {
         if self.may_hibernate() {
             consider(self.last_output + HIBERNATE_AFTER);
         }
-        if self.state == SessionState::Starting {
-            consider(self.created + STARTUP_GRACE);
+        if let Some(t) = self.input_check_due() {
+            consider(t);
         }
         if let Some((_, t)) = self.exit_pending {
             consider(t);
@@ -882,9 +686,6 @@ impl Actor {
             self.log.release();
             crate::memory::freed();
         }
-        if self.state == SessionState::Starting && now >= self.created + STARTUP_GRACE {
-            self.integration_fallback();
-        }
         if self.exit_pending.is_some_and(|(_, t)| now >= t) {
             self.finish_exit();
         }
@@ -899,19 +700,9 @@ impl Actor {
                 self.exec_partial(ExecStatus::Running);
             }
         }
+        self.check_input(now);
         self.expire_queue(now);
         self.expire_waiters(now);
-    }
-
-    fn integration_fallback(&mut self) {
-        if self.kind.is_posix() {
-            tracing::warn!(session = %self.name, "no prompt marks from the shell hooks; using nonce marks");
-            self.integration = Integration::Nonce;
-            self.prompt_ready(self.log.end());
-        } else {
-            self.integration = Integration::None;
-            self.state = SessionState::Busy;
-        }
     }
 
     fn expire_queue(&mut self, now: Instant) {
@@ -920,6 +711,12 @@ impl Actor {
             .drain(..)
             .partition(|q| q.deadline.is_some_and(|t| now >= t));
         self.queue = kept.into();
+        if self.state == SessionState::Starting {
+            // Nothing was typed: the answer says the shell is still starting, with what it
+            // printed so far.
+            self.answer_starting(expired, false);
+            return;
+        }
         for q in expired {
             let detail = format!(
                 "still busy when the exec's timeout ran out; {}",
@@ -931,52 +728,6 @@ impl Actor {
                     detail,
                 }))
                 .ok();
-        }
-    }
-
-    fn expire_waiters(&mut self, now: Instant) {
-        let end = self.log.end();
-        // Asking the kernel (and /proc) who holds the terminal only matters to prompt waits on
-        // shells without hooks; other timer ticks skip it.
-        let fg_is_shell = self.integration != Integration::Osc133
-            && self
-                .waiters
-                .iter()
-                .any(|w| matches!(w.cond, WaitCondition::Prompt))
-            && self.foreground().is_none();
-        let mut i = 0;
-        while i < self.waiters.len() {
-            let w = &self.waiters[i];
-            let done = match w.cond {
-                WaitCondition::Idle(d) => now >= self.idle_deadline(w.started, d),
-                WaitCondition::Prompt if self.integration != Integration::Osc133 => {
-                    fg_is_shell
-                        && end > w.since
-                        && now >= self.idle_deadline(w.started, Duration::from_millis(150))
-                }
-                _ => false,
-            };
-            if done {
-                let w = self.waiters.swap_remove(i);
-                let result = WaitResult {
-                    matched: None,
-                    offset: end,
-                    exit_code: None,
-                    waited_ms: w.started.elapsed().as_secs_f64() * 1000.0,
-                };
-                w.reply.send(Ok(result)).ok();
-            } else if w.deadline.is_some_and(|t| now >= t) {
-                let w = self.waiters.swap_remove(i);
-                let ms = w.started.elapsed().as_millis() as u64;
-                let what = match &w.cond {
-                    WaitCondition::Regex(re) => format!("/{}/", re.as_str()),
-                    WaitCondition::Idle(d) => format!("{} ms of silence", d.as_millis()),
-                    WaitCondition::Prompt => "the prompt".into(),
-                };
-                w.reply.send(Err(Error::Timeout { ms, what })).ok();
-            } else {
-                i += 1;
-            }
         }
     }
 

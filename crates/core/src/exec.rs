@@ -25,6 +25,7 @@ pub const DEFAULT_MAX_OUTPUT: usize = 8 << 20;
 pub(crate) struct Queued {
     pub params: ExecParams,
     pub reply: Reply<ExecResult>,
+    pub arrived: Instant,
     pub deadline: Option<Instant>,
 }
 
@@ -38,6 +39,7 @@ impl Queued {
         Self {
             params,
             reply,
+            arrived,
             deadline: Some(arrived + timeout),
         }
     }
@@ -176,6 +178,8 @@ pub(crate) fn finish(
         parsed: None,
         compact: None,
         cwd: None,
+        prompt: None,
+        screen: None,
     }
 }
 
@@ -205,6 +209,36 @@ pub(crate) fn partial(
     let mut result = finish(p, log, None, log.end(), via);
     result.status = status;
     result
+}
+
+/// The answer to an exec never typed because the shell was still starting: what the shell
+/// printed since `from` (the start of its output).
+pub(crate) fn starting(
+    log: &OutputLog,
+    from: u64,
+    arrived: Instant,
+    via: Integration,
+) -> ExecResult {
+    let end = log.end();
+    let start = from.clamp(log.start(), end);
+    let (output, truncated) = collect(log, start, end, DEFAULT_MAX_OUTPUT);
+    ExecResult {
+        status: ExecStatus::Starting,
+        exit_code: None,
+        output,
+        output_start: start,
+        output_end: end,
+        truncated,
+        duration_ms: arrived.elapsed().as_secs_f64() * 1000.0,
+        completion: via,
+        hint: None,
+        foreground: None,
+        parsed: None,
+        compact: None,
+        cwd: None,
+        prompt: None,
+        screen: None,
+    }
 }
 
 /// The plain text of log bytes `start..end`, keeping head and tail when longer than `max`.

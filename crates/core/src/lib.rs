@@ -6,6 +6,7 @@
 mod actor;
 pub mod error;
 mod exec;
+mod input_wait;
 pub mod keys;
 pub mod log;
 mod manager;

@@ -29,6 +29,24 @@ pub const SECRET_VARS: &[&str] = &[
     "AI_SESSION_STORE_CRASH_PASS",
 ];
 
+/// Pager settings of new sessions: a command's output goes to the session, never into a pager
+/// that waits for keys. Each applies only when the caller's environment or `-e` does not set
+/// the variable.
+pub const DEFAULT_PAGERS: &[(&str, &str)] = &[
+    ("PAGER", "cat"),
+    ("GIT_PAGER", "cat"),
+    ("MANPAGER", "cat"),
+    ("SYSTEMD_PAGER", ""),
+];
+
+/// Sets each of [`DEFAULT_PAGERS`] that `env` does not set.
+pub fn default_pagers(env: &mut BTreeMap<String, String>) {
+    for (var, value) in DEFAULT_PAGERS {
+        env.entry((*var).to_owned())
+            .or_insert_with(|| (*value).to_owned());
+    }
+}
+
 /// Removes [`SECRET_VARS`] from an inherited environment.
 pub fn strip_secrets(env: &mut BTreeMap<String, String>) {
     for var in SECRET_VARS {
@@ -155,6 +173,7 @@ impl SessionManager {
             .unwrap_or_else(|| std::env::vars().collect());
         strip_secrets(&mut env);
         env.extend(params.set_env.clone());
+        default_pagers(&mut env);
         let argv = program_argv(&params, &env)?;
         let cwd = match &params.cwd {
             Some(dir) => PathBuf::from(dir),
@@ -281,12 +300,17 @@ impl SessionManager {
             state,
             exit_code: None,
             at_prompt: integration == Integration::Nonce,
-            saw_b: false,
+            prompt_a: None,
+            startup_offset: start,
+            line_dirty: false,
+            held_marks: Vec::new(),
+            input_checked: None,
             running: false,
             exec: None,
             queue: VecDeque::new(),
             last_exit: None,
             last_prompt: start,
+            last_d: start,
             last_input: start,
             last_output: Instant::now(),
             waiters: Vec::new(),

@@ -7,7 +7,9 @@
 use rustix::fd::{AsFd, OwnedFd};
 use rustix::io::Errno;
 use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
-use rustix::termios::{Pid, Winsize};
+use rustix::termios::{
+    InputModes, LocalModes, OptionalActions, OutputModes, Pid, SpecialCodeIndex, Termios, Winsize,
+};
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
@@ -20,6 +22,11 @@ use ai_session_protocol::methods::Size;
 /// The master side of a PTY, driven by the tokio reactor.
 pub struct Master {
     fd: AsyncFd<OwnedFd>,
+    /// The slave's device number, to recognise a process's descriptor for this terminal.
+    slave_rdev: u64,
+    /// The slave's modes before the program started: the sane line discipline that
+    /// [`Master::restore_line_discipline`] puts back.
+    baseline: Termios,
 }
 
 /// What to run on the slave side.
@@ -93,6 +100,9 @@ pub fn spawn(spec: &SpawnSpec<'_>) -> std::io::Result<(Master, Process)> {
     grantpt(&master)?;
     unlockpt(&master)?;
     set_size(&master, spec.size)?;
+    // On Linux the termios calls on a master act on its slave (`tty_mode_ioctl` follows the
+    // link), so these are the modes the program starts with.
+    let baseline = rustix::termios::tcgetattr(&master)?;
     let name = ptsname(&master, Vec::new())?;
     let slave_path = PathBuf::from(OsString::from_vec(name.as_bytes().to_vec()));
     // The daemon holds the slave open until the child has it, so the master never reads EIO
@@ -104,6 +114,7 @@ pub fn spawn(spec: &SpawnSpec<'_>) -> std::io::Result<(Master, Process)> {
         .custom_flags(rustix::fs::OFlags::NOCTTY.bits() as i32)
         .open(&slave_path)?
         .into();
+    let slave_rdev = rustix::fs::fstat(&slave)?.st_rdev;
     let pid = match spec.sandbox {
         None => crate::spawn::posix_spawn(&path, spec.argv, spec.env, spec.cwd, &name)?,
         Some(sandbox) => {
@@ -128,7 +139,11 @@ pub fn spawn(spec: &SpawnSpec<'_>) -> std::io::Result<(Master, Process)> {
     let fd = unsafe { AsyncFd::register(master) }.map_err(std::io::Error::from)?;
     let pidfd = unsafe { AsyncFd::register(pidfd) }.map_err(std::io::Error::from)?;
     Ok((
-        Master { fd },
+        Master {
+            fd,
+            slave_rdev,
+            baseline,
+        },
         Process {
             pid,
             shell_pid,
@@ -224,6 +239,55 @@ impl Master {
             Err(Errno::AGAIN) | Err(Errno::INTR) => Ok(0),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// The terminal's current modes (those of the slave: see [`spawn`]).
+    pub fn termios(&self) -> Option<Termios> {
+        rustix::termios::tcgetattr(self.fd.get_ref()).ok()
+    }
+
+    /// The slave's device number.
+    pub fn slave_rdev(&self) -> u64 {
+        self.slave_rdev
+    }
+
+    /// Puts back the line discipline a shell reading lines needs (canonical input, echo,
+    /// signals, CR to NL, output post-processing) when a program left the terminal without
+    /// it, as `stty raw -echo` or a crashed full-screen program does. Other settings (special
+    /// characters, flow control) stay as the user set them. Returns whether anything changed.
+    pub fn restore_line_discipline(&self) -> std::io::Result<bool> {
+        let fd = self.fd.get_ref();
+        let mut now = rustix::termios::tcgetattr(fd)?;
+        let base = &self.baseline;
+        let input = InputModes::ICRNL | InputModes::INLCR | InputModes::IGNCR;
+        let output = OutputModes::OPOST | OutputModes::ONLCR;
+        let local = LocalModes::ICANON | LocalModes::ECHO | LocalModes::ISIG | LocalModes::IEXTEN;
+        let sane = now.input_modes & input == base.input_modes & input
+            && now.output_modes & output == base.output_modes & output
+            && now.local_modes & local == base.local_modes & local;
+        if sane {
+            return Ok(false);
+        }
+        now.input_modes = (now.input_modes - input) | (base.input_modes & input);
+        now.output_modes = (now.output_modes - output) | (base.output_modes & output);
+        now.local_modes = (now.local_modes - local) | (base.local_modes & local);
+        rustix::termios::tcsetattr(fd, OptionalActions::Now, &now)?;
+        Ok(true)
+    }
+
+    /// The terminal's interrupt (`^C`) and line-kill (`^U`) characters.
+    pub fn intr_and_kill(&self) -> (u8, u8) {
+        let t = self.termios().unwrap_or_else(|| self.baseline.clone());
+        let code = |i: SpecialCodeIndex, default: u8| match t.special_codes[i] {
+            // _POSIX_VDISABLE: fall back to the usual character, which line editors bind
+            // whatever the terminal says.
+            0 => default,
+            c => c,
+        };
+        (
+            code(SpecialCodeIndex::VINTR, 0x03),
+            code(SpecialCodeIndex::VKILL, 0x15),
+        )
     }
 
     pub fn resize(&self, size: Size) -> std::io::Result<()> {

@@ -209,12 +209,34 @@ pub struct ExecParams {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ExecStatus {
-    /// The command finished; `exit_code` is set.
+    /// The command finished; `exit_code` is its status (null only when the shell read the line
+    /// and started no command: a comment, a line it could not parse).
     Exited,
     /// No output for `idle_timeout_ms`: the command is still running.
     Running,
     /// `timeout_ms` passed: the command is still running.
     Timeout,
+    /// The command is blocked reading the terminal (a question, a password prompt, a REPL, a
+    /// pager) and printed nothing for a moment: `prompt` and `screen` show what it asks. It
+    /// keeps waiting for an answer typed with `session.send`.
+    WaitingForInput,
+    /// `timeout_ms` passed while the shell was still starting (its startup files had not
+    /// finished): the command was not typed and will not run. `output` is what the shell
+    /// printed so far.
+    Starting,
+}
+
+impl ExecStatus {
+    /// The wire name (`exited`, `running`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Exited => "exited",
+            Self::Running => "running",
+            Self::Timeout => "timeout",
+            Self::WaitingForInput => "waiting_for_input",
+            Self::Starting => "starting",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -245,6 +267,14 @@ pub struct ExecResult {
     /// The shell's working directory when the command finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cwd: Option<String>,
+    /// With status `waiting_for_input`: the text before the cursor on its line (`Name? `,
+    /// `Password: `, `>>> `).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<String>,
+    /// With status `waiting_for_input` or `starting`: the screen's last non-empty lines, as
+    /// plain text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub screen: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -4,6 +4,7 @@ mod cli;
 mod context;
 mod coord;
 mod escape;
+mod exec_truth;
 mod harness;
 mod http;
 mod identity;
