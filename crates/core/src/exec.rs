@@ -53,11 +53,16 @@ pub(crate) struct Line {
 }
 
 /// Builds the line typed for `command`, writing it to a file first when it cannot be typed.
+///
+/// `sealed`: the session's output is encrypted at rest, so the command's text must not be
+/// written to disk in clear either: it goes through a named pipe the shell sources, fed from
+/// memory (see [`feed_fifo`]), instead of a file.
 pub(crate) fn prepare(
     command: &str,
     integration: Integration,
     dir: &std::path::Path,
     seq: u64,
+    sealed: bool,
 ) -> std::io::Result<Line> {
     let inline = command.len() <= MAX_INLINE && !command.chars().any(char::is_control);
     let (body, file) = if inline {
@@ -66,7 +71,11 @@ pub(crate) fn prepare(
         let cmd_dir = dir.join("cmd");
         std::fs::create_dir_all(&cmd_dir)?;
         let path = cmd_dir.join(format!("{seq}.sh"));
-        std::fs::write(&path, format!("{command}\n"))?;
+        if sealed {
+            feed_fifo(&path, format!("{command}\n").into_bytes())?;
+        } else {
+            std::fs::write(&path, format!("{command}\n"))?;
+        }
         (format!(". {}", quote(&path.to_string_lossy())), Some(path))
     };
     if integration != Integration::Nonce {
@@ -86,6 +95,73 @@ pub(crate) fn prepare(
         nonce: Some(nonce),
         file,
     })
+}
+
+/// How long a command's named pipe waits for the shell to open it.
+const FIFO_WAIT: Duration = Duration::from_secs(600);
+
+/// Creates a named pipe at `path` (0600) and, on a thread of its own, writes `text` into it
+/// once the shell opens it for reading, then closes it (the shell's `.` reads to the end).
+/// The open is non-blocking and retried, so a shell that never opens the pipe (the exec was
+/// cancelled) costs the thread at most [`FIFO_WAIT`]; the pipe is removed either way.
+fn feed_fifo(path: &std::path::Path, text: Vec<u8>) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    // SAFETY: mkfifo with a NUL-terminated path we own.
+    if unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let path = path.to_owned();
+    std::thread::Builder::new()
+        .name("ais-cmd-fifo".into())
+        .spawn(move || {
+            let deadline = Instant::now() + FIFO_WAIT;
+            loop {
+                let opened = std::fs::OpenOptions::new()
+                    .write(true)
+                    .custom_flags(libc::O_NONBLOCK)
+                    .open(&path);
+                match opened {
+                    Ok(file) => {
+                        // Blocking writes from here: the reader is there.
+                        if let Err(e) = write_blocking(file, &text) {
+                            tracing::debug!("feeding {}: {e}", path.display());
+                        }
+                        break;
+                    }
+                    // ENXIO: no reader yet.
+                    Err(e)
+                        if e.raw_os_error() == Some(libc::ENXIO) && Instant::now() < deadline =>
+                    {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    Err(e) => {
+                        tracing::debug!("{} was never read: {e}", path.display());
+                        break;
+                    }
+                }
+            }
+            std::fs::remove_file(&path).ok();
+        })?;
+    Ok(())
+}
+
+fn write_blocking(file: std::fs::File, text: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+    // SAFETY: fcntl on a descriptor we own, clearing O_NONBLOCK.
+    unsafe {
+        let flags = libc::fcntl(file.as_raw_fd(), libc::F_GETFL);
+        libc::fcntl(file.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK);
+    }
+    let mut file = file;
+    file.write_all(text)
 }
 
 /// The exec whose command has been typed.

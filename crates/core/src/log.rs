@@ -161,6 +161,12 @@ pub struct Chunk {
 }
 
 impl OutputLog {
+    /// True when the log is sealed at rest (the daemon has a passphrase): nothing the session
+    /// prints or is typed may reach the disk in clear.
+    pub fn is_sealed(&self) -> bool {
+        self.sealing.is_some()
+    }
+
     /// Creates an empty log in `dir` (removing segments a previous session left there), bounded
     /// to about `max_bytes`; sealed under `key` when one is given.
     pub fn create(dir: &Path, max_bytes: u64, key: Option<&LogKey>) -> std::io::Result<Self> {

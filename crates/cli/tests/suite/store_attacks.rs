@@ -401,7 +401,10 @@ fn files_holding(dir: &Path, needle: &[u8]) -> Vec<String> {
     while let Some(d) = stack.pop() {
         for e in std::fs::read_dir(&d).unwrap() {
             let p = e.unwrap().path();
-            let meta = std::fs::symlink_metadata(&p).unwrap();
+            // A file may go while the walk runs (a command's pipe, a temporary file).
+            let Ok(meta) = std::fs::symlink_metadata(&p) else {
+                continue;
+            };
             if meta.is_dir() {
                 stack.push(p);
                 continue;
@@ -410,7 +413,9 @@ fn files_holding(dir: &Path, needle: &[u8]) -> Vec<String> {
             if !meta.is_file() {
                 continue;
             }
-            let bytes = std::fs::read(&p).unwrap();
+            let Ok(bytes) = std::fs::read(&p) else {
+                continue;
+            };
             if holds(&bytes, needle) || zstd_frames_hold(&bytes, needle) {
                 hits.push(p.strip_prefix(dir).unwrap().display().to_string());
             }
@@ -481,7 +486,25 @@ fn run_and_grep(passphrase: Option<&str>) -> (Vec<String>, Vec<String>) {
     let log = run(&["read", "-t", "a"]);
     assert!(holds(&log, command.as_bytes()) && holds(&log, printed.as_bytes()));
     run(&["snapshot", "-t", "a"]);
+    // A command too long to type is handed to the shell through the session's directory; it
+    // is searched for while it runs.
+    run(&["new", "-s", "b"]);
+    let long_marker = format!("LONGCMD_{uniq}");
+    let long = format!(
+        "echo {long_marker} >/dev/null\nsleep 8\n# {}\n",
+        "x".repeat(1100)
+    );
+    // Still running when the exec answers: not a success for the CLI.
+    let mut exec = env.command(&["exec", "--json", "-t", "b", "--idle-timeout", "1", &long]);
+    exec.env("HOME", shell_home.path());
+    match passphrase {
+        Some(p) => exec.env("AI_SESSION_PASSPHRASE", p),
+        None => exec.env_remove("AI_SESSION_PASSPHRASE"),
+    };
+    let r: Value = serde_json::from_slice(&exec.output().unwrap().stdout).unwrap();
+    assert_eq!(r["status"], "running", "{r}");
     let mut typed_in = files_holding(env.home.path(), typed.as_bytes());
+    typed_in.extend(files_holding(env.home.path(), long_marker.as_bytes()));
     let mut printed_in = files_holding(env.home.path(), printed.as_bytes());
     let pid = env.daemon_pid();
     run(&["daemon", "stop"]);

@@ -83,6 +83,7 @@ impl Actor {
             self.integration,
             &self.dir,
             self.cmd_seq,
+            self.log.is_sealed(),
         );
         let line = match prepared {
             Ok(p) => p,
