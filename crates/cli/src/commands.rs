@@ -26,7 +26,9 @@ pub(crate) async fn connect(sel: &Selector, start: bool) -> Result<Client, Clien
         } else {
             Start::Never
         })
-        .notifications(Notifications::CloseWhenFull(NOTIFICATION_QUEUE));
+        .notifications(Notifications::CloseWhenFull(NOTIFICATION_QUEUE))
+        // The daemon could not record an action in its audit log: the user must know.
+        .on_warning(|warning| eprintln!("ai-session: warning: {warning}"));
     Client::connect(sel, &opts).await
 }
 

@@ -9,9 +9,9 @@ use ai_session_sandbox::audit::{self, Query};
 use ai_session_sandbox::{Policy, Sandbox};
 use serde::Serialize;
 
+use crate::commands::{print_json, usage};
 use crate::error::CliError;
 use ai_session_client::Selector;
-use crate::commands::{print_json, usage};
 
 /// What `new --policy` sends: the file's TOML (checked here, so a typo is reported with
 /// its line before anything starts) or a profile name.
@@ -176,7 +176,7 @@ pub(crate) fn audit_verify(sel: &Selector, json: bool) -> Result<ExitCode, CliEr
 /// a new segment recording the break.
 pub(crate) async fn audit_repair(sel: &Selector, json: bool) -> Result<ExitCode, CliError> {
     use ai_session_protocol::methods::{AUDIT_REPAIR, AuditRepairResult};
-    let client = ai_session_client::Client::connect(sel, true).await?;
+    let client = crate::commands::connect(sel, true).await?;
     let r: AuditRepairResult = client.call(AUDIT_REPAIR, serde_json::json!({})).await?;
     if json {
         print_json(&r)?;
@@ -257,10 +257,7 @@ const PASSPHRASE_ENV: &str = "AI_SESSION_PASSPHRASE";
 
 /// Details sealed under a passphrase are shown in clear when `AI_SESSION_PASSPHRASE` opens
 /// them, as a note saying so otherwise.
-fn open_sealed(
-    path: &Path,
-    mut entries: Vec<audit::Entry>,
-) -> Result<Vec<audit::Entry>, CliError> {
+fn open_sealed(path: &Path, mut entries: Vec<audit::Entry>) -> Result<Vec<audit::Entry>, CliError> {
     if !entries.iter().any(|e| audit::secret::is_sealed(&e.detail)) {
         return Ok(entries);
     }

@@ -17,6 +17,10 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::{Error, Notifications, Options, Selector, Start};
 
+/// The field of a successful result in which the daemon says the action could not be audited
+/// (`crates/daemon/src/access.rs`).
+const AUDIT_WARNING: &str = "audit_warning";
+
 /// How long `connect` keeps retrying a handshake that a dying daemon dropped.
 const HANDSHAKE_RETRY: Duration = Duration::from_secs(5);
 
@@ -33,6 +37,7 @@ pub struct Client {
     notifications: Mutex<mpsc::Receiver<Notification>>,
     closed: Arc<AtomicBool>,
     reader: tokio::task::AbortHandle,
+    on_warning: Option<fn(&str)>,
 }
 
 impl Drop for Client {
@@ -81,7 +86,8 @@ impl Client {
     }
 
     async fn handshake(stream: UnixStream, opts: &Options) -> Result<Self, Error> {
-        let client = Self::open(stream, opts.notifications);
+        let mut client = Self::open(stream, opts.notifications);
+        client.on_warning = opts.on_warning;
         let hello = HelloParams {
             client: opts.name.clone(),
             protocol: PROTOCOL_VERSION,
@@ -126,6 +132,7 @@ impl Client {
             notifications: Mutex::new(rx),
             closed,
             reader,
+            on_warning: None,
         }
     }
 
@@ -185,7 +192,15 @@ impl Client {
         let resp = rx.await.map_err(|_| Error::Closed)?;
         match (resp.result, resp.error) {
             (_, Some(err)) => Err(Error::Rpc(err)),
-            (Some(result), None) => Ok(result),
+            (Some(result), None) => {
+                if let (Some(warn), Some(warning)) = (
+                    self.on_warning,
+                    result.get(AUDIT_WARNING).and_then(|w| w.as_str()),
+                ) {
+                    warn(warning);
+                }
+                Ok(result)
+            }
             (None, None) => Err(Error::EmptyResponse {
                 method: method.to_owned(),
             }),

@@ -91,6 +91,10 @@ pub struct Options {
     pub start: Start,
     /// What to do with notifications.
     pub notifications: Notifications,
+    /// Called with each warning the daemon attaches to a successful result (`audit_warning`:
+    /// the action was carried out but could not be recorded in the audit log, which the user
+    /// must know). `None` ignores them.
+    pub on_warning: Option<fn(&str)>,
 }
 
 impl Options {
@@ -100,12 +104,19 @@ impl Options {
             name: name.into(),
             start: Start::Never,
             notifications: Notifications::Discard,
+            on_warning: None,
         }
     }
 
     /// Starts the daemon as `start` says when none listens.
     pub fn start(mut self, start: Start) -> Self {
         self.start = start;
+        self
+    }
+
+    /// Calls `on_warning` with each warning the daemon attaches to a result.
+    pub fn on_warning(mut self, on_warning: fn(&str)) -> Self {
+        self.on_warning = Some(on_warning);
         self
     }
 

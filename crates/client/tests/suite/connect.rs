@@ -211,3 +211,28 @@ fn the_blocking_client_calls_through_the_same_connection() {
         assert_eq!(client.notification().unwrap().params["n"], n);
     }
 }
+
+static WARNED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+#[tokio::test]
+async fn an_audit_warning_reaches_the_callers_hook_and_the_result_stays() {
+    let peer = Peer::start(vec![|mut w| {
+        let mut r = BufReader::new(w.try_clone().unwrap());
+        answer_hello(&mut w, &mut r);
+        let req = request(&mut r);
+        send(
+            &mut w,
+            json!({"jsonrpc": "2.0", "id": req["id"], "result": {
+                "killed": true, "audit_warning": "not recorded: the audit log is read-only"}}),
+        );
+    }]);
+    let opts =
+        opts(Notifications::Discard).on_warning(|w| WARNED.lock().unwrap().push(w.to_owned()));
+    let client = Client::connect(&peer.selector(), &opts).await.unwrap();
+    let v: Value = client.call("session.kill", json!({})).await.unwrap();
+    assert_eq!(v["killed"], true);
+    assert_eq!(
+        *WARNED.lock().unwrap(),
+        vec!["not recorded: the audit log is read-only".to_owned()]
+    );
+}
