@@ -1,51 +1,36 @@
-//! What the benchmark binaries share: a blocking JSON-RPC client of the daemon's socket and
-//! percentiles.
+//! What the benchmark binaries share: a blocking client of the daemon's socket (the same
+//! `ai-session-client` the CLI uses) and percentiles.
 
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
+#![forbid(unsafe_code)]
+
 use std::path::Path;
 
+use ai_session_client::{Options, Selector, blocking};
 use serde_json::{Value, json};
 
 /// A connection to the daemon, one request at a time.
 pub struct Rpc {
-    w: UnixStream,
-    r: BufReader<UnixStream>,
-    id: u64,
+    client: blocking::Client,
 }
 
 impl Rpc {
-    /// Connects without a `hello` (the daemon does not require one).
+    /// Connects to the daemon on `sock` and says `hello` as `ai-session-bench`.
     pub fn connect(sock: &Path) -> Result<Self, String> {
-        let w =
-            UnixStream::connect(sock).map_err(|e| format!("connect {}: {e}", sock.display()))?;
-        let r = BufReader::new(w.try_clone().map_err(|e| e.to_string())?);
-        Ok(Self { w, r, id: 0 })
+        Self::hello(sock, "ai-session-bench")
     }
 
-    /// Connects and says `hello` as `client`.
+    /// Connects to the daemon on `sock` and says `hello` as `client`; never starts a daemon.
     pub fn hello(sock: &Path, client: &str) -> Result<Self, String> {
-        let mut rpc = Self::connect(sock)?;
-        rpc.call("hello", json!({"client": client, "protocol": 1}))?;
-        Ok(rpc)
+        let client = blocking::Client::connect(&Selector::socket(sock), &Options::new(client))
+            .map_err(|e| format!("connect {}: {e}", sock.display()))?;
+        Ok(Self { client })
     }
 
     /// Calls `method` and returns its result; an error response is an `Err` naming the method.
     pub fn call(&mut self, method: &str, params: Value) -> Result<Value, String> {
-        self.id += 1;
-        let mut line = json!({"jsonrpc": "2.0", "id": self.id, "method": method, "params": params})
-            .to_string();
-        line.push('\n');
-        self.w
-            .write_all(line.as_bytes())
-            .map_err(|e| e.to_string())?;
-        let mut resp = String::new();
-        self.r.read_line(&mut resp).map_err(|e| e.to_string())?;
-        let v: Value = serde_json::from_str(&resp).map_err(|e| e.to_string())?;
-        match v.get("error") {
-            Some(err) => Err(format!("{method}: {err}")),
-            None => Ok(v["result"].clone()),
-        }
+        self.client
+            .call_value(method, params)
+            .map_err(|e| format!("{method}: {e}"))
     }
 
     /// `session.exec` of `command`, which must finish (10 minutes at most).

@@ -5,6 +5,8 @@
 //!
 //! usage: ai-session-bench [--sessions N] [--mb MB] [--hold N] [--skip-tmux]
 
+#![forbid(unsafe_code)]
+
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;

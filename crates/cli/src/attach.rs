@@ -9,7 +9,8 @@ use base64::Engine;
 use rustix::termios::{self, OptionalActions, Termios};
 use tokio::io::AsyncReadExt;
 
-use crate::client::{Client, ClientError};
+use crate::error::CliError;
+use ai_session_client::Client;
 
 /// Ctrl-\ : the byte that detaches.
 const DETACH: u8 = 0x1c;
@@ -54,9 +55,9 @@ pub async fn run(
     client: &Client,
     target: &str,
     allow_clipboard: bool,
-) -> Result<ExitCode, ClientError> {
+) -> Result<ExitCode, CliError> {
     if !termios::isatty(rustix::stdio::stdin()) {
-        return Err(ClientError::Rpc(
+        return Err(CliError::Refused(
             RpcError::new(ErrorKind::Unsupported, "attach needs a terminal on stdin")
                 .with_hint("programs should use `exec`, `send`, `read` and `capture` instead"),
         ));
@@ -106,7 +107,7 @@ async fn pump(
     target: &str,
     out: &mut std::io::Stdout,
     guard: &mut crate::guard::OutputGuard,
-) -> Result<Option<Option<i32>>, ClientError> {
+) -> Result<Option<Option<i32>>, CliError> {
     let mut shown = Vec::with_capacity(4096);
     let b64 = base64::engine::general_purpose::STANDARD;
     let mut stdin = tokio::io::stdin();

@@ -8,21 +8,41 @@ use ai_session_protocol::methods::{self as m, *};
 use ai_session_protocol::{ErrorKind, RpcError};
 use serde::Serialize;
 
-use crate::client::{Client, ClientError, Selector};
+use crate::error::CliError;
 use crate::{Command, DaemonAction};
+use ai_session_client::{Client, Error as ClientError, Notifications, Options, Selector, Start};
 
-pub(crate) fn print_json(value: &impl Serialize) -> Result<(), ClientError> {
-    let text =
-        serde_json::to_string_pretty(value).map_err(|e| ClientError::Protocol(e.to_string()))?;
+/// Notifications the CLI holds before it gives up on a connection: only `attach` and `bus
+/// subscribe` receive them, and they read them as they come (the queue fills only while a call
+/// of theirs waits for its answer).
+const NOTIFICATION_QUEUE: usize = 16_384;
+
+/// Connects to the selected daemon, starting it first (with this same binary) when `start` is
+/// set and none runs.
+pub(crate) async fn connect(sel: &Selector, start: bool) -> Result<Client, ClientError> {
+    let opts = Options::new(format!("ai-session-cli {}", env!("CARGO_PKG_VERSION")))
+        .start(if start {
+            Start::CurrentExe
+        } else {
+            Start::Never
+        })
+        .notifications(Notifications::CloseWhenFull(NOTIFICATION_QUEUE))
+        // The daemon could not record an action in its audit log: the user must know.
+        .on_warning(|warning| eprintln!("ai-session: warning: {warning}"));
+    Client::connect(sel, &opts).await
+}
+
+pub(crate) fn print_json(value: &impl Serialize) -> Result<(), CliError> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| CliError::Local(e.to_string()))?;
     println!("{text}");
     Ok(())
 }
 
-pub(crate) fn usage(msg: String) -> ClientError {
-    ClientError::Rpc(RpcError::new(ErrorKind::InvalidParams, msg))
+pub(crate) fn usage(msg: String) -> CliError {
+    CliError::Refused(RpcError::new(ErrorKind::InvalidParams, msg))
 }
 
-fn parse_size(s: &str) -> Result<Size, ClientError> {
+fn parse_size(s: &str) -> Result<Size, CliError> {
     let bad = || {
         usage(format!(
             "invalid size '{s}': write it as COLSxROWS, for example 120x40"
@@ -35,7 +55,7 @@ fn parse_size(s: &str) -> Result<Size, ClientError> {
     })
 }
 
-fn secs_to_ms(secs: Option<f64>) -> Result<Option<u64>, ClientError> {
+fn secs_to_ms(secs: Option<f64>) -> Result<Option<u64>, CliError> {
     match secs {
         Some(s) if !(0.0..=86_400.0 * 365.0).contains(&s) || s.is_nan() => Err(usage(format!(
             "invalid duration {s}: give seconds between 0 and one year"
@@ -45,7 +65,7 @@ fn secs_to_ms(secs: Option<f64>) -> Result<Option<u64>, ClientError> {
     }
 }
 
-pub async fn run(sel: &Selector, command: Command) -> Result<ExitCode, ClientError> {
+pub async fn run(sel: &Selector, command: Command) -> Result<ExitCode, CliError> {
     if let Command::Daemon { action } = command {
         return daemon(sel, action).await;
     }
@@ -83,7 +103,7 @@ pub async fn run(sel: &Selector, command: Command) -> Result<ExitCode, ClientErr
         ai_session_mcp::serve_stdio_with(sel.label.clone(), sel.socket.clone()).await?;
         return Ok(ExitCode::SUCCESS);
     }
-    let client = Client::connect(sel, true).await?;
+    let client = connect(sel, true).await?;
     match command {
         Command::New(a) => {
             let mut set_env = BTreeMap::new();
@@ -273,7 +293,7 @@ fn describe(s: &SessionInfo) -> String {
     line
 }
 
-async fn exec(client: &Client, a: crate::ExecArgs) -> Result<ExitCode, ClientError> {
+async fn exec(client: &Client, a: crate::ExecArgs) -> Result<ExitCode, CliError> {
     let params = ExecParams {
         target: a.target,
         command: a.command.join(" "),
@@ -307,7 +327,7 @@ async fn exec(client: &Client, a: crate::ExecArgs) -> Result<ExitCode, ClientErr
 }
 
 /// `parse`: recognise and condense saved output, locally (no daemon needed).
-fn parse(a: crate::ParseArgs) -> Result<ExitCode, ClientError> {
+fn parse(a: crate::ParseArgs) -> Result<ExitCode, CliError> {
     use std::io::Read;
     let mut raw = Vec::new();
     std::io::stdin().read_to_end(&mut raw)?;
@@ -315,7 +335,7 @@ fn parse(a: crate::ParseArgs) -> Result<ExitCode, ClientError> {
     let parsed = ai_session_output::parse(a.command.as_deref(), &text);
     let handle = ai_session_output::Handle::command("the input file");
     let compact = ai_session_output::compact(&parsed, &text, &handle)
-        .map_err(|e| ClientError::Protocol(format!("cannot count tokens: {e}")))?;
+        .map_err(|e| CliError::Local(format!("cannot count tokens: {e}")))?;
     if a.json {
         print_json(&serde_json::json!({ "parsed": parsed, "compact": compact }))?;
     } else {
@@ -324,21 +344,21 @@ fn parse(a: crate::ParseArgs) -> Result<ExitCode, ClientError> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn daemon(sel: &Selector, action: DaemonAction) -> Result<ExitCode, ClientError> {
+async fn daemon(sel: &Selector, action: DaemonAction) -> Result<ExitCode, CliError> {
     let start = matches!(action, DaemonAction::Start(_));
     match action {
         DaemonAction::Start(a) | DaemonAction::Status(a) => {
-            let client = match Client::connect(sel, start).await {
+            let client = match connect(sel, start).await {
                 Ok(c) => c,
                 Err(ClientError::NotRunning(sock)) => {
                     if a.json {
                         print_json(&serde_json::json!({ "running": false, "socket": sock }))?;
                     } else {
-                        println!("not running (socket {sock})");
+                        println!("not running (socket {})", sock.display());
                     }
                     return Ok(ExitCode::from(1));
                 }
-                Err(e) => return Err(e),
+                Err(e) => return Err(e.into()),
             };
             let s: StatusResult = client.call(m::DAEMON_STATUS, serde_json::json!({})).await?;
             if a.json {
@@ -366,23 +386,23 @@ async fn daemon(sel: &Selector, action: DaemonAction) -> Result<ExitCode, Client
             }
         }
         DaemonAction::Stop(a) => {
-            let client = match Client::connect(sel, false).await {
+            let client = match connect(sel, false).await {
                 Ok(c) => c,
                 Err(ClientError::NotRunning(sock)) => {
                     if !a.json {
-                        println!("not running (socket {sock})");
+                        println!("not running (socket {})", sock.display());
                     }
                     return Ok(ExitCode::SUCCESS);
                 }
-                Err(e) => return Err(e),
+                Err(e) => return Err(e.into()),
             };
             // The daemon may close the connection before its answer arrives: both mean stopped.
             match client
                 .call::<_, serde_json::Value>(m::DAEMON_STOP, serde_json::json!({}))
                 .await
             {
-                Ok(_) | Err(ClientError::Protocol(_)) => {}
-                Err(e) => return Err(e),
+                Ok(_) | Err(ClientError::Closed) => {}
+                Err(e) => return Err(e.into()),
             }
             // Return once it has exited (sessions killed, lock released), so that a `daemon
             // start` right after finds the way clear: its connection closes last.
@@ -391,7 +411,7 @@ async fn daemon(sel: &Selector, action: DaemonAction) -> Result<ExitCode, Client
                 .await
                 .is_err()
             {
-                return Err(ClientError::Protocol(
+                return Err(CliError::Local(
                     "the daemon did not exit within 30 s".into(),
                 ));
             }
@@ -405,8 +425,8 @@ async fn daemon(sel: &Selector, action: DaemonAction) -> Result<ExitCode, Client
 }
 
 /// `serve`: asks the daemon (started if needed) to serve HTTP; prints where and how.
-async fn serve(sel: &Selector, a: crate::ServeArgs) -> Result<ExitCode, ClientError> {
-    let client = Client::connect(sel, true).await?;
+async fn serve(sel: &Selector, a: crate::ServeArgs) -> Result<ExitCode, CliError> {
+    let client = connect(sel, true).await?;
     let params = ServeParams {
         listen: a.listen,
         allow_remote: a.allow_remote,
@@ -463,6 +483,15 @@ pub fn run_daemon(sel: &Selector, notify_ready: bool, http: Option<ServeParams>)
             "warning: cannot open {}: {e}; logging disabled",
             log_path.display()
         ),
+    }
+    if notify_ready {
+        // Started by a client (`ai-session-client` starts every daemon this way): leave the
+        // client's session and its controlling terminal, so that closing that terminal or a
+        // Ctrl-C in it does not reach the daemon. Fails only for a process group leader, which
+        // a spawned child is not.
+        if let Err(e) = rustix::process::setsid() {
+            tracing::warn!("cannot start a session of its own: {e}");
+        }
     }
     // stderr goes to /dev/null once detached: record panics in the log instead.
     std::panic::set_hook(Box::new(|info| {

@@ -4,8 +4,9 @@
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
-use crate::client::{Client, ClientError};
 use crate::commands::print_json;
+use crate::error::CliError;
+use ai_session_client::Client;
 
 #[derive(Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -85,7 +86,7 @@ enum ContextAction {
     },
 }
 
-pub async fn run(client: &Client, a: ContextArgs) -> Result<(), ClientError> {
+pub async fn run(client: &Client, a: ContextArgs) -> Result<(), CliError> {
     match a.action {
         None => {
             let target = a.target.ok_or_else(|| {

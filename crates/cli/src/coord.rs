@@ -14,8 +14,9 @@ use ai_session_protocol::{ErrorKind, RpcError};
 use clap::{Args, Subcommand};
 use serde_json::Value;
 
-use crate::client::{Client, ClientError, Selector};
 use crate::commands::{print_json, usage};
+use crate::error::CliError;
+use ai_session_client::{Client, Selector};
 
 /// The environment variable holding an agent's token when `--token` is not given.
 pub const TOKEN_ENV: &str = "AI_SESSION_AGENT_TOKEN";
@@ -52,11 +53,11 @@ pub struct AgentAuthArgs {
 }
 
 impl AgentAuthArgs {
-    fn resolve(self) -> Result<AgentToken, ClientError> {
+    fn resolve(self) -> Result<AgentToken, CliError> {
         let token = match self.token {
             Some(t) => t,
             None => std::env::var(TOKEN_ENV).map_err(|_| {
-                ClientError::Rpc(
+                CliError::Refused(
                     RpcError::new(ErrorKind::InvalidParams, "no agent token given")
                         .with_hint(format!("pass --token TOKEN or set {TOKEN_ENV} to the token `ai-session agent register` printed")),
                 )
@@ -256,13 +257,13 @@ pub fn message_arg(s: &str) -> Value {
 }
 
 /// Task ids as printed (`task-3`) or bare (`3`).
-fn task_id(s: &str) -> Result<u64, ClientError> {
+fn task_id(s: &str) -> Result<u64, CliError> {
     s.trim_start_matches("task-")
         .parse()
         .map_err(|_| usage(format!("invalid task id '{s}': give a number such as 3")))
 }
 
-fn secs_ms(secs: Option<f64>) -> Result<Option<u64>, ClientError> {
+fn secs_ms(secs: Option<f64>) -> Result<Option<u64>, CliError> {
     match secs {
         Some(s) if s.is_nan() || !(0.0..=86_400.0 * 365.0).contains(&s) => Err(usage(format!(
             "invalid duration {s}: give seconds between 0 and one year"
@@ -283,8 +284,8 @@ fn id_of(v: &Value) -> String {
     v.as_u64().map_or_else(|| v.to_string(), |n| n.to_string())
 }
 
-pub async fn run(sel: &Selector, command: CoordCommand) -> Result<ExitCode, ClientError> {
-    let client = Client::connect(sel, true).await?;
+pub async fn run(sel: &Selector, command: CoordCommand) -> Result<ExitCode, CliError> {
+    let client = crate::commands::connect(sel, true).await?;
     match command {
         CoordCommand::Agent { action } => agent(&client, action).await,
         CoordCommand::Bus { action } => bus(&client, action).await,
@@ -292,7 +293,7 @@ pub async fn run(sel: &Selector, command: CoordCommand) -> Result<ExitCode, Clie
     }
 }
 
-async fn agent(client: &Client, action: AgentAction) -> Result<ExitCode, ClientError> {
+async fn agent(client: &Client, action: AgentAction) -> Result<ExitCode, CliError> {
     match action {
         AgentAction::Register {
             name,
@@ -349,7 +350,7 @@ async fn hold(
     client: &Client,
     r: &RegisterResult,
     mut signals: Signals,
-) -> Result<ExitCode, ClientError> {
+) -> Result<ExitCode, CliError> {
     let every = Duration::from_millis((r.heartbeat_deadline_ms / 3).max(100));
     let auth = AgentToken {
         token: r.token.clone(),
@@ -411,7 +412,7 @@ async fn stream(
     subscription: u64,
     count: Option<u64>,
     json: bool,
-) -> Result<ExitCode, ClientError> {
+) -> Result<ExitCode, CliError> {
     let mut seen = 0u64;
     if count == Some(0) {
         return Ok(ExitCode::SUCCESS);
@@ -447,12 +448,10 @@ async fn stream(
             return Ok(ExitCode::SUCCESS);
         }
     }
-    Err(ClientError::Protocol(
-        "the daemon closed the connection".into(),
-    ))
+    Err(ai_session_client::Error::Closed.into())
 }
 
-async fn bus(client: &Client, action: BusAction) -> Result<ExitCode, ClientError> {
+async fn bus(client: &Client, action: BusAction) -> Result<ExitCode, CliError> {
     match action {
         BusAction::Publish {
             topic,
@@ -610,7 +609,7 @@ fn describe_task(t: &Value) -> String {
     )
 }
 
-async fn task(client: &Client, action: TaskAction) -> Result<ExitCode, ClientError> {
+async fn task(client: &Client, action: TaskAction) -> Result<ExitCode, CliError> {
     match action {
         TaskAction::Submit {
             description,

@@ -1,10 +1,10 @@
 //! `ai-session`: the command-line client (and, with `daemon run`, the daemon itself).
 
 mod attach;
-mod client;
 mod commands;
 mod context;
 mod coord;
+mod error;
 mod guard;
 mod persist;
 mod security;
@@ -14,7 +14,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use client::{ClientError, Selector};
+use ai_session_client::Selector;
+use error::CliError;
 
 #[derive(Parser)]
 #[command(
@@ -412,7 +413,8 @@ enum DaemonAction {
     /// Run the daemon in the foreground.
     #[command(hide = true)]
     Run {
-        /// Print "ready" on stdout once listening, then detach stdout and stderr.
+        /// Start a session of its own (no controlling terminal), print "ready" on stdout once
+        /// listening, then detach stdout and stderr: how clients start the daemon.
         #[arg(long)]
         notify_ready: bool,
         /// Also serve the HTTP API on this address (as `ai-session serve --listen`).
@@ -470,9 +472,9 @@ fn main() -> ExitCode {
     }
 }
 
-fn report(e: &ClientError) -> ExitCode {
+fn report(e: &CliError) -> ExitCode {
     eprintln!("error: {e}");
-    if let ClientError::Rpc(rpc) = e {
+    if let Some(rpc) = e.rpc() {
         if rpc.kind() == Some(ai_session_protocol::ErrorKind::Timeout) {
             return ExitCode::from(124);
         }

@@ -7,8 +7,9 @@ use ai_session_protocol::persist::{self as p, *};
 use base64::Engine;
 use clap::{Args, Subcommand};
 
-use crate::client::{Client, ClientError, Selector};
 use crate::commands::{print_json, usage};
+use crate::error::CliError;
+use ai_session_client::{Client, Selector};
 
 #[derive(Subcommand)]
 pub enum PersistCommand {
@@ -86,8 +87,8 @@ pub struct ImportArgs {
     json: bool,
 }
 
-pub async fn run(sel: &Selector, command: PersistCommand) -> Result<ExitCode, ClientError> {
-    let client = Client::connect(sel, true).await?;
+pub async fn run(sel: &Selector, command: PersistCommand) -> Result<ExitCode, CliError> {
+    let client = crate::commands::connect(sel, true).await?;
     match command {
         PersistCommand::Snapshot(a) => match a.action {
             Some(SnapshotAction::Ls { target, json }) => list(&client, target, json).await,
@@ -135,7 +136,7 @@ pub async fn run(sel: &Selector, command: PersistCommand) -> Result<ExitCode, Cl
                 .await?;
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(&r.data_b64)
-                .map_err(|e| ClientError::Protocol(format!("export is not base64: {e}")))?;
+                .map_err(|e| CliError::Local(format!("export is not base64: {e}")))?;
             let mut out = std::io::stdout().lock();
             out.write_all(&bytes)?;
             out.flush()?;
@@ -165,11 +166,7 @@ pub async fn run(sel: &Selector, command: PersistCommand) -> Result<ExitCode, Cl
     }
 }
 
-async fn list(
-    client: &Client,
-    target: Option<String>,
-    json: bool,
-) -> Result<ExitCode, ClientError> {
+async fn list(client: &Client, target: Option<String>, json: bool) -> Result<ExitCode, CliError> {
     let r: SnapshotListResult = client
         .call(p::SNAPSHOT_LIST, SnapshotListParams { target })
         .await?;

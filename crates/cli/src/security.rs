@@ -9,12 +9,13 @@ use ai_session_sandbox::audit::{self, Query};
 use ai_session_sandbox::{Policy, Sandbox};
 use serde::Serialize;
 
-use crate::client::{ClientError, Selector};
 use crate::commands::{print_json, usage};
+use crate::error::CliError;
+use ai_session_client::Selector;
 
 /// What `new --policy` sends: the file's TOML (checked here, so a typo is reported with
 /// its line before anything starts) or a profile name.
-pub(crate) fn policy_text(spec: &str) -> Result<String, ClientError> {
+pub(crate) fn policy_text(spec: &str) -> Result<String, CliError> {
     let path = Path::new(spec);
     if path.is_file() {
         let text = std::fs::read_to_string(path)
@@ -46,7 +47,7 @@ pub(crate) fn policy_check(
     spec: &str,
     workspace: Option<&Path>,
     json: bool,
-) -> Result<ExitCode, ClientError> {
+) -> Result<ExitCode, CliError> {
     let policy = Policy::load(spec).map_err(|e| usage(e.to_string()))?;
     let workspace = match workspace {
         Some(w) => std::path::absolute(w)?,
@@ -115,7 +116,7 @@ struct VerifyReport {
 }
 
 /// The daemon's audit log, which must exist (or have a head saying it should).
-fn audit_log(sel: &Selector) -> Result<std::path::PathBuf, ClientError> {
+fn audit_log(sel: &Selector) -> Result<std::path::PathBuf, CliError> {
     let path = sel.paths().audit_log();
     let (_, head) = audit::seal::beside(&path);
     if !path.exists() && !head.exists() {
@@ -129,7 +130,7 @@ fn audit_log(sel: &Selector) -> Result<std::path::PathBuf, ClientError> {
 
 /// `audit verify`: checks the keyed chain of the whole log against its signed head; exit
 /// status 1 when damaged.
-pub(crate) fn audit_verify(sel: &Selector, json: bool) -> Result<ExitCode, ClientError> {
+pub(crate) fn audit_verify(sel: &Selector, json: bool) -> Result<ExitCode, CliError> {
     let path = audit_log(sel)?;
     let mut report = VerifyReport {
         log: path.display().to_string(),
@@ -173,9 +174,9 @@ pub(crate) fn audit_verify(sel: &Selector, json: bool) -> Result<ExitCode, Clien
 
 /// `audit repair`: asks the daemon (started if need be) to move a damaged log aside and start
 /// a new segment recording the break.
-pub(crate) async fn audit_repair(sel: &Selector, json: bool) -> Result<ExitCode, ClientError> {
+pub(crate) async fn audit_repair(sel: &Selector, json: bool) -> Result<ExitCode, CliError> {
     use ai_session_protocol::methods::{AUDIT_REPAIR, AuditRepairResult};
-    let client = crate::client::Client::connect(sel, true).await?;
+    let client = crate::commands::connect(sel, true).await?;
     let r: AuditRepairResult = client.call(AUDIT_REPAIR, serde_json::json!({})).await?;
     if json {
         print_json(&r)?;
@@ -207,7 +208,7 @@ pub(crate) fn audit_ls(
     min_risk: u8,
     session: Option<String>,
     json: bool,
-) -> Result<ExitCode, ClientError> {
+) -> Result<ExitCode, CliError> {
     let path = audit_log(sel)?;
     let since = since.map(parse_since).transpose()?;
     let entries = audit::query(
@@ -256,10 +257,7 @@ const PASSPHRASE_ENV: &str = "AI_SESSION_PASSPHRASE";
 
 /// Details sealed under a passphrase are shown in clear when `AI_SESSION_PASSPHRASE` opens
 /// them, as a note saying so otherwise.
-fn open_sealed(
-    path: &Path,
-    mut entries: Vec<audit::Entry>,
-) -> Result<Vec<audit::Entry>, ClientError> {
+fn open_sealed(path: &Path, mut entries: Vec<audit::Entry>) -> Result<Vec<audit::Entry>, CliError> {
     if !entries.iter().any(|e| audit::secret::is_sealed(&e.detail)) {
         return Ok(entries);
     }
@@ -283,7 +281,7 @@ fn open_sealed(
 
 /// `--since`: a duration back from now (`90s`, `15m`, `2h`, `7d`) or an RFC 3339 UTC time
 /// (`2026-11-23T10:00:00Z`).
-fn parse_since(text: &str) -> Result<SystemTime, ClientError> {
+fn parse_since(text: &str) -> Result<SystemTime, CliError> {
     let bad = || {
         usage(format!(
             "invalid --since '{text}': give a duration like 15m, 2h, 7d, or a UTC time like 2026-11-23T10:00:00Z"
@@ -336,9 +334,9 @@ fn parse_rfc3339(t: &str) -> Option<SystemTime> {
 
 /// `access token|grant|revoke|revoke-token|ls`.
 pub(crate) async fn access(
-    client: &crate::client::Client,
+    client: &ai_session_client::Client,
     action: crate::AccessAction,
-) -> Result<(), ClientError> {
+) -> Result<(), CliError> {
     use crate::AccessAction as A;
     use serde_json::{Value, json};
     match action {

@@ -18,6 +18,8 @@
 //! # Ok::<(), ai_session_context::ContextError>(())
 //! ```
 
+#![forbid(unsafe_code)]
+
 pub mod agent;
 pub mod archive;
 pub mod config;

@@ -10,6 +10,8 @@
 //! and hands work out through a pluggable [`Strategy`]. Everything observable is published as an
 //! [`Event`] on [`SYSTEM_TOPIC`].
 
+#![forbid(unsafe_code)]
+
 mod agent;
 mod auth;
 mod bus;

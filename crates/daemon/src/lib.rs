@@ -17,4 +17,5 @@ mod peer;
 mod persist;
 mod server;
 
+pub use persist::StoreOpenError;
 pub use server::{Daemon, ServeError, serve, serve_with};

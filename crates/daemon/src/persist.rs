@@ -68,9 +68,34 @@ pub(crate) struct Persist {
     saved: Mutex<HashMap<String, u64>>,
 }
 
-/// Opening the store failed in a way the daemon must not start with.
-#[derive(Debug)]
-pub(crate) struct StoreOpenError(pub String);
+/// Opening the store failed in a way the daemon must not start with. Returned by
+/// [`serve`](crate::serve) as [`ServeError::Store`](crate::ServeError::Store): the daemon exits,
+/// and its starter shows the message (every variant says which setting to fix).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreOpenError {
+    /// `AI_SESSION_ZSTD_LEVEL` holds this text, which is not a level from 1 to 19.
+    #[error(
+        "AI_SESSION_ZSTD_LEVEL={0} is not a zstd level: give 1 (fastest) to 19 (smallest), or unset it for 3"
+    )]
+    CompressionLevel(String),
+    /// `AI_SESSION_UNPACK_LIMIT_MIB` holds this text, which is not a size from 1 to 1048576 MiB.
+    #[error(
+        "{UNPACK_LIMIT_ENV}={0} is not a size in MiB: give 1 to 1048576, or unset it for {default}",
+        default = ai_session_store::DEFAULT_MAX_UNPACKED >> 20
+    )]
+    UnpackLimit(String),
+    /// The store is encrypted and `AI_SESSION_PASSPHRASE` is missing or wrong (as checked
+    /// against `keycheck`). Starting without the sessions would look like losing them.
+    #[error(
+        "{source} (checked against {}): the session store is encrypted; set {} to its passphrase",
+        .keycheck.display(),
+        ai_session_store::PASSPHRASE_ENV
+    )]
+    Passphrase {
+        source: StoreError,
+        keycheck: PathBuf,
+    },
+}
 
 impl Persist {
     /// Opens `<data>/store`. A wrong or missing passphrase stops the daemon (starting without
@@ -84,9 +109,7 @@ impl Persist {
             match level.trim().parse::<i32>() {
                 Ok(n) if (1..=19).contains(&n) => options.compression_level = n,
                 _ => {
-                    return Err(StoreOpenError(format!(
-                        "AI_SESSION_ZSTD_LEVEL={level} is not a zstd level: give 1 (fastest) to 19 (smallest), or unset it for 3"
-                    )));
+                    return Err(StoreOpenError::CompressionLevel(level));
                 }
             }
         }
@@ -94,10 +117,7 @@ impl Persist {
             match mib.trim().parse::<u64>() {
                 Ok(n) if (1..=1 << 20).contains(&n) => options.max_unpacked = n << 20,
                 _ => {
-                    return Err(StoreOpenError(format!(
-                        "{UNPACK_LIMIT_ENV}={mib} is not a size in MiB: give 1 to 1048576, or unset it for {}",
-                        ai_session_store::DEFAULT_MAX_UNPACKED >> 20
-                    )));
+                    return Err(StoreOpenError::UnpackLimit(mib));
                 }
             }
         }
@@ -107,12 +127,10 @@ impl Persist {
             Err(
                 e @ (StoreError::WrongPassphrase { .. } | StoreError::PassphraseRequired { .. }),
             ) => {
-                let check = dir.join("metadata").join("keycheck.json");
-                return Err(StoreOpenError(format!(
-                    "{e} (checked against {}): the session store is encrypted; set {} to its passphrase",
-                    check.display(),
-                    ai_session_store::PASSPHRASE_ENV
-                )));
+                return Err(StoreOpenError::Passphrase {
+                    source: e,
+                    keycheck: dir.join("metadata").join("keycheck.json"),
+                });
             }
             Err(e) => {
                 tracing::error!("session store disabled: {e}");

@@ -2,6 +2,7 @@
 //! accepting connections, and shutting down cleanly.
 
 use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -13,22 +14,27 @@ use tokio::sync::Notify;
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    /// Another daemon holds the lock for this label or socket; talk to it instead.
-    #[error("another daemon is already running for {0}")]
-    AlreadyRunning(String),
-    #[error("cannot set up {path}: {source}")]
+    /// Another daemon holds the lock for this label or socket (named here); talk to it
+    /// instead. A client that raced another to start the daemon just connects.
+    #[error("another daemon is already running for {}", .0.display())]
+    AlreadyRunning(PathBuf),
+    /// A file or directory of the daemon's state could not be created, locked or bound (a
+    /// permission, a full disk, a socket path too long); the path says which.
+    #[error("cannot set up {}: {source}", .path.display())]
     Setup {
-        path: String,
+        path: PathBuf,
         source: std::io::Error,
     },
+    /// The session manager could not start.
     #[error(transparent)]
     Session(#[from] ai_session_core::Error),
     /// `--http` was given and the HTTP server could not start (address taken, not loopback).
     #[error("cannot start the HTTP server: {0}")]
     Http(ai_session_protocol::RpcError),
-    /// The session store cannot be opened (a wrong or missing passphrase).
-    #[error("{0}")]
-    Store(String),
+    /// The session store cannot be opened: a wrong or missing passphrase, or a store setting
+    /// out of range. Fix what the message names and start again.
+    #[error(transparent)]
+    Store(#[from] crate::persist::StoreOpenError),
 }
 
 /// State shared by every connection.
@@ -51,7 +57,7 @@ pub struct Daemon {
 
 fn setup_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> ServeError + '_ {
     move |source| ServeError::Setup {
-        path: path.display().to_string(),
+        path: path.to_owned(),
         source,
     }
 }
@@ -77,9 +83,7 @@ pub async fn serve_with(
         .open(&lock_path)
         .map_err(setup_err(&lock_path))?;
     if rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
-        return Err(ServeError::AlreadyRunning(
-            paths.socket.display().to_string(),
-        ));
+        return Err(ServeError::AlreadyRunning(paths.socket.clone()));
     }
     // Signals before anything else: SIGTERM and SIGINT stop the daemon cleanly, and SIGHUP
     // (a daemon has no terminal to lose; a stray hangup must not kill every session) is logged
@@ -100,7 +104,7 @@ pub async fn serve_with(
     let manager = SessionManager::new(config)?;
     let access = crate::access::Access::open(&paths.data, paths.audit_log())
         .map_err(setup_err(&paths.data))?;
-    let persist = crate::persist::Persist::open(&paths.data).map_err(|e| ServeError::Store(e.0))?;
+    let persist = crate::persist::Persist::open(&paths.data)?;
     let contexts = crate::context::Contexts::start().map_err(setup_err(&paths.data))?;
     let first_agent_id = access.first_agent_id();
     let daemon = Arc::new(Daemon {

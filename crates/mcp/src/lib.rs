@@ -4,6 +4,8 @@
 //! log), followed for subscribed clients; long calls report progress. `docs/mcp.md` lists the
 //! tools and resources.
 
+#![forbid(unsafe_code)]
+
 mod daemon;
 mod extra;
 mod progress;
@@ -33,8 +35,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-pub use daemon::Selector;
-use daemon::{CallError, Daemon};
+use ai_session_client::Error as CallError;
+pub use ai_session_client::Selector;
+use daemon::Daemon;
 
 const INSTRUCTIONS: &str = "ai-session runs real shells in real terminals (PTYs) that persist \
 between calls. Create a session once (session_create), then run commands with session_exec: it \
@@ -279,8 +282,8 @@ fn call_error(e: CallError) -> CallToolResult {
             }
             tool_error(&rpc.message, hint.as_deref(), extra)
         }
-        CallError::Transport(msg) => tool_error(
-            &msg,
+        other => tool_error(
+            &other.to_string(),
             Some("the ai-session daemon is unreachable; retry, or run `ai-session daemon status`"),
             json!({ "kind": "daemon_unreachable" }),
         ),

@@ -22,7 +22,8 @@ use serde_json::{Value, json};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
-use crate::daemon::{CallError, Daemon, Subscription};
+use crate::daemon::{Daemon, Subscription};
+use ai_session_client::Error as CallError;
 
 const PREFIX: &str = "ai-session://sessions/";
 /// The `log` resource holds at most this many bytes of the log's end (before escapes are removed).
@@ -90,9 +91,9 @@ pub(crate) fn resource_error(uri: &str, e: CallError) -> McpError {
                 McpError::internal_error(message, Some(data))
             }
         }
-        CallError::Transport(msg) => McpError::internal_error(
+        other => McpError::internal_error(
             format!(
-                "{msg} (hint: the ai-session daemon is unreachable; retry, or run \
+                "{other} (hint: the ai-session daemon is unreachable; retry, or run \
                  `ai-session daemon status`)"
             ),
             Some(json!({ "kind": "daemon_unreachable", "uri": uri })),
@@ -310,9 +311,9 @@ impl Watches {
 /// one per URI every [`DEBOUNCE`], the last change always reported. Ends when the session
 /// closes (after a last update and `resources/list_changed`), when the daemon connection ends,
 /// or when the client is gone.
-pub(crate) async fn follow(mut sub: Subscription, uris: Uris, notifier: Notifier) {
+pub(crate) async fn follow(sub: Subscription, uris: Uris, notifier: Notifier) {
     let mut last: Option<Instant> = None;
-    while let Some(n) = sub.events.recv().await {
+    while let Some(n) = sub.next().await {
         let mut closed = n.method == m::NOTIFY_CLOSED;
         if !closed && n.method != m::NOTIFY_OUTPUT {
             continue;
@@ -321,7 +322,7 @@ pub(crate) async fn follow(mut sub: Subscription, uris: Uris, notifier: Notifier
             tokio::time::sleep_until(t + DEBOUNCE).await;
         }
         // Everything that arrived meanwhile is covered by this update.
-        while let Ok(n) = sub.events.try_recv() {
+        while let Some(n) = sub.try_next() {
             closed |= n.method == m::NOTIFY_CLOSED;
         }
         let targets: Vec<String> = lock(&uris).iter().cloned().collect();

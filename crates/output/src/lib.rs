@@ -17,6 +17,8 @@
 //! assert!(view.text.contains("src/lib.rs:3:5"));
 //! ```
 
+#![forbid(unsafe_code)]
+
 #[macro_use]
 mod macros {
     /// Appends a formatted line to a `String` (writing to a `String` cannot fail).

@@ -5,11 +5,15 @@
 //! [`Notification`]s (no `id`) on connections that subscribed to a session's output. The typed
 //! parameter and result structs for every method live in [`methods`]; errors carry a stable
 //! [`ErrorKind`] so that every client (CLI, MCP, HTTP) can react to them the same way.
+//! [`paths`] says where a daemon's socket and state live, which both sides must agree on.
 //! `docs/protocol.md` describes the sequences.
+
+#![forbid(unsafe_code)]
 
 pub mod coord;
 pub mod error;
 pub mod methods;
+pub mod paths;
 pub mod persist;
 
 pub use error::{ErrorData, ErrorKind, RpcError};

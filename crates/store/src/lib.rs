@@ -17,6 +17,8 @@
 //! framed with a length and a CRC, so a killed writer leaves the previous good state readable.
 //! See `README.md` for formats, figures and how the daemon calls this.
 
+#![forbid(unsafe_code)]
+
 mod archive;
 mod crypt;
 mod error;

@@ -7,6 +7,8 @@
 //!
 //! usage: bus [--messages N] [--batch N] [--subscribers N] [--bin PATH]
 
+#![forbid(unsafe_code)]
+
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;

@@ -20,6 +20,8 @@
 //!
 //! usage: http [--iterations N] [--bin PATH]
 
+#![forbid(unsafe_code)]
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
@@ -183,20 +185,14 @@ impl Http {
 
 /// The same exec over the daemon's Unix socket, in the same run, to show what HTTP adds.
 fn socket_exec(o: &Opts, sock: &std::path::Path) -> Result<Value, Error> {
-    let mut w = std::os::unix::net::UnixStream::connect(sock)?;
-    let mut r = BufReader::new(w.try_clone()?);
-    let mut line = String::new();
+    let mut rpc = ai_session_bench::Rpc::hello(sock, "bench-http")?;
     let mut samples = Vec::with_capacity(o.iterations);
     for i in 0..o.iterations + 20 {
-        let req = json!({"jsonrpc":"2.0","id":i,"method":"session.exec",
-            "params":{"target":"b","command":"echo hi"}});
         let t = Instant::now();
-        writeln!(w, "{req}")?;
-        line.clear();
-        r.read_line(&mut line)?;
+        let r = rpc.call("session.exec", json!({"target": "b", "command": "echo hi"}))?;
         let took = t.elapsed();
-        if !line.contains(r#""exit_code":0"#) {
-            return Err(format!("socket exec failed: {line}").into());
+        if r["exit_code"] != 0 {
+            return Err(format!("socket exec failed: {r}").into());
         }
         if i >= 20 {
             samples.push(took);

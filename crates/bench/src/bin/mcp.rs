@@ -10,8 +10,9 @@
 //!
 //! usage: mcp [--calls N] [--warmup N] [--command CMD] [--bin PATH]
 
+#![forbid(unsafe_code)]
+
 use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -137,35 +138,12 @@ fn percentiles(name: &str, mut v: Vec<Duration>) {
 }
 
 fn direct(o: &Opts, sock: &std::path::Path) -> Result<Vec<Duration>, Error> {
-    let mut s = UnixStream::connect(sock)?;
-    let mut r = BufReader::new(s.try_clone()?);
-    let mut call = |id: usize, method: &str, params: Value| -> Result<Value, Error> {
-        writeln!(
-            s,
-            "{}",
-            json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
-        )?;
-        let mut line = String::new();
-        loop {
-            line.clear();
-            if r.read_line(&mut line)? == 0 {
-                return Err("the daemon closed the connection".into());
-            }
-            let msg: Value = serde_json::from_str(&line)?;
-            if msg.get("id") == Some(&json!(id)) {
-                return Ok(msg);
-            }
-        }
-    };
-    call(0, "hello", json!({"client": "bench", "protocol": 1}))?;
+    let mut rpc = ai_session_bench::Rpc::hello(sock, "bench")?;
     let params = json!({"target": "bench", "command": o.command});
     let mut out = Vec::with_capacity(o.calls);
     for i in 0..o.warmup + o.calls {
         let t = Instant::now();
-        let msg = call(i + 1, "session.exec", params.clone())?;
-        if msg.get("error").is_some() {
-            return Err(format!("session.exec: {msg}").into());
-        }
+        rpc.call("session.exec", params.clone())?;
         if i >= o.warmup {
             out.push(t.elapsed());
         }

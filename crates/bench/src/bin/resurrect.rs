@@ -7,6 +7,8 @@
 //!
 //! usage: resurrect [--sessions N] [--rounds R] [--bin PATH]
 
+#![forbid(unsafe_code)]
+
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};

@@ -7,6 +7,8 @@
 //!
 //! usage: sandbox [--sessions N] [--policy P] [--bin PATH]
 
+#![forbid(unsafe_code)]
+
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;

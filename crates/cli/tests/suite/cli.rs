@@ -271,6 +271,49 @@ fn daemon_killed_then_next_command_recovers() {
 }
 
 #[test]
+fn concurrent_first_commands_start_one_daemon_in_a_session_of_its_own() {
+    let env = Env::new();
+    let starters: Vec<_> = (0..6)
+        .map(|_| {
+            env.command(&["daemon", "start", "--json"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut pids = std::collections::BTreeSet::new();
+    for child in starters {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        pids.insert(s["pid"].as_i64().unwrap());
+    }
+    // The start lock lets one client start the daemon; the others wait and find it.
+    assert_eq!(pids.len(), 1, "one daemon for every starter: {pids:?}");
+    let pid = *pids.first().unwrap();
+    // Started with --notify-ready, the daemon leads a session of its own: no terminal of the
+    // client's reaches it.
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    // After the command name: state, ppid, pgrp, session.
+    assert_eq!(
+        fields[3],
+        pid.to_string(),
+        "session id of the daemon: {stat}"
+    );
+}
+
+#[test]
 fn daemon_status_and_stop() {
     let env = Env::new();
     let s = env.json(&["daemon", "start"]);
