@@ -56,16 +56,7 @@ impl OutputGuard {
                         out.push(b);
                     }
                 }
-                State::Esc => {
-                    self.push(b);
-                    match b {
-                        b'[' => self.state = State::Csi,
-                        b']' | b'P' | b'_' | b'^' | b'X' => self.state = State::Str,
-                        // Intermediates (charset designations and the like): one more byte.
-                        0x20..=0x2f => {}
-                        _ => self.finish(out),
-                    }
-                }
+                State::Esc => self.after_esc(b, out),
                 State::Csi => {
                     self.push(b);
                     if (0x40..=0x7e).contains(&b) {
@@ -89,21 +80,23 @@ impl OutputGuard {
                         self.finish(out);
                     } else {
                         // Not a terminator: the string was cut by a new sequence.
-                        self.seq.clear();
-                        self.overflow = false;
                         self.start(ESC);
-                        self.state = State::Esc;
-                        self.push(b);
-                        if b == b'[' {
-                            self.state = State::Csi;
-                        } else if matches!(b, b']' | b'P' | b'_' | b'^' | b'X') {
-                            self.state = State::Str;
-                        } else if !(0x20..=0x2f).contains(&b) {
-                            self.finish(out);
-                        }
+                        self.after_esc(b, out);
                     }
                 }
             }
+        }
+    }
+
+    /// The byte after an ESC: it says which kind of sequence this is.
+    fn after_esc(&mut self, b: u8, out: &mut Vec<u8>) {
+        self.push(b);
+        match b {
+            b'[' => self.state = State::Csi,
+            b']' | b'P' | b'_' | b'^' | b'X' => self.state = State::Str,
+            // Intermediates (charset designations and the like): one more byte.
+            0x20..=0x2f => {}
+            _ => self.finish(out),
         }
     }
 

@@ -238,16 +238,38 @@ pub(crate) fn finish(
 ) -> ExecResult {
     let start = p.output_start(log, out_end);
     let dropped = p.input_offset < log.start();
-    let (output, truncated) = collect(log, start, out_end, p.max_output);
-    let truncated = truncated || dropped;
+    let mut result = bare(
+        ExecStatus::Exited,
+        log,
+        start..out_end,
+        p.max_output,
+        p.started,
+        via,
+    );
+    result.exit_code = code;
+    result.truncated |= dropped;
+    result
+}
+
+/// A result holding the log's text of `range` (at most `max` bytes of it) and nothing else
+/// yet: no exit code, no views, no hints.
+fn bare(
+    status: ExecStatus,
+    log: &OutputLog,
+    range: std::ops::Range<u64>,
+    max: usize,
+    since: Instant,
+    via: Integration,
+) -> ExecResult {
+    let (output, truncated) = collect(log, range.start, range.end, max);
     ExecResult {
-        status: ExecStatus::Exited,
-        exit_code: code,
+        status,
+        exit_code: None,
         output,
-        output_start: start,
-        output_end: out_end,
+        output_start: range.start,
+        output_end: range.end,
         truncated,
-        duration_ms: p.started.elapsed().as_secs_f64() * 1000.0,
+        duration_ms: since.elapsed().as_secs_f64() * 1000.0,
         completion: via,
         hint: None,
         foreground: None,
@@ -297,24 +319,14 @@ pub(crate) fn starting(
 ) -> ExecResult {
     let end = log.end();
     let start = from.clamp(log.start(), end);
-    let (output, truncated) = collect(log, start, end, DEFAULT_MAX_OUTPUT);
-    ExecResult {
-        status: ExecStatus::Starting,
-        exit_code: None,
-        output,
-        output_start: start,
-        output_end: end,
-        truncated,
-        duration_ms: arrived.elapsed().as_secs_f64() * 1000.0,
-        completion: via,
-        hint: None,
-        foreground: None,
-        parsed: None,
-        compact: None,
-        cwd: None,
-        prompt: None,
-        screen: None,
-    }
+    bare(
+        ExecStatus::Starting,
+        log,
+        start..end,
+        DEFAULT_MAX_OUTPUT,
+        arrived,
+        via,
+    )
 }
 
 /// The plain text of log bytes `start..end`, keeping head and tail when longer than `max`.

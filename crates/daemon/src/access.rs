@@ -284,6 +284,14 @@ impl Access {
     }
 
     /// Writes the state by temp file + rename, mode 0600.
+    /// [`Access::save`] where the caller has already done its work and can only report a
+    /// failure to persist it.
+    fn save_logged(&self) {
+        if let Err(e) = self.save() {
+            tracing::warn!("saving access state: {e}");
+        }
+    }
+
     fn save(&self) -> std::io::Result<()> {
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;
@@ -452,9 +460,7 @@ impl Access {
                 .entry(key)
                 .or_default()
                 .insert(format!("session:*:{name}"));
-            if let Err(e) = self.save() {
-                tracing::warn!("saving access state: {e}");
-            }
+            self.save_logged();
         }
     }
 
@@ -491,7 +497,7 @@ impl Access {
     /// policy bound to the principal whatever it asks; for the owner, what it asks (none:
     /// unconfined); for anyone else at least `isolated`, so a session an agent or a token
     /// starts can never reach the daemon (every sandbox hides it) and act as the owner.
-    pub(crate) fn session_policy(&self, who: &Principal, asked: Option<String>) -> Option<String> {
+    fn session_policy(&self, who: &Principal, asked: Option<String>) -> Option<String> {
         if let Some(bound) = self.policy_of(who) {
             return Some(bound);
         }
@@ -526,9 +532,7 @@ impl Access {
             }
             state.next_agent_id = id + 1;
         }
-        if let Err(e) = self.save() {
-            tracing::warn!("saving access state: {e}");
-        }
+        self.save_logged();
     }
 
     /// An agent left for good: its grants and bound policy go with it.
@@ -540,9 +544,7 @@ impl Access {
             state.policies.remove(&key).is_some() || grants
         };
         if changed {
-            if let Err(e) = self.save() {
-                tracing::warn!("saving access state: {e}");
-            }
+            self.save_logged();
         }
     }
 
@@ -567,9 +569,7 @@ impl Access {
             changed
         };
         if changed {
-            if let Err(e) = self.save() {
-                tracing::warn!("saving access state: {e}");
-            }
+            self.save_logged();
         }
     }
 

@@ -11,6 +11,17 @@ use tokio::net::UnixStream;
 /// `SO_PEERPIDFD` (Linux 6.5): a pidfd for the process that connected.
 const SO_PEERPIDFD: i32 = 77;
 
+/// The namespaces a peer must share with the daemon. Not the mount namespace: a user's own
+/// tools may run in one of their own (a systemd unit with PrivateTmp); a sandbox always has its
+/// own user namespace where the host allows one, its own pid namespace where it can, and its
+/// cgroup otherwise.
+const CHECKED_NS: [&str; 2] = ["user", "pid"];
+
+/// The daemon's own namespaces, read once: they never change while it runs.
+static OWN_NS: std::sync::LazyLock<[Option<PathBuf>; 2]> = std::sync::LazyLock::new(|| {
+    CHECKED_NS.map(|ns| ns_id(PathBuf::from("/proc/self/ns").join(ns)))
+});
+
 /// Why a connection is refused, in words for the daemon's log, the audit log and the client.
 pub(crate) struct Refusal(pub String);
 
@@ -34,11 +45,8 @@ pub(crate) fn check(stream: &UnixStream, uid: u32) -> Result<(), Refusal> {
     // Taken first: if the process exits and its pid is reused while we read /proc, the pidfd
     // still names the original process and the liveness check below fails.
     let pidfd = peer_pidfd(stream);
-    // Not the mount namespace: a user's own tools may run in one of their own (a systemd
-    // unit with PrivateTmp); a sandbox always has its own user namespace where the host
-    // allows one, its own pid namespace where it can, and its cgroup otherwise.
-    for ns in ["user", "pid"] {
-        let ours = ns_id(PathBuf::from("/proc/self/ns").join(ns));
+    for (ns, ours) in CHECKED_NS.iter().zip(OWN_NS.iter()) {
+        let ours = ours.clone();
         let theirs = ns_id(PathBuf::from(format!("/proc/{pid}/ns/{ns}")));
         match (ours, theirs) {
             (Some(a), Some(b)) if a == b => {}
@@ -55,7 +63,7 @@ pub(crate) fn check(stream: &UnixStream, uid: u32) -> Result<(), Refusal> {
             }
         }
     }
-    let marker = format!("/ai-session-{}-", std::process::id());
+    let marker = format!("/{}", ai_session_sandbox::cgroup::name_prefix());
     if std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
         .is_ok_and(|groups| groups.contains(&marker))
     {

@@ -54,6 +54,12 @@ fn write(path: &Path, value: &str) -> Result<(), Error> {
     fs::write(path, value).map_err(cg_err(path))
 }
 
+/// The start of the name of every session cgroup this process creates (`ai-session-PID-`):
+/// the daemon tells a process of one of its sandboxed sessions by it.
+pub fn name_prefix() -> String {
+    format!("ai-session-{}-", std::process::id())
+}
+
 impl SessionCgroup {
     /// Creates the cgroups needed for `memory` and `processes` limits, as far as the host
     /// allows. Limits that no cgroup can carry are left to rlimits by the caller.
@@ -64,8 +70,8 @@ impl SessionCgroup {
     ) -> Result<SessionCgroup, Error> {
         let mut cg = SessionCgroup::default();
         let name = format!(
-            "ai-session-{}-{}",
-            std::process::id(),
+            "{}{}",
+            name_prefix(),
             NEXT_ID.fetch_add(1, Ordering::Relaxed)
         );
         let v2_mem = memory.is_some() && support.v2_has("memory");

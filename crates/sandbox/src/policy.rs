@@ -329,7 +329,7 @@ impl Policy {
                 // the mount namespace), other sessions' processes (pid namespace) or raw
                 // devices, and with the same syscall filter.
                 read = root_but_devices();
-                writable = root_but_devices();
+                writable = read.clone();
                 execute = vec!["/".to_string()];
                 network = NetworkMode::All;
             }
@@ -583,23 +583,20 @@ fn without_private_files(paths: Vec<PathBuf>, list: &mut Vec<PathBuf>) -> Vec<Pa
     let etc = Path::new(SECRETS_TREE);
     let mut out = Vec::new();
     for path in paths {
-        if path == etc {
-            out.extend(ETC_COVER.0.iter().cloned());
-            list.extend(ETC_COVER.1.iter().cloned());
-        } else if path == Path::new("/") {
-            let entries = std::fs::read_dir("/").into_iter().flatten().flatten();
-            for entry in entries {
-                let child = entry.path();
-                if child == etc {
-                    out.extend(ETC_COVER.0.iter().cloned());
-                    list.extend(ETC_COVER.1.iter().cloned());
-                } else {
-                    out.push(child);
-                }
-            }
+        let top = if path == Path::new("/") {
             list.push(path);
+            let entries = std::fs::read_dir("/").into_iter().flatten().flatten();
+            entries.map(|e| e.path()).collect()
         } else {
-            out.push(path);
+            vec![path]
+        };
+        for path in top {
+            if path == etc {
+                out.extend(ETC_COVER.0.iter().cloned());
+                list.extend(ETC_COVER.1.iter().cloned());
+            } else {
+                out.push(path);
+            }
         }
     }
     list.sort();

@@ -15,29 +15,22 @@ impl Actor {
             return;
         }
         let queued = Queued::new(params, reply);
-        if self.exec.is_none() && self.queue.is_empty() && self.ready() {
+        let busy = if self.exec.is_none() && self.queue.is_empty() && self.ready() {
             self.start_exec(queued);
+            return;
         } else if self.running && self.exec.is_none() {
-            let detail = self.busy_detail();
-            queued
-                .reply
-                .send(Err(Error::Busy {
-                    name: self.name.clone(),
-                    detail,
-                }))
-                .ok();
+            self.busy_detail()
         } else if self.queue.len() >= MAX_QUEUED {
-            let detail = format!("{} execs already queued", self.queue.len());
-            queued
-                .reply
-                .send(Err(Error::Busy {
-                    name: self.name.clone(),
-                    detail,
-                }))
-                .ok();
+            format!("{} execs already queued", self.queue.len())
         } else {
             self.queue.push_back(queued);
-        }
+            return;
+        };
+        let name = self.name.clone();
+        queued
+            .reply
+            .send(Err(Error::Busy { name, detail: busy }))
+            .ok();
     }
 
     pub(super) fn check_exec(&self, params: &ExecParams) -> Result<()> {
