@@ -1,5 +1,6 @@
 //! `attach`: this terminal becomes the session's terminal until Ctrl-\ detaches it.
 
+use ai_session_protocol::registry::{self as reg, Method};
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -65,7 +66,7 @@ pub async fn run(
     if let Some(size) = terminal_size() {
         let _: serde_json::Value = client
             .call(
-                m::SESSION_RESIZE,
+                reg::SessionResize::NAME,
                 ResizeParams {
                     target: target.into(),
                     size,
@@ -75,7 +76,7 @@ pub async fn run(
     }
     let sub: SubscribeResult = client
         .call(
-            m::SESSION_SUBSCRIBE,
+            reg::SessionSubscribe::NAME,
             Target {
                 target: target.into(),
             },
@@ -142,7 +143,7 @@ async fn pump(
                 };
                 if !send.is_empty() {
                     let params = WriteParams { target: target.into(), data_b64: b64.encode(send) };
-                    let _: SendResult = client.call(m::SESSION_WRITE, params).await?;
+                    let _: SendResult = client.call(reg::SessionWrite::NAME, params).await?;
                 }
                 if detach {
                     return Ok(None);
@@ -150,7 +151,7 @@ async fn pump(
             }
             _ = winch.recv() => {
                 if let Some(size) = terminal_size() {
-                    let _: serde_json::Value = client.call(m::SESSION_RESIZE, ResizeParams { target: target.into(), size }).await?;
+                    let _: serde_json::Value = client.call(reg::SessionResize::NAME, ResizeParams { target: target.into(), size }).await?;
                 }
             }
         }

@@ -1,10 +1,11 @@
 //! Each subcommand: build the request, call the daemon, print the result (human or `--json`).
 
+use ai_session_protocol::registry::{self as reg, Method};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::ExitCode;
 
-use ai_session_protocol::methods::{self as m, *};
+use ai_session_protocol::methods::*;
 use ai_session_protocol::{ErrorKind, RpcError};
 use serde::Serialize;
 
@@ -132,7 +133,7 @@ pub async fn run(sel: &Selector, command: Command) -> Result<ExitCode, CliError>
                 program: (!a.program.is_empty()).then_some(a.program),
                 policy,
             };
-            let info: SessionInfo = client.call(m::SESSION_NEW, params).await?;
+            let info: SessionInfo = client.call(reg::SessionNew::NAME, params).await?;
             if a.json {
                 print_json(&info)?
             } else {
@@ -140,7 +141,9 @@ pub async fn run(sel: &Selector, command: Command) -> Result<ExitCode, CliError>
             }
         }
         Command::Ls(a) => {
-            let list: ListResult = client.call(m::SESSION_LIST, serde_json::json!({})).await?;
+            let list: ListResult = client
+                .call(reg::SessionList::NAME, serde_json::json!({}))
+                .await?;
             if a.json {
                 print_json(&list)?;
             } else {
@@ -157,7 +160,7 @@ pub async fn run(sel: &Selector, command: Command) -> Result<ExitCode, CliError>
                 literal: a.literal,
                 paste: a.paste,
             };
-            let r: SendResult = client.call(m::SESSION_SEND, params).await?;
+            let r: SendResult = client.call(reg::SessionSend::NAME, params).await?;
             if a.json {
                 print_json(&r)?;
             }
@@ -169,7 +172,7 @@ pub async fn run(sel: &Selector, command: Command) -> Result<ExitCode, CliError>
                 max_bytes: a.max_bytes,
                 raw: a.raw,
             };
-            let r: ReadResult = client.call(m::SESSION_READ, params).await?;
+            let r: ReadResult = client.call(reg::SessionRead::NAME, params).await?;
             if a.json {
                 print_json(&r)?;
             } else {
@@ -194,7 +197,7 @@ pub async fn run(sel: &Selector, command: Command) -> Result<ExitCode, CliError>
                 scrollback: a.scrollback,
                 ansi: a.ansi,
             };
-            let r: CaptureResult = client.call(m::SESSION_CAPTURE, params).await?;
+            let r: CaptureResult = client.call(reg::SessionCapture::NAME, params).await?;
             if a.json {
                 print_json(&r)?;
             } else {
@@ -216,7 +219,7 @@ pub async fn run(sel: &Selector, command: Command) -> Result<ExitCode, CliError>
                 timeout_ms,
                 since: a.since,
             };
-            let r: WaitResult = client.call(m::SESSION_WAIT, params).await?;
+            let r: WaitResult = client.call(reg::SessionWait::NAME, params).await?;
             if a.json {
                 print_json(&r)?;
             } else if let Some(matched) = &r.matched {
@@ -231,11 +234,11 @@ pub async fn run(sel: &Selector, command: Command) -> Result<ExitCode, CliError>
                 target: a.target,
                 size: parse_size(&a.size)?,
             };
-            let _: serde_json::Value = client.call(m::SESSION_RESIZE, params).await?;
+            let _: serde_json::Value = client.call(reg::SessionResize::NAME, params).await?;
         }
         Command::Kill(a) => {
             let _: serde_json::Value = client
-                .call(m::SESSION_KILL, Target { target: a.target })
+                .call(reg::SessionKill::NAME, Target { target: a.target })
                 .await?;
         }
         Command::Access { action } => crate::security::access(&client, action).await?,
@@ -301,7 +304,7 @@ async fn exec(client: &Client, a: crate::ExecArgs) -> Result<ExitCode, CliError>
         idle_timeout_ms: secs_to_ms(a.idle_timeout)?,
         max_output_bytes: None,
     };
-    let r: ExecResult = client.call(m::SESSION_EXEC, params).await?;
+    let r: ExecResult = client.call(reg::SessionExec::NAME, params).await?;
     if a.json {
         print_json(&r)?;
     } else {
@@ -360,7 +363,9 @@ async fn daemon(sel: &Selector, action: DaemonAction) -> Result<ExitCode, CliErr
                 }
                 Err(e) => return Err(e.into()),
             };
-            let s: StatusResult = client.call(m::DAEMON_STATUS, serde_json::json!({})).await?;
+            let s: StatusResult = client
+                .call(reg::DaemonStatus::NAME, serde_json::json!({}))
+                .await?;
             if a.json {
                 print_json(&s)?;
             } else {
@@ -398,7 +403,7 @@ async fn daemon(sel: &Selector, action: DaemonAction) -> Result<ExitCode, CliErr
             };
             // The daemon may close the connection before its answer arrives: both mean stopped.
             match client
-                .call::<_, serde_json::Value>(m::DAEMON_STOP, serde_json::json!({}))
+                .call::<_, serde_json::Value>(reg::DaemonStop::NAME, serde_json::json!({}))
                 .await
             {
                 Ok(_) | Err(ClientError::Closed) => {}
@@ -431,7 +436,7 @@ async fn serve(sel: &Selector, a: crate::ServeArgs) -> Result<ExitCode, CliError
         listen: a.listen,
         allow_remote: a.allow_remote,
     };
-    let r: ServeResult = client.call(m::DAEMON_SERVE, params).await?;
+    let r: ServeResult = client.call(reg::DaemonServe::NAME, params).await?;
     if a.json {
         print_json(&r)?;
     } else {

@@ -1,6 +1,7 @@
 //! `ai-session context`: the budgeted context of a session, messages added to it, entries
 //! fetched back, tasks, and the context's configuration.
 
+use ai_session_protocol::registry::{self as reg, Method};
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
@@ -99,7 +100,7 @@ pub async fn run(client: &Client, a: ContextArgs) -> Result<(), CliError> {
             if let Some(t) = a.task {
                 params["task"] = json!(t);
             }
-            let view: Value = client.call("context.get", params).await?;
+            let view: Value = client.call(reg::ContextGet::NAME, params).await?;
             if a.json {
                 print_json(&view)?;
             } else {
@@ -116,12 +117,15 @@ pub async fn run(client: &Client, a: ContextArgs) -> Result<(), CliError> {
             if let Some(t) = task {
                 params["task"] = json!(t);
             }
-            let r: Value = client.call("context.add", params).await?;
+            let r: Value = client.call(reg::ContextAdd::NAME, params).await?;
             println!("{}", r["id"]);
         }
         Some(ContextAction::Show { target, id, json }) => {
             let entry: Value = client
-                .call("context.show", json!({ "target": target, "id": id }))
+                .call(
+                    reg::ContextShow::NAME,
+                    json!({ "target": target, "id": id }),
+                )
                 .await?;
             if json {
                 print_json(&entry)?;
@@ -138,7 +142,7 @@ pub async fn run(client: &Client, a: ContextArgs) -> Result<(), CliError> {
         }) => {
             let _: Value = client
                 .call(
-                    "context.task",
+                    reg::ContextTask::NAME,
                     json!({ "target": target, "id": id, "parent": parent, "title": title, "activate": activate }),
                 )
                 .await?;
@@ -160,7 +164,7 @@ pub async fn run(client: &Client, a: ContextArgs) -> Result<(), CliError> {
             if let Some(w) = window {
                 params["window_entries"] = json!(w);
             }
-            let r: Value = client.call("context.config", params).await?;
+            let r: Value = client.call(reg::ContextConfig::NAME, params).await?;
             if json {
                 print_json(&r)?;
             } else {

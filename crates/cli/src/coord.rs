@@ -5,6 +5,7 @@
 //! `agent register --keep` returns at once and the agent stays until it unregisters or goes a
 //! heartbeat deadline without making a call.
 
+use ai_session_protocol::registry::{self as reg, Method};
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -313,7 +314,7 @@ async fn agent(client: &Client, action: AgentAction) -> Result<ExitCode, CliErro
                 max_tasks,
                 keep,
             };
-            let r: RegisterResult = client.call(c::AGENT_REGISTER, params).await?;
+            let r: RegisterResult = client.call(reg::AgentRegister::NAME, params).await?;
             if json {
                 print_json(&r)?;
             } else {
@@ -325,7 +326,7 @@ async fn agent(client: &Client, action: AgentAction) -> Result<ExitCode, CliErro
             }
         }
         AgentAction::Ls { json } => {
-            let r: AgentListResult = client.call(c::AGENT_LIST, Value::Null).await?;
+            let r: AgentListResult = client.call(reg::AgentList::NAME, Value::Null).await?;
             if json {
                 print_json(&r)?;
             } else {
@@ -335,10 +336,14 @@ async fn agent(client: &Client, action: AgentAction) -> Result<ExitCode, CliErro
             }
         }
         AgentAction::Heartbeat(auth) => {
-            let _: Value = client.call(c::AGENT_HEARTBEAT, auth.resolve()?).await?;
+            let _: Value = client
+                .call(reg::AgentHeartbeat::NAME, auth.resolve()?)
+                .await?;
         }
         AgentAction::Unregister(auth) => {
-            let _: Value = client.call(c::AGENT_UNREGISTER, auth.resolve()?).await?;
+            let _: Value = client
+                .call(reg::AgentUnregister::NAME, auth.resolve()?)
+                .await?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -359,13 +364,13 @@ async fn hold(
     loop {
         tokio::select! {
             () = tokio::time::sleep(every) => {
-                let _: Value = client.call(c::AGENT_HEARTBEAT, &auth).await?;
+                let _: Value = client.call(reg::AgentHeartbeat::NAME, &auth).await?;
             }
             _ = signals.term.recv() => break,
             _ = signals.int.recv() => break,
         }
     }
-    let _: Value = client.call(c::AGENT_UNREGISTER, &auth).await?;
+    let _: Value = client.call(reg::AgentUnregister::NAME, &auth).await?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -465,14 +470,14 @@ async fn bus(client: &Client, action: BusAction) -> Result<ExitCode, CliError> {
                 messages: None,
                 token: token.or_else(|| std::env::var(TOKEN_ENV).ok()),
             };
-            let r: DeliveryResult = client.call(c::BUS_PUBLISH, params).await?;
+            let r: DeliveryResult = client.call(reg::BusPublish::NAME, params).await?;
             if json {
                 print_json(&r)?;
             }
         }
         BusAction::Subscribe { topic, count, json } => {
             let r: SubscribeResult = client
-                .call(c::BUS_SUBSCRIBE, SubscribeParams { topic })
+                .call(reg::BusSubscribe::NAME, SubscribeParams { topic })
                 .await?;
             return stream(client, r.subscription, count, json).await;
         }
@@ -485,7 +490,7 @@ async fn bus(client: &Client, action: BusAction) -> Result<ExitCode, CliError> {
                 message: message_arg(&message),
                 token: token.or_else(|| std::env::var(TOKEN_ENV).ok()),
             };
-            let r: DeliveryResult = client.call(c::BUS_BROADCAST, params).await?;
+            let r: DeliveryResult = client.call(reg::BusBroadcast::NAME, params).await?;
             if json {
                 print_json(&r)?;
             }
@@ -501,7 +506,7 @@ async fn bus(client: &Client, action: BusAction) -> Result<ExitCode, CliError> {
                 message: message_arg(&message),
                 token: token.or_else(|| std::env::var(TOKEN_ENV).ok()),
             };
-            let r: DeliveryResult = client.call(c::BUS_SEND, params).await?;
+            let r: DeliveryResult = client.call(reg::BusSend::NAME, params).await?;
             if json {
                 print_json(&r)?;
             }
@@ -519,7 +524,7 @@ async fn bus(client: &Client, action: BusAction) -> Result<ExitCode, CliError> {
                 timeout_ms: secs_ms(timeout)?,
                 token: token.or_else(|| std::env::var(TOKEN_ENV).ok()),
             };
-            let r: RequestResult = client.call(c::BUS_REQUEST, params).await?;
+            let r: RequestResult = client.call(reg::BusRequest::NAME, params).await?;
             if json {
                 print_json(&r.reply)?;
             } else {
@@ -536,14 +541,14 @@ async fn bus(client: &Client, action: BusAction) -> Result<ExitCode, CliError> {
                 correlation,
                 message: message_arg(&message),
             };
-            let _: Value = client.call(c::BUS_REPLY, params).await?;
+            let _: Value = client.call(reg::BusReply::NAME, params).await?;
         }
         BusAction::Inbox { auth, count, json } => {
-            let r: SubscribeResult = client.call(c::BUS_INBOX, auth.resolve()?).await?;
+            let r: SubscribeResult = client.call(reg::BusInbox::NAME, auth.resolve()?).await?;
             return stream(client, r.subscription, count, json).await;
         }
         BusAction::Topics { json } => {
-            let r: TopicsResult = client.call(c::BUS_TOPICS, Value::Null).await?;
+            let r: TopicsResult = client.call(reg::BusTopics::NAME, Value::Null).await?;
             if json {
                 print_json(&r)?;
             } else {
@@ -557,7 +562,7 @@ async fn bus(client: &Client, action: BusAction) -> Result<ExitCode, CliError> {
             }
         }
         BusAction::DeadLetters { json } => {
-            let r: DeadLettersResult = client.call(c::BUS_DEAD_LETTERS, Value::Null).await?;
+            let r: DeadLettersResult = client.call(reg::BusDeadLetters::NAME, Value::Null).await?;
             if json {
                 print_json(&r)?;
             } else {
@@ -628,7 +633,7 @@ async fn task(client: &Client, action: TaskAction) -> Result<ExitCode, CliError>
                 timeout_ms: secs_ms(timeout)?,
                 max_retries,
             };
-            let r: SubmitResult = client.call(c::TASK_SUBMIT, params).await?;
+            let r: SubmitResult = client.call(reg::TaskSubmit::NAME, params).await?;
             if json {
                 print_json(&r.task)?;
             } else {
@@ -640,7 +645,7 @@ async fn task(client: &Client, action: TaskAction) -> Result<ExitCode, CliError>
                 auth: auth.resolve()?,
                 wait_ms: secs_ms(wait)?,
             };
-            let r: ClaimResult = client.call(c::TASK_CLAIM, params).await?;
+            let r: ClaimResult = client.call(reg::TaskClaim::NAME, params).await?;
             match r.task {
                 Some(t) if json => print_json(&t)?,
                 Some(t) => println!(
@@ -668,7 +673,7 @@ async fn task(client: &Client, action: TaskAction) -> Result<ExitCode, CliError>
                 id: task_id(&id)?,
                 result: result.as_deref().map(message_arg).unwrap_or(Value::Null),
             };
-            let r: TaskResult = client.call(c::TASK_DONE, params).await?;
+            let r: TaskResult = client.call(reg::TaskDone::NAME, params).await?;
             if json {
                 print_json(&r.task)?;
             }
@@ -684,7 +689,7 @@ async fn task(client: &Client, action: TaskAction) -> Result<ExitCode, CliError>
                 id: task_id(&id)?,
                 reason,
             };
-            let r: TaskResult = client.call(c::TASK_FAIL, params).await?;
+            let r: TaskResult = client.call(reg::TaskFail::NAME, params).await?;
             if json {
                 print_json(&r.task)?;
             } else {
@@ -692,7 +697,9 @@ async fn task(client: &Client, action: TaskAction) -> Result<ExitCode, CliError>
             }
         }
         TaskAction::Ls { state, json } => {
-            let r: TaskListResult = client.call(c::TASK_LIST, TaskListParams { state }).await?;
+            let r: TaskListResult = client
+                .call(reg::TaskList::NAME, TaskListParams { state })
+                .await?;
             if json {
                 print_json(&r)?;
             } else {
@@ -703,7 +710,7 @@ async fn task(client: &Client, action: TaskAction) -> Result<ExitCode, CliError>
         }
         TaskAction::Show { id } => {
             let r: TaskResult = client
-                .call(c::TASK_SHOW, TaskShowParams { id: task_id(&id)? })
+                .call(reg::TaskShow::NAME, TaskShowParams { id: task_id(&id)? })
                 .await?;
             print_json(&r.task)?;
         }

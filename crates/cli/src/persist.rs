@@ -1,9 +1,10 @@
 //! `snapshot`, `restore`, `export` and `import`: the daemon's session store from the CLI.
 
+use ai_session_protocol::registry::{self as reg, Method};
 use std::io::{Read, Write};
 use std::process::ExitCode;
 
-use ai_session_protocol::persist::{self as p, *};
+use ai_session_protocol::persist::*;
 use base64::Engine;
 use clap::{Args, Subcommand};
 
@@ -100,7 +101,7 @@ pub async fn run(sel: &Selector, command: PersistCommand) -> Result<ExitCode, Cl
                     target,
                     label: a.label,
                 };
-                let s: SnapshotInfo = client.call(p::SNAPSHOT_CREATE, params).await?;
+                let s: SnapshotInfo = client.call(reg::SnapshotCreate::NAME, params).await?;
                 if a.json {
                     print_json(&s)?;
                 } else {
@@ -115,7 +116,7 @@ pub async fn run(sel: &Selector, command: PersistCommand) -> Result<ExitCode, Cl
                 name: a.name,
                 rerun_last: a.rerun_last,
             };
-            let r: RestoreResult = client.call(p::SNAPSHOT_RESTORE, params).await?;
+            let r: RestoreResult = client.call(reg::SnapshotRestore::NAME, params).await?;
             if a.json {
                 print_json(&r)?;
                 return Ok(ExitCode::SUCCESS);
@@ -132,7 +133,10 @@ pub async fn run(sel: &Selector, command: PersistCommand) -> Result<ExitCode, Cl
         }
         PersistCommand::Export(a) => {
             let r: ExportResult = client
-                .call(p::SESSION_EXPORT, serde_json::json!({ "target": a.target }))
+                .call(
+                    reg::SessionExport::NAME,
+                    serde_json::json!({ "target": a.target }),
+                )
                 .await?;
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(&r.data_b64)
@@ -155,7 +159,7 @@ pub async fn run(sel: &Selector, command: PersistCommand) -> Result<ExitCode, Cl
                 name: a.name,
                 source: Some("<stdin>".into()),
             };
-            let r: ImportResult = client.call(p::SESSION_IMPORT, params).await?;
+            let r: ImportResult = client.call(reg::SessionImport::NAME, params).await?;
             if a.json {
                 print_json(&r)?;
             } else {
@@ -168,7 +172,7 @@ pub async fn run(sel: &Selector, command: PersistCommand) -> Result<ExitCode, Cl
 
 async fn list(client: &Client, target: Option<String>, json: bool) -> Result<ExitCode, CliError> {
     let r: SnapshotListResult = client
-        .call(p::SNAPSHOT_LIST, SnapshotListParams { target })
+        .call(reg::SnapshotList::NAME, SnapshotListParams { target })
         .await?;
     if json {
         print_json(&r)?;

@@ -1,6 +1,7 @@
 //! `policy check`, `audit verify`, `audit ls`, and reading `new --policy`: these work on
 //! local files and the host's kernel, without the daemon.
 
+use ai_session_protocol::registry::{self as reg, Method};
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
@@ -175,9 +176,12 @@ pub(crate) fn audit_verify(sel: &Selector, json: bool) -> Result<ExitCode, CliEr
 /// `audit repair`: asks the daemon (started if need be) to move a damaged log aside and start
 /// a new segment recording the break.
 pub(crate) async fn audit_repair(sel: &Selector, json: bool) -> Result<ExitCode, CliError> {
-    use ai_session_protocol::methods::{AUDIT_REPAIR, AuditRepairResult};
+    use ai_session_protocol::methods::AuditRepairResult;
+    use ai_session_protocol::registry::{AuditRepair, Method};
     let client = crate::commands::connect(sel, true).await?;
-    let r: AuditRepairResult = client.call(AUDIT_REPAIR, serde_json::json!({})).await?;
+    let r: AuditRepairResult = client
+        .call(AuditRepair::NAME, serde_json::json!({}))
+        .await?;
     if json {
         print_json(&r)?;
     } else if r.repaired {
@@ -349,7 +353,7 @@ pub(crate) async fn access(
             let policy = policy.as_deref().map(policy_text).transpose()?;
             let r: Value = client
                 .call(
-                    "access.token",
+                    reg::AccessToken::NAME,
                     json!({ "capabilities": caps, "label": label, "policy": policy }),
                 )
                 .await?;
@@ -367,7 +371,7 @@ pub(crate) async fn access(
         A::Grant { principal, cap } => {
             let _: Value = client
                 .call(
-                    "access.grant",
+                    reg::AccessGrant::NAME,
                     json!({ "principal": principal, "capability": cap }),
                 )
                 .await?;
@@ -375,7 +379,7 @@ pub(crate) async fn access(
         A::Revoke { principal, cap } => {
             let _: Value = client
                 .call(
-                    "access.revoke",
+                    reg::AccessRevoke::NAME,
                     json!({ "principal": principal, "capability": cap }),
                 )
                 .await?;
@@ -392,7 +396,7 @@ pub(crate) async fn access(
             };
             let _: Value = client
                 .call(
-                    "access.policy",
+                    reg::AccessPolicy::NAME,
                     json!({ "principal": principal, "policy": policy }),
                 )
                 .await?;
@@ -400,11 +404,11 @@ pub(crate) async fn access(
         A::RevokeToken { id } => {
             let id = id.strip_prefix("token:").unwrap_or(&id).to_string();
             let _: Value = client
-                .call("access.revoke_token", json!({ "id": id }))
+                .call(reg::AccessRevokeToken::NAME, json!({ "id": id }))
                 .await?;
         }
         A::Ls(a) => {
-            let r: Value = client.call("access.list", json!({})).await?;
+            let r: Value = client.call(reg::AccessList::NAME, json!({})).await?;
             if a.json {
                 print_json(&r)?;
             } else {

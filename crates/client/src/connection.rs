@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use ai_session_protocol::methods::{HELLO, HelloParams, HelloResult};
+use ai_session_protocol::methods::{HelloParams, HelloResult};
+use ai_session_protocol::registry::{Hello, Method};
 use ai_session_protocol::{Notification, PROTOCOL_VERSION, Request, Response, ServerMessage};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -96,7 +97,7 @@ impl Client {
                 .ok()
                 .filter(|t| !t.is_empty()),
         };
-        let _: HelloResult = client.call(HELLO, hello).await?;
+        let _: HelloResult = client.call(Hello::NAME, hello).await?;
         Ok(client)
     }
 

@@ -21,8 +21,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::{Mutex, PoisonError};
 
+use ai_session_protocol::access::*;
+use ai_session_protocol::registry::{Empty, MethodSpec};
 use ai_session_protocol::{ErrorKind, RpcError};
 use ai_session_sandbox::audit::{Actor, Record};
+
+use crate::service::{Event, Observer, Reaction};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -85,60 +89,6 @@ impl Principal {
 /// What `snapshot.list` without a target needs: some `snapshot:list:...` capability.
 const SNAPSHOT_LIST_ANY: &str = "snapshot:list:*";
 
-/// The capability a method needs, with `target` the session it names.
-pub(crate) fn required(method: &str, params: &Value) -> Option<String> {
-    let target = || {
-        params
-            .get("target")
-            .and_then(Value::as_str)
-            .unwrap_or("*")
-            .to_string()
-    };
-    let session = |action: &str| Some(format!("session:{action}:{}", target()));
-    match method {
-        "hello" => None,
-        "session.new" => Some("session:create".into()),
-        "session.list" => Some("session:list".into()),
-        "session.exec" => session("exec"),
-        "session.send" | "session.write" => session("send"),
-        "session.read" | "session.capture" | "session.wait" | "session.subscribe" => {
-            session("read")
-        }
-        "session.resize" => session("resize"),
-        // An agent's own context (`agent:NAME`) is checked against the agent in dispatch.
-        m if m.starts_with("context.")
-            && params
-                .get("target")
-                .and_then(Value::as_str)
-                .is_some_and(|t| t.starts_with("agent:")) =>
-        {
-            None
-        }
-        "context.get" | "context.show" => session("read"),
-        "context.add" | "context.task" | "context.config" => session("context"),
-        "session.kill" => session("kill"),
-        "session.export" => session("export"),
-        "session.import" => Some("session:create".into()),
-        // Snapshot capabilities are per session: `snapshot:create:NAME`, `snapshot:list:NAME`
-        // (listing without a target lists the sessions the caller may list), and
-        // `snapshot:restore:ID` with the session's stable id or the snapshot's id, checked
-        // once the snapshot is resolved (`persist`); restoring also creates a session.
-        "snapshot.create" => Some(format!("snapshot:create:{}", target())),
-        "snapshot.list" => Some(match params.get("target").and_then(Value::as_str) {
-            Some(t) => format!("snapshot:list:{t}"),
-            None => SNAPSHOT_LIST_ANY.into(),
-        }),
-        "snapshot.restore" => Some("session:create".into()),
-        m if m.starts_with("daemon.") => Some(format!("daemon:{}", &m[7..])),
-        m if m.starts_with("access.") => Some("access:admin".into()),
-        m => {
-            let (resource, action) = m.split_once('.').unwrap_or((m, "*"));
-            let action = action.split('.').next().unwrap_or("*");
-            Some(format!("{resource}:{action}"))
-        }
-    }
-}
-
 /// True when the capability pattern `have` covers `need`.
 pub(crate) fn covers(have: &str, need: &str) -> bool {
     let mut h = have.split(':');
@@ -195,16 +145,6 @@ struct Stored {
     /// One past the highest agent id any run of this daemon handed out.
     #[serde(default)]
     next_agent_id: u64,
-}
-
-/// A principal's entry for `access.list`.
-#[derive(Debug, Serialize)]
-pub(crate) struct PrincipalInfo {
-    pub principal: String,
-    pub label: Option<String>,
-    pub capabilities: Vec<String>,
-    /// The policy its sessions are forced into (a profile name, or `custom` for TOML).
-    pub policy: Option<String>,
 }
 
 /// Capabilities, tokens and the audit log of one daemon.
@@ -365,10 +305,10 @@ impl Access {
     pub(crate) fn check(
         &self,
         who: &Principal,
-        method: &str,
+        spec: &MethodSpec,
         params: &Value,
     ) -> Result<(), RpcError> {
-        if let (Some(need), Some(key)) = (required(method, params), who.key()) {
+        if let (Some(need), Some(key)) = (spec.capability(params), who.key()) {
             // The owner (no key) holds every capability.
             let held = if need == SNAPSHOT_LIST_ANY {
                 // Listing every session's snapshots: allowed to anyone who may list some, the
@@ -386,7 +326,7 @@ impl Access {
                 ));
             }
         }
-        self.audit.gate(method)
+        self.audit.gate(spec.audit.effect)
     }
 
     /// True when one of `who`'s capabilities covers `resource:action:T` for some target T.
@@ -739,70 +679,6 @@ impl Access {
         out
     }
 
-    /// Appends one action to the audit log. Reads that succeed are not recorded (they
-    /// change nothing and would drown the log); everything else is, refusals included. When
-    /// the entry cannot be written, a successful result says so in `audit_warning`.
-    pub(crate) fn audit(
-        &self,
-        who: &Principal,
-        ctx: AuditCtx,
-        result: &mut Result<Value, RpcError>,
-    ) {
-        let AuditCtx {
-            method,
-            session,
-            detail,
-        } = ctx;
-        let method = method.as_str();
-        const QUIET: &[&str] = &[
-            "hello",
-            "session.list",
-            "session.read",
-            "session.capture",
-            "session.wait",
-            "daemon.status",
-            "agent.list",
-            "agent.heartbeat",
-            "task.list",
-            "task.show",
-            "access.list",
-        ];
-        if result.is_ok() && QUIET.contains(&method) {
-            return;
-        }
-        let ok = result.as_ref().ok();
-        let session = session.or_else(|| {
-            (method == "session.new")
-                .then(|| ok?.get("name")?.as_str().map(str::to_owned))
-                .flatten()
-        });
-        // A snapshot's result names its session's stable id.
-        let session_id = method
-            .starts_with("snapshot.")
-            .then(|| ok?.get("session")?.as_str().map(str::to_owned))
-            .flatten();
-        let result_word = match &*result {
-            Ok(v) => match v.get("exit_code").and_then(Value::as_i64) {
-                Some(code) => format!("ok (exit {code})"),
-                None => "ok".into(),
-            },
-            Err(e) if e.kind() == Some(ErrorKind::PermissionDenied) => "denied".into(),
-            Err(e) => format!("error: {}", e.message),
-        };
-        let warning = self.audit.record(Record {
-            actor: who.actor(),
-            session,
-            session_id,
-            action: method.to_string(),
-            detail,
-            result: result_word,
-            policy_bound: self.policy_of(who).is_some(),
-        });
-        if let (Some(warning), Ok(Value::Object(map))) = (warning, result) {
-            map.insert("audit_warning".into(), Value::String(warning));
-        }
-    }
-
     /// Appends a record (a daemon event such as a limit hit). One `write`, no fsync on the
     /// request's path: [`Access::sync_audit`] runs every second and at shutdown.
     pub(crate) fn record(&self, record: Record) {
@@ -825,163 +701,139 @@ impl Access {
     }
 }
 
-/// What the audit log needs of a request, taken before the request is consumed.
-pub(crate) struct AuditCtx {
-    method: String,
-    session: Option<String>,
-    detail: String,
-}
+impl Access {
+    /// `access.grant` (`grant`) and `access.revoke`.
+    pub(crate) fn grant(&self, p: GrantParams, grant: bool) -> Result<Empty, RpcError> {
+        self.set(&p.principal, &p.capability, grant)?;
+        Ok(Empty {})
+    }
 
-impl AuditCtx {
-    pub(crate) fn of(method: &str, params: &Value) -> Self {
-        AuditCtx {
-            method: method.to_string(),
-            session: params
-                .get("target")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
-            detail: detail(method, params),
+    /// `access.token`.
+    pub(crate) fn token(&self, p: TokenParams) -> Result<TokenResult, RpcError> {
+        if p.capabilities.is_empty() {
+            return Err(RpcError::new(
+                ErrorKind::InvalidParams,
+                "a token needs at least one capability",
+            )
+            .with_hint("for example --cap session:read:* --cap session:exec:build"));
+        }
+        if let Some(policy) = &p.policy {
+            ai_session_core::sandbox::parse_policy(policy).map_err(|e| e.to_rpc())?;
+        }
+        let (id, token) = self.create_token(&p.label, &p.capabilities)?;
+        if p.policy.is_some() {
+            self.set_policy(&format!("token:{id}"), p.policy.as_deref())?;
+        }
+        Ok(TokenResult {
+            principal: format!("token:{id}"),
+            id,
+            token,
+            capabilities: p.capabilities,
+        })
+    }
+
+    /// `access.policy`.
+    pub(crate) fn policy(&self, p: PolicyParams) -> Result<Empty, RpcError> {
+        self.set_policy(&p.principal, p.policy.as_deref())?;
+        Ok(Empty {})
+    }
+
+    /// `access.revoke_token`.
+    pub(crate) fn revoke_token_call(&self, p: RevokeTokenParams) -> Result<Empty, RpcError> {
+        self.revoke_token(&p.id)?;
+        Ok(Empty {})
+    }
+
+    /// `access.list`.
+    pub(crate) fn list_all(&self) -> AccessListResult {
+        AccessListResult {
+            agent_defaults: AGENT_DEFAULTS.iter().map(|s| s.to_string()).collect(),
+            principals: self.list(),
         }
     }
-}
 
-impl Access {
-    /// The `access.*` methods (the owner's: they need `access:admin`) and `audit.repair`
-    /// (`audit:repair`).
-    pub(crate) fn route(
+    /// `audit.repair`.
+    pub(crate) fn repair_audit(
         &self,
         who: &Principal,
+    ) -> Result<ai_session_protocol::methods::AuditRepairResult, RpcError> {
+        self.audit.repair(who.actor())
+    }
+
+    /// The audit trail of one handled request: refused and failed ones always, successful
+    /// ones unless the method is a quiet read. The registry says what the detail holds.
+    fn audit(
+        &self,
+        who: &Principal,
+        spec: Option<&MethodSpec>,
         method: &str,
-        params: &Value,
-    ) -> Result<Value, RpcError> {
-        let s = |k: &str| -> Result<String, RpcError> {
-            params
-                .get(k)
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-                .ok_or_else(|| {
-                    RpcError::new(
-                        ErrorKind::InvalidParams,
-                        format!("invalid params: missing string '{k}'"),
-                    )
-                })
-        };
-        match method {
-            "access.grant" | "access.revoke" => {
-                self.set(&s("principal")?, &s("capability")?, method == "access.grant")?;
-                Ok(serde_json::json!({}))
-            }
-            "access.token" => {
-                let caps: Vec<String> = params
-                    .get("capabilities")
-                    .and_then(Value::as_array)
-                    .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
-                    .unwrap_or_default();
-                if caps.is_empty() {
-                    return Err(RpcError::new(
-                        ErrorKind::InvalidParams,
-                        "a token needs at least one capability",
-                    )
-                    .with_hint("for example --cap session:read:* --cap session:exec:build"));
-                }
-                let label = params.get("label").and_then(Value::as_str).unwrap_or("");
-                let policy = params.get("policy").and_then(Value::as_str);
-                if let Some(p) = policy {
-                    ai_session_core::sandbox::parse_policy(p).map_err(|e| e.to_rpc())?;
-                }
-                let (id, token) = self.create_token(label, &caps)?;
-                if policy.is_some() {
-                    self.set_policy(&format!("token:{id}"), policy)?;
-                }
-                Ok(serde_json::json!({ "id": id, "principal": format!("token:{id}"), "token": token, "capabilities": caps }))
-            }
-            "access.policy" => {
-                let policy = params.get("policy").and_then(Value::as_str);
-                self.set_policy(&s("principal")?, policy)?;
-                Ok(serde_json::json!({}))
-            }
-            "access.revoke_token" => {
-                self.revoke_token(&s("id")?)?;
-                Ok(serde_json::json!({}))
-            }
-            "access.list" => Ok(serde_json::json!({
-                "agent_defaults": AGENT_DEFAULTS,
-                "principals": self.list(),
-            })),
-            "audit.repair" => {
-                crate::dispatch::json(self.audit.repair(who.actor())?)
-            }
-            other => Err(RpcError::new(
-                ErrorKind::MethodNotFound,
-                format!("unknown method '{other}'"),
-            )
-            .with_hint("access methods: access.grant, access.revoke, access.token, access.policy, access.revoke_token, access.list, audit.repair")),
+        detail: &str,
+        session: Option<&str>,
+        result: &Result<Value, RpcError>,
+    ) -> Option<String> {
+        if result.is_ok() && spec.is_some_and(|s| s.audit.quiet) {
+            return None;
         }
+        let ok = result.as_ref().ok();
+        // A snapshot's result names its session's stable id.
+        let session_id = method
+            .starts_with("snapshot.")
+            .then(|| ok?.get("session")?.as_str().map(str::to_owned))
+            .flatten();
+        let result_word = match result {
+            Ok(v) => match v.get("exit_code").and_then(Value::as_i64) {
+                Some(code) => format!("ok (exit {code})"),
+                None => "ok".into(),
+            },
+            Err(e) if e.kind() == Some(ErrorKind::PermissionDenied) => "denied".into(),
+            Err(e) => format!("error: {}", e.message),
+        };
+        self.audit.record(Record {
+            actor: who.actor(),
+            session: session.map(str::to_owned),
+            session_id,
+            action: method.to_string(),
+            detail: detail.to_string(),
+            result: result_word,
+            policy_bound: self.policy_of(who).is_some(),
+        })
     }
 }
 
-/// What the audit line says of a request: the command, the keys, the name; never a token.
-fn detail(method: &str, params: &Value) -> String {
-    let s = |k: &str| {
-        params
-            .get(k)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string()
-    };
-    let text = match method {
-        "session.exec" => s("command"),
-        "session.send" => params
-            .get("keys")
-            .and_then(Value::as_array)
-            .map(|keys| {
-                keys.iter()
-                    .filter_map(Value::as_str)
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            })
-            .unwrap_or_default(),
-        "session.new" => {
-            let mut d = s("name");
-            if let Some(p) = params.get("policy").and_then(Value::as_str) {
-                let p = if p.contains('\n') { "custom" } else { p };
-                d.push_str(&format!(" policy={p}"));
+impl Observer for Access {
+    fn observe(&self, event: &Event<'_>) -> Reaction {
+        match event {
+            Event::SessionCreated { info, by, .. } => {
+                // A new session under an old name inherits nothing granted on the old one.
+                self.forget_session(&info.name);
+                self.owns_session(by, &info.name);
+                Reaction::default()
             }
-            if let Some(prog) = params.get("program").and_then(Value::as_array) {
-                let argv: Vec<&str> = prog.iter().filter_map(Value::as_str).collect();
-                d.push_str(&format!(" program={}", argv.join(" ")));
+            Event::SessionKilled { name } => {
+                self.forget_session(name);
+                Reaction::default()
             }
-            d
+            Event::AgentLeft { agent } => {
+                self.forget_agent(*agent);
+                Reaction::default()
+            }
+            Event::Handled {
+                who,
+                spec,
+                method,
+                detail,
+                session,
+                result,
+            } => Reaction::warning(self.audit(who, *spec, method, detail, *session, result)),
+            Event::ExecFinished { .. } => Reaction::default(),
         }
-        "access.grant" | "access.revoke" => format!("{} {}", s("principal"), s("capability")),
-        "access.token" => format!("label={}", s("label")),
-        "access.policy" => {
-            let p = s("policy");
-            let p = if p.contains('\n') {
-                "custom".to_string()
-            } else {
-                p
-            };
-            format!("{} policy={p}", s("principal"))
-        }
-        _ => String::new(),
-    };
-    // Bounded: a 10 MB paste is not copied into the audit log.
-    let mut text = text;
-    if text.len() > 4096 {
-        let mut cut = 4096;
-        while !text.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        text.truncate(cut);
-        text.push_str("...");
     }
-    text
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ai_session_protocol::registry::spec;
 
     #[test]
     fn patterns_cover_what_they_should() {
@@ -995,22 +847,30 @@ mod tests {
         assert!(!covers("task:claim", "task:submit"));
         assert!(!covers("session:exec", "session:exec:a"));
         assert_eq!(
-            required("session.exec", &serde_json::json!({"target": "x"})).as_deref(),
+            spec("session.exec")
+                .and_then(|s| s.capability(&serde_json::json!({"target": "x"})))
+                .as_deref(),
             Some("session:exec:x")
         );
         assert_eq!(
-            required("task.claim", &Value::Null).as_deref(),
+            spec("task.claim")
+                .and_then(|s| s.capability(&Value::Null))
+                .as_deref(),
             Some("task:claim")
         );
         assert!(check_capability("session:exec:build-1").is_ok());
         assert!(check_capability("session::x").is_err());
         assert!(check_capability("a:b:c:d").is_err());
         assert_eq!(
-            required("snapshot.create", &serde_json::json!({"target": "a"})).as_deref(),
+            spec("snapshot.create")
+                .and_then(|s| s.capability(&serde_json::json!({"target": "a"})))
+                .as_deref(),
             Some("snapshot:create:a")
         );
         assert_eq!(
-            required("snapshot.restore", &serde_json::json!({"snapshot": "x"})).as_deref(),
+            spec("snapshot.restore")
+                .and_then(|s| s.capability(&serde_json::json!({"snapshot": "x"})))
+                .as_deref(),
             Some("session:create")
         );
     }

@@ -15,38 +15,12 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use ai_session_protocol::methods::{AuditRepairResult, AuditStatus};
+use ai_session_protocol::registry::Effect;
 use ai_session_protocol::{ErrorKind, RpcError};
 use ai_session_sandbox::audit::{Actor, AuditLog, DetailCipher, Record};
 
 /// The environment variable that lets a daemon act without auditing (`best-effort`).
 pub(crate) const MODE_ENV: &str = "AI_SESSION_AUDIT";
-
-/// Requests that change nothing: served even while the log cannot be written.
-const READS: &[&str] = &[
-    "hello",
-    "session.list",
-    "session.read",
-    "session.capture",
-    "session.wait",
-    "session.subscribe",
-    "daemon.status",
-    "agent.list",
-    "agent.heartbeat",
-    "bus.subscribe",
-    "bus.inbox",
-    "bus.dead_letters",
-    "bus.topics",
-    "task.list",
-    "task.show",
-    "events.subscribe",
-    "access.list",
-    "snapshot.list",
-    "context.get",
-    "context.show",
-];
-
-/// Writes that stay possible while the log is broken: the way out, and stopping.
-const ALWAYS: &[&str] = &["audit.repair", "daemon.stop"];
 
 /// Refused HTTP requests recorded one by one per window; the rest are counted in one entry.
 const UNAUTHORIZED_PER_WINDOW: u32 = 20;
@@ -141,13 +115,10 @@ impl Trail {
         }
     }
 
-    /// Refuses `method` when it would change something and the log cannot record it.
-    pub(crate) fn gate(&self, method: &str) -> Result<(), RpcError> {
-        if self.healthy.load(Ordering::Relaxed)
-            || !self.required
-            || READS.contains(&method)
-            || ALWAYS.contains(&method)
-        {
+    /// Refuses a call that would change something while the log cannot record it (the
+    /// registry says which calls change nothing, and which are the way out).
+    pub(crate) fn gate(&self, effect: Effect) -> Result<(), RpcError> {
+        if self.healthy.load(Ordering::Relaxed) || !self.required || effect != Effect::Write {
             return Ok(());
         }
         let problem = self.problem().unwrap_or_default();

@@ -46,7 +46,7 @@ pub(crate) async fn run(stream: UnixStream, daemon: Arc<Daemon>) {
         }
     });
     let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
-    let conn = crate::coord::ConnState::new();
+    let conn = crate::service::Caller::new(crate::access::Principal::Owner, tx.clone());
     let mut reader = BufReader::new(read);
     let mut line = Vec::new();
     loop {
@@ -85,7 +85,10 @@ pub(crate) async fn run(stream: UnixStream, daemon: Arc<Daemon>) {
         };
         let (tx, daemon, conn) = (tx.clone(), daemon.clone(), conn.clone());
         tokio::spawn(async move {
-            let resp = crate::dispatch::handle(&daemon, req, &tx, &conn).await;
+            let resp = match crate::service::handle(&daemon, &conn, &req.method, req.params).await {
+                Ok(value) => Response::ok(req.id, value),
+                Err(err) => Response::err(req.id, err),
+            };
             // The client may have gone: nothing to do about an undeliverable response.
             tx.send(encode(&resp)).await.ok();
             drop(permit);

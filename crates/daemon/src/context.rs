@@ -7,22 +7,27 @@
 //! for the session queues behind it, so it sees every exec that returned before it was asked.
 
 use std::collections::HashMap;
-use std::sync::mpsc;
 
 use ai_session_context::{ContextConfig, ContextError, ExecRecord, Role, SessionContext};
+use ai_session_protocol::context::*;
 use ai_session_protocol::methods::ExecResult;
 use ai_session_protocol::{ErrorKind, RpcError};
-use serde_json::{Value, json};
+use serde_json::Value;
+
+use crate::service::{Event, Observer, Reaction};
+use crate::worker::Worker;
 
 type Map = HashMap<String, SessionContext>;
-type Job = Box<dyn FnOnce(&mut Map) + Send>;
 
 /// Budget of `context.get` when the caller names none.
 const DEFAULT_BUDGET: usize = 4_000;
 
+/// Jobs the contexts' thread may have queued; an exec's answer waits for room beyond that.
+const QUEUE: usize = 4096;
+
 /// The contexts' worker thread.
 pub(crate) struct Contexts {
-    tx: mpsc::Sender<Job>,
+    worker: Worker<Map>,
 }
 
 fn context_error(e: ContextError) -> RpcError {
@@ -45,53 +50,26 @@ fn entry<'a>(map: &'a mut Map, name: &str) -> Result<&'a mut SessionContext, Rpc
         .ok_or_else(|| RpcError::new(ErrorKind::Internal, "context vanished"))
 }
 
-fn s<'a>(params: &'a Value, key: &str) -> Option<&'a str> {
-    params.get(key).and_then(Value::as_str)
-}
-
-fn need<'a>(params: &'a Value, key: &str) -> Result<&'a str, RpcError> {
-    s(params, key).ok_or_else(|| {
-        RpcError::new(
-            ErrorKind::InvalidParams,
-            format!("invalid params: missing string '{key}'"),
-        )
-    })
-}
-
 impl Contexts {
     pub(crate) fn start() -> std::io::Result<Self> {
-        let (tx, rx) = mpsc::channel::<Job>();
-        std::thread::Builder::new()
-            .name("contexts".into())
-            .spawn(move || {
-                let mut map = Map::new();
-                while let Ok(job) = rx.recv() {
-                    job(&mut map);
-                }
-            })?;
-        Ok(Contexts { tx })
-    }
-
-    fn submit(&self, job: Job) {
-        if self.tx.send(job).is_err() {
-            tracing::error!("the contexts thread is gone; context not updated");
-        }
+        Ok(Contexts {
+            worker: Worker::start("contexts", QUEUE, Map::new())?,
+        })
     }
 
     async fn call<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Map) -> Result<T, RpcError> + Send + 'static,
     ) -> Result<T, RpcError> {
-        let (reply, rx) = tokio::sync::oneshot::channel();
-        self.submit(Box::new(move |map| {
-            reply.send(f(map)).ok();
-        }));
-        rx.await
-            .map_err(|_| RpcError::new(ErrorKind::Internal, "the contexts thread is gone"))?
+        self.worker.call(f).await
     }
 
-    /// Queues an exec's command and compact result into the session's context.
-    pub(crate) fn record(&self, session: &str, command: String, result: &ExecResult) {
+    /// The job that records an exec's command and compact result into `session`'s context.
+    fn record_job(
+        session: &str,
+        command: &str,
+        result: &ExecResult,
+    ) -> impl FnOnce(&mut Map) + Send + 'static {
         let output = result
             .compact
             .as_ref()
@@ -100,7 +78,7 @@ impl Contexts {
             .map(str::to_owned)
             .unwrap_or_else(|| result.output.clone());
         let mut record = ExecRecord::new(
-            command,
+            command.to_string(),
             result.exit_code,
             result.cwd.clone().unwrap_or_default(),
         )
@@ -111,7 +89,7 @@ impl Contexts {
         }
         let session = session.to_string();
         let has_cwd = result.cwd.is_some();
-        self.submit(Box::new(move |map| {
+        move |map: &mut Map| {
             let result = entry(map, &session).and_then(|ctx| {
                 ctx.record_exec(record).map_err(context_error)?;
                 if has_cwd {
@@ -122,15 +100,7 @@ impl Contexts {
             if let Err(e) = result {
                 tracing::warn!(session = %session, "context not updated: {}", e.message);
             }
-        }));
-    }
-
-    /// Forgets a killed session's context.
-    pub(crate) fn forget(&self, session: &str) {
-        let session = session.to_string();
-        self.submit(Box::new(move |map| {
-            map.remove(&session);
-        }));
+        }
     }
 
     /// The whole context as bytes (for snapshots and the store), if the session has one.
@@ -155,103 +125,144 @@ impl Contexts {
         .await
     }
 
-    /// The `context.*` methods; the session must exist (checked by the caller).
-    pub(crate) async fn route(&self, method: &str, params: Value) -> Result<Value, RpcError> {
-        let target = need(&params, "target")?.to_string();
-        match method {
-            "context.get" => {
-                let budget = params
-                    .get("budget")
-                    .and_then(Value::as_u64)
-                    .map_or(DEFAULT_BUDGET, |b| b as usize);
-                let task = s(&params, "task").map(str::to_owned);
-                self.call(move |map| {
-                    let view = entry(map, &target)?
-                        .build(budget, task.as_deref())
-                        .map_err(context_error)?;
-                    crate::dispatch::json(view)
-                })
-                .await
-            }
-            "context.add" => {
-                let role: Role = need(&params, "role")?.parse().map_err(|_| {
-                    RpcError::new(ErrorKind::InvalidParams, "invalid role")
-                        .with_hint("the role is user, assistant or note")
-                })?;
-                let text = need(&params, "text")?.to_string();
-                if text.trim().is_empty() {
-                    return Err(RpcError::new(ErrorKind::InvalidParams, "empty text"));
-                }
-                let task = s(&params, "task").map(str::to_owned);
-                self.call(move |map| {
-                    let id = entry(map, &target)?
-                        .add_message(role, text, task.as_deref())
-                        .map_err(context_error)?;
-                    Ok(json!({ "id": id }))
-                })
-                .await
-            }
-            "context.show" => {
-                let id = params.get("id").and_then(Value::as_u64).ok_or_else(|| {
-                    RpcError::new(ErrorKind::InvalidParams, "invalid params: missing number 'id'")
-                })?;
-                self.call(move |map| {
-                    match entry(map, &target)?.get(id).map_err(context_error)? {
-                        Some(e) => crate::dispatch::json(e),
-                        None => Err(RpcError::new(
-                            ErrorKind::NotFound,
-                            format!("no context entry {id} in session '{target}'"),
-                        )
-                        .with_hint("entry ids are shown in `ai-session context -t NAME --json`")),
-                    }
-                })
-                .await
-            }
-            "context.task" => {
-                let id = need(&params, "id")?.to_string();
-                let parent = s(&params, "parent").map(str::to_owned);
-                let title = s(&params, "title").map(str::to_owned);
-                let activate = params.get("activate").and_then(Value::as_bool).unwrap_or(false);
-                self.call(move |map| {
-                    let ctx = entry(map, &target)?;
-                    ctx.create_task(&id, parent.as_deref(), title.as_deref())
-                        .map_err(context_error)?;
-                    if activate {
-                        ctx.set_active_task(Some(&id)).map_err(context_error)?;
-                    }
-                    Ok(json!({ "task": id, "active": activate }))
-                })
-                .await
-            }
-            "context.config" => {
-                let max_tokens = params.get("max_tokens").and_then(Value::as_u64);
-                let threshold = params.get("compression_threshold").and_then(Value::as_f64);
-                let window = params.get("window_entries").and_then(Value::as_u64);
-                self.call(move |map| {
-                    let ctx = entry(map, &target)?;
-                    let mut config = ctx.config().clone();
-                    if let Some(n) = max_tokens {
-                        config.max_tokens = n as usize;
-                    }
-                    if let Some(t) = threshold {
-                        config.compression_threshold = t;
-                    }
-                    if let Some(w) = window {
-                        config.window_entries = w as usize;
-                    }
-                    ctx.set_config(config).map_err(context_error)?;
-                    Ok(json!({
-                        "config": crate::dispatch::json(ctx.config())?,
-                        "stats": crate::dispatch::json(ctx.stats())?,
-                    }))
-                })
-                .await
-            }
-            other => Err(RpcError::new(
-                ErrorKind::MethodNotFound,
-                format!("unknown method '{other}'"),
+    /// `context.get`; the target was checked by the service.
+    pub(crate) async fn get(&self, p: ContextGetParams) -> Result<ContextViewResult, RpcError> {
+        let budget = p.budget.map_or(DEFAULT_BUDGET, |b| b as usize);
+        self.call(move |map| {
+            let view = entry(map, &p.target)?
+                .build(budget, p.task.as_deref())
+                .map_err(context_error)?;
+            convert(&view)
+        })
+        .await
+    }
+
+    pub(crate) async fn add(&self, p: ContextAddParams) -> Result<ContextAddResult, RpcError> {
+        let role: Role = p.role.parse().map_err(|_| {
+            RpcError::new(
+                ErrorKind::InvalidParams,
+                format!("invalid role '{}'", p.role),
             )
-            .with_hint("context methods: context.get, context.add, context.show, context.task, context.config")),
+            .with_hint("the role is user, assistant or note")
+        })?;
+        if p.text.trim().is_empty() {
+            return Err(RpcError::new(ErrorKind::InvalidParams, "empty text")
+                .with_hint("say what the entry records"));
+        }
+        self.call(move |map| {
+            let id = entry(map, &p.target)?
+                .add_message(role, p.text, p.task.as_deref())
+                .map_err(context_error)?;
+            Ok(ContextAddResult { id })
+        })
+        .await
+    }
+
+    pub(crate) async fn show(&self, p: ContextShowParams) -> Result<ContextEntryResult, RpcError> {
+        self.call(
+            move |map| match entry(map, &p.target)?.get(p.id).map_err(context_error)? {
+                Some(e) => convert(&e),
+                None => Err(RpcError::new(
+                    ErrorKind::NotFound,
+                    format!("no context entry {} in '{}'", p.id, p.target),
+                )
+                .with_hint("entry ids are shown in `ai-session context -t NAME --json`")),
+            },
+        )
+        .await
+    }
+
+    pub(crate) async fn task(&self, p: ContextTaskParams) -> Result<ContextTaskResult, RpcError> {
+        self.call(move |map| {
+            let ctx = entry(map, &p.target)?;
+            ctx.create_task(&p.id, p.parent.as_deref(), p.title.as_deref())
+                .map_err(context_error)?;
+            if p.activate {
+                ctx.set_active_task(Some(&p.id)).map_err(context_error)?;
+            }
+            Ok(ContextTaskResult {
+                task: p.id,
+                active: p.activate,
+            })
+        })
+        .await
+    }
+
+    pub(crate) async fn config(
+        &self,
+        p: ContextConfigParams,
+    ) -> Result<ContextConfigResult, RpcError> {
+        self.call(move |map| {
+            let ctx = entry(map, &p.target)?;
+            let mut config = ctx.config().clone();
+            if let Some(n) = p.max_tokens {
+                config.max_tokens = n as usize;
+            }
+            if let Some(t) = p.compression_threshold {
+                config.compression_threshold = t;
+            }
+            if let Some(w) = p.window_entries {
+                config.window_entries = w as usize;
+            }
+            ctx.set_config(config).map_err(context_error)?;
+            Ok(ContextConfigResult {
+                config: convert(ctx.config())?,
+                stats: convert(&ctx.stats())?,
+            })
+        })
+        .await
+    }
+}
+
+/// The context crate's type as its wire twin (same JSON shape).
+fn convert<T: serde::de::DeserializeOwned>(value: &impl serde::Serialize) -> Result<T, RpcError> {
+    serde_json::to_value(value)
+        .and_then(serde_json::from_value)
+        .map_err(|e| {
+            RpcError::new(
+                ErrorKind::Internal,
+                format!("cannot encode the context: {e}"),
+            )
+        })
+}
+
+impl Observer for Contexts {
+    fn observe(&self, event: &Event<'_>) -> Reaction {
+        match event {
+            Event::ExecFinished {
+                session,
+                command,
+                result,
+                agent_context,
+                ..
+            } => {
+                // The answer waits for room in the queue, not for the tokenizer.
+                let mut jobs = vec![Self::record_job(session, command, result)];
+                if let Some(mine) = agent_context {
+                    jobs.push(Self::record_job(mine, command, result));
+                }
+                let worker = self.worker.handle();
+                Reaction::ack(async move {
+                    for job in jobs {
+                        if let Err(e) = worker.send(job).await {
+                            tracing::error!("context not updated: {}", e.message);
+                        }
+                    }
+                })
+            }
+            Event::SessionKilled { name } => {
+                let name = name.to_string();
+                let worker = self.worker.handle();
+                Reaction::ack(async move {
+                    let forget = move |map: &mut Map| {
+                        map.remove(&name);
+                    };
+                    if let Err(e) = worker.send(forget).await {
+                        tracing::warn!("a killed session's context stays: {}", e.message);
+                    }
+                })
+            }
+            _ => Reaction::default(),
         }
     }
 }

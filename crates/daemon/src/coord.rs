@@ -2,8 +2,6 @@
 //! [`Coordinator`]: parameter decoding, token checks, error mapping, and the streams that push
 //! bus messages, inbox messages and events to a connection as notifications.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use ai_session_coord::{
@@ -13,119 +11,17 @@ use ai_session_coord::{
 use ai_session_protocol::coord::{self as c, *};
 use ai_session_protocol::{ErrorKind, Notification, RpcError};
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use crate::dispatch::json;
 use crate::server::Daemon;
+use crate::service::{Caller, json};
+use ai_session_protocol::registry::Empty;
 
 /// Default wait for `bus.request` when the caller gives none.
 const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Messages a stream moves from its queue to the connection in one write.
 const STREAM_BATCH: usize = 256;
-
-/// What one connection owns in the coordinator: the agents it registered (disconnected when it
-/// closes) and the ids of its streams.
-#[derive(Default)]
-pub(crate) struct ConnState {
-    /// `None` once the connection has closed: an agent registered after that is disconnected
-    /// at once instead of outliving its connection.
-    agents: Mutex<Option<Vec<AgentId>>>,
-    next_stream: AtomicU64,
-    /// Who the connection acts as (the owner until a `hello` presents a token).
-    principal: Mutex<crate::access::Principal>,
-}
-
-impl ConnState {
-    pub(crate) fn new() -> Arc<Self> {
-        Self::with_principal(crate::access::Principal::Owner)
-    }
-
-    pub(crate) fn with_principal(principal: crate::access::Principal) -> Arc<Self> {
-        Arc::new(Self {
-            agents: Mutex::new(Some(Vec::new())),
-            next_stream: AtomicU64::new(1),
-            principal: Mutex::new(principal),
-        })
-    }
-
-    pub(crate) fn principal(&self) -> crate::access::Principal {
-        self.principal
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-
-    pub(crate) fn set_principal(&self, principal: crate::access::Principal) {
-        *self
-            .principal
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = principal;
-    }
-
-    /// Records an agent bound to this connection; false if the connection is already closed.
-    fn track(&self, agent: AgentId) -> bool {
-        let mut agents = self.agents.lock().unwrap_or_else(PoisonError::into_inner);
-        match agents.as_mut() {
-            Some(list) => {
-                list.push(agent);
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Stops tracking `agent`; true when this connection had it (registered without `keep`).
-    fn untrack(&self, agent: AgentId) -> bool {
-        let mut agents = self.agents.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some(list) = agents.as_mut() else {
-            return false;
-        };
-        let before = list.len();
-        list.retain(|a| *a != agent);
-        list.len() != before
-    }
-
-    /// The connection closed: every agent it registered (without `keep`) leaves, and its
-    /// running tasks go back to the queue.
-    pub(crate) fn close(&self, daemon: &Daemon) {
-        let agents = self
-            .agents
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
-            .unwrap_or_default();
-        for agent in agents {
-            if let Err(e) = daemon.coord.disconnect(agent) {
-                tracing::debug!("disconnecting {agent}: {e}");
-            }
-            daemon.access.forget_agent(agent.0);
-        }
-    }
-
-    fn stream_id(&self) -> u64 {
-        self.next_stream.fetch_add(1, Ordering::Relaxed)
-    }
-}
-
-/// True for the methods this module serves.
-pub(crate) fn owns(method: &str) -> bool {
-    ["agent.", "bus.", "task.", "events."]
-        .iter()
-        .any(|p| method.starts_with(p))
-}
-
-fn params<T: DeserializeOwned>(value: Value) -> Result<T, RpcError> {
-    // Methods without params may be called with `null`.
-    let value = if value.is_null() {
-        Value::Object(Default::default())
-    } else {
-        value
-    };
-    serde_json::from_value(value)
-        .map_err(|e| RpcError::new(ErrorKind::InvalidParams, format!("invalid params: {e}")))
-}
 
 /// A coordinator refusal as a protocol error: the coordinator's message, a hint saying what to
 /// do, and its stable code in `data.reason`.
@@ -273,268 +169,319 @@ fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-fn empty() -> Value {
-    Value::Object(Default::default())
+pub(crate) async fn agent_register(
+    daemon: &Daemon,
+    caller: &Caller,
+    p: RegisterParams,
+) -> Result<RegisterResult, RpcError> {
+    let coord = &daemon.coord;
+    let mut spec = AgentSpec::new(p.name);
+    spec.capabilities = p.capabilities;
+    spec.session = p.session;
+    if let Some(n) = p.max_tasks {
+        spec.max_tasks = n;
+    }
+    let reg = coord.register(spec).map_err(coord_error)?;
+    daemon.access.agent_registered(reg.info.id.0);
+    if !p.keep && !caller.track(reg.info.id) {
+        coord.disconnect(reg.info.id).ok();
+        return Err(RpcError::new(
+            ErrorKind::Internal,
+            "the connection closed while the agent was registering",
+        ));
+    }
+    Ok(RegisterResult {
+        agent: reg.info.id.0,
+        name: reg.info.name.clone(),
+        token: token_string(&reg.auth),
+        heartbeat_deadline_ms: ms(coord.config().heartbeat_deadline),
+        info: json(&reg.info)?,
+    })
 }
 
-pub(crate) async fn route(
-    daemon: &Arc<Daemon>,
-    conn: &Arc<ConnState>,
-    method: &str,
-    p: Value,
-    tx: &mpsc::Sender<String>,
-) -> Result<Value, RpcError> {
+pub(crate) async fn agent_list(daemon: &Daemon) -> Result<AgentListResult, RpcError> {
     let coord = &daemon.coord;
-    match method {
-        c::AGENT_REGISTER => {
-            let p: RegisterParams = params(p)?;
-            let mut spec = AgentSpec::new(p.name);
-            spec.capabilities = p.capabilities;
-            spec.session = p.session;
-            if let Some(n) = p.max_tasks {
-                spec.max_tasks = n;
-            }
-            let reg = coord.register(spec).map_err(coord_error)?;
-            daemon.access.agent_registered(reg.info.id.0);
-            if !p.keep && !conn.track(reg.info.id) {
-                coord.disconnect(reg.info.id).ok();
-                return Err(RpcError::new(
-                    ErrorKind::Internal,
-                    "the connection closed while the agent was registering",
-                ));
-            }
-            json(RegisterResult {
-                agent: reg.info.id.0,
-                name: reg.info.name.clone(),
-                token: token_string(&reg.auth),
-                heartbeat_deadline_ms: ms(coord.config().heartbeat_deadline),
-                info: json(&reg.info)?,
-            })
-        }
-        c::AGENT_LIST => json(AgentListResult {
-            agents: coord.agents().iter().map(json).collect::<Result<_, _>>()?,
-        }),
-        c::AGENT_HEARTBEAT => {
-            let p: AgentToken = params(p)?;
-            coord.heartbeat(&auth(coord, &p)?).map_err(coord_error)?;
-            Ok(empty())
-        }
-        c::AGENT_UNREGISTER => {
-            let p: AgentToken = params(p)?;
-            let a = auth(coord, &p)?;
-            coord.unregister(&a).map_err(coord_error)?;
-            // An agent tied to its connection leaves for good: its grants go with it. One
-            // registered to persist (`keep`) keeps them for its next connection.
-            if conn.untrack(a.agent) {
-                daemon.access.forget_agent(a.agent.0);
-            }
-            Ok(empty())
-        }
-        c::BUS_PUBLISH => {
-            let p: PublishParams = params(p)?;
-            let from = optional_auth(coord, p.token.as_deref())?;
-            let messages = match (p.message, p.messages) {
-                (Some(one), None) => vec![one],
-                (None, Some(many)) => many,
-                _ => {
-                    return Err(RpcError::new(
-                        ErrorKind::InvalidParams,
-                        "give exactly one of `message` and `messages`",
-                    ));
-                }
-            };
-            let mut total = DeliveryResult::default();
-            for message in messages {
-                let d = coord
-                    .publish(from.as_ref(), &p.topic, message)
-                    .await
-                    .map_err(coord_error)?;
-                total.delivered += d.delivered;
-                total.dead_lettered += d.dead_lettered;
-            }
-            alive(coord, from.as_ref());
-            json(total)
-        }
-        c::BUS_SUBSCRIBE => {
-            let p: SubscribeParams = params(p)?;
-            let sub = coord.subscribe(&p.topic);
-            let id = conn.stream_id();
-            tokio::spawn(forward_topic(sub, id, c::NOTIFY_BUS_MESSAGE, tx.clone()));
-            json(SubscribeResult {
-                subscription: id,
-                topic: p.topic,
-            })
-        }
-        c::EVENTS_SUBSCRIBE => {
-            let sub = coord.events();
-            let id = conn.stream_id();
-            let topic = sub.topic().to_string();
-            tokio::spawn(forward_topic(sub, id, c::NOTIFY_EVENT, tx.clone()));
-            json(SubscribeResult {
-                subscription: id,
-                topic,
-            })
-        }
-        c::BUS_INBOX => {
-            let p: AgentToken = params(p)?;
-            let a = auth(coord, &p)?;
-            let inbox = coord.inbox(&a).map_err(coord_error)?;
-            alive(coord, Some(&a));
-            let id = conn.stream_id();
-            tokio::spawn(forward_inbox(inbox, id, tx.clone()));
-            json(SubscribeResult {
-                subscription: id,
-                topic: format!("inbox of {}", a.agent),
-            })
-        }
-        c::BUS_SEND => {
-            let p: c::SendParams = params(p)?;
-            let from = optional_auth(coord, p.token.as_deref())?;
-            let to = resolve_agent(coord, &p.to)?;
-            let d = coord
-                .send(from.as_ref(), to, p.message)
-                .await
-                .map_err(coord_error)?;
-            alive(coord, from.as_ref());
-            json(DeliveryResult {
-                delivered: d.delivered,
-                dead_lettered: d.dead_lettered,
-            })
-        }
-        c::BUS_BROADCAST => {
-            let p: c::BroadcastParams = params(p)?;
-            let from = optional_auth(coord, p.token.as_deref())?;
-            let d = coord
-                .broadcast(from.as_ref(), p.message)
-                .await
-                .map_err(coord_error)?;
-            alive(coord, from.as_ref());
-            json(DeliveryResult {
-                delivered: d.delivered,
-                dead_lettered: d.dead_lettered,
-            })
-        }
-        c::BUS_REQUEST => {
-            let p: RequestParams = params(p)?;
-            let from = optional_auth(coord, p.token.as_deref())?;
-            let to = resolve_agent(coord, &p.to)?;
-            let wait = p
-                .timeout_ms
-                .map_or(DEFAULT_REQUEST_TIMEOUT, Duration::from_millis);
-            alive(coord, from.as_ref());
-            let reply = coord
-                .request(from.as_ref(), to, p.message, wait)
-                .await
-                .map_err(coord_error)?;
-            json(RequestResult {
-                reply: json(&*reply)?,
-            })
-        }
-        c::BUS_REPLY => {
-            let p: ReplyParams = params(p)?;
-            let a = auth(coord, &p.auth)?;
-            coord
-                .reply(&a, CorrelationId(p.correlation), p.message)
-                .map_err(coord_error)?;
-            alive(coord, Some(&a));
-            Ok(empty())
-        }
-        c::BUS_DEAD_LETTERS => json(DeadLettersResult {
-            dead_letters: coord
-                .dead_letters()
-                .iter()
-                .map(json)
-                .collect::<Result<_, _>>()?,
-            stats: json(coord.dead_letter_stats())?,
-        }),
-        c::BUS_TOPICS => json(TopicsResult {
-            topics: coord.topics().iter().map(json).collect::<Result<_, _>>()?,
-        }),
-        c::TASK_SUBMIT => {
-            let p: SubmitParams = params(p)?;
-            let mut spec = TaskSpec::new(p.description);
-            spec.needs = p.needs;
-            spec.priority = p.priority.unwrap_or(0);
-            spec.after = p
-                .after
-                .into_iter()
-                .map(|id| Dep::Task(TaskId(id)))
-                .collect();
-            spec.timeout_ms = p.timeout_ms;
-            spec.max_retries = p.max_retries;
-            let id = coord.submit(spec).map_err(coord_error)?;
-            let task = coord.task(id).map_err(coord_error)?;
-            json(SubmitResult {
-                id: id.0,
-                task: json(task)?,
-            })
-        }
-        c::TASK_CLAIM => {
-            let p: ClaimParams = params(p)?;
-            let a = auth(coord, &p.auth)?;
-            let task = match p.wait_ms {
-                Some(w) if w > 0 => coord
-                    .claim_wait(&a, Duration::from_millis(w))
-                    .await
-                    .map_err(coord_error)?,
-                _ => coord.claim(&a).map_err(coord_error)?,
-            };
-            alive(coord, Some(&a));
-            json(ClaimResult {
-                task: task.map(json).transpose()?,
-            })
-        }
-        c::TASK_DONE => {
-            let p: DoneParams = params(p)?;
-            let a = auth(coord, &p.auth)?;
-            let task = coord
-                .done(&a, TaskId(p.id), p.result)
-                .map_err(coord_error)?;
-            alive(coord, Some(&a));
-            json(TaskResult { task: json(task)? })
-        }
-        c::TASK_FAIL => {
-            let p: FailParams = params(p)?;
-            let a = auth(coord, &p.auth)?;
-            let task = coord
-                .fail(&a, TaskId(p.id), p.reason)
-                .map_err(coord_error)?;
-            alive(coord, Some(&a));
-            json(TaskResult { task: json(task)? })
-        }
-        c::TASK_LIST => {
-            let p: TaskListParams = params(p)?;
-            let state = p
-                .state
-                .map(|s| {
-                    serde_json::from_value::<TaskState>(Value::String(s.clone())).map_err(|_| {
-                        RpcError::new(
-                            ErrorKind::InvalidParams,
-                            format!("unknown task state '{s}'"),
-                        )
-                        .with_hint("states: queued, assigned, running, done, failed, dead_lettered")
-                    })
-                })
-                .transpose()?;
-            json(TaskListResult {
-                tasks: coord
-                    .tasks(state)
-                    .iter()
-                    .map(json)
-                    .collect::<Result<_, _>>()?,
-            })
-        }
-        c::TASK_SHOW => {
-            let p: TaskShowParams = params(p)?;
-            let task = coord.task(TaskId(p.id)).map_err(coord_error)?;
-            json(TaskResult { task: json(task)? })
-        }
-        other => Err(RpcError::new(
-            ErrorKind::MethodNotFound,
-            format!("unknown method '{other}'"),
-        )
-        .with_hint(format!("coordination methods: {}", c::METHODS.join(", ")))),
+    Ok(AgentListResult {
+        agents: coord.agents().iter().map(json).collect::<Result<_, _>>()?,
+    })
+}
+
+pub(crate) async fn agent_heartbeat(daemon: &Daemon, p: AgentToken) -> Result<Empty, RpcError> {
+    let coord = &daemon.coord;
+    coord.heartbeat(&auth(coord, &p)?).map_err(coord_error)?;
+    Ok(Empty {})
+}
+
+pub(crate) async fn agent_unregister(
+    daemon: &Daemon,
+    caller: &Caller,
+    p: AgentToken,
+) -> Result<Empty, RpcError> {
+    let coord = &daemon.coord;
+    let a = auth(coord, &p)?;
+    coord.unregister(&a).map_err(coord_error)?;
+    // An agent tied to its connection leaves for good: its grants go with it. One
+    // registered to persist (`keep`) keeps them for its next connection.
+    if caller.untrack(a.agent) {
+        daemon.observe(&crate::service::Event::AgentLeft { agent: a.agent.0 });
     }
+    Ok(Empty {})
+}
+
+pub(crate) async fn bus_publish(
+    daemon: &Daemon,
+    p: PublishParams,
+) -> Result<DeliveryResult, RpcError> {
+    let coord = &daemon.coord;
+    let from = optional_auth(coord, p.token.as_deref())?;
+    let messages = match (p.message, p.messages) {
+        (Some(one), None) => vec![one],
+        (None, Some(many)) => many,
+        _ => {
+            return Err(RpcError::new(
+                ErrorKind::InvalidParams,
+                "give exactly one of `message` and `messages`",
+            ));
+        }
+    };
+    let mut total = DeliveryResult::default();
+    for message in messages {
+        let d = coord
+            .publish(from.as_ref(), &p.topic, message)
+            .await
+            .map_err(coord_error)?;
+        total.delivered += d.delivered;
+        total.dead_lettered += d.dead_lettered;
+    }
+    alive(coord, from.as_ref());
+    Ok(total)
+}
+
+pub(crate) async fn bus_subscribe(
+    daemon: &Daemon,
+    caller: &Caller,
+    p: SubscribeParams,
+) -> Result<SubscribeResult, RpcError> {
+    let coord = &daemon.coord;
+    let sub = coord.subscribe(&p.topic);
+    let id = caller.stream_id();
+    tokio::spawn(forward_topic(
+        sub,
+        id,
+        c::NOTIFY_BUS_MESSAGE,
+        caller.notifier(),
+    ));
+    Ok(SubscribeResult {
+        subscription: id,
+        topic: p.topic,
+    })
+}
+
+pub(crate) async fn events_subscribe(
+    daemon: &Daemon,
+    caller: &Caller,
+) -> Result<SubscribeResult, RpcError> {
+    let coord = &daemon.coord;
+    let sub = coord.events();
+    let id = caller.stream_id();
+    let topic = sub.topic().to_string();
+    tokio::spawn(forward_topic(sub, id, c::NOTIFY_EVENT, caller.notifier()));
+    Ok(SubscribeResult {
+        subscription: id,
+        topic,
+    })
+}
+
+pub(crate) async fn bus_inbox(
+    daemon: &Daemon,
+    caller: &Caller,
+    p: AgentToken,
+) -> Result<SubscribeResult, RpcError> {
+    let coord = &daemon.coord;
+    let a = auth(coord, &p)?;
+    let inbox = coord.inbox(&a).map_err(coord_error)?;
+    alive(coord, Some(&a));
+    let id = caller.stream_id();
+    tokio::spawn(forward_inbox(inbox, id, caller.notifier()));
+    Ok(SubscribeResult {
+        subscription: id,
+        topic: format!("inbox of {}", a.agent),
+    })
+}
+
+pub(crate) async fn bus_send(
+    daemon: &Daemon,
+    p: c::SendParams,
+) -> Result<DeliveryResult, RpcError> {
+    let coord = &daemon.coord;
+    let from = optional_auth(coord, p.token.as_deref())?;
+    let to = resolve_agent(coord, &p.to)?;
+    let d = coord
+        .send(from.as_ref(), to, p.message)
+        .await
+        .map_err(coord_error)?;
+    alive(coord, from.as_ref());
+    Ok(DeliveryResult {
+        delivered: d.delivered,
+        dead_lettered: d.dead_lettered,
+    })
+}
+
+pub(crate) async fn bus_broadcast(
+    daemon: &Daemon,
+    p: c::BroadcastParams,
+) -> Result<DeliveryResult, RpcError> {
+    let coord = &daemon.coord;
+    let from = optional_auth(coord, p.token.as_deref())?;
+    let d = coord
+        .broadcast(from.as_ref(), p.message)
+        .await
+        .map_err(coord_error)?;
+    alive(coord, from.as_ref());
+    Ok(DeliveryResult {
+        delivered: d.delivered,
+        dead_lettered: d.dead_lettered,
+    })
+}
+
+pub(crate) async fn bus_request(
+    daemon: &Daemon,
+    p: RequestParams,
+) -> Result<RequestResult, RpcError> {
+    let coord = &daemon.coord;
+    let from = optional_auth(coord, p.token.as_deref())?;
+    let to = resolve_agent(coord, &p.to)?;
+    let wait = p
+        .timeout_ms
+        .map_or(DEFAULT_REQUEST_TIMEOUT, Duration::from_millis);
+    alive(coord, from.as_ref());
+    let reply = coord
+        .request(from.as_ref(), to, p.message, wait)
+        .await
+        .map_err(coord_error)?;
+    Ok(RequestResult {
+        reply: json(&*reply)?,
+    })
+}
+
+pub(crate) async fn bus_reply(daemon: &Daemon, p: ReplyParams) -> Result<Empty, RpcError> {
+    let coord = &daemon.coord;
+    let a = auth(coord, &p.auth)?;
+    coord
+        .reply(&a, CorrelationId(p.correlation), p.message)
+        .map_err(coord_error)?;
+    alive(coord, Some(&a));
+    Ok(Empty {})
+}
+
+pub(crate) async fn bus_dead_letters(daemon: &Daemon) -> Result<DeadLettersResult, RpcError> {
+    let coord = &daemon.coord;
+    Ok(DeadLettersResult {
+        dead_letters: coord
+            .dead_letters()
+            .iter()
+            .map(json)
+            .collect::<Result<_, _>>()?,
+        stats: json(coord.dead_letter_stats())?,
+    })
+}
+
+pub(crate) async fn bus_topics(daemon: &Daemon) -> Result<TopicsResult, RpcError> {
+    let coord = &daemon.coord;
+    Ok(TopicsResult {
+        topics: coord.topics().iter().map(json).collect::<Result<_, _>>()?,
+    })
+}
+
+pub(crate) async fn task_submit(
+    daemon: &Daemon,
+    p: SubmitParams,
+) -> Result<SubmitResult, RpcError> {
+    let coord = &daemon.coord;
+    let mut spec = TaskSpec::new(p.description);
+    spec.needs = p.needs;
+    spec.priority = p.priority.unwrap_or(0);
+    spec.after = p
+        .after
+        .into_iter()
+        .map(|id| Dep::Task(TaskId(id)))
+        .collect();
+    spec.timeout_ms = p.timeout_ms;
+    spec.max_retries = p.max_retries;
+    let id = coord.submit(spec).map_err(coord_error)?;
+    let task = coord.task(id).map_err(coord_error)?;
+    Ok(SubmitResult {
+        id: id.0,
+        task: json(task)?,
+    })
+}
+
+pub(crate) async fn task_claim(daemon: &Daemon, p: ClaimParams) -> Result<ClaimResult, RpcError> {
+    let coord = &daemon.coord;
+    let a = auth(coord, &p.auth)?;
+    let task = match p.wait_ms {
+        Some(w) if w > 0 => coord
+            .claim_wait(&a, Duration::from_millis(w))
+            .await
+            .map_err(coord_error)?,
+        _ => coord.claim(&a).map_err(coord_error)?,
+    };
+    alive(coord, Some(&a));
+    Ok(ClaimResult {
+        task: task.map(json).transpose()?,
+    })
+}
+
+pub(crate) async fn task_done(daemon: &Daemon, p: DoneParams) -> Result<TaskResult, RpcError> {
+    let coord = &daemon.coord;
+    let a = auth(coord, &p.auth)?;
+    let task = coord
+        .done(&a, TaskId(p.id), p.result)
+        .map_err(coord_error)?;
+    alive(coord, Some(&a));
+    Ok(TaskResult { task: json(task)? })
+}
+
+pub(crate) async fn task_fail(daemon: &Daemon, p: FailParams) -> Result<TaskResult, RpcError> {
+    let coord = &daemon.coord;
+    let a = auth(coord, &p.auth)?;
+    let task = coord
+        .fail(&a, TaskId(p.id), p.reason)
+        .map_err(coord_error)?;
+    alive(coord, Some(&a));
+    Ok(TaskResult { task: json(task)? })
+}
+
+pub(crate) async fn task_list(
+    daemon: &Daemon,
+    p: TaskListParams,
+) -> Result<TaskListResult, RpcError> {
+    let coord = &daemon.coord;
+    let state = p
+        .state
+        .map(|s| {
+            serde_json::from_value::<TaskState>(Value::String(s.clone())).map_err(|_| {
+                RpcError::new(
+                    ErrorKind::InvalidParams,
+                    format!("unknown task state '{s}'"),
+                )
+                .with_hint("states: queued, assigned, running, done, failed, dead_lettered")
+            })
+        })
+        .transpose()?;
+    Ok(TaskListResult {
+        tasks: coord
+            .tasks(state)
+            .iter()
+            .map(json)
+            .collect::<Result<_, _>>()?,
+    })
+}
+
+pub(crate) async fn task_show(daemon: &Daemon, p: TaskShowParams) -> Result<TaskResult, RpcError> {
+    let coord = &daemon.coord;
+    let task = coord.task(TaskId(p.id)).map_err(coord_error)?;
+    Ok(TaskResult { task: json(task)? })
 }
 
 /// Appends one notification line for `message` to `out`.

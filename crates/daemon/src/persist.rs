@@ -16,17 +16,17 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ai_session_core::{SessionManager, protocol::methods as m};
-use ai_session_protocol::persist::{self as p, *};
+use ai_session_protocol::persist::*;
 use ai_session_protocol::{ErrorKind, RpcError};
 use ai_session_store::{
     Error as StoreError, ExecRecord, Options, Scrollback, SessionConfig, SessionId, SessionState,
     SessionStatus, SnapshotMeta, Store,
 };
 use base64::Engine;
-use serde_json::Value;
 use tokio::sync::oneshot;
 
 use crate::server::Daemon;
+use crate::service::{Ack, Event, Observer, Reaction};
 
 /// How often scrollbacks of sessions with new output are saved (and histories fsynced).
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(2);
@@ -223,12 +223,25 @@ impl Persist {
 
     // ---- hooks --------------------------------------------------------------------------
 
-    /// `session.new` succeeded: record the session.
-    pub(crate) fn on_new(&self, info: &m::SessionInfo, params: &m::NewParams) {
+    /// Queues `job` now; the returned future resolves once it ran (at once when persistence
+    /// is off).
+    fn acked(&self, job: impl FnOnce(&mut Worker) + Send + 'static) -> Ack {
+        let (done, rx) = oneshot::channel::<()>();
+        self.submit(move |w| {
+            job(w);
+            done.send(()).ok();
+        });
+        Box::pin(async move {
+            rx.await.ok();
+        })
+    }
+
+    /// `session.new` succeeded: record the session before the answer goes out.
+    fn on_new(&self, info: &m::SessionInfo, params: &m::NewParams) -> Reaction {
         if params.policy.is_some() {
             // The store keeps no policy: resurrecting the session unconfined would be worse
             // than not resurrecting it.
-            return;
+            return Reaction::default();
         }
         let mut env: BTreeMap<String, String> = params
             .env
@@ -250,34 +263,37 @@ impl Persist {
             created_ms: info.created_ms,
         };
         let (name, pid) = (info.name.clone(), info.pid);
-        self.submit(move |w| match w.store.create_session(config) {
-            Ok(state) => {
-                w.ids.insert(name.clone(), state.id);
-                w.pids.insert(name, pid);
-            }
-            Err(e) => tracing::error!(session = %name, "cannot record the session: {e}"),
-        });
+        Reaction {
+            ack: Some(self.acked(move |w| match w.store.create_session(config) {
+                Ok(state) => {
+                    w.ids.insert(name.clone(), state.id);
+                    w.pids.insert(name, pid);
+                }
+                Err(e) => tracing::error!(session = %name, "cannot record the session: {e}"),
+            })),
+            warning: None,
+        }
     }
 
     /// An exec returned: checkpoint it before the answer goes out.
-    pub(crate) async fn on_exec(
+    fn on_exec(
         &self,
         target: &str,
-        command: String,
+        command: &str,
         started_ms: u64,
         result: &m::ExecResult,
-    ) {
+    ) -> Reaction {
         if self.tx.is_none() {
-            return;
+            return Reaction::default();
         }
-        let name = target.to_owned();
+        let (name, command) = (target.to_owned(), command.to_owned());
         let (exit_code, output_start, output_end) =
             (result.exit_code, result.output_start, result.output_end);
         let known_cwd = result.cwd.clone();
-        let outcome = self
-            .call(move |w| {
+        Reaction {
+            ack: Some(self.acked(move |w| {
                 let Some(id) = w.ids.get(&name).cloned() else {
-                    return Ok(());
+                    return;
                 };
                 let cwd = known_cwd
                     .or_else(|| {
@@ -297,16 +313,16 @@ impl Persist {
                     output_start,
                     output_end,
                 };
-                w.store.append_exec(&id, &record).map_err(|e| store_err(&e))
-            })
-            .await;
-        if let Err(e) = outcome {
-            tracing::error!(session = %target, "cannot checkpoint the exec: {}", e.message);
+                if let Err(e) = w.store.append_exec(&id, &record) {
+                    tracing::error!(session = %name, "cannot checkpoint the exec: {e}");
+                }
+            })),
+            warning: None,
         }
     }
 
     /// `session.kill` succeeded: the record goes (its snapshots stay).
-    pub(crate) fn on_kill(&self, name: &str) {
+    fn on_kill(&self, name: &str) {
         self.saved
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -685,8 +701,13 @@ async fn start_for(
     };
     match started {
         Ok(info) => {
-            daemon.access.forget_session(&info.name);
-            daemon.access.owns_session(who, &info.name);
+            daemon
+                .publish(crate::service::Event::SessionCreated {
+                    info: &info,
+                    params: None,
+                    by: who,
+                })
+                .await;
             Ok(info)
         }
         Err(e) => {
@@ -782,192 +803,209 @@ pub(crate) async fn resurrect(daemon: &Arc<Daemon>) {
     });
 }
 
+impl Observer for Persist {
+    fn observe(&self, event: &Event<'_>) -> Reaction {
+        match event {
+            Event::SessionCreated {
+                info,
+                params: Some(params),
+                ..
+            } => self.on_new(info, params),
+            Event::ExecFinished {
+                session,
+                command,
+                started_ms,
+                result,
+                ..
+            } => self.on_exec(session, command, *started_ms, result),
+            Event::SessionKilled { name } => {
+                self.on_kill(name);
+                Reaction::default()
+            }
+            _ => Reaction::default(),
+        }
+    }
+}
+
 // ---- methods ------------------------------------------------------------------------------
 
-/// The methods this module serves.
-pub(crate) fn owns(method: &str) -> bool {
-    p::METHODS.contains(&method)
-}
-
-fn params<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, RpcError> {
-    serde_json::from_value(value)
-        .map_err(|e| RpcError::new(ErrorKind::InvalidParams, format!("invalid params: {e}")))
-}
-
-pub(crate) async fn route(
-    daemon: &Arc<Daemon>,
-    method: &str,
-    value: Value,
-    who: &crate::access::Principal,
-) -> Result<Value, RpcError> {
+pub(crate) async fn snapshot_create(
+    daemon: &Daemon,
+    a: SnapshotParams,
+) -> Result<SnapshotInfo, RpcError> {
     let persist = &daemon.persist;
-    match method {
-        p::SNAPSHOT_CREATE => {
-            let a: SnapshotParams = params(value)?;
-            let handle = daemon.manager.get(&a.target).map_err(|e| e.to_rpc())?;
-            save_context(persist, &daemon.contexts, &a.target).await;
-            let scrollback = capture(&handle).await;
-            let name = a.target.clone();
-            let meta = persist
-                .call(move |w| {
-                    let id = w.id(&name)?;
-                    if let Some(s) = &scrollback {
-                        w.store.save_scrollback(&id, s).map_err(|e| store_err(&e))?;
-                    }
-                    w.store.sync_session(&id).map_err(|e| store_err(&e))?;
-                    w.store
-                        .snapshot(&id, a.label.as_deref())
-                        .map_err(|e| store_err(&e))
-                })
-                .await?;
-            crate::dispatch::json(snapshot_info(&meta))
-        }
-        p::SNAPSHOT_LIST => {
-            let a: SnapshotListParams = params(value)?;
-            let list = persist
-                .call(move |w| w.store.list_snapshots(None).map_err(|e| store_err(&e)))
-                .await?;
-            let snapshots = list
-                .iter()
-                .filter(|s| a.target.as_ref().is_none_or(|t| *t == s.session_name))
-                .filter(|s| {
-                    let sid = s.session.to_string();
-                    daemon
-                        .access
-                        .may_snapshot(who, "list", &[&s.session_name, &sid])
-                })
-                .map(snapshot_info)
-                .collect();
-            crate::dispatch::json(SnapshotListResult { snapshots })
-        }
-        p::SNAPSHOT_RESTORE => {
-            let a: RestoreParams = params(value)?;
-            let manager = daemon.manager.clone();
-            let (snap, name) = (a.snapshot.clone(), a.name.clone());
-            let (d, caller) = (daemon.clone(), who.clone());
-            let restored = persist
-                .call(move |w| {
-                    let (id, session) =
-                        w.store.resolve_snapshot(&snap).map_err(|e| store_err(&e))?;
-                    // Per session: the caller holds snapshot:restore for the snapshot's
-                    // session (its stable id) or for this very snapshot.
-                    let sid = session.to_string();
-                    if !d.access.may_snapshot(&caller, "restore", &[&sid, &id]) {
-                        return Err(d.access.snapshot_denied(&caller, "restore", &sid));
-                    }
-                    let taken = |n: &str| manager.get(n).is_ok();
-                    if let Some(n) = &name {
-                        if taken(n) {
-                            return Err(exists(n));
-                        }
-                    }
-                    let r = w
-                        .store
-                        .restore(&id, name.as_deref())
-                        .map_err(|e| store_err(&e))?;
-                    if taken(&r.state.config.name) {
-                        w.store.delete_session(&r.state.id).ok();
-                        return Err(exists(&r.state.config.name));
-                    }
-                    Ok(r)
-                })
-                .await?;
-            let state = &restored.state;
-            let scrollback = restored.snapshot.scrollback.as_ref();
-            let info = start_for(daemon, who, state, &state.cwd, scrollback).await?;
-            let mut rerun = None;
-            if a.rerun_last {
-                if let Some(last) = restored.snapshot.history.last() {
-                    rerun = Some(exec(daemon, &info.name, last.command.clone()).await?);
+    let handle = daemon.manager.get(&a.target).map_err(|e| e.to_rpc())?;
+    save_context(persist, &daemon.contexts, &a.target).await;
+    let scrollback = capture(&handle).await;
+    let name = a.target.clone();
+    let meta = persist
+        .call(move |w| {
+            let id = w.id(&name)?;
+            if let Some(s) = &scrollback {
+                w.store.save_scrollback(&id, s).map_err(|e| store_err(&e))?;
+            }
+            w.store.sync_session(&id).map_err(|e| store_err(&e))?;
+            w.store
+                .snapshot(&id, a.label.as_deref())
+                .map_err(|e| store_err(&e))
+        })
+        .await?;
+    Ok(snapshot_info(&meta))
+}
+
+pub(crate) async fn snapshot_list(
+    daemon: &Daemon,
+    who: &crate::access::Principal,
+    a: SnapshotListParams,
+) -> Result<SnapshotListResult, RpcError> {
+    let persist = &daemon.persist;
+    let list = persist
+        .call(move |w| w.store.list_snapshots(None).map_err(|e| store_err(&e)))
+        .await?;
+    let snapshots = list
+        .iter()
+        .filter(|s| a.target.as_ref().is_none_or(|t| *t == s.session_name))
+        .filter(|s| {
+            let sid = s.session.to_string();
+            daemon
+                .access
+                .may_snapshot(who, "list", &[&s.session_name, &sid])
+        })
+        .map(snapshot_info)
+        .collect();
+    Ok(SnapshotListResult { snapshots })
+}
+
+pub(crate) async fn snapshot_restore(
+    daemon: &Arc<Daemon>,
+    who: &crate::access::Principal,
+    a: RestoreParams,
+) -> Result<RestoreResult, RpcError> {
+    let persist = &daemon.persist;
+    let manager = daemon.manager.clone();
+    let (snap, name) = (a.snapshot.clone(), a.name.clone());
+    let (d, caller) = (daemon.clone(), who.clone());
+    let restored = persist
+        .call(move |w| {
+            let (id, session) = w.store.resolve_snapshot(&snap).map_err(|e| store_err(&e))?;
+            // Per session: the caller holds snapshot:restore for the snapshot's
+            // session (its stable id) or for this very snapshot.
+            let sid = session.to_string();
+            if !d.access.may_snapshot(&caller, "restore", &[&sid, &id]) {
+                return Err(d.access.snapshot_denied(&caller, "restore", &sid));
+            }
+            let taken = |n: &str| manager.get(n).is_ok();
+            if let Some(n) = &name {
+                if taken(n) {
+                    return Err(exists(n));
                 }
             }
-            crate::dispatch::json(RestoreResult {
-                session: info,
-                snapshot: restored.snapshot.meta.id.clone(),
-                rerun,
-            })
+            let r = w
+                .store
+                .restore(&id, name.as_deref())
+                .map_err(|e| store_err(&e))?;
+            if taken(&r.state.config.name) {
+                w.store.delete_session(&r.state.id).ok();
+                return Err(exists(&r.state.config.name));
+            }
+            Ok(r)
+        })
+        .await?;
+    let state = &restored.state;
+    let scrollback = restored.snapshot.scrollback.as_ref();
+    let info = start_for(daemon, who, state, &state.cwd, scrollback).await?;
+    let mut rerun = None;
+    if a.rerun_last {
+        if let Some(last) = restored.snapshot.history.last() {
+            rerun = Some(rerun_last(daemon, who, &info.name, last.command.clone()).await?);
         }
-        p::SESSION_EXPORT => {
-            let a: m::Target = params(value)?;
-            let handle = daemon.manager.get(&a.target).map_err(|e| e.to_rpc())?;
-            save_context(persist, &daemon.contexts, &a.target).await;
-            let scrollback = capture(&handle).await;
-            let name = a.target.clone();
-            let bytes = persist
-                .call(move |w| {
-                    let id = w.id(&name)?;
-                    if let Some(s) = &scrollback {
-                        w.store.save_scrollback(&id, s).map_err(|e| store_err(&e))?;
-                    }
-                    w.store.export(&id).map_err(|e| store_err(&e))
-                })
-                .await?;
-            crate::dispatch::json(ExportResult {
-                bytes: bytes.len() as u64,
-                data_b64: base64::engine::general_purpose::STANDARD.encode(&bytes),
-            })
-        }
-        p::SESSION_IMPORT => {
-            let a: ImportParams = params(value)?;
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(&a.data_b64)
-                .map_err(|e| {
-                    RpcError::new(
-                        ErrorKind::InvalidParams,
-                        format!("data_b64 is not base64: {e}"),
-                    )
-                })?;
-            let manager = daemon.manager.clone();
-            let source = PathBuf::from(a.source.unwrap_or_else(|| "<import>".into()));
-            let name = a.name.clone();
-            let (mut state, snapshots, scrollback) = persist
-                .call(move |w| {
-                    let imported = w.store.import(&bytes, &source).map_err(|e| store_err(&e))?;
-                    let mut state = imported.state;
-                    // A refused import leaves nothing behind: its snapshots go with it.
-                    let snaps: Vec<String> =
-                        imported.snapshots.iter().map(|s| s.id.clone()).collect();
-                    let drop_it = |w: &mut Worker, id: &SessionId| {
-                        for snap in &snaps {
-                            w.store.delete_snapshot(snap).ok();
-                        }
-                        w.store.delete_session(id).ok();
-                    };
-                    if let Some(n) = &name {
-                        state.config.name = n.clone();
-                    }
-                    if manager.get(&state.config.name).is_ok() {
-                        drop_it(w, &state.id);
-                        return Err(exists(&state.config.name));
-                    }
-                    state.status = SessionStatus::Restored;
-                    state.exit_code = None;
-                    if let Err(e) = w.store.save_state(&state) {
-                        drop_it(w, &state.id);
-                        return Err(store_err(&e));
-                    }
-                    let scrollback = w.store.load_scrollback(&state.id).ok().flatten();
-                    let cwd = w
-                        .store
-                        .load_session(&state.id)
-                        .map(|r| r.cwd().to_owned())
-                        .unwrap_or_else(|_| state.cwd.clone());
-                    state.cwd = cwd;
-                    Ok((state, imported.snapshots, scrollback))
-                })
-                .await?;
-            let cwd = std::mem::take(&mut state.cwd);
-            let info = start_for(daemon, who, &state, &cwd, scrollback.as_ref()).await?;
-            crate::dispatch::json(ImportResult {
-                session: info,
-                snapshots: snapshots.iter().map(snapshot_info).collect(),
-            })
-        }
-        other => Err(RpcError::new(
-            ErrorKind::MethodNotFound,
-            format!("unknown method '{other}'"),
-        )),
     }
+    Ok(RestoreResult {
+        session: info,
+        snapshot: restored.snapshot.meta.id.clone(),
+        rerun,
+    })
+}
+
+pub(crate) async fn export(daemon: &Daemon, a: m::Target) -> Result<ExportResult, RpcError> {
+    let persist = &daemon.persist;
+    let handle = daemon.manager.get(&a.target).map_err(|e| e.to_rpc())?;
+    save_context(persist, &daemon.contexts, &a.target).await;
+    let scrollback = capture(&handle).await;
+    let name = a.target.clone();
+    let bytes = persist
+        .call(move |w| {
+            let id = w.id(&name)?;
+            if let Some(s) = &scrollback {
+                w.store.save_scrollback(&id, s).map_err(|e| store_err(&e))?;
+            }
+            w.store.export(&id).map_err(|e| store_err(&e))
+        })
+        .await?;
+    Ok(ExportResult {
+        bytes: bytes.len() as u64,
+        data_b64: base64::engine::general_purpose::STANDARD.encode(&bytes),
+    })
+}
+
+pub(crate) async fn import(
+    daemon: &Daemon,
+    who: &crate::access::Principal,
+    a: ImportParams,
+) -> Result<ImportResult, RpcError> {
+    let persist = &daemon.persist;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(&a.data_b64)
+        .map_err(|e| {
+            RpcError::new(
+                ErrorKind::InvalidParams,
+                format!("data_b64 is not base64: {e}"),
+            )
+        })?;
+    let manager = daemon.manager.clone();
+    let source = PathBuf::from(a.source.unwrap_or_else(|| "<import>".into()));
+    let name = a.name.clone();
+    let (mut state, snapshots, scrollback) = persist
+        .call(move |w| {
+            let imported = w.store.import(&bytes, &source).map_err(|e| store_err(&e))?;
+            let mut state = imported.state;
+            // A refused import leaves nothing behind: its snapshots go with it.
+            let snaps: Vec<String> = imported.snapshots.iter().map(|s| s.id.clone()).collect();
+            let drop_it = |w: &mut Worker, id: &SessionId| {
+                for snap in &snaps {
+                    w.store.delete_snapshot(snap).ok();
+                }
+                w.store.delete_session(id).ok();
+            };
+            if let Some(n) = &name {
+                state.config.name = n.clone();
+            }
+            if manager.get(&state.config.name).is_ok() {
+                drop_it(w, &state.id);
+                return Err(exists(&state.config.name));
+            }
+            state.status = SessionStatus::Restored;
+            state.exit_code = None;
+            if let Err(e) = w.store.save_state(&state) {
+                drop_it(w, &state.id);
+                return Err(store_err(&e));
+            }
+            let scrollback = w.store.load_scrollback(&state.id).ok().flatten();
+            let cwd = w
+                .store
+                .load_session(&state.id)
+                .map(|r| r.cwd().to_owned())
+                .unwrap_or_else(|_| state.cwd.clone());
+            state.cwd = cwd;
+            Ok((state, imported.snapshots, scrollback))
+        })
+        .await?;
+    let cwd = std::mem::take(&mut state.cwd);
+    let info = start_for(daemon, who, &state, &cwd, scrollback.as_ref()).await?;
+    Ok(ImportResult {
+        session: info,
+        snapshots: snapshots.iter().map(snapshot_info).collect(),
+    })
 }
 
 fn exists(name: &str) -> RpcError {
@@ -978,23 +1016,24 @@ fn exists(name: &str) -> RpcError {
     .with_hint("give the new session another name with -s NAME")
 }
 
-/// An exec on behalf of the daemon (`--rerun-last`), checkpointed like any other.
-async fn exec(daemon: &Daemon, target: &str, command: String) -> Result<m::ExecResult, RpcError> {
-    let handle = daemon.manager.get(target).map_err(|e| e.to_rpc())?;
-    let started = now_ms();
-    let result = handle
-        .exec(m::ExecParams {
+/// `--rerun-last`: the snapshot's last command, run as the caller through the same path as
+/// `session.exec` (so it is checkpointed and fed to the contexts like any other).
+async fn rerun_last(
+    daemon: &Daemon,
+    who: &crate::access::Principal,
+    target: &str,
+    command: String,
+) -> Result<m::ExecResult, RpcError> {
+    crate::service::exec(
+        daemon,
+        who,
+        m::ExecParams {
             target: target.to_owned(),
-            command: command.clone(),
+            command,
             timeout_ms: None,
             idle_timeout_ms: None,
             max_output_bytes: None,
-        })
-        .await
-        .map_err(|e| e.to_rpc())?;
-    daemon
-        .persist
-        .on_exec(target, command, started, &result)
-        .await;
-    Ok(result)
+        },
+    )
+    .await
 }

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use ai_session_client::{Client, Error, Notifications, Options, Selector, Start};
 use ai_session_protocol::Notification;
-use ai_session_protocol::methods::{SESSION_SUBSCRIBE, SubscribeResult, Target};
+use ai_session_protocol::methods::{SubscribeResult, Target};
+use ai_session_protocol::registry::{Method, SessionSubscribe};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::Mutex;
@@ -87,7 +88,7 @@ impl Daemon {
         let params = Target {
             target: target.to_owned(),
         };
-        let _: SubscribeResult = client.call(SESSION_SUBSCRIBE, params).await?;
+        let _: SubscribeResult = client.call(SessionSubscribe::NAME, params).await?;
         Ok(Subscription { client })
     }
 }

@@ -2,14 +2,15 @@
 //! (registration, the message bus, tasks). Each is one daemon method (`docs/protocol.md`).
 
 use ai_session_protocol::coord::{
-    self as c, AgentListResult, AgentToken, ClaimParams, ClaimResult, DeliveryResult, DoneParams,
-    FailParams, PublishParams, RegisterParams, RegisterResult, SubmitParams, SubmitResult,
-    TaskListParams, TaskListResult, TaskResult,
+    AgentListResult, AgentToken, ClaimParams, ClaimResult, DeliveryResult, DoneParams, FailParams,
+    PublishParams, RegisterParams, RegisterResult, SubmitParams, SubmitResult, TaskListParams,
+    TaskListResult, TaskResult,
 };
 use ai_session_protocol::persist::{
-    self as p, RestoreParams, RestoreResult, SnapshotInfo, SnapshotListParams, SnapshotListResult,
+    RestoreParams, RestoreResult, SnapshotInfo, SnapshotListParams, SnapshotListResult,
     SnapshotParams,
 };
+use ai_session_protocol::registry::{self as reg, Method};
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::CallToolResult;
 use rmcp::{ErrorData as McpError, Peer, RoleServer, tool, tool_router};
@@ -202,10 +203,12 @@ impl AiSessionMcp {
         Parameters(a): Parameters<ContextGetArgs>,
     ) -> Result<CallToolResult, McpError> {
         let params = json!({ "target": a.session, "budget": a.budget, "task": a.task });
-        Ok(match self.call::<_, Value>("context.get", params).await {
-            Ok(v) => success(v),
-            Err(e) => e,
-        })
+        Ok(
+            match self.call::<_, Value>(reg::ContextGet::NAME, params).await {
+                Ok(v) => success(v),
+                Err(e) => e,
+            },
+        )
     }
 
     #[tool(
@@ -218,10 +221,12 @@ impl AiSessionMcp {
         Parameters(a): Parameters<ContextAddArgs>,
     ) -> Result<CallToolResult, McpError> {
         let params = json!({ "target": a.session, "role": a.role, "text": a.text, "task": a.task });
-        Ok(match self.call::<_, Value>("context.add", params).await {
-            Ok(v) => success(v),
-            Err(e) => e,
-        })
+        Ok(
+            match self.call::<_, Value>(reg::ContextAdd::NAME, params).await {
+                Ok(v) => success(v),
+                Err(e) => e,
+            },
+        )
     }
 
     #[tool(
@@ -239,7 +244,7 @@ impl AiSessionMcp {
         };
         Ok(
             match self
-                .call::<_, SnapshotInfo>(p::SNAPSHOT_CREATE, params)
+                .call::<_, SnapshotInfo>(reg::SnapshotCreate::NAME, params)
                 .await
             {
                 Ok(v) => success(to_value(&v)),
@@ -259,7 +264,7 @@ impl AiSessionMcp {
         let params = SnapshotListParams { target: a.session };
         Ok(
             match self
-                .call::<_, SnapshotListResult>(p::SNAPSHOT_LIST, params)
+                .call::<_, SnapshotListResult>(reg::SnapshotList::NAME, params)
                 .await
             {
                 Ok(v) => success(to_value(&v)),
@@ -286,7 +291,7 @@ impl AiSessionMcp {
         };
         Ok(
             match self
-                .call::<_, RestoreResult>(p::SNAPSHOT_RESTORE, params)
+                .call::<_, RestoreResult>(reg::SnapshotRestore::NAME, params)
                 .await
             {
                 Ok(v) => {
@@ -318,7 +323,7 @@ impl AiSessionMcp {
         };
         Ok(
             match self
-                .call::<_, RegisterResult>(c::AGENT_REGISTER, params)
+                .call::<_, RegisterResult>(reg::AgentRegister::NAME, params)
                 .await
             {
                 Ok(v) => success(to_value(&v)),
@@ -334,7 +339,7 @@ impl AiSessionMcp {
     async fn agent_list(&self) -> Result<CallToolResult, McpError> {
         Ok(
             match self
-                .call::<_, AgentListResult>(c::AGENT_LIST, json!({}))
+                .call::<_, AgentListResult>(reg::AgentList::NAME, json!({}))
                 .await
             {
                 Ok(v) => success(to_value(&v)),
@@ -359,7 +364,10 @@ impl AiSessionMcp {
             token: a.token,
         };
         Ok(
-            match self.call::<_, DeliveryResult>(c::BUS_PUBLISH, params).await {
+            match self
+                .call::<_, DeliveryResult>(reg::BusPublish::NAME, params)
+                .await
+            {
                 Ok(v) => success(to_value(&v)),
                 Err(e) => e,
             },
@@ -388,7 +396,10 @@ impl AiSessionMcp {
             max_retries: a.max_retries,
         };
         Ok(
-            match self.call::<_, SubmitResult>(c::TASK_SUBMIT, params).await {
+            match self
+                .call::<_, SubmitResult>(reg::TaskSubmit::NAME, params)
+                .await
+            {
                 Ok(v) => success(to_value(&v)),
                 Err(e) => e,
             },
@@ -413,7 +424,10 @@ impl AiSessionMcp {
             wait_ms,
         };
         Ok(
-            match self.call::<_, ClaimResult>(c::TASK_CLAIM, params).await {
+            match self
+                .call::<_, ClaimResult>(reg::TaskClaim::NAME, params)
+                .await
+            {
                 Ok(v) => success(to_value(&v)),
                 Err(e) => e,
             },
@@ -435,7 +449,10 @@ impl AiSessionMcp {
             result: a.result.unwrap_or(Value::Null),
         };
         Ok(
-            match self.call::<_, TaskResult>(c::TASK_DONE, params).await {
+            match self
+                .call::<_, TaskResult>(reg::TaskDone::NAME, params)
+                .await
+            {
                 Ok(v) => success(to_value(&v)),
                 Err(e) => e,
             },
@@ -457,7 +474,10 @@ impl AiSessionMcp {
             reason: a.reason,
         };
         Ok(
-            match self.call::<_, TaskResult>(c::TASK_FAIL, params).await {
+            match self
+                .call::<_, TaskResult>(reg::TaskFail::NAME, params)
+                .await
+            {
                 Ok(v) => success(to_value(&v)),
                 Err(e) => e,
             },
@@ -478,7 +498,10 @@ impl AiSessionMcp {
             .and_then(|s| to_value(&s).as_str().map(str::to_owned));
         let params = TaskListParams { state };
         Ok(
-            match self.call::<_, TaskListResult>(c::TASK_LIST, params).await {
+            match self
+                .call::<_, TaskListResult>(reg::TaskList::NAME, params)
+                .await
+            {
                 Ok(v) => success(to_value(&v)),
                 Err(e) => e,
             },

@@ -11,13 +11,14 @@ mod extra;
 mod progress;
 mod resources;
 
+use ai_session_protocol::registry::{self as reg, Method};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use ai_session_protocol::methods::{
-    self as m, CaptureParams, CaptureResult, ExecParams, ExecResult, ExecStatus, ListResult,
-    NewParams, ReadParams, ReadResult, ResizeParams, SendParams, SendResult, SessionInfo, Size,
-    Target, WaitFor, WaitParams, WaitResult,
+    CaptureParams, CaptureResult, ExecParams, ExecResult, ExecStatus, ListResult, NewParams,
+    ReadParams, ReadResult, ResizeParams, SendParams, SendResult, SessionInfo, Size, Target,
+    WaitFor, WaitParams, WaitResult,
 };
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
@@ -427,7 +428,10 @@ impl AiSessionMcp {
             policy: a.policy,
         };
         Ok(
-            match self.call::<_, SessionInfo>(m::SESSION_NEW, params).await {
+            match self
+                .call::<_, SessionInfo>(reg::SessionNew::NAME, params)
+                .await
+            {
                 Ok(info) => {
                     self.sessions_changed(&peer).await;
                     success(to_value(&info))
@@ -443,7 +447,10 @@ impl AiSessionMcp {
     )]
     async fn session_list(&self) -> Result<CallToolResult, McpError> {
         Ok(
-            match self.call::<_, ListResult>(m::SESSION_LIST, json!({})).await {
+            match self
+                .call::<_, ListResult>(reg::SessionList::NAME, json!({}))
+                .await
+            {
                 Ok(list) => success(to_value(&list)),
                 Err(e) => e,
             },
@@ -459,13 +466,15 @@ impl AiSessionMcp {
         let params = Target {
             target: a.session.clone(),
         };
-        Ok(match self.call::<_, Value>(m::SESSION_KILL, params).await {
-            Ok(_) => {
-                self.sessions_changed(&peer).await;
-                success(json!({ "killed": a.session }))
-            }
-            Err(e) => e,
-        })
+        Ok(
+            match self.call::<_, Value>(reg::SessionKill::NAME, params).await {
+                Ok(_) => {
+                    self.sessions_changed(&peer).await;
+                    success(json!({ "killed": a.session }))
+                }
+                Err(e) => e,
+            },
+        )
     }
 
     #[tool(description = "Change a session's terminal size (columns x rows).")]
@@ -481,7 +490,10 @@ impl AiSessionMcp {
             },
         };
         Ok(
-            match self.call::<_, Value>(m::SESSION_RESIZE, params).await {
+            match self
+                .call::<_, Value>(reg::SessionResize::NAME, params)
+                .await
+            {
                 Ok(_) => success(json!({ "session": a.session, "cols": a.cols, "rows": a.rows })),
                 Err(e) => e,
             },
@@ -519,7 +531,7 @@ impl AiSessionMcp {
             idle_timeout_ms,
             max_output_bytes: a.max_output_bytes,
         };
-        let call = self.call::<_, ExecResult>(m::SESSION_EXEC, params);
+        let call = self.call::<_, ExecResult>(reg::SessionExec::NAME, params);
         Ok(match self.with_progress(&ctx, &a.session, call).await {
             Ok(r) => success(exec_view(&a.session, &r, a.view)),
             Err(e) => e,
@@ -545,7 +557,10 @@ impl AiSessionMcp {
             paste: a.paste,
         };
         Ok(
-            match self.call::<_, SendResult>(m::SESSION_SEND, params).await {
+            match self
+                .call::<_, SendResult>(reg::SessionSend::NAME, params)
+                .await
+            {
                 Ok(r) => success(to_value(&r)),
                 Err(e) => e,
             },
@@ -586,7 +601,7 @@ impl AiSessionMcp {
             timeout_ms,
             since: a.since,
         };
-        let call = self.call::<_, WaitResult>(m::SESSION_WAIT, params);
+        let call = self.call::<_, WaitResult>(reg::SessionWait::NAME, params);
         Ok(match self.with_progress(&ctx, &a.session, call).await {
             Ok(r) => success(to_value(&r)),
             Err(e) => e,
@@ -610,7 +625,10 @@ impl AiSessionMcp {
             raw: a.raw,
         };
         Ok(
-            match self.call::<_, ReadResult>(m::SESSION_READ, params).await {
+            match self
+                .call::<_, ReadResult>(reg::SessionRead::NAME, params)
+                .await
+            {
                 Ok(r) => success(to_value(&r)),
                 Err(e) => e,
             },
@@ -634,7 +652,7 @@ impl AiSessionMcp {
         };
         Ok(
             match self
-                .call::<_, CaptureResult>(m::SESSION_CAPTURE, params)
+                .call::<_, CaptureResult>(reg::SessionCapture::NAME, params)
                 .await
             {
                 Ok(r) => {

@@ -3,10 +3,11 @@
 //! output the session printed since the call began and the last line of it. It stops before the
 //! tool's result is sent, so no progress notification follows the result.
 
+use ai_session_protocol::registry::{self as reg, Method};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ai_session_protocol::methods::{self as m, ListResult, ReadParams, ReadResult};
+use ai_session_protocol::methods::{ListResult, ReadParams, ReadResult};
 use rmcp::model::{ProgressNotificationParam, ProgressToken};
 use rmcp::service::{Peer, RoleServer};
 use tokio::task::JoinHandle;
@@ -95,7 +96,7 @@ async fn report(
 /// The session's log end, or None when it cannot be had.
 async fn log_end(daemon: &Daemon, session: &str) -> Option<u64> {
     let list: ListResult = daemon
-        .call(m::SESSION_LIST, serde_json::json!({}))
+        .call(reg::SessionList::NAME, serde_json::json!({}))
         .await
         .ok()?;
     list.sessions
@@ -111,7 +112,7 @@ async fn last_line(daemon: &Daemon, session: &str, since: u64) -> Option<String>
         max_bytes: Some(TAIL_BYTES),
         raw: false,
     };
-    let read: ReadResult = daemon.call(m::SESSION_READ, params).await.ok()?;
+    let read: ReadResult = daemon.call(reg::SessionRead::NAME, params).await.ok()?;
     let line = read
         .data
         .lines()

@@ -4,6 +4,7 @@
 //! its own (`session.subscribe`), and its output turns into `notifications/resources/updated`,
 //! at most one per resource every [`DEBOUNCE`].
 
+use ai_session_protocol::registry::{self as reg, Method};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -104,7 +105,7 @@ pub(crate) fn resource_error(uri: &str, e: CallError) -> McpError {
 /// Both resources of every session.
 pub(crate) async fn list(daemon: &Daemon) -> Result<Vec<Resource>, McpError> {
     let list: ListResult = daemon
-        .call(m::SESSION_LIST, json!({}))
+        .call(reg::SessionList::NAME, json!({}))
         .await
         .map_err(|e| resource_error("", e))?;
     let mut out = Vec::with_capacity(list.sessions.len() * 2);
@@ -161,7 +162,7 @@ pub(crate) async fn read(daemon: &Daemon, uri_: &str) -> Result<ReadResourceResu
                 ansi: false,
             };
             let cap: CaptureResult = daemon
-                .call(m::SESSION_CAPTURE, params)
+                .call(reg::SessionCapture::NAME, params)
                 .await
                 .map_err(|e| resource_error(uri_, e))?;
             let mut screen = cap.lines.join("\n");
@@ -171,7 +172,7 @@ pub(crate) async fn read(daemon: &Daemon, uri_: &str) -> Result<ReadResourceResu
         }
         Kind::Log => {
             let list: ListResult = daemon
-                .call(m::SESSION_LIST, json!({}))
+                .call(reg::SessionList::NAME, json!({}))
                 .await
                 .map_err(|e| resource_error(uri_, e))?;
             // An unknown session: let session.read produce the daemon's own error.
@@ -187,7 +188,7 @@ pub(crate) async fn read(daemon: &Daemon, uri_: &str) -> Result<ReadResourceResu
                 raw: false,
             };
             let read: ReadResult = daemon
-                .call(m::SESSION_READ, params)
+                .call(reg::SessionRead::NAME, params)
                 .await
                 .map_err(|e| resource_error(uri_, e))?;
             read.data

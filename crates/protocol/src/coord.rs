@@ -11,51 +11,6 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub const AGENT_REGISTER: &str = "agent.register";
-pub const AGENT_LIST: &str = "agent.list";
-pub const AGENT_HEARTBEAT: &str = "agent.heartbeat";
-pub const AGENT_UNREGISTER: &str = "agent.unregister";
-pub const BUS_PUBLISH: &str = "bus.publish";
-pub const BUS_SUBSCRIBE: &str = "bus.subscribe";
-pub const BUS_SEND: &str = "bus.send";
-pub const BUS_BROADCAST: &str = "bus.broadcast";
-pub const BUS_REQUEST: &str = "bus.request";
-pub const BUS_REPLY: &str = "bus.reply";
-pub const BUS_INBOX: &str = "bus.inbox";
-pub const BUS_DEAD_LETTERS: &str = "bus.dead_letters";
-pub const BUS_TOPICS: &str = "bus.topics";
-pub const TASK_SUBMIT: &str = "task.submit";
-pub const TASK_CLAIM: &str = "task.claim";
-pub const TASK_DONE: &str = "task.done";
-pub const TASK_FAIL: &str = "task.fail";
-pub const TASK_LIST: &str = "task.list";
-pub const TASK_SHOW: &str = "task.show";
-pub const EVENTS_SUBSCRIBE: &str = "events.subscribe";
-
-/// Every coordination method, for `method_not_found` hints.
-pub const METHODS: &[&str] = &[
-    AGENT_REGISTER,
-    AGENT_LIST,
-    AGENT_HEARTBEAT,
-    AGENT_UNREGISTER,
-    BUS_PUBLISH,
-    BUS_SUBSCRIBE,
-    BUS_SEND,
-    BUS_BROADCAST,
-    BUS_REQUEST,
-    BUS_REPLY,
-    BUS_INBOX,
-    BUS_DEAD_LETTERS,
-    BUS_TOPICS,
-    TASK_SUBMIT,
-    TASK_CLAIM,
-    TASK_DONE,
-    TASK_FAIL,
-    TASK_LIST,
-    TASK_SHOW,
-    EVENTS_SUBSCRIBE,
-];
-
 /// Notification: a message on a subscribed topic (`bus.subscribe`).
 pub const NOTIFY_BUS_MESSAGE: &str = "bus.message";
 /// Notification: a message in a streamed agent inbox (`bus.inbox`).

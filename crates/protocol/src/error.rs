@@ -49,6 +49,8 @@ pub enum ErrorKind {
     /// The daemon cannot write its audit log, so it refuses to act: `ai-session daemon status`
     /// says why, `ai-session audit repair` starts a new log segment recording the break.
     AuditUnavailable,
+    /// One of the daemon's bounded work queues is full; retry shortly.
+    Overloaded,
 }
 
 impl ErrorKind {
@@ -74,6 +76,7 @@ impl ErrorKind {
             Self::NotFound => 12,
             Self::Conflict => 13,
             Self::AuditUnavailable => 14,
+            Self::Overloaded => 15,
         }
     }
 }

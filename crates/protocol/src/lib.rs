@@ -10,11 +10,14 @@
 
 #![forbid(unsafe_code)]
 
+pub mod access;
+pub mod context;
 pub mod coord;
 pub mod error;
 pub mod methods;
 pub mod paths;
 pub mod persist;
+pub mod registry;
 
 pub use error::{ErrorData, ErrorKind, RpcError};
 use serde::{Deserialize, Serialize};

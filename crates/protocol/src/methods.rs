@@ -6,25 +6,6 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-pub const HELLO: &str = "hello";
-pub const SESSION_NEW: &str = "session.new";
-pub const SESSION_LIST: &str = "session.list";
-pub const SESSION_EXEC: &str = "session.exec";
-pub const SESSION_SEND: &str = "session.send";
-pub const SESSION_WRITE: &str = "session.write";
-pub const SESSION_READ: &str = "session.read";
-pub const SESSION_CAPTURE: &str = "session.capture";
-pub const SESSION_WAIT: &str = "session.wait";
-pub const SESSION_RESIZE: &str = "session.resize";
-pub const SESSION_KILL: &str = "session.kill";
-pub const SESSION_SUBSCRIBE: &str = "session.subscribe";
-pub const DAEMON_STATUS: &str = "daemon.status";
-pub const DAEMON_STOP: &str = "daemon.stop";
-/// Move a damaged or unwritable audit log aside and start a new chained segment recording why.
-pub const AUDIT_REPAIR: &str = "audit.repair";
-/// Start (or report) the daemon's HTTP and WebSocket server (`ai-session serve`).
-pub const DAEMON_SERVE: &str = "daemon.serve";
-
 /// Notification carrying output bytes of a subscribed session.
 pub const NOTIFY_OUTPUT: &str = "session.output";
 /// Notification sent once when a subscribed session's program exits or the session is killed.

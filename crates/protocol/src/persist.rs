@@ -4,26 +4,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::methods::{ExecResult, SessionInfo};
 
-/// Take a snapshot of a session: its config, cwd, environment, history, scrollback and context.
-pub const SNAPSHOT_CREATE: &str = "snapshot.create";
-/// List snapshots, of one session or all.
-pub const SNAPSHOT_LIST: &str = "snapshot.list";
-/// Start a new session from a snapshot.
-pub const SNAPSHOT_RESTORE: &str = "snapshot.restore";
-/// A session's whole record (with its snapshots) as one self-contained file.
-pub const SESSION_EXPORT: &str = "session.export";
-/// Add a session exported by `session.export` (here or on another machine) and start it.
-pub const SESSION_IMPORT: &str = "session.import";
-
-/// Every persistence method.
-pub const METHODS: &[&str] = &[
-    SNAPSHOT_CREATE,
-    SNAPSHOT_LIST,
-    SNAPSHOT_RESTORE,
-    SESSION_EXPORT,
-    SESSION_IMPORT,
-];
-
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct SnapshotParams {

@@ -23,7 +23,9 @@ pub(crate) fn status_of(err: &RpcError) -> StatusCode {
         // A wait or request that reached the deadline its caller chose is the caller's outcome,
         // not a failure of this server (nor of a gateway): 408, not 504.
         Some(K::Timeout) => StatusCode::REQUEST_TIMEOUT,
-        Some(K::ShuttingDown | K::AuditUnavailable) => StatusCode::SERVICE_UNAVAILABLE,
+        Some(K::ShuttingDown | K::AuditUnavailable | K::Overloaded) => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
         Some(K::Internal) | None => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

@@ -21,7 +21,6 @@ use std::sync::Arc;
 
 use ai_session_protocol::methods::{ServeParams, ServeResult};
 use ai_session_protocol::{ErrorKind, RpcError};
-use serde_json::Value;
 
 use crate::server::Daemon;
 
@@ -49,18 +48,6 @@ impl Http {
             running.mcp_cancel.cancel();
         }
     }
-}
-
-/// `daemon.serve`: starts the server, or reports the running one.
-pub(crate) async fn serve_method(daemon: &Arc<Daemon>, params: Value) -> Result<Value, RpcError> {
-    let value = if params.is_null() {
-        Value::Object(Default::default())
-    } else {
-        params
-    };
-    let p: ServeParams = serde_json::from_value(value)
-        .map_err(|e| RpcError::new(ErrorKind::InvalidParams, format!("invalid params: {e}")))?;
-    crate::dispatch::json(start(daemon, p).await?)
 }
 
 /// Starts the HTTP server on `p.listen` (idempotent: the same or no address reports the running

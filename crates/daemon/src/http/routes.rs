@@ -4,12 +4,12 @@
 //! error onto an HTTP status with the same kind, message and hint. The OpenAPI document is built
 //! from this same table.
 
+use ai_session_protocol::registry::{self as reg, Method as _};
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use ai_session_protocol::coord::{self as c};
 use ai_session_protocol::methods::{self as m};
-use ai_session_protocol::{ErrorKind, Request as RpcRequest, RpcError};
+use ai_session_protocol::{ErrorKind, RpcError};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{FromRequestParts, Path, Query, Request, State};
@@ -18,7 +18,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, on};
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde_json::{Map, Value, json};
-use tokio::sync::mpsc;
 
 use super::error::{error_response, rpc_error_response, status_of};
 use crate::server::Daemon;
@@ -103,11 +102,6 @@ impl Route {
             summary,
         }
     }
-    fn body<T: JsonSchema>(mut self) -> Self {
-        self.input = Input::Body;
-        self.params = inline::<T>;
-        self
-    }
     fn query<T: JsonSchema>(mut self) -> Self {
         self.input = Input::Query;
         self.params = inline::<T>;
@@ -125,248 +119,70 @@ impl Route {
         self.path_fields = fields;
         self
     }
-    fn created(mut self) -> Self {
-        self.status = StatusCode::CREATED;
-        self
-    }
 }
 
 const NAME: &[(&str, &str)] = &[("name", "target")];
-const ID: &[(&str, &str)] = &[("id", "id")];
 
-/// Every REST and WebSocket route. `/openapi.json` and `/mcp` are added by [`router`].
+/// Every REST and WebSocket route: one per method the registry exposes over HTTP, plus the
+/// session lookup and the two WebSocket streams. `/openapi.json` and `/mcp` are added by
+/// [`router`].
 pub(crate) fn table() -> Vec<Route> {
-    use Call::*;
-    use Method as M;
-    vec![
+    use ai_session_protocol::registry::{Input as I, METHODS, Verb};
+    let mut table: Vec<Route> = METHODS
+        .iter()
+        .filter_map(|spec| {
+            let http = spec.http?;
+            let method = match http.verb {
+                Verb::Get => Method::GET,
+                Verb::Post => Method::POST,
+                Verb::Delete => Method::DELETE,
+            };
+            let mut r = Route::new(method, http.path, Call::Rpc(spec.name), spec.summary);
+            r.input = match http.input {
+                I::None => Input::None,
+                I::Body => Input::Body,
+                I::Query => Input::Query,
+            };
+            r.params = spec.params_schema;
+            r.result = spec.result_schema;
+            r.path_fields = http.path_fields;
+            if http.created {
+                r.status = StatusCode::CREATED;
+            }
+            Some(r)
+        })
+        .collect();
+    table.push(
         Route::new(
-            M::GET,
-            "/v1/status",
-            Rpc(m::DAEMON_STATUS),
-            "The daemon's pid, uptime and session count",
-        )
-        .result::<m::StatusResult>(),
-        Route::new(
-            M::GET,
-            "/v1/sessions",
-            Rpc(m::SESSION_LIST),
-            "List sessions",
-        )
-        .result::<m::ListResult>(),
-        Route::new(
-            M::POST,
-            "/v1/sessions",
-            Rpc(m::SESSION_NEW),
-            "Start a session running a shell (or a program)",
-        )
-        .body::<m::NewParams>()
-        .result::<m::SessionInfo>()
-        .created(),
-        Route::new(M::GET, "/v1/sessions/{name}", SessionInfo, "One session")
-            .params_only::<m::Target>()
-            .path(NAME)
-            .result::<m::SessionInfo>(),
-        Route::new(
-            M::DELETE,
+            Method::GET,
             "/v1/sessions/{name}",
-            Rpc(m::SESSION_KILL),
-            "Kill a session and every process in it",
+            Call::SessionInfo,
+            "One session",
         )
         .params_only::<m::Target>()
-        .path(NAME),
-        Route::new(
-            M::POST,
-            "/v1/sessions/{name}/exec",
-            Rpc(m::SESSION_EXEC),
-            "Run a command in the session's shell; its output and exit code",
-        )
-        .body::<m::ExecParams>()
         .path(NAME)
-        .result::<m::ExecResult>(),
+        .result::<m::SessionInfo>(),
+    );
+    table.push(
         Route::new(
-            M::POST,
-            "/v1/sessions/{name}/send",
-            Rpc(m::SESSION_SEND),
-            "Type keys (tmux key names) or text",
-        )
-        .body::<m::SendParams>()
-        .path(NAME)
-        .result::<m::SendResult>(),
-        Route::new(
-            M::POST,
-            "/v1/sessions/{name}/write",
-            Rpc(m::SESSION_WRITE),
-            "Write raw bytes (base64) to the terminal",
-        )
-        .body::<m::WriteParams>()
-        .path(NAME)
-        .result::<m::SendResult>(),
-        Route::new(
-            M::GET,
-            "/v1/sessions/{name}/read",
-            Rpc(m::SESSION_READ),
-            "Output since a log offset",
-        )
-        .query::<m::ReadParams>()
-        .path(NAME)
-        .result::<m::ReadResult>(),
-        Route::new(
-            M::GET,
-            "/v1/sessions/{name}/capture",
-            Rpc(m::SESSION_CAPTURE),
-            "The screen as text",
-        )
-        .query::<m::CaptureParams>()
-        .path(NAME)
-        .result::<m::CaptureResult>(),
-        Route::new(
-            M::POST,
-            "/v1/sessions/{name}/wait",
-            Rpc(m::SESSION_WAIT),
-            "Wait for a regex, for silence, or for the prompt",
-        )
-        .body::<m::WaitParams>()
-        .path(NAME)
-        .result::<m::WaitResult>(),
-        Route::new(
-            M::POST,
-            "/v1/sessions/{name}/resize",
-            Rpc(m::SESSION_RESIZE),
-            "Change the terminal size",
-        )
-        .body::<m::ResizeParams>()
-        .path(NAME),
-        Route::new(
-            M::GET,
+            Method::GET,
             "/v1/sessions/{name}/stream",
-            SessionStream,
+            Call::SessionStream,
             "WebSocket: output, state changes, commands started and finished",
         )
         .query::<StreamQuery>()
         .path(NAME),
+    );
+    table.push(
         Route::new(
-            M::POST,
-            "/v1/agents",
-            Rpc(c::AGENT_REGISTER),
-            "Register an agent (it lives until it unregisters or misses its heartbeat)",
-        )
-        .body::<c::RegisterParams>()
-        .result::<c::RegisterResult>()
-        .created(),
-        Route::new(M::GET, "/v1/agents", Rpc(c::AGENT_LIST), "List agents")
-            .result::<c::AgentListResult>(),
-        Route::new(
-            M::POST,
-            "/v1/agents/heartbeat",
-            Rpc(c::AGENT_HEARTBEAT),
-            "Keep an agent alive",
-        )
-        .body::<c::AgentToken>(),
-        Route::new(
-            M::POST,
-            "/v1/agents/unregister",
-            Rpc(c::AGENT_UNREGISTER),
-            "Unregister an agent",
-        )
-        .body::<c::AgentToken>(),
-        Route::new(
-            M::POST,
-            "/v1/bus/publish",
-            Rpc(c::BUS_PUBLISH),
-            "Publish on a topic",
-        )
-        .body::<c::PublishParams>()
-        .result::<c::DeliveryResult>(),
-        Route::new(
-            M::POST,
-            "/v1/bus/send",
-            Rpc(c::BUS_SEND),
-            "Send a message to an agent's inbox",
-        )
-        .body::<c::SendParams>()
-        .result::<c::DeliveryResult>(),
-        Route::new(
-            M::POST,
-            "/v1/bus/broadcast",
-            Rpc(c::BUS_BROADCAST),
-            "A message to every agent's inbox",
-        )
-        .body::<c::BroadcastParams>()
-        .result::<c::DeliveryResult>(),
-        Route::new(
-            M::POST,
-            "/v1/bus/request",
-            Rpc(c::BUS_REQUEST),
-            "Send a request to an agent and wait for its reply",
-        )
-        .body::<c::RequestParams>()
-        .result::<c::RequestResult>(),
-        Route::new(
-            M::POST,
-            "/v1/bus/reply",
-            Rpc(c::BUS_REPLY),
-            "Reply to a request (as the agent it was sent to)",
-        )
-        .body::<c::ReplyParams>(),
-        Route::new(
-            M::GET,
-            "/v1/bus/topics",
-            Rpc(c::BUS_TOPICS),
-            "Topics with subscribers",
-        )
-        .result::<c::TopicsResult>(),
-        Route::new(
-            M::GET,
-            "/v1/bus/dead-letters",
-            Rpc(c::BUS_DEAD_LETTERS),
-            "Messages nobody could take",
-        )
-        .result::<c::DeadLettersResult>(),
-        Route::new(
-            M::GET,
+            Method::GET,
             "/v1/bus/stream",
-            BusStream,
+            Call::BusStream,
             "WebSocket: the messages published on a topic ($system: coordinator events)",
         )
         .query::<BusStreamQuery>(),
-        Route::new(M::POST, "/v1/tasks", Rpc(c::TASK_SUBMIT), "Submit a task")
-            .body::<c::SubmitParams>()
-            .result::<c::SubmitResult>()
-            .created(),
-        Route::new(M::GET, "/v1/tasks", Rpc(c::TASK_LIST), "List tasks")
-            .query::<c::TaskListParams>()
-            .result::<c::TaskListResult>(),
-        Route::new(
-            M::POST,
-            "/v1/tasks/claim",
-            Rpc(c::TASK_CLAIM),
-            "Claim the agent's next assigned task",
-        )
-        .body::<c::ClaimParams>()
-        .result::<c::ClaimResult>(),
-        Route::new(M::GET, "/v1/tasks/{id}", Rpc(c::TASK_SHOW), "One task")
-            .params_only::<c::TaskShowParams>()
-            .path(ID)
-            .result::<c::TaskResult>(),
-        Route::new(
-            M::POST,
-            "/v1/tasks/{id}/done",
-            Rpc(c::TASK_DONE),
-            "Report a task done (as its holder)",
-        )
-        .body::<c::DoneParams>()
-        .path(ID)
-        .result::<c::TaskResult>(),
-        Route::new(
-            M::POST,
-            "/v1/tasks/{id}/fail",
-            Rpc(c::TASK_FAIL),
-            "Report a task failed (as its holder)",
-        )
-        .body::<c::FailParams>()
-        .path(ID)
-        .result::<c::TaskResult>(),
-    ]
+    );
+    table
 }
 
 /// Query of `GET /v1/sessions/{name}/stream`.
@@ -630,7 +446,7 @@ async fn params(rt: &RouteRt, req: Request) -> Result<Value, (StatusCode, RpcErr
             obj.insert((*field).to_owned(), value);
         }
     }
-    if let Call::Rpc(c::AGENT_REGISTER) = rt.route.call {
+    if let Call::Rpc(reg::AgentRegister::NAME) = rt.route.call {
         // An HTTP request is not a connection that stays open: an agent registered over HTTP
         // lives until it unregisters or misses its heartbeat deadline.
         obj.insert("keep".into(), Value::Bool(true));
@@ -649,31 +465,18 @@ fn kind_of(v: &Value) -> &'static str {
     }
 }
 
-/// Calls a protocol method through `dispatch`, as one request on a connection of its own.
+/// Calls a protocol method through the service, as the request's principal, on a caller of
+/// its own.
 pub(crate) async fn rpc(
     daemon: &Arc<Daemon>,
     method: &str,
     params: Value,
 ) -> Result<Value, RpcError> {
-    let conn = crate::coord::ConnState::with_principal(crate::access::http_principal());
     // Nothing this module calls through here streams: notifications would have nowhere to go.
-    let (tx, _rx) = mpsc::channel(1);
-    let resp = crate::dispatch::handle(daemon, rpc_request(method, params), &tx, &conn).await;
-    conn.close(daemon);
-    match (resp.result, resp.error) {
-        (_, Some(err)) => Err(err),
-        (Some(v), None) => Ok(v),
-        (None, None) => Ok(Value::Null),
-    }
-}
-
-pub(crate) fn rpc_request(method: &str, params: Value) -> RpcRequest {
-    RpcRequest {
-        jsonrpc: "2.0".into(),
-        id: Value::from(0u64),
-        method: method.into(),
-        params,
-    }
+    let caller = crate::service::Caller::detached(crate::access::http_principal());
+    let result = crate::service::handle(daemon, &caller, method, params).await;
+    caller.close(daemon);
+    result
 }
 
 async fn call(daemon: &Arc<Daemon>, call: Call, params: Value) -> Result<Value, RpcError> {
@@ -684,7 +487,7 @@ async fn call(daemon: &Arc<Daemon>, call: Call, params: Value) -> Result<Value, 
                 .get("target")
                 .and_then(Value::as_str)
                 .unwrap_or_default();
-            let list = rpc(daemon, m::SESSION_LIST, json!({})).await?;
+            let list = rpc(daemon, reg::SessionList::NAME, json!({})).await?;
             let sessions = list
                 .get("sessions")
                 .and_then(Value::as_array)

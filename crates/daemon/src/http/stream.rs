@@ -3,6 +3,7 @@
 //! `bus.subscribe`) on a connection of its own and turns the notifications into JSON text
 //! messages with a `type`; closing the WebSocket ends the subscription.
 
+use ai_session_protocol::registry::{self as reg, Method};
 use std::sync::Arc;
 
 use ai_session_protocol::Notification;
@@ -19,8 +20,8 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use super::error::{error_response, rpc_error_response, status_of};
-use super::routes::{App, BusStreamQuery, StreamQuery, rpc_request};
-use crate::coord::ConnState;
+use super::routes::{App, BusStreamQuery, StreamQuery};
+use crate::service::Caller;
 
 /// Notifications queued for one WebSocket before the subscription slows down (and a session
 /// subscriber that falls behind gets a screen redraw, as on the socket).
@@ -59,7 +60,7 @@ pub(crate) async fn session(
         Ok(ws) => ws,
         Err(e) => return not_websocket(e),
     };
-    let sub = match subscribe(&app, m::SESSION_SUBSCRIBE, json!({ "target": name })).await {
+    let sub = match subscribe(&app, reg::SessionSubscribe::NAME, json!({ "target": name })).await {
         Ok(sub) => sub,
         Err(resp) => return resp,
     };
@@ -99,7 +100,7 @@ pub(crate) async fn bus(
         Ok(ws) => ws,
         Err(e) => return not_websocket(e),
     };
-    let sub = match subscribe(&app, c::BUS_SUBSCRIBE, json!({ "topic": q.topic })).await {
+    let sub = match subscribe(&app, reg::BusSubscribe::NAME, json!({ "topic": q.topic })).await {
         Ok(sub) => sub,
         Err(resp) => return resp,
     };
@@ -127,23 +128,18 @@ fn not_websocket(e: WebSocketUpgradeRejection) -> Response {
 struct Subscription {
     result: Value,
     rx: mpsc::Receiver<String>,
-    conn: Arc<ConnState>,
+    conn: Arc<Caller>,
 }
 
 async fn subscribe(app: &App, method: &str, params: Value) -> Result<Subscription, Response> {
     let (tx, rx) = mpsc::channel(QUEUE);
-    let conn = ConnState::with_principal(crate::access::http_principal());
-    let resp = crate::dispatch::handle(&app.daemon, rpc_request(method, params), &tx, &conn).await;
-    match (resp.result, resp.error) {
-        (_, Some(err)) => {
+    let conn = Caller::new(crate::access::http_principal(), tx);
+    match crate::service::handle(&app.daemon, &conn, method, params).await {
+        Err(err) => {
             conn.close(&app.daemon);
             Err(rpc_error_response(status_of(&err), &err))
         }
-        (result, None) => Ok(Subscription {
-            result: result.unwrap_or(Value::Null),
-            rx,
-            conn,
-        }),
+        Ok(result) => Ok(Subscription { result, rx, conn }),
     }
 }
 

@@ -1,0 +1,102 @@
+//! Who is calling, and what their connection owns: the principal it acts as, the agents it
+//! registered (they leave with it), its stream ids, and where notifications for it go.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use ai_session_coord::AgentId;
+use tokio::sync::mpsc;
+
+use crate::access::Principal;
+use crate::server::Daemon;
+
+/// One front-end connection (a socket client, an HTTP request or WebSocket, an MCP session).
+pub(crate) struct Caller {
+    /// `None` once the connection has closed: an agent registered after that is disconnected
+    /// at once instead of outliving its connection.
+    agents: Mutex<Option<Vec<AgentId>>>,
+    next_stream: AtomicU64,
+    /// Who the connection acts as (the owner until a `hello` presents a token).
+    principal: Mutex<Principal>,
+    /// Notification lines for this connection (subscriptions write here).
+    notify: mpsc::Sender<String>,
+}
+
+impl Caller {
+    pub(crate) fn new(principal: Principal, notify: mpsc::Sender<String>) -> Arc<Self> {
+        Arc::new(Self {
+            agents: Mutex::new(Some(Vec::new())),
+            next_stream: AtomicU64::new(1),
+            principal: Mutex::new(principal),
+            notify,
+        })
+    }
+
+    /// A caller whose notifications go nowhere (a one-shot HTTP request).
+    pub(crate) fn detached(principal: Principal) -> Arc<Self> {
+        let (tx, _) = mpsc::channel(1);
+        Self::new(principal, tx)
+    }
+
+    pub(crate) fn principal(&self) -> Principal {
+        self.principal
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub(crate) fn set_principal(&self, principal: Principal) {
+        *self
+            .principal
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = principal;
+    }
+
+    pub(crate) fn notifier(&self) -> mpsc::Sender<String> {
+        self.notify.clone()
+    }
+
+    /// Records an agent bound to this connection; false if the connection is already closed.
+    pub(crate) fn track(&self, agent: AgentId) -> bool {
+        let mut agents = self.agents.lock().unwrap_or_else(PoisonError::into_inner);
+        match agents.as_mut() {
+            Some(list) => {
+                list.push(agent);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Stops tracking `agent`; true when this connection had it (registered without `keep`).
+    pub(crate) fn untrack(&self, agent: AgentId) -> bool {
+        let mut agents = self.agents.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(list) = agents.as_mut() else {
+            return false;
+        };
+        let before = list.len();
+        list.retain(|a| *a != agent);
+        list.len() != before
+    }
+
+    /// The connection closed: every agent it registered (without `keep`) leaves, and its
+    /// running tasks go back to the queue.
+    pub(crate) fn close(&self, daemon: &Daemon) {
+        let agents = self
+            .agents
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+            .unwrap_or_default();
+        for agent in agents {
+            if let Err(e) = daemon.coord.disconnect(agent) {
+                tracing::debug!("disconnecting {agent}: {e}");
+            }
+            daemon.observe(&super::Event::AgentLeft { agent: agent.0 });
+        }
+    }
+
+    pub(crate) fn stream_id(&self) -> u64 {
+        self.next_stream.fetch_add(1, Ordering::Relaxed)
+    }
+}

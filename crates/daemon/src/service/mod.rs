@@ -1,0 +1,209 @@
+//! The application service: every operation of the daemon, whichever front end it came from.
+//!
+//! Front ends (the socket's [`crate::connection`], the HTTP and WebSocket server, the in-process
+//! MCP server at `/mcp`) decode a request, call [`handle`] with their [`Caller`], and encode
+//! the answer. `handle` decides identity (`hello`) and capability once, from the method's entry
+//! in the protocol crate's registry, runs the method's service function (an exhaustive match
+//! over [`Call`]: a method without one does not compile), and publishes what happened as
+//! [`Event`]s to the observers: the access table and audit log, the contexts, the store.
+//!
+//! Direction: front end -> service -> observers. Observers never call back into the service.
+
+mod caller;
+mod events;
+mod sessions;
+
+use std::sync::Arc;
+
+use ai_session_protocol::registry::{self as reg, Call, Method};
+use ai_session_protocol::{ErrorKind, RpcError};
+use serde::Serialize;
+use serde_json::Value;
+
+pub(crate) use caller::Caller;
+pub(crate) use events::{Ack, Event, Observer, Reaction};
+pub(crate) use sessions::exec;
+
+use crate::access::Principal;
+use crate::server::Daemon;
+
+/// Encodes a result.
+pub(crate) fn json(value: impl Serialize) -> Result<Value, RpcError> {
+    serde_json::to_value(value).map_err(|e| {
+        RpcError::new(
+            ErrorKind::Internal,
+            format!("cannot encode the result: {e}"),
+        )
+    })
+}
+
+/// Encodes a method's result, checking at compile time that the service function returns the
+/// type the registry declares.
+fn ok<M: Method>(result: Result<M::Result, RpcError>) -> Result<Value, RpcError> {
+    json(result?)
+}
+
+impl Daemon {
+    /// Shows `event` to every observer and waits for what they acknowledge; returns their
+    /// warnings.
+    pub(crate) async fn publish(&self, event: Event<'_>) -> Vec<String> {
+        let reactions = self.reactions(&event);
+        events::settle(reactions).await
+    }
+
+    /// Shows `event` to every observer without waiting for their acknowledgements.
+    pub(crate) fn observe(&self, event: &Event<'_>) {
+        drop(self.reactions(event));
+    }
+
+    fn reactions(&self, event: &Event<'_>) -> Vec<Reaction> {
+        let observers: [&dyn Observer; 3] = [&self.access, &self.contexts, &self.persist];
+        observers.iter().map(|o| o.observe(event)).collect()
+    }
+}
+
+/// Handles one request for `caller`: identity, capability, the operation, the audit event.
+pub(crate) async fn handle(
+    daemon: &Arc<Daemon>,
+    caller: &Arc<Caller>,
+    method: &str,
+    params: Value,
+) -> Result<Value, RpcError> {
+    let spec = reg::spec(method);
+    let detail = spec.map(|s| s.audit_detail(&params)).unwrap_or_default();
+    let mut session = params
+        .get("target")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let mut who = caller.principal();
+    let mut result = match spec {
+        None => Err(reg::unknown_method(method)),
+        Some(spec) => match authorize(daemon, caller, &mut who, spec, &params) {
+            Err(e) => Err(e),
+            Ok(()) => match Call::decode(method, params) {
+                Ok(call) => dispatch(daemon, caller, &who, call).await,
+                Err(e) => Err(e),
+            },
+        },
+    };
+    if method == reg::SessionNew::NAME {
+        // The audit entry names the session created.
+        if let Ok(v) = &result {
+            session = v.get("name").and_then(Value::as_str).map(str::to_owned);
+        }
+    }
+    let warnings = daemon
+        .publish(Event::Handled {
+            who: &who,
+            spec,
+            method,
+            detail: &detail,
+            session: session.as_deref(),
+            result: &result,
+        })
+        .await;
+    if let (Some(warning), Ok(Value::Object(map))) = (warnings.into_iter().next(), &mut result) {
+        map.insert("audit_warning".into(), Value::String(warning));
+    }
+    result
+}
+
+/// Takes a `hello`'s token (the connection acts as its principal from then on), then checks
+/// the caller holds the capability the method needs.
+fn authorize(
+    daemon: &Daemon,
+    caller: &Caller,
+    who: &mut Principal,
+    spec: &'static reg::MethodSpec,
+    params: &Value,
+) -> Result<(), RpcError> {
+    if spec.name == reg::Hello::NAME {
+        if let Some(token) = params.get("token").and_then(Value::as_str) {
+            *who = daemon.access.principal_for(token, &daemon.coord)?;
+            caller.set_principal(who.clone());
+        }
+    }
+    daemon.access.check(who, spec, params)
+}
+
+/// Every method onto its service function.
+async fn dispatch(
+    d: &Arc<Daemon>,
+    caller: &Arc<Caller>,
+    who: &Principal,
+    call: Call,
+) -> Result<Value, RpcError> {
+    use crate::coord as co;
+    use crate::persist as pe;
+    use reg::*;
+    use sessions as s;
+    match call {
+        Call::Hello(p) => ok::<Hello>(s::hello(p)),
+        Call::SessionNew(p) => ok::<SessionNew>(s::new(d, who, p).await),
+        Call::SessionList(_) => ok::<SessionList>(s::list(d, who).await),
+        Call::SessionExec(p) => ok::<SessionExec>(s::exec(d, who, p).await),
+        Call::SessionSend(p) => ok::<SessionSend>(s::send(d, p).await),
+        Call::SessionWrite(p) => ok::<SessionWrite>(s::write(d, p).await),
+        Call::SessionRead(p) => ok::<SessionRead>(s::read(d, p).await),
+        Call::SessionCapture(p) => ok::<SessionCapture>(s::capture(d, p).await),
+        Call::SessionWait(p) => ok::<SessionWait>(s::wait(d, p).await),
+        Call::SessionResize(p) => ok::<SessionResize>(s::resize(d, p).await),
+        Call::SessionKill(p) => ok::<SessionKill>(s::kill(d, p).await),
+        Call::SessionSubscribe(p) => ok::<SessionSubscribe>(s::subscribe(d, caller, p).await),
+        Call::DaemonStatus(_) => ok::<DaemonStatus>(Ok(s::status(d))),
+        Call::DaemonStop(_) => ok::<DaemonStop>(Ok(s::stop(d))),
+        Call::DaemonServe(p) => ok::<DaemonServe>(crate::http::start(d, p).await),
+        Call::AuditRepair(_) => ok::<AuditRepair>(d.access.repair_audit(who)),
+        Call::SnapshotCreate(p) => ok::<SnapshotCreate>(pe::snapshot_create(d, p).await),
+        Call::SnapshotList(p) => ok::<SnapshotList>(pe::snapshot_list(d, who, p).await),
+        Call::SnapshotRestore(p) => ok::<SnapshotRestore>(pe::snapshot_restore(d, who, p).await),
+        Call::SessionExport(p) => ok::<SessionExport>(pe::export(d, p).await),
+        Call::SessionImport(p) => ok::<SessionImport>(pe::import(d, who, p).await),
+        Call::ContextGet(p) => {
+            s::context_target(d, who, &p.target)?;
+            ok::<ContextGet>(d.contexts.get(p).await)
+        }
+        Call::ContextAdd(p) => {
+            s::context_target(d, who, &p.target)?;
+            ok::<ContextAdd>(d.contexts.add(p).await)
+        }
+        Call::ContextShow(p) => {
+            s::context_target(d, who, &p.target)?;
+            ok::<ContextShow>(d.contexts.show(p).await)
+        }
+        Call::ContextTask(p) => {
+            s::context_target(d, who, &p.target)?;
+            ok::<ContextTask>(d.contexts.task(p).await)
+        }
+        Call::ContextConfig(p) => {
+            s::context_target(d, who, &p.target)?;
+            ok::<ContextConfig>(d.contexts.config(p).await)
+        }
+        Call::AccessGrant(p) => ok::<AccessGrant>(d.access.grant(p, true)),
+        Call::AccessRevoke(p) => ok::<AccessRevoke>(d.access.grant(p, false)),
+        Call::AccessToken(p) => ok::<AccessToken>(d.access.token(p)),
+        Call::AccessPolicy(p) => ok::<AccessPolicy>(d.access.policy(p)),
+        Call::AccessRevokeToken(p) => ok::<AccessRevokeToken>(d.access.revoke_token_call(p)),
+        Call::AccessList(_) => ok::<AccessList>(Ok(d.access.list_all())),
+        Call::AgentRegister(p) => ok::<AgentRegister>(co::agent_register(d, caller, p).await),
+        Call::AgentList(_) => ok::<AgentList>(co::agent_list(d).await),
+        Call::AgentHeartbeat(p) => ok::<AgentHeartbeat>(co::agent_heartbeat(d, p).await),
+        Call::AgentUnregister(p) => ok::<AgentUnregister>(co::agent_unregister(d, caller, p).await),
+        Call::BusPublish(p) => ok::<BusPublish>(co::bus_publish(d, p).await),
+        Call::BusSubscribe(p) => ok::<BusSubscribe>(co::bus_subscribe(d, caller, p).await),
+        Call::BusSend(p) => ok::<BusSend>(co::bus_send(d, p).await),
+        Call::BusBroadcast(p) => ok::<BusBroadcast>(co::bus_broadcast(d, p).await),
+        Call::BusRequest(p) => ok::<BusRequest>(co::bus_request(d, p).await),
+        Call::BusReply(p) => ok::<BusReply>(co::bus_reply(d, p).await),
+        Call::BusInbox(p) => ok::<BusInbox>(co::bus_inbox(d, caller, p).await),
+        Call::BusDeadLetters(_) => ok::<BusDeadLetters>(co::bus_dead_letters(d).await),
+        Call::BusTopics(_) => ok::<BusTopics>(co::bus_topics(d).await),
+        Call::TaskSubmit(p) => ok::<TaskSubmit>(co::task_submit(d, p).await),
+        Call::TaskClaim(p) => ok::<TaskClaim>(co::task_claim(d, p).await),
+        Call::TaskDone(p) => ok::<TaskDone>(co::task_done(d, p).await),
+        Call::TaskFail(p) => ok::<TaskFail>(co::task_fail(d, p).await),
+        Call::TaskList(p) => ok::<TaskList>(co::task_list(d, p).await),
+        Call::TaskShow(p) => ok::<TaskShow>(co::task_show(d, p).await),
+        Call::EventsSubscribe(_) => ok::<EventsSubscribe>(co::events_subscribe(d, caller).await),
+    }
+}

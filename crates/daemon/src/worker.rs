@@ -1,0 +1,72 @@
+//! A thread that owns some blocking state (the store, the contexts) and runs jobs on it in
+//! order, behind a bounded queue: a caller that finds the queue full waits for room (async
+//! back-pressure) or, when it cannot wait, gets a clear error. Memory never grows with a
+//! burst of work.
+
+use ai_session_protocol::{ErrorKind, RpcError};
+use tokio::sync::{mpsc, oneshot};
+
+type Job<S> = Box<dyn FnOnce(&mut S) + Send>;
+
+/// The queue in front of one worker thread.
+pub(crate) struct Worker<S> {
+    tx: mpsc::Sender<Job<S>>,
+    name: &'static str,
+}
+
+impl<S: Send + 'static> Worker<S> {
+    /// Starts the thread `name` owning `state`, with room for `capacity` queued jobs. The
+    /// thread ends once every `Worker` handle is dropped and the queue is drained.
+    pub(crate) fn start(
+        name: &'static str,
+        capacity: usize,
+        mut state: S,
+    ) -> std::io::Result<Self> {
+        let (tx, mut rx) = mpsc::channel::<Job<S>>(capacity);
+        std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || {
+                while let Some(job) = rx.blocking_recv() {
+                    job(&mut state);
+                }
+            })?;
+        Ok(Worker { tx, name })
+    }
+
+    fn gone(&self) -> RpcError {
+        RpcError::new(
+            ErrorKind::Internal,
+            format!("the {} thread is gone", self.name),
+        )
+        .with_hint("the daemon log says why; restart the daemon (`ai-session daemon stop`)")
+    }
+
+    /// Queues a job, waiting for room when the queue is full.
+    pub(crate) async fn send(
+        &self,
+        job: impl FnOnce(&mut S) + Send + 'static,
+    ) -> Result<(), RpcError> {
+        self.tx.send(Box::new(job)).await.map_err(|_| self.gone())
+    }
+
+    /// Runs `f` on the thread and waits for its answer.
+    pub(crate) async fn call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut S) -> Result<T, RpcError> + Send + 'static,
+    ) -> Result<T, RpcError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(move |state| {
+            reply.send(f(state)).ok();
+        })
+        .await?;
+        rx.await.map_err(|_| self.gone())?
+    }
+
+    /// A handle for queueing from a task that outlives the borrow.
+    pub(crate) fn handle(&self) -> Worker<S> {
+        Worker {
+            tx: self.tx.clone(),
+            name: self.name,
+        }
+    }
+}
