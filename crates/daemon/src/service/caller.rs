@@ -18,8 +18,9 @@ pub(crate) struct Caller {
     next_stream: AtomicU64,
     /// Who the connection acts as (the owner until a `hello` presents a token).
     principal: Mutex<Principal>,
-    /// Notification lines for this connection (subscriptions write here).
-    notify: mpsc::Sender<String>,
+    /// Notification lines for this connection (subscriptions write here); `None` once the
+    /// connection has closed, so the writer can finish.
+    notify: Mutex<Option<mpsc::Sender<String>>>,
 }
 
 impl Caller {
@@ -28,7 +29,7 @@ impl Caller {
             agents: Mutex::new(Some(Vec::new())),
             next_stream: AtomicU64::new(1),
             principal: Mutex::new(principal),
-            notify,
+            notify: Mutex::new(Some(notify)),
         })
     }
 
@@ -52,8 +53,13 @@ impl Caller {
             .unwrap_or_else(PoisonError::into_inner) = principal;
     }
 
+    /// Where this caller's notifications go; a closed sender once the connection closed
+    /// (so a stream started then ends at once).
     pub(crate) fn notifier(&self) -> mpsc::Sender<String> {
-        self.notify.clone()
+        match &*self.notify.lock().unwrap_or_else(PoisonError::into_inner) {
+            Some(tx) => tx.clone(),
+            None => mpsc::channel(1).0,
+        }
     }
 
     /// Records an agent bound to this connection; false if the connection is already closed.
@@ -82,6 +88,10 @@ impl Caller {
     /// The connection closed: every agent it registered (without `keep`) leaves, and its
     /// running tasks go back to the queue.
     pub(crate) fn close(&self, daemon: &Daemon) {
+        self.notify
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
         let agents = self
             .agents
             .lock()
