@@ -25,6 +25,14 @@ impl Client {
         Ok(Self { inner, rt })
     }
 
+    /// Calls the registry's method `M` with its typed params; its typed result.
+    pub fn invoke<M: ai_session_protocol::registry::Method>(
+        &self,
+        params: &M::Params,
+    ) -> Result<M::Result, Error> {
+        self.rt.block_on(self.inner.invoke::<M>(params))
+    }
+
     /// Calls `method` and decodes its result as `R`.
     pub fn call<P: Serialize, R: DeserializeOwned>(
         &self,

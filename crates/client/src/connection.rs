@@ -142,6 +142,14 @@ impl Client {
         self.closed.load(Ordering::Relaxed)
     }
 
+    /// Calls the registry's method `M` with its typed params; its typed result.
+    pub async fn invoke<M: ai_session_protocol::registry::Method>(
+        &self,
+        params: &M::Params,
+    ) -> Result<M::Result, Error> {
+        self.call(M::NAME, params).await
+    }
+
     /// Calls `method` and decodes its result as `R`.
     pub async fn call<P: Serialize, R: DeserializeOwned>(
         &self,

@@ -191,13 +191,7 @@ fn token(token: String) -> AgentToken {
 
 #[tool_router(router = extra_router, vis = "pub(crate)")]
 impl AiSessionMcp {
-    #[tool(
-        description = "Get the best working context of a session within a token budget: what \
-        its commands did (condensed), the workspace, what was learned, the last failure and \
-        unresolved problems, and notes added with context_add. Use it to catch up on a session \
-        (yours after a break, or another agent's) instead of re-reading its output. Returns \
-        `text` (the context to read) and `tokens_used`, with the parts it is made of."
-    )]
+    #[tool(description = reg::ContextGet::SPEC.mcp_description())]
     async fn context_get(
         &self,
         Parameters(a): Parameters<ContextGetArgs>,
@@ -211,11 +205,7 @@ impl AiSessionMcp {
         )
     }
 
-    #[tool(
-        description = "Add an entry to a session's context: what the user asked (role \"user\"), \
-        what you concluded or decided (\"assistant\") or a fact worth keeping (\"note\"). \
-        context_get returns it later, ranked with the session's commands. Returns its `id`."
-    )]
+    #[tool(description = reg::ContextAdd::SPEC.mcp_description())]
     async fn context_add(
         &self,
         Parameters(a): Parameters<ContextAddArgs>,
@@ -229,11 +219,7 @@ impl AiSessionMcp {
         )
     }
 
-    #[tool(
-        description = "Save a snapshot of a session: its settings, working directory, \
-        environment, command history, scrollback and context. snapshot_restore starts a new \
-        session from it later (also after a restart of the daemon). Returns the snapshot's `id`."
-    )]
+    #[tool(description = reg::SnapshotCreate::SPEC.mcp_description())]
     async fn snapshot_create(
         &self,
         Parameters(a): Parameters<SnapshotCreateArgs>,
@@ -253,10 +239,7 @@ impl AiSessionMcp {
         )
     }
 
-    #[tool(
-        description = "List saved snapshots, oldest first, of one session or of all: id, \
-        session name, label, time (created_ms), number of execs, scrollback lines, size."
-    )]
+    #[tool(description = reg::SnapshotList::SPEC.mcp_description())]
     async fn snapshot_list(
         &self,
         Parameters(a): Parameters<SnapshotListArgs>,
@@ -273,12 +256,7 @@ impl AiSessionMcp {
         )
     }
 
-    #[tool(
-        description = "Start a new session from a snapshot: same shell, working directory and \
-        environment, with its scrollback and context. Give `name` when the snapshot's session \
-        still exists. With rerun_last the snapshot's last command runs again and its result is \
-        returned as `rerun`. Returns the new session's info as `session`."
-    )]
+    #[tool(description = reg::SnapshotRestore::SPEC.mcp_description())]
     async fn snapshot_restore(
         &self,
         Parameters(a): Parameters<SnapshotRestoreArgs>,
@@ -303,13 +281,7 @@ impl AiSessionMcp {
         )
     }
 
-    #[tool(
-        description = "Register as an agent to coordinate with other agents through the daemon. \
-        Returns `token`: keep it and pass it as `token` to task_claim, task_complete, task_fail \
-        and (to sign messages) bus_publish. Tasks submitted with task_submit whose `needs` match \
-        your `capabilities` are assigned to you. The agent stays registered while this MCP \
-        server runs (or, with keep, until it misses its heartbeat deadline)."
-    )]
+    #[tool(description = reg::AgentRegister::SPEC.mcp_description())]
     async fn agent_register(
         &self,
         Parameters(a): Parameters<AgentRegisterArgs>,
@@ -332,10 +304,7 @@ impl AiSessionMcp {
         )
     }
 
-    #[tool(
-        description = "List the agents registered with the daemon, active and recently departed: \
-        name, id, capabilities, session, state and the tasks each holds."
-    )]
+    #[tool(description = reg::AgentList::SPEC.mcp_description())]
     async fn agent_list(&self) -> Result<CallToolResult, McpError> {
         Ok(
             match self
@@ -348,11 +317,7 @@ impl AiSessionMcp {
         )
     }
 
-    #[tool(
-        description = "Publish a message on a topic of the daemon's message bus; every \
-        subscriber of the topic gets a copy. Pass your agent `token` (from agent_register) to \
-        sign it. Returns how many copies were `delivered` and `dead_lettered`."
-    )]
+    #[tool(description = reg::BusPublish::SPEC.mcp_description())]
     async fn bus_publish(
         &self,
         Parameters(a): Parameters<BusPublishArgs>,
@@ -374,11 +339,7 @@ impl AiSessionMcp {
         )
     }
 
-    #[tool(
-        description = "Submit a task to the daemon's queue. It is assigned to a registered agent \
-        whose capabilities cover `needs` (by priority, once the tasks in `after` are done); that \
-        agent takes it with task_claim. Returns the task's `id` and the task as recorded."
-    )]
+    #[tool(description = reg::TaskSubmit::SPEC.mcp_description())]
     async fn task_submit(
         &self,
         Parameters(a): Parameters<TaskSubmitArgs>,
@@ -406,11 +367,7 @@ impl AiSessionMcp {
         )
     }
 
-    #[tool(
-        description = "Take your next assigned task (it becomes `running`), as the agent whose \
-        `token` agent_register returned. `task` is absent when none is assigned; give wait_secs \
-        to wait for one. Finish it with task_complete or task_fail and its `id`."
-    )]
+    #[tool(description = reg::TaskClaim::SPEC.mcp_description())]
     async fn task_claim(
         &self,
         Parameters(a): Parameters<TaskClaimArgs>,
@@ -434,11 +391,7 @@ impl AiSessionMcp {
         )
     }
 
-    #[tool(
-        description = "Report a task you claimed as done, with an optional JSON `result`, as the \
-        agent whose `token` agent_register returned. Tasks waiting on it (`after`) can start. \
-        Returns the task."
-    )]
+    #[tool(description = reg::TaskDone::SPEC.mcp_description())]
     async fn task_complete(
         &self,
         Parameters(a): Parameters<TaskCompleteArgs>,
@@ -459,11 +412,7 @@ impl AiSessionMcp {
         )
     }
 
-    #[tool(
-        description = "Report a task you claimed as failed, with the `reason`, as the agent whose \
-        `token` agent_register returned. It is retried while it has retries left. Returns the \
-        task."
-    )]
+    #[tool(description = reg::TaskFail::SPEC.mcp_description())]
     async fn task_fail(
         &self,
         Parameters(a): Parameters<TaskFailArgs>,
@@ -484,11 +433,7 @@ impl AiSessionMcp {
         )
     }
 
-    #[tool(
-        description = "List the daemon's tasks, or only those in one `state` (queued, assigned, \
-        running, done, failed, dead_lettered): id, description, needs, state, the agent holding \
-        it, retries and result."
-    )]
+    #[tool(description = reg::TaskList::SPEC.mcp_description())]
     async fn task_list(
         &self,
         Parameters(a): Parameters<TaskListArgs>,

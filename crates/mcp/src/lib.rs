@@ -39,6 +39,7 @@ use serde_json::{Value, json};
 use ai_session_client::Error as CallError;
 pub use ai_session_client::Selector;
 use daemon::Daemon;
+pub use daemon::{Backend, BoxFuture};
 
 const INSTRUCTIONS: &str = "ai-session runs real shells in real terminals (PTYs) that persist \
 between calls. Create a session once (session_create), then run commands with session_exec: it \
@@ -348,9 +349,19 @@ fn exec_view(session: &str, r: &ExecResult, view: View) -> Value {
 
 #[tool_router]
 impl AiSessionMcp {
+    /// A server whose tools call the daemon on its socket (`ai-session mcp`).
     pub fn new(sel: Selector) -> Self {
+        Self::over(Daemon::new(sel))
+    }
+
+    /// A server whose tools call the daemon's service in-process (`/mcp`).
+    pub fn with_backend(backend: std::sync::Arc<dyn Backend>) -> Self {
+        Self::over(Daemon::InProcess(backend))
+    }
+
+    fn over(daemon: Daemon) -> Self {
         Self {
-            daemon: std::sync::Arc::new(Daemon::new(sel)),
+            daemon: std::sync::Arc::new(daemon),
             tool_router: Self::tool_router() + Self::extra_router(),
             watches: std::sync::Arc::default(),
         }
@@ -394,11 +405,7 @@ impl AiSessionMcp {
         self.daemon.call(method, params).await.map_err(call_error)
     }
 
-    #[tool(
-        description = "Create a terminal session running a persistent shell (or a program) in a \
-        real PTY. Returns the session's info; its `name` is what every other tool takes as \
-        `session`. Sessions outlive this conversation until session_kill."
-    )]
+    #[tool(description = reg::SessionNew::SPEC.mcp_description())]
     async fn session_create(
         &self,
         Parameters(a): Parameters<CreateArgs>,
@@ -441,10 +448,7 @@ impl AiSessionMcp {
         )
     }
 
-    #[tool(
-        description = "List the sessions: name, state (starting, idle, busy, exited), program, \
-        working directory, terminal size, log offsets and the foreground process if any."
-    )]
+    #[tool(description = reg::SessionList::SPEC.mcp_description())]
     async fn session_list(&self) -> Result<CallToolResult, McpError> {
         Ok(
             match self
@@ -457,7 +461,7 @@ impl AiSessionMcp {
         )
     }
 
-    #[tool(description = "Kill a session and every process in it, and delete its log.")]
+    #[tool(description = reg::SessionKill::SPEC.mcp_description())]
     async fn session_kill(
         &self,
         Parameters(a): Parameters<SessionArgs>,
@@ -477,7 +481,7 @@ impl AiSessionMcp {
         )
     }
 
-    #[tool(description = "Change a session's terminal size (columns x rows).")]
+    #[tool(description = reg::SessionResize::SPEC.mcp_description())]
     async fn session_resize(
         &self,
         Parameters(a): Parameters<ResizeArgs>,
@@ -500,17 +504,7 @@ impl AiSessionMcp {
         )
     }
 
-    #[tool(
-        description = "Run a shell command line in a session and wait for it to finish. Returns \
-        `exit_code` (0 = success), `status` (exited; running = no output for idle_timeout_secs; \
-        timeout = still running at timeout_secs — in both cases the command keeps running), \
-        the output as a token-lean `compact` view by default (recognised build, test, git, \
-        package and log output condensed; its text says what it left out) or the plain `output` \
-        with view \"full\", and `more`: how to fetch the rest (session_read from output_start). \
-        The shell persists: cd and export carry over. A non-zero exit code is a normal result, \
-        not an error. Do not use it for interactive programs: use session_send_keys. With a \
-        progress token, progress notifications report the time and output every second."
-    )]
+    #[tool(description = reg::SessionExec::SPEC.mcp_description())]
     async fn session_exec(
         &self,
         Parameters(a): Parameters<ExecArgs>,
@@ -538,14 +532,7 @@ impl AiSessionMcp {
         })
     }
 
-    #[tool(
-        description = "Type keys into a session, for interactive programs (REPLs, editors, \
-        pagers, prompts) or to interrupt a command (\"C-c\"). Strings that are tmux key names \
-        are pressed (Enter, C-c, C-d, Up, Down, Tab, Escape, BSpace, F1-F12, M-x, PageUp); \
-        other strings are typed as text. Returns `offset`: output after it is the program's \
-        reply. Follow with session_wait to wait for the reply, then session_read or \
-        session_capture."
-    )]
+    #[tool(description = reg::SessionSend::SPEC.mcp_description())]
     async fn session_send_keys(
         &self,
         Parameters(a): Parameters<SendKeysArgs>,
@@ -567,13 +554,7 @@ impl AiSessionMcp {
         )
     }
 
-    #[tool(
-        description = "Wait for a session: give exactly one of `regex` (the output since the \
-        last input matches), `idle_ms` (no output for that long) or `prompt: true` (the shell is \
-        back at its prompt; returns the last exit code). Returns the matched text and the log \
-        offset after it. A timeout (default 30 s) is an error saying so; the session is unchanged. \
-        With a progress token, progress notifications report the time and output every second."
-    )]
+    #[tool(description = reg::SessionWait::SPEC.mcp_description())]
     async fn session_wait(
         &self,
         Parameters(a): Parameters<WaitArgs>,
@@ -608,12 +589,7 @@ impl AiSessionMcp {
         })
     }
 
-    #[tool(
-        description = "Read a session's output log as plain text from a byte offset: `since` = \
-        an exec's output_start, a send_keys offset, or the previous read's `end` (nothing lost, \
-        nothing repeated). Returns `data`, `start`, `end` (the next `since`), `more` (more \
-        output after end) and `dropped` (bytes too old to keep)."
-    )]
+    #[tool(description = reg::SessionRead::SPEC.mcp_description())]
     async fn session_read(
         &self,
         Parameters(a): Parameters<ReadArgs>,
@@ -635,12 +611,7 @@ impl AiSessionMcp {
         )
     }
 
-    #[tool(
-        description = "Capture a session's screen as a person would see it (plain text lines), \
-        with the cursor position, whether a full-screen program uses the alternate screen, the \
-        window title, and optionally `scrollback` lines above the screen. Best for TUIs and \
-        prompts; use session_read for long output."
-    )]
+    #[tool(description = reg::SessionCapture::SPEC.mcp_description())]
     async fn session_capture(
         &self,
         Parameters(a): Parameters<CaptureArgs>,
@@ -738,5 +709,33 @@ impl ServerHandler for AiSessionMcp {
         _context: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
         self.watches.unsubscribe(&request.uri)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    /// The tool list is the registry's: every tool is a method's, with the method's
+    /// description, and every method with a tool has one here.
+    #[test]
+    fn tools_match_the_registry() {
+        let server = AiSessionMcp::new(Selector {
+            label: None,
+            socket: Some("/nonexistent".into()),
+        });
+        let tools = server.tool_router.list_all();
+        let declared: Vec<&reg::MethodSpec> =
+            reg::METHODS.iter().filter(|s| s.mcp.is_some()).collect();
+        assert_eq!(tools.len(), declared.len());
+        for spec in declared {
+            let mcp = spec.mcp.unwrap();
+            let tool = tools
+                .iter()
+                .find(|t| t.name == mcp.tool)
+                .unwrap_or_else(|| panic!("no tool {} for {}", mcp.tool, spec.name));
+            assert_eq!(tool.description.as_deref(), Some(mcp.description));
+        }
     }
 }

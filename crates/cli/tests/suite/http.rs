@@ -512,6 +512,17 @@ fn mcp_over_streamable_http_with_the_python_sdk() {
         180,
     );
     assert!(ok, "{out}");
+    // The tools ran in the daemon's own service, as the HTTP server's principal: not through
+    // a client of the daemon's socket (which would act, and be audited, as the socket's owner).
+    let out = s.env.run(&["audit", "ls", "--json"]);
+    let entries: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let created = entries
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "session.new" && e["session"] == "mcp-http")
+        .unwrap_or_else(|| panic!("no session.new of mcp-http in {entries}"));
+    assert_eq!(created["actor"]["kind"], "http_token", "{created}");
 }
 
 /// The OpenAPI document is valid OpenAPI 3.1, and schemathesis' generated requests (valid and

@@ -87,6 +87,11 @@ fn snapshot_and_restore_into_a_new_name() {
             .contains("rerun-42"),
         "{r}"
     );
+    // The rerun went through the same path as any exec: the restored session's context has
+    // the snapshot's run of the command and the rerun.
+    let ctx = run_json(&env, &["context", "-t", "c", "--budget", "20000", "--json"]);
+    let text = ctx["text"].as_str().expect("text");
+    assert_eq!(text.matches("echo rerun-").count(), 2, "{text}");
     let taken = env.run(&["restore", &id, "-s", "c"]);
     assert!(!taken.status.success());
     assert!(String::from_utf8_lossy(&taken.stderr).contains("already exists"));

@@ -1,24 +1,74 @@
 //! `/mcp`: the Model Context Protocol over streamable HTTP (rmcp's server transport), serving the
-//! same tools as `ai-session mcp`. Each MCP session gets the MCP crate's server, a client of this
-//! daemon's own socket, so the tools behave exactly as over stdio.
+//! same tools as `ai-session mcp`. Each MCP session gets the MCP crate's server over an
+//! in-process [`Backend`]: its tools call the daemon's service directly, as the server's owner
+//! (only the owner's token reaches `/mcp`), on a [`Caller`] of their own that lives as long as
+//! the MCP session (agents it registers leave with it, as with a socket connection).
 
 use std::sync::Arc;
 
-use ai_session_mcp::{AiSessionMcp, Selector};
+use ai_session_mcp::{AiSessionMcp, Backend, BoxFuture};
+use ai_session_protocol::RpcError;
+use ai_session_protocol::registry::{Method, SessionSubscribe};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use serde_json::Value;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::access::Principal;
 use crate::server::Daemon;
+use crate::service::Caller;
 
 pub(crate) type McpService = StreamableHttpService<AiSessionMcp, LocalSessionManager>;
 
+/// Notification lines queued for one followed session before the stream waits.
+const QUEUE: usize = 256;
+
+/// The service, in-process, for one MCP session.
+struct InProcess {
+    daemon: Arc<Daemon>,
+    caller: Arc<Caller>,
+}
+
+impl Drop for InProcess {
+    fn drop(&mut self) {
+        self.caller.close(&self.daemon);
+    }
+}
+
+impl Backend for InProcess {
+    fn call<'a>(
+        &'a self,
+        method: &'a str,
+        params: Value,
+    ) -> BoxFuture<'a, Result<Value, RpcError>> {
+        Box::pin(crate::service::handle(
+            &self.daemon,
+            &self.caller,
+            method,
+            params,
+        ))
+    }
+
+    fn subscribe<'a>(
+        &'a self,
+        target: &'a str,
+    ) -> BoxFuture<'a, Result<mpsc::Receiver<String>, RpcError>> {
+        Box::pin(async move {
+            // A stream of its own, as a second socket connection would be.
+            let (tx, rx) = mpsc::channel(QUEUE);
+            let caller = Caller::new(Principal::Http, tx);
+            let params = serde_json::json!({ "target": target });
+            let result =
+                crate::service::handle(&self.daemon, &caller, SessionSubscribe::NAME, params).await;
+            caller.close(&self.daemon);
+            result.map(|_| rx)
+        })
+    }
+}
+
 /// The `/mcp` service and the token that ends its sessions when the server stops.
 pub(crate) fn service(daemon: &Arc<Daemon>, allow_remote: bool) -> (McpService, CancellationToken) {
-    let sel = Selector {
-        label: None,
-        socket: Some(daemon.paths.socket.clone()),
-    };
     let cancel = CancellationToken::new();
     let mut config = StreamableHttpServerConfig::default().with_cancellation_token(cancel.clone());
     if allow_remote {
@@ -26,8 +76,15 @@ pub(crate) fn service(daemon: &Arc<Daemon>, allow_remote: bool) -> (McpService, 
         // be reached under other names relies on the bearer token alone.
         config = config.disable_allowed_hosts();
     }
+    let daemon = daemon.clone();
     let service = StreamableHttpService::new(
-        move || Ok(AiSessionMcp::new(sel.clone())),
+        move || {
+            let backend = InProcess {
+                daemon: daemon.clone(),
+                caller: Caller::detached(Principal::Http),
+            };
+            Ok(AiSessionMcp::with_backend(Arc::new(backend)))
+        },
         Arc::new(LocalSessionManager::default()),
         config,
     );

@@ -525,6 +525,34 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
+    /// Every method the registry exposes over HTTP is in the OpenAPI document under its path
+    /// and verb, and every method is described in `docs/protocol.md`.
+    #[test]
+    fn every_method_is_routed_documented_and_in_openapi() {
+        let doc = super::super::openapi::document(&table());
+        let protocol = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/protocol.md"),
+        )
+        .unwrap();
+        for spec in ai_session_protocol::registry::METHODS {
+            assert!(
+                protocol.contains(&format!("`{}`", spec.name)),
+                "{} is not in docs/protocol.md",
+                spec.name
+            );
+            let Some(http) = spec.http else { continue };
+            let verb = format!("{:?}", http.verb).to_lowercase();
+            let op = &doc["paths"][http.path][&verb];
+            assert!(
+                op.is_object(),
+                "{} {} missing from OpenAPI",
+                verb,
+                http.path
+            );
+            assert_eq!(op["summary"], spec.summary, "{}", spec.name);
+        }
+    }
+
     #[test]
     fn query_strings_take_their_field_types() {
         assert_eq!(
