@@ -51,7 +51,12 @@ pub(crate) async fn run(stream: UnixStream, daemon: Arc<Daemon>) {
     let mut line = Vec::new();
     loop {
         line.clear();
-        match read_line(&mut reader, &mut line).await {
+        let read = tokio::select! {
+            read = read_line(&mut reader, &mut line) => read,
+            // The daemon is stopping: no new requests; those in flight finish.
+            () = daemon.cancel.cancelled() => break,
+        };
+        match read {
             Ok(Line::Eof) => break,
             Ok(Line::Complete) => {}
             Ok(Line::TooLong) => {
@@ -83,21 +88,31 @@ pub(crate) async fn run(stream: UnixStream, daemon: Arc<Daemon>) {
         let Ok(permit) = slots.clone().acquire_owned().await else {
             break;
         };
-        let (tx, daemon, conn) = (tx.clone(), daemon.clone(), conn.clone());
-        tokio::spawn(async move {
-            let resp = match crate::service::handle(&daemon, &conn, &req.method, req.params).await {
-                Ok(value) => Response::ok(req.id, value),
-                Err(err) => Response::err(req.id, err),
-            };
+        let (tx, task_daemon, conn) = (tx.clone(), daemon.clone(), conn.clone());
+        daemon.tasks.spawn(async move {
+            let resp =
+                match crate::service::handle(&task_daemon, &conn, &req.method, req.params).await {
+                    Ok(value) => Response::ok(req.id, value),
+                    Err(err) => Response::err(req.id, err),
+                };
             // The client may have gone: nothing to do about an undeliverable response.
             tx.send(encode(&resp)).await.ok();
             drop(permit);
         });
     }
+    // Requests in flight finish and are answered (their permits come back).
+    let drained = slots.acquire_many(MAX_IN_FLIGHT as u32).await;
+    drop(drained);
     // Agents registered on this connection leave with it; their tasks go back to the queue.
     conn.close(&daemon);
     drop(tx);
-    writer.await.ok();
+    // The writer ends once every stream of this connection has let go of it; a stopping
+    // daemon does not wait for streams.
+    let mut writer = writer;
+    tokio::select! {
+        _ = &mut writer => {}
+        () = daemon.cancel.cancelled() => writer.abort(),
+    }
 }
 
 fn parse(line: &[u8]) -> Result<Request, Box<Response>> {

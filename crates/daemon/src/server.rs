@@ -45,6 +45,10 @@ pub struct Daemon {
     pub paths: Paths,
     pub started: Instant,
     pub shutdown: Notify,
+    /// Cancelled when the daemon stops: connections stop reading requests, streams end.
+    pub(crate) cancel: tokio_util::sync::CancellationToken,
+    /// Every connection and in-flight request, waited for (against a deadline) at shutdown.
+    pub(crate) tasks: tokio_util::task::TaskTracker,
     /// The HTTP server (`daemon.serve`), when it runs.
     pub(crate) http: crate::http::Http,
     /// Capabilities, API tokens and the audit log.
@@ -119,6 +123,8 @@ pub async fn serve_with(
         paths: paths.clone(),
         started: Instant::now(),
         shutdown: Notify::new(),
+        cancel: tokio_util::sync::CancellationToken::new(),
+        tasks: tokio_util::task::TaskTracker::new(),
         http: crate::http::Http::default(),
     });
     raise_fd_limit();
@@ -134,19 +140,24 @@ pub async fn serve_with(
     }
     ready();
     let uid = rustix::process::geteuid().as_raw();
+    let mut spare = Spare::open();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => match crate::peer::check(&stream, uid) {
                     Ok(()) => {
-                        tokio::spawn(crate::connection::run(stream, daemon.clone()));
+                        daemon.tasks.spawn(crate::connection::run(stream, daemon.clone()));
                     }
                     Err(refusal) => {
                         tokio::spawn(refuse(stream, daemon.clone(), refusal));
                     }
                 },
+                Err(e) if is_fd_exhaustion(&e) => {
+                    // Out of descriptors: the spare one lets us take the waiting client and
+                    // tell it why, instead of leaving it hanging; logged once a second.
+                    spare.refuse_one(&listener, &daemon).await;
+                }
                 Err(e) => {
-                    // EMFILE and friends: log and keep serving the connections we have.
                     tracing::warn!("accept failed: {e}");
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 }
@@ -159,6 +170,19 @@ pub async fn serve_with(
     }
     tracing::info!("shutting down");
     drop(listener);
+    // Stop reading requests; let the ones in flight finish, for a bounded time.
+    daemon.cancel.cancel();
+    daemon.tasks.close();
+    if tokio::time::timeout(DRAIN, daemon.tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "{} connections still busy after {}s; stopping anyway",
+            daemon.tasks.len(),
+            DRAIN.as_secs()
+        );
+    }
     daemon.http.stop().await;
     if let Err(e) = std::fs::remove_file(&paths.socket) {
         tracing::warn!("cannot remove the socket: {e}");
@@ -168,6 +192,72 @@ pub async fn serve_with(
     daemon.access.sync_audit();
     drop(lock);
     Ok(())
+}
+
+/// How long requests in flight at shutdown get to finish.
+const DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
+
+fn is_fd_exhaustion(e: &std::io::Error) -> bool {
+    matches!(
+        rustix::io::Errno::from_io_error(e),
+        Some(rustix::io::Errno::MFILE | rustix::io::Errno::NFILE)
+    )
+}
+
+/// A descriptor kept in reserve for the moment the daemon runs out: freed, it lets the daemon
+/// accept the waiting client and answer it with an error before closing it.
+struct Spare {
+    fd: Option<std::fs::File>,
+    logged: Option<Instant>,
+    refused: u64,
+}
+
+impl Spare {
+    fn open() -> Self {
+        Spare {
+            fd: std::fs::File::open("/dev/null").ok(),
+            logged: None,
+            refused: 0,
+        }
+    }
+
+    async fn refuse_one(&mut self, listener: &UnixListener, daemon: &Daemon) {
+        self.fd = None;
+        if let Ok((mut stream, _)) = listener.accept().await {
+            use tokio::io::AsyncWriteExt;
+            let error = ai_session_protocol::RpcError::new(
+                ai_session_protocol::ErrorKind::Overloaded,
+                "the daemon is out of file descriptors",
+            )
+            .with_hint(
+                "close sessions or clients, or raise the daemon's open-file limit (ulimit -n)",
+            );
+            let resp = ai_session_protocol::Response::err(serde_json::Value::Null, error);
+            let line = crate::connection::encode(&resp);
+            let _ = tokio::time::timeout(
+                std::time::Duration::from_millis(200),
+                stream.write_all(line.as_bytes()),
+            )
+            .await;
+            self.refused += 1;
+        }
+        self.fd = std::fs::File::open("/dev/null").ok();
+        if self
+            .logged
+            .is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(1))
+        {
+            tracing::warn!(
+                sessions = daemon.manager.len(),
+                "out of file descriptors: {} clients refused so far",
+                self.refused
+            );
+            self.logged = Some(Instant::now());
+        }
+        if self.fd.is_none() {
+            // Not even the spare came back: wait for descriptors to free up.
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
 }
 
 /// The session manager's settings: every sandboxed session gets the daemon's state covered:

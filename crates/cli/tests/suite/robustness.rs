@@ -182,3 +182,50 @@ fn read_since_never_loses_or_repeats() {
     let beyond = env.run(&["read", "-t", "s", "--since", "999999999"]);
     assert!(String::from_utf8_lossy(&beyond.stderr).contains("beyond the end"));
 }
+
+/// At its descriptor limit the daemon answers a new client with an error saying so (and logs it
+/// at most once a second) instead of leaving it waiting; once descriptors are free it serves
+/// again.
+#[test]
+fn out_of_descriptors_a_new_client_gets_an_error_not_a_hang() {
+    let env = Env::new();
+    // A daemon whose hard limit is 64 descriptors (`daemon start` passes its limit on).
+    let mut start = std::process::Command::new("sh");
+    start
+        .arg("-c")
+        .arg(r#"ulimit -n 64 && exec "$0" "$@""#)
+        .arg(env!("CARGO_BIN_EXE_ai-session"))
+        .args(["-L", "t", "daemon", "start"])
+        .env("AI_SESSION_HOME", env.home.path())
+        .env("HOME", env.home.path());
+    assert!(start.status().unwrap().success());
+    let sock = env.home.path().join("run/t.sock");
+    let hello = b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"hello\",\"params\":{\"client\":\"t\",\"protocol\":1}}\n";
+    let mut open = Vec::new();
+    let mut refused = 0;
+    for _ in 0..100 {
+        let mut s = UnixStream::connect(&sock).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        s.write_all(hello).unwrap();
+        let mut line = String::new();
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        r.read_line(&mut line)
+            .unwrap_or_else(|e| panic!("no answer after {} connections: {e}", open.len()));
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        if v.get("error").is_some() {
+            assert_eq!(v["error"]["data"]["kind"], "overloaded", "{v}");
+            let msg = v["error"]["message"].as_str().unwrap();
+            assert!(msg.contains("file descriptors"), "{msg}");
+            refused += 1;
+        }
+        open.push(s);
+    }
+    assert!(refused > 0, "the limit was never reached");
+    drop(open);
+    super::harness::eventually(10, "the daemon to serve again", || {
+        env.run(&["ls"]).status.success()
+    });
+    env.ok(&["new", "-s", "after"]);
+    assert_eq!(env.exec("after", "echo ok")["output"], "ok\n");
+}
