@@ -399,6 +399,15 @@ async fn daemon(sel: &Selector, action: DaemonAction) -> Result<ExitCode, CliErr
                         audit.problem.as_deref().unwrap_or("unknown problem")
                     );
                 }
+                if let Some(p) = s.persist.as_ref().filter(|p| p.write_failures > 0) {
+                    println!(
+                        "STORE WRITES FAILED: {} since start ({} on a full disk); latest:",
+                        p.write_failures, p.disk_full
+                    );
+                    for f in &p.failures {
+                        println!("  {f}");
+                    }
+                }
             }
         }
         DaemonAction::Stop(a) => {

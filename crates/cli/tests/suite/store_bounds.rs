@@ -363,7 +363,17 @@ fn a_full_disk_is_said_on_the_answer_and_in_status_and_nothing_acknowledged_is_l
         "{out:?}"
     );
     // A session created now has no record: status lists the failure, its execs say so.
-    env.ok(&["new", "-s", "b"]);
+    let created = rpc(&env, "session.new", serde_json::json!({"name": "b"}));
+    let created = &created["result"];
+    assert_eq!(created["name"], "b", "{created}");
+    assert_eq!(created["persisted"], false, "{created}");
+    assert!(
+        created["persist_error"]
+            .as_str()
+            .expect("reason")
+            .contains("disk full"),
+        "{created}"
+    );
     let r = exec_rpc(&env, "b", "echo in-b");
     assert_eq!(r["persisted"], false, "{r}");
     assert!(
@@ -396,6 +406,11 @@ fn a_full_disk_is_said_on_the_answer_and_in_status_and_nothing_acknowledged_is_l
     assert!(
         failures.iter().any(|f| f.contains("record new session")),
         "{failures:?}"
+    );
+    let human = env.ok(&["daemon", "status"]);
+    assert!(
+        human.contains("STORE WRITES FAILED") && human.contains("disk full"),
+        "{human}"
     );
     // Space again: records are written again.
     std::fs::remove_file(tmpfs.0.join("filler")).expect("free");
