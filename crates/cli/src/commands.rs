@@ -304,9 +304,20 @@ async fn exec(client: &Client, a: crate::ExecArgs) -> Result<ExitCode, CliError>
         idle_timeout_ms: secs_to_ms(a.idle_timeout)?,
         max_output_bytes: None,
     };
-    let r: ExecResult = client.call(reg::SessionExec::NAME, params).await?;
+    let answer: serde_json::Value = client.call(reg::SessionExec::NAME, params).await?;
+    // The daemon adds `persisted: false` and why when the exec's record could not be saved.
+    if answer["persisted"] == false {
+        eprintln!(
+            "warning: this exec was not saved: {}",
+            answer["persist_error"]
+                .as_str()
+                .unwrap_or("no reason given")
+        );
+    }
+    let r: ExecResult = serde_json::from_value(answer.clone())
+        .map_err(|e| CliError::Local(format!("unexpected exec result: {e}")))?;
     if a.json {
-        print_json(&r)?;
+        print_json(&answer)?;
     } else {
         let compact = r.compact.as_ref().and_then(|c| c["text"].as_str());
         match (a.view, compact) {
@@ -387,6 +398,15 @@ async fn daemon(sel: &Selector, action: DaemonAction) -> Result<ExitCode, CliErr
                         "AUDIT LOG UNAVAILABLE: {}; {then}",
                         audit.problem.as_deref().unwrap_or("unknown problem")
                     );
+                }
+                if let Some(p) = s.persist.as_ref().filter(|p| p.write_failures > 0) {
+                    println!(
+                        "STORE WRITES FAILED: {} since start ({} on a full disk); latest:",
+                        p.write_failures, p.disk_full
+                    );
+                    for f in &p.failures {
+                        println!("  {f}");
+                    }
                 }
             }
         }

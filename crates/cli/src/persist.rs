@@ -53,6 +53,39 @@ enum SnapshotAction {
         #[arg(long)]
         json: bool,
     },
+    /// Remove old snapshots: keep the newest N per session (--keep) and/or all snapshots
+    /// under a size on disk (--max-bytes, oldest removed first; the newest always stays).
+    /// Data no remaining snapshot shares is removed with them.
+    Prune {
+        /// Only the snapshots of sessions of this name.
+        #[arg(short = 't', value_name = "NAME")]
+        target: Option<String>,
+        /// Snapshots to keep per session.
+        #[arg(long, value_name = "N")]
+        keep: Option<usize>,
+        /// Bytes all snapshots may take (a number, or with K, M or G: 64M).
+        #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
+        max_bytes: Option<u64>,
+        /// Print JSON with a stable shape.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `123`, `64K`, `64M`, `2G` (powers of 1024).
+fn parse_bytes(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let (digits, shift) = match t.chars().last().map(|c| c.to_ascii_uppercase()) {
+        Some('K') => (&t[..t.len() - 1], 10),
+        Some('M') => (&t[..t.len() - 1], 20),
+        Some('G') => (&t[..t.len() - 1], 30),
+        _ => (t, 0),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1 << shift))
+        .ok_or_else(|| format!("{text:?} is not a size: give bytes, or a number with K, M or G"))
 }
 
 #[derive(Args)]
@@ -93,6 +126,23 @@ pub async fn run(sel: &Selector, command: PersistCommand) -> Result<ExitCode, Cl
     match command {
         PersistCommand::Snapshot(a) => match a.action {
             Some(SnapshotAction::Ls { target, json }) => list(&client, target, json).await,
+            Some(SnapshotAction::Prune {
+                target,
+                keep,
+                max_bytes,
+                json,
+            }) => {
+                prune(
+                    &client,
+                    PruneParams {
+                        target,
+                        keep,
+                        max_bytes,
+                    },
+                    json,
+                )
+                .await
+            }
             None => {
                 let target = a.target.ok_or_else(|| {
                     usage("snapshot needs -t NAME (or `snapshot ls` to list)".into())
@@ -154,6 +204,23 @@ pub async fn run(sel: &Selector, command: PersistCommand) -> Result<ExitCode, Cl
                     "import reads an export from stdin: ai-session import < FILE".into(),
                 ));
             }
+            // One request carries the file in base64 (4 bytes per 3), under the daemon's
+            // request bound, with room for the rest of the request.
+            let max = (ai_session_protocol::MAX_REQUEST_BYTES - 4096) / 4 * 3;
+            if bytes.len() > max {
+                return Err(CliError::Refused(
+                    ai_session_protocol::RpcError::new(
+                        ai_session_protocol::ErrorKind::TooLarge,
+                        format!(
+                            "the export on stdin is {} bytes; one import takes at most {max}",
+                            bytes.len()
+                        ),
+                    )
+                    .with_hint(
+                        "export fewer snapshots: `ai-session snapshot prune -t NAME --keep 1` on the exporting daemon, then export again",
+                    ),
+                ));
+            }
             let params = ImportParams {
                 data_b64: base64::engine::general_purpose::STANDARD.encode(&bytes),
                 name: a.name,
@@ -168,6 +235,30 @@ pub async fn run(sel: &Selector, command: PersistCommand) -> Result<ExitCode, Cl
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+async fn prune(client: &Client, params: PruneParams, json: bool) -> Result<ExitCode, CliError> {
+    if params.keep.is_none() && params.max_bytes.is_none() {
+        return Err(usage(
+            "snapshot prune needs --keep N and/or --max-bytes BYTES".into(),
+        ));
+    }
+    let r: PruneResult = client.call(reg::SnapshotPrune::NAME, params).await?;
+    if json {
+        print_json(&r)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    for s in &r.removed {
+        println!("removed {}  {}  {}", s.id, s.session_name, s.created_ms);
+    }
+    println!(
+        "{} snapshot(s) and {} chunk(s) removed, {} bytes freed; snapshots now take {} bytes",
+        r.removed.len(),
+        r.chunks_removed,
+        r.bytes_freed,
+        r.bytes_total
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn list(client: &Client, target: Option<String>, json: bool) -> Result<ExitCode, CliError> {

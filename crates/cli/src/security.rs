@@ -114,6 +114,11 @@ struct VerifyReport {
     head_seq: u64,
     /// Recorded breaks: repairs, a file deleted under the daemon, an older log moved aside.
     breaks: Vec<audit::Entry>,
+    /// Files verified: the sealed segments (`audit.<seq>.jsonl`) and the live log.
+    files: usize,
+    /// Where the kept log starts when old segments were pruned (as an entry records).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pruned_before: Option<u64>,
 }
 
 /// The daemon's audit log, which must exist (or have a head saying it should).
@@ -140,6 +145,8 @@ pub(crate) fn audit_verify(sel: &Selector, json: bool) -> Result<ExitCode, CliEr
         error: None,
         head_seq: 0,
         breaks: Vec::new(),
+        files: 0,
+        pruned_before: None,
     };
     match audit::verify(&path) {
         Ok(r) => {
@@ -147,6 +154,8 @@ pub(crate) fn audit_verify(sel: &Selector, json: bool) -> Result<ExitCode, CliEr
             report.entries = r.entries;
             report.head_seq = r.head_seq;
             report.breaks = r.breaks;
+            report.files = r.files;
+            report.pruned_before = r.pruned_before;
         }
         Err(e) => report.error = Some(e.to_string()),
     }
@@ -156,9 +165,12 @@ pub(crate) fn audit_verify(sel: &Selector, json: bool) -> Result<ExitCode, CliEr
         println!("audit log {}: DAMAGED: {e}", report.log);
     } else {
         println!(
-            "audit log {}: intact, {} entries",
-            report.log, report.entries
+            "audit log {}: intact, {} entries in {} file(s)",
+            report.log, report.entries, report.files
         );
+        if let Some(seq) = report.pruned_before {
+            println!("  older segments were pruned (recorded): the kept log starts at #{seq}");
+        }
         for b in &report.breaks {
             println!(
                 "  recorded break #{} at {} ({}): {}",

@@ -21,6 +21,41 @@ use ai_session_sandbox::audit::{Actor, AuditLog, DetailCipher, Record};
 
 /// The environment variable that lets a daemon act without auditing (`best-effort`).
 pub(crate) const MODE_ENV: &str = "AI_SESSION_AUDIT";
+/// MiB the live log file holds before it rotates into a sealed segment (default 64).
+const SEGMENT_MIB_ENV: &str = "AI_SESSION_AUDIT_SEGMENT_MIB";
+/// Sealed segments kept (opt-in; all are kept when unset). Each removal is an entry.
+const KEEP_SEGMENTS_ENV: &str = "AI_SESSION_AUDIT_KEEP_SEGMENTS";
+
+/// The rotation settings from the environment: (segment bytes, segments kept). A value that
+/// is not a positive number is ignored with a warning (the default is the safe side: rotate at
+/// 64 MiB, keep everything).
+fn rotation_settings() -> (u64, Option<usize>) {
+    let read = |var: &str| {
+        std::env::var(var)
+            .ok()
+            .and_then(|v| match v.trim().parse::<u64>() {
+                Ok(n) if n > 0 => Some(n),
+                _ => {
+                    tracing::warn!("{var}={v} is not a positive number; ignored");
+                    None
+                }
+            })
+    };
+    let bytes = read(SEGMENT_MIB_ENV).map_or(
+        ai_session_sandbox::audit::segment::DEFAULT_SEGMENT_BYTES,
+        |mib| mib.saturating_mul(1 << 20),
+    );
+    (bytes, read(KEEP_SEGMENTS_ENV).map(|n| n as usize))
+}
+
+/// Opens the log with the daemon's rotation settings.
+fn open_log(path: &std::path::Path) -> Result<AuditLog, ai_session_sandbox::audit::AuditError> {
+    let mut log = AuditLog::open(path)?;
+    let (bytes, keep) = rotation_settings();
+    log.set_max_segment(bytes);
+    log.set_keep_segments(keep);
+    Ok(log)
+}
 
 /// Refused HTTP requests recorded one by one per window; the rest are counted in one entry.
 const UNAUTHORIZED_PER_WINDOW: u32 = 20;
@@ -77,7 +112,7 @@ impl Trail {
         };
         let (state, cipher) = match cipher {
             Err(e) => (broken(e), None),
-            Ok(cipher) => match AuditLog::open(&path) {
+            Ok(cipher) => match open_log(&path) {
                 Ok(mut log) => {
                     if let Some(c) = &cipher {
                         log.seal_details(c.clone());
@@ -236,7 +271,7 @@ impl Trail {
                 .with_hint("fix what the message names (space, permissions), then repair again")
         };
         let repaired = AuditLog::repair(&self.path, actor, &problem).map_err(internal)?;
-        let mut log = AuditLog::open(&self.path).map_err(internal)?;
+        let mut log = open_log(&self.path).map_err(internal)?;
         if let Some(c) = &self.cipher {
             log.seal_details(c.clone());
         }

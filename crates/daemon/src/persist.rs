@@ -19,8 +19,8 @@ use ai_session_core::{SessionManager, protocol::methods as m};
 use ai_session_protocol::persist::*;
 use ai_session_protocol::{ErrorKind, RpcError};
 use ai_session_store::{
-    Error as StoreError, ExecRecord, Options, Scrollback, SessionConfig, SessionId, SessionState,
-    SessionStatus, SnapshotMeta, Store,
+    Error as StoreError, ExecRecord, Options, Retention, Scrollback, SessionConfig, SessionId,
+    SessionState, SessionStatus, SnapshotMeta, Store,
 };
 use base64::Engine;
 use tokio::sync::oneshot;
@@ -32,6 +32,10 @@ use crate::service::{Ack, Event, Observer, Reaction};
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(2);
 /// The most a stored item or one import may decompress to, in MiB (`Options::max_unpacked`).
 const UNPACK_LIMIT_ENV: &str = "AI_SESSION_UNPACK_LIMIT_MIB";
+/// Snapshots kept per session after each snapshot (none removed when unset).
+const KEEP_ENV: &str = "AI_SESSION_SNAPSHOT_KEEP";
+/// MiB all snapshots may take on disk, the oldest removed after each snapshot past it.
+const MAX_MIB_ENV: &str = "AI_SESSION_SNAPSHOT_MAX_MIB";
 /// Scrollback lines saved per session (the emulator's own bound).
 const SAVED_LINES: usize = ai_session_core::screen::DEFAULT_SCROLLBACK;
 
@@ -44,6 +48,9 @@ pub(crate) struct Worker {
     ids: HashMap<String, SessionId>,
     /// Session name → the shell's pid, to read its working directory after each exec.
     pids: HashMap<String, i32>,
+    /// Session name → why its record could not be written (a full disk at `new`): its execs
+    /// are answered `persisted: false` with this reason, never silently unsaved.
+    unrecorded: HashMap<String, String>,
 }
 
 impl Worker {
@@ -61,6 +68,8 @@ impl Worker {
 /// The daemon's handle on the store (or on nothing, when it could not be opened).
 pub(crate) struct Persist {
     tx: Option<std::sync::mpsc::Sender<Job>>,
+    /// The store, for its write-failure counters (read by `status` off the store thread).
+    store: Option<Arc<Store>>,
     status: Mutex<PersistStatus>,
     /// Set at shutdown: the sessions' exits from then on are the daemon's doing, not theirs.
     stopping: AtomicBool,
@@ -84,6 +93,12 @@ pub enum StoreOpenError {
         default = ai_session_store::DEFAULT_MAX_UNPACKED >> 20
     )]
     UnpackLimit(String),
+    /// `AI_SESSION_SNAPSHOT_KEEP` or `AI_SESSION_SNAPSHOT_MAX_MIB` (named) holds this text,
+    /// which is not a positive number.
+    #[error(
+        "{0}={1} is not a positive number: give the snapshots to keep per session (or MiB of snapshots to keep), or unset it for no limit"
+    )]
+    Retention(&'static str, String),
     /// The store is encrypted and `AI_SESSION_PASSPHRASE` is missing or wrong (as checked
     /// against `keycheck`). Starting without the sessions would look like losing them.
     #[error(
@@ -121,6 +136,18 @@ impl Persist {
                 }
             }
         }
+        // Retention applied after each snapshot (`snapshot prune` applies it by hand).
+        for (var, slot) in [(KEEP_ENV, 0), (MAX_MIB_ENV, 1)] {
+            if let Ok(text) = std::env::var(var) {
+                match text.trim().parse::<u64>() {
+                    Ok(n) if n > 0 && slot == 0 => options.snapshots.keep = Some(n as usize),
+                    Ok(n) if n > 0 && slot == 1 && n < 1 << 40 => {
+                        options.snapshots.max_bytes = Some(n << 20)
+                    }
+                    _ => return Err(StoreOpenError::Retention(var, text)),
+                }
+            }
+        }
         let mut status = PersistStatus::default();
         let store = match Store::open(&dir, options) {
             Ok(store) => store,
@@ -140,11 +167,18 @@ impl Persist {
         };
         status.dir = Some(dir.display().to_string());
         status.encrypted = store.is_encrypted();
+        for r in store.recovered() {
+            tracing::warn!("session store: left by a killed writer: {r}");
+            status.recovered.push(r.to_string());
+        }
         let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        let store = Arc::new(store);
+        let shared = store.clone();
         let mut worker = Worker {
-            store: Arc::new(store),
+            store,
             ids: HashMap::new(),
             pids: HashMap::new(),
+            unrecorded: HashMap::new(),
         };
         let spawned = std::thread::Builder::new()
             .name("store".into())
@@ -164,6 +198,7 @@ impl Persist {
         }
         Ok(Self {
             tx: Some(tx),
+            store: Some(shared),
             status: Mutex::new(status),
             stopping: AtomicBool::new(false),
             saved: Mutex::default(),
@@ -173,6 +208,7 @@ impl Persist {
     fn off(status: PersistStatus) -> Self {
         Self {
             tx: None,
+            store: None,
             status: Mutex::new(status),
             stopping: AtomicBool::new(false),
             saved: Mutex::default(),
@@ -180,10 +216,19 @@ impl Persist {
     }
 
     pub(crate) fn status(&self) -> PersistStatus {
-        self.status
+        let mut status = self
+            .status
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .clone()
+            .clone();
+        if let Some(store) = &self.store {
+            let f = store.write_failures();
+            status.write_failures = f.count;
+            status.disk_full = f.disk_full;
+            status.last_failure_ms = f.last_ms;
+            status.failures = f.recent;
+        }
+        status
     }
 
     fn note_error(&self, msg: String) {
@@ -224,58 +269,35 @@ impl Persist {
     // ---- hooks --------------------------------------------------------------------------
 
     /// Queues `job` now; the returned future resolves once it ran (at once when persistence
-    /// is off).
-    fn acked(&self, job: impl FnOnce(&mut Worker) + Send + 'static) -> Ack {
-        let (done, rx) = oneshot::channel::<()>();
+    /// is off) with the job's warning: what could not be saved, for the answer to say.
+    fn acked(&self, job: impl FnOnce(&mut Worker) -> Option<String> + Send + 'static) -> Ack {
+        let (done, rx) = oneshot::channel::<Option<String>>();
         self.submit(move |w| {
-            job(w);
-            done.send(()).ok();
+            done.send(job(w)).ok();
         });
-        Box::pin(async move {
-            rx.await.ok();
-        })
+        Box::pin(async move { rx.await.ok().flatten() })
     }
 
-    /// `session.new` succeeded: record the session before the answer goes out.
+    /// `session.new` succeeded: record the session before the answer goes out. When the
+    /// record cannot be written (a full disk), the answer says so (`persisted: false`), the
+    /// failure is counted in `daemon status`, and each of the session's execs says it too.
     fn on_new(&self, info: &m::SessionInfo, params: &m::NewParams) -> Reaction {
-        if params.policy.is_some() {
-            // The store keeps no policy: resurrecting the session unconfined would be worse
-            // than not resurrecting it.
+        let Some(job) = new_job(info, params) else {
+            return Reaction::default();
+        };
+        if self.tx.is_none() {
             return Reaction::default();
         }
-        let mut env: BTreeMap<String, String> = params
-            .env
-            .clone()
-            .unwrap_or_else(|| std::env::vars().collect());
-        ai_session_core::strip_secrets(&mut env);
-        env.extend(params.set_env.clone());
-        let config = SessionConfig {
-            name: info.name.clone(),
-            shell: if params.program.is_none() {
-                info.program.first().cloned()
-            } else {
-                None
-            },
-            argv: info.program.clone(),
-            size: size_to_store(info.size),
-            env,
-            cwd: info.cwd.clone(),
-            created_ms: info.created_ms,
-        };
-        let (name, pid) = (info.name.clone(), info.pid);
         Reaction {
-            ack: Some(self.acked(move |w| match w.store.create_session(config) {
-                Ok(state) => {
-                    w.ids.insert(name.clone(), state.id);
-                    w.pids.insert(name, pid);
-                }
-                Err(e) => tracing::error!(session = %name, "cannot record the session: {e}"),
-            })),
+            ack: Some(self.acked(move |w| job(w).err())),
             warning: None,
         }
     }
 
-    /// An exec returned: checkpoint it before the answer goes out.
+    /// An exec returned: checkpoint it before the answer goes out. When the record cannot be
+    /// written the ack carries why, and the answer says `persisted: false` with it; a session
+    /// the store does not keep (sandboxed, or persistence off, which `daemon status` says)
+    /// carries nothing.
     fn on_exec(
         &self,
         target: &str,
@@ -293,7 +315,10 @@ impl Persist {
         Reaction {
             ack: Some(self.acked(move |w| {
                 let Some(id) = w.ids.get(&name).cloned() else {
-                    return;
+                    return w
+                        .unrecorded
+                        .get(&name)
+                        .map(|why| format!("the session has no saved record ({why})"));
                 };
                 let cwd = known_cwd
                     .or_else(|| {
@@ -313,8 +338,12 @@ impl Persist {
                     output_start,
                     output_end,
                 };
-                if let Err(e) = w.store.append_exec(&id, &record) {
-                    tracing::error!(session = %name, "cannot checkpoint the exec: {e}");
+                match w.store.append_exec(&id, &record) {
+                    Ok(()) => None,
+                    Err(e) => {
+                        tracing::error!(session = %name, "cannot checkpoint the exec: {e}");
+                        Some(e.to_string())
+                    }
                 }
             })),
             warning: None,
@@ -330,6 +359,7 @@ impl Persist {
         let name = name.to_owned();
         self.submit(move |w| {
             w.pids.remove(&name);
+            w.unrecorded.remove(&name);
             if let Some(id) = w.ids.remove(&name) {
                 let r = w
                     .store
@@ -385,6 +415,52 @@ pub(crate) fn log_key() -> std::io::Result<Option<ai_session_core::log::LogKey>>
     }
 }
 
+/// The store job recording a new session, or `None` for a session the store does not keep
+/// (sandboxed: the store keeps no policy, and resurrecting it unconfined would be worse than
+/// not resurrecting it).
+fn new_job(
+    info: &m::SessionInfo,
+    params: &m::NewParams,
+) -> Option<impl FnOnce(&mut Worker) -> Result<(), String> + Send + 'static> {
+    if params.policy.is_some() {
+        return None;
+    }
+    let mut env: BTreeMap<String, String> = params
+        .env
+        .clone()
+        .unwrap_or_else(|| std::env::vars().collect());
+    ai_session_core::strip_secrets(&mut env);
+    env.extend(params.set_env.clone());
+    let config = SessionConfig {
+        name: info.name.clone(),
+        shell: if params.program.is_none() {
+            info.program.first().cloned()
+        } else {
+            None
+        },
+        argv: info.program.clone(),
+        size: size_to_store(info.size),
+        env,
+        cwd: info.cwd.clone(),
+        created_ms: info.created_ms,
+    };
+    let (name, pid) = (info.name.clone(), info.pid);
+    Some(move |w: &mut Worker| match w.store.create_session(config) {
+        Ok(state) => {
+            w.unrecorded.remove(&name);
+            w.ids.insert(name.clone(), state.id);
+            w.pids.insert(name, pid);
+            Ok(())
+        }
+        Err(e) => {
+            tracing::error!(session = %name, "cannot record the session: {e}");
+            let why = format!("recording it failed: {e}");
+            w.unrecorded.insert(name, why.clone());
+            Err(why)
+        }
+    })
+}
+
 fn stopped() -> RpcError {
     RpcError::new(ErrorKind::ShuttingDown, "the session store has stopped")
 }
@@ -420,6 +496,25 @@ fn store_err(e: &StoreError) -> RpcError {
             "the daemon's limit comes from {UNPACK_LIMIT_ENV} (MiB, default {}); raise it only for files you trust",
             ai_session_store::DEFAULT_MAX_UNPACKED >> 20
         )),
+        _ => err,
+    }
+}
+
+/// A refused import file: what is wrong (the store's error names the file and the part), and
+/// what to do about it.
+fn import_err(e: &StoreError) -> RpcError {
+    let err = store_err(e);
+    match e {
+        StoreError::Truncated { .. } => err.with_hint(
+            "the file ends before the export does (a partial copy or download): export the session again with `ai-session export -t NAME > FILE` and import the whole file",
+        ),
+        StoreError::Corrupt { .. } | StoreError::InvalidId { .. } | StoreError::Unsafe { .. } => err
+            .with_hint(
+                "the file is not an intact ai-session export (damaged, edited, or another kind of file): export the session again and import that file",
+            ),
+        StoreError::NewerVersion { .. } => err.with_hint(
+            "the export was written by a newer ai-session: upgrade this one, or export from a matching version",
+        ),
         _ => err,
     }
 }
@@ -927,6 +1022,65 @@ pub(crate) async fn snapshot_restore(
     })
 }
 
+/// `snapshot.prune`: the retention rule given, over the snapshots of every record that went
+/// by `target` (snapshots outlive their session), or over all.
+pub(crate) async fn snapshot_prune(
+    daemon: &Daemon,
+    a: PruneParams,
+) -> Result<PruneResult, RpcError> {
+    if a.keep.is_none() && a.max_bytes.is_none() {
+        return Err(RpcError::new(
+            ErrorKind::InvalidParams,
+            "snapshot.prune needs keep or max_bytes (or both)",
+        )
+        .with_hint("ai-session snapshot prune [-t NAME] --keep N --max-bytes B"));
+    }
+    let rule = Retention {
+        keep: a.keep,
+        max_bytes: a.max_bytes,
+    };
+    let pruned = daemon
+        .persist
+        .call(move |w| {
+            let store = &w.store;
+            let Some(name) = &a.target else {
+                return store
+                    .prune_snapshots(None, rule, None)
+                    .map_err(|e| store_err(&e));
+            };
+            let mut sessions: Vec<SessionId> = store
+                .list_snapshots(None)
+                .map_err(|e| store_err(&e))?
+                .into_iter()
+                .filter(|s| s.session_name == *name)
+                .map(|s| s.session)
+                .collect();
+            sessions.sort();
+            sessions.dedup();
+            let mut total = ai_session_store::Pruned {
+                bytes_total: store.snapshot_bytes().map_err(|e| store_err(&e))?,
+                ..Default::default()
+            };
+            for id in &sessions {
+                let one = store
+                    .prune_snapshots(Some(id), rule, None)
+                    .map_err(|e| store_err(&e))?;
+                total.removed.extend(one.removed);
+                total.chunks_removed += one.chunks_removed;
+                total.bytes_freed += one.bytes_freed;
+                total.bytes_total = one.bytes_total;
+            }
+            Ok(total)
+        })
+        .await?;
+    Ok(PruneResult {
+        removed: pruned.removed.iter().map(snapshot_info).collect(),
+        chunks_removed: pruned.chunks_removed,
+        bytes_freed: pruned.bytes_freed,
+        bytes_total: pruned.bytes_total,
+    })
+}
+
 pub(crate) async fn export(daemon: &Daemon, a: m::Target) -> Result<ExportResult, RpcError> {
     let persist = &daemon.persist;
     let handle = daemon.manager.get(&a.target).map_err(|e| e.to_rpc())?;
@@ -967,29 +1121,22 @@ pub(crate) async fn import(
     let name = a.name.clone();
     let (mut state, snapshots, scrollback) = persist
         .call(move |w| {
-            let imported = w.store.import(&bytes, &source).map_err(|e| store_err(&e))?;
+            // Decoded and checked first, the name checked against the live sessions, then
+            // written once under its final name and status: a kill at any point never leaves
+            // a record under the export's name (`Store::open` rolls back an import cut short).
+            let pending = w
+                .store
+                .decode_import(&bytes, &source)
+                .map_err(|e| import_err(&e))?;
+            let final_name = name.unwrap_or_else(|| pending.state().config.name.clone());
+            if manager.get(&final_name).is_ok() {
+                return Err(exists(&final_name));
+            }
+            let imported = w
+                .store
+                .commit_import(pending, Some(&final_name), Some(SessionStatus::Restored))
+                .map_err(|e| store_err(&e))?;
             let mut state = imported.state;
-            // A refused import leaves nothing behind: its snapshots go with it.
-            let snaps: Vec<String> = imported.snapshots.iter().map(|s| s.id.clone()).collect();
-            let drop_it = |w: &mut Worker, id: &SessionId| {
-                for snap in &snaps {
-                    w.store.delete_snapshot(snap).ok();
-                }
-                w.store.delete_session(id).ok();
-            };
-            if let Some(n) = &name {
-                state.config.name = n.clone();
-            }
-            if manager.get(&state.config.name).is_ok() {
-                drop_it(w, &state.id);
-                return Err(exists(&state.config.name));
-            }
-            state.status = SessionStatus::Restored;
-            state.exit_code = None;
-            if let Err(e) = w.store.save_state(&state) {
-                drop_it(w, &state.id);
-                return Err(store_err(&e));
-            }
             let scrollback = w.store.load_scrollback(&state.id).ok().flatten();
             let cwd = w
                 .store

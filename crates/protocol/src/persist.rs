@@ -49,6 +49,35 @@ pub struct SnapshotListResult {
     pub snapshots: Vec<SnapshotInfo>,
 }
 
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct PruneParams {
+    /// Only the snapshots of sessions of this name (`keep` counts per session); every
+    /// session's when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// Keep the newest this many snapshots of each session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep: Option<usize>,
+    /// Remove the oldest snapshots (of `target`'s sessions, or of all) until all snapshots
+    /// together take at most this many bytes on disk. The newest snapshot is never removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_bytes: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct PruneResult {
+    /// The snapshots removed, oldest first.
+    pub removed: Vec<SnapshotInfo>,
+    /// Chunks no remaining snapshot used, removed with them.
+    pub chunks_removed: u64,
+    /// Bytes freed on disk.
+    pub bytes_freed: u64,
+    /// Bytes all snapshots take on disk now.
+    pub bytes_total: u64,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RestoreParams {
@@ -117,4 +146,23 @@ pub struct PersistStatus {
     /// Problems met while loading: each names its file.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<String>,
+    /// What writers killed half-way had left in the store (temporary files, imports cut
+    /// short, uncommitted sessions or snapshots, unreferenced chunks), removed at start; each
+    /// names its file.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recovered: Vec<String>,
+    /// Writes that failed since start (a full disk, an I/O error): records, execs, states,
+    /// scrollbacks, snapshots not saved. An exec whose record failed says so in its answer
+    /// (`persisted: false`, `persist_error`).
+    #[serde(default)]
+    pub write_failures: u64,
+    /// Of which the file system was full.
+    #[serde(default)]
+    pub disk_full: u64,
+    /// When the last one failed (Unix ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure_ms: Option<u64>,
+    /// The latest failures (at most 16), oldest first: what, for which session, naming the file.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failures: Vec<String>,
 }

@@ -533,6 +533,11 @@ methods! {
         returned as `rerun`. Returns the new session's info as `session`."),
         cli: Some("restore"),
     }
+    /// Remove old snapshots: keep the newest N per session, and/or all under a size on disk.
+    SnapshotPrune = "snapshot.prune" (p::PruneParams => p::PruneResult) {
+        need: Need::Snapshot("prune"), audit: loud(&["target", "keep", "max_bytes"]),
+        http: None, mcp: None, cli: Some("snapshot prune"),
+    }
     /// A session's whole record, with its snapshots, as one self-contained file.
     SessionExport = "session.export" (m::Target => p::ExportResult) {
         need: Need::Session("export"), audit: LOUD,

@@ -30,7 +30,7 @@ use crate::record::{
     Scrollback, SessionId, SessionState, check_id, check_label, check_name, now_ms,
 };
 use crate::seal::{self, FLAG_ENCRYPTED, Kind, Packer, SCHEMA_VERSION, Unpacker};
-use crate::snapshot::{Snapshot, SnapshotMeta};
+use crate::snapshot::{Snapshot, SnapshotMeta, Source, encode_bundle};
 use crate::store::{Store, decode_json, new_id};
 
 const MAGIC: &[u8; 4] = b"AISX";
@@ -51,6 +51,37 @@ struct Manifest {
     session: SessionId,
     name: String,
     snapshots: u64,
+}
+
+/// The marker of an import in progress, in its session's directory.
+pub(crate) const IMPORT_MARKER: &str = ".import";
+
+/// What the marker lists: the snapshots the import is to write, to remove them if it is cut
+/// short.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct ImportMarker {
+    pub snapshots: Vec<String>,
+}
+
+/// An export decoded and checked, not written yet (`Store::decode_import`).
+pub struct PendingImport {
+    decoded: Complete,
+}
+
+impl PendingImport {
+    /// The session's state as exported (its name, status, config).
+    pub fn state(&self) -> &SessionState {
+        &self.decoded.state
+    }
+}
+
+impl std::fmt::Debug for PendingImport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingImport")
+            .field("session", &self.decoded.state.id)
+            .field("snapshots", &self.decoded.snapshots.len())
+            .finish()
+    }
 }
 
 /// What `import` brought in.
@@ -118,11 +149,15 @@ impl Store {
                 &file::read(&snap_dir.join(format!("{}.json", meta.id)))?,
                 &mut out,
             );
-            put(
-                TAG_SNAP_BUNDLE,
-                &file::read(&snap_dir.join(format!("{}.blob", meta.id)))?,
-                &mut out,
-            );
+            let blob_path = snap_dir.join(format!("{}.blob", meta.id));
+            let mut blob = file::read(&blob_path)?;
+            if seal::is_blob(&blob) {
+                // A manifest of this store's chunks: the export carries the data itself, as a
+                // self-contained bundle sealed like the rest of the export.
+                let snap = self.load_snapshot(&meta.id)?;
+                blob = encode_bundle(&self.encode_images(&blob_path, &snap)?);
+            }
+            put(TAG_SNAP_BUNDLE, &blob, &mut out);
         }
         let count = frames;
         frame::encode(TAG_END, &count.to_le_bytes(), &mut out);
@@ -143,14 +178,54 @@ impl Store {
     /// their patterns (they become paths), decompressed sizes against `Options::max_unpacked`
     /// (each item and the import as a whole). A refused import leaves nothing behind.
     pub fn import(&self, bytes: &[u8], source: &Path) -> Result<Imported> {
+        let pending = self.decode_import(bytes, source)?;
+        self.commit_import(pending, None, None)
+    }
+
+    /// The first half of an import: decodes and checks the whole file, writing nothing. The
+    /// caller can look at the session (its name, to refuse one already in use) before
+    /// `commit_import` writes it.
+    pub fn decode_import(&self, bytes: &[u8], source: &Path) -> Result<PendingImport> {
         let decoded = self.decode_export(bytes, source)?;
+        Ok(PendingImport { decoded })
+    }
+
+    /// Writes a decoded import, under `name` and with `status` when given, so the record
+    /// committed is already the final one (a kill later never leaves it under the export's
+    /// name or status). A marker (`.import` in the session's directory, listing the snapshots
+    /// to come) is written first and removed last: `Store::open` rolls back an import the
+    /// marker shows was cut short. On a write error everything written is removed.
+    pub fn commit_import(
+        &self,
+        pending: PendingImport,
+        name: Option<&str>,
+        status: Option<crate::record::SessionStatus>,
+    ) -> Result<Imported> {
+        let decoded = pending.decoded;
         let mut state = decoded.state;
+        if let Some(name) = name {
+            check_name(name)?;
+            state.config.name = name.to_owned();
+        }
+        if let Some(status) = status {
+            state.status = status;
+            state.exit_code = None;
+        }
         // Anything at that name, even a dangling link, makes the id taken.
-        let taken = file::present(&self.session_dir(&state.id));
-        if taken {
+        if file::present(&self.session_dir(&state.id)) {
             state.id = new_id(&self.root)?;
         }
         state.schema = SCHEMA_VERSION;
+        let mut snaps = decoded.snapshots;
+        for snap in &mut snaps {
+            snap.meta.session = state.id.clone();
+            if self.resolve_snapshot(&snap.meta.id).is_ok() {
+                snap.meta.id = new_id(&self.root)?.to_string();
+            }
+        }
+        let marker = ImportMarker {
+            snapshots: snaps.iter().map(|s| s.meta.id.clone()).collect(),
+        };
         let data = Snapshot {
             meta: empty_meta(&state),
             state: state.clone(),
@@ -159,9 +234,11 @@ impl Store {
             context: decoded.context,
         };
         let mut snapshots = Vec::new();
-        let written = self.write_session_data(&state, &data).and_then(|()| {
-            self.write_imported_snapshots(&state, decoded.snapshots, &mut snapshots)
-        });
+        let written = self
+            .write_marker(&state.id, &marker)
+            .and_then(|()| self.write_session_data(&state, &data))
+            .and_then(|()| self.write_imported_snapshots(snaps, &mut snapshots))
+            .and_then(|()| self.remove_marker(&state.id));
         if let Err(e) = written {
             // Leave nothing behind: the session record and the snapshots written so far (only
             // those: a deleted session's own snapshots may share its id's directory).
@@ -174,17 +251,29 @@ impl Store {
         Ok(Imported { state, snapshots })
     }
 
+    fn write_marker(&self, id: &SessionId, marker: &ImportMarker) -> Result<()> {
+        let dir = self.session_dir_checked(id, true)?;
+        let path = dir.join(IMPORT_MARKER);
+        let bytes = serde_json::to_vec(marker).map_err(|e| Error::corrupt(&path, e.to_string()))?;
+        file::write_atomic(&path, &bytes, self.durable)
+    }
+
+    fn remove_marker(&self, id: &SessionId) -> Result<()> {
+        let dir = self.session_dir(id);
+        let path = dir.join(IMPORT_MARKER);
+        std::fs::remove_file(&path).map_err(|e| Error::io("remove", &path, e))?;
+        if self.durable {
+            file::sync_dir(&dir)?;
+        }
+        Ok(())
+    }
+
     fn write_imported_snapshots(
         &self,
-        state: &SessionState,
         decoded: Vec<Snapshot>,
         written: &mut Vec<SnapshotMeta>,
     ) -> Result<()> {
         for mut snap in decoded {
-            snap.meta.session = state.id.clone();
-            if self.resolve_snapshot(&snap.meta.id).is_ok() {
-                snap.meta.id = new_id(&self.root)?.to_string();
-            }
             snap.meta.scrollback_lines =
                 snap.scrollback.as_ref().map_or(0, |s| s.lines.len() as u64);
             written.push(self.write_snapshot_data(&snap)?);
@@ -275,8 +364,13 @@ impl Store {
                     let meta = pending_meta
                         .take()
                         .ok_or_else(|| Error::corrupt(source, "snapshot without metadata"))?;
-                    let snap =
-                        self.decode_snapshot(meta, source, f.body, source, cipher, &mut unpacker)?;
+                    let snap = self.decode_snapshot(
+                        (meta, source),
+                        (f.body, source),
+                        cipher,
+                        &mut unpacker,
+                        Source::Export,
+                    )?;
                     check_imported_snapshot(&snap)?;
                     d.snapshots.push(snap);
                 }

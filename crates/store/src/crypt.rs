@@ -15,6 +15,10 @@ use crate::error::{Error, Result};
 pub(crate) const NONCE_LEN: usize = 24;
 pub(crate) const TAG_LEN: usize = 16;
 const SALT_LEN: usize = 16;
+/// The largest Argon2 costs a key check may ask for: 16 times the defaults' memory.
+const MAX_M_COST_KIB: u32 = 256 * 1024;
+const MAX_T_COST: u32 = 16;
+const MAX_P_COST: u32 = 8;
 const VERIFIER_PLAINTEXT: &[u8] = b"ai-session store key check v1";
 const VERIFIER_AAD: &[u8] = b"ai-session keycheck";
 
@@ -52,6 +56,9 @@ pub(crate) struct KeyCheck {
 #[derive(Clone)]
 pub(crate) struct Cipher {
     aead: XChaCha20Poly1305,
+    /// HMAC-SHA256 key naming snapshot chunks (derived from the store key, never stored): a
+    /// chunk's id says nothing about its plaintext to someone without the key.
+    id_key: [u8; 32],
 }
 
 impl std::fmt::Debug for Cipher {
@@ -73,16 +80,28 @@ impl Cipher {
         let mut key = [0u8; 32];
         argon
             .hash_password_into(passphrase, salt, &mut key)
-            .map_err(|e| Error::Codec {
-                path: path.to_owned(),
-                detail: format!("key derivation failed: {e}"),
+            // Our own parameters always derive; these came from a key check file or an
+            // export's (a salt too short, costs argon2 refuses): the file is at fault.
+            .map_err(|e| {
+                Error::corrupt(path, format!("key derivation refused its parameters: {e}"))
             })?;
         let aead = XChaCha20Poly1305::new_from_slice(&key).map_err(|e| Error::Codec {
             path: path.to_owned(),
             detail: format!("key setup failed: {e}"),
         })?;
+        let id_key = hmac_sha256(&key, b"ai-session chunk id key v1");
         key.fill(0);
-        Ok(Self { aead })
+        Ok(Self { aead, id_key })
+    }
+
+    /// The id of a chunk of plaintext: HMAC-SHA256 under the store's chunk-id key.
+    pub fn chunk_id(&self, plain: &[u8]) -> [u8; 32] {
+        hmac_sha256(&self.id_key, plain)
+    }
+
+    /// Bytes derived from the key for `purpose` (the keyed chunker's gear table).
+    pub fn derive_bytes(&self, purpose: &[u8]) -> [u8; 32] {
+        hmac_sha256(&self.id_key, purpose)
     }
 
     /// Returns nonce ++ ciphertext ++ tag. `aad` binds the ciphertext to its place (file kind),
@@ -149,6 +168,18 @@ impl KeyCheck {
                 format!("unknown key derivation '{}'", self.kdf),
             ));
         }
+        // Costs come from the file (an export's may be hostile): bounded before Argon2
+        // allocates `m_cost` KiB.
+        let p = self.params;
+        if p.m_cost_kib > MAX_M_COST_KIB || p.t_cost > MAX_T_COST || p.p_cost > MAX_P_COST {
+            return Err(Error::corrupt(
+                path,
+                format!(
+                    "key derivation costs out of range (m={} KiB, t={}, p={}; at most {MAX_M_COST_KIB}, {MAX_T_COST}, {MAX_P_COST})",
+                    p.m_cost_kib, p.t_cost, p.p_cost
+                ),
+            ));
+        }
         let salt = unhex(&self.salt).ok_or_else(|| Error::corrupt(path, "bad salt"))?;
         let verifier = unhex(&self.verifier).ok_or_else(|| Error::corrupt(path, "bad verifier"))?;
         let cipher = Cipher::derive(passphrase, &salt, self.params, path)?;
@@ -159,6 +190,17 @@ impl KeyCheck {
             }),
         }
     }
+}
+
+pub(crate) fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
+    use hmac::{Hmac, Mac};
+    let mut out = [0u8; 32];
+    // HMAC takes keys of any length: `new_from_slice` cannot fail here.
+    if let Ok(mut mac) = <Hmac<sha2::Sha256> as Mac>::new_from_slice(key) {
+        mac.update(data);
+        out.copy_from_slice(&mac.finalize().into_bytes());
+    }
+    out
 }
 
 pub(crate) fn random(buf: &mut [u8], path: &Path) -> Result<()> {

@@ -23,6 +23,16 @@ static TMP_SEQ: AtomicU64 = AtomicU64::new(0);
 /// Replaces `path` with `bytes` atomically. With `durable`, the data and the rename are on
 /// disk when this returns (survives power loss); without, they survive a process kill only.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> Result<()> {
+    write_atomic_nodirsync(path, bytes, durable)?;
+    if durable {
+        sync_dir(parent(path))?;
+    }
+    Ok(())
+}
+
+/// `write_atomic` without the directory fsync: for many files written into one directory,
+/// which the caller then fsyncs once (`sync_dir`) before anything refers to them.
+pub(crate) fn write_atomic_nodirsync(path: &Path, bytes: &[u8], durable: bool) -> Result<()> {
     let dir = parent(path);
     let name = path
         .file_name()
@@ -42,9 +52,6 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> Result<(
         // `Store::open` sweeps it. The write's own error is the one worth reporting.
         fs::remove_file(&tmp).ok();
         return result;
-    }
-    if durable {
-        sync_dir(dir)?;
     }
     Ok(())
 }
@@ -217,22 +224,28 @@ pub(crate) fn parent(path: &Path) -> &Path {
     }
 }
 
-/// Removes temporary files left by writers killed between create and rename.
-pub(crate) fn sweep_tmp(dir: &Path) -> Result<()> {
+/// Removes temporary files left by writers killed between create and rename; the paths
+/// removed.
+pub(crate) fn sweep_tmp(dir: &Path) -> Result<Vec<PathBuf>> {
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(Error::io("list", dir, e)),
     };
+    let mut removed = Vec::new();
     for entry in entries.flatten() {
         let name = entry.file_name();
         let name = name.to_string_lossy();
         if name.starts_with('.') && name.ends_with(TMP_SUFFIX) {
             let path: PathBuf = entry.path();
-            fs::remove_file(&path).map_err(|e| Error::io("remove", &path, e))?;
+            match fs::remove_file(&path) {
+                Ok(()) => removed.push(path),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io("remove", &path, e)),
+            }
         }
     }
-    Ok(())
+    Ok(removed)
 }
 
 /// Lists the names of the entries of `dir`; empty when it does not exist.

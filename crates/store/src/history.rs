@@ -231,7 +231,7 @@ pub(crate) fn decode(
     Ok(Loaded { records })
 }
 
-fn parse_records(raw: &[u8], path: &Path) -> Result<Vec<ExecRecord>> {
+pub(crate) fn parse_records(raw: &[u8], path: &Path) -> Result<Vec<ExecRecord>> {
     raw.split(|b| *b == b'\n')
         .filter(|l| !l.is_empty())
         .map(|l| {
@@ -239,6 +239,19 @@ fn parse_records(raw: &[u8], path: &Path) -> Result<Vec<ExecRecord>> {
                 .map_err(|e| Error::corrupt(path, format!("bad history record: {e}")))
         })
         .collect()
+}
+
+/// The records as JSON lines: the plaintext a snapshot's history section is chunked from.
+pub(crate) fn json_lines(records: &[ExecRecord], path: &Path) -> Result<Vec<u8>> {
+    let mut raw = Vec::with_capacity(records.len() * 200);
+    for r in records {
+        serde_json::to_writer(&mut raw, r).map_err(|e| Error::Codec {
+            path: path.to_owned(),
+            detail: format!("encode record: {e}"),
+        })?;
+        raw.push(b'\n');
+    }
+    Ok(raw)
 }
 
 /// Encodes `records` as a complete history file, one frame per batch of up to 64 records.

@@ -7,7 +7,8 @@
 //! │                 scrollback      screen + scrollback lines (blob)
 //! │                 context.bin     the context layer's bytes (blob)
 //! ├── snapshots/{session}/{id}.json snapshot metadata + state (the commit point)
-//! │                       {id}.blob bundle of the session's file images
+//! │                       {id}.blob manifest: the chunks of its history, scrollback, context
+//! ├── chunks/{id}                   content-addressed chunks shared by snapshots
 //! └── metadata/index.db             SQLite (WAL): sessions, snapshots, exec analytics
 //!              layout.json          layout version of the directory
 //!              keycheck.json        salt, KDF costs and key verifier (encrypted stores only)
@@ -20,6 +21,7 @@
 #![forbid(unsafe_code)]
 
 mod archive;
+mod chunk;
 mod crypt;
 mod error;
 mod file;
@@ -28,17 +30,22 @@ mod history;
 mod index;
 mod migrate;
 mod record;
+mod recover;
+mod retention;
 mod seal;
 mod snapshot;
 mod store;
 
-pub use archive::Imported;
+pub use archive::{Imported, PendingImport};
+pub use chunk::Collected;
 pub use crypt::KdfParams;
 pub use error::{Error, Result};
 pub use index::{ExecRow, ExecStats};
 pub use record::{
     ExecRecord, Scrollback, SessionConfig, SessionId, SessionState, SessionStatus, Size,
 };
+pub use recover::Recovered;
+pub use retention::{Pruned, Retention};
 pub use seal::{DEFAULT_MAX_UNPACKED, RECORD_DICT, SCHEMA_VERSION};
 pub use snapshot::{Restored, Snapshot, SnapshotMeta};
-pub use store::{Options, PASSPHRASE_ENV, SessionRecord, Store};
+pub use store::{Options, PASSPHRASE_ENV, SessionRecord, Store, WriteFailures};

@@ -46,6 +46,10 @@ pub(crate) enum Kind {
     Scrollback = 2,
     Context = 3,
     SnapshotMeta = 4,
+    /// A snapshot chunk (`chunks/{id}`).
+    Chunk = 5,
+    /// A snapshot's manifest (`{snap}.blob` of a chunked snapshot): its sections' chunk lists.
+    SnapshotManifest = 6,
 }
 
 /// A raw-content zstd dictionary of what history records look like. Small JSON records

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::chunk::{self, ChunkRef};
 use crate::crypt::Cipher;
 use crate::error::{Error, Result};
 use crate::file;
@@ -35,6 +36,14 @@ pub(crate) const TAG_SCROLLBACK: u32 = 3;
 pub(crate) const TAG_CONTEXT: u32 = 4;
 pub(crate) const TAG_END: u32 = u32::MAX;
 
+/// Where a snapshot's two files come from: the store itself (a `.blob` may be a manifest of
+/// this store's chunks) or an export (its snapshots must carry their data).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Source {
+    Store,
+    Export,
+}
+
 /// What `snapshot ls` shows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SnapshotMeta {
@@ -50,7 +59,8 @@ pub struct SnapshotMeta {
     /// Always 0 in metadata written by snapshots taken from a live session (counting would
     /// mean decoding the scrollback); set for imported ones.
     pub scrollback_lines: u64,
-    /// Size on disk of the bundle.
+    /// Size on disk of the snapshot: its manifest and the chunks it references (shared
+    /// with other snapshots), or its bundle for a snapshot of the older, self-contained format.
     pub bytes: u64,
 }
 
@@ -107,6 +117,8 @@ impl Store {
 
     /// Takes a snapshot of the session as last checkpointed: its state, history, scrollback
     /// and context. Checkpoint the screen (`save_scrollback`) first for an up-to-date one.
+    /// The store's retention (`Options::snapshot_keep`, `snapshot_max_bytes`) is applied
+    /// afterwards; it never removes the snapshot just taken.
     pub fn snapshot(&self, session: &SessionId, label: Option<&str>) -> Result<SnapshotMeta> {
         if let Some(label) = label {
             check_label(label)?;
@@ -114,16 +126,14 @@ impl Store {
         let state = self.load_state(session)?;
         let dir = self.session_dir_checked(session, false)?;
         let hist_path = dir.join("history.log");
-        let mut images = Vec::new();
-        let mut execs = 0;
-        if let Some(bytes) = file::read_optional(&hist_path)? {
-            let (good, count) = history::good_prefix(&bytes, &hist_path)?;
-            execs = count;
-            images.push((TAG_HISTORY, bytes[..good].to_vec()));
-        }
-        for (tag, name) in [(TAG_SCROLLBACK, "scrollback"), (TAG_CONTEXT, "context.bin")] {
-            if let Some(bytes) = file::read_optional(&dir.join(name))? {
-                images.push((tag, bytes));
+        let records = history::read(&hist_path, self.cipher.as_ref(), self.max_unpacked)?.records;
+        let mut sections = vec![(TAG_HISTORY, history::json_lines(&records, &hist_path)?)];
+        for (tag, name, kind) in [
+            (TAG_SCROLLBACK, "scrollback", Kind::Scrollback),
+            (TAG_CONTEXT, "context.bin", Kind::Context),
+        ] {
+            if let Some(raw) = self.load_blob(&dir.join(name), kind)? {
+                sections.push((tag, raw));
             }
         }
         let meta = SnapshotMeta {
@@ -133,30 +143,54 @@ impl Store {
             session_name: state.config.name.clone(),
             label: label.map(str::to_owned),
             created_ms: now_ms(),
-            execs,
+            execs: records.len() as u64,
             scrollback_lines: 0,
             bytes: 0,
         };
-        self.write_snapshot(meta, &state, &images)
+        let written = self.write_snapshot(meta, &state, &sections);
+        let meta = self.noted("snapshot", Some(session), written)?;
+        if self.retention.keep.is_some() || self.retention.max_bytes.is_some() {
+            // The snapshot is taken: a retention that fails (a damaged manifest elsewhere) is
+            // counted in `write_failures`, not this snapshot's failure.
+            if let Err(e) = self.prune_snapshots(None, self.retention, Some(&meta.id)) {
+                self.record_failure("snapshot retention", Some(session), &e);
+            }
+        }
+        Ok(meta)
     }
 
-    /// Writes bundle then metadata (the commit point), then indexes it.
+    /// Writes the sections' chunks (those not stored yet), the manifest, then the metadata
+    /// (the commit point), then indexes it.
     fn write_snapshot(
         &self,
         mut meta: SnapshotMeta,
         state: &SessionState,
-        images: &[(u32, Vec<u8>)],
+        sections: &[(u32, Vec<u8>)],
     ) -> Result<SnapshotMeta> {
         // The id becomes two file names: never build them from an unchecked one.
         check_id("snapshot id", &meta.id)?;
         let dir = self.snapshot_dir_checked(&meta.session, true)?;
-        let bundle = encode_bundle(images);
-        meta.bytes = bundle.len() as u64;
-        file::write_atomic(
-            &dir.join(format!("{}.blob", meta.id)),
-            &bundle,
-            self.durable,
+        // No collection may run between the chunks' writes and the manifest's commit.
+        let _chunks = self.chunk_lock();
+        let chunker = self.chunker();
+        let mut packer = Packer::new(self.level);
+        let mut written = 0;
+        let mut listed = Vec::with_capacity(sections.len());
+        for (tag, data) in sections {
+            let refs = self.put_chunks(&chunker, data, &mut packer, &mut written)?;
+            listed.push((*tag, data.len() as u64, refs));
+        }
+        self.sync_chunks()?;
+        let blob_path = dir.join(format!("{}.blob", meta.id));
+        let manifest = seal::encode_blob(
+            &mut packer,
+            Kind::SnapshotManifest,
+            &encode_manifest(&listed),
+            self.cipher.as_ref(),
+            &blob_path,
         )?;
+        meta.bytes = manifest.len() as u64 + self.referenced_bytes(&listed);
+        file::write_atomic(&blob_path, &manifest, self.durable)?;
         let json_path = dir.join(format!("{}.json", meta.id));
         let doc = SnapshotFile {
             meta: meta.clone(),
@@ -170,19 +204,40 @@ impl Store {
             &json_path,
         )?;
         if let Err(e) = file::write_atomic(&json_path, &bytes, self.durable) {
-            // Without its `.json` the bundle is no snapshot: do not leave it behind.
-            std::fs::remove_file(dir.join(format!("{}.blob", meta.id))).ok();
+            // Without its `.json` the manifest is no snapshot: do not leave it behind (its
+            // chunks go at the next collection).
+            std::fs::remove_file(&blob_path).ok();
             return Err(e);
         }
         self.index().add_snapshot(&meta)?;
         Ok(meta)
     }
 
-    /// Writes a snapshot given as data (import): encodes the images in this store's mode.
+    /// Size on disk of the distinct chunks a manifest references.
+    fn referenced_bytes(&self, listed: &[(u32, u64, Vec<ChunkRef>)]) -> u64 {
+        let dir = self.chunks_dir();
+        let mut seen = std::collections::HashSet::new();
+        listed
+            .iter()
+            .flat_map(|(_, _, refs)| refs)
+            .filter(|r| seen.insert(r.id))
+            .map(|r| {
+                std::fs::symlink_metadata(dir.join(chunk::hex_id(&r.id))).map_or(0, |m| m.len())
+            })
+            .sum()
+    }
+
+    /// Writes a snapshot given as data (import), in this store's mode.
     pub(crate) fn write_snapshot_data(&self, snap: &Snapshot) -> Result<SnapshotMeta> {
-        let dir = self.snapshot_dir(&snap.meta.session);
-        let images = self.encode_images(&dir.join(format!("{}.blob", snap.meta.id)), snap)?;
-        self.write_snapshot(snap.meta.clone(), &snap.state, &images)
+        let path = self.snapshot_dir(&snap.meta.session);
+        let mut sections = vec![(TAG_HISTORY, history::json_lines(&snap.history, &path)?)];
+        if let Some(s) = &snap.scrollback {
+            sections.push((TAG_SCROLLBACK, s.encode()));
+        }
+        if let Some(c) = &snap.context {
+            sections.push((TAG_CONTEXT, c.clone()));
+        }
+        self.write_snapshot(snap.meta.clone(), &snap.state, &sections)
     }
 
     pub(crate) fn encode_images(
@@ -254,12 +309,11 @@ impl Store {
                 id: id.clone(),
             })?;
         let snap = self.decode_snapshot(
-            &json,
-            &json_path,
-            &bundle,
-            &blob_path,
+            (&json, &json_path),
+            (&bundle, &blob_path),
             self.cipher.as_ref(),
             &mut self.unpacker(),
+            Source::Store,
         )?;
         if snap.meta.id != id {
             return Err(Error::corrupt(
@@ -270,16 +324,16 @@ impl Store {
         Ok(snap)
     }
 
-    /// Decodes a snapshot's two files; `unpacker` bounds what they decode to. The snapshot's
-    /// id is checked against the id pattern before anything can build a path from it.
+    /// Decodes a snapshot's two files (each its bytes and the path naming it in errors);
+    /// `unpacker` bounds what they decode to. The snapshot's id is checked against the id
+    /// pattern before anything can build a path from it.
     pub(crate) fn decode_snapshot(
         &self,
-        json: &[u8],
-        json_path: &Path,
-        bundle: &[u8],
-        blob_path: &Path,
+        (json, json_path): (&[u8], &Path),
+        (bundle, blob_path): (&[u8], &Path),
         cipher: Option<&Cipher>,
         unpacker: &mut Unpacker,
+        source: Source,
     ) -> Result<Snapshot> {
         let doc: SnapshotFile = decode_json(json, Kind::SnapshotMeta, cipher, json_path, unpacker)?;
         check_id("snapshot id", &doc.meta.id)?;
@@ -290,6 +344,16 @@ impl Store {
             scrollback: None,
             context: None,
         };
+        if seal::is_blob(bundle) {
+            if source == Source::Export {
+                return Err(Error::corrupt(
+                    blob_path,
+                    "a snapshot in an export must carry its data, but this one references chunks of another store",
+                ));
+            }
+            self.decode_chunked(&mut snap, bundle, blob_path, unpacker)?;
+            return Ok(snap);
+        }
         for (tag, image) in decode_bundle(bundle, blob_path)? {
             match tag {
                 TAG_HISTORY => {
@@ -320,11 +384,62 @@ impl Store {
         Ok(snap)
     }
 
-    /// Deletes a snapshot (metadata first, so a crash leaves no half-listed snapshot).
+    /// Fills `snap` from a manifest and the chunks it references (this store's).
+    fn decode_chunked(
+        &self,
+        snap: &mut Snapshot,
+        manifest: &[u8],
+        path: &Path,
+        unpacker: &mut Unpacker,
+    ) -> Result<()> {
+        let raw = seal::decode_blob(
+            unpacker,
+            Kind::SnapshotManifest,
+            manifest,
+            self.cipher.as_ref(),
+            path,
+        )?;
+        for (tag, total, refs) in decode_manifest(&raw, path)? {
+            if total > self.max_unpacked {
+                return Err(Error::too_large(
+                    path,
+                    format!(
+                        "a section declares {total} bytes, more than the limit of {}",
+                        self.max_unpacked
+                    ),
+                ));
+            }
+            let data = self.get_chunks(&refs, total, path, unpacker)?;
+            match tag {
+                TAG_HISTORY => snap.history = history::parse_records(&data, path)?,
+                TAG_SCROLLBACK => snap.scrollback = Some(Scrollback::decode(&data, path)?),
+                TAG_CONTEXT => snap.context = Some(data),
+                other => {
+                    return Err(Error::corrupt(path, format!("unknown section {other}")));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes a snapshot (metadata first, so a crash leaves no half-listed snapshot), then
+    /// the chunks no other snapshot references.
     pub fn delete_snapshot(&self, id_or_prefix: &str) -> Result<()> {
         let (id, session) = self.resolve_snapshot(id_or_prefix)?;
-        check_id("snapshot id", &id)?;
-        let dir = self.snapshot_dir_checked(&session, false)?;
+        self.remove_snapshot_files(&id, &session)?;
+        let _chunks = self.chunk_lock();
+        // The snapshot is gone; chunks left by a collection that fails (a damaged manifest
+        // elsewhere) are counted and collected by the next one.
+        if let Err(e) = self.collect_chunks() {
+            self.record_failure("collect chunks", Some(&session), &e);
+        }
+        Ok(())
+    }
+
+    /// Removes a snapshot's `.json` then `.blob`, and its index row.
+    pub(crate) fn remove_snapshot_files(&self, id: &str, session: &SessionId) -> Result<()> {
+        check_id("snapshot id", id)?;
+        let dir = self.snapshot_dir_checked(session, false)?;
         for name in [format!("{id}.json"), format!("{id}.blob")] {
             let path = dir.join(name);
             match std::fs::remove_file(&path) {
@@ -333,7 +448,7 @@ impl Store {
                 Err(e) => return Err(Error::io("remove", &path, e)),
             }
         }
-        self.index().remove_snapshot(&id)
+        self.index().remove_snapshot(id)
     }
 
     /// Records a new session from a snapshot (status `Restored`, a fresh id, named `new_name`
@@ -465,4 +580,61 @@ pub(crate) fn decode_bundle<'a>(bytes: &'a [u8], path: &Path) -> Result<Vec<(u32
         out.push((f.tag, f.body));
     }
     Err(Error::truncated(path, "no end frame"))
+}
+
+/// A manifest's plaintext: `count u32`, then per section `tag u32 | length u64 | chunks u32`
+/// and that many `id[32] | length u32` (all little endian).
+fn encode_manifest(sections: &[(u32, u64, Vec<ChunkRef>)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(&(sections.len() as u32).to_le_bytes());
+    for (tag, total, refs) in sections {
+        out.extend_from_slice(&tag.to_le_bytes());
+        out.extend_from_slice(&total.to_le_bytes());
+        out.extend_from_slice(&(refs.len() as u32).to_le_bytes());
+        for r in refs {
+            out.extend_from_slice(&r.id);
+            out.extend_from_slice(&r.len.to_le_bytes());
+        }
+    }
+    out
+}
+
+type Section = (u32, u64, Vec<ChunkRef>);
+
+pub(crate) fn decode_manifest(raw: &[u8], path: &Path) -> Result<Vec<Section>> {
+    let mut rest = raw;
+    let mut take = |n: usize| -> Result<&[u8]> {
+        let (head, tail) = rest
+            .split_at_checked(n)
+            .ok_or_else(|| Error::truncated(path, "the snapshot manifest ends early"))?;
+        rest = tail;
+        Ok(head)
+    };
+    let u32_at = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+    let count = u32_at(take(4)?);
+    if count > 16 {
+        return Err(Error::corrupt(
+            path,
+            format!("{count} sections in a snapshot manifest"),
+        ));
+    }
+    let mut out = Vec::new();
+    for _ in 0..count {
+        let tag = u32_at(take(4)?);
+        let mut total = [0u8; 8];
+        total.copy_from_slice(take(8)?);
+        let n = u32_at(take(4)?) as usize;
+        let mut refs = Vec::with_capacity(n.min(raw.len() / 36 + 1));
+        for _ in 0..n {
+            let mut id = [0u8; chunk::ID_LEN];
+            id.copy_from_slice(take(chunk::ID_LEN)?);
+            let len = u32_at(take(4)?);
+            refs.push(ChunkRef { id, len });
+        }
+        out.push((tag, u64::from_le_bytes(total), refs));
+    }
+    if !rest.is_empty() {
+        return Err(Error::corrupt(path, "bytes after the snapshot manifest"));
+    }
+    Ok(out)
 }

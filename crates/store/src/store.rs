@@ -18,6 +18,7 @@ use crate::index::{ExecRow, ExecStats, Index};
 use crate::record::{
     ExecRecord, Scrollback, SessionConfig, SessionId, SessionState, SessionStatus, now_ms,
 };
+use crate::retention::Retention;
 use crate::seal::{self, DEFAULT_MAX_UNPACKED, Kind, Packer, SCHEMA_VERSION, Unpacker};
 
 /// The environment variable the daemon reads the passphrase from.
@@ -44,6 +45,8 @@ pub struct Options {
     /// anything is decompressed; an item that expands past its declared size is cut off at
     /// that size. 256 MiB by default; the daemon reads `AI_SESSION_UNPACK_LIMIT_MIB`.
     pub max_unpacked: u64,
+    /// Retention applied after each snapshot (see `Retention`); none by default.
+    pub snapshots: Retention,
 }
 
 impl Default for Options {
@@ -54,6 +57,7 @@ impl Default for Options {
             kdf: KdfParams::default(),
             durable: true,
             max_unpacked: DEFAULT_MAX_UNPACKED,
+            snapshots: Retention::default(),
         }
     }
 }
@@ -66,6 +70,7 @@ impl std::fmt::Debug for Options {
             .field("kdf", &self.kdf)
             .field("durable", &self.durable)
             .field("max_unpacked", &self.max_unpacked)
+            .field("snapshots", &self.snapshots)
             .finish()
     }
 }
@@ -84,6 +89,23 @@ impl Options {
 #[derive(Serialize, Deserialize)]
 struct Layout {
     schema: u32,
+}
+
+/// Failed writes kept in `WriteFailures::recent`.
+const RECENT_FAILURES: usize = 16;
+
+/// Writes that failed because of the machine since the store was opened.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteFailures {
+    /// Failed writes in all.
+    pub count: u64,
+    /// Of which the file system was full.
+    pub disk_full: u64,
+    /// When the last one failed (Unix ms).
+    pub last_ms: Option<u64>,
+    /// The latest failures, oldest first (at most 16): what was written, for which session,
+    /// and the error naming the file.
+    pub recent: Vec<String>,
 }
 
 /// A session as `load_all_sessions` returns it: its state and its last checkpoint.
@@ -122,8 +144,15 @@ pub struct Store {
     pub(crate) cipher: Option<Cipher>,
     /// Kept to open export files sealed under another store's salt.
     pub(crate) passphrase: Option<String>,
+    pub(crate) retention: Retention,
+    /// Held while chunks are written and until the manifest referencing them is committed,
+    /// and while unreferenced chunks are collected.
+    chunks: Mutex<()>,
     index: Mutex<Index>,
     writers: Mutex<HashMap<SessionId, HistoryWriter>>,
+    /// What `open` found of killed writers and removed.
+    recovered: Vec<crate::recover::Recovered>,
+    failures: Mutex<WriteFailures>,
 }
 
 impl std::fmt::Debug for Store {
@@ -140,7 +169,7 @@ impl Store {
     pub fn open(root: impl Into<PathBuf>, options: Options) -> Result<Self> {
         let root = root.into();
         file::create_dir(&root)?;
-        for dir in ["sessions", "snapshots", "metadata"] {
+        for dir in ["sessions", "snapshots", "metadata", "chunks"] {
             file::dir_beneath(&root, &root.join(dir), true)?;
         }
         let cipher = unlock(&root, &options)?;
@@ -159,17 +188,21 @@ impl Store {
         let fresh_index = !index_path.exists();
         let (index, rebuilt) = open_index(&index_path, cipher.is_some())?;
         let fresh_index = fresh_index || rebuilt;
-        let store = Self {
+        let mut store = Self {
             root,
             level: options.compression_level,
             durable: options.durable,
             max_unpacked: options.max_unpacked,
             cipher,
             passphrase: options.passphrase,
+            retention: options.snapshots,
+            chunks: Mutex::new(()),
             index: Mutex::new(index),
             writers: Mutex::new(HashMap::new()),
+            recovered: Vec::new(),
+            failures: Mutex::new(WriteFailures::default()),
         };
-        file::sweep_tmp(&store.root.join("metadata"))?;
+        store.recovered = store.recover()?;
         if fresh_index || migrated {
             store.reindex()?;
         } else {
@@ -186,8 +219,18 @@ impl Store {
         self.cipher.is_some()
     }
 
+    /// What `open` found of writers killed half-way (temporary files, imports cut short,
+    /// uncommitted sessions and snapshots, unreferenced chunks) and removed, one item each.
+    pub fn recovered(&self) -> &[crate::recover::Recovered] {
+        &self.recovered
+    }
+
     pub(crate) fn index(&self) -> MutexGuard<'_, Index> {
         self.index.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn chunk_lock(&self) -> MutexGuard<'_, ()> {
+        self.chunks.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn writers(&self) -> MutexGuard<'_, HashMap<SessionId, HistoryWriter>> {
@@ -224,12 +267,20 @@ impl Store {
             updated_ms: now,
             restored_from: None,
         };
-        self.save_state(&state)?;
+        self.noted(
+            "record new session",
+            Some(&state.id),
+            self.write_state(&state),
+        )?;
         Ok(state)
     }
 
     /// Writes `sessions/{id}/state.json` (atomically) and updates the index.
     pub fn save_state(&self, state: &SessionState) -> Result<()> {
+        self.noted("save state", Some(&state.id), self.write_state(state))
+    }
+
+    fn write_state(&self, state: &SessionState) -> Result<()> {
         let dir = self.session_dir_checked(&state.id, true)?;
         let path = dir.join("state.json");
         let bytes = encode_json(state, Kind::State, self.cipher.as_ref(), self.level, &path)?;
@@ -271,7 +322,7 @@ impl Store {
         state.status = status;
         state.exit_code = exit_code;
         state.updated_ms = now_ms();
-        self.save_state(&state)?;
+        self.noted("record status", Some(id), self.write_state(&state))?;
         Ok(state)
     }
 
@@ -283,6 +334,20 @@ impl Store {
 
     /// Checkpoints several execs as one frame.
     pub fn append_execs(&self, id: &SessionId, records: &[ExecRecord]) -> Result<()> {
+        let appended = self.append_inner(id, records);
+        self.noted("append exec", Some(id), appended)
+    }
+
+    /// `append_exec`, then an fsync of the history: when this returns `Ok` the record is on
+    /// disk, and a file system that accepts writes it cannot place (delayed allocation, a
+    /// full disk found at writeback) says so here instead of losing it silently.
+    pub fn append_exec_synced(&self, id: &SessionId, record: &ExecRecord) -> Result<()> {
+        self.append_exec(id, record)?;
+        let synced = self.sync_session(id);
+        self.noted("sync history", Some(id), synced)
+    }
+
+    fn append_inner(&self, id: &SessionId, records: &[ExecRecord]) -> Result<()> {
         if records.is_empty() {
             return Ok(());
         }
@@ -311,7 +376,12 @@ impl Store {
                 w.append(records, self.cipher.as_ref())?;
             }
         }
-        self.index().add_execs(id, records)
+        // The history is the record; the index is derived (rebuilt by `reindex`). A failure
+        // to index (SQLite's WAL on a full disk) is counted, not the append's failure.
+        if let Err(e) = self.index().add_execs(id, records) {
+            self.note_failure("index exec", Some(id), &e);
+        }
+        Ok(())
     }
 
     pub fn load_history(&self, id: &SessionId) -> Result<Vec<ExecRecord>> {
@@ -321,7 +391,8 @@ impl Store {
 
     /// Checkpoints the screen and scrollback (`sessions/{id}/scrollback`, replaced atomically).
     pub fn save_scrollback(&self, id: &SessionId, scrollback: &Scrollback) -> Result<()> {
-        self.save_blob(id, "scrollback", Kind::Scrollback, &scrollback.encode())
+        let saved = self.save_blob(id, "scrollback", Kind::Scrollback, &scrollback.encode());
+        self.noted("save scrollback", Some(id), saved)
     }
 
     pub fn load_scrollback(&self, id: &SessionId) -> Result<Option<Scrollback>> {
@@ -335,7 +406,8 @@ impl Store {
     /// Stores the context layer's bytes (`sessions/{id}/context.bin`, compressed, replaced
     /// atomically).
     pub fn save_context(&self, id: &SessionId, context: &[u8]) -> Result<()> {
-        self.save_blob(id, "context.bin", Kind::Context, context)
+        let saved = self.save_blob(id, "context.bin", Kind::Context, context);
+        self.noted("save context", Some(id), saved)
     }
 
     pub fn load_context(&self, id: &SessionId) -> Result<Option<Vec<u8>>> {
@@ -442,10 +514,61 @@ impl Store {
     /// Call it every few seconds and at shutdown; a process kill loses nothing without it,
     /// a power loss loses what came after the last call.
     pub fn sync(&self) -> Result<()> {
-        for w in self.writers().values_mut() {
-            w.sync()?;
+        let synced = (|| {
+            for w in self.writers().values_mut() {
+                w.sync()?;
+            }
+            self.index().checkpoint()
+        })();
+        self.noted("sync", None, synced)
+    }
+
+    /// Writes that failed for a reason of the machine (a full disk, an I/O error), since open:
+    /// what the daemon reports in its status.
+    pub fn write_failures(&self) -> WriteFailures {
+        self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Counts a failed write (not a refusal of bad input or of an unknown id) and passes the
+    /// result on.
+    pub(crate) fn noted<T>(&self, op: &str, id: Option<&SessionId>, r: Result<T>) -> Result<T> {
+        if let Err(e) = &r {
+            self.note_failure(op, id, e);
         }
-        self.index().checkpoint()
+        r
+    }
+
+    /// Counts `e` when it is a failure of the machine.
+    fn note_failure(&self, op: &str, id: Option<&SessionId>, e: &Error) {
+        let machine = matches!(
+            e,
+            Error::Io { .. } | Error::DiskFull { .. } | Error::Index { .. } | Error::Codec { .. }
+        );
+        if machine {
+            self.record_failure(op, id, e);
+        }
+    }
+
+    /// Counts `e` whatever it is: for work done after the call's own effect succeeded
+    /// (retention after a snapshot, chunk collection after a delete), whose failure does not
+    /// fail the call but must not pass unseen.
+    pub(crate) fn record_failure(&self, op: &str, id: Option<&SessionId>, e: &Error) {
+        let mut f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        f.count += 1;
+        if matches!(e, Error::DiskFull { .. }) {
+            f.disk_full += 1;
+        }
+        f.last_ms = Some(now_ms());
+        if f.recent.len() >= RECENT_FAILURES {
+            f.recent.remove(0);
+        }
+        f.recent.push(match id {
+            Some(id) => format!("{op} (session {id}): {e}"),
+            None => format!("{op}: {e}"),
+        });
     }
 
     /// fsyncs one session's history (before a snapshot, at kill).

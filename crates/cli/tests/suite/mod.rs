@@ -13,3 +13,4 @@ mod persist;
 mod robustness;
 mod security;
 mod store_attacks;
+mod store_bounds;

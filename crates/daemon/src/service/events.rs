@@ -50,10 +50,12 @@ pub(crate) enum Event<'a> {
     },
 }
 
-/// What the caller must wait for before answering.
-pub(crate) type Ack = Pin<Box<dyn Future<Output = ()> + Send>>;
+/// What the caller must wait for before answering; it may end with a warning known only then
+/// (the store's: a record it could not write).
+pub(crate) type Ack = Pin<Box<dyn Future<Output = Option<String>> + Send>>;
 
-/// An observer's answer to an event.
+/// An observer's answer to an event. A warning on `SessionCreated` or `ExecFinished` is the
+/// store's: the record was not written, and the answer says `persisted: false` with it.
 #[derive(Default)]
 pub(crate) struct Reaction {
     pub ack: Option<Ack>,
@@ -63,7 +65,10 @@ pub(crate) struct Reaction {
 impl Reaction {
     pub(crate) fn ack(ack: impl Future<Output = ()> + Send + 'static) -> Self {
         Reaction {
-            ack: Some(Box::pin(ack)),
+            ack: Some(Box::pin(async move {
+                ack.await;
+                None
+            })),
             warning: None,
         }
     }
@@ -84,7 +89,7 @@ pub(crate) async fn settle(reactions: Vec<Reaction>) -> Vec<String> {
     let mut warnings = Vec::new();
     for r in reactions {
         if let Some(ack) = r.ack {
-            ack.await;
+            warnings.extend(ack.await);
         }
         warnings.extend(r.warning);
     }

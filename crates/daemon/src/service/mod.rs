@@ -43,6 +43,19 @@ fn ok<M: Method>(result: Result<M::Result, RpcError>) -> Result<Value, RpcError>
     json(result?)
 }
 
+/// As [`ok`], for a result the store records before the answer (`session.new`, `session.exec`):
+/// when it could not (a full disk), the answer still goes out, saying `persisted: false` and
+/// why (`persist_error`), never acknowledging as saved what the next daemon will not know.
+fn saved<M: Method>(result: Result<(M::Result, Vec<String>), RpcError>) -> Result<Value, RpcError> {
+    let (value, unsaved) = result?;
+    let mut answer = json(value)?;
+    if let (false, Some(fields)) = (unsaved.is_empty(), answer.as_object_mut()) {
+        fields.insert("persisted".into(), Value::Bool(false));
+        fields.insert("persist_error".into(), Value::String(unsaved.join("; ")));
+    }
+    Ok(answer)
+}
+
 impl Daemon {
     /// Shows `event` to every observer and waits for what they acknowledge; returns their
     /// warnings.
@@ -139,9 +152,9 @@ async fn dispatch(
     use sessions as s;
     match call {
         Call::Hello(p) => ok::<Hello>(s::hello(p)),
-        Call::SessionNew(p) => ok::<SessionNew>(s::new(d, who, p).await),
+        Call::SessionNew(p) => saved::<SessionNew>(s::new(d, who, p).await),
         Call::SessionList(_) => ok::<SessionList>(s::list(d, who).await),
-        Call::SessionExec(p) => ok::<SessionExec>(s::exec(d, who, p).await),
+        Call::SessionExec(p) => saved::<SessionExec>(s::exec_saved(d, who, p).await),
         Call::SessionSend(p) => ok::<SessionSend>(s::send(d, p).await),
         Call::SessionWrite(p) => ok::<SessionWrite>(s::write(d, p).await),
         Call::SessionRead(p) => ok::<SessionRead>(s::read(d, p).await),
@@ -157,6 +170,7 @@ async fn dispatch(
         Call::SnapshotCreate(p) => ok::<SnapshotCreate>(pe::snapshot_create(d, p).await),
         Call::SnapshotList(p) => ok::<SnapshotList>(pe::snapshot_list(d, who, p).await),
         Call::SnapshotRestore(p) => ok::<SnapshotRestore>(pe::snapshot_restore(d, who, p).await),
+        Call::SnapshotPrune(p) => ok::<SnapshotPrune>(pe::snapshot_prune(d, p).await),
         Call::SessionExport(p) => ok::<SessionExport>(pe::export(d, p).await),
         Call::SessionImport(p) => ok::<SessionImport>(pe::import(d, who, p).await),
         Call::ContextGet(p) => {

@@ -46,25 +46,26 @@ pub(super) fn hello(hello: HelloParams) -> Result<HelloResult, RpcError> {
 
 /// Starts a session: the caller's sandbox decided once (an agent's or a token's sessions always
 /// run sandboxed), then the `SessionCreated` event (the access table makes the caller its owner;
-/// the store records it before the answer goes out).
+/// the store records it before the answer goes out). With the session, what the store could
+/// not save of it (a full disk).
 pub(super) async fn new(
     daemon: &Daemon,
     who: &Principal,
     mut new: NewParams,
-) -> Result<SessionInfo, RpcError> {
+) -> Result<(SessionInfo, Vec<String>), RpcError> {
     new.policy =
         daemon
             .access
             .sandbox_for(who, new.policy.take(), new.cwd.as_deref(), &daemon.paths)?;
     let info = daemon.manager.create(new.clone()).await.map_err(core)?;
-    daemon
+    let unsaved = daemon
         .publish(Event::SessionCreated {
             info: &info,
             params: Some(&new),
             by: who,
         })
         .await;
-    Ok(info)
+    Ok((info, unsaved))
 }
 
 pub(super) async fn list(daemon: &Daemon, who: &Principal) -> Result<ListResult, RpcError> {
@@ -80,6 +81,15 @@ pub(crate) async fn exec(
     who: &Principal,
     p: ExecParams,
 ) -> Result<ExecResult, RpcError> {
+    exec_saved(daemon, who, p).await.map(|(result, _)| result)
+}
+
+/// [`exec`], with what the store could not save of it (its record, on a full disk).
+pub(super) async fn exec_saved(
+    daemon: &Daemon,
+    who: &Principal,
+    p: ExecParams,
+) -> Result<(ExecResult, Vec<String>), RpcError> {
     let (target, command, started) = (
         p.target.clone(),
         p.command.clone(),
@@ -87,7 +97,7 @@ pub(crate) async fn exec(
     );
     let result = session(daemon, &p.target)?.exec(p).await.map_err(core)?;
     let agent_context = agent_context(daemon, who);
-    daemon
+    let unsaved = daemon
         .publish(Event::ExecFinished {
             session: &target,
             command: &command,
@@ -96,7 +106,7 @@ pub(crate) async fn exec(
             agent_context: agent_context.as_deref(),
         })
         .await;
-    Ok(result)
+    Ok((result, unsaved))
 }
 
 /// The context an agent's execs also feed: `agent:NAME`.

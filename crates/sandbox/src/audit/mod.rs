@@ -21,6 +21,7 @@
 
 pub mod seal;
 pub mod secret;
+pub mod segment;
 mod verify;
 
 use std::fs::{File, OpenOptions};
@@ -30,6 +31,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
+use sha2::Digest;
 
 pub use seal::{AuditKey, Head};
 pub use secret::DetailCipher;
@@ -178,6 +180,38 @@ pub enum VerifyError {
         /// Entries in the log.
         entries: usize,
     },
+    /// A sealed segment's name says it starts at one seq, its content at another: segments
+    /// were renamed or swapped.
+    #[error(
+        "segment {segment} should start at seq {named} but starts at {found}: segments were renamed or swapped"
+    )]
+    SegmentMisplaced {
+        /// The file.
+        segment: String,
+        /// The seq its name says.
+        named: u64,
+        /// The seq its first entry has.
+        found: u64,
+    },
+    /// Entries before a file are gone and no entry records why: a segment was deleted.
+    #[error("{missing} are missing before seq {before}: a segment was deleted")]
+    SegmentMissing {
+        /// What is missing (a segment's name and range, or a range of entries).
+        missing: String,
+        /// The seq of the first entry after the gap.
+        before: u64,
+    },
+    /// A sealed segment differs from what the rotation that sealed it recorded (its name,
+    /// last seq, length or SHA-256): it was truncated, extended, replaced or swapped.
+    #[error(
+        "segment {segment} is not the one the rotation after it recorded ({recorded}): it was truncated, extended or replaced"
+    )]
+    SegmentAltered {
+        /// The file.
+        segment: String,
+        /// What the rotation entry recorded.
+        recorded: String,
+    },
     /// The head exists but the log file does not.
     #[error("the log file is missing but its signed head names entry {head_seq}")]
     LogMissing {
@@ -284,7 +318,7 @@ fn hex(bytes: &[u8]) -> String {
     s
 }
 
-fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> AuditError + '_ {
+pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> AuditError + '_ {
     move |source| AuditError::Io {
         path: path.to_path_buf(),
         source,
@@ -348,6 +382,13 @@ pub struct AuditLog {
     head_seq: u64,
     /// Seals each entry's detail (a passphrase was given).
     cipher: Option<DetailCipher>,
+    /// SHA-256 of the bytes the live file holds, kept up to date by each append: what the
+    /// rotation entry records of the file it seals, without reading 64 MiB back.
+    digest: Box<sha2::Sha256>,
+    /// The live file rotates into a sealed segment once it holds this many bytes.
+    max_segment: u64,
+    /// Sealed segments kept after a rotation (all when `None`).
+    keep_segments: Option<usize>,
 }
 
 impl AuditLog {
@@ -362,6 +403,11 @@ impl AuditLog {
         if let Some(head) = &head {
             if !head.is_signed_by(&key) {
                 return Err(damaged(path, VerifyError::HeadForged));
+            }
+            let sealed = segment::sealed_path(path, head.first_seq);
+            let live_empty = data.as_ref().is_none_or(Vec::is_empty);
+            if live_empty && head.seq >= head.first_seq && sealed.exists() {
+                return Self::finish_rotation(path, key, head, &sealed);
             }
             if data.is_none() && head.seq >= head.first_seq {
                 return Err(damaged(
@@ -384,6 +430,13 @@ impl AuditLog {
                 }),
             };
         let mut log = Self::attach(path, key, first_seq, last_seq, last_hash)?;
+        if log.len != data.len() as u64 {
+            return Err(AuditError::Tampered {
+                path: path.to_path_buf(),
+                what: "it changed while it was being verified".into(),
+            });
+        }
+        log.digest = Box::new(sha2::Sha256::new_with_prefix(&data));
         log.head_seq = head.map_or(u64::MAX, |h| h.seq);
         log.sync()?;
         Ok(log)
@@ -418,6 +471,9 @@ impl AuditLog {
             // Never equal to a real seq: the first sync writes the head.
             head_seq: u64::MAX,
             cipher: None,
+            digest: Box::default(),
+            max_segment: segment::DEFAULT_SEGMENT_BYTES,
+            keep_segments: None,
         })
     }
 
@@ -496,6 +552,13 @@ impl AuditLog {
             if let Some(last) = good.last() {
                 trusted = (last.seq, last.hash.clone());
             }
+            if let Some(sealed) = segment::seal_good_prefix(path, &good)? {
+                notes.push(format!(
+                    "its {} verified entries were sealed as {}",
+                    good.len(),
+                    sealed.display()
+                ));
+            }
         }
         if let Some(h) = head.as_ref().filter(|h| h.seq > trusted.0) {
             trusted = (h.seq, h.hash.clone());
@@ -568,6 +631,9 @@ impl AuditLog {
     /// kernel accepted, only a power loss can take the entries since the last
     /// [`AuditLog::sync`]. For callers on a latency path that sync on a timer.
     pub fn append_unsynced(&mut self, record: Record) -> Result<Entry, AuditError> {
+        if self.len >= self.max_segment && self.last_seq >= self.first_seq {
+            self.rotate()?;
+        }
         let risk = risk::score_with(
             &record.action,
             &record.detail,
@@ -577,9 +643,13 @@ impl AuditLog {
             },
         );
         let seq = self.last_seq + 1;
+        // The log's own entries (rotations, prunes, repairs) name files, seqs and hashes that
+        // `verify` reads without the passphrase; they hold nothing typed by anyone.
         let detail = match &self.cipher {
-            Some(cipher) => cipher.seal(seq, &record.detail)?,
-            None => record.detail,
+            Some(cipher) if !record.action.starts_with("audit.") => {
+                cipher.seal(seq, &record.detail)?
+            }
+            _ => record.detail,
         };
         let mut entry = Entry {
             seq,
@@ -599,6 +669,7 @@ impl AuditLog {
         line.push(b'\n');
         self.file.write_all(&line).map_err(io_err(&self.path))?;
         self.len += line.len() as u64;
+        self.digest.update(&line);
         self.last_seq = entry.seq;
         self.last_hash = entry.hash.clone();
         Ok(entry)
@@ -690,6 +761,7 @@ impl AuditLog {
         let meta = file.metadata().map_err(io_err(&self.path))?;
         self.file = file;
         self.len = old.len() as u64;
+        *self.digest = sha2::Sha256::new_with_prefix(&old);
         self.id = (meta.dev(), meta.ino());
         let entry =
             self.append_unsynced(Record::new(Actor::Daemon, "audit.gap", note, "recovered"))?;
@@ -726,7 +798,7 @@ impl SyncPoint {
     }
 }
 
-fn damaged(path: &Path, error: VerifyError) -> AuditError {
+pub(crate) fn damaged(path: &Path, error: VerifyError) -> AuditError {
     AuditError::Damaged {
         path: path.to_path_buf(),
         error,
@@ -744,9 +816,16 @@ pub struct Report {
     pub head_seq: u64,
     /// Recorded breaks (repairs, gaps, a legacy log moved aside), oldest first.
     pub breaks: Vec<Entry>,
+    /// Files verified: the sealed segments and the live file.
+    pub files: usize,
+    /// Where the kept log starts, when old segments were pruned (as recorded).
+    pub pruned_before: Option<u64>,
 }
 
-fn read_checked(path: &Path) -> Result<(verify::Checked, Option<Head>), AuditError> {
+fn read_checked(
+    path: &Path,
+    visit: impl FnMut(&Entry),
+) -> Result<(segment::Chain, Option<Head>), AuditError> {
     let (key_path, head_path) = seal::beside(path);
     let key = match AuditKey::load(&key_path) {
         Err(AuditError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
@@ -769,19 +848,21 @@ fn read_checked(path: &Path) -> Result<(verify::Checked, Option<Head>), AuditErr
             )));
         }
     };
-    let checked = verify::check(&data, &key, head.as_ref()).map_err(|d| damaged(path, d.error))?;
-    Ok((checked, head))
+    let chain = segment::check_chain(path, &data, &key, head.as_ref(), visit)?;
+    Ok((chain, head))
 }
 
-/// Verifies the whole log against its key and signed head (both beside it); the entries and
-/// recorded breaks, or the first problem.
+/// Verifies the whole log, every sealed segment and the live file, against its key and signed
+/// head (both beside it); the entries and recorded breaks, or the first problem.
 pub fn verify(path: &Path) -> Result<Report, AuditError> {
-    let (checked, head) = read_checked(path)?;
+    let (chain, head) = read_checked(path, |_| {})?;
     Ok(Report {
-        entries: checked.entries.len(),
-        first_seq: checked.entries.first().map_or(1, |e| e.seq),
+        entries: chain.entries,
+        first_seq: chain.first_seq.unwrap_or(1),
         head_seq: head.map_or(0, |h| h.seq),
-        breaks: checked.breaks,
+        breaks: chain.breaks,
+        files: chain.files,
+        pruned_before: chain.pruned_before,
     })
 }
 
@@ -799,20 +880,20 @@ pub struct Query {
 /// Reads a verified log and returns the matching entries (a damaged log is an error:
 /// an answer from a tampered log would be misleading).
 pub fn query(path: &Path, q: &Query) -> Result<Vec<Entry>, AuditError> {
-    let (checked, _) = read_checked(path)?;
-    let entries = checked.entries;
     let since = q.since.map(format_time);
-    Ok(entries
-        .into_iter()
-        .filter(|e| e.risk >= q.min_risk)
+    let mut out = Vec::new();
+    read_checked(path, |e| {
         // RFC 3339 UTC strings of one fixed width sort like the times they denote.
-        .filter(|e| since.as_ref().is_none_or(|s| e.time.as_str() >= s.as_str()))
-        .filter(|e| {
-            q.session
+        let wanted = e.risk >= q.min_risk
+            && since.as_ref().is_none_or(|s| e.time.as_str() >= s.as_str())
+            && q.session
                 .as_ref()
-                .is_none_or(|s| e.session.as_ref() == Some(s))
-        })
-        .collect())
+                .is_none_or(|s| e.session.as_ref() == Some(s));
+        if wanted {
+            out.push(e.clone());
+        }
+    })?;
+    Ok(out)
 }
 
 /// Formats a time as `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC).

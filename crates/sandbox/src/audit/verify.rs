@@ -3,6 +3,7 @@
 //! back: the signed head names the last entry as of the last sync).
 
 use super::seal::{AuditKey, Head};
+use super::segment::ROTATE_ACTION;
 use super::{BREAK_ACTIONS, Entry, GENESIS, VerifyError, canonical};
 
 /// What a successful check found.
@@ -19,7 +20,27 @@ pub(crate) struct Damage {
     pub error: VerifyError,
 }
 
+/// Checks the live file: its entries, then where it starts and ends against the signed head.
 pub(crate) fn check(data: &[u8], key: &AuditKey, head: Option<&Head>) -> Result<Checked, Damage> {
+    let out = check_sealed(data, key)?;
+    match head {
+        Some(head) => against_head(out, head),
+        None if out.entries.is_empty() => Ok(out),
+        None => {
+            let entries = out.entries.len();
+            Err(Damage {
+                good: out.entries,
+                error: VerifyError::HeadMissing { entries },
+            })
+        }
+    }
+}
+
+/// Checks one file's entries: every keyed hash, the chain and the sequence inside it, and that
+/// it starts from genesis, a recorded break or a rotation (which `segment` checks against the
+/// file before it). A sealed segment has no head: the next file's first entry vouches for
+/// its end.
+pub(crate) fn check_sealed(data: &[u8], key: &AuditKey) -> Result<Checked, Damage> {
     let mut out = Checked::default();
     let fail = |out: Checked, error| {
         Err(Damage {
@@ -59,7 +80,8 @@ pub(crate) fn check(data: &[u8], key: &AuditKey, head: Option<&Head>) -> Result<
             None => {
                 let genesis = entry.seq == 1 && entry.prev_hash == GENESIS;
                 let recorded_break = BREAK_ACTIONS.contains(&entry.action.as_str());
-                if !genesis && !recorded_break {
+                let rotated = entry.action == ROTATE_ACTION;
+                if !genesis && !recorded_break && !rotated {
                     return fail(
                         out,
                         VerifyError::MissingStart {
@@ -96,14 +118,7 @@ pub(crate) fn check(data: &[u8], key: &AuditKey, head: Option<&Head>) -> Result<
         }
         out.entries.push(entry.clone());
     }
-    match head {
-        Some(head) => against_head(out, head),
-        None if out.entries.is_empty() => Ok(out),
-        None => {
-            let entries = out.entries.len();
-            fail(out, VerifyError::HeadMissing { entries })
-        }
-    }
+    Ok(out)
 }
 
 /// The head must name an entry of this file with the same hash, and the file must start where

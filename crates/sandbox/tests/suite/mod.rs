@@ -2,6 +2,7 @@
 
 mod attacker;
 mod audit_log;
+mod audit_segments;
 mod common;
 mod escapes;
 mod limits;
