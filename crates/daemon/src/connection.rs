@@ -51,12 +51,7 @@ pub(crate) async fn run(stream: UnixStream, daemon: Arc<Daemon>) {
     let mut line = Vec::new();
     loop {
         line.clear();
-        let read = tokio::select! {
-            read = read_line(&mut reader, &mut line) => read,
-            // The daemon is stopping: no new requests; those in flight finish.
-            () = daemon.cancel.cancelled() => break,
-        };
-        match read {
+        match read_line(&mut reader, &mut line).await {
             Ok(Line::Eof) => break,
             Ok(Line::Complete) => {}
             Ok(Line::TooLong) => {
@@ -85,6 +80,17 @@ pub(crate) async fn run(stream: UnixStream, daemon: Arc<Daemon>) {
                 continue;
             }
         };
+        if daemon.cancel.is_cancelled() {
+            // The daemon is stopping: those in flight finish, nothing new starts. The
+            // connection itself stays open until the process exits (`daemon stop` waits for
+            // its own connection to close to know the daemon is gone).
+            let err = RpcError::new(ErrorKind::ShuttingDown, "the daemon is shutting down")
+                .with_hint("retry in a moment: the next call starts a new daemon");
+            if tx.send(encode(&Response::err(req.id, err))).await.is_err() {
+                break;
+            }
+            continue;
+        }
         let Ok(permit) = slots.clone().acquire_owned().await else {
             break;
         };
@@ -106,13 +112,7 @@ pub(crate) async fn run(stream: UnixStream, daemon: Arc<Daemon>) {
     // Agents registered on this connection leave with it; their tasks go back to the queue.
     conn.close(&daemon);
     drop(tx);
-    // The writer ends once every stream of this connection has let go of it; a stopping
-    // daemon does not wait for streams.
-    let mut writer = writer;
-    tokio::select! {
-        _ = &mut writer => {}
-        () = daemon.cancel.cancelled() => writer.abort(),
-    }
+    writer.await.ok();
 }
 
 fn parse(line: &[u8]) -> Result<Request, Box<Response>> {

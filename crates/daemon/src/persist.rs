@@ -23,7 +23,6 @@ use ai_session_store::{
     SessionState, SessionStatus, SnapshotMeta, Store,
 };
 use base64::Engine;
-use tokio::sync::oneshot;
 
 use crate::server::Daemon;
 use crate::service::{Ack, Event, Observer, Reaction};
@@ -39,7 +38,11 @@ const MAX_MIB_ENV: &str = "AI_SESSION_SNAPSHOT_MAX_MIB";
 /// Scrollback lines saved per session (the emulator's own bound).
 const SAVED_LINES: usize = ai_session_core::screen::DEFAULT_SCROLLBACK;
 
-type Job = Box<dyn FnOnce(&mut Worker) + Send>;
+/// The store thread's queue.
+type Queue = crate::worker::Worker<Worker>;
+
+/// Store jobs that may wait in the queue; a caller finding it full waits for room.
+const QUEUE: usize = 4096;
 
 /// The store thread's state.
 pub(crate) struct Worker {
@@ -67,7 +70,8 @@ impl Worker {
 
 /// The daemon's handle on the store (or on nothing, when it could not be opened).
 pub(crate) struct Persist {
-    tx: Option<std::sync::mpsc::Sender<Job>>,
+    /// The store's thread, behind its bounded queue; `None` when the store could not be opened.
+    worker: Option<Queue>,
     /// The store, for its write-failure counters (read by `status` off the store thread).
     store: Option<Arc<Store>>,
     status: Mutex<PersistStatus>,
@@ -171,33 +175,30 @@ impl Persist {
             tracing::warn!("session store: left by a killed writer: {r}");
             status.recovered.push(r.to_string());
         }
-        let (tx, rx) = std::sync::mpsc::channel::<Job>();
         let store = Arc::new(store);
         let shared = store.clone();
-        let mut worker = Worker {
+        let worker = Worker {
             store,
             ids: HashMap::new(),
             pids: HashMap::new(),
             unrecorded: HashMap::new(),
         };
-        let spawned = std::thread::Builder::new()
-            .name("store".into())
-            .spawn(move || {
-                while let Ok(job) = rx.recv() {
-                    job(&mut worker);
-                }
-                if let Err(e) = worker.store.sync() {
-                    tracing::warn!("store sync at exit: {e}");
-                }
-            });
-        if let Err(e) = spawned {
-            status
-                .errors
-                .push(format!("cannot start the store thread: {e}"));
-            return Ok(Self::off(status));
-        }
+        let spawned = Queue::start_with_exit("store", QUEUE, worker, |w| {
+            if let Err(e) = w.store.sync() {
+                tracing::warn!("store sync at exit: {e}");
+            }
+        });
+        let queue = match spawned {
+            Ok(queue) => queue,
+            Err(e) => {
+                status
+                    .errors
+                    .push(format!("cannot start the store thread: {e}"));
+                return Ok(Self::off(status));
+            }
+        };
         Ok(Self {
-            tx: Some(tx),
+            worker: Some(queue),
             store: Some(shared),
             status: Mutex::new(status),
             stopping: AtomicBool::new(false),
@@ -207,7 +208,7 @@ impl Persist {
 
     fn off(status: PersistStatus) -> Self {
         Self {
-            tx: None,
+            worker: None,
             store: None,
             status: Mutex::new(status),
             stopping: AtomicBool::new(false),
@@ -239,10 +240,12 @@ impl Persist {
         }
     }
 
-    /// Queues a job; nothing when persistence is off.
-    fn submit(&self, job: impl FnOnce(&mut Worker) + Send + 'static) {
-        if let Some(tx) = &self.tx {
-            tx.send(Box::new(job)).ok();
+    /// Queues a job, waiting for room in the store's queue; nothing when persistence is off.
+    async fn submit(&self, job: impl FnOnce(&mut Worker) + Send + 'static) {
+        if let Some(queue) = &self.worker {
+            if let Err(e) = queue.send(job).await {
+                tracing::error!("store job lost: {}", e.message);
+            }
         }
     }
 
@@ -251,19 +254,14 @@ impl Persist {
         &self,
         job: impl FnOnce(&mut Worker) -> Result<T, RpcError> + Send + 'static,
     ) -> Result<T, RpcError> {
-        let Some(tx) = &self.tx else {
+        let Some(queue) = &self.worker else {
             return Err(RpcError::new(
                 ErrorKind::Unsupported,
                 "persistence is off: the session store could not be opened",
             )
             .with_hint("`ai-session daemon status --json` says why"));
         };
-        let (reply, rx) = oneshot::channel();
-        tx.send(Box::new(move |w: &mut Worker| {
-            reply.send(job(w)).ok();
-        }))
-        .map_err(|_| stopped())?;
-        rx.await.map_err(|_| stopped())?
+        queue.call(job).await
     }
 
     // ---- hooks --------------------------------------------------------------------------
@@ -271,11 +269,14 @@ impl Persist {
     /// Queues `job` now; the returned future resolves once it ran (at once when persistence
     /// is off) with the job's warning: what could not be saved, for the answer to say.
     fn acked(&self, job: impl FnOnce(&mut Worker) -> Option<String> + Send + 'static) -> Ack {
-        let (done, rx) = oneshot::channel::<Option<String>>();
-        self.submit(move |w| {
-            done.send(job(w)).ok();
-        });
-        Box::pin(async move { rx.await.ok().flatten() })
+        let queue = self.worker.as_ref().map(Queue::handle);
+        Box::pin(async move {
+            let queue = queue?;
+            match queue.call(move |w| Ok(job(w))).await {
+                Ok(warning) => warning,
+                Err(e) => Some(e.message),
+            }
+        })
     }
 
     /// `session.new` succeeded: record the session before the answer goes out. When the
@@ -285,7 +286,7 @@ impl Persist {
         let Some(job) = new_job(info, params) else {
             return Reaction::default();
         };
-        if self.tx.is_none() {
+        if self.worker.is_none() {
             return Reaction::default();
         }
         Reaction {
@@ -305,7 +306,7 @@ impl Persist {
         started_ms: u64,
         result: &m::ExecResult,
     ) -> Reaction {
-        if self.tx.is_none() {
+        if self.worker.is_none() {
             return Reaction::default();
         }
         let (name, command) = (target.to_owned(), command.to_owned());
@@ -351,13 +352,13 @@ impl Persist {
     }
 
     /// `session.kill` succeeded: the record goes (its snapshots stay).
-    fn on_kill(&self, name: &str) {
+    fn on_kill(&self, name: &str) -> Ack {
         self.saved
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(name);
         let name = name.to_owned();
-        self.submit(move |w| {
+        self.acked(move |w| {
             w.pids.remove(&name);
             w.unrecorded.remove(&name);
             if let Some(id) = w.ids.remove(&name) {
@@ -369,10 +370,11 @@ impl Persist {
                     tracing::error!(session = %name, "cannot delete the record: {e}");
                 }
             }
-        });
+            None
+        })
     }
 
-    fn on_exit(&self, name: String, exit_code: Option<i32>) {
+    async fn on_exit(&self, name: String, exit_code: Option<i32>) {
         if self.stopping.load(Ordering::Relaxed) {
             return;
         }
@@ -382,7 +384,8 @@ impl Persist {
                     tracing::error!(session = %name, "cannot record the exit: {e}");
                 }
             }
-        });
+        })
+        .await;
     }
 
     /// Before the sessions are killed at shutdown: a last checkpoint of every scrollback with
@@ -390,7 +393,7 @@ impl Persist {
     /// for the store thread to finish its queue.
     pub(crate) async fn stop(&self, manager: &SessionManager, contexts: &Contexts) {
         self.stopping.store(true, Ordering::Relaxed);
-        if self.tx.is_none() {
+        if self.worker.is_none() {
             return;
         }
         checkpoint(self, manager, contexts).await;
@@ -459,10 +462,6 @@ fn new_job(
             Err(why)
         }
     })
-}
-
-fn stopped() -> RpcError {
-    RpcError::new(ErrorKind::ShuttingDown, "the session store has stopped")
 }
 
 pub(crate) fn now_ms() -> u64 {
@@ -536,7 +535,7 @@ fn snapshot_info(meta: &SnapshotMeta) -> SnapshotInfo {
 
 /// Starts the checkpoint timer and the exit listener.
 pub(crate) fn start(daemon: &Arc<Daemon>) {
-    if daemon.persist.tx.is_none() {
+    if daemon.persist.worker.is_none() {
         return;
     }
     let d = daemon.clone();
@@ -558,7 +557,7 @@ pub(crate) fn start(daemon: &Arc<Daemon>) {
         loop {
             match rx.recv().await {
                 Ok(change) if change.state == "exited" => {
-                    d.persist.on_exit(change.session, change.exit_code);
+                    d.persist.on_exit(change.session, change.exit_code).await;
                 }
                 Ok(_) => {}
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
@@ -641,13 +640,15 @@ async fn save_context(persist: &Persist, contexts: &Contexts, name: &str) {
         }
     };
     let name = name.to_string();
-    persist.submit(move |w| {
-        if let Some(id) = w.ids.get(&name) {
-            if let Err(e) = w.store.save_context(id, &bytes) {
-                tracing::warn!(session = %name, "cannot save the context: {e}");
+    persist
+        .submit(move |w| {
+            if let Some(id) = w.ids.get(&name) {
+                if let Err(e) = w.store.save_context(id, &bytes) {
+                    tracing::warn!(session = %name, "cannot save the context: {e}");
+                }
             }
-        }
-    });
+        })
+        .await;
 }
 
 /// The session's scrollback and screen as text.
@@ -745,7 +746,8 @@ async fn spawn_saved(
             if let Err(e) = w.store.delete_session(&id) {
                 tracing::warn!(session = %name, "cannot drop the record of a sandboxed session: {e}");
             }
-        });
+        })
+        .await;
         return Ok(info);
     }
     daemon
@@ -770,10 +772,13 @@ async fn spawn_saved(
         Ok(None) => {}
         Err(e) => tracing::warn!(session = %name, "saved context unreadable: {}", e.message),
     }
-    daemon.persist.submit(move |w| {
-        w.ids.insert(name.clone(), id);
-        w.pids.insert(name, pid);
-    });
+    daemon
+        .persist
+        .submit(move |w| {
+            w.ids.insert(name.clone(), id);
+            w.pids.insert(name, pid);
+        })
+        .await;
     Ok(info)
 }
 
@@ -807,9 +812,12 @@ async fn start_for(
         }
         Err(e) => {
             let id = state.id.clone();
-            daemon.persist.submit(move |w| {
-                w.store.delete_session(&id).ok();
-            });
+            daemon
+                .persist
+                .submit(move |w| {
+                    w.store.delete_session(&id).ok();
+                })
+                .await;
             Err(e)
         }
     }
@@ -889,13 +897,16 @@ pub(crate) async fn resurrect(daemon: &Arc<Daemon>) {
             "sessions restored"
         );
     }
-    daemon.persist.submit(move |w| {
-        for id in restored {
-            if let Err(e) = w.store.set_status(&id, SessionStatus::Restored, None) {
-                tracing::warn!(session = %id, "cannot mark the record restored: {e}");
+    daemon
+        .persist
+        .submit(move |w| {
+            for id in restored {
+                if let Err(e) = w.store.set_status(&id, SessionStatus::Restored, None) {
+                    tracing::warn!(session = %id, "cannot mark the record restored: {e}");
+                }
             }
-        }
-    });
+        })
+        .await;
 }
 
 impl Observer for Persist {
@@ -913,10 +924,10 @@ impl Observer for Persist {
                 result,
                 ..
             } => self.on_exec(session, command, *started_ms, result),
-            Event::SessionKilled { name } => {
-                self.on_kill(name);
-                Reaction::default()
-            }
+            Event::SessionKilled { name } => Reaction {
+                ack: Some(self.on_kill(name)),
+                warning: None,
+            },
             _ => Reaction::default(),
         }
     }

@@ -45,9 +45,9 @@ pub struct Daemon {
     pub paths: Paths,
     pub started: Instant,
     pub shutdown: Notify,
-    /// Cancelled when the daemon stops: connections stop reading requests, streams end.
+    /// Cancelled when the daemon stops: connections answer new requests `shutting_down`.
     pub(crate) cancel: tokio_util::sync::CancellationToken,
-    /// Every connection and in-flight request, waited for (against a deadline) at shutdown.
+    /// Every request in flight, waited for (against a deadline) at shutdown.
     pub(crate) tasks: tokio_util::task::TaskTracker,
     /// The HTTP server (`daemon.serve`), when it runs.
     pub(crate) http: crate::http::Http,
@@ -146,7 +146,7 @@ pub async fn serve_with(
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => match crate::peer::check(&stream, uid) {
                     Ok(()) => {
-                        daemon.tasks.spawn(crate::connection::run(stream, daemon.clone()));
+                        tokio::spawn(crate::connection::run(stream, daemon.clone()));
                     }
                     Err(refusal) => {
                         tokio::spawn(refuse(stream, daemon.clone(), refusal));
@@ -170,7 +170,7 @@ pub async fn serve_with(
     }
     tracing::info!("shutting down");
     drop(listener);
-    // Stop reading requests; let the ones in flight finish, for a bounded time.
+    // No new requests; the ones in flight finish, for a bounded time.
     daemon.cancel.cancel();
     daemon.tasks.close();
     if tokio::time::timeout(DRAIN, daemon.tasks.wait())
@@ -178,7 +178,7 @@ pub async fn serve_with(
         .is_err()
     {
         tracing::warn!(
-            "{} connections still busy after {}s; stopping anyway",
+            "{} requests still running after {}s; stopping anyway",
             daemon.tasks.len(),
             DRAIN.as_secs()
         );

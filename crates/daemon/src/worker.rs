@@ -17,10 +17,16 @@ pub(crate) struct Worker<S> {
 impl<S: Send + 'static> Worker<S> {
     /// Starts the thread `name` owning `state`, with room for `capacity` queued jobs. The
     /// thread ends once every `Worker` handle is dropped and the queue is drained.
-    pub(crate) fn start(
+    pub(crate) fn start(name: &'static str, capacity: usize, state: S) -> std::io::Result<Self> {
+        Self::start_with_exit(name, capacity, state, |_| {})
+    }
+
+    /// [`Worker::start`], running `at_exit` on the state once the queue is drained and closed.
+    pub(crate) fn start_with_exit(
         name: &'static str,
         capacity: usize,
         mut state: S,
+        at_exit: impl FnOnce(&mut S) + Send + 'static,
     ) -> std::io::Result<Self> {
         let (tx, mut rx) = mpsc::channel::<Job<S>>(capacity);
         std::thread::Builder::new()
@@ -29,6 +35,7 @@ impl<S: Send + 'static> Worker<S> {
                 while let Some(job) = rx.blocking_recv() {
                     job(&mut state);
                 }
+                at_exit(&mut state);
             })?;
         Ok(Worker { tx, name })
     }
