@@ -331,7 +331,7 @@ async fn agent(client: &Client, action: AgentAction) -> Result<ExitCode, CliErro
                 print_json(&r)?;
             } else {
                 for a in &r.agents {
-                    println!("{}", describe_agent(a));
+                    println!("{}", describe_agent(&as_json(a)));
                 }
             }
         }
@@ -528,7 +528,7 @@ async fn bus(client: &Client, action: BusAction) -> Result<ExitCode, CliError> {
             if json {
                 print_json(&r.reply)?;
             } else {
-                println!("{}", compact(&r.reply["payload"]));
+                println!("{}", compact(&r.reply.payload));
             }
         }
         BusAction::Reply {
@@ -553,11 +553,7 @@ async fn bus(client: &Client, action: BusAction) -> Result<ExitCode, CliError> {
                 print_json(&r)?;
             } else {
                 for t in &r.topics {
-                    println!(
-                        "{}: {} subscriber(s)",
-                        t["topic"].as_str().unwrap_or("?"),
-                        t["subscribers"]
-                    );
+                    println!("{}: {} subscriber(s)", t.topic, t.subscribers);
                 }
             }
         }
@@ -567,32 +563,34 @@ async fn bus(client: &Client, action: BusAction) -> Result<ExitCode, CliError> {
                 print_json(&r)?;
             } else {
                 for d in &r.dead_letters {
-                    let what = match d["kind"].as_str() {
-                        Some("task") => format!(
+                    let what = match d.kind.as_str() {
+                        "task" => format!(
                             "task-{} {:?}",
-                            id_of(&d["item"]["id"]),
-                            d["item"]["description"].as_str().unwrap_or("")
+                            id_of(&d.item["id"]),
+                            d.item["description"].as_str().unwrap_or("")
                         ),
-                        _ => format!("message {}", compact(&d["item"]["payload"])),
+                        _ => format!("message {}", compact(&d.item["payload"])),
                     };
-                    let to = d["recipient"]
-                        .as_str()
+                    let to = d
+                        .recipient
+                        .as_deref()
                         .map(|r| format!(" for {r}"))
                         .unwrap_or_default();
-                    println!(
-                        "#{} {}{to}: {what}",
-                        id_of(&d["seq"]),
-                        d["reason"].as_str().unwrap_or("?")
-                    );
+                    println!("#{} {}{to}: {what}", d.seq, d.reason);
                 }
                 eprintln!(
                     "[{} queued, {} total, {} discarded]",
-                    r.stats["queued"], r.stats["total"], r.stats["discarded"]
+                    r.stats.queued, r.stats.total, r.stats.discarded
                 );
             }
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A wire object as JSON, for the formatting helpers below.
+fn as_json(v: &impl serde::Serialize) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
 }
 
 fn describe_task(t: &Value) -> String {
@@ -648,11 +646,7 @@ async fn task(client: &Client, action: TaskAction) -> Result<ExitCode, CliError>
             let r: ClaimResult = client.call(reg::TaskClaim::NAME, params).await?;
             match r.task {
                 Some(t) if json => print_json(&t)?,
-                Some(t) => println!(
-                    "{}\t{}",
-                    id_of(&t["id"]),
-                    t["description"].as_str().unwrap_or("")
-                ),
+                Some(t) => println!("{}\t{}", t.id, t.description),
                 None => {
                     if json {
                         println!("null");
@@ -693,7 +687,7 @@ async fn task(client: &Client, action: TaskAction) -> Result<ExitCode, CliError>
             if json {
                 print_json(&r.task)?;
             } else {
-                println!("{}", r.task["state"].as_str().unwrap_or("?"));
+                println!("{}", r.task.state);
             }
         }
         TaskAction::Ls { state, json } => {
@@ -704,7 +698,7 @@ async fn task(client: &Client, action: TaskAction) -> Result<ExitCode, CliError>
                 print_json(&r)?;
             } else {
                 for t in &r.tasks {
-                    println!("{}", describe_task(t));
+                    println!("{}", describe_task(&as_json(t)));
                 }
             }
         }

@@ -15,13 +15,25 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::server::Daemon;
-use crate::service::{Caller, json};
+use crate::service::Caller;
 use ai_session_protocol::registry::Empty;
 
 /// Default wait for `bus.request` when the caller gives none.
 const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Messages a stream moves from its queue to the connection in one write.
 const STREAM_BATCH: usize = 256;
+
+/// A coordinator object as its wire type (the same JSON, typed for the protocol).
+fn wire<T: serde::de::DeserializeOwned>(value: impl Serialize) -> Result<T, RpcError> {
+    serde_json::to_value(value)
+        .and_then(serde_json::from_value)
+        .map_err(|e| {
+            RpcError::new(
+                ErrorKind::Internal,
+                format!("cannot encode a coordinator object: {e}"),
+            )
+        })
+}
 
 /// A coordinator refusal as a protocol error: the coordinator's message, a hint saying what to
 /// do, and its stable code in `data.reason`.
@@ -195,14 +207,14 @@ pub(crate) async fn agent_register(
         name: reg.info.name.clone(),
         token: token_string(&reg.auth),
         heartbeat_deadline_ms: ms(coord.config().heartbeat_deadline),
-        info: json(&reg.info)?,
+        info: wire(&reg.info)?,
     })
 }
 
 pub(crate) async fn agent_list(daemon: &Daemon) -> Result<AgentListResult, RpcError> {
     let coord = &daemon.coord;
     Ok(AgentListResult {
-        agents: coord.agents().iter().map(json).collect::<Result<_, _>>()?,
+        agents: coord.agents().iter().map(wire).collect::<Result<_, _>>()?,
     })
 }
 
@@ -360,7 +372,7 @@ pub(crate) async fn bus_request(
         .await
         .map_err(coord_error)?;
     Ok(RequestResult {
-        reply: json(&*reply)?,
+        reply: wire(&*reply)?,
     })
 }
 
@@ -380,16 +392,16 @@ pub(crate) async fn bus_dead_letters(daemon: &Daemon) -> Result<DeadLettersResul
         dead_letters: coord
             .dead_letters()
             .iter()
-            .map(json)
+            .map(wire)
             .collect::<Result<_, _>>()?,
-        stats: json(coord.dead_letter_stats())?,
+        stats: wire(coord.dead_letter_stats())?,
     })
 }
 
 pub(crate) async fn bus_topics(daemon: &Daemon) -> Result<TopicsResult, RpcError> {
     let coord = &daemon.coord;
     Ok(TopicsResult {
-        topics: coord.topics().iter().map(json).collect::<Result<_, _>>()?,
+        topics: coord.topics().iter().map(wire).collect::<Result<_, _>>()?,
     })
 }
 
@@ -412,7 +424,7 @@ pub(crate) async fn task_submit(
     let task = coord.task(id).map_err(coord_error)?;
     Ok(SubmitResult {
         id: id.0,
-        task: json(task)?,
+        task: wire(task)?,
     })
 }
 
@@ -428,7 +440,7 @@ pub(crate) async fn task_claim(daemon: &Daemon, p: ClaimParams) -> Result<ClaimR
     };
     alive(coord, Some(&a));
     Ok(ClaimResult {
-        task: task.map(json).transpose()?,
+        task: task.map(wire).transpose()?,
     })
 }
 
@@ -439,7 +451,7 @@ pub(crate) async fn task_done(daemon: &Daemon, p: DoneParams) -> Result<TaskResu
         .done(&a, TaskId(p.id), p.result)
         .map_err(coord_error)?;
     alive(coord, Some(&a));
-    Ok(TaskResult { task: json(task)? })
+    Ok(TaskResult { task: wire(task)? })
 }
 
 pub(crate) async fn task_fail(daemon: &Daemon, p: FailParams) -> Result<TaskResult, RpcError> {
@@ -449,7 +461,7 @@ pub(crate) async fn task_fail(daemon: &Daemon, p: FailParams) -> Result<TaskResu
         .fail(&a, TaskId(p.id), p.reason)
         .map_err(coord_error)?;
     alive(coord, Some(&a));
-    Ok(TaskResult { task: json(task)? })
+    Ok(TaskResult { task: wire(task)? })
 }
 
 pub(crate) async fn task_list(
@@ -473,7 +485,7 @@ pub(crate) async fn task_list(
         tasks: coord
             .tasks(state)
             .iter()
-            .map(json)
+            .map(wire)
             .collect::<Result<_, _>>()?,
     })
 }
@@ -481,7 +493,7 @@ pub(crate) async fn task_list(
 pub(crate) async fn task_show(daemon: &Daemon, p: TaskShowParams) -> Result<TaskResult, RpcError> {
     let coord = &daemon.coord;
     let task = coord.task(TaskId(p.id)).map_err(coord_error)?;
-    Ok(TaskResult { task: json(task)? })
+    Ok(TaskResult { task: wire(task)? })
 }
 
 /// Appends one notification line for `message` to `out`.

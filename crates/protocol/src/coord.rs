@@ -2,14 +2,140 @@
 //!
 //! Agents register and receive a token; every call made *as* an agent carries it in `token`
 //! (the token names its agent, so `agent` is optional and, when given, must name the same agent).
-//! Agents, tasks, messages and dead letters travel as the coordinator's own JSON shapes (see
-//! `docs/protocol.md`), kept as [`Value`] here so clients need no coordinator types.
+//! Agents, tasks, messages and dead letters have wire types of their own here ([`AgentInfo`],
+//! [`TaskInfo`], [`MessageInfo`], [`DeadLetterInfo`]), the same JSON as the coordinator's, so
+//! clients need no coordinator types. Message payloads and task results are the caller's own
+//! JSON.
 //!
 //! Field names are the stable JSON shape: add optional fields freely, rename or retype only with
 //! a [`crate::PROTOCOL_VERSION`] bump.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+/// A registered agent.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct AgentInfo {
+    pub id: u64,
+    pub name: String,
+    /// Sorted, without duplicates.
+    pub capabilities: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
+    pub max_tasks: usize,
+    /// `active` or `gone`.
+    pub status: String,
+    /// Why it left (`unregistered`, `disconnected`, `heartbeat_lost`), once gone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// When it left, once gone (Unix ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_ms: Option<u64>,
+    pub registered_at_ms: u64,
+    pub last_heartbeat_ms: u64,
+    /// Tasks assigned to or running on it.
+    #[serde(default)]
+    pub load: usize,
+}
+
+/// A message on the bus.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct MessageInfo {
+    pub id: u64,
+    /// `topic`, `direct`, `broadcast`, `request` or `reply`.
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
+    /// The addressed agent (direct, request, reply).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<u64>,
+    /// The sending agent, when it signed the message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<u64>,
+    /// The sender's JSON.
+    pub payload: Value,
+    pub sent_at_ms: u64,
+}
+
+/// A task.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct TaskInfo {
+    pub id: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    pub description: String,
+    pub needs: Vec<String>,
+    pub priority: i32,
+    pub after: Vec<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    pub max_retries: u32,
+    /// `queued`, `assigned`, `running`, `done`, `failed` or `dead_lettered`.
+    pub state: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<u64>,
+    pub attempts: u32,
+    /// What the agent reported with `task.done`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// Dependencies not done yet.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waiting_on: Vec<u64>,
+    pub created_at_ms: u64,
+    pub updated_at_ms: u64,
+}
+
+/// One entry of the dead-letter queue: why, and the message or task itself.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct DeadLetterInfo {
+    pub seq: u64,
+    pub at_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipient: Option<String>,
+    /// `queue_full`, `wait_timed_out`, `no_such_agent`, `agent_left`, `request_expired`,
+    /// `retries_exhausted`.
+    pub reason: String,
+    /// The agent, for `no_such_agent` and `agent_left`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<u64>,
+    /// For `retries_exhausted`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// `message` or `task`.
+    pub kind: String,
+    /// The [`MessageInfo`] or [`TaskInfo`].
+    pub item: Value,
+}
+
+/// Counters of the dead-letter queue.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct DeadLetterStats {
+    /// Entries held now.
+    pub queued: usize,
+    /// Entries ever added.
+    pub total: u64,
+    /// Oldest entries discarded at capacity.
+    pub discarded: u64,
+}
+
+/// A topic with subscribers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct TopicInfo {
+    pub topic: String,
+    pub subscribers: usize,
+}
 
 /// Notification: a message on a subscribed topic (`bus.subscribe`).
 pub const NOTIFY_BUS_MESSAGE: &str = "bus.message";
@@ -58,15 +184,15 @@ pub struct RegisterResult {
     pub token: String,
     /// How long the agent may go without a call before it is considered gone.
     pub heartbeat_deadline_ms: u64,
-    /// The agent as recorded (`AgentInfo`).
-    pub info: Value,
+    /// The agent as recorded.
+    pub info: AgentInfo,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct AgentListResult {
-    /// `AgentInfo` objects, active and recently departed.
-    pub agents: Vec<Value>,
+    /// Active and recently departed.
+    pub agents: Vec<AgentInfo>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -159,8 +285,8 @@ pub struct RequestParams {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RequestResult {
-    /// The reply `Message`; its `payload` is the answer.
-    pub reply: Value,
+    /// The reply; its `payload` is the answer.
+    pub reply: MessageInfo,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -176,17 +302,16 @@ pub struct ReplyParams {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DeadLettersResult {
-    /// `DeadLetter` entries, oldest first.
-    pub dead_letters: Vec<Value>,
-    /// `{queued, total, discarded}`.
-    pub stats: Value,
+    /// Oldest first.
+    pub dead_letters: Vec<DeadLetterInfo>,
+    pub stats: DeadLetterStats,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct TopicsResult {
-    /// `{topic, subscribers}` for every topic with at least one subscriber.
-    pub topics: Vec<Value>,
+    /// Every topic with at least one subscriber.
+    pub topics: Vec<TopicInfo>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -210,8 +335,8 @@ pub struct SubmitParams {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct SubmitResult {
     pub id: u64,
-    /// The task as recorded (`Task`).
-    pub task: Value,
+    /// The task as recorded.
+    pub task: TaskInfo,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -227,9 +352,9 @@ pub struct ClaimParams {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ClaimResult {
-    /// The claimed `Task`, now `running`; absent when nothing is assigned to the agent.
+    /// The claimed task, now `running`; absent when nothing is assigned to the agent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub task: Option<Value>,
+    pub task: Option<TaskInfo>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -255,7 +380,7 @@ pub struct FailParams {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct TaskResult {
-    pub task: Value,
+    pub task: TaskInfo,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -270,7 +395,7 @@ pub struct TaskListParams {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct TaskListResult {
-    pub tasks: Vec<Value>,
+    pub tasks: Vec<TaskInfo>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
