@@ -110,6 +110,10 @@ pub(crate) struct Actor {
     pub announced: Option<SessionState>,
     /// Brought back from a saved record (its old scrollback is at the top of the log).
     pub restored: bool,
+    /// Why the output log is missing output right now (see `log_failed`).
+    pub degraded: Option<String>,
+    /// The manager's list of degraded sessions, which this session's entry is kept in.
+    pub health: crate::manager::Degraded,
 }
 
 pub(crate) struct Waiter {
@@ -296,11 +300,18 @@ impl Actor {
     }
 
     fn process_output(&mut self, data: &[u8]) {
+        // The bytes are processed whether or not they reached the disk: a mark in them still
+        // finishes its exec, and the screen still shows them.
         let offset = match self.log.append(data) {
-            Ok(offset) => offset,
-            Err(e) => {
-                tracing::error!(session = %self.name, "cannot append to the output log: {e}");
-                return;
+            Ok(offset) => {
+                if self.degraded.is_some() {
+                    self.log_recovered();
+                }
+                offset
+            }
+            Err(lost) => {
+                self.log_failed(&lost);
+                lost.offset
             }
         };
         self.screen.feed(data);
@@ -335,6 +346,35 @@ impl Actor {
         {
             self.check_regex_waiters();
         }
+    }
+
+    /// A write to the output log failed (a full or failing disk): the session is degraded
+    /// until a write succeeds again. Said once per outage, not per lost chunk.
+    fn log_failed(&mut self, lost: &crate::log::Lost) {
+        if self.degraded.is_some() {
+            return;
+        }
+        let reason = format!(
+            "the output log cannot be written ({}); output from log offset {} on is lost until a write succeeds",
+            lost.error, lost.range.start
+        );
+        tracing::error!(session = %self.name, "{reason}");
+        self.set_health(Some(reason));
+    }
+
+    fn log_recovered(&mut self) {
+        tracing::info!(session = %self.name, "the output log is written again");
+        self.set_health(None);
+    }
+
+    fn set_health(&mut self, reason: Option<String>) {
+        let mut map = self.health.lock().unwrap_or_else(|p| p.into_inner());
+        match &reason {
+            Some(r) => map.insert(self.name.clone(), r.clone()),
+            None => map.remove(&self.name),
+        };
+        drop(map);
+        self.degraded = reason;
     }
 
     fn mark_is_ours(&self, mark: &Mark) -> bool {
@@ -623,6 +663,7 @@ impl Actor {
             sandbox: self.sandbox.as_ref().map(crate::sandbox::info),
             stop_reason: self.stop_reason.clone(),
             restored: self.restored,
+            degraded: self.degraded.clone(),
         }
     }
 
@@ -830,6 +871,7 @@ impl Actor {
             stop_reason: None,
         };
         self.state_tx.send(change).ok();
+        self.set_health(None);
         if let Err(e) = std::fs::remove_dir_all(&self.dir) {
             tracing::warn!(session = %self.name, "cannot remove {}: {e}", self.dir.display());
         }

@@ -92,7 +92,14 @@ struct Inner {
     state_tx: tokio::sync::broadcast::Sender<crate::session::StateChange>,
     /// The heap-trimming task has been started (on the first session, inside the runtime).
     trimming: std::sync::atomic::AtomicBool,
+    /// Sessions whose output log cannot be written, with why; kept by their actors.
+    degraded: Degraded,
 }
+
+/// Sessions whose output log cannot be written right now, by name, with why. Each actor
+/// updates its own entry when its log fails and when it recovers (rarely, so the lock is
+/// never contended); `daemon.status` reads it without a round trip to every session.
+pub(crate) type Degraded = Arc<Mutex<BTreeMap<String, String>>>;
 
 /// Owns every session. Cheap to clone; all clones see the same sessions.
 #[derive(Clone)]
@@ -111,6 +118,7 @@ impl SessionManager {
                 sessions: Mutex::new(BTreeMap::new()),
                 pids: Mutex::default(),
                 trimming: std::sync::atomic::AtomicBool::new(false),
+                degraded: Degraded::default(),
                 state_tx: tokio::sync::broadcast::channel(4096).0,
             }),
         })
@@ -127,6 +135,24 @@ impl SessionManager {
 
     pub fn names(&self) -> Vec<String> {
         self.sessions().keys().cloned().collect()
+    }
+
+    /// Sessions whose output log is missing output right now (a full or failing disk).
+    pub fn degraded(&self) -> Vec<ai_session_protocol::methods::DegradedSession> {
+        let degraded = self
+            .inner
+            .degraded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        degraded
+            .iter()
+            .map(
+                |(session, reason)| ai_session_protocol::methods::DegradedSession {
+                    session: session.clone(),
+                    reason: reason.clone(),
+                },
+            )
+            .collect()
     }
 
     pub fn len(&self) -> usize {
@@ -232,7 +258,7 @@ impl SessionManager {
         )?;
         let mut screen = Screen::new(size, self.inner.config.scrollback);
         if let Some(bytes) = prelude.filter(|b| !b.is_empty()) {
-            log.append(bytes)?;
+            log.append(bytes).map_err(|lost| lost.error)?;
             screen.feed(bytes);
             screen.take_replies();
         }
@@ -276,6 +302,7 @@ impl SessionManager {
             sandbox: sandbox.as_ref().map(crate::sandbox::info),
             stop_reason: None,
             restored: prelude.is_some(),
+            degraded: None,
         };
         let actor = Actor {
             name: name.clone(),
@@ -323,6 +350,8 @@ impl SessionManager {
             state_tx: self.inner.state_tx.clone(),
             announced: None,
             restored: prelude.is_some(),
+            degraded: None,
+            health: self.inner.degraded.clone(),
         };
         let (tx, rx) = mpsc::channel(32);
         tokio::spawn(actor.run(rx));

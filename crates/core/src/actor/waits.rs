@@ -76,11 +76,12 @@ impl Actor {
                 continue;
             };
             let from = w.scanned.saturating_sub(Self::OVERLAP).max(w.since);
-            let found = match self.log.read(from, (end - from) as usize) {
-                Ok(chunk) => {
-                    let text = text::clean(&chunk.data);
+            // Runs of stored output (a full disk may have lost bytes between them).
+            let found = match self.log.runs(from, end) {
+                Ok(runs) => runs.iter().find_map(|run| {
+                    let text = text::clean(&run.data);
                     re.find(&text).map(|m| m.as_str().to_owned())
-                }
+                }),
                 Err(_) => None,
             };
             w.scanned = end;
