@@ -42,6 +42,10 @@ const MAX_READ: usize = 16 << 20;
 const MAX_QUEUED: usize = 64;
 /// Silence after which an unwatched screen is put to sleep (see `Screen::hibernate`).
 const HIBERNATE_AFTER: Duration = Duration::from_millis(500);
+/// Input waiting for the program to read it beyond which the emulator's answers to terminal
+/// queries are dropped: a program that floods queries and never reads the answers must not
+/// grow the daemon.
+const MAX_PENDING_REPLIES: usize = 64 * 1024;
 
 pub(crate) struct Actor {
     pub name: String,
@@ -319,7 +323,9 @@ impl Actor {
         // Output of an exec'd command is not interactive: a query found in it (a `cat` of a
         // binary file is full of them) must not type its answer into the shell's next line.
         if !replies.is_empty() && self.exec.is_none() {
-            self.input.extend(replies);
+            if self.input.len() + replies.len() <= MAX_PENDING_REPLIES {
+                self.input.extend(replies);
+            }
             self.flush_input();
         }
         self.last_output = Instant::now();

@@ -10,6 +10,7 @@ mod harness;
 mod http;
 mod identity;
 mod marks;
+mod memory_bounds;
 mod persist;
 mod robustness;
 mod security;
