@@ -30,8 +30,7 @@ pub(crate) struct Queued {
 }
 
 impl Queued {
-    pub fn new(params: ExecParams, reply: Reply<ExecResult>) -> Self {
-        let arrived = Instant::now();
+    pub fn new(params: ExecParams, reply: Reply<ExecResult>, arrived: Instant) -> Self {
         let timeout = params
             .timeout_ms
             .map(Duration::from_millis)
@@ -180,7 +179,7 @@ pub(crate) struct Pending {
 }
 
 impl Pending {
-    pub fn new(q: Queued, line: Line, input_offset: u64) -> Self {
+    pub fn new(q: Queued, line: Line, input_offset: u64, started: Instant) -> Self {
         Self {
             reply: q.reply,
             nonce: line.nonce,
@@ -188,7 +187,7 @@ impl Pending {
             line_len: line.text.len() as u64,
             input_offset,
             out_start: None,
-            started: Instant::now(),
+            started,
             deadline: q.deadline,
             idle: q.params.idle_timeout_ms.map(Duration::from_millis),
             max_output: q

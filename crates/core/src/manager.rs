@@ -8,14 +8,14 @@ use std::time::Instant;
 
 use tokio::sync::mpsc;
 
-use crate::actor::{Actor, now_ms};
+use crate::actor::{Actor, Identity, Life, Output, Pty, now_ms};
 use crate::error::{Error, Result};
 use crate::log::{DEFAULT_LOG_BYTES, LogKey, OutputLog};
-use crate::marker::Scanner;
 use crate::pty::{self, SpawnSpec};
 use crate::screen::{DEFAULT_SCROLLBACK, Screen};
 use crate::session::SessionHandle;
 use crate::shell::{Hooks, ShellKind};
+use crate::tracker::{CommandTracker, Setup};
 use ai_session_protocol::methods::{Integration, NewParams, SessionInfo, SessionState};
 
 /// Settings for a [`SessionManager`].
@@ -304,54 +304,49 @@ impl SessionManager {
             restored: prelude.is_some(),
             degraded: None,
         };
-        let actor = Actor {
+        let now = Instant::now();
+        let tracker = CommandTracker::new(Setup {
             name: name.clone(),
-            pid,
-            shell_pid,
-            sandbox,
-            stop_reason: None,
-            argv,
-            cwd: cwd.to_string_lossy().into_owned(),
-            dir,
-            master,
-            child: Some(child),
-            screen,
-            log,
-            scanner: Scanner::default(),
             secret,
-            mark_file: kind.has_hooks().then_some(mark_file),
             kind,
             integration,
-            created: Instant::now(),
-            created_ms: info.created_ms,
-            state,
-            exit_code: None,
-            at_prompt: integration == Integration::Nonce,
-            prompt_a: None,
-            startup_offset: start,
-            line_dirty: false,
-            held_marks: Vec::new(),
-            input_checked: None,
-            running: false,
-            exec: None,
-            queue: VecDeque::new(),
-            last_exit: None,
-            last_prompt: start,
-            last_d: start,
-            last_input: start,
-            last_output: Instant::now(),
-            waiters: Vec::new(),
-            input: VecDeque::new(),
-            events: None,
-            hung_up: false,
-            more_to_read: false,
-            exit_pending: None,
-            cmd_seq: 0,
-            state_tx: self.inner.state_tx.clone(),
-            announced: None,
-            restored: prelude.is_some(),
-            degraded: None,
-            health: self.inner.degraded.clone(),
+            start,
+            now,
+        });
+        let actor = Actor {
+            id: Identity {
+                name: name.clone(),
+                pid,
+                shell_pid,
+                argv,
+                cwd: cwd.to_string_lossy().into_owned(),
+                dir,
+                created_ms: info.created_ms,
+                restored: prelude.is_some(),
+                mark_file: kind.has_hooks().then_some(mark_file),
+            },
+            pty: Pty {
+                master,
+                child: Some(child),
+                input: VecDeque::new(),
+                hung_up: false,
+                more_to_read: false,
+                exit_pending: None,
+            },
+            out: Output {
+                log,
+                screen,
+                events: None,
+                degraded: None,
+                health: self.inner.degraded.clone(),
+            },
+            life: Life {
+                sandbox,
+                stop_reason: None,
+                state_tx: self.inner.state_tx.clone(),
+                announced: None,
+            },
+            tracker,
         };
         let (tx, rx) = mpsc::channel(32);
         tokio::spawn(actor.run(rx));
