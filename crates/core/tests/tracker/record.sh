@@ -11,6 +11,7 @@ ais=${AIS:?path to the ai-session binary}
 home=$(mktemp -d)
 trap 'HOME=$home AI_SESSION_HOME=$home "$ais" -L rec daemon stop >/dev/null 2>&1 || true; rm -rf "$home"' EXIT
 a() { HOME=$home AI_SESSION_HOME=$home PROMPT_COMMAND= "$ais" -L rec "$@"; }
+cd / # the sessions start here, so prompts show no path of this machine's
 
 for shell in bash zsh sh; do
   a new -s "$shell" --shell "/bin/$shell" >/dev/null
