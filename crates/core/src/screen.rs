@@ -12,7 +12,9 @@
 //! never started, and its remaining bytes up to the terminator are skipped. Window titles
 //! (OSC 0, 1, 2) are cut at [`MAX_TITLE`], since the emulator keeps up to 4096 of them on its
 //! title stack. DCS, SOS, PM and APC strings are not collected by this emulator (their bytes
-//! are dropped as they come), and CSI parameters are a fixed array, so they need no bound.
+//! are dropped as they come), and CSI parameters are a fixed array, so they need no bound. A
+//! synchronized update is held by the parser up to 2 MiB, and shown after 150 ms if its end
+//! never comes.
 
 use alacritty_terminal::event::{Event, EventListener, WindowSize};
 use alacritty_terminal::grid::Dimensions;
@@ -150,6 +152,7 @@ impl Screen {
 
     pub fn feed(&mut self, bytes: &[u8]) {
         self.term();
+        self.end_stale_sync();
         let Some(term) = self.term.as_mut() else {
             return;
         };
@@ -170,6 +173,20 @@ impl Screen {
             rest = &rest[cut.pass + cut.skip..];
         }
         self.parser.advance(term, rest);
+    }
+
+    /// Shows a synchronized update (`CSI ? 2026 h` ... `CSI ? 2026 l`) whose end never came
+    /// once its 150 ms are over, as terminals do. Until then the parser holds its bytes (at
+    /// most 2 MiB: it shows them when its buffer fills).
+    fn end_stale_sync(&mut self) {
+        let stale = self
+            .parser
+            .sync_timeout()
+            .sync_timeout()
+            .is_some_and(|t| std::time::Instant::now() >= t);
+        if let (true, Some(term)) = (stale, self.term.as_mut()) {
+            self.parser.stop_sync(term);
+        }
     }
 
     pub fn is_dormant(&self) -> bool {
@@ -240,6 +257,8 @@ impl Screen {
     /// The screen's lines (with up to `scrollback` lines of history above them), right-trimmed,
     /// with trailing empty lines below the cursor removed.
     pub fn render(&mut self, scrollback: usize, ansi: bool) -> Rendered {
+        self.term();
+        self.end_stale_sync();
         let grid = self.term().grid();
         let history = grid.history_size().min(scrollback);
         let rows = grid.screen_lines();
@@ -794,5 +813,21 @@ mod tests {
         data.extend(std::iter::repeat_n(b'u', MAX_OSC - 3));
         data.push(0x07);
         assert_eq!(OscGuard::default().next_cut(&data), None);
+    }
+
+    #[test]
+    fn a_synchronized_update_that_never_ends_is_shown_after_its_timeout() {
+        let mut s = screen(20, 3);
+        s.feed(b"before\r\n\x1b[?2026hduring");
+        // Held while the update lasts, shown once its 150 ms are over.
+        assert_eq!(s.render(0, false).lines, vec!["before", ""]);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while s.render(0, false).lines != vec!["before", "during"] {
+            assert!(std::time::Instant::now() < deadline, "never shown");
+            std::thread::yield_now();
+        }
+        // A finished update is shown at its end.
+        s.feed(b"\r\n\x1b[?2026hnext\x1b[?2026l");
+        assert_eq!(s.render(0, false).lines, vec!["before", "during", "next"]);
     }
 }
