@@ -1,6 +1,8 @@
-//! The session actor: the one task that owns a session's PTY master, emulator, log and
-//! command-tracking state, and serves the handle's requests between reads of the program's
-//! output.
+//! The session actor: the one task that owns a session's PTY master, emulator and log, and
+//! serves the handle's requests between reads of the program's output. The command state
+//! machine (marks, execs, waits) is the [`CommandTracker`], which does no I/O: the actor feeds
+//! it what happened and carries out the [`Event`]s it answers with (typing a command, building
+//! an exec's result from the log, replying).
 //!
 //! Completion of `exec` is detected in layers: OSC 133 marks from the injected hooks (exact,
 //! with exit code); nonce marks written around the command for other POSIX shells; the
@@ -19,18 +21,16 @@ use bytes::Bytes;
 use tokio::sync::{broadcast, mpsc};
 
 use crate::error::{Error, Result};
-use crate::exec::{self, Pending, Queued};
 use crate::keys::{self, KeyModes};
 use crate::log::OutputLog;
-use crate::marker::{Mark, Scanner};
 use crate::pty::{Master, ReadOutcome};
 use crate::screen::Screen;
-use crate::session::{Cmd, Reply, SessionEvent, WaitCondition};
-use crate::shell::ShellKind;
+use crate::session::{Cmd, SessionEvent};
 use crate::text;
+use crate::tracker::{CommandTracker, Event};
 use ai_session_protocol::methods::{
-    CaptureParams, CaptureResult, Foreground, Integration, ReadParams, ReadResult, SendResult,
-    SessionInfo, SessionState, Size, SubscribeResult, WaitResult,
+    CaptureParams, CaptureResult, Foreground, ReadParams, ReadResult, SendResult, SessionInfo,
+    SessionState, Size, SubscribeResult,
 };
 
 /// Bytes read from the PTY before the actor serves its queue again.
@@ -38,87 +38,75 @@ const READ_BUDGET: usize = 1 << 20;
 /// Default and largest `read` sizes.
 const DEFAULT_READ: usize = 1 << 20;
 const MAX_READ: usize = 16 << 20;
-/// Execs that may wait for a busy session before new ones are refused.
-const MAX_QUEUED: usize = 64;
 /// Silence after which an unwatched screen is put to sleep (see `Screen::hibernate`).
 const HIBERNATE_AFTER: Duration = Duration::from_millis(500);
+/// Input waiting for the program to read it beyond which the emulator's answers to terminal
+/// queries are dropped: a program that floods queries and never reads the answers must not
+/// grow the daemon.
+const MAX_PENDING_REPLIES: usize = 64 * 1024;
 
 pub(crate) struct Actor {
+    pub id: Identity,
+    pub pty: Pty,
+    pub out: Output,
+    pub life: Life,
+    /// Marks, execs, waits: the command state machine.
+    pub tracker: CommandTracker,
+}
+
+/// What names the session and its program; fixed at spawn.
+pub(crate) struct Identity {
     pub name: String,
     /// The session leader (the shell, or its keeper in a private pid namespace): the session
     /// id and process group the daemon signals.
     pub pid: i32,
     /// The shell itself, whose process group holds the terminal when it is at its prompt.
     pub shell_pid: i32,
-    /// The sandbox the session runs in; it owns the session's cgroup, so it lives as long as
-    /// the session.
-    pub sandbox: Option<crate::sandbox::Sandboxed>,
-    /// Why the program stopped, when a resource limit stopped it.
-    pub stop_reason: Option<String>,
     pub argv: Vec<String>,
     pub cwd: String,
+    /// The session's directory (log, command files, the secret's file).
     pub dir: PathBuf,
+    pub created_ms: u64,
+    /// Brought back from a saved record (its old scrollback is at the top of the log).
+    pub restored: bool,
+    /// The file that handed the mark secret to the hooks, removed at the shell's first mark.
+    pub mark_file: Option<PathBuf>,
+}
+
+/// The terminal and the program on it.
+pub(crate) struct Pty {
     pub master: Master,
     pub child: Option<crate::pty::Process>,
-    pub screen: Screen,
-    pub log: OutputLog,
-    pub scanner: Scanner,
-    pub secret: String,
-    /// The file that handed `secret` to the hooks, removed at the shell's first mark.
-    pub mark_file: Option<std::path::PathBuf>,
-    pub kind: ShellKind,
-    pub integration: Integration,
-    pub created: Instant,
-    pub created_ms: u64,
-    pub state: SessionState,
-    pub exit_code: Option<i32>,
-    /// The shell showed its prompt and no command has started since.
-    pub at_prompt: bool,
-    /// A prompt started (`A`, with its offset and time) and its end (`B`) has not come yet.
-    /// The line editor takes the terminal between the two: a command typed before `B` would
-    /// be echoed twice (by the terminal, then by the editor) or lost.
-    pub prompt_a: Option<(u64, Instant)>,
-    /// Where the program's own output starts in the log (after a restored scrollback).
-    pub startup_offset: u64,
-    /// Keys were sent since the last exec was typed: text may be waiting on the command line.
-    pub line_dirty: bool,
-    /// D and A marks read while a program held the terminal (see `hold_mark`).
-    pub held_marks: Vec<Mark>,
-    /// When the session was last looked at for a program waiting for input.
-    pub input_checked: Option<Instant>,
-    /// A command is running (started by exec or typed by send).
-    pub running: bool,
-    pub exec: Option<Pending>,
-    pub queue: VecDeque<Queued>,
-    pub last_exit: Option<i32>,
-    pub last_prompt: u64,
-    /// Where the last D mark applied starts.
-    pub last_d: u64,
-    pub last_input: u64,
-    pub last_output: Instant,
-    pub waiters: Vec<Waiter>,
+    /// Bytes waiting for the terminal's input queue to take them.
     pub input: VecDeque<u8>,
-    pub events: Option<broadcast::Sender<SessionEvent>>,
     pub hung_up: bool,
     /// The last drain stopped at its budget with output still waiting.
     pub more_to_read: bool,
     /// The child exited; finish once the PTY drains (or after a short grace).
     pub exit_pending: Option<(i32, Instant)>,
-    pub cmd_seq: u64,
+}
+
+/// Where the program's output goes: the log, the screen, subscribers.
+pub(crate) struct Output {
+    pub log: OutputLog,
+    pub screen: Screen,
+    pub events: Option<broadcast::Sender<SessionEvent>>,
+    /// Why the output log is missing output right now (see `log_failed`).
+    pub degraded: Option<String>,
+    /// The manager's list of degraded sessions, which this session's entry is kept in.
+    pub health: crate::manager::Degraded,
+}
+
+/// The session's confinement and who hears of its state.
+pub(crate) struct Life {
+    /// The sandbox the session runs in; it owns the session's cgroup, so it lives as long as
+    /// the session.
+    pub sandbox: Option<crate::sandbox::Sandboxed>,
+    /// Why the program stopped, when a resource limit stopped it.
+    pub stop_reason: Option<String>,
     pub state_tx: broadcast::Sender<crate::session::StateChange>,
     /// The state last announced on `state_tx`.
     pub announced: Option<SessionState>,
-    /// Brought back from a saved record (its old scrollback is at the top of the log).
-    pub restored: bool,
-}
-
-pub(crate) struct Waiter {
-    cond: WaitCondition,
-    since: u64,
-    scanned: u64,
-    deadline: Option<Instant>,
-    started: Instant,
-    reply: Reply<WaitResult>,
 }
 
 pub(crate) fn now_ms() -> u64 {
@@ -134,7 +122,7 @@ impl Actor {
         self.announce();
         loop {
             let deadline = self.next_deadline();
-            let want_write = !self.input.is_empty() && !self.hung_up;
+            let want_write = !self.pty.input.is_empty() && !self.pty.hung_up;
             tokio::select! {
                 cmd = rx.recv() => match cmd {
                     Some(Cmd::Kill { scan, done }) => {
@@ -149,30 +137,30 @@ impl Actor {
                         return;
                     }
                 },
-                ready = self.master.readable(), if !self.hung_up => match ready {
+                ready = self.pty.master.readable(), if !self.pty.hung_up => match ready {
                     Ok(()) => self.drain(),
                     Err(e) => {
-                        tracing::warn!(session = %self.name, "PTY readiness failed: {e}");
-                        self.hung_up = true;
+                        tracing::warn!(session = %self.id.name, "PTY readiness failed: {e}");
+                        self.pty.hung_up = true;
                     }
                 },
-                ready = self.master.writable(), if want_write => {
+                ready = self.pty.master.writable(), if want_write => {
                     if ready.is_ok() {
                         self.flush_input();
                     }
                 },
-                status = wait_child(&mut self.child) => {
-                    self.child = None;
+                status = wait_child(&mut self.pty.child) => {
+                    self.pty.child = None;
                     let code = match status {
                         Ok(status) => self.exit_status(status),
                         Err(_) => -1,
                     };
-                    self.exit_pending = Some((code, Instant::now() + Duration::from_millis(200)));
-                    if self.hung_up {
+                    self.pty.exit_pending = Some((code, Instant::now() + Duration::from_millis(200)));
+                    if self.pty.hung_up {
                         self.finish_exit();
                     }
                 },
-                () = std::future::ready(()), if self.more_to_read => self.drain(),
+                () = std::future::ready(()), if self.pty.more_to_read => self.drain(),
                 () = sleep_until(deadline), if deadline.is_some() => self.on_timer(),
             }
             self.announce();
@@ -181,33 +169,32 @@ impl Actor {
 
     /// Tells state-change listeners when the session's state differs from the last announced.
     fn announce(&mut self) {
-        if self.announced == Some(self.state) {
+        let state = self.tracker.state();
+        if self.life.announced == Some(state) {
             return;
         }
-        self.announced = Some(self.state);
-        let state = match self.state {
+        self.life.announced = Some(state);
+        let name = match state {
             SessionState::Starting => "starting",
             SessionState::Idle => "idle",
             SessionState::Busy => "busy",
             SessionState::Exited => "exited",
         };
+        let exit_code = self.tracker.exit_code();
         let change = crate::session::StateChange {
-            session: self.name.clone(),
-            state,
-            exit_code: self.exit_code,
-            stop_reason: self.stop_reason.clone(),
+            session: self.id.name.clone(),
+            state: name,
+            exit_code,
+            stop_reason: self.life.stop_reason.clone(),
         };
         // No listener is fine: the announcement is for whoever cares.
-        self.state_tx.send(change).ok();
-        self.emit(SessionEvent::State {
-            state: self.state,
-            exit_code: self.exit_code,
-        });
+        self.life.state_tx.send(change).ok();
+        self.emit(SessionEvent::State { state, exit_code });
     }
 
     /// Sends an event to the session's subscribers, if it has any.
     fn emit(&self, event: SessionEvent) {
-        if let Some(tx) = &self.events {
+        if let Some(tx) = &self.out.events {
             tx.send(event).ok();
         }
     }
@@ -247,17 +234,57 @@ impl Actor {
             }
             Cmd::Subscribe(reply) => {
                 let tx = self
+                    .out
                     .events
                     .get_or_insert_with(|| broadcast::channel(1024).0);
                 let rx = tx.subscribe();
                 let result = SubscribeResult {
-                    screen_ansi: self.screen.redraw_ansi(),
-                    size: self.screen.size(),
-                    offset: self.log.end(),
+                    screen_ansi: self.out.screen.redraw_ansi(),
+                    size: self.out.screen.size(),
+                    offset: self.out.log.end(),
                 };
                 reply.send(Ok((result, rx))).ok();
             }
             Cmd::Kill { .. } => {}
+        }
+        self.carry_out();
+    }
+
+    /// Carries out what the tracker asked for, in order, until it asks nothing more.
+    fn carry_out(&mut self) {
+        while let Some(event) = self.tracker.next_event() {
+            match event {
+                Event::SecretRead => {
+                    if let Some(file) = self.id.mark_file.take() {
+                        // The hooks have read the secret: no command may find it on disk.
+                        if let Err(e) = std::fs::remove_file(&file) {
+                            tracing::warn!(session = %self.id.name, "cannot remove {}: {e}", file.display());
+                        }
+                    }
+                }
+                Event::CommandStarted { offset } => {
+                    self.emit(SessionEvent::CommandStarted { offset });
+                }
+                Event::CommandFinished { offset, exit_code } => {
+                    self.emit(SessionEvent::CommandFinished { offset, exit_code });
+                }
+                Event::Ready => self.start_queued(),
+                Event::ExecFinished {
+                    exec,
+                    exit_code,
+                    end,
+                    how,
+                } => self.answer_finished(exec, exit_code, end, how),
+                Event::ExecPartial { exec, status } => self.answer_partial(exec, status),
+                Event::Starting { execs, waiting } => self.answer_starting(execs, waiting),
+                Event::Busy { exec, why } => self.refuse_busy(exec, &why),
+                Event::ExecFailed { reply, error } => {
+                    reply.send(Err(error)).ok();
+                }
+                Event::WaitDone { reply, result } => {
+                    reply.send(result).ok();
+                }
+            }
         }
     }
 
@@ -267,52 +294,61 @@ impl Actor {
     fn drain(&mut self) {
         // On the stack of this call, not in the task's state: idle sessions keep no buffer.
         let mut buf = [0u8; 32 * 1024];
-        self.more_to_read = false;
+        self.pty.more_to_read = false;
         let mut total = 0;
         while total < READ_BUDGET {
-            match self.master.try_read(&mut buf) {
+            match self.pty.master.try_read(&mut buf) {
                 Ok(ReadOutcome::Data(n)) => {
                     total += n;
                     self.process_output(&buf[..n]);
                 }
                 Ok(ReadOutcome::WouldBlock) => return,
                 Ok(ReadOutcome::HungUp) => {
-                    self.hung_up = true;
-                    if self.exit_pending.is_some() {
+                    self.pty.hung_up = true;
+                    if self.pty.exit_pending.is_some() {
                         self.finish_exit();
                     }
                     return;
                 }
                 Err(e) => {
-                    tracing::warn!(session = %self.name, "PTY read failed: {e}");
-                    self.hung_up = true;
+                    tracing::warn!(session = %self.id.name, "PTY read failed: {e}");
+                    self.pty.hung_up = true;
                     return;
                 }
             }
         }
         // Budget spent with data left. Readiness was cleared before reading, so no new edge
         // will come for it: the loop comes back here after serving the command queue.
-        self.more_to_read = true;
+        self.pty.more_to_read = true;
     }
 
     fn process_output(&mut self, data: &[u8]) {
-        let offset = match self.log.append(data) {
-            Ok(offset) => offset,
-            Err(e) => {
-                tracing::error!(session = %self.name, "cannot append to the output log: {e}");
-                return;
+        // The bytes are processed whether or not they reached the disk: a mark in them still
+        // finishes its exec, and the screen still shows them.
+        let offset = match self.out.log.append(data) {
+            Ok(offset) => {
+                if self.out.degraded.is_some() {
+                    self.log_recovered();
+                }
+                offset
+            }
+            Err(lost) => {
+                self.log_failed(&lost);
+                lost.offset
             }
         };
-        self.screen.feed(data);
-        let replies = self.screen.take_replies();
+        self.out.screen.feed(data);
+        let replies = self.out.screen.take_replies();
         // Output of an exec'd command is not interactive: a query found in it (a `cat` of a
         // binary file is full of them) must not type its answer into the shell's next line.
-        if !replies.is_empty() && self.exec.is_none() {
-            self.input.extend(replies);
+        if !replies.is_empty() && !self.tracker.exec_pending() {
+            if self.pty.input.len() + replies.len() <= MAX_PENDING_REPLIES {
+                self.pty.input.extend(replies);
+            }
             self.flush_input();
         }
-        self.last_output = Instant::now();
-        if let Some(tx) = &self.events {
+        let now = Instant::now();
+        if let Some(tx) = &self.out.events {
             if tx.receiver_count() > 0 {
                 tx.send(SessionEvent::Output {
                     offset,
@@ -320,177 +356,56 @@ impl Actor {
                 })
                 .ok();
             } else {
-                self.events = None;
+                self.out.events = None;
             }
         }
-        let mut marks = Vec::new();
-        self.scanner.feed(data, offset, &mut marks);
-        for mark in marks {
-            self.on_mark(mark);
+        let (pty, id) = (&self.pty, &self.id);
+        let kind = self.tracker.kind();
+        let mut holds = || foreground(pty, id, kind).is_some();
+        self.tracker.on_output(data, offset, now, &mut holds);
+        if self.tracker.has_regex_waiters() {
+            self.check_regex(now);
         }
-        if self
-            .waiters
-            .iter()
-            .any(|w| matches!(w.cond, WaitCondition::Regex(_)))
-        {
-            self.check_regex_waiters();
-        }
+        self.carry_out();
     }
 
-    fn mark_is_ours(&self, mark: &Mark) -> bool {
-        if mark.field("aid") == Some(self.secret.as_str()) {
-            return true;
-        }
-        matches!((&self.exec, mark.field("n")), (Some(p), Some(n)) if p.nonce.as_deref() == Some(n))
-    }
-
-    fn on_mark(&mut self, mark: Mark) {
-        if !self.mark_is_ours(&mark) {
+    /// A write to the output log failed (a full or failing disk): the session is degraded
+    /// until a write succeeds again. Said once per outage, not per lost chunk.
+    fn log_failed(&mut self, lost: &crate::log::Lost) {
+        if self.out.degraded.is_some() {
             return;
         }
-        if let Some(file) = self.mark_file.take() {
-            // The hooks have read the secret: no command may find it on disk.
-            if let Err(e) = std::fs::remove_file(&file) {
-                tracing::warn!(session = %self.name, "cannot remove {}: {e}", file.display());
-            }
-        }
-        // A prompt or a finished command is the shell's own report only while the shell holds
-        // the terminal: it prints them after taking the terminal back and then waits at its
-        // prompt. Printed by a program still in the foreground, they are forged. (C is not
-        // checked: the shell prints it just before handing the terminal to the command.)
-        if matches!(mark.kind, b'A' | b'B' | b'D') && self.foreground().is_some() {
-            self.hold_mark(mark);
-            return;
-        }
-        match mark.kind {
-            // The prompt's end is printed by the shell's line editor, holding the terminal:
-            // held D and A marks were the shell's own, read late (see `hold_mark`).
-            b'B' => {
-                for held in std::mem::take(&mut self.held_marks) {
-                    self.apply_mark(held);
-                }
-            }
-            b'C' | b'D' => self.held_marks.clear(),
-            _ => {}
-        }
-        self.apply_mark(mark);
-    }
-
-    /// Keeps a D or A mark read while a program held the terminal. The foreground is known
-    /// when the mark is read, not when it was printed: the shell prints D and A before its
-    /// prompt hooks run (`PROMPT_COMMAND`, zsh's `precmd`), and a program a hook starts (a
-    /// prompt theme, `direnv`) may already hold the terminal when the daemon reads them. Such
-    /// marks count only if the shell then shows its prompt (B, read while the shell holds the
-    /// terminal) with no D of its own in between: the shell prints its own D in every prompt
-    /// cycle, after everything a forging command printed, so a forged D is always superseded
-    /// and only the last D before B, the shell's, is applied.
-    fn hold_mark(&mut self, mark: Mark) {
-        match mark.kind {
-            b'D' => {
-                self.held_marks.clear();
-                self.held_marks.push(mark);
-            }
-            b'A' if self.held_marks.len() < 2 => self.held_marks.push(mark),
-            _ => {
-                tracing::warn!(session = %self.name, kind = %char::from(mark.kind), "ignored a mark printed while a program held the terminal");
-            }
-        }
-    }
-
-    fn apply_mark(&mut self, mark: Mark) {
-        match mark.kind {
-            b'A' => {
-                self.last_prompt = mark.end;
-                self.prompt_a = Some((mark.end, Instant::now()));
-            }
-            b'B' => {
-                self.prompt_a = None;
-                self.last_prompt = mark.end;
-                self.prompt_ready(mark.end);
-            }
-            b'C' => {
-                self.prompt_a = None;
-                self.emit(SessionEvent::CommandStarted { offset: mark.end });
-                self.running = true;
-                self.at_prompt = false;
-                self.state = SessionState::Busy;
-                if let Some(p) = &mut self.exec {
-                    if p.out_start.is_none() && mark.start >= p.input_offset {
-                        p.out_start = Some(mark.end);
-                    }
-                }
-            }
-            b'D' => {
-                let code = mark.params.first().and_then(|c| c.parse::<i32>().ok());
-                // The shell reports a status before its first prompt and after an empty line
-                // too: only a command that ran (an exec, or a C mark) finishes.
-                if self.running {
-                    self.emit(SessionEvent::CommandFinished {
-                        offset: mark.start,
-                        exit_code: code,
-                    });
-                }
-                self.last_exit = code;
-                self.last_d = mark.start;
-                self.running = false;
-                // Where the shell marks each command's start (bash, zsh), the exec finishes
-                // only after its own C: a D before it reports an earlier command (one that
-                // printed a forged prompt, letting this exec be typed while it still ran).
-                let needs_c = self.integration == Integration::Osc133 && self.kind != ShellKind::Sh;
-                let finished = self.exec.as_ref().is_some_and(|p| {
-                    mark.start >= p.input_offset && (!needs_c || p.out_start.is_some())
-                });
-                if finished {
-                    if let Some(p) = self.exec.take() {
-                        let mut result =
-                            exec::finish(&p, &self.log, code, mark.start, self.integration);
-                        // The shell is at its prompt: its directory is where the next command
-                        // will run.
-                        result.cwd = std::fs::read_link(format!("/proc/{}/cwd", self.shell_pid))
-                            .ok()
-                            .map(|d| d.to_string_lossy().into_owned());
-                        p.cleanup();
-                        p.reply.send(Ok(result)).ok();
-                    }
-                }
-                if self.integration == Integration::Nonce {
-                    // Nonce marks come from the command line itself: the prompt follows at once.
-                    self.prompt_ready(mark.end);
-                }
-            }
-            _ => {}
-        }
-    }
-
-    /// The shell is at its prompt: wake prompt waiters and start the next queued exec.
-    fn prompt_ready(&mut self, offset: u64) {
-        self.prompt_a = None;
-        self.at_prompt = true;
-        self.running = false;
-        if self.state != SessionState::Exited {
-            self.state = SessionState::Idle;
-        }
-        let last_input = self.last_input;
-        let exit = self.last_exit;
-        let end = self.log.end();
-        self.resolve_waiters(
-            // A prompt ending where the input was written was shown before it: the prompt's
-            // own bytes always come after the input they answer.
-            |w| matches!(w.cond, WaitCondition::Prompt) && offset > last_input,
-            end,
-            exit,
+        let reason = format!(
+            "the output log cannot be written ({}); output from log offset {} on is lost until a write succeeds",
+            lost.error, lost.range.start
         );
-        self.start_queued();
+        tracing::error!(session = %self.id.name, "{reason}");
+        self.set_health(Some(reason));
+    }
+
+    fn log_recovered(&mut self) {
+        tracing::info!(session = %self.id.name, "the output log is written again");
+        self.set_health(None);
+    }
+
+    fn set_health(&mut self, reason: Option<String>) {
+        let mut map = self.out.health.lock().unwrap_or_else(|p| p.into_inner());
+        match &reason {
+            Some(r) => map.insert(self.id.name.clone(), r.clone()),
+            None => map.remove(&self.id.name),
+        };
+        drop(map);
+        self.out.degraded = reason;
     }
 
     // ---- input --------------------------------------------------------------------------
 
     fn encode_keys(&self, keys: &[String], literal: bool, paste: bool) -> Vec<u8> {
         let modes = KeyModes {
-            app_cursor: self.screen.app_cursor(),
+            app_cursor: self.out.screen.app_cursor(),
         };
         let mut out = Vec::new();
-        let bracket = paste && self.screen.bracketed_paste();
+        let bracket = paste && self.out.screen.bracketed_paste();
         if bracket {
             out.extend_from_slice(b"\x1b[200~");
         }
@@ -508,17 +423,15 @@ impl Actor {
     }
 
     fn write_input(&mut self, data: &[u8]) -> Result<SendResult> {
-        if self.state == SessionState::Exited || self.hung_up {
+        if self.tracker.state() == SessionState::Exited || self.pty.hung_up {
             return Err(Error::Exited {
-                name: self.name.clone(),
-                code: self.exit_code,
+                name: self.id.name.clone(),
+                code: self.tracker.exit_code(),
             });
         }
         self.unwedge_for_interrupt(data);
-        let offset = self.log.end();
-        self.last_input = offset;
-        self.line_dirty = true;
-        self.input.extend(data);
+        let offset = self.tracker.keys_typed();
+        self.pty.input.extend(data);
         self.flush_input();
         Ok(SendResult {
             bytes: data.len(),
@@ -527,16 +440,16 @@ impl Actor {
     }
 
     fn flush_input(&mut self) {
-        while !self.input.is_empty() {
-            let (front, _) = self.input.as_slices();
-            match self.master.try_write(front) {
+        while !self.pty.input.is_empty() {
+            let (front, _) = self.pty.input.as_slices();
+            match self.pty.master.try_write(front) {
                 Ok(0) => return, // the terminal's input queue is full: wait for writability
                 Ok(n) => {
-                    self.input.drain(..n);
+                    self.pty.input.drain(..n);
                 }
                 Err(e) => {
-                    tracing::warn!(session = %self.name, "PTY write failed: {e}");
-                    self.input.clear();
+                    tracing::warn!(session = %self.id.name, "PTY write failed: {e}");
+                    self.pty.input.clear();
                     return;
                 }
             }
@@ -547,14 +460,14 @@ impl Actor {
 
     fn read(&self, params: &ReadParams) -> Result<ReadResult> {
         let max = params.max_bytes.unwrap_or(DEFAULT_READ).clamp(1, MAX_READ);
-        let since = params.since.unwrap_or(self.log.start());
-        if since > self.log.end() {
+        let since = params.since.unwrap_or(self.out.log.start());
+        if since > self.out.log.end() {
             return Err(Error::InvalidParams(format!(
                 "offset {since} is beyond the end of the log ({}); use an offset from a previous result",
-                self.log.end()
+                self.out.log.end()
             )));
         }
-        let chunk = self.log.read(since, max)?;
+        let chunk = self.out.log.read(since, max)?;
         let used = text::complete_utf8_len(&chunk.data);
         let bytes = &chunk.data[..used];
         let data = if params.raw {
@@ -568,167 +481,99 @@ impl Actor {
             start: chunk.start,
             end,
             dropped: chunk.start.saturating_sub(since),
-            more: end < self.log.end() && used > 0,
+            more: end < self.out.log.end() && used > 0,
         })
     }
 
     fn capture(&mut self, params: &CaptureParams) -> CaptureResult {
-        let r = self.screen.render(params.scrollback, params.ansi);
+        let r = self.out.screen.render(params.scrollback, params.ansi);
         CaptureResult {
             lines: r.lines,
-            size: self.screen.size(),
+            size: self.out.screen.size(),
             cursor_row: r.cursor_row,
             cursor_col: r.cursor_col,
-            alternate_screen: self.screen.alternate_screen(),
-            title: self.screen.title(),
+            alternate_screen: self.out.screen.alternate_screen(),
+            title: self.out.screen.title(),
             scrollback_lines: r.scrollback_lines,
         }
     }
 
     fn resize(&mut self, size: Size) -> Result<()> {
         crate::check_size(size)?;
-        self.master.resize(size)?;
-        self.screen.resize(size);
+        self.pty.master.resize(size)?;
+        self.out.screen.resize(size);
         Ok(())
     }
 
     fn foreground(&self) -> Option<Foreground> {
-        if self.state == SessionState::Exited {
+        if self.tracker.state() == SessionState::Exited {
             return None;
         }
-        let pgrp = self.master.foreground_pgrp()?;
-        if (pgrp == self.pid || pgrp == self.shell_pid) && self.kind.is_posix() {
-            return None; // the shell itself (or, before it takes the terminal, its keeper)
-        }
-        Some(Foreground {
-            pid: pgrp,
-            command: crate::pty::process_name(pgrp).unwrap_or_default(),
-        })
+        foreground(&self.pty, &self.id, self.tracker.kind())
     }
 
     fn info(&self) -> SessionInfo {
         SessionInfo {
-            name: self.name.clone(),
-            pid: self.shell_pid,
-            program: self.argv.clone(),
-            cwd: self.cwd.clone(),
-            size: self.screen.size(),
-            state: self.state,
-            exit_code: self.exit_code,
-            integration: self.integration,
-            created_ms: self.created_ms,
-            log_end: self.log.end(),
-            log_start: self.log.start(),
+            name: self.id.name.clone(),
+            pid: self.id.shell_pid,
+            program: self.id.argv.clone(),
+            cwd: self.id.cwd.clone(),
+            size: self.out.screen.size(),
+            state: self.tracker.state(),
+            exit_code: self.tracker.exit_code(),
+            integration: self.tracker.integration(),
+            created_ms: self.id.created_ms,
+            log_end: self.out.log.end(),
+            log_start: self.out.log.start(),
             foreground: self.foreground(),
-            sandbox: self.sandbox.as_ref().map(crate::sandbox::info),
-            stop_reason: self.stop_reason.clone(),
-            restored: self.restored,
+            sandbox: self.life.sandbox.as_ref().map(crate::sandbox::info),
+            stop_reason: self.life.stop_reason.clone(),
+            restored: self.id.restored,
+            degraded: self.out.degraded.clone(),
         }
     }
 
     // ---- time ---------------------------------------------------------------------------
 
-    fn idle_deadline(&self, since: Instant, idle: Duration) -> Instant {
-        self.last_output.max(since) + idle
-    }
-
     fn next_deadline(&self) -> Option<Instant> {
-        let mut next: Option<Instant> = None;
-        let mut consider = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
+        let mut next = self.tracker.next_deadline();
+        let mut consider = |t: Instant| next = Some(next.map_or(t, |n: Instant| n.min(t)));
         if self.may_hibernate() {
-            consider(self.last_output + HIBERNATE_AFTER);
+            consider(self.tracker.last_output() + HIBERNATE_AFTER);
         }
-        if let Some(t) = self.input_check_due() {
+        if let Some((_, t)) = self.pty.exit_pending {
             consider(t);
-        }
-        if let Some((_, t)) = self.exit_pending {
-            consider(t);
-        }
-        if let Some(p) = &self.exec {
-            if let Some(t) = p.deadline {
-                consider(t);
-            }
-            if let Some(idle) = p.idle {
-                consider(self.idle_deadline(p.started, idle));
-            }
-        }
-        for q in &self.queue {
-            if let Some(t) = q.deadline {
-                consider(t);
-            }
-        }
-        for w in &self.waiters {
-            if let Some(t) = w.deadline {
-                consider(t);
-            }
-            match w.cond {
-                WaitCondition::Idle(d) => consider(self.idle_deadline(w.started, d)),
-                WaitCondition::Prompt if self.integration != Integration::Osc133 => {
-                    consider(self.idle_deadline(w.started, Duration::from_millis(150)));
-                }
-                _ => {}
-            }
         }
         next
     }
 
     /// An awake screen nobody watches, not on the alternate screen, can sleep.
     fn may_hibernate(&self) -> bool {
-        !self.screen.is_dormant() && self.events.is_none() && !self.screen.alternate_screen()
+        let screen = &self.out.screen;
+        !screen.is_dormant() && self.out.events.is_none() && !screen.alternate_screen()
     }
 
     fn on_timer(&mut self) {
         let now = Instant::now();
         if self.may_hibernate()
-            && now >= self.last_output + HIBERNATE_AFTER
-            && self.screen.hibernate()
+            && now >= self.tracker.last_output() + HIBERNATE_AFTER
+            && self.out.screen.hibernate()
         {
-            self.log.release();
+            self.out.log.release();
             crate::memory::freed();
         }
-        if self.exit_pending.is_some_and(|(_, t)| now >= t) {
+        if self.pty.exit_pending.is_some_and(|(_, t)| now >= t) {
             self.finish_exit();
         }
-        if let Some(p) = &self.exec {
-            use ai_session_protocol::methods::ExecStatus;
-            if p.deadline.is_some_and(|t| now >= t) {
-                self.exec_partial(ExecStatus::Timeout);
-            } else if p
-                .idle
-                .is_some_and(|idle| now >= self.idle_deadline(p.started, idle))
-            {
-                self.exec_partial(ExecStatus::Running);
-            }
-        }
+        self.tracker.expire_exec(now);
+        self.carry_out();
         self.check_input(now);
-        self.expire_queue(now);
-        self.expire_waiters(now);
-    }
-
-    fn expire_queue(&mut self, now: Instant) {
-        let (expired, kept): (Vec<_>, Vec<_>) = self
-            .queue
-            .drain(..)
-            .partition(|q| q.deadline.is_some_and(|t| now >= t));
-        self.queue = kept.into();
-        if self.state == SessionState::Starting {
-            // Nothing was typed: the answer says the shell is still starting, with what it
-            // printed so far.
-            self.answer_starting(expired, false);
-            return;
-        }
-        for q in expired {
-            let detail = format!(
-                "still busy when the exec's timeout ran out; {}",
-                self.busy_detail()
-            );
-            q.reply
-                .send(Err(Error::Busy {
-                    name: self.name.clone(),
-                    detail,
-                }))
-                .ok();
-        }
+        self.tracker.expire_queue(now);
+        let (pty, id) = (&self.pty, &self.id);
+        let kind = self.tracker.kind();
+        let mut shell_holds = || foreground(pty, id, kind).is_none();
+        self.tracker.expire_waiters(now, &mut shell_holds);
+        self.carry_out();
     }
 
     // ---- exit and kill ------------------------------------------------------------------
@@ -737,11 +582,11 @@ impl Actor {
     /// the limit that stopped it, if one did.
     fn exit_status(&mut self, status: std::process::ExitStatus) -> i32 {
         use std::os::unix::process::ExitStatusExt;
-        if let Some(sandbox) = &self.sandbox {
+        if let Some(sandbox) = &self.life.sandbox {
             let reason = sandbox.prepared.stop_reason(status);
             if reason.is_limit() {
-                tracing::warn!(session = %self.name, "{}", reason.describe());
-                self.stop_reason = Some(reason.describe());
+                tracing::warn!(session = %self.id.name, "{}", reason.describe());
+                self.life.stop_reason = Some(reason.describe());
             }
         }
         status
@@ -751,34 +596,17 @@ impl Actor {
     }
 
     fn finish_exit(&mut self) {
-        let Some((code, _)) = self.exit_pending.take() else {
+        let Some((code, _)) = self.pty.exit_pending.take() else {
             return;
         };
-        self.exit_code = Some(code);
-        self.state = SessionState::Exited;
-        self.running = false;
-        if let Some(p) = self.exec.take() {
-            let result = exec::finish(&p, &self.log, Some(code), self.log.end(), self.integration);
-            p.cleanup();
-            p.reply.send(Ok(result)).ok();
-        }
-        for q in self.queue.drain(..) {
-            q.reply
-                .send(Err(Error::Exited {
-                    name: self.name.clone(),
-                    code: Some(code),
-                }))
-                .ok();
-        }
-        self.check_regex_waiters();
-        self.fail_waiters();
-        if let Some(tx) = &self.events {
-            tx.send(SessionEvent::Closed {
-                exit_code: Some(code),
-            })
-            .ok();
-        }
-        tracing::info!(session = %self.name, code, "program exited");
+        self.tracker.exited(code);
+        self.carry_out();
+        self.check_regex(Instant::now());
+        self.carry_out();
+        self.emit(SessionEvent::Closed {
+            exit_code: Some(code),
+        });
+        tracing::info!(session = %self.id.name, code, "program exited");
     }
 
     /// Kills every process of the session, reaps the shell and removes the session's files.
@@ -786,10 +614,11 @@ impl Actor {
     /// members from one scan of /proc for all sessions, and scans once more afterwards.
     async fn shutdown(&mut self, scan: bool) {
         use rustix::process::Signal;
-        if let Some(mut child) = self.child.take() {
+        let pid = self.id.pid;
+        if let Some(mut child) = self.pty.child.take() {
             // The shell leads its own process group; the foreground job may have another.
-            crate::pty::signal_group(self.pid, Signal::HUP);
-            if let Some(fg) = self.master.foreground_pgrp().filter(|fg| *fg != self.pid) {
+            crate::pty::signal_group(pid, Signal::HUP);
+            if let Some(fg) = self.pty.master.foreground_pgrp().filter(|fg| *fg != pid) {
                 crate::pty::signal_group(fg, Signal::HUP);
                 crate::pty::signal_group(fg, Signal::CONT);
             }
@@ -797,44 +626,56 @@ impl Actor {
                 .await
                 .is_err()
             {
-                crate::pty::signal_group(self.pid, Signal::KILL);
+                crate::pty::signal_group(pid, Signal::KILL);
                 if let Err(e) = child.wait().await {
-                    tracing::warn!(session = %self.name, "reaping the shell failed: {e}");
+                    tracing::warn!(session = %self.id.name, "reaping the shell failed: {e}");
                 }
             }
         }
         if scan {
             // Jobs in other process groups, and any that ignore SIGHUP.
-            crate::pty::signal_session(self.pid, Signal::KILL);
+            crate::pty::signal_session(pid, Signal::KILL);
         }
-        if let Some(p) = self.exec.take() {
+        let killed = || Error::Killed(self.id.name.clone());
+        let (exec, queue, waiters) = self.tracker.take_all();
+        if let Some(p) = exec {
             p.cleanup();
-            p.reply.send(Err(Error::Killed(self.name.clone()))).ok();
+            p.reply.send(Err(killed())).ok();
         }
-        for q in self.queue.drain(..) {
-            q.reply.send(Err(Error::Killed(self.name.clone()))).ok();
+        for q in queue {
+            q.reply.send(Err(killed())).ok();
         }
-        for w in self.waiters.drain(..) {
-            w.reply.send(Err(Error::Killed(self.name.clone()))).ok();
+        for w in waiters {
+            w.reply.send(Err(killed())).ok();
         }
-        if let Some(tx) = &self.events {
-            tx.send(SessionEvent::Closed {
-                exit_code: self.exit_code,
-            })
-            .ok();
-        }
+        self.emit(SessionEvent::Closed {
+            exit_code: self.tracker.exit_code(),
+        });
         let change = crate::session::StateChange {
-            session: self.name.clone(),
+            session: self.id.name.clone(),
             state: "killed",
-            exit_code: self.exit_code,
+            exit_code: self.tracker.exit_code(),
             stop_reason: None,
         };
-        self.state_tx.send(change).ok();
-        if let Err(e) = std::fs::remove_dir_all(&self.dir) {
-            tracing::warn!(session = %self.name, "cannot remove {}: {e}", self.dir.display());
+        self.life.state_tx.send(change).ok();
+        self.set_health(None);
+        if let Err(e) = std::fs::remove_dir_all(&self.id.dir) {
+            tracing::warn!(session = %self.id.name, "cannot remove {}: {e}", self.id.dir.display());
         }
-        tracing::info!(session = %self.name, "killed");
+        tracing::info!(session = %self.id.name, "killed");
     }
+}
+
+/// The process group holding the terminal when it is not the shell's.
+fn foreground(pty: &Pty, id: &Identity, kind: crate::shell::ShellKind) -> Option<Foreground> {
+    let pgrp = pty.master.foreground_pgrp()?;
+    if (pgrp == id.pid || pgrp == id.shell_pid) && kind.is_posix() {
+        return None; // the shell itself (or, before it takes the terminal, its keeper)
+    }
+    Some(Foreground {
+        pid: pgrp,
+        command: crate::pty::process_name(pgrp).unwrap_or_default(),
+    })
 }
 
 async fn wait_child(

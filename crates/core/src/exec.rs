@@ -30,8 +30,7 @@ pub(crate) struct Queued {
 }
 
 impl Queued {
-    pub fn new(params: ExecParams, reply: Reply<ExecResult>) -> Self {
-        let arrived = Instant::now();
+    pub fn new(params: ExecParams, reply: Reply<ExecResult>, arrived: Instant) -> Self {
         let timeout = params
             .timeout_ms
             .map(Duration::from_millis)
@@ -180,7 +179,7 @@ pub(crate) struct Pending {
 }
 
 impl Pending {
-    pub fn new(q: Queued, line: Line, input_offset: u64) -> Self {
+    pub fn new(q: Queued, line: Line, input_offset: u64, started: Instant) -> Self {
         Self {
             reply: q.reply,
             nonce: line.nonce,
@@ -188,7 +187,7 @@ impl Pending {
             line_len: line.text.len() as u64,
             input_offset,
             out_start: None,
-            started: Instant::now(),
+            started,
             deadline: q.deadline,
             idle: q.params.idle_timeout_ms.map(Duration::from_millis),
             max_output: q
@@ -261,7 +260,15 @@ fn bare(
     since: Instant,
     via: Integration,
 ) -> ExecResult {
-    let (output, truncated) = collect(log, range.start, range.end, max);
+    let (output, mut truncated) = collect(log, range.start, range.end, max);
+    let lost = log.lost_in(range.clone());
+    truncated |= lost > 0;
+    let degraded = (lost > 0).then(|| {
+        format!(
+            "{lost} bytes of this output are lost: the session's output log could not be written ({}); the output marks where",
+            log.last_error().unwrap_or("write failed")
+        )
+    });
     ExecResult {
         status,
         exit_code: None,
@@ -278,6 +285,7 @@ fn bare(
         cwd: None,
         prompt: None,
         screen: None,
+        degraded,
     }
 }
 
@@ -331,37 +339,71 @@ pub(crate) fn starting(
 
 /// The plain text of log bytes `start..end`, keeping head and tail when longer than `max`.
 fn collect(log: &OutputLog, start: u64, end: u64, max: usize) -> (String, bool) {
-    let len = end.saturating_sub(start);
+    // Bytes dropped from the front of the bounded log are left out silently (the caller
+    // reports the result truncated); bytes a full disk lost are marked where they were.
+    let start = start.max(log.start()).min(end);
+    let len = end - start;
     if len <= max as u64 {
-        return match log.read(start, len as usize) {
-            Ok(chunk) => (text::clean(&chunk.data), false),
+        return match log.runs(start, end) {
+            Ok(runs) => (text_with_gaps(&runs, start, end), false),
             Err(e) => (format!("[output unavailable: {e}]"), true),
         };
     }
     let half = (max / 2) as u64;
-    let head = log
-        .read(start, half as usize)
-        .map(|c| c.data)
-        .unwrap_or_default();
-    let head_len = text::complete_utf8_len(&head);
+    let mut head = log.runs(start, start + half).unwrap_or_default();
+    let mut head_end = start + half;
+    if let Some(last) = head.last_mut() {
+        let used = text::complete_utf8_len(&last.data);
+        if last.start + last.data.len() as u64 == head_end {
+            head_end = last.start + used as u64;
+            last.data.truncate(used);
+        }
+    }
     let tail_from = end - half;
-    let mut tail = log
-        .read(tail_from, half as usize)
-        .map(|c| c.data)
-        .unwrap_or_default();
-    let skip = tail
-        .iter()
-        .take(3)
-        .take_while(|b| **b & 0xC0 == 0x80)
-        .count();
-    tail.drain(..skip);
-    let gap_start = start + head_len as u64;
-    let gap_end = tail_from + skip as u64;
-    let mut out = text::clean(&head[..head_len]);
+    let mut tail = log.runs(tail_from, end).unwrap_or_default();
+    let mut gap_end = tail_from;
+    if let Some(first) = tail.first_mut().filter(|c| c.start == tail_from) {
+        let skip = first
+            .data
+            .iter()
+            .take(3)
+            .take_while(|b| **b & 0xC0 == 0x80)
+            .count();
+        first.data.drain(..skip);
+        first.start += skip as u64;
+        gap_end += skip as u64;
+    }
+    let gap_start = head_end;
+    let mut out = text_with_gaps(&head, start, head_end);
     out.push_str(&format!(
         "\n[... {} bytes omitted (log offsets {gap_start}..{gap_end}); `ai-session read --since {gap_start}` returns them ...]\n",
         gap_end - gap_start
     ));
-    out.push_str(&text::clean(&tail));
+    out.push_str(&text_with_gaps(&tail, gap_end, end));
     (out, true)
+}
+
+/// The plain text of `runs` (stored bytes of `from..to`), with a note where bytes between
+/// them were lost.
+fn text_with_gaps(runs: &[crate::log::Chunk], from: u64, to: u64) -> String {
+    let mut out = String::new();
+    let mut pos = from;
+    for run in runs {
+        if run.start > pos {
+            out.push_str(&lost_note(pos, run.start));
+        }
+        out.push_str(&text::clean(&run.data));
+        pos = run.start + run.data.len() as u64;
+    }
+    if to > pos {
+        out.push_str(&lost_note(pos, to));
+    }
+    out
+}
+
+fn lost_note(from: u64, to: u64) -> String {
+    format!(
+        "\n[... {} bytes lost (log offsets {from}..{to}): the output log could not be written ...]\n",
+        to - from
+    )
 }

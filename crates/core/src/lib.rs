@@ -20,6 +20,7 @@ mod session;
 pub mod shell;
 mod spawn;
 pub mod text;
+mod tracker;
 
 pub use ai_session_protocol as protocol;
 pub use ai_session_protocol::methods::{ExecParams, ExecResult, ExecStatus, SessionInfo, Size};

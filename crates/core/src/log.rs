@@ -6,6 +6,14 @@
 //! log's start moves forward, which readers see as `dropped` bytes. Only the newest segment is
 //! kept open, so a session costs one descriptor however long its log is.
 //!
+//! Offsets count the bytes the program wrote, not the bytes that reached the disk: a write that
+//! fails (a full disk) loses its bytes but never shifts later offsets. Each segment's length is
+//! exactly what its file holds (a short write is counted, a torn sealed block is cut off), and
+//! the bytes that could not be written are a gap between the segment and the next one, which
+//! starts at the offset of the next byte written. Readers see a gap as bytes they were not
+//! given (`Chunk::start` past the offset asked for); [`OutputLog::lost_in`] counts them. The log
+//! is *degraded* ([`OutputLog::degraded`]) from a failed write until a write succeeds again.
+//!
 //! With a [`LogKey`] (the daemon gives one when the store is encrypted) nothing the program
 //! printed, nor what was typed and echoed, reaches the disk in clear. A segment then holds
 //! sealed blocks of `SEAL_BLOCK` bytes of output, each at a fixed place:
@@ -144,13 +152,32 @@ impl Sealing {
 
 pub struct OutputLog {
     dir: PathBuf,
+    /// Stored bytes, oldest first. Segments do not overlap; a gap between two is output lost.
     segments: VecDeque<Segment>,
     /// The newest segment, open for appending; closed while the session sleeps.
     current: Option<File>,
+    /// One past the newest byte the program wrote (stored or lost).
     end: u64,
+    /// A write failed and none has succeeded since: bytes after the newest segment are lost,
+    /// and the next append starts a new segment.
+    broken: bool,
+    /// Why the last write that failed did.
+    last_error: Option<String>,
     segment_bytes: u64,
     max_segments: usize,
     sealing: Option<Sealing>,
+}
+
+/// Output that could not be written to the log: `append`'s error.
+#[derive(Debug)]
+pub struct Lost {
+    /// The offset of the first byte of the data given to `append` (it is the offset of that
+    /// data whether it was stored or not).
+    pub offset: u64,
+    /// The offsets now known lost: from the end of what is stored to the end of the log. A
+    /// sealed log may lose bytes of earlier appends too (the block they were waiting in).
+    pub range: std::ops::Range<u64>,
+    pub error: std::io::Error,
 }
 
 /// Bytes read from the log.
@@ -199,6 +226,8 @@ impl OutputLog {
             segments: VecDeque::from([Segment { base: 0, len: 0 }]),
             current,
             end: 0,
+            broken: false,
+            last_error: None,
             segment_bytes,
             max_segments,
             sealing,
@@ -215,33 +244,71 @@ impl OutputLog {
         self.end
     }
 
-    /// Appends `data`; returns the offset of its first byte.
-    pub fn append(&mut self, data: &[u8]) -> std::io::Result<u64> {
+    /// Why the log is missing output right now: a write failed and none has reached the disk
+    /// since.
+    pub fn degraded(&self) -> Option<&str> {
+        self.last_error.as_deref().filter(|_| self.broken)
+    }
+
+    /// Why the last write that failed did, even if writes succeed again since.
+    pub fn last_error(&self) -> Option<&str> {
+        self.last_error.as_deref()
+    }
+
+    /// Appends `data`; returns the offset of its first byte. The log's end always moves past
+    /// `data`: what cannot be written is lost (see [`Lost`]), and the next append tries again
+    /// in a new segment.
+    pub fn append(&mut self, data: &[u8]) -> Result<u64, Lost> {
         let at = self.end;
         let mut rest = data;
         while !rest.is_empty() {
-            let room = {
-                let seg = self.segments.back().map_or(0, |s| s.len);
-                self.segment_bytes.saturating_sub(seg)
-            };
-            if room == 0 {
-                self.rotate()?;
-                continue;
+            match self.write_some(rest) {
+                Ok(n) => {
+                    if let Some(seg) = self.segments.back_mut() {
+                        seg.len += n as u64;
+                    }
+                    self.end += n as u64;
+                    rest = &rest[n..];
+                }
+                Err(error) => {
+                    self.end = at + data.len() as u64;
+                    self.broken = true;
+                    self.last_error = Some(error.to_string());
+                    // The descriptor is reopened (for a new segment) by the next append.
+                    self.current = None;
+                    let stored = self.segments.back().map_or(at, |s| s.base + s.len);
+                    return Err(Lost {
+                        offset: at,
+                        range: stored..self.end,
+                        error,
+                    });
+                }
             }
-            let n = rest.len().min(room as usize);
-            let n = if self.sealing.is_some() {
-                self.append_sealed(&rest[..n])?
-            } else {
-                self.current_file()?.write_all(&rest[..n])?;
-                n
-            };
-            if let Some(seg) = self.segments.back_mut() {
-                seg.len += n as u64;
-            }
-            self.end += n as u64;
-            rest = &rest[n..];
         }
         Ok(at)
+    }
+
+    /// Writes a first part of `data` (at least one byte) at the end of the newest segment,
+    /// starting a new segment first when that one is full or output after it was lost;
+    /// returns how many bytes were taken.
+    fn write_some(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let newest = self.segments.back();
+        let follows = newest.is_some_and(|s| s.base + s.len == self.end);
+        let full = newest.is_none_or(|s| s.len >= self.segment_bytes);
+        if !follows || full {
+            self.start_segment()?;
+        }
+        let room = self
+            .segments
+            .back()
+            .map_or(0, |s| self.segment_bytes.saturating_sub(s.len));
+        let data = &data[..data.len().min(room as usize)];
+        if self.sealing.is_some() {
+            return self.append_sealed(data);
+        }
+        let n = write_once(self.current_file()?, data)?;
+        self.broken = false;
+        Ok(n)
     }
 
     /// Adds what fits of `data` to the partial block, sealing and writing the block when it
@@ -274,11 +341,30 @@ impl OutputLog {
         let n = data.len().min(SEAL_BLOCK - s.tail.len());
         s.tail.extend_from_slice(&data[..n]);
         if s.tail.len() == SEAL_BLOCK {
-            let sealed = s.seal(base, block, &s.tail)?;
+            let sealed = s.seal(base, block, &s.tail);
             s.tail.clear();
-            self.current_file()?.write_all_at(&sealed, block * SLOT)?;
+            if let Err(e) = sealed.and_then(|sealed| self.write_block(&sealed, block)) {
+                // The block's bytes (this append's and those already waiting in it) are lost:
+                // the segment ends where the block started, and a torn block is cut off.
+                if let Some(seg) = self.segments.back_mut() {
+                    seg.len = block * SEAL_BLOCK as u64;
+                }
+                if let Some(file) = &self.current {
+                    if let Err(e) = file.set_len(block * SLOT) {
+                        tracing::warn!(dir = %self.dir.display(), "cannot cut a torn log block: {e}");
+                    }
+                }
+                return Err(e);
+            }
+            // Only a block on disk says the disk takes writes again (a byte kept in the
+            // partial block in memory does not).
+            self.broken = false;
         }
         Ok(n)
+    }
+
+    fn write_block(&mut self, sealed: &[u8], block: u64) -> std::io::Result<()> {
+        self.current_file()?.write_all_at(sealed, block * SLOT)
     }
 
     /// The newest segment's file, reopened if it was released.
@@ -333,26 +419,93 @@ impl OutputLog {
         Ok(())
     }
 
-    fn rotate(&mut self) -> std::io::Result<()> {
+    /// Starts a new segment at the log's end: the newest is full, or output was lost after it.
+    fn start_segment(&mut self) -> std::io::Result<()> {
         // A full segment of a sealed log has no partial block (its size is whole blocks, and
-        // a block is written the moment it fills).
-        self.current = Some(open_segment(&self.dir, self.end)?);
+        // a block is written the moment it fills). After lost output, the newest segment's
+        // partial block is written out as `release` does; if that fails too, its bytes are
+        // lost with the rest and the segment ends at its last whole block.
+        if let Err(e) = self.flush_tail() {
+            let cut = self.sealing.as_ref().map_or(0, |s| s.tail.len() as u64);
+            if let Some(seg) = self.segments.back_mut() {
+                seg.len -= cut;
+                let whole = seg.len / SEAL_BLOCK as u64 * SLOT;
+                if let Some(file) = &self.current {
+                    if let Err(e) = file.set_len(whole) {
+                        tracing::warn!(dir = %self.dir.display(), "cannot cut a torn log block: {e}");
+                    }
+                }
+            }
+            tracing::warn!(dir = %self.dir.display(), "partial log block lost: {e}");
+        }
+        if let Some(s) = &mut self.sealing {
+            s.tail = Vec::new();
+            s.tail_on_disk = false;
+        }
+        // An empty newest segment (a new segment whose first write failed) is replaced, not
+        // kept: its name would not be the offset of its first byte.
+        if self.segments.back().is_some_and(|s| s.len == 0) {
+            if let Some(empty) = self.segments.pop_back() {
+                self.current = None;
+                remove_segment(&self.dir, empty.base)?;
+            }
+        }
+        self.current = None;
+        let file = open_segment(&self.dir, self.end)?;
+        self.current = Some(file);
         self.segments.push_back(Segment {
             base: self.end,
             len: 0,
         });
         while self.segments.len() > self.max_segments {
             if let Some(old) = self.segments.pop_front() {
-                std::fs::remove_file(segment_path(&self.dir, old.base))?;
+                remove_segment(&self.dir, old.base)?;
             }
         }
         Ok(())
     }
 
-    /// Reads up to `max` bytes starting at `from` (or at the log start, if `from` was dropped).
+    /// Bytes in `range` that the log does not hold because they could not be written (bytes
+    /// dropped from the front of the bounded log are not counted).
+    pub fn lost_in(&self, range: std::ops::Range<u64>) -> u64 {
+        let from = range.start.max(self.start());
+        let to = range.end.min(self.end);
+        if from >= to {
+            return 0;
+        }
+        let stored: u64 = self
+            .segments
+            .iter()
+            .map(|s| (s.base + s.len).min(to).saturating_sub(s.base.max(from)))
+            .sum();
+        (to - from) - stored
+    }
+
+    /// Reads up to `max` bytes starting at `from` (or at the log start, if `from` was dropped;
+    /// or after the gap, if `from` was lost). The bytes returned are contiguous: a read stops
+    /// at a gap, and the next one, from its start, returns the bytes after it.
     pub fn read(&self, from: u64, max: usize) -> std::io::Result<Chunk> {
-        let start = from.clamp(self.start(), self.end);
-        let want = (self.end - start).min(max as u64) as usize;
+        let from = from.clamp(self.start(), self.end);
+        let Some(first) = self
+            .segments
+            .iter()
+            .position(|s| s.len > 0 && s.base + s.len > from)
+        else {
+            return Ok(Chunk {
+                start: self.end,
+                data: Vec::new(),
+            });
+        };
+        let start = from.max(self.segments[first].base);
+        // The end of the run of segments that follow each other without a gap.
+        let mut run_end = self.segments[first].base + self.segments[first].len;
+        for seg in self.segments.iter().skip(first + 1) {
+            if seg.base != run_end {
+                break;
+            }
+            run_end += seg.len;
+        }
+        let want = (run_end - start).min(max as u64) as usize;
         if let Some(sealing) = &self.sealing {
             let data = self.read_sealed(sealing, start, want)?;
             return Ok(Chunk { start, data });
@@ -370,7 +523,8 @@ impl OutputLog {
             let within = pos - seg.base;
             let n = ((seg.len - within) as usize).min(want - filled);
             let target = &mut data[filled..filled + n];
-            if let (Some(current), true) = (&self.current, seg.base + seg.len == self.end) {
+            let newest = self.segments.back().map(|s| s.base) == Some(seg.base);
+            if let (Some(current), true) = (&self.current, newest) {
                 current.read_exact_at(target, within)?;
             } else {
                 File::open(segment_path(&self.dir, seg.base))?.read_exact_at(target, within)?;
@@ -379,6 +533,23 @@ impl OutputLog {
         }
         data.truncate(filled);
         Ok(Chunk { start, data })
+    }
+
+    /// The stored bytes of `from..to`, as runs without a gap, oldest first: what a full disk
+    /// lost in between is where one run ends and the next starts later.
+    pub fn runs(&self, from: u64, to: u64) -> std::io::Result<Vec<Chunk>> {
+        let mut out = Vec::new();
+        let mut pos = from;
+        while pos < to {
+            let mut chunk = self.read(pos, (to - pos) as usize)?;
+            if chunk.data.is_empty() || chunk.start >= to {
+                break;
+            }
+            chunk.data.truncate((to - chunk.start) as usize);
+            pos = chunk.start + chunk.data.len() as u64;
+            out.push(chunk);
+        }
+        Ok(out)
     }
 
     /// `read` for a sealed log: opens each block the range touches, the partial block from
@@ -439,6 +610,31 @@ fn random(buf: &mut [u8]) -> std::io::Result<()> {
 
 fn segment_path(dir: &Path, base: u64) -> PathBuf {
     dir.join(format!("{base:020}.seg"))
+}
+
+/// One `write` (retried when interrupted): the kernel either takes some bytes (counted by the
+/// caller) or none (an error), so a segment's length stays its file's length whatever happens.
+fn write_once(file: &mut File, data: &[u8]) -> std::io::Result<usize> {
+    loop {
+        match file.write(data) {
+            Ok(0) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::WriteZero,
+                    "the log segment took no bytes",
+                ));
+            }
+            Ok(n) => return Ok(n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn remove_segment(dir: &Path, base: u64) -> std::io::Result<()> {
+    match std::fs::remove_file(segment_path(dir, base)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
 }
 
 fn open_segment(dir: &Path, base: u64) -> std::io::Result<File> {
@@ -585,5 +781,160 @@ mod tests {
         assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
         // The other block still reads.
         assert_eq!(log.read(SEAL_BLOCK as u64, 5).unwrap().data.len(), 5);
+    }
+
+    /// A small tmpfs mounted for one test (the tests run as root), unmounted on drop: a real
+    /// file system that runs out of space.
+    struct SmallFs {
+        dir: tempfile::TempDir,
+    }
+
+    impl SmallFs {
+        fn new(bytes: u64) -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            let status = std::process::Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
+                .arg(dir.path())
+                .status()
+                .unwrap();
+            assert!(status.success(), "mounting a tmpfs (needs root) failed");
+            Self { dir }
+        }
+
+        fn path(&self) -> &Path {
+            self.dir.path()
+        }
+
+        /// Fills the file system to the last byte.
+        fn fill(&self) -> PathBuf {
+            let path = self.path().join("filler");
+            let mut file = File::create(&path).unwrap();
+            let block = vec![b'f'; 4096];
+            loop {
+                match file.write(&block) {
+                    Ok(0) => break,
+                    Ok(_) => {}
+                    Err(e) => {
+                        assert_eq!(e.raw_os_error(), Some(libc::ENOSPC), "{e}");
+                        break;
+                    }
+                }
+            }
+            // A partly written last page may take a few more bytes.
+            while file.write(b"f").is_ok_and(|n| n == 1) {}
+            path
+        }
+    }
+
+    impl Drop for SmallFs {
+        fn drop(&mut self) {
+            std::process::Command::new("umount")
+                .arg(self.dir.path())
+                .status()
+                .ok();
+        }
+    }
+
+    /// What the segment files hold, in bytes.
+    fn on_disk(dir: &Path) -> u64 {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().metadata().unwrap().len())
+            .sum()
+    }
+
+    /// Appends `data` in pieces; returns the lost ranges reported.
+    fn append_all(log: &mut OutputLog, data: &[u8]) -> Vec<std::ops::Range<u64>> {
+        let mut lost = Vec::new();
+        for piece in data.chunks(3000) {
+            let at = log.end();
+            match log.append(piece) {
+                Ok(offset) => assert_eq!(offset, at),
+                Err(l) => {
+                    assert_eq!(l.offset, at);
+                    assert_eq!(l.range.end, at + piece.len() as u64);
+                    assert_eq!(l.error.raw_os_error(), Some(libc::ENOSPC));
+                    lost.push(l.range);
+                }
+            }
+            assert_eq!(
+                log.end(),
+                at + piece.len() as u64,
+                "offsets count every byte"
+            );
+        }
+        lost
+    }
+
+    /// Every byte the log still holds reads back as the byte written at that offset; returns
+    /// how many bytes it holds.
+    fn assert_reads_true(log: &OutputLog, data: &[u8]) -> u64 {
+        let runs = log.runs(0, log.end()).unwrap();
+        let mut held = 0;
+        for run in &runs {
+            let at = run.start as usize;
+            assert_eq!(run.data, &data[at..at + run.data.len()], "run at {at}");
+            held += run.data.len() as u64;
+        }
+        assert_eq!(log.lost_in(0..log.end()), log.end() - held);
+        held
+    }
+
+    #[test]
+    fn a_full_disk_loses_bytes_but_never_shifts_offsets() {
+        let fs = SmallFs::new(256 * 1024);
+        let dir = fs.path().join("log");
+        let mut log = OutputLog::create(&dir, 1 << 20, None).unwrap();
+        let data = output(200_000);
+        assert!(append_all(&mut log, &data[..10_000]).is_empty());
+        let filler = fs.fill();
+        let lost = append_all(&mut log, &data[10_000..100_000]);
+        assert!(!lost.is_empty(), "the full disk lost nothing");
+        assert!(log.degraded().is_some());
+        // What the segments hold is exactly what the log counts as stored, and true.
+        let held = assert_reads_true(&log, &data);
+        assert_eq!(on_disk(&dir), held);
+        assert!(held < 100_000);
+        // Space returns: the next write succeeds, in a new segment at its own offset.
+        std::fs::remove_file(filler).unwrap();
+        assert!(append_all(&mut log, &data[100_000..]).is_empty());
+        assert!(log.degraded().is_none());
+        assert!(log.last_error().is_some_and(|e| e.contains("space")));
+        let c = log.read(100_000, 5000).unwrap();
+        assert_eq!(
+            (c.start, c.data.as_slice()),
+            (100_000, &data[100_000..105_000])
+        );
+        // A read from inside the gap starts after it.
+        let gap_start = lost[0].start;
+        let c = log.read(gap_start, 10).unwrap();
+        assert!(c.start > gap_start);
+        assert_eq!(c.data, &data[c.start as usize..c.start as usize + 10]);
+        let held = assert_reads_true(&log, &data);
+        assert_eq!(on_disk(&dir), held);
+        assert_eq!(log.lost_in(0..log.end()), 200_000 - held);
+    }
+
+    #[test]
+    fn a_full_disk_cuts_a_sealed_log_at_whole_blocks() {
+        let fs = SmallFs::new(512 * 1024);
+        let dir = fs.path().join("log");
+        let key = LogKey::random().unwrap();
+        let mut log = OutputLog::create(&dir, 4 << 20, Some(&key)).unwrap();
+        let data = output(40 * SEAL_BLOCK);
+        assert!(append_all(&mut log, &data[..3 * SEAL_BLOCK + 100]).is_empty());
+        let filler = fs.fill();
+        let lost = append_all(&mut log, &data[3 * SEAL_BLOCK + 100..20 * SEAL_BLOCK]);
+        assert!(!lost.is_empty());
+        assert!(log.degraded().is_some());
+        assert_reads_true(&log, &data);
+        std::fs::remove_file(filler).unwrap();
+        assert!(append_all(&mut log, &data[20 * SEAL_BLOCK..]).is_empty());
+        assert!(log.degraded().is_none());
+        log.release();
+        let held = assert_reads_true(&log, &data);
+        assert!(held >= 20 * SEAL_BLOCK as u64, "held {held}");
+        let c = log.read(20 * SEAL_BLOCK as u64, 100).unwrap();
+        assert_eq!(c.data, &data[20 * SEAL_BLOCK..20 * SEAL_BLOCK + 100]);
     }
 }

@@ -8,14 +8,14 @@ use std::time::Instant;
 
 use tokio::sync::mpsc;
 
-use crate::actor::{Actor, now_ms};
+use crate::actor::{Actor, Identity, Life, Output, Pty, now_ms};
 use crate::error::{Error, Result};
 use crate::log::{DEFAULT_LOG_BYTES, LogKey, OutputLog};
-use crate::marker::Scanner;
 use crate::pty::{self, SpawnSpec};
 use crate::screen::{DEFAULT_SCROLLBACK, Screen};
 use crate::session::SessionHandle;
 use crate::shell::{Hooks, ShellKind};
+use crate::tracker::{CommandTracker, Setup};
 use ai_session_protocol::methods::{Integration, NewParams, SessionInfo, SessionState};
 
 /// Settings for a [`SessionManager`].
@@ -92,7 +92,14 @@ struct Inner {
     state_tx: tokio::sync::broadcast::Sender<crate::session::StateChange>,
     /// The heap-trimming task has been started (on the first session, inside the runtime).
     trimming: std::sync::atomic::AtomicBool,
+    /// Sessions whose output log cannot be written, with why; kept by their actors.
+    degraded: Degraded,
 }
+
+/// Sessions whose output log cannot be written right now, by name, with why. Each actor
+/// updates its own entry when its log fails and when it recovers (rarely, so the lock is
+/// never contended); `daemon.status` reads it without a round trip to every session.
+pub(crate) type Degraded = Arc<Mutex<BTreeMap<String, String>>>;
 
 /// Owns every session. Cheap to clone; all clones see the same sessions.
 #[derive(Clone)]
@@ -111,6 +118,7 @@ impl SessionManager {
                 sessions: Mutex::new(BTreeMap::new()),
                 pids: Mutex::default(),
                 trimming: std::sync::atomic::AtomicBool::new(false),
+                degraded: Degraded::default(),
                 state_tx: tokio::sync::broadcast::channel(4096).0,
             }),
         })
@@ -127,6 +135,24 @@ impl SessionManager {
 
     pub fn names(&self) -> Vec<String> {
         self.sessions().keys().cloned().collect()
+    }
+
+    /// Sessions whose output log is missing output right now (a full or failing disk).
+    pub fn degraded(&self) -> Vec<ai_session_protocol::methods::DegradedSession> {
+        let degraded = self
+            .inner
+            .degraded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        degraded
+            .iter()
+            .map(
+                |(session, reason)| ai_session_protocol::methods::DegradedSession {
+                    session: session.clone(),
+                    reason: reason.clone(),
+                },
+            )
+            .collect()
     }
 
     pub fn len(&self) -> usize {
@@ -232,7 +258,7 @@ impl SessionManager {
         )?;
         let mut screen = Screen::new(size, self.inner.config.scrollback);
         if let Some(bytes) = prelude.filter(|b| !b.is_empty()) {
-            log.append(bytes)?;
+            log.append(bytes).map_err(|lost| lost.error)?;
             screen.feed(bytes);
             screen.take_replies();
         }
@@ -276,53 +302,51 @@ impl SessionManager {
             sandbox: sandbox.as_ref().map(crate::sandbox::info),
             stop_reason: None,
             restored: prelude.is_some(),
+            degraded: None,
         };
-        let actor = Actor {
+        let now = Instant::now();
+        let tracker = CommandTracker::new(Setup {
             name: name.clone(),
-            pid,
-            shell_pid,
-            sandbox,
-            stop_reason: None,
-            argv,
-            cwd: cwd.to_string_lossy().into_owned(),
-            dir,
-            master,
-            child: Some(child),
-            screen,
-            log,
-            scanner: Scanner::default(),
             secret,
-            mark_file: kind.has_hooks().then_some(mark_file),
             kind,
             integration,
-            created: Instant::now(),
-            created_ms: info.created_ms,
-            state,
-            exit_code: None,
-            at_prompt: integration == Integration::Nonce,
-            prompt_a: None,
-            startup_offset: start,
-            line_dirty: false,
-            held_marks: Vec::new(),
-            input_checked: None,
-            running: false,
-            exec: None,
-            queue: VecDeque::new(),
-            last_exit: None,
-            last_prompt: start,
-            last_d: start,
-            last_input: start,
-            last_output: Instant::now(),
-            waiters: Vec::new(),
-            input: VecDeque::new(),
-            events: None,
-            hung_up: false,
-            more_to_read: false,
-            exit_pending: None,
-            cmd_seq: 0,
-            state_tx: self.inner.state_tx.clone(),
-            announced: None,
-            restored: prelude.is_some(),
+            start,
+            now,
+        });
+        let actor = Actor {
+            id: Identity {
+                name: name.clone(),
+                pid,
+                shell_pid,
+                argv,
+                cwd: cwd.to_string_lossy().into_owned(),
+                dir,
+                created_ms: info.created_ms,
+                restored: prelude.is_some(),
+                mark_file: kind.has_hooks().then_some(mark_file),
+            },
+            pty: Pty {
+                master,
+                child: Some(child),
+                input: VecDeque::new(),
+                hung_up: false,
+                more_to_read: false,
+                exit_pending: None,
+            },
+            out: Output {
+                log,
+                screen,
+                events: None,
+                degraded: None,
+                health: self.inner.degraded.clone(),
+            },
+            life: Life {
+                sandbox,
+                stop_reason: None,
+                state_tx: self.inner.state_tx.clone(),
+                announced: None,
+            },
+            tracker,
         };
         let (tx, rx) = mpsc::channel(32);
         tokio::spawn(actor.run(rx));

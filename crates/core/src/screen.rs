@@ -4,6 +4,17 @@
 //! module feeds it bytes, collects what the emulator wants written back to the program (answers
 //! to cursor-position and device-attribute queries), and renders the grid as text, with or
 //! without SGR attributes.
+//!
+//! Escape sequences are bounded before the emulator sees them. Its parser keeps an OSC
+//! string's whole body until the string ends, so a program that opens one and never ends it
+//! (`printf '\033]0;'` and then endless bytes) would grow the daemon without end. An OSC string
+//! longer than [`MAX_OSC`] bytes (xterm's limit) is cut: the emulator forgets it, as if it
+//! never started, and its remaining bytes up to the terminator are skipped. Window titles
+//! (OSC 0, 1, 2) are cut at [`MAX_TITLE`], since the emulator keeps up to 4096 of them on its
+//! title stack. DCS, SOS, PM and APC strings are not collected by this emulator (their bytes
+//! are dropped as they come), and CSI parameters are a fixed array, so they need no bound. A
+//! synchronized update is held by the parser up to 2 MiB, and shown after 150 ms if its end
+//! never comes.
 
 use alacritty_terminal::event::{Event, EventListener, WindowSize};
 use alacritty_terminal::grid::Dimensions;
@@ -18,6 +29,14 @@ use ai_session_protocol::methods::Size;
 
 /// Default lines of scrollback kept per session.
 pub const DEFAULT_SCROLLBACK: usize = 10_000;
+
+/// Longest OSC string body given to the emulator (xterm's limit, 64 KiB); a longer one is
+/// dropped whole.
+pub const MAX_OSC: usize = 64 * 1024;
+
+/// Longest window title (OSC 0, 1, 2 body) given to the emulator: the 4096 titles its title
+/// stack holds then take at most 4 MiB. A longer title is dropped whole.
+pub const MAX_TITLE: usize = 1024;
 
 #[derive(Default)]
 struct Sink {
@@ -79,6 +98,8 @@ pub struct Screen {
     /// Bytes that rebuild the grid in a fresh emulator, while `term` is `None`.
     dormant: Option<Dormant>,
     parser: Processor<StdSyncHandler>,
+    /// Where the parser is in an escape sequence, as far as OSC strings are concerned.
+    guard: OscGuard,
     listener: Listener,
     size: Size,
     scrollback: usize,
@@ -108,6 +129,7 @@ impl Screen {
             term: Some(term),
             dormant: None,
             parser: Processor::new(),
+            guard: OscGuard::default(),
             listener,
             size,
             scrollback,
@@ -130,8 +152,40 @@ impl Screen {
 
     pub fn feed(&mut self, bytes: &[u8]) {
         self.term();
-        if let Some(term) = self.term.as_mut() {
-            self.parser.advance(term, bytes);
+        self.end_stale_sync();
+        let Some(term) = self.term.as_mut() else {
+            return;
+        };
+        let mut rest = bytes;
+        // Almost every chunk goes to the parser whole, without a copy; only a chunk in which
+        // an OSC string passes its bound is split around the bytes skipped.
+        while let Some(cut) = self.guard.next_cut(rest) {
+            self.parser.advance(term, &rest[..cut.pass]);
+            if cut.forget {
+                // The parser holds the string's first bytes: a fresh one, in the ground state,
+                // is the parser that never saw the string. Bytes held for a synchronized
+                // update (CSI ? 2026 h) are processed first; they precede the cut.
+                if self.parser.sync_bytes_count() > 0 {
+                    self.parser.stop_sync(term);
+                }
+                self.parser = Processor::new();
+            }
+            rest = &rest[cut.pass + cut.skip..];
+        }
+        self.parser.advance(term, rest);
+    }
+
+    /// Shows a synchronized update (`CSI ? 2026 h` ... `CSI ? 2026 l`) whose end never came
+    /// once its 150 ms are over, as terminals do. Until then the parser holds its bytes (at
+    /// most 2 MiB: it shows them when its buffer fills).
+    fn end_stale_sync(&mut self) {
+        let stale = self
+            .parser
+            .sync_timeout()
+            .sync_timeout()
+            .is_some_and(|t| std::time::Instant::now() >= t);
+        if let (true, Some(term)) = (stale, self.term.as_mut()) {
+            self.parser.stop_sync(term);
         }
     }
 
@@ -203,6 +257,8 @@ impl Screen {
     /// The screen's lines (with up to `scrollback` lines of history above them), right-trimmed,
     /// with trailing empty lines below the cursor removed.
     pub fn render(&mut self, scrollback: usize, ansi: bool) -> Rendered {
+        self.term();
+        self.end_stale_sync();
         let grid = self.term().grid();
         let history = grid.history_size().min(scrollback);
         let rows = grid.screen_lines();
@@ -244,6 +300,125 @@ impl Screen {
             rendered.cursor_col + 1
         );
         out
+    }
+}
+
+/// Follows the emulator's parser (`vte`) through escape sequences far enough to know when it is
+/// collecting an OSC string and how long that string is. It mirrors the parser's transitions:
+/// ESC enters the escape state from any state; `]` there starts an OSC string, which BEL, CAN,
+/// SUB or ESC end; other bytes after ESC start something else (CSI, DCS, a plain escape), which
+/// only the next ESC can lead back to an OSC string.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum OscGuard {
+    /// Anywhere but in an escape or an OSC string: only an ESC matters.
+    #[default]
+    Other,
+    /// After ESC (C0 controls, DEL and bytes from 0x80 leave the parser there).
+    Escape,
+    /// In an OSC string of `len` body bytes, whose first two bytes are `head`.
+    Osc { len: usize, head: [u8; 2] },
+    /// In an OSC string that passed its bound: bytes are skipped up to its terminator.
+    Skip,
+}
+
+/// Where [`OscGuard::next_cut`] splits a chunk.
+#[derive(Debug, PartialEq, Eq)]
+struct Cut {
+    /// Bytes given to the parser first.
+    pass: usize,
+    /// Start a fresh parser after them (an OSC string passed its bound).
+    forget: bool,
+    /// Bytes skipped after them.
+    skip: usize,
+}
+
+impl OscGuard {
+    /// Scans `chunk` up to the first place it must be cut, or returns `None` when all of it can
+    /// go to the parser. The caller passes the rest of the chunk (after the cut) to the next
+    /// call.
+    fn next_cut(&mut self, chunk: &[u8]) -> Option<Cut> {
+        if chunk.is_empty() {
+            return None;
+        }
+        if *self == Self::Skip {
+            return Some(self.skip(chunk, 0, false));
+        }
+        let mut i = 0;
+        loop {
+            match *self {
+                Self::Other => {
+                    let at = memchr::memchr(0x1b, &chunk[i..])?;
+                    i += at + 1;
+                    *self = Self::Escape;
+                }
+                Self::Escape => {
+                    let &b = chunk.get(i)?;
+                    i += 1;
+                    *self = match b {
+                        b']' => Self::Osc {
+                            len: 0,
+                            head: [0; 2],
+                        },
+                        0x00..=0x17 | 0x19 | 0x1b..=0x1f | 0x7f..=0xff => Self::Escape,
+                        _ => Self::Other,
+                    };
+                }
+                Self::Osc { mut len, mut head } => {
+                    let body = &chunk[i..];
+                    let end = body
+                        .iter()
+                        .position(|b| matches!(b, 0x07 | 0x18 | 0x1a | 0x1b));
+                    let take = end.unwrap_or(body.len());
+                    for (k, &b) in body[..take].iter().take(2 - len.min(2)).enumerate() {
+                        head[len + k] = b;
+                    }
+                    let limit = if matches!(head, [b'0'..=b'2', b';']) {
+                        MAX_TITLE
+                    } else {
+                        MAX_OSC
+                    };
+                    if len + take > limit {
+                        // The first byte past the bound is not given to the parser.
+                        let pass = i + (limit - len.min(limit));
+                        return Some(self.skip(chunk, pass, true));
+                    }
+                    len += take;
+                    match end {
+                        None => {
+                            *self = Self::Osc { len, head };
+                            return None;
+                        }
+                        Some(_) => {
+                            i += take;
+                            // The terminator itself is the parser's: ESC starts an escape.
+                            *self = if chunk[i] == 0x1b {
+                                Self::Escape
+                            } else {
+                                Self::Other
+                            };
+                            i += 1;
+                        }
+                    }
+                }
+                Self::Skip => return Some(self.skip(chunk, i, false)),
+            }
+        }
+    }
+
+    /// Skips from `pass` to the end of the OSC string being dropped: up to and including a
+    /// BEL, CAN or SUB; up to an ESC, which the parser gets (it starts the next sequence).
+    fn skip(&mut self, chunk: &[u8], pass: usize, forget: bool) -> Cut {
+        let rest = &chunk[pass..];
+        let (skip, next) = match rest
+            .iter()
+            .position(|b| matches!(b, 0x07 | 0x18 | 0x1a | 0x1b))
+        {
+            Some(at) if rest[at] == 0x1b => (at, Self::Other),
+            Some(at) => (at + 1, Self::Other),
+            None => (rest.len(), Self::Skip),
+        };
+        *self = next;
+        Cut { pass, forget, skip }
     }
 }
 
@@ -515,5 +690,144 @@ mod tests {
         let mut s = screen(10, 2);
         s.feed("日本x".as_bytes());
         assert_eq!(s.render(0, false).lines[0], "日本x");
+    }
+
+    fn feed_in(s: &mut Screen, data: &[u8], chunk: usize) {
+        for piece in data.chunks(chunk) {
+            s.feed(piece);
+        }
+    }
+
+    fn osc(body: &[u8], end: &[u8]) -> Vec<u8> {
+        let mut out = b"\x1b]".to_vec();
+        out.extend_from_slice(body);
+        out.extend_from_slice(end);
+        out
+    }
+
+    #[test]
+    fn titles_up_to_the_bound_are_kept_longer_ones_dropped() {
+        for chunk in [1, 7, 4096, usize::MAX] {
+            let mut s = screen(20, 3);
+            let mut title = b"2;".to_vec();
+            title.extend(std::iter::repeat_n(b't', MAX_TITLE - 2));
+            feed_in(&mut s, &osc(&title, b"\x07"), chunk);
+            assert_eq!(
+                s.title().map(|t| t.len()),
+                Some(MAX_TITLE - 2),
+                "chunk {chunk}"
+            );
+            title.push(b't');
+            feed_in(&mut s, &osc(&title, b"\x1b\\"), chunk);
+            // Dropped whole: the title before it stays, and the text after it is shown.
+            assert_eq!(
+                s.title().map(|t| t.len()),
+                Some(MAX_TITLE - 2),
+                "chunk {chunk}"
+            );
+            feed_in(&mut s, b"after", chunk);
+            assert_eq!(s.render(0, false).lines, vec!["after"], "chunk {chunk}");
+        }
+    }
+
+    #[test]
+    fn an_unterminated_osc_string_is_cut_at_the_bound_and_skipped_to_its_end() {
+        let mut g = OscGuard::default();
+        let mut data = b"ab\x1b]777;".to_vec();
+        data.extend(std::iter::repeat_n(b'x', MAX_OSC));
+        // 2 bytes of text, ESC ], then exactly MAX_OSC body bytes pass.
+        let cut = g.next_cut(&data).unwrap();
+        assert_eq!(
+            cut,
+            Cut {
+                pass: 4 + MAX_OSC,
+                forget: true,
+                skip: 4
+            }
+        );
+        assert_eq!(g, OscGuard::Skip);
+        // Later chunks are skipped up to the terminator; ESC goes to the parser.
+        assert_eq!(
+            g.next_cut(b"yyy").unwrap(),
+            Cut {
+                pass: 0,
+                forget: false,
+                skip: 3
+            }
+        );
+        assert_eq!(
+            g.next_cut(b"yy\x1b\\z").unwrap(),
+            Cut {
+                pass: 0,
+                forget: false,
+                skip: 2
+            }
+        );
+        assert_eq!(g.next_cut(b"\x1b\\z"), None);
+        assert_eq!(g, OscGuard::Other);
+        // BEL ends it too, and is skipped with it.
+        let mut g = OscGuard::Skip;
+        assert_eq!(
+            g.next_cut(b"yy\x07z").unwrap(),
+            Cut {
+                pass: 0,
+                forget: false,
+                skip: 3
+            }
+        );
+        assert_eq!(g.next_cut(b"z"), None);
+    }
+
+    #[test]
+    fn floods_of_osc_and_dcs_leave_a_working_screen() {
+        for chunk in [3, 4096, 32 * 1024] {
+            let mut s = screen(30, 4);
+            let mut data = osc(b"777;", b"");
+            data.extend(std::iter::repeat_n(b'x', 3 * MAX_OSC + 17));
+            // The D mark a shell prints next ends the string (and is a string of its own).
+            data.extend_from_slice(b"\x1b]133;D;0\x07one\r\n");
+            data.extend_from_slice(b"\x1bP1$q");
+            data.extend(std::iter::repeat_n(b'y', 200_000));
+            data.extend_from_slice(b"\x1b\\two\r\n");
+            data.extend_from_slice(&osc(b"0;", b""));
+            data.extend(std::iter::repeat_n(b'z', 5 * MAX_TITLE));
+            data.extend_from_slice(b"\x07\x1b]0;short\x07three");
+            feed_in(&mut s, &data, chunk);
+            assert_eq!(
+                s.render(0, false).lines,
+                vec!["one", "two", "three"],
+                "chunk {chunk}"
+            );
+            assert_eq!(s.title().as_deref(), Some("short"));
+        }
+    }
+
+    #[test]
+    fn sequences_that_only_look_like_osc_are_not_cut() {
+        // ESC [ ] is a CSI, not an OSC; an OSC under the bound passes whole.
+        let mut g = OscGuard::default();
+        let mut data = b"\x1b[]".to_vec();
+        data.extend(std::iter::repeat_n(b'x', 2 * MAX_OSC));
+        assert_eq!(g.next_cut(&data), None);
+        let mut data = osc(b"8;;", b"");
+        data.extend(std::iter::repeat_n(b'u', MAX_OSC - 3));
+        data.push(0x07);
+        assert_eq!(OscGuard::default().next_cut(&data), None);
+    }
+
+    #[test]
+    fn a_synchronized_update_that_never_ends_is_shown_after_its_timeout() {
+        let mut s = screen(20, 3);
+        s.feed(b"before\r\n\x1b[?2026hduring");
+        // Held while the update lasts, shown once its 150 ms are over.
+        assert_eq!(s.render(0, false).lines, vec!["before", ""]);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while s.render(0, false).lines != vec!["before", "during"] {
+            assert!(std::time::Instant::now() < deadline, "never shown");
+            std::thread::yield_now();
+        }
+        // A finished update is shown at its end.
+        s.feed(b"\r\n\x1b[?2026hnext\x1b[?2026l");
+        assert_eq!(s.render(0, false).lines, vec!["before", "during", "next"]);
     }
 }

@@ -144,6 +144,11 @@ pub struct SessionInfo {
     /// shell is new, the scrollback above its first prompt is the old one.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub restored: bool,
+    /// Why the session's output log is missing output right now (a full or failing disk):
+    /// output is still read, marks still count and execs still finish with their exit codes,
+    /// but bytes that cannot be written are lost. Absent when the log is whole again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub degraded: Option<String>,
 }
 
 /// The protections a sandboxed session runs with, exactly as applied by the kernel.
@@ -256,6 +261,10 @@ pub struct ExecResult {
     /// plain text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub screen: Option<Vec<String>>,
+    /// Part of the output could not be written to the session's log (a full or failing disk)
+    /// and is lost: how much, and why. `output` marks each lost range with its offsets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub degraded: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -309,7 +318,8 @@ pub struct ReadResult {
     /// Offsets of the returned bytes; pass `end` as the next `since`.
     pub start: u64,
     pub end: u64,
-    /// Bytes between `since` and `start` that were dropped from the bounded log.
+    /// Bytes between `since` and `start` that were dropped from the bounded log, or lost
+    /// because the log could not be written (a full disk; see `SessionInfo::degraded`).
     pub dropped: u64,
     /// More output is available after `end`.
     pub more: bool,
@@ -429,6 +439,18 @@ pub struct StatusResult {
     /// The audit log: whether the daemon can write it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audit: Option<AuditStatus>,
+    /// Sessions whose output log cannot be written right now, with why (see
+    /// `SessionInfo::degraded`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub degraded: Vec<DegradedSession>,
+}
+
+/// A session whose output log is missing output, in `daemon.status`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct DegradedSession {
+    pub session: String,
+    pub reason: String,
 }
 
 /// The audit log's health, in `daemon.status`.

@@ -1,11 +1,15 @@
-//! Execs: queueing them until the prompt, typing them, and answering early (still running,
-//! timed out, waiting for input, still starting).
+//! Execs, the I/O side: typing them when the tracker says the shell is ready, and building
+//! their answers from the log (finished, still running, timed out, waiting for input, still
+//! starting, refused as busy).
 
-use super::{Actor, MAX_QUEUED};
+use std::time::Instant;
+
+use super::Actor;
 use crate::error::{Error, Result};
 use crate::exec::{self, Pending, Queued};
 use crate::session::Reply;
 use crate::shell::ShellKind;
+use crate::tracker::{Busy, Finished};
 use ai_session_protocol::methods::{ExecParams, ExecStatus, Integration, SessionState};
 
 impl Actor {
@@ -14,37 +18,24 @@ impl Actor {
             reply.send(Err(e)).ok();
             return;
         }
-        let queued = Queued::new(params, reply);
-        let busy = if self.exec.is_none() && self.queue.is_empty() && self.ready() {
-            self.start_exec(queued);
-            return;
-        } else if self.running && self.exec.is_none() {
-            self.busy_detail()
-        } else if self.queue.len() >= MAX_QUEUED {
-            format!("{} execs already queued", self.queue.len())
-        } else {
-            self.queue.push_back(queued);
-            return;
-        };
-        let name = self.name.clone();
-        queued
-            .reply
-            .send(Err(Error::Busy { name, detail: busy }))
-            .ok();
+        let queued = Queued::new(params, reply, Instant::now());
+        if let Some(now) = self.tracker.exec(queued) {
+            self.start_exec(now);
+        }
     }
 
     pub(super) fn check_exec(&self, params: &ExecParams) -> Result<()> {
-        if self.state == SessionState::Exited {
+        if self.tracker.state() == SessionState::Exited {
             return Err(Error::Exited {
-                name: self.name.clone(),
-                code: self.exit_code,
+                name: self.id.name.clone(),
+                code: self.tracker.exit_code(),
             });
         }
-        if self.integration == Integration::None {
+        if self.tracker.integration() == Integration::None {
             return Err(Error::Unsupported(format!(
                 "session '{}' runs '{}', not a shell: drive it with `send` and `wait`",
-                self.name,
-                self.argv.join(" ")
+                self.id.name,
+                self.id.argv.join(" ")
             )));
         }
         if params.command.trim().is_empty() {
@@ -53,30 +44,20 @@ impl Actor {
         Ok(())
     }
 
-    pub(super) fn ready(&self) -> bool {
-        self.state == SessionState::Idle && self.at_prompt && !self.running
-    }
-
+    /// Types queued execs while the shell is ready for them.
     pub(super) fn start_queued(&mut self) {
-        while self.exec.is_none() && self.ready() {
-            let Some(next) = self.queue.pop_front() else {
-                return;
-            };
-            if next.reply.is_closed() {
-                continue; // the client went away while queued
-            }
+        while let Some(next) = self.tracker.next_exec() {
             self.start_exec(next);
         }
     }
 
     pub(super) fn start_exec(&mut self, queued: Queued) {
-        self.cmd_seq += 1;
         let prepared = exec::prepare(
             &queued.params.command,
-            self.integration,
-            &self.dir,
-            self.cmd_seq,
-            self.log.is_sealed(),
+            self.tracker.integration(),
+            &self.id.dir,
+            self.tracker.next_seq(),
+            self.out.log.is_sealed(),
         );
         let line = match prepared {
             Ok(p) => p,
@@ -85,16 +66,12 @@ impl Actor {
                 return;
             }
         };
-        let input_offset = self.log.end();
+        let input_offset = self.out.log.end();
         self.prepare_line();
-        self.input.extend(line.text.as_bytes());
-        self.input.push_back(b'\r');
-        self.last_input = input_offset;
-        self.at_prompt = false;
-        self.running = true;
-        self.state = SessionState::Busy;
-        self.exec = Some(Pending::new(queued, line, input_offset));
-        self.input_checked = None;
+        self.pty.input.extend(line.text.as_bytes());
+        self.pty.input.push_back(b'\r');
+        self.tracker
+            .typed(queued, line, input_offset, Instant::now());
         self.flush_input();
     }
 
@@ -104,21 +81,22 @@ impl Actor {
     /// Text that `send` left on the line is erased, so that it does not run as part of the
     /// command.
     fn prepare_line(&mut self) {
-        if self.kind == ShellKind::Sh {
+        let kind = self.tracker.kind();
+        if kind == ShellKind::Sh {
             self.restore_line_discipline();
         }
-        if !std::mem::take(&mut self.line_dirty) {
+        if !self.tracker.take_line_dirty() {
             return;
         }
-        match self.kind {
+        match kind {
             // C-e C-u: end of line, then kill back to its start (emacs keys, the default in
             // readline and zle).
-            ShellKind::Bash | ShellKind::Zsh => self.input.extend(b"\x05\x15"),
+            ShellKind::Bash | ShellKind::Zsh => self.pty.input.extend(b"\x05\x15"),
             // The terminal's line-kill character, which the canonical line discipline (and
             // the line editors of other shells) honour.
             ShellKind::Sh | ShellKind::OtherPosix => {
-                let (_, kill) = self.master.intr_and_kill();
-                self.input.push_back(kill);
+                let (_, kill) = self.pty.master.intr_and_kill();
+                self.pty.input.push_back(kill);
             }
             ShellKind::NotShell => {}
         }
@@ -126,15 +104,15 @@ impl Actor {
 
     /// Puts back a sane line discipline; true when the terminal needed it.
     pub(super) fn restore_line_discipline(&self) -> bool {
-        match self.master.restore_line_discipline() {
+        match self.pty.master.restore_line_discipline() {
             Ok(changed) => {
                 if changed {
-                    tracing::info!(session = %self.name, "the terminal was left raw; restored its line discipline");
+                    tracing::info!(session = %self.id.name, "the terminal was left raw; restored its line discipline");
                 }
                 changed
             }
             Err(e) => {
-                tracing::warn!(session = %self.name, "cannot restore the terminal's modes: {e}");
+                tracing::warn!(session = %self.id.name, "cannot restore the terminal's modes: {e}");
                 false
             }
         }
@@ -143,10 +121,10 @@ impl Actor {
     /// A `^C` sent to `sh` reading in a raw terminal would be read as a character: the line
     /// discipline is put back first, so that it interrupts and the prompt comes back.
     pub(super) fn unwedge_for_interrupt(&self, data: &[u8]) {
-        if self.kind != ShellKind::Sh {
+        if self.tracker.kind() != ShellKind::Sh {
             return;
         }
-        let (intr, _) = self.master.intr_and_kill();
+        let (intr, _) = self.pty.master.intr_and_kill();
         if data.contains(&intr) && self.foreground().is_none() {
             self.restore_line_discipline();
         }
@@ -156,27 +134,57 @@ impl Actor {
     /// sends a CR that only a sane line discipline turns into the newline sh waits for): the
     /// discipline is put back and the half-read line interrupted, so the prompt comes back.
     pub(super) fn unwedge_for_prompt(&mut self) {
-        let typed_since_prompt = self.last_input >= self.last_prompt;
-        if self.kind != ShellKind::Sh || !typed_since_prompt || self.foreground().is_some() {
+        if self.tracker.kind() != ShellKind::Sh
+            || !self.tracker.typed_since_prompt()
+            || self.foreground().is_some()
+        {
             return;
         }
         if self.restore_line_discipline() {
-            let (intr, _) = self.master.intr_and_kill();
-            self.input.push_back(intr);
+            let (intr, _) = self.pty.master.intr_and_kill();
+            self.pty.input.push_back(intr);
             self.flush_input();
         }
     }
 
-    /// Answers the pending exec early with what it has printed so far.
-    pub(super) fn exec_partial(&mut self, status: ExecStatus) {
-        let Some(p) = self.exec.take() else { return };
+    /// Answers an exec that is over, with its output up to `end`.
+    pub(super) fn answer_finished(
+        &mut self,
+        p: Pending,
+        code: Option<i32>,
+        end: u64,
+        how: Finished,
+    ) {
+        let via = self.tracker.integration();
+        let mut result = exec::finish(&p, &self.out.log, code, end, via);
+        match how {
+            // The shell is at its prompt: its directory is where the next command will run.
+            Finished::Marked => {
+                result.cwd = std::fs::read_link(format!("/proc/{}/cwd", self.id.shell_pid))
+                    .ok()
+                    .map(|d| d.to_string_lossy().into_owned());
+            }
+            Finished::Unstarted => {
+                result.hint = Some(
+                    "the shell started no command for this line (a comment, or a line it could not parse: see `output`) and is back at its prompt; no exit code was reported".into(),
+                );
+            }
+            Finished::ProgramExited => {}
+        }
+        p.cleanup();
+        p.reply.send(Ok(result)).ok();
+    }
+
+    /// Answers an exec early with what it has printed so far; the command goes on.
+    pub(super) fn answer_partial(&mut self, p: Pending, status: ExecStatus) {
         let foreground = self.foreground();
-        let mut result = exec::partial(&p, &self.log, status, self.integration);
+        let via = self.tracker.integration();
+        let mut result = exec::partial(&p, &self.out.log, status, via);
         let what = foreground
             .as_ref()
             .map(|f| format!("'{}' (pid {})", f.command, f.pid))
             .unwrap_or_else(|| "the command".into());
-        let n = self.name.clone();
+        let n = self.id.name.clone();
         result.hint = Some(if status == ExecStatus::WaitingForInput {
             let (screen, prompt) = self.screen_tail();
             let asks = prompt
@@ -196,28 +204,6 @@ impl Actor {
         });
         result.foreground = foreground;
         p.reply.send(Ok(result)).ok();
-        // The command's file stays until the shell reports the command finished.
-        self.running = true;
-    }
-
-    /// Answers the pending exec whose line the shell read without starting a command (see
-    /// `ran_nothing`). No command ran, so no exit code is claimed: the D the shell printed may
-    /// report an earlier command.
-    pub(super) fn finish_unstarted(&mut self) {
-        let Some(p) = self.exec.take() else { return };
-        let end = if self.last_d > p.input_offset {
-            self.last_d
-        } else {
-            self.log.end()
-        };
-        let mut result = exec::finish(&p, &self.log, None, end, self.integration);
-        result.hint = Some(
-            "the shell started no command for this line (a comment, or a line it could not parse: see `output`) and is back at its prompt; no exit code was reported".into(),
-        );
-        p.cleanup();
-        p.reply.send(Ok(result)).ok();
-        self.running = false;
-        self.start_queued();
     }
 
     /// Answers `queued` (execs never typed) while the shell is still starting: what it printed
@@ -227,8 +213,8 @@ impl Actor {
             return;
         }
         let (screen, _) = self.screen_tail();
-        let n = self.name.clone();
-        let secs = self.created.elapsed().as_secs_f64();
+        let n = self.id.name.clone();
+        let secs = self.tracker.created().elapsed().as_secs_f64();
         let hint = if waiting {
             format!(
                 "the shell's startup is waiting for input (see `screen`): a startup file asks a question, or started a program without ai-session's hooks, so the command was not run; answer with `ai-session send -t {n} 'TEXT' Enter` and run the command again, or `ai-session kill -t {n}`"
@@ -238,9 +224,9 @@ impl Actor {
                 "the shell has not shown its first prompt after {secs:.1} s (its startup files are still running), so the command was not run; `ai-session wait -t {n} --prompt` waits for the prompt, `ai-session capture -t {n}` shows the screen; then run the command again"
             )
         };
+        let (via, from) = (self.tracker.integration(), self.tracker.startup_offset());
         for q in queued {
-            let mut result =
-                exec::starting(&self.log, self.startup_offset, q.arrived, self.integration);
+            let mut result = exec::starting(&self.out.log, from, q.arrived, via);
             result.hint = Some(hint.clone());
             result.screen = Some(screen.clone());
             result.foreground = self.foreground();
@@ -248,7 +234,21 @@ impl Actor {
         }
     }
 
-    pub(super) fn busy_detail(&self) -> String {
+    /// Refuses an exec the busy session cannot take.
+    pub(super) fn refuse_busy(&mut self, q: Queued, why: &Busy) {
+        let detail = match why {
+            Busy::Running => self.busy_detail(),
+            Busy::QueueFull(n) => format!("{n} execs already queued"),
+            Busy::TimedOut => format!(
+                "still busy when the exec's timeout ran out; {}",
+                self.busy_detail()
+            ),
+        };
+        let name = self.id.name.clone();
+        q.reply.send(Err(Error::Busy { name, detail })).ok();
+    }
+
+    fn busy_detail(&self) -> String {
         match self.foreground() {
             Some(f) => format!("'{}' (pid {}) is running", f.command, f.pid),
             None => "a command is running".into(),

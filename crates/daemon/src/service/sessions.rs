@@ -193,6 +193,7 @@ pub(super) fn status(daemon: &Daemon) -> StatusResult {
         protocol: PROTOCOL_VERSION,
         persist: Some(daemon.persist.status()),
         audit: Some(daemon.access.audit_status()),
+        degraded: daemon.manager.degraded(),
     }
 }
 
