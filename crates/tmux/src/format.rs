@@ -161,6 +161,17 @@ fn expand_inner(inner: &str, lookup: &dyn Fn(&str) -> Option<String>) -> String 
             return if f(&a, &b) { "1" } else { "0" }.into();
         }
     }
+    if let Some(rest) = inner.strip_prefix("m:").or_else(|| inner.strip_prefix("m/i:")) {
+        let parts = split_top(rest);
+        let pattern = parts.first().map(|p| expand(p, lookup)).unwrap_or_default();
+        let text = parts.get(1).map(|p| value_of(p, lookup)).unwrap_or_default();
+        let (pattern, text) = if inner.starts_with("m/i:") {
+            (pattern.to_lowercase(), text.to_lowercase())
+        } else {
+            (pattern, text)
+        };
+        return if glob(&pattern, &text) { "1" } else { "0" }.into();
+    }
     if let Some(rest) = inner.strip_prefix("l:") {
         return rest.to_owned();
     }
@@ -204,6 +215,45 @@ fn expand_inner(inner: &str, lookup: &dyn Fn(&str) -> Option<String>) -> String 
         }
     }
     value_of(inner, lookup)
+}
+
+/// `fnmatch`-style matching: `*`, `?` and `[...]` classes.
+pub fn glob(pattern: &str, text: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    glob_at(&p, &t)
+}
+
+fn glob_at(p: &[char], t: &[char]) -> bool {
+    match p.first() {
+        None => t.is_empty(),
+        Some('*') => (0..=t.len()).any(|i| glob_at(&p[1..], &t[i..])),
+        Some('?') => !t.is_empty() && glob_at(&p[1..], &t[1..]),
+        Some('[') => {
+            let Some(close) = p.iter().skip(1).position(|c| *c == ']').map(|i| i + 1) else {
+                return t.first() == Some(&'[') && glob_at(&p[1..], &t[1..]);
+            };
+            let Some(c) = t.first() else { return false };
+            let class = &p[1..close];
+            let (negate, class) = match class.first() {
+                Some('!' | '^') => (true, &class[1..]),
+                _ => (false, class),
+            };
+            let mut hit = false;
+            let mut i = 0;
+            while i < class.len() {
+                if i + 2 < class.len() && class[i + 1] == '-' {
+                    hit |= class[i] <= *c && *c <= class[i + 2];
+                    i += 3;
+                } else {
+                    hit |= class[i] == *c;
+                    i += 1;
+                }
+            }
+            hit != negate && glob_at(&p[close + 1..], &t[1..])
+        }
+        Some(c) => t.first() == Some(c) && glob_at(&p[1..], &t[1..]),
+    }
 }
 
 /// `t:`: Unix seconds as tmux prints a time (`Mon Nov 30 07:34:50 2026`), in UTC.
@@ -271,6 +321,9 @@ mod tests {
         assert_eq!(expand("#{b:path} #{d:path}", &vars), "src /home/u");
         assert_eq!(expand("#{=2:session_name}", &vars), "ma");
         assert_eq!(expand("#{unknown}x##", &vars), "x#");
+        assert_eq!(expand("#{m:ma*,#{session_name}}", &vars), "1");
+        assert_eq!(expand("#{m:x[a-c]?,#{session_name}}", &vars), "0");
+        assert!(glob("a[!b]c*", "adcxyz"));
         assert_eq!(
             expand("#{?pane_active,#{session_name}#,x,no}", &vars),
             "main,x"

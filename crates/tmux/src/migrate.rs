@@ -312,6 +312,7 @@ fn register(server: &mut Server, sid: u32, p: &TmuxPane, daemon: &str, info: Ses
         title: String::new(),
         pipe_pid: None,
         hidden_history: 0,
+                start_command: String::new(),
     };
     if p.window_active {
         s.active = p.window;
@@ -334,6 +335,7 @@ fn register(server: &mut Server, sid: u32, p: &TmuxPane, daemon: &str, info: Ses
                 h: p.window_size.1,
                 options: BTreeMap::new(),
                 activity: now(),
+                last_pane: None,
             });
             s.windows.sort_by_key(|w| w.index);
             server.state.next_window += 1;

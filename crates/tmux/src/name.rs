@@ -66,9 +66,25 @@ pub fn parse_pane(daemon: &str) -> Option<(&str, u32, u32)> {
     Some((prefix, window.parse().ok()?, slot.parse().ok()?))
 }
 
-/// tmux's own cleaning of a session name: `:` and `.` become `_`.
+/// tmux's own cleaning of a session name: `:` and `.` become `_`, then [`vis`].
 pub fn clean_session_name(name: &str) -> String {
-    name.replace([':', '.'], "_")
+    vis(&name.replace([':', '.'], "_"))
+}
+
+/// A name as tmux stores it: backslashes doubled, tabs and newlines as `\\t` and `\\n`,
+/// other control characters in octal (`\\033`).
+pub fn vis(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            c if (c as u32) < 0x20 || c == '\x7f' => out.push_str(&format!("\\{:03o}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 #[cfg(test)]

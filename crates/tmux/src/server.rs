@@ -234,6 +234,7 @@ impl Server {
                 title: String::new(),
                 pipe_pid: None,
                 hidden_history: 0,
+                start_command: String::new(),
             };
             match s.window_mut(index) {
                 Some(w) => w.panes.push(pane),
@@ -248,6 +249,7 @@ impl Server {
                         h: size.rows,
                         options: BTreeMap::new(),
                         activity: now(),
+                        last_pane: None,
                     });
                     s.windows.sort_by_key(|w| w.index);
                     self.state.next_window += 1;
@@ -358,6 +360,10 @@ impl Server {
             title: String::new(),
             pipe_pid: None,
             hidden_history: 0,
+            start_command: match spec.command.as_slice() {
+                [one] => one.clone(),
+                argv => shlex::try_join(argv.iter().map(String::as_str)).unwrap_or_default(),
+            },
         })
     }
 }

@@ -35,6 +35,9 @@ pub struct PaneRec {
     /// The `pipe-pane` process, while one runs.
     #[serde(default)]
     pub pipe_pid: Option<i32>,
+    /// The command the pane was started with (empty for a shell).
+    #[serde(default)]
+    pub start_command: String,
     /// Scrollback lines hidden by `clear-history` (the oldest ones).
     #[serde(default)]
     pub hidden_history: usize,
@@ -61,6 +64,9 @@ pub struct WindowRec {
     pub h: u16,
     #[serde(default)]
     pub options: BTreeMap<String, String>,
+    /// The previously active pane's id (`select-pane -l`).
+    #[serde(default)]
+    pub last_pane: Option<u32>,
     /// The time the window was last made active, for `window_activity` ordering.
     #[serde(default)]
     pub activity: u64,
@@ -114,6 +120,9 @@ pub struct State {
     pub buffers: Vec<Buffer>,
     #[serde(default)]
     pub next_buffer: u32,
+    /// The configuration files were read (once per tmux "server": until kill-server).
+    #[serde(default)]
+    pub configured: bool,
 }
 
 /// The state file, held locked from [`Store::lock`] until the guard drops.

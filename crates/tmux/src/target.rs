@@ -139,10 +139,13 @@ pub fn current_session(state: &State, current: Option<u32>) -> Option<&SessionRe
     state.sessions.iter().max_by_key(|s| (s.created, s.id))
 }
 
-/// A session by `$id`, exact name, then unique name prefix.
+/// A session by `$id`, exact name (`=name` allows nothing else), then unique name prefix.
 pub fn find_session<'a>(state: &'a State, spec: &str) -> Option<&'a SessionRec> {
     if let Some(id) = spec.strip_prefix('$').and_then(|n| n.parse::<u32>().ok()) {
         return state.session(id);
+    }
+    if let Some(exact) = spec.strip_prefix('=') {
+        return state.sessions.iter().find(|s| s.name == exact);
     }
     if let Some(s) = state.sessions.iter().find(|s| s.name == spec) {
         return Some(s);
@@ -176,6 +179,9 @@ fn find_window(state: &State, s: &SessionRec, spec: &str) -> Option<u32> {
         return s.window(i).map(|w| w.index);
     }
     let name = |w: &crate::state::WindowRec| crate::vars::window_name(state, s, w);
+    if let Some(exact) = spec.strip_prefix('=') {
+        return s.windows.iter().find(|w| name(w) == exact).map(|w| w.index);
+    }
     if let Some(w) = s.windows.iter().find(|w| name(w) == spec) {
         return Some(w.index);
     }

@@ -230,10 +230,7 @@ impl<'a> View<'a> {
                 .unwrap_or_default(),
             "pane_current_command" => info.map(current_command).unwrap_or_default(),
             "pane_current_path" => info.map(current_path).unwrap_or_default(),
-            "pane_start_command" => info
-                .filter(|i| i.integration == ai_session_protocol::methods::Integration::None)
-                .map(|i| shlex::try_join(i.program.iter().map(String::as_str)).unwrap_or_default())
-                .unwrap_or_default(),
+            "pane_start_command" => p.start_command.clone(),
             "pane_start_path" => info.map(|i| i.cwd.clone()).unwrap_or_default(),
             "pane_width" => p.rect.w.to_string(),
             "pane_height" => p.rect.h.to_string(),
@@ -270,7 +267,11 @@ impl<'a> View<'a> {
             "history_limit" => {
                 options::value(&self.server.state, Some(self.s), Some(w), "history-limit")
             }
-            "history_size" => self.captured()?.scrollback_lines.to_string(),
+            "history_size" => self
+                .captured()?
+                .scrollback_lines
+                .saturating_sub(p.hidden_history)
+                .to_string(),
             "history_bytes" => self
                 .captured()?
                 .lines
@@ -371,12 +372,14 @@ mod tests {
                 title: String::new(),
                 pipe_pid: None,
                 hidden_history: 0,
+                start_command: String::new(),
             }],
             active: 0,
             w: 100,
             h: 30,
             options: Default::default(),
             activity: 0,
+            last_pane: None,
         };
         // From `tmux new -d -x 100 -y 30; tmux lsw`.
         assert_eq!(layout(&w), "a87d,100x30,0,0,0");

@@ -59,8 +59,9 @@ pub(crate) fn send_keys(c: &mut Ctx, args: &Args) -> Result<(), TmuxError> {
     let daemon = super::session::pane_daemon(server, found)?;
     let repeat = args.number('N', "repeat count")?.unwrap_or(1).max(1);
     if args.has('R') {
-        // Reset the terminal as the program sees it: RIS, as `reset` would print.
-        write_bytes(server, &daemon, b"\x1bc")?;
+        return Err(TmuxError::msg(
+            "send-keys -R: resetting the pane's terminal state is not supported by ai-session (send 'reset' Enter to the shell)",
+        ));
     }
     if args.rest.is_empty() {
         return Ok(());
@@ -173,13 +174,57 @@ pub(crate) fn capture_lines(
         } else {
             line.trim_end_matches(' ')
         };
-        out.push(if args.has('C') {
-            escape_octal(line)
+        let line = if args.has('e') {
+            tidy_sgr(line)
         } else {
             line.to_owned()
+        };
+        out.push(if args.has('C') {
+            escape_octal(&line)
+        } else {
+            line
         });
     }
     Ok(out)
+}
+
+/// Drops the leading `0;` of an SGR sequence while no attribute is set yet on the line (each
+/// captured line starts with default attributes), so colours read as tmux writes them:
+/// `ESC[32m`, not `ESC[0;32m`.
+fn tidy_sgr(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut styled = false;
+    let mut rest = line;
+    while let Some(at) = rest.find("\x1b[") {
+        out.push_str(&rest[..at]);
+        let seq = &rest[at + 2..];
+        let Some(end) = seq.find(|c: char| !(c.is_ascii_digit() || c == ';' || c == ':')) else {
+            out.push_str(&rest[at..]);
+            return out;
+        };
+        let (params, fin) = (&seq[..end], &seq[end..end + 1]);
+        if fin == "m" {
+            let reset_only = params.is_empty() || params.split(';').all(|p| p == "0" || p.is_empty());
+            let trimmed = match params.strip_prefix("0;") {
+                Some(p) if !styled => p,
+                _ => params,
+            };
+            if reset_only {
+                if styled {
+                    out.push_str("\x1b[0m");
+                }
+                styled = false;
+            } else {
+                out.push_str(&format!("\x1b[{trimmed}m"));
+                styled = true;
+            }
+        } else {
+            out.push_str(&rest[at..at + 2 + end + 1]);
+        }
+        rest = &seq[end + 1..];
+    }
+    out.push_str(rest);
+    out
 }
 
 fn escape_octal(line: &str) -> String {
@@ -562,6 +607,43 @@ pub(crate) fn list_buffers(c: &mut Ctx, args: &Args) -> Result<(), TmuxError> {
     Ok(())
 }
 
+pub(crate) fn save_buffer(c: &mut Ctx, args: &Args) -> Result<(), TmuxError> {
+    let server = c.server()?;
+    let b = buffer(server, args.get('b'))?;
+    let Some(path) = args.rest.first() else {
+        return Err(TmuxError::msg("command save-buffer: too few arguments (need 1)"));
+    };
+    if path == "-" {
+        print!("{}", b.data);
+        return Ok(());
+    }
+    let mut f = std::fs::File::options()
+        .create(true)
+        .write(true)
+        .append(args.has('a'))
+        .truncate(!args.has('a'))
+        .open(path)
+        .map_err(|e| TmuxError::msg(format!("{path}: {e}")))?;
+    f.write_all(b.data.as_bytes())?;
+    Ok(())
+}
+
+pub(crate) fn load_buffer(c: &mut Ctx, args: &Args) -> Result<(), TmuxError> {
+    let Some(path) = args.rest.first().cloned() else {
+        return Err(TmuxError::msg("command load-buffer: too few arguments (need 1)"));
+    };
+    let data = if path == "-" {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
+        s
+    } else {
+        std::fs::read_to_string(&path).map_err(|e| TmuxError::msg(format!("{path}: {e}")))?
+    };
+    let server = c.open(true)?;
+    add_buffer(server, args.get('b'), data, false)?;
+    server.save()
+}
+
 pub(crate) fn paste_buffer(c: &mut Ctx, args: &Args) -> Result<(), TmuxError> {
     let current = c.ctx.current_pane;
     let server = c.server()?;
@@ -601,6 +683,13 @@ mod tests {
         f.write_all(b"ecret\x07b\x1b]133;D;0;aid=x\x1b\\c\x1b[1mX")
             .unwrap();
         assert_eq!(f.out, b"abc\x1b[1mX");
+    }
+
+    #[test]
+    fn sgr_as_tmux_writes_it() {
+        assert_eq!(tidy_sgr("\x1b[0;32mGREEN\x1b[0m x"), "\x1b[32mGREEN\x1b[0m x");
+        assert_eq!(tidy_sgr("\x1b[1mA\x1b[0;31mB"), "\x1b[1mA\x1b[0;31mB");
+        assert_eq!(tidy_sgr("\x1b[0mplain"), "plain");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! command names, aliases and unique prefixes, and one module per command family.
 
 mod io;
+mod misc;
 mod option;
 mod pane;
 mod session;
@@ -38,14 +39,16 @@ impl Ctx {
         self.open(false)
     }
 
-    /// The server, starting the daemon when none runs.
+    /// The server, starting the daemon when none runs. A server that starts (the first
+    /// command after kill-server, or ever) reads its configuration files.
     pub fn open(&mut self, start: bool) -> Result<&mut Server, TmuxError> {
         if self.server.is_none() {
-            let server = Server::open(&self.ctx, start)?;
-            let started = server.started;
+            let mut server = Server::open(&self.ctx, start)?;
+            let configure = start && !server.state.configured;
+            server.state.configured = true;
             self.server = Some(server);
-            if started {
-                self.source_config()?;
+            if configure {
+                self.source_config();
             }
         }
         self.server
@@ -53,16 +56,39 @@ impl Ctx {
             .ok_or_else(|| TmuxError::msg("no server"))
     }
 
-    /// Runs the `-f` file's commands in the server just started.
-    fn source_config(&mut self) -> Result<(), TmuxError> {
-        let Some(path) = self.ctx.config.clone() else {
-            return Ok(());
+    /// Runs the configuration's commands in the server just started: `-f FILE`, else tmux's
+    /// own list (`/etc/tmux.conf`, `~/.tmux.conf`, `$XDG_CONFIG_HOME/tmux/tmux.conf`,
+    /// `~/.config/tmux/tmux.conf`). As in tmux, a line that fails is reported on stderr and
+    /// the rest still runs.
+    fn source_config(&mut self) {
+        let files: Vec<PathBuf> = match &self.ctx.config {
+            Some(f) => vec![f.clone()],
+            None => {
+                let home = std::env::var_os("HOME").map(PathBuf::from);
+                let xdg = std::env::var_os("XDG_CONFIG_HOME").map(PathBuf::from);
+                [
+                    Some(PathBuf::from("/etc/tmux.conf")),
+                    home.as_ref().map(|h| h.join(".tmux.conf")),
+                    xdg.map(|x| x.join("tmux/tmux.conf")),
+                    home.map(|h| h.join(".config/tmux/tmux.conf")),
+                ]
+                .into_iter()
+                .flatten()
+                .collect()
+            }
         };
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(e.into()),
-        };
+        for path in files {
+            if let Ok(text) = std::fs::read_to_string(&path) {
+                if let Err(e) = self.source(&path, &text) {
+                    eprintln!("{e}");
+                }
+            }
+        }
+    }
+
+    /// Runs a configuration file's commands, one line each (`;` separates commands).
+    pub fn source(&mut self, path: &std::path::Path, text: &str) -> Result<(), TmuxError> {
+        let mut errors = Vec::new();
         for (n, line) in text.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -71,253 +97,86 @@ impl Ctx {
             let words = shlex::split(line).ok_or_else(|| {
                 TmuxError::msg(format!("{}:{}: syntax error", path.display(), n + 1))
             })?;
-            for list in words.split(|w| w == ";") {
-                if !list.is_empty() {
-                    self.exec(list).map_err(|e| {
-                        TmuxError::msg(format!("{}:{}: {e}", path.display(), n + 1))
-                    })?;
+            for list in split_commands(&words) {
+                if list.is_empty() {
+                    continue;
+                }
+                if let Err(e) = self.exec(&list) {
+                    errors.push(format!("{}:{}: {e}", path.display(), n + 1));
                 }
             }
         }
-        Ok(())
+        match errors.is_empty() {
+            true => Ok(()),
+            false => Err(TmuxError::msg(errors.join("\n"))),
+        }
     }
 
-    fn exec(&mut self, words: &[String]) -> Result<(), TmuxError> {
+    pub fn exec(&mut self, words: &[String]) -> Result<(), TmuxError> {
         let command = lookup(&words[0])?;
         let args = Args::parse(command.name, command.spec, &words[1..])?;
         (command.run)(self, &args)
     }
 }
 
+/// The commands, for `list-commands`: name, alias and flags.
+pub(crate) fn table() -> impl Iterator<Item = (&'static str, &'static str, &'static str)> {
+    COMMANDS
+        .iter()
+        .filter(|c| !c.name.starts_with('_'))
+        .map(|c| (c.name, c.alias, c.spec))
+}
+
+#[rustfmt::skip]
 const COMMANDS: &[Command] = &[
-    Command {
-        name: "attach-session",
-        alias: "attach",
-        spec: "c:dEf:rt:x",
-        run: session::attach,
-    },
-    Command {
-        name: "capture-pane",
-        alias: "capturep",
-        spec: "ab:CeE:JNpPqS:t:",
-        run: io::capture,
-    },
-    Command {
-        name: "clear-history",
-        alias: "clearhist",
-        spec: "Ht:",
-        run: io::clear_history,
-    },
-    Command {
-        name: "delete-buffer",
-        alias: "deleteb",
-        spec: "b:",
-        run: io::delete_buffer,
-    },
-    Command {
-        name: "display-message",
-        alias: "display",
-        spec: "aCc:d:lINpt:F:v",
-        run: pane::display,
-    },
-    Command {
-        name: "has-session",
-        alias: "has",
-        spec: "t:",
-        run: session::has,
-    },
-    Command {
-        name: "kill-pane",
-        alias: "killp",
-        spec: "at:",
-        run: pane::kill,
-    },
-    Command {
-        name: "kill-server",
-        alias: "",
-        spec: "",
-        run: session::kill_server,
-    },
-    Command {
-        name: "kill-session",
-        alias: "",
-        spec: "aCt:",
-        run: session::kill,
-    },
-    Command {
-        name: "kill-window",
-        alias: "killw",
-        spec: "at:",
-        run: window::kill,
-    },
-    Command {
-        name: "list-buffers",
-        alias: "lsb",
-        spec: "F:f:",
-        run: io::list_buffers,
-    },
-    Command {
-        name: "list-panes",
-        alias: "lsp",
-        spec: "asF:f:t:",
-        run: pane::list,
-    },
-    Command {
-        name: "list-sessions",
-        alias: "ls",
-        spec: "F:f:",
-        run: session::list,
-    },
-    Command {
-        name: "list-windows",
-        alias: "lsw",
-        spec: "aF:f:t:",
-        run: window::list,
-    },
-    Command {
-        name: "new-session",
-        alias: "new",
-        spec: "Ac:dDe:EF:f:n:Ps:t:x:Xy:",
-        run: session::new,
-    },
-    Command {
-        name: "new-window",
-        alias: "neww",
-        spec: "abc:de:F:kn:PSt:",
-        run: window::new,
-    },
-    Command {
-        name: "paste-buffer",
-        alias: "pasteb",
-        spec: "b:dprs:t:",
-        run: io::paste_buffer,
-    },
-    Command {
-        name: "pipe-pane",
-        alias: "pipep",
-        spec: "IOot:",
-        run: io::pipe_pane,
-    },
-    Command {
-        name: "rename-session",
-        alias: "rename",
-        spec: "t:",
-        run: session::rename,
-    },
-    Command {
-        name: "rename-window",
-        alias: "renamew",
-        spec: "t:",
-        run: window::rename,
-    },
-    Command {
-        name: "resize-pane",
-        alias: "resizep",
-        spec: "DLMRTt:Ux:y:Z",
-        run: pane::resize,
-    },
-    Command {
-        name: "resize-window",
-        alias: "resizew",
-        spec: "aADLRt:Ux:y:",
-        run: window::resize,
-    },
-    Command {
-        name: "respawn-pane",
-        alias: "respawnp",
-        spec: "c:e:kt:",
-        run: pane::respawn,
-    },
-    Command {
-        name: "select-pane",
-        alias: "selectp",
-        spec: "DdeLlMmRT:t:UZ",
-        run: pane::select,
-    },
-    Command {
-        name: "select-window",
-        alias: "selectw",
-        spec: "lnpTt:",
-        run: window::select,
-    },
-    Command {
-        name: "send-keys",
-        alias: "send",
-        spec: "c:FHKlMN:RXt:",
-        run: io::send_keys,
-    },
-    Command {
-        name: "set-buffer",
-        alias: "setb",
-        spec: "ab:t:n:w",
-        run: io::set_buffer,
-    },
-    Command {
-        name: "set-environment",
-        alias: "setenv",
-        spec: "Fhgrt:u",
-        run: option::set_environment,
-    },
-    Command {
-        name: "set-option",
-        alias: "set",
-        spec: "aFgopqst:uUw",
-        run: option::set,
-    },
-    Command {
-        name: "set-window-option",
-        alias: "setw",
-        spec: "aFgoqt:u",
-        run: option::set_window,
-    },
-    Command {
-        name: "show-buffer",
-        alias: "showb",
-        spec: "b:",
-        run: io::show_buffer,
-    },
-    Command {
-        name: "show-environment",
-        alias: "showenv",
-        spec: "hgst:",
-        run: option::show_environment,
-    },
-    Command {
-        name: "show-options",
-        alias: "show",
-        spec: "AgHpqst:vw",
-        run: option::show,
-    },
-    Command {
-        name: "show-window-options",
-        alias: "showw",
-        spec: "gvt:",
-        run: option::show_window,
-    },
-    Command {
-        name: "split-window",
-        alias: "splitw",
-        spec: "bc:de:fF:hIl:p:Pt:vZ",
-        run: pane::split,
-    },
-    Command {
-        name: "start-server",
-        alias: "start",
-        spec: "",
-        run: session::start_server,
-    },
-    Command {
-        name: "wait-for",
-        alias: "wait",
-        spec: "ELSUt:",
-        run: wait::wait_for,
-    },
-    Command {
-        name: "_pipe-pane",
-        alias: "",
-        spec: "",
-        run: io::pipe_runner,
-    },
+    Command { name: "_pipe-pane", alias: "", spec: "", run: io::pipe_runner },
+    Command { name: "attach-session", alias: "attach", spec: "c:dEf:rt:x", run: session::attach },
+    Command { name: "capture-pane", alias: "capturep", spec: "ab:CeE:JNpPqS:t:", run: io::capture },
+    Command { name: "clear-history", alias: "clearhist", spec: "Ht:", run: io::clear_history },
+    Command { name: "delete-buffer", alias: "deleteb", spec: "b:", run: io::delete_buffer },
+    Command { name: "display-message", alias: "display", spec: "aCc:d:lINpt:F:v", run: pane::display },
+    Command { name: "has-session", alias: "has", spec: "t:", run: session::has },
+    Command { name: "if-shell", alias: "if", spec: "bFt:", run: misc::if_shell },
+    Command { name: "last-pane", alias: "lastp", spec: "det:Z", run: pane::last },
+    Command { name: "last-window", alias: "last", spec: "t:", run: window::last },
+    Command { name: "kill-pane", alias: "killp", spec: "at:", run: pane::kill },
+    Command { name: "kill-server", alias: "", spec: "", run: session::kill_server },
+    Command { name: "kill-session", alias: "", spec: "aCt:", run: session::kill },
+    Command { name: "kill-window", alias: "killw", spec: "at:", run: window::kill },
+    Command { name: "list-buffers", alias: "lsb", spec: "F:f:", run: io::list_buffers },
+    Command { name: "list-commands", alias: "lscm", spec: "F:", run: misc::list_commands },
+    Command { name: "list-panes", alias: "lsp", spec: "asF:f:t:", run: pane::list },
+    Command { name: "list-sessions", alias: "ls", spec: "F:f:", run: session::list },
+    Command { name: "list-windows", alias: "lsw", spec: "aF:f:t:", run: window::list },
+    Command { name: "load-buffer", alias: "loadb", spec: "b:t:w", run: io::load_buffer },
+    Command { name: "new-session", alias: "new", spec: "Ac:dDe:EF:f:n:Ps:t:x:Xy:", run: session::new },
+    Command { name: "new-window", alias: "neww", spec: "abc:de:F:kn:PSt:", run: window::new },
+    Command { name: "next-window", alias: "next", spec: "at:", run: window::next },
+    Command { name: "paste-buffer", alias: "pasteb", spec: "b:dprs:t:", run: io::paste_buffer },
+    Command { name: "pipe-pane", alias: "pipep", spec: "IOot:", run: io::pipe_pane },
+    Command { name: "previous-window", alias: "prev", spec: "at:", run: window::previous },
+    Command { name: "rename-session", alias: "rename", spec: "t:", run: session::rename },
+    Command { name: "rename-window", alias: "renamew", spec: "t:", run: window::rename },
+    Command { name: "resize-pane", alias: "resizep", spec: "DLMRTt:Ux:y:Z", run: pane::resize },
+    Command { name: "resize-window", alias: "resizew", spec: "aADLRt:Ux:y:", run: window::resize },
+    Command { name: "respawn-pane", alias: "respawnp", spec: "c:e:kt:", run: pane::respawn },
+    Command { name: "run-shell", alias: "run", spec: "bd:Ct:Ec:", run: misc::run_shell },
+    Command { name: "save-buffer", alias: "saveb", spec: "ab:", run: io::save_buffer },
+    Command { name: "select-pane", alias: "selectp", spec: "DdeLlMmRT:t:UZ", run: pane::select },
+    Command { name: "select-window", alias: "selectw", spec: "lnpTt:", run: window::select },
+    Command { name: "send-keys", alias: "send", spec: "c:FHKlMN:RXt:", run: io::send_keys },
+    Command { name: "set-buffer", alias: "setb", spec: "ab:t:n:w", run: io::set_buffer },
+    Command { name: "set-environment", alias: "setenv", spec: "Fhgrt:u", run: option::set_environment },
+    Command { name: "set-option", alias: "set", spec: "aFgopqst:uUw", run: option::set },
+    Command { name: "set-window-option", alias: "setw", spec: "aFgoqt:u", run: option::set_window },
+    Command { name: "show-buffer", alias: "showb", spec: "b:", run: io::show_buffer },
+    Command { name: "show-environment", alias: "showenv", spec: "hgst:", run: option::show_environment },
+    Command { name: "show-options", alias: "show", spec: "AgHpqst:vw", run: option::show },
+    Command { name: "show-window-options", alias: "showw", spec: "gvt:", run: option::show_window },
+    Command { name: "source-file", alias: "source", spec: "Fnqt:v", run: misc::source_file },
+    Command { name: "split-window", alias: "splitw", spec: "bc:de:fF:hIl:p:Pt:vZ", run: pane::split },
+    Command { name: "start-server", alias: "start", spec: "", run: session::start_server },
+    Command { name: "wait-for", alias: "wait", spec: "ELSUt:", run: wait::wait_for },
 ];
 
 /// Commands tmux has that this layer refuses, each with the reason `docs/tmux.md` gives.
@@ -365,18 +224,6 @@ const UNSUPPORTED: &[(&str, &str)] = &[
     (
         "show-hooks",
         "hooks are not run; subscribe to the daemon's events instead",
-    ),
-    (
-        "run-shell",
-        "run commands in a pane, or with ai-session exec",
-    ),
-    (
-        "if-shell",
-        "run commands in a pane, or with ai-session exec",
-    ),
-    (
-        "source-file",
-        "pass the file with -f when the server starts",
     ),
     ("lock-server", "there is no lock screen"),
 ];

@@ -113,6 +113,7 @@ pub(crate) fn split(c: &mut Ctx, args: &Args) -> Result<(), TmuxError> {
         let at = if args.has('b') { pos } else { pos + 1 };
         w.panes.insert(at.min(w.panes.len()), pane);
         if !args.has('d') {
+            w.last_pane = Some(w.active);
             w.active = new_id;
         }
     }
@@ -246,15 +247,43 @@ pub(crate) fn select(c: &mut Ctx, args: &Args) -> Result<(), TmuxError> {
         }
         return server.save();
     }
+    if args.has('l') {
+        let last = server
+            .state
+            .session(found.session)
+            .and_then(|s| s.window(found.window))
+            .and_then(|w| w.last_pane)
+            .filter(|id| target::find_pane(&server.state, *id).is_some());
+        match last {
+            Some(id) => found.pane = id,
+            None => return Err(TmuxError::msg("no last pane")),
+        }
+    }
+    make_active(server, found);
+    server.save()
+}
+
+/// Makes pane `f` its window's active pane and its window current.
+fn make_active(server: &mut Server, f: Found) {
     if let Some(w) = server
         .state
-        .session_mut(found.session)
-        .and_then(|s| s.window_mut(found.window))
+        .session_mut(f.session)
+        .and_then(|s| s.window_mut(f.window))
     {
-        w.active = found.pane;
+        if w.active != f.pane {
+            w.last_pane = Some(w.active);
+            w.active = f.pane;
+        }
     }
-    super::window::make_current(server, found.session, found.window);
-    server.save()
+    super::window::make_current(server, f.session, f.window);
+}
+
+pub(crate) fn last(c: &mut Ctx, args: &Args) -> Result<(), TmuxError> {
+    let mut words = vec!["-l".to_owned()];
+    if let Some(t) = args.get('t') {
+        words.extend(["-t".to_owned(), t.to_owned()]);
+    }
+    select(c, &Args::parse("select-pane", "DdeLlMmRT:t:UZ", &words)?)
 }
 
 fn neighbour(server: &Server, f: Found, next: bool) -> Result<Found, TmuxError> {

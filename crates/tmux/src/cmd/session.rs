@@ -93,6 +93,7 @@ pub(crate) fn create(server: &mut Server, ns: NewSession) -> Result<Found, TmuxE
     .unwrap_or(0);
     let wname = ns
         .window_name
+        .map(|n| name::vis(&n))
         .unwrap_or_else(|| window_name_for(server, &rec, &ns.spec));
     server.state.sessions.push(rec);
     let rect = Rect { x: 0, y: 0, w, h };
@@ -118,6 +119,7 @@ pub(crate) fn create(server: &mut Server, ns: NewSession) -> Result<Found, TmuxE
             h,
             options: BTreeMap::new(),
             activity: now(),
+            last_pane: None,
         });
     }
     Ok(Found {
@@ -139,8 +141,13 @@ pub(crate) fn env_pairs(args: &Args) -> Result<Vec<(String, String)>, TmuxError>
         .collect()
 }
 
-/// `-c DIR`, relative to the caller's directory as tmux takes it.
+/// `-c DIR`, relative to the caller's directory as tmux takes it; a directory that does not
+/// exist is ignored (the default is used), as tmux ignores it.
 pub(crate) fn start_dir(args: &Args) -> Option<String> {
+    given_dir(args).filter(|d| std::path::Path::new(d).is_dir())
+}
+
+fn given_dir(args: &Args) -> Option<String> {
     let dir = args.get('c')?;
     let path = std::path::Path::new(dir);
     if path.is_absolute() {
@@ -199,7 +206,12 @@ pub(crate) fn new(c: &mut Ctx, args: &Args) -> Result<(), TmuxError> {
             command: args.rest.clone(),
         },
     };
+    let env = ns.spec.env.clone();
     let found = create(server, ns)?;
+    if let Some(s) = server.state.session_mut(found.session) {
+        // tmux keeps -e variables in the new session's environment.
+        s.env.extend(env.into_iter().map(|(k, v)| (k, Some(v))));
+    }
     server.save()?;
     if args.has('P') {
         let fmt = args.get('F').unwrap_or("#{session_name}:");

@@ -137,6 +137,7 @@ fn add_window(
             h,
             options: BTreeMap::new(),
             activity: now(),
+            last_pane: None,
         });
         s.windows.sort_by_key(|w| w.index);
     }
@@ -234,10 +235,31 @@ pub(crate) fn rename(c: &mut Ctx, args: &Args) -> Result<(), TmuxError> {
         .session_mut(found.session)
         .and_then(|s| s.window_mut(found.window))
     {
-        w.name = new.clone();
+        w.name = crate::name::vis(new);
         w.options.insert("automatic-rename".into(), "off".into());
     }
     server.save()
+}
+
+/// `last-window`, `next-window`, `previous-window`: select-window -l, -n, -p.
+fn select_with(c: &mut Ctx, args: &Args, flag: &str) -> Result<(), TmuxError> {
+    let mut words = vec![flag.to_owned()];
+    if let Some(t) = args.get('t') {
+        words.extend(["-t".to_owned(), t.to_owned()]);
+    }
+    select(c, &Args::parse("select-window", "lnpTt:", &words)?)
+}
+
+pub(crate) fn last(c: &mut Ctx, args: &Args) -> Result<(), TmuxError> {
+    select_with(c, args, "-l")
+}
+
+pub(crate) fn next(c: &mut Ctx, args: &Args) -> Result<(), TmuxError> {
+    select_with(c, args, "-n")
+}
+
+pub(crate) fn previous(c: &mut Ctx, args: &Args) -> Result<(), TmuxError> {
+    select_with(c, args, "-p")
 }
 
 pub(crate) fn select(c: &mut Ctx, args: &Args) -> Result<(), TmuxError> {
@@ -298,7 +320,10 @@ pub(crate) fn scale(server: &mut Server, f: Found, w: u16, h: u16) -> Result<(),
     let (ow, oh) = (u32::from(win.w.max(1)), u32::from(win.h.max(1)));
     let sx = |v: u16| u16::try_from(u32::from(v) * u32::from(w) / ow).unwrap_or(u16::MAX);
     let sy = |v: u16| u16::try_from(u32::from(v) * u32::from(h) / oh).unwrap_or(u16::MAX);
+    // Borders scale with the cells before them, so panes that touched still touch.
     for p in &mut win.panes {
+        let x = if p.rect.x == 0 { 0 } else { sx(p.rect.x - 1) + 1 };
+        let y = if p.rect.y == 0 { 0 } else { sy(p.rect.y - 1) + 1 };
         let right = if p.rect.x + p.rect.w >= win.w {
             w
         } else {
@@ -309,10 +334,10 @@ pub(crate) fn scale(server: &mut Server, f: Found, w: u16, h: u16) -> Result<(),
         } else {
             sy(p.rect.y + p.rect.h)
         };
-        p.rect.x = sx(p.rect.x);
-        p.rect.y = sy(p.rect.y);
-        p.rect.w = right.saturating_sub(p.rect.x).max(1);
-        p.rect.h = bottom.saturating_sub(p.rect.y).max(1);
+        p.rect.x = x;
+        p.rect.y = y;
+        p.rect.w = right.saturating_sub(x).max(1);
+        p.rect.h = bottom.saturating_sub(y).max(1);
     }
     win.w = w;
     win.h = h;
@@ -349,6 +374,17 @@ pub(crate) fn resize(c: &mut Ctx, args: &Args) -> Result<(), TmuxError> {
         Some(y) => u16::try_from(y).map_err(|_| TmuxError::msg("height invalid"))?,
         None => win.h,
     };
+    if args.has('a') || args.has('A') {
+        // No client is attached: the smallest and the largest client size are the default.
+        let def = options::value(&server.state, None, None, "default-size");
+        if let Some((dw, dh)) = def
+            .split_once('x')
+            .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
+        {
+            w = dw;
+            h = dh;
+        }
+    }
     if args.has('L') {
         w = w.saturating_sub(adjust).max(1);
     }
