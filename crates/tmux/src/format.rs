@@ -161,10 +161,16 @@ fn expand_inner(inner: &str, lookup: &dyn Fn(&str) -> Option<String>) -> String 
             return if f(&a, &b) { "1" } else { "0" }.into();
         }
     }
-    if let Some(rest) = inner.strip_prefix("m:").or_else(|| inner.strip_prefix("m/i:")) {
+    if let Some(rest) = inner
+        .strip_prefix("m:")
+        .or_else(|| inner.strip_prefix("m/i:"))
+    {
         let parts = split_top(rest);
         let pattern = parts.first().map(|p| expand(p, lookup)).unwrap_or_default();
-        let text = parts.get(1).map(|p| value_of(p, lookup)).unwrap_or_default();
+        let text = parts
+            .get(1)
+            .map(|p| value_of(p, lookup))
+            .unwrap_or_default();
         let (pattern, text) = if inner.starts_with("m/i:") {
             (pattern.to_lowercase(), text.to_lowercase())
         } else {

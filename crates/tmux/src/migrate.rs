@@ -238,6 +238,13 @@ fn copy_pane(
         .get("SHELL")
         .cloned()
         .unwrap_or_else(|| "/bin/sh".into());
+    // `tmux` in the copy talks to this daemon, as in a pane the shim started.
+    let mut env = env;
+    env.insert(
+        "TMUX".into(),
+        format!("{},{},{sid}", server.ctx.socket(), server.daemon_pid),
+    );
+    env.insert("TMUX_PANE".into(), format!("%{}", server.state.next_pane));
     let export = build_export(staging, &daemon, &shell, p, env, &lines)?;
     let params = ImportParams {
         data_b64: base64::engine::general_purpose::STANDARD.encode(export),
@@ -312,7 +319,7 @@ fn register(server: &mut Server, sid: u32, p: &TmuxPane, daemon: &str, info: Ses
         title: String::new(),
         pipe_pid: None,
         hidden_history: 0,
-                start_command: String::new(),
+        start_command: String::new(),
     };
     if p.window_active {
         s.active = p.window;

@@ -51,7 +51,9 @@ pub fn resolve(
         None => (None, spec),
     };
     let session = match sess_part {
-        Some(s) if !s.is_empty() => find_session(state, s).ok_or_else(|| cant("session", s))?,
+        Some(s) if !s.is_empty() => {
+            find_session(state, s).ok_or_else(|| cant("session", s.trim_start_matches('=')))?
+        }
         _ => {
             // No session named: a bare word may still be one (`-t build` for a pane).
             if sess_part.is_none() && !rest.is_empty() && !rest.contains('.') {

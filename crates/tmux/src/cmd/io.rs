@@ -204,7 +204,8 @@ fn tidy_sgr(line: &str) -> String {
         };
         let (params, fin) = (&seq[..end], &seq[end..end + 1]);
         if fin == "m" {
-            let reset_only = params.is_empty() || params.split(';').all(|p| p == "0" || p.is_empty());
+            let reset_only =
+                params.is_empty() || params.split(';').all(|p| p == "0" || p.is_empty());
             let trimmed = match params.strip_prefix("0;") {
                 Some(p) if !styled => p,
                 _ => params,
@@ -611,7 +612,9 @@ pub(crate) fn save_buffer(c: &mut Ctx, args: &Args) -> Result<(), TmuxError> {
     let server = c.server()?;
     let b = buffer(server, args.get('b'))?;
     let Some(path) = args.rest.first() else {
-        return Err(TmuxError::msg("command save-buffer: too few arguments (need 1)"));
+        return Err(TmuxError::msg(
+            "command save-buffer: too few arguments (need 1)",
+        ));
     };
     if path == "-" {
         print!("{}", b.data);
@@ -630,7 +633,9 @@ pub(crate) fn save_buffer(c: &mut Ctx, args: &Args) -> Result<(), TmuxError> {
 
 pub(crate) fn load_buffer(c: &mut Ctx, args: &Args) -> Result<(), TmuxError> {
     let Some(path) = args.rest.first().cloned() else {
-        return Err(TmuxError::msg("command load-buffer: too few arguments (need 1)"));
+        return Err(TmuxError::msg(
+            "command load-buffer: too few arguments (need 1)",
+        ));
     };
     let data = if path == "-" {
         let mut s = String::new();
@@ -687,7 +692,10 @@ mod tests {
 
     #[test]
     fn sgr_as_tmux_writes_it() {
-        assert_eq!(tidy_sgr("\x1b[0;32mGREEN\x1b[0m x"), "\x1b[32mGREEN\x1b[0m x");
+        assert_eq!(
+            tidy_sgr("\x1b[0;32mGREEN\x1b[0m x"),
+            "\x1b[32mGREEN\x1b[0m x"
+        );
         assert_eq!(tidy_sgr("\x1b[1mA\x1b[0;31mB"), "\x1b[1mA\x1b[0;31mB");
         assert_eq!(tidy_sgr("\x1b[0mplain"), "plain");
     }

@@ -12,7 +12,11 @@ use crate::target::{self, Kind};
 pub(crate) fn list_commands(_c: &mut Ctx, args: &Args) -> Result<(), TmuxError> {
     let mut out = String::new();
     for (name, alias, spec) in super::table() {
-        if args.rest.first().is_some_and(|want| want != name && want != alias) {
+        if args
+            .rest
+            .first()
+            .is_some_and(|want| want != name && want != alias)
+        {
             continue;
         }
         let alias = if alias.is_empty() {
@@ -91,14 +95,19 @@ fn shell(command: &str, dir: Option<&str>) -> Command {
 
 pub(crate) fn run_shell(c: &mut Ctx, args: &Args) -> Result<(), TmuxError> {
     let Some(command) = args.rest.first().cloned() else {
-        return Err(TmuxError::msg("command run-shell: too few arguments (need 1)"));
+        return Err(TmuxError::msg(
+            "command run-shell: too few arguments (need 1)",
+        ));
     };
     if args.has('C') {
         let words = shlex::split(&command)
             .ok_or_else(|| TmuxError::msg(format!("syntax error: {command}")))?;
         return c.exec(&words);
     }
-    let dir = args.get('c').map(str::to_owned).or_else(|| directory(c, args));
+    let dir = args
+        .get('c')
+        .map(str::to_owned)
+        .or_else(|| directory(c, args));
     let mut cmd = shell(&command, dir.as_deref());
     if args.has('b') {
         cmd.stdout(Stdio::null()).stderr(Stdio::null());
@@ -119,7 +128,9 @@ pub(crate) fn run_shell(c: &mut Ctx, args: &Args) -> Result<(), TmuxError> {
 
 pub(crate) fn if_shell(c: &mut Ctx, args: &Args) -> Result<(), TmuxError> {
     let [condition, yes, rest @ ..] = args.rest.as_slice() else {
-        return Err(TmuxError::msg("command if-shell: too few arguments (need 2)"));
+        return Err(TmuxError::msg(
+            "command if-shell: too few arguments (need 2)",
+        ));
     };
     let truth = if args.has('F') {
         let current = c.ctx.current_pane;

@@ -55,7 +55,9 @@ pub(crate) fn new(c: &mut Ctx, args: &Args) -> Result<(), TmuxError> {
             match wanted {
                 Some(n) if args.has('a') => free_index(s, n + 1),
                 Some(n) if s.window(n).is_some() && !args.has('k') => {
-                    return Err(TmuxError::msg(format!("index {n} in use")));
+                    return Err(TmuxError::msg(format!(
+                        "create window failed: index {n} in use"
+                    )));
                 }
                 Some(n) => n,
                 None => {
@@ -322,8 +324,16 @@ pub(crate) fn scale(server: &mut Server, f: Found, w: u16, h: u16) -> Result<(),
     let sy = |v: u16| u16::try_from(u32::from(v) * u32::from(h) / oh).unwrap_or(u16::MAX);
     // Borders scale with the cells before them, so panes that touched still touch.
     for p in &mut win.panes {
-        let x = if p.rect.x == 0 { 0 } else { sx(p.rect.x - 1) + 1 };
-        let y = if p.rect.y == 0 { 0 } else { sy(p.rect.y - 1) + 1 };
+        let x = if p.rect.x == 0 {
+            0
+        } else {
+            sx(p.rect.x - 1) + 1
+        };
+        let y = if p.rect.y == 0 {
+            0
+        } else {
+            sy(p.rect.y - 1) + 1
+        };
         let right = if p.rect.x + p.rect.w >= win.w {
             w
         } else {
