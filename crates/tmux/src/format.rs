@@ -88,37 +88,36 @@ fn matching(chars: &[char], from: usize) -> Option<usize> {
 /// Splits at commas outside nested `#{...}` (and not written `#,`).
 fn split_top(s: &str) -> Vec<String> {
     let chars: Vec<char> = s.chars().collect();
-    let mut parts = vec![String::new()];
+    let mut parts = Vec::new();
+    let mut cur = String::new();
     let mut depth = 0usize;
     let mut i = 0;
     while i < chars.len() {
         let c = chars[i];
-        if c == '#' && matches!(chars.get(i + 1), Some('{')) {
+        let next = chars.get(i + 1).copied();
+        if c == '#' && next == Some('{') {
             depth += 1;
-            parts.last_mut().map(|p| p.push_str("#{"));
+            cur.push_str("#{");
             i += 2;
             continue;
         }
-        if c == '#' && matches!(chars.get(i + 1), Some(',' | '}' | '#')) {
-            if let Some(p) = parts.last_mut() {
-                p.push('#');
-                p.push(chars[i + 1]);
-            }
+        if c == '#' && matches!(next, Some(',' | '}' | '#')) {
+            cur.push('#');
+            cur.extend(next);
             i += 2;
             continue;
         }
         match c {
             '}' if depth > 0 => {
                 depth -= 1;
-                parts.last_mut().map(|p| p.push('}'));
+                cur.push('}');
             }
-            ',' if depth == 0 => parts.push(String::new()),
-            _ => {
-                parts.last_mut().map(|p| p.push(c));
-            }
+            ',' if depth == 0 => parts.push(std::mem::take(&mut cur)),
+            _ => cur.push(c),
         }
         i += 1;
     }
+    parts.push(cur);
     parts
 }
 

@@ -118,6 +118,12 @@ mod tests {
     }
 
     #[test]
+    fn vis_escapes_as_tmux() {
+        assert_eq!(vis("a\\b\tc\x1b"), "a\\\\b\\tc\\033");
+        assert_eq!(clean_session_name("a.b:c"), "a_b_c");
+    }
+
+    #[test]
     fn pane_names() {
         assert_eq!(parse_pane("a-20b.3.1"), Some(("a-20b", 3, 1)));
         assert_eq!(parse_pane("plain"), None);

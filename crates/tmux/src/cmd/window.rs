@@ -15,6 +15,11 @@ use crate::state::{PaneRec, Rect, WindowRec};
 use crate::target::{self, Found, Kind};
 
 pub(crate) fn new(c: &mut Ctx, args: &Args) -> Result<(), TmuxError> {
+    if args.has('b') {
+        return Err(TmuxError::msg(
+            "new-window -b: not supported by ai-session (window indexes are part of the panes' daemon names)",
+        ));
+    }
     let current = c.ctx.current_pane;
     let server = c.server()?;
     let spec_t = args.get('t');
