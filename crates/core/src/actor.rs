@@ -91,6 +91,10 @@ pub(crate) struct Actor {
     pub exec: Option<Pending>,
     pub queue: VecDeque<Queued>,
     pub last_exit: Option<i32>,
+    /// When the running command's C mark arrived.
+    pub command_started: Option<Instant>,
+    /// The last command that finished (C then D), for `SessionInfo.last_command`.
+    pub last_command: Option<ai_session_protocol::methods::LastCommand>,
     pub last_prompt: u64,
     /// Where the last D mark applied starts.
     pub last_d: u64,
@@ -412,6 +416,7 @@ impl Actor {
                 self.prompt_a = None;
                 self.emit(SessionEvent::CommandStarted { offset: mark.end });
                 self.running = true;
+                self.command_started = Some(Instant::now());
                 self.at_prompt = false;
                 self.state = SessionState::Busy;
                 if let Some(p) = &mut self.exec {
@@ -429,6 +434,13 @@ impl Actor {
                         offset: mark.start,
                         exit_code: code,
                     });
+                    if let Some(started) = self.command_started.take() {
+                        self.last_command = Some(ai_session_protocol::methods::LastCommand {
+                            exit_code: code,
+                            duration_ms: started.elapsed().as_millis() as u64,
+                            finished_ms: now_ms(),
+                        });
+                    }
                 }
                 self.last_exit = code;
                 self.last_d = mark.start;
@@ -623,6 +635,7 @@ impl Actor {
             sandbox: self.sandbox.as_ref().map(crate::sandbox::info),
             stop_reason: self.stop_reason.clone(),
             restored: self.restored,
+            last_command: self.last_command,
         }
     }
 

@@ -276,6 +276,7 @@ impl SessionManager {
             sandbox: sandbox.as_ref().map(crate::sandbox::info),
             stop_reason: None,
             restored: prelude.is_some(),
+            last_command: None,
         };
         let actor = Actor {
             name: name.clone(),
@@ -309,6 +310,8 @@ impl SessionManager {
             exec: None,
             queue: VecDeque::new(),
             last_exit: None,
+            command_started: None,
+            last_command: None,
             last_prompt: start,
             last_d: start,
             last_input: start,

@@ -286,6 +286,15 @@ impl<'a> View<'a> {
             "alternate_saved_x" | "alternate_saved_y" | "scroll_region_upper" => "0".into(),
             "scroll_region_lower" => p.rect.h.saturating_sub(1).to_string(),
             "pane_command_status" => self.command_status()?.to_string(),
+            // tmux counts seconds; the daemon measured milliseconds.
+            "pane_command_duration" => info?
+                .last_command
+                .filter(|_| self.command_status().is_some())
+                .map(|c| (c.duration_ms / 1000).to_string())?,
+            "pane_command_duration_ms" => info?
+                .last_command
+                .filter(|_| self.command_status().is_some())
+                .map(|c| c.duration_ms.to_string())?,
             _ => return None,
         })
     }

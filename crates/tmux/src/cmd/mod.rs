@@ -230,19 +230,43 @@ const UNSUPPORTED: &[(&str, &str)] = &[
     ("lock-client", "there is no lock screen"),
     ("suspend-client", "clients attach with ai-session attach"),
     ("show-messages", "messages are shown to tmux's own client"),
-    ("show-prompt-history", "an interactive prompt needs tmux's own client"),
-    ("clear-prompt-history", "an interactive prompt needs tmux's own client"),
-    ("server-access", "access is the daemon's: see ai-session access"),
+    (
+        "show-prompt-history",
+        "an interactive prompt needs tmux's own client",
+    ),
+    (
+        "clear-prompt-history",
+        "an interactive prompt needs tmux's own client",
+    ),
+    (
+        "server-access",
+        "access is the daemon's: see ai-session access",
+    ),
     ("clock-mode", "interactive modes need tmux's own client"),
-    ("choose-buffer", "an interactive chooser needs tmux's own client"),
-    ("choose-client", "an interactive chooser needs tmux's own client"),
+    (
+        "choose-buffer",
+        "an interactive chooser needs tmux's own client",
+    ),
+    (
+        "choose-client",
+        "an interactive chooser needs tmux's own client",
+    ),
     ("customize-mode", "interactive modes need tmux's own client"),
-    ("find-window", "an interactive chooser needs tmux's own client"),
-    ("display-panes", "pane numbers are shown on tmux's own client"),
+    (
+        "find-window",
+        "an interactive chooser needs tmux's own client",
+    ),
+    (
+        "display-panes",
+        "pane numbers are shown on tmux's own client",
+    ),
     ("send-prefix", "key bindings need tmux's own client"),
     ("next-layout", "pane geometry is not a layout tree"),
     ("previous-layout", "pane geometry is not a layout tree"),
-    ("respawn-window", "a window is its panes: respawn-pane -k each one"),
+    (
+        "respawn-window",
+        "a window is its panes: respawn-pane -k each one",
+    ),
     ("unlink-window", "a window belongs to one session"),
 ];
 
