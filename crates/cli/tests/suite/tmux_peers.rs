@@ -74,21 +74,23 @@ fn libtmux_suite_subset_passes() {
 #[test]
 fn tmux_mcp_drives_the_shim() {
     let shim = Shim::new();
+    // tmux-mcp 0.3.3 needs the MCP SDK 1.x: it has a venv of its own (.ci/run makes it).
+    let python = peers_dir().join("tmux-mcp/bin/python");
     let probe = shim
-        .cmd("python3")
+        .cmd(&python)
         .args(["-c", "import tmux_mcp.server, mcp"])
-        .output()
-        .unwrap();
+        .output();
     assert!(
-        probe.status.success(),
-        "tmux-mcp is not installed: run .ci/run's peer install step (pip install tmux-mcp==0.3.3)\n{}",
-        String::from_utf8_lossy(&probe.stderr)
+        probe.as_ref().is_ok_and(|p| p.status.success()),
+        "tmux-mcp is not installed in {}: run .ci/run's peer install step\n{:?}",
+        python.display(),
+        probe.map(|p| String::from_utf8_lossy(&p.stderr).into_owned())
     );
     // The MCP server runs plain `tmux`: `$TMUX` points it at this test's daemon.
     shim.env.ok(&["daemon", "start"]);
     let socket = shim.env.home.path().join("run/t.sock");
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tmux/tmux_mcp_client.py");
-    let mut cmd = shim.cmd("python3");
+    let mut cmd = shim.cmd(&python);
     cmd.arg(script)
         .env("TMUX", format!("{},0,0", socket.display()));
     let out = run_with_deadline(cmd, Duration::from_secs(120));

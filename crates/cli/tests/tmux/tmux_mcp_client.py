@@ -41,12 +41,12 @@ async def main():
             await session.initialize()
             tools = {t.name for t in (await session.list_tools()).tools}
 
-            async def call(name, **args):
-                result = await session.call_tool(name, args)
+            async def call(tool, **args):
+                result = await session.call_tool(tool, args)
                 text = text_of(result)
                 if result.isError or text.startswith("Error"):
-                    raise SystemExit(f"{name}({args}) failed: {text}")
-                checked.append(name)
+                    raise SystemExit(f"{tool}({args}) failed: {text}")
+                checked.append(tool)
                 return text
 
             out = await call("tmux_create_session", name="mcp", window_name="main")
