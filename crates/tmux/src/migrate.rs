@@ -7,12 +7,13 @@
 //! a shell below saved output. A running program cannot be moved: it is reported. With
 //! `kill`, each tmux pane is closed once its copy runs.
 
+use ai_session_protocol::registry::{self as reg, Method};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use ai_session_protocol::methods::SessionInfo;
-use ai_session_protocol::persist::{ImportParams, ImportResult, SESSION_IMPORT};
+use ai_session_protocol::persist::{ImportParams, ImportResult};
 use ai_session_store as store;
 use base64::Engine;
 
@@ -251,7 +252,7 @@ fn copy_pane(
         name: Some(daemon.clone()),
         source: Some(format!("tmux pane {}", p.id)),
     };
-    let imported: ImportResult = server.call(SESSION_IMPORT, params)?;
+    let imported: ImportResult = server.call(reg::SessionImport::NAME, params)?;
     register(server, sid, p, &daemon, imported.session);
     let shell_name = shell.rsplit('/').next().unwrap_or(&shell);
     let left_running = (p.command != shell_name

@@ -2,13 +2,13 @@
 //! while the command runs) and the daemon's sessions, reconciled so that a pane exists exactly
 //! while its daemon session runs.
 
+use ai_session_protocol::registry::{self as reg, Method};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use ai_session_client::{Options, Selector, Start, blocking::Client};
 use ai_session_protocol::methods::{
-    DAEMON_STATUS, ListResult, NewParams, SESSION_KILL, SESSION_LIST, SESSION_NEW, SessionInfo,
-    SessionState, Size, StatusResult, Target,
+    ListResult, NewParams, SessionInfo, SessionState, Size, StatusResult, Target,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -80,7 +80,7 @@ impl Server {
             }
             Err(e) => return Err(e.into()),
         };
-        let status: StatusResult = client.call(DAEMON_STATUS, serde_json::json!({}))?;
+        let status: StatusResult = client.call(reg::DaemonStatus::NAME, serde_json::json!({}))?;
         let state_dir = PathBuf::from(&status.state_dir);
         let store = Store::lock(&state_dir)?;
         let state = store.load();
@@ -112,7 +112,7 @@ impl Server {
 
     /// Reads the daemon's sessions again and brings the state in line with them.
     pub fn refresh(&mut self) -> Result<(), TmuxError> {
-        let list: ListResult = self.call(SESSION_LIST, serde_json::json!({}))?;
+        let list: ListResult = self.call(reg::SessionList::NAME, serde_json::json!({}))?;
         let mut live = BTreeMap::new();
         for info in list.sessions {
             // A pane whose program ended is closed, as tmux closes it (remain-on-exit off).
@@ -132,7 +132,7 @@ impl Server {
         let target = Target {
             target: daemon.to_owned(),
         };
-        match self.client.call_value(SESSION_KILL, target) {
+        match self.client.call_value(reg::SessionKill::NAME, target) {
             Ok(_) => Ok(()),
             Err(e)
                 if e.rpc().and_then(|r| r.kind())
@@ -350,7 +350,7 @@ impl Server {
             program,
             policy: None,
         };
-        let info: SessionInfo = self.call(SESSION_NEW, params)?;
+        let info: SessionInfo = self.call(reg::SessionNew::NAME, params)?;
         self.state.next_pane += 1;
         self.live.insert(daemon.clone(), info);
         Ok(PaneRec {

@@ -2,11 +2,11 @@
 //! session (pid, size, foreground process) read when asked: `history_size`, the cursor and
 //! `pane_command_status` cost a call each and are fetched only for formats that use them.
 
+use ai_session_protocol::registry::{self as reg, Method};
 use std::cell::OnceCell;
 
 use ai_session_protocol::methods::{
-    CaptureParams, CaptureResult, SESSION_CAPTURE, SESSION_WAIT, SessionInfo, WaitFor, WaitParams,
-    WaitResult,
+    CaptureParams, CaptureResult, SessionInfo, WaitFor, WaitParams, WaitResult,
 };
 
 use crate::options;
@@ -120,7 +120,7 @@ impl<'a> View<'a> {
                     scrollback: usize::try_from(limit).unwrap_or(0),
                     ansi: false,
                 };
-                self.server.call(SESSION_CAPTURE, params).ok()
+                self.server.call(reg::SessionCapture::NAME, params).ok()
             })
             .as_ref()
     }
@@ -134,7 +134,7 @@ impl<'a> View<'a> {
             timeout_ms: Some(0),
             since: None,
         };
-        let r: WaitResult = self.server.call(SESSION_WAIT, params).ok()?;
+        let r: WaitResult = self.server.call(reg::SessionWait::NAME, params).ok()?;
         r.exit_code
     }
 

@@ -1,14 +1,14 @@
 //! Input and output: send-keys, capture-pane, clear-history, pipe-pane (and the process that
 //! carries a pipe), paste buffers.
 
+use ai_session_protocol::registry::{self as reg, Method};
 use std::io::Write;
 use std::process::{Command, Stdio};
 
 use ai_session_client::{Notifications, Options, blocking::Client};
 use ai_session_protocol::methods::{
     CaptureParams, CaptureResult, NOTIFY_CLOSED, NOTIFY_OUTPUT, OutputEvent, ReadParams,
-    ReadResult, SESSION_CAPTURE, SESSION_READ, SESSION_SEND, SESSION_SUBSCRIBE, SESSION_WRITE,
-    SendParams, SubscribeResult, Target, WriteParams,
+    ReadResult, SendParams, SubscribeResult, Target, WriteParams,
 };
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -91,7 +91,7 @@ pub(crate) fn send_keys(c: &mut Ctx, args: &Args) -> Result<(), TmuxError> {
             literal,
             paste: false,
         };
-        let _: serde_json::Value = server.call(SESSION_SEND, params)?;
+        let _: serde_json::Value = server.call(reg::SessionSend::NAME, params)?;
     }
     Ok(())
 }
@@ -101,7 +101,7 @@ fn write_bytes(server: &Server, daemon: &str, bytes: &[u8]) -> Result<(), TmuxEr
         target: daemon.to_owned(),
         data_b64: B64.encode(bytes),
     };
-    let _: serde_json::Value = server.call(SESSION_WRITE, params)?;
+    let _: serde_json::Value = server.call(reg::SessionWrite::NAME, params)?;
     Ok(())
 }
 
@@ -139,7 +139,7 @@ pub(crate) fn capture_lines(
         },
         ansi: args.has('e'),
     };
-    let cap: CaptureResult = server.call(SESSION_CAPTURE, params)?;
+    let cap: CaptureResult = server.call(reg::SessionCapture::NAME, params)?;
     if args.has('a') && !cap.alternate_screen {
         return Err(TmuxError::msg("no alternate screen"));
     }
@@ -271,7 +271,7 @@ pub(crate) fn clear_history(c: &mut Ctx, args: &Args) -> Result<(), TmuxError> {
         scrollback: usize::try_from(limit).unwrap_or(0),
         ansi: false,
     };
-    let cap: CaptureResult = server.call(SESSION_CAPTURE, params)?;
+    let cap: CaptureResult = server.call(reg::SessionCapture::NAME, params)?;
     if let Some(rec) = server
         .state
         .session_mut(found.session)
@@ -364,7 +364,7 @@ pub(crate) fn pipe_runner(c: &mut Ctx, args: &Args) -> Result<(), TmuxError> {
         return Err(TmuxError::msg("pipe-pane: no input for the command"));
     };
     let sub: SubscribeResult = client.call(
-        SESSION_SUBSCRIBE,
+        reg::SessionSubscribe::NAME,
         Target {
             target: daemon.clone(),
         },
@@ -484,7 +484,7 @@ fn catch_up(
             max_bytes: usize::try_from(until - *next).ok(),
             raw: true,
         };
-        let Ok(r) = client.call::<_, ReadResult>(SESSION_READ, params) else {
+        let Ok(r) = client.call::<_, ReadResult>(reg::SessionRead::NAME, params) else {
             return true;
         };
         if r.end <= *next {
@@ -667,7 +667,7 @@ pub(crate) fn paste_buffer(c: &mut Ctx, args: &Args) -> Result<(), TmuxError> {
             literal: true,
             paste: true,
         };
-        let _: serde_json::Value = server.call(SESSION_SEND, params)?;
+        let _: serde_json::Value = server.call(reg::SessionSend::NAME, params)?;
     } else {
         write_bytes(server, &daemon, data.as_bytes())?;
     }

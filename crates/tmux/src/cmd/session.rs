@@ -1,6 +1,7 @@
 //! Session commands: new-session, has-session, kill-session, list-sessions, rename-session,
 //! attach-session, start-server, kill-server.
 
+use ai_session_protocol::registry::{self as reg, Method};
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 
@@ -318,10 +319,8 @@ pub(crate) fn kill_server(c: &mut Ctx, _args: &Args) -> Result<(), TmuxError> {
     // The daemon stops with the tmux server only when nothing else runs in it: sessions
     // started with `ai-session new` are not tmux's to kill.
     if server.live.is_empty() {
-        let stopped: Result<serde_json::Value, _> = server.call(
-            ai_session_protocol::methods::DAEMON_STOP,
-            serde_json::json!({}),
-        );
+        let stopped: Result<serde_json::Value, _> =
+            server.call(reg::DaemonStop::NAME, serde_json::json!({}));
         stopped?;
     }
     if !had_sessions {

@@ -4,12 +4,12 @@
 //! pane's command to finish and exit with its status.
 
 use ai_session_protocol::coord::{
-    BUS_PUBLISH, BUS_SUBSCRIBE, DeliveryResult, NOTIFY_BUS_MESSAGE, PublishParams, SubscribeParams,
+    DeliveryResult, NOTIFY_BUS_MESSAGE, PublishParams, SubscribeParams,
 };
 use ai_session_protocol::methods::{
-    Integration, NOTIFY_CLOSED, SESSION_SUBSCRIBE, SESSION_WAIT, Target, WaitFor, WaitParams,
-    WaitResult,
+    Integration, NOTIFY_CLOSED, Target, WaitFor, WaitParams, WaitResult,
 };
+use ai_session_protocol::registry::{self as reg, Method};
 
 use super::Ctx;
 use crate::args::Args;
@@ -73,14 +73,14 @@ fn publish(server: &Server, topic: &str) -> Result<DeliveryResult, TmuxError> {
         messages: None,
         token: None,
     };
-    server.call(BUS_PUBLISH, params)
+    server.call(reg::BusPublish::NAME, params)
 }
 
 fn subscribe(server: &Server, topic: &str) -> Result<String, TmuxError> {
     let params = SubscribeParams {
         topic: topic.to_owned(),
     };
-    let r: serde_json::Value = server.call(BUS_SUBSCRIBE, params)?;
+    let r: serde_json::Value = server.call(reg::BusSubscribe::NAME, params)?;
     Ok(r.get("subscription")
         .map(|s| s.to_string())
         .unwrap_or_default())
@@ -120,7 +120,7 @@ fn wait_command(c: &mut Ctx, args: &Args) -> Result<(), TmuxError> {
         let target = Target {
             target: daemon.clone(),
         };
-        let _: serde_json::Value = server.call(SESSION_SUBSCRIBE, target)?;
+        let _: serde_json::Value = server.call(reg::SessionSubscribe::NAME, target)?;
         server.unlock()?;
         loop {
             let Some(n) = server.client().notification() else {
@@ -146,7 +146,7 @@ fn wait_command(c: &mut Ctx, args: &Args) -> Result<(), TmuxError> {
             timeout_ms: Some(3_600_000),
             since: None,
         };
-        match server.call::<_, WaitResult>(SESSION_WAIT, params) {
+        match server.call::<_, WaitResult>(reg::SessionWait::NAME, params) {
             Ok(r) => {
                 let code = r.exit_code.unwrap_or(0);
                 return if code == 0 {

@@ -1,9 +1,10 @@
 //! Window commands: new-window, kill-window, list-windows, rename-window, select-window,
 //! resize-window.
 
+use ai_session_protocol::registry::{self as reg, Method};
 use std::collections::BTreeMap;
 
-use ai_session_protocol::methods::{ResizeParams, SESSION_RESIZE, Size};
+use ai_session_protocol::methods::{ResizeParams, Size};
 
 use super::Ctx;
 use super::session::{env_pairs, start_dir, window_name_for};
@@ -311,7 +312,7 @@ pub(crate) fn apply_size(server: &Server, p: &PaneRec) -> Result<(), TmuxError> 
             rows: p.rect.h.max(1),
         },
     };
-    let _: serde_json::Value = server.call(SESSION_RESIZE, params)?;
+    let _: serde_json::Value = server.call(reg::SessionResize::NAME, params)?;
     Ok(())
 }
 
