@@ -176,7 +176,7 @@ pub fn migrate(ctx: &Context, opts: &MigrateOptions) -> Result<Vec<Migrated>, Tm
     let mut server = Server::open(ctx, true)?;
     let mut envs: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     let mut done = Vec::new();
-    let staging = tempdir()?;
+    let staging = Staging(staging_dir(&server)?);
     for p in &panes {
         if !envs.contains_key(&p.session) {
             if server.state.sessions.iter().any(|s| s.name == p.session) {
@@ -194,17 +194,40 @@ pub fn migrate(ctx: &Context, opts: &MigrateOptions) -> Result<Vec<Migrated>, Tm
             m.killed = true;
         }
     }
-    std::fs::remove_dir_all(&staging).ok();
     Ok(done)
 }
 
-fn tempdir() -> Result<PathBuf, TmuxError> {
-    let dir = std::env::temp_dir().join(format!(
-        "ai-session-migrate-{}-{}",
-        std::process::id(),
-        now()
-    ));
-    std::fs::create_dir_all(&dir)?;
+/// The staging directory, removed however the migration ends.
+struct Staging(PathBuf);
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.0) {
+            eprintln!("cannot remove {}: {e}", self.0.display());
+        }
+    }
+}
+
+impl std::ops::Deref for Staging {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+/// Where the copies' exports are built: a new directory in the daemon's own state directory
+/// (private to the user), removed when the migration ends.
+fn staging_dir(server: &Server) -> Result<PathBuf, TmuxError> {
+    use std::os::unix::fs::DirBuilderExt;
+    let dir = server
+        .state_dir
+        .join(format!("tmux-migrate-{}", std::process::id()));
+    if dir.exists() {
+        // Left by an earlier migration of a process with this pid that was killed.
+        std::fs::remove_dir_all(&dir)?;
+    }
+    std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
     Ok(dir)
 }
 
