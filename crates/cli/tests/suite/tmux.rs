@@ -267,6 +267,12 @@ fn sessions_show_as_daemon_sessions() {
         .collect();
     names.sort();
     assert_eq!(names, ["my-20build.0.0", "my-20build.0.1"]);
+    // `ai-session [-L NAME] tmux ARGS` is the same layer as the symlink.
+    assert_eq!(
+        shim.env
+            .ok(&["tmux", "list-panes", "-t", "my build", "-F", "#{pane_id}"]),
+        "%0\n%1\n"
+    );
     // A pane killed behind tmux's back is gone for tmux too.
     shim.env.ok(&["kill", "-t", "my-20build.0.1"]);
     assert_eq!(
