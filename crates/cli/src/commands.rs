@@ -250,7 +250,9 @@ pub async fn run(sel: &Selector, command: Command) -> Result<ExitCode, CliError>
         | Command::Mcp
         | Command::Serve(_)
         | Command::Policy { .. }
-        | Command::Audit { .. } => {}
+        | Command::Audit { .. }
+        | Command::Tmux(_)
+        | Command::MigrateTmux(_) => {}
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -8,6 +8,7 @@ mod error;
 mod guard;
 mod persist;
 mod security;
+mod tmux;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -89,6 +90,13 @@ enum Command {
         #[command(subcommand)]
         action: AccessAction,
     },
+    /// tmux's command line over this daemon (as when the binary is run as `tmux`):
+    /// new-session, split-window, send-keys, capture-pane, wait-for... (see docs/tmux.md).
+    Tmux(RawArgs),
+    /// Copy every pane of a running tmux server into sessions named sess.W.P: directory,
+    /// environment, size and scrollback with colours above a fresh prompt
+    /// ([-L NAME | -S PATH] [-t SESSION] [--kill] [--json]).
+    MigrateTmux(RawArgs),
     /// Start, stop or inspect the daemon.
     Daemon {
         #[command(subcommand)]
@@ -194,6 +202,17 @@ enum AuditAction {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// Arguments passed through untouched (the tmux entry points parse their own).
+#[derive(Args)]
+struct RawArgs {
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "ARGS"
+    )]
+    args: Vec<String>,
 }
 
 #[derive(Args)]
@@ -431,6 +450,10 @@ enum DaemonAction {
 }
 
 fn main() -> ExitCode {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(code) = tmux::intercept(&argv) {
+        return code;
+    }
     let cli = Cli::parse();
     let sel = Selector {
         label: cli.label,

@@ -95,6 +95,10 @@ pub(crate) struct Output {
     pub degraded: Option<String>,
     /// The manager's list of degraded sessions, which this session's entry is kept in.
     pub health: crate::manager::Degraded,
+    /// When the running command's C mark arrived.
+    pub command_started: Option<Instant>,
+    /// The last command that finished (C then D), for `SessionInfo.last_command`.
+    pub last_command: Option<ai_session_protocol::methods::LastCommand>,
 }
 
 /// The session's confinement and who hears of its state.
@@ -263,9 +267,17 @@ impl Actor {
                     }
                 }
                 Event::CommandStarted { offset } => {
+                    self.out.command_started = Some(Instant::now());
                     self.emit(SessionEvent::CommandStarted { offset });
                 }
                 Event::CommandFinished { offset, exit_code } => {
+                    if let Some(started) = self.out.command_started.take() {
+                        self.out.last_command = Some(ai_session_protocol::methods::LastCommand {
+                            exit_code,
+                            duration_ms: started.elapsed().as_millis() as u64,
+                            finished_ms: now_ms(),
+                        });
+                    }
                     self.emit(SessionEvent::CommandFinished { offset, exit_code });
                 }
                 Event::Ready => self.start_queued(),
@@ -530,6 +542,7 @@ impl Actor {
             stop_reason: self.life.stop_reason.clone(),
             restored: self.id.restored,
             degraded: self.out.degraded.clone(),
+            last_command: self.out.last_command,
         }
     }
 

@@ -303,6 +303,7 @@ impl SessionManager {
             stop_reason: None,
             restored: prelude.is_some(),
             degraded: None,
+            last_command: None,
         };
         let now = Instant::now();
         let tracker = CommandTracker::new(Setup {
@@ -339,6 +340,8 @@ impl SessionManager {
                 events: None,
                 degraded: None,
                 health: self.inner.degraded.clone(),
+                command_started: None,
+                last_command: None,
             },
             life: Life {
                 sandbox,

@@ -149,6 +149,22 @@ pub struct SessionInfo {
     /// but bytes that cannot be written are lost. Absent when the log is whole again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub degraded: Option<String>,
+    /// The last command the shell finished (typed by anyone: exec, send, a person attached),
+    /// from its integration marks; absent until one finishes, and for shells without marks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_command: Option<LastCommand>,
+}
+
+/// A finished command, as the shell's marks reported it (OSC 133 C to D).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct LastCommand {
+    /// Its exit status (null when the shell reported none).
+    pub exit_code: Option<i32>,
+    /// From its start to its end, in milliseconds.
+    pub duration_ms: u64,
+    /// When it finished, Unix time in milliseconds.
+    pub finished_ms: u64,
 }
 
 /// The protections a sandboxed session runs with, exactly as applied by the kernel.

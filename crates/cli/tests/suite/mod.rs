@@ -16,3 +16,5 @@ mod robustness;
 mod security;
 mod store_attacks;
 mod store_bounds;
+mod tmux;
+mod tmux_peers;
