@@ -1,6 +1,12 @@
 //! One client connection: newline-delimited JSON-RPC requests in, responses and notifications
 //! out. Requests run concurrently (an exec does not hold up a capture on the same connection);
 //! a single writer task serialises everything written back.
+//!
+//! Memory per connection is bounded: each request reserves, before it starts, what its answer
+//! may take ([`weight`]: a read its `max_bytes`, an exec its output cap, twice for JSON
+//! escaping) out of a [`BUDGET`], and gives it back once the writer has handed the answer to
+//! the socket. A client that stops reading stops being read: its requests wait for the budget,
+//! and the daemon's memory does not grow with what it asked for.
 
 use std::sync::Arc;
 
@@ -8,12 +14,32 @@ use ai_session_protocol::{ErrorKind, MAX_REQUEST_BYTES, Request, Response, RpcEr
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::UnixStream;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use crate::server::Daemon;
 
 /// Requests one connection may have in flight; more wait for a slot.
 const MAX_IN_FLIGHT: usize = 256;
+
+/// KiB of answers one connection may have computed and not yet written to its socket.
+const BUDGET: u32 = 64 * 1024;
+
+/// KiB an answer may take, reserved from [`BUDGET`] before the request runs.
+fn weight(req: &Request) -> u32 {
+    use ai_session_protocol::registry::{Method, SessionCapture, SessionExec, SessionRead};
+    let field = |name: &str| req.params.get(name).and_then(Value::as_u64);
+    let bytes: u64 = match req.method.as_str() {
+        m if m == SessionRead::NAME => field("max_bytes").unwrap_or(1 << 20).min(16 << 20),
+        m if m == SessionExec::NAME => field("max_output_bytes").unwrap_or(8 << 20).min(64 << 20),
+        m if m == SessionCapture::NAME => 1 << 20,
+        _ => 16 << 10,
+    };
+    // Text is escaped in JSON: up to six bytes for one (`\u001b`); two covers what programs
+    // print, and the writer's socket buffer absorbs the rest.
+    u32::try_from((bytes * 2) >> 10)
+        .unwrap_or(BUDGET)
+        .clamp(1, BUDGET)
+}
 
 /// Serialises a response; serialisation of our own types cannot fail, but if it ever did the
 /// client still gets a well-formed error.
@@ -27,12 +53,21 @@ pub(crate) fn encode(resp: &Response) -> String {
 
 pub(crate) async fn run(stream: UnixStream, daemon: Arc<Daemon>) {
     let (read, write) = stream.into_split();
+    // Notifications and protocol errors on one queue, answers (with their reservation) on
+    // the other; one writer takes from both.
     let (tx, mut rx) = mpsc::channel::<String>(1024);
+    let (answers, mut answered) = mpsc::channel::<(String, OwnedSemaphorePermit)>(MAX_IN_FLIGHT);
     let writer = tokio::spawn(async move {
         let mut w = BufWriter::new(write);
-        while let Some(line) = rx.recv().await {
-            if w.write_all(line.as_bytes()).await.is_err() {
-                break;
+        loop {
+            let written = tokio::select! {
+                Some(line) = rx.recv() => w.write_all(line.as_bytes()).await,
+                // The reservation goes once the socket has the answer.
+                Some((line, _reserved)) = answered.recv() => w.write_all(line.as_bytes()).await,
+                else => return,
+            };
+            if written.is_err() {
+                return;
             }
             // Batch whatever else is already queued before paying for the flush.
             while let Ok(more) = rx.try_recv() {
@@ -40,11 +75,17 @@ pub(crate) async fn run(stream: UnixStream, daemon: Arc<Daemon>) {
                     return;
                 }
             }
+            while let Ok((more, _reserved)) = answered.try_recv() {
+                if w.write_all(more.as_bytes()).await.is_err() {
+                    return;
+                }
+            }
             if w.flush().await.is_err() {
-                break;
+                return;
             }
         }
     });
+    let budget = Arc::new(Semaphore::new(BUDGET as usize));
     let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let conn = crate::service::Caller::new(crate::access::Principal::Owner, tx.clone());
     let mut reader = BufReader::new(read);
@@ -94,7 +135,11 @@ pub(crate) async fn run(stream: UnixStream, daemon: Arc<Daemon>) {
         let Ok(permit) = slots.clone().acquire_owned().await else {
             break;
         };
-        let (tx, task_daemon, conn) = (tx.clone(), daemon.clone(), conn.clone());
+        // Waits while the client has not read enough of what it asked for.
+        let Ok(reserved) = budget.clone().acquire_many_owned(weight(&req)).await else {
+            break;
+        };
+        let (answers, task_daemon, conn) = (answers.clone(), daemon.clone(), conn.clone());
         daemon.tasks.spawn(async move {
             let resp =
                 match crate::service::handle(&task_daemon, &conn, &req.method, req.params).await {
@@ -102,7 +147,7 @@ pub(crate) async fn run(stream: UnixStream, daemon: Arc<Daemon>) {
                     Err(err) => Response::err(req.id, err),
                 };
             // The client may have gone: nothing to do about an undeliverable response.
-            tx.send(encode(&resp)).await.ok();
+            answers.send((encode(&resp), reserved)).await.ok();
             drop(permit);
         });
     }
@@ -112,6 +157,7 @@ pub(crate) async fn run(stream: UnixStream, daemon: Arc<Daemon>) {
     // Agents registered on this connection leave with it; their tasks go back to the queue.
     conn.close(&daemon);
     drop(tx);
+    drop(answers);
     writer.await.ok();
 }
 

@@ -229,3 +229,64 @@ fn out_of_descriptors_a_new_client_gets_an_error_not_a_hang() {
     env.ok(&["new", "-s", "after"]);
     assert_eq!(env.exec("after", "echo ok")["output"], "ok\n");
 }
+
+fn peak_kib(pid: i32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap()
+}
+
+/// A client that pipelines 200 reads of 4 MiB and never reads an answer: the daemon computes
+/// answers only up to its per-connection budget, stops reading that client, and its memory stays
+/// small (it grew by gigabytes until the kernel killed it); other clients are served meanwhile.
+#[test]
+fn a_client_that_never_reads_its_answers_cannot_grow_the_daemon() {
+    let env = Env::new();
+    env.ok(&["new", "-s", "big"]);
+    // 4 MiB of output in the log, in 80-column lines, typed rather than exec'd (no view to
+    // build).
+    env.ok(&[
+        "send",
+        "-t",
+        "big",
+        "yes $(printf %079d 0) | head -c 4194304; echo; echo all-$((6*7))",
+        "Enter",
+    ]);
+    env.ok(&[
+        "wait",
+        "-t",
+        "big",
+        "--for",
+        "^all-42",
+        "--since",
+        "0",
+        "--timeout",
+        "120",
+    ]);
+    env.ok(&["wait", "-t", "big", "--prompt", "--timeout", "60"]);
+    let pid = env.daemon_pid();
+    let before = peak_kib(pid);
+    let mut raw = Raw::connect(&env);
+    let mut batch = String::new();
+    for id in 0..200 {
+        batch.push_str(&format!(
+            "{{\"jsonrpc\":\"2.0\",\"id\":{id},\"method\":\"session.read\",\"params\":{{\"target\":\"big\",\"since\":0,\"max_bytes\":4194304}}}}\n"
+        ));
+    }
+    raw.stream.write_all(batch.as_bytes()).unwrap();
+    // An exec from another client queues behind every read the daemon took on: when it is
+    // answered, whatever the daemon was going to compute for the silent client is in memory.
+    assert_eq!(env.exec("big", "echo other")["output"], "other\n");
+    let peak = peak_kib(pid);
+    eprintln!("daemon peak RSS {before} -> {peak} KiB");
+    assert!(
+        peak - before < 400 * 1024,
+        "peak RSS grew by {} MiB",
+        (peak - before) >> 10
+    );
+    drop(raw);
+    assert_eq!(env.exec("big", "echo after")["output"], "after\n");
+}
