@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use ai_session_output::{Encoding, Handle, compact_with, parse};
+use ai_session_output::{Encoding, Handle, ViewOptions, compact_with, parse};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
@@ -46,8 +46,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             &parsed,
             &raw,
             &Handle::log(name, 0, raw.len() as u64),
-            encoding,
-        )?;
+            &ViewOptions {
+                encoding,
+                ..ViewOptions::default()
+            },
+        );
         let facts: Vec<&str> = meta["facts"]
             .as_array()
             .map(|a| a.iter().filter_map(|f| f.as_str()).collect())

@@ -21,7 +21,7 @@ static CARGO_SUMMARY: LazyLock<Regex> = lazy_re!(
 static CARGO_PROGRESS: LazyLock<Regex> = lazy_re!(
     r"^\s+(Compiling|Checking|Downloaded|Downloading|Updating|Locking|Adding|Blocking|Fresh|Documenting|Running)\s"
 );
-static CARGO_FINISHED: LazyLock<Regex> = lazy_re!(r"^\s+Finished (.+)$");
+static CARGO_FINISHED: LazyLock<Regex> = lazy_re!(r"^\s+Finished ");
 
 /// Parses rustc diagnostics out of cargo build/check/clippy output.
 pub fn parse_cargo(lines: &[&str]) -> BuildOutput {
@@ -29,10 +29,14 @@ pub fn parse_cargo(lines: &[&str]) -> BuildOutput {
     let mut summary = Vec::new();
     let mut artifacts = Vec::new();
     for line in lines {
-        if CARGO_SUMMARY.is_match(line) {
+        // Cheap first-byte tests keep the regexes off the bulk of the lines.
+        if (line.starts_with("error") || line.starts_with("warning"))
+            && CARGO_SUMMARY.is_match(line)
+        {
             summary.push(line.trim().to_string());
-        } else if let Some(c) = CARGO_FINISHED.captures(line) {
-            artifacts.push(c[1].to_string());
+        } else if line.starts_with(' ') && CARGO_FINISHED.is_match(line) {
+            // `Finished` is kept verbatim: it is the word that says the build succeeded.
+            artifacts.push(line.trim().to_string());
         }
     }
     let failed = diagnostics.iter().any(|d| d.severity == Severity::Error)
@@ -60,7 +64,8 @@ pub fn rustc_diagnostics(lines: &[&str]) -> Vec<Diagnostic> {
     let mut out: Vec<Diagnostic> = Vec::new();
     let mut open = false;
     for line in lines {
-        if let Some(c) = RUSTC_HEAD.captures(line) {
+        let head = line.starts_with("error") || line.starts_with("warning");
+        if let Some(c) = RUSTC_HEAD.captures(line).filter(|_| head) {
             open = !CARGO_SUMMARY.is_match(line);
             if open {
                 let severity = if &c[1] == "error" {
@@ -81,7 +86,7 @@ pub fn rustc_diagnostics(lines: &[&str]) -> Vec<Diagnostic> {
         }
         let top_level = !line.is_empty()
             && !line.starts_with(|c: char| c == ' ' || c == '=' || c == '|' || c.is_ascii_digit());
-        if CARGO_PROGRESS.is_match(line)
+        if (line.starts_with("  ") && CARGO_PROGRESS.is_match(line))
             || (top_level && !line.starts_with("help: ") && !line.starts_with("note: "))
         {
             open = false;
@@ -96,6 +101,18 @@ pub fn rustc_diagnostics(lines: &[&str]) -> Vec<Diagnostic> {
 
 /// Adds a location, a label or a note line to the diagnostic being read.
 fn attach_rustc_line(d: &mut Diagnostic, line: &str) {
+    let t = line.trim_start();
+    if t.starts_with("-->") || t.starts_with(":::") {
+        if d.location.is_none()
+            && let Some(c) = RUSTC_ARROW.captures(line)
+        {
+            d.location = Some(Location::new(&c[1], c[2].parse().ok(), c[3].parse().ok()));
+        }
+        return;
+    }
+    if !(t.starts_with('=') || t.contains('|')) {
+        return;
+    }
     if let Some(c) = RUSTC_ARROW.captures(line) {
         if d.location.is_none() {
             d.location = Some(Location::new(&c[1], c[2].parse().ok(), c[3].parse().ok()));
