@@ -55,8 +55,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .as_array()
             .map(|a| a.iter().filter_map(|f| f.as_str()).collect())
             .unwrap_or_default();
-        let kept = facts.iter().filter(|f| view.text.contains(*f)).count();
-        let missing: Vec<&&str> = facts.iter().filter(|f| !view.text.contains(**f)).collect();
+        let has = |f: &str| view.text.contains(f) || view.text.contains(&normalise_fact(f));
+        let kept = facts.iter().filter(|f| has(f)).count();
+        let missing: Vec<&&str> = facts.iter().filter(|f| !has(f)).collect();
         let saved = 100.0 * (1.0 - view.compact_tokens as f64 / view.raw_tokens.max(1) as f64);
         let format = serde_json::to_value(parsed.format)?;
         println!(
@@ -88,4 +89,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "TOTAL", "", raw_total, compact_total, saved, kept_total, facts_total
     );
     Ok(())
+}
+
+/// A `file(l,c)` location (tsc) or `file l:c` (webpack) is the same fact as `file:l:c`, as in the
+/// fixture tests.
+fn normalise_fact(fact: &str) -> String {
+    let tsc = fact
+        .strip_suffix(')')
+        .and_then(|f| f.rsplit_once('('))
+        .and_then(|(file, lc)| lc.split_once(',').map(|(l, c)| format!("{file}:{l}:{c}")));
+    if let Some(t) = tsc {
+        return t;
+    }
+    match fact.rsplit_once(' ') {
+        Some((file, lc))
+            if lc.contains(':') && lc.bytes().all(|b| b.is_ascii_digit() || b == b':') =>
+        {
+            format!("{file}:{lc}")
+        }
+        _ => fact.to_string(),
+    }
 }

@@ -454,6 +454,96 @@ fn merge_error_headers(diagnostics: &mut [Diagnostic], lines: &[&str]) {
     }
 }
 
+static RUFF_HEAD: LazyLock<Regex> = lazy_re!(r"^([A-Z]{1,4}\d{2,4}) (?:\[\*\] )?(.+)$");
+static RUFF_SUMMARY: LazyLock<Regex> = lazy_re!(
+    r"^(Found \d+ errors?.*|\[\*\] \d+ fixable.*|\d+ files? would be reformatted.*|All checks passed!)$"
+);
+
+/// Parses `ruff check` in its default (full) and concise forms: `F821 Undefined name `x`` with
+/// ` --> file:l:c` on the next line, or `file:l:c: F821 message` on one line.
+pub fn parse_ruff(lines: &[&str]) -> BuildOutput {
+    let mut diagnostics: Vec<Diagnostic> = Vec::new();
+    let mut summary = Vec::new();
+    for line in lines {
+        let t = line.trim();
+        if let Some(rest) = t.strip_prefix("--> ") {
+            if let (Some(d), Some(loc)) = (diagnostics.last_mut(), parse_location(rest))
+                && d.location.is_none()
+            {
+                d.location = Some(loc);
+            }
+        } else if let Some(c) = RUFF_HEAD.captures(line) {
+            diagnostics.push(diag("error", Some(&c[1]), &c[2], None));
+        } else if let Some(c) = RUFF_CONCISE.captures(line) {
+            let loc = Location::new(&c[1], c[2].parse().ok(), c[3].parse().ok());
+            diagnostics.push(diag("error", Some(&c[4]), &c[5], Some(loc)));
+        } else if RUFF_SUMMARY.is_match(t) {
+            summary.push(t.to_string());
+        }
+    }
+    let failed = !diagnostics.is_empty()
+        || summary
+            .iter()
+            .any(|s| s.starts_with("Found") || s.contains("would be"));
+    let ok = summary.iter().any(|s| s == "All checks passed!");
+    BuildOutput {
+        tool: "ruff".into(),
+        status: status_of(failed, ok),
+        diagnostics,
+        artifacts: vec![],
+        summary,
+    }
+}
+
+static RUFF_CONCISE: LazyLock<Regex> =
+    lazy_re!(r"^(\S+?):(\d+):(\d+): ([A-Z]{1,4}\d{2,4}) (?:\[\*\] )?(.+)$");
+
+/// `file:line:col` (the column optional).
+fn parse_location(s: &str) -> Option<Location> {
+    let mut parts = s.rsplitn(3, ':');
+    let c = parts.next()?;
+    let l = parts.next()?;
+    match parts.next() {
+        Some(file) => Some(Location::new(file, l.parse().ok(), c.parse().ok())),
+        None => Some(Location::new(l, c.parse().ok(), None)),
+    }
+}
+
+static ESLINT_ROW: LazyLock<Regex> =
+    lazy_re!(r"^\s+(\d+):(\d+)\s+(error|warning)\s+(.+?)\s{2,}(\S+)$");
+static ESLINT_TOTAL: LazyLock<Regex> =
+    lazy_re!(r"^✖ \d+ problems? .*$|^\s*\d+ errors? and \d+ warnings? potentially fixable.*$");
+
+/// Parses eslint's default (stylish) output: a file path line, then `  l:c  error  message  rule`
+/// rows under it, and the `✖ N problems` total.
+pub fn parse_eslint(lines: &[&str]) -> BuildOutput {
+    let mut diagnostics = Vec::new();
+    let mut summary = Vec::new();
+    let mut file = String::new();
+    for line in lines {
+        if let Some(c) = ESLINT_ROW.captures(line) {
+            let loc = Location::new(&file, c[1].parse().ok(), c[2].parse().ok());
+            diagnostics.push(diag(&c[3], Some(&c[5]), &c[4], Some(loc)));
+        } else if ESLINT_TOTAL.is_match(line) {
+            summary.push(line.trim().to_string());
+        } else if !line.starts_with(char::is_whitespace) && !line.trim().is_empty() {
+            file = line.trim().to_string();
+        }
+    }
+    let failed = diagnostics.iter().any(|d| d.severity == Severity::Error);
+    BuildOutput {
+        tool: "eslint".into(),
+        status: if failed {
+            Status::Failed
+        } else {
+            Status::Unknown
+        },
+        diagnostics,
+        artifacts: vec![],
+        summary,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -159,6 +159,10 @@ const SMALL: usize = 2 * EDGE + 8;
 /// distinct one once, with its count), tail. The tail's room is held back first: the last lines
 /// say how a command ended.
 pub fn render(lines: &[&str], notable: &[bool], sink: &mut Sink) {
+    if is_path_list(lines) {
+        render_paths(lines, sink);
+        return;
+    }
     let runs = runs(lines, notable);
     if runs.len() <= SMALL {
         push_runs(sink, &runs);
@@ -171,6 +175,114 @@ pub fn render(lines: &[&str], notable: &[bool], sink: &mut Sink) {
     render_middle(&runs[EDGE..runs.len() - EDGE], sink);
     sink.release(held);
     push_runs(sink, tail);
+}
+
+/// True for a listing of paths (`find`, `ls -1`, `git ls-files`): many lines, nearly all one word
+/// with a `/`.
+fn is_path_list(lines: &[&str]) -> bool {
+    let words = lines.iter().filter(|l| !l.trim().is_empty()).count();
+    let paths = lines
+        .iter()
+        .filter(|l| l.contains('/') && !l.trim().contains(char::is_whitespace))
+        .count();
+    words >= 40 && paths * 10 >= words * 9
+}
+
+/// A path listing by directory, in natural order: each directory's first and last path and how
+/// many it holds; other lines (errors such as `Permission denied`) kept.
+fn render_paths(lines: &[&str], sink: &mut Sink) {
+    let mut dirs: std::collections::BTreeMap<NaturalKey, Vec<&str>> = Default::default();
+    let mut other: Vec<&str> = Vec::new();
+    for line in lines {
+        let t = line.trim();
+        if t.is_empty() {
+            continue;
+        }
+        if t.contains(char::is_whitespace) {
+            other.push(t);
+            continue;
+        }
+        let dir = t.rsplit_once('/').map_or("", |(d, _)| d);
+        dirs.entry(NaturalKey(dir.to_string())).or_default().push(t);
+    }
+    sink.force(&format!(
+        "{} paths in {} directories",
+        lines.len() - other.len(),
+        dirs.len()
+    ));
+    push_all(
+        sink,
+        &other,
+        |l| (*l).to_string(),
+        |n, _| format!("+{n} more lines"),
+    );
+    let groups: Vec<(String, Vec<&str>)> = dirs
+        .into_iter()
+        .map(|(k, mut v)| {
+            v.sort_by(|a, b| natural_cmp(a, b));
+            (k.0, v)
+        })
+        .collect();
+    push_all(
+        sink,
+        &groups,
+        |(_, paths)| match paths.len() {
+            0..=3 => paths.join(" "),
+            n => format!("{} … {} ({n})", paths[0], paths[n - 1]),
+        },
+        |n, rest| format!("+{n} more directories from {}/", rest[0].0),
+    );
+}
+
+/// A string ordered naturally (`f2` before `f10`).
+#[derive(PartialEq, Eq)]
+struct NaturalKey(String);
+
+impl Ord for NaturalKey {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        natural_cmp(&self.0, &other.0)
+    }
+}
+
+impl PartialOrd for NaturalKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// Compares runs of digits by value and everything else byte by byte.
+fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        if a[i].is_ascii_digit() && b[j].is_ascii_digit() {
+            let si = i;
+            while i < a.len() && a[i].is_ascii_digit() {
+                i += 1;
+            }
+            let sj = j;
+            while j < b.len() && b[j].is_ascii_digit() {
+                j += 1;
+            }
+            let (x, y) = (trim_zeros(&a[si..i]), trim_zeros(&b[sj..j]));
+            let ord = x.len().cmp(&y.len()).then(x.cmp(y));
+            if ord.is_ne() {
+                return ord;
+            }
+        } else {
+            if a[i] != b[j] {
+                return a[i].cmp(&b[j]);
+            }
+            i += 1;
+            j += 1;
+        }
+    }
+    (a.len() - i).cmp(&(b.len() - j))
+}
+
+fn trim_zeros(d: &[u8]) -> &[u8] {
+    let k = d.iter().take_while(|c| **c == b'0').count();
+    &d[k.min(d.len().saturating_sub(1))..]
 }
 
 fn push_runs(sink: &mut Sink, runs: &[Run<'_>]) {
@@ -289,6 +401,22 @@ mod tests {
         let each: Vec<bool> = lines.iter().map(|l| is_notable(l)).collect();
         assert_eq!(bulk, each);
         assert_eq!(bulk, [false, true, true, false, false, true]);
+    }
+
+    #[test]
+    fn path_listings_group_by_directory() {
+        let lines: Vec<String> = (1..=3)
+            .flat_map(|d| (1..=20).map(move |f| format!("tree/d{d}/f{f}.py")))
+            .collect();
+        let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let mut sink = Sink::new(1000, crate::Encoding::O200kBase);
+        render(&lines, &vec![false; lines.len()], &mut sink);
+        assert!(
+            sink.text().contains("tree/d2/f1.py … tree/d2/f20.py (20)"),
+            "{}",
+            sink.text()
+        );
+        assert_eq!(natural_cmp("f2", "f10"), std::cmp::Ordering::Less);
     }
 
     #[test]

@@ -120,6 +120,8 @@ fn parse_as(
     match format {
         Format::CargoBuild => P::BuildOutput(build::parse_cargo(lines)),
         Format::Tsc => P::BuildOutput(build::parse_tsc(lines)),
+        Format::Ruff => P::BuildOutput(build::parse_ruff(lines)),
+        Format::Eslint => P::BuildOutput(build::parse_eslint(lines)),
         Format::GoBuild => P::BuildOutput(build::parse_go(lines)),
         Format::Gcc => P::BuildOutput(build::parse_gcc(lines)),
         Format::JsBundler => P::BuildOutput(build::parse_bundler(lines)),

@@ -79,7 +79,7 @@ fn render_build(b: &BuildOutput, sink: &mut Sink) -> Status {
         errors.len(),
         warnings.len()
     ));
-    push_diagnostics(sink, &errors, "errors");
+    push_section(sink, &errors, "error");
     // The tool's own status lines (`error: could not compile`, `Finished`), verbatim.
     let mut status_lines: Vec<&String> = Vec::new();
     for s in b.summary.iter().chain(&b.artifacts) {
@@ -93,7 +93,7 @@ fn render_build(b: &BuildOutput, sink: &mut Sink) -> Status {
         |s| (*s).clone(),
         |n, _| format!("+{n} more status lines"),
     );
-    push_warning_groups(sink, &warnings);
+    push_section(sink, &warnings, "warning");
     b.status
 }
 
@@ -155,24 +155,26 @@ fn locations<'a>(items: impl Iterator<Item = &'a Diagnostic>, max: usize) -> Str
     shown.join(", ")
 }
 
-/// Warnings of one rule in one file.
+/// Diagnostics listed one by one up to this many; past it, they are grouped by rule.
+const LISTED: usize = 10;
+
+/// Diagnostics of one rule.
 struct Group<'a> {
     first: &'a Diagnostic,
     members: Vec<&'a Diagnostic>,
 }
 
-/// Groups warnings by rule (code, or the message without its quoted names and numbers) and file,
-/// in order of first appearance.
-fn group_warnings<'a>(warnings: &[&'a Diagnostic]) -> Vec<Group<'a>> {
-    let mut index: HashMap<(String, &str), usize> = HashMap::new();
+/// Groups diagnostics by rule (their code, or the message without its quoted names and numbers),
+/// rarest rule first: a rule hit once is more often the bug than one hit a thousand times.
+fn group_by_rule<'a>(list: &[&'a Diagnostic]) -> Vec<Group<'a>> {
+    let mut index: HashMap<String, usize> = HashMap::new();
     let mut groups: Vec<Group<'a>> = Vec::new();
-    for d in warnings {
+    for d in list {
         let rule = d.code.clone().unwrap_or_else(|| rule_of(&d.message));
-        let file = d.location.as_ref().map_or("", |l| l.file.as_str());
-        match index.get(&(rule.clone(), file)) {
+        match index.get(&rule) {
             Some(&i) => groups[i].members.push(d),
             None => {
-                index.insert((rule, file), groups.len());
+                index.insert(rule, groups.len());
                 groups.push(Group {
                     first: d,
                     members: vec![d],
@@ -180,6 +182,7 @@ fn group_warnings<'a>(warnings: &[&'a Diagnostic]) -> Vec<Group<'a>> {
             }
         }
     }
+    groups.sort_by_key(|g| g.members.len());
     groups
 }
 
@@ -190,7 +193,7 @@ fn rule_of(message: &str) -> String {
     let mut quoted = false;
     for c in message.chars().take(120) {
         match c {
-            '`' | '\'' | '"' => {
+            '`' | '\'' | '"' | '‘' | '’' => {
                 quoted = !quoted;
                 out.push('_');
             }
@@ -201,74 +204,105 @@ fn rule_of(message: &str) -> String {
     out
 }
 
-fn push_warning_groups(sink: &mut Sink, warnings: &[&Diagnostic]) {
-    if warnings.is_empty() {
+/// The diagnostics of one severity: each on its line while they are few, grouped by rule when many.
+fn push_section(sink: &mut Sink, list: &[&Diagnostic], what: &str) {
+    if list.len() <= LISTED {
+        push_diagnostics(sink, list, &format!("{what}s"));
         return;
     }
-    let groups = group_warnings(warnings);
-    push_all(
-        sink,
-        &groups,
-        |g| group_line(g),
-        |n, rest| {
-            let count: usize = rest.iter().map(|g| g.members.len()).sum();
-            let mut files: Vec<&str> = Vec::new();
-            for g in rest {
-                let f = g.first.location.as_ref().map_or("", |l| l.file.as_str());
-                if !f.is_empty() && !files.contains(&f) && files.len() < 5 {
-                    files.push(f);
-                }
-            }
-            format!(
-                "+{n} more warning groups ({count} warnings) in {}",
-                if files.is_empty() {
-                    "(no file given)".to_string()
-                } else {
-                    files.join(", ")
-                }
-            )
-        },
-    );
+    let groups = group_by_rule(list);
+    // A group lists every location while that fits; else its first ones and its last.
+    let mut shown = 0;
+    for g in &groups {
+        let whole = (g.members.len() <= 200).then(|| group_line_all(g));
+        if whole.is_some_and(|w| sink.push(&w)) {
+            shown += 1;
+        } else {
+            break;
+        }
+    }
+    push_all(sink, &groups[shown..], group_line, |n, rest| {
+        let count: usize = rest.iter().map(|g| g.members.len()).sum();
+        format!(
+            "+{n} more {what} rules ({count} {what}s) at {}",
+            locations(rest.iter().map(|g| g.first), 6)
+        )
+    });
 }
 
-/// `warning[unused_variables] src/a.rs ×12: unused variable: `x` (at 3:9, 10:5, 22:1 +9)`.
-fn group_line(g: &Group<'_>) -> String {
+/// A group with every location: `error[TS2322] ×3: Type … at a.ts:1:2, b.ts:3:4, c.ts:5:6`.
+fn group_line_all(g: &Group<'_>) -> String {
     if g.members.len() == 1 {
         return diagnostic_line(g.first);
     }
+    let mut s = group_head(g);
+    let at: Vec<String> = g
+        .members
+        .iter()
+        .filter_map(|m| m.location.as_ref())
+        .map(ToString::to_string)
+        .collect();
+    if !at.is_empty() {
+        s.push_str(&format!(" at {}", at.join(", ")));
+    }
+    s
+}
+
+/// `warning[unused_variables] ×12: unused variable: `x``.
+fn group_head(g: &Group<'_>) -> String {
     let d = g.first;
-    let mut s = String::from("warning");
+    let sev = match d.severity {
+        Severity::Error => "error",
+        Severity::Warning => "warning",
+        Severity::Note => "note",
+    };
+    let mut s = String::from(sev);
     if let Some(c) = &d.code {
         s.push_str(&format!("[{c}]"));
-    }
-    if let Some(l) = &d.location {
-        s.push_str(&format!(" {}", l.file));
     }
     s.push_str(&format!(
         " ×{}: {}",
         g.members.len(),
         crate::text::shorten(&d.message, 300)
     ));
-    let at: Vec<String> = g
+    s
+}
+
+/// `warning[unused_variables] ×12: unused variable: `x` at src/a.rs:3:9, src/b.rs:10:5 +10 (4
+/// files)`.
+fn group_line(g: &Group<'_>) -> String {
+    if g.members.len() == 1 {
+        return diagnostic_line(g.first);
+    }
+    let mut s = group_head(g);
+    // The first locations and the last one: where the rule starts and where it ends.
+    let located: Vec<String> = g
         .members
         .iter()
         .filter_map(|m| m.location.as_ref())
-        .take(3)
-        .map(|l| match (l.line, l.column) {
-            (Some(a), Some(b)) => format!("{a}:{b}"),
-            (Some(a), None) => a.to_string(),
-            _ => String::new(),
-        })
-        .filter(|x| !x.is_empty())
+        .map(ToString::to_string)
         .collect();
+    let mut at: Vec<String> = located.iter().take(3).cloned().collect();
+    if located.len() > 3
+        && let Some(last) = located.last()
+    {
+        at.push(format!("… {last}"));
+    }
     if !at.is_empty() {
         let more = g.members.len().saturating_sub(at.len());
+        let mut files: Vec<&str> = g
+            .members
+            .iter()
+            .filter_map(|m| m.location.as_ref().map(|l| l.file.as_str()))
+            .collect();
+        files.sort_unstable();
+        files.dedup();
         let more = if more > 0 {
-            format!(" +{more}")
+            format!(" +{more} ({} files)", files.len())
         } else {
             String::new()
         };
-        s.push_str(&format!(" (at {}{more})", at.join(", ")));
+        s.push_str(&format!(" at {}{more}", at.join(", ")));
     }
     s
 }
@@ -346,8 +380,9 @@ fn render_log(l: &StructuredLog, total: usize, sink: &mut Sink) -> Status {
         .iter()
         .filter(|e| e.level < LogLevel::Error)
         .collect();
-    push_log_groups(sink, &errors, "error");
-    push_log_groups(sink, &warnings, "warning");
+    // Every error line is listed on its own while they are few; many are grouped by shape.
+    push_log_groups(sink, &errors, "error", errors.len() > ERRORS_LISTED);
+    push_log_groups(sink, &warnings, "warning", true);
     let stored_warn = warnings.len();
     let counted_warn = l
         .counts
@@ -386,11 +421,18 @@ struct LogGroup<'a> {
     last_line: usize,
 }
 
-fn push_log_groups(sink: &mut Sink, entries: &[&LogEntry], what: &str) {
+/// Error lines listed one by one up to this many; past it, lines equal but for numbers are grouped.
+const ERRORS_LISTED: usize = 30;
+
+fn push_log_groups(sink: &mut Sink, entries: &[&LogEntry], what: &str, group: bool) {
     let mut index: HashMap<String, usize> = HashMap::new();
     let mut groups: Vec<LogGroup<'_>> = Vec::new();
-    for e in entries {
-        let key = format!("{:?}{}", e.level, strip_digits(&e.message));
+    for (i, e) in entries.iter().enumerate() {
+        let key = if group {
+            format!("{:?}{}", e.level, strip_digits(&e.message))
+        } else {
+            i.to_string()
+        };
         match index.get(&key) {
             Some(&i) => {
                 groups[i].count += 1;

@@ -130,7 +130,10 @@ fn render_diffs(g: &GitOutput, lines: &[&str], sink: &mut Sink) {
         return;
     }
     let changed: usize = g.diffs.iter().map(|d| d.added + d.removed).sum();
-    let large = changed > DIFF_BODY_LIMIT;
+    if changed > DIFF_BODY_LIMIT {
+        render_large_diff(g, lines, sink);
+        return;
+    }
     push_all(
         sink,
         &g.diffs,
@@ -139,29 +142,10 @@ fn render_diffs(g: &GitOutput, lines: &[&str], sink: &mut Sink) {
             for n in &d.notes {
                 s.push_str(&format!("\n  {n}"));
             }
-            if large {
-                for h in d.hunks.iter().take(8) {
-                    s.push_str(&format!("\n  {h}"));
-                }
-                if d.hunks.len() > 8 {
-                    s.push_str(&format!("\n  +{} more hunks", d.hunks.len() - 8));
-                }
-            }
             s
         },
-        |n, rest| {
-            let (a, r) = rest
-                .iter()
-                .fold((0, 0), |(a, r), d| (a + d.added, r + d.removed));
-            format!("+{n} more files (+{a} -{r}) from {}", rest[0].path)
-        },
+        |n, rest| format!("+{n} more files from {}", rest[0].path),
     );
-    if large {
-        sink.force(&format!(
-            "({changed} changed lines not shown: read the full diff)"
-        ));
-        return;
-    }
     // Small diffs keep every hunk header and changed line, so nothing of the change is lost.
     let body: Vec<String> = lines
         .iter()
@@ -179,4 +163,86 @@ fn render_diffs(g: &GitOutput, lines: &[&str], sink: &mut Sink) {
     push_all(sink, &body, Clone::clone, |n, _| {
         format!("+{n} more diff lines: read the full diff")
     });
+}
+
+/// Changed lines shown per group of files of a large diff.
+const GROUP_LINES: usize = 12;
+
+/// A large diff: files grouped by their changed lines (a change made the same way in sixty files
+/// is shown once, with the files), each group with its first changed lines.
+fn render_large_diff(g: &GitOutput, lines: &[&str], sink: &mut Sink) {
+    let groups = diff_groups(lines);
+    let total: usize = g.diffs.iter().map(|d| d.added + d.removed).sum();
+    sink.force(&format!(
+        "{} files, {total} changed lines, {} distinct changes:",
+        g.diffs.len(),
+        groups.len()
+    ));
+    push_all(
+        sink,
+        &groups,
+        |(files, body)| {
+            let names = if files.len() <= 6 {
+                files.join(", ")
+            } else {
+                format!(
+                    "{}, {}, {} … {} ({} files)",
+                    files[0],
+                    files[1],
+                    files[2],
+                    files[files.len() - 1],
+                    files.len()
+                )
+            };
+            let mut s = format!("## {names}");
+            for l in body.iter().take(GROUP_LINES) {
+                s.push('\n');
+                s.push_str(&crate::text::shorten(l, 200));
+            }
+            if body.len() > GROUP_LINES {
+                s.push_str(&format!(
+                    "\n+{} more changed lines",
+                    body.len() - GROUP_LINES
+                ));
+            }
+            s
+        },
+        |n, rest| {
+            let files: usize = rest.iter().map(|(f, _)| f.len()).sum();
+            format!("+{n} more changes in {files} files from {}", rest[0].0[0])
+        },
+    );
+}
+
+/// Files of a diff grouped by their changed lines, in order of first appearance.
+type DiffGroup<'a> = (Vec<&'a str>, Vec<&'a str>);
+
+fn diff_groups<'a>(lines: &[&'a str]) -> Vec<DiffGroup<'a>> {
+    let mut groups: Vec<DiffGroup<'a>> = Vec::new();
+    let mut index: std::collections::HashMap<Vec<&'a str>, usize> = Default::default();
+    let mut file: Option<&'a str> = None;
+    let mut body: Vec<&'a str> = Vec::new();
+    let mut flush = |file: Option<&'a str>, body: Vec<&'a str>| {
+        if let Some(f) = file {
+            match index.get(&body) {
+                Some(&i) => groups[i].0.push(f),
+                None => {
+                    index.insert(body.clone(), groups.len());
+                    groups.push((vec![f], body));
+                }
+            }
+        }
+    };
+    for line in lines {
+        if let Some(rest) = line.strip_prefix("diff --git ") {
+            flush(file, std::mem::take(&mut body));
+            file = Some(rest.rsplit(" b/").next().unwrap_or(rest));
+        } else if (line.starts_with('+') && !line.starts_with("+++"))
+            || (line.starts_with('-') && !line.starts_with("---"))
+        {
+            body.push(line);
+        }
+    }
+    flush(file, body);
+    groups
 }
