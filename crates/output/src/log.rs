@@ -331,7 +331,8 @@ mod tests {
 
     #[test]
     fn errors_after_many_warnings_are_kept() {
-        let mut text = "2024-01-01 10:00:00 WARN [w] queue deep\n".repeat(MAX_WARNINGS + 50);
+        // More warnings than any cap (the old shared cap of 5,000 lost the error after them).
+        let mut text = "2024-01-01 10:00:00 WARN [w] queue deep\n".repeat(6_000);
         text.push_str("2024-01-01 10:00:01 ERROR [w] job 7 failed\n");
         let log = parse_text_log(&text);
         assert_eq!(log.level, LogLevel::Error);

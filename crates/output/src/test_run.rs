@@ -461,6 +461,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn pytest_errors_are_not_failures() {
+        let lines = [
+            "FAILED t.py::test_total - assert 6 == 7",
+            "ERROR t.py::test_query - ConnectionError: refused",
+            "=========== 1 failed, 1 passed, 1 error in 0.05s ===========",
+        ];
+        let r = parse_pytest(&lines);
+        assert_eq!((r.passed, r.failed, r.errors), (1, 1, 1));
+        assert_eq!(r.status, Status::Failed);
+    }
+
+    #[test]
     fn cargo_test_counts_from_result_line() {
         let text = "running 2 tests\ntest a ... ok\ntest b ... FAILED\n\nfailures:\n\n---- b stdout ----\nthread 'b' panicked at src/x.rs:3:5:\nboom\n\nfailures:\n    b\n\ntest result: FAILED. 1 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out";
         let lines: Vec<&str> = text.lines().collect();
