@@ -484,6 +484,14 @@ async fn serve(sel: &Selector, a: crate::ServeArgs) -> Result<ExitCode, CliError
 /// `daemon run`: the daemon process itself.
 pub fn run_daemon(sel: &Selector, notify_ready: bool, http: Option<ServeParams>) -> ExitCode {
     cloexec_inherited();
+    // Loading the tokenizer's vocabulary takes a fraction of a second: do it now, on a spare
+    // thread, so no exec's answer waits for it.
+    let warm = std::thread::Builder::new()
+        .name("tokenizer".into())
+        .spawn(|| ai_session_output::warm_up(ai_session_output::Encoding::O200kBase));
+    if let Err(e) = warm {
+        eprintln!("warning: tokenizer not preloaded: {e}");
+    }
     let paths = sel.paths();
     if let Err(e) = paths.create_dirs() {
         eprintln!("error: cannot create {}: {e}", paths.data.display());

@@ -10,10 +10,6 @@ use regex::Regex;
 
 use crate::parsed::{BuildOutput, Diagnostic, Location, Severity, Status};
 
-static RUSTC_HEAD: LazyLock<Regex> = lazy_re!(r"^(error|warning)(?:\[([A-Za-z0-9_:]+)\])?: (.+)$");
-static RUSTC_ARROW: LazyLock<Regex> = lazy_re!(r"^\s*(?:-->|:::) (.+?):(\d+):(\d+)$");
-static RUSTC_LABEL: LazyLock<Regex> = lazy_re!(r"^\s*(?:\d+\s*)?\|[\s|]*[\^\-~]+\s+(.+)$");
-static RUSTC_NOTE: LazyLock<Regex> = lazy_re!(r"^\s*= (note|help): (.+)$");
 static LINT_NAME: LazyLock<Regex> = lazy_re!(r"#\[(?:warn|deny|forbid)\(([a-z_:]+)\)\]");
 static CARGO_SUMMARY: LazyLock<Regex> = lazy_re!(
     r"^(error|warning): (could not compile|aborting due to|build failed|`[^`]+` \(.*\) generated \d+|\d+ warnings? emitted)",
@@ -64,20 +60,13 @@ pub fn rustc_diagnostics(lines: &[&str]) -> Vec<Diagnostic> {
     let mut out: Vec<Diagnostic> = Vec::new();
     let mut open = false;
     for line in lines {
-        let head = line.starts_with("error") || line.starts_with("warning");
-        if let Some(c) = RUSTC_HEAD.captures(line).filter(|_| head) {
+        if let Some((severity, code, message)) = rustc_head(line) {
             open = !CARGO_SUMMARY.is_match(line);
             if open {
-                let severity = if &c[1] == "error" {
-                    Severity::Error
-                } else {
-                    Severity::Warning
-                };
-                let code = c.get(2).map(|m| m.as_str().to_string());
                 out.push(Diagnostic {
                     severity,
-                    code,
-                    message: c[3].to_string(),
+                    code: code.map(str::to_string),
+                    message: message.to_string(),
                     location: None,
                     notes: vec![],
                 });
@@ -99,27 +88,43 @@ pub fn rustc_diagnostics(lines: &[&str]) -> Vec<Diagnostic> {
     out
 }
 
+/// `error[E0308]: message` / `warning: message`: severity, code, message. Read by hand: this runs
+/// on every line of outputs with tens of thousands of diagnostics.
+fn rustc_head(line: &str) -> Option<(Severity, Option<&str>, &str)> {
+    let (severity, rest) = match line.strip_prefix("error") {
+        Some(r) => (Severity::Error, r),
+        None => (Severity::Warning, line.strip_prefix("warning")?),
+    };
+    let (code, rest) = match rest.strip_prefix('[') {
+        Some(r) => {
+            let (c, r) = r.split_once(']')?;
+            let valid = !c.is_empty()
+                && c.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b':');
+            (Some(Some(c).filter(|_| valid)?), r)
+        }
+        None => (None, rest),
+    };
+    let message = rest.strip_prefix(": ")?;
+    (!message.is_empty()).then_some((severity, code, message))
+}
+
 /// Adds a location, a label or a note line to the diagnostic being read.
 fn attach_rustc_line(d: &mut Diagnostic, line: &str) {
     let t = line.trim_start();
-    if t.starts_with("-->") || t.starts_with(":::") {
-        if d.location.is_none()
-            && let Some(c) = RUSTC_ARROW.captures(line)
-        {
-            d.location = Some(Location::new(&c[1], c[2].parse().ok(), c[3].parse().ok()));
-        }
-        return;
-    }
-    if !(t.starts_with('=') || t.contains('|')) {
-        return;
-    }
-    if let Some(c) = RUSTC_ARROW.captures(line) {
+    if let Some(rest) = t.strip_prefix("--> ").or_else(|| t.strip_prefix("::: ")) {
         if d.location.is_none() {
-            d.location = Some(Location::new(&c[1], c[2].parse().ok(), c[3].parse().ok()));
+            d.location = parse_location(rest.trim_end());
         }
-    } else if let Some(c) = RUSTC_NOTE.captures(line) {
-        let note = &c[2];
+        return;
+    }
+    let note = t
+        .strip_prefix("= note: ")
+        .map(|n| ("note", n))
+        .or_else(|| t.strip_prefix("= help: ").map(|n| ("help", n)));
+    if let Some((kind, note)) = note {
         if d.code.is_none()
+            && note.contains("#[")
             && let Some(l) = LINT_NAME.captures(note)
         {
             d.code = Some(l[1].to_string());
@@ -128,13 +133,29 @@ fn attach_rustc_line(d: &mut Diagnostic, line: &str) {
             && !note.starts_with("for further information")
             && !note.starts_with('`')
         {
-            d.notes.push(format!("{}: {note}", &c[1]));
+            d.notes.push(format!("{kind}: {note}"));
         }
-    } else if let Some(c) = RUSTC_LABEL.captures(line)
-        && d.notes.len() < 3
-    {
-        d.notes.push(c[1].to_string());
+        return;
     }
+    if d.notes.len() < 3
+        && let Some(label) = label_text(t)
+    {
+        d.notes.push(label.to_string());
+    }
+}
+
+/// The text of a label under a source line: `|     ^^^^ not found in this scope` gives `not found
+/// in this scope`.
+fn label_text(t: &str) -> Option<&str> {
+    let t = t.trim_start_matches(|c: char| c.is_ascii_digit()).trim_start();
+    let t = t.strip_prefix('|')?;
+    let t = t.trim_start_matches(|c: char| c.is_whitespace() || c == '|');
+    let after = t.trim_start_matches(['^', '-', '~']);
+    if after.len() == t.len() || !after.starts_with(char::is_whitespace) {
+        return None;
+    }
+    let text = after.trim();
+    (!text.is_empty()).then_some(text)
 }
 
 static TSC_PLAIN: LazyLock<Regex> =

@@ -41,16 +41,52 @@ pub fn is_vendor(file: &str) -> bool {
     VENDOR.is_match(file)
 }
 
-/// The first source location in the line that is not in a toolchain or dependency path.
+/// The first source location in the line that is not in a toolchain or dependency path, as
+/// `file:line`. The line is searched by hand (the shape of [`LOCATION`]): this runs on every location
+/// line of outputs with tens of thousands of diagnostics.
 pub fn user_location(line: &str) -> Option<String> {
-    LOCATION.captures_iter(line).find_map(|c| {
-        let file = c.get(1)?.as_str();
-        if VENDOR.is_match(file) {
-            return None;
+    let b = line.as_bytes();
+    let path_byte = |c: u8| c.is_ascii_alphanumeric() || b"_@.+-/".contains(&c) || c >= 0x80;
+    let mut i = 0;
+    while i + 1 < b.len() {
+        let (sep, d) = (b[i], b[i + 1]);
+        if !((sep == b':' || sep == b'(') && d.is_ascii_digit()) {
+            i += 1;
+            continue;
         }
-        let l = c.get(2).or_else(|| c.get(4))?.as_str();
-        Some(format!("{file}:{l}"))
-    })
+        let mut start = i;
+        while start > 0 && path_byte(b[start - 1]) {
+            start -= 1;
+        }
+        let before_ok = start == 0 || b" \t([`'\"".contains(&b[start - 1]);
+        let file = &line[start..i];
+        let digits_end = (i + 1..b.len()).find(|&k| !b[k].is_ascii_digit()).unwrap_or(b.len());
+        let number = &line[i + 1..digits_end];
+        let tsc_ok = sep == b':'
+            || (digits_end < b.len()
+                && b[digits_end] == b','
+                && line[digits_end + 1..]
+                    .split_once(')')
+                    .is_some_and(|(c, _)| !c.is_empty() && c.bytes().all(|x| x.is_ascii_digit())));
+        if before_ok && tsc_ok && has_extension(file) && !VENDOR.is_match(file) {
+            return Some(format!("{file}:{number}"));
+        }
+        i = digits_end.max(i + 1);
+    }
+    None
+}
+
+/// True when the last component of `file` ends in `.ext` with 1 to 5 ASCII letters, after a name.
+fn has_extension(file: &str) -> bool {
+    let name = file.rsplit('/').next().unwrap_or(file);
+    match name.rsplit_once('.') {
+        Some((stem, ext)) => {
+            !stem.is_empty()
+                && (1..=5).contains(&ext.len())
+                && ext.bytes().all(|c| c.is_ascii_alphabetic())
+        }
+        None => false,
+    }
 }
 
 /// Which of `lines` (slices of `text`) are notable, in one pass of the patterns over the whole text
@@ -401,6 +437,33 @@ mod tests {
         let each: Vec<bool> = lines.iter().map(|l| is_notable(l)).collect();
         assert_eq!(bulk, each);
         assert_eq!(bulk, [false, true, true, false, false, true]);
+    }
+
+    #[test]
+    fn locations_by_hand_match_the_pattern() {
+        let cases = [
+            "error at src/main.rs:10:5 here",
+            "  --> src/lib.rs:3:9",
+            "a.ts(4,7): error TS2322",
+            "see ./pkg/m1.py:2",
+            "  at /rustc/abc/library/core/src/x.rs:5:1",
+            "node_modules/x/index.js:3:1 then src/app.js:9:2",
+            "time 10:30:00 ok",
+            "file.rs: no line",
+            "v1.2:3 odd",
+            "`src/q.rs:7`",
+        ];
+        for c in cases {
+            let by_regex = LOCATION.captures_iter(c).find_map(|m| {
+                let file = m.get(1)?.as_str();
+                if VENDOR.is_match(file) {
+                    return None;
+                }
+                let l = m.get(2).or_else(|| m.get(4))?.as_str();
+                Some(format!("{file}:{l}"))
+            });
+            assert_eq!(user_location(c), by_regex, "{c}");
+        }
     }
 
     #[test]
