@@ -147,7 +147,9 @@ fn attach_rustc_line(d: &mut Diagnostic, line: &str) {
 /// The text of a label under a source line: `|     ^^^^ not found in this scope` gives `not found
 /// in this scope`.
 fn label_text(t: &str) -> Option<&str> {
-    let t = t.trim_start_matches(|c: char| c.is_ascii_digit()).trim_start();
+    let t = t
+        .trim_start_matches(|c: char| c.is_ascii_digit())
+        .trim_start();
     let t = t.strip_prefix('|')?;
     let t = t.trim_start_matches(|c: char| c.is_whitespace() || c == '|');
     let after = t.trim_start_matches(['^', '-', '~']);

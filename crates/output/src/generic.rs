@@ -18,8 +18,10 @@ static NOTABLE: LazyLock<Regex> = lazy_re!(
 static HARMLESS: LazyLock<Regex> = lazy_re!(
     r"(?i)\b(0|no|zero) (errors?|failed|failures?|conflicts?|vulnerabilities)\b|\.\.\. ok$|\bPASSED\b|^\s*(✓|✔|PASS\s)|without errors|error_?handl|on_error",
 );
-/// `path/file.ext:line`, the shape of a source location.
-pub(crate) static LOCATION: LazyLock<Regex> = lazy_re!(
+/// `path/file.ext:line`, the shape of a source location: [`user_location`] reads it by hand; the
+/// tests check the two agree.
+#[cfg(test)]
+static LOCATION: LazyLock<Regex> = lazy_re!(
     r"(?:^|[\s(\[`'\x22])((?:\.{0,2}/)?[\w@.+-]+(?:/[\w@.+-]+)*\.[A-Za-z]{1,5})(?::(\d+)(?::(\d+))?|\((\d+),(\d+)\))"
 );
 /// Locations inside toolchains and dependencies: not the user's code.
@@ -60,7 +62,9 @@ pub fn user_location(line: &str) -> Option<String> {
         }
         let before_ok = start == 0 || b" \t([`'\"".contains(&b[start - 1]);
         let file = &line[start..i];
-        let digits_end = (i + 1..b.len()).find(|&k| !b[k].is_ascii_digit()).unwrap_or(b.len());
+        let digits_end = (i + 1..b.len())
+            .find(|&k| !b[k].is_ascii_digit())
+            .unwrap_or(b.len());
         let number = &line[i + 1..digits_end];
         let tsc_ok = sep == b':'
             || (digits_end < b.len()
@@ -117,7 +121,7 @@ pub fn notable_lines(text: &str, lines: &[&str]) -> Vec<bool> {
     flags
 }
 
-/// A cheap superset of [`LOCATION`] for scanning whole texts: a file name with an extension
+/// A cheap superset of a source location for scanning whole texts: a file name with an extension
 /// followed by `:digit` or `(digit`.
 static LOCATION_ANYWHERE: LazyLock<Regex> = lazy_re!(r"\.[A-Za-z]{1,5}(?::\d|\(\d)");
 

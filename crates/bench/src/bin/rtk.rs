@@ -191,7 +191,9 @@ fn rtk_invocation(command: &str, txt: &Path) -> Option<Vec<String>> {
         "cargo" | "git" | "go" | "pnpm" | "pip" | "ruff" => with(&[prog], rest),
         "ls" | "find" => with(&[prog], rest),
         "python3" | "python" if rest.first().is_some_and(|a| a == "-m") => {
-            (rest.get(1)? == "pytest").then(|| ())?;
+            if rest.get(1)? != "pytest" {
+                return None;
+            }
             with(&["pytest"], rest[2..].to_vec())
         }
         "python3" | "python" => with(&["log"], vec![txt.display().to_string()]),
