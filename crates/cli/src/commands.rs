@@ -305,6 +305,7 @@ async fn exec(client: &Client, a: crate::ExecArgs) -> Result<ExitCode, CliError>
         timeout_ms: secs_to_ms(a.timeout)?,
         idle_timeout_ms: secs_to_ms(a.idle_timeout)?,
         max_output_bytes: None,
+        view_budget: a.budget,
     };
     let answer: serde_json::Value = client.call(reg::SessionExec::NAME, params).await?;
     // The daemon adds `persisted: false` and why when the exec's record could not be saved.
@@ -348,10 +349,9 @@ fn parse(a: crate::ParseArgs) -> Result<ExitCode, CliError> {
     let mut raw = Vec::new();
     std::io::stdin().read_to_end(&mut raw)?;
     let text = String::from_utf8_lossy(&raw);
-    let parsed = ai_session_output::parse(a.command.as_deref(), &text);
     let handle = ai_session_output::Handle::command("the input file");
-    let compact = ai_session_output::compact(&parsed, &text, &handle)
-        .map_err(|e| CliError::Local(format!("cannot count tokens: {e}")))?;
+    let opts = ai_session_output::ViewOptions::with_budget(a.budget);
+    let (parsed, compact) = ai_session_output::analyze(a.command.as_deref(), &text, &handle, &opts);
     if a.json {
         print_json(&serde_json::json!({ "parsed": parsed, "compact": compact }))?;
     } else {
@@ -484,6 +484,14 @@ async fn serve(sel: &Selector, a: crate::ServeArgs) -> Result<ExitCode, CliError
 /// `daemon run`: the daemon process itself.
 pub fn run_daemon(sel: &Selector, notify_ready: bool, http: Option<ServeParams>) -> ExitCode {
     cloexec_inherited();
+    // Loading the tokenizer's vocabulary takes a fraction of a second: do it now, on a spare
+    // thread, so no exec's answer waits for it.
+    let warm = std::thread::Builder::new()
+        .name("tokenizer".into())
+        .spawn(|| ai_session_output::warm_up(ai_session_output::Encoding::O200kBase));
+    if let Err(e) = warm {
+        eprintln!("warning: tokenizer not preloaded: {e}");
+    }
     let paths = sel.paths();
     if let Err(e) = paths.create_dirs() {
         eprintln!("error: cannot create {}: {e}", paths.data.display());

@@ -289,6 +289,9 @@ struct ExecArgs {
     /// What to print: the command's output (full), the token-lean view (compact), or both.
     #[arg(long, value_enum, default_value = "full")]
     view: View,
+    /// Most tokens of the compact view (default 1500).
+    #[arg(long, value_name = "TOKENS")]
+    budget: Option<usize>,
     /// The command line (joined with spaces).
     #[arg(
         required = true,
@@ -311,8 +314,10 @@ struct ParseArgs {
     /// The command line that produced the output (helps recognise its format).
     #[arg(long, value_name = "CMD")]
     command: Option<String>,
+    /// Most tokens of the compact view (default 1500).
+    #[arg(long, value_name = "TOKENS")]
+    budget: Option<usize>,
     /// Print the parsed structure and the compact view as JSON.
-    /// Print JSON with a stable shape.
     #[arg(long)]
     json: bool,
 }

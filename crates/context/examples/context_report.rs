@@ -57,7 +57,7 @@ fn main() -> Result<(), ContextError> {
             let t = Instant::now();
             let view = ctx.build(budget, task)?;
             let took = t.elapsed();
-            let real = ai_session_output::count_tokens(&view.text, Encoding::O200kBase)?;
+            let real = ai_session_output::count_tokens(&view.text, Encoding::O200kBase);
             let kept = fixture::kept(&facts, &view.text);
             let must: Vec<_> = kept.iter().filter(|(f, _)| f.must).collect();
             let must_kept = must.iter().filter(|(_, k)| *k).count();

@@ -207,7 +207,7 @@ impl SessionContext {
                 .iter_mut()
                 .chain(self.last_failure.as_mut())
             {
-                f.tokens = count_tokens(&f.text, self.config.encoding)? as u32;
+                f.tokens = count_tokens(&f.text, self.config.encoding) as u32;
             }
         }
         self.maybe_compress()?;
@@ -475,7 +475,7 @@ impl SessionContext {
             text.push_str(&errs.join(" | "));
         }
         text.push('\n');
-        let tokens = count_tokens(&text, self.config.encoding)? as u32;
+        let tokens = count_tokens(&text, self.config.encoding) as u32;
         Ok(Failure {
             seq,
             task,
@@ -494,8 +494,8 @@ impl SessionContext {
         let full = render_full(e, self.config.max_entry_chars);
         let enc = self.config.encoding;
         Ok((
-            count_tokens(&full, enc)? as u32,
-            count_tokens(&render_brief(e), enc)? as u32,
+            count_tokens(&full, enc) as u32,
+            count_tokens(&render_brief(e), enc) as u32,
         ))
     }
 

@@ -1,14 +1,8 @@
 //! The errors of this crate.
 
-use ai_session_output::TokenizerError;
-
 /// Everything that can go wrong in the context library.
 #[derive(Debug, thiserror::Error)]
 pub enum ContextError {
-    /// The tokenizer failed to load (returned by every call that counts tokens). Not recoverable
-    /// at run time: the embedded ranks are broken.
-    #[error(transparent)]
-    Tokenizer(#[from] TokenizerError),
     /// `from_bytes` or the archive loader got bytes that do not start with this crate's magic:
     /// the caller handed the wrong file.
     #[error("not an ai-session context blob (bad magic {found:?})")]

@@ -129,7 +129,7 @@ impl TokenMemo {
         if let Some(n) = map.get(&key) {
             return Ok(*n);
         }
-        let n = count_tokens(text, self.encoding)?;
+        let n = count_tokens(text, self.encoding);
         if map.len() >= Self::MAX {
             map.clear();
         }

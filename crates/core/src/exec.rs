@@ -289,19 +289,24 @@ fn bare(
     }
 }
 
-/// Adds the parsed structure and the compact view to a finished command's result. Runs off the
-/// session's task: tokenizing megabytes takes milliseconds.
-pub(crate) fn annotate(result: &mut ExecResult, session: &str, command: &str) {
+/// Adds the parsed structure and the compact view (within `budget` tokens) to a finished
+/// command's result, in one pass over the output. Large outputs run off the session's task; the
+/// raw token count of an output over 1 MiB is estimated from samples, so the answer never waits
+/// for counting megabytes.
+pub(crate) fn annotate(
+    result: &mut ExecResult,
+    session: &str,
+    command: &str,
+    budget: Option<usize>,
+) {
     if result.status != ExecStatus::Exited {
         // Partial output could make a running command look finished and fine.
         return;
     }
-    let parsed = ai_session_output::parse(Some(command), &result.output);
     let handle = ai_session_output::Handle::log(session, result.output_start, result.output_end);
-    match ai_session_output::compact(&parsed, &result.output, &handle) {
-        Ok(view) => result.compact = serde_json::to_value(view).ok(),
-        Err(e) => tracing::warn!("no compact view: {e}"),
-    }
+    let opts = ai_session_output::ViewOptions::with_budget(budget);
+    let (parsed, view) = ai_session_output::analyze(Some(command), &result.output, &handle, &opts);
+    result.compact = serde_json::to_value(view).ok();
     result.parsed = serde_json::to_value(parsed).ok();
 }
 

@@ -138,15 +138,16 @@ impl SessionHandle {
     /// The result carries the parsed output and its compact view once the command finished.
     pub async fn exec(&self, params: ExecParams) -> Result<ExecResult> {
         let command = params.command.clone();
+        let budget = params.view_budget;
         let mut result = self.call(|r| Cmd::Exec(params, r)).await?;
         let session = self.name.to_string();
         if result.output.len() <= 64 * 1024 {
             // Small outputs parse in microseconds: not worth a trip to the blocking pool.
-            crate::exec::annotate(&mut result, &session, &command);
+            crate::exec::annotate(&mut result, &session, &command, budget);
             return Ok(result);
         }
         tokio::task::spawn_blocking(move || {
-            crate::exec::annotate(&mut result, &session, &command);
+            crate::exec::annotate(&mut result, &session, &command, budget);
             result
         })
         .await

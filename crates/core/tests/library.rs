@@ -11,6 +11,7 @@ fn exec(target: &str, command: &str) -> ExecParams {
         timeout_ms: Some(20_000),
         idle_timeout_ms: None,
         max_output_bytes: None,
+        view_budget: None,
     }
 }
 

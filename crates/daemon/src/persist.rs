@@ -1191,6 +1191,7 @@ async fn rerun_last(
             timeout_ms: None,
             idle_timeout_ms: None,
             max_output_bytes: None,
+            view_budget: None,
         },
     )
     .await

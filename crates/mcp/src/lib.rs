@@ -154,6 +154,9 @@ pub struct ExecArgs {
     /// Cap on the full output in bytes (head and tail kept, `truncated` set).
     #[serde(default)]
     pub max_output_bytes: Option<usize>,
+    /// Most tokens of the compact view (default 1500, at least 200).
+    #[serde(default)]
+    pub view_budget: Option<usize>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -524,6 +527,7 @@ impl AiSessionMcp {
             timeout_ms,
             idle_timeout_ms,
             max_output_bytes: a.max_output_bytes,
+            view_budget: a.view_budget,
         };
         let call = self.call::<_, ExecResult>(reg::SessionExec::NAME, params);
         Ok(match self.with_progress(&ctx, &a.session, call).await {

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use ai_session_output::{Encoding, Handle, compact_with, parse};
+use ai_session_output::{Encoding, Handle, ViewOptions, compact_with, parse};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
@@ -46,14 +46,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             &parsed,
             &raw,
             &Handle::log(name, 0, raw.len() as u64),
-            encoding,
-        )?;
+            &ViewOptions {
+                encoding,
+                ..ViewOptions::default()
+            },
+        );
         let facts: Vec<&str> = meta["facts"]
             .as_array()
             .map(|a| a.iter().filter_map(|f| f.as_str()).collect())
             .unwrap_or_default();
-        let kept = facts.iter().filter(|f| view.text.contains(*f)).count();
-        let missing: Vec<&&str> = facts.iter().filter(|f| !view.text.contains(**f)).collect();
+        let has = |f: &str| view.text.contains(f) || view.text.contains(&normalise_fact(f));
+        let kept = facts.iter().filter(|f| has(f)).count();
+        let missing: Vec<&&str> = facts.iter().filter(|f| !has(f)).collect();
         let saved = 100.0 * (1.0 - view.compact_tokens as f64 / view.raw_tokens.max(1) as f64);
         let format = serde_json::to_value(parsed.format)?;
         println!(
@@ -85,4 +89,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "TOTAL", "", raw_total, compact_total, saved, kept_total, facts_total
     );
     Ok(())
+}
+
+/// A `file(l,c)` location (tsc) or `file l:c` (webpack) is the same fact as `file:l:c`, as in the
+/// fixture tests.
+fn normalise_fact(fact: &str) -> String {
+    let tsc = fact
+        .strip_suffix(')')
+        .and_then(|f| f.rsplit_once('('))
+        .and_then(|(file, lc)| lc.split_once(',').map(|(l, c)| format!("{file}:{l}:{c}")));
+    if let Some(t) = tsc {
+        return t;
+    }
+    match fact.rsplit_once(' ') {
+        Some((file, lc))
+            if lc.contains(':') && lc.bytes().all(|b| b.is_ascii_digit() || b == b':') =>
+        {
+            format!("{file}:{lc}")
+        }
+        _ => fact.to_string(),
+    }
 }

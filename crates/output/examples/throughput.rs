@@ -1,4 +1,6 @@
-//! Parsing throughput on large generated inputs: a leveled log, JSON lines, and unrecognised text.
+//! Parse-and-view throughput on large generated inputs (a leveled log, JSON lines, cargo output with
+//! thousands of warnings, unrecognised text), in process: what `analyze` costs once the input is in
+//! memory. `ai-session-bench`'s `output` binary measures the same through the CLI.
 //!
 //! Run: `cargo run --release -p ai-session-output --example throughput`
 
@@ -42,25 +44,49 @@ fn json_log(target: usize) -> String {
     s
 }
 
+fn cargo_output(target: usize) -> String {
+    let mut s = String::with_capacity(target + 512);
+    let mut k = 0u64;
+    while s.len() < target {
+        k += 1;
+        let line = 10 + k % 900;
+        s.push_str(&format!(
+            "warning: unused variable: `item_{k}`\n  --> src/module_{}.rs:{line}:13\n   |\n{line} |         let item_{k} = load(id);\n   |             ^^^^^^^^ help: if this is intentional, prefix it with an underscore: `_item_{k}`\n   |\n   = note: `#[warn(unused_variables)]` on by default\n\n",
+            k % 40
+        ));
+    }
+    s.push_str("error[E0425]: cannot find value `rate` in this scope\n  --> src/tax.rs:14:9\n\nerror: could not compile `shop` (lib) due to 1 previous error\n");
+    s
+}
+
 fn measure(name: &str, command: Option<&str>, input: &str) {
-    // One warm-up run compiles the lazily built regexes.
-    let _warm = ai_session_output::parse(command, &input[..input.len().min(1 << 16)]);
+    let handle = ai_session_output::Handle::command("the input");
+    let opts = ai_session_output::ViewOptions::default();
+    // One warm-up run compiles the lazily built regexes and loads the tokenizer.
+    let _warm =
+        ai_session_output::analyze(command, &input[..input.len().min(1 << 16)], &handle, &opts);
     let start = Instant::now();
-    let parsed = ai_session_output::parse(command, input);
+    let (parsed, view) = ai_session_output::analyze(command, input, &handle, &opts);
     let secs = start.elapsed().as_secs_f64();
     let mb = input.len() as f64 / 1e6;
     println!(
-        "{name:<14} {mb:>7.1} MB  {secs:>6.3} s  {:>7.1} MB/s  format={:?} lines={}",
+        "{name:<14} {mb:>7.1} MB  {secs:>6.3} s  {:>7.1} MB/s  format={:?} lines={} view={} tokens",
         mb / secs,
         parsed.format,
-        parsed.lines
+        parsed.lines,
+        view.compact_tokens
     );
 }
 
 fn main() {
-    let size = 200_000_000;
+    let size: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(200)
+        * 1_000_000;
     measure("leveled log", None, &leveled_log(size));
     measure("json lines", None, &json_log(size));
+    measure("cargo build", Some("cargo build"), &cargo_output(size / 4));
     let text: String = leveled_log(size / 2)
         .replace("INFO", "info")
         .replace("WARN", "warn")

@@ -10,10 +10,6 @@ use regex::Regex;
 
 use crate::parsed::{BuildOutput, Diagnostic, Location, Severity, Status};
 
-static RUSTC_HEAD: LazyLock<Regex> = lazy_re!(r"^(error|warning)(?:\[([A-Za-z0-9_:]+)\])?: (.+)$");
-static RUSTC_ARROW: LazyLock<Regex> = lazy_re!(r"^\s*(?:-->|:::) (.+?):(\d+):(\d+)$");
-static RUSTC_LABEL: LazyLock<Regex> = lazy_re!(r"^\s*(?:\d+\s*)?\|[\s|]*[\^\-~]+\s+(.+)$");
-static RUSTC_NOTE: LazyLock<Regex> = lazy_re!(r"^\s*= (note|help): (.+)$");
 static LINT_NAME: LazyLock<Regex> = lazy_re!(r"#\[(?:warn|deny|forbid)\(([a-z_:]+)\)\]");
 static CARGO_SUMMARY: LazyLock<Regex> = lazy_re!(
     r"^(error|warning): (could not compile|aborting due to|build failed|`[^`]+` \(.*\) generated \d+|\d+ warnings? emitted)",
@@ -21,7 +17,7 @@ static CARGO_SUMMARY: LazyLock<Regex> = lazy_re!(
 static CARGO_PROGRESS: LazyLock<Regex> = lazy_re!(
     r"^\s+(Compiling|Checking|Downloaded|Downloading|Updating|Locking|Adding|Blocking|Fresh|Documenting|Running)\s"
 );
-static CARGO_FINISHED: LazyLock<Regex> = lazy_re!(r"^\s+Finished (.+)$");
+static CARGO_FINISHED: LazyLock<Regex> = lazy_re!(r"^\s+Finished ");
 
 /// Parses rustc diagnostics out of cargo build/check/clippy output.
 pub fn parse_cargo(lines: &[&str]) -> BuildOutput {
@@ -29,10 +25,14 @@ pub fn parse_cargo(lines: &[&str]) -> BuildOutput {
     let mut summary = Vec::new();
     let mut artifacts = Vec::new();
     for line in lines {
-        if CARGO_SUMMARY.is_match(line) {
+        // Cheap first-byte tests keep the regexes off the bulk of the lines.
+        if (line.starts_with("error") || line.starts_with("warning"))
+            && CARGO_SUMMARY.is_match(line)
+        {
             summary.push(line.trim().to_string());
-        } else if let Some(c) = CARGO_FINISHED.captures(line) {
-            artifacts.push(c[1].to_string());
+        } else if line.starts_with(' ') && CARGO_FINISHED.is_match(line) {
+            // `Finished` is kept verbatim: it is the word that says the build succeeded.
+            artifacts.push(line.trim().to_string());
         }
     }
     let failed = diagnostics.iter().any(|d| d.severity == Severity::Error)
@@ -60,19 +60,13 @@ pub fn rustc_diagnostics(lines: &[&str]) -> Vec<Diagnostic> {
     let mut out: Vec<Diagnostic> = Vec::new();
     let mut open = false;
     for line in lines {
-        if let Some(c) = RUSTC_HEAD.captures(line) {
+        if let Some((severity, code, message)) = rustc_head(line) {
             open = !CARGO_SUMMARY.is_match(line);
             if open {
-                let severity = if &c[1] == "error" {
-                    Severity::Error
-                } else {
-                    Severity::Warning
-                };
-                let code = c.get(2).map(|m| m.as_str().to_string());
                 out.push(Diagnostic {
                     severity,
-                    code,
-                    message: c[3].to_string(),
+                    code: code.map(str::to_string),
+                    message: message.to_string(),
                     location: None,
                     notes: vec![],
                 });
@@ -81,7 +75,7 @@ pub fn rustc_diagnostics(lines: &[&str]) -> Vec<Diagnostic> {
         }
         let top_level = !line.is_empty()
             && !line.starts_with(|c: char| c == ' ' || c == '=' || c == '|' || c.is_ascii_digit());
-        if CARGO_PROGRESS.is_match(line)
+        if (line.starts_with("  ") && CARGO_PROGRESS.is_match(line))
             || (top_level && !line.starts_with("help: ") && !line.starts_with("note: "))
         {
             open = false;
@@ -94,15 +88,43 @@ pub fn rustc_diagnostics(lines: &[&str]) -> Vec<Diagnostic> {
     out
 }
 
+/// `error[E0308]: message` / `warning: message`: severity, code, message. Read by hand: this runs
+/// on every line of outputs with tens of thousands of diagnostics.
+fn rustc_head(line: &str) -> Option<(Severity, Option<&str>, &str)> {
+    let (severity, rest) = match line.strip_prefix("error") {
+        Some(r) => (Severity::Error, r),
+        None => (Severity::Warning, line.strip_prefix("warning")?),
+    };
+    let (code, rest) = match rest.strip_prefix('[') {
+        Some(r) => {
+            let (c, r) = r.split_once(']')?;
+            let valid = !c.is_empty()
+                && c.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b':');
+            (Some(Some(c).filter(|_| valid)?), r)
+        }
+        None => (None, rest),
+    };
+    let message = rest.strip_prefix(": ")?;
+    (!message.is_empty()).then_some((severity, code, message))
+}
+
 /// Adds a location, a label or a note line to the diagnostic being read.
 fn attach_rustc_line(d: &mut Diagnostic, line: &str) {
-    if let Some(c) = RUSTC_ARROW.captures(line) {
+    let t = line.trim_start();
+    if let Some(rest) = t.strip_prefix("--> ").or_else(|| t.strip_prefix("::: ")) {
         if d.location.is_none() {
-            d.location = Some(Location::new(&c[1], c[2].parse().ok(), c[3].parse().ok()));
+            d.location = parse_location(rest.trim_end());
         }
-    } else if let Some(c) = RUSTC_NOTE.captures(line) {
-        let note = &c[2];
+        return;
+    }
+    let note = t
+        .strip_prefix("= note: ")
+        .map(|n| ("note", n))
+        .or_else(|| t.strip_prefix("= help: ").map(|n| ("help", n)));
+    if let Some((kind, note)) = note {
         if d.code.is_none()
+            && note.contains("#[")
             && let Some(l) = LINT_NAME.captures(note)
         {
             d.code = Some(l[1].to_string());
@@ -111,13 +133,31 @@ fn attach_rustc_line(d: &mut Diagnostic, line: &str) {
             && !note.starts_with("for further information")
             && !note.starts_with('`')
         {
-            d.notes.push(format!("{}: {note}", &c[1]));
+            d.notes.push(format!("{kind}: {note}"));
         }
-    } else if let Some(c) = RUSTC_LABEL.captures(line)
-        && d.notes.len() < 3
-    {
-        d.notes.push(c[1].to_string());
+        return;
     }
+    if d.notes.len() < 3
+        && let Some(label) = label_text(t)
+    {
+        d.notes.push(label.to_string());
+    }
+}
+
+/// The text of a label under a source line: `|     ^^^^ not found in this scope` gives `not found
+/// in this scope`.
+fn label_text(t: &str) -> Option<&str> {
+    let t = t
+        .trim_start_matches(|c: char| c.is_ascii_digit())
+        .trim_start();
+    let t = t.strip_prefix('|')?;
+    let t = t.trim_start_matches(|c: char| c.is_whitespace() || c == '|');
+    let after = t.trim_start_matches(['^', '-', '~']);
+    if after.len() == t.len() || !after.starts_with(char::is_whitespace) {
+        return None;
+    }
+    let text = after.trim();
+    (!text.is_empty()).then_some(text)
 }
 
 static TSC_PLAIN: LazyLock<Regex> =
@@ -434,6 +474,96 @@ fn merge_error_headers(diagnostics: &mut [Diagnostic], lines: &[&str]) {
         {
             d.notes.push(next.trim().to_string());
         }
+    }
+}
+
+static RUFF_HEAD: LazyLock<Regex> = lazy_re!(r"^([A-Z]{1,4}\d{2,4}) (?:\[\*\] )?(.+)$");
+static RUFF_SUMMARY: LazyLock<Regex> = lazy_re!(
+    r"^(Found \d+ errors?.*|\[\*\] \d+ fixable.*|\d+ files? would be reformatted.*|All checks passed!)$"
+);
+
+/// Parses `ruff check` in its default (full) and concise forms: `F821 Undefined name `x`` with
+/// ` --> file:l:c` on the next line, or `file:l:c: F821 message` on one line.
+pub fn parse_ruff(lines: &[&str]) -> BuildOutput {
+    let mut diagnostics: Vec<Diagnostic> = Vec::new();
+    let mut summary = Vec::new();
+    for line in lines {
+        let t = line.trim();
+        if let Some(rest) = t.strip_prefix("--> ") {
+            if let (Some(d), Some(loc)) = (diagnostics.last_mut(), parse_location(rest))
+                && d.location.is_none()
+            {
+                d.location = Some(loc);
+            }
+        } else if let Some(c) = RUFF_HEAD.captures(line) {
+            diagnostics.push(diag("error", Some(&c[1]), &c[2], None));
+        } else if let Some(c) = RUFF_CONCISE.captures(line) {
+            let loc = Location::new(&c[1], c[2].parse().ok(), c[3].parse().ok());
+            diagnostics.push(diag("error", Some(&c[4]), &c[5], Some(loc)));
+        } else if RUFF_SUMMARY.is_match(t) {
+            summary.push(t.to_string());
+        }
+    }
+    let failed = !diagnostics.is_empty()
+        || summary
+            .iter()
+            .any(|s| s.starts_with("Found") || s.contains("would be"));
+    let ok = summary.iter().any(|s| s == "All checks passed!");
+    BuildOutput {
+        tool: "ruff".into(),
+        status: status_of(failed, ok),
+        diagnostics,
+        artifacts: vec![],
+        summary,
+    }
+}
+
+static RUFF_CONCISE: LazyLock<Regex> =
+    lazy_re!(r"^(\S+?):(\d+):(\d+): ([A-Z]{1,4}\d{2,4}) (?:\[\*\] )?(.+)$");
+
+/// `file:line:col` (the column optional).
+fn parse_location(s: &str) -> Option<Location> {
+    let mut parts = s.rsplitn(3, ':');
+    let c = parts.next()?;
+    let l = parts.next()?;
+    match parts.next() {
+        Some(file) => Some(Location::new(file, l.parse().ok(), c.parse().ok())),
+        None => Some(Location::new(l, c.parse().ok(), None)),
+    }
+}
+
+static ESLINT_ROW: LazyLock<Regex> =
+    lazy_re!(r"^\s+(\d+):(\d+)\s+(error|warning)\s+(.+?)\s{2,}(\S+)$");
+static ESLINT_TOTAL: LazyLock<Regex> =
+    lazy_re!(r"^✖ \d+ problems? .*$|^\s*\d+ errors? and \d+ warnings? potentially fixable.*$");
+
+/// Parses eslint's default (stylish) output: a file path line, then `  l:c  error  message  rule`
+/// rows under it, and the `✖ N problems` total.
+pub fn parse_eslint(lines: &[&str]) -> BuildOutput {
+    let mut diagnostics = Vec::new();
+    let mut summary = Vec::new();
+    let mut file = String::new();
+    for line in lines {
+        if let Some(c) = ESLINT_ROW.captures(line) {
+            let loc = Location::new(&file, c[1].parse().ok(), c[2].parse().ok());
+            diagnostics.push(diag(&c[3], Some(&c[5]), &c[4], Some(loc)));
+        } else if ESLINT_TOTAL.is_match(line) {
+            summary.push(line.trim().to_string());
+        } else if !line.starts_with(char::is_whitespace) && !line.trim().is_empty() {
+            file = line.trim().to_string();
+        }
+    }
+    let failed = diagnostics.iter().any(|d| d.severity == Severity::Error);
+    BuildOutput {
+        tool: "eslint".into(),
+        status: if failed {
+            Status::Failed
+        } else {
+            Status::Unknown
+        },
+        diagnostics,
+        artifacts: vec![],
+        summary,
     }
 }
 

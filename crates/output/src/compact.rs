@@ -1,22 +1,24 @@
 //! The compact view: a short text an agent reads instead of the raw output.
 //!
 //! Rules every view follows:
+//! - it fits its token budget (default [`DEFAULT_BUDGET`]) whatever the size of the input;
 //! - the first line states the outcome, and never says success unless the parse says [`Status::Success`];
-//! - errors, failing tests, conflicts and their file:line are always kept;
-//! - a safety net re-reads the raw output and appends any notable line (an error word, a location in the
-//!   user's code) that the specific view did not cover, so a parser gap costs tokens, not facts;
-//! - the last line says how many lines were left out and how to get the full output ([`Handle`]).
+//! - errors, failures and final status lines come first; what the budget cuts is counted, with
+//!   where it is (file:line or `L<n>`, a line of the output);
+//! - a safety net re-reads the output and appends any notable line (an error word, a location in the
+//!   user's code) that the parse does not account for, so a parser gap costs tokens, not facts;
+//! - the last line says how many lines were left out and how to get the full output ([`Handle`]);
+//! - a view never costs more tokens than the output: then the output is returned as-is, with no
+//!   footer (`whole`).
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 
+use crate::budget::{DEFAULT_BUDGET, Sink, push_all};
 use crate::generic;
-use crate::parsed::{
-    BuildOutput, Diagnostic, GitOutput, LogLevel, Parsed, ParsedOutput, Severity, Status,
-    StructuredLog, TestResults,
-};
-use crate::tokens::{Encoding, TokenizerError, count_tokens};
+use crate::parsed::{Diagnostic, Parsed, ParsedOutput, Status};
+use crate::tokens::{Encoding, count_tokens, estimate_tokens};
 
 /// Where the full output can be read again. The caller fills what it knows.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,10 +67,39 @@ impl Handle {
     }
 }
 
+/// How a view is built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ViewOptions {
+    /// Most tokens the view may take, footer included (at least [`crate::budget::MIN_BUDGET`]).
+    pub budget: usize,
+    /// Vocabulary the budget and the counts are in.
+    pub encoding: Encoding,
+}
+
+impl Default for ViewOptions {
+    fn default() -> Self {
+        Self {
+            budget: DEFAULT_BUDGET,
+            encoding: Encoding::default(),
+        }
+    }
+}
+
+impl ViewOptions {
+    /// The default options with another budget (`None`: the default).
+    pub fn with_budget(budget: Option<usize>) -> Self {
+        Self {
+            budget: budget.unwrap_or(DEFAULT_BUDGET),
+            ..Self::default()
+        }
+    }
+}
+
 /// A compact view and its measurements.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Compact {
-    /// The view, footer included.
+    /// The view, footer included; or the cleaned output itself when no view would be shorter
+    /// (`whole`), without any footer.
     pub text: String,
     /// The outcome the view states.
     pub status: Status,
@@ -76,8 +107,17 @@ pub struct Compact {
     pub encoding: Encoding,
     /// Tokens of the raw output.
     pub raw_tokens: usize,
-    /// Tokens of `text`.
+    /// True when `raw_tokens` was scaled from samples of a large output (see
+    /// [`crate::tokens::estimate_tokens`]) rather than counted.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub raw_tokens_estimated: bool,
+    /// Tokens of `text`, exact.
     pub compact_tokens: usize,
+    /// The budget the view was built under.
+    pub budget: usize,
+    /// True when `text` is the whole output as-is.
+    #[serde(default)]
+    pub whole: bool,
     /// Lines of the cleaned output.
     pub raw_lines: usize,
     /// Lines of the view before its footer.
@@ -86,59 +126,98 @@ pub struct Compact {
     pub omitted_lines: usize,
 }
 
-/// Builds the compact view with the default tokenizer (o200k_base).
-pub fn compact(parsed: &Parsed, raw: &str, handle: &Handle) -> Result<Compact, TokenizerError> {
-    compact_with(parsed, raw, handle, Encoding::default())
+/// Builds the compact view with the default options (o200k_base, [`DEFAULT_BUDGET`] tokens).
+pub fn compact(parsed: &Parsed, raw: &str, handle: &Handle) -> Compact {
+    compact_with(parsed, raw, handle, &ViewOptions::default())
 }
 
-/// Builds the compact view, counting tokens with `encoding`.
-pub fn compact_with(
-    parsed: &Parsed,
-    raw: &str,
-    handle: &Handle,
-    encoding: Encoding,
-) -> Result<Compact, TokenizerError> {
+/// Builds the compact view of an output parsed earlier.
+pub fn compact_with(parsed: &Parsed, raw: &str, handle: &Handle, opts: &ViewOptions) -> Compact {
     let cleaned = crate::text::clean(raw);
     let lines: Vec<&str> = cleaned.lines().collect();
-    let (mut body, status) = render(parsed, &lines);
-    if needs_safety_net(&parsed.output) {
-        safety_net(&lines, &mut body);
-    }
-    let raw_tokens = count_tokens(raw, encoding)?;
-    let mut compact_tokens = count_tokens(&body, encoding)?;
-    // A view that is not shorter than the output itself is no help: show the cleaned output whole.
-    if compact_tokens + FOOTER_TOKENS >= count_tokens(&cleaned, encoding)? {
-        body = cleaned.trim_end().to_string();
-        body.push('\n');
-        compact_tokens = count_tokens(&body, encoding)?;
-    }
-    let shown_lines = body.lines().count().min(lines.len());
-    let omitted = lines.len().saturating_sub(shown_lines);
-    let footer = if body.len() == cleaned.trim_end().len() + 1 && omitted == 0 {
-        format!("[complete output, {} lines]\n", lines.len())
-    } else {
-        format!(
-            "[{} lines condensed to {shown_lines}; {omitted} left out. Full output: {}]\n",
-            lines.len(),
-            handle.describe()
-        )
-    };
-    compact_tokens += count_tokens(&footer, encoding)?;
-    body.push_str(&footer);
-    Ok(Compact {
-        raw_tokens,
-        compact_tokens,
-        text: body,
-        status,
-        encoding,
-        raw_lines: lines.len(),
-        shown_lines,
-        omitted_lines: omitted,
-    })
+    let notable = crate::generic::notable_lines(&cleaned, &lines);
+    build(parsed, raw, &cleaned, &lines, &notable, handle, opts)
 }
 
-/// About what the footer of a condensed view costs; a view must save more than this to be used.
-const FOOTER_TOKENS: usize = 30;
+/// Parses an output and builds its view in one pass over the text: it is cleaned, split into
+/// lines and scanned for notable lines once.
+pub fn analyze(
+    command: Option<&str>,
+    raw: &str,
+    handle: &Handle,
+    opts: &ViewOptions,
+) -> (Parsed, Compact) {
+    let cleaned = crate::text::clean(raw);
+    let lines: Vec<&str> = cleaned.lines().collect();
+    let notable = crate::generic::notable_lines(&cleaned, &lines);
+    let parsed = crate::parse_lines(command, raw.len(), &cleaned, &lines, &notable);
+    let view = build(&parsed, raw, &cleaned, &lines, &notable, handle, opts);
+    (parsed, view)
+}
+
+fn build(
+    parsed: &Parsed,
+    raw: &str,
+    cleaned: &str,
+    lines: &[&str],
+    notable: &[bool],
+    handle: &Handle,
+    opts: &ViewOptions,
+) -> Compact {
+    let enc = opts.encoding;
+    let mut sink = Sink::new(opts.budget, enc);
+    let status = crate::render::render(parsed, lines, notable, &mut sink);
+    if needs_safety_net(&parsed.output) {
+        safety_net(parsed, lines, notable, &mut sink);
+    }
+    let shown_lines = sink.lines().min(lines.len());
+    let mut text = sink.into_text();
+    let whole_len = cleaned.trim_end().len() + 1;
+    // Each text is counted once: the cleaned output (exactly, or from samples when large), the
+    // raw output only when escapes made it differ, and the finished view.
+    let cleaned_count = estimate_tokens(cleaned, enc);
+    let raw_count = if raw.len() == cleaned.len() {
+        cleaned_count
+    } else {
+        estimate_tokens(raw, enc)
+    };
+    let mut whole = text.len() >= whole_len;
+    let mut compact_tokens = 0;
+    if !whole {
+        let omitted = lines.len().saturating_sub(shown_lines);
+        text.push_str(&format!(
+            "[{shown_lines} of {} lines shown, {omitted} left out; all of it: {}]\n",
+            lines.len(),
+            handle.describe()
+        ));
+        compact_tokens = count_tokens(&text, enc);
+        // A view that is not shorter than the output itself is no help.
+        whole = !cleaned_count.estimated && compact_tokens >= cleaned_count.tokens;
+    }
+    if whole {
+        text = cleaned.trim_end().to_string();
+        text.push('\n');
+        compact_tokens = if cleaned_count.estimated {
+            count_tokens(&text, enc)
+        } else {
+            cleaned_count.tokens
+        };
+    }
+    let shown_lines = if whole { lines.len() } else { shown_lines };
+    Compact {
+        raw_tokens: raw_count.tokens,
+        raw_tokens_estimated: raw_count.estimated,
+        compact_tokens,
+        budget: opts.budget,
+        whole,
+        text,
+        status,
+        encoding: enc,
+        raw_lines: lines.len(),
+        shown_lines,
+        omitted_lines: lines.len() - shown_lines,
+    }
+}
 
 fn needs_safety_net(output: &ParsedOutput) -> bool {
     match output {
@@ -150,335 +229,178 @@ fn needs_safety_net(output: &ParsedOutput) -> bool {
     }
 }
 
-/// Renders the body of the view (without footer) and the status it states.
-pub fn render(parsed: &Parsed, lines: &[&str]) -> (String, Status) {
-    let mut out = String::new();
-    let status = match &parsed.output {
-        ParsedOutput::BuildOutput(b) => render_build(b, &mut out),
-        ParsedOutput::TestResults(t) => render_tests(t, &mut out),
-        ParsedOutput::GitOutput(g) => render_git(g, lines, &mut out),
-        ParsedOutput::StructuredLog(l) => render_log(l, lines.len(), &mut out),
-        ParsedOutput::ProcessList(p) => crate::system::render_ps(p, &mut out),
-        ParsedOutput::NetworkOutput(n) => crate::system::render_net(n, &mut out),
-        ParsedOutput::FileSystemOutput(f) => crate::system::render_fs(f, &mut out),
-        ParsedOutput::Custom(c) if c.kind == "package" => crate::pkg::render(c, &mut out),
-        ParsedOutput::Custom(c) if c.kind == "memory" => {
-            crate::system::render_free(lines, &mut out)
-        }
-        ParsedOutput::Custom(_) => {
-            generic::render(lines, &mut out);
-            Status::Unknown
-        }
-    };
-    (out, status)
-}
-
-fn outcome(status: Status) -> &'static str {
-    match status {
-        Status::Success => "ok",
-        Status::Failed => "FAILED",
-        Status::Unknown => "outcome not stated in output",
-    }
-}
-
-fn render_build(b: &BuildOutput, out: &mut String) -> Status {
-    let errors = b
-        .diagnostics
-        .iter()
-        .filter(|d| d.severity == Severity::Error)
-        .count();
-    let warnings = b
-        .diagnostics
-        .iter()
-        .filter(|d| d.severity == Severity::Warning)
-        .count();
-    outln!(
-        out,
-        "{}: {} ({errors} errors, {warnings} warnings)",
-        b.tool,
-        outcome(b.status)
-    );
-    for d in &b.diagnostics {
-        push_diagnostic(d, out);
-    }
-    for s in b.summary.iter().chain(&b.artifacts) {
-        outln!(out, "{s}");
-    }
-    b.status
-}
-
-fn push_diagnostic(d: &Diagnostic, out: &mut String) {
-    let sev = match d.severity {
-        Severity::Error => "error",
-        Severity::Warning => "warning",
-        Severity::Note => "note",
-    };
-    let code = d
-        .code
-        .as_deref()
-        .map(|c| format!("[{c}]"))
-        .unwrap_or_default();
-    let at = d
-        .location
-        .as_ref()
-        .map(|l| format!(" {l}"))
-        .unwrap_or_default();
-    outw!(out, "{sev}{code}{at}: {}", d.message);
-    let keep = if d.severity == Severity::Error { 2 } else { 1 };
-    for n in d.notes.iter().take(keep) {
-        outw!(out, " | {n}");
-    }
-    out.push('\n');
-}
-
-fn render_tests(t: &TestResults, out: &mut String) -> Status {
-    outln!(
-        out,
-        "{}: {} ({} passed, {} failed, {} skipped)",
-        t.tool,
-        outcome(t.status),
-        t.passed,
-        t.failed,
-        t.skipped
-    );
-    for d in &t.diagnostics {
-        push_diagnostic(d, out);
-    }
-    for f in &t.failures {
-        let at = f
-            .location
-            .as_ref()
-            .map(|l| format!(" at {l}"))
-            .unwrap_or_default();
-        outln!(out, "FAIL {}{at}", f.name);
-        for m in &f.message {
-            outln!(out, "  {m}");
-        }
-    }
-    for s in &t.summary {
-        outln!(out, "{s}");
-    }
-    t.status
-}
-
-/// Diffs up to this many changed lines are shown in full (added and removed lines, no context).
-const DIFF_BODY_LIMIT: usize = 80;
-/// Commits listed one per line before the rest are counted.
-const LOG_LIMIT: usize = 30;
-
-fn render_git(g: &GitOutput, lines: &[&str], out: &mut String) -> Status {
-    outln!(out, "{} {:?}: {}", g.vcs, g.operation, outcome(g.status));
-    for b in &g.branch {
-        outln!(out, "{b}");
-    }
-    for c in &g.conflicts {
-        outln!(out, "CONFLICT ({}): {}", c.kind, c.path);
-    }
-    render_git_files(g, out);
-    render_git_commits(g, out);
-    render_git_diffs(g, lines, out);
-    for m in &g.messages {
-        if !m.starts_with("CONFLICT") && !m.starts_with("hint:") {
-            outln!(out, "{}", m.trim());
-        }
-    }
-    g.status
-}
-
-fn render_git_files(g: &GitOutput, out: &mut String) {
-    let mut groups: Vec<((&str, &str), Vec<&str>)> = Vec::new();
-    for f in &g.files {
-        let key = (f.state.as_str(), f.change.as_str());
-        match groups.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, paths)) => paths.push(&f.path),
-            None => groups.push((key, vec![&f.path])),
-        }
-    }
-    for ((state, change), paths) in groups {
-        let shown = if state == "untracked" || state == "ignored" {
-            40
-        } else {
-            usize::MAX
-        };
-        let rest = paths.len().saturating_sub(shown);
-        let list: Vec<&str> = paths.into_iter().take(shown).collect();
-        let more = if rest > 0 {
-            format!(" (+{rest} more)")
-        } else {
-            String::new()
-        };
-        let label = if state == change {
-            state.to_string()
-        } else {
-            format!("{state} {change}")
-        };
-        outln!(out, "{label}: {}{more}", list.join(", "));
-    }
-}
-
-fn render_git_commits(g: &GitOutput, out: &mut String) {
-    if g.commits.is_empty() {
-        return;
-    }
-    let mut authors: Vec<&str> = Vec::new();
-    for c in &g.commits {
-        let name = c.author.split(" <").next().unwrap_or("");
-        if !name.is_empty() && !authors.contains(&name) {
-            authors.push(name);
-        }
-    }
-    if !authors.is_empty() {
-        outln!(out, "authors: {}", authors.join(", "));
-    }
-    if let (Some(first), Some(last)) = (g.commits.first(), g.commits.last())
-        && !first.date.is_empty()
-    {
-        outln!(out, "dates: {} .. {}", last.date, first.date);
-    }
-    for c in g.commits.iter().take(LOG_LIMIT) {
-        outln!(
-            out,
-            "{} {}",
-            crate::text::prefix_at_boundary(&c.hash, 7),
-            c.subject
-        );
-    }
-    if g.commits.len() > LOG_LIMIT {
-        outln!(out, "… {} older commits", g.commits.len() - LOG_LIMIT);
-    }
-}
-
-fn render_git_diffs(g: &GitOutput, lines: &[&str], out: &mut String) {
-    let changed: usize = g.diffs.iter().map(|d| d.added + d.removed).sum();
-    for d in &g.diffs {
-        outln!(out, "{} +{} -{}", d.path, d.added, d.removed);
-        for n in &d.notes {
-            outln!(out, "  {n}");
-        }
-        if changed > DIFF_BODY_LIMIT {
-            for h in &d.hunks {
-                outln!(out, "  {h}");
-            }
-        }
-    }
-    if g.diffs.is_empty() {
-        return;
-    }
-    if changed > DIFF_BODY_LIMIT {
-        outln!(
-            out,
-            "({changed} changed lines not shown: read the full diff)"
-        );
-        return;
-    }
-    // Small diffs keep every hunk header and changed line, so nothing of the change is lost.
-    for line in lines {
-        let body = line.starts_with('+') || line.starts_with('-');
-        if line.starts_with("@@") || (body && !line.starts_with("+++") && !line.starts_with("---"))
-        {
-            outln!(out, "{line}");
-        } else if let Some(path) = line.strip_prefix("+++ b/") {
-            outln!(out, "## {path}");
-        }
-    }
-}
-
-fn render_log(l: &StructuredLog, total: usize, out: &mut String) -> Status {
-    let counts: Vec<String> = l
-        .counts
-        .iter()
-        .map(|(lv, n)| format!("{lv:?} {n}"))
-        .collect();
-    outln!(
-        out,
-        "{} log, {total} lines: {}",
-        l.encoding,
-        counts.join(", ")
-    );
-    let mut groups: HashMap<String, (usize, usize, usize)> = HashMap::new();
-    for (i, e) in l.entries.iter().enumerate() {
-        let key = format!("{:?}{}", e.level, strip_digits(&e.message));
-        let g = groups.entry(key).or_insert((i, 0, e.line));
-        g.1 += 1;
-        g.2 = e.line;
-    }
-    for (i, e) in l.entries.iter().enumerate() {
-        let key = format!("{:?}{}", e.level, strip_digits(&e.message));
-        let Some(&(first, n, last_line)) = groups.get(&key) else {
-            continue;
-        };
-        // Errors repeat only when identical but for numbers; each group shows its first line and count.
-        if first != i {
-            continue;
-        }
-        let more = if n > 1 {
-            format!("  [×{n}, last at L{last_line}]")
-        } else {
-            String::new()
-        };
-        outln!(out, "L{} {}{more}", e.line, e.message);
-        for c in &e.continuation {
-            outln!(out, "  {c}");
-        }
-    }
-    let stored: usize = l
-        .counts
-        .iter()
-        .filter(|(lv, _)| *lv >= LogLevel::Warn)
-        .map(|(_, n)| n)
-        .sum();
-    if stored > l.entries.len() {
-        outln!(
-            out,
-            "({} more warning/error lines not listed)",
-            stored - l.entries.len()
-        );
-    }
-    if l.level >= LogLevel::Error {
-        Status::Failed
-    } else {
-        Status::Unknown
-    }
-}
-
-fn strip_digits(s: &str) -> String {
-    s.chars().filter(|c| !c.is_ascii_digit()).collect()
-}
-
-/// Most lines the safety net adds; past that it says how many more there were.
+/// Most lines the safety net adds; past that it counts them.
 const NET_LIMIT: usize = 200;
 
-/// Appends notable raw lines the view does not cover.
-fn safety_net(lines: &[&str], body: &mut String) {
-    let mut missing: Vec<&str> = Vec::new();
+/// Appends notable raw lines the parse does not account for, so a parser gap costs tokens, not
+/// facts. Linear: a line is covered when its location or its text is one the parse holds; only
+/// the first [`NET_LIMIT`] uncovered lines are also looked for in the view itself.
+fn safety_net(parsed: &Parsed, lines: &[&str], notable: &[bool], sink: &mut Sink) {
+    let cover = Coverage::of(&parsed.output);
+    let mut seen: HashSet<&str> = HashSet::new();
+    let mut missing: Vec<(usize, &str)> = Vec::new();
     let mut extra = 0usize;
-    for line in lines {
-        let t = line.trim();
-        if t.is_empty() || !generic::is_notable(t) || covered(t, body) || missing.contains(&t) {
+    for (i, line) in lines.iter().enumerate() {
+        if !notable.get(i).copied().unwrap_or(false) {
             continue;
         }
-        if missing.len() < NET_LIMIT {
-            missing.push(t);
-        } else {
+        let t = line.trim();
+        if t.is_empty() || cover.holds(t) || !seen.insert(t) {
+            continue;
+        }
+        if missing.len() >= NET_LIMIT {
             extra += 1;
+        } else if !sink
+            .text()
+            .contains(crate::text::prefix_at_boundary(t, 200))
+        {
+            missing.push((i, t));
         }
     }
     if missing.is_empty() {
         return;
     }
-    body.push_str("also in output:\n");
-    for m in missing {
-        outln!(body, "{}", crate::text::shorten(m, 500));
-    }
-    if extra > 0 {
-        outln!(body, "(+{extra} more notable lines)");
+    sink.force("also in output:");
+    push_all(
+        sink,
+        &missing,
+        |(_, t)| crate::text::shorten(t, 500).into_owned(),
+        |n, rest| {
+            let at: Vec<String> = rest
+                .iter()
+                .take(10)
+                .map(|(i, _)| format!("L{}", i + 1))
+                .collect();
+            format!("+{} more notable lines at {}", n + extra, at.join(", "))
+        },
+    );
+    if extra > 0 && !sink.was_cut() {
+        sink.force(&format!("+{extra} more notable lines"));
     }
 }
 
-fn covered(line: &str, body: &str) -> bool {
-    if let Some(loc) = generic::user_location(line) {
-        let loc = loc.trim_start_matches("./");
-        return body.contains(loc);
+/// What a parse accounts for: the locations and the texts it holds.
+struct Coverage {
+    locations: HashSet<String>,
+    texts: HashSet<String>,
+    /// Names of failing tests: a line naming one is about that failure.
+    names: HashSet<String>,
+}
+
+impl Coverage {
+    fn of(output: &ParsedOutput) -> Self {
+        let mut c = Self {
+            locations: HashSet::new(),
+            texts: HashSet::new(),
+            names: HashSet::new(),
+        };
+        match output {
+            ParsedOutput::BuildOutput(b) => {
+                c.diagnostics(&b.diagnostics);
+                c.texts
+                    .extend(b.summary.iter().chain(&b.artifacts).cloned());
+            }
+            ParsedOutput::TestResults(t) => {
+                c.diagnostics(&t.diagnostics);
+                for f in &t.failures {
+                    if let Some(l) = &f.location {
+                        c.location(l);
+                    }
+                    c.texts.insert(f.name.clone());
+                    c.names.insert(f.name.clone());
+                    for m in &f.message {
+                        if let Some(l) = generic::user_location(m) {
+                            c.locations.insert(l.trim_start_matches("./").to_string());
+                        }
+                        c.texts.insert(m.clone());
+                    }
+                }
+                c.texts.extend(t.summary.iter().cloned());
+            }
+            ParsedOutput::GitOutput(g) => {
+                c.texts
+                    .extend(g.messages.iter().map(|m| m.trim().to_string()));
+                c.texts.extend(g.branch.iter().cloned());
+            }
+            _ => {}
+        }
+        c
     }
-    body.contains(crate::text::prefix_at_boundary(line, 200))
+
+    fn diagnostics(&mut self, list: &[Diagnostic]) {
+        for d in list {
+            if let Some(l) = &d.location {
+                self.location(l);
+            }
+            self.texts.insert(d.message.clone());
+        }
+    }
+
+    fn location(&mut self, l: &crate::parsed::Location) {
+        let file = l.file.trim_start_matches("./");
+        match l.line {
+            Some(n) => self.locations.insert(format!("{file}:{n}")),
+            None => self.locations.insert(file.to_string()),
+        };
+    }
+
+    fn holds(&self, line: &str) -> bool {
+        if boilerplate(line) {
+            return true;
+        }
+        let rule = |c: char| c == '=' || c == '_' || c == '-';
+        if line.starts_with(rule) && line.ends_with(rule) {
+            // `==== 3 failed, 25 passed in 0.16s ====`: the summary the parse holds.
+            let inner = line.trim_matches(|c: char| rule(c) || c == ' ');
+            return self
+                .texts
+                .iter()
+                .any(|t| !t.is_empty() && inner.starts_with(t.as_str()));
+        }
+        if !self.names.is_empty()
+            && line
+                .split_whitespace()
+                .any(|w| self.names.contains(w.trim_end_matches([':', ','])))
+        {
+            return true;
+        }
+        if let Some(loc) = generic::user_location(line) {
+            return self.locations.contains(loc.trim_start_matches("./"));
+        }
+        if self.texts.contains(line) {
+            return true;
+        }
+        // `error[E0425]: cannot find value` is the diagnostic `cannot find value`.
+        line.split_once(": ")
+            .is_some_and(|(head, rest)| head.len() < 40 && self.texts.contains(rest.trim()))
+    }
+}
+
+/// Lines that frame what a parse already holds: section rules (`=== FAILURES ===`,
+/// `---- t stdout ----`, `failures:`), rustc's notes, source snippets and closing advice,
+/// backtrace frames.
+fn boilerplate(t: &str) -> bool {
+    let rule = |c: char| c == '=' || c == '_' || c == '-';
+    if t.starts_with(rule) && t.ends_with(rule) {
+        return t
+            .trim_matches(|c: char| rule(c) || c == ' ')
+            .split_whitespace()
+            .count()
+            <= 3;
+    }
+    if t.ends_with(':') && !t.contains(' ') {
+        return true;
+    }
+    let snippet = t.starts_with('|')
+        || t.split_once(" |")
+            .is_some_and(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+    let frame = t
+        .split_once(": ")
+        .is_some_and(|(n, rest)| n.bytes().all(|b| b.is_ascii_digit()) && rest.contains("::"));
+    snippet
+        || frame
+        || t.starts_with("= note: ")
+        || t.starts_with("= help: ")
+        || t.starts_with("Some errors have detailed explanations")
+        || t.starts_with("For more information about ")
 }

@@ -8,6 +8,7 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
+use crate::budget::{Sink, push_all};
 use crate::parsed::Custom;
 
 static NOTABLE: LazyLock<Regex> = lazy_re!(
@@ -17,8 +18,10 @@ static NOTABLE: LazyLock<Regex> = lazy_re!(
 static HARMLESS: LazyLock<Regex> = lazy_re!(
     r"(?i)\b(0|no|zero) (errors?|failed|failures?|conflicts?|vulnerabilities)\b|\.\.\. ok$|\bPASSED\b|^\s*(✓|✔|PASS\s)|without errors|error_?handl|on_error",
 );
-/// `path/file.ext:line`, the shape of a source location.
-pub(crate) static LOCATION: LazyLock<Regex> = lazy_re!(
+/// `path/file.ext:line`, the shape of a source location: [`user_location`] reads it by hand; the
+/// tests check the two agree.
+#[cfg(test)]
+static LOCATION: LazyLock<Regex> = lazy_re!(
     r"(?:^|[\s(\[`'\x22])((?:\.{0,2}/)?[\w@.+-]+(?:/[\w@.+-]+)*\.[A-Za-z]{1,5})(?::(\d+)(?::(\d+))?|\((\d+),(\d+)\))"
 );
 /// Locations inside toolchains and dependencies: not the user's code.
@@ -40,21 +43,91 @@ pub fn is_vendor(file: &str) -> bool {
     VENDOR.is_match(file)
 }
 
-/// The first source location in the line that is not in a toolchain or dependency path.
+/// The first source location in the line that is not in a toolchain or dependency path, as
+/// `file:line`. The line is searched by hand (the shape of [`LOCATION`]): this runs on every location
+/// line of outputs with tens of thousands of diagnostics.
 pub fn user_location(line: &str) -> Option<String> {
-    LOCATION.captures_iter(line).find_map(|c| {
-        let file = c.get(1)?.as_str();
-        if VENDOR.is_match(file) {
-            return None;
+    let b = line.as_bytes();
+    let path_byte = |c: u8| c.is_ascii_alphanumeric() || b"_@.+-/".contains(&c) || c >= 0x80;
+    let mut i = 0;
+    while i + 1 < b.len() {
+        let (sep, d) = (b[i], b[i + 1]);
+        if !((sep == b':' || sep == b'(') && d.is_ascii_digit()) {
+            i += 1;
+            continue;
         }
-        let l = c.get(2).or_else(|| c.get(4))?.as_str();
-        Some(format!("{file}:{l}"))
-    })
+        let mut start = i;
+        while start > 0 && path_byte(b[start - 1]) {
+            start -= 1;
+        }
+        let before_ok = start == 0 || b" \t([`'\"".contains(&b[start - 1]);
+        let file = &line[start..i];
+        let digits_end = (i + 1..b.len())
+            .find(|&k| !b[k].is_ascii_digit())
+            .unwrap_or(b.len());
+        let number = &line[i + 1..digits_end];
+        let tsc_ok = sep == b':'
+            || (digits_end < b.len()
+                && b[digits_end] == b','
+                && line[digits_end + 1..]
+                    .split_once(')')
+                    .is_some_and(|(c, _)| !c.is_empty() && c.bytes().all(|x| x.is_ascii_digit())));
+        if before_ok && tsc_ok && has_extension(file) && !VENDOR.is_match(file) {
+            return Some(format!("{file}:{number}"));
+        }
+        i = digits_end.max(i + 1);
+    }
+    None
 }
 
+/// True when the last component of `file` ends in `.ext` with 1 to 5 ASCII letters, after a name.
+fn has_extension(file: &str) -> bool {
+    let name = file.rsplit('/').next().unwrap_or(file);
+    match name.rsplit_once('.') {
+        Some((stem, ext)) => {
+            !stem.is_empty()
+                && (1..=5).contains(&ext.len())
+                && ext.bytes().all(|c| c.is_ascii_alphabetic())
+        }
+        None => false,
+    }
+}
+
+/// Which of `lines` (slices of `text`) are notable, in one pass of the patterns over the whole text
+/// rather than one call per line: only lines holding a match are checked line by line.
+pub fn notable_lines(text: &str, lines: &[&str]) -> Vec<bool> {
+    let mut flags = vec![false; lines.len()];
+    if lines.is_empty() {
+        return flags;
+    }
+    let base = text.as_ptr() as usize;
+    let starts: Vec<usize> = lines
+        .iter()
+        .map(|l| (l.as_ptr() as usize).saturating_sub(base))
+        .collect();
+    let line_of = |offset: usize| starts.partition_point(|s| *s <= offset).saturating_sub(1);
+    let mut candidate = vec![false; lines.len()];
+    for m in NOTABLE
+        .find_iter(text)
+        .chain(LOCATION_ANYWHERE.find_iter(text))
+    {
+        candidate[line_of(m.start())] = true;
+    }
+    for (i, c) in candidate.iter().enumerate() {
+        if *c {
+            flags[i] = is_notable(lines[i]);
+        }
+    }
+    flags
+}
+
+/// A cheap superset of a source location for scanning whole texts: a file name with an extension
+/// followed by `:digit` or `(digit`.
+static LOCATION_ANYWHERE: LazyLock<Regex> = lazy_re!(r"\.[A-Za-z]{1,5}(?::\d|\(\d)");
+
 /// The structure of unrecognised text: line counts only. The view works from the lines themselves.
-pub fn parse_text(lines: &[&str]) -> Custom {
-    let notable = lines.iter().filter(|l| is_notable(l)).count();
+pub fn parse_text(lines: &[&str], notable: &[bool]) -> Custom {
+    let notable = notable.iter().filter(|n| **n).count();
     let blank = lines.iter().filter(|l| l.trim().is_empty()).count();
     Custom {
         kind: "text".into(),
@@ -64,6 +137,8 @@ pub fn parse_text(lines: &[&str]) -> Custom {
 
 /// A run of consecutive lines that are equal, or equal but for their digits.
 struct Run<'a> {
+    /// Index of its first line.
+    start: usize,
     first: &'a str,
     last: &'a str,
     count: usize,
@@ -71,29 +146,32 @@ struct Run<'a> {
     notable: bool,
 }
 
-fn digit_key(line: &str) -> String {
-    let mut out = String::with_capacity(line.len().min(256));
-    let mut prev_digit = false;
-    for c in line.chars().take(256) {
-        let d = c.is_ascii_digit();
-        if !(d && prev_digit) {
-            out.push(if d { '#' } else { c });
+/// True when `a` and `b` are equal once every run of digits is taken as one digit (in their first
+/// 256 bytes): progress lines, counters, timestamps.
+fn same_but_digits(a: &str, b: &str) -> bool {
+    let mut x = a.bytes().take(256).peekable();
+    let mut y = b.bytes().take(256).peekable();
+    loop {
+        match (x.next(), y.next()) {
+            (None, None) => return true,
+            (Some(p), Some(q)) if p.is_ascii_digit() && q.is_ascii_digit() => {
+                while x.next_if(u8::is_ascii_digit).is_some() {}
+                while y.next_if(u8::is_ascii_digit).is_some() {}
+            }
+            (Some(p), Some(q)) if p == q => {}
+            _ => return false,
         }
-        prev_digit = d;
     }
-    out
 }
 
-fn runs<'a>(lines: &[&'a str]) -> Vec<Run<'a>> {
+fn runs<'a>(lines: &[&'a str], notable: &[bool]) -> Vec<Run<'a>> {
     let mut out: Vec<Run<'a>> = Vec::new();
-    let mut last_key = String::new();
-    for line in lines {
-        let notable = is_notable(line);
-        let key = digit_key(line);
+    for (i, line) in lines.iter().enumerate() {
+        let notable = notable.get(i).copied().unwrap_or(false);
         if let Some(r) = out.last_mut() {
             let same = r.last == *line;
             // Notable lines fold only when identical, so no distinct error or location disappears.
-            if same || (key == last_key && !notable && !r.notable) {
+            if same || (!notable && !r.notable && same_but_digits(r.last, line)) {
                 r.identical &= same;
                 r.last = line;
                 r.count += 1;
@@ -101,13 +179,13 @@ fn runs<'a>(lines: &[&'a str]) -> Vec<Run<'a>> {
             }
         }
         out.push(Run {
+            start: i,
             first: line,
             last: line,
             count: 1,
             identical: true,
             notable,
         });
-        last_key = key;
     }
     out
 }
@@ -117,89 +195,217 @@ const EDGE: usize = 8;
 /// Outputs with at most this many runs are shown whole.
 const SMALL: usize = 2 * EDGE + 8;
 
-/// Renders the generic view of `lines` into `out`. Returns how many output lines it wrote.
-pub fn render(lines: &[&str], out: &mut String) -> usize {
-    let runs = runs(lines);
-    let mut written = 0;
+/// Renders the generic view of `lines` into `sink`: head, the notable lines of the middle (each
+/// distinct one once, with its count), tail. The tail's room is held back first: the last lines
+/// say how a command ended.
+pub fn render(lines: &[&str], notable: &[bool], sink: &mut Sink) {
+    if is_path_list(lines) {
+        render_paths(lines, sink);
+        return;
+    }
+    let runs = runs(lines, notable);
     if runs.len() <= SMALL {
-        for r in &runs {
-            written += push_run(r, out);
+        push_runs(sink, &runs);
+        return;
+    }
+    let tail = &runs[runs.len() - EDGE..];
+    let tail_text: String = tail.iter().map(run_text).collect::<Vec<_>>().join("\n");
+    let held = sink.hold(crate::tokens::count_tokens(&tail_text, sink.encoding()) + EDGE);
+    push_runs(sink, &runs[..EDGE]);
+    render_middle(&runs[EDGE..runs.len() - EDGE], sink);
+    sink.release(held);
+    push_runs(sink, tail);
+}
+
+/// True for a listing of paths (`find`, `ls -1`, `git ls-files`): many lines, nearly all one word
+/// with a `/`.
+fn is_path_list(lines: &[&str]) -> bool {
+    let words = lines.iter().filter(|l| !l.trim().is_empty()).count();
+    let paths = lines
+        .iter()
+        .filter(|l| l.contains('/') && !l.trim().contains(char::is_whitespace))
+        .count();
+    words >= 40 && paths * 10 >= words * 9
+}
+
+/// A path listing by directory, in natural order: each directory's first and last path and how
+/// many it holds; other lines (errors such as `Permission denied`) kept.
+fn render_paths(lines: &[&str], sink: &mut Sink) {
+    let mut dirs: std::collections::BTreeMap<NaturalKey, Vec<&str>> = Default::default();
+    let mut other: Vec<&str> = Vec::new();
+    for line in lines {
+        let t = line.trim();
+        if t.is_empty() {
+            continue;
         }
-        return written;
+        if t.contains(char::is_whitespace) {
+            other.push(t);
+            continue;
+        }
+        let dir = t.rsplit_once('/').map_or("", |(d, _)| d);
+        dirs.entry(NaturalKey(dir.to_string())).or_default().push(t);
     }
-    for r in &runs[..EDGE] {
-        written += push_run(r, out);
+    sink.force(&format!(
+        "{} paths in {} directories",
+        lines.len() - other.len(),
+        dirs.len()
+    ));
+    push_all(
+        sink,
+        &other,
+        |l| (*l).to_string(),
+        |n, _| format!("+{n} more lines"),
+    );
+    let groups: Vec<(String, Vec<&str>)> = dirs
+        .into_iter()
+        .map(|(k, mut v)| {
+            v.sort_by(|a, b| natural_cmp(a, b));
+            (k.0, v)
+        })
+        .collect();
+    push_all(
+        sink,
+        &groups,
+        |(_, paths)| match paths.len() {
+            0..=3 => paths.join(" "),
+            n => format!("{} … {} ({n})", paths[0], paths[n - 1]),
+        },
+        |n, rest| format!("+{n} more directories from {}/", rest[0].0),
+    );
+}
+
+/// A string ordered naturally (`f2` before `f10`).
+#[derive(PartialEq, Eq)]
+struct NaturalKey(String);
+
+impl Ord for NaturalKey {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        natural_cmp(&self.0, &other.0)
     }
-    written += render_middle(&runs[EDGE..runs.len() - EDGE], out);
-    for r in &runs[runs.len() - EDGE..] {
-        written += push_run(r, out);
+}
+
+impl PartialOrd for NaturalKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
     }
-    written
+}
+
+/// Compares runs of digits by value and everything else byte by byte.
+fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        if a[i].is_ascii_digit() && b[j].is_ascii_digit() {
+            let si = i;
+            while i < a.len() && a[i].is_ascii_digit() {
+                i += 1;
+            }
+            let sj = j;
+            while j < b.len() && b[j].is_ascii_digit() {
+                j += 1;
+            }
+            let (x, y) = (trim_zeros(&a[si..i]), trim_zeros(&b[sj..j]));
+            let ord = x.len().cmp(&y.len()).then(x.cmp(y));
+            if ord.is_ne() {
+                return ord;
+            }
+        } else {
+            if a[i] != b[j] {
+                return a[i].cmp(&b[j]);
+            }
+            i += 1;
+            j += 1;
+        }
+    }
+    (a.len() - i).cmp(&(b.len() - j))
+}
+
+fn trim_zeros(d: &[u8]) -> &[u8] {
+    let k = d.iter().take_while(|c| **c == b'0').count();
+    &d[k.min(d.len().saturating_sub(1))..]
+}
+
+fn push_runs(sink: &mut Sink, runs: &[Run<'_>]) {
+    push_all(sink, runs, run_text, |_, rest| {
+        let lines: usize = rest.iter().map(|r| r.count).sum();
+        format!("… {lines} more lines from L{} …", rest[0].start + 1)
+    });
 }
 
 /// The middle of a long output: notable runs only, identical ones counted once, gaps marked.
-fn render_middle(middle: &[Run<'_>], out: &mut String) -> usize {
+fn render_middle(middle: &[Run<'_>], sink: &mut Sink) {
     let mut seen: HashMap<&str, usize> = HashMap::new();
     for r in middle.iter().filter(|r| r.notable) {
         *seen.entry(r.first).or_default() += r.count;
     }
-    let mut written = 0;
     let mut gap = 0;
+    let mut shown = 0;
+    let mut left: Vec<usize> = Vec::new();
     for r in middle {
-        let total = seen.get(r.first).copied();
-        match total {
+        match seen.get(r.first).copied() {
             Some(n) if r.notable && n > 0 => {
-                written += push_gap(gap, out);
-                gap = 0;
-                let run = Run {
-                    first: r.first,
-                    last: r.last,
-                    count: n,
-                    identical: r.identical,
-                    notable: true,
-                };
-                written += push_run(&run, out);
                 seen.insert(r.first, 0);
+                if !left.is_empty() {
+                    left.push(r.start);
+                    continue;
+                }
+                let run = Run { count: n, ..*r };
+                let text = run_text(&run);
+                let gap_line = gap_text(gap);
+                let both = match &gap_line {
+                    Some(g) => format!("{g}\n{text}"),
+                    None => text,
+                };
+                if sink.push(&both) {
+                    gap = 0;
+                    shown += 1;
+                } else {
+                    left.push(r.start);
+                }
             }
             _ => gap += r.count,
         }
     }
-    written + push_gap(gap, out)
-}
-
-fn push_gap(gap: usize, out: &mut String) -> usize {
-    if gap == 0 {
-        return 0;
+    if left.is_empty() {
+        if let Some(g) = gap_text(gap) {
+            sink.force(&g);
+        }
+        return;
     }
-    out.push_str(&format!(
-        "… {gap} line{} …\n",
-        if gap == 1 { "" } else { "s" }
+    let at: Vec<String> = left
+        .iter()
+        .take(10)
+        .map(|i| format!("L{}", i + 1))
+        .collect();
+    sink.force(&format!(
+        "… {} more notable lines (of {}) at {} …",
+        left.len(),
+        left.len() + shown,
+        at.join(", ")
     ));
-    1
 }
 
-fn push_line(line: &str, notable: bool, out: &mut String) {
+fn gap_text(gap: usize) -> Option<String> {
+    (gap > 0).then(|| format!("… {gap} line{} …", if gap == 1 { "" } else { "s" }))
+}
+
+fn shortened(line: &str, notable: bool) -> String {
     let max = if notable { 2000 } else { 300 };
-    out.push_str(&crate::text::shorten(line, max));
-    out.push('\n');
+    crate::text::shorten(line, max).into_owned()
 }
 
-fn push_run(r: &Run<'_>, out: &mut String) -> usize {
+fn run_text(r: &Run<'_>) -> String {
     if r.count == 1 {
-        push_line(r.first, r.notable, out);
-        return 1;
+        return shortened(r.first, r.notable);
     }
     if r.identical {
-        push_line(&format!("{}  [×{}]", r.first, r.count), r.notable, out);
-        return 1;
+        return shortened(&format!("{}  [×{}]", r.first, r.count), r.notable);
     }
     // Lines that differ only in numbers: a progress display. Its last state is what matters.
-    push_line(
+    shortened(
         &format!("{}  [last of {} similar lines]", r.last, r.count),
         r.notable,
-        out,
-    );
-    1
+    )
 }
 
 #[cfg(test)]
@@ -207,7 +413,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn notable_lines() {
+    fn notable_lines_test() {
         assert!(is_notable("error: something"));
         assert!(is_notable("see src/main.rs:10"));
         assert!(!is_notable("test result: ok. 3 passed; 0 failed"));
@@ -218,8 +424,71 @@ mod tests {
     #[test]
     fn folds_progress() {
         let lines = ["start", "10%", "20%", "30%", "done", "done", "done"];
-        let mut out = String::new();
-        render(&lines, &mut out);
-        assert_eq!(out, "start\n30%  [last of 3 similar lines]\ndone  [×3]\n");
+        let mut sink = Sink::new(1000, crate::Encoding::O200kBase);
+        render(&lines, &[false; 7], &mut sink);
+        assert_eq!(
+            sink.text(),
+            "start\n30%  [last of 3 similar lines]\ndone  [×3]\n"
+        );
+    }
+
+    #[test]
+    fn bulk_notable_matches_per_line() {
+        let text =
+            "ok line\nerror: boom\nsee src/main.rs:10 here\nall good\n0 errors\nx.py(3,4): bad\n";
+        let lines: Vec<&str> = text.lines().collect();
+        let bulk = super::notable_lines(text, &lines);
+        let each: Vec<bool> = lines.iter().map(|l| is_notable(l)).collect();
+        assert_eq!(bulk, each);
+        assert_eq!(bulk, [false, true, true, false, false, true]);
+    }
+
+    #[test]
+    fn locations_by_hand_match_the_pattern() {
+        let cases = [
+            "error at src/main.rs:10:5 here",
+            "  --> src/lib.rs:3:9",
+            "a.ts(4,7): error TS2322",
+            "see ./pkg/m1.py:2",
+            "  at /rustc/abc/library/core/src/x.rs:5:1",
+            "node_modules/x/index.js:3:1 then src/app.js:9:2",
+            "time 10:30:00 ok",
+            "file.rs: no line",
+            "v1.2:3 odd",
+            "`src/q.rs:7`",
+        ];
+        for c in cases {
+            let by_regex = LOCATION.captures_iter(c).find_map(|m| {
+                let file = m.get(1)?.as_str();
+                if VENDOR.is_match(file) {
+                    return None;
+                }
+                let l = m.get(2).or_else(|| m.get(4))?.as_str();
+                Some(format!("{file}:{l}"))
+            });
+            assert_eq!(user_location(c), by_regex, "{c}");
+        }
+    }
+
+    #[test]
+    fn path_listings_group_by_directory() {
+        let lines: Vec<String> = (1..=3)
+            .flat_map(|d| (1..=20).map(move |f| format!("tree/d{d}/f{f}.py")))
+            .collect();
+        let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let mut sink = Sink::new(1000, crate::Encoding::O200kBase);
+        render(&lines, &vec![false; lines.len()], &mut sink);
+        assert!(
+            sink.text().contains("tree/d2/f1.py … tree/d2/f20.py (20)"),
+            "{}",
+            sink.text()
+        );
+        assert_eq!(natural_cmp("f2", "f10"), std::cmp::Ordering::Less);
+    }
+
+    #[test]
+    fn digits_compare_as_runs() {
+        assert!(same_but_digits("got 10 of 200", "got 9 of 2000"));
+        assert!(!same_but_digits("got 10 of 200", "got 10 of 200 files"));
     }
 }

@@ -12,7 +12,7 @@
 //!            thread 't' panicked at src/lib.rs:3:5:\nboom\n\n\
 //!            test result: FAILED. 0 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out\n";
 //! let parsed = parse(Some("cargo test"), raw);
-//! let view = compact(&parsed, raw, &Handle::log("build", 0, 200)).unwrap();
+//! let view = compact(&parsed, raw, &Handle::log("build", 0, 200));
 //! assert_eq!(view.status, ai_session_output::Status::Failed);
 //! assert!(view.text.contains("src/lib.rs:3:5"));
 //! ```
@@ -34,14 +34,9 @@ mod macros {
             std::sync::LazyLock::new(|| crate::detect::compile($pattern))
         };
     }
-    /// Appends formatted text to a `String`.
-    macro_rules! outw {
-        ($out:expr, $($arg:tt)*) => {
-            $out.push_str(&format!($($arg)*))
-        };
-    }
 }
 
+pub mod budget;
 pub mod build;
 pub mod compact;
 pub mod detect;
@@ -50,27 +45,59 @@ pub mod git;
 pub mod log;
 pub mod parsed;
 pub mod pkg;
+mod render;
+mod render_git;
 pub mod system;
 pub mod test_run;
 pub mod text;
 pub mod tokens;
 
-pub use compact::{Compact, Handle, compact, compact_with};
+pub use budget::DEFAULT_BUDGET;
+pub use compact::{Compact, Handle, ViewOptions, analyze, compact, compact_with};
 pub use detect::Format;
 pub use parsed::*;
-pub use tokens::{Encoding, TokenizerError, count_tokens};
+pub use tokens::{Encoding, TokenCount, count_tokens, estimate_tokens, warm_up};
 
 /// Parses command output. `command` is the command line that produced it, when known; it picks the
-/// parser when it names a known tool, and the content decides otherwise.
+/// parser when it names a known tool, and the content decides otherwise. [`analyze`] parses and
+/// builds the view in one pass.
 pub fn parse(command: Option<&str>, output: &str) -> Parsed {
     let cleaned = text::clean(output);
-    let format = detect::detect(command, &cleaned);
     let lines: Vec<&str> = cleaned.lines().collect();
+    let format = detect::detect(command, &cleaned);
+    let notable = if format == Format::Text {
+        generic::notable_lines(&cleaned, &lines)
+    } else {
+        Vec::new()
+    };
+    parse_detected(format, command, output.len(), &cleaned, &lines, &notable)
+}
+
+/// Parses cleaned text already split into lines, with its notable-line flags.
+pub(crate) fn parse_lines(
+    command: Option<&str>,
+    bytes: usize,
+    cleaned: &str,
+    lines: &[&str],
+    notable: &[bool],
+) -> Parsed {
+    let format = detect::detect(command, cleaned);
+    parse_detected(format, command, bytes, cleaned, lines, notable)
+}
+
+fn parse_detected(
+    format: Format,
+    command: Option<&str>,
+    bytes: usize,
+    cleaned: &str,
+    lines: &[&str],
+    notable: &[bool],
+) -> Parsed {
     Parsed {
         format,
         lines: lines.len(),
-        bytes: output.len(),
-        output: parse_as(format, command, &cleaned, &lines),
+        bytes,
+        output: parse_as(format, command, cleaned, lines, notable),
     }
 }
 
@@ -81,12 +108,20 @@ pub fn parse_bytes(command: Option<&str>, output: &[u8]) -> Parsed {
 
 /// Runs the parser of `format` on cleaned text.
 /// `command` names the package manager of install and script outputs.
-fn parse_as(format: Format, command: Option<&str>, cleaned: &str, lines: &[&str]) -> ParsedOutput {
+fn parse_as(
+    format: Format,
+    command: Option<&str>,
+    cleaned: &str,
+    lines: &[&str],
+    notable: &[bool],
+) -> ParsedOutput {
     use ParsedOutput as P;
     let pm = |default: &'static str| command.and_then(detect::package_manager).unwrap_or(default);
     match format {
         Format::CargoBuild => P::BuildOutput(build::parse_cargo(lines)),
         Format::Tsc => P::BuildOutput(build::parse_tsc(lines)),
+        Format::Ruff => P::BuildOutput(build::parse_ruff(lines)),
+        Format::Eslint => P::BuildOutput(build::parse_eslint(lines)),
         Format::GoBuild => P::BuildOutput(build::parse_go(lines)),
         Format::Gcc => P::BuildOutput(build::parse_gcc(lines)),
         Format::JsBundler => P::BuildOutput(build::parse_bundler(lines)),
@@ -122,6 +157,6 @@ fn parse_as(format: Format, command: Option<&str>, cleaned: &str, lines: &[&str]
         Format::Free => P::Custom(system::parse_free(lines)),
         Format::Log => P::StructuredLog(log::parse_text_log(cleaned)),
         Format::JsonLog => P::StructuredLog(log::parse_json_log(cleaned)),
-        Format::Text => P::Custom(generic::parse_text(lines)),
+        Format::Text => P::Custom(generic::parse_text(lines, notable)),
     }
 }

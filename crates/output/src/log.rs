@@ -2,14 +2,19 @@
 //! (`{"level":"error","msg":...}`).
 //!
 //! Built for large inputs: a line's level is found by scanning its first bytes for a level word, without
-//! a regex, and only lines at warning level or above are stored (up to [`MAX_ENTRIES`]); lower levels are
-//! counted.
+//! a regex, and only lines at warning level or above are stored; lower levels are counted. Errors and
+//! warnings have separate caps ([`MAX_ERRORS`], [`MAX_WARNINGS`]), so no number of warnings can push an
+//! error out. An uncaught exception (`Traceback (most recent call last):`, `panic:`, `thread '…'
+//! panicked`, `Exception in thread`) is an error entry even without a level word, and its traceback
+//! keeps its last frame and the exception line however long it is.
 
 use crate::parsed::{LogEntry, LogLevel, StructuredLog};
 
-/// Most entries stored; further warnings and errors are still counted per level.
-pub const MAX_ENTRIES: usize = 5000;
-/// Most continuation lines (a traceback) kept per error entry.
+/// Most error and fatal entries stored; further ones are still counted per level.
+pub const MAX_ERRORS: usize = 10_000;
+/// Most warning entries stored; further ones are still counted.
+pub const MAX_WARNINGS: usize = 2_000;
+/// Most continuation lines (a traceback) kept per error entry: the first half and the newest.
 const MAX_CONTINUATION: usize = 12;
 /// Only this many leading bytes of a line are searched for its level word.
 const LEVEL_WINDOW: usize = 96;
@@ -93,6 +98,8 @@ pub fn looks_like_json_lines(head: &str) -> bool {
 struct LogBuilder {
     counts: [usize; 6],
     entries: Vec<LogEntry>,
+    errors: usize,
+    warnings: usize,
     more: bool,
 }
 
@@ -101,35 +108,53 @@ impl LogBuilder {
         Self {
             counts: [0; 6],
             entries: Vec::new(),
+            errors: 0,
+            warnings: 0,
             more: false,
         }
     }
 
-    fn add(&mut self, line_no: usize, level: LogLevel, message: String) {
+    /// Counts a line of `level`; stores it (built by `message`, so lower levels cost no
+    /// allocation) while its level's cap allows.
+    fn add(&mut self, line_no: usize, level: LogLevel, message: impl FnOnce() -> String) {
         self.counts[level as usize] += 1;
         self.more = false;
-        if level >= LogLevel::Warn && self.entries.len() < MAX_ENTRIES {
+        let stored = match level {
+            LogLevel::Error | LogLevel::Fatal => &mut self.errors,
+            LogLevel::Warn => &mut self.warnings,
+            _ => return,
+        };
+        let cap = if level == LogLevel::Warn {
+            MAX_WARNINGS
+        } else {
+            MAX_ERRORS
+        };
+        if *stored < cap {
+            *stored += 1;
             self.entries.push(LogEntry {
                 line: line_no,
                 level,
-                message,
+                message: message(),
                 continuation: vec![],
             });
             self.more = level >= LogLevel::Error;
         }
     }
 
-    /// A line without a level right after an error: a traceback or a wrapped message.
+    /// A line without a level right after an error: a traceback or a wrapped message. The
+    /// exception line that ends a Python traceback ends the continuation.
     fn continuation(&mut self, line: &str) {
-        if !self.more {
+        let Some(e) = self.entries.last_mut().filter(|_| self.more) else {
             return;
+        };
+        if e.continuation.len() >= MAX_CONTINUATION {
+            // Keep the start and the newest lines: the last frame and the exception are at the end.
+            e.continuation.remove(MAX_CONTINUATION / 2);
         }
-        match self.entries.last_mut() {
-            Some(e) if e.continuation.len() < MAX_CONTINUATION => {
-                e.continuation
-                    .push(crate::text::shorten(line, 300).into_owned());
-            }
-            _ => self.more = false,
+        e.continuation
+            .push(crate::text::shorten(line, 300).into_owned());
+        if ends_traceback(line) {
+            self.more = false;
         }
     }
 
@@ -161,18 +186,55 @@ const ALL_LEVELS: [LogLevel; 6] = [
 ];
 
 /// Parses a text log. Lines without a level count as the previous line's continuation when they follow an
-/// error, and as `info` otherwise.
+/// error, as an error when they start an uncaught exception, and as `info` otherwise.
 pub fn parse_text_log(text: &str) -> StructuredLog {
     let mut b = LogBuilder::new();
     for (i, line) in text.lines().enumerate() {
+        let stored = || crate::text::shorten(line, 500).into_owned();
         match line_level(line) {
-            Some(level) => b.add(i + 1, level, crate::text::shorten(line, 500).into_owned()),
+            Some(level) => b.add(i + 1, level, stored),
             None if line.trim().is_empty() => {}
+            None if starts_exception(line) && !(b.more && line.starts_with(' ')) => {
+                if b.more && line.starts_with("Traceback") {
+                    // `log.exception(...)`: the traceback belongs to the error line above it.
+                    b.continuation(line);
+                } else {
+                    b.add(i + 1, LogLevel::Error, stored);
+                }
+            }
             None if b.more => b.continuation(line),
-            None => b.add(i + 1, LogLevel::Info, String::new()),
+            None => b.add(i + 1, LogLevel::Info, String::new),
         }
     }
     b.finish("text")
+}
+
+/// The first line of an uncaught exception or crash, in the languages whose runtimes print one.
+pub fn starts_exception(line: &str) -> bool {
+    line.starts_with("Traceback (most recent call last):")
+        || line.starts_with("panic: ")
+        || line.starts_with("Exception in thread ")
+        || line.starts_with("Uncaught ")
+        || (line.starts_with("thread '") && line.contains("' panicked at "))
+}
+
+/// The exception line that ends a Python traceback: `KeyError: 'tenant'`, `pkg.Error: msg`,
+/// `SystemExit`.
+fn ends_traceback(line: &str) -> bool {
+    if line.starts_with(char::is_whitespace) {
+        return false;
+    }
+    let name = line.split([':', ' ']).next().unwrap_or("");
+    let last = name.rsplit('.').next().unwrap_or(name);
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_')
+        && (last.ends_with("Error")
+            || last.ends_with("Exception")
+            || last.ends_with("Exit")
+            || last.ends_with("Interrupt")
+            || last == "Warning")
 }
 
 /// Parses JSON lines. Only lines whose level is warning or above are fully decoded.
@@ -184,15 +246,12 @@ pub fn parse_json_log(text: &str) -> StructuredLog {
             continue;
         }
         let level = json_level(t).unwrap_or(LogLevel::Info);
-        if level < LogLevel::Warn {
-            b.add(i + 1, level, String::new());
-            continue;
-        }
-        let message = match serde_json::from_str::<serde_json::Value>(t) {
-            Ok(v) => json_message(&v),
-            Err(_) => crate::text::shorten(t, 500).into_owned(),
-        };
-        b.add(i + 1, level, message);
+        b.add(i + 1, level, || {
+            match serde_json::from_str::<serde_json::Value>(t) {
+                Ok(v) => json_message(&v),
+                Err(_) => crate::text::shorten(t, 500).into_owned(),
+            }
+        });
     }
     b.finish("json")
 }
@@ -268,6 +327,49 @@ mod tests {
         assert_eq!(line_level("[WARN] disk"), Some(LogLevel::Warn));
         assert_eq!(line_level("ERRORS: none"), None);
         assert_eq!(line_level("errorHandler"), None);
+    }
+
+    #[test]
+    fn errors_after_many_warnings_are_kept() {
+        // More warnings than any cap (the old shared cap of 5,000 lost the error after them).
+        let mut text = "2024-01-01 10:00:00 WARN [w] queue deep\n".repeat(6_000);
+        text.push_str("2024-01-01 10:00:01 ERROR [w] job 7 failed\n");
+        let log = parse_text_log(&text);
+        assert_eq!(log.level, LogLevel::Error);
+        assert!(
+            log.entries
+                .iter()
+                .any(|e| e.message.contains("job 7 failed"))
+        );
+    }
+
+    #[test]
+    fn long_traceback_keeps_exception_line() {
+        let mut text = String::from(
+            "2024-01-01 ERROR [w] unhandled error\nTraceback (most recent call last):\n",
+        );
+        for i in 0..40 {
+            text.push_str(&format!(
+                "  File \"/app/m{i}.py\", line {i}, in f\n    f()\n"
+            ));
+        }
+        text.push_str("KeyError: 'tenant'\nplain line after\n");
+        let log = parse_text_log(&text);
+        let e = &log.entries[0];
+        assert_eq!(
+            e.continuation.last().map(String::as_str),
+            Some("KeyError: 'tenant'")
+        );
+        assert!(e.continuation.iter().any(|c| c.contains("m39.py")));
+    }
+
+    #[test]
+    fn uncaught_exception_without_level_is_an_error() {
+        let text = "starting\nTraceback (most recent call last):\n  File \"x.py\", line 3, in <module>\nZeroDivisionError: division by zero\n";
+        let log = parse_text_log(text);
+        assert_eq!(log.level, LogLevel::Error);
+        assert_eq!(log.entries[0].line, 2);
+        assert_eq!(log.entries[0].continuation.len(), 2);
     }
 
     #[test]

@@ -160,6 +160,9 @@ pub struct TestResults {
     pub passed: usize,
     /// Tests that failed.
     pub failed: usize,
+    /// Tests that could not run (pytest's setup and collection errors), not counted in `failed`.
+    #[serde(default)]
+    pub errors: usize,
     /// Tests skipped or ignored.
     pub skipped: usize,
     /// Every failing test found in the output.

@@ -19,6 +19,7 @@ fn results(tool: &str) -> TestResults {
         status: Status::Unknown,
         passed: 0,
         failed: 0,
+        errors: 0,
         skipped: 0,
         failures: vec![],
         diagnostics: vec![],
@@ -52,8 +53,13 @@ fn push_message(f: &mut TestFailure, line: &str) {
 
 /// Settles the status: failed when anything failed or the summary is missing while failures show.
 fn finish(mut r: TestResults, complete: bool) -> TestResults {
-    r.failed = r.failed.max(r.failures.len());
-    let failing = r.failed > 0 || !r.failures.is_empty() || !r.diagnostics.is_empty();
+    // The runner's own summary line is exact; failures named elsewhere only fill in a missing one
+    // (a failure is often named twice: in its block and in the summary list).
+    if !complete {
+        r.failed = r.failed.max(r.failures.len().saturating_sub(r.errors));
+    }
+    let failing =
+        r.failed > 0 || r.errors > 0 || !r.failures.is_empty() || !r.diagnostics.is_empty();
     r.status = match (failing, complete) {
         (true, _) => Status::Failed,
         (false, true) => Status::Success,
@@ -215,7 +221,8 @@ pub fn parse_pytest(lines: &[&str]) -> TestResults {
         if let Some(c) = PY_SUMMARY.captures(line) {
             complete = true;
             r.passed = count(&c[1], "passed");
-            r.failed = count(&c[1], "failed") + count(&c[1], "error");
+            r.failed = count(&c[1], "failed");
+            r.errors = count(&c[1], "error");
             r.skipped = count(&c[1], "skipped");
             r.summary.push(c[1].to_string());
         } else if let Some(c) = PY_SHORT.captures(line) {
@@ -452,6 +459,18 @@ pub fn parse_go_test(lines: &[&str]) -> TestResults {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pytest_errors_are_not_failures() {
+        let lines = [
+            "FAILED t.py::test_total - assert 6 == 7",
+            "ERROR t.py::test_query - ConnectionError: refused",
+            "=========== 1 failed, 1 passed, 1 error in 0.05s ===========",
+        ];
+        let r = parse_pytest(&lines);
+        assert_eq!((r.passed, r.failed, r.errors), (1, 1, 1));
+        assert_eq!(r.status, Status::Failed);
+    }
 
     #[test]
     fn cargo_test_counts_from_result_line() {

@@ -1,16 +1,12 @@
-//! Token counts with real BPE tokenizers (o200k_base, cl100k_base), loaded once on first use from the
-//! ranks embedded in the `tiktoken-rs` crate: no network, no files.
+//! Token counts with the real BPE vocabularies (o200k_base, cl100k_base), through the `bpe-openai`
+//! crate: exact (the same counts as tiktoken), linear in the input, with tables serialized at build
+//! time, so nothing is fetched or compiled at run time.
 //!
-//! BPE merging costs grow with the square of a word's length, so text is encoded in segments: cut before
-//! a whitespace character once a segment passes 16 KiB, and forcibly (at a character boundary) inside a
-//! run of 256 bytes without whitespace. Cutting before whitespace gives the same pieces as encoding the
-//! whole text; only runs longer than 256 bytes without whitespace (minified code, base64) may count a
-//! token or so more per cut.
-
-use std::sync::LazyLock;
+//! Counting is exact at any size, but a view must never wait for a count of megabytes of raw output:
+//! [`estimate_tokens`] counts evenly spaced samples of a large text and scales, with the error bound
+//! measured in `ARCHITECTURE.md` (output section), and says that it estimated.
 
 use serde::{Deserialize, Serialize};
-use tiktoken_rs::CoreBPE;
 
 /// A tokenizer vocabulary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -23,70 +19,86 @@ pub enum Encoding {
     Cl100kBase,
 }
 
-/// The tokenizer could not be built from its embedded ranks.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("tokenizer {encoding:?} failed to load: {reason}")]
-pub struct TokenizerError {
-    /// Which vocabulary.
-    pub encoding: Encoding,
-    /// The loader's message.
-    pub reason: String,
-}
-
-static O200K: LazyLock<Result<CoreBPE, String>> =
-    LazyLock::new(|| tiktoken_rs::o200k_base().map_err(|e| e.to_string()));
-static CL100K: LazyLock<Result<CoreBPE, String>> =
-    LazyLock::new(|| tiktoken_rs::cl100k_base().map_err(|e| e.to_string()));
-
-fn bpe(encoding: Encoding) -> Result<&'static CoreBPE, TokenizerError> {
-    let cell = match encoding {
-        Encoding::O200kBase => &O200K,
-        Encoding::Cl100kBase => &CL100K,
-    };
-    cell.as_ref().map_err(|reason| TokenizerError {
-        encoding,
-        reason: reason.clone(),
-    })
-}
-
-/// Segment length after which a cut is made before the next whitespace.
-const SEGMENT: usize = 16 * 1024;
-/// Longest run without whitespace encoded in one piece.
-const RUN: usize = 256;
-
-/// Counts the tokens of `text` in `encoding`.
-pub fn count_tokens(text: &str, encoding: Encoding) -> Result<usize, TokenizerError> {
-    let bpe = bpe(encoding)?;
-    Ok(segments(text).map(|s| bpe.encode_ordinary(s).len()).sum())
-}
-
-/// Splits text into segments as described in the module docs.
-fn segments(text: &str) -> impl Iterator<Item = &str> {
-    let mut rest = text;
-    std::iter::from_fn(move || {
-        if rest.is_empty() {
-            return None;
-        }
-        let cut = cut_point(rest);
-        let (seg, tail) = rest.split_at(cut);
-        rest = tail;
-        Some(seg)
-    })
-}
-
-fn cut_point(s: &str) -> usize {
-    let mut run_start = 0;
-    for (i, c) in s.char_indices() {
-        if c.is_whitespace() {
-            if i >= SEGMENT {
-                return i;
-            }
-            run_start = i + c.len_utf8();
-        } else if i - run_start >= RUN && i > 0 {
-            return i;
-        }
+fn tokenizer(encoding: Encoding) -> &'static bpe_openai::Tokenizer {
+    match encoding {
+        Encoding::O200kBase => bpe_openai::o200k_base(),
+        Encoding::Cl100kBase => bpe_openai::cl100k_base(),
     }
-    s.len()
+}
+
+/// Loads the vocabulary of `encoding` now (a few tens of milliseconds, once per process), so the
+/// first count on a reply path does not pay for it. Long-lived processes call it on a spare thread
+/// at start.
+pub fn warm_up(encoding: Encoding) {
+    tokenizer(encoding);
+}
+
+/// Counts the tokens of `text` in `encoding`, exactly.
+pub fn count_tokens(text: &str, encoding: Encoding) -> usize {
+    tokenizer(encoding).count(text)
+}
+
+/// Texts up to this size are counted exactly by [`estimate_tokens`].
+pub const EXACT_LIMIT: usize = 1 << 20;
+/// Samples counted for a larger text, and the bytes of each.
+const SAMPLES: usize = 16;
+const SAMPLE_BYTES: usize = 16 * 1024;
+
+/// A token count, exact or estimated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenCount {
+    /// The count.
+    pub tokens: usize,
+    /// True when `tokens` was scaled from samples rather than counted.
+    pub estimated: bool,
+}
+
+/// Counts the tokens of `text` exactly when it is at most [`EXACT_LIMIT`] bytes; otherwise counts
+/// [`SAMPLES`] evenly spaced samples (cut at line ends) and scales their tokens-per-byte to the
+/// whole text. Costs at most about 256 KiB of counting whatever the size.
+pub fn estimate_tokens(text: &str, encoding: Encoding) -> TokenCount {
+    if text.len() <= EXACT_LIMIT {
+        return TokenCount {
+            tokens: count_tokens(text, encoding),
+            estimated: false,
+        };
+    }
+    let stride = text.len() / SAMPLES;
+    let (mut bytes, mut tokens) = (0usize, 0usize);
+    for i in 0..SAMPLES {
+        let sample = line_aligned(text, i * stride, SAMPLE_BYTES);
+        bytes += sample.len();
+        tokens += count_tokens(sample, encoding);
+    }
+    let scaled = tokens as f64 * text.len() as f64 / bytes.max(1) as f64;
+    TokenCount {
+        tokens: scaled.round() as usize,
+        estimated: true,
+    }
+}
+
+/// About `len` bytes of `text` from the first line start at or after `from`, ending at a line end.
+fn line_aligned(text: &str, from: usize, len: usize) -> &str {
+    let bytes = text.as_bytes();
+    let start = if from == 0 {
+        0
+    } else {
+        memchr::memchr(b'\n', &bytes[from.min(bytes.len())..]).map_or(bytes.len(), |i| from + i + 1)
+    };
+    let want = (start + len).min(bytes.len());
+    let end = memchr::memchr(b'\n', &bytes[want..]).map_or(bytes.len(), |i| want + i + 1);
+    // Line ends and the text's ends are character boundaries; a line longer than the sample is
+    // cut at the next one.
+    let end = if end - start > 4 * len {
+        let mut e = want;
+        while !text.is_char_boundary(e) {
+            e += 1;
+        }
+        e
+    } else {
+        end
+    };
+    &text[start..end]
 }
 
 #[cfg(test)]
@@ -95,26 +107,43 @@ mod tests {
 
     #[test]
     fn counts_known_text() {
-        let n = count_tokens("hello world", Encoding::O200kBase).unwrap();
-        assert_eq!(n, 2);
-        let n = count_tokens("hello world", Encoding::Cl100kBase).unwrap();
-        assert_eq!(n, 2);
+        assert_eq!(count_tokens("hello world", Encoding::O200kBase), 2);
+        assert_eq!(count_tokens("hello world", Encoding::Cl100kBase), 2);
+        assert_eq!(count_tokens("", Encoding::O200kBase), 0);
     }
 
     #[test]
-    fn segmented_count_matches_whole_for_prose() {
+    fn small_texts_are_counted_exactly() {
         let text = "the quick brown fox jumps over the lazy dog\n".repeat(2000);
-        let bpe = bpe(Encoding::O200kBase).unwrap();
-        assert_eq!(
-            count_tokens(&text, Encoding::O200kBase).unwrap(),
-            bpe.encode_ordinary(&text).len()
-        );
+        let c = estimate_tokens(&text, Encoding::O200kBase);
+        assert!(!c.estimated);
+        assert_eq!(c.tokens, count_tokens(&text, Encoding::O200kBase));
     }
 
     #[test]
-    fn long_runs_are_cut_on_char_boundaries() {
-        let text = "é".repeat(10_000);
-        assert!(segments(&text).all(|s| s.len() <= RUN + 4));
-        assert!(count_tokens(&text, Encoding::O200kBase).unwrap() > 0);
+    fn large_texts_are_estimated_within_bound() {
+        let mut text = String::new();
+        let mut i = 0u64;
+        while text.len() < 3 * EXACT_LIMIT {
+            i += 1;
+            text.push_str(&format!(
+                "2024-05-01 10:00:{:02} INFO [w{}] job {i} done in {} ms\n",
+                i % 60,
+                i % 7,
+                i % 97
+            ));
+        }
+        let exact = count_tokens(&text, Encoding::O200kBase) as f64;
+        let c = estimate_tokens(&text, Encoding::O200kBase);
+        assert!(c.estimated);
+        let err = (c.tokens as f64 - exact).abs() / exact;
+        assert!(err < 0.05, "estimate {} vs {exact}: {err}", c.tokens);
+    }
+
+    #[test]
+    fn samples_of_one_long_line_cut_on_char_boundaries() {
+        let text = "é".repeat(EXACT_LIMIT);
+        let c = estimate_tokens(&text, Encoding::O200kBase);
+        assert!(c.estimated && c.tokens > 0);
     }
 }

@@ -205,6 +205,10 @@ pub struct ExecParams {
     /// Cap on `output` bytes; longer output keeps its head and tail and sets `truncated`.
     #[serde(default)]
     pub max_output_bytes: Option<usize>,
+    /// Most tokens of the `compact` view (default 1,500; at least 200). The view keeps errors,
+    /// failures and final status first and counts what it leaves out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub view_budget: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -262,8 +266,10 @@ pub struct ExecResult {
     /// The output recognised and parsed (build, tests, git, ...), for finished commands.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parsed: Option<serde_json::Value>,
-    /// A token-lean view of the output: `{text, status, encoding, raw_tokens, compact_tokens,
-    /// raw_lines, shown_lines, omitted_lines}`. Its text says how to read what it left out.
+    /// A token-lean view of the output within `view_budget` tokens: `{text, status, encoding,
+    /// raw_tokens, raw_tokens_estimated, compact_tokens, budget, whole, raw_lines, shown_lines,
+    /// omitted_lines}`. Its text says how to read what it left out; `whole` means the output was
+    /// short enough to be the view itself (no footer).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compact: Option<serde_json::Value>,
     /// The shell's working directory when the command finished.

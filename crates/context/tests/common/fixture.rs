@@ -73,9 +73,7 @@ pub fn exec_record(r: &Record, at_ms: u64) -> ExecRecord {
     let command = r.command.clone().unwrap_or_default();
     let raw = r.output.clone().unwrap_or_default();
     let parsed = parse(Some(&command), &raw);
-    let text = compact(&parsed, &raw, &Handle::command(&command))
-        .map(|c| c.text)
-        .unwrap_or(raw);
+    let text = compact(&parsed, &raw, &Handle::command(&command)).text;
     let mut rec = ExecRecord::new(command, r.exit_code, r.cwd.clone().unwrap_or_default())
         .output(text)
         .parsed(parsed)
