@@ -56,6 +56,8 @@ pub(crate) struct Actor {
 
 /// What names the session and its program; fixed at spawn.
 pub(crate) struct Identity {
+    /// The immutable session id (`SessionInfo.id`).
+    pub sid: String,
     pub name: String,
     /// The session leader (the shell, or its keeper in a private pid namespace): the session
     /// id and process group the daemon signals.
@@ -526,6 +528,7 @@ impl Actor {
 
     fn info(&self) -> SessionInfo {
         SessionInfo {
+            id: self.id.sid.clone(),
             name: self.id.name.clone(),
             pid: self.id.shell_pid,
             program: self.id.argv.clone(),

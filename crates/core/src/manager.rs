@@ -176,21 +176,36 @@ impl SessionManager {
     pub async fn create(&self, params: NewParams) -> Result<SessionInfo> {
         // The new session's state is known here: answering without a round trip through its
         // task saves a cross-thread wake-up per create.
-        self.spawn(params, None).map(|(_, info)| info)
+        self.spawn(params, None, None).map(|(_, info)| info)
+    }
+
+    /// The immutable id of the session called `name`, if there is one.
+    pub fn id_of(&self, name: &str) -> Option<String> {
+        self.sessions().get(name).map(|h| h.id().to_owned())
     }
 
     /// Starts a session brought back from a saved record: `prelude` (the old scrollback, as
     /// terminal output) goes into the new session's log and screen before the program's first
     /// byte, and the session is marked `restored`.
-    pub async fn create_restored(&self, params: NewParams, prelude: &[u8]) -> Result<SessionInfo> {
-        self.spawn(params, Some(prelude)).map(|(_, info)| info)
+    /// `id` is the record's own id when the session is the same one coming back (a daemon
+    /// restart); `None` gives a new one (a restore or an import is a new session).
+    pub async fn create_restored(
+        &self,
+        params: NewParams,
+        prelude: &[u8],
+        id: Option<String>,
+    ) -> Result<SessionInfo> {
+        self.spawn(params, Some(prelude), id).map(|(_, info)| info)
     }
 
     fn spawn(
         &self,
         params: NewParams,
         prelude: Option<&[u8]>,
+        id: Option<String>,
     ) -> Result<(SessionHandle, SessionInfo)> {
+        // 128 random bits: never the id of another session, here or on another daemon.
+        let id = id.unwrap_or_else(|| crate::random_hex(16));
         let size = params.size.unwrap_or_default();
         crate::check_size(size)?;
         let mut env: BTreeMap<String, String> = params
@@ -287,6 +302,7 @@ impl SessionManager {
             Integration::None => SessionState::Busy,
         };
         let info = SessionInfo {
+            id: id.clone(),
             name: name.clone(),
             pid: shell_pid,
             program: argv.clone(),
@@ -316,6 +332,7 @@ impl SessionManager {
         });
         let actor = Actor {
             id: Identity {
+                sid: id.clone(),
                 name: name.clone(),
                 pid,
                 shell_pid,
@@ -361,7 +378,7 @@ impl SessionManager {
             let weak = Arc::downgrade(&self.inner);
             tokio::spawn(crate::memory::trim_loop(move || weak.strong_count() > 0));
         }
-        let handle = SessionHandle::new(&name, tx);
+        let handle = SessionHandle::new(&name, &id, tx);
         sessions.insert(name.clone(), handle.clone());
         self.inner
             .pids

@@ -105,15 +105,22 @@ pub(crate) enum Cmd {
 #[derive(Clone)]
 pub struct SessionHandle {
     name: std::sync::Arc<str>,
+    id: std::sync::Arc<str>,
     tx: mpsc::Sender<Cmd>,
 }
 
 impl SessionHandle {
-    pub(crate) fn new(name: &str, tx: mpsc::Sender<Cmd>) -> Self {
+    pub(crate) fn new(name: &str, id: &str, tx: mpsc::Sender<Cmd>) -> Self {
         Self {
             name: name.into(),
+            id: id.into(),
             tx,
         }
+    }
+
+    /// The session's immutable id (`SessionInfo.id`).
+    pub fn id(&self) -> &str {
+        &self.id
     }
 
     pub fn name(&self) -> &str {

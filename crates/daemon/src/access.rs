@@ -769,17 +769,20 @@ impl Access {
         method: &str,
         detail: &str,
         session: Option<&str>,
+        session_id: Option<&str>,
         result: &Result<Value, RpcError>,
     ) -> Option<String> {
         if result.is_ok() && spec.is_some_and(|s| s.audit.quiet) {
             return None;
         }
         let ok = result.as_ref().ok();
-        // A snapshot's result names its session's stable id.
-        let session_id = method
-            .starts_with("snapshot.")
-            .then(|| ok?.get("session")?.as_str().map(str::to_owned))
-            .flatten();
+        // A snapshot's result names its session's stable record id.
+        let session_id = session_id.map(str::to_owned).or_else(|| {
+            method
+                .starts_with("snapshot.")
+                .then(|| ok?.get("session")?.as_str().map(str::to_owned))
+                .flatten()
+        });
         let result_word = match result {
             Ok(v) => match v.get("exit_code").and_then(Value::as_i64) {
                 Some(code) => format!("ok (exit {code})"),
@@ -823,8 +826,17 @@ impl Observer for Access {
                 method,
                 detail,
                 session,
+                session_id,
                 result,
-            } => Reaction::warning(self.audit(who, *spec, method, detail, *session, result)),
+            } => Reaction::warning(self.audit(
+                who,
+                *spec,
+                method,
+                detail,
+                *session,
+                *session_id,
+                result,
+            )),
             Event::ExecFinished { .. } => Reaction::default(),
         }
     }

@@ -737,7 +737,9 @@ async fn spawn_saved(
     let sandboxed = params.policy.is_some();
     let info = daemon
         .manager
-        .create_restored(params, &prelude(scrollback))
+        // The record's id: a resurrected session keeps its id; a restore or an import made a
+        // new record, so a new session gets a new one.
+        .create_restored(params, &prelude(scrollback), Some(state.id.to_string()))
         .await
         .map_err(|e| e.to_rpc())?;
     let (name, pid, id) = (info.name.clone(), info.pid, state.id.clone());

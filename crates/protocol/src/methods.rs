@@ -117,6 +117,10 @@ pub struct Foreground {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct SessionInfo {
+    /// The session's immutable id: never reused, unlike its name. A session brought back from
+    /// the store (a daemon restart) keeps it; a restore or an import is a new session.
+    #[serde(default)]
+    pub id: String,
     pub name: String,
     pub pid: i32,
     pub program: Vec<String>,

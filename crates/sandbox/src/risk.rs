@@ -13,6 +13,7 @@
 //! | `limit-hit` | 20 | the action is `limit_hit` |
 //! | `destructive` | 30 | `rm -rf /`, `rm -rf ~`, `mkfs`, `dd of=/dev/` |
 //! | `bound-restore` | 40 | a principal bound to a sandbox policy imports or restores a session (the way out of its sandbox, were the policy not applied) |
+//! | `bound-workspace` | 20 | a principal bound to a sandbox policy starts a session in a directory it names (`session.new` with `cwd=`): a change of workspace |
 //! | `audit-break` | 60 | the audit log was repaired, deleted under the daemon, or cut over from an older format (`audit.repair`, `audit.gap`, `audit.segment`) |
 //! | `unauthenticated` | 20 | an HTTP request without valid credentials (`http.unauthorized`; with `denied`, 60) |
 
@@ -87,6 +88,12 @@ pub fn score_with(action: &str, detail: &str, result: &str, ctx: Context) -> Ris
     }
     if ctx.policy_bound && matches!(action, "session.import" | "snapshot.restore") {
         add("bound-restore", 40);
+    }
+    if ctx.policy_bound
+        && action == "session.new"
+        && detail.split_whitespace().any(|w| w.starts_with("cwd="))
+    {
+        add("bound-workspace", 20);
     }
     if crate::audit::BREAK_ACTIONS.contains(&action) {
         add("audit-break", 60);
@@ -240,6 +247,11 @@ mod tests {
         assert!(score_with("session.import", "", "ok", bound).score >= 40);
         assert!(score_with("snapshot.restore", "", "ok", bound).score >= 40);
         assert_eq!(score("session.import", "", "ok").score, 0);
+        let moved = score_with("session.new", "w cwd=/srv/other", "ok", bound);
+        assert_eq!(moved.rules, ["bound-workspace"]);
+        assert!(score_with("session.new", "cwd=/srv/other", "ok", bound).score >= 20);
+        assert_eq!(score_with("session.new", "w", "ok", bound).score, 0);
+        assert_eq!(score("session.new", "w cwd=/srv/other", "ok").score, 0);
         assert!(score("audit.gap", "", "recovered").score >= 60);
         assert!(score("http.unauthorized", "GET /v1/sessions", "denied").score >= 60);
     }

@@ -99,3 +99,57 @@ fn an_agent_that_leaves_takes_its_grants_with_it() {
         !env.ok(&["access", "ls"]).contains("session:read:work")
     });
 }
+
+/// Every session has an immutable id: a new session under an old name gets a new one, and
+/// the audit log names the session by it, so entries about two sessions that shared a name
+/// are told apart. A policy-bound agent choosing its workspace scores as a workspace change.
+#[test]
+fn sessions_have_ids_names_do_not_and_the_audit_log_says_which() {
+    let env = Env::outside_tmp();
+    let first = env.json(&["new", "-s", "w"]);
+    let first_id = first["id"].as_str().unwrap().to_owned();
+    assert_eq!(first_id.len(), 32, "{first}");
+    env.exec("w", "echo one");
+    env.ok(&["kill", "-t", "w"]);
+    let second = env.json(&["new", "-s", "w"]);
+    let second_id = second["id"].as_str().unwrap().to_owned();
+    assert_ne!(first_id, second_id);
+    env.exec("w", "echo two");
+
+    let ws = env.home.path().join("ws");
+    std::fs::create_dir_all(&ws).unwrap();
+    let token = env
+        .ok(&["agent", "register", "mover", "--keep"])
+        .trim()
+        .to_string();
+    let agent = token.split('.').next().unwrap().to_string();
+    env.ok(&["access", "policy", &format!("agent:{agent}"), "read-only"]);
+    let out = env
+        .command(&["new", "-s", "moved", "-c", ws.to_str().unwrap(), "--json"])
+        .env("AI_SESSION_TOKEN", &token)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+
+    let out = env.run(&["audit", "ls", "--json"]);
+    let entries: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let entries = entries.as_array().unwrap();
+    let exec_of = |marker: &str| {
+        entries
+            .iter()
+            .find(|e| e["action"] == "session.exec" && e["detail"] == marker)
+            .unwrap_or_else(|| panic!("no exec {marker} in {entries:?}"))
+            .clone()
+    };
+    assert_eq!(exec_of("echo one")["session_id"], first_id.as_str());
+    assert_eq!(exec_of("echo two")["session_id"], second_id.as_str());
+    let moved = entries
+        .iter()
+        .find(|e| e["action"] == "session.new" && e["session"] == "moved")
+        .unwrap_or_else(|| panic!("no session.new of moved in {entries:?}"));
+    assert!(
+        moved["session_id"].as_str().is_some_and(|s| !s.is_empty()),
+        "{moved}"
+    );
+    assert!(moved["risk"].as_u64().unwrap() >= 20, "{moved}");
+}

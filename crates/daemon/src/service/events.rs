@@ -46,6 +46,8 @@ pub(crate) enum Event<'a> {
         method: &'a str,
         detail: &'a str,
         session: Option<&'a str>,
+        /// The session's immutable id (`SessionInfo.id`), when the request named one.
+        session_id: Option<&'a str>,
         result: &'a Result<Value, RpcError>,
     },
 }

@@ -88,6 +88,8 @@ pub(crate) async fn handle(
         .get("target")
         .and_then(Value::as_str)
         .map(str::to_owned);
+    // Taken before the call: a killed session's id is gone after it.
+    let mut session_id = session.as_deref().and_then(|s| daemon.manager.id_of(s));
     let mut who = caller.principal();
     let mut result = match spec {
         None => Err(reg::unknown_method(method)),
@@ -103,6 +105,7 @@ pub(crate) async fn handle(
         // The audit entry names the session created.
         if let Ok(v) = &result {
             session = v.get("name").and_then(Value::as_str).map(str::to_owned);
+            session_id = v.get("id").and_then(Value::as_str).map(str::to_owned);
         }
     }
     let warnings = daemon
@@ -112,6 +115,7 @@ pub(crate) async fn handle(
             method,
             detail: &detail,
             session: session.as_deref(),
+            session_id: session_id.as_deref(),
             result: &result,
         })
         .await;
