@@ -762,16 +762,19 @@ impl Access {
 
     /// The audit trail of one handled request: refused and failed ones always, successful
     /// ones unless the method is a quiet read. The registry says what the detail holds.
-    fn audit(
-        &self,
-        who: &Principal,
-        spec: Option<&MethodSpec>,
-        method: &str,
-        detail: &str,
-        session: Option<&str>,
-        session_id: Option<&str>,
-        result: &Result<Value, RpcError>,
-    ) -> Option<String> {
+    fn audit(&self, event: &Event<'_>) -> Option<String> {
+        let Event::Handled {
+            who,
+            spec,
+            method,
+            detail,
+            session,
+            session_id,
+            result,
+        } = *event
+        else {
+            return None;
+        };
         if result.is_ok() && spec.is_some_and(|s| s.audit.quiet) {
             return None;
         }
@@ -820,23 +823,7 @@ impl Observer for Access {
                 self.forget_agent(*agent);
                 Reaction::default()
             }
-            Event::Handled {
-                who,
-                spec,
-                method,
-                detail,
-                session,
-                session_id,
-                result,
-            } => Reaction::warning(self.audit(
-                who,
-                *spec,
-                method,
-                detail,
-                *session,
-                *session_id,
-                result,
-            )),
+            Event::Handled { .. } => Reaction::warning(self.audit(event)),
             Event::ExecFinished { .. } => Reaction::default(),
         }
     }
