@@ -824,6 +824,7 @@ impl Observer for Access {
                 detail,
                 session,
                 result,
+                ..
             } => Reaction::warning(self.audit(who, *spec, method, detail, *session, result)),
             Event::ExecFinished { .. } => Reaction::default(),
         }
