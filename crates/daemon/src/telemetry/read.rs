@@ -5,7 +5,7 @@
 use std::sync::atomic::Ordering;
 
 use ai_session_coord::TaskState;
-use ai_session_protocol::methods::SessionState;
+use ai_session_protocol::methods::{SessionInfo, SessionState};
 use ai_session_protocol::registry::METHODS;
 use ai_session_protocol::stats::{
     AuditCounts, BusCounts, ExecCounts, MethodCounts, MetricsResult, SessionCounts, StatsResult,
@@ -21,11 +21,11 @@ use crate::server::Daemon;
 /// The name `ai_session_requests_total` gives requests for a method that does not exist.
 const UNKNOWN_METHOD: &str = "unknown";
 
-/// Everything but the per-session usage, which costs a pass over `/proc`.
-async fn gauges(d: &Daemon) -> StatsResult {
+/// Everything but the per-session usage, which costs a pass over `/proc`, for these sessions.
+fn gauges(d: &Daemon, infos: &[SessionInfo]) -> StatsResult {
     let t = &d.telemetry;
     let mut sessions = SessionCounts::default();
-    for s in d.manager.list().await {
+    for s in infos {
         match s.state {
             SessionState::Starting => sessions.starting += 1,
             SessionState::Idle => sessions.idle += 1,
@@ -124,8 +124,8 @@ fn method_counts(t: &Telemetry) -> Vec<MethodCounts> {
 
 /// `daemon.stats`: the figures, with each session's CPU and memory and the tokens per agent.
 pub(crate) async fn stats(d: &Daemon) -> Result<StatsResult, RpcError> {
-    let mut stats = gauges(d).await;
     let infos = d.manager.list().await;
+    let mut stats = gauges(d, &infos);
     stats.session_usage = tokio::task::spawn_blocking(move || super::process::sessions(&infos))
         .await
         .map_err(|e| {
@@ -149,7 +149,7 @@ pub(crate) async fn stats(d: &Daemon) -> Result<StatsResult, RpcError> {
 
 /// `daemon.metrics`: every metric in the Prometheus text format.
 pub(crate) async fn metrics(d: &Daemon) -> Result<MetricsResult, RpcError> {
-    let s = gauges(d).await;
+    let s = gauges(d, &d.manager.list().await);
     let t = &d.telemetry;
     let mut x = Text::default();
     daemon_metrics(&mut x, &s);
