@@ -206,6 +206,14 @@ fn metrics_pass_promtool_count_what_was_done_and_need_the_token() {
     );
     assert_eq!(sample(&text, "ai_session_capability_denials_total"), 1.0);
 
+    // `serve` again reports the running servers; another /metrics address is a conflict.
+    let again = s.env.json(&["serve", "--metrics-listen", "127.0.0.1:0"]);
+    assert_eq!(again["started"], false);
+    assert_eq!(again["metrics_listen"], s.metrics.as_str());
+    let other = s.env.run(&["serve", "--metrics-listen", "127.0.0.2:0"]);
+    assert!(!other.status.success());
+    assert!(String::from_utf8_lossy(&other.stderr).contains("already listens"));
+
     // The same figures for a person, and in the Prometheus format from the CLI.
     let stats = s.env.json(&["stats"]);
     assert_eq!(stats["telemetry"], true);
@@ -227,6 +235,19 @@ fn metrics_pass_promtool_count_what_was_done_and_need_the_token() {
     let human = s.env.ok(&["stats"]);
     assert!(human.contains("execs: 1 ok, 1 nonzero"), "{human}");
     promtool_check(&s.env.ok(&["stats", "--prometheus"]));
+}
+
+#[test]
+fn metrics_listen_joins_a_running_server() {
+    let env = Env::new();
+    let first = env.json(&["serve", "--listen", "127.0.0.1:0"]);
+    assert!(first.get("metrics_listen").is_none(), "{first}");
+    let second = env.json(&["serve", "--metrics-listen", "127.0.0.1:0"]);
+    assert_eq!(second["listen"], first["listen"]);
+    let metrics = second["metrics_listen"].as_str().expect("metrics_listen");
+    let (status, _, text) = get(metrics, "/metrics", None);
+    assert_eq!(status, 200);
+    promtool_check(&text);
 }
 
 #[test]
