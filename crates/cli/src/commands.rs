@@ -100,6 +100,9 @@ pub async fn run(sel: &Selector, command: Command) -> Result<ExitCode, CliError>
     if let Command::Serve(a) = command {
         return serve(sel, a).await;
     }
+    if let Command::Stats(a) = command {
+        return crate::stats::run(sel, a).await;
+    }
     if let Command::Mcp = command {
         ai_session_mcp::serve_stdio_with(sel.label.clone(), sel.socket.clone()).await?;
         return Ok(ExitCode::SUCCESS);
@@ -249,6 +252,7 @@ pub async fn run(sel: &Selector, command: Command) -> Result<ExitCode, CliError>
         | Command::Persist(_)
         | Command::Mcp
         | Command::Serve(_)
+        | Command::Stats(_)
         | Command::Policy { .. }
         | Command::Audit { .. }
         | Command::Tmux(_)
@@ -457,6 +461,7 @@ async fn serve(sel: &Selector, a: crate::ServeArgs) -> Result<ExitCode, CliError
     let params = ServeParams {
         listen: a.listen,
         allow_remote: a.allow_remote,
+        metrics_listen: a.metrics_listen,
     };
     let r: ServeResult = client.call(reg::DaemonServe::NAME, params).await?;
     if a.json {
@@ -477,6 +482,9 @@ async fn serve(sel: &Selector, a: crate::ServeArgs) -> Result<ExitCode, CliError
             r.url,
             r.url
         );
+        if let Some(m) = &r.metrics_listen {
+            eprintln!("  Prometheus: http://{m}/metrics (no token)");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

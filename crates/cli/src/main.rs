@@ -8,6 +8,7 @@ mod error;
 mod guard;
 mod persist;
 mod security;
+mod stats;
 mod tmux;
 
 use std::path::PathBuf;
@@ -73,6 +74,8 @@ enum Command {
     /// Serve the HTTP and WebSocket API (and MCP at /mcp) from the daemon; prints the URL and
     /// the token file.
     Serve(ServeArgs),
+    /// The daemon's figures: sessions, execs and their outcomes, tokens, requests, resources.
+    Stats(StatsArgs),
     /// Sandbox policies: check one and see what this host would enforce.
     Policy {
         #[command(subcommand)]
@@ -421,6 +424,20 @@ struct ServeArgs {
     /// Allow a non-loopback address: anyone who reaches it with the token controls every session.
     #[arg(long)]
     allow_remote: bool,
+    /// Also serve GET /metrics alone, without a token, on this IP:PORT (for a Prometheus
+    /// scraper on loopback; port 0 picks a free one).
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<String>,
+    /// Print JSON with a stable shape.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct StatsArgs {
+    /// Print the figures in the Prometheus text format (what GET /metrics serves).
+    #[arg(long, conflicts_with = "json")]
+    prometheus: bool,
     /// Print JSON with a stable shape.
     #[arg(long)]
     json: bool,
@@ -447,6 +464,9 @@ enum DaemonAction {
         /// Allow a non-loopback --http address.
         #[arg(long, requires = "http")]
         allow_remote: bool,
+        /// Also serve GET /metrics without a token on this address (as `serve --metrics-listen`).
+        #[arg(long, value_name = "ADDR", requires = "http")]
+        metrics_listen: Option<String>,
         /// Encrypt the session store at rest; the passphrase comes from AI_SESSION_PASSPHRASE
         /// (which alone is enough: a store opened with it is encrypted from then on).
         #[arg(long)]
@@ -470,6 +490,7 @@ fn main() -> ExitCode {
                 notify_ready,
                 http,
                 allow_remote,
+                metrics_listen,
                 encrypt,
             },
     } = cli.command
@@ -481,6 +502,7 @@ fn main() -> ExitCode {
         let http = http.map(|listen| ai_session_protocol::methods::ServeParams {
             listen: Some(listen),
             allow_remote,
+            metrics_listen,
         });
         return commands::run_daemon(&sel, notify_ready, http);
     }

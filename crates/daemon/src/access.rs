@@ -771,6 +771,7 @@ impl Access {
             session,
             session_id,
             result,
+            ..
         } = *event
         else {
             return None;

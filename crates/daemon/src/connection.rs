@@ -52,6 +52,7 @@ pub(crate) fn encode(resp: &Response) -> String {
 }
 
 pub(crate) async fn run(stream: UnixStream, daemon: Arc<Daemon>) {
+    let _open = daemon.telemetry.connection();
     let (read, write) = stream.into_split();
     // Notifications and protocol errors on one queue, answers (with their reservation) on
     // the other; one writer takes from both.

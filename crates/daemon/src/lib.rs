@@ -4,7 +4,8 @@
 //! `server` binds the socket and accepts connections from the socket owner's uid only;
 //! `connection` frames requests and runs them concurrently; `service` owns every operation
 //! (identity and capability from the protocol crate's registry, the method's service function,
-//! the events its observers act on: `access` with the audit log, `context`, `persist`); `coord`
+//! the events its observers act on: `access` with the audit log, `context`, `persist`,
+//! `telemetry`); `coord`
 //! holds the coordination service functions; `http` is the HTTP, WebSocket and MCP front end.
 
 mod access;
@@ -17,6 +18,7 @@ mod peer;
 mod persist;
 mod server;
 mod service;
+mod telemetry;
 mod worker;
 
 pub use persist::StoreOpenError;

@@ -57,6 +57,8 @@ pub struct Daemon {
     pub(crate) contexts: crate::context::Contexts,
     /// The session store: checkpoints, resurrection, snapshots.
     pub(crate) persist: crate::persist::Persist,
+    /// Counters and histograms of what the daemon did (`daemon.stats`, `/metrics`).
+    pub(crate) telemetry: crate::telemetry::Telemetry,
 }
 
 fn setup_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> ServeError + '_ {
@@ -126,6 +128,7 @@ pub async fn serve_with(
         cancel: tokio_util::sync::CancellationToken::new(),
         tasks: tokio_util::task::TaskTracker::new(),
         http: crate::http::Http::default(),
+        telemetry: crate::telemetry::Telemetry::from_env(),
     });
     raise_fd_limit();
     tracing::info!(socket = %paths.socket.display(), pid = std::process::id(), "daemon listening");

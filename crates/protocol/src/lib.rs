@@ -18,6 +18,7 @@ pub mod methods;
 pub mod paths;
 pub mod persist;
 pub mod registry;
+pub mod stats;
 
 pub use error::{ErrorData, ErrorKind, RpcError};
 use serde::{Deserialize, Serialize};

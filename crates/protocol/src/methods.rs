@@ -560,6 +560,10 @@ pub struct ServeParams {
     /// controls every session: only with a reason (and TLS in front).
     #[serde(default)]
     pub allow_remote: bool,
+    /// Also serve `GET /metrics` alone, without a token, on this `IP:PORT` (for a Prometheus
+    /// scraper on loopback; a non-loopback address needs `allow_remote`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_listen: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -574,4 +578,7 @@ pub struct ServeResult {
     pub token_file: String,
     /// False when the server was already running (this call changed nothing).
     pub started: bool,
+    /// The address `/metrics` is served on without a token, when asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_listen: Option<String>,
 }

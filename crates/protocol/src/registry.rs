@@ -22,6 +22,7 @@ use crate::context as x;
 use crate::coord as c;
 use crate::methods as m;
 use crate::persist as p;
+use crate::stats as st;
 use crate::{ErrorKind, RpcError};
 
 /// A method: its wire name and its typed params and result.
@@ -490,6 +491,16 @@ methods! {
     DaemonStatus = "daemon.status" (Empty => m::StatusResult) {
         need: Need::Fixed("daemon:status"), audit: QUIET,
         http: route(Get, "/v1/status", Input::None), mcp: None, cli: Some("daemon status"),
+    }
+    /// What the daemon runs, did since it started and costs: sessions, execs, tokens, requests.
+    DaemonStats = "daemon.stats" (Empty => st::StatsResult) {
+        need: Need::Fixed("daemon:status"), audit: QUIET,
+        http: route(Get, "/v1/stats", Input::None), mcp: None, cli: Some("stats"),
+    }
+    /// The same figures in the Prometheus text format (what `GET /metrics` serves).
+    DaemonMetrics = "daemon.metrics" (Empty => st::MetricsResult) {
+        need: Need::Fixed("daemon:status"), audit: QUIET,
+        http: None, mcp: None, cli: Some("stats --prometheus"),
     }
     /// Stop the daemon: sessions are checkpointed and come back at the next start.
     DaemonStop = "daemon.stop" (Empty => Empty) {

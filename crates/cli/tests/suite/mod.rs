@@ -11,6 +11,7 @@ mod http;
 mod identity;
 mod marks;
 mod memory_bounds;
+mod metrics;
 mod persist;
 mod robustness;
 mod security;

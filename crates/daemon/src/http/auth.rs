@@ -121,6 +121,7 @@ pub(crate) async fn require_token(
         },
         None => "no token".to_owned(),
     };
+    daemon.telemetry.unauthorized();
     let peer = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()

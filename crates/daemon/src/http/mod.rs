@@ -5,11 +5,13 @@
 //!
 //! `auth` owns the token; `routes` the route table and the REST handler that turns a request
 //! into a protocol call through `dispatch`; `openapi` builds the document from that table and
-//! the protocol's JSON Schemas; `stream` the WebSockets; `mcp` the `/mcp` service.
+//! the protocol's JSON Schemas; `stream` the WebSockets; `mcp` the `/mcp` service; `metrics`
+//! `/metrics` and the token-less `--metrics-listen` server.
 
 mod auth;
 mod error;
 mod mcp;
+mod metrics;
 mod openapi;
 mod origin;
 mod routes;
@@ -38,6 +40,8 @@ struct Running {
     token_file: PathBuf,
     server: tokio::task::JoinHandle<()>,
     mcp_cancel: tokio_util::sync::CancellationToken,
+    /// The `/metrics`-only server without a token (`--metrics-listen`), when asked for.
+    metrics: Option<(SocketAddr, tokio::task::JoinHandle<()>)>,
 }
 
 impl Http {
@@ -46,53 +50,49 @@ impl Http {
         if let Some(running) = self.running.lock().await.take() {
             running.server.abort();
             running.mcp_cancel.cancel();
+            if let Some((_, metrics)) = running.metrics {
+                metrics.abort();
+            }
         }
     }
 }
 
 /// Starts the HTTP server on `p.listen` (idempotent: the same or no address reports the running
-/// server; another address is a conflict).
+/// server; another address is a conflict), and the `/metrics` server on `p.metrics_listen`
+/// when given (likewise).
 pub(crate) async fn start(daemon: &Arc<Daemon>, p: ServeParams) -> Result<ServeResult, RpcError> {
     let mut slot = daemon.http.running.lock().await;
     let wanted = p.listen.as_deref().map(parse_listen).transpose()?;
-    if let Some(running) = slot.as_ref() {
-        let same = wanted
-            .is_none_or(|w| w == running.addr || (w.port() == 0 && w.ip() == running.addr.ip()));
-        if !same {
-            return Err(RpcError::new(
-                ErrorKind::Conflict,
-                format!("the HTTP server already listens on {}", running.addr),
-            )
-            .with_hint("use that address, or stop the daemon (`ai-session daemon stop`) to listen elsewhere"));
+    let metrics = p.metrics_listen.as_deref().map(parse_listen).transpose()?;
+    if let Some(running) = slot.as_mut() {
+        conflict("HTTP server", wanted, Some(running.addr))?;
+        if let Some(m) = metrics {
+            conflict(
+                "/metrics server",
+                Some(m),
+                running.metrics.as_ref().map(|r| r.0),
+            )?;
+            if running.metrics.is_none() {
+                running.metrics = Some(serve_metrics(daemon, m, p.allow_remote).await?);
+            }
         }
-        return Ok(result(running.addr, &running.token_file, false));
+        return Ok(result(running, false));
     }
     let addr = match wanted {
         Some(addr) => addr,
         None => parse_listen(DEFAULT_LISTEN)?,
     };
-    if !addr.ip().is_loopback() && !p.allow_remote {
-        return Err(RpcError::new(
-            ErrorKind::PermissionDenied,
-            format!("{addr} is not a loopback address: the HTTP API controls every session"),
-        )
-        .with_hint(
-            "listen on 127.0.0.1 or [::1], or pass --allow-remote (put TLS in front of it)",
-        ));
-    }
+    remote_allowed(addr, p.allow_remote)?;
     let token = auth::Token::load_or_create(&daemon.paths.data).map_err(|e| {
         RpcError::new(ErrorKind::Internal, e.to_string())
             .with_hint("check the permissions of the daemon's state directory")
     })?;
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
-        let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
-            "another program uses that port: pick another with --listen 127.0.0.1:PORT (0 picks a free one)"
-        } else {
-            "check the address, or pick another with --listen IP:PORT"
-        };
-        RpcError::new(ErrorKind::Internal, format!("cannot listen on {addr}: {e}")).with_hint(hint)
-    })?;
+    let listener = bind(addr).await?;
     let bound = listener.local_addr().unwrap_or(addr);
+    let metrics = match metrics {
+        Some(m) => Some(serve_metrics(daemon, m, p.allow_remote).await?),
+        None => None,
+    };
     let token_file = token.path().to_owned();
     let (router, mcp_cancel) = routes::router(daemon.clone(), token, bound, p.allow_remote);
     // The peer's address is kept for the audit entries of refused requests.
@@ -103,21 +103,85 @@ pub(crate) async fn start(daemon: &Arc<Daemon>, p: ServeParams) -> Result<ServeR
         }
     });
     tracing::info!(listen = %bound, "HTTP server listening");
-    *slot = Some(Running {
+    let running = slot.insert(Running {
         addr: bound,
-        token_file: token_file.clone(),
+        token_file,
         server,
         mcp_cancel,
+        metrics,
     });
-    Ok(result(bound, &token_file, true))
+    Ok(result(running, true))
 }
 
-fn result(addr: SocketAddr, token_file: &std::path::Path, started: bool) -> ServeResult {
+/// Another address than the running server's is a conflict (port 0 on the same IP is not).
+fn conflict(
+    what: &str,
+    wanted: Option<SocketAddr>,
+    running: Option<SocketAddr>,
+) -> Result<(), RpcError> {
+    let (Some(w), Some(r)) = (wanted, running) else {
+        return Ok(());
+    };
+    if w == r || (w.port() == 0 && w.ip() == r.ip()) {
+        return Ok(());
+    }
+    Err(RpcError::new(
+        ErrorKind::Conflict,
+        format!("the {what} already listens on {r}"),
+    )
+    .with_hint(
+        "use that address, or stop the daemon (`ai-session daemon stop`) to listen elsewhere",
+    ))
+}
+
+fn remote_allowed(addr: SocketAddr, allow_remote: bool) -> Result<(), RpcError> {
+    if addr.ip().is_loopback() || allow_remote {
+        return Ok(());
+    }
+    Err(RpcError::new(
+        ErrorKind::PermissionDenied,
+        format!("{addr} is not a loopback address: the HTTP API controls every session"),
+    )
+    .with_hint("listen on 127.0.0.1 or [::1], or pass --allow-remote (put TLS in front of it)"))
+}
+
+async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, RpcError> {
+    tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
+            "another program uses that port: pick another with --listen 127.0.0.1:PORT (0 picks a free one)"
+        } else {
+            "check the address, or pick another with --listen IP:PORT"
+        };
+        RpcError::new(ErrorKind::Internal, format!("cannot listen on {addr}: {e}")).with_hint(hint)
+    })
+}
+
+/// Binds and serves `/metrics` alone on `addr`.
+async fn serve_metrics(
+    daemon: &Arc<Daemon>,
+    addr: SocketAddr,
+    allow_remote: bool,
+) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), RpcError> {
+    remote_allowed(addr, allow_remote)?;
+    let listener = bind(addr).await?;
+    let bound = listener.local_addr().unwrap_or(addr);
+    let router = metrics::scrape_router(daemon.clone(), bound, allow_remote);
+    let server = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            tracing::error!("the /metrics server stopped: {e}");
+        }
+    });
+    tracing::info!(listen = %bound, "/metrics server listening");
+    Ok((bound, server))
+}
+
+fn result(running: &Running, started: bool) -> ServeResult {
     ServeResult {
-        url: format!("http://{addr}"),
-        listen: addr.to_string(),
-        token_file: token_file.display().to_string(),
+        url: format!("http://{}", running.addr),
+        listen: running.addr.to_string(),
+        token_file: running.token_file.display().to_string(),
         started,
+        metrics_listen: running.metrics.as_ref().map(|(a, _)| a.to_string()),
     }
 }
 

@@ -223,7 +223,7 @@ pub(crate) enum FieldType {
     Other,
 }
 
-/// The HTTP router: every route of the table, `/openapi.json`, `/mcp`, behind the `Host` and
+/// The HTTP router: every route of the table, `/openapi.json`, `/metrics`, `/mcp`, behind the `Host` and
 /// `Origin` check and the token check.
 pub(crate) fn router(
     daemon: Arc<Daemon>,
@@ -273,6 +273,7 @@ pub(crate) fn router(
                 )
             }),
         )
+        .route("/metrics", axum::routing::get(super::metrics::route))
         .route_service("/mcp", mcp)
         .fallback(super::error::not_found)
         .method_not_allowed_fallback(super::error::method_not_allowed)

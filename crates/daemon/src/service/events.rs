@@ -2,7 +2,7 @@
 //!
 //! The service performs an operation and publishes what it did; it does not call the audit log,
 //! the store or the contexts by hand. Each observer sees every event in the order the daemon
-//! registered them (access and audit, contexts, store) and answers
+//! registered them (access and audit, contexts, store, telemetry) and answers
 //! with a [`Reaction`]: an acknowledgement the answer must wait for (the store makes an exec
 //! durable before the client hears of it) and a warning for the caller (the audit log could not
 //! be written).
@@ -49,6 +49,8 @@ pub(crate) enum Event<'a> {
         /// The session's immutable id (`SessionInfo.id`), when the request named one.
         session_id: Option<&'a str>,
         result: &'a Result<Value, RpcError>,
+        /// From the request's arrival in the service to its result.
+        elapsed: std::time::Duration,
     },
 }
 

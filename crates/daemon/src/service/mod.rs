@@ -5,7 +5,8 @@
 //! the answer. `handle` decides identity (`hello`) and capability once, from the method's entry
 //! in the protocol crate's registry, runs the method's service function (an exhaustive match
 //! over [`Call`]: a method without one does not compile), and publishes what happened as
-//! [`Event`]s to the observers: the access table and audit log, the contexts, the store.
+//! [`Event`]s to the observers: the access table and audit log, the contexts, the store,
+//! telemetry.
 //!
 //! Direction: front end -> service -> observers. Observers never call back into the service.
 
@@ -70,7 +71,8 @@ impl Daemon {
     }
 
     fn reactions(&self, event: &Event<'_>) -> Vec<Reaction> {
-        let observers: [&dyn Observer; 3] = [&self.access, &self.contexts, &self.persist];
+        let observers: [&dyn Observer; 4] =
+            [&self.access, &self.contexts, &self.persist, &self.telemetry];
         observers.iter().map(|o| o.observe(event)).collect()
     }
 }
@@ -82,6 +84,7 @@ pub(crate) async fn handle(
     method: &str,
     params: Value,
 ) -> Result<Value, RpcError> {
+    let arrived = std::time::Instant::now();
     let spec = reg::spec(method);
     let detail = spec.map(|s| s.audit_detail(&params)).unwrap_or_default();
     let mut session = params
@@ -117,6 +120,7 @@ pub(crate) async fn handle(
             session: session.as_deref(),
             session_id: session_id.as_deref(),
             result: &result,
+            elapsed: arrived.elapsed(),
         })
         .await;
     if let (Some(warning), Ok(Value::Object(map))) = (warnings.into_iter().next(), &mut result) {
@@ -168,6 +172,8 @@ async fn dispatch(
         Call::SessionKill(p) => ok::<SessionKill>(s::kill(d, p).await),
         Call::SessionSubscribe(p) => ok::<SessionSubscribe>(s::subscribe(d, caller, p).await),
         Call::DaemonStatus(_) => ok::<DaemonStatus>(Ok(s::status(d))),
+        Call::DaemonStats(_) => ok::<DaemonStats>(crate::telemetry::stats(d).await),
+        Call::DaemonMetrics(_) => ok::<DaemonMetrics>(crate::telemetry::metrics(d).await),
         Call::DaemonStop(_) => ok::<DaemonStop>(Ok(s::stop(d))),
         Call::DaemonServe(p) => ok::<DaemonServe>(crate::http::start(d, p).await),
         Call::AuditRepair(_) => ok::<AuditRepair>(d.access.repair_audit(who)),
