@@ -400,6 +400,7 @@ mod tests {
             method: reg::SessionList::NAME,
             detail: "",
             session: None,
+            session_id: None,
             result: &Ok(Value::Null),
             elapsed: Duration::from_millis(1),
         };
