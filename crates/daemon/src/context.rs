@@ -14,7 +14,7 @@ use ai_session_protocol::methods::ExecResult;
 use ai_session_protocol::{ErrorKind, RpcError};
 use serde_json::Value;
 
-use crate::service::{Event, Observer, Reaction};
+use crate::service::{Event, Observer, Reaction, wire};
 use crate::worker::Worker;
 
 type Map = HashMap<String, SessionContext>;
@@ -132,7 +132,7 @@ impl Contexts {
             let view = entry(map, &p.target)?
                 .build(budget, p.task.as_deref())
                 .map_err(context_error)?;
-            convert(&view)
+            wire(&view)
         })
         .await
     }
@@ -161,7 +161,7 @@ impl Contexts {
     pub(crate) async fn show(&self, p: ContextShowParams) -> Result<ContextEntryResult, RpcError> {
         self.call(
             move |map| match entry(map, &p.target)?.get(p.id).map_err(context_error)? {
-                Some(e) => convert(&e),
+                Some(e) => wire(&e),
                 None => Err(RpcError::new(
                     ErrorKind::NotFound,
                     format!("no context entry {} in '{}'", p.id, p.target),
@@ -206,24 +206,12 @@ impl Contexts {
             }
             ctx.set_config(config).map_err(context_error)?;
             Ok(ContextConfigResult {
-                config: convert(ctx.config())?,
-                stats: convert(&ctx.stats())?,
+                config: wire(ctx.config())?,
+                stats: wire(ctx.stats())?,
             })
         })
         .await
     }
-}
-
-/// The context crate's type as its wire twin (same JSON shape).
-fn convert<T: serde::de::DeserializeOwned>(value: &impl serde::Serialize) -> Result<T, RpcError> {
-    serde_json::to_value(value)
-        .and_then(serde_json::from_value)
-        .map_err(|e| {
-            RpcError::new(
-                ErrorKind::Internal,
-                format!("cannot encode the context: {e}"),
-            )
-        })
 }
 
 impl Observer for Contexts {

@@ -15,25 +15,13 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::server::Daemon;
-use crate::service::Caller;
+use crate::service::{Caller, wire};
 use ai_session_protocol::registry::Empty;
 
 /// Default wait for `bus.request` when the caller gives none.
 const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Messages a stream moves from its queue to the connection in one write.
 const STREAM_BATCH: usize = 256;
-
-/// A coordinator object as its wire type (the same JSON, typed for the protocol).
-fn wire<T: serde::de::DeserializeOwned>(value: impl Serialize) -> Result<T, RpcError> {
-    serde_json::to_value(value)
-        .and_then(serde_json::from_value)
-        .map_err(|e| {
-            RpcError::new(
-                ErrorKind::Internal,
-                format!("cannot encode a coordinator object: {e}"),
-            )
-        })
-}
 
 /// A coordinator refusal as a protocol error: the coordinator's message, a hint saying what to
 /// do, and its stable code in `data.reason`.

@@ -38,6 +38,19 @@ pub(crate) fn json(value: impl Serialize) -> Result<Value, RpcError> {
     })
 }
 
+/// A library object (the coordinator's, a context's) as its protocol twin: the same JSON,
+/// typed for the wire.
+pub(crate) fn wire<T: serde::de::DeserializeOwned>(value: impl Serialize) -> Result<T, RpcError> {
+    serde_json::to_value(value)
+        .and_then(serde_json::from_value)
+        .map_err(|e| {
+            RpcError::new(
+                ErrorKind::Internal,
+                format!("cannot encode the result: {e}"),
+            )
+        })
+}
+
 /// Encodes a method's result, checking at compile time that the service function returns the
 /// type the registry declares.
 fn ok<M: Method>(result: Result<M::Result, RpcError>) -> Result<Value, RpcError> {
