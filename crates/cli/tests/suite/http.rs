@@ -456,17 +456,12 @@ fn python_has(module: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// Skips a test needing a Python package, except in CI, where its absence is a failure.
-fn require_python(module: &str) -> bool {
-    if python_has(module) {
-        return true;
-    }
+/// Fails, naming the install step, when python3 cannot import `module`.
+fn require_python(module: &str) {
     assert!(
-        std::env::var_os("CI").is_none(),
-        "python3 module {module} missing in CI (.ci/run installs it)"
+        python_has(module),
+        "python3 cannot import {module}: run .ci/run's install step (python3 -m pip install {module})"
     );
-    eprintln!("skipped: python3 cannot import {module}");
-    false
 }
 
 fn script(name: &str) -> String {
@@ -501,9 +496,7 @@ fn run_with_deadline(cmd: &mut Command, secs: u64) -> (bool, String) {
 
 #[test]
 fn mcp_over_streamable_http_with_the_python_sdk() {
-    if !require_python("mcp") {
-        return;
-    }
+    require_python("mcp");
     let s = Server::start();
     let (ok, out) = run_with_deadline(
         Command::new("python3")
@@ -530,9 +523,8 @@ fn mcp_over_streamable_http_with_the_python_sdk() {
 /// (exec, wait, bus request, task claim) are left out of the fuzzing: they are tested above.
 #[test]
 fn openapi_document_is_valid_and_fuzzing_finds_no_server_error() {
-    if !require_python("schemathesis") || !require_python("openapi_spec_validator") {
-        return;
-    }
+    require_python("schemathesis");
+    require_python("openapi_spec_validator");
     let s = Server::start();
     let (status, doc) = s.call("GET", "/openapi.json", None);
     assert_eq!(status, 200);
