@@ -13,6 +13,7 @@ mod marks;
 mod memory_bounds;
 mod metrics;
 mod persist;
+mod restart;
 mod robustness;
 mod security;
 mod store_attacks;
