@@ -5,6 +5,7 @@ mod context;
 mod coord;
 mod disk_full;
 mod escape;
+mod exec_queue;
 mod exec_truth;
 mod harness;
 mod http;
