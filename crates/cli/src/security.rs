@@ -430,10 +430,26 @@ pub(crate) async fn access(
                     .unwrap_or_default();
                 println!("every agent holds: {}", defaults.join(", "));
                 for p in r["principals"].as_array().into_iter().flatten() {
-                    let caps: Vec<&str> = p["capabilities"]
+                    // A capability on one session shows the id it is bound to.
+                    let bound = |cap: &str| {
+                        p["sessions"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .find_map(|b| {
+                                (b["capability"] == cap).then(|| b["session_id"].as_str())?
+                            })
+                    };
+                    let caps: Vec<String> = p["capabilities"]
                         .as_array()
-                        .map(|d| d.iter().filter_map(Value::as_str).collect())
-                        .unwrap_or_default();
+                        .into_iter()
+                        .flatten()
+                        .filter_map(Value::as_str)
+                        .map(|c| match bound(c) {
+                            Some(id) => format!("{c} (session id {id})"),
+                            None => c.to_string(),
+                        })
+                        .collect();
                     let label = p["label"]
                         .as_str()
                         .filter(|l| !l.is_empty())

@@ -116,6 +116,8 @@ pub struct SessionContext {
     pub(crate) task_ids: HashMap<String, u32>,
     pub(crate) last_by_cmd: HashMap<u64, u64>,
     pub(crate) memo: crate::view::TokenMemo,
+    /// The latest `at_ms` of an exec recorded (0 before the first).
+    pub(crate) last_exec_ms: u64,
 }
 
 impl std::fmt::Debug for SessionContext {
@@ -167,6 +169,7 @@ impl SessionContext {
             task_ids: HashMap::new(),
             last_by_cmd: HashMap::new(),
             memo: crate::view::TokenMemo::new(config_encoding),
+            last_exec_ms: 0,
         })
     }
 
@@ -362,7 +365,15 @@ impl SessionContext {
             }
         }
         let at_ms = record.at_ms.unwrap_or_else(now_ms);
+        self.last_exec_ms = self.last_exec_ms.max(at_ms);
         self.push(at_ms, task, EntryBody::Command(run))
+    }
+
+    /// The latest time (`ExecRecord::at_ms`, Unix ms) of an exec this context recorded, 0 if
+    /// none: whoever replays a saved exec history into a context saved earlier (after a crash)
+    /// records the execs that started after it.
+    pub fn last_exec_ms(&self) -> u64 {
+        self.last_exec_ms
     }
 
     /// Adds a message; `task` `None` takes the active task. Returns the entry's id.

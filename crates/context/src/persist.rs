@@ -51,6 +51,9 @@ struct State {
     sealed_last_seq: Option<u64>,
     /// Archived entries not sealed into a frame yet.
     archive_tail: Vec<Entry>,
+    /// The latest `at_ms` of an exec recorded (absent in contexts saved before it was kept).
+    #[serde(default)]
+    last_exec_ms: u64,
 }
 
 impl SessionContext {
@@ -89,6 +92,7 @@ impl SessionContext {
                 .sum(),
             sealed_last_seq: self.archive.sealed_last_seq(),
             archive_tail: self.archive.tail_entries()?,
+            last_exec_ms: self.last_exec_ms,
         };
         let json = serde_json::to_vec(&state)?;
         let packed = zstd::bulk::compress(&json, self.config.zstd_level)?;
@@ -144,6 +148,7 @@ impl SessionContext {
         ctx.last_failure = s.last_failure;
         ctx.open_errors = s.open_errors;
         ctx.stats = s.stats;
+        ctx.last_exec_ms = s.last_exec_ms;
         ctx.archive = archive;
         let live: VecDeque<Entry> = s.live.into();
         for e in &live {

@@ -11,6 +11,12 @@ pub enum Error {
     /// `create` with a taken name: choose another or kill the old session.
     #[error("a session named '{0}' already exists")]
     Exists(String),
+    /// `exec` on a session whose exec queue is full: `queued` execs (the limit) already wait
+    /// for the command running now.
+    #[error(
+        "session '{name}' already has {queued} execs waiting (the most one session queues); this one was not run"
+    )]
+    QueueFull { name: String, queued: usize },
     /// `exec` while a command is still running in the session.
     #[error("session '{name}' is busy: {detail}")]
     Busy { name: String, detail: String },
@@ -57,6 +63,11 @@ impl Error {
             }
             Self::Exists(_) => RpcError::new(ErrorKind::SessionExists, msg)
                 .with_hint("pick another name with -s, or `ai-session kill -t NAME` first"),
+            Self::QueueFull { name, .. } => RpcError::new(ErrorKind::Overloaded, msg)
+                .with_reason("exec_queue_full")
+                .with_hint(format!(
+                    "wait for the queued execs to finish (`ai-session wait -t {name} --prompt`) and send it again, or run it in another session"
+                )),
             Self::Busy { name, .. } => RpcError::new(ErrorKind::SessionBusy, msg).with_hint(format!(
                 "wait for it (`ai-session wait -t {name} --prompt`), interrupt it (`ai-session send -t {name} C-c`), or use another session"
             )),

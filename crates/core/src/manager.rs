@@ -184,6 +184,16 @@ impl SessionManager {
         self.sessions().get(name).map(|h| h.id().to_owned())
     }
 
+    /// The live session a grant names: `(id, name)` of the session called `name_or_id`, or
+    /// else of the one whose id it is. Names win: a request always names its session.
+    pub fn find(&self, name_or_id: &str) -> Option<(String, String)> {
+        let sessions = self.sessions();
+        let found = sessions
+            .get(name_or_id)
+            .or_else(|| sessions.values().find(|h| h.id() == name_or_id))?;
+        Some((found.id().to_owned(), found.name().to_owned()))
+    }
+
     /// Starts a session brought back from a saved record: `prelude` (the old scrollback, as
     /// terminal output) goes into the new session's log and screen before the program's first
     /// byte, and the session is marked `restored`.

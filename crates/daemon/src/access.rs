@@ -12,6 +12,13 @@
 //!   [`AGENT_DEFAULTS`] plus every capability on the sessions it creates;
 //! - an **API token** (`access token --cap ...`): exactly the capabilities it was made with.
 //!
+//! A capability naming one session (`session:exec:deploy`, `snapshot:list:deploy`) is bound to
+//! that session's immutable id when it is granted (stored as `session:exec:#ID`), and a check
+//! resolves the name a request targets to the id of the session that has it now: a later
+//! session reusing the name, however it came to be (created, imported, brought back by a
+//! restart), holds another id and inherits nothing. A session capability for a name no live
+//! session has is refused, since there is no session to bind it to.
+//!
 //! The owner grants and revokes capabilities at run time (`access grant|revoke`). API tokens
 //! are `ais.<daemon id>.<token id>.<secret>`: the daemon id is random per state directory, so
 //! a token shown to one daemon is refused by every other; only a SHA-256 of the secret is
@@ -25,6 +32,11 @@ use ai_session_protocol::access::*;
 use ai_session_protocol::registry::{Empty, MethodSpec};
 use ai_session_protocol::{ErrorKind, RpcError};
 use ai_session_sandbox::audit::{Actor, Record};
+
+mod bind;
+
+pub(crate) use bind::Sessions;
+use bind::{BOUND, bound_id, resolve_need};
 
 use crate::service::{Event, Observer, Reaction};
 use serde::{Deserialize, Serialize};
@@ -145,6 +157,10 @@ struct Stored {
     /// One past the highest agent id any run of this daemon handed out.
     #[serde(default)]
     next_agent_id: u64,
+    /// The name each session a capability is bound to had when it was granted, by id: what
+    /// `access.list` shows beside the id.
+    #[serde(default)]
+    session_names: BTreeMap<String, String>,
 }
 
 /// Capabilities, tokens and the audit log of one daemon.
@@ -207,12 +223,14 @@ impl Access {
             ),
             Err(e) => return Err(e),
         };
+        let mut state = state;
+        let dropped = state.drop_name_bound();
         let access = Access {
             file,
             state: Mutex::new(state),
             audit: crate::audit::Trail::open(audit_path),
         };
-        if created {
+        if created || dropped {
             // The daemon id must outlive this daemon: tokens are bound to it.
             access.save()?;
         }
@@ -302,11 +320,14 @@ impl Access {
     /// Allows or refuses `method` for `who`; a refusal names the missing capability. A
     /// request that would change something is also refused while the audit log cannot be
     /// written (see [`crate::audit`]).
+    /// The target session is resolved by name to its id now: a capability bound to another
+    /// session of the same name does not cover it.
     pub(crate) fn check(
         &self,
         who: &Principal,
         spec: &MethodSpec,
         params: &Value,
+        sessions: &dyn Sessions,
     ) -> Result<(), RpcError> {
         if let (Some(need), Some(key)) = (spec.capability(params), who.key()) {
             // The owner (no key) holds every capability.
@@ -315,7 +336,7 @@ impl Access {
                 // answer then filtered to those sessions (`may_list_snapshots`).
                 self.holds_any(who, &key, "snapshot", "list")
             } else {
-                self.holds(who, &key, &need)
+                self.holds(who, &key, &resolve_need(&need, sessions))
             };
             if !held {
                 return Err(denied(
@@ -351,15 +372,24 @@ impl Access {
                 .is_some_and(|caps| caps.iter().any(|h| some_target(h)))
     }
 
-    /// True when `who` holds `snapshot:ACTION:X` for X the session's name or stable id, or the
-    /// snapshot's own id: snapshot capabilities are per session (or per snapshot).
-    pub(crate) fn may_snapshot(&self, who: &Principal, action: &str, targets: &[&str]) -> bool {
-        match who.key() {
-            None => true,
-            Some(key) => targets
-                .iter()
-                .any(|t| self.holds(who, &key, &format!("snapshot:{action}:{t}"))),
-        }
+    /// True when `who` holds `snapshot:ACTION:X` for X the session's id (bound when granted
+    /// on the live session, or written as the id) or the snapshot's own id: snapshot
+    /// capabilities are per session (or per snapshot), never per name.
+    pub(crate) fn may_snapshot(
+        &self,
+        who: &Principal,
+        action: &str,
+        session_id: &str,
+        snapshot_id: Option<&str>,
+    ) -> bool {
+        let Some(key) = who.key() else {
+            return true;
+        };
+        let bound = format!("{BOUND}{session_id}");
+        [Some(bound.as_str()), Some(session_id), snapshot_id]
+            .into_iter()
+            .flatten()
+            .any(|t| self.holds(who, &key, &format!("snapshot:{action}:{t}")))
     }
 
     /// The refusal for a snapshot action on `target`.
@@ -384,47 +414,12 @@ impl Access {
                 .is_some_and(|caps| caps.iter().any(|have| covers(have, need)))
     }
 
-    /// True when `who` may read session `name` (for filtering `session.list`).
-    pub(crate) fn may_read(&self, who: &Principal, name: &str) -> bool {
+    /// True when `who` may read the session with id `id` (for filtering `session.list`).
+    pub(crate) fn may_read(&self, who: &Principal, id: &str) -> bool {
         match who.key() {
             None => true,
-            Some(key) => self.holds(who, &key, &format!("session:read:{name}")),
+            Some(key) => self.holds(who, &key, &format!("session:read:{BOUND}{id}")),
         }
-    }
-
-    /// Gives `who` every capability on a session it just created.
-    pub(crate) fn owns_session(&self, who: &Principal, name: &str) {
-        if let Some(key) = who.key() {
-            self.state()
-                .grants
-                .entry(key)
-                .or_default()
-                .insert(format!("session:*:{name}"));
-            self.save_logged();
-        }
-    }
-
-    /// `access.grant` / `access.revoke`.
-    pub(crate) fn set(&self, principal: &str, cap: &str, grant: bool) -> Result<(), RpcError> {
-        check_capability(cap)?;
-        self.known(principal)?;
-        {
-            let mut state = self.state();
-            let caps = state.grants.entry(principal.to_string()).or_default();
-            if grant {
-                caps.insert(cap.to_string());
-            } else if !caps.remove(cap) {
-                return Err(RpcError::new(
-                    ErrorKind::NotFound,
-                    format!(
-                        "{principal} does not hold {cap} (defaults cannot be revoked one by one)"
-                    ),
-                )
-                .with_hint("`ai-session access ls` shows what each principal holds"));
-            }
-        }
-        self.save()
-            .map_err(|e| RpcError::new(ErrorKind::Internal, format!("saving access state: {e}")))
     }
 
     /// The policy every session of `who` must run in, if one is bound to it.
@@ -482,31 +477,6 @@ impl Access {
             let mut state = self.state();
             let grants = state.grants.remove(&key).is_some();
             state.policies.remove(&key).is_some() || grants
-        };
-        if changed {
-            self.save_logged();
-        }
-    }
-
-    /// Session `name` is gone (killed) or is being created anew: every capability naming it
-    /// is revoked, so a grant made for one session never reaches a later one with the same
-    /// name. Wildcards (`session:read:*`) are kept.
-    pub(crate) fn forget_session(&self, name: &str) {
-        let names_it = |cap: &str| {
-            let mut parts = cap.splitn(3, ':');
-            let resource = parts.next().unwrap_or_default();
-            parts.next();
-            matches!(resource, "session" | "snapshot") && parts.next() == Some(name)
-        };
-        let changed = {
-            let mut state = self.state();
-            let mut changed = false;
-            for caps in state.grants.values_mut() {
-                let before = caps.len();
-                caps.retain(|c| !names_it(c));
-                changed |= caps.len() != before;
-            }
-            changed
         };
         if changed {
             self.save_logged();
@@ -588,23 +558,27 @@ impl Access {
         &self,
         label: &str,
         caps: &[String],
+        sessions: &dyn Sessions,
     ) -> Result<(String, String), RpcError> {
+        let mut stored = BTreeSet::new();
+        let mut names = Vec::new();
         for cap in caps {
-            check_capability(cap)?;
+            let (cap, bound) = Self::bind(cap, sessions)?;
+            stored.insert(cap);
+            names.extend(bound);
         }
         let id = random_hex(4)?;
         let secret = random_hex(32)?;
         let daemon_id = {
             let mut state = self.state();
+            state.session_names.extend(names);
             state.tokens.push(StoredToken {
                 id: id.clone(),
                 label: label.to_string(),
                 digest: digest(&secret),
                 created_ms: now_ms(),
             });
-            state
-                .grants
-                .insert(format!("token:{id}"), caps.iter().cloned().collect());
+            state.grants.insert(format!("token:{id}"), stored);
             state.daemon_id.clone()
         };
         self.save()
@@ -643,18 +617,31 @@ impl Access {
                 }
             })
         };
+        let granted = |key: &str| -> (Vec<String>, Vec<BoundCapability>) {
+            let caps = state.grants.get(key).into_iter().flatten();
+            let shown = caps.clone().map(|c| state.display(c)).collect();
+            let bound = caps
+                .filter_map(|c| {
+                    let id = bound_id(c)?;
+                    Some(BoundCapability {
+                        capability: state.display(c),
+                        session: state.session_names.get(id).cloned().unwrap_or_default(),
+                        session_id: id.to_string(),
+                    })
+                })
+                .collect();
+            (shown, bound)
+        };
         let mut out: Vec<PrincipalInfo> = state
             .tokens
             .iter()
             .map(|t| {
                 let key = format!("token:{}", t.id);
+                let (capabilities, sessions) = granted(&key);
                 PrincipalInfo {
                     label: Some(t.label.clone()),
-                    capabilities: state
-                        .grants
-                        .get(&key)
-                        .map(|c| c.iter().cloned().collect())
-                        .unwrap_or_default(),
+                    capabilities,
+                    sessions,
                     policy: policy(&key),
                     principal: key,
                 }
@@ -668,11 +655,13 @@ impl Access {
             .collect();
         for key in agents {
             let mut all: Vec<String> = AGENT_DEFAULTS.iter().map(|s| s.to_string()).collect();
-            all.extend(state.grants.get(key).into_iter().flatten().cloned());
+            let (capabilities, sessions) = granted(key);
+            all.extend(capabilities);
             out.push(PrincipalInfo {
                 principal: key.clone(),
                 label: None,
                 capabilities: all,
+                sessions,
                 policy: policy(key),
             });
         }
@@ -703,13 +692,22 @@ impl Access {
 
 impl Access {
     /// `access.grant` (`grant`) and `access.revoke`.
-    pub(crate) fn grant(&self, p: GrantParams, grant: bool) -> Result<Empty, RpcError> {
-        self.set(&p.principal, &p.capability, grant)?;
+    pub(crate) fn grant(
+        &self,
+        p: GrantParams,
+        grant: bool,
+        sessions: &dyn Sessions,
+    ) -> Result<Empty, RpcError> {
+        self.set(&p.principal, &p.capability, grant, sessions)?;
         Ok(Empty {})
     }
 
     /// `access.token`.
-    pub(crate) fn token(&self, p: TokenParams) -> Result<TokenResult, RpcError> {
+    pub(crate) fn token(
+        &self,
+        p: TokenParams,
+        sessions: &dyn Sessions,
+    ) -> Result<TokenResult, RpcError> {
         if p.capabilities.is_empty() {
             return Err(RpcError::new(
                 ErrorKind::InvalidParams,
@@ -720,7 +718,7 @@ impl Access {
         if let Some(policy) = &p.policy {
             ai_session_core::sandbox::parse_policy(policy).map_err(|e| e.to_rpc())?;
         }
-        let (id, token) = self.create_token(&p.label, &p.capabilities)?;
+        let (id, token) = self.create_token(&p.label, &p.capabilities, sessions)?;
         if p.policy.is_some() {
             self.set_policy(&format!("token:{id}"), p.policy.as_deref())?;
         }
@@ -811,13 +809,15 @@ impl Observer for Access {
     fn observe(&self, event: &Event<'_>) -> Reaction {
         match event {
             Event::SessionCreated { info, by, .. } => {
-                // A new session under an old name inherits nothing granted on the old one.
-                self.forget_session(&info.name);
-                self.owns_session(by, &info.name);
+                // A new session under an old name has a new id: nothing granted on the old
+                // one is bound to it.
+                self.owns_session(by, &info.id, &info.name);
                 Reaction::default()
             }
-            Event::SessionKilled { name } => {
-                self.forget_session(name);
+            Event::SessionKilled { id, .. } => {
+                if let Some(id) = id {
+                    self.forget_session(id);
+                }
                 Reaction::default()
             }
             Event::AgentLeft { agent } => {

@@ -5,6 +5,11 @@
 //! the exec's own reply, so every session's context lives on one worker thread: the exec
 //! result goes back to the client at once and its record is queued; a later `context.*` call
 //! for the session queues behind it, so it sees every exec that returned before it was asked.
+//!
+//! Contexts are keyed on ids, never names: a session's on its immutable id (`SessionInfo.id`,
+//! kept across a restart), an agent's own on its agent id (never handed out twice). A new
+//! session or agent reusing a name starts empty; a session brought back by a restart keeps
+//! its context.
 
 use std::collections::HashMap;
 
@@ -40,6 +45,11 @@ fn context_error(e: ContextError) -> RpcError {
     RpcError::new(kind, e.to_string())
 }
 
+/// The key of agent `id`'s own context (`context -t agent:NAME`).
+pub(crate) fn agent_key(id: u64) -> String {
+    format!("agent#{id}")
+}
+
 /// The context of `name`, created with the default configuration on first use.
 fn entry<'a>(map: &'a mut Map, name: &str) -> Result<&'a mut SessionContext, RpcError> {
     if !map.contains_key(name) {
@@ -65,9 +75,12 @@ impl Contexts {
     }
 
     /// The job that records an exec's command and compact result into `session`'s context.
+    /// `started_ms` is the exec's start as the store's history records it: the time a context
+    /// saved before a crash is caught up from (see [`Contexts::recover`]).
     fn record_job(
         session: &str,
         command: &str,
+        started_ms: u64,
         result: &ExecResult,
     ) -> impl FnOnce(&mut Map) + Send + 'static {
         let output = result
@@ -83,7 +96,8 @@ impl Contexts {
             result.cwd.clone().unwrap_or_default(),
         )
         .output(output)
-        .duration_ms(result.duration_ms.round() as u64);
+        .duration_ms(result.duration_ms.round() as u64)
+        .at_ms(started_ms);
         if let Some(parsed) = &result.parsed {
             record = record.parsed_json(parsed);
         }
@@ -103,7 +117,8 @@ impl Contexts {
         }
     }
 
-    /// The whole context as bytes (for snapshots and the store), if the session has one.
+    /// The whole context as bytes (for snapshots and the store), if the session (by id) has
+    /// one.
     pub(crate) async fn to_bytes(&self, session: &str) -> Result<Option<Vec<u8>>, RpcError> {
         let session = session.to_string();
         self.call(move |map| match map.get(&session) {
@@ -114,22 +129,50 @@ impl Contexts {
         .await
     }
 
-    /// Replaces a session's context with one saved by [`Contexts::to_bytes`].
-    pub(crate) async fn restore(&self, session: &str, bytes: Vec<u8>) -> Result<(), RpcError> {
+    /// A session's context brought back at start (by id): the one saved by
+    /// [`Contexts::to_bytes`] (or an empty one), caught up with the execs of the store's history
+    /// that started after its last exec: those a crash kept from the two-second checkpoint.
+    /// They come back with their command, exit code, directory and times; their output is
+    /// not in the history. Returns how many were replayed.
+    pub(crate) async fn recover(
+        &self,
+        session: &str,
+        saved: Option<Vec<u8>>,
+        history: Vec<ExecRecord>,
+    ) -> Result<usize, RpcError> {
         let session = session.to_string();
+        let restored = saved.is_some();
         self.call(move |map| {
-            let ctx = SessionContext::from_bytes(&bytes).map_err(context_error)?;
-            map.insert(session, ctx);
-            Ok(())
+            let mut ctx = match saved {
+                Some(bytes) => SessionContext::from_bytes(&bytes).map_err(context_error)?,
+                None => SessionContext::new(&session, ContextConfig::default())
+                    .map_err(context_error)?,
+            };
+            let after = ctx.last_exec_ms();
+            let mut replayed = 0;
+            for record in history {
+                if record.at_ms.is_some_and(|at| at > after) {
+                    ctx.record_exec(record).map_err(context_error)?;
+                    replayed += 1;
+                }
+            }
+            if restored || replayed > 0 {
+                map.insert(session, ctx);
+            }
+            Ok(replayed)
         })
         .await
     }
 
-    /// `context.get`; the target was checked by the service.
-    pub(crate) async fn get(&self, p: ContextGetParams) -> Result<ContextViewResult, RpcError> {
+    /// `context.get`; the target was checked by the service and resolved to its `key`.
+    pub(crate) async fn get(
+        &self,
+        key: String,
+        p: ContextGetParams,
+    ) -> Result<ContextViewResult, RpcError> {
         let budget = p.budget.map_or(DEFAULT_BUDGET, |b| b as usize);
         self.call(move |map| {
-            let view = entry(map, &p.target)?
+            let view = entry(map, &key)?
                 .build(budget, p.task.as_deref())
                 .map_err(context_error)?;
             wire(&view)
@@ -137,7 +180,11 @@ impl Contexts {
         .await
     }
 
-    pub(crate) async fn add(&self, p: ContextAddParams) -> Result<ContextAddResult, RpcError> {
+    pub(crate) async fn add(
+        &self,
+        key: String,
+        p: ContextAddParams,
+    ) -> Result<ContextAddResult, RpcError> {
         let role: Role = p.role.parse().map_err(|_| {
             RpcError::new(
                 ErrorKind::InvalidParams,
@@ -150,7 +197,7 @@ impl Contexts {
                 .with_hint("say what the entry records"));
         }
         self.call(move |map| {
-            let id = entry(map, &p.target)?
+            let id = entry(map, &key)?
                 .add_message(role, p.text, p.task.as_deref())
                 .map_err(context_error)?;
             Ok(ContextAddResult { id })
@@ -158,9 +205,13 @@ impl Contexts {
         .await
     }
 
-    pub(crate) async fn show(&self, p: ContextShowParams) -> Result<ContextEntryResult, RpcError> {
+    pub(crate) async fn show(
+        &self,
+        key: String,
+        p: ContextShowParams,
+    ) -> Result<ContextEntryResult, RpcError> {
         self.call(
-            move |map| match entry(map, &p.target)?.get(p.id).map_err(context_error)? {
+            move |map| match entry(map, &key)?.get(p.id).map_err(context_error)? {
                 Some(e) => wire(&e),
                 None => Err(RpcError::new(
                     ErrorKind::NotFound,
@@ -172,9 +223,13 @@ impl Contexts {
         .await
     }
 
-    pub(crate) async fn task(&self, p: ContextTaskParams) -> Result<ContextTaskResult, RpcError> {
+    pub(crate) async fn task(
+        &self,
+        key: String,
+        p: ContextTaskParams,
+    ) -> Result<ContextTaskResult, RpcError> {
         self.call(move |map| {
-            let ctx = entry(map, &p.target)?;
+            let ctx = entry(map, &key)?;
             ctx.create_task(&p.id, p.parent.as_deref(), p.title.as_deref())
                 .map_err(context_error)?;
             if p.activate {
@@ -190,10 +245,11 @@ impl Contexts {
 
     pub(crate) async fn config(
         &self,
+        key: String,
         p: ContextConfigParams,
     ) -> Result<ContextConfigResult, RpcError> {
         self.call(move |map| {
-            let ctx = entry(map, &p.target)?;
+            let ctx = entry(map, &key)?;
             let mut config = ctx.config().clone();
             if let Some(n) = p.max_tokens {
                 config.max_tokens = n as usize;
@@ -214,20 +270,37 @@ impl Contexts {
     }
 }
 
+impl Contexts {
+    /// Drops the context kept under `key` (after the jobs queued before it).
+    fn forget(&self, key: String) -> Reaction {
+        let worker = self.worker.handle();
+        Reaction::ack(async move {
+            let forget = move |map: &mut Map| {
+                map.remove(&key);
+            };
+            if let Err(e) = worker.send(forget).await {
+                tracing::warn!("a context that should go stays: {}", e.message);
+            }
+        })
+    }
+}
+
 impl Observer for Contexts {
     fn observe(&self, event: &Event<'_>) -> Reaction {
         match event {
             Event::ExecFinished {
-                session,
+                session_id,
                 command,
+                started_ms,
                 result,
-                agent_context,
+                agent_id,
                 ..
             } => {
                 // The answer waits for room in the queue, not for the tokenizer.
-                let mut jobs = vec![Self::record_job(session, command, result)];
-                if let Some(mine) = agent_context {
-                    jobs.push(Self::record_job(mine, command, result));
+                let mut jobs = vec![Self::record_job(session_id, command, *started_ms, result)];
+                if let Some(agent) = agent_id {
+                    let key = agent_key(*agent);
+                    jobs.push(Self::record_job(&key, command, *started_ms, result));
                 }
                 let worker = self.worker.handle();
                 Reaction::ack(async move {
@@ -238,18 +311,8 @@ impl Observer for Contexts {
                     }
                 })
             }
-            Event::SessionKilled { name } => {
-                let name = name.to_string();
-                let worker = self.worker.handle();
-                Reaction::ack(async move {
-                    let forget = move |map: &mut Map| {
-                        map.remove(&name);
-                    };
-                    if let Err(e) = worker.send(forget).await {
-                        tracing::warn!("a killed session's context stays: {}", e.message);
-                    }
-                })
-            }
+            Event::SessionKilled { id: Some(id), .. } => self.forget(id.to_string()),
+            Event::AgentLeft { agent } => self.forget(agent_key(*agent)),
             _ => Reaction::default(),
         }
     }

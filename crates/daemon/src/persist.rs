@@ -5,8 +5,9 @@
 //! Also the `snapshot.*`, `session.export` and `session.import` methods.
 //!
 //! The store is blocking: one worker thread owns it and runs jobs in order, so a session's
-//! record is always created before its execs are appended. The worker also holds the map
-//! session name → store id.
+//! record is always created before its execs are appended. A session's record is kept under
+//! the session's own immutable id (`SessionInfo.id`), so the id survives a restart and
+//! everything here is keyed on it, never on the name a later session may reuse.
 
 use crate::context::Contexts;
 use std::collections::{BTreeMap, HashMap};
@@ -47,18 +48,19 @@ const QUEUE: usize = 4096;
 /// The store thread's state.
 pub(crate) struct Worker {
     store: Arc<Store>,
-    /// Session name → its record.
+    /// Session id → its record (the same id, as the store's type), for sessions recorded.
     ids: HashMap<String, SessionId>,
-    /// Session name → the shell's pid, to read its working directory after each exec.
+    /// Session id → the shell's pid, to read its working directory after each exec.
     pids: HashMap<String, i32>,
-    /// Session name → why its record could not be written (a full disk at `new`): its execs
+    /// Session id → why its record could not be written (a full disk at `new`): its execs
     /// are answered `persisted: false` with this reason, never silently unsaved.
     unrecorded: HashMap<String, String>,
 }
 
 impl Worker {
-    fn id(&self, name: &str) -> Result<SessionId, RpcError> {
-        self.ids.get(name).cloned().ok_or_else(|| {
+    /// The record of the session with id `id` (called `name`).
+    fn id(&self, id: &str, name: &str) -> Result<SessionId, RpcError> {
+        self.ids.get(id).cloned().ok_or_else(|| {
             RpcError::new(
                 ErrorKind::SessionNotFound,
                 format!("session '{name}' has no saved record"),
@@ -77,7 +79,7 @@ pub(crate) struct Persist {
     status: Mutex<PersistStatus>,
     /// Set at shutdown: the sessions' exits from then on are the daemon's doing, not theirs.
     stopping: AtomicBool,
-    /// Session name → log end at its last saved scrollback.
+    /// Session id → log end at its last saved scrollback.
     saved: Mutex<HashMap<String, u64>>,
 }
 
@@ -302,6 +304,7 @@ impl Persist {
     fn on_exec(
         &self,
         target: &str,
+        session_id: &str,
         command: &str,
         started_ms: u64,
         result: &m::ExecResult,
@@ -309,22 +312,22 @@ impl Persist {
         if self.worker.is_none() {
             return Reaction::default();
         }
-        let (name, command) = (target.to_owned(), command.to_owned());
+        let (name, sid, command) = (target.to_owned(), session_id.to_owned(), command.to_owned());
         let (exit_code, output_start, output_end) =
             (result.exit_code, result.output_start, result.output_end);
         let known_cwd = result.cwd.clone();
         Reaction {
             ack: Some(self.acked(move |w| {
-                let Some(id) = w.ids.get(&name).cloned() else {
+                let Some(id) = w.ids.get(&sid).cloned() else {
                     return w
                         .unrecorded
-                        .get(&name)
+                        .get(&sid)
                         .map(|why| format!("the session has no saved record ({why})"));
                 };
                 let cwd = known_cwd
                     .or_else(|| {
                         w.pids
-                            .get(&name)
+                            .get(&sid)
                             .and_then(|pid| std::fs::read_link(format!("/proc/{pid}/cwd")).ok())
                             .map(|p| p.display().to_string())
                     })
@@ -352,16 +355,16 @@ impl Persist {
     }
 
     /// `session.kill` succeeded: the record goes (its snapshots stay).
-    fn on_kill(&self, name: &str) -> Ack {
+    fn on_kill(&self, name: &str, sid: &str) -> Ack {
         self.saved
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(name);
-        let name = name.to_owned();
+            .remove(sid);
+        let (name, sid) = (name.to_owned(), sid.to_owned());
         self.acked(move |w| {
-            w.pids.remove(&name);
-            w.unrecorded.remove(&name);
-            if let Some(id) = w.ids.remove(&name) {
+            w.pids.remove(&sid);
+            w.unrecorded.remove(&sid);
+            if let Some(id) = w.ids.remove(&sid) {
                 let r = w
                     .store
                     .close_session(&id)
@@ -374,12 +377,12 @@ impl Persist {
         })
     }
 
-    async fn on_exit(&self, name: String, exit_code: Option<i32>) {
+    async fn on_exit(&self, name: String, sid: String, exit_code: Option<i32>) {
         if self.stopping.load(Ordering::Relaxed) {
             return;
         }
         self.submit(move |w| {
-            if let Some(id) = w.ids.get(&name) {
+            if let Some(id) = w.ids.get(&sid) {
                 if let Err(e) = w.store.set_status(id, SessionStatus::Exited, exit_code) {
                     tracing::error!(session = %name, "cannot record the exit: {e}");
                 }
@@ -447,19 +450,24 @@ fn new_job(
         cwd: info.cwd.clone(),
         created_ms: info.created_ms,
     };
-    let (name, pid) = (info.name.clone(), info.pid);
-    Some(move |w: &mut Worker| match w.store.create_session(config) {
-        Ok(state) => {
-            w.unrecorded.remove(&name);
-            w.ids.insert(name.clone(), state.id);
-            w.pids.insert(name, pid);
-            Ok(())
-        }
-        Err(e) => {
-            tracing::error!(session = %name, "cannot record the session: {e}");
-            let why = format!("recording it failed: {e}");
-            w.unrecorded.insert(name, why.clone());
-            Err(why)
+    let (name, sid, pid) = (info.name.clone(), info.id.clone(), info.pid);
+    Some(move |w: &mut Worker| {
+        // The record is kept under the session's own id: the same id after a restart.
+        let created =
+            SessionId::new(sid.clone()).and_then(|id| w.store.create_session_as(id, config));
+        match created {
+            Ok(state) => {
+                w.unrecorded.remove(&sid);
+                w.ids.insert(sid.clone(), state.id);
+                w.pids.insert(sid, pid);
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(session = %name, "cannot record the session: {e}");
+                let why = format!("recording it failed: {e}");
+                w.unrecorded.insert(sid, why.clone());
+                Err(why)
+            }
         }
     })
 }
@@ -557,7 +565,12 @@ pub(crate) fn start(daemon: &Arc<Daemon>) {
         loop {
             match rx.recv().await {
                 Ok(change) if change.state == "exited" => {
-                    d.persist.on_exit(change.session, change.exit_code).await;
+                    // An exited session stays in the manager until killed.
+                    if let Some(sid) = d.manager.id_of(&change.session) {
+                        d.persist
+                            .on_exit(change.session, sid, change.exit_code)
+                            .await;
+                    }
                 }
                 Ok(_) => {}
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
@@ -584,19 +597,19 @@ async fn checkpoint(persist: &Persist, manager: &SessionManager, contexts: &Cont
             .saved
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(&name)
+            .get(&info.id)
             .copied();
         if last == Some(info.log_end) {
             continue;
         }
-        save_context(persist, contexts, &name).await;
+        save_context(persist, contexts, &info.id).await;
         if let Some(scrollback) = capture(&handle).await {
             persist
                 .saved
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .insert(name.clone(), info.log_end);
-            captured.push((name, scrollback));
+                .insert(info.id.clone(), info.log_end);
+            captured.push((info.id, scrollback));
         }
     }
     // The whole-file writes (an fsync each) run beside the store thread, not on it: execs
@@ -605,7 +618,7 @@ async fn checkpoint(persist: &Persist, manager: &SessionManager, contexts: &Cont
         .call(move |w| {
             let batch: Vec<(SessionId, Scrollback)> = captured
                 .into_iter()
-                .filter_map(|(name, s)| w.ids.get(&name).map(|id| (id.clone(), s)))
+                .filter_map(|(sid, s)| w.ids.get(&sid).map(|id| (id.clone(), s)))
                 .collect();
             Ok((w.store.clone(), batch))
         })
@@ -629,22 +642,23 @@ async fn checkpoint(persist: &Persist, manager: &SessionManager, contexts: &Cont
     }
 }
 
-/// Saves the session's context (history, summary, archive) into its record, if it has one.
-async fn save_context(persist: &Persist, contexts: &Contexts, name: &str) {
-    let bytes = match contexts.to_bytes(name).await {
+/// Saves the context (history, summary, archive) of the session with id `sid` into its
+/// record, if it has one.
+async fn save_context(persist: &Persist, contexts: &Contexts, sid: &str) {
+    let bytes = match contexts.to_bytes(sid).await {
         Ok(Some(bytes)) => bytes,
         Ok(None) => return,
         Err(e) => {
-            tracing::warn!(session = %name, "context not saved: {}", e.message);
+            tracing::warn!(session = %sid, "context not saved: {}", e.message);
             return;
         }
     };
-    let name = name.to_string();
+    let sid = sid.to_string();
     persist
         .submit(move |w| {
-            if let Some(id) = w.ids.get(&name) {
+            if let Some(id) = w.ids.get(&sid) {
                 if let Err(e) = w.store.save_context(id, &bytes) {
-                    tracing::warn!(session = %name, "cannot save the context: {e}");
+                    tracing::warn!(session = %sid, "cannot save the context: {e}");
                 }
             }
         })
@@ -757,31 +771,53 @@ async fn spawn_saved(
         .saved
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .insert(name.clone(), info.log_end);
+        .insert(info.id.clone(), info.log_end);
     let saved = {
         let id = id.clone();
         daemon
             .persist
-            .call(move |w| w.store.load_context(&id).map_err(|e| store_err(&e)))
+            .call(move |w| {
+                let context = w.store.load_context(&id).map_err(|e| store_err(&e));
+                // A damaged history was logged when the record was loaded.
+                let history = w.store.load_history(&id).unwrap_or_default();
+                Ok((context, history))
+            })
             .await
     };
     match saved {
-        Ok(Some(bytes)) => {
-            if let Err(e) = daemon.contexts.restore(&name, bytes).await {
+        Ok((context, history)) => {
+            let context = context.unwrap_or_else(|e| {
                 tracing::warn!(session = %name, "saved context unreadable: {}", e.message);
+                None
+            });
+            let history = history.iter().map(context_record).collect();
+            match daemon.contexts.recover(&info.id, context, history).await {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::info!(session = %name, "{n} execs after the last saved context recovered from the history")
+                }
+                Err(e) => {
+                    tracing::warn!(session = %name, "saved context unreadable: {}", e.message)
+                }
             }
         }
-        Ok(None) => {}
         Err(e) => tracing::warn!(session = %name, "saved context unreadable: {}", e.message),
     }
     daemon
         .persist
         .submit(move |w| {
-            w.ids.insert(name.clone(), id);
-            w.pids.insert(name, pid);
+            w.pids.insert(id.to_string(), pid);
+            w.ids.insert(id.to_string(), id);
         })
         .await;
     Ok(info)
+}
+
+/// A history record as the context records an exec (its output is not in the history).
+fn context_record(r: &ExecRecord) -> ai_session_context::ExecRecord {
+    ai_session_context::ExecRecord::new(r.command.clone(), r.exit_code, r.cwd.clone())
+        .duration_ms(r.ended_ms.saturating_sub(r.started_ms))
+        .at_ms(r.started_ms)
 }
 
 /// Starts a restored or imported session for `who`, in the sandbox and workspace rules its
@@ -921,13 +957,14 @@ impl Observer for Persist {
             } => self.on_new(info, params),
             Event::ExecFinished {
                 session,
+                session_id,
                 command,
                 started_ms,
                 result,
                 ..
-            } => self.on_exec(session, command, *started_ms, result),
-            Event::SessionKilled { name } => Reaction {
-                ack: Some(self.on_kill(name)),
+            } => self.on_exec(session, session_id, command, *started_ms, result),
+            Event::SessionKilled { name, id: Some(id) } => Reaction {
+                ack: Some(self.on_kill(name, id)),
                 warning: None,
             },
             _ => Reaction::default(),
@@ -943,12 +980,13 @@ pub(crate) async fn snapshot_create(
 ) -> Result<SnapshotInfo, RpcError> {
     let persist = &daemon.persist;
     let handle = daemon.manager.get(&a.target).map_err(|e| e.to_rpc())?;
-    save_context(persist, &daemon.contexts, &a.target).await;
+    let sid = handle.id().to_owned();
+    save_context(persist, &daemon.contexts, &sid).await;
     let scrollback = capture(&handle).await;
     let name = a.target.clone();
     let meta = persist
         .call(move |w| {
-            let id = w.id(&name)?;
+            let id = w.id(&sid, &name)?;
             if let Some(s) = &scrollback {
                 w.store.save_scrollback(&id, s).map_err(|e| store_err(&e))?;
             }
@@ -975,9 +1013,7 @@ pub(crate) async fn snapshot_list(
         .filter(|s| a.target.as_ref().is_none_or(|t| *t == s.session_name))
         .filter(|s| {
             let sid = s.session.to_string();
-            daemon
-                .access
-                .may_snapshot(who, "list", &[&s.session_name, &sid])
+            daemon.access.may_snapshot(who, "list", &sid, None)
         })
         .map(snapshot_info)
         .collect();
@@ -999,7 +1035,7 @@ pub(crate) async fn snapshot_restore(
             // Per session: the caller holds snapshot:restore for the snapshot's
             // session (its stable id) or for this very snapshot.
             let sid = session.to_string();
-            if !d.access.may_snapshot(&caller, "restore", &[&sid, &id]) {
+            if !d.access.may_snapshot(&caller, "restore", &sid, Some(&id)) {
                 return Err(d.access.snapshot_denied(&caller, "restore", &sid));
             }
             let taken = |n: &str| manager.get(n).is_ok();
@@ -1097,12 +1133,13 @@ pub(crate) async fn snapshot_prune(
 pub(crate) async fn export(daemon: &Daemon, a: m::Target) -> Result<ExportResult, RpcError> {
     let persist = &daemon.persist;
     let handle = daemon.manager.get(&a.target).map_err(|e| e.to_rpc())?;
-    save_context(persist, &daemon.contexts, &a.target).await;
+    let sid = handle.id().to_owned();
+    save_context(persist, &daemon.contexts, &sid).await;
     let scrollback = capture(&handle).await;
     let name = a.target.clone();
     let bytes = persist
         .call(move |w| {
-            let id = w.id(&name)?;
+            let id = w.id(&sid, &name)?;
             if let Some(s) = &scrollback {
                 w.store.save_scrollback(&id, s).map_err(|e| store_err(&e))?;
             }

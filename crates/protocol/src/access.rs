@@ -59,10 +59,28 @@ pub struct PrincipalInfo {
     pub principal: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
+    /// As granted: a capability on one session names it by the name it had then.
     pub capabilities: Vec<String>,
+    /// The capabilities bound to one session, with the id each is bound to: a later session
+    /// with the same name is another session, and they do not reach it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sessions: Vec<BoundCapability>,
     /// The bound sandbox policy's profile name, or `custom`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<String>,
+}
+
+/// A capability on one session (in `access.list`): bound to the session's immutable id when
+/// it was granted.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct BoundCapability {
+    /// As shown in `capabilities` (`session:exec:deploy`).
+    pub capability: String,
+    /// The session's name when it was granted.
+    pub session: String,
+    /// The session's id (`SessionInfo.id`): the capability reaches this session only.
+    pub session_id: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

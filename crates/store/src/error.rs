@@ -45,6 +45,9 @@ pub enum Error {
     /// No session or snapshot with that id (or id prefix).
     #[error("no {what} matches '{id}'")]
     NotFound { what: &'static str, id: String },
+    /// A record with this id exists already (ids given by the caller are never reused).
+    #[error("a {what} with id '{id}' exists already")]
+    Exists { what: &'static str, id: String },
     /// The id prefix matches more than one snapshot; give more characters.
     #[error("'{prefix}' matches several snapshots: {}", matches.join(", "))]
     Ambiguous {
@@ -151,7 +154,10 @@ impl Error {
             | Error::Codec { path, .. }
             | Error::TooLarge { path, .. }
             | Error::Unsafe { path, .. } => Some(path),
-            Error::NotFound { .. } | Error::Ambiguous { .. } | Error::InvalidId { .. } => None,
+            Error::NotFound { .. }
+            | Error::Exists { .. }
+            | Error::Ambiguous { .. }
+            | Error::InvalidId { .. } => None,
         }
     }
 }

@@ -256,6 +256,19 @@ impl Store {
     /// Records a new session (status `Live`) under a fresh id.
     pub fn create_session(&self, config: SessionConfig) -> Result<SessionState> {
         let id = new_id(&self.root)?;
+        self.create_session_as(id, config)
+    }
+
+    /// Records a new session (status `Live`) under the id its owner gave it (the daemon's
+    /// session id, so a session keeps one id in memory, on disk and after a restart). An id
+    /// that already has a record is refused (`Exists`), never overwritten.
+    pub fn create_session_as(&self, id: SessionId, config: SessionConfig) -> Result<SessionState> {
+        if self.session_dir(&id).join("state.json").exists() {
+            return Err(Error::Exists {
+                what: "session record",
+                id: id.to_string(),
+            });
+        }
         let now = now_ms();
         let state = SessionState {
             schema: SCHEMA_VERSION,

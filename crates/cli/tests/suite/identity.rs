@@ -153,3 +153,201 @@ fn sessions_have_ids_names_do_not_and_the_audit_log_says_which() {
     );
     assert!(moved["risk"].as_u64().unwrap() >= 20, "{moved}");
 }
+
+fn api_token(env: &Env, caps: &[&str]) -> String {
+    let mut args = vec!["access", "token", "--json"];
+    for c in caps {
+        args.extend(["--cap", c]);
+    }
+    let made: serde_json::Value = serde_json::from_str(&env.ok(&args)).unwrap();
+    made["token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no token: {made}"))
+        .to_owned()
+}
+
+fn session_id(env: &Env, name: &str) -> Option<String> {
+    let list = env.json(&["ls"]);
+    list["sessions"]
+        .as_array()?
+        .iter()
+        .find(|s| s["name"] == name)?["id"]
+        .as_str()
+        .map(str::to_owned)
+}
+
+/// The session's shell exits by itself (no `kill`: nothing revokes anything).
+fn exit_shell(env: &Env, name: &str) {
+    env.ok(&["send", "-t", name, "exit", "Enter"]);
+    super::harness::eventually(20, "the shell to exit", || {
+        env.json(&["ls"])["sessions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|s| s["name"] == name && s["state"] == "exited")
+    });
+}
+
+/// What an import a SIGKILL cut between writing its record and starting its shell leaves: a
+/// `restored` record named `name` that the next daemon brings back (no `session.new`, no
+/// import answered: nothing revoked on the name). Written with the store crate while no
+/// daemon runs, from an export file.
+fn leave_cut_import(env: &Env, export: &[u8], name: &str) {
+    let store = ai_session_store::Store::open(
+        env.home.path().join("servers/t/store"),
+        ai_session_store::Options::default(),
+    )
+    .expect("open the store");
+    let pending = store
+        .decode_import(export, std::path::Path::new("deploy.export"))
+        .expect("decode");
+    store
+        .commit_import(
+            pending,
+            Some(name),
+            Some(ai_session_store::SessionStatus::Restored),
+        )
+        .expect("commit");
+}
+
+/// A capability granted on `deploy` is bound to that session's id: it keeps working when the
+/// same session comes back after a restart (same id), and does not reach another `deploy` that
+/// a later daemon brings back from its store, a path on which nothing revokes on the name.
+#[test]
+fn a_grant_binds_to_the_session_id_across_restarts_and_cut_imports() {
+    let env = Env::new();
+    let first = env.json(&["new", "-s", "deploy"]);
+    let first_id = first["id"].as_str().unwrap().to_owned();
+    let token = api_token(&env, &["session:exec:deploy", "session:list"]);
+    let r = as_token(&env, &token, &["exec", "-t", "deploy", "echo granted-one"]);
+    assert!(r.status.success(), "{r:?}");
+    let export = env.run(&["export", "-t", "deploy"]).stdout;
+    assert!(!export.is_empty());
+
+    // The same session after a restart: same id, the grant still reaches it.
+    env.ok(&["daemon", "stop"]);
+    let kept_id = session_id(&env, "deploy");
+    let r = as_token(&env, &token, &["exec", "-t", "deploy", "echo granted-two"]);
+    assert!(r.status.success(), "{r:?}");
+
+    // The session ends on its own; a later daemon brings back another `deploy`.
+    exit_shell(&env, "deploy");
+    env.ok(&["daemon", "stop"]);
+    leave_cut_import(&env, &export, "deploy");
+    let second = session_id(&env, "deploy").expect("the other deploy came back");
+    assert_ne!(second, first_id);
+    let r = as_token(&env, &token, &["exec", "-t", "deploy", "echo stolen"]);
+    assert!(
+        !r.status.success(),
+        "a grant for one deploy reached another: {r:?}"
+    );
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        err.contains("lacks the capability session:exec:deploy"),
+        "{err}"
+    );
+    // Listing: the token sees only the sessions it may read (none now).
+    let listed = as_token(&env, &token, &["ls"]);
+    assert!(!String::from_utf8_lossy(&listed.stdout).contains("deploy"));
+    assert_eq!(
+        kept_id.as_deref(),
+        Some(first_id.as_str()),
+        "a session brought back by a restart keeps its id"
+    );
+}
+
+/// A capability naming a session that does not exist has nothing to bind to: refused, with
+/// what to do, for grants and for new tokens alike. `access ls` shows what a capability is
+/// bound to: the session's name and its id.
+#[test]
+fn a_grant_for_a_missing_session_is_refused_and_access_ls_shows_ids() {
+    let env = Env::new();
+    let (_, id) = agent(&env, "planner");
+    let who = format!("agent:{id}");
+    let r = env.run(&["access", "grant", &who, "session:exec:ghost"]);
+    assert!(!r.status.success(), "{r:?}");
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(err.contains("no session 'ghost'"), "{err}");
+    assert!(err.contains("ai-session new -s ghost"), "{err}");
+    let r = env.run(&["access", "token", "--cap", "session:read:ghost"]);
+    assert!(!r.status.success(), "{r:?}");
+    // Wildcards bind to nothing and are fine; so is a snapshot capability naming an id.
+    env.ok(&["access", "grant", &who, "session:read:*"]);
+
+    let made = env.json(&["new", "-s", "ghost"]);
+    let ghost_id = made["id"].as_str().unwrap();
+    env.ok(&["access", "grant", &who, "session:exec:ghost"]);
+    let listed: serde_json::Value =
+        serde_json::from_str(&env.ok(&["access", "ls", "--json"])).unwrap();
+    let me = listed["principals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["principal"] == who.as_str())
+        .unwrap_or_else(|| panic!("{listed}"))
+        .clone();
+    assert!(
+        me["capabilities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c == "session:exec:ghost"),
+        "{me}"
+    );
+    assert_eq!(me["sessions"][0]["session"], "ghost", "{me}");
+    assert_eq!(me["sessions"][0]["session_id"], ghost_id, "{me}");
+    let text = env.ok(&["access", "ls"]);
+    assert!(
+        text.contains(&format!("session:exec:ghost (session id {ghost_id})")),
+        "{text}"
+    );
+    // Revoked by the name it was granted with.
+    env.ok(&["access", "revoke", &who, "session:exec:ghost"]);
+    assert!(!env.ok(&["access", "ls"]).contains("session:exec:ghost"));
+}
+
+/// An agent's own context is keyed on its id, never its name: a later agent registering
+/// under the same name starts with an empty one.
+#[test]
+fn an_agent_context_does_not_pass_to_a_later_agent_with_its_name() {
+    let env = Env::new();
+    let (first, _) = agent(&env, "worker");
+    let r = as_token(&env, &first, &["new", "-s", "w1"]);
+    assert!(r.status.success(), "{r:?}");
+    let r = as_token(
+        &env,
+        &first,
+        &["exec", "-t", "w1", "echo first-agent-secret"],
+    );
+    assert!(r.status.success(), "{r:?}");
+    let mine = as_token(&env, &first, &["context", "-t", "agent:worker"]);
+    assert!(String::from_utf8_lossy(&mine.stdout).contains("first-agent-secret"));
+    let r = env
+        .command(&["agent", "unregister"])
+        .env("AI_SESSION_AGENT_TOKEN", &first)
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{r:?}");
+
+    let (second, _) = agent(&env, "worker");
+    let theirs = as_token(&env, &second, &["context", "-t", "agent:worker"]);
+    assert!(theirs.status.success(), "{theirs:?}");
+    let text = String::from_utf8_lossy(&theirs.stdout);
+    assert!(!text.contains("first-agent-secret"), "{text}");
+}
+
+/// A session's context is keyed on its id: it comes back with the session after a restart,
+/// and a new session under the same name starts empty.
+#[test]
+fn a_session_context_follows_its_id() {
+    let env = Env::new();
+    env.ok(&["new", "-s", "deploy"]);
+    env.exec("deploy", "echo context-of-the-first");
+    env.ok(&["daemon", "stop"]);
+    let ctx = env.ok(&["context", "-t", "deploy"]);
+    assert!(ctx.contains("context-of-the-first"), "{ctx}");
+    env.ok(&["kill", "-t", "deploy"]);
+    env.ok(&["new", "-s", "deploy"]);
+    let ctx = env.ok(&["context", "-t", "deploy"]);
+    assert!(!ctx.contains("context-of-the-first"), "{ctx}");
+}

@@ -236,15 +236,19 @@ impl Actor {
 
     /// Refuses an exec the busy session cannot take.
     pub(super) fn refuse_busy(&mut self, q: Queued, why: &Busy) {
+        let name = self.id.name.clone();
         let detail = match why {
             Busy::Running => self.busy_detail(),
-            Busy::QueueFull(n) => format!("{n} execs already queued"),
+            Busy::QueueFull(queued) => {
+                let queued = *queued;
+                q.reply.send(Err(Error::QueueFull { name, queued })).ok();
+                return;
+            }
             Busy::TimedOut => format!(
                 "still busy when the exec's timeout ran out; {}",
                 self.busy_detail()
             ),
         };
-        let name = self.id.name.clone();
         q.reply.send(Err(Error::Busy { name, detail })).ok();
     }
 

@@ -29,15 +29,24 @@ pub(crate) enum Event<'a> {
     /// An exec finished (or stopped waiting) with this result.
     ExecFinished {
         session: &'a str,
+        /// The session's immutable id: what its context and record are keyed on.
+        session_id: &'a str,
         command: &'a str,
         started_ms: u64,
         result: &'a ExecResult,
         /// The caller's own context (`agent:NAME`) when an agent ran it.
         agent_context: Option<&'a str>,
+        /// That agent's id: its own context is kept under it, never under the name.
+        agent_id: Option<u64>,
     },
     /// A session was killed: everything keyed on it goes.
-    SessionKilled { name: &'a str },
-    /// An agent left for good (unregistered, or its connection closed).
+    SessionKilled {
+        name: &'a str,
+        /// Its id (`None` only if it vanished before it could be read).
+        id: Option<&'a str>,
+    },
+    /// An agent left for good (unregistered, or its connection closed): its grants and its
+    /// own context go.
     AgentLeft { agent: u64 },
     /// A request was handled (or refused): the audit trail's event.
     Handled {

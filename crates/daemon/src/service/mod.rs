@@ -157,7 +157,7 @@ fn authorize(
             caller.set_principal(who.clone());
         }
     }
-    daemon.access.check(who, spec, params)
+    daemon.access.check(who, spec, params, &daemon.manager)
 }
 
 /// Every method onto its service function.
@@ -197,28 +197,28 @@ async fn dispatch(
         Call::SessionExport(p) => ok::<SessionExport>(pe::export(d, p).await),
         Call::SessionImport(p) => ok::<SessionImport>(pe::import(d, who, p).await),
         Call::ContextGet(p) => {
-            s::context_target(d, who, &p.target)?;
-            ok::<ContextGet>(d.contexts.get(p).await)
+            let key = s::context_target(d, who, &p.target)?;
+            ok::<ContextGet>(d.contexts.get(key, p).await)
         }
         Call::ContextAdd(p) => {
-            s::context_target(d, who, &p.target)?;
-            ok::<ContextAdd>(d.contexts.add(p).await)
+            let key = s::context_target(d, who, &p.target)?;
+            ok::<ContextAdd>(d.contexts.add(key, p).await)
         }
         Call::ContextShow(p) => {
-            s::context_target(d, who, &p.target)?;
-            ok::<ContextShow>(d.contexts.show(p).await)
+            let key = s::context_target(d, who, &p.target)?;
+            ok::<ContextShow>(d.contexts.show(key, p).await)
         }
         Call::ContextTask(p) => {
-            s::context_target(d, who, &p.target)?;
-            ok::<ContextTask>(d.contexts.task(p).await)
+            let key = s::context_target(d, who, &p.target)?;
+            ok::<ContextTask>(d.contexts.task(key, p).await)
         }
         Call::ContextConfig(p) => {
-            s::context_target(d, who, &p.target)?;
-            ok::<ContextConfig>(d.contexts.config(p).await)
+            let key = s::context_target(d, who, &p.target)?;
+            ok::<ContextConfig>(d.contexts.config(key, p).await)
         }
-        Call::AccessGrant(p) => ok::<AccessGrant>(d.access.grant(p, true)),
-        Call::AccessRevoke(p) => ok::<AccessRevoke>(d.access.grant(p, false)),
-        Call::AccessToken(p) => ok::<AccessToken>(d.access.token(p)),
+        Call::AccessGrant(p) => ok::<AccessGrant>(d.access.grant(p, true, &d.manager)),
+        Call::AccessRevoke(p) => ok::<AccessRevoke>(d.access.grant(p, false, &d.manager)),
+        Call::AccessToken(p) => ok::<AccessToken>(d.access.token(p, &d.manager)),
         Call::AccessPolicy(p) => ok::<AccessPolicy>(d.access.policy(p)),
         Call::AccessRevokeToken(p) => ok::<AccessRevokeToken>(d.access.revoke_token_call(p)),
         Call::AccessList(_) => ok::<AccessList>(Ok(d.access.list_all())),

@@ -70,7 +70,7 @@ pub(super) async fn new(
 
 pub(super) async fn list(daemon: &Daemon, who: &Principal) -> Result<ListResult, RpcError> {
     let mut sessions = daemon.manager.list().await;
-    sessions.retain(|s| daemon.access.may_read(who, &s.name));
+    sessions.retain(|s| daemon.access.may_read(who, &s.id));
     Ok(ListResult { sessions })
 }
 
@@ -95,21 +95,29 @@ pub(super) async fn exec_saved(
         p.command.clone(),
         crate::persist::now_ms(),
     );
-    let result = session(daemon, &p.target)?.exec(p).await.map_err(core)?;
+    let handle = session(daemon, &p.target)?;
+    let result = handle.exec(p).await.map_err(core)?;
     let agent_context = agent_context(daemon, who);
+    let agent_id = agent_context.as_ref().and_then(|_| match who {
+        Principal::Agent(id) => Some(*id),
+        _ => None,
+    });
     let unsaved = daemon
         .publish(Event::ExecFinished {
             session: &target,
+            session_id: handle.id(),
             command: &command,
             started_ms: started,
             result: &result,
             agent_context: agent_context.as_deref(),
+            agent_id,
         })
         .await;
     Ok((result, unsaved))
 }
 
-/// The context an agent's execs also feed: `agent:NAME`.
+/// The context an agent's execs also feed: `agent:NAME` (kept under the agent's id, see
+/// `Event::ExecFinished`).
 fn agent_context(daemon: &Daemon, who: &Principal) -> Option<String> {
     let Principal::Agent(id) = who else {
         return None;
@@ -161,12 +169,16 @@ pub(super) async fn resize(daemon: &Daemon, p: ResizeParams) -> Result<Empty, Rp
     Ok(Empty {})
 }
 
-/// Kills a session; `SessionKilled` revokes every grant naming it, drops its context and its
-/// record.
+/// Kills a session; `SessionKilled` revokes every grant bound to it, drops its context and
+/// its record.
 pub(super) async fn kill(daemon: &Daemon, p: Target) -> Result<Empty, RpcError> {
+    let id = daemon.manager.id_of(&p.target);
     daemon.manager.kill(&p.target).await.map_err(core)?;
     daemon
-        .publish(Event::SessionKilled { name: &p.target })
+        .publish(Event::SessionKilled {
+            name: &p.target,
+            id: id.as_deref(),
+        })
         .await;
     Ok(Empty {})
 }
@@ -204,12 +216,13 @@ pub(super) fn stop(daemon: &Daemon) -> Empty {
 
 /// `context.*`: the target is a session (which must exist; an unknown one lists those that
 /// do) or `agent:NAME`, a registered agent's own context, which only that agent (or the
-/// owner) may use.
+/// owner) may use. Returns the key the context is kept under: the session's or the agent's
+/// id, never a name, so a later session or agent with the same name starts empty.
 pub(super) fn context_target(
     daemon: &Daemon,
     who: &Principal,
     target: &str,
-) -> Result<(), RpcError> {
+) -> Result<String, RpcError> {
     match target.strip_prefix("agent:") {
         Some(name) => {
             let agent = daemon.coord.agent_by_name(name).map_err(|_| {
@@ -230,9 +243,9 @@ pub(super) fn context_target(
                 )
                 .with_hint("an agent's context is its own: use agent:YOUR_NAME"));
             }
-            Ok(())
+            Ok(crate::context::agent_key(agent.id.0))
         }
-        None => session(daemon, target).map(drop),
+        None => session(daemon, target).map(|h| h.id().to_owned()),
     }
 }
 

@@ -1,0 +1,67 @@
+//! The per-session exec queue is bounded: past 64 waiting execs, a new one is refused with a
+//! typed, documented error (`overloaded`, reason `exec_queue_full`) saying what to do; the
+//! queued ones still run.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::harness::Env;
+
+#[test]
+fn the_65th_queued_exec_is_refused_with_a_typed_error_and_the_rest_run() {
+    let env = Env::new();
+    env.ok(&["new", "-s", "q"]);
+    // At its prompt, so the first exec is typed at once and the next ones queue behind it.
+    assert_eq!(env.exec("q", "true")["exit_code"], 0);
+    env.ok(&["wait", "-t", "q", "--prompt"]);
+    let stream = UnixStream::connect(env.home.path().join("run/t.sock")).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .expect("timeout");
+    let mut out = Vec::new();
+    // One exec holds the shell; 64 wait behind it; the 66th finds the queue full.
+    let first = "sleep 2";
+    for id in 0..66u64 {
+        let command = if id == 0 {
+            first.to_owned()
+        } else {
+            format!("echo queued-{id}")
+        };
+        let req = json!({"jsonrpc": "2.0", "id": id, "method": "session.exec",
+            "params": {"target": "q", "command": command, "timeout_ms": 110_000,
+                // Small answers: the connection's answer budget holds all 66 at once.
+                "max_output_bytes": 4096}});
+        out.extend(serde_json::to_vec(&req).expect("json"));
+        out.push(b'\n');
+    }
+    (&stream).write_all(&out).expect("send");
+    let mut reader = BufReader::new(&stream);
+    let mut refused = Vec::new();
+    let mut ran = 0;
+    for _ in 0..66 {
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("answer");
+        let answer: Value = serde_json::from_str(&line).expect("json answer");
+        if let Some(err) = answer.get("error") {
+            refused.push((answer["id"].clone(), err.clone()));
+        } else {
+            assert_eq!(answer["result"]["exit_code"], 0, "{answer}");
+            ran += 1;
+        }
+    }
+    // Exactly the execs past 64 waiting: the last one (and the one before, had the first
+    // exec found the shell between two marks and queued too).
+    assert!(matches!(refused.len(), 1 | 2), "{refused:?}");
+    let (id, err) = refused.last().expect("one refused");
+    assert_eq!(*id, 65, "{err}");
+    assert_eq!(err["data"]["kind"], "overloaded", "{err}");
+    assert_eq!(err["data"]["reason"], "exec_queue_full", "{err}");
+    let msg = err["message"].as_str().unwrap_or_default();
+    assert!(msg.contains("64 execs waiting"), "{msg}");
+    let hint = err["data"]["hint"].as_str().unwrap_or_default();
+    assert!(hint.contains("ai-session wait -t q --prompt"), "{hint}");
+    assert_eq!(ran, 66 - refused.len());
+}
