@@ -41,6 +41,7 @@ pub(crate) const AGENT_DEFAULTS: &[&str] = &[
     "bus:*",
     "events:*",
     "task:*",
+    "decision:*",
 ];
 
 tokio::task_local! {
