@@ -18,12 +18,14 @@ use crate::error::CliError;
 pub enum DecideCommand {
     /// Record a decision (what, why, how sure): the commands then run in its session set its
     /// outcome. Prints its id. `decide outcome ID success|failure` sets the outcome by hand.
-    #[command(args_conflicts_with_subcommands = true)]
     Decide(DecideArgs),
     /// Decisions recorded: list, show one, success rates and calibration.
     Decisions {
         #[command(subcommand)]
         action: DecisionsAction,
+        /// Print JSON with a stable shape.
+        #[arg(long, global = true)]
+        json: bool,
     },
 }
 
@@ -48,7 +50,8 @@ pub struct DecideArgs {
     /// The session whose next commands decide its outcome.
     #[arg(short = 't', long = "target", value_name = "SESSION")]
     target: Option<String>,
-    #[arg(long)]
+    /// Print JSON with a stable shape.
+    #[arg(long, global = true)]
     json: bool,
 }
 
@@ -61,8 +64,6 @@ enum OutcomeCommand {
         /// What happened.
         #[arg(long)]
         note: Option<String>,
-        #[arg(long)]
-        json: bool,
     },
 }
 
@@ -85,21 +86,13 @@ pub enum DecisionsAction {
         /// The newest this many.
         #[arg(long, default_value_t = 100)]
         limit: usize,
-        #[arg(long)]
-        json: bool,
     },
     /// One decision, with its outcome and linked commands.
-    Show {
-        id: u64,
-        #[arg(long)]
-        json: bool,
-    },
+    Show { id: u64 },
     /// Success rates by agent, and calibration: reliability bins and the Brier score.
     Stats {
         #[arg(long)]
         agent: Option<String>,
-        #[arg(long)]
-        json: bool,
     },
 }
 
@@ -107,12 +100,7 @@ pub(crate) async fn run(sel: &Selector, command: DecideCommand) -> Result<ExitCo
     let client = connect(sel, true).await?;
     match command {
         DecideCommand::Decide(a) => match a.outcome {
-            Some(OutcomeCommand::Outcome {
-                id,
-                outcome,
-                note,
-                json,
-            }) => {
+            Some(OutcomeCommand::Outcome { id, outcome, note }) => {
                 let params = OutcomeParams {
                     id,
                     outcome: match outcome {
@@ -122,7 +110,7 @@ pub(crate) async fn run(sel: &Selector, command: DecideCommand) -> Result<ExitCo
                     note,
                 };
                 let d: DecisionInfo = client.call(reg::DecisionOutcome::NAME, params).await?;
-                show(&d, json)?;
+                show(&d, a.json)?;
             }
             None => {
                 let (Some(decision), Some(confidence)) = (a.decision, a.confidence) else {
@@ -146,7 +134,7 @@ pub(crate) async fn run(sel: &Selector, command: DecideCommand) -> Result<ExitCo
                 }
             }
         },
-        DecideCommand::Decisions { action } => decisions(&client, action).await?,
+        DecideCommand::Decisions { action, json } => decisions(&client, action, json).await?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -154,6 +142,7 @@ pub(crate) async fn run(sel: &Selector, command: DecideCommand) -> Result<ExitCo
 async fn decisions(
     client: &ai_session_client::Client,
     action: DecisionsAction,
+    json: bool,
 ) -> Result<(), CliError> {
     match action {
         DecisionsAction::Ls {
@@ -161,7 +150,6 @@ async fn decisions(
             target,
             task,
             limit,
-            json,
         } => {
             let params = DecisionListParams {
                 agent,
@@ -178,13 +166,13 @@ async fn decisions(
                 }
             }
         }
-        DecisionsAction::Show { id, json } => {
+        DecisionsAction::Show { id } => {
             let d: DecisionInfo = client
                 .call(reg::DecisionShow::NAME, DecisionId { id })
                 .await?;
             show(&d, json)?;
         }
-        DecisionsAction::Stats { agent, json } => {
+        DecisionsAction::Stats { agent } => {
             let s: DecisionStats = client
                 .call(reg::DecisionStats::NAME, DecisionStatsParams { agent })
                 .await?;

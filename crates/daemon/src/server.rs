@@ -37,7 +37,7 @@ pub enum ServeError {
     Store(#[from] crate::persist::StoreOpenError),
     /// The configuration file (`$AI_SESSION_HOME/config.toml`) cannot be read or has a bad
     /// key: the message names the file, the key and its line.
-    #[error(transparent)]
+    #[error("{}", one_line(.0))]
     Config(#[from] ai_session_protocol::config::ConfigError),
     /// Spans cannot be exported as configured (`[telemetry]`, `OTEL_EXPORTER_OTLP_*`).
     #[error(transparent)]
@@ -215,6 +215,17 @@ pub async fn serve_with(
     }
     drop(lock);
     Ok(())
+}
+
+/// A configuration error on one line (a client starting the daemon shows the first line of
+/// what it printed): the TOML parser's message without its drawing of the line.
+fn one_line(e: &ai_session_protocol::config::ConfigError) -> String {
+    e.to_string()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('|') && !l.contains(" | "))
+        .collect::<Vec<_>>()
+        .join(": ")
 }
 
 /// How long the last spans get to reach the collector at shutdown.

@@ -70,7 +70,8 @@ fn a_retry_loop_is_listed_published_audited_and_counted() {
     sub.wait().expect("subscriber exits after one message");
 
     eventually(30, "the audit entry", || {
-        let entries = env.json(&["audit", "ls", "--min-risk", "30"]);
+        let out = env.ok(&["audit", "ls", "--min-risk", "30", "--json"]);
+        let entries: Value = serde_json::from_str(&out).expect("audit json");
         entries
             .as_array()
             .is_some_and(|e| e.iter().any(|x| x["action"] == "alert.retry_loop"))
