@@ -28,6 +28,8 @@ pub(crate) async fn connect(sel: &Selector, start: bool) -> Result<Client, Clien
             Start::Never
         })
         .notifications(Notifications::CloseWhenFull(NOTIFICATION_QUEUE))
+        // Run inside a traced program, the daemon's spans join its trace.
+        .trace(ai_session_protocol::trace::TraceContext::from_env())
         // The daemon could not record an action in its audit log: the user must know.
         .on_warning(|warning| eprintln!("ai-session: warning: {warning}"));
     Client::connect(sel, &opts).await
@@ -79,6 +81,9 @@ pub async fn run(sel: &Selector, command: Command) -> Result<ExitCode, CliError>
     if let Command::Persist(c) = command {
         return crate::persist::run(sel, c).await;
     }
+    if let Command::Decide(c) = command {
+        return crate::decide::run(sel, c).await;
+    }
     if let Command::Policy {
         action: crate::PolicyAction::Check { policy, cwd, json },
     } = &command
@@ -102,6 +107,9 @@ pub async fn run(sel: &Selector, command: Command) -> Result<ExitCode, CliError>
     }
     if let Command::Stats(a) = command {
         return crate::stats::run(sel, a).await;
+    }
+    if let Command::Alerts(a) = command {
+        return crate::alerts::run(sel, a).await;
     }
     if let Command::Mcp = command {
         ai_session_mcp::serve_stdio_with(sel.label.clone(), sel.socket.clone()).await?;
@@ -250,9 +258,11 @@ pub async fn run(sel: &Selector, command: Command) -> Result<ExitCode, CliError>
         | Command::Parse(_)
         | Command::Coord(_)
         | Command::Persist(_)
+        | Command::Decide(_)
         | Command::Mcp
         | Command::Serve(_)
         | Command::Stats(_)
+        | Command::Alerts(_)
         | Command::Policy { .. }
         | Command::Audit { .. }
         | Command::Tmux(_)

@@ -1,9 +1,11 @@
 //! `ai-session`: the command-line client (and, with `daemon run`, the daemon itself).
 
+mod alerts;
 mod attach;
 mod commands;
 mod context;
 mod coord;
+mod decide;
 mod error;
 mod guard;
 mod persist;
@@ -69,6 +71,8 @@ enum Command {
     Coord(coord::CoordCommand),
     #[command(flatten)]
     Persist(persist::PersistCommand),
+    #[command(flatten)]
+    Decide(decide::DecideCommand),
     /// Serve the Model Context Protocol on stdin/stdout (for Claude Code, Codex, Cursor).
     Mcp,
     /// Serve the HTTP and WebSocket API (and MCP at /mcp) from the daemon; prints the URL and
@@ -76,6 +80,8 @@ enum Command {
     Serve(ServeArgs),
     /// The daemon's figures: sessions, execs and their outcomes, tokens, requests, resources.
     Stats(StatsArgs),
+    /// Anomalies detected: retry loops, slow execs, error spikes, floods, denial bursts.
+    Alerts(alerts::AlertsArgs),
     /// Sandbox policies: check one and see what this host would enforce.
     Policy {
         #[command(subcommand)]

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use ai_session_protocol::methods::{HelloParams, HelloResult};
 use ai_session_protocol::registry::{Hello, Method};
+use ai_session_protocol::trace::TraceContext;
 use ai_session_protocol::{Notification, PROTOCOL_VERSION, Request, Response, ServerMessage};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -39,6 +40,8 @@ pub struct Client {
     closed: Arc<AtomicBool>,
     reader: tokio::task::AbortHandle,
     on_warning: Option<fn(&str)>,
+    /// Sent with every request that does not carry its own (`Options::trace`).
+    trace: Option<TraceContext>,
 }
 
 impl Drop for Client {
@@ -89,6 +92,7 @@ impl Client {
     async fn handshake(stream: UnixStream, opts: &Options) -> Result<Self, Error> {
         let mut client = Self::open(stream, opts.notifications);
         client.on_warning = opts.on_warning;
+        client.trace = opts.trace.clone();
         let hello = HelloParams {
             client: opts.name.clone(),
             protocol: PROTOCOL_VERSION,
@@ -134,6 +138,7 @@ impl Client {
             closed,
             reader,
             on_warning: None,
+            trace: None,
         }
     }
 
@@ -169,6 +174,17 @@ impl Client {
         method: &str,
         params: P,
     ) -> Result<serde_json::Value, Error> {
+        self.call_value_traced(method, params, None).await
+    }
+
+    /// [`Client::call_value`] as part of the caller's trace `trace` (the daemon's span joins
+    /// it); `None` sends the connection's own, if [`Options::trace`] set one.
+    pub async fn call_value_traced<P: Serialize>(
+        &self,
+        method: &str,
+        params: P,
+        trace: Option<&TraceContext>,
+    ) -> Result<serde_json::Value, Error> {
         if self.is_closed() {
             return Err(Error::Closed);
         }
@@ -177,7 +193,8 @@ impl Client {
             method: method.to_owned(),
             source,
         };
-        let req = Request::new(id, method, params).map_err(encode)?;
+        let mut req = Request::new(id, method, params).map_err(encode)?;
+        req.trace = trace.or(self.trace.as_ref()).cloned();
         let mut line = serde_json::to_vec(&req).map_err(encode)?;
         line.push(b'\n');
         let (tx, rx) = oneshot::channel();

@@ -95,6 +95,9 @@ pub struct Options {
     /// the action was carried out but could not be recorded in the audit log, which the user
     /// must know). `None` ignores them.
     pub on_warning: Option<fn(&str)>,
+    /// The caller's trace, sent with every request (the CLI's `TRACEPARENT`): the daemon's
+    /// spans join it.
+    pub trace: Option<ai_session_protocol::trace::TraceContext>,
 }
 
 impl Options {
@@ -105,7 +108,14 @@ impl Options {
             start: Start::Never,
             notifications: Notifications::Discard,
             on_warning: None,
+            trace: None,
         }
+    }
+
+    /// Sends `trace` with every request, so the daemon's spans join the caller's trace.
+    pub fn trace(mut self, trace: Option<ai_session_protocol::trace::TraceContext>) -> Self {
+        self.trace = trace;
+        self
     }
 
     /// Starts the daemon as `start` says when none listens.

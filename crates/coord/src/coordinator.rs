@@ -295,6 +295,12 @@ impl Coordinator {
         Ok(self.shared.bus.publish(topic, from, payload).await)
     }
 
+    /// Publishes from the daemon itself on one of its reserved topics (`$alerts`), which
+    /// [`Coordinator::publish`] refuses to agents.
+    pub async fn publish_reserved(&self, topic: &str, payload: Value) -> Delivery {
+        self.shared.bus.publish(topic, None, payload).await
+    }
+
     /// Sends to one agent's inbox. A departed agent's mail is dead-lettered.
     pub async fn send(
         &self,

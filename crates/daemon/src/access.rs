@@ -53,6 +53,7 @@ pub(crate) const AGENT_DEFAULTS: &[&str] = &[
     "bus:*",
     "events:*",
     "task:*",
+    "decision:*",
 ];
 
 tokio::task_local! {

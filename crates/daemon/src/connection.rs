@@ -142,11 +142,17 @@ pub(crate) async fn run(stream: UnixStream, daemon: Arc<Daemon>) {
         };
         let (answers, task_daemon, conn) = (answers.clone(), daemon.clone(), conn.clone());
         daemon.tasks.spawn(async move {
-            let resp =
-                match crate::service::handle(&task_daemon, &conn, &req.method, req.params).await {
-                    Ok(value) => Response::ok(req.id, value),
-                    Err(err) => Response::err(req.id, err),
-                };
+            let handled = crate::service::handle_traced(
+                &task_daemon,
+                &conn,
+                &req.method,
+                req.params,
+                req.trace,
+            );
+            let resp = match handled.await {
+                Ok(value) => Response::ok(req.id, value),
+                Err(err) => Response::err(req.id, err),
+            };
             // The client may have gone: nothing to do about an undeliverable response.
             answers.send((encode(&resp), reserved)).await.ok();
             drop(permit);

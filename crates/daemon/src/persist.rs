@@ -218,6 +218,11 @@ impl Persist {
         }
     }
 
+    /// The store, when it is open (the decision tracker keeps its database there).
+    pub(crate) fn store(&self) -> Option<&Arc<Store>> {
+        self.store.as_ref()
+    }
+
     pub(crate) fn status(&self) -> PersistStatus {
         let mut status = self
             .status

@@ -35,6 +35,13 @@ pub enum ServeError {
     /// out of range. Fix what the message names and start again.
     #[error(transparent)]
     Store(#[from] crate::persist::StoreOpenError),
+    /// The configuration file (`$AI_SESSION_HOME/config.toml`) cannot be read or has a bad
+    /// key: the message names the file, the key and its line.
+    #[error("{}", one_line(.0))]
+    Config(#[from] ai_session_protocol::config::ConfigError),
+    /// Spans cannot be exported as configured (`[telemetry]`, `OTEL_EXPORTER_OTLP_*`).
+    #[error(transparent)]
+    Telemetry(#[from] crate::telemetry::SetupError),
 }
 
 /// State shared by every connection.
@@ -113,6 +120,11 @@ pub async fn serve_with(
     let persist = crate::persist::Persist::open(&paths.data)?;
     let contexts = crate::context::Contexts::start().map_err(setup_err(&paths.data))?;
     let first_agent_id = access.first_agent_id();
+    let config = ai_session_protocol::config::Config::load(&paths.home)?;
+    let telemetry = crate::telemetry::Telemetry::from_env()
+        .with_alerts(&config.alerts)
+        .with_decisions(persist.store())
+        .with_tracing(&config.telemetry, tokio::runtime::Handle::current())?;
     let daemon = Arc::new(Daemon {
         contexts,
         persist,
@@ -128,12 +140,13 @@ pub async fn serve_with(
         cancel: tokio_util::sync::CancellationToken::new(),
         tasks: tokio_util::task::TaskTracker::new(),
         http: crate::http::Http::default(),
-        telemetry: crate::telemetry::Telemetry::from_env(),
+        telemetry,
     });
     raise_fd_limit();
     tracing::info!(socket = %paths.socket.display(), pid = std::process::id(), "daemon listening");
     tokio::spawn(announce_sessions(daemon.clone()));
     tokio::spawn(sync_audit(Arc::downgrade(&daemon)));
+    crate::telemetry::alerts::start(&daemon);
     crate::persist::resurrect(&daemon).await;
     crate::persist::start(&daemon);
     if let Some(p) = http {
@@ -193,9 +206,30 @@ pub async fn serve_with(
     daemon.persist.stop(&daemon.manager, &daemon.contexts).await;
     daemon.manager.shutdown().await;
     daemon.access.sync_audit();
+    // The last spans go out (bounded by the export timeout when the collector is down); the
+    // export thread waits for the runtime, so this must not block a runtime thread.
+    let flushing = daemon.clone();
+    let flushed = tokio::task::spawn_blocking(move || flushing.telemetry.flush());
+    if tokio::time::timeout(FLUSH, flushed).await.is_err() {
+        tracing::warn!("the span collector did not take the last spans within {FLUSH:?}");
+    }
     drop(lock);
     Ok(())
 }
+
+/// A configuration error on one line (a client starting the daemon shows the first line of
+/// what it printed): the TOML parser's message without its drawing of the line.
+fn one_line(e: &ai_session_protocol::config::ConfigError) -> String {
+    e.to_string()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('|') && !l.contains(" | "))
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
+/// How long the last spans get to reach the collector at shutdown.
+const FLUSH: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// How long requests in flight at shutdown get to finish.
 const DRAIN: std::time::Duration = std::time::Duration::from_secs(5);

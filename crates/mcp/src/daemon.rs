@@ -25,7 +25,8 @@ const NOTIFY_QUEUE: usize = 256;
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// The daemon's service, called in-process (the daemon implements it for `/mcp`): a method with
-/// its params, and a session's notifications as JSON-RPC lines on a channel.
+/// its params, and a session's notifications as JSON-RPC lines on a channel. A call made for a
+/// tool runs inside the tool call's trace ([`crate::current_trace`]).
 pub trait Backend: Send + Sync + 'static {
     fn call<'a>(&'a self, method: &'a str, params: Value)
     -> BoxFuture<'a, Result<Value, RpcError>>;
@@ -121,7 +122,14 @@ impl Daemon {
         match self {
             Daemon::Socket { sel, conn } => {
                 let conn = Self::connection(sel, conn).await?;
-                conn.call(method, params).await
+                let trace = crate::trace::current();
+                let value = conn
+                    .call_value_traced(method, params, trace.as_ref())
+                    .await?;
+                serde_json::from_value(value).map_err(|source| Error::Decode {
+                    method: method.to_owned(),
+                    source,
+                })
             }
             Daemon::InProcess(backend) => {
                 let params = serde_json::to_value(params).map_err(|source| Error::Encode {

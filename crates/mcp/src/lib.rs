@@ -7,9 +7,11 @@
 #![forbid(unsafe_code)]
 
 mod daemon;
+mod decide;
 mod extra;
 mod progress;
 mod resources;
+mod trace;
 
 use ai_session_protocol::registry::{self as reg, Method};
 use std::collections::BTreeMap;
@@ -40,6 +42,7 @@ use ai_session_client::Error as CallError;
 pub use ai_session_client::Selector;
 use daemon::Daemon;
 pub use daemon::{Backend, BoxFuture};
+pub use trace::current as current_trace;
 
 const INSTRUCTIONS: &str = "ai-session runs real shells in real terminals (PTYs) that persist \
 between calls. Create a session once (session_create), then run commands with session_exec: it \
@@ -365,7 +368,7 @@ impl AiSessionMcp {
     fn over(daemon: Daemon) -> Self {
         Self {
             daemon: std::sync::Arc::new(daemon),
-            tool_router: Self::tool_router() + Self::extra_router(),
+            tool_router: Self::tool_router() + Self::extra_router() + Self::decide_router(),
             watches: std::sync::Arc::default(),
         }
     }
@@ -654,6 +657,18 @@ impl<T: serde::de::DeserializeOwned> DeserializeOwnedValue for T {}
 
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for AiSessionMcp {
+    /// Each tool runs inside its call's trace (`_meta.traceparent`), which every daemon call
+    /// it makes carries.
+    async fn call_tool(
+        &self,
+        request: rmcp::model::CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::CallToolResponse, McpError> {
+        let trace = trace::of(&request, &context);
+        let call = rmcp::handler::server::tool::ToolCallContext::new(self, request, context);
+        trace::scope(trace, self.tool_router.call(call)).await
+    }
+
     fn get_info(&self) -> ServerConfig {
         let capabilities = ServerCapabilities::builder()
             .enable_tools()

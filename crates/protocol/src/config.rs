@@ -10,6 +10,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+mod telemetry;
+pub use telemetry::{AlertsConfig, TelemetryConfig};
+
 /// The whole file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -22,6 +25,10 @@ pub struct Config {
     pub mcp: McpConfig,
     /// The HTTP server (`ai-session serve`).
     pub http: HttpConfig,
+    /// Spans exported over OTLP.
+    pub telemetry: TelemetryConfig,
+    /// The anomaly rules' thresholds.
+    pub alerts: AlertsConfig,
 }
 
 /// `[exec]`

@@ -11,15 +11,18 @@
 #![forbid(unsafe_code)]
 
 pub mod access;
+pub mod alerts;
 pub mod config;
 pub mod context;
 pub mod coord;
+pub mod decisions;
 pub mod error;
 pub mod methods;
 pub mod paths;
 pub mod persist;
 pub mod registry;
 pub mod stats;
+pub mod trace;
 
 pub use error::{ErrorData, ErrorKind, RpcError};
 use serde::{Deserialize, Serialize};
@@ -41,6 +44,9 @@ pub struct Request {
     pub method: String,
     #[serde(default)]
     pub params: Value,
+    /// The caller's trace (W3C Trace Context), which the daemon's span for this request joins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<trace::TraceContext>,
 }
 
 impl Request {
@@ -50,6 +56,7 @@ impl Request {
             id: Value::from(id),
             method: method.into(),
             params: serde_json::to_value(params)?,
+            trace: None,
         })
     }
 }

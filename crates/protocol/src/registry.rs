@@ -18,8 +18,10 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::access as a;
+use crate::alerts as al;
 use crate::context as x;
 use crate::coord as c;
+use crate::decisions as d;
 use crate::methods as m;
 use crate::persist as p;
 use crate::stats as st;
@@ -501,6 +503,46 @@ methods! {
     DaemonMetrics = "daemon.metrics" (Empty => st::MetricsResult) {
         need: Need::Fixed("daemon:status"), audit: QUIET,
         http: None, mcp: None, cli: Some("stats --prometheus"),
+    }
+    /// The anomalies the daemon detected (retry loops, slow execs, error-rate spikes, output
+    /// floods, denial bursts, token spikes, sessions left waiting for input), oldest first.
+    AlertsList = "alerts.list" (al::AlertsParams => al::AlertsResult) {
+        need: Need::Fixed("daemon:status"), audit: QUIET,
+        http: route(Get, "/v1/alerts", Input::Query), mcp: None, cli: Some("alerts"),
+    }
+    /// Record a decision (what, why, how sure, the alternatives); the execs that follow in its
+    /// session (or, without one, the agent's execs) set its outcome.
+    DecisionRecord = "decision.record" (d::DecisionParams => d::DecisionInfo) {
+        need: Need::Fixed("decision:record"), audit: loud(&["task", "target"]),
+        http: created(Post, "/v1/decisions", Body),
+        mcp: tool("decision_record", "Record a decision before acting on it: `decision` (what you \
+        chose), `rationale`, `confidence` (0 to 1), `alternatives` not taken, and the `session` \
+        (or `task`) it concerns. Returns its `id`. The execs you then run in that session set its \
+        outcome (success when the last exits 0); your success rate and calibration are kept."),
+        cli: Some("decide"),
+    }
+    /// Set a decision's outcome by hand (it then stops following the execs).
+    DecisionOutcome = "decision.outcome" (d::OutcomeParams => d::DecisionInfo) {
+        need: Need::Fixed("decision:record"), audit: loud(&["id", "outcome"]),
+        http: route(Post, "/v1/decisions/outcome", Body), mcp: None,
+        cli: Some("decide outcome"),
+    }
+    /// Decisions recorded, oldest first, by agent, session or task.
+    DecisionList = "decision.list" (d::DecisionListParams => d::DecisionList) {
+        need: Need::Fixed("decision:read"), audit: QUIET,
+        http: route(Get, "/v1/decisions", Input::Query), mcp: None, cli: Some("decisions ls"),
+    }
+    /// One decision with its linked execs' counts and outcome.
+    DecisionShow = "decision.show" (d::DecisionId => d::DecisionInfo) {
+        need: Need::Fixed("decision:read"), audit: QUIET,
+        http: route(Get, "/v1/decisions/show", Input::Query), mcp: None,
+        cli: Some("decisions show"),
+    }
+    /// Success rates by agent and calibration (reliability bins, Brier score).
+    DecisionStats = "decision.stats" (d::DecisionStatsParams => d::DecisionStats) {
+        need: Need::Fixed("decision:read"), audit: QUIET,
+        http: route(Get, "/v1/decisions/stats", Input::Query), mcp: None,
+        cli: Some("decisions stats"),
     }
     /// Stop the daemon: sessions are checkpointed and come back at the next start.
     DaemonStop = "daemon.stop" (Empty => Empty) {

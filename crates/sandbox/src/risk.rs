@@ -16,6 +16,7 @@
 //! | `bound-workspace` | 20 | a principal bound to a sandbox policy starts a session in a directory it names (`session.new` with `cwd=`): a change of workspace |
 //! | `audit-break` | 60 | the audit log was repaired, deleted under the daemon, or cut over from an older format (`audit.repair`, `audit.gap`, `audit.segment`) |
 //! | `unauthenticated` | 20 | an HTTP request without valid credentials (`http.unauthorized`; with `denied`, 60) |
+//! | `anomaly` | per rule, [`ANOMALIES`] | the daemon detected an anomaly (`alert.<rule>`): denial burst 60, error-rate spike 40, retry loop, output flood and token spike 30, slow exec and input wait 20 |
 
 use serde::{Deserialize, Serialize};
 
@@ -42,6 +43,18 @@ const SENSITIVE: [&str; 11] = [
     ".profile",
     "authorized_keys",
     "/var/run/docker.sock",
+];
+
+/// The weight of each anomaly rule (action `alert.<rule>`, recorded by the daemon's anomaly
+/// detection).
+pub const ANOMALIES: [(&str, u8); 7] = [
+    ("denial_burst", 60),
+    ("error_rate", 40),
+    ("retry_loop", 30),
+    ("output_flood", 30),
+    ("token_spike", 30),
+    ("slow_exec", 20),
+    ("input_wait", 20),
 ];
 
 /// What the score knows of the actor besides the action.
@@ -100,6 +113,12 @@ pub fn score_with(action: &str, detail: &str, result: &str, ctx: Context) -> Ris
     }
     if action == "http.unauthorized" {
         add("unauthenticated", 20);
+    }
+    if let Some((_, weight)) = action
+        .strip_prefix("alert.")
+        .and_then(|rule| ANOMALIES.iter().find(|(r, _)| *r == rule))
+    {
+        add("anomaly", *weight);
     }
     risk
 }

@@ -10,6 +10,7 @@
 //! │                       {id}.blob manifest: the chunks of its history, scrollback, context
 //! ├── chunks/{id}                   content-addressed chunks shared by snapshots
 //! └── metadata/index.db             SQLite (WAL): sessions, snapshots, exec analytics
+//!              decisions.db         SQLite (WAL): agents' decisions and outcomes (text sealed)
 //!              layout.json          layout version of the directory
 //!              keycheck.json        salt, KDF costs and key verifier (encrypted stores only)
 //! ```
@@ -23,6 +24,7 @@
 mod archive;
 mod chunk;
 mod crypt;
+mod decision;
 mod error;
 mod file;
 mod frame;
@@ -39,6 +41,9 @@ mod store;
 pub use archive::{Imported, PendingImport};
 pub use chunk::Collected;
 pub use crypt::KdfParams;
+pub use decision::{
+    Decision, DecisionFilter, DecisionOutcome, DecisionText, Decisions, NewDecision,
+};
 pub use error::{Error, Result};
 pub use index::{ExecRow, ExecStats};
 pub use record::{

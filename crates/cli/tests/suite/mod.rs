@@ -1,8 +1,10 @@
 mod access;
+mod alerts;
 mod audit;
 mod cli;
 mod context;
 mod coord;
+mod decisions;
 mod disk_full;
 mod escape;
 mod exec_queue;
@@ -21,3 +23,4 @@ mod store_attacks;
 mod store_bounds;
 mod tmux;
 mod tmux_peers;
+mod tracing;

@@ -42,11 +42,13 @@ impl Backend for InProcess {
         method: &'a str,
         params: Value,
     ) -> BoxFuture<'a, Result<Value, RpcError>> {
-        Box::pin(crate::service::handle(
+        // Inside a tool call, its trace (`_meta.traceparent`) is on this task.
+        Box::pin(crate::service::handle_traced(
             &self.daemon,
             &self.caller,
             method,
             params,
+            ai_session_mcp::current_trace(),
         ))
     }
 

@@ -359,11 +359,14 @@ async fn rest(app: Arc<App>, index: usize, req: Request) -> Response {
             None,
         );
     };
+    // The caller's `traceparent` header: the request's span joins its trace.
+    let trace = crate::telemetry::http_trace(req.headers());
     let params = match params(rt, req).await {
         Ok(p) => p,
         Err((status, err)) => return rpc_error_response(status, &err),
     };
-    match call(&app.daemon, rt.route.call, params).await {
+    let called = call(&app.daemon, rt.route.call, params);
+    match crate::telemetry::with_caller_trace(trace, called).await {
         Ok(value) => (rt.route.status, axum::Json(value)).into_response(),
         Err(err) => rpc_error_response(status_of(&err), &err),
     }

@@ -97,6 +97,33 @@ pub(crate) async fn handle(
     method: &str,
     params: Value,
 ) -> Result<Value, RpcError> {
+    let trace = crate::telemetry::caller_trace();
+    handle_traced(daemon, caller, method, params, trace).await
+}
+
+/// [`handle`], as part of the caller's trace (`traceparent` from the request envelope, an
+/// HTTP header or an MCP tool call's `_meta`): with tracing on, the request's span joins it.
+pub(crate) async fn handle_traced(
+    daemon: &Arc<Daemon>,
+    caller: &Arc<Caller>,
+    method: &str,
+    params: Value,
+    trace: Option<ai_session_protocol::trace::TraceContext>,
+) -> Result<Value, RpcError> {
+    if daemon.telemetry.tracing() {
+        let scope = crate::telemetry::Tracing::scope(trace);
+        crate::telemetry::Tracing::run(scope, handle_request(daemon, caller, method, params)).await
+    } else {
+        handle_request(daemon, caller, method, params).await
+    }
+}
+
+async fn handle_request(
+    daemon: &Arc<Daemon>,
+    caller: &Arc<Caller>,
+    method: &str,
+    params: Value,
+) -> Result<Value, RpcError> {
     let arrived = std::time::Instant::now();
     let spec = reg::spec(method);
     let detail = spec.map(|s| s.audit_detail(&params)).unwrap_or_default();
@@ -169,6 +196,7 @@ async fn dispatch(
 ) -> Result<Value, RpcError> {
     use crate::coord as co;
     use crate::persist as pe;
+    use crate::telemetry::decisions as de;
     use reg::*;
     use sessions as s;
     match call {
@@ -187,6 +215,12 @@ async fn dispatch(
         Call::DaemonStatus(_) => ok::<DaemonStatus>(Ok(s::status(d))),
         Call::DaemonStats(_) => ok::<DaemonStats>(crate::telemetry::stats(d).await),
         Call::DaemonMetrics(_) => ok::<DaemonMetrics>(crate::telemetry::metrics(d).await),
+        Call::AlertsList(p) => ok::<AlertsList>(crate::telemetry::alerts::list(d, &p)),
+        Call::DecisionRecord(p) => ok::<DecisionRecord>(de::record(d, who, p).await),
+        Call::DecisionOutcome(p) => ok::<DecisionOutcome>(de::outcome(d, p).await),
+        Call::DecisionList(p) => ok::<DecisionList>(de::list(d, p).await),
+        Call::DecisionShow(p) => ok::<DecisionShow>(de::show(d, p).await),
+        Call::DecisionStats(p) => ok::<DecisionStats>(de::stats(d, p).await),
         Call::DaemonStop(_) => ok::<DaemonStop>(Ok(s::stop(d))),
         Call::DaemonServe(p) => ok::<DaemonServe>(crate::http::start(d, p).await),
         Call::AuditRepair(_) => ok::<AuditRepair>(d.access.repair_audit(who)),

@@ -7,11 +7,19 @@
 //! agent's exec and holds its lock for one insert. Everything that costs (listing sessions,
 //! reading `/proc`, counting tasks) happens at read time, off the request path.
 //! `AI_SESSION_TELEMETRY=off` leaves the observer out.
+//!
+//! With an OTLP endpoint configured, every request is also a span ([`trace`], exported by
+//! [`export`]).
 
+pub(crate) mod alerts;
+pub(crate) mod decisions;
+mod export;
 mod exposition;
 mod histogram;
 mod process;
 mod read;
+mod redact;
+mod trace;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -27,8 +35,10 @@ use serde_json::Value;
 use crate::service::{Event, Observer, Reaction};
 use histogram::Histogram;
 
+pub use export::SetupError;
 pub(crate) use exposition::CONTENT_TYPE;
 pub(crate) use read::{metrics, stats};
+pub(crate) use trace::{Tracing, caller_trace, http_trace, with_caller_trace};
 
 /// How an exec ended, as counted in `ai_session_execs_total{outcome}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,6 +150,12 @@ pub(crate) struct Telemetry {
     connections: AtomicU64,
     bus_messages: AtomicU64,
     agents: Mutex<HashMap<String, AgentTokens>>,
+    /// Spans, when an OTLP endpoint is configured.
+    tracing: Option<Tracing>,
+    /// Anomaly detection.
+    pub(crate) alerts: alerts::Alerts,
+    /// The decision tracker (on whether or not the counters are).
+    pub(crate) decisions: decisions::Decisions,
 }
 
 impl Telemetry {
@@ -175,6 +191,53 @@ impl Telemetry {
             connections: AtomicU64::new(0),
             bus_messages: AtomicU64::new(0),
             agents: Mutex::new(HashMap::new()),
+            tracing: None,
+            alerts: alerts::Alerts::new(Default::default()),
+            decisions: decisions::Decisions::off("the session store is off".into()),
+        }
+    }
+
+    /// Keeps decisions in `store`'s decisions database.
+    pub(crate) fn with_decisions(
+        mut self,
+        store: Option<&std::sync::Arc<ai_session_store::Store>>,
+    ) -> Self {
+        self.decisions = decisions::Decisions::open(store);
+        self
+    }
+
+    /// Detects anomalies with the thresholds of `[alerts]`.
+    pub(crate) fn with_alerts(
+        mut self,
+        config: &ai_session_protocol::config::AlertsConfig,
+    ) -> Self {
+        self.alerts = alerts::Alerts::new(config.clone());
+        self
+    }
+
+    /// Exports a span for every request (unless `AI_SESSION_TELEMETRY=off`), as `[telemetry]`
+    /// or the `OTEL_EXPORTER_OTLP_*` variables say; unchanged when neither names an endpoint.
+    pub(crate) fn with_tracing(
+        mut self,
+        config: &ai_session_protocol::config::TelemetryConfig,
+        runtime: tokio::runtime::Handle,
+    ) -> Result<Self, SetupError> {
+        if self.enabled {
+            self.tracing =
+                export::provider(config, runtime)?.map(|p| Tracing::new(p, config.record_commands));
+        }
+        Ok(self)
+    }
+
+    /// Whether requests are traced.
+    pub(crate) fn tracing(&self) -> bool {
+        self.tracing.is_some()
+    }
+
+    /// Sends the spans still queued (at shutdown).
+    pub(crate) fn flush(&self) {
+        if let Some(t) = &self.tracing {
+            t.shutdown();
         }
     }
 
@@ -294,26 +357,92 @@ fn index_of_name(name: &str) -> usize {
 
 impl Observer for Telemetry {
     fn observe(&self, event: &Event<'_>) -> Reaction {
-        if !self.enabled {
-            return Reaction::default();
-        }
-        match event {
+        let linked = match event {
             Event::ExecFinished {
+                session,
                 result,
                 agent_context,
                 ..
-            } => self.exec_finished(result, *agent_context),
+            } => {
+                let agent = agent_context.and_then(|c| c.strip_prefix("agent:"));
+                self.decisions.exec_finished(session, agent, result)
+            }
+            _ => Reaction::default(),
+        };
+        if !self.enabled {
+            return linked;
+        }
+        match event {
+            Event::ExecFinished {
+                session,
+                command,
+                result,
+                agent_context,
+                ..
+            } => {
+                self.exec_finished(result, *agent_context);
+                let agent = agent_context.and_then(|c| c.strip_prefix("agent:"));
+                self.alerts.exec(session, command, result, agent);
+            }
             Event::Handled {
+                who,
                 spec,
+                method,
+                session,
                 result,
                 elapsed,
                 ..
-            } => self.handled(*spec, result, *elapsed),
+            } => {
+                self.handled(*spec, result, *elapsed);
+                self.alerts.handled(who, method, *session, result);
+            }
             Event::SessionCreated { .. }
             | Event::SessionKilled { .. }
             | Event::AgentLeft { .. } => {}
         }
-        Reaction::default()
+        if let Some(t) = &self.tracing {
+            trace_event(t, event);
+        }
+        linked
+    }
+}
+
+/// What the tracer takes from an event.
+fn trace_event(t: &Tracing, event: &Event<'_>) {
+    match event {
+        Event::SessionCreated { info, .. } => t.session_created(info),
+        Event::SessionKilled { name } => t.session_killed(name),
+        Event::ExecFinished {
+            session,
+            command,
+            result,
+            agent_context,
+            ..
+        } => t.exec_finished(&trace::ExecSpan {
+            session,
+            command,
+            result,
+            agent: agent_context.and_then(|c| c.strip_prefix("agent:")),
+        }),
+        Event::Handled {
+            who,
+            spec,
+            method,
+            session,
+            session_id,
+            result,
+            elapsed,
+            ..
+        } => t.handled(&trace::HandledSpan {
+            who,
+            spec: *spec,
+            method,
+            session: *session,
+            session_id: *session_id,
+            result,
+            elapsed: *elapsed,
+        }),
+        Event::AgentLeft { .. } => {}
     }
 }
 

@@ -157,7 +157,20 @@ pub(crate) async fn metrics(d: &Daemon) -> Result<MetricsResult, RpcError> {
     request_metrics(&mut x, t);
     coordination_metrics(&mut x, &s);
     resource_metrics(&mut x, &s);
+    alert_metrics(&mut x, t);
     Ok(MetricsResult { text: x.finish() })
+}
+
+fn alert_metrics(x: &mut Text, t: &Telemetry) {
+    let name = "ai_session_alerts_total";
+    x.family(
+        name,
+        Kind::Counter,
+        "Anomalies detected, by rule (docs/observability.md lists the rules).",
+    );
+    for (rule, n) in t.alerts.counts() {
+        x.integer(name, &[("rule", rule)], n);
+    }
 }
 
 fn flag(b: bool) -> u8 {

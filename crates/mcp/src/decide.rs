@@ -1,0 +1,59 @@
+//! The decision tool: an agent records what it chose before acting (`decision.record`); the
+//! execs it then runs set the outcome.
+
+use ai_session_protocol::decisions::{DecisionInfo, DecisionParams};
+use ai_session_protocol::registry::{self as reg, Method};
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::CallToolResult;
+use rmcp::{ErrorData as McpError, tool, tool_router};
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use crate::{AiSessionMcp, success, to_value};
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct DecisionArgs {
+    /// What you decided to do, in a sentence.
+    pub decision: String,
+    /// Why.
+    #[serde(default)]
+    pub rationale: String,
+    /// How sure you are that it will work, from 0 to 1.
+    pub confidence: f64,
+    /// The options you did not take.
+    #[serde(default)]
+    pub alternatives: Vec<String>,
+    /// The session whose next commands decide the outcome.
+    #[serde(default)]
+    pub session: Option<String>,
+    /// The task it belongs to.
+    #[serde(default)]
+    pub task: Option<String>,
+}
+
+#[tool_router(router = decide_router, vis = "pub(crate)")]
+impl AiSessionMcp {
+    #[tool(description = reg::DecisionRecord::SPEC.mcp_description())]
+    async fn decision_record(
+        &self,
+        Parameters(a): Parameters<DecisionArgs>,
+    ) -> Result<CallToolResult, McpError> {
+        let params = DecisionParams {
+            decision: a.decision,
+            rationale: a.rationale,
+            confidence: a.confidence,
+            alternatives: a.alternatives,
+            task: a.task,
+            target: a.session,
+        };
+        Ok(
+            match self
+                .call::<_, DecisionInfo>(reg::DecisionRecord::NAME, params)
+                .await
+            {
+                Ok(v) => success(to_value(&v)),
+                Err(e) => e,
+            },
+        )
+    }
+}
