@@ -19,3 +19,4 @@ mod store_attacks;
 mod store_bounds;
 mod tmux;
 mod tmux_peers;
+mod upgrade;

@@ -13,6 +13,7 @@
 mod caller;
 mod events;
 mod sessions;
+mod upgrade;
 
 use std::sync::Arc;
 
@@ -188,6 +189,7 @@ async fn dispatch(
         Call::DaemonStats(_) => ok::<DaemonStats>(crate::telemetry::stats(d).await),
         Call::DaemonMetrics(_) => ok::<DaemonMetrics>(crate::telemetry::metrics(d).await),
         Call::DaemonStop(_) => ok::<DaemonStop>(Ok(s::stop(d))),
+        Call::DaemonUpgrade(p) => ok::<DaemonUpgrade>(upgrade::upgrade(d, p).await),
         Call::DaemonServe(p) => ok::<DaemonServe>(crate::http::start(d, p).await),
         Call::AuditRepair(_) => ok::<AuditRepair>(d.access.repair_audit(who)),
         Call::SnapshotCreate(p) => ok::<SnapshotCreate>(pe::snapshot_create(d, p).await),
