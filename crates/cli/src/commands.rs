@@ -460,7 +460,8 @@ async fn daemon(sel: &Selector, action: DaemonAction) -> Result<ExitCode, CliErr
                 println!("stopped");
             }
         }
-        DaemonAction::Run { .. } => {}
+        DaemonAction::Upgrade(a) => return crate::upgrade::run(sel, a).await,
+        DaemonAction::Run { .. } | DaemonAction::Reap { .. } => {}
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -500,7 +501,12 @@ async fn serve(sel: &Selector, a: crate::ServeArgs) -> Result<ExitCode, CliError
 }
 
 /// `daemon run`: the daemon process itself.
-pub fn run_daemon(sel: &Selector, notify_ready: bool, http: Option<ServeParams>) -> ExitCode {
+pub fn run_daemon(
+    sel: &Selector,
+    notify_ready: bool,
+    http: Option<ServeParams>,
+    adopt: Option<i32>,
+) -> ExitCode {
     cloexec_inherited();
     // Loading the tokenizer's vocabulary takes a fraction of a second: do it now, on a spare
     // thread, so no exec's answer waits for it.
@@ -537,7 +543,7 @@ pub fn run_daemon(sel: &Selector, notify_ready: bool, http: Option<ServeParams>)
             log_path.display()
         ),
     }
-    if notify_ready {
+    if notify_ready || adopt.is_some() {
         // Started by a client (`ai-session-client` starts every daemon this way): leave the
         // client's session and its controlling terminal, so that closing that terminal or a
         // Ctrl-C in it does not reach the daemon. Fails only for a process group leader, which
@@ -565,10 +571,22 @@ pub fn run_daemon(sel: &Selector, notify_ready: bool, http: Option<ServeParams>)
         if notify_ready {
             println!("ready");
             std::io::stdout().flush().ok();
+        }
+        if notify_ready || adopt.is_some() {
             detach_stdio();
         }
     };
-    match rt.block_on(ai_session_daemon::serve_with(paths, http, ready)) {
+    let served = match adopt {
+        None => rt.block_on(ai_session_daemon::serve_with(paths, http, ready)),
+        Some(fd) => match crate::upgrade::handover_fd(fd) {
+            Ok(fd) => rt.block_on(ai_session_daemon::serve_adopting(paths, fd, ready)),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(1);
+            }
+        },
+    };
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");

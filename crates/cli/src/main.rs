@@ -12,6 +12,7 @@ mod persist;
 mod security;
 mod stats;
 mod tmux;
+mod upgrade;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -457,6 +458,20 @@ enum DaemonAction {
     Stop(JsonFlag),
     /// Show the daemon's pid, socket, uptime and session count.
     Status(JsonFlag),
+    /// Replace the daemon's binary under running sessions: the daemon hands every session to
+    /// a newly started one; programs keep running with their pids, terminals and scrollback
+    /// (see docs/upgrade.md).
+    Upgrade(upgrade::UpgradeArgs),
+    /// Reap the programs a daemon handed over (what the old daemon becomes after an upgrade).
+    #[command(hide = true)]
+    Reap {
+        /// The socket the new daemon reads exit statuses from.
+        #[arg(long)]
+        report_fd: i32,
+        /// The programs' pids.
+        #[arg(long, value_delimiter = ',')]
+        pids: Vec<i32>,
+    },
     /// Run the daemon in the foreground.
     #[command(hide = true)]
     Run {
@@ -477,6 +492,10 @@ enum DaemonAction {
         /// (which alone is enough: a store opened with it is encrypted from then on).
         #[arg(long)]
         encrypt: bool,
+        /// Take over the sessions of the daemon being upgraded, sent over this descriptor
+        /// (how `daemon upgrade` starts the new daemon).
+        #[arg(long, value_name = "FD", hide = true)]
+        adopt: Option<i32>,
     },
 }
 
@@ -491,6 +510,12 @@ fn main() -> ExitCode {
         socket: cli.socket,
     };
     if let Command::Daemon {
+        action: DaemonAction::Reap { report_fd, pids },
+    } = &cli.command
+    {
+        return upgrade::reap(*report_fd, pids);
+    }
+    if let Command::Daemon {
         action:
             DaemonAction::Run {
                 notify_ready,
@@ -498,6 +523,7 @@ fn main() -> ExitCode {
                 allow_remote,
                 metrics_listen,
                 encrypt,
+                adopt,
             },
     } = cli.command
     {
@@ -510,7 +536,7 @@ fn main() -> ExitCode {
             allow_remote,
             metrics_listen,
         });
-        return commands::run_daemon(&sel, notify_ready, http);
+        return commands::run_daemon(&sel, notify_ready, http, adopt);
     }
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -10,6 +10,7 @@
 //! returns partial output with status `running`.
 
 mod exec_flow;
+pub(crate) mod handover;
 mod waits;
 mod watch;
 
@@ -137,6 +138,17 @@ impl Actor {
                         done.send(()).ok();
                         return;
                     }
+                    Some(Cmd::Detach(reply)) => {
+                        if let Some(refused) = self.cannot_hand_over() {
+                            reply.send(Err(refused)).ok();
+                            continue;
+                        }
+                        let name = self.id.name.clone();
+                        if reply.send(Ok(self.hand_over())).is_err() {
+                            tracing::error!(session = %name, "handed over to no one: its terminal is closed");
+                        }
+                        return;
+                    }
                     Some(cmd) => self.handle(cmd),
                     None => {
                         self.shutdown(true).await;
@@ -251,7 +263,7 @@ impl Actor {
                 };
                 reply.send(Ok((result, rx))).ok();
             }
-            Cmd::Kill { .. } => {}
+            Cmd::Kill { .. } | Cmd::Detach(_) => {}
         }
         self.carry_out();
     }

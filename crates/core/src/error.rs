@@ -41,6 +41,10 @@ pub enum Error {
     /// The session was killed while the request was pending.
     #[error("session '{0}' was killed")]
     Killed(String),
+    /// The daemon handed the session to its upgraded binary (`daemon upgrade`) while this
+    /// request waited; a command it started keeps running there.
+    #[error("session '{0}' was handed over to the upgraded daemon while this request waited")]
+    HandedOver(String),
     /// An OS failure inside the daemon.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
@@ -81,6 +85,9 @@ impl Error {
                 .with_hint("check the program path, --shell and the -c directory"),
             Self::Unsupported(_) => RpcError::new(ErrorKind::Unsupported, msg),
             Self::Killed(_) => RpcError::new(ErrorKind::SessionNotFound, msg),
+            Self::HandedOver(name) => RpcError::new(ErrorKind::ShuttingDown, msg).with_hint(format!(
+                "the command keeps running: `ai-session wait -t {name} --prompt`, then `ai-session read -t {name}`"
+            )),
             Self::Io(_) => RpcError::new(ErrorKind::Internal, msg),
         }
     }

@@ -6,6 +6,7 @@
 mod actor;
 pub mod error;
 mod exec;
+pub mod handover;
 mod input_wait;
 pub mod keys;
 pub mod log;

@@ -150,6 +150,20 @@ impl Sealing {
     }
 }
 
+/// An unsealed log's bookkeeping, carried to the daemon that adopts its session (`daemon
+/// upgrade`): the segments stay where they are, and the offsets go on from `end`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct LogState {
+    dir: PathBuf,
+    /// (first offset, stored length) of each segment, oldest first.
+    segments: Vec<(u64, u64)>,
+    end: u64,
+    broken: bool,
+    last_error: Option<String>,
+    segment_bytes: u64,
+    max_segments: usize,
+}
+
 pub struct OutputLog {
     dir: PathBuf,
     /// Stored bytes, oldest first. Segments do not overlap; a gap between two is output lost.
@@ -232,6 +246,42 @@ impl OutputLog {
             max_segments,
             sealing,
         })
+    }
+
+    /// Closes the log for a handover and returns what the adopting daemon resumes it from.
+    /// Only an unsealed log can be handed over (a sealed one's key lives only in this
+    /// daemon's memory): the caller checks [`OutputLog::is_sealed`] first.
+    pub(crate) fn hand_over(mut self) -> LogState {
+        // Appends go straight to the file (no buffer): closing it loses nothing.
+        self.current = None;
+        LogState {
+            dir: std::mem::take(&mut self.dir),
+            segments: self.segments.iter().map(|s| (s.base, s.len)).collect(),
+            end: self.end,
+            broken: self.broken,
+            last_error: self.last_error.take(),
+            segment_bytes: self.segment_bytes,
+            max_segments: self.max_segments,
+        }
+    }
+
+    /// Opens a log handed over by another daemon, appending after its last byte.
+    pub(crate) fn resume(state: LogState) -> Self {
+        Self {
+            dir: state.dir,
+            segments: state
+                .segments
+                .into_iter()
+                .map(|(base, len)| Segment { base, len })
+                .collect(),
+            current: None,
+            end: state.end,
+            broken: state.broken,
+            last_error: state.last_error,
+            segment_bytes: state.segment_bytes,
+            max_segments: state.max_segments,
+            sealing: None,
+        }
     }
 
     /// The offset of the oldest byte still stored.

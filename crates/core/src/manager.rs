@@ -18,6 +18,8 @@ use crate::shell::{Hooks, ShellKind};
 use crate::tracker::{CommandTracker, Setup};
 use ai_session_protocol::methods::{Integration, NewParams, SessionInfo, SessionState};
 
+mod upgrade;
+
 /// Settings for a [`SessionManager`].
 /// Variables that hold the daemon's or a client's secrets (the store's passphrase, agent and
 /// API tokens): a session never inherits them from the environment it is started with, only
@@ -94,6 +96,8 @@ struct Inner {
     trimming: std::sync::atomic::AtomicBool,
     /// Sessions whose output log cannot be written, with why; kept by their actors.
     degraded: Degraded,
+    /// Exit statuses of adopted sessions' programs, reported by the previous daemon's reaper.
+    reaped: crate::handover::Reaped,
 }
 
 /// Sessions whose output log cannot be written right now, by name, with why. Each actor
@@ -119,6 +123,7 @@ impl SessionManager {
                 pids: Mutex::default(),
                 trimming: std::sync::atomic::AtomicBool::new(false),
                 degraded: Degraded::default(),
+                reaped: crate::handover::Reaped::default(),
                 state_tx: tokio::sync::broadcast::channel(4096).0,
             }),
         })

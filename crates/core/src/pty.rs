@@ -44,6 +44,9 @@ pub struct Process {
     pid: i32,
     shell_pid: i32,
     pidfd: AsyncFd<OwnedFd>,
+    /// Set for a process adopted from another daemon (`daemon upgrade`): it is not this
+    /// daemon's child, so its status comes from the reaper that is its parent.
+    reaped: Option<crate::handover::Reaped>,
 }
 
 impl Process {
@@ -59,14 +62,22 @@ impl Process {
         self.shell_pid
     }
 
-    /// Waits for the process to end and reaps it.
+    /// Waits for the process to end and reaps it. An adopted process (not this daemon's
+    /// child: `waitid` answers ECHILD) is reaped by its parent, the previous daemon's reaper,
+    /// which reports its status.
     pub async fn wait(&mut self) -> std::io::Result<std::process::ExitStatus> {
         use rustix::process::{WaitId, WaitIdOptions, waitid};
         use std::os::unix::process::ExitStatusExt;
         loop {
             let mut guard = self.pidfd.readable().await?;
             let id = WaitId::PidFd(self.pidfd.get_ref().as_fd());
-            match waitid(id, WaitIdOptions::EXITED | WaitIdOptions::NOHANG)? {
+            let waited = waitid(id, WaitIdOptions::EXITED | WaitIdOptions::NOHANG);
+            if let (Err(Errno::CHILD), Some(reaped)) = (&waited, &self.reaped) {
+                // The pidfd is readable: the process has ended, and its parent reports how.
+                let raw = reaped.status_of(self.pid).await?;
+                return Ok(std::process::ExitStatus::from_raw(raw));
+            }
+            match waited? {
                 Some(status) => {
                     // Rebuild the wait(2) status word: code << 8, or the signal number.
                     let raw = match (status.exit_status(), status.terminating_signal()) {
@@ -148,6 +159,7 @@ pub fn spawn(spec: &SpawnSpec<'_>) -> std::io::Result<(Master, Process)> {
             pid,
             shell_pid,
             pidfd,
+            reaped: None,
         },
     ))
 }
@@ -301,6 +313,76 @@ impl Master {
             .ok()
             .map(Pid::as_raw_nonzero)
             .map(|p| p.get())
+    }
+}
+
+impl Process {
+    /// A status the reaper reported for this adopted process and nobody took yet.
+    pub(crate) fn take_reported(&self) -> Option<i32> {
+        self.reaped.as_ref().and_then(|r| r.take(self.pid))
+    }
+
+    /// Gives up the process for a handover: its pidfd (the new daemon waits on it).
+    pub(crate) fn into_pidfd(self) -> OwnedFd {
+        self.pidfd.into_inner()
+    }
+
+    /// A process another daemon started, from its pidfd; `reaped` hears its status.
+    pub(crate) fn adopt(
+        pid: i32,
+        shell_pid: i32,
+        pidfd: OwnedFd,
+        reaped: crate::handover::Reaped,
+    ) -> std::io::Result<Self> {
+        rustix::fs::fcntl_setfl(&pidfd, rustix::fs::OFlags::NONBLOCK)?;
+        // SAFETY: as in `spawn`: the OwnedFd moves into the AsyncFd, which owns it from here.
+        let pidfd = unsafe { AsyncFd::register(pidfd) }.map_err(std::io::Error::from)?;
+        Ok(Self {
+            pid,
+            shell_pid,
+            pidfd,
+            reaped: Some(reaped),
+        })
+    }
+}
+
+/// The line discipline bits [`Master::restore_line_discipline`] compares, carried across a
+/// handover as plain numbers (input, output and local modes).
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Baseline {
+    input: u64,
+    output: u64,
+    local: u64,
+    /// The slave's device number.
+    rdev: u64,
+}
+
+impl Master {
+    /// Gives up the master for a handover: its descriptor and what the new owner needs.
+    pub(crate) fn into_parts(self) -> (OwnedFd, Baseline) {
+        let base = Baseline {
+            input: self.baseline.input_modes.bits() as u64,
+            output: self.baseline.output_modes.bits() as u64,
+            local: self.baseline.local_modes.bits() as u64,
+            rdev: self.slave_rdev,
+        };
+        (self.fd.into_inner(), base)
+    }
+
+    /// A master another daemon opened, from its descriptor.
+    pub(crate) fn adopt(fd: OwnedFd, base: Baseline) -> std::io::Result<Self> {
+        let mut baseline = rustix::termios::tcgetattr(&fd)?;
+        baseline.input_modes = InputModes::from_bits_retain(base.input as _);
+        baseline.output_modes = OutputModes::from_bits_retain(base.output as _);
+        baseline.local_modes = LocalModes::from_bits_retain(base.local as _);
+        rustix::fs::fcntl_setfl(&fd, rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::RDWR)?;
+        // SAFETY: as in `spawn`.
+        let fd = unsafe { AsyncFd::register(fd) }.map_err(std::io::Error::from)?;
+        Ok(Self {
+            fd,
+            slave_rdev: base.rdev,
+            baseline,
+        })
     }
 }
 

@@ -209,6 +209,22 @@ impl Screen {
         true
     }
 
+    /// Bytes that redraw this screen (scrollback with attributes, cursor, input modes) in a
+    /// fresh emulator: what a session carries to the daemon that adopts it. On the alternate
+    /// screen they switch to it and redraw it; the primary screen under it is not carried.
+    pub fn replay_bytes(&mut self) -> Vec<u8> {
+        if let (None, Some(d)) = (&self.term, &self.dormant) {
+            return d.replay.to_vec();
+        }
+        let term = self.term();
+        let mut out = Vec::new();
+        if term.mode().contains(TermMode::ALT_SCREEN) {
+            out.extend_from_slice(b"\x1b[?1049h");
+        }
+        out.extend(snapshot(term));
+        out
+    }
+
     fn mode(&self) -> TermMode {
         match (&self.term, &self.dormant) {
             (Some(term), _) => *term.mode(),

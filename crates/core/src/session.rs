@@ -99,6 +99,8 @@ pub(crate) enum Cmd {
         scan: bool,
         done: oneshot::Sender<()>,
     },
+    /// Stop without touching the program and give up the session (`daemon upgrade`).
+    Detach(oneshot::Sender<Result<crate::handover::Handover>>),
 }
 
 /// A handle to a running session. Cloning it is cheap; the session lives until killed.
@@ -226,6 +228,17 @@ impl SessionHandle {
     /// Kills the session's processes, reaps them, deletes its log and stops its actor.
     pub async fn kill(&self) {
         self.kill_with(true).await;
+    }
+
+    /// Stops the session's actor without touching its program and returns what the session is
+    /// made of, for another daemon to adopt.
+    pub(crate) async fn detach(&self) -> Result<crate::handover::Handover> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Cmd::Detach(tx))
+            .await
+            .map_err(|_| Error::Killed(self.name.to_string()))?;
+        rx.await.map_err(|_| Error::Killed(self.name.to_string()))?
     }
 
     pub(crate) async fn kill_with(&self, scan: bool) {

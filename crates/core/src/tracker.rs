@@ -702,7 +702,10 @@ fn ms_since(start: Instant, now: Instant) -> f64 {
     now.saturating_duration_since(start).as_secs_f64() * 1000.0
 }
 
+mod handover;
 mod waits;
+
+pub(crate) use handover::TrackerState;
 
 #[cfg(test)]
 mod tests;

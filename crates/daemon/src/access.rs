@@ -680,6 +680,16 @@ impl Access {
         self.audit.sync();
     }
 
+    /// Lets go of the audit log for a handover (see `Trail::hand_over`).
+    pub(crate) fn hand_over_audit(&self) -> Option<ai_session_sandbox::audit::AuditLog> {
+        self.audit.hand_over()
+    }
+
+    /// Takes the audit log back after a handover that failed.
+    pub(crate) fn take_back_audit(&self, log: Option<ai_session_sandbox::audit::AuditLog>) {
+        self.audit.take_back(log);
+    }
+
     /// The audit log's health, for `daemon.status`.
     pub(crate) fn audit_status(&self) -> ai_session_protocol::methods::AuditStatus {
         self.audit.status()

@@ -61,6 +61,9 @@ fn open_log(path: &std::path::Path) -> Result<AuditLog, ai_session_sandbox::audi
 const UNAUTHORIZED_PER_WINDOW: u32 = 20;
 const UNAUTHORIZED_WINDOW: Duration = Duration::from_secs(60);
 
+/// The trail's problem once the log is handed over to an upgraded daemon.
+const HANDED_OVER: &str = "handed over to the upgraded daemon";
+
 enum State {
     Open(AuditLog),
     Broken { problem: String, last_seq: u64 },
@@ -166,6 +169,8 @@ impl Trail {
         let mut state = self.state();
         let appended = match &mut *state {
             State::Open(log) => log.append_unsynced(record),
+            // The new daemon writes the log, and records the upgrade itself.
+            State::Broken { problem, .. } if problem == HANDED_OVER => return None,
             State::Broken { problem, .. } => {
                 return Some(format!("this action was not audited: {problem}"));
             }
@@ -215,6 +220,32 @@ impl Trail {
             (Err(e), State::Open(_)) => self.break_with(&mut state, e.to_string()),
             // Repaired or broken meanwhile: nothing to record.
             (_, State::Broken { .. }) => {}
+        }
+    }
+
+    /// Lets go of the log for a handover (`daemon upgrade`): synced, then closed to this
+    /// daemon, so the new one is the only writer of the chain. Records from here on are not
+    /// written (the new daemon records the upgrade). `take_back` undoes it.
+    pub(crate) fn hand_over(&self) -> Option<AuditLog> {
+        self.sync();
+        let mut state = self.state();
+        let last_seq = match &*state {
+            State::Open(log) => log.last_seq(),
+            State::Broken { .. } => return None,
+        };
+        let problem = HANDED_OVER.to_owned();
+        self.healthy.store(false, Ordering::Relaxed);
+        match std::mem::replace(&mut *state, State::Broken { problem, last_seq }) {
+            State::Open(log) => Some(log),
+            State::Broken { .. } => None,
+        }
+    }
+
+    /// Takes the log back after a handover that failed.
+    pub(crate) fn take_back(&self, log: Option<AuditLog>) {
+        if let Some(log) = log {
+            *self.state() = State::Open(log);
+            self.healthy.store(true, Ordering::Relaxed);
         }
     }
 

@@ -122,6 +122,9 @@ pub(crate) async fn run(stream: UnixStream, daemon: Arc<Daemon>) {
                 continue;
             }
         };
+        // While an upgrade hands the sessions over, requests wait here (then run, or are
+        // answered below if this daemon handed over).
+        daemon.upgrade.gate().await;
         if daemon.cancel.is_cancelled() {
             // The daemon is stopping: those in flight finish, nothing new starts. The
             // connection itself stays open until the process exits (`daemon stop` waits for

@@ -19,7 +19,9 @@ mod persist;
 mod server;
 mod service;
 mod telemetry;
+mod upgrade;
 mod worker;
 
 pub use persist::StoreOpenError;
-pub use server::{Daemon, ServeError, serve, serve_with};
+pub use server::{Daemon, ServeError, serve, serve_adopting, serve_with};
+pub use upgrade::reap;

@@ -414,6 +414,27 @@ impl Persist {
     }
 }
 
+impl Persist {
+    /// Before a handover (`daemon upgrade`): every session's context and scrollback saved and
+    /// the store synced, so the new daemon opens it whole. Unlike `stop`, exits are still the
+    /// sessions' own: a handover that fails goes on serving.
+    pub(crate) async fn hand_over(&self, manager: &SessionManager, contexts: &Contexts) {
+        if self.worker.is_none() {
+            return;
+        }
+        for name in manager.names() {
+            save_context(self, contexts, &name).await;
+        }
+        checkpoint(self, manager, contexts).await;
+        let synced = self
+            .call(|w| w.store.sync().map_err(|e| store_err(&e)))
+            .await;
+        if let Err(e) = synced {
+            tracing::warn!("store sync before the handover: {}", e.message);
+        }
+    }
+}
+
 /// The key session output logs are sealed with when the store is encrypted (a passphrase is
 /// set: the store does not open without one once it has a key check), so output is no more in
 /// clear on disk than the store's own files. Random and kept only in memory: a log is never
@@ -825,6 +846,56 @@ fn context_record(r: &ExecRecord) -> ai_session_context::ExecRecord {
         .at_ms(r.started_ms)
 }
 
+/// A record of a session this daemon adopted from the one it replaced (`daemon upgrade`): the
+/// session runs already (at a start without adoption the manager holds no session yet).
+fn is_adopted(daemon: &Daemon, state: &SessionState) -> bool {
+    daemon.manager.id_of(&state.config.name).is_some()
+}
+
+/// Takes up the record of an adopted session as `spawn_saved` does for a resurrected one
+/// (its context, its checkpoint position, its place in the store thread's maps), without
+/// starting anything: the record stays `live`.
+async fn adopted(daemon: &Daemon, state: &SessionState) {
+    let name = state.config.name.clone();
+    let Ok(handle) = daemon.manager.get(&name) else {
+        return;
+    };
+    let Ok(info) = handle.info().await else {
+        return;
+    };
+    daemon
+        .persist
+        .saved
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(name.clone(), info.log_end);
+    let id = state.id.clone();
+    let context = {
+        let id = id.clone();
+        daemon
+            .persist
+            .call(move |w| w.store.load_context(&id).map_err(|e| store_err(&e)))
+            .await
+    };
+    match context {
+        Ok(Some(bytes)) => {
+            if let Err(e) = daemon.contexts.restore(&name, bytes).await {
+                tracing::warn!(session = %name, "saved context unreadable: {}", e.message);
+            }
+        }
+        Ok(None) => {}
+        Err(e) => tracing::warn!(session = %name, "saved context unreadable: {}", e.message),
+    }
+    let pid = info.pid;
+    daemon
+        .persist
+        .submit(move |w| {
+            w.ids.insert(name.clone(), id);
+            w.pids.insert(name, pid);
+        })
+        .await;
+}
+
 /// Starts a restored or imported session for `who`, in the sandbox and workspace rules its
 /// sessions are held to (as `session.new` is), owned by it; on any refusal the record just
 /// made is dropped, so nothing is left behind.
@@ -912,6 +983,7 @@ pub(crate) async fn resurrect(daemon: &Arc<Daemon>) {
     for item in loaded {
         match item {
             Err(msg) => daemon.persist.note_error(msg),
+            Ok((state, _, _)) if is_adopted(daemon, &state) => adopted(daemon, &state).await,
             Ok((state, cwd, scrollback)) => {
                 match spawn_saved(daemon, &state, &cwd, scrollback.as_ref(), None).await {
                     Ok(_) => restored.push(state.id),

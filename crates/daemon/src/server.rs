@@ -66,6 +66,8 @@ pub struct Daemon {
     pub(crate) persist: crate::persist::Persist,
     /// Counters and histograms of what the daemon did (`daemon.stats`, `/metrics`).
     pub(crate) telemetry: crate::telemetry::Telemetry,
+    /// `daemon upgrade`: its phase, and what is handed over.
+    pub(crate) upgrade: crate::upgrade::Upgrade,
 }
 
 fn setup_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> ServeError + '_ {
@@ -87,7 +89,21 @@ pub async fn serve_with(
     http: Option<ai_session_protocol::methods::ServeParams>,
     ready: impl FnOnce(),
 ) -> Result<(), ServeError> {
-    paths.create_dirs().map_err(setup_err(&paths.data))?;
+    serve_from(paths, http, None, ready).await
+}
+
+/// [`serve`] for a daemon started by `daemon upgrade` (`daemon run --adopt FD`): the socket,
+/// the lock and every session come from the old daemon over `adopt` (see `upgrade`).
+pub async fn serve_adopting(
+    paths: Paths,
+    adopt: rustix::fd::OwnedFd,
+    ready: impl FnOnce(),
+) -> Result<(), ServeError> {
+    serve_from(paths, None, Some(adopt), ready).await
+}
+
+/// Takes the daemon lock and binds the socket: a daemon starting on its own.
+fn bind(paths: &Paths) -> Result<(std::fs::File, UnixListener), ServeError> {
     let lock_path = paths.data.join("daemon.lock");
     let lock = std::fs::OpenOptions::new()
         .create(true)
@@ -98,13 +114,6 @@ pub async fn serve_with(
     if rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
         return Err(ServeError::AlreadyRunning(paths.socket.clone()));
     }
-    // Signals before anything else: SIGTERM and SIGINT stop the daemon cleanly, and SIGHUP
-    // (a daemon has no terminal to lose; a stray hangup must not kill every session) is logged
-    // and ignored. Installed handlers, unlike ignored signals, do not pass to the shells.
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).map_err(setup_err(&paths.socket))?;
-    let mut int = signal(SignalKind::interrupt()).map_err(setup_err(&paths.socket))?;
-    let mut hup = signal(SignalKind::hangup()).map_err(setup_err(&paths.socket))?;
     // Holding the lock, any socket file left here belongs to a daemon that died.
     if paths.socket.exists() {
         std::fs::remove_file(&paths.socket).map_err(setup_err(&paths.socket))?;
@@ -112,6 +121,73 @@ pub async fn serve_with(
     let listener = UnixListener::bind(&paths.socket).map_err(setup_err(&paths.socket))?;
     std::fs::set_permissions(&paths.socket, std::fs::Permissions::from_mode(0o600))
         .map_err(setup_err(&paths.socket))?;
+    Ok((lock, listener))
+}
+
+/// What the old daemon handed over, waiting to be adopted.
+struct HandedOver {
+    verdict: crate::upgrade::Verdict,
+    old_pid: u32,
+    sessions: Vec<ai_session_core::handover::Handover>,
+    reapers: Vec<std::os::unix::net::UnixStream>,
+}
+
+/// Receives the lock, the socket and the sessions from the daemon being upgraded. Any
+/// failure from here to the confirmation closes the channel, and the old daemon takes its
+/// sessions back.
+async fn take_over(
+    paths: &Paths,
+    adopt: rustix::fd::OwnedFd,
+) -> Result<(std::fs::File, UnixListener, HandedOver), ServeError> {
+    let received = tokio::task::spawn_blocking(move || crate::upgrade::receive(adopt))
+        .await
+        .map_err(std::io::Error::other)
+        .and_then(|r| r);
+    let (verdict, incoming) = received.map_err(setup_err(&paths.socket))?;
+    let crate::upgrade::Incoming {
+        old_pid,
+        listener,
+        lock,
+        sessions,
+        reapers,
+    } = incoming;
+    let listener = listener
+        .set_nonblocking(true)
+        .and_then(|()| UnixListener::from_std(listener))
+        .map_err(setup_err(&paths.socket))?;
+    let handed = HandedOver {
+        verdict,
+        old_pid,
+        sessions,
+        reapers,
+    };
+    Ok((lock, listener, handed))
+}
+
+async fn serve_from(
+    paths: Paths,
+    http: Option<ai_session_protocol::methods::ServeParams>,
+    adopt: Option<rustix::fd::OwnedFd>,
+    ready: impl FnOnce(),
+) -> Result<(), ServeError> {
+    paths.create_dirs().map_err(setup_err(&paths.data))?;
+    // Signals before anything else: SIGTERM and SIGINT stop the daemon cleanly, and SIGHUP
+    // (a daemon has no terminal to lose; a stray hangup must not kill every session) is logged
+    // and ignored. Installed handlers, unlike ignored signals, do not pass to the shells.
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).map_err(setup_err(&paths.socket))?;
+    let mut int = signal(SignalKind::interrupt()).map_err(setup_err(&paths.socket))?;
+    let mut hup = signal(SignalKind::hangup()).map_err(setup_err(&paths.socket))?;
+    let (lock, listener, handed) = match adopt {
+        None => {
+            let (lock, listener) = bind(&paths)?;
+            (lock, listener, None)
+        }
+        Some(fd) => {
+            let (lock, listener, handed) = take_over(&paths, fd).await?;
+            (lock, listener, Some(handed))
+        }
+    };
     let mut config = manager_config(&paths);
     config.log_key = crate::persist::log_key().map_err(setup_err(&paths.data))?;
     let manager = SessionManager::new(config)?;
@@ -125,6 +201,9 @@ pub async fn serve_with(
         .with_alerts(&config.alerts)
         .with_decisions(persist.store())
         .with_tracing(&config.telemetry, tokio::runtime::Handle::current())?;
+    use rustix::fd::AsFd;
+    let upgrade = crate::upgrade::Upgrade::new(listener.as_fd(), lock.as_fd())
+        .map_err(setup_err(&paths.socket))?;
     let daemon = Arc::new(Daemon {
         contexts,
         persist,
@@ -141,8 +220,12 @@ pub async fn serve_with(
         tasks: tokio_util::task::TaskTracker::new(),
         http: crate::http::Http::default(),
         telemetry,
+        upgrade,
     });
     raise_fd_limit();
+    if let Some(handed) = handed {
+        adopt_sessions(&daemon, handed)?;
+    }
     tracing::info!(socket = %paths.socket.display(), pid = std::process::id(), "daemon listening");
     tokio::spawn(announce_sessions(daemon.clone()));
     tokio::spawn(sync_audit(Arc::downgrade(&daemon)));
@@ -155,34 +238,10 @@ pub async fn serve_with(
             .map_err(ServeError::Http)?;
     }
     ready();
-    let uid = rustix::process::geteuid().as_raw();
-    let mut spare = Spare::open();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => match crate::peer::check(&stream, uid) {
-                    Ok(()) => {
-                        tokio::spawn(crate::connection::run(stream, daemon.clone()));
-                    }
-                    Err(refusal) => {
-                        tokio::spawn(refuse(stream, daemon.clone(), refusal));
-                    }
-                },
-                Err(e) if is_fd_exhaustion(&e) => {
-                    // Out of descriptors: the spare one lets us take the waiting client and
-                    // tell it why, instead of leaving it hanging; logged once a second.
-                    spare.refuse_one(&listener, &daemon).await;
-                }
-                Err(e) => {
-                    tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                }
-            },
-            () = daemon.shutdown.notified() => break,
-            _ = term.recv() => break,
-            _ = int.recv() => break,
-            _ = hup.recv() => tracing::warn!("SIGHUP received and ignored (`daemon stop` stops the daemon)"),
-        }
+    accept(&daemon, &listener, &mut term, &mut int, &mut hup).await;
+    if let Some(reap) = daemon.upgrade.take_reap() {
+        drop(listener);
+        crate::upgrade::become_reaper(finish_handover(&daemon, reap).await);
     }
     tracing::info!("shutting down");
     drop(listener);
@@ -230,6 +289,109 @@ fn one_line(e: &ai_session_protocol::config::ConfigError) -> String {
 
 /// How long the last spans get to reach the collector at shutdown.
 const FLUSH: std::time::Duration = std::time::Duration::from_secs(2);
+/// Adopts what the old daemon handed over and confirms it; on failure says so, so the old
+/// daemon takes its sessions back, and stops.
+fn adopt_sessions(daemon: &Arc<Daemon>, handed: HandedOver) -> Result<(), ServeError> {
+    let HandedOver {
+        verdict,
+        old_pid,
+        sessions,
+        reapers,
+    } = handed;
+    let names = match daemon.manager.adopt_all(sessions) {
+        Ok(names) => names,
+        Err(e) => {
+            verdict.failed(e.to_string());
+            return Err(e.into());
+        }
+    };
+    for sock in reapers {
+        daemon.upgrade.add_reaper(sock, &daemon.manager);
+    }
+    let count = names.len();
+    let report = verdict
+        .adopted(names)
+        .map_err(setup_err(&daemon.paths.socket))?;
+    daemon.upgrade.add_reaper(report, &daemon.manager);
+    use ai_session_sandbox::audit::{Actor, Record};
+    daemon.access.record(Record::new(
+        Actor::Daemon,
+        "daemon.upgrade",
+        format!("took over {count} session(s) from daemon pid {old_pid}"),
+        "ok",
+    ));
+    tracing::info!(old_pid, sessions = count, "took over from the old daemon");
+    Ok(())
+}
+
+/// The old daemon once the new one serves: requests still in flight are answered
+/// `shutting_down` by their connections (cancelled), and the process becomes the reaper once
+/// its clients have gone (the one that asked for the upgrade reads its answer first), or
+/// after a bounded wait.
+async fn finish_handover(daemon: &Daemon, reap: crate::upgrade::Reap) -> crate::upgrade::Reap {
+    daemon.tasks.close();
+    if tokio::time::timeout(DRAIN, daemon.tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("requests still running at the handover's end");
+    }
+    let deadline = Instant::now() + std::time::Duration::from_secs(2);
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(5));
+    while daemon.telemetry.open_connections() > 0 && Instant::now() < deadline {
+        tick.tick().await;
+    }
+    daemon.http.stop().await;
+    reap
+}
+
+/// Accepts connections until `daemon.stop`, a signal, or a handover; pauses while an upgrade
+/// hands over (clients wait in the backlog).
+async fn accept(
+    daemon: &Arc<Daemon>,
+    listener: &UnixListener,
+    term: &mut tokio::signal::unix::Signal,
+    int: &mut tokio::signal::unix::Signal,
+    hup: &mut tokio::signal::unix::Signal,
+) {
+    use crate::upgrade::Phase;
+    let uid = rustix::process::geteuid().as_raw();
+    let mut spare = Spare::open();
+    let mut phase = daemon.upgrade.phase();
+    loop {
+        let serving = *phase.borrow_and_update() == Phase::Serving;
+        tokio::select! {
+            accepted = listener.accept(), if serving => match accepted {
+                Ok((stream, _)) => match crate::peer::check(&stream, uid) {
+                    Ok(()) => {
+                        tokio::spawn(crate::connection::run(stream, daemon.clone()));
+                    }
+                    Err(refusal) => {
+                        tokio::spawn(refuse(stream, daemon.clone(), refusal));
+                    }
+                },
+                Err(e) if is_fd_exhaustion(&e) => {
+                    // Out of descriptors: the spare one lets us take the waiting client and
+                    // tell it why, instead of leaving it hanging; logged once a second.
+                    spare.refuse_one(listener, daemon).await;
+                }
+                Err(e) => {
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            },
+            changed = phase.changed() => {
+                if changed.is_err() || *phase.borrow() == Phase::HandedOver {
+                    return;
+                }
+            }
+            () = daemon.shutdown.notified() => return,
+            _ = term.recv() => return,
+            _ = int.recv() => return,
+            _ = hup.recv() => tracing::warn!("SIGHUP received and ignored (`daemon stop` stops the daemon)"),
+        }
+    }
+}
 
 /// How long requests in flight at shutdown get to finish.
 const DRAIN: std::time::Duration = std::time::Duration::from_secs(5);

@@ -582,3 +582,29 @@ pub struct ServeResult {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics_listen: Option<String>,
 }
+
+/// `daemon.upgrade`: hand every session to a newly started daemon binary.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct UpgradeParams {
+    /// The new binary (an absolute path). Default: the binary the daemon runs now, as it is
+    /// on disk now (a newer file installed at the same path).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binary: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct UpgradeResult {
+    /// The daemon that handed over (it stays as a reaper while programs it started run).
+    pub old_pid: u32,
+    /// The daemon serving from now on.
+    pub new_pid: u32,
+    /// The binary the new daemon runs.
+    pub binary: String,
+    /// The sessions handed over, in name order.
+    pub sessions: Vec<String>,
+    /// How long new requests waited: from the moment the old daemon stopped taking them to
+    /// the moment the new one had adopted every session.
+    pub pause_ms: u64,
+}

@@ -549,6 +549,12 @@ methods! {
         need: Need::Fixed("daemon:stop"), audit: EXIT,
         http: None, mcp: None, cli: Some("daemon stop"),
     }
+    /// Hand every session to a newly started daemon binary: programs keep running, with their
+    /// pids, terminals and scrollback, while the daemon is replaced.
+    DaemonUpgrade = "daemon.upgrade" (m::UpgradeParams => m::UpgradeResult) {
+        need: Need::Fixed("daemon:upgrade"), audit: loud(&["binary"]),
+        http: None, mcp: None, cli: Some("daemon upgrade"),
+    }
     /// Start (or report) the HTTP and WebSocket server.
     DaemonServe = "daemon.serve" (m::ServeParams => m::ServeResult) {
         need: Need::Fixed("daemon:serve"), audit: loud(&["listen"]),

@@ -24,3 +24,4 @@ mod store_bounds;
 mod tmux;
 mod tmux_peers;
 mod tracing;
+mod upgrade;

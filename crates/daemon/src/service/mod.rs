@@ -13,6 +13,7 @@
 mod caller;
 mod events;
 mod sessions;
+mod upgrade;
 
 use std::sync::Arc;
 
@@ -222,6 +223,7 @@ async fn dispatch(
         Call::DecisionShow(p) => ok::<DecisionShow>(de::show(d, p).await),
         Call::DecisionStats(p) => ok::<DecisionStats>(de::stats(d, p).await),
         Call::DaemonStop(_) => ok::<DaemonStop>(Ok(s::stop(d))),
+        Call::DaemonUpgrade(p) => ok::<DaemonUpgrade>(upgrade::upgrade(d, p).await),
         Call::DaemonServe(p) => ok::<DaemonServe>(crate::http::start(d, p).await),
         Call::AuditRepair(_) => ok::<AuditRepair>(d.access.repair_audit(who)),
         Call::SnapshotCreate(p) => ok::<SnapshotCreate>(pe::snapshot_create(d, p).await),

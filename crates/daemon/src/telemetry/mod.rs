@@ -241,6 +241,11 @@ impl Telemetry {
         }
     }
 
+    /// Socket connections open now.
+    pub(crate) fn open_connections(&self) -> u64 {
+        self.connections.load(Ordering::Relaxed)
+    }
+
     /// Counts a socket connection while the guard lives.
     pub(crate) fn connection(&self) -> ConnectionGuard<'_> {
         self.connections.fetch_add(1, Ordering::Relaxed);
