@@ -103,6 +103,9 @@ pub async fn run(sel: &Selector, command: Command) -> Result<ExitCode, CliError>
     if let Command::Stats(a) = command {
         return crate::stats::run(sel, a).await;
     }
+    if let Command::Nodes(a) = command {
+        return crate::cluster::nodes(sel, a.json).await;
+    }
     if let Command::Mcp = command {
         ai_session_mcp::serve_stdio_with(sel.label.clone(), sel.socket.clone()).await?;
         return Ok(ExitCode::SUCCESS);
@@ -136,6 +139,12 @@ pub async fn run(sel: &Selector, command: Command) -> Result<ExitCode, CliError>
                 program: (!a.program.is_empty()).then_some(a.program),
                 policy,
             };
+            let mut params =
+                serde_json::to_value(params).map_err(|e| CliError::Local(e.to_string()))?;
+            if let (Some(node), Some(map)) = (a.node, params.as_object_mut()) {
+                // Read by a clustered daemon's placement, before the session library.
+                map.insert("node".into(), serde_json::Value::String(node));
+            }
             let info: SessionInfo = client.call(reg::SessionNew::NAME, params).await?;
             if a.json {
                 print_json(&info)?
@@ -253,6 +262,7 @@ pub async fn run(sel: &Selector, command: Command) -> Result<ExitCode, CliError>
         | Command::Mcp
         | Command::Serve(_)
         | Command::Stats(_)
+        | Command::Nodes(_)
         | Command::Policy { .. }
         | Command::Audit { .. }
         | Command::Tmux(_)
@@ -490,7 +500,12 @@ async fn serve(sel: &Selector, a: crate::ServeArgs) -> Result<ExitCode, CliError
 }
 
 /// `daemon run`: the daemon process itself.
-pub fn run_daemon(sel: &Selector, notify_ready: bool, http: Option<ServeParams>) -> ExitCode {
+pub fn run_daemon(
+    sel: &Selector,
+    notify_ready: bool,
+    http: Option<ServeParams>,
+    cluster: Option<ai_session_daemon::ClusterJoin>,
+) -> ExitCode {
     cloexec_inherited();
     // Loading the tokenizer's vocabulary takes a fraction of a second: do it now, on a spare
     // thread, so no exec's answer waits for it.
@@ -558,7 +573,7 @@ pub fn run_daemon(sel: &Selector, notify_ready: bool, http: Option<ServeParams>)
             detach_stdio();
         }
     };
-    match rt.block_on(ai_session_daemon::serve_with(paths, http, ready)) {
+    match rt.block_on(ai_session_daemon::serve_in(paths, http, cluster, ready)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");

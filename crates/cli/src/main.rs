@@ -1,6 +1,7 @@
 //! `ai-session`: the command-line client (and, with `daemon run`, the daemon itself).
 
 mod attach;
+mod cluster;
 mod commands;
 mod context;
 mod coord;
@@ -100,6 +101,8 @@ enum Command {
     /// environment, size and scrollback with colours above a fresh prompt
     /// ([-L NAME | -S PATH] [-t SESSION] [--kill] [--json]).
     MigrateTmux(RawArgs),
+    /// The daemons of this daemon's cluster: their sessions, load and last heartbeat.
+    Nodes(JsonFlag),
     /// Start, stop or inspect the daemon.
     Daemon {
         #[command(subcommand)]
@@ -267,6 +270,9 @@ struct NewArgs {
     /// (default, read-only, workspace-write, no-network). Unconfined when absent.
     #[arg(long, value_name = "FILE|PROFILE")]
     policy: Option<String>,
+    /// In a cluster, start the session on this node (default: the daemon's own node).
+    #[arg(long, value_name = "NODE")]
+    node: Option<String>,
     /// Print JSON with a stable shape.
     #[arg(long)]
     json: bool,
@@ -471,6 +477,13 @@ enum DaemonAction {
         /// (which alone is enough: a store opened with it is encrypted from then on).
         #[arg(long)]
         encrypt: bool,
+        /// Join the cluster whose NATS server (with JetStream) is at URL, nats://HOST:PORT
+        /// (overrides [cluster] url in config.toml; see docs/cluster.md).
+        #[arg(long, value_name = "URL")]
+        cluster: Option<String>,
+        /// This daemon's node name in the cluster (default: [cluster] node, else the host name).
+        #[arg(long, value_name = "NAME")]
+        node: Option<String>,
     },
 }
 
@@ -492,6 +505,8 @@ fn main() -> ExitCode {
                 allow_remote,
                 metrics_listen,
                 encrypt,
+                cluster,
+                node,
             },
     } = cli.command
     {
@@ -504,7 +519,14 @@ fn main() -> ExitCode {
             allow_remote,
             metrics_listen,
         });
-        return commands::run_daemon(&sel, notify_ready, http);
+        let cluster = match cluster::join(&sel, cluster, node) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        return commands::run_daemon(&sel, notify_ready, http, cluster);
     }
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

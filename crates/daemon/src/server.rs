@@ -35,6 +35,10 @@ pub enum ServeError {
     /// out of range. Fix what the message names and start again.
     #[error(transparent)]
     Store(#[from] crate::persist::StoreOpenError),
+    /// `--cluster` was given and the daemon could not join (or start serving) the cluster: the
+    /// message says what failed (the server, JetStream, the node name).
+    #[error(transparent)]
+    Cluster(#[from] ai_session_cluster::ClusterError),
 }
 
 /// State shared by every connection.
@@ -59,6 +63,8 @@ pub struct Daemon {
     pub(crate) persist: crate::persist::Persist,
     /// Counters and histograms of what the daemon did (`daemon.stats`, `/metrics`).
     pub(crate) telemetry: crate::telemetry::Telemetry,
+    /// Membership of a cluster of daemons (`--cluster`); `None` for a daemon on its own.
+    pub(crate) cluster: Option<ai_session_cluster::Cluster>,
 }
 
 fn setup_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> ServeError + '_ {
@@ -78,6 +84,16 @@ pub async fn serve(paths: Paths, ready: impl FnOnce()) -> Result<(), ServeError>
 pub async fn serve_with(
     paths: Paths,
     http: Option<ai_session_protocol::methods::ServeParams>,
+    ready: impl FnOnce(),
+) -> Result<(), ServeError> {
+    serve_in(paths, http, None, ready).await
+}
+
+/// [`serve_with`], joining the cluster `cluster` names before `ready` when it is given.
+pub async fn serve_in(
+    paths: Paths,
+    http: Option<ai_session_protocol::methods::ServeParams>,
+    cluster: Option<crate::cluster::Join>,
     ready: impl FnOnce(),
 ) -> Result<(), ServeError> {
     paths.create_dirs().map_err(setup_err(&paths.data))?;
@@ -113,6 +129,10 @@ pub async fn serve_with(
     let persist = crate::persist::Persist::open(&paths.data)?;
     let contexts = crate::context::Contexts::start().map_err(setup_err(&paths.data))?;
     let first_agent_id = access.first_agent_id();
+    let cluster = match &cluster {
+        Some(join) => Some(crate::cluster::join(join).await?),
+        None => None,
+    };
     let daemon = Arc::new(Daemon {
         contexts,
         persist,
@@ -129,6 +149,7 @@ pub async fn serve_with(
         tasks: tokio_util::task::TaskTracker::new(),
         http: crate::http::Http::default(),
         telemetry: crate::telemetry::Telemetry::from_env(),
+        cluster,
     });
     raise_fd_limit();
     tracing::info!(socket = %paths.socket.display(), pid = std::process::id(), "daemon listening");
@@ -136,6 +157,10 @@ pub async fn serve_with(
     tokio::spawn(sync_audit(Arc::downgrade(&daemon)));
     crate::persist::resurrect(&daemon).await;
     crate::persist::start(&daemon);
+    if let Err(e) = crate::cluster::start(&daemon).await {
+        crate::cluster::leave(&daemon).await;
+        return Err(e.into());
+    }
     if let Some(p) = http {
         crate::http::start(&daemon, p)
             .await
@@ -187,6 +212,7 @@ pub async fn serve_with(
         );
     }
     daemon.http.stop().await;
+    crate::cluster::leave(&daemon).await;
     if let Err(e) = std::fs::remove_file(&paths.socket) {
         tracing::warn!("cannot remove the socket: {e}");
     }

@@ -10,6 +10,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+mod cluster;
+pub use cluster::ClusterConfig;
+
 /// The whole file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -22,6 +25,8 @@ pub struct Config {
     pub mcp: McpConfig,
     /// The HTTP server (`ai-session serve`).
     pub http: HttpConfig,
+    /// Joining a cluster of daemons over NATS (`daemon run --cluster`).
+    pub cluster: ClusterConfig,
 }
 
 /// `[exec]`

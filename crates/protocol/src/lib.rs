@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 pub mod access;
+pub mod cluster;
 pub mod config;
 pub mod context;
 pub mod coord;

@@ -1,6 +1,7 @@
 mod access;
 mod audit;
 mod cli;
+mod cluster;
 mod context;
 mod coord;
 mod disk_full;
