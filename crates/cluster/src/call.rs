@@ -109,6 +109,13 @@ impl Cluster {
             .subscribe(subject(&self.inner.node))
             .await
             .map_err(|e| ClusterError::store("subscribing to forwarded requests", e))?;
+        // The subscription is live once the server has it: flushed before the node says it
+        // is ready, so a request right after finds a responder.
+        self.inner
+            .client
+            .flush()
+            .await
+            .map_err(|e| ClusterError::store("subscribing to forwarded requests", e))?;
         Ok(Inbox { subscriber })
     }
 

@@ -230,15 +230,30 @@ async fn bucket(
         }
         return Ok(store);
     }
-    js.create_key_value(kv::Config {
-        bucket: name.to_string(),
-        history: 1,
+    // The bucket's stream, as the key-value layer lays it out, created directly: the
+    // client's `create_key_value` first reads account fields that servers before 2.10 (as
+    // Debian's) do not send.
+    let stream = jetstream::stream::Config {
+        name: format!("KV_{name}"),
+        subjects: vec![format!("$KV.{name}.>")],
+        max_messages_per_subject: 1,
+        max_bytes: -1,
+        max_message_size: -1,
         max_age: lease,
         storage: jetstream::stream::StorageType::File,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        num_replicas: 1,
+        discard: jetstream::stream::DiscardPolicy::New,
         ..Default::default()
-    })
-    .await
-    .map_err(|e| ClusterError::store(name, e))
+    };
+    js.get_or_create_stream(stream)
+        .await
+        .map_err(|e| ClusterError::store(name, e))?;
+    js.get_key_value(name)
+        .await
+        .map_err(|e| ClusterError::store(name, e))
 }
 
 /// Unix time in milliseconds.
