@@ -87,18 +87,37 @@ impl Cluster {
         let request = async_nats::Request::new()
             .payload(encode(forward)?.into())
             .timeout(Some(timeout));
-        let message = self
-            .inner
-            .client
-            .send_request(subject(node), request)
-            .await
-            .map_err(|e| ClusterError::Unreachable {
-                node: node.to_string(),
-                reason: e.to_string(),
-            })?;
+        let unreachable = |reason: String| ClusterError::Unreachable {
+            node: node.to_string(),
+            reason,
+        };
+        let sent = self.inner.client.send_request(subject(node), request);
+        tokio::pin!(sent);
+        // A node that dies with the request in hand never answers: the request ends when the
+        // node's record expires, not at its own (possibly long) deadline.
+        let mut tick = tokio::time::interval(self.inner.heartbeat);
+        let message = loop {
+            tokio::select! {
+                answer = &mut sent => break answer.map_err(|e| unreachable(e.to_string()))?,
+                _ = tick.tick() => {
+                    if !self.alive(node).await {
+                        return Err(unreachable("it left the cluster (its lease expired)".into()));
+                    }
+                }
+            }
+        };
         let reply: Reply = serde_json::from_slice(&message.payload)
             .map_err(|e| ClusterError::Codec(e.to_string()))?;
         Ok(reply.result)
+    }
+
+    /// Whether `node` has a live record (a failure to read it counts as alive: the request's
+    /// own deadline still holds).
+    async fn alive(&self, node: &str) -> bool {
+        match self.inner.nodes.get(crate::node::key(node)).await {
+            Ok(record) => record.is_some(),
+            Err(_) => true,
+        }
     }
 
     /// Starts receiving the requests other nodes forward to this one.

@@ -124,7 +124,8 @@ impl Cluster {
     /// Gives up `name` (a failed create, a killed session): its keys are deleted.
     pub async fn release(&self, name: &str) {
         let id = self.held().remove(name);
-        self.drop_lease(name, id.as_deref().unwrap_or_default()).await;
+        self.drop_lease(name, id.as_deref().unwrap_or_default())
+            .await;
     }
 
     pub(crate) async fn drop_lease(&self, name: &str, id: &str) {
@@ -157,7 +158,10 @@ impl Cluster {
 
     /// Renews the lease of every local session, claims those this node does not hold yet
     /// (restored, imported), and releases the leases of sessions that are gone.
-    pub(crate) async fn renew_leases(&self, sessions: &[(String, String)]) -> Result<(), ClusterError> {
+    pub(crate) async fn renew_leases(
+        &self,
+        sessions: &[(String, String)],
+    ) -> Result<(), ClusterError> {
         let held = self.held().clone();
         for (name, id) in sessions {
             if !held.contains_key(name) {

@@ -16,13 +16,17 @@ pub enum ClusterError {
         source: std::io::Error,
     },
     /// The NATS server could not be reached or refused the node (address, TLS, credentials).
-    #[error("cannot join the cluster at {url}: {reason}; check that nats-server runs there with -js, and the node's credentials and TLS settings")]
+    #[error(
+        "cannot join the cluster at {url}: {reason}; check that nats-server runs there with -js, and the node's credentials and TLS settings"
+    )]
     Connect { url: String, reason: String },
     /// JetStream (the key-value buckets) failed: the server runs without `-js`, or is full.
     #[error("the cluster's JetStream store failed ({what}): {reason}")]
     Store { what: String, reason: String },
     /// Another live daemon already uses this node name.
-    #[error("node name '{node}' is already in the cluster (daemon {pid} on {host}, heartbeat {age_ms} ms ago); give this daemon another --node")]
+    #[error(
+        "node name '{node}' is already in the cluster (daemon {pid} on {host}, heartbeat {age_ms} ms ago); give this daemon another --node"
+    )]
     NodeTaken {
         node: String,
         host: String,

@@ -29,6 +29,8 @@ const NODES: &str = "ais_nodes";
 const SESSIONS: &str = "ais_sessions";
 /// How long joining may take before the daemon gives up and says why.
 const CONNECT: Duration = Duration::from_secs(10);
+/// How long leaving may take at shutdown.
+const LEAVE: Duration = Duration::from_secs(3);
 
 /// A daemon's membership of the cluster. Cheap to clone.
 #[derive(Clone)]
@@ -53,7 +55,11 @@ struct Inner {
 impl Cluster {
     /// Connects to the NATS server at `url` as node `node`, opens (or creates) the buckets and
     /// claims the node name. Fails when the name is held by another live daemon.
-    pub async fn join(config: &ClusterConfig, url: &str, node: &str) -> Result<Cluster, ClusterError> {
+    pub async fn join(
+        config: &ClusterConfig,
+        url: &str,
+        node: &str,
+    ) -> Result<Cluster, ClusterError> {
         check_node_name(node)?;
         config.check().map_err(ClusterError::Config)?;
         let client = connect(config, url, node).await?;
@@ -102,6 +108,17 @@ impl Cluster {
     /// Leaves the cluster: the node record and every lease this node holds are deleted, so
     /// the names are free at once instead of after a lease.
     pub async fn leave(&self) {
+        // Bounded: with the server unreachable the client would wait for it forever, and a
+        // daemon that stops must not (its leases expire by themselves).
+        if tokio::time::timeout(LEAVE, self.leave_now()).await.is_err() {
+            tracing::warn!(
+                "the cluster did not answer in {} s: this node's leases will expire",
+                LEAVE.as_secs()
+            );
+        }
+    }
+
+    async fn leave_now(&self) {
         let held: Vec<(String, String)> = self.held().drain().collect();
         for (name, id) in held {
             self.drop_lease(&name, &id).await;
@@ -146,10 +163,20 @@ pub fn default_node_name() -> String {
         .next()
         .unwrap_or_default()
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
         .take(64)
         .collect();
-    if short.is_empty() { "node".into() } else { short }
+    if short.is_empty() {
+        "node".into()
+    } else {
+        short
+    }
 }
 
 fn host_name() -> String {

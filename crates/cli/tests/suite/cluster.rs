@@ -63,7 +63,11 @@ struct Node {
 
 impl Node {
     fn join(nats: &Nats, name: &str) -> Node {
-        Self::join_with(nats, name, "[cluster]\nheartbeat_secs = 0.5\nlease_secs = 3\n")
+        Self::join_with(
+            nats,
+            name,
+            "[cluster]\nheartbeat_secs = 0.5\nlease_secs = 3\n",
+        )
     }
 
     fn join_with(nats: &Nats, name: &str, config: &str) -> Node {
@@ -93,6 +97,8 @@ impl Node {
             .expect("spawn the daemon");
         let stdout = child.stdout.take().expect("stdout");
         let stderr = child.stderr.take().expect("stderr");
+        // The first non-empty of: its first line of output ("ready"), or all it wrote on
+        // stderr (an error). Either pipe may close first.
         let (tx, rx) = std::sync::mpsc::channel();
         let tx2 = tx.clone();
         std::thread::spawn(move || {
@@ -103,13 +109,17 @@ impl Node {
         std::thread::spawn(move || {
             let mut text = String::new();
             std::io::Read::read_to_string(&mut BufReader::new(stderr), &mut text).ok();
-            if !text.is_empty() {
-                tx2.send(text).ok();
-            }
+            tx2.send(text).ok();
         });
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("the daemon said nothing in 30 s");
+        let mut line = String::new();
+        for _ in 0..2 {
+            line = rx
+                .recv_timeout(Duration::from_secs(30))
+                .expect("the daemon said nothing in 30 s");
+            if !line.trim().is_empty() {
+                break;
+            }
+        }
         (child, line)
     }
 
@@ -214,8 +224,12 @@ fn exec_send_read_capture_wait_reach_a_session_on_another_node() {
     assert!(r["output"].as_str().unwrap().contains("cross-42"), "{r}");
     let r = b.env.exec("work", "(exit 3)");
     assert_eq!(r["exit_code"], 3, "{r}");
-    let out = b.env.run(&["exec", "-t", "work", "echo plain; exit 7"]);
-    assert_eq!(out.status.code(), Some(7), "the CLI exits with the remote exit code");
+    let out = b.env.run(&["exec", "-t", "work", "echo plain; (exit 7)"]);
+    assert_eq!(
+        out.status.code(),
+        Some(7),
+        "the CLI exits with the remote exit code"
+    );
 
     // The log's offsets are the owner's: a read through b is a read through a.
     let via_b = b.json(&["read", "-t", "work", "--since", "0"]);
@@ -223,7 +237,17 @@ fn exec_send_read_capture_wait_reach_a_session_on_another_node() {
     assert_eq!(via_b, via_a);
     let end = via_b["end"].as_u64().expect("end offset");
     b.ok(&["send", "-t", "work", "echo typed-$((2+3))", "Enter"]);
-    let w = b.json(&["wait", "-t", "work", "--for", "typed-5", "--since", &end.to_string(), "--timeout", "20"]);
+    let w = b.json(&[
+        "wait",
+        "-t",
+        "work",
+        "--for",
+        "typed-5",
+        "--since",
+        &end.to_string(),
+        "--timeout",
+        "20",
+    ]);
     assert!(w["offset"].as_u64().unwrap() >= end, "{w}");
     let more = b.json(&["read", "-t", "work", "--since", &end.to_string()]);
     assert!(more["data"].as_str().unwrap().contains("typed-5"), "{more}");
@@ -290,9 +314,11 @@ fn a_forwarded_exec_is_audited_on_both_nodes_under_one_request_id() {
         .expect("a request id")
         .to_string();
     let needle = format!("from=a request={request}");
-    eventually(10, "the owner's audit entry with the same request id", || {
-        find(&b, &needle).is_some_and(|e| e["result"] == "ok (exit 0)" && e["session"] == "s")
-    });
+    eventually(
+        10,
+        "the owner's audit entry with the same request id",
+        || find(&b, &needle).is_some_and(|e| e["result"] == "ok (exit 0)" && e["session"] == "s"),
+    );
 }
 
 #[test]
@@ -335,6 +361,11 @@ fn a_node_name_is_held_by_one_live_daemon() {
     let nats = Nats::start();
     let a = Node::join(&nats, "a");
     let other = Env::new();
+    std::fs::copy(
+        a.env.home.path().join("config.toml"),
+        other.home.path().join("config.toml"),
+    )
+    .unwrap();
     let twin = Node {
         env: other,
         name: "a".into(),
@@ -393,7 +424,10 @@ fn bad_cluster_settings_stop_the_daemon_with_what_to_fix() {
     let (_, said) = node.start(&["--cluster", "nats://127.0.0.1:1", "--node", "bad.name"]);
     assert!(said.contains("invalid node name"), "{said}");
     let (_, said) = node.start(&["--cluster", "nats://127.0.0.1:1", "--node", "x"]);
-    assert!(said.contains("cannot join the cluster") && said.contains("nats-server"), "{said}");
+    assert!(
+        said.contains("cannot join the cluster") && said.contains("nats-server"),
+        "{said}"
+    );
 }
 
 #[test]
@@ -402,7 +436,10 @@ fn a_daemon_on_its_own_says_it_is_not_in_a_cluster() {
     let out = env.run(&["nodes"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("not in a cluster") && err.contains("--cluster"), "{err}");
+    assert!(
+        err.contains("not in a cluster") && err.contains("--cluster"),
+        "{err}"
+    );
     let out = env.run(&["new", "-s", "x", "--node", "b"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not in a cluster"));

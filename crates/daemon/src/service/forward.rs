@@ -221,9 +221,7 @@ async fn forward(
 fn deadline(method: &str, params: &Value) -> Duration {
     let own = params.get("timeout_ms").and_then(Value::as_u64);
     let limit = match method {
-        m if m == reg::SessionExec::NAME || m == reg::SessionWait::NAME => {
-            own.unwrap_or(600_000)
-        }
+        m if m == reg::SessionExec::NAME || m == reg::SessionWait::NAME => own.unwrap_or(600_000),
         _ => 30_000,
     };
     Duration::from_millis(limit.saturating_add(30_000))
