@@ -111,6 +111,9 @@ pub async fn run(sel: &Selector, command: Command) -> Result<ExitCode, CliError>
     if let Command::Alerts(a) = command {
         return crate::alerts::run(sel, a).await;
     }
+    if let Command::Nodes(a) = command {
+        return crate::cluster::nodes(sel, a.json).await;
+    }
     if let Command::Mcp = command {
         ai_session_mcp::serve_stdio_with(sel.label.clone(), sel.socket.clone()).await?;
         return Ok(ExitCode::SUCCESS);
@@ -144,6 +147,12 @@ pub async fn run(sel: &Selector, command: Command) -> Result<ExitCode, CliError>
                 program: (!a.program.is_empty()).then_some(a.program),
                 policy,
             };
+            let mut params =
+                serde_json::to_value(params).map_err(|e| CliError::Local(e.to_string()))?;
+            if let (Some(node), Some(map)) = (a.node, params.as_object_mut()) {
+                // Read by a clustered daemon's placement, before the session library.
+                map.insert("node".into(), serde_json::Value::String(node));
+            }
             let info: SessionInfo = client.call(reg::SessionNew::NAME, params).await?;
             if a.json {
                 print_json(&info)?
@@ -263,6 +272,7 @@ pub async fn run(sel: &Selector, command: Command) -> Result<ExitCode, CliError>
         | Command::Serve(_)
         | Command::Stats(_)
         | Command::Alerts(_)
+        | Command::Nodes(_)
         | Command::Policy { .. }
         | Command::Audit { .. }
         | Command::Tmux(_)
@@ -506,6 +516,7 @@ pub fn run_daemon(
     notify_ready: bool,
     http: Option<ServeParams>,
     adopt: Option<i32>,
+    cluster: Option<ai_session_daemon::ClusterJoin>,
 ) -> ExitCode {
     cloexec_inherited();
     // Loading the tokenizer's vocabulary takes a fraction of a second: do it now, on a spare
@@ -577,9 +588,9 @@ pub fn run_daemon(
         }
     };
     let served = match adopt {
-        None => rt.block_on(ai_session_daemon::serve_with(paths, http, ready)),
+        None => rt.block_on(ai_session_daemon::serve_in(paths, http, cluster, ready)),
         Some(fd) => match crate::upgrade::handover_fd(fd) {
-            Ok(fd) => rt.block_on(ai_session_daemon::serve_adopting(paths, fd, ready)),
+            Ok(fd) => rt.block_on(ai_session_daemon::serve_adopting(paths, fd, cluster, ready)),
             Err(e) => {
                 eprintln!("error: {e}");
                 return ExitCode::from(1);

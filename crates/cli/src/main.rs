@@ -2,6 +2,7 @@
 
 mod alerts;
 mod attach;
+mod cluster;
 mod commands;
 mod context;
 mod coord;
@@ -107,6 +108,8 @@ enum Command {
     /// environment, size and scrollback with colours above a fresh prompt
     /// ([-L NAME | -S PATH] [-t SESSION] [--kill] [--json]).
     MigrateTmux(RawArgs),
+    /// The daemons of this daemon's cluster: their sessions, load and last heartbeat.
+    Nodes(JsonFlag),
     /// Start, stop or inspect the daemon.
     Daemon {
         #[command(subcommand)]
@@ -274,6 +277,9 @@ struct NewArgs {
     /// (default, read-only, workspace-write, no-network). Unconfined when absent.
     #[arg(long, value_name = "FILE|PROFILE")]
     policy: Option<String>,
+    /// In a cluster, start the session on this node (default: the daemon's own node).
+    #[arg(long, value_name = "NODE")]
+    node: Option<String>,
     /// Print JSON with a stable shape.
     #[arg(long)]
     json: bool,
@@ -496,6 +502,13 @@ enum DaemonAction {
         /// (how `daemon upgrade` starts the new daemon).
         #[arg(long, value_name = "FD", hide = true)]
         adopt: Option<i32>,
+        /// Join the cluster whose NATS server (with JetStream) is at URL, nats://HOST:PORT
+        /// (overrides [cluster] url in config.toml; see docs/cluster.md).
+        #[arg(long, value_name = "URL")]
+        cluster: Option<String>,
+        /// This daemon's node name in the cluster (default: [cluster] node, else the host name).
+        #[arg(long, value_name = "NAME")]
+        node: Option<String>,
     },
 }
 
@@ -524,6 +537,8 @@ fn main() -> ExitCode {
                 metrics_listen,
                 encrypt,
                 adopt,
+                cluster,
+                node,
             },
     } = cli.command
     {
@@ -536,7 +551,14 @@ fn main() -> ExitCode {
             allow_remote,
             metrics_listen,
         });
-        return commands::run_daemon(&sel, notify_ready, http, adopt);
+        let cluster = match cluster::join(&sel, cluster, node) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        return commands::run_daemon(&sel, notify_ready, http, adopt, cluster);
     }
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -42,6 +42,10 @@ pub enum ServeError {
     /// Spans cannot be exported as configured (`[telemetry]`, `OTEL_EXPORTER_OTLP_*`).
     #[error(transparent)]
     Telemetry(#[from] crate::telemetry::SetupError),
+    /// `--cluster` was given and the daemon could not join (or start serving) the cluster: the
+    /// message says what failed (the server, JetStream, the node name).
+    #[error(transparent)]
+    Cluster(#[from] ai_session_cluster::ClusterError),
 }
 
 /// State shared by every connection.
@@ -68,6 +72,8 @@ pub struct Daemon {
     pub(crate) telemetry: crate::telemetry::Telemetry,
     /// `daemon upgrade`: its phase, and what is handed over.
     pub(crate) upgrade: crate::upgrade::Upgrade,
+    /// Membership of a cluster of daemons (`--cluster`); `None` for a daemon on its own.
+    pub(crate) cluster: Option<ai_session_cluster::Cluster>,
 }
 
 fn setup_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> ServeError + '_ {
@@ -89,17 +95,29 @@ pub async fn serve_with(
     http: Option<ai_session_protocol::methods::ServeParams>,
     ready: impl FnOnce(),
 ) -> Result<(), ServeError> {
-    serve_from(paths, http, None, ready).await
+    serve_from(paths, http, None, None, ready).await
+}
+
+/// [`serve_with`], joining the cluster `cluster` names before `ready` when it is given.
+pub async fn serve_in(
+    paths: Paths,
+    http: Option<ai_session_protocol::methods::ServeParams>,
+    cluster: Option<crate::cluster::Join>,
+    ready: impl FnOnce(),
+) -> Result<(), ServeError> {
+    serve_from(paths, http, None, cluster, ready).await
 }
 
 /// [`serve`] for a daemon started by `daemon upgrade` (`daemon run --adopt FD`): the socket,
-/// the lock and every session come from the old daemon over `adopt` (see `upgrade`).
+/// the lock and every session come from the old daemon over `adopt` (see `upgrade`); it joins
+/// the cluster `cluster` names, as the daemon it replaces had.
 pub async fn serve_adopting(
     paths: Paths,
     adopt: rustix::fd::OwnedFd,
+    cluster: Option<crate::cluster::Join>,
     ready: impl FnOnce(),
 ) -> Result<(), ServeError> {
-    serve_from(paths, None, Some(adopt), ready).await
+    serve_from(paths, None, Some(adopt), cluster, ready).await
 }
 
 /// Takes the daemon lock and binds the socket: a daemon starting on its own.
@@ -168,6 +186,7 @@ async fn serve_from(
     paths: Paths,
     http: Option<ai_session_protocol::methods::ServeParams>,
     adopt: Option<rustix::fd::OwnedFd>,
+    cluster: Option<crate::cluster::Join>,
     ready: impl FnOnce(),
 ) -> Result<(), ServeError> {
     paths.create_dirs().map_err(setup_err(&paths.data))?;
@@ -204,6 +223,10 @@ async fn serve_from(
     use rustix::fd::AsFd;
     let upgrade = crate::upgrade::Upgrade::new(listener.as_fd(), lock.as_fd())
         .map_err(setup_err(&paths.socket))?;
+    let cluster = match &cluster {
+        Some(join) => Some(crate::cluster::join(join).await?),
+        None => None,
+    };
     let daemon = Arc::new(Daemon {
         contexts,
         persist,
@@ -221,6 +244,7 @@ async fn serve_from(
         http: crate::http::Http::default(),
         telemetry,
         upgrade,
+        cluster,
     });
     raise_fd_limit();
     if let Some(handed) = handed {
@@ -232,6 +256,10 @@ async fn serve_from(
     crate::telemetry::alerts::start(&daemon);
     crate::persist::resurrect(&daemon).await;
     crate::persist::start(&daemon);
+    if let Err(e) = crate::cluster::start(&daemon).await {
+        crate::cluster::leave(&daemon).await;
+        return Err(e.into());
+    }
     if let Some(p) = http {
         crate::http::start(&daemon, p)
             .await
@@ -259,6 +287,7 @@ async fn serve_from(
         );
     }
     daemon.http.stop().await;
+    crate::cluster::leave(&daemon).await;
     if let Err(e) = std::fs::remove_file(&paths.socket) {
         tracing::warn!("cannot remove the socket: {e}");
     }

@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 
 mod telemetry;
 pub use telemetry::{AlertsConfig, TelemetryConfig};
+mod cluster;
+pub use cluster::ClusterConfig;
 
 /// The whole file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -29,6 +31,8 @@ pub struct Config {
     pub telemetry: TelemetryConfig,
     /// The anomaly rules' thresholds.
     pub alerts: AlertsConfig,
+    /// Joining a cluster of daemons over NATS (`daemon run --cluster`).
+    pub cluster: ClusterConfig,
 }
 
 /// `[exec]`

@@ -12,6 +12,7 @@
 
 pub mod access;
 pub mod alerts;
+pub mod cluster;
 pub mod config;
 pub mod context;
 pub mod coord;

@@ -19,6 +19,7 @@ use serde_json::Value;
 
 use crate::access as a;
 use crate::alerts as al;
+use crate::cluster as cl;
 use crate::context as x;
 use crate::coord as c;
 use crate::decisions as d;
@@ -559,6 +560,11 @@ methods! {
     DaemonServe = "daemon.serve" (m::ServeParams => m::ServeResult) {
         need: Need::Fixed("daemon:serve"), audit: loud(&["listen"]),
         http: None, mcp: None, cli: Some("serve"),
+    }
+    /// The daemons of the cluster this one joined: their sessions, load and last heartbeat.
+    ClusterNodes = "cluster.nodes" (Empty => cl::NodesResult) {
+        need: Need::Fixed("cluster:nodes"), audit: QUIET,
+        http: route(Get, "/v1/cluster/nodes", Input::None), mcp: None, cli: Some("nodes"),
     }
     /// Move a damaged or unwritable audit log aside and start a new chained segment.
     AuditRepair = "audit.repair" (Empty => m::AuditRepairResult) {

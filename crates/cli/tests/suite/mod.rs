@@ -2,6 +2,7 @@ mod access;
 mod alerts;
 mod audit;
 mod cli;
+mod cluster;
 mod context;
 mod coord;
 mod decisions;

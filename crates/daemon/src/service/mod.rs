@@ -12,6 +12,7 @@
 
 mod caller;
 mod events;
+mod forward;
 mod sessions;
 mod upgrade;
 
@@ -24,6 +25,7 @@ use serde_json::Value;
 
 pub(crate) use caller::Caller;
 pub(crate) use events::{Ack, Event, Observer, Reaction};
+pub(crate) use forward::forwardable;
 pub(crate) use sessions::exec;
 
 use crate::access::Principal;
@@ -113,21 +115,28 @@ pub(crate) async fn handle_traced(
 ) -> Result<Value, RpcError> {
     if daemon.telemetry.tracing() {
         let scope = crate::telemetry::Tracing::scope(trace);
-        crate::telemetry::Tracing::run(scope, handle_request(daemon, caller, method, params)).await
+        crate::telemetry::Tracing::run(scope, handle_from(daemon, caller, method, params, None))
+            .await
     } else {
-        handle_request(daemon, caller, method, params).await
+        handle_from(daemon, caller, method, params, None).await
     }
 }
 
-async fn handle_request(
+/// [`handle`], for a request another node of the cluster forwarded (`origin`): it runs here,
+/// and its audit entry names the entry node and the request id that node audited it under.
+pub(crate) async fn handle_from(
     daemon: &Arc<Daemon>,
     caller: &Arc<Caller>,
     method: &str,
     params: Value,
+    origin: Option<&ai_session_cluster::Origin>,
 ) -> Result<Value, RpcError> {
     let arrived = std::time::Instant::now();
     let spec = reg::spec(method);
-    let detail = spec.map(|s| s.audit_detail(&params)).unwrap_or_default();
+    let mut detail = spec.map(|s| s.audit_detail(&params)).unwrap_or_default();
+    if let Some(o) = origin {
+        detail.push_str(&format!(" from={} request={}", o.node, o.request));
+    }
     let mut session = params
         .get("target")
         .and_then(Value::as_str)
@@ -139,10 +148,7 @@ async fn handle_request(
         None => Err(reg::unknown_method(method)),
         Some(spec) => match authorize(daemon, caller, &mut who, spec, &params) {
             Err(e) => Err(e),
-            Ok(()) => match Call::decode(method, params) {
-                Ok(call) => dispatch(daemon, caller, &who, call).await,
-                Err(e) => Err(e),
-            },
+            Ok(()) => run(daemon, caller, &who, method, params, origin, &mut detail).await,
         },
     };
     if method == reg::SessionNew::NAME {
@@ -168,6 +174,39 @@ async fn handle_request(
         map.insert("audit_warning".into(), Value::String(warning));
     }
     result
+}
+
+/// Runs an authorized call: on the node that owns its session when the daemon is in a
+/// cluster and the session is elsewhere (the audit detail then names the node and the request
+/// id), else here.
+async fn run(
+    daemon: &Arc<Daemon>,
+    caller: &Arc<Caller>,
+    who: &Principal,
+    method: &str,
+    params: Value,
+    origin: Option<&ai_session_cluster::Origin>,
+    detail: &mut String,
+) -> Result<Value, RpcError> {
+    // Kept for the lease of a killed session (only a clustered daemon has leases).
+    let target = daemon
+        .cluster
+        .as_ref()
+        .and_then(|_| params.get("target")?.as_str().map(str::to_owned));
+    match forward::route(daemon, who, method, params, origin).await {
+        forward::Route::There { result, note } => {
+            detail.push_str(&note);
+            result
+        }
+        forward::Route::Here { params, claimed } => {
+            let result = match Call::decode(method, params) {
+                Ok(call) => dispatch(daemon, caller, who, call).await,
+                Err(e) => Err(e),
+            };
+            forward::settle(daemon, method, claimed, target.as_deref(), &result).await;
+            result
+        }
+    }
 }
 
 /// Takes a `hello`'s token (the connection acts as its principal from then on), then checks
@@ -225,6 +264,7 @@ async fn dispatch(
         Call::DaemonStop(_) => ok::<DaemonStop>(Ok(s::stop(d))),
         Call::DaemonUpgrade(p) => ok::<DaemonUpgrade>(upgrade::upgrade(d, p).await),
         Call::DaemonServe(p) => ok::<DaemonServe>(crate::http::start(d, p).await),
+        Call::ClusterNodes(_) => ok::<ClusterNodes>(crate::cluster::nodes(d).await),
         Call::AuditRepair(_) => ok::<AuditRepair>(d.access.repair_audit(who)),
         Call::SnapshotCreate(p) => ok::<SnapshotCreate>(pe::snapshot_create(d, p).await),
         Call::SnapshotList(p) => ok::<SnapshotList>(pe::snapshot_list(d, who, p).await),

@@ -1,0 +1,447 @@
+//! Several daemons as one cluster: a real `nats-server -js` on a loopback port, daemons with
+//! their own `AI_SESSION_HOME` joining it, and requests for a session going to the node that
+//! owns it.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::harness::{Env, alive, eventually};
+
+/// A NATS server with JetStream, on a free loopback port, its store in a temporary directory.
+struct Nats {
+    child: Child,
+    url: String,
+    _store: tempfile::TempDir,
+}
+
+impl Nats {
+    fn start() -> Nats {
+        let store = tempfile::Builder::new()
+            .prefix("ais-nats")
+            .tempdir()
+            .expect("tempdir");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let child = Command::new("nats-server")
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+            .arg(store.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server is installed by .ci/run (apt-get install nats-server)");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "nats-server did not listen");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Nats {
+            child,
+            url: format!("nats://127.0.0.1:{port}"),
+            _store: store,
+        }
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
+/// A daemon of the cluster: its own state directory, started as clients start it
+/// (`daemon run --notify-ready`), with `--cluster` and `--node`.
+struct Node {
+    env: Env,
+    name: String,
+    child: Option<Child>,
+}
+
+impl Node {
+    fn join(nats: &Nats, name: &str) -> Node {
+        Self::join_with(
+            nats,
+            name,
+            "[cluster]\nheartbeat_secs = 0.5\nlease_secs = 3\n",
+        )
+    }
+
+    fn join_with(nats: &Nats, name: &str, config: &str) -> Node {
+        let env = Env::new();
+        std::fs::write(env.home.path().join("config.toml"), config).expect("config");
+        let mut node = Node {
+            env,
+            name: name.into(),
+            child: None,
+        };
+        let (child, line) = node.start(&["--cluster", &nats.url, "--node", name]);
+        assert_eq!(line.trim(), "ready", "node {name} did not start");
+        node.child = Some(child);
+        node
+    }
+
+    /// Starts `daemon run --notify-ready ARGS`; its first line of output (or its error).
+    fn start(&self, args: &[&str]) -> (Child, String) {
+        let mut all = vec!["daemon", "run", "--notify-ready"];
+        all.extend_from_slice(args);
+        let mut child = self
+            .env
+            .command(&all)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn the daemon");
+        let stdout = child.stdout.take().expect("stdout");
+        let stderr = child.stderr.take().expect("stderr");
+        // The first non-empty of: its first line of output ("ready"), or all it wrote on
+        // stderr (an error). Either pipe may close first.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let tx2 = tx.clone();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            BufReader::new(stdout).read_line(&mut line).ok();
+            tx.send(line).ok();
+        });
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut BufReader::new(stderr), &mut text).ok();
+            tx2.send(text).ok();
+        });
+        let mut line = String::new();
+        for _ in 0..2 {
+            line = rx
+                .recv_timeout(Duration::from_secs(30))
+                .expect("the daemon said nothing in 30 s");
+            if !line.trim().is_empty() {
+                break;
+            }
+        }
+        (child, line)
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        self.env.ok(args)
+    }
+
+    fn json(&self, args: &[&str]) -> serde_json::Value {
+        self.env.json(args)
+    }
+
+    fn session_names(&self) -> Vec<String> {
+        self.json(&["ls"])["sessions"]
+            .as_array()
+            .expect("sessions")
+            .iter()
+            .map(|s| s["name"].as_str().expect("name").to_string())
+            .collect()
+    }
+
+    /// The node list as this node sees it: name to sessions.
+    fn nodes(&self) -> Vec<(String, Vec<String>)> {
+        let v = self.json(&["nodes"]);
+        v["nodes"]
+            .as_array()
+            .expect("nodes")
+            .iter()
+            .map(|n| {
+                let sessions = n["sessions"]
+                    .as_array()
+                    .expect("sessions")
+                    .iter()
+                    .map(|s| s.as_str().expect("name").to_string())
+                    .collect();
+                (n["node"].as_str().expect("node").to_string(), sessions)
+            })
+            .collect()
+    }
+
+    fn audit(&self) -> Vec<serde_json::Value> {
+        let out = self.env.run(&["audit", "ls", "--json"]);
+        serde_json::from_slice::<serde_json::Value>(&out.stdout)
+            .ok()
+            .and_then(|v| v.as_array().cloned())
+            .unwrap_or_default()
+    }
+
+    fn pid(&self) -> i32 {
+        self.child.as_ref().map_or(0, |c| c.id() as i32)
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.env.command(&["daemon", "stop"]).output().ok();
+        if let Some(mut child) = self.child.take() {
+            child.wait().ok();
+        }
+    }
+}
+
+#[test]
+fn nodes_lists_every_node_with_its_sessions_load_and_heartbeat() {
+    let nats = Nats::start();
+    let a = Node::join(&nats, "a");
+    let b = Node::join(&nats, "b");
+    a.ok(&["new", "-s", "build"]);
+    eventually(15, "both nodes, a with its session, seen from b", || {
+        let nodes = b.nodes();
+        nodes.len() == 2
+            && nodes[0] == ("a".to_string(), vec!["build".to_string()])
+            && nodes[1].0 == "b"
+    });
+    let v = b.json(&["nodes"]);
+    assert_eq!(v["node"], "b");
+    let a_info = &v["nodes"][0];
+    assert_eq!(a_info["pid"].as_i64(), Some(a.pid() as i64));
+    assert!(a_info["load"].as_f64().is_some(), "{v}");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let age = now.saturating_sub(a_info["heartbeat_ms"].as_u64().unwrap());
+    assert!(age < 3_000, "a's heartbeat is {age} ms old: {v}");
+    let text = a.ok(&["nodes"]);
+    assert!(
+        text.contains("a*") && text.contains("build") && text.lines().count() == 3,
+        "{text}"
+    );
+}
+
+#[test]
+fn exec_send_read_capture_wait_reach_a_session_on_another_node() {
+    let nats = Nats::start();
+    let a = Node::join(&nats, "a");
+    let b = Node::join(&nats, "b");
+    a.ok(&["new", "-s", "work"]);
+    assert!(b.session_names().is_empty(), "the session lives on a only");
+
+    let r = b.env.exec("work", "echo cross-$((6*7))");
+    assert_eq!(r["exit_code"], 0, "{r}");
+    assert!(r["output"].as_str().unwrap().contains("cross-42"), "{r}");
+    let r = b.env.exec("work", "(exit 3)");
+    assert_eq!(r["exit_code"], 3, "{r}");
+    let out = b.env.run(&["exec", "-t", "work", "echo plain; (exit 7)"]);
+    assert_eq!(
+        out.status.code(),
+        Some(7),
+        "the CLI exits with the remote exit code"
+    );
+
+    // The log's offsets are the owner's: a read through b is a read through a.
+    let via_b = b.json(&["read", "-t", "work", "--since", "0"]);
+    let via_a = a.json(&["read", "-t", "work", "--since", "0"]);
+    assert_eq!(via_b, via_a);
+    let end = via_b["end"].as_u64().expect("end offset");
+    b.ok(&["send", "-t", "work", "echo typed-$((2+3))", "Enter"]);
+    let w = b.json(&[
+        "wait",
+        "-t",
+        "work",
+        "--for",
+        "typed-5",
+        "--since",
+        &end.to_string(),
+        "--timeout",
+        "20",
+    ]);
+    assert!(w["offset"].as_u64().unwrap() >= end, "{w}");
+    let more = b.json(&["read", "-t", "work", "--since", &end.to_string()]);
+    assert!(more["data"].as_str().unwrap().contains("typed-5"), "{more}");
+    let screen = b.ok(&["capture", "-t", "work"]);
+    assert!(screen.contains("typed-5"), "{screen}");
+
+    b.ok(&["kill", "-t", "work"]);
+    assert!(a.session_names().is_empty(), "killed on its owner");
+    let out = b.env.run(&["exec", "-t", "work", "true"]);
+    assert!(!out.status.success());
+}
+
+#[test]
+fn new_places_a_session_on_a_named_node_and_names_are_cluster_wide() {
+    let nats = Nats::start();
+    let a = Node::join(&nats, "a");
+    let b = Node::join(&nats, "b");
+    let info = a.json(&["new", "-s", "far", "--node", "b"]);
+    assert_eq!(info["name"], "far", "{info}");
+    assert_eq!(b.session_names(), vec!["far".to_string()]);
+    assert!(a.session_names().is_empty());
+    let r = a.env.exec("far", "echo on-$((1+1))");
+    assert!(r["output"].as_str().unwrap().contains("on-2"), "{r}");
+
+    let out = a.env.run(&["new", "-s", "far"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("far") && err.contains("node 'b'"), "{err}");
+
+    // Unnamed sessions get the lowest number free in the whole cluster.
+    let first = a.json(&["new"])["name"].as_str().unwrap().to_string();
+    let second = b.json(&["new"])["name"].as_str().unwrap().to_string();
+    assert_ne!(first, second);
+
+    let out = a.env.run(&["new", "-s", "x", "--node", "nowhere"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("nowhere"), "{err}");
+}
+
+#[test]
+fn a_forwarded_exec_is_audited_on_both_nodes_under_one_request_id() {
+    let nats = Nats::start();
+    let a = Node::join(&nats, "a");
+    let b = Node::join(&nats, "b");
+    b.ok(&["new", "-s", "s"]);
+    a.env.exec("s", "echo audited");
+    let find = |node: &Node, needle: &str| {
+        node.audit().into_iter().find(|e| {
+            e["action"] == "session.exec"
+                && e["detail"].as_str().unwrap_or_default().contains(needle)
+        })
+    };
+    let mut entry = None;
+    eventually(10, "the entry node's audit entry", || {
+        entry = find(&a, "echo audited");
+        entry.is_some()
+    });
+    let detail = entry.unwrap()["detail"].as_str().unwrap().to_string();
+    assert!(detail.contains("node=b"), "{detail}");
+    let request = detail
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("request="))
+        .expect("a request id")
+        .to_string();
+    let needle = format!("from=a request={request}");
+    eventually(
+        10,
+        "the owner's audit entry with the same request id",
+        || find(&b, &needle).is_some_and(|e| e["result"] == "ok (exit 0)" && e["session"] == "s"),
+    );
+}
+
+#[test]
+fn a_node_that_stops_or_dies_leaves_the_cluster() {
+    let nats = Nats::start();
+    let a = Node::join(&nats, "a");
+    let b = Node::join(&nats, "b");
+    let c = Node::join(&nats, "c");
+    b.ok(&["new", "-s", "on-b"]);
+    c.ok(&["new", "-s", "on-c"]);
+    eventually(15, "three nodes", || a.nodes().len() == 3);
+
+    // A clean stop leaves at once: the node and its leases are gone.
+    b.ok(&["daemon", "stop"]);
+    eventually(10, "b gone", || a.nodes().iter().all(|(n, _)| n != "b"));
+    let out = a.env.run(&["exec", "-t", "on-b", "true"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("on-b"), "{err}");
+
+    // A SIGKILL leaves nothing behind but the lease, which expires (3 s here).
+    let pid = c.pid();
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(pid).unwrap(),
+        rustix::process::Signal::KILL,
+    )
+    .unwrap();
+    eventually(10, "c dead", || !alive(pid));
+    eventually(15, "c's record expired", || {
+        a.nodes().iter().all(|(n, _)| n != "c")
+    });
+    eventually(15, "c's session lease expired", || {
+        let out = a.env.run(&["exec", "-t", "on-c", "true"]);
+        String::from_utf8_lossy(&out.stderr).contains("no session")
+    });
+}
+
+#[test]
+fn a_node_name_is_held_by_one_live_daemon() {
+    let nats = Nats::start();
+    let a = Node::join(&nats, "a");
+    let other = Env::new();
+    std::fs::copy(
+        a.env.home.path().join("config.toml"),
+        other.home.path().join("config.toml"),
+    )
+    .unwrap();
+    let twin = Node {
+        env: other,
+        name: "a".into(),
+        child: None,
+    };
+    let (mut child, said) = twin.start(&["--cluster", &nats.url, "--node", "a"]);
+    assert!(
+        said.contains("node name 'a' is already in the cluster") && said.contains("--node"),
+        "{said}"
+    );
+    assert!(!child.wait().unwrap().success());
+    assert_eq!(a.nodes().len(), 1, "{}", a.name);
+}
+
+#[test]
+fn the_config_file_joins_an_auto_started_daemon() {
+    let nats = Nats::start();
+    let a = Node::join(&nats, "a");
+    let env = Env::new();
+    std::fs::write(
+        env.home.path().join("config.toml"),
+        format!(
+            "[cluster]\nurl = \"{}\"\nnode = \"from-config\"\nheartbeat_secs = 0.5\nlease_secs = 3\n",
+            nats.url
+        ),
+    )
+    .unwrap();
+    // The first client starts the daemon, which reads [cluster] and joins.
+    env.ok(&["new", "-s", "cfg"]);
+    eventually(15, "the configured node", || {
+        a.nodes()
+            .iter()
+            .any(|(n, s)| n == "from-config" && s == &vec!["cfg".to_string()])
+    });
+    let r = a.env.exec("cfg", "echo via-config");
+    assert!(r["output"].as_str().unwrap().contains("via-config"), "{r}");
+}
+
+#[test]
+fn bad_cluster_settings_stop_the_daemon_with_what_to_fix() {
+    let env = Env::new();
+    let node = Node {
+        env,
+        name: "x".into(),
+        child: None,
+    };
+    std::fs::write(
+        node.env.home.path().join("config.toml"),
+        "[cluster]\nheartbeat_secs = 2\nlease_secs = 3\n",
+    )
+    .unwrap();
+    let (_, said) = node.start(&["--cluster", "nats://127.0.0.1:1", "--node", "x"]);
+    assert!(said.contains("lease_secs"), "{said}");
+
+    std::fs::write(node.env.home.path().join("config.toml"), "").unwrap();
+    let (_, said) = node.start(&["--cluster", "nats://127.0.0.1:1", "--node", "bad.name"]);
+    assert!(said.contains("invalid node name"), "{said}");
+    let (_, said) = node.start(&["--cluster", "nats://127.0.0.1:1", "--node", "x"]);
+    assert!(
+        said.contains("cannot join the cluster") && said.contains("nats-server"),
+        "{said}"
+    );
+}
+
+#[test]
+fn a_daemon_on_its_own_says_it_is_not_in_a_cluster() {
+    let env = Env::new();
+    let out = env.run(&["nodes"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("not in a cluster") && err.contains("--cluster"),
+        "{err}"
+    );
+    let out = env.run(&["new", "-s", "x", "--node", "b"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not in a cluster"));
+    assert!(env.json(&["ls"])["sessions"].as_array().unwrap().is_empty());
+}

@@ -1,0 +1,170 @@
+//! Requests forwarded between nodes: NATS request/reply on `ais.node.NAME.call`. The entry
+//! node sends a [`Forward`] (the method, its params, who asked, a request id both nodes audit),
+//! the owner answers with the method's result or error.
+
+use ai_session_protocol::RpcError;
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::node::encode;
+use crate::{Cluster, ClusterError};
+
+/// A request on its way to the node that owns its session.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Forward {
+    /// Where it came from and under which id both nodes audit it.
+    pub origin: Origin,
+    /// Who asked, as the entry node identified them: `owner` or `http` (the only identities
+    /// that mean the same on every node).
+    pub principal: String,
+    pub method: String,
+    pub params: Value,
+}
+
+/// The node a forwarded request entered through, and the request's id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Origin {
+    pub node: String,
+    pub request: String,
+}
+
+impl Origin {
+    /// A fresh request id (64 random bits in hex) for a request entering at `node`.
+    pub fn new(node: &str) -> Origin {
+        let mut bytes = [0u8; 8];
+        if getrandom::fill(&mut bytes).is_err() {
+            // Ids only need to be distinct enough to match two audit entries.
+            bytes = crate::now_ms().to_le_bytes();
+        }
+        Origin {
+            node: node.to_string(),
+            request: bytes.iter().map(|b| format!("{b:02x}")).collect(),
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Reply {
+    result: Result<Value, RpcError>,
+}
+
+/// A forwarded request received by this node, to be answered with [`Cluster::answer`].
+pub struct Incoming {
+    /// The request, or why it could not be read.
+    pub forward: Result<Forward, String>,
+    reply: Option<async_nats::Subject>,
+}
+
+/// The stream of forwarded requests for this node.
+pub struct Inbox {
+    subscriber: async_nats::Subscriber,
+}
+
+impl Inbox {
+    /// The next request; `None` once the connection is closed.
+    pub async fn next(&mut self) -> Option<Incoming> {
+        let message = self.subscriber.next().await?;
+        Some(Incoming {
+            forward: serde_json::from_slice(&message.payload).map_err(|e| e.to_string()),
+            reply: message.reply,
+        })
+    }
+}
+
+fn subject(node: &str) -> String {
+    format!("ais.node.{node}.call")
+}
+
+impl Cluster {
+    /// Sends `forward` to `node` and waits for its answer at most `timeout`.
+    pub async fn call(
+        &self,
+        node: &str,
+        forward: &Forward,
+        timeout: std::time::Duration,
+    ) -> Result<Result<Value, RpcError>, ClusterError> {
+        let request = async_nats::Request::new()
+            .payload(encode(forward)?.into())
+            .timeout(Some(timeout));
+        let unreachable = |reason: String| ClusterError::Unreachable {
+            node: node.to_string(),
+            reason,
+        };
+        let sent = self.inner.client.send_request(subject(node), request);
+        tokio::pin!(sent);
+        // A node that dies with the request in hand never answers: the request ends when the
+        // node's record expires, not at its own (possibly long) deadline.
+        let mut tick = tokio::time::interval(self.inner.heartbeat);
+        let message = loop {
+            tokio::select! {
+                answer = &mut sent => break answer.map_err(|e| unreachable(e.to_string()))?,
+                _ = tick.tick() => {
+                    if !self.alive(node).await {
+                        return Err(unreachable("it left the cluster (its lease expired)".into()));
+                    }
+                }
+            }
+        };
+        let reply: Reply = serde_json::from_slice(&message.payload)
+            .map_err(|e| ClusterError::Codec(e.to_string()))?;
+        Ok(reply.result)
+    }
+
+    /// Whether `node` has a live record (a failure to read it counts as alive: the request's
+    /// own deadline still holds).
+    async fn alive(&self, node: &str) -> bool {
+        match self.inner.nodes.get(crate::node::key(node)).await {
+            Ok(record) => record.is_some(),
+            Err(_) => true,
+        }
+    }
+
+    /// Starts receiving the requests other nodes forward to this one.
+    pub async fn inbox(&self) -> Result<Inbox, ClusterError> {
+        let subscriber = self
+            .inner
+            .client
+            .subscribe(subject(&self.inner.node))
+            .await
+            .map_err(|e| ClusterError::store("subscribing to forwarded requests", e))?;
+        // The subscription is live once the server has it: flushed before the node says it
+        // is ready, so a request right after finds a responder.
+        self.inner
+            .client
+            .flush()
+            .await
+            .map_err(|e| ClusterError::store("subscribing to forwarded requests", e))?;
+        Ok(Inbox { subscriber })
+    }
+
+    /// Answers a forwarded request. An answer larger than the server's message limit is
+    /// replaced by an error saying so (the caller reads the output in pieces instead).
+    pub async fn answer(&self, incoming: Incoming, result: Result<Value, RpcError>) {
+        let Some(reply) = incoming.reply else {
+            return;
+        };
+        let limit = self.inner.client.server_info().max_payload;
+        let mut bytes = match serde_json::to_vec(&Reply { result }) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!("cannot encode an answer: {e}");
+                return;
+            }
+        };
+        if bytes.len() > limit {
+            let error = RpcError::new(
+                ai_session_protocol::ErrorKind::TooLarge,
+                format!(
+                    "the answer is {} bytes, over the cluster's message limit of {limit}",
+                    bytes.len()
+                ),
+            )
+            .with_hint("ask the session's own node, or read the output in pieces (read --since with --max-bytes)");
+            bytes = serde_json::to_vec(&Reply { result: Err(error) }).unwrap_or_default();
+        }
+        if let Err(e) = self.inner.client.publish(reply, bytes.into()).await {
+            tracing::warn!("cannot answer a forwarded request: {e}");
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! The cluster crate against a real `nats-server -js` on a loopback port: joining, node
+//! records, session leases and forwarded calls.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ai_session_cluster::{Cluster, ClusterError, Forward, Origin};
+use ai_session_protocol::config::ClusterConfig;
+
+struct Nats {
+    child: Child,
+    url: String,
+    _store: tempfile::TempDir,
+}
+
+impl Nats {
+    fn start() -> Nats {
+        let store = tempfile::tempdir().expect("tempdir");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let child = Command::new("nats-server")
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+            .arg(store.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server is installed by .ci/run (apt-get install nats-server)");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "nats-server did not listen");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Nats {
+            child,
+            url: format!("nats://127.0.0.1:{port}"),
+            _store: store,
+        }
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
+fn config() -> ClusterConfig {
+    ClusterConfig {
+        heartbeat_secs: 0.2,
+        lease_secs: 1.0,
+        ..ClusterConfig::default()
+    }
+}
+
+#[tokio::test]
+async fn nodes_join_lease_sessions_and_expire() {
+    let nats = Nats::start();
+    let a = Cluster::join(&config(), &nats.url, "a").await.unwrap();
+    let b = Cluster::join(&config(), &nats.url, "b").await.unwrap();
+    match Cluster::join(&config(), &nats.url, "a").await {
+        Err(ClusterError::NodeTaken { node, .. }) => assert_eq!(node, "a"),
+        other => panic!("a second 'a' joined: {:?}", other.err()),
+    }
+    a.claim("s.1").await.unwrap();
+    a.hold("s.1", "abc").await.unwrap();
+    assert!(matches!(
+        b.claim("s.1").await,
+        Err(ClusterError::NameTaken { ref node, .. }) if node == "a"
+    ));
+    assert_eq!(b.owner("s.1").await.unwrap().unwrap().node, "a");
+    assert_eq!(b.owner("abc").await.unwrap().unwrap().name, "s.1");
+    assert_eq!(b.claim_free_name(&[]).await.unwrap(), "0");
+    assert_eq!(a.claim_free_name(&[]).await.unwrap(), "1");
+
+    a.heartbeat(&[("s.1".into(), "abc".into())]).await.unwrap();
+    let nodes = b.nodes().await.unwrap();
+    assert_eq!(nodes.len(), 2);
+    assert_eq!(nodes[0].sessions, vec!["s.1".to_string()]);
+
+    // Forwarded calls go to the named node's inbox and come back.
+    let mut inbox = a.inbox().await.unwrap();
+    let served = a.clone();
+    tokio::spawn(async move {
+        while let Some(incoming) = inbox.next().await {
+            let params = incoming.forward.as_ref().unwrap().params.clone();
+            served.answer(incoming, Ok(params)).await;
+        }
+    });
+    let forward = Forward {
+        origin: Origin::new("b"),
+        principal: "owner".into(),
+        method: "session.read".into(),
+        params: serde_json::json!({"target": "s.1"}),
+    };
+    let answer = b.call("a", &forward, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(answer.unwrap()["target"], "s.1");
+    assert!(matches!(
+        b.call("nowhere", &forward, Duration::from_secs(5)).await,
+        Err(ClusterError::Unreachable { .. })
+    ));
+
+    // Without heartbeats, a's record and leases expire after the lease.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        b.heartbeat(&[]).await.unwrap();
+        let gone = b.nodes().await.unwrap().iter().all(|n| n.node != "a")
+            && b.owner("s.1").await.unwrap().is_none();
+        if gone {
+            break;
+        }
+        assert!(Instant::now() < deadline, "a never expired");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    b.leave().await;
+    assert!(a.nodes().await.unwrap().is_empty());
+}

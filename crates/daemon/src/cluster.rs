@@ -1,0 +1,172 @@
+//! The daemon in a cluster (`daemon run --cluster`): joining before `ready`, the heartbeat
+//! that renews its node record and its sessions' leases, the requests other nodes forward to
+//! it, and leaving at shutdown. A daemon without `--cluster` runs none of this.
+
+use std::sync::{Arc, Weak};
+
+use ai_session_cluster::{Cluster, ClusterError, Incoming};
+use ai_session_protocol::cluster::NodesResult;
+use ai_session_protocol::config::ClusterConfig;
+use ai_session_protocol::{ErrorKind, RpcError};
+
+use crate::access::Principal;
+use crate::server::Daemon;
+use crate::service::Caller;
+
+/// What `daemon run` was told about the cluster to join.
+#[derive(Debug, Clone)]
+pub struct Join {
+    /// `[cluster]` from the configuration file (timings, credentials, TLS).
+    pub config: ClusterConfig,
+    /// The NATS server: `--cluster`, else `[cluster] url`.
+    pub url: String,
+    /// This node's name: `--node`, else `[cluster] node`, else the host name.
+    pub node: String,
+}
+
+/// Joins the cluster; the daemon does not start when it cannot.
+pub(crate) async fn join(join: &Join) -> Result<Cluster, ClusterError> {
+    let cluster = Cluster::join(&join.config, &join.url, &join.node).await?;
+    tracing::info!(node = %join.node, url = %join.url, "joined the cluster");
+    Ok(cluster)
+}
+
+/// Starts the heartbeat and the forwarded-request server of a clustered daemon.
+pub(crate) async fn start(daemon: &Arc<Daemon>) -> Result<(), ClusterError> {
+    let Some(cluster) = &daemon.cluster else {
+        return Ok(());
+    };
+    let inbox = cluster.inbox().await?;
+    heartbeat(daemon, cluster).await;
+    tokio::spawn(heartbeats(Arc::downgrade(daemon), cluster.clone()));
+    tokio::spawn(serve(Arc::downgrade(daemon), cluster.clone(), inbox));
+    Ok(())
+}
+
+/// Leaves the cluster at shutdown: other nodes see the node and its sessions go at once.
+pub(crate) async fn leave(daemon: &Daemon) {
+    if let Some(cluster) = &daemon.cluster {
+        cluster.leave().await;
+    }
+}
+
+async fn heartbeat(daemon: &Daemon, cluster: &Cluster) {
+    let sessions: Vec<(String, String)> = daemon
+        .manager
+        .names()
+        .into_iter()
+        .filter_map(|name| daemon.manager.id_of(&name).map(|id| (name, id)))
+        .collect();
+    if let Err(e) = cluster.heartbeat(&sessions).await {
+        tracing::warn!("cluster heartbeat failed: {e}");
+    }
+}
+
+async fn heartbeats(daemon: Weak<Daemon>, cluster: Cluster) {
+    let mut tick = tokio::time::interval(cluster.heartbeat_interval());
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let Some(d) = daemon.upgrade() else { return };
+        if d.cancel.is_cancelled() {
+            return;
+        }
+        heartbeat(&d, &cluster).await;
+    }
+}
+
+/// Serves forwarded requests, each on its own task, until the daemon stops.
+async fn serve(daemon: Weak<Daemon>, cluster: Cluster, mut inbox: ai_session_cluster::Inbox) {
+    loop {
+        let Some(cancel) = daemon.upgrade().map(|d| d.cancel.clone()) else {
+            return;
+        };
+        let incoming = tokio::select! {
+            incoming = inbox.next() => incoming,
+            () = cancel.cancelled() => return,
+        };
+        let Some(incoming) = incoming else { return };
+        let Some(d) = daemon.upgrade() else { return };
+        let cluster = cluster.clone();
+        d.tasks.clone().spawn(async move {
+            let result = answer(&d, &incoming).await;
+            cluster.answer(incoming, result).await;
+        });
+    }
+}
+
+/// Runs one forwarded request through the service, as the principal the entry node checked
+/// (checked again here), audited with the entry node's request id.
+async fn answer(daemon: &Arc<Daemon>, incoming: &Incoming) -> Result<serde_json::Value, RpcError> {
+    let forward = incoming.forward.as_ref().map_err(|e| {
+        RpcError::new(
+            ErrorKind::InvalidRequest,
+            format!("unreadable forwarded request: {e}"),
+        )
+        .with_hint("run the same ai-session version on every node")
+    })?;
+    if !crate::service::forwardable(&forward.method) {
+        return Err(RpcError::new(
+            ErrorKind::PermissionDenied,
+            format!("{} is not served for other nodes", forward.method),
+        ));
+    }
+    let principal = match forward.principal.as_str() {
+        "owner" => Principal::Owner,
+        "http" => Principal::Http,
+        other => {
+            return Err(RpcError::new(
+                ErrorKind::PermissionDenied,
+                format!("a forwarded request acts as the owner, not as '{other}'"),
+            ));
+        }
+    };
+    let caller = Caller::detached(principal);
+    crate::service::handle_from(
+        daemon,
+        &caller,
+        &forward.method,
+        forward.params.clone(),
+        Some(&forward.origin),
+    )
+    .await
+}
+
+/// `cluster.nodes`: every live node, from the node bucket.
+pub(crate) async fn nodes(daemon: &Daemon) -> Result<NodesResult, RpcError> {
+    let cluster = clustered(daemon)?;
+    let nodes = cluster.nodes().await.map_err(to_rpc)?;
+    Ok(NodesResult {
+        node: cluster.node().to_string(),
+        nodes,
+    })
+}
+
+/// The daemon's cluster, or the error saying this daemon is alone.
+pub(crate) fn clustered(daemon: &Daemon) -> Result<&Cluster, RpcError> {
+    daemon.cluster.as_ref().ok_or_else(|| {
+        RpcError::new(ErrorKind::Unsupported, "this daemon is not in a cluster").with_hint(
+            "start it with `ai-session daemon run --cluster nats://HOST:PORT --node NAME`, \
+             or set url in the [cluster] section of config.toml (docs/cluster.md)",
+        )
+    })
+}
+
+/// A cluster failure as the protocol's error.
+pub(crate) fn to_rpc(e: ClusterError) -> RpcError {
+    let kind = match &e {
+        ClusterError::NameTaken { .. } => ErrorKind::SessionExists,
+        ClusterError::Unreachable { .. } => ErrorKind::Unsupported,
+        ClusterError::Config(_) => ErrorKind::InvalidParams,
+        _ => ErrorKind::Internal,
+    };
+    let hint = match &e {
+        ClusterError::Unreachable { .. } => {
+            "the owning node is down or partitioned: `ai-session nodes` lists the live ones"
+        }
+        ClusterError::NameTaken { .. } => "choose another name, or address the existing session",
+        _ => "`ai-session nodes` shows the cluster; the daemon's log says more",
+    };
+    RpcError::new(kind, e.to_string()).with_hint(hint)
+}

@@ -1,0 +1,228 @@
+//! Sessions anywhere: in a cluster, a request for a session this daemon does not have goes to
+//! the node that leases it (NATS request/reply), and `session.new` claims its name cluster-wide
+//! before the session is created, here or on the node `node` names. On a daemon outside a
+//! cluster every request is local, as always.
+//!
+//! The entry node has already checked the caller's capability (`service::handle`); the owner
+//! checks the forwarded identity again and audits the request under the same request id.
+
+use std::time::Duration;
+
+use ai_session_cluster::{Cluster, Forward, Origin};
+use ai_session_protocol::registry::{self as reg, Method};
+use ai_session_protocol::{ErrorKind, RpcError};
+use serde_json::Value;
+
+use crate::access::Principal;
+use crate::cluster::to_rpc;
+use crate::server::Daemon;
+
+/// Where a request runs.
+pub(super) enum Route {
+    /// Here, with these params; `claimed` is the session name claimed for a `session.new`
+    /// (released again if the create fails).
+    Here {
+        params: Value,
+        claimed: Option<String>,
+    },
+    /// On another node: its answer, and the audit note naming the node and the request id.
+    There {
+        result: Result<Value, RpcError>,
+        note: String,
+    },
+}
+
+/// The methods that follow their session to its node: the session's own operations.
+pub(crate) fn forwardable(method: &str) -> bool {
+    [
+        reg::SessionNew::NAME,
+        reg::SessionExec::NAME,
+        reg::SessionSend::NAME,
+        reg::SessionWrite::NAME,
+        reg::SessionRead::NAME,
+        reg::SessionCapture::NAME,
+        reg::SessionWait::NAME,
+        reg::SessionResize::NAME,
+        reg::SessionKill::NAME,
+    ]
+    .contains(&method)
+}
+
+/// Decides where a request runs. `origin` is set for a request another node forwarded here:
+/// it runs here, never forwarded again.
+pub(super) async fn route(
+    daemon: &Daemon,
+    who: &Principal,
+    method: &str,
+    mut params: Value,
+    origin: Option<&Origin>,
+) -> Route {
+    let node = if method == reg::SessionNew::NAME {
+        take_node(&mut params)
+    } else {
+        None
+    };
+    let Some(cluster) = daemon.cluster.as_ref() else {
+        if node.is_some() {
+            if let Err(e) = crate::cluster::clustered(daemon) {
+                return failed(e);
+            }
+        }
+        return here(params);
+    };
+    if !forwardable(method) {
+        return here(params);
+    }
+    if method == reg::SessionNew::NAME {
+        // A forwarded `new` was placed by its entry node: it is created here.
+        let node = if origin.is_some() { None } else { node };
+        return place(daemon, cluster, who, params, node).await;
+    }
+    if origin.is_some() {
+        return here(params);
+    }
+    let target = params.get("target").and_then(Value::as_str).unwrap_or("");
+    if target.is_empty() || daemon.manager.get(target).is_ok() {
+        return here(params);
+    }
+    match cluster.owner(target).await {
+        Ok(Some(lease)) if lease.node != cluster.node() => {
+            forward(cluster, who, &lease.node, method, params).await
+        }
+        Ok(_) => here(params),
+        Err(e) => failed(to_rpc(e)),
+    }
+}
+
+/// `session.new`: on the node `node` names (forwarded there), else here; the name (or the
+/// lowest free number) is claimed in the cluster's directory first.
+async fn place(
+    daemon: &Daemon,
+    cluster: &Cluster,
+    who: &Principal,
+    mut params: Value,
+    node: Option<String>,
+) -> Route {
+    if let Some(node) = node.filter(|n| n != cluster.node()) {
+        return forward(cluster, who, &node, reg::SessionNew::NAME, params).await;
+    }
+    let name = match params.get("name").and_then(Value::as_str) {
+        Some(name) => cluster.claim(name).await.map(|()| name.to_string()),
+        None => cluster.claim_free_name(&daemon.manager.names()).await,
+    };
+    match name {
+        Ok(name) => {
+            if let Some(map) = params.as_object_mut() {
+                map.insert("name".into(), Value::String(name.clone()));
+            }
+            Route::Here {
+                params,
+                claimed: Some(name),
+            }
+        }
+        Err(e) => failed(to_rpc(e)),
+    }
+}
+
+/// After a local call: a claimed name becomes a lease on the new session (or is released when
+/// the create failed); a killed session's lease is released.
+pub(super) async fn settle(
+    daemon: &Daemon,
+    method: &str,
+    claimed: Option<String>,
+    target: Option<&str>,
+    result: &Result<Value, RpcError>,
+) {
+    let Some(cluster) = daemon.cluster.as_ref() else {
+        return;
+    };
+    if let Some(name) = claimed {
+        let id = result
+            .as_ref()
+            .ok()
+            .and_then(|v| v.get("id")?.as_str().map(str::to_owned));
+        match id {
+            Some(id) => {
+                if let Err(e) = cluster.hold(&name, &id).await {
+                    tracing::warn!("cannot lease session {name}: {e}");
+                }
+            }
+            None => cluster.release(&name).await,
+        }
+    }
+    if let (true, Ok(_), Some(name)) = (method == reg::SessionKill::NAME, result, target) {
+        cluster.release(name).await;
+    }
+}
+
+fn here(params: Value) -> Route {
+    Route::Here {
+        params,
+        claimed: None,
+    }
+}
+
+fn failed(e: RpcError) -> Route {
+    Route::There {
+        result: Err(e),
+        note: String::new(),
+    }
+}
+
+/// `node` in a `session.new`'s params (`new --node`): taken out, the session library does
+/// not know it.
+fn take_node(params: &mut Value) -> Option<String> {
+    let map = params.as_object_mut()?;
+    match map.remove("node")? {
+        Value::String(s) => Some(s),
+        _ => None,
+    }
+}
+
+/// Sends the request to `node` and returns its answer.
+async fn forward(
+    cluster: &Cluster,
+    who: &Principal,
+    node: &str,
+    method: &str,
+    params: Value,
+) -> Route {
+    let principal = match who {
+        Principal::Owner => "owner",
+        Principal::Http => "http",
+        Principal::Agent(_) | Principal::Token(_) => {
+            return failed(
+                RpcError::new(
+                    ErrorKind::PermissionDenied,
+                    format!("the session is on node '{node}': agents and API tokens act on their own node's sessions only"),
+                )
+                .with_hint(format!("connect to node '{node}''s daemon with a token it issued")),
+            );
+        }
+    };
+    let origin = Origin::new(cluster.node());
+    let note = format!(" node={node} request={}", origin.request);
+    let timeout = deadline(method, &params);
+    let forward = Forward {
+        origin,
+        principal: principal.to_string(),
+        method: method.to_string(),
+        params,
+    };
+    let result = match cluster.call(node, &forward, timeout).await {
+        Ok(result) => result,
+        Err(e) => Err(to_rpc(e)),
+    };
+    Route::There { result, note }
+}
+
+/// How long to wait for the owner's answer: the call's own time limit and a margin, so the
+/// owner's `timeout` status comes back rather than a cluster error.
+fn deadline(method: &str, params: &Value) -> Duration {
+    let own = params.get("timeout_ms").and_then(Value::as_u64);
+    let limit = match method {
+        m if m == reg::SessionExec::NAME || m == reg::SessionWait::NAME => own.unwrap_or(600_000),
+        _ => 30_000,
+    };
+    Duration::from_millis(limit.saturating_add(30_000))
+}

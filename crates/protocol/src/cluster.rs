@@ -1,0 +1,36 @@
+//! The cluster's wire types: the nodes a clustered daemon sees (`cluster.nodes`), as each one
+//! last announced itself in the cluster's node bucket.
+
+use serde::{Deserialize, Serialize};
+
+/// One daemon of the cluster, from its last heartbeat.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct NodeInfo {
+    /// The node's name (`--node`), unique in the cluster.
+    pub node: String,
+    /// The host it runs on.
+    pub host: String,
+    /// The daemon's process id on that host.
+    pub pid: u32,
+    /// The daemon's version.
+    pub version: String,
+    /// The sessions it owns, by name.
+    pub sessions: Vec<String>,
+    /// The host's one-minute load average when the heartbeat left.
+    pub load: f64,
+    /// Unix time in milliseconds of the node's last heartbeat.
+    pub heartbeat_ms: u64,
+    /// Unix time in milliseconds when the daemon joined.
+    pub joined_ms: u64,
+}
+
+/// `cluster.nodes`: every live node, by name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct NodesResult {
+    /// The node that answered.
+    pub node: String,
+    /// Every node whose last heartbeat is younger than the lease, sorted by name.
+    pub nodes: Vec<NodeInfo>,
+}

@@ -1,0 +1,72 @@
+//! `[cluster]`: joining a cluster of daemons over NATS JetStream (see `docs/cluster.md`).
+//! Without a `url` (the default) the daemon is alone, as it always was: nothing connects,
+//! nothing is started.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// `[cluster]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// The NATS server to join through, `nats://HOST:PORT` (or `tls://`); `--cluster` overrides
+    /// it. Not clustered when absent.
+    pub url: Option<String>,
+    /// This daemon's node name, unique in the cluster; `--node` overrides it. The host name
+    /// when absent.
+    pub node: Option<String>,
+    /// A NATS credentials file (`.creds`: the user JWT and its NKey seed) the node
+    /// authenticates with.
+    pub credentials: Option<PathBuf>,
+    /// A PEM file of the certificate authorities the NATS server's certificate must chain to;
+    /// setting it (or `tls_cert`) requires TLS.
+    pub tls_ca: Option<PathBuf>,
+    /// The node's client certificate (PEM), for a server that verifies clients; with `tls_key`.
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// Seconds between two heartbeats (node record and session leases renewed).
+    pub heartbeat_secs: f64,
+    /// Seconds after its last heartbeat when a node, and the leases on its sessions, expire.
+    /// At least twice `heartbeat_secs`.
+    pub lease_secs: f64,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            node: None,
+            credentials: None,
+            tls_ca: None,
+            tls_cert: None,
+            tls_key: None,
+            heartbeat_secs: 2.0,
+            lease_secs: 10.0,
+        }
+    }
+}
+
+impl ClusterConfig {
+    /// Checks the values that the file's types do not: a usable timing and a complete TLS
+    /// identity. The message names the key and what to write.
+    pub fn check(&self) -> Result<(), String> {
+        if !(self.heartbeat_secs.is_finite() && self.heartbeat_secs >= 0.1) {
+            return Err(format!(
+                "[cluster] heartbeat_secs = {} is out of range: use 0.1 or more",
+                self.heartbeat_secs
+            ));
+        }
+        if !(self.lease_secs.is_finite() && self.lease_secs >= 2.0 * self.heartbeat_secs) {
+            return Err(format!(
+                "[cluster] lease_secs = {} must be at least twice heartbeat_secs ({})",
+                self.lease_secs, self.heartbeat_secs
+            ));
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err("[cluster] tls_cert and tls_key go together: set both or neither".into());
+        }
+        Ok(())
+    }
+}
