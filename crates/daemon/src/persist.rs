@@ -1194,6 +1194,7 @@ async fn rerun_last(
             idle_timeout_ms: None,
             max_output_bytes: None,
             view_budget: None,
+            stdin_b64: None,
         },
     )
     .await

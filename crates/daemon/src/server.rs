@@ -35,6 +35,10 @@ pub enum ServeError {
     /// out of range. Fix what the message names and start again.
     #[error(transparent)]
     Store(#[from] crate::persist::StoreOpenError),
+    /// The configuration file cannot be read or has a key that is unknown, of the wrong type or
+    /// out of range; the message names the file, the line and the key. Fix it and start again.
+    #[error(transparent)]
+    Config(#[from] ai_session_protocol::config::ConfigError),
 }
 
 /// State shared by every connection.
@@ -59,6 +63,11 @@ pub struct Daemon {
     pub(crate) persist: crate::persist::Persist,
     /// Counters and histograms of what the daemon did (`daemon.stats`, `/metrics`).
     pub(crate) telemetry: crate::telemetry::Telemetry,
+    /// The configuration file as read at start (`[exec]` defaults, `[http] listen`; `[session]`
+    /// went into the manager's configuration).
+    pub(crate) config: ai_session_protocol::config::Config,
+    /// Where the configuration was looked for, and whether a file was there.
+    pub(crate) config_file: (PathBuf, bool),
 }
 
 fn setup_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> ServeError + '_ {
@@ -81,6 +90,10 @@ pub async fn serve_with(
     ready: impl FnOnce(),
 ) -> Result<(), ServeError> {
     paths.create_dirs().map_err(setup_err(&paths.data))?;
+    // Before anything else: a bad file refuses the start, naming the key and its line.
+    let config_path = ai_session_protocol::config::Config::path(&paths.home);
+    let config = ai_session_protocol::config::Config::load_from(&config_path)?;
+    let config_file = (config_path.clone(), config_path.is_file());
     let lock_path = paths.data.join("daemon.lock");
     let lock = std::fs::OpenOptions::new()
         .create(true)
@@ -105,9 +118,9 @@ pub async fn serve_with(
     let listener = UnixListener::bind(&paths.socket).map_err(setup_err(&paths.socket))?;
     std::fs::set_permissions(&paths.socket, std::fs::Permissions::from_mode(0o600))
         .map_err(setup_err(&paths.socket))?;
-    let mut config = manager_config(&paths);
-    config.log_key = crate::persist::log_key().map_err(setup_err(&paths.data))?;
-    let manager = SessionManager::new(config)?;
+    let mut manager_config = manager_config(&paths, &config.session);
+    manager_config.log_key = crate::persist::log_key().map_err(setup_err(&paths.data))?;
+    let manager = SessionManager::new(manager_config)?;
     let access = crate::access::Access::open(&paths.data, paths.audit_log())
         .map_err(setup_err(&paths.data))?;
     let persist = crate::persist::Persist::open(&paths.data)?;
@@ -129,6 +142,8 @@ pub async fn serve_with(
         tasks: tokio_util::task::TaskTracker::new(),
         http: crate::http::Http::default(),
         telemetry: crate::telemetry::Telemetry::from_env(),
+        config,
+        config_file,
     });
     raise_fd_limit();
     tracing::info!(socket = %paths.socket.display(), pid = std::process::id(), "daemon listening");
@@ -266,8 +281,13 @@ impl Spare {
 /// The session manager's settings: every sandboxed session gets the daemon's state covered:
 /// `run/` and `servers/` under `$AI_SESSION_HOME` (every label's socket and state) and the
 /// socket itself wherever `-S` put it.
-fn manager_config(paths: &Paths) -> ManagerConfig {
+fn manager_config(
+    paths: &Paths,
+    session: &ai_session_protocol::config::SessionConfig,
+) -> ManagerConfig {
     let mut config = ManagerConfig::new(&paths.data);
+    config.session_env = session.env.clone();
+    config.no_pager = session.no_pager;
     let servers = paths.home.join("servers");
     config.hidden.dirs = vec![paths.home.join("run"), servers.clone()];
     if !paths.data.starts_with(&servers) {
