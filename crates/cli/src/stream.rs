@@ -242,7 +242,8 @@ pub(crate) async fn exec(
         tokio::select! {
             answer = &mut call => break answer?,
             n = client.notification() => {
-                let Some(n) = n else { continue };
+                // The connection closed: the call says why.
+                let Some(n) = n else { break (&mut call).await? };
                 match seen(&n, &target)? {
                     Seen::Output { offset, data } => win.chunk(offset, data, &mut sink),
                     Seen::Started(at) => win.started(at, &mut sink),
