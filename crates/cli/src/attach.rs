@@ -37,7 +37,7 @@ impl Drop for RawMode {
         if let Err(e) =
             termios::tcsetattr(rustix::stdio::stdin(), OptionalActions::Flush, &self.saved)
         {
-            eprintln!("warning: cannot restore the terminal: {e}");
+            errln!("warning: cannot restore the terminal: {e}");
         }
     }
 }
@@ -91,12 +91,12 @@ pub async fn run(
     drop(raw);
     match outcome? {
         Some(code) => {
-            println!(
+            outln!(
                 "\r\n[session {target} exited{}]",
                 code.map(|c| format!(" with code {c}")).unwrap_or_default()
             );
         }
-        None => println!("\r\n[detached from {target}]"),
+        None => outln!("\r\n[detached from {target}]"),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -31,13 +31,13 @@ pub(crate) async fn connect(sel: &Selector, start: bool) -> Result<Client, Clien
         // Run inside a traced program, the daemon's spans join its trace.
         .trace(ai_session_protocol::trace::TraceContext::from_env())
         // The daemon could not record an action in its audit log: the user must know.
-        .on_warning(|warning| eprintln!("ai-session: warning: {warning}"));
+        .on_warning(|warning| errln!("ai-session: warning: {warning}"));
     Client::connect(sel, &opts).await
 }
 
 pub(crate) fn print_json(value: &impl Serialize) -> Result<(), CliError> {
     let text = serde_json::to_string_pretty(value).map_err(|e| CliError::Local(e.to_string()))?;
-    println!("{text}");
+    outln!("{text}");
     Ok(())
 }
 
@@ -58,7 +58,7 @@ fn parse_size(s: &str) -> Result<Size, CliError> {
     })
 }
 
-fn secs_to_ms(secs: Option<f64>) -> Result<Option<u64>, CliError> {
+pub(crate) fn secs_to_ms(secs: Option<f64>) -> Result<Option<u64>, CliError> {
     match secs {
         Some(s) if !(0.0..=86_400.0 * 365.0).contains(&s) || s.is_nan() => Err(usage(format!(
             "invalid duration {s}: give seconds between 0 and one year"
@@ -74,6 +74,12 @@ pub async fn run(sel: &Selector, command: Command) -> Result<ExitCode, CliError>
     }
     if let Command::Parse(a) = command {
         return parse(a);
+    }
+    if let Command::Completions { shell } = command {
+        return crate::manual::completions(shell);
+    }
+    if let Command::Man { dir } = &command {
+        return crate::manual::man(dir.as_deref());
     }
     if let Command::Coord(c) = command {
         return crate::coord::run(sel, c).await;
@@ -157,7 +163,7 @@ pub async fn run(sel: &Selector, command: Command) -> Result<ExitCode, CliError>
             if a.json {
                 print_json(&info)?
             } else {
-                println!("{}", info.name)
+                outln!("{}", info.name)
             }
         }
         Command::Ls(a) => {
@@ -168,11 +174,11 @@ pub async fn run(sel: &Selector, command: Command) -> Result<ExitCode, CliError>
                 print_json(&list)?;
             } else {
                 for s in &list.sessions {
-                    println!("{}", describe(s));
+                    outln!("{}", describe(s));
                 }
             }
         }
-        Command::Exec(a) => return exec(&client, a).await,
+        Command::Exec(a) => return crate::exec::run(&client, sel, a).await,
         Command::Send(a) => {
             let params = SendParams {
                 target: a.target,
@@ -185,6 +191,14 @@ pub async fn run(sel: &Selector, command: Command) -> Result<ExitCode, CliError>
                 print_json(&r)?;
             }
         }
+        Command::Read(a) if a.follow => {
+            let sink = if a.raw {
+                crate::stream::Sink::Raw
+            } else {
+                crate::stream::Sink::Text(Vec::new())
+            };
+            return crate::stream::follow(&client, &a.target, a.since, sink).await;
+        }
         Command::Read(a) => {
             let params = ReadParams {
                 target: a.target,
@@ -196,15 +210,15 @@ pub async fn run(sel: &Selector, command: Command) -> Result<ExitCode, CliError>
             if a.json {
                 print_json(&r)?;
             } else {
-                print!("{}", r.data);
+                out!("{}", r.data);
                 std::io::stdout().flush()?;
                 if r.dropped > 0 {
-                    eprintln!(
+                    errln!(
                         "[{} older bytes were dropped from the bounded log]",
                         r.dropped
                     );
                 }
-                eprintln!(
+                errln!(
                     "[next: --since {}{}]",
                     r.end,
                     if r.more { ", more available" } else { "" }
@@ -222,7 +236,7 @@ pub async fn run(sel: &Selector, command: Command) -> Result<ExitCode, CliError>
                 print_json(&r)?;
             } else {
                 for line in &r.lines {
-                    println!("{line}");
+                    outln!("{line}");
                 }
             }
         }
@@ -243,7 +257,7 @@ pub async fn run(sel: &Selector, command: Command) -> Result<ExitCode, CliError>
             if a.json {
                 print_json(&r)?;
             } else if let Some(matched) = &r.matched {
-                println!("{matched}");
+                outln!("{matched}");
             }
         }
         Command::Attach(a) => {
@@ -276,7 +290,9 @@ pub async fn run(sel: &Selector, command: Command) -> Result<ExitCode, CliError>
         | Command::Policy { .. }
         | Command::Audit { .. }
         | Command::Tmux(_)
-        | Command::MigrateTmux(_) => {}
+        | Command::MigrateTmux(_)
+        | Command::Completions { .. }
+        | Command::Man { .. } => {}
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -300,6 +316,12 @@ fn describe(s: &SessionInfo) -> String {
         s.program.join(" "),
         s.cwd
     );
+    if let Some(last) = s.last_command.filter(|_| s.state != SessionState::Exited) {
+        match last.exit_code {
+            Some(code) => line.push_str(&format!(", last command exited {code}")),
+            None => line.push_str(", last command: no exit code"),
+        }
+    }
     if s.restored {
         line.push_str(" (restored)");
     }
@@ -322,51 +344,6 @@ fn describe(s: &SessionInfo) -> String {
     line
 }
 
-async fn exec(client: &Client, a: crate::ExecArgs) -> Result<ExitCode, CliError> {
-    let params = ExecParams {
-        target: a.target,
-        command: a.command.join(" "),
-        timeout_ms: secs_to_ms(a.timeout)?,
-        idle_timeout_ms: secs_to_ms(a.idle_timeout)?,
-        max_output_bytes: None,
-        view_budget: a.budget,
-    };
-    let answer: serde_json::Value = client.call(reg::SessionExec::NAME, params).await?;
-    // The daemon adds `persisted: false` and why when the exec's record could not be saved.
-    if answer["persisted"] == false {
-        eprintln!(
-            "warning: this exec was not saved: {}",
-            answer["persist_error"]
-                .as_str()
-                .unwrap_or("no reason given")
-        );
-    }
-    let r: ExecResult = serde_json::from_value(answer.clone())
-        .map_err(|e| CliError::Local(format!("unexpected exec result: {e}")))?;
-    if a.json {
-        print_json(&answer)?;
-    } else {
-        let compact = r.compact.as_ref().and_then(|c| c["text"].as_str());
-        match (a.view, compact) {
-            (crate::View::Compact, Some(text)) => println!("{text}"),
-            (crate::View::Both, Some(text)) => {
-                print!("{}", r.output);
-                println!("--- compact view ---\n{text}");
-            }
-            _ => print!("{}", r.output),
-        }
-        std::io::stdout().flush()?;
-        if let Some(hint) = &r.hint {
-            eprintln!("[{}] {hint}", r.status.as_str());
-        }
-    }
-    Ok(match (r.status, r.exit_code) {
-        (ExecStatus::Exited, Some(code)) => ExitCode::from((code & 0xff) as u8),
-        (ExecStatus::Exited, None) => ExitCode::from(1),
-        _ => ExitCode::from(124),
-    })
-}
-
 /// `parse`: recognise and condense saved output, locally (no daemon needed).
 fn parse(a: crate::ParseArgs) -> Result<ExitCode, CliError> {
     use std::io::Read;
@@ -379,7 +356,7 @@ fn parse(a: crate::ParseArgs) -> Result<ExitCode, CliError> {
     if a.json {
         print_json(&serde_json::json!({ "parsed": parsed, "compact": compact }))?;
     } else {
-        println!("{}", compact.text);
+        outln!("{}", compact.text);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -394,7 +371,7 @@ async fn daemon(sel: &Selector, action: DaemonAction) -> Result<ExitCode, CliErr
                     if a.json {
                         print_json(&serde_json::json!({ "running": false, "socket": sock }))?;
                     } else {
-                        println!("not running (socket {})", sock.display());
+                        outln!("not running (socket {})", sock.display());
                     }
                     return Ok(ExitCode::from(1));
                 }
@@ -406,7 +383,7 @@ async fn daemon(sel: &Selector, action: DaemonAction) -> Result<ExitCode, CliErr
             if a.json {
                 print_json(&s)?;
             } else {
-                println!(
+                outln!(
                     "running: pid {}, socket {}, uptime {:.1}s, {} session(s), state in {}",
                     s.pid,
                     s.socket,
@@ -414,24 +391,32 @@ async fn daemon(sel: &Selector, action: DaemonAction) -> Result<ExitCode, CliErr
                     s.sessions,
                     s.state_dir
                 );
+                if let Some(c) = &s.config {
+                    if c.loaded {
+                        outln!("config: {}", c.path);
+                    } else {
+                        outln!("config: {} (not present: built-in defaults)", c.path);
+                    }
+                }
                 if let Some(audit) = s.audit.as_ref().filter(|a| !a.ok) {
                     let then = if audit.writes_refused {
                         "writes are refused until `ai-session audit repair`"
                     } else {
                         "actions are NOT audited (AI_SESSION_AUDIT=best-effort)"
                     };
-                    println!(
+                    outln!(
                         "AUDIT LOG UNAVAILABLE: {}; {then}",
                         audit.problem.as_deref().unwrap_or("unknown problem")
                     );
                 }
                 if let Some(p) = s.persist.as_ref().filter(|p| p.write_failures > 0) {
-                    println!(
+                    outln!(
                         "STORE WRITES FAILED: {} since start ({} on a full disk); latest:",
-                        p.write_failures, p.disk_full
+                        p.write_failures,
+                        p.disk_full
                     );
                     for f in &p.failures {
-                        println!("  {f}");
+                        outln!("  {f}");
                     }
                 }
             }
@@ -441,7 +426,7 @@ async fn daemon(sel: &Selector, action: DaemonAction) -> Result<ExitCode, CliErr
                 Ok(c) => c,
                 Err(ClientError::NotRunning(sock)) => {
                     if !a.json {
-                        println!("not running (socket {})", sock.display());
+                        outln!("not running (socket {})", sock.display());
                     }
                     return Ok(ExitCode::SUCCESS);
                 }
@@ -467,7 +452,7 @@ async fn daemon(sel: &Selector, action: DaemonAction) -> Result<ExitCode, CliErr
                 ));
             }
             if !a.json {
-                println!("stopped");
+                outln!("stopped");
             }
         }
         DaemonAction::Upgrade(a) => return crate::upgrade::run(sel, a).await,
@@ -488,8 +473,8 @@ async fn serve(sel: &Selector, a: crate::ServeArgs) -> Result<ExitCode, CliError
     if a.json {
         print_json(&r)?;
     } else {
-        println!("{}", r.url);
-        eprintln!(
+        outln!("{}", r.url);
+        errln!(
             "{} on {}; the token is in {}\n  curl -H \"Authorization: Bearer $(cat {})\" {}/v1/sessions\n  OpenAPI: {}/openapi.json   MCP: {}/mcp",
             if r.started {
                 "serving"
@@ -504,7 +489,7 @@ async fn serve(sel: &Selector, a: crate::ServeArgs) -> Result<ExitCode, CliError
             r.url
         );
         if let Some(m) = &r.metrics_listen {
-            eprintln!("  Prometheus: http://{m}/metrics (no token)");
+            errln!("  Prometheus: http://{m}/metrics (no token)");
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -525,11 +510,11 @@ pub fn run_daemon(
         .name("tokenizer".into())
         .spawn(|| ai_session_output::warm_up(ai_session_output::Encoding::O200kBase));
     if let Err(e) = warm {
-        eprintln!("warning: tokenizer not preloaded: {e}");
+        errln!("warning: tokenizer not preloaded: {e}");
     }
     let paths = sel.paths();
     if let Err(e) = paths.create_dirs() {
-        eprintln!("error: cannot create {}: {e}", paths.data.display());
+        errln!("error: cannot create {}: {e}", paths.data.display());
         return ExitCode::from(1);
     }
     let log_path = paths.data.join("daemon.log");
@@ -549,7 +534,7 @@ pub fn run_daemon(
                 .with_max_level(level)
                 .init();
         }
-        Err(e) => eprintln!(
+        Err(e) => errln!(
             "warning: cannot open {}: {e}; logging disabled",
             log_path.display()
         ),
@@ -574,14 +559,18 @@ pub fn run_daemon(
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            errln!("error: cannot start the async runtime: {e}");
             return ExitCode::from(1);
         }
     };
     let ready = move || {
         if notify_ready {
-            println!("ready");
-            std::io::stdout().flush().ok();
+            // The starting client may be gone: the daemon goes on without it.
+            let mut stdout = std::io::stdout().lock();
+            stdout
+                .write_all(b"ready\n")
+                .and_then(|()| stdout.flush())
+                .ok();
         }
         if notify_ready || adopt.is_some() {
             detach_stdio();
@@ -592,7 +581,7 @@ pub fn run_daemon(
         Some(fd) => match crate::upgrade::handover_fd(fd) {
             Ok(fd) => rt.block_on(ai_session_daemon::serve_adopting(paths, fd, cluster, ready)),
             Err(e) => {
-                eprintln!("error: {e}");
+                errln!("error: {e}");
                 return ExitCode::from(1);
             }
         },
@@ -601,7 +590,7 @@ pub fn run_daemon(
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             ExitCode::from(1)
         }
     }

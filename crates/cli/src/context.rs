@@ -104,7 +104,7 @@ pub async fn run(client: &Client, a: ContextArgs) -> Result<(), CliError> {
             if a.json {
                 print_json(&view)?;
             } else {
-                print!("{}", view["text"].as_str().unwrap_or_default());
+                out!("{}", view["text"].as_str().unwrap_or_default());
             }
         }
         Some(ContextAction::Add {
@@ -118,7 +118,7 @@ pub async fn run(client: &Client, a: ContextArgs) -> Result<(), CliError> {
                 params["task"] = json!(t);
             }
             let r: Value = client.call(reg::ContextAdd::NAME, params).await?;
-            println!("{}", r["id"]);
+            outln!("{}", r["id"]);
         }
         Some(ContextAction::Show { target, id, json }) => {
             let entry: Value = client
@@ -169,9 +169,11 @@ pub async fn run(client: &Client, a: ContextArgs) -> Result<(), CliError> {
                 print_json(&r)?;
             } else {
                 let c = &r["config"];
-                println!(
+                outln!(
                     "max_tokens {} compression_threshold {} window_entries {}",
-                    c["max_tokens"], c["compression_threshold"], c["window_entries"]
+                    c["max_tokens"],
+                    c["compression_threshold"],
+                    c["window_entries"]
                 );
             }
         }
@@ -185,16 +187,16 @@ fn print_entry(e: &Value) {
     let text = |k: &str| body[k].as_str().unwrap_or_default().to_string();
     match body["kind"].as_str() {
         Some("command") => {
-            println!(
+            outln!(
                 "#{} $ {}  (exit {}, in {})",
                 e["seq"],
                 text("command"),
                 body["exit_code"],
                 text("cwd")
             );
-            print!("{}", text("output"));
+            out!("{}", text("output"));
         }
-        Some("message") => println!("#{} {}: {}", e["seq"], text("role"), text("text")),
-        _ => println!("{e}"),
+        Some("message") => outln!("#{} {}: {}", e["seq"], text("role"), text("text")),
+        _ => outln!("{e}"),
     }
 }

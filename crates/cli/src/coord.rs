@@ -318,7 +318,7 @@ async fn agent(client: &Client, action: AgentAction) -> Result<ExitCode, CliErro
             if json {
                 print_json(&r)?;
             } else {
-                println!("{}", r.token);
+                outln!("{}", r.token);
             }
             std::io::stdout().flush()?;
             if let Some(signals) = signals {
@@ -331,7 +331,7 @@ async fn agent(client: &Client, action: AgentAction) -> Result<ExitCode, CliErro
                 print_json(&r)?;
             } else {
                 for a in &r.agents {
-                    println!("{}", describe_agent(&as_json(a)));
+                    outln!("{}", describe_agent(&as_json(a)));
                 }
             }
         }
@@ -428,7 +428,7 @@ async fn stream(
             continue;
         }
         if n.method == c::NOTIFY_STREAM_CLOSED {
-            eprintln!(
+            errln!(
                 "[stream closed: {}]",
                 n.params["reason"].as_str().unwrap_or("")
             );
@@ -528,7 +528,7 @@ async fn bus(client: &Client, action: BusAction) -> Result<ExitCode, CliError> {
             if json {
                 print_json(&r.reply)?;
             } else {
-                println!("{}", compact(&r.reply.payload));
+                outln!("{}", compact(&r.reply.payload));
             }
         }
         BusAction::Reply {
@@ -553,7 +553,7 @@ async fn bus(client: &Client, action: BusAction) -> Result<ExitCode, CliError> {
                 print_json(&r)?;
             } else {
                 for t in &r.topics {
-                    println!("{}: {} subscriber(s)", t.topic, t.subscribers);
+                    outln!("{}: {} subscriber(s)", t.topic, t.subscribers);
                 }
             }
         }
@@ -576,11 +576,13 @@ async fn bus(client: &Client, action: BusAction) -> Result<ExitCode, CliError> {
                         .as_deref()
                         .map(|r| format!(" for {r}"))
                         .unwrap_or_default();
-                    println!("#{} {}{to}: {what}", d.seq, d.reason);
+                    outln!("#{} {}{to}: {what}", d.seq, d.reason);
                 }
-                eprintln!(
+                errln!(
                     "[{} queued, {} total, {} discarded]",
-                    r.stats.queued, r.stats.total, r.stats.discarded
+                    r.stats.queued,
+                    r.stats.total,
+                    r.stats.discarded
                 );
             }
         }
@@ -635,7 +637,7 @@ async fn task(client: &Client, action: TaskAction) -> Result<ExitCode, CliError>
             if json {
                 print_json(&r.task)?;
             } else {
-                println!("{}", r.id);
+                outln!("{}", r.id);
             }
         }
         TaskAction::Claim { auth, wait, json } => {
@@ -646,12 +648,12 @@ async fn task(client: &Client, action: TaskAction) -> Result<ExitCode, CliError>
             let r: ClaimResult = client.call(reg::TaskClaim::NAME, params).await?;
             match r.task {
                 Some(t) if json => print_json(&t)?,
-                Some(t) => println!("{}\t{}", t.id, t.description),
+                Some(t) => outln!("{}\t{}", t.id, t.description),
                 None => {
                     if json {
-                        println!("null");
+                        outln!("null");
                     }
-                    eprintln!("no task is assigned to this agent");
+                    errln!("no task is assigned to this agent");
                     return Ok(ExitCode::from(3));
                 }
             }
@@ -687,7 +689,7 @@ async fn task(client: &Client, action: TaskAction) -> Result<ExitCode, CliError>
             if json {
                 print_json(&r.task)?;
             } else {
-                println!("{}", r.task.state);
+                outln!("{}", r.task.state);
             }
         }
         TaskAction::Ls { state, json } => {
@@ -698,7 +700,7 @@ async fn task(client: &Client, action: TaskAction) -> Result<ExitCode, CliError>
                 print_json(&r)?;
             } else {
                 for t in &r.tasks {
-                    println!("{}", describe_task(&as_json(t)));
+                    outln!("{}", describe_task(&as_json(t)));
                 }
             }
         }

@@ -1,5 +1,7 @@
 //! `ai-session`: the command-line client (and, with `daemon run`, the daemon itself).
 
+#[macro_use]
+mod out;
 mod alerts;
 mod attach;
 mod cluster;
@@ -8,10 +10,13 @@ mod context;
 mod coord;
 mod decide;
 mod error;
+mod exec;
 mod guard;
+mod manual;
 mod persist;
 mod security;
 mod stats;
+mod stream;
 mod tmux;
 mod upgrade;
 
@@ -23,11 +28,27 @@ use clap::{Args, Parser, Subcommand};
 use ai_session_client::Selector;
 use error::CliError;
 
+/// The exit statuses, in `--help` (and README.md, docs/cli.md).
+const EXIT_STATUS: &str = "Exit status:
+  0        success
+  N        exec: the command's own exit status (also `restore --rerun-last`)
+  1        a negative answer: `daemon status` finds no daemon, `audit verify` finds damage,
+           `bus subscribe` ends because the stream closed
+  3        `task claim`: no task is assigned
+  124      a timeout: exec returned before its command finished (status running, timeout,
+           waiting_for_input or starting; the hint on stderr says what to do), `wait` or
+           `bus request` ran out of time
+  125      ai-session could not run the command: bad usage, daemon unreachable or failing to
+           start, unknown session, request refused; with --json the error is JSON on stdout:
+           {kind, message, hint, exit_code}
+  141      standard output was closed (`ai-session ... | head -1`)";
+
 #[derive(Parser)]
 #[command(
     name = "ai-session",
     version,
-    about = "Terminal sessions for AI agents: a daemon owns real PTY sessions; every command comes back with its exit code"
+    about = "Terminal sessions for AI agents: a daemon owns real PTY sessions; every command comes back with its exit code",
+    after_help = EXIT_STATUS
 )]
 struct Cli {
     /// Use the daemon with this label (its own socket and state), as tmux -L.
@@ -110,6 +131,19 @@ enum Command {
     MigrateTmux(RawArgs),
     /// The daemons of this daemon's cluster: their sessions, load and last heartbeat.
     Nodes(JsonFlag),
+    /// Print a shell completion script: `source <(ai-session completions bash)`, or save it
+    /// where your shell loads completions (see README.md).
+    Completions {
+        #[arg(value_enum, value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff: `ai-session man | man -l -`), or with --dir write one page per
+    /// command there.
+    Man {
+        /// Write ai-session.1 and ai-session-COMMAND.1 into DIR (e.g. ~/.local/share/man/man1).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
     /// Start, stop or inspect the daemon.
     Daemon {
         #[command(subcommand)]
@@ -293,10 +327,12 @@ struct ExecArgs {
     /// The session.
     #[arg(short = 't', value_name = "NAME")]
     target: String,
-    /// Give up waiting after SECS (the command keeps running; status `timeout`). Default 120.
+    /// Give up waiting after SECS (the command keeps running; status `timeout`; exit 124).
+    /// Default: `[exec] timeout_secs` of config.toml, else 120.
     #[arg(long, value_name = "SECS")]
     timeout: Option<f64>,
-    /// Return after SECS without output (the command keeps running; status `running`).
+    /// Return after SECS without output (the command keeps running; status `running`; exit
+    /// 124). Default: `[exec] idle_timeout_secs` of config.toml, else none.
     #[arg(long, value_name = "SECS")]
     idle_timeout: Option<f64>,
     /// Print JSON with a stable shape.
@@ -308,6 +344,19 @@ struct ExecArgs {
     /// Most tokens of the compact view (default 1500).
     #[arg(long, value_name = "TOKENS")]
     budget: Option<usize>,
+    /// Print the output as it arrives (the default when stdout is a terminal and the view is
+    /// `full`); into a pipe it comes as plain text, line by line. A compact view asked for is
+    /// printed after it.
+    #[arg(long, conflicts_with = "json")]
+    stream: bool,
+    /// Give the command this file as its standard input (binary-safe, at most 8 MiB). Without
+    /// it, a pipe or file on ai-session's own stdin is given (`echo data | ai-session exec -t s
+    /// 'wc -c'`); a terminal or /dev/null is not, and the command reads the session's terminal.
+    #[arg(long, value_name = "FILE", conflicts_with = "no_stdin")]
+    stdin: Option<PathBuf>,
+    /// Do not read ai-session's standard input (for a caller that leaves a pipe open).
+    #[arg(short = 'n', long)]
+    no_stdin: bool,
     /// The command line (joined with spaces).
     #[arg(
         required = true,
@@ -370,6 +419,10 @@ struct ReadArgs {
     /// Keep escape sequences.
     #[arg(long)]
     raw: bool,
+    /// Keep printing the session's output as it comes, until the session ends (exit 0) or
+    /// Ctrl-C (exit 130).
+    #[arg(short = 'f', long, conflicts_with_all = ["json", "max_bytes"])]
+    follow: bool,
     /// Print JSON with a stable shape.
     #[arg(long)]
     json: bool,
@@ -431,7 +484,8 @@ struct ResizeArgs {
 
 #[derive(Args)]
 struct ServeArgs {
-    /// Address to listen on, IP:PORT (port 0 picks a free one). Default 127.0.0.1:7717.
+    /// Address to listen on, IP:PORT (port 0 picks a free one). Default: `[http] listen` of
+    /// config.toml, else 127.0.0.1:7717.
     #[arg(long, value_name = "ADDR")]
     listen: Option<String>,
     /// Allow a non-loopback address: anyone who reaches it with the token controls every session.
@@ -517,7 +571,10 @@ fn main() -> ExitCode {
     if let Some(code) = tmux::intercept(&argv) {
         return code;
     }
-    let cli = Cli::parse();
+    let (cli, json) = match parse_args(&argv) {
+        Ok(parsed) => parsed,
+        Err(code) => return code,
+    };
     let sel = Selector {
         label: cli.label,
         socket: cli.socket,
@@ -543,7 +600,7 @@ fn main() -> ExitCode {
     } = cli.command
     {
         if encrypt && std::env::var_os("AI_SESSION_PASSPHRASE").is_none_or(|p| p.is_empty()) {
-            eprintln!("error: --encrypt needs the passphrase in AI_SESSION_PASSPHRASE");
+            errln!("error: --encrypt needs the passphrase in AI_SESSION_PASSPHRASE");
             return ExitCode::from(1);
         }
         let http = http.map(|listen| ai_session_protocol::methods::ServeParams {
@@ -554,7 +611,7 @@ fn main() -> ExitCode {
         let cluster = match cluster::join(&sel, cluster, node) {
             Ok(c) => c,
             Err(e) => {
-                eprintln!("error: {e}");
+                errln!("error: {e}");
                 return ExitCode::from(1);
             }
         };
@@ -566,22 +623,92 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(1);
+            return report(
+                &CliError::Local(format!("cannot start the async runtime: {e}")),
+                json,
+                &sel,
+            );
         }
     };
     match rt.block_on(commands::run(&sel, cli.command)) {
         Ok(code) => code,
-        Err(e) => report(&e),
+        Err(e) => report(&e, json, &sel),
     }
 }
 
-fn report(e: &CliError) -> ExitCode {
-    eprintln!("error: {e}");
-    if let Some(rpc) = e.rpc() {
-        if rpc.kind() == Some(ai_session_protocol::ErrorKind::Timeout) {
-            return ExitCode::from(124);
+/// Parses the command line; `--help` and `--version` print and exit 0, bad usage exits 125
+/// (with a JSON error on stdout when `--json` was among the words). Also says whether the
+/// command asked for `--json`.
+fn parse_args(argv: &[std::ffi::OsString]) -> Result<(Cli, bool), ExitCode> {
+    use clap::{CommandFactory, FromArgMatches};
+    let parsed = Cli::command()
+        .try_get_matches_from(argv)
+        .and_then(|m| Ok((Cli::from_arg_matches(&m)?, wants_json(&m))));
+    parsed.map_err(|e| {
+        use clap::error::ErrorKind as K;
+        if matches!(e.kind(), K::DisplayHelp | K::DisplayVersion) {
+            // A closed pipe (`--help | head -1`) is no failure of the help.
+            e.print().ok();
+            return ExitCode::SUCCESS;
+        }
+        if argv.iter().any(|a| a == "--json") {
+            let text = e.to_string();
+            let (what, rest) = text.split_once("\n\n").unwrap_or((&text, ""));
+            let message = what
+                .trim_start_matches("error: ")
+                .lines()
+                .map(str::trim)
+                .collect::<Vec<_>>()
+                .join(" ");
+            let usage = rest
+                .lines()
+                .find_map(|l| l.strip_prefix("Usage: "))
+                .map(|u| format!("usage: {u}; "))
+                .unwrap_or_default();
+            let v = serde_json::json!({
+                "kind": "usage",
+                "message": message,
+                "hint": format!("{usage}see `ai-session --help`, or `ai-session COMMAND --help` for one command"),
+                "exit_code": error::COULD_NOT_RUN,
+            });
+            outln!("{v:#}");
+        } else {
+            e.print().ok();
+        }
+        ExitCode::from(error::COULD_NOT_RUN)
+    })
+}
+
+/// True when the subcommand that runs was given `--json`.
+fn wants_json(m: &clap::ArgMatches) -> bool {
+    let mut m = m;
+    loop {
+        let here = m.ids().any(|id| id.as_str() == "json")
+            && matches!(m.try_get_one::<bool>("json"), Ok(Some(true)));
+        if here {
+            return true;
+        }
+        match m.subcommand() {
+            Some((_, sub)) => m = sub,
+            None => return false,
         }
     }
-    ExitCode::from(1)
+}
+
+/// Shows a failure (a line and a hint on stderr, or the JSON error on stdout with `--json`)
+/// and gives its exit status: 124 for a timeout, 125 for everything else the CLI could not do,
+/// nothing at all and 141 when standard output was closed.
+fn report(e: &CliError, json: bool, sel: &Selector) -> ExitCode {
+    if e.is_closed_pipe() {
+        return ExitCode::from(error::PIPE_CLOSED);
+    }
+    if json {
+        outln!("{:#}", e.to_json(sel));
+    } else {
+        errln!("error: {}", e.message());
+        if let Some(hint) = e.hint(sel) {
+            errln!("hint: {hint}");
+        }
+    }
+    ExitCode::from(e.exit_code())
 }

@@ -155,7 +155,7 @@ pub async fn run(sel: &Selector, command: PersistCommand) -> Result<ExitCode, Cl
                 if a.json {
                     print_json(&s)?;
                 } else {
-                    println!("{}", s.id);
+                    outln!("{}", s.id);
                 }
                 Ok(ExitCode::SUCCESS)
             }
@@ -171,9 +171,9 @@ pub async fn run(sel: &Selector, command: PersistCommand) -> Result<ExitCode, Cl
                 print_json(&r)?;
                 return Ok(ExitCode::SUCCESS);
             }
-            println!("{}", r.session.name);
+            outln!("{}", r.session.name);
             if let Some(rerun) = &r.rerun {
-                print!("{}", rerun.output);
+                out!("{}", rerun.output);
                 std::io::stdout().flush()?;
                 if let Some(code) = rerun.exit_code.filter(|c| *c != 0) {
                     return Ok(ExitCode::from(code.clamp(1, 255) as u8));
@@ -230,7 +230,7 @@ pub async fn run(sel: &Selector, command: PersistCommand) -> Result<ExitCode, Cl
             if a.json {
                 print_json(&r)?;
             } else {
-                println!("{}", r.session.name);
+                outln!("{}", r.session.name);
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -249,9 +249,9 @@ async fn prune(client: &Client, params: PruneParams, json: bool) -> Result<ExitC
         return Ok(ExitCode::SUCCESS);
     }
     for s in &r.removed {
-        println!("removed {}  {}  {}", s.id, s.session_name, s.created_ms);
+        outln!("removed {}  {}  {}", s.id, s.session_name, s.created_ms);
     }
-    println!(
+    outln!(
         "{} snapshot(s) and {} chunk(s) removed, {} bytes freed; snapshots now take {} bytes",
         r.removed.len(),
         r.chunks_removed,
@@ -270,7 +270,7 @@ async fn list(client: &Client, target: Option<String>, json: bool) -> Result<Exi
         return Ok(ExitCode::SUCCESS);
     }
     for s in &r.snapshots {
-        println!(
+        outln!(
             "{}  {}  {} exec(s)  {} bytes  {}{}",
             s.id,
             s.session_name,

@@ -81,20 +81,20 @@ pub(crate) fn policy_check(
     if json {
         print_json(&report)?;
     } else {
-        println!("policy {spec}: valid");
-        print!("{}", report.explanation);
-        println!("on this host, for a session in {}:", report.workspace);
+        outln!("policy {spec}: valid");
+        out!("{}", report.explanation);
+        outln!("on this host, for a session in {}:", report.workspace);
         for p in &report.active {
-            println!("  active:      {p}");
+            outln!("  active:      {p}");
         }
         for m in &report.missing {
-            println!("  NOT active:  {m}");
+            outln!("  NOT active:  {m}");
         }
         for n in &report.notes {
-            println!("  note:        {n}");
+            outln!("  note:        {n}");
         }
         if let Some(e) = &report.error {
-            println!("  cannot start: {e}");
+            outln!("  cannot start: {e}");
         }
     }
     Ok(if report.enforceable {
@@ -162,19 +162,24 @@ pub(crate) fn audit_verify(sel: &Selector, json: bool) -> Result<ExitCode, CliEr
     if json {
         print_json(&report)?;
     } else if let Some(e) = &report.error {
-        println!("audit log {}: DAMAGED: {e}", report.log);
+        outln!("audit log {}: DAMAGED: {e}", report.log);
     } else {
-        println!(
+        outln!(
             "audit log {}: intact, {} entries in {} file(s)",
-            report.log, report.entries, report.files
+            report.log,
+            report.entries,
+            report.files
         );
         if let Some(seq) = report.pruned_before {
-            println!("  older segments were pruned (recorded): the kept log starts at #{seq}");
+            outln!("  older segments were pruned (recorded): the kept log starts at #{seq}");
         }
         for b in &report.breaks {
-            println!(
+            outln!(
                 "  recorded break #{} at {} ({}): {}",
-                b.seq, b.time, b.action, b.detail
+                b.seq,
+                b.time,
+                b.action,
+                b.detail
             );
         }
     }
@@ -197,19 +202,19 @@ pub(crate) async fn audit_repair(sel: &Selector, json: bool) -> Result<ExitCode,
     if json {
         print_json(&r)?;
     } else if r.repaired {
-        println!(
+        outln!(
             "audit log repaired: {}",
             r.problem.as_deref().unwrap_or_default()
         );
         if let Some(moved) = &r.moved_to {
-            println!("  the damaged log was moved to {moved}");
+            outln!("  the damaged log was moved to {moved}");
         }
-        println!(
+        outln!(
             "  a new segment starts at entry #{}, recording the break",
             r.seq
         );
     } else {
-        println!(
+        outln!(
             "audit log intact (last entry #{}): nothing to repair",
             r.seq
         );
@@ -249,7 +254,7 @@ pub(crate) fn audit_ls(
                 audit::Actor::Anonymous => "anonymous".to_string(),
                 audit::Actor::Daemon => "daemon".to_string(),
             };
-            println!(
+            outln!(
                 "{} #{} risk {:>3} {who} {}{} {} -> {}",
                 e.time,
                 e.seq,
@@ -372,8 +377,8 @@ pub(crate) async fn access(
             if json {
                 print_json(&r)?;
             } else {
-                println!("{}", r["token"].as_str().unwrap_or_default());
-                eprintln!(
+                outln!("{}", r["token"].as_str().unwrap_or_default());
+                errln!(
                     "token {} holds: {}; give it to the agent as AI_SESSION_TOKEN (it is shown once)",
                     r["principal"].as_str().unwrap_or_default(),
                     caps.join(", ")
@@ -428,7 +433,7 @@ pub(crate) async fn access(
                     .as_array()
                     .map(|d| d.iter().filter_map(Value::as_str).collect())
                     .unwrap_or_default();
-                println!("every agent holds: {}", defaults.join(", "));
+                outln!("every agent holds: {}", defaults.join(", "));
                 for p in r["principals"].as_array().into_iter().flatten() {
                     // A capability on one session shows the id it is bound to.
                     let bound = |cap: &str| {
@@ -459,7 +464,7 @@ pub(crate) async fn access(
                         .as_str()
                         .map(|p| format!(" [sessions sandboxed: {p}]"))
                         .unwrap_or_default();
-                    println!(
+                    outln!(
                         "{}{label}: {}{policy}",
                         p["principal"].as_str().unwrap_or_default(),
                         caps.join(", ")

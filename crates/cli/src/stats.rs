@@ -16,7 +16,7 @@ pub(crate) async fn run(sel: &Selector, a: crate::StatsArgs) -> Result<ExitCode,
         let m: MetricsResult = client
             .call(DaemonMetrics::NAME, serde_json::json!({}))
             .await?;
-        print!("{}", m.text);
+        out!("{}", m.text);
         return Ok(ExitCode::SUCCESS);
     }
     let s: StatsResult = client
@@ -25,7 +25,7 @@ pub(crate) async fn run(sel: &Selector, a: crate::StatsArgs) -> Result<ExitCode,
     if a.json {
         print_json(&s)?;
     } else {
-        print!("{}", render(&s));
+        out!("{}", render(&s));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -77,14 +77,14 @@ fn migrate_tmux(sel: Selector, args: &[String]) -> ExitCode {
             ("--kill", _) => opts.kill = true,
             ("--json", _) => json = true,
             ("-h" | "--help", _) => {
-                println!(
+                outln!(
                     "Copy every pane of a running tmux server into ai-session sessions (named sess.W.P): directory, environment, size and scrollback with colours above a fresh prompt.\n\n{MIGRATE_USAGE}"
                 );
                 return ExitCode::SUCCESS;
             }
             _ => {
-                eprintln!("error: {MIGRATE_USAGE}");
-                return ExitCode::from(2);
+                errln!("error: {MIGRATE_USAGE}");
+                return ExitCode::from(crate::error::COULD_NOT_RUN);
             }
         }
         i += 1;
@@ -97,10 +97,10 @@ fn migrate_tmux(sel: Selector, args: &[String]) -> ExitCode {
         Ok(done) => {
             if json {
                 match serde_json::to_string_pretty(&serde_json::json!({ "panes": done })) {
-                    Ok(text) => println!("{text}"),
+                    Ok(text) => outln!("{text}"),
                     Err(e) => {
-                        eprintln!("error: {e}");
-                        return ExitCode::from(1);
+                        errln!("error: {e}");
+                        return ExitCode::from(crate::error::COULD_NOT_RUN);
                     }
                 }
             } else {
@@ -111,17 +111,22 @@ fn migrate_tmux(sel: Selector, args: &[String]) -> ExitCode {
                         .map(|c| format!(" ('{c}' was running in it and was not moved)"))
                         .unwrap_or_default();
                     let killed = if m.killed { ", tmux pane closed" } else { "" };
-                    println!(
+                    outln!(
                         "{} -> {} ({}x{}, {} lines of history, {}){running}{killed}",
-                        m.tmux, m.session, m.cols, m.rows, m.scrollback_lines, m.cwd
+                        m.tmux,
+                        m.session,
+                        m.cols,
+                        m.rows,
+                        m.scrollback_lines,
+                        m.cwd
                     );
                 }
             }
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(1)
+            errln!("error: {e}");
+            ExitCode::from(crate::error::COULD_NOT_RUN)
         }
     }
 }

@@ -110,7 +110,7 @@ pub fn reap(report_fd: i32, pids: &[i32]) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             ExitCode::from(1)
         }
     }

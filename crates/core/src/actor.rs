@@ -544,7 +544,7 @@ impl Actor {
             name: self.id.name.clone(),
             pid: self.id.shell_pid,
             program: self.id.argv.clone(),
-            cwd: self.id.cwd.clone(),
+            cwd: self.current_dir().unwrap_or_else(|| self.id.cwd.clone()),
             size: self.out.screen.size(),
             state: self.tracker.state(),
             exit_code: self.tracker.exit_code(),
@@ -559,6 +559,16 @@ impl Actor {
             degraded: self.out.degraded.clone(),
             last_command: self.out.last_command,
         }
+    }
+
+    /// The shell's working directory now (a `cd` typed by anyone moves it), while it runs.
+    fn current_dir(&self) -> Option<String> {
+        if self.tracker.state() == SessionState::Exited {
+            return None;
+        }
+        std::fs::read_link(format!("/proc/{}/cwd", self.id.shell_pid))
+            .ok()
+            .map(|d| d.to_string_lossy().into_owned())
     }
 
     // ---- time ---------------------------------------------------------------------------

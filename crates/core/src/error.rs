@@ -38,6 +38,10 @@ pub enum Error {
     /// The operation does not apply to this session.
     #[error("{0}")]
     Unsupported(String),
+    /// A value exceeds a documented bound (an exec's standard input); the message says which
+    /// and the hint what to do instead.
+    #[error("{message}")]
+    TooLarge { message: String, hint: String },
     /// The session was killed while the request was pending.
     #[error("session '{0}' was killed")]
     Killed(String),
@@ -84,6 +88,7 @@ impl Error {
             Self::Spawn { .. } => RpcError::new(ErrorKind::SpawnFailed, msg)
                 .with_hint("check the program path, --shell and the -c directory"),
             Self::Unsupported(_) => RpcError::new(ErrorKind::Unsupported, msg),
+            Self::TooLarge { hint, .. } => RpcError::new(ErrorKind::TooLarge, msg).with_hint(hint.clone()),
             Self::Killed(_) => RpcError::new(ErrorKind::SessionNotFound, msg),
             Self::HandedOver(name) => RpcError::new(ErrorKind::ShuttingDown, msg).with_hint(format!(
                 "the command keeps running: `ai-session wait -t {name} --prompt`, then `ai-session read -t {name}`"

@@ -49,6 +49,39 @@ pub(crate) struct Line {
     pub text: String,
     pub nonce: Option<String>,
     pub file: Option<PathBuf>,
+    /// The file holding the command's standard input, when it was given one.
+    pub input: Option<PathBuf>,
+}
+
+/// An exec's standard input (`stdin_b64`), decoded and checked against
+/// [`MAX_EXEC_STDIN`](ai_session_protocol::methods::MAX_EXEC_STDIN).
+pub(crate) fn decode_stdin(b64: &str) -> crate::Result<Vec<u8>> {
+    use crate::Error;
+    use ai_session_protocol::methods::MAX_EXEC_STDIN;
+    use base64::Engine;
+    // Four base64 characters per three bytes: refuse before decoding megabytes for nothing.
+    if b64.len() / 4 * 3 > MAX_EXEC_STDIN + 3 {
+        return Err(stdin_too_large(b64.len() / 4 * 3));
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .map_err(|e| Error::InvalidParams(format!("stdin_b64 is not valid base64: {e}")))?;
+    if bytes.len() > MAX_EXEC_STDIN {
+        return Err(stdin_too_large(bytes.len()));
+    }
+    Ok(bytes)
+}
+
+fn stdin_too_large(n: usize) -> crate::Error {
+    use ai_session_protocol::methods::MAX_EXEC_STDIN;
+    crate::Error::TooLarge {
+        message: format!(
+            "the command's standard input is {n} bytes; an exec takes at most {MAX_EXEC_STDIN}"
+        ),
+        hint:
+            "write the data to a file and redirect the command's input from it (`COMMAND < FILE`)"
+                .into(),
+    }
 }
 
 /// Builds the line typed for `command`, writing it to a file first when it cannot be typed.
@@ -56,32 +89,52 @@ pub(crate) struct Line {
 /// `sealed`: the session's output is encrypted at rest, so the command's text must not be
 /// written to disk in clear either: it goes through a named pipe the shell sources, fed from
 /// memory (see [`feed_fifo`]), instead of a file.
+///
+/// `stdin`: the command's standard input. The command then goes to a file whatever its length,
+/// and the typed line is `. CMDFILE < INFILE`: the sourced command runs in the shell itself (its
+/// `cd` and `export` stay) with its input from the file, never from the terminal, so no byte of
+/// it reaches the shell's line editor.
 pub(crate) fn prepare(
     command: &str,
+    stdin: Option<&[u8]>,
     integration: Integration,
     dir: &std::path::Path,
     seq: u64,
     sealed: bool,
 ) -> std::io::Result<Line> {
-    let inline = command.len() <= MAX_INLINE && !command.chars().any(char::is_control);
-    let (body, file) = if inline {
+    let inline =
+        stdin.is_none() && command.len() <= MAX_INLINE && !command.chars().any(char::is_control);
+    let cmd_dir = dir.join("cmd");
+    let private = |name: String, bytes: Vec<u8>| -> std::io::Result<PathBuf> {
+        std::fs::create_dir_all(&cmd_dir)?;
+        let path = cmd_dir.join(name);
+        if sealed {
+            feed_fifo(&path, bytes)?;
+        } else {
+            write_private(&path, &bytes)?;
+        }
+        Ok(path)
+    };
+    let (mut body, file) = if inline {
         (command.to_owned(), None)
     } else {
-        let cmd_dir = dir.join("cmd");
-        std::fs::create_dir_all(&cmd_dir)?;
-        let path = cmd_dir.join(format!("{seq}.sh"));
-        if sealed {
-            feed_fifo(&path, format!("{command}\n").into_bytes())?;
-        } else {
-            std::fs::write(&path, format!("{command}\n"))?;
-        }
+        let path = private(format!("{seq}.sh"), format!("{command}\n").into_bytes())?;
         (format!(". {}", quote(&path.to_string_lossy())), Some(path))
+    };
+    let input = match stdin {
+        Some(bytes) => {
+            let path = private(format!("{seq}.in"), bytes.to_vec())?;
+            body.push_str(&format!(" < {}", quote(&path.to_string_lossy())));
+            Some(path)
+        }
+        None => None,
     };
     if integration != Integration::Nonce {
         return Ok(Line {
             text: body,
             nonce: None,
             file,
+            input,
         });
     }
     let nonce = crate::random_hex(8);
@@ -93,7 +146,25 @@ pub(crate) fn prepare(
         text,
         nonce: Some(nonce),
         file,
+        input,
     })
+}
+
+/// Writes `bytes` to a new file only its owner can read (an exec's input may be a secret).
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(bytes)
 }
 
 /// How long a command's named pipe waits for the shell to open it.
@@ -168,6 +239,9 @@ pub(crate) struct Pending {
     pub reply: Reply<ExecResult>,
     pub nonce: Option<String>,
     pub file: Option<PathBuf>,
+    /// The command's standard input file, removed when the exec is answered (the shell opened
+    /// it before the command started).
+    pub input: Option<PathBuf>,
     pub line_len: u64,
     pub input_offset: u64,
     /// Where the output starts, once the `C` mark was seen.
@@ -184,6 +258,7 @@ impl Pending {
             reply: q.reply,
             nonce: line.nonce,
             file: line.file,
+            input: line.input,
             line_len: line.text.len() as u64,
             input_offset,
             out_start: None,
@@ -202,6 +277,18 @@ impl Pending {
         if let Some(file) = &self.file {
             if let Err(e) = std::fs::remove_file(file) {
                 tracing::debug!("cannot remove {}: {e}", file.display());
+            }
+        }
+        self.cleanup_input();
+    }
+
+    /// Removes the standard input file (a sealed session's pipe removes itself).
+    pub fn cleanup_input(&self) {
+        if let Some(file) = &self.input {
+            match std::fs::remove_file(file) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => tracing::debug!("cannot remove {}: {e}", file.display()),
             }
         }
     }
@@ -303,7 +390,14 @@ pub(crate) fn annotate(
         // Partial output could make a running command look finished and fine.
         return;
     }
-    let handle = ai_session_output::Handle::log(session, result.output_start, result.output_end);
+    // Plain output (no escapes, nothing cut) lies in the log line for line, each line ended by
+    // CR LF: a view can then point `read` at exactly the lines it left out.
+    let crlf_len = result.output.len() + result.output.matches('\n').count();
+    let exact = !result.truncated
+        && result.output.ends_with('\n')
+        && crlf_len as u64 == result.output_end.saturating_sub(result.output_start);
+    let handle = ai_session_output::Handle::log(session, result.output_start, result.output_end)
+        .with_exact_lines(exact);
     let opts = ai_session_output::ViewOptions::with_budget(budget);
     let (parsed, view) = ai_session_output::analyze(Some(command), &result.output, &handle, &opts);
     result.compact = serde_json::to_value(view).ok();

@@ -70,6 +70,11 @@ pub struct ManagerConfig {
     /// Seals every session's output log under this key (see `log`); `None` writes it in
     /// clear. The daemon sets one when the store is encrypted.
     pub log_key: Option<LogKey>,
+    /// Variables every new session gets over the caller's environment and under its own
+    /// `set_env` (the configuration file's `[session] env`).
+    pub session_env: BTreeMap<String, String>,
+    /// Apply [`DEFAULT_PAGERS`] to new sessions (`[session] no_pager`, true by default).
+    pub no_pager: bool,
 }
 
 impl ManagerConfig {
@@ -80,6 +85,8 @@ impl ManagerConfig {
             scrollback: DEFAULT_SCROLLBACK,
             hidden: ai_session_sandbox::Hidden::default(),
             log_key: None,
+            session_env: BTreeMap::new(),
+            no_pager: true,
         }
     }
 }
@@ -228,8 +235,11 @@ impl SessionManager {
             .clone()
             .unwrap_or_else(|| std::env::vars().collect());
         strip_secrets(&mut env);
+        env.extend(self.inner.config.session_env.clone());
         env.extend(params.set_env.clone());
-        default_pagers(&mut env);
+        if self.inner.config.no_pager {
+            default_pagers(&mut env);
+        }
         let argv = program_argv(&params, &env)?;
         let cwd = match &params.cwd {
             Some(dir) => PathBuf::from(dir),

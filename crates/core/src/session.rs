@@ -146,6 +146,9 @@ impl SessionHandle {
     /// Runs a command in the session's shell and waits for it to finish (or time out).
     /// The result carries the parsed output and its compact view once the command finished.
     pub async fn exec(&self, params: ExecParams) -> Result<ExecResult> {
+        if let Some(b64) = &params.stdin_b64 {
+            crate::exec::decode_stdin(b64)?;
+        }
         let command = params.command.clone();
         let budget = params.view_budget;
         let mut result = self.call(|r| Cmd::Exec(params, r)).await?;

@@ -1308,6 +1308,7 @@ async fn rerun_last(
             idle_timeout_ms: None,
             max_output_bytes: None,
             view_budget: None,
+            stdin_b64: None,
         },
     )
     .await

@@ -74,6 +74,11 @@ pub struct Daemon {
     pub(crate) upgrade: crate::upgrade::Upgrade,
     /// Membership of a cluster of daemons (`--cluster`); `None` for a daemon on its own.
     pub(crate) cluster: Option<ai_session_cluster::Cluster>,
+    /// The configuration file as read at start (`[exec]` defaults, `[http] listen`; `[session]`
+    /// went into the manager's configuration).
+    pub(crate) config: ai_session_protocol::config::Config,
+    /// Where the configuration was looked for, and whether a file was there.
+    pub(crate) config_file: (PathBuf, bool),
 }
 
 fn setup_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> ServeError + '_ {
@@ -190,7 +195,11 @@ async fn serve_from(
     ready: impl FnOnce(),
 ) -> Result<(), ServeError> {
     paths.create_dirs().map_err(setup_err(&paths.data))?;
-    // Signals before anything else: SIGTERM and SIGINT stop the daemon cleanly, and SIGHUP
+    // Before anything else: a bad file refuses the start, naming the key and its line.
+    let config_path = ai_session_protocol::config::Config::path(&paths.home);
+    let config = ai_session_protocol::config::Config::load_from(&config_path)?;
+    let config_file = (config_path.clone(), config_path.is_file());
+    // Signals next: SIGTERM and SIGINT stop the daemon cleanly, and SIGHUP
     // (a daemon has no terminal to lose; a stray hangup must not kill every session) is logged
     // and ignored. Installed handlers, unlike ignored signals, do not pass to the shells.
     use tokio::signal::unix::{SignalKind, signal};
@@ -207,15 +216,14 @@ async fn serve_from(
             (lock, listener, Some(handed))
         }
     };
-    let mut config = manager_config(&paths);
-    config.log_key = crate::persist::log_key().map_err(setup_err(&paths.data))?;
-    let manager = SessionManager::new(config)?;
+    let mut manager_config = manager_config(&paths, &config.session);
+    manager_config.log_key = crate::persist::log_key().map_err(setup_err(&paths.data))?;
+    let manager = SessionManager::new(manager_config)?;
     let access = crate::access::Access::open(&paths.data, paths.audit_log())
         .map_err(setup_err(&paths.data))?;
     let persist = crate::persist::Persist::open(&paths.data)?;
     let contexts = crate::context::Contexts::start().map_err(setup_err(&paths.data))?;
     let first_agent_id = access.first_agent_id();
-    let config = ai_session_protocol::config::Config::load(&paths.home)?;
     let telemetry = crate::telemetry::Telemetry::from_env()
         .with_alerts(&config.alerts)
         .with_decisions(persist.store())
@@ -245,6 +253,8 @@ async fn serve_from(
         telemetry,
         upgrade,
         cluster,
+        config,
+        config_file,
     });
     raise_fd_limit();
     if let Some(handed) = handed {
@@ -491,8 +501,13 @@ impl Spare {
 /// The session manager's settings: every sandboxed session gets the daemon's state covered:
 /// `run/` and `servers/` under `$AI_SESSION_HOME` (every label's socket and state) and the
 /// socket itself wherever `-S` put it.
-fn manager_config(paths: &Paths) -> ManagerConfig {
+fn manager_config(
+    paths: &Paths,
+    session: &ai_session_protocol::config::SessionConfig,
+) -> ManagerConfig {
     let mut config = ManagerConfig::new(&paths.data);
+    config.session_env = session.env.clone();
+    config.no_pager = session.no_pager;
     let servers = paths.home.join("servers");
     config.hidden.dirs = vec![paths.home.join("run"), servers.clone()];
     if !paths.data.starts_with(&servers) {

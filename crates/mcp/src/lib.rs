@@ -531,6 +531,7 @@ impl AiSessionMcp {
             idle_timeout_ms,
             max_output_bytes: a.max_output_bytes,
             view_budget: a.view_budget,
+            stdin_b64: None,
         };
         let call = self.call::<_, ExecResult>(reg::SessionExec::NAME, params);
         Ok(match self.with_progress(&ctx, &a.session, call).await {

@@ -9,7 +9,10 @@
 //!   user's code) that the parse does not account for, so a parser gap costs tokens, not facts;
 //! - the last line says how many lines were left out and how to get the full output ([`Handle`]);
 //! - a view never costs more tokens than the output: then the output is returned as-is, with no
-//!   footer (`whole`).
+//!   footer (`whole`);
+//! - content an agent asked to read (`cat FILE`, `sed -n`, `head`, `git show COMMIT:FILE`, `jq`)
+//!   is never condensed: it comes back whole up to a size, then as head and tail (see
+//!   [`crate::content`]).
 
 use std::collections::HashSet;
 
@@ -31,6 +34,11 @@ pub struct Handle {
     pub until: Option<u64>,
     /// A ready command or reference that overrides the above (a file path, a short handle).
     pub command: Option<String>,
+    /// The log range holds exactly the output's lines, each ended by CR LF (no escapes, nothing
+    /// cut), so a line's log offset can be computed and a `read` can return exactly a range
+    /// of lines.
+    #[serde(default)]
+    pub exact_lines: bool,
 }
 
 impl Handle {
@@ -41,7 +49,14 @@ impl Handle {
             since: Some(since),
             until: Some(until),
             command: None,
+            exact_lines: false,
         }
+    }
+
+    /// The same handle, saying whether its log range holds exactly the output's lines.
+    pub fn with_exact_lines(mut self, exact: bool) -> Self {
+        self.exact_lines = exact;
+        self
     }
 
     /// A handle given as a ready command or reference.
@@ -52,7 +67,7 @@ impl Handle {
         }
     }
 
-    fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         if let Some(c) = &self.command {
             return format!("`{c}`");
         }
@@ -151,7 +166,11 @@ pub fn analyze(
     let lines: Vec<&str> = cleaned.lines().collect();
     let notable = crate::generic::notable_lines(&cleaned, &lines);
     let parsed = crate::parse_lines(command, raw.len(), &cleaned, &lines, &notable);
-    let view = build(&parsed, raw, &cleaned, &lines, &notable, handle, opts);
+    let view = if command.is_some_and(crate::content::is_content_read) {
+        crate::content::view(Status::Unknown, &cleaned, &lines, handle, opts)
+    } else {
+        build(&parsed, raw, &cleaned, &lines, &notable, handle, opts)
+    };
     (parsed, view)
 }
 

@@ -39,6 +39,7 @@ mod macros {
 pub mod budget;
 pub mod build;
 pub mod compact;
+pub mod content;
 pub mod detect;
 pub mod generic;
 pub mod git;

@@ -6,6 +6,7 @@
 //! One section per concern. A section is a struct with `#[serde(default, deny_unknown_fields)]`
 //! and a `Default` that is the behaviour without a file; `docs/config.md` lists every key.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -40,30 +41,89 @@ pub struct Config {
 #[serde(default, deny_unknown_fields)]
 pub struct ExecConfig {
     /// Hard timeout in seconds: the exec returns with status `timeout` (the command keeps running).
+    #[serde(deserialize_with = "secs")]
     pub timeout_secs: f64,
     /// Seconds without output after which the exec returns with status `running`; none by default.
+    #[serde(deserialize_with = "some_secs")]
     pub idle_timeout_secs: Option<f64>,
 }
 
 impl Default for ExecConfig {
     fn default() -> Self {
         Self {
-            timeout_secs: 600.0,
+            timeout_secs: 120.0,
             idle_timeout_secs: None,
         }
     }
 }
 
+impl ExecConfig {
+    /// [`ExecConfig::timeout_secs`] in milliseconds.
+    pub fn timeout_ms(&self) -> u64 {
+        (self.timeout_secs * 1000.0).round() as u64
+    }
+
+    /// [`ExecConfig::idle_timeout_secs`] in milliseconds.
+    pub fn idle_timeout_ms(&self) -> Option<u64> {
+        self.idle_timeout_secs.map(|s| (s * 1000.0).round() as u64)
+    }
+}
+
+/// The longest duration a key accepts: one year, as the CLI's `--timeout`.
+const MAX_SECS: f64 = 86_400.0 * 365.0;
+
+fn secs<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    let s = f64::deserialize(d)?;
+    if s.is_nan() || !(s > 0.0 && s <= MAX_SECS) {
+        return Err(serde::de::Error::custom(format!(
+            "{s} is out of range: give seconds above 0 and at most one year ({MAX_SECS})"
+        )));
+    }
+    Ok(s)
+}
+
+fn some_secs<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    secs(d).map(Some)
+}
+
 /// `[session]`
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SessionConfig {
-    /// Environment variables set in every new session, after the pager defaults and before
-    /// `new -e`. An empty string sets the variable to the empty string.
-    pub env: std::collections::BTreeMap<String, String>,
-    /// `false` leaves `PAGER`, `GIT_PAGER`, `MANPAGER` and `SYSTEMD_PAGER` as the daemon's
-    /// environment has them instead of disabling pagers.
-    pub no_pager: Option<bool>,
+    /// Environment variables set in every new session: over the caller's environment and the
+    /// pager defaults, under `new -e`. An empty string sets the variable to the empty string.
+    #[serde(deserialize_with = "env_table")]
+    pub env: BTreeMap<String, String>,
+    /// `true` (the default) gives new sessions `PAGER=cat`, `GIT_PAGER=cat`, `MANPAGER=cat` and
+    /// `SYSTEMD_PAGER=` unless the caller's environment, `env` or `new -e` sets them; `false`
+    /// leaves them as the caller's environment has them.
+    pub no_pager: bool,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            env: BTreeMap::new(),
+            no_pager: true,
+        }
+    }
+}
+
+fn env_table<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+    let env = BTreeMap::<String, String>::deserialize(d)?;
+    for (k, v) in &env {
+        if k.is_empty() || k.contains(['=', '\0']) {
+            return Err(serde::de::Error::custom(format!(
+                "invalid variable name {k:?}: a name is not empty and has no '=' or NUL"
+            )));
+        }
+        if v.contains('\0') {
+            return Err(serde::de::Error::custom(format!(
+                "the value of {k} contains a NUL byte, which an environment cannot hold"
+            )));
+        }
+    }
+    Ok(env)
 }
 
 /// `[mcp]`
@@ -78,8 +138,20 @@ pub struct McpConfig {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HttpConfig {
-    /// The address `ai-session serve` listens on when `--listen` is not given.
+    /// The address `ai-session serve` (and `daemon.serve` from any front end) listens on when
+    /// no address is given; `127.0.0.1:7717` when absent.
+    #[serde(deserialize_with = "some_addr")]
     pub listen: Option<String>,
+}
+
+fn some_addr<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let s = String::deserialize(d)?;
+    if s.parse::<std::net::SocketAddr>().is_err() {
+        return Err(serde::de::Error::custom(format!(
+            "invalid address '{s}': give IP:PORT, e.g. 127.0.0.1:7717 (port 0 picks a free one)"
+        )));
+    }
+    Ok(Some(s))
 }
 
 /// Why the configuration file could not be used.
@@ -149,9 +221,27 @@ impl Config {
         }
     }
 
-    /// Parses the text of a configuration file; the error names the key and its line.
+    /// Parses the text of a configuration file. The error is one line naming the line, the
+    /// text on it (so the key) and what is wrong.
     pub fn parse(text: &str) -> Result<Config, String> {
-        toml::from_str(text).map_err(|e| e.to_string())
+        toml::from_str(text).map_err(|e| one_line(text, &e))
+    }
+}
+
+/// `line N (`KEY = VALUE`): what is wrong`: the daemon's first stderr line is what a client
+/// that started it shows, so the whole error fits on one.
+fn one_line(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim().replace('\n', "; ");
+    let Some(span) = e.span() else {
+        return message;
+    };
+    let at = span.start.min(text.len());
+    let line_no = text[..at].matches('\n').count() + 1;
+    let line = text.lines().nth(line_no - 1).unwrap_or("").trim();
+    if line.is_empty() {
+        format!("line {line_no}: {message}")
+    } else {
+        format!("line {line_no} (`{line}`): {message}")
     }
 }
 
@@ -175,7 +265,7 @@ mod tests {
         assert_eq!(c.exec.timeout_secs, 30.0);
         assert_eq!(c.exec.idle_timeout_secs, Some(2.5));
         assert_eq!(c.session.env.get("FOO").map(String::as_str), Some("bar"));
-        assert_eq!(c.session.no_pager, Some(false));
+        assert!(!c.session.no_pager);
         assert_eq!(c.mcp.tools, Some(vec!["sessions".to_string()]));
         assert_eq!(c.http.listen.as_deref(), Some("127.0.0.1:7777"));
     }
@@ -187,6 +277,36 @@ mod tests {
         assert!(err.contains("line 3"), "{err}");
         let err = Config::parse("[execs]\n").unwrap_err();
         assert!(err.contains("execs"), "{err}");
+    }
+
+    #[test]
+    fn errors_are_one_line_with_the_line_text() {
+        let err = Config::parse("[exec]\ntimeout_secs = 3\nidle_timout = 1\n").unwrap_err();
+        assert!(!err.contains('\n'), "{err}");
+        assert!(err.starts_with("line 3 (`idle_timout = 1`)"), "{err}");
+    }
+
+    #[test]
+    fn values_out_of_range_are_errors_naming_the_key() {
+        for (text, key) in [
+            ("[exec]\ntimeout_secs = -1\n", "timeout_secs"),
+            ("[exec]\ntimeout_secs = 0\n", "timeout_secs"),
+            ("[exec]\nidle_timeout_secs = nan\n", "idle_timeout_secs"),
+            ("[session]\nenv = { \"A=B\" = \"x\" }\n", "env"),
+            ("[http]\nlisten = \"localhost\"\n", "listen"),
+        ] {
+            let err = Config::parse(text).unwrap_err();
+            assert!(err.contains(key) && err.contains("line 2"), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_defaults_are_the_behaviour_without_a_file() {
+        let c = Config::default();
+        assert_eq!(c.exec.timeout_ms(), 120_000);
+        assert_eq!(c.exec.idle_timeout_ms(), None);
+        assert!(c.session.no_pager && c.session.env.is_empty());
+        assert_eq!(c.http.listen, None);
     }
 
     #[test]

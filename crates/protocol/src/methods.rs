@@ -124,6 +124,7 @@ pub struct SessionInfo {
     pub name: String,
     pub pid: i32,
     pub program: Vec<String>,
+    /// The shell's working directory now (where it started once its program has exited).
     pub cwd: String,
     pub size: Size,
     pub state: SessionState,
@@ -213,7 +214,16 @@ pub struct ExecParams {
     /// failures and final status first and counts what it leaves out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub view_budget: Option<usize>,
+    /// The command's standard input, base64 encoded (binary-safe; at most
+    /// [`MAX_EXEC_STDIN`] bytes once decoded). The daemon writes it to a private file the
+    /// command reads as its stdin, instead of the session's terminal; absent, the command
+    /// reads the terminal as usual.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdin_b64: Option<String>,
 }
+
+/// The most bytes of standard input an exec takes (`stdin_b64`, decoded): 8 MiB.
+pub const MAX_EXEC_STDIN: usize = 8 << 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
@@ -469,6 +479,19 @@ pub struct StatusResult {
     /// `SessionInfo::degraded`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub degraded: Vec<DegradedSession>,
+    /// The configuration file the daemon looked for at start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<ConfigStatus>,
+}
+
+/// The configuration file, in `daemon.status`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct ConfigStatus {
+    /// Where the daemon looked (`$AI_SESSION_CONFIG`, else `config.toml` in the state directory).
+    pub path: String,
+    /// Whether a file was there and read; false means the built-in defaults.
+    pub loaded: bool,
 }
 
 /// A session whose output log is missing output, in `daemon.status`.

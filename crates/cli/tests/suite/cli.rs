@@ -121,7 +121,7 @@ fn timeouts_keep_partial_output_and_the_command() {
     assert!(r["hint"].as_str().unwrap().contains("wait -t s --prompt"));
     // A second exec is refused while the first command runs.
     let busy = env.run(&["exec", "-t", "s", "echo no"]);
-    assert_eq!(busy.status.code(), Some(1));
+    assert_eq!(busy.status.code(), Some(125));
     assert!(String::from_utf8_lossy(&busy.stderr).contains("busy"));
     let w = env.json(&["wait", "-t", "s", "--prompt", "--timeout", "20"]);
     assert_eq!(w["exit_code"], 0);
@@ -223,7 +223,7 @@ fn unknown_session_lists_existing_ones() {
     env.ok(&["new", "-s", "alpha"]);
     env.ok(&["new", "-s", "beta"]);
     let out = env.run(&["capture", "-t", "gamma"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(125));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("no session named 'gamma'") && err.contains("alpha, beta"),
@@ -459,7 +459,7 @@ fn parse_reads_saved_output_from_stdin() {
 fn bad_programs_and_directories_are_clear_errors() {
     let env = Env::new();
     let out = env.run(&["new", "-s", "x", "--", "no-such-program-xyz"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(125));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("cannot start 'no-such-program-xyz'") && err.contains("not in PATH"),

@@ -484,7 +484,7 @@ fn an_agent_token_acts_only_as_its_agent() {
     assert_eq!(task(&env, &id)["agent"].to_string(), holder_name);
     // The intruder's token cannot complete or fail the holder's task ...
     let out = env.run(&["task", "done", &id, "--token", &intruder]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(125));
     assert!(
         text(&out.stderr).contains("may not complete"),
         "{}",

@@ -234,7 +234,7 @@ fn truncated_and_malformed_imports_are_bad_input_saying_what_to_do() {
     }
     // Through the CLI, as a user meets it.
     let out = import_file(&to, &export[..n / 2], "half");
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(125));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("is truncated") && stderr.contains("hint:"),

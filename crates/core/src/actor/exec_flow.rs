@@ -52,8 +52,18 @@ impl Actor {
     }
 
     pub(super) fn start_exec(&mut self, queued: Queued) {
+        // Checked by `SessionHandle::exec` before it got here.
+        let stdin = match queued.params.stdin_b64.as_deref().map(exec::decode_stdin) {
+            Some(Err(e)) => {
+                queued.reply.send(Err(e)).ok();
+                return;
+            }
+            Some(Ok(bytes)) => Some(bytes),
+            None => None,
+        };
         let prepared = exec::prepare(
             &queued.params.command,
+            stdin.as_deref(),
             self.tracker.integration(),
             &self.id.dir,
             self.tracker.next_seq(),
@@ -179,6 +189,8 @@ impl Actor {
     pub(super) fn answer_partial(&mut self, p: Pending, status: ExecStatus) {
         let foreground = self.foreground();
         let via = self.tracker.integration();
+        // The command runs with its input open already: the file can go.
+        p.cleanup_input();
         let mut result = exec::partial(&p, &self.out.log, status, via);
         let what = foreground
             .as_ref()

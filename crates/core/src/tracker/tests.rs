@@ -124,6 +124,7 @@ impl Replay {
             text: q.params.command.clone(),
             nonce: None,
             file: None,
+            input: None,
         };
         self.tracker.typed(q, line, self.fed as u64, self.now);
     }

@@ -80,7 +80,14 @@ pub(crate) async fn start(daemon: &Arc<Daemon>, p: ServeParams) -> Result<ServeR
     }
     let addr = match wanted {
         Some(addr) => addr,
-        None => parse_listen(DEFAULT_LISTEN)?,
+        None => parse_listen(
+            daemon
+                .config
+                .http
+                .listen
+                .as_deref()
+                .unwrap_or(DEFAULT_LISTEN),
+        )?,
     };
     remote_allowed(addr, p.allow_remote)?;
     let token = auth::Token::load_or_create(&daemon.paths.data).map_err(|e| {

@@ -88,8 +88,11 @@ pub(crate) async fn exec(
 pub(super) async fn exec_saved(
     daemon: &Daemon,
     who: &Principal,
-    p: ExecParams,
+    mut p: ExecParams,
 ) -> Result<(ExecResult, Vec<String>), RpcError> {
+    // The configuration file's `[exec]` defaults, for every front end alike.
+    p.timeout_ms = p.timeout_ms.or(Some(daemon.config.exec.timeout_ms()));
+    p.idle_timeout_ms = p.idle_timeout_ms.or(daemon.config.exec.idle_timeout_ms());
     let (target, command, started) = (
         p.target.clone(),
         p.command.clone(),
@@ -206,6 +209,10 @@ pub(super) fn status(daemon: &Daemon) -> StatusResult {
         persist: Some(daemon.persist.status()),
         audit: Some(daemon.access.audit_status()),
         degraded: daemon.manager.degraded(),
+        config: Some(ConfigStatus {
+            path: daemon.config_file.0.display().to_string(),
+            loaded: daemon.config_file.1,
+        }),
     }
 }
 
