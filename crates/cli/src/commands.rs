@@ -100,6 +100,9 @@ pub async fn run(sel: &Selector, command: Command) -> Result<ExitCode, CliError>
     if let Command::Serve(a) = command {
         return serve(sel, a).await;
     }
+    if let Command::Web(a) = command {
+        return crate::web::run(sel, a).await;
+    }
     if let Command::Stats(a) = command {
         return crate::stats::run(sel, a).await;
     }
@@ -252,6 +255,7 @@ pub async fn run(sel: &Selector, command: Command) -> Result<ExitCode, CliError>
         | Command::Persist(_)
         | Command::Mcp
         | Command::Serve(_)
+        | Command::Web(_)
         | Command::Stats(_)
         | Command::Policy { .. }
         | Command::Audit { .. }

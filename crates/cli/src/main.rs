@@ -10,6 +10,7 @@ mod persist;
 mod security;
 mod stats;
 mod tmux;
+mod web;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -74,6 +75,8 @@ enum Command {
     /// Serve the HTTP and WebSocket API (and MCP at /mcp) from the daemon; prints the URL and
     /// the token file.
     Serve(ServeArgs),
+    /// The web dashboard: starts the HTTP server if needed and prints a one-time login link.
+    Web(web::WebArgs),
     /// The daemon's figures: sessions, execs and their outcomes, tokens, requests, resources.
     Stats(StatsArgs),
     /// Sandbox policies: check one and see what this host would enforce.

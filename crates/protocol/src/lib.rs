@@ -20,6 +20,7 @@ pub mod paths;
 pub mod persist;
 pub mod registry;
 pub mod stats;
+pub mod web;
 
 pub use error::{ErrorData, ErrorKind, RpcError};
 use serde::{Deserialize, Serialize};

@@ -3,6 +3,7 @@ mod audit;
 mod cli;
 mod context;
 mod coord;
+mod dashboard;
 mod disk_full;
 mod escape;
 mod exec_truth;
