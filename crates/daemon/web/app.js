@@ -1,6 +1,7 @@
 // The dashboard's shell: the API helper (cookie + CSRF token), tabs, the error banner, and the
 // session list: polled from GET /v1/sessions, drawn virtualised (only the rows in view exist),
-// the selected session's row kept live by its WebSocket stream (terminal.js).
+// rows kept live between polls by the $system bus stream (session states, panels.js) and the
+// selected session's own stream (terminal.js).
 'use strict';
 
 const CSRF = document.querySelector('meta[name="csrf-token"]').content;

@@ -89,7 +89,8 @@ function drawDag(all) {
   document.getElementById('dag').replaceChildren(tasks.length ? svg : el('p', { class: 'dim' }, 'No tasks.'));
 }
 
-/** Coordinator events keep the panel current: each one reloads it (at most every 500 ms). */
+/** Coordinator events keep this panel current (each reloads it, at most every 500 ms) and the
+ * session list's states live. */
 function followSystem() {
   const ws = new WebSocket(wsUrl('/v1/bus/stream?topic=%24system'));
   let pending = null;
@@ -98,6 +99,11 @@ function followSystem() {
     if (m.type !== 'message') return;
     const events = document.getElementById('events');
     const p = m.message.payload || {};
+    if (p.event === 'session_state_changed' && p.session) {
+      // The session list's rows change state live between its polls.
+      liveUpdate(p.session, { state: p.state });
+      return;
+    }
     events.prepend(el('li', {}, `${new Date(m.message.sent_at_ms).toLocaleTimeString()} ${p.event || p.kind || ''} ${JSON.stringify(p).slice(0, 160)}`));
     while (events.children.length > 100) events.lastChild.remove();
     if (!pending) pending = setTimeout(() => { pending = null; loadCoord(); }, 500);

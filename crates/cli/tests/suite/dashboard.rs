@@ -113,6 +113,17 @@ impl Server {
     }
 }
 
+/// An API token holding exactly `caps`.
+fn api_token(env: &Env, caps: &[&str]) -> String {
+    let mut args = vec!["access", "token", "--json"];
+    for cap in caps {
+        args.extend(["--cap", cap]);
+    }
+    let out = env.ok(&args);
+    let v: Value = serde_json::from_str(&out).expect("token JSON");
+    v["token"].as_str().expect("token").to_owned()
+}
+
 fn meta(page: &str, name: &str) -> String {
     let marker = format!("<meta name=\"{name}\" content=\"");
     let start = page.find(&marker).expect("meta tag") + marker.len();
@@ -297,17 +308,7 @@ fn a_request_that_changes_something_needs_the_csrf_token() {
 fn a_dashboard_session_acts_as_the_token_that_asked_for_the_link() {
     let s = Server::start();
     s.env.ok(&["new", "-s", "w"]);
-    let token = s.env.json(&[
-        "access",
-        "token",
-        "--cap",
-        "session:list",
-        "--cap",
-        "session:read:*",
-        "--cap",
-        "web:login",
-    ]);
-    let token = token["token"].as_str().expect("token").to_owned();
+    let token = api_token(&s.env, &["session:list", "session:read:*", "web:login"]);
     let login = s.login(Some(&token));
     let page = s.as_browser(&login, "GET", "/", None, "");
     assert!(meta(&page.body, "principal").starts_with("token:"));
@@ -332,11 +333,11 @@ fn a_dashboard_session_acts_as_the_token_that_asked_for_the_link() {
         a.body
     );
     // A token without web:login gets no link.
-    let bare = s.env.json(&["access", "token", "--cap", "session:list"]);
+    let bare = api_token(&s.env, &["session:list"]);
     let out = s
         .env
         .command(&["web", "--json"])
-        .env("AI_SESSION_TOKEN", bare["token"].as_str().unwrap())
+        .env("AI_SESSION_TOKEN", &bare)
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -462,16 +463,7 @@ fn the_dashboard_in_chromium() {
     s.env.ok(&["new", "-s", "build"]);
     s.env.ok(&["new", "-s", "docs"]);
     s.env.exec("build", "echo compiled; (exit 0)");
-    let viewer = s.env.json(&[
-        "access",
-        "token",
-        "--cap",
-        "session:list",
-        "--cap",
-        "session:read:*",
-        "--cap",
-        "web:login",
-    ]);
+    let viewer = api_token(&s.env, &["session:list", "session:read:*", "web:login"]);
     let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join("..")
         .join("dashboard-screenshots");
@@ -489,9 +481,7 @@ fn the_dashboard_in_chromium() {
         )
         .env(
             "DASH_VIEWER_LOGIN",
-            s.web(viewer["token"].as_str())["login_url"]
-                .as_str()
-                .unwrap(),
+            s.web(Some(&viewer))["login_url"].as_str().unwrap(),
         )
         .env("DASH_BIN", env!("CARGO_BIN_EXE_ai-session"))
         .env("AI_SESSION_HOME", s.env.home.path())
