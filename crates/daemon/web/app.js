@@ -150,7 +150,7 @@ async function pollSessions() {
       api('GET', '/v1/sessions'),
       api('GET', '/v1/agents').catch(() => ({ agents: [] })),
     ]);
-    list.all = sessions.sessions;
+    list.all = sessions.sessions.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     list.live = {};
     list.agents = {};
     for (const a of agents.agents) if (a.session && a.status === 'active') list.agents[a.session] = a.name;

@@ -447,10 +447,7 @@ fn python_has(module: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// The page in a real browser: Debian's chromium, driven by Playwright. Screenshots land in
-/// `target/dashboard-screenshots/` (and, with `AI_SESSION_DOCS_SCREENSHOTS=1`, in `docs/web/`).
-#[test]
-fn the_dashboard_in_chromium() {
+fn require_browser() {
     assert!(
         python_has("playwright"),
         "python3 cannot import playwright: run .ci/run's install step (python3 -m pip install playwright)"
@@ -459,36 +456,52 @@ fn the_dashboard_in_chromium() {
         std::path::Path::new("/usr/bin/chromium").exists(),
         "no /usr/bin/chromium: run .ci/run's install step (apt-get install chromium)"
     );
-    let s = Server::start();
-    s.env.ok(&["new", "-s", "build"]);
-    s.env.ok(&["new", "-s", "docs"]);
-    s.env.exec("build", "echo compiled; (exit 0)");
-    let viewer = api_token(&s.env, &["session:list", "session:read:*", "web:login"]);
+}
+
+/// `tests/web/dashboard_browser.py` against `s`, with login links for the owner and for an API
+/// token holding `viewer_caps` (and `web:login`).
+fn browser_script(s: &Server, viewer_caps: &[&str]) -> Command {
+    let mut caps = viewer_caps.to_vec();
+    caps.push("web:login");
+    let viewer = api_token(&s.env, &caps);
     let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join("..")
         .join("dashboard-screenshots");
     std::fs::create_dir_all(&shots).unwrap();
-    let script = format!(
+    let mut cmd = Command::new("python3");
+    cmd.arg(format!(
         "{}/tests/web/dashboard_browser.py",
         env!("CARGO_MANIFEST_DIR")
-    );
-    let mut cmd = Command::new("python3");
-    cmd.arg(script)
-        .env("DASH_URL", format!("http://{}", s.addr))
-        .env(
-            "DASH_OWNER_LOGIN",
-            s.web(None)["login_url"].as_str().unwrap(),
-        )
-        .env(
-            "DASH_VIEWER_LOGIN",
-            s.web(Some(&viewer))["login_url"].as_str().unwrap(),
-        )
-        .env("DASH_BIN", env!("CARGO_BIN_EXE_ai-session"))
-        .env("AI_SESSION_HOME", s.env.home.path())
-        .env("HOME", s.env.home.path())
-        .env("DASH_SCREENSHOTS", &shots);
+    ))
+    .env("DASH_URL", format!("http://{}", s.addr))
+    .env(
+        "DASH_OWNER_LOGIN",
+        s.web(None)["login_url"].as_str().unwrap(),
+    )
+    .env(
+        "DASH_VIEWER_LOGIN",
+        s.web(Some(&viewer))["login_url"].as_str().unwrap(),
+    )
+    .env("DASH_BIN", env!("CARGO_BIN_EXE_ai-session"))
+    .env("AI_SESSION_HOME", s.env.home.path())
+    .env("HOME", s.env.home.path())
+    .env("DASH_SCREENSHOTS", &shots);
+    cmd
+}
+
+/// The page in a real browser: Debian's chromium, driven by Playwright. Screenshots land in
+/// `target/dashboard-screenshots/`; `docs/web/` holds copies.
+#[test]
+fn the_dashboard_in_chromium() {
+    require_browser();
+    let s = Server::start();
+    s.env.ok(&["new", "-s", "build"]);
+    s.env.ok(&["new", "-s", "docs"]);
+    s.env.exec("build", "echo compiled; (exit 0)");
+    let mut cmd = browser_script(&s, &["session:list", "session:read:*"]);
     let (ok, out) = run_with_deadline(&mut cmd, 180);
     assert!(ok, "the browser test failed:\n{out}");
+    println!("{out}");
 }
 
 fn run_with_deadline(cmd: &mut Command, secs: u64) -> (bool, String) {
@@ -512,4 +525,38 @@ fn run_with_deadline(cmd: &mut Command, secs: u64) -> (bool, String) {
         String::from_utf8_lossy(&out.stderr)
     );
     (out.status.success(), text)
+}
+
+/// 1,000 sessions: the page loads in under a second, draws only the rows in view, scrolls to
+/// the last one and opens one stream, for the selected session only.
+#[test]
+fn the_dashboard_at_1000_sessions_in_chromium() {
+    require_browser();
+    let s = Server::start();
+    let serve = s.env.json(&["serve"]);
+    let token_file = serve["token_file"].as_str().expect("token_file");
+    let token = std::fs::read_to_string(token_file).expect("token");
+    let auth = format!("Bearer {}", token.trim());
+    const COUNT: usize = 1000;
+    for i in 0..COUNT {
+        // Idle programs stand for most sessions; the last one runs a shell to look at.
+        let body = if i + 1 == COUNT {
+            json!({"name": format!("s{i:04}"), "shell": "/bin/bash"})
+        } else {
+            json!({"name": format!("s{i:04}"), "program": ["sleep", "100000"]})
+        };
+        let a = request(
+            &s.addr,
+            "POST",
+            "/v1/sessions",
+            &[("Authorization", &auth)],
+            &body.to_string(),
+        );
+        assert_eq!(a.status, 201, "session {i}: {}", a.body);
+    }
+    let mut cmd = browser_script(&s, &["session:list"]);
+    cmd.env("DASH_SESSIONS", COUNT.to_string());
+    let (ok, out) = run_with_deadline(&mut cmd, 300);
+    assert!(ok, "the browser test failed:\n{out}");
+    println!("{out}");
 }
