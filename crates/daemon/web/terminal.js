@@ -4,25 +4,49 @@
 // audits it); and the per-command timeline from GET /v1/sessions/NAME/history.
 'use strict';
 
-const term = new Terminal({
-  disableStdin: true,
-  scrollback: 5000,
-  fontSize: 13,
-  fontFamily: 'DejaVu Sans Mono, monospace',
-  theme: { background: '#0e1013' },
-});
-const fitAddon = new FitAddon.FitAddon();
-term.loadAddon(fitAddon);
-term.open(document.getElementById('terminal'));
+// xterm.js (488 KB) is loaded when the first session is opened, not with the page: the page
+// loads faster, and a dashboard used for its other panels never parses it.
+let term = null;
+let fitAddon = null;
+let xtermReady = null;
+
+function loadScript(src) {
+  return new Promise((resolve, reject) => {
+    const s = document.createElement('script');
+    s.src = src;
+    s.onload = resolve;
+    s.onerror = () => reject(new Error(`cannot load ${src}`));
+    document.head.append(s);
+  });
+}
+
+function ensureTerminal() {
+  xtermReady ||= loadScript('/ui/vendor/xterm.js')
+    .then(() => loadScript('/ui/vendor/addon-fit.js'))
+    .then(() => {
+      term = new Terminal({
+        disableStdin: true,
+        scrollback: 5000,
+        fontSize: 13,
+        fontFamily: 'DejaVu Sans Mono, monospace',
+        theme: { background: '#0e1013' },
+      });
+      fitAddon = new FitAddon.FitAddon();
+      term.loadAddon(fitAddon);
+      term.open(document.getElementById('terminal'));
+      term.onData(typed);
+    });
+  return xtermReady;
+}
 
 const view = { name: null, ws: null, takeover: false, lastFinished: null };
 
 function setNote(text) { document.getElementById('view-note').textContent = text || ''; }
 
-function selectSession(name) {
+async function selectSession(name) {
   if (view.name === name) return;
   if (view.ws) view.ws.close();
-  setTakeover(false);
+  view.ws = null;
   view.name = name;
   list.selected = name;
   drawRows();
@@ -30,6 +54,14 @@ function selectSession(name) {
   document.getElementById('view').hidden = false;
   document.getElementById('view-name').textContent = name;
   setNote('');
+  try {
+    await ensureTerminal();
+  } catch (e) {
+    setNote(e.message);
+    return;
+  }
+  if (view.name !== name) return;
+  setTakeover(false);
   term.reset();
   timeline.total = -1;
   openStream(name);
@@ -106,7 +138,7 @@ function setTakeover(on) {
 
 // Keystrokes go out in order, one request at a time.
 let sending = Promise.resolve();
-term.onData((data) => {
+function typed(data) {
   if (!view.takeover || !view.name) return;
   const name = view.name;
   sending = sending.then(() => api('POST', `/v1/sessions/${encodeURIComponent(name)}/write`, { data_b64: b64(data) }))
@@ -114,15 +146,16 @@ term.onData((data) => {
       setTakeover(false);
       setNote(`take over refused: ${e.message}`);
     });
-});
+}
 
 document.getElementById('takeover').addEventListener('click', () => {
+  if (!term) return;
   setNote('');
   setTakeover(!view.takeover);
 });
 
 document.getElementById('fit').addEventListener('click', async () => {
-  const dims = fitAddon.proposeDimensions();
+  const dims = fitAddon && fitAddon.proposeDimensions();
   if (!dims || !view.name) return;
   try {
     await api('POST', `/v1/sessions/${encodeURIComponent(view.name)}/resize`, { size: { cols: dims.cols, rows: dims.rows } });
@@ -147,8 +180,10 @@ async function loadTimeline(name, expectMore) {
     const h = await api('GET', `/v1/sessions/${encodeURIComponent(name)}/history?limit=50`);
     if (view.name !== name) return;
     const grew = h.total > timeline.total;
+    const changed = h.total !== timeline.total;
     timeline.total = h.total;
-    box.replaceChildren(...h.execs.slice().reverse().map((x) => execEntry(name, x)));
+    // Redrawn only when the history changed, so entries opened by hand stay open.
+    if (changed) box.replaceChildren(...h.execs.slice().reverse().map((x) => execEntry(name, x)));
     if (!h.execs.length) box.replaceChildren(el('p', { class: 'dim' }, 'No command run through exec yet.'));
     if (grew) timeline.retries = 0;
   } catch (e) {

@@ -51,6 +51,18 @@ def open_session(page, name):
     expect(page.locator("#terminal .xterm-rows")).to_contain_text(re.compile(r"[$#]"), timeout=DEADLINE_MS)
 
 
+def load_time(page):
+    """Milliseconds from the navigation's start (the login link, its redirect included) to the
+    end of the load event, as the browser measured them."""
+    page.wait_for_function("() => performance.getEntriesByType('navigation')[0].loadEventEnd > 0")
+    nav = page.evaluate("() => performance.getEntriesByType('navigation')[0].toJSON()")
+    load_ms = nav["loadEventEnd"] - nav["startTime"]
+    print(f"page load: {load_ms:.0f} ms (response end {nav['responseEnd']:.0f} ms, "
+          f"DOM interactive {nav['domInteractive']:.0f} ms)")
+    assert load_ms > 0, nav
+    return load_ms
+
+
 def viewer_is_refused(browser):
     """A dashboard logged in with a token lacking session:send:build cannot type."""
     page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
@@ -72,12 +84,7 @@ def viewer_is_refused(browser):
 def owner_session_flow(page):
     page.goto(OWNER_LOGIN)
     assert page.url == URL + "/", f"the login code left the URL: {page.url}"
-    page.wait_for_function("() => performance.getEntriesByType('navigation')[0].loadEventEnd > 0")
-    nav = page.evaluate("() => performance.getEntriesByType('navigation')[0].toJSON()")
-    # From the click on the link (the redirect included) to the end of the load event.
-    load_ms = nav["loadEventEnd"] - nav["startTime"]
-    print(f"page load: {load_ms:.0f} ms (response end {nav['responseEnd']:.0f} ms, DOM interactive {nav['domInteractive']:.0f} ms)")
-    assert load_ms > 0, nav
+    load_ms = load_time(page)
     assert load_ms < 1000, f"the page took {load_ms} ms to load"
     # The sessions the CLI made are listed.
     for name in ("build", "docs"):
@@ -151,13 +158,11 @@ def at_scale(browser):
     streams = []
     page.on("websocket", lambda ws: streams.append(ws.url) if "/v1/sessions/" in ws.url else None)
     page.goto(OWNER_LOGIN)
-    page.wait_for_function("() => performance.getEntriesByType('navigation')[0].loadEventEnd > 0")
-    nav = page.evaluate("() => performance.getEntriesByType('navigation')[0].toJSON()")
-    load_ms = nav["loadEventEnd"] - nav["startTime"]
+    load_ms = load_time(page)
     expect(page.locator("#list-count")).to_contain_text(f"{count} of {count}", timeout=DEADLINE_MS)
     listed_ms = page.evaluate("() => performance.now()")
-    print(f"{count} sessions: page load {load_ms:.0f} ms, list drawn at {listed_ms:.0f} ms")
-    assert 0 < load_ms < 1000, f"the page took {load_ms} ms to load"
+    print(f"{count} sessions: list drawn {listed_ms:.0f} ms after the navigation started")
+    assert load_ms < 1000, f"the page took {load_ms} ms to load"
     rows = page.locator("#session-list .row").count()
     assert 0 < rows <= 80, f"{rows} rows drawn for {count} sessions"
     page.locator("#session-list").evaluate("(e) => { e.scrollTop = e.scrollHeight; }")
