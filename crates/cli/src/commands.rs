@@ -111,6 +111,9 @@ pub async fn run(sel: &Selector, command: Command) -> Result<ExitCode, CliError>
     if let Command::Serve(a) = command {
         return serve(sel, a).await;
     }
+    if let Command::Web(a) = command {
+        return crate::web::run(sel, a).await;
+    }
     if let Command::Stats(a) = command {
         return crate::stats::run(sel, a).await;
     }
@@ -284,6 +287,7 @@ pub async fn run(sel: &Selector, command: Command) -> Result<ExitCode, CliError>
         | Command::Decide(_)
         | Command::Mcp
         | Command::Serve(_)
+        | Command::Web(_)
         | Command::Stats(_)
         | Command::Alerts(_)
         | Command::Nodes(_)

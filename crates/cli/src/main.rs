@@ -19,6 +19,7 @@ mod stats;
 mod stream;
 mod tmux;
 mod upgrade;
+mod web;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -101,6 +102,8 @@ enum Command {
     /// Serve the HTTP and WebSocket API (and MCP at /mcp) from the daemon; prints the URL and
     /// the token file.
     Serve(ServeArgs),
+    /// The web dashboard: starts the HTTP server if needed and prints a one-time login link.
+    Web(web::WebArgs),
     /// The daemon's figures: sessions, execs and their outcomes, tokens, requests, resources.
     Stats(StatsArgs),
     /// Anomalies detected: retry loops, slow execs, error spikes, floods, denial bursts.

@@ -396,6 +396,23 @@ impl Persist {
         .await;
     }
 
+    /// A session's saved execs, oldest first, and how many there are (`session.history`).
+    pub(crate) async fn history(
+        &self,
+        name: &str,
+        limit: usize,
+    ) -> Result<(Vec<ExecRecord>, usize), RpcError> {
+        let name = name.to_owned();
+        self.call(move |w| {
+            let id = w.id(&name)?;
+            let mut records = w.store.load_history(&id).map_err(|e| store_err(&e))?;
+            let total = records.len();
+            records.drain(..total.saturating_sub(limit));
+            Ok((records, total))
+        })
+        .await
+    }
+
     /// Before the sessions are killed at shutdown: a last checkpoint of every scrollback with
     /// output since its last save (one fsync each: the others are on disk already), then wait
     /// for the store thread to finish its queue.

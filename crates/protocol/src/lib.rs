@@ -24,6 +24,7 @@ pub mod persist;
 pub mod registry;
 pub mod stats;
 pub mod trace;
+pub mod web;
 
 pub use error::{ErrorData, ErrorKind, RpcError};
 use serde::{Deserialize, Serialize};

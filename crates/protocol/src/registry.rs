@@ -26,6 +26,7 @@ use crate::decisions as d;
 use crate::methods as m;
 use crate::persist as p;
 use crate::stats as st;
+use crate::web as w;
 use crate::{ErrorKind, RpcError};
 
 /// A method: its wire name and its typed params and result.
@@ -570,6 +571,26 @@ methods! {
     AuditRepair = "audit.repair" (Empty => m::AuditRepairResult) {
         need: Need::Fixed("audit:repair"), audit: EXIT,
         http: None, mcp: None, cli: Some("audit repair"),
+    }
+    /// A one-time code that logs a browser into the web dashboard as the caller.
+    WebLogin = "web.login" (Empty => w::WebLoginResult) {
+        need: Need::Fixed("web:login"), audit: LOUD,
+        http: None, mcp: None, cli: Some("web"),
+    }
+    /// A session's saved execs, newest last: exit code, duration, output offsets, compact view.
+    SessionHistory = "session.history" (w::HistoryParams => w::HistoryResult) {
+        need: Need::Session("read"), audit: QUIET,
+        http: on(Get, "/v1/sessions/{name}/history", Query), mcp: None, cli: None,
+    }
+    /// The audit log's entries, filtered by session, principal and risk.
+    AuditList = "audit.list" (w::AuditListParams => w::AuditListResult) {
+        need: Need::Fixed("audit:list"), audit: QUIET,
+        http: route(Get, "/v1/audit", Query), mcp: None, cli: None,
+    }
+    /// Check the audit log's keyed hash chain against its signed head.
+    AuditVerify = "audit.verify" (Empty => w::AuditVerifyResult) {
+        need: Need::Fixed("audit:verify"), audit: QUIET,
+        http: route(Get, "/v1/audit/verify", Input::None), mcp: None, cli: None,
     }
     /// Save a snapshot of a session: settings, cwd, environment, history, scrollback, context.
     SnapshotCreate = "snapshot.create" (p::SnapshotParams => p::SnapshotInfo) {

@@ -8,6 +8,7 @@ mod content_view;
 mod context;
 mod coord;
 mod decisions;
+mod dashboard;
 mod disk_full;
 mod escape;
 mod exec_queue;

@@ -9,6 +9,7 @@
 //! `/metrics` and the token-less `--metrics-listen` server.
 
 mod auth;
+mod dashboard;
 mod error;
 mod mcp;
 mod metrics;
@@ -26,6 +27,8 @@ use ai_session_protocol::{ErrorKind, RpcError};
 
 use crate::server::Daemon;
 
+pub(crate) use dashboard::web_login;
+
 /// Where `ai-session serve` listens when no address is given.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7717";
 
@@ -33,6 +36,8 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:7717";
 #[derive(Default)]
 pub(crate) struct Http {
     running: tokio::sync::Mutex<Option<Running>>,
+    /// The dashboard's login codes and sessions.
+    logins: dashboard::Logins,
 }
 
 struct Running {

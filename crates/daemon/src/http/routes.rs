@@ -277,11 +277,13 @@ pub(crate) fn router(
         .route_service("/mcp", mcp)
         .fallback(super::error::not_found)
         .method_not_allowed_fallback(super::error::method_not_allowed)
-        .with_state(app)
-        .layer(axum::middleware::from_fn_with_state(
-            (token, daemon.clone()),
-            super::auth::require_token,
-        ))
+        .with_state(app);
+    let authed = router.clone().layer(axum::middleware::from_fn_with_state(
+        (token, daemon.clone()),
+        super::auth::require_token,
+    ));
+    // The dashboard's pages, and its cookie's way into `router`; the rest goes to `authed`.
+    let router = super::dashboard::router(daemon.clone(), router, authed)
         // Outermost, so it runs first: a rebinding page learns nothing, not even whether its
         // token was good.
         .layer(axum::middleware::from_fn_with_state(

@@ -10,9 +10,11 @@
 //!
 //! Direction: front end -> service -> observers. Observers never call back into the service.
 
+mod audit_trail;
 mod caller;
 mod events;
 mod forward;
+mod history;
 mod sessions;
 mod upgrade;
 
@@ -266,6 +268,10 @@ async fn dispatch(
         Call::DaemonServe(p) => ok::<DaemonServe>(crate::http::start(d, p).await),
         Call::ClusterNodes(_) => ok::<ClusterNodes>(crate::cluster::nodes(d).await),
         Call::AuditRepair(_) => ok::<AuditRepair>(d.access.repair_audit(who)),
+        Call::WebLogin(_) => ok::<WebLogin>(crate::http::web_login(d, who).await),
+        Call::SessionHistory(p) => ok::<SessionHistory>(history::history(d, p).await),
+        Call::AuditList(p) => ok::<AuditList>(audit_trail::list(d, p).await),
+        Call::AuditVerify(_) => ok::<AuditVerify>(audit_trail::verify(d).await),
         Call::SnapshotCreate(p) => ok::<SnapshotCreate>(pe::snapshot_create(d, p).await),
         Call::SnapshotList(p) => ok::<SnapshotList>(pe::snapshot_list(d, who, p).await),
         Call::SnapshotRestore(p) => ok::<SnapshotRestore>(pe::snapshot_restore(d, who, p).await),

@@ -1,0 +1,176 @@
+// The dashboard's shell: the API helper (cookie + CSRF token), tabs, the error banner, and the
+// session list: polled from GET /v1/sessions, drawn virtualised (only the rows in view exist),
+// rows kept live between polls by the $system bus stream (session states, panels.js) and the
+// selected session's own stream (terminal.js).
+'use strict';
+
+const CSRF = document.querySelector('meta[name="csrf-token"]').content;
+const PRINCIPAL = document.querySelector('meta[name="principal"]').content;
+const ROW = 24;
+
+/** Calls the REST API as this dashboard session; throws an Error with the server's message. */
+async function api(method, path, body) {
+  const opts = { method, headers: {}, credentials: 'same-origin' };
+  if (method !== 'GET') {
+    opts.headers['X-CSRF-Token'] = CSRF;
+    opts.headers['Content-Type'] = 'application/json';
+    opts.body = JSON.stringify(body || {});
+  }
+  const r = await fetch(path, opts);
+  const text = await r.text();
+  let json = null;
+  try { json = text ? JSON.parse(text) : null; } catch (_) { json = null; }
+  if (!r.ok) {
+    const err = new Error((json && json.error && json.error.message) || `HTTP ${r.status}`);
+    err.status = r.status;
+    err.hint = json && json.error && json.error.hint;
+    if (r.status === 401) showError('Logged out: run `ai-session web` for a new link.');
+    throw err;
+  }
+  return json;
+}
+
+function wsUrl(path) {
+  return `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}${path}`;
+}
+
+function showError(text) {
+  const e = document.getElementById('error');
+  e.textContent = text;
+  e.hidden = !text;
+}
+
+function el(tag, attrs, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === 'class') e.className = v;
+    else if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
+    else e.setAttribute(k, v);
+  }
+  for (const c of children) e.append(c instanceof Node ? c : String(c ?? ''));
+  return e;
+}
+
+function human(ms) {
+  if (ms == null) return '';
+  if (ms < 1000) return `${ms} ms`;
+  const s = Math.floor(ms / 1000);
+  if (s < 60) return `${(ms / 1000).toFixed(1)} s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m ${s % 60}s`;
+  return `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m`;
+}
+
+// ---- tabs ----------------------------------------------------------------------------------
+
+const tabHooks = {};
+document.getElementById('tabs').addEventListener('click', (ev) => {
+  const tab = ev.target.dataset && ev.target.dataset.tab;
+  if (!tab) return;
+  for (const b of document.querySelectorAll('#tabs button')) b.classList.toggle('active', b === ev.target);
+  for (const s of document.querySelectorAll('.tab')) s.classList.toggle('active', s.id === `tab-${tab}`);
+  if (tabHooks[tab]) tabHooks[tab]();
+});
+document.getElementById('who').textContent = `as ${PRINCIPAL}`;
+document.getElementById('logout').addEventListener('click', async () => {
+  await fetch('/logout', { method: 'POST', headers: { 'X-CSRF-Token': CSRF } });
+  location.reload();
+});
+
+// ---- the session list ----------------------------------------------------------------------
+
+const list = {
+  all: [],        // every session, from the last poll
+  shown: [],      // after the filters
+  agents: {},     // session name -> agent name
+  selected: null, // name
+  live: {},       // name -> fields the stream updated since the last poll
+};
+
+function rowFields(s) {
+  const live = list.live[s.name] || {};
+  const last = s.last_command;
+  const exit = live.exit_code !== undefined ? live.exit_code : (last ? last.exit_code : null);
+  return {
+    name: s.name,
+    state: live.state || s.state,
+    program: (s.program || []).join(' '),
+    cwd: s.cwd,
+    sandbox: s.sandbox ? s.sandbox.policy : '',
+    exit,
+    duration: human(Date.now() - s.created_ms),
+    agent: list.agents[s.name] || '',
+  };
+}
+
+function applyFilters() {
+  const text = document.getElementById('filter-text').value.trim().toLowerCase();
+  const state = document.getElementById('filter-state').value;
+  const failed = document.getElementById('filter-failed').checked;
+  list.shown = list.all.map(rowFields).filter((r) =>
+    (!state || r.state === state)
+    && (!failed || (r.exit != null && r.exit !== 0))
+    && (!text || [r.name, r.program, r.cwd, r.agent, r.sandbox].some((f) => f.toLowerCase().includes(text))));
+  document.getElementById('session-spacer').style.height = `${list.shown.length * ROW}px`;
+  document.getElementById('list-count').textContent =
+    `${list.shown.length} of ${list.all.length} sessions`;
+  drawRows();
+}
+
+/** Draws only the rows in view (plus a margin): 1,000 sessions cost 40 elements, not 8,000. */
+function drawRows() {
+  const box = document.getElementById('session-list');
+  const spacer = document.getElementById('session-spacer');
+  const first = Math.max(0, Math.floor(box.scrollTop / ROW) - 5);
+  const last = Math.min(list.shown.length, Math.ceil((box.scrollTop + box.clientHeight) / ROW) + 5);
+  spacer.replaceChildren();
+  for (let i = first; i < last; i++) {
+    const r = list.shown[i];
+    const exitClass = r.exit == null ? '' : (r.exit === 0 ? 'exit-ok' : 'exit-bad');
+    const row = el('div', {
+      class: `row${r.name === list.selected ? ' selected' : ''}`,
+      'data-name': r.name,
+      style: `position:absolute;top:${i * ROW}px;left:0;right:0`,
+      onclick: () => selectSession(r.name),
+    },
+    el('span', { title: r.name }, r.name),
+    el('span', { class: `state ${r.state}` }, r.state),
+    el('span', { title: r.program }, r.program),
+    el('span', { title: r.cwd }, r.cwd),
+    el('span', {}, r.sandbox),
+    el('span', { class: exitClass }, r.exit == null ? '' : r.exit),
+    el('span', {}, r.duration),
+    el('span', {}, r.agent));
+    spacer.append(row);
+  }
+}
+
+async function pollSessions() {
+  try {
+    const [sessions, agents] = await Promise.all([
+      api('GET', '/v1/sessions'),
+      api('GET', '/v1/agents').catch(() => ({ agents: [] })),
+    ]);
+    list.all = sessions.sessions.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    list.live = {};
+    list.agents = {};
+    for (const a of agents.agents) if (a.session && a.status === 'active') list.agents[a.session] = a.name;
+    applyFilters();
+    if (typeof onListPolled === 'function') onListPolled(list.all.find((s) => s.name === list.selected));
+  } catch (e) {
+    if (e.status !== 401) showError(`session list: ${e.message}`);
+  }
+}
+
+/** The stream of the selected session changed its row (state, exit code). */
+function liveUpdate(name, fields) {
+  list.live[name] = Object.assign(list.live[name] || {}, fields);
+  applyFilters();
+}
+
+for (const id of ['filter-text', 'filter-state', 'filter-failed']) {
+  document.getElementById(id).addEventListener('input', applyFilters);
+}
+document.getElementById('session-list').addEventListener('scroll', drawRows);
+window.addEventListener('resize', drawRows);
+pollSessions();
+setInterval(pollSessions, 3000);
