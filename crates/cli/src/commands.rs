@@ -73,6 +73,9 @@ pub async fn run(sel: &Selector, command: Command) -> Result<ExitCode, CliError>
     if let Command::Parse(a) = command {
         return parse(a);
     }
+    if let Command::Report(a) = command {
+        return crate::report::run(sel, a).await;
+    }
     if let Command::Coord(c) = command {
         return crate::coord::run(sel, c).await;
     }
@@ -248,6 +251,7 @@ pub async fn run(sel: &Selector, command: Command) -> Result<ExitCode, CliError>
         Command::Context(a) => crate::context::run(&client, a).await?,
         Command::Daemon { .. }
         | Command::Parse(_)
+        | Command::Report(_)
         | Command::Coord(_)
         | Command::Persist(_)
         | Command::Mcp
@@ -328,6 +332,7 @@ async fn exec(client: &Client, a: crate::ExecArgs) -> Result<ExitCode, CliError>
     } else {
         let compact = r.compact.as_ref().and_then(|c| c["text"].as_str());
         match (a.view, compact) {
+            (crate::View::Diagnostics, _) => print!("{}", diagnostic_lines(&r)),
             (crate::View::Compact, Some(text)) => println!("{text}"),
             (crate::View::Both, Some(text)) => {
                 print!("{}", r.output);
@@ -345,6 +350,15 @@ async fn exec(client: &Client, a: crate::ExecArgs) -> Result<ExitCode, CliError>
         (ExecStatus::Exited, None) => ExitCode::from(1),
         _ => ExitCode::from(124),
     })
+}
+
+/// The exec's diagnostics, one `file:line:col: severity: message` line each.
+fn diagnostic_lines(r: &ExecResult) -> String {
+    r.parsed
+        .clone()
+        .and_then(|v| serde_json::from_value::<ai_session_output::Parsed>(v).ok())
+        .map(|p| ai_session_output::diagnostics::render(&p))
+        .unwrap_or_default()
 }
 
 /// `parse`: recognise and condense saved output, locally (no daemon needed).

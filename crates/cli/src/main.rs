@@ -7,6 +7,7 @@ mod coord;
 mod error;
 mod guard;
 mod persist;
+mod report;
 mod security;
 mod stats;
 mod tmux;
@@ -65,6 +66,8 @@ enum Command {
     Kill(TargetArgs),
     /// Parse saved command output from stdin: the compact view, or the full structure with --json.
     Parse(ParseArgs),
+    /// A session's or a task's commands as a CI report: JUnit, SARIF, GitHub annotations, Markdown.
+    Report(report::ReportArgs),
     #[command(flatten)]
     Coord(coord::CoordCommand),
     #[command(flatten)]
@@ -289,7 +292,8 @@ struct ExecArgs {
     /// Print JSON with a stable shape.
     #[arg(long)]
     json: bool,
-    /// What to print: the command's output (full), the token-lean view (compact), or both.
+    /// What to print: the command's output (full), the token-lean view (compact), both, or
+    /// its diagnostics as `file:line:col: severity: message` lines (diagnostics).
     #[arg(long, value_enum, default_value = "full")]
     view: View,
     /// Most tokens of the compact view (default 1500).
@@ -310,6 +314,8 @@ enum View {
     Full,
     Compact,
     Both,
+    /// One `file:line:col: severity: message` line per compiler, linter or test diagnostic.
+    Diagnostics,
 }
 
 #[derive(Args)]

@@ -13,6 +13,7 @@ mod audit;
 mod connection;
 mod context;
 mod coord;
+mod hooks;
 mod http;
 mod peer;
 mod persist;

@@ -35,6 +35,13 @@ pub enum ServeError {
     /// out of range. Fix what the message names and start again.
     #[error(transparent)]
     Store(#[from] crate::persist::StoreOpenError),
+    /// The configuration file cannot be read, or a key in it is wrong (the message names it and
+    /// its line).
+    #[error(transparent)]
+    Config(#[from] ai_session_protocol::config::ConfigError),
+    /// A `[[hooks]]` entry cannot start (the message names it).
+    #[error("cannot start the hooks: {0}")]
+    Hooks(String),
 }
 
 /// State shared by every connection.
@@ -59,6 +66,8 @@ pub struct Daemon {
     pub(crate) persist: crate::persist::Persist,
     /// Counters and histograms of what the daemon did (`daemon.stats`, `/metrics`).
     pub(crate) telemetry: crate::telemetry::Telemetry,
+    /// `[[hooks]]` and the exec history reports are built from.
+    pub(crate) hooks: crate::hooks::Hooks,
 }
 
 fn setup_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> ServeError + '_ {
@@ -105,6 +114,7 @@ pub async fn serve_with(
     let listener = UnixListener::bind(&paths.socket).map_err(setup_err(&paths.socket))?;
     std::fs::set_permissions(&paths.socket, std::fs::Permissions::from_mode(0o600))
         .map_err(setup_err(&paths.socket))?;
+    let settings = ai_session_protocol::config::Config::load(&paths.home)?;
     let mut config = manager_config(&paths);
     config.log_key = crate::persist::log_key().map_err(setup_err(&paths.data))?;
     let manager = SessionManager::new(config)?;
@@ -113,6 +123,7 @@ pub async fn serve_with(
     let persist = crate::persist::Persist::open(&paths.data)?;
     let contexts = crate::context::Contexts::start().map_err(setup_err(&paths.data))?;
     let first_agent_id = access.first_agent_id();
+    let hooks = crate::hooks::Hooks::new(manager.clone());
     let daemon = Arc::new(Daemon {
         contexts,
         persist,
@@ -129,9 +140,15 @@ pub async fn serve_with(
         tasks: tokio_util::task::TaskTracker::new(),
         http: crate::http::Http::default(),
         telemetry: crate::telemetry::Telemetry::from_env(),
+        hooks,
     });
     raise_fd_limit();
     tracing::info!(socket = %paths.socket.display(), pid = std::process::id(), "daemon listening");
+    daemon
+        .hooks
+        .start(&settings.hooks, &daemon.coord)
+        .await
+        .map_err(ServeError::Hooks)?;
     tokio::spawn(announce_sessions(daemon.clone()));
     tokio::spawn(sync_audit(Arc::downgrade(&daemon)));
     crate::persist::resurrect(&daemon).await;

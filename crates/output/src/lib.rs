@@ -40,6 +40,7 @@ pub mod budget;
 pub mod build;
 pub mod compact;
 pub mod detect;
+pub mod diagnostics;
 pub mod generic;
 pub mod git;
 pub mod log;

@@ -10,6 +10,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+mod hooks;
+pub use hooks::{HOOK_EVENTS, HookConfig, HookTarget};
+
 /// The whole file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -22,6 +25,8 @@ pub struct Config {
     pub mcp: McpConfig,
     /// The HTTP server (`ai-session serve`).
     pub http: HttpConfig,
+    /// `[[hooks]]`: programs and URLs told of sessions, commands and tasks.
+    pub hooks: Vec<HookConfig>,
 }
 
 /// `[exec]`
@@ -138,9 +143,26 @@ impl Config {
         }
     }
 
-    /// Parses the text of a configuration file; the error names the key and its line.
+    /// Parses the text of a configuration file; the error, on one line, says what is wrong and
+    /// where (``unknown field `idle_timout` ... at line 3, column 1: `idle_timout = 1` ``).
     pub fn parse(text: &str) -> Result<Config, String> {
-        toml::from_str(text).map_err(|e| e.to_string())
+        toml::from_str(text).map_err(|e| {
+            let message = e.message().trim_end().replace('\n', " ");
+            match e.span() {
+                Some(span) => {
+                    let before = text.get(..span.start).unwrap_or(text);
+                    let line = before.matches('\n').count() + 1;
+                    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                    let source = text[before.len()..].lines().next().unwrap_or("");
+                    let source = before.rsplit('\n').next().unwrap_or("").to_owned() + source;
+                    format!(
+                        "{message} at line {line}, column {column}: `{}`",
+                        source.trim()
+                    )
+                }
+                None => message,
+            }
+        })
     }
 }
 

@@ -15,6 +15,7 @@ pub mod config;
 pub mod context;
 pub mod coord;
 pub mod error;
+pub mod integration;
 pub mod methods;
 pub mod paths;
 pub mod persist;

@@ -469,6 +469,10 @@ pub struct StatusResult {
     /// `SessionInfo::degraded`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub degraded: Vec<DegradedSession>,
+    /// The hooks (`[[hooks]]` in config.toml) and other integrations: events delivered,
+    /// failed, dropped.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<crate::integration::HookStatus>,
 }
 
 /// A session whose output log is missing output, in `daemon.status`.

@@ -194,6 +194,7 @@ pub(super) fn status(daemon: &Daemon) -> StatusResult {
         persist: Some(daemon.persist.status()),
         audit: Some(daemon.access.audit_status()),
         degraded: daemon.manager.degraded(),
+        hooks: daemon.hooks.status(),
     }
 }
 
