@@ -311,6 +311,11 @@ fn an_undeliverable_webhook_event_goes_to_the_dead_letters() {
         (Some(1), Some(0)),
         "{s}"
     );
+    let metrics = env.ok(&["stats", "--prometheus"]);
+    assert!(
+        metrics.contains("ai_session_hook_events_total{hook=\"gone\",outcome=\"failed\"} 1"),
+        "{metrics}"
+    );
 }
 
 #[test]
