@@ -81,6 +81,9 @@ pub async fn run(sel: &Selector, command: Command) -> Result<ExitCode, CliError>
     if let Command::Man { dir } = &command {
         return crate::manual::man(dir.as_deref());
     }
+    if let Command::Report(a) = command {
+        return crate::report::run(sel, a).await;
+    }
     if let Command::Coord(c) = command {
         return crate::coord::run(sel, c).await;
     }
@@ -282,6 +285,7 @@ pub async fn run(sel: &Selector, command: Command) -> Result<ExitCode, CliError>
         Command::Context(a) => crate::context::run(&client, a).await?,
         Command::Daemon { .. }
         | Command::Parse(_)
+        | Command::Report(_)
         | Command::Coord(_)
         | Command::Persist(_)
         | Command::Decide(_)

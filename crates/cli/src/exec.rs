@@ -82,6 +82,7 @@ fn show(r: &ExecResult, view: crate::View, stream: bool, streamed: bool) {
         }
     };
     match (view, compact) {
+        (crate::View::Diagnostics, _) => out!("{}", diagnostic_lines(r)),
         (crate::View::Compact, Some(text)) if !stream => out!("{text}{}", nl(text)),
         (crate::View::Compact | crate::View::Both, Some(text)) => {
             out!("{output}{}", nl(output));
@@ -93,6 +94,15 @@ fn show(r: &ExecResult, view: crate::View, stream: bool, streamed: bool) {
     if let Some(hint) = &r.hint {
         errln!("[{}] {hint}", r.status.as_str());
     }
+}
+
+/// The exec's diagnostics, one `file:line:col: severity: message` line each.
+fn diagnostic_lines(r: &ExecResult) -> String {
+    r.parsed
+        .clone()
+        .and_then(|v| serde_json::from_value::<ai_session_output::Parsed>(v).ok())
+        .map(|p| ai_session_output::diagnostics::render(&p))
+        .unwrap_or_default()
 }
 
 /// The command's own status when it finished; 124 when it had not.

@@ -14,6 +14,7 @@ mod exec;
 mod guard;
 mod manual;
 mod persist;
+mod report;
 mod security;
 mod stats;
 mod stream;
@@ -91,6 +92,8 @@ enum Command {
     Kill(TargetArgs),
     /// Parse saved command output from stdin: the compact view, or the full structure with --json.
     Parse(ParseArgs),
+    /// A session's or a task's commands as a CI report: JUnit, SARIF, GitHub annotations, Markdown.
+    Report(report::ReportArgs),
     #[command(flatten)]
     Coord(coord::CoordCommand),
     #[command(flatten)]
@@ -341,7 +344,8 @@ struct ExecArgs {
     /// Print JSON with a stable shape.
     #[arg(long)]
     json: bool,
-    /// What to print: the command's output (full), the token-lean view (compact), or both.
+    /// What to print: the command's output (full), the token-lean view (compact), both, or
+    /// its diagnostics as `file:line:col: severity: message` lines (diagnostics).
     #[arg(long, value_enum, default_value = "full")]
     view: View,
     /// Most tokens of the compact view (default 1500).
@@ -375,6 +379,8 @@ enum View {
     Full,
     Compact,
     Both,
+    /// One `file:line:col: severity: message` line per compiler, linter or test diagnostic.
+    Diagnostics,
 }
 
 #[derive(Args)]

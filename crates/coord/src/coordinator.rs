@@ -377,6 +377,25 @@ impl Coordinator {
         self.shared.bus.dead().drain()
     }
 
+    /// Puts on the dead-letter queue an event the hook `hook` could not deliver in `attempts`
+    /// tries, the last failing with `last_error`. Called by the daemon's webhooks.
+    pub fn dead_letter_hook_event(
+        &self,
+        hook: &str,
+        attempts: u32,
+        last_error: String,
+        event: Value,
+    ) {
+        self.shared.bus.dead().push(
+            Some(hook.to_owned()),
+            DeadReason::RetriesExhausted {
+                attempts,
+                last_error,
+            },
+            DeadItem::HookEvent(Box::new(event)),
+        );
+    }
+
     pub fn dead_letter_stats(&self) -> DeadLetterStats {
         self.shared.bus.dead().stats()
     }

@@ -33,6 +33,9 @@ pub enum DeadReason {
 pub enum DeadItem {
     Message(Arc<Message>),
     Task(Box<Task>),
+    /// An event a webhook could not deliver (the daemon's `[[hooks]]`), as it would have
+    /// been POSTed; the recipient is the hook's name.
+    HookEvent(Box<serde_json::Value>),
 }
 
 /// One entry of the dead-letter queue.

@@ -8,6 +8,7 @@ pub mod error;
 mod exec;
 pub mod handover;
 mod input_wait;
+pub mod integration;
 pub mod keys;
 pub mod log;
 mod manager;
@@ -27,6 +28,7 @@ pub use ai_session_protocol as protocol;
 pub use ai_session_protocol::methods::{ExecParams, ExecResult, ExecStatus, SessionInfo, Size};
 pub use error::{Error, Result};
 pub use exec::{DEFAULT_MAX_OUTPUT, DEFAULT_TIMEOUT, MAX_INLINE};
+pub use integration::{ExternalIntegration, IntegrationError, IntegrationEvent, Integrations};
 pub use manager::{ManagerConfig, SECRET_VARS, SessionManager, strip_secrets};
 pub use session::{SessionEvent, SessionHandle, StateChange, WaitCondition};
 

@@ -10,6 +10,9 @@ use tokio::sync::mpsc;
 
 use crate::actor::{Actor, Identity, Life, Output, Pty, now_ms};
 use crate::error::{Error, Result};
+use crate::integration::{
+    ExternalIntegration, IntegrationError, IntegrationEvent, Integrations, SessionEnd,
+};
 use crate::log::{DEFAULT_LOG_BYTES, LogKey, OutputLog};
 use crate::pty::{self, SpawnSpec};
 use crate::screen::{DEFAULT_SCROLLBACK, Screen};
@@ -105,6 +108,10 @@ struct Inner {
     degraded: Degraded,
     /// Exit statuses of adopted sessions' programs, reported by the previous daemon's reaper.
     reaped: crate::handover::Reaped,
+    /// Code told of sessions created and ended and of commands finished.
+    integrations: Integrations,
+    /// The task turning state changes into `session-terminated` events has been started.
+    watching_ends: std::sync::atomic::AtomicBool,
 }
 
 /// Sessions whose output log cannot be written right now, by name, with why. Each actor
@@ -132,6 +139,8 @@ impl SessionManager {
                 degraded: Degraded::default(),
                 reaped: crate::handover::Reaped::default(),
                 state_tx: tokio::sync::broadcast::channel(4096).0,
+                integrations: Integrations::default(),
+                watching_ends: std::sync::atomic::AtomicBool::new(false),
             }),
         })
     }
@@ -403,7 +412,7 @@ impl SessionManager {
             let weak = Arc::downgrade(&self.inner);
             tokio::spawn(crate::memory::trim_loop(move || weak.strong_count() > 0));
         }
-        let handle = SessionHandle::new(&name, &id, tx);
+        let handle = SessionHandle::new(&name, &id, tx, self.inner.integrations.clone());
         sessions.insert(name.clone(), handle.clone());
         self.inner
             .pids
@@ -411,6 +420,11 @@ impl SessionManager {
             .unwrap_or_else(|p| p.into_inner())
             .insert(name.clone(), pid);
         tracing::info!(session = %name, pid, "session created");
+        if !self.inner.integrations.is_empty() {
+            self.inner
+                .integrations
+                .fire(IntegrationEvent::SessionCreated(Box::new(info.clone())));
+        }
         Ok((handle, info))
     }
 
@@ -473,6 +487,70 @@ impl SessionManager {
 
     pub fn data_dir(&self) -> &Path {
         &self.inner.config.data_dir
+    }
+
+    /// The integrations registered on this manager.
+    pub fn integrations(&self) -> &Integrations {
+        &self.inner.integrations
+    }
+
+    /// Registers `integration`: from now on it is told of every session created or ended and
+    /// every command finished (see [`crate::integration`]). Must be called inside a tokio
+    /// runtime.
+    pub async fn register_integration(
+        &self,
+        integration: Arc<dyn ExternalIntegration>,
+    ) -> std::result::Result<(), IntegrationError> {
+        self.inner.integrations.register(integration).await?;
+        if !self
+            .inner
+            .watching_ends
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            tokio::spawn(watch_ends(
+                self.inner.state_tx.subscribe(),
+                self.inner.integrations.clone(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// What every integration holds about `session`, by integration name.
+    pub async fn export_session_data(&self, session: &str) -> Vec<(String, serde_json::Value)> {
+        self.inner.integrations.export_session_data(session).await
+    }
+}
+
+/// Turns state changes into one `session-terminated` event per session end: `exited` (the
+/// program ended) and a later `killed` of the same session are one end, not two.
+async fn watch_ends(
+    mut rx: tokio::sync::broadcast::Receiver<crate::session::StateChange>,
+    integrations: Integrations,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    let mut ended = std::collections::HashSet::new();
+    loop {
+        match rx.recv().await {
+            Ok(change) => match change.state {
+                "exited" | "killed" => {
+                    if ended.insert(change.session.clone()) {
+                        integrations.fire(IntegrationEvent::SessionTerminated(SessionEnd {
+                            killed: change.state == "killed",
+                            exit_code: change.exit_code,
+                            session: change.session,
+                        }));
+                    }
+                }
+                // A session of that name lives again.
+                _ => {
+                    ended.remove(&change.session);
+                }
+            },
+            Err(RecvError::Lagged(n)) => {
+                tracing::warn!("integrations missed {n} session state changes (listener behind)");
+            }
+            Err(RecvError::Closed) => return,
+        }
     }
 }
 

@@ -10,8 +10,8 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::error::{Error, Result};
 use ai_session_protocol::methods::{
-    CaptureParams, CaptureResult, ExecParams, ExecResult, ReadParams, ReadResult, SendResult,
-    SessionInfo, Size, SubscribeResult, WaitFor, WaitResult,
+    CaptureParams, CaptureResult, ExecParams, ExecResult, ExecStatus, ReadParams, ReadResult,
+    SendResult, SessionInfo, Size, SubscribeResult, WaitFor, WaitResult,
 };
 
 /// Something that happened in a session, for subscribers.
@@ -109,14 +109,22 @@ pub struct SessionHandle {
     name: std::sync::Arc<str>,
     id: std::sync::Arc<str>,
     tx: mpsc::Sender<Cmd>,
+    /// Told of each command that finishes.
+    integrations: crate::integration::Integrations,
 }
 
 impl SessionHandle {
-    pub(crate) fn new(name: &str, id: &str, tx: mpsc::Sender<Cmd>) -> Self {
+    pub(crate) fn new(
+        name: &str,
+        id: &str,
+        tx: mpsc::Sender<Cmd>,
+        integrations: crate::integration::Integrations,
+    ) -> Self {
         Self {
             name: name.into(),
             id: id.into(),
             tx,
+            integrations,
         }
     }
 
@@ -149,21 +157,54 @@ impl SessionHandle {
         if let Some(b64) = &params.stdin_b64 {
             crate::exec::decode_stdin(b64)?;
         }
+        let started_ms = crate::actor::now_ms();
         let command = params.command.clone();
         let budget = params.view_budget;
         let mut result = self.call(|r| Cmd::Exec(params, r)).await?;
         let session = self.name.to_string();
-        if result.output.len() <= 64 * 1024 {
+        let mut result = if result.output.len() <= 64 * 1024 {
             // Small outputs parse in microseconds: not worth a trip to the blocking pool.
             crate::exec::annotate(&mut result, &session, &command, budget);
-            return Ok(result);
-        }
-        tokio::task::spawn_blocking(move || {
-            crate::exec::annotate(&mut result, &session, &command, budget);
             result
-        })
-        .await
-        .map_err(|e| Error::Io(std::io::Error::other(format!("output parsing failed: {e}"))))
+        } else {
+            let command = command.clone();
+            tokio::task::spawn_blocking(move || {
+                crate::exec::annotate(&mut result, &session, &command, budget);
+                result
+            })
+            .await
+            .map_err(|e| Error::Io(std::io::Error::other(format!("output parsing failed: {e}"))))?
+        };
+        if result.status == ExecStatus::Exited && !self.integrations.is_empty() {
+            self.tell_integrations(command, started_ms, &mut result);
+        }
+        Ok(result)
+    }
+
+    /// Queues the finished command for the integrations, its output left out when it is long:
+    /// every queued event holds its copy, and a slow integration may hold a thousand of them.
+    fn tell_integrations(&self, command: String, started_ms: u64, result: &mut ExecResult) {
+        use crate::integration::{CommandFinished, IntegrationEvent, MAX_EVENT_OUTPUT};
+        let long = result.output.len() > MAX_EVENT_OUTPUT;
+        let output = if long {
+            std::mem::take(&mut result.output)
+        } else {
+            String::new()
+        };
+        let mut event = result.clone();
+        if long {
+            result.output = output;
+        }
+        event.screen = None;
+        self.integrations
+            .fire(IntegrationEvent::CommandFinished(Box::new(
+                CommandFinished {
+                    session: self.name.to_string(),
+                    command,
+                    started_ms,
+                    result: event,
+                },
+            )));
     }
 
     /// Types keys (tmux key names or text) into the session.

@@ -15,6 +15,7 @@ mod cluster;
 mod connection;
 mod context;
 mod coord;
+mod hooks;
 mod http;
 mod peer;
 mod persist;

@@ -46,6 +46,9 @@ pub enum ServeError {
     /// message says what failed (the server, JetStream, the node name).
     #[error(transparent)]
     Cluster(#[from] ai_session_cluster::ClusterError),
+    /// A `[[hooks]]` entry cannot start (the message names it).
+    #[error("cannot start the hooks: {0}")]
+    Hooks(String),
 }
 
 /// State shared by every connection.
@@ -79,6 +82,8 @@ pub struct Daemon {
     pub(crate) config: ai_session_protocol::config::Config,
     /// Where the configuration was looked for, and whether a file was there.
     pub(crate) config_file: (PathBuf, bool),
+    /// `[[hooks]]` and the exec history reports are built from.
+    pub(crate) hooks: crate::hooks::Hooks,
 }
 
 fn setup_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> ServeError + '_ {
@@ -235,6 +240,7 @@ async fn serve_from(
         Some(join) => Some(crate::cluster::join(join).await?),
         None => None,
     };
+    let hooks = crate::hooks::Hooks::new(manager.clone());
     let daemon = Arc::new(Daemon {
         contexts,
         persist,
@@ -255,12 +261,18 @@ async fn serve_from(
         cluster,
         config,
         config_file,
+        hooks,
     });
     raise_fd_limit();
     if let Some(handed) = handed {
         adopt_sessions(&daemon, handed)?;
     }
     tracing::info!(socket = %paths.socket.display(), pid = std::process::id(), "daemon listening");
+    daemon
+        .hooks
+        .start(&daemon.config.hooks, &daemon.coord)
+        .await
+        .map_err(ServeError::Hooks)?;
     tokio::spawn(announce_sessions(daemon.clone()));
     tokio::spawn(sync_audit(Arc::downgrade(&daemon)));
     crate::telemetry::alerts::start(&daemon);

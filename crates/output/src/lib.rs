@@ -41,6 +41,7 @@ pub mod build;
 pub mod compact;
 pub mod content;
 pub mod detect;
+pub mod diagnostics;
 pub mod generic;
 pub mod git;
 pub mod log;

@@ -204,8 +204,10 @@ pub fn parse_nextest(lines: &[&str]) -> TestResults {
     finish(r, done)
 }
 
+/// The closing line, between `=` borders, or bare as `-q` prints it (`1 failed, 1 passed in
+/// 0.09s`): then it must start with a count, so an ordinary line is not taken for it.
 static PY_SUMMARY: LazyLock<Regex> = lazy_re!(
-    r"^=+ (.*\b(?:passed|failed|error|errors|skipped|deselected|no tests ran)\b.*) in [\d.]+s.*=+$"
+    r"^(?:=+ (.*\b(?:passed|failed|error|errors|skipped|deselected|no tests ran)\b.*) in [\d.]+s.*=+|(\d+ (?:passed|failed|errors?|skipped|deselected|xfailed|xpassed)\b[^=]*|no tests ran) in [\d.]+s(?: \([^)]*\))?)$"
 );
 static PY_SHORT: LazyLock<Regex> = lazy_re!(r"^(FAILED|ERROR) (\S+)(?: - (.*))?$");
 static PY_BLOCK: LazyLock<Regex> = lazy_re!(r"^_{3,} (.+?) _{3,}$");
@@ -220,11 +222,12 @@ pub fn parse_pytest(lines: &[&str]) -> TestResults {
     for line in lines {
         if let Some(c) = PY_SUMMARY.captures(line) {
             complete = true;
-            r.passed = count(&c[1], "passed");
-            r.failed = count(&c[1], "failed");
-            r.errors = count(&c[1], "error");
-            r.skipped = count(&c[1], "skipped");
-            r.summary.push(c[1].to_string());
+            let text = c.get(1).or(c.get(2)).map_or("", |m| m.as_str());
+            r.passed = count(text, "passed");
+            r.failed = count(text, "failed");
+            r.errors = count(text, "error");
+            r.skipped = count(text, "skipped");
+            r.summary.push(text.to_string());
         } else if let Some(c) = PY_SHORT.captures(line) {
             let f = failure(&mut r, &c[2]);
             if let Some(m) = c.get(3) {
@@ -459,6 +462,21 @@ pub fn parse_go_test(lines: &[&str]) -> TestResults {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pytest_quiet_summary_without_borders_is_read() {
+        let lines = [
+            "F.                                                                       [100%]",
+            "FAILED test_x.py::test_fails - AssertionError: assert 'left' == 'right'",
+            "1 failed, 1 passed in 0.09s",
+        ];
+        let r = parse_pytest(&lines);
+        assert_eq!((r.passed, r.failed, r.errors), (1, 1, 0));
+        assert_eq!(r.summary, ["1 failed, 1 passed"]);
+        assert_eq!(r.status, Status::Failed);
+        let r = parse_pytest(&["2 passed, 1 skipped in 1.20s (0:00:01)"]);
+        assert_eq!((r.passed, r.skipped, r.status), (2, 1, Status::Success));
+    }
 
     #[test]
     fn pytest_errors_are_not_failures() {

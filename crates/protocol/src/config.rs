@@ -15,6 +15,8 @@ mod telemetry;
 pub use telemetry::{AlertsConfig, TelemetryConfig};
 mod cluster;
 pub use cluster::ClusterConfig;
+mod hooks;
+pub use hooks::{HOOK_EVENTS, HookConfig, HookTarget};
 
 /// The whole file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -34,6 +36,8 @@ pub struct Config {
     pub alerts: AlertsConfig,
     /// Joining a cluster of daemons over NATS (`daemon run --cluster`).
     pub cluster: ClusterConfig,
+    /// `[[hooks]]`: programs and URLs told of sessions, commands and tasks.
+    pub hooks: Vec<HookConfig>,
 }
 
 /// `[exec]`

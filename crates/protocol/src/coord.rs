@@ -111,9 +111,9 @@ pub struct DeadLetterInfo {
     pub attempts: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
-    /// `message` or `task`.
+    /// `message`, `task`, or `hook_event` (an event a webhook could not deliver).
     pub kind: String,
-    /// The [`MessageInfo`] or [`TaskInfo`].
+    /// The [`MessageInfo`], [`TaskInfo`], or the hook's event as it would have been POSTed.
     pub item: Value,
 }
 

@@ -18,6 +18,7 @@ pub mod context;
 pub mod coord;
 pub mod decisions;
 pub mod error;
+pub mod integration;
 pub mod methods;
 pub mod paths;
 pub mod persist;

@@ -479,6 +479,10 @@ pub struct StatusResult {
     /// `SessionInfo::degraded`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub degraded: Vec<DegradedSession>,
+    /// The hooks (`[[hooks]]` in config.toml) and other integrations: events delivered,
+    /// failed, dropped.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<crate::integration::HookStatus>,
     /// The configuration file the daemon looked for at start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<ConfigStatus>,

@@ -23,6 +23,7 @@ use crate::cluster as cl;
 use crate::context as x;
 use crate::coord as c;
 use crate::decisions as d;
+use crate::integration as i;
 use crate::methods as m;
 use crate::persist as p;
 use crate::stats as st;
@@ -490,6 +491,18 @@ methods! {
     SessionSubscribe = "session.subscribe" (m::Target => m::SubscribeResult) {
         need: Need::Session("read"), audit: STREAM,
         http: None, mcp: None, cli: Some("attach"),
+    }
+    /// A session's finished commands with their parsed output, oldest first (for CI reports).
+    SessionResults = "session.results" (i::HistoryParams => i::HistoryResult) {
+        need: Need::Session("read"), audit: QUIET,
+        http: on(Get, "/v1/sessions/{name}/history", Query),
+        mcp: None, cli: Some("report"),
+    }
+    /// The compiler, linter and test diagnostics of a session's exec, one shape for editors.
+    SessionDiagnostics = "session.diagnostics" (i::DiagnosticsParams => i::DiagnosticsResult) {
+        need: Need::Session("read"), audit: QUIET,
+        http: on(Get, "/v1/sessions/{name}/diagnostics", Query),
+        mcp: None, cli: Some("exec --view diagnostics"),
     }
     /// The daemon's pid, uptime, sessions, store and audit log health.
     DaemonStatus = "daemon.status" (Empty => m::StatusResult) {

@@ -15,6 +15,7 @@ mod caller;
 mod events;
 mod forward;
 mod history;
+mod reports;
 mod sessions;
 mod upgrade;
 
@@ -89,8 +90,13 @@ impl Daemon {
     }
 
     fn reactions(&self, event: &Event<'_>) -> Vec<Reaction> {
-        let observers: [&dyn Observer; 4] =
-            [&self.access, &self.contexts, &self.persist, &self.telemetry];
+        let observers: [&dyn Observer; 5] = [
+            &self.access,
+            &self.contexts,
+            &self.persist,
+            &self.telemetry,
+            &self.hooks,
+        ];
         observers.iter().map(|o| o.observe(event)).collect()
     }
 }
@@ -254,6 +260,8 @@ async fn dispatch(
         Call::SessionResize(p) => ok::<SessionResize>(s::resize(d, p).await),
         Call::SessionKill(p) => ok::<SessionKill>(s::kill(d, p).await),
         Call::SessionSubscribe(p) => ok::<SessionSubscribe>(s::subscribe(d, caller, p).await),
+        Call::SessionResults(p) => ok::<SessionResults>(reports::history(d, p).await),
+        Call::SessionDiagnostics(p) => ok::<SessionDiagnostics>(reports::diagnostics(d, p).await),
         Call::DaemonStatus(_) => ok::<DaemonStatus>(Ok(s::status(d))),
         Call::DaemonStats(_) => ok::<DaemonStats>(crate::telemetry::stats(d).await),
         Call::DaemonMetrics(_) => ok::<DaemonMetrics>(crate::telemetry::metrics(d).await),

@@ -213,6 +213,7 @@ pub(super) fn status(daemon: &Daemon) -> StatusResult {
             path: daemon.config_file.0.display().to_string(),
             loaded: daemon.config_file.1,
         }),
+        hooks: daemon.hooks.status(),
     }
 }
 

@@ -158,6 +158,7 @@ pub(crate) async fn metrics(d: &Daemon) -> Result<MetricsResult, RpcError> {
     coordination_metrics(&mut x, &s);
     resource_metrics(&mut x, &s);
     alert_metrics(&mut x, t);
+    hook_metrics(&mut x, &d.hooks.status());
     Ok(MetricsResult { text: x.finish() })
 }
 
@@ -170,6 +171,32 @@ fn alert_metrics(x: &mut Text, t: &Telemetry) {
     );
     for (rule, n) in t.alerts.counts() {
         x.integer(name, &[("rule", rule)], n);
+    }
+}
+
+/// `[[hooks]]` and the other integrations (docs/integration.md): what each delivered, failed,
+/// dropped, and holds queued.
+fn hook_metrics(x: &mut Text, hooks: &[ai_session_protocol::integration::HookStatus]) {
+    let name = "ai_session_hook_events_total";
+    x.family(
+        name,
+        Kind::Counter,
+        "Events per hook by outcome: delivered, failed (a program's error or timeout, a \
+         webhook dead-lettered), dropped (its queue was full).",
+    );
+    for h in hooks {
+        for (outcome, n) in [
+            ("delivered", h.delivered),
+            ("failed", h.failed),
+            ("dropped", h.dropped),
+        ] {
+            x.integer(name, &[("hook", &h.name), ("outcome", outcome)], n);
+        }
+    }
+    let name = "ai_session_hook_queued";
+    x.family(name, Kind::Gauge, "Events waiting for each hook.");
+    for h in hooks {
+        x.integer(name, &[("hook", &h.name)], h.queued);
     }
 }
 
