@@ -1,6 +1,8 @@
 //! The cluster crate against a real `nats-server -js` on a loopback port: joining, node
 //! records, session leases and forwarded calls.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
