@@ -9,15 +9,15 @@ pub enum ClusterError {
     /// fix the setting the message names.
     #[error("{0}")]
     Config(String),
-    /// A file the settings name (credentials, certificates) could not be read.
+    /// A file the settings name (certificates, keys) could not be read.
     #[error("cannot read {}: {source}", .path.display())]
     File {
         path: PathBuf,
         source: std::io::Error,
     },
-    /// The NATS server could not be reached or refused the node (address, TLS, credentials).
+    /// The NATS server could not be reached or refused the node (address, TLS).
     #[error(
-        "cannot join the cluster at {url}: {reason}; check that nats-server runs there with -js, and the node's credentials and TLS settings"
+        "cannot join the cluster at {url}: {reason}; check that nats-server runs there with -js, and the node's TLS settings"
     )]
     Connect { url: String, reason: String },
     /// JetStream (the key-value buckets) failed: the server runs without `-js`, or is full.

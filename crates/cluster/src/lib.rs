@@ -193,15 +193,6 @@ async fn connect(
     let mut options = async_nats::ConnectOptions::new()
         .name(format!("ai-session node {node}"))
         .connection_timeout(Duration::from_secs(5));
-    if let Some(path) = &config.credentials {
-        options = options
-            .credentials_file(path)
-            .await
-            .map_err(|source| ClusterError::File {
-                path: path.clone(),
-                source,
-            })?;
-    }
     if let Some(ca) = &config.tls_ca {
         readable(ca)?;
         options = options.add_root_certificates(ca.clone()).require_tls(true);

@@ -1,6 +1,8 @@
 //! The cluster crate against a real `nats-server -js` on a loopback port: joining, node
 //! records, session leases and forwarded calls.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -49,8 +51,8 @@ impl Drop for Nats {
 
 fn config() -> ClusterConfig {
     ClusterConfig {
-        heartbeat_secs: 0.2,
-        lease_secs: 1.0,
+        heartbeat_secs: 0.5,
+        lease_secs: 3.0,
         ..ClusterConfig::default()
     }
 }
@@ -95,6 +97,7 @@ async fn nodes_join_lease_sessions_and_expire() {
         method: "session.read".into(),
         params: serde_json::json!({"target": "s.1"}),
     };
+    a.heartbeat(&[("s.1".into(), "abc".into())]).await.unwrap();
     let answer = b.call("a", &forward, Duration::from_secs(5)).await.unwrap();
     assert_eq!(answer.unwrap()["target"], "s.1");
     assert!(matches!(
@@ -116,4 +119,139 @@ async fn nodes_join_lease_sessions_and_expire() {
     }
     b.leave().await;
     assert!(a.nodes().await.unwrap().is_empty());
+}
+
+/// Runs openssl with `args` in `dir`.
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl is installed by .ci/run");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A certificate authority, a server certificate for 127.0.0.1 and a client certificate.
+fn certificates(dir: &std::path::Path) {
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec![
+        "req",
+        "-x509",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=ais-test-ca",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ];
+    ca.extend_from_slice(&ec);
+    openssl(dir, &ca);
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    for (name, cn) in [("server", "/CN=127.0.0.1"), ("client", "/CN=node")] {
+        let (key, csr, pem) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.pem"),
+        );
+        let mut req = vec!["req", "-subj", cn, "-keyout", &key, "-out", &csr];
+        req.extend_from_slice(&ec);
+        openssl(dir, &req);
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-days",
+                "1",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-extfile",
+                "san.ext",
+                "-out",
+                &pem,
+            ],
+        );
+    }
+}
+
+#[tokio::test]
+async fn tls_settings_reach_a_server_that_verifies_clients() {
+    let certs = tempfile::tempdir().unwrap();
+    let dir = certs.path();
+    certificates(dir);
+    let store = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let mut child = Command::new("nats-server")
+        .args([
+            "-js",
+            "-a",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "--tlsverify",
+        ])
+        .arg("--tlscert")
+        .arg(dir.join("server.pem"))
+        .arg("--tlskey")
+        .arg(dir.join("server.key"))
+        .arg("--tlscacert")
+        .arg(dir.join("ca.pem"))
+        .arg("-sd")
+        .arg(store.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("nats-server");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nats-server did not listen");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let url = format!("tls://127.0.0.1:{port}");
+    let mut tls = ClusterConfig {
+        tls_ca: Some(dir.join("ca.pem")),
+        ..config()
+    };
+    // The server verifies clients: the CA alone is not enough.
+    let refused = Cluster::join(&tls, &url, "n").await;
+    assert!(
+        matches!(refused, Err(ClusterError::Connect { .. })),
+        "{:?}",
+        refused.err()
+    );
+    tls.tls_cert = Some(dir.join("client.pem"));
+    tls.tls_key = Some(dir.join("client.key"));
+    let node = Cluster::join(&tls, &url, "n").await.unwrap();
+    assert_eq!(node.nodes().await.unwrap()[0].node, "n");
+    // Without the CA the server's certificate is not trusted.
+    let untrusted = ClusterConfig {
+        tls_ca: None,
+        ..tls.clone()
+    };
+    assert!(matches!(
+        Cluster::join(&untrusted, &url, "m").await,
+        Err(ClusterError::Connect { .. })
+    ));
+    child.kill().ok();
+    child.wait().ok();
 }

@@ -16,7 +16,7 @@ use crate::service::Caller;
 /// What `daemon run` was told about the cluster to join.
 #[derive(Debug, Clone)]
 pub struct Join {
-    /// `[cluster]` from the configuration file (timings, credentials, TLS).
+    /// `[cluster]` from the configuration file (timings, TLS).
     pub config: ClusterConfig,
     /// The NATS server: `--cluster`, else `[cluster] url`.
     pub url: String,

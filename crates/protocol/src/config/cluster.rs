@@ -16,9 +16,6 @@ pub struct ClusterConfig {
     /// This daemon's node name, unique in the cluster; `--node` overrides it. The host name
     /// when absent.
     pub node: Option<String>,
-    /// A NATS credentials file (`.creds`: the user JWT and its NKey seed) the node
-    /// authenticates with.
-    pub credentials: Option<PathBuf>,
     /// A PEM file of the certificate authorities the NATS server's certificate must chain to;
     /// setting it (or `tls_cert`) requires TLS.
     pub tls_ca: Option<PathBuf>,
@@ -38,7 +35,6 @@ impl Default for ClusterConfig {
         Self {
             url: None,
             node: None,
-            credentials: None,
             tls_ca: None,
             tls_cert: None,
             tls_key: None,
