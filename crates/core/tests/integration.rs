@@ -82,6 +82,7 @@ fn exec(target: &str, command: &str) -> ExecParams {
         idle_timeout_ms: None,
         max_output_bytes: None,
         view_budget: None,
+        stdin_b64: None,
     }
 }
 

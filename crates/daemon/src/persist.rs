@@ -396,15 +396,17 @@ impl Persist {
         .await;
     }
 
-    /// A session's saved execs, oldest first, and how many there are (`session.history`).
+    /// A session's saved execs, oldest first, and how many there are (`session.history`); the
+    /// session is `id`, called `name`.
     pub(crate) async fn history(
         &self,
+        id: &str,
         name: &str,
         limit: usize,
     ) -> Result<(Vec<ExecRecord>, usize), RpcError> {
-        let name = name.to_owned();
+        let (id, name) = (id.to_owned(), name.to_owned());
         self.call(move |w| {
-            let id = w.id(&name)?;
+            let id = w.id(&id, &name)?;
             let mut records = w.store.load_history(&id).map_err(|e| store_err(&e))?;
             let total = records.len();
             records.drain(..total.saturating_sub(limit));
@@ -885,7 +887,7 @@ async fn adopted(daemon: &Daemon, state: &SessionState) {
         .saved
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .insert(name.clone(), info.log_end);
+        .insert(info.id.clone(), info.log_end);
     let id = state.id.clone();
     let context = {
         let id = id.clone();
@@ -894,21 +896,21 @@ async fn adopted(daemon: &Daemon, state: &SessionState) {
             .call(move |w| w.store.load_context(&id).map_err(|e| store_err(&e)))
             .await
     };
+    // The context the old daemon saved just before the handover; nothing to catch up.
     match context {
-        Ok(Some(bytes)) => {
-            if let Err(e) = daemon.contexts.restore(&name, bytes).await {
+        Ok(context) => {
+            if let Err(e) = daemon.contexts.recover(&info.id, context, Vec::new()).await {
                 tracing::warn!(session = %name, "saved context unreadable: {}", e.message);
             }
         }
-        Ok(None) => {}
         Err(e) => tracing::warn!(session = %name, "saved context unreadable: {}", e.message),
     }
     let pid = info.pid;
     daemon
         .persist
         .submit(move |w| {
-            w.ids.insert(name.clone(), id);
-            w.pids.insert(name, pid);
+            w.pids.insert(id.to_string(), pid);
+            w.ids.insert(id.to_string(), id);
         })
         .await;
 }

@@ -64,8 +64,8 @@ impl SessionManager {
             let (name, id, pid) = (actor.id.name.clone(), actor.id.sid.clone(), actor.id.pid);
             let (tx, rx) = mpsc::channel(32);
             tokio::spawn(actor.run(rx));
-            self.sessions()
-                .insert(name.clone(), SessionHandle::new(&name, &id, tx));
+            let handle = SessionHandle::new(&name, &id, tx, self.inner.integrations.clone());
+            self.sessions().insert(name.clone(), handle);
             self.inner
                 .pids
                 .lock()

@@ -20,7 +20,7 @@ const MAX_ANALYSED: u64 = 1 << 20;
 pub(super) async fn history(d: &Daemon, p: HistoryParams) -> Result<HistoryResult, RpcError> {
     let handle = super::sessions::session(d, &p.target)?;
     let limit = p.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
-    let (records, total) = d.persist.history(&p.target, limit).await?;
+    let (records, total) = d.persist.history(handle.id(), &p.target, limit).await?;
     let mut execs = Vec::with_capacity(records.len());
     for r in records {
         execs.push(entry(&handle, &p.target, r).await);

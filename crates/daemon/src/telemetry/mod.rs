@@ -416,7 +416,7 @@ impl Observer for Telemetry {
 fn trace_event(t: &Tracing, event: &Event<'_>) {
     match event {
         Event::SessionCreated { info, .. } => t.session_created(info),
-        Event::SessionKilled { name } => t.session_killed(name),
+        Event::SessionKilled { name, .. } => t.session_killed(name),
         Event::ExecFinished {
             session,
             command,
