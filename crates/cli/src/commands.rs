@@ -103,8 +103,9 @@ pub async fn run(sel: &Selector, command: Command) -> Result<ExitCode, CliError>
     if let Command::Stats(a) = command {
         return crate::stats::run(sel, a).await;
     }
-    if let Command::Mcp = command {
-        ai_session_mcp::serve_stdio_with(sel.label.clone(), sel.socket.clone()).await?;
+    if let Command::Mcp(a) = command {
+        ai_session_mcp::serve_stdio_with(sel.label.clone(), sel.socket.clone(), a.tools.as_deref())
+            .await?;
         return Ok(ExitCode::SUCCESS);
     }
     let client = connect(sel, true).await?;
@@ -250,7 +251,7 @@ pub async fn run(sel: &Selector, command: Command) -> Result<ExitCode, CliError>
         | Command::Parse(_)
         | Command::Coord(_)
         | Command::Persist(_)
-        | Command::Mcp
+        | Command::Mcp(_)
         | Command::Serve(_)
         | Command::Stats(_)
         | Command::Policy { .. }
