@@ -155,7 +155,7 @@ fn no_boolean_schemas(value: &mut Value) {
         Value::Object(obj) => {
             for (key, v) in obj.iter_mut() {
                 let key = key.as_str();
-                if ONE_SCHEMA.contains(&key) && !(key == "additionalProperties" && v == &false) {
+                if ONE_SCHEMA.contains(&key) && !(key == "additionalProperties" && *v == false) {
                     object_form(v);
                 } else if NAMED_SCHEMAS.contains(&key)
                     && let Value::Object(named) = v
@@ -300,7 +300,7 @@ mod tests {
                 Value::Object(o) => {
                     for (k, x) in o {
                         let is_schema = ONE_SCHEMA.contains(&k.as_str())
-                            && !(k == "additionalProperties" && x == &false);
+                            && !(k == "additionalProperties" && *x == false);
                         if x.is_boolean() && is_schema {
                             found.push(format!("{at}/{k}"));
                         }
