@@ -126,8 +126,9 @@ pub async fn run(sel: &Selector, command: Command) -> Result<ExitCode, CliError>
     if let Command::Nodes(a) = command {
         return crate::cluster::nodes(sel, a.json).await;
     }
-    if let Command::Mcp = command {
-        ai_session_mcp::serve_stdio_with(sel.label.clone(), sel.socket.clone()).await?;
+    if let Command::Mcp(a) = command {
+        ai_session_mcp::serve_stdio_with(sel.label.clone(), sel.socket.clone(), a.tools.as_deref())
+            .await?;
         return Ok(ExitCode::SUCCESS);
     }
     let client = connect(sel, true).await?;
@@ -289,7 +290,7 @@ pub async fn run(sel: &Selector, command: Command) -> Result<ExitCode, CliError>
         | Command::Coord(_)
         | Command::Persist(_)
         | Command::Decide(_)
-        | Command::Mcp
+        | Command::Mcp(_)
         | Command::Serve(_)
         | Command::Web(_)
         | Command::Stats(_)

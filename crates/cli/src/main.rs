@@ -101,7 +101,7 @@ enum Command {
     #[command(flatten)]
     Decide(decide::DecideCommand),
     /// Serve the Model Context Protocol on stdin/stdout (for Claude Code, Codex, Cursor).
-    Mcp,
+    Mcp(McpArgs),
     /// Serve the HTTP and WebSocket API (and MCP at /mcp) from the daemon; prints the URL and
     /// the token file.
     Serve(ServeArgs),
@@ -326,6 +326,15 @@ struct NewArgs {
     /// Program and arguments to run instead of a shell.
     #[arg(last = true, value_name = "PROGRAM")]
     program: Vec<String>,
+}
+
+#[derive(Args)]
+struct McpArgs {
+    /// The tool groups to offer, comma-separated: sessions, context, snapshots, agents, bus,
+    /// tasks, or all. Default: `[mcp] tools` of the configuration file, else
+    /// sessions,context,snapshots.
+    #[arg(long, value_name = "GROUPS")]
+    tools: Option<String>,
 }
 
 #[derive(Args)]

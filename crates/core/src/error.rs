@@ -1,6 +1,8 @@
 //! Errors of the session library, each mapped to a stable protocol error kind with a hint.
 
+use ai_session_protocol::hint::Advice;
 use ai_session_protocol::{ErrorKind, RpcError};
+use serde_json::json;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -57,36 +59,65 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    /// The protocol form: stable kind, message, and what to do.
+    /// The protocol form: stable kind, message, and what to do (an [`Advice`] each front end
+    /// phrases in its own syntax).
     pub fn to_rpc(&self) -> RpcError {
         let msg = self.to_string();
         match self {
             Self::NotFound { existing, .. } => {
-                let hint = if existing.is_empty() {
-                    "no sessions exist; create one with `ai-session new -s NAME`".to_owned()
+                let err =
+                    RpcError::new(ErrorKind::SessionNotFound, msg).with_sessions(existing.clone());
+                if existing.is_empty() {
+                    err.with_advice(
+                        Advice::new("no sessions exist; create one with {0}")
+                            .call("session.new", json!({"name": "NAME"})),
+                    )
                 } else {
-                    format!("existing sessions: {}", existing.join(", "))
-                };
-                RpcError::new(ErrorKind::SessionNotFound, msg).with_hint(hint).with_sessions(existing.clone())
+                    err.with_hint(format!("existing sessions: {}", existing.join(", ")))
+                }
             }
-            Self::Exists(_) => RpcError::new(ErrorKind::SessionExists, msg)
-                .with_hint("pick another name with -s, or `ai-session kill -t NAME` first"),
+            Self::Exists(name) => RpcError::new(ErrorKind::SessionExists, msg).with_advice(
+                Advice::new("pick another name ({0}), or kill the old session first ({1})")
+                    .field("session.new", "name")
+                    .call("session.kill", json!({ "target": name })),
+            ),
             Self::QueueFull { name, .. } => RpcError::new(ErrorKind::Overloaded, msg)
                 .with_reason("exec_queue_full")
-                .with_hint(format!(
-                    "wait for the queued execs to finish (`ai-session wait -t {name} --prompt`) and send it again, or run it in another session"
-                )),
-            Self::Busy { name, .. } => RpcError::new(ErrorKind::SessionBusy, msg).with_hint(format!(
-                "wait for it (`ai-session wait -t {name} --prompt`), interrupt it (`ai-session send -t {name} C-c`), or use another session"
-            )),
-            Self::Exited { name, .. } => RpcError::new(ErrorKind::SessionExited, msg).with_hint(format!(
-                "read its output with `ai-session read -t {name}`, then `ai-session kill -t {name}`"
-            )),
-            Self::Timeout { .. } => RpcError::new(ErrorKind::Timeout, msg)
-                .with_hint("raise --timeout, or check the screen with `ai-session capture`"),
+                .with_advice(
+                    Advice::new(
+                        "wait for the queued execs to finish ({0}) and send it again, or run it in another session",
+                    )
+                    .call(
+                        "session.wait",
+                        json!({"target": name, "condition": {"kind": "prompt"}}),
+                    ),
+                ),
+            Self::Busy { name, .. } => RpcError::new(ErrorKind::SessionBusy, msg).with_advice(
+                Advice::new("wait for it ({0}), interrupt it ({1}), or use another session")
+                    .call(
+                        "session.wait",
+                        json!({"target": name, "condition": {"kind": "prompt"}}),
+                    )
+                    .call("session.send", json!({"target": name, "keys": ["C-c"]})),
+            ),
+            Self::Exited { name, .. } => RpcError::new(ErrorKind::SessionExited, msg).with_advice(
+                Advice::new("read its output ({0}), then kill it ({1})")
+                    .call("session.read", json!({ "target": name }))
+                    .call("session.kill", json!({ "target": name })),
+            ),
+            Self::Timeout { .. } => RpcError::new(ErrorKind::Timeout, msg).with_advice(
+                Advice::new("raise the wait's timeout ({0}), or look at the screen ({1})")
+                    .field("session.wait", "timeout_ms")
+                    .call("session.capture", json!({})),
+            ),
             Self::InvalidParams(_) => RpcError::new(ErrorKind::InvalidParams, msg),
-            Self::Spawn { .. } => RpcError::new(ErrorKind::SpawnFailed, msg)
-                .with_hint("check the program path, --shell and the -c directory"),
+            Self::Spawn { .. } => RpcError::new(ErrorKind::SpawnFailed, msg).with_advice(
+                Advice::new(
+                    "check the program path, the shell ({0}) and the working directory ({1})",
+                )
+                .field("session.new", "shell")
+                .field("session.new", "cwd"),
+            ),
             Self::Unsupported(_) => RpcError::new(ErrorKind::Unsupported, msg),
             Self::TooLarge { hint, .. } => RpcError::new(ErrorKind::TooLarge, msg).with_hint(hint.clone()),
             Self::Killed(_) => RpcError::new(ErrorKind::SessionNotFound, msg),

@@ -366,6 +366,7 @@ fn bare(
         duration_ms: since.elapsed().as_secs_f64() * 1000.0,
         completion: via,
         hint: None,
+        advice: None,
         foreground: None,
         parsed: None,
         compact: None,

@@ -377,7 +377,10 @@ fn unavailable(problem: &str) -> RpcError {
         ErrorKind::AuditUnavailable,
         format!("the daemon cannot write its audit log, so it refuses to act: {problem}"),
     )
-    .with_hint(
-        "`ai-session audit verify` shows the damage; `ai-session audit repair` moves the log aside and starts a new segment recording the break",
+    .with_advice(
+        ai_session_protocol::hint::Advice::new(
+            "the daemon's owner repairs it with {0}, which moves the log aside and starts a new segment recording the break",
+        )
+        .call("audit.repair", serde_json::json!({})),
     )
 }

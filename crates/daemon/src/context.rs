@@ -37,9 +37,12 @@ pub(crate) struct Contexts {
 
 fn context_error(e: ContextError) -> RpcError {
     let kind = match &e {
-        ContextError::BudgetTooSmall { .. } | ContextError::UnknownTask(_) => {
-            ErrorKind::InvalidParams
-        }
+        // The caller's values: a budget, a task, a parent that makes a cycle, a limit out of
+        // range. Not the daemon's failure.
+        ContextError::BudgetTooSmall { .. }
+        | ContextError::UnknownTask(_)
+        | ContextError::TaskCycle(_)
+        | ContextError::Config(_) => ErrorKind::InvalidParams,
         _ => ErrorKind::Internal,
     };
     RpcError::new(kind, e.to_string())

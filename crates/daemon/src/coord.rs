@@ -9,9 +9,10 @@ use ai_session_coord::{
     Subscription, TaskId, TaskSpec, TaskState, Token,
 };
 use ai_session_protocol::coord::{self as c, *};
+use ai_session_protocol::hint::Advice;
 use ai_session_protocol::{ErrorKind, Notification, RpcError};
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use crate::server::Daemon;
@@ -30,73 +31,87 @@ pub(crate) fn coord_error(e: CoordError) -> RpcError {
     let (kind, hint) = match &e {
         E::Unauthorized { .. } => (
             ErrorKind::PermissionDenied,
-            "present the token `agent register` printed for this agent (--token or $AI_SESSION_AGENT_TOKEN)",
+            Advice::new("present the token {0} returned for this agent ({1})")
+                .call("agent.register", json!({"name": "NAME"}))
+                .field("agent.heartbeat", "token"),
         ),
         E::NotTaskHolder { .. } => (
             ErrorKind::PermissionDenied,
-            "only the agent holding a task may report it; `task show ID` says who holds it",
+            Advice::new("only the agent holding a task may report it; {0} says who holds it")
+                .call("task.show", json!({"id": "ID"})),
         ),
         E::NotAddressee { .. } => (
             ErrorKind::PermissionDenied,
-            "only the agent a request was sent to may reply to it",
+            Advice::new("only the agent a request was sent to may reply to it"),
         ),
         E::AgentGone { .. } => (
             ErrorKind::PermissionDenied,
-            "the agent left (unregistered, disconnected or missed its heartbeat); register again for a new token",
+            Advice::new("the agent left (unregistered, disconnected or missed its heartbeat); register again ({0}) for a new token")
+                .call("agent.register", json!({"name": "NAME"})),
         ),
         E::UnknownAgent(_) | E::UnknownAgentName(_) => (
             ErrorKind::NotFound,
-            "`ai-session agent ls` lists the agents",
+            Advice::new("{0} lists the agents").call("agent.list", json!({})),
         ),
-        E::UnknownTask(_) => (ErrorKind::NotFound, "`ai-session task ls` lists the tasks"),
+        E::UnknownTask(_) => (
+            ErrorKind::NotFound,
+            Advice::new("{0} lists the tasks").call("task.list", json!({})),
+        ),
         E::UnknownRequest(_) => (
             ErrorKind::NotFound,
-            "the request timed out or was already answered; nothing to reply to",
+            Advice::new("the request timed out or was already answered; nothing to reply to"),
         ),
         E::UnknownDependency { .. } | E::UnknownDependencyKey { .. } => (
             ErrorKind::InvalidParams,
-            "every --after must name an existing task (`ai-session task ls`)",
+            Advice::new("every task in {0} must exist ({1} lists them)")
+                .field("task.submit", "after")
+                .call("task.list", json!({})),
         ),
         E::DependencyFailed { .. } => (
             ErrorKind::Conflict,
-            "the dependency can never complete; submit it again, then this task after it",
+            Advice::new("the dependency can never complete; submit it again, then this task after it"),
         ),
         E::Cycle { .. } | E::DuplicateKey { .. } => (
             ErrorKind::InvalidParams,
-            "dependencies must form a DAG: break the cycle",
+            Advice::new("dependencies must form a DAG: break the cycle"),
         ),
         E::InvalidAgent(_) => (
             ErrorKind::InvalidParams,
-            "give a non-empty name and non-empty capabilities",
+            Advice::new("give a non-empty name and non-empty capabilities"),
         ),
         E::InvalidTask(_) => (
             ErrorKind::InvalidParams,
-            "give non-empty capability names in --needs",
+            Advice::new("give non-empty capability names in {0}").field("task.submit", "needs"),
         ),
         E::NameTaken { .. } => (
             ErrorKind::Conflict,
-            "choose another name, or unregister the active agent first",
+            Advice::new("choose another name, or unregister the active agent first"),
         ),
         E::InvalidTaskState { .. } => (
             ErrorKind::Conflict,
-            "`ai-session task show ID` shows the task's current state",
+            Advice::new("{0} shows the task's current state").call("task.show", json!({"id": "ID"})),
         ),
         E::InboxFull { .. } => (
             ErrorKind::Conflict,
-            "the agent is not reading its inbox; the message is in `ai-session bus dead-letters`",
+            Advice::new("the agent is not reading its inbox; the message is in the dead letters ({0})")
+                .call("bus.dead_letters", json!({})),
         ),
         E::ReservedTopic { .. } => (
             ErrorKind::InvalidParams,
-            "topics starting with '$' carry the coordinator's own events: subscribe to them, publish elsewhere",
+            Advice::new("topics starting with '$' carry the coordinator's own events: subscribe to them, publish elsewhere"),
         ),
         E::RequestTimeout { .. } => (
             ErrorKind::Timeout,
-            "the agent did not reply in time: check that it reads its inbox, or wait longer",
+            Advice::new("the agent did not reply in time: check that it reads its inbox, or wait longer ({0})")
+                .field("bus.request", "timeout_ms"),
         ),
-        E::Closed => (ErrorKind::ShuttingDown, "the coordinator is shutting down"),
+        E::Closed => (
+            ErrorKind::ShuttingDown,
+            Advice::new("the coordinator is shutting down"),
+        ),
     };
     RpcError::new(kind, e.to_string())
-        .with_hint(hint)
+        .with_advice(hint)
         .with_reason(e.code())
 }
 
@@ -105,7 +120,10 @@ fn bad_token() -> RpcError {
         ErrorKind::PermissionDenied,
         "malformed agent token: expected <agent id>.<64 hex digits>",
     )
-    .with_hint("pass the token exactly as `ai-session agent register` printed it")
+    .with_advice(
+        Advice::new("pass the token exactly as {0} returned it")
+            .call("agent.register", json!({"name": "NAME"})),
+    )
     .with_reason("unauthorized")
 }
 

@@ -45,7 +45,12 @@ impl<S: Send + 'static> Worker<S> {
             ErrorKind::Internal,
             format!("the {} thread is gone", self.name),
         )
-        .with_hint("the daemon log says why; restart the daemon (`ai-session daemon stop`)")
+        .with_advice(
+            ai_session_protocol::hint::Advice::new(
+                "the daemon log says why; restart the daemon ({0}, then start it again)",
+            )
+            .call("daemon.stop", serde_json::json!({})),
+        )
     }
 
     /// Queues a job, waiting for room when the queue is full.

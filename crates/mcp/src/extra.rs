@@ -1,6 +1,7 @@
 //! The tools beyond sessions: a session's context, snapshots, and coordination between agents
 //! (registration, the message bus, tasks). Each is one daemon method (`docs/protocol.md`).
 
+use crate::args::Parameters;
 use ai_session_protocol::coord::{
     AgentListResult, AgentToken, ClaimParams, ClaimResult, DeliveryResult, DoneParams, FailParams,
     PublishParams, RegisterParams, RegisterResult, SubmitParams, SubmitResult, TaskListParams,
@@ -11,7 +12,6 @@ use ai_session_protocol::persist::{
     SnapshotParams,
 };
 use ai_session_protocol::registry::{self as reg, Method};
-use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::CallToolResult;
 use rmcp::{ErrorData as McpError, Peer, RoleServer, tool, tool_router};
 use schemars::JsonSchema;
@@ -23,6 +23,7 @@ use crate::{AiSessionMcp, secs, success, to_value};
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct ContextGetArgs {
     /// The session's name.
+    #[serde(alias = "target")]
     pub session: String,
     /// Token budget for the returned context (default 4000).
     #[serde(default)]
@@ -46,6 +47,7 @@ pub enum Role {
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct ContextAddArgs {
     /// The session's name.
+    #[serde(alias = "target")]
     pub session: String,
     /// Who says it: "user", "assistant" or "note".
     pub role: Role,
@@ -59,6 +61,7 @@ pub struct ContextAddArgs {
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct SnapshotCreateArgs {
     /// The session's name.
+    #[serde(alias = "target")]
     pub session: String,
     /// A note to find the snapshot by later, e.g. "before migration".
     #[serde(default)]

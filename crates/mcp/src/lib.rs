@@ -6,24 +6,28 @@
 
 #![forbid(unsafe_code)]
 
+mod args;
+mod catalog;
 mod daemon;
 mod decide;
 mod extra;
+mod hint;
 mod progress;
 mod resources;
 mod trace;
+mod tasks;
 
 use ai_session_protocol::registry::{self as reg, Method};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use crate::args::Parameters;
 use ai_session_protocol::methods::{
     CaptureParams, CaptureResult, ExecParams, ExecResult, ExecStatus, ListResult, NewParams,
     ReadParams, ReadResult, ResizeParams, SendParams, SendResult, SessionInfo, Size, Target,
     WaitFor, WaitParams, WaitResult,
 };
 use rmcp::handler::server::router::tool::ToolRouter;
-use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{
     CallToolResult, ContentBlock, Implementation, ListResourceTemplatesResult, ListResourcesResult,
     PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities,
@@ -40,6 +44,7 @@ use serde_json::{Value, json};
 
 use ai_session_client::Error as CallError;
 pub use ai_session_client::Selector;
+pub use catalog::{DEFAULT_GROUPS, GROUPS, ToolSet, UnknownGroup};
 use daemon::Daemon;
 pub use daemon::{Backend, BoxFuture};
 pub use trace::current as current_trace;
@@ -56,9 +61,9 @@ other agents: agent_register (keep its token), task_submit, task_claim, task_com
 bus_publish. Each session is also a resource (ai-session://sessions/NAME/screen and .../log) \
 that can be subscribed to.";
 
-/// Serves MCP on stdin/stdout until the client closes stdin.
-pub async fn serve_stdio(sel: Selector) -> std::io::Result<()> {
-    let service = AiSessionMcp::new(sel)
+/// Serves MCP on stdin/stdout, offering the tools of `tools`, until the client closes stdin.
+pub async fn serve_stdio(sel: Selector, tools: &ToolSet) -> std::io::Result<()> {
+    let service = AiSessionMcp::new(sel, tools)
         .serve(rmcp::transport::stdio())
         .await
         .map_err(|e| std::io::Error::other(format!("MCP initialisation failed: {e}")))?;
@@ -69,12 +74,35 @@ pub async fn serve_stdio(sel: Selector) -> std::io::Result<()> {
     Ok(())
 }
 
-/// `ai-session mcp -L label` / `-S socket` in one call.
+/// `ai-session mcp -L label` / `-S socket` `--tools GROUPS` in one call: the tool groups from
+/// `--tools`, else from `[mcp] tools` in the configuration file, else the default ones.
 pub async fn serve_stdio_with(
     label: Option<String>,
     socket: Option<PathBuf>,
+    tools: Option<&str>,
 ) -> std::io::Result<()> {
-    serve_stdio(Selector { label, socket }).await
+    let home = ai_session_protocol::paths::home();
+    let set = tool_set(&home, tools).map_err(std::io::Error::other)?;
+    serve_stdio(Selector { label, socket }, &set).await
+}
+
+/// The tool groups to offer: `flag` (`--tools a,b`), else `[mcp] tools` of the configuration
+/// file in the state directory `home`, else [`ToolSet::default`]. The error says what to fix.
+pub fn tool_set(home: &std::path::Path, flag: Option<&str>) -> Result<ToolSet, String> {
+    if let Some(list) = flag {
+        let names: Vec<&str> = list.split(',').collect();
+        return ToolSet::parse(&names).map_err(|e| format!("--tools: {e}"));
+    }
+    let config = ai_session_protocol::config::Config::load(home).map_err(|e| e.to_string())?;
+    match config.mcp.tools {
+        Some(names) => ToolSet::parse(&names).map_err(|e| {
+            format!(
+                "{}: [mcp] tools: {e}",
+                ai_session_protocol::config::Config::path(home).display()
+            )
+        }),
+        None => Ok(ToolSet::default()),
+    }
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -112,12 +140,14 @@ pub struct CreateArgs {
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct SessionArgs {
     /// The session's name (see session_list).
+    #[serde(alias = "target")]
     pub session: String,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct ResizeArgs {
     /// The session's name.
+    #[serde(alias = "target")]
     pub session: String,
     /// New width in columns.
     pub cols: u16,
@@ -140,6 +170,7 @@ pub enum View {
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct ExecArgs {
     /// The session's name. It must run a shell (the default) and be at its prompt.
+    #[serde(alias = "target")]
     pub session: String,
     /// A shell command line, e.g. "cargo test 2>&1". Multi-line scripts work.
     pub command: String,
@@ -165,6 +196,7 @@ pub struct ExecArgs {
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct SendKeysArgs {
     /// The session's name.
+    #[serde(alias = "target")]
     pub session: String,
     /// Keys in order. tmux key names are pressed ("Enter", "C-c", "C-d", "Up", "Tab", "Escape",
     /// "BSpace", "F5", "M-x", "PageUp"); any other string is typed as text. Example:
@@ -182,6 +214,7 @@ pub struct SendKeysArgs {
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct WaitArgs {
     /// The session's name.
+    #[serde(alias = "target")]
     pub session: String,
     /// Wait until this regular expression matches the plain-text output since the last input
     /// (multi-line mode: ^ and $ match at line ends), e.g. ">>> $" or "^1024$".
@@ -204,6 +237,7 @@ pub struct WaitArgs {
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct ReadArgs {
     /// The session's name.
+    #[serde(alias = "target")]
     pub session: String,
     /// First log offset wanted (e.g. an exec's output_start, or a previous read's `end`).
     /// Default: the oldest output kept.
@@ -220,6 +254,7 @@ pub struct ReadArgs {
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct CaptureArgs {
     /// The session's name.
+    #[serde(alias = "target")]
     pub session: String,
     /// Also include this many lines of scrollback above the screen (default 0).
     #[serde(default)]
@@ -235,6 +270,10 @@ pub struct AiSessionMcp {
     tool_router: ToolRouter<Self>,
     /// The resources this client subscribed to (`resources/subscribe`).
     watches: std::sync::Arc<resources::Watches>,
+    /// The `subscriptions/listen` streams following the resource list.
+    listeners: std::sync::Arc<resources::Listeners>,
+    /// Calls running as tasks (`io.modelcontextprotocol/tasks`).
+    tasks: std::sync::Arc<rmcp::task_manager::TaskManager>,
 }
 
 fn secs(name: &str, secs: Option<f64>) -> Result<Option<u64>, CallToolResult> {
@@ -269,7 +308,8 @@ fn tool_error(message: &str, hint: Option<&str>, data: Value) -> CallToolResult 
 
 fn call_error(e: CallError) -> CallToolResult {
     match e {
-        CallError::Rpc(rpc) => {
+        CallError::Rpc(mut rpc) => {
+            rpc.rephrase(&hint::Mcp);
             let mut hint = rpc.data.hint.clone();
             if let Some(sessions) = &rpc.data.sessions {
                 let list = if sessions.is_empty() {
@@ -278,7 +318,9 @@ fn call_error(e: CallError) -> CallToolResult {
                     format!("existing sessions: {}", sessions.join(", "))
                 };
                 hint = Some(match hint {
-                    Some(h) if !h.contains("existing sessions") => format!("{h}; {list}"),
+                    Some(h) if !sessions.is_empty() && !h.contains("existing sessions") => {
+                        format!("{h}; {list}")
+                    }
                     Some(h) => h,
                     None => list,
                 });
@@ -292,7 +334,9 @@ fn call_error(e: CallError) -> CallToolResult {
         }
         other => tool_error(
             &other.to_string(),
-            Some("the ai-session daemon is unreachable; retry, or run `ai-session daemon status`"),
+            Some(
+                "the ai-session daemon is unreachable; retry, or ask the user to check the daemon",
+            ),
             json!({ "kind": "daemon_unreachable" }),
         ),
     }
@@ -311,36 +355,13 @@ fn to_value(v: &impl Serialize) -> Value {
 
 /// The exec result shaped for an agent: what happened first, then the view asked for, then how
 /// to get the rest.
-fn exec_view(session: &str, r: &ExecResult, view: View) -> Value {
-    let mut out = serde_json::Map::new();
-    out.insert("status".into(), to_value(&r.status));
-    out.insert("exit_code".into(), to_value(&r.exit_code));
-    out.insert(
-        "duration_ms".into(),
-        Value::from((r.duration_ms * 10.0).round() / 10.0),
-    );
-    let compact = r.compact.as_ref();
-    let want_full = view != View::Compact || compact.is_none();
-    if let Some(c) = compact.filter(|_| view != View::Full) {
-        out.insert("compact".into(), c.clone());
-    }
-    if want_full {
-        out.insert("output".into(), Value::from(r.output.clone()));
-        out.insert("truncated".into(), Value::from(r.truncated));
-    }
-    out.insert("output_start".into(), Value::from(r.output_start));
-    out.insert("output_end".into(), Value::from(r.output_end));
-    if let Some(h) = &r.hint {
-        out.insert("hint".into(), Value::from(h.clone()));
-    }
-    if let Some(f) = &r.foreground {
-        out.insert("foreground".into(), to_value(f));
-    }
+fn exec_view(session: &str, r: ExecResult, view: View) -> catalog::ExecAnswer {
+    let want_full = view != View::Compact || r.compact.is_none();
     let mut more = format!(
         "session_read {{\"session\": \"{session}\", \"since\": {}}} returns this command's raw output",
         r.output_start
     );
-    if view == View::Compact && compact.is_some() {
+    if view == View::Compact && r.compact.is_some() {
         more.push_str("; or run session_exec again with view \"full\"");
     }
     if r.status != ExecStatus::Exited {
@@ -349,33 +370,61 @@ fn exec_view(session: &str, r: &ExecResult, view: View) -> Value {
              session_send_keys [\"C-c\"] interrupts it",
         );
     }
-    out.insert("more".into(), Value::from(more));
-    Value::Object(out)
+    let hint = match &r.advice {
+        Some(advice) => Some(hint::render(advice)),
+        None => r.hint.clone(),
+    };
+    catalog::ExecAnswer {
+        status: r.status,
+        exit_code: r.exit_code,
+        duration_ms: (r.duration_ms * 10.0).round() / 10.0,
+        compact: r
+            .compact
+            .filter(|_| view != View::Full)
+            .map(hint::rephrase_view),
+        output: want_full.then_some(r.output),
+        truncated: want_full.then_some(r.truncated),
+        output_start: r.output_start,
+        output_end: r.output_end,
+        hint,
+        foreground: r.foreground,
+        prompt: r.prompt,
+        screen: r.screen,
+        more,
+    }
 }
 
 #[tool_router]
 impl AiSessionMcp {
     /// A server whose tools call the daemon on its socket (`ai-session mcp`).
-    pub fn new(sel: Selector) -> Self {
-        Self::over(Daemon::new(sel))
+    pub fn new(sel: Selector, tools: &ToolSet) -> Self {
+        Self::over(Daemon::new(sel), tools)
     }
 
     /// A server whose tools call the daemon's service in-process (`/mcp`).
-    pub fn with_backend(backend: std::sync::Arc<dyn Backend>) -> Self {
-        Self::over(Daemon::InProcess(backend))
+    pub fn with_backend(backend: std::sync::Arc<dyn Backend>, tools: &ToolSet) -> Self {
+        Self::over(Daemon::InProcess(backend), tools)
     }
 
-    fn over(daemon: Daemon) -> Self {
+    fn over(daemon: Daemon, tools: &ToolSet) -> Self {
         Self {
             daemon: std::sync::Arc::new(daemon),
-            tool_router: Self::tool_router() + Self::extra_router() + Self::decide_router(),
+            tool_router: {
+                let mut router = Self::tool_router() + Self::extra_router() + Self::decide_router();
+                catalog::describe(&mut router);
+                catalog::restrict(&mut router, tools);
+                router
+            },
             watches: std::sync::Arc::default(),
+            listeners: std::sync::Arc::default(),
+            tasks: std::sync::Arc::default(),
         }
     }
 
     /// Tells the client that the resource list changed (a session came or went).
     async fn sessions_changed(&self, peer: &Peer<RoleServer>) {
-        resources::Notifier(peer.clone()).list_changed().await;
+        resources::Notifier::Peer(peer.clone()).list_changed().await;
+        self.listeners.list_changed().await;
     }
 
     /// Runs a daemon call, reporting progress meanwhile when the client asked for it (a
@@ -400,6 +449,35 @@ impl AiSessionMcp {
                 reporter.finish().await;
                 out
             }
+        }
+    }
+
+    /// Runs a tool call; arguments that do not decode are a tool error naming the argument.
+    pub(crate) async fn run_tool(
+        &self,
+        request: rmcp::model::CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::CallToolResponse, McpError> {
+        let tcc = rmcp::handler::server::tool::ToolCallContext::new(self, request, context);
+        match self.tool_router.call(tcc).await {
+            // Arguments that do not decode: a tool error the model reads and can fix, naming
+            // the argument, rather than a protocol error clients show as a failure.
+            Err(e) if e.message.starts_with(args::PREFIX) => {
+                let message = e.message.trim_start_matches(args::PREFIX).to_owned();
+                let field = e
+                    .data
+                    .as_ref()
+                    .and_then(|d| d.get("field"))
+                    .cloned()
+                    .unwrap_or(Value::Null);
+                Ok(tool_error(
+                    &message,
+                    Some("the tool's inputSchema lists its arguments and their types"),
+                    json!({ "kind": "invalid_params", "field": field }),
+                )
+                .into())
+            }
+            other => other,
         }
     }
 
@@ -480,7 +558,7 @@ impl AiSessionMcp {
             match self.call::<_, Value>(reg::SessionKill::NAME, params).await {
                 Ok(_) => {
                     self.sessions_changed(&peer).await;
-                    success(json!({ "killed": a.session }))
+                    success(to_value(&catalog::KillAnswer { killed: a.session }))
                 }
                 Err(e) => e,
             },
@@ -504,7 +582,11 @@ impl AiSessionMcp {
                 .call::<_, Value>(reg::SessionResize::NAME, params)
                 .await
             {
-                Ok(_) => success(json!({ "session": a.session, "cols": a.cols, "rows": a.rows })),
+                Ok(_) => success(to_value(&catalog::ResizeAnswer {
+                    session: a.session,
+                    cols: a.cols,
+                    rows: a.rows,
+                })),
                 Err(e) => e,
             },
         )
@@ -535,7 +617,7 @@ impl AiSessionMcp {
         };
         let call = self.call::<_, ExecResult>(reg::SessionExec::NAME, params);
         Ok(match self.with_progress(&ctx, &a.session, call).await {
-            Ok(r) => success(exec_view(&a.session, &r, a.view)),
+            Ok(r) => success(to_value(&exec_view(&a.session, r, a.view))),
             Err(e) => e,
         })
     }
@@ -635,16 +717,19 @@ impl AiSessionMcp {
                 .await
             {
                 Ok(r) => {
-                    let mut v = to_value(&r);
                     // The screen as one text block reads better than a JSON array of lines.
                     let mut screen = r.lines.join("\n");
                     let trimmed = screen.trim_end_matches(['\n', ' ']).len();
                     screen.truncate(trimmed);
-                    if let Some(obj) = v.as_object_mut() {
-                        obj.remove("lines");
-                        obj.insert("screen".into(), Value::from(screen));
-                    }
-                    success(v)
+                    success(to_value(&catalog::CaptureAnswer {
+                        screen,
+                        size: r.size,
+                        cursor_row: r.cursor_row,
+                        cursor_col: r.cursor_col,
+                        alternate_screen: r.alternate_screen,
+                        title: r.title,
+                        scrollback_lines: r.scrollback_lines,
+                    }))
                 }
                 Err(e) => e,
             },
@@ -676,10 +761,50 @@ impl ServerHandler for AiSessionMcp {
             .enable_resources()
             .enable_resources_subscribe()
             .enable_resources_list_changed()
+            .enable_tasks()
             .build();
         ServerConfig::new(capabilities)
             .with_server_info(Implementation::new("ai-session", env!("CARGO_PKG_VERSION")))
             .with_instructions(INSTRUCTIONS)
+    }
+
+    async fn call_tool(
+        &self,
+        request: rmcp::model::CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::CallToolResponse, McpError> {
+        if tasks::wanted(&request, &context) {
+            return Ok(tasks::start(self, &self.tasks, request, context));
+        }
+        self.run_tool(request, context).await
+    }
+
+    async fn get_task(
+        &self,
+        request: rmcp::model::GetTaskParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::GetTaskResult, McpError> {
+        Ok(rmcp::model::GetTaskResult::new(
+            self.tasks.get_task(&request.task_id)?,
+        ))
+    }
+
+    async fn update_task(
+        &self,
+        request: rmcp::model::UpdateTaskParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        // No tool of this server asks for input mid-task: there is nothing to route.
+        self.tasks
+            .update_task(&request.task_id, std::iter::empty::<(String, Value)>())
+    }
+
+    async fn cancel_task(
+        &self,
+        request: rmcp::model::CancelTaskParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        self.tasks.cancel_task(&request.task_id)
     }
 
     async fn list_resources(
@@ -710,13 +835,41 @@ impl ServerHandler for AiSessionMcp {
         Ok(resources::read(&self.daemon, &request.uri).await?.into())
     }
 
+    fn accepted_subscription_filter(
+        &self,
+        requested: &rmcp::model::SubscriptionFilter,
+    ) -> Option<rmcp::model::SubscriptionFilter> {
+        Some(resources::acceptable(requested))
+    }
+
+    /// A `subscriptions/listen` stream (2026-07-28): the sessions of its resource URIs are
+    /// followed until the client cancels it, and the resource list's changes reported on it.
+    async fn listen(&self, context: rmcp::service::SubscriptionContext) -> Result<(), McpError> {
+        let sink = context.sink().clone();
+        let watches = resources::Watches::default();
+        for uri in context.accepted().resource_subscriptions.iter().flatten() {
+            let notifier = resources::Notifier::Listen(sink.clone());
+            watches.subscribe(&self.daemon, notifier, uri).await?;
+        }
+        let lists = context.accepted().resources_list_changed == Some(true);
+        if lists {
+            self.listeners.add(sink.clone());
+        }
+        context.cancelled().await;
+        if lists {
+            self.listeners.remove(sink.id());
+        }
+        // Dropping `watches` stops following its sessions.
+        Ok(())
+    }
+
     #[allow(deprecated)]
     async fn subscribe(
         &self,
         request: SubscribeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
-        let notifier = resources::Notifier(context.peer);
+        let notifier = resources::Notifier::Peer(context.peer);
         self.watches
             .subscribe(&self.daemon, notifier, &request.uri)
             .await
@@ -741,10 +894,13 @@ mod tests {
     /// description, and every method with a tool has one here.
     #[test]
     fn tools_match_the_registry() {
-        let server = AiSessionMcp::new(Selector {
-            label: None,
-            socket: Some("/nonexistent".into()),
-        });
+        let server = AiSessionMcp::new(
+            Selector {
+                label: None,
+                socket: Some("/nonexistent".into()),
+            },
+            &ToolSet::all(),
+        );
         let tools = server.tool_router.list_all();
         let declared: Vec<&reg::MethodSpec> =
             reg::METHODS.iter().filter(|s| s.mcp.is_some()).collect();
@@ -757,5 +913,66 @@ mod tests {
                 .unwrap_or_else(|| panic!("no tool {} for {}", mcp.tool, spec.name));
             assert_eq!(tool.description.as_deref(), Some(mcp.description));
         }
+    }
+
+    /// Every tool has the registry's annotations, and an object output schema.
+    #[test]
+    fn tools_carry_annotations_and_output_schemas() {
+        let server = AiSessionMcp::new(
+            Selector {
+                label: None,
+                socket: Some("/nonexistent".into()),
+            },
+            &ToolSet::all(),
+        );
+        for tool in server.tool_router.list_all() {
+            let a = tool.annotations.as_ref().expect("annotations");
+            let schema = tool.output_schema.as_ref().expect("output schema");
+            assert_eq!(schema.get("type"), Some(&json!("object")), "{}", tool.name);
+            let read_only = a.read_only_hint == Some(true);
+            match tool.name.as_ref() {
+                "session_list" | "session_read" | "session_capture" | "context_get" => {
+                    assert!(read_only, "{}", tool.name)
+                }
+                "session_exec" | "session_kill" | "session_send_keys" => {
+                    assert!(
+                        !read_only && a.destructive_hint == Some(true),
+                        "{}",
+                        tool.name
+                    )
+                }
+                "session_create" | "snapshot_create" => {
+                    assert!(
+                        !read_only && a.destructive_hint == Some(false),
+                        "{}",
+                        tool.name
+                    )
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// A subset offers exactly its groups' tools.
+    #[test]
+    fn tool_sets_offer_their_groups_only() {
+        let set = ToolSet::parse(&["sessions"]).unwrap();
+        let server = AiSessionMcp::new(
+            Selector {
+                label: None,
+                socket: Some("/nonexistent".into()),
+            },
+            &set,
+        );
+        let names: Vec<String> = server
+            .tool_router
+            .list_all()
+            .into_iter()
+            .map(|t| t.name.to_string())
+            .collect();
+        assert!(names.iter().all(|n| n.starts_with("session_")), "{names:?}");
+        assert_eq!(names.len(), 9, "{names:?}");
+        assert!(ToolSet::parse(&["sessions", "bogus"]).is_err());
+        assert_eq!(ToolSet::parse(&["all"]).unwrap(), ToolSet::all());
     }
 }

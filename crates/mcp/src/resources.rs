@@ -14,10 +14,12 @@ use ai_session_protocol::methods::{
     self as m, CaptureParams, CaptureResult, ListResult, ReadParams, ReadResult,
 };
 use rmcp::ErrorData as McpError;
+use rmcp::model::SubscriptionFilter;
 use rmcp::model::{
     ReadResourceResult, Resource, ResourceContents, ResourceTemplate,
     ResourceUpdatedNotificationParam,
 };
+use rmcp::service::SubscriptionSink;
 use rmcp::{Peer, RoleServer};
 use serde_json::{Value, json};
 use tokio::task::AbortHandle;
@@ -77,7 +79,8 @@ pub(crate) fn parse(uri: &str) -> Result<(String, Kind), McpError> {
 /// existing sessions), anything else an internal error with the daemon's message and hint.
 pub(crate) fn resource_error(uri: &str, e: CallError) -> McpError {
     match e {
-        CallError::Rpc(rpc) => {
+        CallError::Rpc(mut rpc) => {
+            rpc.rephrase(&crate::hint::Mcp);
             let mut message = rpc.message.clone();
             if let Some(h) = &rpc.data.hint {
                 message.push_str(&format!(" (hint: {h})"));
@@ -94,8 +97,8 @@ pub(crate) fn resource_error(uri: &str, e: CallError) -> McpError {
         }
         other => McpError::internal_error(
             format!(
-                "{other} (hint: the ai-session daemon is unreachable; retry, or run \
-                 `ai-session daemon status`)"
+                "{other} (hint: the ai-session daemon is unreachable; retry, or ask the user \
+                 to check the daemon)"
             ),
             Some(json!({ "kind": "daemon_unreachable", "uri": uri })),
         ),
@@ -200,22 +203,72 @@ pub(crate) async fn read(daemon: &Daemon, uri_: &str) -> Result<ReadResourceResu
 }
 
 /// Where change notifications go: the client that sent `resources/subscribe` (protocol
-/// versions up to 2025-11-25; `subscriptions/listen` of 2026-07-28 is not offered yet).
+/// versions up to 2025-11-25), or a `subscriptions/listen` stream (2026-07-28).
 #[derive(Clone)]
-pub(crate) struct Notifier(pub(crate) Peer<RoleServer>);
+pub(crate) enum Notifier {
+    Peer(Peer<RoleServer>),
+    Listen(SubscriptionSink),
+}
 
 impl Notifier {
-    /// False once the client is gone.
+    /// False once the client is gone (or its stream ended).
     async fn updated(&self, uri: &str) -> bool {
-        self.0
-            .notify_resource_updated(ResourceUpdatedNotificationParam::new(uri))
-            .await
-            .is_ok()
+        match self {
+            Notifier::Peer(p) => p
+                .notify_resource_updated(ResourceUpdatedNotificationParam::new(uri))
+                .await
+                .is_ok(),
+            Notifier::Listen(sink) => sink.notify_resource_updated(uri).await.is_ok(),
+        }
     }
 
     pub(crate) async fn list_changed(&self) -> bool {
-        self.0.notify_resource_list_changed().await.is_ok()
+        match self {
+            Notifier::Peer(p) => p.notify_resource_list_changed().await.is_ok(),
+            Notifier::Listen(sink) => sink.notify_resource_list_changed().await.is_ok(),
+        }
     }
+}
+
+/// The `subscriptions/listen` streams that asked for `resources/list_changed`.
+#[derive(Default)]
+pub(crate) struct Listeners(Mutex<Vec<SubscriptionSink>>);
+
+impl Listeners {
+    pub(crate) fn add(&self, sink: SubscriptionSink) {
+        lock(&self.0).push(sink);
+    }
+
+    pub(crate) fn remove(&self, id: &rmcp::model::RequestId) {
+        lock(&self.0).retain(|s| s.id() != id);
+    }
+
+    /// Tells every stream that the resource list changed; forgets streams that ended.
+    pub(crate) async fn list_changed(&self) {
+        let sinks: Vec<SubscriptionSink> = lock(&self.0).clone();
+        for sink in sinks {
+            if sink.notify_resource_list_changed().await.is_err() {
+                self.remove(sink.id());
+            }
+        }
+    }
+}
+
+/// What of a `subscriptions/listen` filter this server serves: the resource list, and the
+/// updates of well-formed session resource URIs (an unknown session is refused when the
+/// stream starts following it).
+pub(crate) fn acceptable(requested: &SubscriptionFilter) -> SubscriptionFilter {
+    let uris: Vec<String> = requested
+        .resource_subscriptions
+        .iter()
+        .flatten()
+        .filter(|u| parse(u).is_ok())
+        .cloned()
+        .collect();
+    let mut accepted = SubscriptionFilter::new();
+    accepted.resources_list_changed = requested.resources_list_changed;
+    accepted.resource_subscriptions = (!uris.is_empty()).then_some(uris);
+    accepted
 }
 
 type Uris = Arc<Mutex<BTreeSet<String>>>;

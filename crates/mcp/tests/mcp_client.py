@@ -83,7 +83,7 @@ async def call(session, name, args, expect_error=False):
 
 
 async def sdk_session():
-    params = StdioServerParameters(command=BINARY, args=["-L", LABEL, "mcp"], env=dict(os.environ))
+    params = StdioServerParameters(command=BINARY, args=["-L", LABEL, "mcp", "--tools", "all"], env=dict(os.environ))
     inbox = Inbox()
     async with stdio_client(params) as (read, write):
         async with ClientSession(read, write, message_handler=inbox) as s:
@@ -123,6 +123,25 @@ async def sdk_session():
 
             r = await call(s, "session_exec", {"session": "work", "command": "sleep 5", "idle_timeout_secs": 0.3})
             assert r["status"] == "running" and r["exit_code"] is None, r
+            # Hints in MCP's own terms: tools and their arguments, no other front end's syntax.
+            assert 'session_wait {"prompt":true,"session":"work"}' in r["hint"], r
+            assert 'session_send_keys {"keys":["C-c"],"session":"work"}' in r["hint"], r
+            busy = await call(s, "session_exec", {"session": "work", "command": "echo no"}, expect_error=True)
+            busy_hint = busy.structured_content["error"]["hint"]
+            assert busy.structured_content["error"]["kind"] == "session_busy", busy
+            assert "session_wait" in busy_hint and "session_send_keys" in busy_hint, busy
+            for text in (r["hint"], r["more"], busy_hint, busy.content[0].text):
+                for foreign in ("ai-session ", " -t ", "POST /v1", "GET /v1", "--prompt"):
+                    assert foreign not in text, (foreign, text)
+            assert "advice" not in r and "advice" not in busy.structured_content["error"], r
+            # Arguments: numbers sent as strings are taken; a wrong type is a tool error that
+            # names the argument in plain words.
+            odd = await call(s, "session_read", {"session": "work", "since": "0", "max_bytes": "64"})
+            assert odd["start"] == 0 or odd["dropped"] > 0, odd
+            bad = await call(s, "session_wait", {"session": "work", "prompt": True, "timeout_secs": "soon"}, expect_error=True)
+            err = bad.structured_content["error"]
+            assert err["kind"] == "invalid_params" and err["field"] == "timeout_secs", bad
+            assert err["message"] == '`timeout_secs` must be a number, not the string "soon"', bad
             w = await call(s, "session_wait", {"session": "work", "prompt": True, "timeout_secs": 20})
             assert w["exit_code"] == 0, w
 
@@ -153,16 +172,9 @@ async def sdk_session():
             assert err.structured_content["error"]["kind"] == "timeout", err
             err = await call(s, "session_wait", {"session": "work"}, expect_error=True)
             assert "exactly one" in err.content[0].text, err
-            # Arguments that break the schema: a JSON-RPC invalid-params error, or a tool error
-            # naming the missing field.
-            try:
-                bad = await asyncio.wait_for(s.call_tool("session_exec", {"session": "work"}), DEADLINE)
-            except Exception as e:  # the SDK raises on a JSON-RPC error
-                print("missing argument ->", type(e).__name__, e)
-                assert "command" in str(e), e
-            else:
-                print("missing argument ->", bad)
-                assert bad.is_error and "command" in bad.content[0].text, bad
+            # Arguments that break the schema: a tool error naming the missing argument.
+            bad = await call(s, "session_exec", {"session": "work"}, expect_error=True)
+            assert bad.structured_content["error"]["message"] == "`command` is required", bad
 
             await resources(s, inbox)
             await progress(s)

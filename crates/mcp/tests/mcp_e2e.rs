@@ -95,3 +95,59 @@ fn python_sdk_drives_the_stdio_server() {
     };
     assert!(status.success(), "mcp_client.py failed: {status}");
 }
+
+/// Where `.ci/run` installs the TypeScript SDK (`@modelcontextprotocol/client` 2.x and
+/// `@modelcontextprotocol/sdk` 1.x).
+fn ts_sdk_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.ci/peers/mcp-ts");
+    for package in ["client", "sdk"] {
+        assert!(
+            dir.join("node_modules/@modelcontextprotocol")
+                .join(package)
+                .is_dir(),
+            "the TypeScript MCP SDK is missing from {}: run .ci/run's install step (npm install \
+             @modelcontextprotocol/client@2.4.0 @modelcontextprotocol/sdk@1.32.2 there)",
+            dir.display()
+        );
+    }
+    dir
+}
+
+#[test]
+fn typescript_sdk_drives_the_stdio_server_at_both_protocol_versions() {
+    let sdk = ts_sdk_dir();
+    let bin = ai_session_binary();
+    let home = tempfile::tempdir().unwrap();
+    let label = format!("mcp-ts-{}", std::process::id());
+    let _stop = StopDaemon {
+        bin: &bin,
+        home: home.path(),
+        label: &label,
+    };
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/mcp_ts_client.mjs");
+    let mut child = Command::new("node")
+        .arg(&script)
+        .arg(&sdk)
+        .arg("stdio")
+        .arg(&bin)
+        .arg(&label)
+        .env("AI_SESSION_HOME", home.path())
+        .env("HOME", home.path())
+        .current_dir(home.path())
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > DEADLINE {
+            child.kill().ok();
+            child.wait().ok();
+            panic!("mcp_ts_client.mjs did not finish within {DEADLINE:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "mcp_ts_client.mjs failed: {status}");
+}

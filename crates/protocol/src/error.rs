@@ -3,6 +3,8 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+use crate::hint::{Advice, Cli, Phrasing};
+
 /// The stable error kinds. The numeric codes are part of the protocol: the JSON-RPC reserved
 /// range for framing errors, small positive numbers for ai-session's own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -96,6 +98,10 @@ pub struct ErrorData {
     /// A finer machine-readable reason, e.g. the coordinator's error code (`not_task_holder`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The hint before it was phrased: each front end renders `hint` from it in its own syntax
+    /// (`docs/protocol.md`, "Hints").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advice: Option<Box<Advice>>,
 }
 
 /// A JSON-RPC error object.
@@ -123,6 +129,22 @@ impl RpcError {
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
         self.data.hint = Some(hint.into());
         self
+    }
+
+    /// A hint that names operations or parameters: `hint` is phrased for the CLI (the socket's
+    /// default), and front ends with another syntax phrase it again with [`RpcError::rephrase`].
+    pub fn with_advice(mut self, advice: Advice) -> Self {
+        self.data.hint = Some(advice.render(&Cli::default()));
+        self.data.advice = Some(Box::new(advice));
+        self
+    }
+
+    /// Phrases the hint for another front end, and drops the unphrased advice (the caller of
+    /// that front end reads `hint`).
+    pub fn rephrase(&mut self, phrasing: &dyn Phrasing) {
+        if let Some(advice) = self.data.advice.take() {
+            self.data.hint = Some(advice.render(phrasing));
+        }
     }
 
     pub fn with_sessions(mut self, sessions: Vec<String>) -> Self {

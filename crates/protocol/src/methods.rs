@@ -275,6 +275,9 @@ pub struct ExecResult {
     /// What to do next when the command did not finish.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hint: Option<String>,
+    /// `hint` before it was phrased, for front ends that phrase it in their own syntax.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advice: Option<crate::hint::Advice>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub foreground: Option<Foreground>,
     /// The output recognised and parsed (build, tests, git, ...), for finished commands.
@@ -388,7 +391,10 @@ pub struct CaptureResult {
     pub scrollback_lines: usize,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// What a wait waits for. Written `{"kind": "regex", "pattern": ".."}`, `{"kind": "idle",
+/// "ms": N}` or `{"kind": "prompt"}`; also read in the short shape MCP's `session_wait` takes,
+/// `{"regex": ".."}`, `{"idle_ms": N}` or `{"prompt": true}` (exactly one of them).
+#[derive(Debug, Clone, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum WaitFor {
@@ -398,6 +404,53 @@ pub enum WaitFor {
     Idle { ms: u64 },
     /// The shell is back at its prompt after the last input.
     Prompt,
+}
+
+/// The tagged shape of [`WaitFor`].
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+enum WaitForTagged {
+    Regex { pattern: String },
+    Idle { ms: u64 },
+    Prompt,
+}
+
+/// The short shape of [`WaitFor`].
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WaitForShort {
+    #[serde(default)]
+    regex: Option<String>,
+    #[serde(default)]
+    idle_ms: Option<u64>,
+    #[serde(default)]
+    prompt: Option<bool>,
+}
+
+impl<'de> Deserialize<'de> for WaitFor {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let value = serde_json::Value::deserialize(d)?;
+        if value.get("kind").is_some() {
+            return Ok(
+                match WaitForTagged::deserialize(value).map_err(D::Error::custom)? {
+                    WaitForTagged::Regex { pattern } => WaitFor::Regex { pattern },
+                    WaitForTagged::Idle { ms } => WaitFor::Idle { ms },
+                    WaitForTagged::Prompt => WaitFor::Prompt,
+                },
+            );
+        }
+        let short = WaitForShort::deserialize(value).map_err(D::Error::custom)?;
+        match (short.regex, short.idle_ms, short.prompt) {
+            (Some(pattern), None, None | Some(false)) => Ok(WaitFor::Regex { pattern }),
+            (None, Some(ms), None | Some(false)) => Ok(WaitFor::Idle { ms }),
+            (None, None, Some(true)) => Ok(WaitFor::Prompt),
+            _ => Err(D::Error::custom(
+                "give exactly one of {\"prompt\": true}, {\"regex\": \"...\"}, {\"idle_ms\": N} \
+                 (or {\"kind\": \"prompt\"|\"regex\"|\"idle\", ...})",
+            )),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

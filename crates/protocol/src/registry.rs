@@ -113,6 +113,20 @@ pub struct Http {
 pub struct Mcp {
     pub tool: &'static str,
     pub description: &'static str,
+    /// A write that may destroy or overwrite something (MCP's `destructiveHint`); a write that
+    /// only adds (a session, a note, a snapshot, a task) is not. Reads are neither.
+    pub destructive: bool,
+    /// Calling it again with the same arguments changes nothing more (`idempotentHint`). Reads
+    /// always are.
+    pub idempotent: bool,
+}
+
+/// MCP's tool annotations of a method, from its audit effect and its tool entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ToolHints {
+    pub read_only: bool,
+    pub destructive: bool,
+    pub idempotent: bool,
 }
 
 /// A JSON Schema generator for a params or result type.
@@ -174,6 +188,18 @@ impl MethodSpec {
         }
     }
 
+    /// The MCP annotations of its tool: a read is read-only and idempotent; a write is
+    /// destructive and idempotent as its tool entry says.
+    pub const fn tool_hints(&self) -> Option<ToolHints> {
+        let Some(tool) = self.mcp else { return None };
+        let read_only = matches!(self.audit.effect, Effect::Read);
+        Some(ToolHints {
+            read_only,
+            destructive: !read_only && tool.destructive,
+            idempotent: read_only || tool.idempotent,
+        })
+    }
+
     /// The audit detail of a call: the recorded fields, bounded to 4 KiB.
     pub fn audit_detail(&self, params: &Value) -> String {
         let mut parts = Vec::new();
@@ -224,8 +250,14 @@ pub fn decode_params<T: DeserializeOwned>(value: Value) -> Result<T, RpcError> {
     } else {
         value
     };
-    serde_json::from_value(value)
-        .map_err(|e| RpcError::new(ErrorKind::InvalidParams, format!("invalid params: {e}")))
+    crate::decode::decode(value).map_err(|e| {
+        let err = RpcError::new(ErrorKind::InvalidParams, e.message);
+        if e.field.is_empty() {
+            err
+        } else {
+            err.with_reason(format!("field:{}", e.field))
+        }
+    })
 }
 
 /// The `method_not_found` error, listing every method.
@@ -313,8 +345,52 @@ const fn created(verb: Verb, path: &'static str, input: Input) -> Option<Http> {
         created: true,
     })
 }
+/// A route whose path carries these `(variable, field)` pairs.
+const fn at(
+    verb: Verb,
+    path: &'static str,
+    input: Input,
+    path_fields: &'static [(&'static str, &'static str)],
+    created: bool,
+) -> Option<Http> {
+    Some(Http {
+        verb,
+        path,
+        input,
+        path_fields,
+        created,
+    })
+}
+/// A tool that may destroy something when it writes.
 const fn tool(tool: &'static str, description: &'static str) -> Option<Mcp> {
-    Some(Mcp { tool, description })
+    Some(Mcp {
+        tool,
+        description,
+        destructive: true,
+        idempotent: false,
+    })
+}
+/// A tool that only adds (or, for a read, only reads).
+const fn adding(tool: &'static str, description: &'static str) -> Option<Mcp> {
+    Some(Mcp {
+        tool,
+        description,
+        destructive: false,
+        idempotent: false,
+    })
+}
+/// A tool whose second call with the same arguments changes nothing more.
+const fn repeatable(
+    tool: &'static str,
+    destructive: bool,
+    description: &'static str,
+) -> Option<Mcp> {
+    Some(Mcp {
+        tool,
+        description,
+        destructive,
+        idempotent: true,
+    })
 }
 
 macro_rules! methods {
@@ -396,7 +472,7 @@ methods! {
         need: Need::Fixed("session:create"),
         audit: secret(&["name", "cwd", "policy", "program"], &["env", "set_env"]),
         http: created(Post, "/v1/sessions", Body),
-        mcp: tool("session_create", "Create a terminal session running a persistent shell (or a program) in a \
+        mcp: adding("session_create", "Create a terminal session running a persistent shell (or a program) in a \
         real PTY. Returns the session's info; its `name` is what every other tool takes as \
         `session`. Sessions outlive this conversation until session_kill."),
         cli: Some("new"),
@@ -477,14 +553,14 @@ methods! {
     SessionResize = "session.resize" (m::ResizeParams => Empty) {
         need: Need::Session("resize"), audit: loud(&["size"]),
         http: on(Post, "/v1/sessions/{name}/resize", Body),
-        mcp: tool("session_resize", "Change a session's terminal size (columns x rows)."),
+        mcp: repeatable("session_resize", false, "Change a session's terminal size (columns x rows)."),
         cli: Some("resize"),
     }
     /// Kill a session and every process in it.
     SessionKill = "session.kill" (m::Target => Empty) {
         need: Need::Session("kill"), audit: LOUD,
         http: on(Delete, "/v1/sessions/{name}", Input::None),
-        mcp: tool("session_kill", "Kill a session and every process in it, and delete its log."),
+        mcp: repeatable("session_kill", true, "Kill a session and every process in it, and delete its log."),
         cli: Some("kill"),
     }
     /// Follow a session: output, state and command notifications on this connection.
@@ -608,8 +684,8 @@ methods! {
     /// Save a snapshot of a session: settings, cwd, environment, history, scrollback, context.
     SnapshotCreate = "snapshot.create" (p::SnapshotParams => p::SnapshotInfo) {
         need: Need::Snapshot("create"), audit: loud(&["label"]),
-        http: None,
-        mcp: tool("snapshot_create", "Save a snapshot of a session: its settings, working directory, \
+        http: at(Post, "/v1/sessions/{name}/snapshots", Body, NAME, true),
+        mcp: adding("snapshot_create", "Save a snapshot of a session: its settings, working directory, \
         environment, command history, scrollback and context. snapshot_restore starts a new \
         session from it later (also after a restart of the daemon). Returns the snapshot's `id`."),
         cli: Some("snapshot create"),
@@ -617,7 +693,7 @@ methods! {
     /// List snapshots, of one session or of every session the caller may list.
     SnapshotList = "snapshot.list" (p::SnapshotListParams => p::SnapshotListResult) {
         need: Need::Snapshot("list"), audit: QUIET,
-        http: None,
+        http: route(Get, "/v1/snapshots", Query),
         mcp: tool("snapshot_list", "List saved snapshots, oldest first, of one session or of all: id, \
         session name, label, time (created_ms), number of execs, scrollback lines, size."),
         cli: Some("snapshot ls"),
@@ -625,8 +701,8 @@ methods! {
     /// Start a new session from a snapshot.
     SnapshotRestore = "snapshot.restore" (p::RestoreParams => p::RestoreResult) {
         need: Need::Fixed("session:create"), audit: loud(&["id", "name"]),
-        http: None,
-        mcp: tool("snapshot_restore", "Start a new session from a snapshot: same shell, working directory and \
+        http: at(Post, "/v1/snapshots/{id}/restore", Body, &[("id", "snapshot")], true),
+        mcp: adding("snapshot_restore", "Start a new session from a snapshot: same shell, working directory and \
         environment, with its scrollback and context. Give `name` when the snapshot's session \
         still exists. With rerun_last the snapshot's last command runs again and its result is \
         returned as `rerun`. Returns the new session's info as `session`."),
@@ -635,7 +711,7 @@ methods! {
     /// Remove old snapshots: keep the newest N per session, and/or all under a size on disk.
     SnapshotPrune = "snapshot.prune" (p::PruneParams => p::PruneResult) {
         need: Need::Snapshot("prune"), audit: loud(&["target", "keep", "max_bytes"]),
-        http: None, mcp: None, cli: Some("snapshot prune"),
+        http: route(Post, "/v1/snapshots/prune", Body), mcp: None, cli: Some("snapshot prune"),
     }
     /// A session's whole record, with its snapshots, as one self-contained file.
     SessionExport = "session.export" (m::Target => p::ExportResult) {
@@ -650,7 +726,7 @@ methods! {
     /// The best working context of a session (or `agent:NAME`) within a token budget.
     ContextGet = "context.get" (x::ContextGetParams => x::ContextViewResult) {
         need: Need::SessionOrAgent("read"), audit: QUIET,
-        http: None,
+        http: on(Get, "/v1/sessions/{name}/context", Query),
         mcp: tool("context_get", "Get the best working context of a session within a token budget: what \
         its commands did (condensed), the workspace, what was learned, the last failure and \
         unresolved problems, and notes added with context_add. Use it to catch up on a session \
@@ -661,8 +737,8 @@ methods! {
     /// Add what the user asked, what the assistant concluded, or a note.
     ContextAdd = "context.add" (x::ContextAddParams => x::ContextAddResult) {
         need: Need::SessionOrAgent("context"), audit: loud(&["role", "task"]),
-        http: None,
-        mcp: tool("context_add", "Add an entry to a session's context: what the user asked (role \"user\"), \
+        http: at(Post, "/v1/sessions/{name}/context", Body, NAME, true),
+        mcp: adding("context_add", "Add an entry to a session's context: what the user asked (role \"user\"), \
         what you concluded or decided (\"assistant\") or a fact worth keeping (\"note\"). \
         context_get returns it later, ranked with the session's commands. Returns its `id`."),
         cli: Some("context add"),
@@ -670,17 +746,17 @@ methods! {
     /// One context entry in full, by id.
     ContextShow = "context.show" (x::ContextShowParams => x::ContextEntryResult) {
         need: Need::SessionOrAgent("read"), audit: QUIET,
-        http: None, mcp: None, cli: Some("context show"),
+        http: at(Get, "/v1/sessions/{name}/context/{id}", Input::None, &[("name", "target"), ("id", "id")], false), mcp: None, cli: Some("context show"),
     }
     /// Create a task scope in a context, optionally the active one.
     ContextTask = "context.task" (x::ContextTaskParams => x::ContextTaskResult) {
         need: Need::SessionOrAgent("context"), audit: loud(&["id", "parent"]),
-        http: None, mcp: None, cli: Some("context task"),
+        http: at(Post, "/v1/sessions/{name}/context/tasks", Body, NAME, true), mcp: None, cli: Some("context task"),
     }
     /// Change a context's limits; answers the limits and compression stats.
     ContextConfig = "context.config" (x::ContextConfigParams => x::ContextConfigResult) {
         need: Need::SessionOrAgent("context"), audit: LOUD,
-        http: None, mcp: None, cli: Some("context config"),
+        http: on(Post, "/v1/sessions/{name}/context/config", Body), mcp: None, cli: Some("context config"),
     }
     /// Grant a capability to an agent or API token.
     AccessGrant = "access.grant" (a::GrantParams => Empty) {
@@ -716,7 +792,7 @@ methods! {
     AgentRegister = "agent.register" (c::RegisterParams => c::RegisterResult) {
         need: Need::Fixed("agent:register"), audit: loud(&["name", "capabilities"]),
         http: created(Post, "/v1/agents", Body),
-        mcp: tool("agent_register", "Register as an agent to coordinate with other agents through the daemon. \
+        mcp: adding("agent_register", "Register as an agent to coordinate with other agents through the daemon. \
         Returns `token`: keep it and pass it as `token` to task_claim, task_complete, task_fail \
         and (to sign messages) bus_publish. Tasks submitted with task_submit whose `needs` match \
         your `capabilities` are assigned to you. The agent stays registered while this MCP \
@@ -746,7 +822,7 @@ methods! {
     BusPublish = "bus.publish" (c::PublishParams => c::DeliveryResult) {
         need: Need::Fixed("bus:publish"), audit: secret(&["topic"], &["token"]),
         http: route(Post, "/v1/bus/publish", Body),
-        mcp: tool("bus_publish", "Publish a message on a topic of the daemon's message bus; every \
+        mcp: adding("bus_publish", "Publish a message on a topic of the daemon's message bus; every \
         subscriber of the topic gets a copy. Pass your agent `token` (from agent_register) to \
         sign it. Returns how many copies were `delivered` and `dead_lettered`."),
         cli: Some("bus publish"),
@@ -797,7 +873,7 @@ methods! {
     TaskSubmit = "task.submit" (c::SubmitParams => c::SubmitResult) {
         need: Need::Fixed("task:submit"), audit: loud(&["description", "needs", "after"]),
         http: created(Post, "/v1/tasks", Body),
-        mcp: tool("task_submit", "Submit a task to the daemon's queue. It is assigned to a registered agent \
+        mcp: adding("task_submit", "Submit a task to the daemon's queue. It is assigned to a registered agent \
         whose capabilities cover `needs` (by priority, once the tasks in `after` are done); that \
         agent takes it with task_claim. Returns the task's `id` and the task as recorded."),
         cli: Some("task submit"),
@@ -806,7 +882,7 @@ methods! {
     TaskClaim = "task.claim" (c::ClaimParams => c::ClaimResult) {
         need: Need::Fixed("task:claim"), audit: secret(&["agent"], &["token"]),
         http: route(Post, "/v1/tasks/claim", Body),
-        mcp: tool("task_claim", "Take your next assigned task (it becomes `running`), as the agent whose \
+        mcp: adding("task_claim", "Take your next assigned task (it becomes `running`), as the agent whose \
         `token` agent_register returned. `task` is absent when none is assigned; give wait_secs \
         to wait for one. Finish it with task_complete or task_fail and its `id`."),
         cli: Some("task claim"),
@@ -815,7 +891,7 @@ methods! {
     TaskDone = "task.done" (c::DoneParams => c::TaskResult) {
         need: Need::Fixed("task:done"), audit: secret(&["id"], &["token"]),
         http: on_id(Post, "/v1/tasks/{id}/done", Body),
-        mcp: tool("task_complete", "Report a task you claimed as done, with an optional JSON `result`, as the \
+        mcp: adding("task_complete", "Report a task you claimed as done, with an optional JSON `result`, as the \
         agent whose `token` agent_register returned. Tasks waiting on it (`after`) can start. \
         Returns the task."),
         cli: Some("task done"),
@@ -824,7 +900,7 @@ methods! {
     TaskFail = "task.fail" (c::FailParams => c::TaskResult) {
         need: Need::Fixed("task:fail"), audit: secret(&["id", "reason"], &["token"]),
         http: on_id(Post, "/v1/tasks/{id}/fail", Body),
-        mcp: tool("task_fail", "Report a task you claimed as failed, with the `reason`, as the agent whose \
+        mcp: adding("task_fail", "Report a task you claimed as failed, with the `reason`, as the agent whose \
         `token` agent_register returned. It is retried while it has retries left. Returns the \
         task."),
         cli: Some("task fail"),

@@ -15,15 +15,15 @@ use super::harness::Env;
 const IO_DEADLINE: Duration = Duration::from_secs(60);
 
 /// A private daemon serving HTTP on a free loopback port.
-struct Server {
+pub(super) struct Server {
     env: Env,
     addr: String,
-    token: String,
+    pub(super) token: String,
     token_file: String,
 }
 
 impl Server {
-    fn start() -> Self {
+    pub(super) fn start() -> Self {
         let env = Env::new();
         let r = env.json(&["serve", "--listen", "127.0.0.1:0"]);
         let addr = r["listen"].as_str().expect("listen").to_owned();
@@ -43,11 +43,11 @@ impl Server {
         std::fs::read_to_string(path).unwrap_or_default()
     }
 
-    fn url(&self) -> String {
+    pub(super) fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
 
-    fn call(&self, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
+    pub(super) fn call(&self, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
         let auth = format!("Bearer {}", self.token);
         request(&self.addr, method, path, Some(&auth), body)
     }
@@ -457,18 +457,18 @@ fn python_has(module: &str) -> bool {
 }
 
 /// Fails, naming the install step, when python3 cannot import `module`.
-fn require_python(module: &str) {
+pub(super) fn require_python(module: &str) {
     assert!(
         python_has(module),
         "python3 cannot import {module}: run .ci/run's install step (python3 -m pip install {module})"
     );
 }
 
-fn script(name: &str) -> String {
+pub(super) fn script(name: &str) -> String {
     format!("{}/tests/http/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
-fn run_with_deadline(cmd: &mut Command, secs: u64) -> (bool, String) {
+pub(super) fn run_with_deadline(cmd: &mut Command, secs: u64) -> (bool, String) {
     let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -192,7 +192,7 @@ pub(super) struct Mcp {
 impl Mcp {
     pub(super) fn start(env: &Env) -> Self {
         let mut child = env
-            .command(&["mcp"])
+            .command(&["mcp", "--tools", "all"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()

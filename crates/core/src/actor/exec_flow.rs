@@ -10,7 +10,9 @@ use crate::exec::{self, Pending, Queued};
 use crate::session::Reply;
 use crate::shell::ShellKind;
 use crate::tracker::{Busy, Finished};
-use ai_session_protocol::methods::{ExecParams, ExecStatus, Integration, SessionState};
+use ai_session_protocol::hint::Advice;
+use ai_session_protocol::methods::{ExecParams, ExecResult, ExecStatus, Integration, SessionState};
+use serde_json::{Value, json};
 
 impl Actor {
     pub(super) fn on_exec(&mut self, params: ExecParams, reply: Reply<crate::ExecResult>) {
@@ -197,7 +199,7 @@ impl Actor {
             .map(|f| format!("'{}' (pid {})", f.command, f.pid))
             .unwrap_or_else(|| "the command".into());
         let n = self.id.name.clone();
-        result.hint = Some(if status == ExecStatus::WaitingForInput {
+        let advice = if status == ExecStatus::WaitingForInput {
             let (screen, prompt) = self.screen_tail();
             let asks = prompt
                 .as_deref()
@@ -205,15 +207,21 @@ impl Actor {
                 .unwrap_or_default();
             result.screen = Some(screen);
             result.prompt = prompt;
-            format!(
-                "{what} is waiting for input{asks}; `ai-session send -t {n} 'TEXT' Enter` answers it, then `ai-session wait -t {n} --prompt` waits for the command to finish; `ai-session send -t {n} C-c` interrupts it"
-            )
+            Advice::new(format!(
+                "{what} is waiting for input{asks}; {{0}} answers it, then {{1}} waits for the command to finish; {{2}} interrupts it"
+            ))
+            .call("session.send", json!({"target": n, "keys": ["TEXT", "Enter"]}))
+            .call("session.wait", prompt_wait(&n))
+            .call("session.send", json!({"target": n, "keys": ["C-c"]}))
         } else {
-            format!(
-                "{what} is still running; `ai-session wait -t {n} --prompt` waits for it, `ai-session read -t {n} --since {}` follows its output, `ai-session send -t {n} C-c` interrupts it",
-                result.output_end
-            )
-        });
+            Advice::new(format!(
+                "{what} is still running; {{0}} waits for it, {{1}} follows its output, {{2}} interrupts it"
+            ))
+            .call("session.wait", prompt_wait(&n))
+            .call("session.read", json!({"target": n, "since": result.output_end}))
+            .call("session.send", json!({"target": n, "keys": ["C-c"]}))
+        };
+        advise(&mut result, advice);
         result.foreground = foreground;
         p.reply.send(Ok(result)).ok();
     }
@@ -227,19 +235,23 @@ impl Actor {
         let (screen, _) = self.screen_tail();
         let n = self.id.name.clone();
         let secs = self.tracker.created().elapsed().as_secs_f64();
-        let hint = if waiting {
-            format!(
-                "the shell's startup is waiting for input (see `screen`): a startup file asks a question, or started a program without ai-session's hooks, so the command was not run; answer with `ai-session send -t {n} 'TEXT' Enter` and run the command again, or `ai-session kill -t {n}`"
+        let advice = if waiting {
+            Advice::new(
+                "the shell's startup is waiting for input (see `screen`): a startup file asks a question, or started a program without ai-session's hooks, so the command was not run; answer with {0} and run the command again, or kill the session ({1})",
             )
+            .call("session.send", json!({"target": n, "keys": ["TEXT", "Enter"]}))
+            .call("session.kill", json!({ "target": n }))
         } else {
-            format!(
-                "the shell has not shown its first prompt after {secs:.1} s (its startup files are still running), so the command was not run; `ai-session wait -t {n} --prompt` waits for the prompt, `ai-session capture -t {n}` shows the screen; then run the command again"
-            )
+            Advice::new(format!(
+                "the shell has not shown its first prompt after {secs:.1} s (its startup files are still running), so the command was not run; {{0}} waits for the prompt, {{1}} shows the screen; then run the command again"
+            ))
+            .call("session.wait", prompt_wait(&n))
+            .call("session.capture", json!({ "target": n }))
         };
         let (via, from) = (self.tracker.integration(), self.tracker.startup_offset());
         for q in queued {
             let mut result = exec::starting(&self.out.log, from, q.arrived, via);
-            result.hint = Some(hint.clone());
+            advise(&mut result, advice.clone());
             result.screen = Some(screen.clone());
             result.foreground = self.foreground();
             q.reply.send(Ok(result)).ok();
@@ -270,4 +282,16 @@ impl Actor {
             None => "a command is running".into(),
         }
     }
+}
+
+/// Sets an exec result's hint: phrased for the CLI in `hint`, unphrased in `advice` for the
+/// front ends that phrase it their own way.
+fn advise(result: &mut ExecResult, advice: Advice) {
+    result.hint = Some(advice.render(&ai_session_protocol::hint::Cli::default()));
+    result.advice = Some(advice);
+}
+
+/// The params of a wait for `name`'s prompt.
+fn prompt_wait(name: &str) -> Value {
+    json!({"target": name, "condition": {"kind": "prompt"}})
 }

@@ -88,6 +88,8 @@ pub(crate) fn error_response(
 }
 
 pub(crate) fn rpc_error_response(status: StatusCode, err: &RpcError) -> Response {
+    let mut err = err.clone();
+    err.rephrase(&super::hint::Http);
     let kind = err
         .kind()
         .and_then(|k| serde_json::to_value(k).ok())

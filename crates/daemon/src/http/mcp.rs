@@ -6,9 +6,10 @@
 
 use std::sync::Arc;
 
-use ai_session_mcp::{AiSessionMcp, Backend, BoxFuture};
+use ai_session_mcp::{AiSessionMcp, Backend, BoxFuture, ToolSet};
 use ai_session_protocol::RpcError;
 use ai_session_protocol::registry::{Method, SessionSubscribe};
+use rmcp::transport::streamable_http_server::session::SessionManager;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::Value;
@@ -19,7 +20,39 @@ use crate::access::Principal;
 use crate::server::Daemon;
 use crate::service::Caller;
 
-pub(crate) type McpService = StreamableHttpService<AiSessionMcp, LocalSessionManager>;
+/// The SDK's streamable-HTTP service, and its session manager (to answer `DELETE` of a session
+/// it does not know).
+#[derive(Clone)]
+pub(crate) struct McpService {
+    http: StreamableHttpService<AiSessionMcp, LocalSessionManager>,
+    sessions: Arc<LocalSessionManager>,
+}
+
+impl McpService {
+    /// Serves one request. `DELETE /mcp` ends the session its `Mcp-Session-Id` names (`202`,
+    /// and the session's agents leave), as the SDKs' `terminateSession` expects; an id that is
+    /// not a live session (ended already, or never given) is `404`, as the specification says,
+    /// where the SDK alone would answer `202`.
+    pub(crate) async fn handle(&self, req: axum::extract::Request) -> axum::response::Response {
+        if req.method() == axum::http::Method::DELETE
+            && let Some(id) = req
+                .headers()
+                .get("mcp-session-id")
+                .and_then(|v| v.to_str().ok())
+        {
+            let id: rmcp::transport::common::server_side_http::SessionId = id.to_owned().into();
+            if !self.sessions.has_session(&id).await.unwrap_or(false) {
+                return super::error::error_response(
+                    axum::http::StatusCode::NOT_FOUND,
+                    "not_found",
+                    "no MCP session with this Mcp-Session-Id (it ended, or never existed)",
+                    Some("initialize a new session"),
+                );
+            }
+        }
+        self.http.handle(req).await.map(axum::body::Body::new)
+    }
+}
 
 /// Notification lines queued for one followed session before the stream waits.
 const QUEUE: usize = 256;
@@ -69,8 +102,13 @@ impl Backend for InProcess {
     }
 }
 
-/// The `/mcp` service and the token that ends its sessions when the server stops.
-pub(crate) fn service(daemon: &Arc<Daemon>, allow_remote: bool) -> (McpService, CancellationToken) {
+/// The `/mcp` service, offering the tools of `tools`, and the token that ends its sessions when
+/// the server stops.
+pub(crate) fn service(
+    daemon: &Arc<Daemon>,
+    allow_remote: bool,
+    tools: ToolSet,
+) -> (McpService, CancellationToken) {
     let cancel = CancellationToken::new();
     let mut config = StreamableHttpServerConfig::default().with_cancellation_token(cancel.clone());
     if allow_remote {
@@ -79,16 +117,17 @@ pub(crate) fn service(daemon: &Arc<Daemon>, allow_remote: bool) -> (McpService, 
         config = config.disable_allowed_hosts();
     }
     let daemon = daemon.clone();
-    let service = StreamableHttpService::new(
+    let sessions = Arc::new(LocalSessionManager::default());
+    let http = StreamableHttpService::new(
         move || {
             let backend = InProcess {
                 daemon: daemon.clone(),
                 caller: Caller::detached(Principal::Http),
             };
-            Ok(AiSessionMcp::with_backend(Arc::new(backend)))
+            Ok(AiSessionMcp::with_backend(Arc::new(backend), &tools))
         },
-        Arc::new(LocalSessionManager::default()),
+        sessions.clone(),
         config,
     );
-    (service, cancel)
+    (McpService { http, sessions }, cancel)
 }

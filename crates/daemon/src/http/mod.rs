@@ -11,12 +11,14 @@
 mod auth;
 mod dashboard;
 mod error;
+mod hint;
 mod mcp;
 mod metrics;
 mod openapi;
 mod origin;
 mod routes;
 mod stream;
+mod view;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -99,6 +101,12 @@ pub(crate) async fn start(daemon: &Arc<Daemon>, p: ServeParams) -> Result<ServeR
         RpcError::new(ErrorKind::Internal, e.to_string())
             .with_hint("check the permissions of the daemon's state directory")
     })?;
+    // `[mcp] tools` of the configuration file: read when the server starts, like `--tools` of
+    // `ai-session mcp`; a wrong value refuses to serve, naming the file and the key.
+    let tools = ai_session_mcp::tool_set(&daemon.paths.home, None).map_err(|e| {
+        RpcError::new(ErrorKind::InvalidParams, e)
+            .with_hint("fix the configuration file, then serve again")
+    })?;
     let listener = bind(addr).await?;
     let bound = listener.local_addr().unwrap_or(addr);
     let metrics = match metrics {
@@ -106,7 +114,7 @@ pub(crate) async fn start(daemon: &Arc<Daemon>, p: ServeParams) -> Result<ServeR
         None => None,
     };
     let token_file = token.path().to_owned();
-    let (router, mcp_cancel) = routes::router(daemon.clone(), token, bound, p.allow_remote);
+    let (router, mcp_cancel) = routes::router(daemon.clone(), token, bound, p.allow_remote, tools);
     // The peer's address is kept for the audit entries of refused requests.
     let service = router.into_make_service_with_connect_info::<SocketAddr>();
     let server = tokio::spawn(async move {

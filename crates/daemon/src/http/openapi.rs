@@ -33,7 +33,7 @@ pub(crate) fn document(routes: &[Route]) -> Value {
             obj.insert(r.method.as_str().to_ascii_lowercase(), op);
         }
     }
-    json!({
+    let mut doc = json!({
         "openapi": "3.1.0",
         "info": {
             "title": "ai-session",
@@ -47,6 +47,8 @@ pub(crate) fn document(routes: &[Route]) -> Value {
         "security": [{ "bearer": [] }],
         "tags": [
             { "name": "sessions", "description": "Terminal sessions" },
+            { "name": "context", "description": "Each session's token-aware context" },
+            { "name": "snapshots", "description": "Saved sessions, to start again later" },
             { "name": "agents", "description": "Agents of the coordinator" },
             { "name": "bus", "description": "The message bus" },
             { "name": "tasks", "description": "The task distributor" },
@@ -63,7 +65,113 @@ pub(crate) fn document(routes: &[Route]) -> Value {
                 },
             },
         },
-    })
+    });
+    no_boolean_schemas(&mut doc);
+    enums_of_consts(&mut doc);
+    doc
+}
+
+/// Rewrites `oneOf` lists of string constants (what `schemars` makes of an enum whose variants
+/// have doc comments) as one `enum`, the variants' docs joined into its description: the same
+/// set of values, in the form client generators read as an enumeration (openapi-python-client
+/// takes each `const` for a type of its own and fails on every value but the first).
+fn enums_of_consts(value: &mut Value) {
+    match value {
+        Value::Object(obj) => {
+            let consts: Option<Vec<(Value, Option<String>)>> = obj
+                .get("oneOf")
+                .and_then(Value::as_array)
+                .and_then(|items| {
+                    items
+                        .iter()
+                        .map(|i| {
+                            let c = i.get("const").filter(|c| c.is_string())?;
+                            let d = i.get("description").and_then(Value::as_str);
+                            Some((c.clone(), d.map(str::to_owned)))
+                        })
+                        .collect()
+                });
+            if let Some(consts) = consts.filter(|c| !c.is_empty()) {
+                obj.remove("oneOf");
+                obj.insert("type".into(), json!("string"));
+                let docs: Vec<String> = consts
+                    .iter()
+                    .filter_map(|(c, d)| Some(format!("`{}`: {}", c.as_str()?, d.as_ref()?)))
+                    .collect();
+                obj.insert(
+                    "enum".into(),
+                    Value::Array(consts.into_iter().map(|(c, _)| c).collect()),
+                );
+                if !docs.is_empty() {
+                    let head = obj
+                        .get("description")
+                        .and_then(Value::as_str)
+                        .map(|d| format!("{d}\n\n"))
+                        .unwrap_or_default();
+                    obj.insert(
+                        "description".into(),
+                        Value::from(format!("{head}{}", docs.join("\n"))),
+                    );
+                }
+            }
+            obj.values_mut().for_each(enums_of_consts);
+        }
+        Value::Array(items) => items.iter_mut().for_each(enums_of_consts),
+        _ => {}
+    }
+}
+
+/// Keywords whose value is one schema.
+const ONE_SCHEMA: &[&str] = &[
+    "items",
+    "additionalProperties",
+    "not",
+    "contains",
+    "if",
+    "then",
+    "else",
+    "propertyNames",
+    "unevaluatedItems",
+    "unevaluatedProperties",
+    "schema",
+];
+/// Keywords whose value maps names to schemas.
+const NAMED_SCHEMAS: &[&str] = &["properties", "patternProperties", "$defs", "schemas"];
+/// Keywords whose value is a list of schemas.
+const LISTED_SCHEMAS: &[&str] = &["allOf", "anyOf", "oneOf", "prefixItems"];
+
+/// Replaces the boolean schemas JSON Schema allows (`true`: anything, `false`: nothing) by their
+/// object forms, `{}` and `{"not": {}}`: client generators (openapi-python-client among them)
+/// fail on a schema that is not an object.
+fn no_boolean_schemas(value: &mut Value) {
+    fn object_form(v: &mut Value) {
+        match v {
+            Value::Bool(true) => *v = json!({}),
+            Value::Bool(false) => *v = json!({ "not": {} }),
+            _ => {}
+        }
+    }
+    match value {
+        Value::Object(obj) => {
+            for (key, v) in obj.iter_mut() {
+                let key = key.as_str();
+                if ONE_SCHEMA.contains(&key) && !(key == "additionalProperties" && *v == false) {
+                    object_form(v);
+                } else if NAMED_SCHEMAS.contains(&key)
+                    && let Value::Object(named) = v
+                {
+                    named.values_mut().for_each(object_form);
+                } else if LISTED_SCHEMAS.contains(&key)
+                    && let Value::Array(list) = v
+                {
+                    list.iter_mut().for_each(object_form);
+                }
+                no_boolean_schemas(v);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(no_boolean_schemas),
+        _ => {}
+    }
 }
 
 fn operation(g: &mut SchemaGenerator, r: &Route, error: &Schema) -> Value {
@@ -186,6 +294,49 @@ mod tests {
         assert!(body["properties"]["command"].is_object());
         assert!(body["properties"].get("target").is_none());
         assert_eq!(exec["parameters"][0]["name"], "name");
+        // No schema is a boolean (client generators cannot read them).
+        fn booleans(v: &Value, at: &str, found: &mut Vec<String>) {
+            match v {
+                Value::Object(o) => {
+                    for (k, x) in o {
+                        let is_schema = ONE_SCHEMA.contains(&k.as_str())
+                            && !(k == "additionalProperties" && *x == false);
+                        if x.is_boolean() && is_schema {
+                            found.push(format!("{at}/{k}"));
+                        }
+                        if NAMED_SCHEMAS.contains(&k.as_str())
+                            && let Some(named) = x.as_object()
+                        {
+                            for (n, s) in named {
+                                if s.is_boolean() {
+                                    found.push(format!("{at}/{k}/{n}"));
+                                }
+                            }
+                        }
+                        booleans(x, &format!("{at}/{k}"), found);
+                    }
+                }
+                Value::Array(a) => a.iter().for_each(|x| booleans(x, at, found)),
+                _ => {}
+            }
+        }
+        let mut found = Vec::new();
+        booleans(&doc, "", &mut found);
+        assert!(found.is_empty(), "boolean schemas at {found:?}");
+        // Enumerations are `enum`s, not `oneOf` lists of constants.
+        let status = &doc["components"]["schemas"]["ExecStatus"];
+        assert_eq!(status["type"], "string", "{status}");
+        assert!(
+            status["enum"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("exited")),
+            "{status}"
+        );
+        assert!(
+            !doc.to_string().contains("\"oneOf\":[{\"const\""),
+            "a oneOf of constants is left"
+        );
         // Every $ref points at a component.
         let text = doc.to_string();
         let schemas = doc["components"]["schemas"].as_object().unwrap();

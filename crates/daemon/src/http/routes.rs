@@ -78,7 +78,11 @@ fn refer<T: JsonSchema>(g: &mut SchemaGenerator) -> Schema {
 
 impl Route {
     fn new(method: Method, path: &'static str, call: Call, summary: &'static str) -> Self {
-        let tag = if path.starts_with("/v1/sessions") {
+        let tag = if path.contains("/context") {
+            "context"
+        } else if path.contains("/snapshots") {
+            "snapshots"
+        } else if path.starts_with("/v1/sessions") {
             "sessions"
         } else if path.starts_with("/v1/agents") {
             "agents"
@@ -144,6 +148,9 @@ pub(crate) fn table() -> Vec<Route> {
                 I::Query => Input::Query,
             };
             r.params = spec.params_schema;
+            if spec.name == reg::SessionExec::NAME {
+                r.params = inline::<super::view::ExecBody>;
+            }
             r.result = spec.result_schema;
             r.path_fields = http.path_fields;
             if http.created {
@@ -230,6 +237,7 @@ pub(crate) fn router(
     token: super::auth::Token,
     bound: std::net::SocketAddr,
     allow_remote: bool,
+    tools: ai_session_mcp::ToolSet,
 ) -> (Router, tokio_util::sync::CancellationToken) {
     let table = table();
     let mut g = super::openapi::generator();
@@ -262,7 +270,7 @@ pub(crate) fn router(
             ),
         };
     }
-    let (mcp, cancel) = super::mcp::service(&daemon, allow_remote);
+    let (mcp, cancel) = super::mcp::service(&daemon, allow_remote, tools);
     let router = router
         .route(
             "/openapi.json",
@@ -274,7 +282,13 @@ pub(crate) fn router(
             }),
         )
         .route("/metrics", axum::routing::get(super::metrics::route))
-        .route_service("/mcp", mcp)
+        .route(
+            "/mcp",
+            axum::routing::any(move |req: Request| {
+                let mcp = mcp.clone();
+                async move { mcp.handle(req).await }
+            }),
+        )
         .fallback(super::error::not_found)
         .method_not_allowed_fallback(super::error::method_not_allowed)
         .with_state(app);
@@ -363,13 +377,26 @@ async fn rest(app: Arc<App>, index: usize, req: Request) -> Response {
     };
     // The caller's `traceparent` header: the request's span joins its trace.
     let trace = crate::telemetry::http_trace(req.headers());
-    let params = match params(rt, req).await {
+    let mut params = match params(rt, req).await {
         Ok(p) => p,
         Err((status, err)) => return rpc_error_response(status, &err),
     };
+    let view = match rt.route.call {
+        Call::Rpc(reg::SessionExec::NAME) => match super::view::take(&mut params) {
+            Ok(v) => Some(v),
+            Err(err) => return rpc_error_response(status_of(&err), &err),
+        },
+        _ => None,
+    };
     let called = call(&app.daemon, rt.route.call, params);
     match crate::telemetry::with_caller_trace(trace, called).await {
-        Ok(value) => (rt.route.status, axum::Json(value)).into_response(),
+        Ok(mut value) => {
+            if let Some(view) = view {
+                super::view::apply(view, &mut value);
+            }
+            super::hint::rephrase_result(&mut value);
+            (rt.route.status, axum::Json(value)).into_response()
+        }
         Err(err) => rpc_error_response(status_of(&err), &err),
     }
 }

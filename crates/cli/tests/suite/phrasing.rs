@@ -1,0 +1,184 @@
+//! Every front end speaks its caller's language: the same situation (a command still running,
+//! a busy session, a wrong argument) gets a hint in the CLI's syntax on the socket, in routes and
+//! JSON fields over HTTP, and in tools and arguments over MCP (`crates/mcp/tests`), and none of
+//! them mentions another front end's syntax. Errors about params name the field in plain words.
+
+use serde_json::{Value, json};
+
+use super::harness::Env;
+use super::http::Server;
+
+/// Hints of the other front ends, none of which may show up in an HTTP answer.
+const NOT_HTTP: &[&str] = &["ai-session ", "session_wait", "session_send_keys", " -t "];
+/// Words of the decoder that a person should never read.
+const JARGON: &[&str] = &[
+    "invalid type",
+    "expected u64",
+    "unknown variant",
+    "deserialize",
+];
+
+fn hint(v: &Value) -> String {
+    v["hint"]
+        .as_str()
+        .or_else(|| v["error"]["hint"].as_str())
+        .unwrap_or_else(|| panic!("no hint in {v}"))
+        .to_owned()
+}
+
+fn assert_speaks_http(v: &Value) {
+    let h = hint(v);
+    for foreign in NOT_HTTP {
+        assert!(!h.contains(foreign), "HTTP hint mentions {foreign:?}: {h}");
+    }
+    assert!(v.get("advice").is_none(), "unphrased advice leaked: {v}");
+}
+
+#[test]
+fn http_hints_name_routes_and_json_fields() {
+    let s = Server::start();
+    let (status, _) = s.call("POST", "/v1/sessions", Some(r#"{"name":"h"}"#));
+    assert_eq!(status, 201);
+    let (status, running) = s.call(
+        "POST",
+        "/v1/sessions/h/exec",
+        Some(r#"{"command":"echo begin; sleep 30","idle_timeout_ms":500,"timeout_ms":30000}"#),
+    );
+    assert_eq!(status, 200, "{running}");
+    assert_eq!(running["status"], "running", "{running}");
+    assert_speaks_http(&running);
+    let h = hint(&running);
+    assert!(
+        h.contains(r#"POST /v1/sessions/h/wait {"condition":{"kind":"prompt"}}"#),
+        "{h}"
+    );
+    let end = running["output_end"].as_u64().unwrap();
+    assert!(
+        h.contains(&format!("GET /v1/sessions/h/read?since={end}")),
+        "{h}"
+    );
+
+    // The session is busy: 409, and the hint says how to wait or interrupt, over HTTP.
+    let (status, busy) = s.call(
+        "POST",
+        "/v1/sessions/h/exec",
+        Some(r#"{"command":"echo no"}"#),
+    );
+    assert_eq!(
+        (status, busy["error"]["kind"].as_str()),
+        (409, Some("session_busy")),
+        "{busy}"
+    );
+    assert_speaks_http(&busy["error"]);
+    assert!(
+        hint(&busy).contains(r#"POST /v1/sessions/h/send {"keys":["C-c"]}"#),
+        "{busy}"
+    );
+
+    // An unknown session with none left lists how to create one, over HTTP.
+    let (status, _) = s.call("POST", "/v1/sessions/h/send", Some(r#"{"keys":["C-c"]}"#));
+    assert_eq!(status, 200);
+    let (status, _) = s.call("DELETE", "/v1/sessions/h", None);
+    assert_eq!(status, 200);
+    let (status, gone) = s.call("POST", "/v1/sessions/h/exec", Some(r#"{"command":"true"}"#));
+    assert_eq!(status, 404, "{gone}");
+    assert_speaks_http(&gone["error"]);
+    assert!(hint(&gone).contains("POST /v1/sessions"), "{gone}");
+}
+
+#[test]
+fn http_params_errors_name_the_field_in_plain_words() {
+    let s = Server::start();
+    let (status, _) = s.call("POST", "/v1/sessions", Some(r#"{"name":"p"}"#));
+    assert_eq!(status, 201);
+    let cases = [
+        (
+            r#"{"command":"true","timeout_ms":"soon"}"#,
+            r#"`timeout_ms` must be a whole number, 0 or more, not the string "soon""#,
+        ),
+        (r#"{"timeout_ms":100}"#, "`command` is required"),
+        (
+            r#"{"command":"true","timeout_ms":-1}"#,
+            "`timeout_ms` must be a whole number, 0 or more, not the number -1",
+        ),
+    ];
+    for (body, want) in cases {
+        let (status, e) = s.call("POST", "/v1/sessions/p/exec", Some(body));
+        assert_eq!(status, 422, "{body}: {e}");
+        let message = e["error"]["message"].as_str().unwrap();
+        assert_eq!(message, want, "{body}");
+    }
+    let (status, e) = s.call(
+        "POST",
+        "/v1/sessions/p/wait",
+        Some(r#"{"condition":{"kind":"soon"}}"#),
+    );
+    assert_eq!(status, 422, "{e}");
+    let message = e["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("`condition` cannot be \"soon\""),
+        "{message}"
+    );
+    for word in JARGON {
+        assert!(!message.contains(word), "{message}");
+    }
+}
+
+#[test]
+fn socket_hints_are_cli_commands_with_the_advice_beside_them() {
+    let env = Env::new();
+    env.ok(&["new", "-s", "c"]);
+    let r = env.json(&["exec", "-t", "c", "--idle-timeout", "0.3", "sleep 30"]);
+    assert_eq!(r["status"], "running", "{r}");
+    let h = hint(&r);
+    assert!(h.contains("ai-session wait -t c --prompt"), "{h}");
+    assert!(h.contains("ai-session send -t c C-c"), "{h}");
+    for foreign in ["session_wait", "POST /v1"] {
+        assert!(!h.contains(foreign), "{h}");
+    }
+    // The unphrased form travels with it, for clients that phrase hints their own way.
+    assert_eq!(
+        r["advice"]["steps"][0],
+        json!({"step": "call", "method": "session.wait",
+               "params": {"target": "c", "condition": {"kind": "prompt"}}}),
+        "{r}"
+    );
+    env.ok(&["send", "-t", "c", "C-c"]);
+}
+
+/// Values a context refuses (a compression threshold out of range, a task that would be its own
+/// parent) are the caller's mistake: 422 `invalid_params`, not a 500 (schemathesis found both
+/// once the context routes existed).
+#[test]
+fn context_routes_refuse_bad_values_as_invalid_params() {
+    let s = Server::start();
+    let (status, _) = s.call("POST", "/v1/sessions", Some(r#"{"name":"x"}"#));
+    assert_eq!(status, 201);
+    for (path, body) in [
+        (
+            "/v1/sessions/x/context/config",
+            r#"{"compression_threshold": 0}"#,
+        ),
+        (
+            "/v1/sessions/x/context/tasks",
+            r#"{"id": "t", "parent": "t"}"#,
+        ),
+    ] {
+        let (status, e) = s.call("POST", path, Some(body));
+        assert_eq!(
+            (status, e["error"]["kind"].as_str()),
+            (422, Some("invalid_params")),
+            "{path} {body}: {e}"
+        );
+    }
+    let (status, added) = s.call(
+        "POST",
+        "/v1/sessions/x/context",
+        Some(r#"{"role": "note", "text": "kept"}"#),
+    );
+    assert_eq!(status, 201, "{added}");
+    let id = added["id"].as_u64().unwrap();
+    let (status, entry) = s.call("GET", &format!("/v1/sessions/x/context/{id}"), None);
+    assert_eq!(status, 200, "{entry}");
+    assert!(entry.to_string().contains("kept"), "{entry}");
+}
