@@ -14,8 +14,8 @@ mod extra;
 mod hint;
 mod progress;
 mod resources;
-mod trace;
 mod tasks;
+mod trace;
 
 use ai_session_protocol::registry::{self as reg, Method};
 use std::collections::BTreeMap;
@@ -743,18 +743,6 @@ impl<T: serde::de::DeserializeOwned> DeserializeOwnedValue for T {}
 
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for AiSessionMcp {
-    /// Each tool runs inside its call's trace (`_meta.traceparent`), which every daemon call
-    /// it makes carries.
-    async fn call_tool(
-        &self,
-        request: rmcp::model::CallToolRequestParams,
-        context: RequestContext<RoleServer>,
-    ) -> Result<rmcp::model::CallToolResponse, McpError> {
-        let trace = trace::of(&request, &context);
-        let call = rmcp::handler::server::tool::ToolCallContext::new(self, request, context);
-        trace::scope(trace, self.tool_router.call(call)).await
-    }
-
     fn get_info(&self) -> ServerConfig {
         let capabilities = ServerCapabilities::builder()
             .enable_tools()
@@ -768,6 +756,8 @@ impl ServerHandler for AiSessionMcp {
             .with_instructions(INSTRUCTIONS)
     }
 
+    /// A long command runs as a task for clients that ask for one; every other call runs inside
+    /// its call's trace (`_meta.traceparent`), which every daemon call it makes carries.
     async fn call_tool(
         &self,
         request: rmcp::model::CallToolRequestParams,
@@ -776,7 +766,8 @@ impl ServerHandler for AiSessionMcp {
         if tasks::wanted(&request, &context) {
             return Ok(tasks::start(self, &self.tasks, request, context));
         }
-        self.run_tool(request, context).await
+        let trace = trace::of(&request, &context);
+        trace::scope(trace, self.run_tool(request, context)).await
     }
 
     async fn get_task(
