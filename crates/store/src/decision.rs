@@ -211,7 +211,7 @@ impl Decisions {
         Ok(id)
     }
 
-    fn from_row(&self, r: &Row<'_>) -> rusqlite::Result<(Decision, Vec<u8>)> {
+    fn read_row(&self, r: &Row<'_>) -> rusqlite::Result<(Decision, Vec<u8>)> {
         let id = r.get::<_, i64>(0)? as u64;
         let body: Vec<u8> = r.get(1)?;
         let d = Decision {
@@ -243,7 +243,7 @@ impl Decisions {
             .query_row(
                 &format!("SELECT {COLUMNS} FROM decisions WHERE id = ?1"),
                 params![id as i64],
-                |r| self.from_row(r),
+                |r| self.read_row(r),
             )
             .optional()
             .map_err(|e| self.err(e))?
@@ -268,7 +268,7 @@ impl Decisions {
             .map_err(|e| self.err(e))?;
         let rows = stmt
             .query_map(params![f.agent, f.session, f.task, limit], |r| {
-                self.from_row(r)
+                self.read_row(r)
             })
             .map_err(|e| self.err(e))?
             .collect::<rusqlite::Result<Vec<_>>>()

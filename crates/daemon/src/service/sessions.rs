@@ -101,10 +101,10 @@ pub(super) async fn exec_saved(
     let handle = session(daemon, &p.target)?;
     let result = handle.exec(p).await.map_err(core)?;
     let agent_context = agent_context(daemon, who);
-    let agent_id = agent_context.as_ref().and_then(|_| match who {
-        Principal::Agent(id) => Some(*id),
+    let agent_id = match who {
+        Principal::Agent(id) if agent_context.is_some() => Some(*id),
         _ => None,
-    });
+    };
     let unsaved = daemon
         .publish(Event::ExecFinished {
             session: &target,
