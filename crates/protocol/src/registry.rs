@@ -571,7 +571,7 @@ methods! {
     /// A session's finished commands with their parsed output, oldest first (for CI reports).
     SessionResults = "session.results" (i::HistoryParams => i::HistoryResult) {
         need: Need::Session("read"), audit: QUIET,
-        http: on(Get, "/v1/sessions/{name}/history", Query),
+        http: on(Get, "/v1/sessions/{name}/results", Query),
         mcp: None, cli: Some("report"),
     }
     /// The compiler, linter and test diagnostics of a session's exec, one shape for editors.
