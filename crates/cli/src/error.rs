@@ -154,7 +154,21 @@ pub fn phrase(hint: &str, sel: &Selector) -> String {
     if flags.is_empty() {
         return hint.to_owned();
     }
-    hint.replace("`ai-session ", &format!("`ai-session{flags} "))
+    // Every command the hint names, quoted (`ai-session wait ...`) or not (advice the daemon
+    // phrased for the command line), and not already carrying a selector.
+    let mut out = String::with_capacity(hint.len() + flags.len() * 2);
+    let mut rest = hint;
+    while let Some(i) = rest.find("ai-session ") {
+        let (before, after) = rest.split_at(i + "ai-session".len());
+        out.push_str(before);
+        let starts_word = i == 0 || !rest.as_bytes()[i - 1].is_ascii_alphanumeric();
+        if starts_word && !after.starts_with(" -L ") && !after.starts_with(" -S ") {
+            out.push_str(&flags);
+        }
+        rest = after;
+    }
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]
@@ -166,6 +180,15 @@ mod tests {
             label: label.map(str::to_owned),
             socket: socket.map(std::path::PathBuf::from),
         }
+    }
+
+    #[test]
+    fn unquoted_commands_get_the_selector_once() {
+        let h = "ai-session wait -t s --prompt waits for it; ai-session -L x ls is left as it is";
+        assert_eq!(
+            phrase(h, &sel(Some("b"), None)),
+            "ai-session -L b wait -t s --prompt waits for it; ai-session -L x ls is left as it is"
+        );
     }
 
     #[test]

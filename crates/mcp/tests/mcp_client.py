@@ -327,7 +327,7 @@ async def coordination(s):
 async def raw_session():
     """Protocol version negotiation and malformed input, on the raw JSON-RPC lines."""
     proc = await asyncio.create_subprocess_exec(
-        BINARY, "-L", LABEL, "mcp",
+        BINARY, "-L", LABEL, "mcp", "--tools", "all",
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
     )
 

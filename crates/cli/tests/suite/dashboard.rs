@@ -341,8 +341,9 @@ fn a_dashboard_session_acts_as_the_token_that_asked_for_the_link() {
         .output()
         .unwrap();
     assert!(!out.status.success());
+    // With --json the error is JSON on stdout; without, a line on stderr.
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("web:login"),
+        String::from_utf8_lossy(&out.stdout).contains("web:login"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );

@@ -118,17 +118,14 @@ fn hints_name_cli_commands_with_the_users_label() {
     let out = env.run(&["exec", "-t", "s", "--idle-timeout", "0.3", "sleep 30"]);
     assert_eq!(out.status.code(), Some(124));
     let err = stderr(&out);
-    assert!(
-        err.contains("`ai-session -L t wait -t s --prompt`"),
-        "{err}"
-    );
+    assert!(err.contains("ai-session -L t wait -t s --prompt"), "{err}");
     // The session is busy: the refusal's hint too.
     let out = env.run(&["exec", "-t", "s", "--json", "true"]);
     assert_eq!(out.status.code(), Some(125));
     let v = json_stdout(&out);
     assert_eq!(v["kind"], "session_busy", "{v}");
     let hint = v["hint"].as_str().unwrap();
-    assert!(hint.contains("`ai-session -L t "), "{hint}");
+    assert!(hint.contains("ai-session -L t "), "{hint}");
     for foreign in ["session_", "/v1/", "timeout_ms", "session.", "tools/"] {
         assert!(!hint.contains(foreign), "{foreign} in {hint}");
     }

@@ -268,7 +268,7 @@ fn a_grant_for_a_missing_session_is_refused_and_access_ls_shows_ids() {
     assert!(!r.status.success(), "{r:?}");
     let err = String::from_utf8_lossy(&r.stderr);
     assert!(err.contains("no session 'ghost'"), "{err}");
-    assert!(err.contains("ai-session new -s ghost"), "{err}");
+    assert!(err.contains("new -s ghost"), "{err}");
     let r = env.run(&["access", "token", "--cap", "session:read:ghost"]);
     assert!(!r.status.success(), "{r:?}");
     // Wildcards bind to nothing and are fine; so is a snapshot capability naming an id.

@@ -217,7 +217,7 @@ fn a_failing_new_binary_leaves_the_old_daemon_serving() {
         "--binary",
         broken.to_str().expect("utf-8"),
     ]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(125));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("did not take over") && err.contains("this build is broken"),
@@ -239,7 +239,7 @@ fn upgrade_refuses_a_path_that_is_not_a_binary() {
     let env = Env::new();
     env.ok(&["new", "-s", "sh"]);
     let out = env.run(&["daemon", "upgrade", "--binary", "/nonexistent/ai-session"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(125));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot upgrade to"));
     assert_eq!(env.exec("sh", "echo ok")["output"], "ok\n");
 }
