@@ -328,6 +328,8 @@ async def raw_session():
     """Protocol version negotiation and malformed input, on the raw JSON-RPC lines."""
     proc = await asyncio.create_subprocess_exec(
         BINARY, "-L", LABEL, "mcp", "--tools", "all",
+        # Every tool with its output schema is one line of about 70 KB.
+        limit=1 << 20,
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
     )
 
