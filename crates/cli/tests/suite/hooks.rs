@@ -146,8 +146,14 @@ fn a_command_hook_gets_each_event_as_json_on_stdin() {
     env.exec("h", "echo hooked; false");
     env.ok(&["kill", "-t", "h"]);
     let read = || std::fs::read_to_string(&out).unwrap_or_default();
+    // A line is whole once the hook's `echo` of the event name has ended it.
+    let whole = |l: &str| {
+        ["session-created", "command-finished", "session-terminated"]
+            .iter()
+            .any(|k| l.ends_with(&format!(" {k}")))
+    };
     eventually(20, "three events in the hook's file", || {
-        read().lines().count() >= 3
+        read().lines().filter(|l| whole(l)).count() >= 3
     });
     let lines: Vec<(Value, String)> = read()
         .lines()

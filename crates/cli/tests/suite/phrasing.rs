@@ -131,8 +131,9 @@ fn socket_hints_are_cli_commands_with_the_advice_beside_them() {
     let r = env.json(&["exec", "-t", "c", "--idle-timeout", "0.3", "sleep 30"]);
     assert_eq!(r["status"], "running", "{r}");
     let h = hint(&r);
-    assert!(h.contains("ai-session wait -t c --prompt"), "{h}");
-    assert!(h.contains("ai-session send -t c C-c"), "{h}");
+    // The CLI names the daemon the user chose (`-L t`), so the command can be run as it is.
+    assert!(h.contains("ai-session -L t wait -t c --prompt"), "{h}");
+    assert!(h.contains("ai-session -L t send -t c C-c"), "{h}");
     for foreign in ["session_wait", "POST /v1"] {
         assert!(!h.contains(foreign), "{h}");
     }
