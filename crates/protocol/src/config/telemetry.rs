@@ -117,7 +117,11 @@ mod tests {
         assert_eq!(c.telemetry.max_queue_spans, 64);
         assert_eq!(c.telemetry.export_interval_ms, 1000, "the default stays");
         assert_eq!(
-            (c.alerts.retry_count, c.alerts.slow_z, c.alerts.input_wait_secs),
+            (
+                c.alerts.retry_count,
+                c.alerts.slow_z,
+                c.alerts.input_wait_secs
+            ),
             (4, 3.5, 60)
         );
         let err = Config::parse("[alerts]\nretry_cuont = 4\n").unwrap_err();
