@@ -211,7 +211,7 @@ impl Decisions {
         Ok(id)
     }
 
-    fn read_row(&self, r: &Row<'_>) -> rusqlite::Result<(Decision, Vec<u8>)> {
+    fn read_row(r: &Row<'_>) -> rusqlite::Result<(Decision, Vec<u8>)> {
         let id = r.get::<_, i64>(0)? as u64;
         let body: Vec<u8> = r.get(1)?;
         let d = Decision {
@@ -243,7 +243,7 @@ impl Decisions {
             .query_row(
                 &format!("SELECT {COLUMNS} FROM decisions WHERE id = ?1"),
                 params![id as i64],
-                |r| self.read_row(r),
+                Self::read_row,
             )
             .optional()
             .map_err(|e| self.err(e))?
@@ -267,9 +267,7 @@ impl Decisions {
             ))
             .map_err(|e| self.err(e))?;
         let rows = stmt
-            .query_map(params![f.agent, f.session, f.task, limit], |r| {
-                self.read_row(r)
-            })
+            .query_map(params![f.agent, f.session, f.task, limit], Self::read_row)
             .map_err(|e| self.err(e))?
             .collect::<rusqlite::Result<Vec<_>>>()
             .map_err(|e| self.err(e))?;

@@ -67,6 +67,10 @@ fn a_retry_loop_is_listed_published_audited_and_counted() {
     let published: Value = serde_json::from_str(&line).expect("json");
     assert_eq!(published["rule"], "retry_loop", "{line}");
     assert_eq!(published["id"], alert["id"]);
+    assert!(
+        published.get("command").is_none(),
+        "the bus copy leaves the command out"
+    );
     sub.wait().expect("subscriber exits after one message");
 
     eventually(30, "the audit entry", || {

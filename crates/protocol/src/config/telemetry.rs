@@ -96,3 +96,35 @@ impl Default for AlertsConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use crate::config::Config;
+
+    #[test]
+    fn telemetry_and_alerts_keys_are_read_and_misspellings_refused() {
+        let c = Config::parse(
+            "[telemetry]\notlp_endpoint = \"http://127.0.0.1:4318\"\nrecord_commands = true\n\
+             max_queue_spans = 64\n[alerts]\nretry_count = 4\nslow_z = 3.5\ninput_wait_secs = 60\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.telemetry.otlp_endpoint.as_deref(),
+            Some("http://127.0.0.1:4318")
+        );
+        assert!(c.telemetry.record_commands);
+        assert_eq!(c.telemetry.max_queue_spans, 64);
+        assert_eq!(c.telemetry.export_interval_ms, 1000, "the default stays");
+        assert_eq!(
+            (
+                c.alerts.retry_count,
+                c.alerts.slow_z,
+                c.alerts.input_wait_secs
+            ),
+            (4, 3.5, 60)
+        );
+        let err = Config::parse("[alerts]\nretry_cuont = 4\n").unwrap_err();
+        assert!(err.contains("retry_cuont"), "{err}");
+    }
+}

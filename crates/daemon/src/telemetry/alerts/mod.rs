@@ -4,8 +4,9 @@
 //! - kept for `alerts.list` (the last `[alerts] keep`),
 //! - counted in `ai_session_alerts_total{rule}`,
 //! - an event (`ai_session.alert`) on the span of the request that raised it,
-//! - and, off the request path, a message on the bus topic `$alerts` and an audit entry
-//!   (`alert.<rule>`) whose risk score is the rule's weight.
+//! - and, off the request path, a message on the bus topic `$alerts` (without the command
+//!   line: any agent may subscribe) and an audit entry (`alert.<rule>`) whose risk score is the
+//!   rule's weight.
 //!
 //! The rules' state is one mutex held for a few map operations per exec; delivery goes through
 //! a bounded queue to a task of its own (an alert that finds it full is still kept, counted
@@ -242,7 +243,13 @@ async fn deliver(daemon: Weak<Daemon>, mut inbox: mpsc::Receiver<AlertInfo>) {
                 "raised",
             )
         });
-        match serde_json::to_value(&alert) {
+        // Any agent may subscribe to the bus: the command line (perhaps another's) stays in
+        // `alerts.list`, which needs `daemon:status`.
+        let public = AlertInfo {
+            command: None,
+            ..alert.clone()
+        };
+        match serde_json::to_value(&public) {
             Ok(payload) => {
                 d.coord.publish_reserved(TOPIC, payload).await;
             }
