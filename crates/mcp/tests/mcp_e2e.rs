@@ -69,7 +69,7 @@ fn python_sdk_drives_the_stdio_server() {
         label: &label,
     };
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/mcp_client.py");
-    let mut child = Command::new("python3")
+    let child = Command::new("python3")
         .arg(&script)
         .arg(&bin)
         .arg(&label)
@@ -81,6 +81,11 @@ fn python_sdk_drives_the_stdio_server() {
         .stdin(Stdio::null())
         .spawn()
         .unwrap();
+    finish(child, "mcp_client.py");
+}
+
+/// Waits for the client script `name` to succeed within [`DEADLINE`]; kills it past that.
+fn finish(mut child: std::process::Child, name: &str) {
     let start = Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -89,11 +94,11 @@ fn python_sdk_drives_the_stdio_server() {
         if start.elapsed() > DEADLINE {
             child.kill().ok();
             child.wait().ok();
-            panic!("mcp_client.py did not finish within {DEADLINE:?}");
+            panic!("{name} did not finish within {DEADLINE:?}");
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    assert!(status.success(), "mcp_client.py failed: {status}");
+    assert!(status.success(), "{name} failed: {status}");
 }
 
 /// Where `.ci/run` installs the TypeScript SDK (`@modelcontextprotocol/client` 2.x and
@@ -128,7 +133,7 @@ fn typescript_sdk_drives_the_stdio_server_at_both_protocol_versions() {
         label: &label,
     };
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/mcp_ts_client.mjs");
-    let mut child = Command::new("node")
+    let child = Command::new("node")
         .arg(&script)
         .arg(&sdk)
         .arg("stdio")
@@ -140,17 +145,5 @@ fn typescript_sdk_drives_the_stdio_server_at_both_protocol_versions() {
         .stdin(Stdio::null())
         .spawn()
         .unwrap();
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if start.elapsed() > DEADLINE {
-            child.kill().ok();
-            child.wait().ok();
-            panic!("mcp_ts_client.mjs did not finish within {DEADLINE:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    assert!(status.success(), "mcp_ts_client.mjs failed: {status}");
+    finish(child, "mcp_ts_client.mjs");
 }
