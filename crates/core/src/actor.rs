@@ -114,6 +114,34 @@ pub(crate) struct Life {
     pub state_tx: broadcast::Sender<crate::session::StateChange>,
     /// The state last announced on `state_tx`.
     pub announced: Option<SessionState>,
+    /// Told, in the actor's own order, of the session's end.
+    pub integrations: crate::integration::Integrations,
+    /// Whether the integrations have heard of the end already: `exited` and a later `killed`
+    /// of the same session are one end.
+    pub end_told: bool,
+}
+
+impl Life {
+    /// Announces `change` to state listeners and, the first time the session ends, to the
+    /// integrations, before the actor does anything else (so a `kill` that returned has queued
+    /// its end ahead of whatever the caller does next).
+    fn announce(&mut self, change: crate::session::StateChange) {
+        if matches!(change.state, "exited" | "killed") && !self.end_told {
+            self.end_told = true;
+            if !self.integrations.is_empty() {
+                self.integrations
+                    .fire(crate::integration::IntegrationEvent::SessionTerminated(
+                        crate::integration::SessionEnd {
+                            killed: change.state == "killed",
+                            exit_code: change.exit_code,
+                            session: change.session.clone(),
+                        },
+                    ));
+            }
+        }
+        // No listener is fine: the announcement is for whoever cares.
+        self.state_tx.send(change).ok();
+    }
 }
 
 pub(crate) fn now_ms() -> u64 {
@@ -205,8 +233,7 @@ impl Actor {
             exit_code,
             stop_reason: self.life.stop_reason.clone(),
         };
-        // No listener is fine: the announcement is for whoever cares.
-        self.life.state_tx.send(change).ok();
+        self.life.announce(change);
         self.emit(SessionEvent::State { state, exit_code });
     }
 
@@ -695,7 +722,7 @@ impl Actor {
             exit_code: self.tracker.exit_code(),
             stop_reason: None,
         };
-        self.life.state_tx.send(change).ok();
+        self.life.announce(change);
         self.set_health(None);
         if let Err(e) = std::fs::remove_dir_all(&self.id.dir) {
             tracing::warn!(session = %self.id.name, "cannot remove {}: {e}", self.id.dir.display());

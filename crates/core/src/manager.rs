@@ -10,9 +10,7 @@ use tokio::sync::mpsc;
 
 use crate::actor::{Actor, Identity, Life, Output, Pty, now_ms};
 use crate::error::{Error, Result};
-use crate::integration::{
-    ExternalIntegration, IntegrationError, IntegrationEvent, Integrations, SessionEnd,
-};
+use crate::integration::{ExternalIntegration, IntegrationError, IntegrationEvent, Integrations};
 use crate::log::{DEFAULT_LOG_BYTES, LogKey, OutputLog};
 use crate::pty::{self, SpawnSpec};
 use crate::screen::{DEFAULT_SCROLLBACK, Screen};
@@ -110,8 +108,6 @@ struct Inner {
     reaped: crate::handover::Reaped,
     /// Code told of sessions created and ended and of commands finished.
     integrations: Integrations,
-    /// The task turning state changes into `session-terminated` events has been started.
-    watching_ends: std::sync::atomic::AtomicBool,
 }
 
 /// Sessions whose output log cannot be written right now, by name, with why. Each actor
@@ -140,7 +136,6 @@ impl SessionManager {
                 reaped: crate::handover::Reaped::default(),
                 state_tx: tokio::sync::broadcast::channel(4096).0,
                 integrations: Integrations::default(),
-                watching_ends: std::sync::atomic::AtomicBool::new(false),
             }),
         })
     }
@@ -399,6 +394,8 @@ impl SessionManager {
                 stop_reason: None,
                 state_tx: self.inner.state_tx.clone(),
                 announced: None,
+                integrations: self.inner.integrations.clone(),
+                end_told: false,
             },
             tracker,
         };
@@ -501,56 +498,12 @@ impl SessionManager {
         &self,
         integration: Arc<dyn ExternalIntegration>,
     ) -> std::result::Result<(), IntegrationError> {
-        self.inner.integrations.register(integration).await?;
-        if !self
-            .inner
-            .watching_ends
-            .swap(true, std::sync::atomic::Ordering::Relaxed)
-        {
-            tokio::spawn(watch_ends(
-                self.inner.state_tx.subscribe(),
-                self.inner.integrations.clone(),
-            ));
-        }
-        Ok(())
+        self.inner.integrations.register(integration).await
     }
 
     /// What every integration holds about `session`, by integration name.
     pub async fn export_session_data(&self, session: &str) -> Vec<(String, serde_json::Value)> {
         self.inner.integrations.export_session_data(session).await
-    }
-}
-
-/// Turns state changes into one `session-terminated` event per session end: `exited` (the
-/// program ended) and a later `killed` of the same session are one end, not two.
-async fn watch_ends(
-    mut rx: tokio::sync::broadcast::Receiver<crate::session::StateChange>,
-    integrations: Integrations,
-) {
-    use tokio::sync::broadcast::error::RecvError;
-    let mut ended = std::collections::HashSet::new();
-    loop {
-        match rx.recv().await {
-            Ok(change) => match change.state {
-                "exited" | "killed" => {
-                    if ended.insert(change.session.clone()) {
-                        integrations.fire(IntegrationEvent::SessionTerminated(SessionEnd {
-                            killed: change.state == "killed",
-                            exit_code: change.exit_code,
-                            session: change.session,
-                        }));
-                    }
-                }
-                // A session of that name lives again.
-                _ => {
-                    ended.remove(&change.session);
-                }
-            },
-            Err(RecvError::Lagged(n)) => {
-                tracing::warn!("integrations missed {n} session state changes (listener behind)");
-            }
-            Err(RecvError::Closed) => return,
-        }
     }
 }
 

@@ -17,6 +17,7 @@ pub(crate) struct Attach {
     pub reaped: Reaped,
     pub health: crate::manager::Degraded,
     pub state_tx: tokio::sync::broadcast::Sender<crate::session::StateChange>,
+    pub integrations: crate::integration::Integrations,
 }
 
 impl Actor {
@@ -166,6 +167,8 @@ impl Actor {
                 stop_reason: s.stop_reason,
                 state_tx: attach.state_tx,
                 announced: None,
+                integrations: attach.integrations,
+                end_told: false,
             },
             tracker: CommandTracker::resume(s.tracker, now),
         })

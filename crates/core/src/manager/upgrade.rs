@@ -55,6 +55,7 @@ impl SessionManager {
                 reaped: self.inner.reaped.clone(),
                 health: self.inner.degraded.clone(),
                 state_tx: self.inner.state_tx.clone(),
+                integrations: self.inner.integrations.clone(),
             };
             actors.push(Actor::adopt(h, self.inner.config.scrollback, attach)?);
         }
