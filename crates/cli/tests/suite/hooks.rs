@@ -392,3 +392,30 @@ fn task_done_and_task_failed_fire_their_hooks() {
     assert_eq!(events[1]["event"], "task-failed", "{events:?}");
     assert_eq!(events[1]["data"]["description"], "lint");
 }
+
+#[test]
+fn an_alert_fires_its_hook_with_the_whole_alert() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("alerts.jsonl");
+    let env = with_config(&format!(
+        "[alerts]\nretry_count = 2\nretry_window_secs = 600\n\n\
+         [[hooks]]\non = [\"alert\"]\n\
+         command = [\"/bin/sh\", \"-c\", \"cat >> '{}'; echo >> '{}'\"]\n",
+        out.display(),
+        out.display()
+    ));
+    env.ok(&["new", "-s", "w"]);
+    for _ in 0..2 {
+        assert_eq!(env.exec("w", "ls /nonexistent-dir")["exit_code"], 2);
+    }
+    let read = || std::fs::read_to_string(&out).unwrap_or_default();
+    eventually(20, "the alert hook", || read().lines().count() >= 1);
+    let event: Value = serde_json::from_str(read().lines().next().unwrap()).unwrap();
+    assert_eq!(event["event"], "alert", "{event}");
+    assert_eq!(event["data"]["rule"], "retry_loop", "{event}");
+    assert_eq!(event["data"]["session"], "w");
+    assert_eq!(
+        event["data"]["command"], "ls /nonexistent-dir",
+        "the operator's hook gets the command the bus copy leaves out"
+    );
+}

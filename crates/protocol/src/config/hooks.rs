@@ -1,5 +1,5 @@
 //! `[[hooks]]`: programs to run and URLs to call when something happens in the daemon (a session
-//! created or ended, a command finished, a task done). Each hook is checked when the file is
+//! created or ended, a command finished, a task done or failed, an alert raised). Each hook is checked when the file is
 //! read: an unknown event, both or neither of `command` and `url`, a URL that is not `http://`
 //! are errors naming the hook's line, never a hook that silently never fires.
 
@@ -12,6 +12,7 @@ pub const HOOK_EVENTS: &[&str] = &[
     "command-finished",
     "task-done",
     "task-failed",
+    "alert",
 ];
 
 /// One `[[hooks]]` entry, checked.

@@ -243,6 +243,19 @@ async fn deliver(daemon: Weak<Daemon>, mut inbox: mpsc::Receiver<AlertInfo>) {
                 "raised",
             )
         });
+        // Hooks are the operator's own configuration: they get the whole alert.
+        let integrations = d.manager.integrations();
+        if !integrations.is_empty() {
+            match serde_json::to_value(&alert) {
+                Ok(data) => {
+                    integrations.fire(ai_session_core::integration::IntegrationEvent::Other {
+                        kind: "alert".to_owned(),
+                        data,
+                    })
+                }
+                Err(e) => tracing::warn!("alert {} not given to the hooks: {e}", alert.id),
+            }
+        }
         // Any agent may subscribe to the bus: the command line (perhaps another's) stays in
         // `alerts.list`, which needs `daemon:status`.
         let public = AlertInfo {
