@@ -12,7 +12,7 @@ use ai_session_protocol::config::ClusterConfig;
 
 /// A private nats-server and its client URL.
 struct Nats {
-    server: NatsServer,
+    _server: NatsServer,
     url: String,
 }
 
@@ -21,7 +21,7 @@ impl Nats {
         let server = NatsServer::start::<&str>(&[]).expect("nats-server (installed by .ci/run)");
         Nats {
             url: server.url("nats"),
-            server,
+            _server: server,
         }
     }
 }
