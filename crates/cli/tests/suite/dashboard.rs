@@ -13,6 +13,8 @@ use serde_json::{Value, json};
 
 use super::harness::Env;
 
+mod panels;
+
 const IO_DEADLINE: Duration = Duration::from_secs(60);
 
 /// A private daemon serving HTTP on a free loopback port.
@@ -50,8 +52,22 @@ impl Answer {
 
 impl Server {
     fn start() -> Self {
-        let env = Env::new();
-        let r = env.json(&["serve", "--listen", "127.0.0.1:0"]);
+        Self::start_in(Env::new(), None)
+    }
+
+    /// Serves from `env`'s daemon, started with `passphrase` as the store passphrase when given.
+    fn start_in(env: Env, passphrase: Option<&str>) -> Self {
+        let mut cmd = env.command(&["serve", "--listen", "127.0.0.1:0", "--json"]);
+        if let Some(p) = passphrase {
+            cmd.env("AI_SESSION_PASSPHRASE", p);
+        }
+        let out = cmd.output().expect("run ai-session serve");
+        assert!(
+            out.status.success(),
+            "serve: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let r: Value = serde_json::from_slice(&out.stdout).expect("serve --json");
         let addr = r["listen"].as_str().expect("listen").to_owned();
         Self { env, addr }
     }
