@@ -77,7 +77,10 @@ async function openTopic(name) {
   ws.onmessage = (ev) => {
     if (topicView.ws !== ws) return;
     const m = JSON.parse(ev.data);
-    if (m.type === 'subscribed') live.textContent = '(live)';
+    if (m.type === 'subscribed') {
+      live.textContent = '(live)';
+      loadCoord(); // the topic now has this page as a subscriber
+    }
     if (m.type !== 'message') return;
     if (topicView.messages.some((x) => x.id === m.message.id)) return;
     topicView.messages.push(m.message);

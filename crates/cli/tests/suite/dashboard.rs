@@ -521,6 +521,21 @@ fn the_dashboard_in_chromium() {
     println!("{out}");
 }
 
+/// With a store passphrase: the audit panel opens a sealed detail for the owner (audited),
+/// and refuses a token without `audit:open`.
+#[test]
+fn the_sealed_audit_details_in_chromium() {
+    require_browser();
+    let s = Server::start_in(Env::new(), Some("correct horse battery"));
+    s.env.ok(&["new", "-s", "w"]);
+    s.env.exec("w", "echo sealed-$((6*7))");
+    let mut cmd = browser_script(&s, &["audit:list", "audit:verify"]);
+    cmd.env("DASH_MODE", "sealed");
+    let (ok, out) = run_with_deadline(&mut cmd, 180);
+    assert!(ok, "the browser test failed:\n{out}");
+    println!("{out}");
+}
+
 fn run_with_deadline(cmd: &mut Command, secs: u64) -> (bool, String) {
     let mut child = cmd
         .stdout(Stdio::piped())

@@ -29,6 +29,12 @@ def cli(*args):
     return out.stdout
 
 
+def cli_status(*args):
+    """The CLI on the test's daemon, whatever its exit status (an exec exits with its command's)."""
+    out = subprocess.run([BIN, "-L", "t", *args], capture_output=True, text=True, timeout=60)
+    return out.returncode, out.stdout
+
+
 def until(what, check, secs=20):
     deadline = time.monotonic() + secs
     while not check():
@@ -78,6 +84,9 @@ def viewer_is_refused(browser):
     shot(page, "takeover-refused")
     screen = cli("capture", "-t", "build")
     assert "refused-typing" not in screen, screen
+    # alerts.list needs daemon:status, which this token lacks: the panel says so.
+    page.click('#tabs button[data-tab="alerts"]')
+    expect(page.locator("#alert-count")).to_contain_text("daemon:status", timeout=DEADLINE_MS)
     page.context.close()
 
 
@@ -133,6 +142,77 @@ def tasks_panel(page):
     shot(page, "tasks")
 
 
+def alerts_panel(page):
+    """A retry loop run through the CLI raises an alert that reaches the page live over the
+    `$alerts` stream (nothing polls while it is open): the tab's badge counts it, the table
+    shows it with its session, risk and command."""
+    page.click('#tabs button[data-tab="sessions"]')
+    expect(page.locator("#alert-live")).to_have_text("live ($alerts)", timeout=DEADLINE_MS)
+    for _ in range(3):
+        code, _ = cli_status("exec", "-t", "docs", "ls /nonexistent-dir")
+        assert code == 2, code
+    # Counted on the tab while another is shown (a denial burst of the read-only token's
+    # refused keystrokes may be counted too).
+    expect(page.locator("#alert-badge")).to_have_text(re.compile(r"^[1-9][0-9]*$"), timeout=DEADLINE_MS)
+    until("the retry_loop alert in the page", lambda: page.evaluate(
+        "() => [...alerts.byId.values()].some((a) => a.rule === 'retry_loop')"))
+    page.click('#tabs button[data-tab="alerts"]')
+    row = page.locator('#alerts tr[data-rule="retry_loop"]')
+    expect(row).to_have_count(1, timeout=DEADLINE_MS)
+    for text in ("docs", "owner", "30", "ls /nonexistent-dir", "failed 3 times"):
+        expect(row).to_contain_text(text)
+    expect(page.locator("#alert-badge")).to_be_hidden()
+    page.select_option("#alert-rule", "slow_exec")
+    expect(page.locator('#alerts tr[data-rule]')).to_have_count(0)
+    page.select_option("#alert-rule", "")
+    shot(page, "alerts")
+
+
+def decisions_panel(page):
+    """Two decisions about `build`, set by the execs after them: success rate by agent, the
+    calibration bins, the Brier score, and one opened."""
+    first = cli("decide", "compile with the cached deps", "--rationale", "the lock file did not change",
+                "--confidence", "0.8", "--alternative", "clean build", "-t", "build").strip()
+    cli("exec", "-t", "build", "true")
+    cli("decide", "skip the slow tests", "--confidence", "0.9", "-t", "build")
+    code, _ = cli_status("exec", "-t", "build", "false")
+    assert code == 1, code
+    page.click('#tabs button[data-tab="decisions"]')
+    # (0.8 - 1)^2 and (0.9 - 0)^2, averaged.
+    expect(page.locator("#decision-figures")).to_contain_text("0.425", timeout=DEADLINE_MS)
+    agents = page.locator("#decision-agents tr").filter(has_text="(owner)")
+    expect(agents).to_contain_text("50%")
+    expect(page.locator("#decision-bins tr")).to_have_count(3)
+    expect(page.locator('#decisions tr[data-outcome="failure"]')).to_contain_text("skip the slow tests")
+    page.locator(f'#decisions tr[data-decision="{first}"]').click()
+    detail = page.locator("#decision-detail")
+    expect(detail).to_contain_text("the lock file did not change", timeout=DEADLINE_MS)
+    expect(detail).to_contain_text("clean build")
+    expect(detail).to_contain_text("success")
+    # A decision recorded while the tab is shown appears without a reload.
+    cli("decide", "retry the flaky job", "--confidence", "0.3")
+    expect(page.locator("#decisions")).to_contain_text("retry the flaky job", timeout=DEADLINE_MS)
+    shot(page, "decisions")
+
+
+def topics_panel(page):
+    """A topic's recent messages, published before anyone subscribed, then new ones live."""
+    cli("bus", "publish", "builds", '{"step": "compile"}')
+    cli("bus", "publish", "builds", '{"step": "test"}')
+    page.click('#tabs button[data-tab="coord"]')
+    row = page.locator('#topics tr[data-topic="builds"]')
+    expect(row).to_contain_text("2", timeout=DEADLINE_MS)
+    row.click()
+    messages = page.locator("#topic-messages")
+    expect(messages).to_contain_text('"step":"compile"', timeout=DEADLINE_MS)
+    expect(messages).to_contain_text('"step":"test"')
+    expect(page.locator("#topic-live")).to_have_text("(live)", timeout=DEADLINE_MS)
+    cli("bus", "publish", "builds", '{"step": "link"}')
+    expect(messages).to_contain_text('"step":"link"', timeout=DEADLINE_MS)
+    expect(messages.locator("tr")).to_have_count(4)
+    shot(page, "topics")
+
+
 def audit_and_metrics(page):
     page.click('#tabs button[data-tab="audit"]')
     expect(page.locator("#verify")).to_contain_text("intact", timeout=DEADLINE_MS)
@@ -174,6 +254,42 @@ def at_scale(browser):
     page.context.close()
 
 
+def sealed_details(browser):
+    """A daemon with a store passphrase: the audit panel lists session w's exec with its detail
+    sealed; the owner opens it (audit.open), which is itself audited; a token that may read the
+    log but lacks audit:open is refused, the capability named."""
+    page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(OWNER_LOGIN)
+    page.click('#tabs button[data-tab="audit"]')
+    page.fill("#audit-session", "w")
+    page.click("#audit-apply")
+    row = page.locator("#audit tr").filter(has_text="session.exec")
+    expect(row).to_have_count(1, timeout=DEADLINE_MS)
+    expect(row).to_contain_text("sealed")
+    expect(page.locator("#audit")).not_to_contain_text("sealed-$((6*7))")
+    row.locator("button.open-sealed").click()
+    expect(row.locator(".opened")).to_have_text("echo sealed-$((6*7))", timeout=DEADLINE_MS)
+    shot(page, "audit-sealed")
+    audit = cli("audit", "ls", "--json")
+    assert '"audit.open"' in audit, "opening a sealed detail is audited"
+    assert not errors, f"script errors on the page: {errors}"
+    page.context.close()
+
+    page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+    page.goto(VIEWER_LOGIN)
+    page.click('#tabs button[data-tab="audit"]')
+    page.fill("#audit-session", "w")
+    page.click("#audit-apply")
+    row = page.locator("#audit tr").filter(has_text="session.exec")
+    expect(row).to_have_count(1, timeout=DEADLINE_MS)
+    row.locator("button.open-sealed").click()
+    expect(row.locator(".sealed")).to_contain_text("audit:open", timeout=DEADLINE_MS)
+    expect(page.locator("#audit")).not_to_contain_text("sealed-$((6*7))")
+    page.context.close()
+
+
 def main():
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
@@ -182,12 +298,20 @@ def main():
             browser.close()
             print("dashboard scale test: ok")
             return
+        if os.environ.get("DASH_MODE") == "sealed":
+            sealed_details(browser)
+            browser.close()
+            print("dashboard sealed details test: ok")
+            return
         viewer_is_refused(browser)
         page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
         errors = []
         page.on("pageerror", lambda e: errors.append(str(e)))
         owner_session_flow(page)
+        alerts_panel(page)
+        decisions_panel(page)
         tasks_panel(page)
+        topics_panel(page)
         audit_and_metrics(page)
         assert not errors, f"script errors on the page: {errors}"
         browser.close()
