@@ -1,7 +1,8 @@
 // The dashboard's shell: the API helper (cookie + CSRF token), tabs, the error banner, and the
 // session list: polled from GET /v1/sessions, drawn virtualised (only the rows in view exist),
 // rows kept live between polls by the $system bus stream (session states, panels.js) and the
-// selected session's own stream (terminal.js).
+// selected session's own stream (terminal.js). In a cluster (GET /v1/cluster/nodes answers),
+// each row names its node, and the sessions of the other nodes are listed too.
 'use strict';
 
 const CSRF = document.querySelector('meta[name="csrf-token"]').content;
@@ -84,6 +85,7 @@ const list = {
   agents: {},     // session name -> agent name
   selected: null, // name
   live: {},       // name -> fields the stream updated since the last poll
+  node: null,     // this daemon's node, when it is in a cluster
 };
 
 function rowFields(s) {
@@ -97,8 +99,9 @@ function rowFields(s) {
     cwd: s.cwd,
     sandbox: s.sandbox ? s.sandbox.policy : '',
     exit,
-    duration: human(Date.now() - s.created_ms),
+    duration: s.created_ms ? human(Date.now() - s.created_ms) : '',
     agent: list.agents[s.name] || '',
+    node: s.node || list.node || '',
   };
 }
 
@@ -109,7 +112,7 @@ function applyFilters() {
   list.shown = list.all.map(rowFields).filter((r) =>
     (!state || r.state === state)
     && (!failed || (r.exit != null && r.exit !== 0))
-    && (!text || [r.name, r.program, r.cwd, r.agent, r.sandbox].some((f) => f.toLowerCase().includes(text))));
+    && (!text || [r.name, r.program, r.cwd, r.agent, r.sandbox, r.node].some((f) => f.toLowerCase().includes(text))));
   document.getElementById('session-spacer').style.height = `${list.shown.length * ROW}px`;
   document.getElementById('list-count').textContent =
     `${list.shown.length} of ${list.all.length} sessions`;
@@ -139,18 +142,22 @@ function drawRows() {
     el('span', {}, r.sandbox),
     el('span', { class: exitClass }, r.exit == null ? '' : r.exit),
     el('span', {}, r.duration),
-    el('span', {}, r.agent));
+    el('span', {}, r.agent),
+    el('span', { class: 'node' }, r.node));
     spacer.append(row);
   }
 }
 
 async function pollSessions() {
   try {
-    const [sessions, agents] = await Promise.all([
+    const [sessions, agents, cluster] = await Promise.all([
       api('GET', '/v1/sessions'),
       api('GET', '/v1/agents').catch(() => ({ agents: [] })),
+      api('GET', '/v1/cluster/nodes').catch(() => null),
     ]);
-    list.all = sessions.sessions.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    list.node = cluster ? cluster.node : null;
+    list.all = sessions.sessions.concat(remoteSessions(cluster, sessions.sessions))
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     list.live = {};
     list.agents = {};
     for (const a of agents.agents) if (a.session && a.status === 'active') list.agents[a.session] = a.name;
@@ -159,6 +166,23 @@ async function pollSessions() {
   } catch (e) {
     if (e.status !== 401) showError(`session list: ${e.message}`);
   }
+}
+
+/** The other nodes' sessions, as the cluster's node records list them: name and node only
+ * (their state and details live on their node). */
+function remoteSessions(cluster, local) {
+  if (!cluster) return [];
+  const here = new Set(local.map((s) => s.name));
+  const out = [];
+  for (const n of cluster.nodes) {
+    if (n.node === cluster.node) continue;
+    for (const name of n.sessions) {
+      if (here.has(name)) continue;
+      here.add(name); // a name listed twice (a record not yet expired) is shown once
+      out.push({ name, state: 'remote', program: [], cwd: '', node: n.node, remote: true });
+    }
+  }
+  return out;
 }
 
 /** The stream of the selected session changed its row (state, exit code). */

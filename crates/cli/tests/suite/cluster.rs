@@ -9,14 +9,14 @@ use std::time::{Duration, Instant};
 use super::harness::{Env, alive, eventually};
 
 /// A NATS server with JetStream, on a free loopback port, its store in a temporary directory.
-struct Nats {
+pub(super) struct Nats {
     child: Child,
-    url: String,
+    pub(super) url: String,
     _store: tempfile::TempDir,
 }
 
 impl Nats {
-    fn start() -> Nats {
+    pub(super) fn start() -> Nats {
         let store = tempfile::Builder::new()
             .prefix("ais-nats")
             .tempdir()

@@ -536,6 +536,35 @@ fn the_sealed_audit_details_in_chromium() {
     println!("{out}");
 }
 
+/// In a cluster (a real nats-server, two daemons): the dashboard of node `a` names each
+/// session's node, lists `b`'s session beside its own, shows its screen, timeline and a
+/// command run on `b`, and types into it through the forwarded write.
+#[test]
+fn the_dashboard_in_a_cluster_in_chromium() {
+    require_browser();
+    let nats = super::cluster::Nats::start();
+    let joined = |node: &str| {
+        let env = Env::new();
+        let config = format!(
+            "[cluster]\nurl = \"{}\"\nnode = \"{node}\"\nheartbeat_secs = 0.5\nlease_secs = 3\n",
+            nats.url
+        );
+        std::fs::write(env.home.path().join("config.toml"), config).expect("config");
+        env
+    };
+    let b = joined("b");
+    b.ok(&["new", "-s", "far"]);
+    b.exec("far", "echo far-$((6*7))");
+    let s = Server::start_in(joined("a"), None);
+    s.env.ok(&["new", "-s", "near"]);
+    let mut cmd = browser_script(&s, &["session:list"]);
+    cmd.env("DASH_MODE", "cluster")
+        .env("DASH_PEER_HOME", b.home.path());
+    let (ok, out) = run_with_deadline(&mut cmd, 180);
+    assert!(ok, "the browser test failed:\n{out}");
+    println!("{out}");
+}
+
 fn run_with_deadline(cmd: &mut Command, secs: u64) -> (bool, String) {
     let mut child = cmd
         .stdout(Stdio::piped())

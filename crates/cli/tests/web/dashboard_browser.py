@@ -290,6 +290,53 @@ def sealed_details(browser):
     page.context.close()
 
 
+def peer_cli(*args):
+    """The CLI on the other node of the cluster ($DASH_PEER_HOME)."""
+    env = dict(os.environ, AI_SESSION_HOME=os.environ["DASH_PEER_HOME"], HOME=os.environ["DASH_PEER_HOME"])
+    out = subprocess.run([BIN, "-L", "t", *args], capture_output=True, text=True, timeout=60, env=env)
+    if out.returncode != 0:
+        raise AssertionError(f"{args} on the peer: {out.stderr}")
+    return out.stdout
+
+
+def cluster_view(browser):
+    """Node a's dashboard: its session `near` and node b's `far`, each with its node; `far`'s
+    screen, timeline, a command run on b, and typing that reaches b's shell."""
+    page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(OWNER_LOGIN)
+    near = page.locator('#session-list .row[data-name="near"]')
+    far = page.locator('#session-list .row[data-name="far"]')
+    expect(far).to_be_visible(timeout=DEADLINE_MS)
+    expect(near.locator(".node")).to_have_text("a")
+    expect(far.locator(".node")).to_have_text("b")
+    expect(far).to_contain_text("remote")
+    page.select_option("#filter-state", "remote")
+    expect(page.locator("#list-count")).to_contain_text("1 of 2")
+    page.select_option("#filter-state", "")
+    far.click()
+    expect(page.locator("#view-name")).to_have_text("far", timeout=DEADLINE_MS)
+    expect(page.locator("#view-note")).to_contain_text("on node b")
+    rows = page.locator("#terminal .xterm-rows")
+    expect(rows).to_contain_text("far-42", timeout=DEADLINE_MS)
+    entry = page.locator("#timeline details.exec").filter(has_text="echo far-$((6*7))")
+    expect(entry).to_contain_text("exit 0", timeout=DEADLINE_MS)
+    peer_cli("exec", "-t", "far", "echo later-$((2*3))")
+    expect(rows).to_contain_text("later-6", timeout=DEADLINE_MS)
+    expect(page.locator("#timeline")).to_contain_text("echo later-$((2*3))", timeout=DEADLINE_MS)
+    page.locator("#takeover").click()
+    page.locator("#terminal").click()
+    page.keyboard.type("echo typed-far-$((5*5))")
+    page.keyboard.press("Enter")
+    until("typed-far-25 on node b", lambda: re.search(r"^typed-far-25\s*$", peer_cli("capture", "-t", "far"), re.M))
+    expect(rows).to_contain_text("typed-far-25", timeout=DEADLINE_MS)
+    page.locator("#takeover").click()
+    shot(page, "cluster")
+    assert not errors, f"script errors on the page: {errors}"
+    page.context.close()
+
+
 def main():
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
@@ -297,6 +344,11 @@ def main():
             at_scale(browser)
             browser.close()
             print("dashboard scale test: ok")
+            return
+        if os.environ.get("DASH_MODE") == "cluster":
+            cluster_view(browser)
+            browser.close()
+            print("dashboard cluster test: ok")
             return
         if os.environ.get("DASH_MODE") == "sealed":
             sealed_details(browser)
