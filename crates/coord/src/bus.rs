@@ -218,11 +218,13 @@ impl Bus {
     }
 
     fn keep(&self, topic: &Arc<str>, msg: &Arc<Message>) {
-        self.shared
+        let pushed_out = self
+            .shared
             .recent
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .record(topic, msg);
+        drop(pushed_out);
     }
 
     /// The newest `limit` messages published on `topic`, oldest first.

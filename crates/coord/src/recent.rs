@@ -35,23 +35,33 @@ pub(crate) struct Recent {
 
 impl Recent {
     /// Keeps `msg`, published on `topic`, dropping what the bounds say.
-    pub(crate) fn record(&mut self, topic: &Arc<str>, msg: &Arc<Message>) {
+    /// Keeps `msg`, published on `topic`, dropping what the bounds say. The message it
+    /// pushes out is returned, to be dropped (and maybe freed) after the caller's lock.
+    pub(crate) fn record(&mut self, topic: &Arc<str>, msg: &Arc<Message>) -> Option<Arc<Message>> {
         let size = json_len(&msg.payload);
-        if !self.topics.contains_key(topic) && self.topics.len() >= TOPICS {
-            self.drop_stalest_topic();
-        }
-        let ring = self.topics.entry(topic.clone()).or_default();
+        let ring = match self.topics.get_mut(topic) {
+            Some(ring) => ring,
+            None => {
+                if self.topics.len() >= TOPICS {
+                    self.drop_stalest_topic();
+                }
+                self.topics.entry(topic.clone()).or_default()
+            }
+        };
         ring.messages.push_back((msg.clone(), size));
         ring.bytes += size;
         ring.last_id = msg.id.0;
         self.bytes += size;
+        let mut out = None;
         if ring.messages.len() > PER_TOPIC {
-            if let Some((_, gone)) = ring.messages.pop_front() {
-                ring.bytes -= gone;
-                self.bytes -= gone;
+            if let Some((gone, bytes)) = ring.messages.pop_front() {
+                ring.bytes -= bytes;
+                self.bytes -= bytes;
+                out = Some(gone);
             }
         }
         while self.bytes > BYTES && self.drop_from_fullest() {}
+        out
     }
 
     /// The newest `limit` messages of `topic`, oldest first.
