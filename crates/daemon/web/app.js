@@ -9,8 +9,15 @@ const CSRF = document.querySelector('meta[name="csrf-token"]').content;
 const PRINCIPAL = document.querySelector('meta[name="principal"]').content;
 const ROW = 24;
 
+// Reads this principal was refused (403), by path without its query: asked once per page
+// load, not at every poll, so a read-only dashboard does not fill the audit log with denials
+// (nor raise denial_burst alerts). A capability granted later shows after a reload.
+const refusedReads = new Map();
+
 /** Calls the REST API as this dashboard session; throws an Error with the server's message. */
 async function api(method, path, body) {
+  const key = path.split('?')[0];
+  if (method === 'GET' && refusedReads.has(key)) throw refusedReads.get(key);
   const opts = { method, headers: {}, credentials: 'same-origin' };
   if (method !== 'GET') {
     opts.headers['X-CSRF-Token'] = CSRF;
@@ -26,9 +33,18 @@ async function api(method, path, body) {
     err.status = r.status;
     err.hint = json && json.error && json.error.hint;
     if (r.status === 401) showError('Logged out: run `ai-session web` for a new link.');
+    if (r.status === 403 && method === 'GET') refusedReads.set(key, err);
     throw err;
   }
   return json;
+}
+
+/** Whether this principal may follow bus topics (bus:subscribe, which bus.recent needs too):
+ * asked once, so a dashboard without it never opens a stream the daemon would refuse. */
+let subscribing = null;
+function maySubscribe() {
+  subscribing ||= api('GET', '/v1/bus/recent').then(() => true, (e) => e.status !== 403);
+  return subscribing;
 }
 
 function wsUrl(path) {
@@ -86,6 +102,7 @@ const list = {
   selected: null, // name
   live: {},       // name -> fields the stream updated since the last poll
   node: null,     // this daemon's node, when it is in a cluster
+  clusterless: false, // the daemon said it is in no cluster
 };
 
 function rowFields(s) {
@@ -153,7 +170,11 @@ async function pollSessions() {
     const [sessions, agents, cluster] = await Promise.all([
       api('GET', '/v1/sessions'),
       api('GET', '/v1/agents').catch(() => ({ agents: [] })),
-      api('GET', '/v1/cluster/nodes').catch(() => null),
+      list.clusterless ? null : api('GET', '/v1/cluster/nodes').catch((e) => {
+        // Not in a cluster (409): a daemon joins one only when it starts, so ask no more.
+        if (e.status === 409) list.clusterless = true;
+        return null;
+      }),
     ]);
     list.node = cluster ? cluster.node : null;
     list.all = sessions.sessions.concat(remoteSessions(cluster, sessions.sessions))

@@ -98,7 +98,11 @@ tabHooks.alerts = () => {
 };
 document.getElementById('alert-rule').addEventListener('input', drawAlerts);
 fetchAlerts();
-followAlerts();
+maySubscribe().then((yes) => {
+  if (yes) followAlerts();
+  else document.getElementById('alert-live').textContent = 'polled every 5 s (following $alerts needs bus:subscribe)';
+});
+// A refused alerts.list is not asked again (api() remembers), so this polls nothing then.
 setInterval(() => { if (!alerts.streaming) fetchAlerts(); }, 5000);
 
 // ---- decisions ------------------------------------------------------------------------------

@@ -70,6 +70,7 @@ async function openTopic(name) {
     topicView.messages = r.messages;
   } catch (e) {
     live.textContent = e.message;
+    if (e.status === 403) return; // the stream needs the same capability
   }
   drawTopicMessages();
   const ws = new WebSocket(wsUrl(`/v1/bus/stream?topic=${encodeURIComponent(name)}`));
@@ -179,7 +180,7 @@ function followSystem() {
 }
 
 tabHooks.coord = loadCoord;
-followSystem();
+maySubscribe().then((yes) => { if (yes) followSystem(); });
 
 // ---- audit --------------------------------------------------------------------------------
 
@@ -239,7 +240,12 @@ let previous = null;
 
 async function pollStats() {
   let s;
-  try { s = await api('GET', '/v1/stats'); } catch (_) { return; }
+  try {
+    s = await api('GET', '/v1/stats');
+  } catch (e) {
+    if (e.status === 403) document.getElementById('metric-figures').textContent = `metrics: ${e.message}`;
+    return;
+  }
   const now = Date.now();
   const execs = Object.values(s.execs).reduce((a, b) => a + b, 0);
   const failed = s.execs.nonzero + s.execs.timeout + s.execs.error;

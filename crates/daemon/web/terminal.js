@@ -177,7 +177,9 @@ let sending = Promise.resolve();
 function typed(data) {
   if (!view.takeover || !view.name) return;
   const name = view.name;
-  sending = sending.then(() => api('POST', `/v1/sessions/${encodeURIComponent(name)}/write`, { data_b64: b64(data) }))
+  // Keys queued behind a refusal are not sent: take-over is off by then.
+  sending = sending.then(() => view.takeover && view.name === name
+    && api('POST', `/v1/sessions/${encodeURIComponent(name)}/write`, { data_b64: b64(data) }))
     .catch((e) => {
       setTakeover(false);
       setNote(`take over refused: ${e.message}`);

@@ -70,8 +70,11 @@ def load_time(page):
 
 
 def viewer_is_refused(browser):
-    """A dashboard logged in with a token lacking session:send:build cannot type."""
+    """A dashboard logged in with a token lacking session:send:build cannot type; and what it
+    may not read it asks once, not at every poll (each refusal is an audited denial)."""
     page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+    asked = []
+    page.on("request", lambda r: asked.append((r.method, r.url.split("?")[0].replace(URL, ""))))
     page.goto(VIEWER_LOGIN)
     assert page.url == URL + "/", f"the login code left the URL: {page.url}"
     expect(page.locator("#who")).to_contain_text("token:", timeout=DEADLINE_MS)
@@ -87,6 +90,16 @@ def viewer_is_refused(browser):
     # alerts.list needs daemon:status, which this token lacks: the panel says so.
     page.click('#tabs button[data-tab="alerts"]')
     expect(page.locator("#alert-count")).to_contain_text("daemon:status", timeout=DEADLINE_MS)
+    page.click('#tabs button[data-tab="metrics"]')
+    expect(page.locator("#metric-figures")).to_contain_text("daemon:status", timeout=DEADLINE_MS)
+    # Two more polls of the session list (every 3 s; the metrics poll every 2 s meanwhile).
+    for _ in range(2):
+        page.wait_for_event("request", lambda r: r.url == URL + "/v1/sessions", timeout=30_000)
+    count = lambda m, p: sum(1 for a in asked if a == (m, p))
+    for path in ("/v1/stats", "/v1/agents", "/v1/alerts", "/v1/bus/recent"):
+        assert count("GET", path) == 1, f"{path} asked {count('GET', path)} times after a refusal: {asked}"
+    assert count("POST", "/v1/sessions/build/write") == 1, f"keys sent after the refusal: {asked}"
+    assert not [a for a in asked if a[1].startswith("/v1/bus/stream")], f"a refused stream was opened: {asked}"
     page.context.close()
 
 
