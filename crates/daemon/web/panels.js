@@ -1,7 +1,7 @@
 // The other panels: agents, bus topics with their recent messages (bus.recent, then the topic's
 // own stream), coordinator events (the `$system` bus stream), the task DAG and dead letters;
 // the audit log with its chain check and sealed details opened on request (audit.open); charts
-// drawn from GET /v1/stats polled every 2 s (no external service).
+// drawn from GET /v1/stats polled every 2 s once the tab was shown (no external service).
 'use strict';
 
 // ---- agents and tasks -----------------------------------------------------------------------
@@ -292,11 +292,13 @@ function chart(id, lines, colours) {
   g.fillStyle = '#7b8494';
   g.font = '10px sans-serif';
   g.fillText(max.toFixed(max < 10 ? 2 : 0), 4, 12);
+  // A few samples spread over a 30-sample width at first; 180 (6 minutes) once there are.
+  const span = Math.max(30, ...lines.map((l) => l.length)) - 1;
   lines.forEach((line, i) => {
     g.strokeStyle = colours[i];
     g.beginPath();
     line.forEach((v, x) => {
-      const px = (x / 179) * (c.width - 8) + 4;
+      const px = (x / span) * (c.width - 8) + 4;
       const py = c.height - 6 - (v / max) * (c.height - 20);
       if (x === 0) g.moveTo(px, py); else g.lineTo(px, py);
     });
@@ -304,6 +306,10 @@ function chart(id, lines, colours) {
   });
 }
 
-tabHooks.metrics = pollStats;
-pollStats();
-setInterval(pollStats, 2000);
+// Polled from the first time the tab is shown (the charts keep their history from then on), so
+// a dashboard used for its other panels neither loads the figures nor asks for daemon:status.
+let statsTimer = null;
+tabHooks.metrics = () => {
+  pollStats();
+  statsTimer ||= setInterval(pollStats, 2000);
+};

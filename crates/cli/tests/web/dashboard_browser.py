@@ -92,7 +92,7 @@ def viewer_is_refused(browser):
     expect(page.locator("#alert-count")).to_contain_text("daemon:status", timeout=DEADLINE_MS)
     page.click('#tabs button[data-tab="metrics"]')
     expect(page.locator("#metric-figures")).to_contain_text("daemon:status", timeout=DEADLINE_MS)
-    # Two more polls of the session list (every 3 s; the metrics poll every 2 s meanwhile).
+    # Two more polls of the session list (every 3 s; the metrics tab, once shown, polls every 2 s).
     for _ in range(2):
         page.wait_for_event("request", lambda r: r.url == URL + "/v1/sessions", timeout=30_000)
     count = lambda m, p: sum(1 for a in asked if a == (m, p))
@@ -240,6 +240,10 @@ def audit_and_metrics(page):
     page.click('#tabs button[data-tab="metrics"]')
     expect(page.locator("#metric-figures")).to_contain_text("execs", timeout=DEADLINE_MS)
     expect(page.locator("#methods")).to_contain_text("session.exec", timeout=DEADLINE_MS)
+    # The charts start when the tab is first shown: a few polls (every 2 s) with execs between.
+    for n in range(1, 4):
+        cli("exec", "-t", "docs", "seq 1 50 >/dev/null")
+        page.wait_for_function(f"() => series.rate.length >= {n}", timeout=DEADLINE_MS)
     shot(page, "metrics")
 
 
