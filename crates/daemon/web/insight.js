@@ -2,7 +2,7 @@
 // and arrive live: each message on the `$alerts` bus stream fetches the alerts after the last
 // one shown (so what is drawn is always what alerts.list lets this principal read, command
 // included); only while that stream is down are they polled. Decisions: decision.stats (success
-// rate by agent, calibration bins drawn as a reliability diagram, Brier score) and
+// rate by agent and by kind, calibration bins drawn as a reliability diagram, Brier score) and
 // decision.list, a row opening decision.show; reloaded every 3 s while the tab is shown.
 'use strict';
 
@@ -125,14 +125,16 @@ async function loadDecisions() {
     figure('Brier score', stats.brier == null ? '–' : stats.brier.toFixed(3)));
   table('decision-agents', ['agent', 'decisions', 'success', 'failure', 'unknown', 'success rate', 'mean confidence'],
     stats.by_agent.map((a) => [a.agent, a.decisions, a.success, a.failure, a.unknown, pct(a.success_rate), pct(a.mean_confidence)]));
+  table('decision-kinds', ['kind', 'decisions', 'success', 'failure', 'unknown', 'success rate', 'mean confidence'],
+    (stats.by_kind || []).map((k) => [k.kind, k.decisions, k.success, k.failure, k.unknown, pct(k.success_rate), pct(k.mean_confidence)]));
   table('decision-bins', ['confidence', 'decided', 'mean confidence', 'succeeded'],
     stats.bins.map((b) => [`${b.lower.toFixed(1)}–${b.upper.toFixed(1)}`, b.count, pct(b.mean_confidence), pct(b.success_rate)]));
   drawCalibration(stats.bins);
   const rows = list.decisions.slice().reverse();
   document.getElementById('decision-count').textContent = `${rows.length} newest first`;
-  table('decisions', ['#', 'when', 'agent', 'session / task', 'decision', 'confidence', 'outcome', 'execs (failed)'],
+  table('decisions', ['#', 'when', 'agent', 'session / task', 'kind', 'decision', 'confidence', 'outcome', 'execs (failed)'],
     rows.map((d) => [d.id, new Date(d.created_ms).toLocaleString(), d.agent || '(owner)', d.session || d.task || '',
-      d.decision, pct(d.confidence), `${d.outcome}${d.explicit ? ' (set by hand)' : ''}`, `${d.execs} (${d.failed_execs})`]));
+      d.kind || '', d.decision, pct(d.confidence), `${d.outcome}${d.explicit ? ' (set by hand)' : ''}`, `${d.execs} (${d.failed_execs})`]));
   const trs = document.querySelectorAll('#decisions tr');
   rows.forEach((d, i) => {
     const tr = trs[i + 1];
@@ -140,6 +142,7 @@ async function loadDecisions() {
     tr.dataset.decision = d.id;
     tr.dataset.outcome = d.outcome;
     tr.classList.add('clickable');
+    if (d.id === decisions.open) tr.classList.add('selected');
     tr.addEventListener('click', () => showDecision(d.id));
   });
   if (decisions.open != null) showDecision(decisions.open);

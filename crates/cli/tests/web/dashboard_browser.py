@@ -185,9 +185,9 @@ def decisions_panel(page):
     """Two decisions about `build`, set by the execs after them: success rate by agent, the
     calibration bins, the Brier score, and one opened."""
     first = cli("decide", "compile with the cached deps", "--rationale", "the lock file did not change",
-                "--confidence", "0.8", "--alternative", "clean build", "-t", "build").strip()
+                "--confidence", "0.8", "--alternative", "clean build", "-t", "build", "--kind", "build").strip()
     cli("exec", "-t", "build", "true")
-    cli("decide", "skip the slow tests", "--confidence", "0.9", "-t", "build")
+    cli("decide", "skip the slow tests", "--confidence", "0.9", "-t", "build", "--kind", "test-strategy")
     code, _ = cli_status("exec", "-t", "build", "false")
     assert code == 1, code
     page.click('#tabs button[data-tab="decisions"]')
@@ -195,6 +195,8 @@ def decisions_panel(page):
     expect(page.locator("#decision-figures")).to_contain_text("0.425", timeout=DEADLINE_MS)
     agents = page.locator("#decision-agents tr").filter(has_text="(owner)")
     expect(agents).to_contain_text("50%")
+    expect(page.locator("#decision-kinds tr").filter(has_text="test-strategy")).to_contain_text("0%")
+    expect(page.locator("#decision-kinds tr").filter(has_text="build")).to_contain_text("100%")
     expect(page.locator("#decision-bins tr")).to_have_count(3)
     expect(page.locator('#decisions tr[data-outcome="failure"]')).to_contain_text("skip the slow tests")
     page.locator(f'#decisions tr[data-decision="{first}"]').click()
