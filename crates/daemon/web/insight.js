@@ -155,7 +155,7 @@ async function showDecision(id) {
   try {
     const d = await api('GET', `/v1/decisions/show?id=${id}`);
     box.replaceChildren(
-      el('h3', {}, `Decision #${d.id}: ${d.decision}`),
+      el('h3', {}, `Decision #${d.id}: ${d.decision}${d.kind ? ` (${d.kind})` : ''}`),
       el('p', {}, el('b', {}, 'rationale: '), d.rationale || '(none given)'),
       el('p', {}, el('b', {}, 'alternatives: '), d.alternatives.length ? d.alternatives.join('; ') : '(none)'),
       el('p', {}, el('b', {}, 'confidence: '), pct(d.confidence), el('b', {}, '  outcome: '),

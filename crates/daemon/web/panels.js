@@ -87,6 +87,9 @@ async function openTopic(name) {
     topicView.messages.push(m.message);
     while (topicView.messages.length > 200) topicView.messages.shift();
     drawTopicMessages();
+    // The daemon keeps this one too (at most 50 a topic): the topic's row counts it.
+    const kept = document.querySelector(`#topics tr[data-topic="${CSS.escape(name)}"] td:nth-child(3)`);
+    if (kept) kept.textContent = String(Math.min(50, Number(kept.textContent) + 1));
   };
   ws.onclose = () => { if (topicView.ws === ws) live.textContent = '(stream closed)'; };
 }

@@ -225,6 +225,7 @@ def topics_panel(page):
     cli("bus", "publish", "builds", '{"step": "link"}')
     expect(messages).to_contain_text('"step":"link"', timeout=DEADLINE_MS)
     expect(messages.locator("tr")).to_have_count(4)
+    expect(row.locator("td").nth(2)).to_have_text("3")
     shot(page, "topics")
 
 
