@@ -12,13 +12,13 @@ use super::harness::{Env, alive, eventually};
 
 /// A NATS server with JetStream, on a loopback port it picks, its store in a temporary
 /// directory.
-struct Nats {
-    url: String,
+pub(super) struct Nats {
+    pub(super) url: String,
     _server: NatsServer,
 }
 
 impl Nats {
-    fn start() -> Nats {
+    pub(super) fn start() -> Nats {
         let server = NatsServer::start::<&str>(&[]).expect("nats-server (installed by .ci/run)");
         Nats {
             url: server.url("nats"),

@@ -292,6 +292,7 @@ async fn dispatch(
         Call::SessionHistory(p) => ok::<SessionHistory>(history::history(d, p).await),
         Call::AuditList(p) => ok::<AuditList>(audit_trail::list(d, p).await),
         Call::AuditVerify(_) => ok::<AuditVerify>(audit_trail::verify(d).await),
+        Call::AuditOpen(p) => ok::<AuditOpen>(audit_trail::open(d, p).await),
         Call::SnapshotCreate(p) => ok::<SnapshotCreate>(pe::snapshot_create(d, p).await),
         Call::SnapshotList(p) => ok::<SnapshotList>(pe::snapshot_list(d, who, p).await),
         Call::SnapshotRestore(p) => ok::<SnapshotRestore>(pe::snapshot_restore(d, who, p).await),
@@ -344,5 +345,6 @@ async fn dispatch(
         Call::TaskList(p) => ok::<TaskList>(co::task_list(d, p).await),
         Call::TaskShow(p) => ok::<TaskShow>(co::task_show(d, p).await),
         Call::EventsSubscribe(_) => ok::<EventsSubscribe>(co::events_subscribe(d, caller).await),
+        Call::BusRecent(p) => ok::<BusRecent>(co::bus_recent(d, p).await),
     }
 }
