@@ -12,6 +12,7 @@ mod daemon;
 mod decide;
 mod extra;
 mod hint;
+mod listen;
 mod progress;
 mod resources;
 mod tasks;
@@ -63,7 +64,7 @@ that can be subscribed to.";
 
 /// Serves MCP on stdin/stdout, offering the tools of `tools`, until the client closes stdin.
 pub async fn serve_stdio(sel: Selector, tools: &ToolSet) -> std::io::Result<()> {
-    let service = AiSessionMcp::new(sel, tools)
+    let service = listen::Server(AiSessionMcp::new(sel, tools))
         .serve(rmcp::transport::stdio())
         .await
         .map_err(|e| std::io::Error::other(format!("MCP initialisation failed: {e}")))?;
@@ -838,9 +839,14 @@ impl ServerHandler for AiSessionMcp {
     async fn listen(&self, context: rmcp::service::SubscriptionContext) -> Result<(), McpError> {
         let sink = context.sink().clone();
         let watches = resources::Watches::default();
+        let prepared = listen::Prepared::of(context.request_context());
         for uri in context.accepted().resource_subscriptions.iter().flatten() {
             let notifier = resources::Notifier::Listen(sink.clone());
-            watches.subscribe(&self.daemon, notifier, uri).await?;
+            let (session, _) = resources::parse(uri)?;
+            let ready = prepared.take(&session);
+            watches
+                .subscribe(&self.daemon, notifier, uri, ready)
+                .await?;
         }
         let lists = context.accepted().resources_list_changed == Some(true);
         if lists {
@@ -862,7 +868,7 @@ impl ServerHandler for AiSessionMcp {
     ) -> Result<(), McpError> {
         let notifier = resources::Notifier::Peer(context.peer);
         self.watches
-            .subscribe(&self.daemon, notifier, &request.uri)
+            .subscribe(&self.daemon, notifier, &request.uri, None)
             .await
     }
 
