@@ -13,7 +13,12 @@ pub(crate) struct Mcp;
 impl Phrasing for Mcp {
     fn call(&self, method: &str, params: &Value) -> String {
         let Some(tool) = registry::spec(method).and_then(|s| s.mcp) else {
-            return format!("the daemon method `{method}` (no MCP tool calls it)");
+            return match params.as_object() {
+                Some(p) if !p.is_empty() => {
+                    format!("the daemon method `{method}` {params} (no MCP tool calls it)")
+                }
+                _ => format!("the daemon method `{method}` (no MCP tool calls it)"),
+            };
         };
         let args = arguments(method, params);
         if args.is_empty() {

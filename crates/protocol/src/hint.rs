@@ -172,6 +172,16 @@ impl Cli {
     }
 }
 
+/// The params a method's CLI command takes as positional arguments, in their order.
+fn positional(method: &str) -> &'static [&'static str] {
+    match method {
+        "access.grant" | "access.revoke" => &["principal", "capability"],
+        "decision.outcome" => &["id", "outcome"],
+        "decision.show" | "context.show" => &["id"],
+        _ => &[],
+    }
+}
+
 impl Phrasing for Cli {
     fn call(&self, method: &str, params: &Value) -> String {
         let Some(command) = registry::spec(method).and_then(|s| s.cli) else {
@@ -222,7 +232,20 @@ impl Phrasing for Cli {
                     line.push_str(&shell_word(&text_of(c)));
                 }
             }
-            _ => line.push_str(&self.flags(method, obj, &["target"])),
+            _ => {
+                // Commands whose arguments are positional: `access grant PRINCIPAL CAP`.
+                let positional = positional(method);
+                let mut skip = vec!["target"];
+                skip.extend_from_slice(positional);
+                line.push_str(&self.flags(method, obj, &skip));
+                for field in positional {
+                    line.push(' ');
+                    line.push_str(&match obj.get(*field) {
+                        Some(v) => shell_word(&text_of(v)),
+                        None => field.to_uppercase(),
+                    });
+                }
+            }
         }
         line
     }
@@ -310,6 +333,14 @@ mod tests {
         };
         let read = Advice::new("{0}").call("session.read", json!({"target": "b", "since": 42}));
         assert_eq!(read.render(&cli), "ai-session -L work read -t b --since 42");
+        let grant = Advice::new("{0}").call(
+            "access.grant",
+            json!({"principal": "token:ab", "capability": "session:exec:*"}),
+        );
+        assert_eq!(
+            grant.render(&Cli::default()),
+            "ai-session access grant token:ab 'session:exec:*'"
+        );
     }
 
     #[test]

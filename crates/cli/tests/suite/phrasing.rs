@@ -183,3 +183,135 @@ fn context_routes_refuse_bad_values_as_invalid_params() {
     assert_eq!(status, 200, "{entry}");
     assert!(entry.to_string().contains("kept"), "{entry}");
 }
+
+/// A caller of HTTP or MCP never reads a command line: every refusal below came, before, with
+/// an `ai-session ...` command in its hint (a token without a capability, a token that is not
+/// one, an unknown context entry or decision, a prune without a rule, an outcome set to
+/// `unknown`, the 401 of a missing token).
+fn assert_no_command_line(what: &str, v: &Value) {
+    let text = v.to_string();
+    assert!(!text.contains("ai-session "), "{what}: {text}");
+    assert!(!text.contains(" -t "), "{what}: {text}");
+}
+
+#[test]
+fn refusals_over_http_and_mcp_name_no_cli_command() {
+    let s = Server::start();
+    let (status, _) = s.call("POST", "/v1/sessions", Some(r#"{"name":"h"}"#));
+    assert_eq!(status, 201);
+    let reader = s
+        .env
+        .ok(&["access", "token", "--cap", "session:read:*"])
+        .trim()
+        .to_owned();
+
+    let denied: &[(&str, &str, Option<&str>)] = &[
+        ("POST", "/v1/sessions/h/exec", Some(r#"{"command":"true"}"#)),
+        ("POST", "/v1/sessions/h/snapshots", Some("{}")),
+        ("GET", "/v1/snapshots", None),
+    ];
+    for (method, path, body) in denied {
+        let (status, e) = s.call_as(&reader, method, path, *body);
+        assert_eq!(status, 403, "{method} {path}: {e}");
+        assert_speaks_http(&e["error"]);
+        assert_no_command_line(path, &e);
+        assert!(hint(&e).contains("access.grant"), "{e}");
+    }
+    let (status, e) = s.call_as("ais.not-a-token", "GET", "/v1/status", None);
+    assert_eq!(status, 401, "{e}");
+    assert_no_command_line("a malformed token", &e);
+
+    let owner: &[(&str, &str, Option<&str>, u16)] = &[
+        ("GET", "/v1/sessions/h/context/999", None, 404),
+        ("POST", "/v1/snapshots/prune", Some("{}"), 422),
+        ("GET", "/v1/decisions/show?id=999", None, 404),
+        (
+            "POST",
+            "/v1/decisions/outcome",
+            Some(r#"{"id":1,"outcome":"unknown"}"#),
+            422,
+        ),
+    ];
+    for (method, path, body, want) in owner {
+        let (status, e) = s.call(method, path, *body);
+        assert_eq!(status, *want, "{method} {path}: {e}");
+        assert_speaks_http(&e["error"]);
+        assert_no_command_line(path, &e);
+    }
+
+    // The same refusals over MCP (stdio), for a server acting with the reader's token, then
+    // with a token that is not one.
+    let calls = [
+        ("session_exec", json!({"session": "h", "command": "true"})),
+        ("snapshot_create", json!({"session": "h"})),
+        ("snapshot_list", json!({})),
+        ("context_get", json!({"session": "nope"})),
+        ("snapshot_restore", json!({"snapshot": "nope"})),
+    ];
+    for token in [reader.as_str(), "ais.not-a-token"] {
+        let answers = mcp_stdio(&s.env, token, &calls);
+        for ((tool, _), answer) in calls.iter().zip(&answers) {
+            assert_eq!(answer["result"]["isError"], true, "{tool}: {answer}");
+            assert_no_command_line(tool, answer);
+        }
+        assert!(answers[0].to_string().contains("access."), "{}", answers[0]);
+    }
+}
+
+/// Calls `calls` (tool, arguments) on `ai-session mcp` run with `$AI_SESSION_TOKEN` = `token`,
+/// in the 2026-07-28 protocol (each request carries its own metadata); the answers in order.
+fn mcp_stdio(env: &Env, token: &str, calls: &[(&str, Value)]) -> Vec<Value> {
+    use std::io::{BufRead, Write};
+    let mut child = env
+        .command(&["mcp"])
+        .env("AI_SESSION_TOKEN", token)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("ai-session mcp");
+    let mut stdin = child.stdin.take().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let meta = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientInfo": {"name": "suite", "version": "1"},
+        "io.modelcontextprotocol/clientCapabilities": {},
+    });
+    let mut answers = Vec::new();
+    for (id, (tool, args)) in calls.iter().enumerate() {
+        let request = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+                             "params": {"name": tool, "arguments": args, "_meta": meta}});
+        writeln!(stdin, "{request}").unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let answer = loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let line = rx
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("{tool}: no answer within 60 s"));
+            let v: Value = serde_json::from_str(&line).unwrap();
+            if v["id"] == json!(id) {
+                break v;
+            }
+        };
+        answers.push(answer);
+    }
+    // End of input ends the server.
+    drop(stdin);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().ok();
+            panic!("ai-session mcp did not end with its input");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    answers
+}
