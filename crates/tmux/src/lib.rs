@@ -11,6 +11,9 @@
 
 #![forbid(unsafe_code)]
 
+#[macro_use]
+mod out;
+
 pub mod args;
 mod cmd;
 pub mod error;
