@@ -248,23 +248,32 @@ fn refusals_over_http_and_mcp_name_no_cli_command() {
         ("context_get", json!({"session": "nope"})),
         ("snapshot_restore", json!({"snapshot": "nope"})),
     ];
+    let calls: Vec<(&str, Value)> = calls
+        .into_iter()
+        .map(|(tool, args)| ("tools/call", json!({"name": tool, "arguments": args})))
+        .collect();
     for token in [reader.as_str(), "ais.not-a-token"] {
-        let answers = mcp_stdio(&s.env, token, &calls);
-        for ((tool, _), answer) in calls.iter().zip(&answers) {
+        let answers = mcp_stdio(&s.env, Some(token), &calls);
+        for ((_, call), answer) in calls.iter().zip(&answers) {
+            let tool = &call["name"];
             assert_eq!(answer["result"]["isError"], true, "{tool}: {answer}");
-            assert_no_command_line(tool, answer);
+            assert_no_command_line(&tool.to_string(), answer);
         }
         assert!(answers[0].to_string().contains("access."), "{}", answers[0]);
     }
 }
 
-/// Calls `calls` (tool, arguments) on `ai-session mcp` run with `$AI_SESSION_TOKEN` = `token`,
-/// in the 2026-07-28 protocol (each request carries its own metadata); the answers in order.
-fn mcp_stdio(env: &Env, token: &str, calls: &[(&str, Value)]) -> Vec<Value> {
+/// Sends `requests` (method, params) to `ai-session mcp`, run with `$AI_SESSION_TOKEN` =
+/// `token` when given, in the 2026-07-28 protocol (each request carries its own metadata); the
+/// answers in order.
+fn mcp_stdio(env: &Env, token: Option<&str>, requests: &[(&str, Value)]) -> Vec<Value> {
     use std::io::{BufRead, Write};
-    let mut child = env
-        .command(&["mcp"])
-        .env("AI_SESSION_TOKEN", token)
+    let mut cmd = env.command(&["mcp"]);
+    match token {
+        Some(t) => cmd.env("AI_SESSION_TOKEN", t),
+        None => cmd.env_remove("AI_SESSION_TOKEN"),
+    };
+    let mut child = cmd
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -286,16 +295,17 @@ fn mcp_stdio(env: &Env, token: &str, calls: &[(&str, Value)]) -> Vec<Value> {
         "io.modelcontextprotocol/clientCapabilities": {},
     });
     let mut answers = Vec::new();
-    for (id, (tool, args)) in calls.iter().enumerate() {
-        let request = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
-                             "params": {"name": tool, "arguments": args, "_meta": meta}});
+    for (id, (method, params)) in requests.iter().enumerate() {
+        let mut params = params.clone();
+        params["_meta"] = meta.clone();
+        let request = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
         writeln!(stdin, "{request}").unwrap();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         let answer = loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             let line = rx
                 .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("{tool}: no answer within 60 s"));
+                .unwrap_or_else(|_| panic!("{method}: no answer within 60 s"));
             let v: Value = serde_json::from_str(&line).unwrap();
             if v["id"] == json!(id) {
                 break v;
@@ -314,4 +324,71 @@ fn mcp_stdio(env: &Env, token: &str, calls: &[(&str, Value)]) -> Vec<Value> {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     answers
+}
+
+/// One unit for durations: milliseconds, under the same `*_ms` names, over HTTP and MCP (and
+/// in the library, whose params are the protocol's). MCP still takes the old `*_secs` names in
+/// seconds, refuses both at once, and offers only the `*_ms` ones in its tool schemas.
+#[test]
+fn durations_are_milliseconds_under_one_name_everywhere() {
+    let s = Server::start();
+    let (status, _) = s.call("POST", "/v1/sessions", Some(r#"{"name":"u"}"#));
+    assert_eq!(status, 201);
+    let (status, w) = s.call(
+        "POST",
+        "/v1/sessions/u/wait",
+        Some(r#"{"condition":{"kind":"regex","pattern":"never-printed"},"timeout_ms":200}"#),
+    );
+    assert_eq!(
+        (status, w["error"]["kind"].as_str()),
+        (408, Some("timeout")),
+        "{w}"
+    );
+
+    let tool = |name: &str, args: Value| ("tools/call", json!({"name": name, "arguments": args}));
+    let answers = mcp_stdio(
+        &s.env,
+        None,
+        &[
+            ("tools/list", json!({})),
+            tool(
+                "session_wait",
+                json!({"session": "u", "regex": "never-printed", "timeout_ms": 200}),
+            ),
+            tool(
+                "session_wait",
+                json!({"session": "u", "regex": "never-printed", "timeout_secs": 0.2}),
+            ),
+            tool(
+                "session_wait",
+                json!({"session": "u", "regex": "x", "timeout_ms": 200, "timeout_secs": 1}),
+            ),
+            tool(
+                "session_exec",
+                json!({"session": "u", "command": "sleep 3", "idle_timeout_ms": 300}),
+            ),
+        ],
+    );
+    let tools = answers[0]["result"]["tools"].as_array().unwrap();
+    for (name, field) in [
+        ("session_exec", "timeout_ms"),
+        ("session_wait", "timeout_ms"),
+    ] {
+        let t = tools.iter().find(|t| t["name"] == name).unwrap();
+        let props = &t["inputSchema"]["properties"];
+        assert!(props.get(field).is_some(), "{name}: {props}");
+        assert!(props.get("timeout_secs").is_none(), "{name}: {props}");
+    }
+    for answer in &answers[1..3] {
+        let e = &answer["result"]["structuredContent"]["error"];
+        assert_eq!(e["kind"], "timeout", "{answer}");
+    }
+    let both = &answers[3]["result"]["structuredContent"]["error"];
+    assert_eq!(both["kind"], "invalid_params", "{both}");
+    assert!(
+        both["message"].as_str().unwrap().contains("timeout_ms"),
+        "{both}"
+    );
+    let running = &answers[4]["result"]["structuredContent"];
+    assert_eq!(running["status"], "running", "{running}");
 }
