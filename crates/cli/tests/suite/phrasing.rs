@@ -187,7 +187,7 @@ fn context_routes_refuse_bad_values_as_invalid_params() {
 /// A caller of HTTP or MCP never reads a command line: every refusal below came, before, with
 /// an `ai-session ...` command in its hint (a token without a capability, a token that is not
 /// one, an unknown context entry or decision, a prune without a rule, an outcome set to
-/// `unknown`, the 401 of a missing token).
+/// `unknown`, the 401 of a missing token, cluster nodes asked of a daemon alone).
 fn assert_no_command_line(what: &str, v: &Value) {
     let text = v.to_string();
     assert!(!text.contains("ai-session "), "{what}: {text}");
@@ -225,6 +225,7 @@ fn refusals_over_http_and_mcp_name_no_cli_command() {
         ("GET", "/v1/sessions/h/context/999", None, 404),
         ("POST", "/v1/snapshots/prune", Some("{}"), 422),
         ("GET", "/v1/decisions/show?id=999", None, 404),
+        ("GET", "/v1/cluster/nodes", None, 409),
         (
             "POST",
             "/v1/decisions/outcome",
