@@ -133,6 +133,15 @@ pub fn shell_word(word: &str) -> String {
     }
 }
 
+/// Milliseconds as a CLI duration flag takes them: `30s`, `1500ms`.
+fn duration(ms: u64) -> String {
+    if ms % 1000 == 0 {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{ms}ms")
+    }
+}
+
 fn text_of(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
@@ -152,9 +161,9 @@ impl Cli {
             out.push_str(&self.field(method, key));
             match value {
                 Value::Bool(true) => {}
-                Value::Number(n) if key.ends_with("timeout_ms") => {
-                    let secs = n.as_f64().unwrap_or_default() / 1000.0;
-                    out.push_str(&format!(" {secs}"));
+                Value::Number(n) if key.ends_with("_ms") => {
+                    out.push(' ');
+                    out.push_str(&duration(n.as_u64().unwrap_or_default()));
                 }
                 Value::Array(items) => {
                     for item in items {
@@ -207,7 +216,8 @@ impl Phrasing for Cli {
                         format!(" --for {}", shell_word(&p))
                     }
                     Some(c) if c.get("kind").and_then(Value::as_str) == Some("idle") => {
-                        format!(" --idle {}", c.get("ms").map(text_of).unwrap_or_default())
+                        let ms = c.get("ms").and_then(Value::as_u64).unwrap_or_default();
+                        format!(" --idle {}", duration(ms))
                     }
                     _ => " --prompt".to_owned(),
                 });

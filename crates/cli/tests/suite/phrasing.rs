@@ -392,4 +392,26 @@ fn durations_are_milliseconds_under_one_name_everywhere() {
     );
     let running = &answers[4]["result"]["structuredContent"];
     assert_eq!(running["status"], "running", "{running}");
+    s.env
+        .ok(&["wait", "-t", "u", "--prompt", "--timeout", "20s"]);
+
+    // The CLI writes durations with their unit (a bare number keeps the flag's old unit), and
+    // phrases the advice the same way.
+    let timeout = s
+        .env
+        .json(&["exec", "-t", "u", "--timeout", "300ms", "sleep 3"]);
+    assert_eq!(timeout["status"], "timeout", "{timeout}");
+    s.env
+        .ok(&["wait", "-t", "u", "--prompt", "--timeout", "20"]);
+    let running = s
+        .env
+        .json(&["exec", "-t", "u", "--idle-timeout", "300ms", "sleep 3"]);
+    assert_eq!(running["status"], "running", "{running}");
+    let idle = s
+        .env
+        .json(&["wait", "-t", "u", "--idle", "200ms", "--timeout", "1m"]);
+    assert!(idle["waited_ms"].as_f64().is_some_and(|ms| ms >= 150.0), "{idle}");
+    let out = s.env.run(&["exec", "-t", "u", "--timeout", "3d", "true"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("500ms, 30s"), "{err}");
 }
