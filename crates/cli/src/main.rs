@@ -1,5 +1,8 @@
 //! `ai-session`: the command-line client (and, with `daemon run`, the daemon itself).
 
+// Output goes through `out!`/`outln!`/`errln!` (`out.rs`), which end quietly on a closed pipe.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 #[macro_use]
 mod out;
 mod alerts;

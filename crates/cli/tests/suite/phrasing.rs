@@ -410,7 +410,10 @@ fn durations_are_milliseconds_under_one_name_everywhere() {
     let idle = s
         .env
         .json(&["wait", "-t", "u", "--idle", "200ms", "--timeout", "1m"]);
-    assert!(idle["waited_ms"].as_f64().is_some_and(|ms| ms >= 150.0), "{idle}");
+    assert!(
+        idle["waited_ms"].as_f64().is_some_and(|ms| ms >= 150.0),
+        "{idle}"
+    );
     let out = s.env.run(&["exec", "-t", "u", "--timeout", "3d", "true"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("500ms, 30s"), "{err}");

@@ -56,6 +56,11 @@ fn every_command_ends_quietly_on_a_closed_pipe() {
         &["--help"],
         &["exec", "--json", "true"],
         &["capture", "-t", "nope", "--json"],
+        &["alerts"],
+        &["decisions", "ls"],
+        &["decisions", "stats"],
+        &["completions", "bash"],
+        &["man"],
     ] {
         closed_stdout(&env, args, None);
     }
