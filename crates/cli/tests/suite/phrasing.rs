@@ -262,6 +262,15 @@ fn refusals_over_http_and_mcp_name_no_cli_command() {
         }
         assert!(answers[0].to_string().contains("access."), "{}", answers[0]);
     }
+
+    // An audit log damaged under the daemon: reading it over HTTP says how it is repaired.
+    let log = s.env.home.path().join("servers/t/audit.jsonl");
+    let text = std::fs::read_to_string(&log).unwrap();
+    std::fs::write(&log, text.replacen("\"action\"", "\"acti0n\"", 1)).unwrap();
+    let (status, e) = s.call("GET", "/v1/audit", None);
+    assert_eq!(e["error"]["kind"], "audit_unavailable", "{status} {e}");
+    assert_no_command_line("a damaged audit log", &e);
+    assert!(hint(&e).contains("audit.repair"), "{e}");
 }
 
 /// Sends `requests` (method, params) to `ai-session mcp`, run with `$AI_SESSION_TOKEN` =
