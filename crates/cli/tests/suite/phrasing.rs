@@ -263,6 +263,10 @@ fn refusals_over_http_and_mcp_name_no_cli_command() {
         assert!(answers[0].to_string().contains("access."), "{}", answers[0]);
     }
 
+    // The API's own description speaks HTTP too.
+    let (_, doc) = s.call("GET", "/openapi.json", None);
+    assert_no_command_line("/openapi.json", &doc);
+
     // An audit log damaged under the daemon: reading it over HTTP says how it is repaired.
     let log = s.env.home.path().join("servers/t/audit.jsonl");
     let text = std::fs::read_to_string(&log).unwrap();
