@@ -38,10 +38,10 @@ pub(crate) async fn run(sel: &Selector, a: AlertsArgs) -> Result<ExitCode, CliEr
     if a.json {
         print_json(&r)?;
     } else if r.alerts.is_empty() {
-        println!("no alerts ({} raised since the daemon started)", r.total);
+        outln!("no alerts ({} raised since the daemon started)", r.total);
     } else {
         for alert in &r.alerts {
-            println!("{}", line(alert));
+            outln!("{}", line(alert));
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -46,7 +46,7 @@ pub(crate) async fn nodes(sel: &Selector, json: bool) -> Result<ExitCode, CliErr
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
-        print!("{}", render(&result, now_ms));
+        out!("{}", render(&result, now_ms));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -58,16 +58,6 @@ fn parse_size(s: &str) -> Result<Size, CliError> {
     })
 }
 
-pub(crate) fn secs_to_ms(secs: Option<f64>) -> Result<Option<u64>, CliError> {
-    match secs {
-        Some(s) if !(0.0..=86_400.0 * 365.0).contains(&s) || s.is_nan() => Err(usage(format!(
-            "invalid duration {s}: give seconds between 0 and one year"
-        ))),
-        Some(s) => Ok(Some((s * 1000.0).round() as u64)),
-        None => Ok(None),
-    }
-}
-
 pub async fn run(sel: &Selector, command: Command) -> Result<ExitCode, CliError> {
     if let Command::Daemon { action } = command {
         return daemon(sel, action).await;
@@ -250,10 +240,10 @@ pub async fn run(sel: &Selector, command: Command) -> Result<ExitCode, CliError>
         Command::Wait(a) => {
             let condition = match (a.regex, a.idle, a.prompt) {
                 (Some(pattern), _, _) => WaitFor::Regex { pattern },
-                (None, Some(ms), _) => WaitFor::Idle { ms },
+                (None, Some(crate::duration::Millis(ms)), _) => WaitFor::Idle { ms },
                 _ => WaitFor::Prompt,
             };
-            let timeout_ms = secs_to_ms(a.timeout)?.or(Some(30_000));
+            let timeout_ms = crate::duration::ms(a.timeout).or(Some(30_000));
             let params = WaitParams {
                 target: a.target,
                 condition,

@@ -5,6 +5,7 @@
 //! `agent register --keep` returns at once and the agent stays until it unregisters or goes a
 //! heartbeat deadline without making a call.
 
+use crate::duration::{Millis, ms};
 use ai_session_protocol::registry::{self as reg, Method};
 use std::io::Write;
 use std::process::ExitCode;
@@ -147,9 +148,10 @@ pub enum BusAction {
     Request {
         agent: String,
         message: String,
-        /// Seconds to wait for the reply (default 30).
-        #[arg(long, value_name = "SECS")]
-        timeout: Option<f64>,
+        /// How long to wait for the reply (500ms, 30s, 2m; a bare number is seconds; default
+        /// 30s).
+        #[arg(long, value_name = "DURATION", value_parser = crate::duration::secs_flag)]
+        timeout: Option<Millis>,
         #[arg(long, value_name = "TOKEN")]
         token: Option<String>,
         /// Print the whole reply message.
@@ -199,9 +201,10 @@ pub enum TaskAction {
         /// A task that must be done first (repeatable).
         #[arg(long, value_name = "ID")]
         after: Vec<String>,
-        /// Seconds one attempt may take before it counts as failed.
-        #[arg(long, value_name = "SECS")]
-        timeout: Option<f64>,
+        /// How long one attempt may take before it counts as failed (30s, 10m; a bare number is
+        /// seconds).
+        #[arg(long, value_name = "DURATION", value_parser = crate::duration::secs_flag)]
+        timeout: Option<Millis>,
         /// Retries after the first failure before the task is dead-lettered (default 3).
         #[arg(long, value_name = "N")]
         max_retries: Option<u32>,
@@ -213,9 +216,9 @@ pub enum TaskAction {
     Claim {
         #[command(flatten)]
         auth: AgentAuthArgs,
-        /// Wait up to SECS for a task.
-        #[arg(long, value_name = "SECS")]
-        wait: Option<f64>,
+        /// Wait up to DURATION for a task (500ms, 30s; a bare number is seconds).
+        #[arg(long, value_name = "DURATION", value_parser = crate::duration::secs_flag)]
+        wait: Option<Millis>,
         #[arg(long)]
         json: bool,
     },
@@ -262,16 +265,6 @@ fn task_id(s: &str) -> Result<u64, CliError> {
     s.trim_start_matches("task-")
         .parse()
         .map_err(|_| usage(format!("invalid task id '{s}': give a number such as 3")))
-}
-
-fn secs_ms(secs: Option<f64>) -> Result<Option<u64>, CliError> {
-    match secs {
-        Some(s) if s.is_nan() || !(0.0..=86_400.0 * 365.0).contains(&s) => Err(usage(format!(
-            "invalid duration {s}: give seconds between 0 and one year"
-        ))),
-        Some(s) => Ok(Some((s * 1000.0).round() as u64)),
-        None => Ok(None),
-    }
 }
 
 fn compact(v: &Value) -> String {
@@ -521,7 +514,7 @@ async fn bus(client: &Client, action: BusAction) -> Result<ExitCode, CliError> {
             let params = RequestParams {
                 to: agent,
                 message: message_arg(&message),
-                timeout_ms: secs_ms(timeout)?,
+                timeout_ms: ms(timeout),
                 token: token.or_else(|| std::env::var(TOKEN_ENV).ok()),
             };
             let r: RequestResult = client.call(reg::BusRequest::NAME, params).await?;
@@ -630,7 +623,7 @@ async fn task(client: &Client, action: TaskAction) -> Result<ExitCode, CliError>
                 needs,
                 priority,
                 after: after.iter().map(|a| task_id(a)).collect::<Result<_, _>>()?,
-                timeout_ms: secs_ms(timeout)?,
+                timeout_ms: ms(timeout),
                 max_retries,
             };
             let r: SubmitResult = client.call(reg::TaskSubmit::NAME, params).await?;
@@ -643,7 +636,7 @@ async fn task(client: &Client, action: TaskAction) -> Result<ExitCode, CliError>
         TaskAction::Claim { auth, wait, json } => {
             let params = ClaimParams {
                 auth: auth.resolve()?,
-                wait_ms: secs_ms(wait)?,
+                wait_ms: ms(wait),
             };
             let r: ClaimResult = client.call(reg::TaskClaim::NAME, params).await?;
             match r.task {

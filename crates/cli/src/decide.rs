@@ -136,7 +136,7 @@ pub(crate) async fn run(sel: &Selector, command: DecideCommand) -> Result<ExitCo
                 if a.json {
                     print_json(&d)?;
                 } else {
-                    println!("{}", d.id);
+                    outln!("{}", d.id);
                 }
             }
         },
@@ -170,7 +170,7 @@ async fn decisions(
                 print_json(&l)?;
             } else {
                 for d in &l.decisions {
-                    println!("{}", line(d));
+                    outln!("{}", line(d));
                 }
             }
         }
@@ -187,7 +187,7 @@ async fn decisions(
             if json {
                 print_json(&s)?;
             } else {
-                print!("{}", render_stats(&s));
+                out!("{}", render_stats(&s));
             }
         }
     }
@@ -226,24 +226,24 @@ fn show(d: &DecisionInfo, json: bool) -> Result<(), CliError> {
     if json {
         return print_json(d);
     }
-    println!("{}", line(d));
+    outln!("{}", line(d));
     if !d.rationale.is_empty() {
-        println!("  rationale: {}", d.rationale);
+        outln!("  rationale: {}", d.rationale);
     }
     for a in &d.alternatives {
-        println!("  alternative: {a}");
+        outln!("  alternative: {a}");
     }
     if let Some(s) = &d.session {
-        println!("  session: {s}");
+        outln!("  session: {s}");
     }
     if let Some(k) = &d.kind {
-        println!("  kind: {k}");
+        outln!("  kind: {k}");
     }
     if let Some(t) = &d.task {
-        println!("  task: {t}");
+        outln!("  task: {t}");
     }
     if let Some(n) = &d.note {
-        println!("  note: {n}");
+        outln!("  note: {n}");
     }
     Ok(())
 }

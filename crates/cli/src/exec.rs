@@ -8,7 +8,7 @@ use ai_session_client::{Client, Selector};
 use ai_session_protocol::methods::*;
 use ai_session_protocol::registry::{self as reg, Method};
 
-use crate::commands::{print_json, secs_to_ms};
+use crate::commands::print_json;
 use crate::error::{CliError, TIMED_OUT, phrase};
 use crate::stream::Sink;
 use base64::Engine;
@@ -24,8 +24,8 @@ pub(crate) async fn run(
     let params = ExecParams {
         target: a.target.clone(),
         command: a.command.join(" "),
-        timeout_ms: secs_to_ms(a.timeout)?,
-        idle_timeout_ms: secs_to_ms(a.idle_timeout)?,
+        timeout_ms: crate::duration::ms(a.timeout),
+        idle_timeout_ms: crate::duration::ms(a.idle_timeout),
         max_output_bytes: None,
         view_budget: a.budget,
         stdin_b64: input(a.stdin.as_deref(), a.no_stdin)

@@ -1,5 +1,8 @@
 //! `ai-session`: the command-line client (and, with `daemon run`, the daemon itself).
 
+// Output goes through `out!`/`outln!`/`errln!` (`out.rs`), which end quietly on a closed pipe.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 #[macro_use]
 mod out;
 mod alerts;
@@ -9,6 +12,7 @@ mod commands;
 mod context;
 mod coord;
 mod decide;
+mod duration;
 mod error;
 mod exec;
 mod guard;
@@ -342,14 +346,16 @@ struct ExecArgs {
     /// The session.
     #[arg(short = 't', value_name = "NAME")]
     target: String,
-    /// Give up waiting after SECS (the command keeps running; status `timeout`; exit 124).
-    /// Default: `[exec] timeout_secs` of config.toml, else 120.
-    #[arg(long, value_name = "SECS")]
-    timeout: Option<f64>,
-    /// Return after SECS without output (the command keeps running; status `running`; exit
-    /// 124). Default: `[exec] idle_timeout_secs` of config.toml, else none.
-    #[arg(long, value_name = "SECS")]
-    idle_timeout: Option<f64>,
+    /// Give up waiting after DURATION (500ms, 30s, 2m; a bare number is seconds): the command
+    /// keeps running; status `timeout`; exit 124. Default: `[exec] timeout_secs` of
+    /// config.toml, else 120s.
+    #[arg(long, value_name = "DURATION", value_parser = duration::secs_flag)]
+    timeout: Option<duration::Millis>,
+    /// Return after DURATION without output (500ms, 30s; a bare number is seconds): the command
+    /// keeps running; status `running`; exit 124. Default: `[exec] idle_timeout_secs` of
+    /// config.toml, else none.
+    #[arg(long, value_name = "DURATION", value_parser = duration::secs_flag)]
+    idle_timeout: Option<duration::Millis>,
     /// Print JSON with a stable shape.
     #[arg(long)]
     json: bool,
@@ -471,15 +477,15 @@ struct WaitArgs {
     /// A regular expression to find in the output since the last input.
     #[arg(long = "for", value_name = "REGEX", group = "condition")]
     regex: Option<String>,
-    /// Milliseconds without output.
-    #[arg(long, value_name = "MS", group = "condition")]
-    idle: Option<u64>,
+    /// This long without output (500ms, 2s; a bare number is milliseconds).
+    #[arg(long, value_name = "DURATION", group = "condition", value_parser = duration::ms_flag)]
+    idle: Option<duration::Millis>,
     /// The shell's prompt is back after the last input.
     #[arg(long, group = "condition")]
     prompt: bool,
-    /// Give up after SECS (default: 30).
-    #[arg(long, value_name = "SECS")]
-    timeout: Option<f64>,
+    /// Give up after DURATION (500ms, 30s, 2m; a bare number is seconds; default 30s).
+    #[arg(long, value_name = "DURATION", value_parser = duration::secs_flag)]
+    timeout: Option<duration::Millis>,
     /// Look for the regex from this log offset instead of the last input.
     #[arg(long, value_name = "OFFSET")]
     since: Option<u64>,

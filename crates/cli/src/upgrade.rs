@@ -52,7 +52,7 @@ pub async fn run(sel: &Selector, a: UpgradeArgs) -> Result<ExitCode, CliError> {
     if a.json {
         print_json(&result)?;
     } else {
-        println!(
+        outln!(
             "upgraded: daemon pid {} -> {} ({}), {} session(s) handed over, requests paused {} ms",
             result.old_pid,
             result.new_pid,

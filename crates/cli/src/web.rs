@@ -46,8 +46,8 @@ pub(crate) async fn run(sel: &Selector, a: WebArgs) -> Result<ExitCode, CliError
     if a.json {
         print_json(&login)?;
     } else {
-        println!("{}", login.login_url);
-        eprintln!(
+        outln!("{}", login.login_url);
+        errln!(
             "the dashboard is at {}; this link logs a browser in once, within {} s",
             login.url,
             login.expires_in_ms / 1000

@@ -29,6 +29,7 @@ use std::path::PathBuf;
 use std::sync::{Mutex, PoisonError};
 
 use ai_session_protocol::access::*;
+use ai_session_protocol::hint::Advice;
 use ai_session_protocol::registry::{Empty, MethodSpec};
 use ai_session_protocol::{ErrorKind, RpcError};
 use ai_session_sandbox::audit::{Actor, Record};
@@ -195,8 +196,25 @@ fn digest(secret: &str) -> String {
 /// Compared against when a token id is unknown: no secret hashes to it (not hex).
 const UNKNOWN_DIGEST: &str = "unknown-token-unknown-token-unknown-token-unknown-token-unknown!";
 
-fn denied(msg: String, hint: &str) -> RpcError {
-    RpcError::new(ErrorKind::PermissionDenied, msg).with_hint(hint)
+fn denied(msg: String, advice: Advice) -> RpcError {
+    RpcError::new(ErrorKind::PermissionDenied, msg).with_advice(advice)
+}
+
+/// What to do about a token that is not one of this daemon's, phrased by each front end.
+fn exactly_as_issued() -> Advice {
+    Advice::new("pass the token exactly as it was issued (tokens are made by {0})")
+        .call("access.token", Value::Null)
+}
+
+/// The refusal of a capability `need` that `key` lacks: the owner can grant it.
+fn lacks(key: &str, need: &str) -> RpcError {
+    denied(
+        format!("{key} lacks the capability {need}"),
+        Advice::new("the daemon's owner can grant it: {0}").call(
+            "access.grant",
+            serde_json::json!({ "principal": key, "capability": need }),
+        ),
+    )
 }
 
 impl Access {
@@ -280,17 +298,15 @@ impl Access {
             let (daemon, id, secret) = match (parts.next(), parts.next(), parts.next()) {
                 (Some(d), Some(i), Some(s)) => (d, i, s),
                 _ => {
-                    return Err(denied(
-                        "malformed API token".into(),
-                        "pass the token exactly as `ai-session access token` printed it",
-                    ));
+                    return Err(denied("malformed API token".into(), exactly_as_issued()));
                 }
             };
             let state = self.state();
             if daemon != state.daemon_id {
                 return Err(denied(
                     "this token was issued by another daemon".into(),
-                    "ask this daemon's owner for a token (`ai-session access token --cap ...`)",
+                    Advice::new("ask this daemon's owner for one of its tokens (made by {0})")
+                        .call("access.token", Value::Null),
                 ));
             }
             // The secret is hashed and compared whether or not the id exists, so the time an
@@ -302,13 +318,13 @@ impl Access {
             if found.is_none() {
                 return Err(denied(
                     format!("API token {id} is unknown or was revoked"),
-                    "ask the daemon's owner for a new token",
+                    Advice::new("ask the daemon's owner for a new token"),
                 ));
             }
             if !matches {
                 return Err(denied(
                     format!("wrong secret for API token {id}"),
-                    "pass the token exactly as `ai-session access token` printed it",
+                    exactly_as_issued(),
                 ));
             }
             return Ok(Principal::Token(id.to_string()));
@@ -340,12 +356,7 @@ impl Access {
                 self.holds(who, &key, &resolve_need(&need, sessions))
             };
             if !held {
-                return Err(denied(
-                    format!("{key} lacks the capability {need}"),
-                    &format!(
-                        "the daemon's owner can grant it: ai-session access grant {key} {need}"
-                    ),
-                ));
+                return Err(lacks(&key, &need));
             }
         }
         self.audit.gate(spec.audit.effect)
@@ -396,12 +407,7 @@ impl Access {
     /// The refusal for a snapshot action on `target`.
     pub(crate) fn snapshot_denied(&self, who: &Principal, action: &str, target: &str) -> RpcError {
         let key = who.key().unwrap_or_default();
-        denied(
-            format!("{key} lacks the capability snapshot:{action}:{target}"),
-            &format!(
-                "the daemon's owner can grant it: ai-session access grant {key} snapshot:{action}:{target}"
-            ),
-        )
+        lacks(&key, &format!("snapshot:{action}:{target}"))
     }
 
     fn holds(&self, who: &Principal, key: &str, need: &str) -> bool {

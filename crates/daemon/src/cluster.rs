@@ -147,8 +147,8 @@ pub(crate) async fn nodes(daemon: &Daemon) -> Result<NodesResult, RpcError> {
 pub(crate) fn clustered(daemon: &Daemon) -> Result<&Cluster, RpcError> {
     daemon.cluster.as_ref().ok_or_else(|| {
         RpcError::new(ErrorKind::Unsupported, "this daemon is not in a cluster").with_hint(
-            "start it with `ai-session daemon run --cluster nats://HOST:PORT --node NAME`, \
-             or set url in the [cluster] section of config.toml (docs/cluster.md)",
+            "a daemon joins a cluster when it starts: set `url` (and `node`) in the [cluster] \
+             section of its config.toml and restart it (docs/cluster.md)",
         )
     })
 }
@@ -161,12 +161,17 @@ pub(crate) fn to_rpc(e: ClusterError) -> RpcError {
         ClusterError::Config(_) => ErrorKind::InvalidParams,
         _ => ErrorKind::Internal,
     };
-    let hint = match &e {
-        ClusterError::Unreachable { .. } => {
-            "the owning node is down or partitioned: `ai-session nodes` lists the live ones"
-        }
-        ClusterError::NameTaken { .. } => "choose another name, or address the existing session",
-        _ => "`ai-session nodes` shows the cluster; the daemon's log says more",
+    let nodes = |text: &str| {
+        ai_session_protocol::hint::Advice::new(text).call("cluster.nodes", serde_json::Value::Null)
     };
-    RpcError::new(kind, e.to_string()).with_hint(hint)
+    let advice = match &e {
+        ClusterError::Unreachable { .. } => {
+            nodes("the owning node is down or partitioned: {0} lists the live ones")
+        }
+        ClusterError::NameTaken { .. } => ai_session_protocol::hint::Advice::new(
+            "choose another name, or address the existing session",
+        ),
+        _ => nodes("{0} shows the cluster; the daemon's log says more"),
+    };
+    RpcError::new(kind, e.to_string()).with_advice(advice)
 }

@@ -220,7 +220,10 @@ impl Contexts {
                     ErrorKind::NotFound,
                     format!("no context entry {} in '{}'", p.id, p.target),
                 )
-                .with_hint("entry ids are shown in `ai-session context -t NAME --json`")),
+                .with_advice(
+                    ai_session_protocol::hint::Advice::new("{0} lists the entries with their ids")
+                        .call("context.get", serde_json::json!({ "target": p.target })),
+                )),
             },
         )
         .await

@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ai_session_core::{SessionManager, protocol::methods as m};
+use ai_session_protocol::hint::Advice;
 use ai_session_protocol::persist::*;
 use ai_session_protocol::{ErrorKind, RpcError};
 use ai_session_store::{
@@ -266,7 +267,9 @@ impl Persist {
                 ErrorKind::Unsupported,
                 "persistence is off: the session store could not be opened",
             )
-            .with_hint("`ai-session daemon status --json` says why"));
+            .with_advice(
+                Advice::new("{0} says why").call("daemon.status", serde_json::Value::Null),
+            ));
         };
         queue.call(job).await
     }
@@ -557,8 +560,12 @@ fn store_err(e: &StoreError) -> RpcError {
 fn import_err(e: &StoreError) -> RpcError {
     let err = store_err(e);
     match e {
-        StoreError::Truncated { .. } => err.with_hint(
-            "the file ends before the export does (a partial copy or download): export the session again with `ai-session export -t NAME > FILE` and import the whole file",
+        StoreError::Truncated { .. } => err.with_advice(
+            Advice::new(
+                "the file ends before the export does (a partial copy or download): export the \
+                 session again ({0}) and import the whole file",
+            )
+            .call("session.export", serde_json::Value::Null),
         ),
         StoreError::Corrupt { .. } | StoreError::InvalidId { .. } | StoreError::Unsafe { .. } => err
             .with_hint(
@@ -1179,7 +1186,11 @@ pub(crate) async fn snapshot_prune(
             ErrorKind::InvalidParams,
             "snapshot.prune needs keep or max_bytes (or both)",
         )
-        .with_hint("ai-session snapshot prune [-t NAME] --keep N --max-bytes B"));
+        .with_advice(
+            Advice::new("give {0} (how many to keep), {1} (the bytes to keep at most), or both")
+                .field("snapshot.prune", "keep")
+                .field("snapshot.prune", "max_bytes"),
+        ));
     }
     let rule = Retention {
         keep: a.keep,

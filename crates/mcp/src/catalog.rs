@@ -20,7 +20,7 @@ use ai_session_protocol::methods::{ExecStatus, Foreground, Size};
 /// rest.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct ExecAnswer {
-    /// `exited` (finished), `running` (quiet for idle_timeout_secs), `timeout`,
+    /// `exited` (finished), `running` (quiet for idle_timeout_ms), `timeout`,
     /// `waiting_for_input` or `starting`; the command keeps running unless `exited`.
     pub status: ExecStatus,
     /// The command's exit code, once it has exited.

@@ -18,7 +18,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::{AiSessionMcp, secs, success, to_value};
+use crate::{AiSessionMcp, millis, success, to_value};
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct ContextGetArgs {
@@ -132,8 +132,12 @@ pub struct TaskSubmitArgs {
     /// Task ids that must be done before this one starts.
     #[serde(default)]
     pub after: Vec<u64>,
-    /// Fail the task (and retry it) when it runs longer than this many seconds.
+    /// Fail the task (and retry it) when it runs longer than this many milliseconds.
     #[serde(default)]
+    pub timeout_ms: Option<u64>,
+    /// The old name of `timeout_ms`, in seconds: still accepted, not offered.
+    #[serde(default)]
+    #[schemars(skip)]
     pub timeout_secs: Option<f64>,
     /// How often a failed or timed-out task is retried.
     #[serde(default)]
@@ -144,8 +148,12 @@ pub struct TaskSubmitArgs {
 pub struct TaskClaimArgs {
     /// Your agent's token, from agent_register.
     pub token: String,
-    /// Wait up to this many seconds for a task (default: answer at once).
+    /// Wait up to this many milliseconds for a task (default: answer at once).
     #[serde(default)]
+    pub wait_ms: Option<u64>,
+    /// The old name of `wait_ms`, in seconds: still accepted, not offered.
+    #[serde(default)]
+    #[schemars(skip)]
     pub wait_secs: Option<f64>,
 }
 
@@ -347,7 +355,10 @@ impl AiSessionMcp {
         &self,
         Parameters(a): Parameters<TaskSubmitArgs>,
     ) -> Result<CallToolResult, McpError> {
-        let timeout_ms = match secs("timeout_secs", a.timeout_secs) {
+        let timeout_ms = match millis(
+            ("timeout_ms", a.timeout_ms),
+            ("timeout_secs", a.timeout_secs),
+        ) {
             Ok(t) => t,
             Err(e) => return Ok(e),
         };
@@ -375,7 +386,7 @@ impl AiSessionMcp {
         &self,
         Parameters(a): Parameters<TaskClaimArgs>,
     ) -> Result<CallToolResult, McpError> {
-        let wait_ms = match secs("wait_secs", a.wait_secs) {
+        let wait_ms = match millis(("wait_ms", a.wait_ms), ("wait_secs", a.wait_secs)) {
             Ok(t) => t,
             Err(e) => return Ok(e),
         };

@@ -1,11 +1,11 @@
 //! Hints in MCP's own terms: tool names with their arguments, and argument names (see
 //! `ai_session_protocol::hint`). The daemon's advice names protocol methods and params; this
 //! maps them onto the tools of this server (`target` is `session`, a wait's condition is one of
-//! `regex`, `idle_ms`, `prompt`, timeouts are in seconds).
+//! `regex`, `idle_ms`, `prompt`; durations are milliseconds, as in the protocol).
 
 use ai_session_protocol::hint::{Advice, Phrasing};
 use ai_session_protocol::registry;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 /// The MCP phrasing: `session_wait {"session": "build", "prompt": true}`.
 pub(crate) struct Mcp;
@@ -13,7 +13,12 @@ pub(crate) struct Mcp;
 impl Phrasing for Mcp {
     fn call(&self, method: &str, params: &Value) -> String {
         let Some(tool) = registry::spec(method).and_then(|s| s.mcp) else {
-            return format!("the daemon method `{method}` (no MCP tool calls it)");
+            return match params.as_object() {
+                Some(p) if !p.is_empty() => {
+                    format!("the daemon method `{method}` {params} (no MCP tool calls it)")
+                }
+                _ => format!("the daemon method `{method}` (no MCP tool calls it)"),
+            };
         };
         let args = arguments(method, params);
         if args.is_empty() {
@@ -34,8 +39,6 @@ pub(crate) fn argument(method: &str, field: &str) -> String {
         (_, "target") => "session".into(),
         ("session.new", "set_env") => "env".into(),
         ("session.new", "size") => "cols` and `rows".into(),
-        ("task.claim", "wait_ms") => "wait_secs".into(),
-        (_, f) if f.ends_with("timeout_ms") => format!("{}_secs", f.trim_end_matches("_ms")),
         (_, f) => f.to_owned(),
     }
 }
@@ -62,10 +65,6 @@ fn arguments(method: &str, params: &Value) -> Map<String, Value> {
             ("session.new", "size") => {
                 args.insert("cols".into(), value.get("cols").cloned().into());
                 args.insert("rows".into(), value.get("rows").cloned().into());
-            }
-            (_, k) if k.ends_with("timeout_ms") || k == "wait_ms" => {
-                let secs = value.as_f64().map(|ms| ms / 1000.0);
-                args.insert(argument(method, k), json!(secs));
             }
             (_, k) => {
                 args.insert(argument(method, k), value.clone());
@@ -95,6 +94,7 @@ pub(crate) fn rephrase_view(mut compact: Value) -> Value {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn calls_are_tools_with_their_arguments() {
@@ -112,7 +112,7 @@ mod tests {
             "session_wait {\"prompt\":true,\"session\":\"b\"}, \
              session_send_keys {\"keys\":[\"C-c\"],\"session\":\"b\"}, \
              session_capture {\"session\":\"NAME\"}, \
-             the daemon method `daemon.stop` (no MCP tool calls it); raise `timeout_secs`"
+             the daemon method `daemon.stop` (no MCP tool calls it); raise `timeout_ms`"
         );
     }
 }

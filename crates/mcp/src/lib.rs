@@ -12,6 +12,7 @@ mod daemon;
 mod decide;
 mod extra;
 mod hint;
+mod listen;
 mod progress;
 mod resources;
 mod tasks;
@@ -63,7 +64,7 @@ that can be subscribed to.";
 
 /// Serves MCP on stdin/stdout, offering the tools of `tools`, until the client closes stdin.
 pub async fn serve_stdio(sel: Selector, tools: &ToolSet) -> std::io::Result<()> {
-    let service = AiSessionMcp::new(sel, tools)
+    let service = listen::Server(AiSessionMcp::new(sel, tools))
         .serve(rmcp::transport::stdio())
         .await
         .map_err(|e| std::io::Error::other(format!("MCP initialisation failed: {e}")))?;
@@ -174,13 +175,21 @@ pub struct ExecArgs {
     pub session: String,
     /// A shell command line, e.g. "cargo test 2>&1". Multi-line scripts work.
     pub command: String,
-    /// Stop waiting after this many seconds (default 120). The command keeps running; the result
-    /// has status "timeout" and a hint.
+    /// Stop waiting after this many milliseconds (default 120000). The command keeps running;
+    /// the result has status "timeout" and a hint.
     #[serde(default)]
+    pub timeout_ms: Option<u64>,
+    /// Return early after this many milliseconds without output (status "running", partial
+    /// output); useful for servers and prompts. The command keeps running.
+    #[serde(default)]
+    pub idle_timeout_ms: Option<u64>,
+    /// The old name of `timeout_ms`, in seconds: still accepted, not offered.
+    #[serde(default)]
+    #[schemars(skip)]
     pub timeout_secs: Option<f64>,
-    /// Return early after this many seconds without output (status "running", partial output);
-    /// useful for servers and prompts. The command keeps running.
+    /// The old name of `idle_timeout_ms`, in seconds: still accepted, not offered.
     #[serde(default)]
+    #[schemars(skip)]
     pub idle_timeout_secs: Option<f64>,
     /// What output to return: "compact" (default), "full" or "both".
     #[serde(default)]
@@ -226,8 +235,12 @@ pub struct WaitArgs {
     /// Wait until the shell is back at its prompt; reports the last exit code.
     #[serde(default)]
     pub prompt: bool,
-    /// Give up after this many seconds (default 30); a timeout is an error.
+    /// Give up after this many milliseconds (default 30000); a timeout is an error.
     #[serde(default)]
+    pub timeout_ms: Option<u64>,
+    /// The old name of `timeout_ms`, in seconds: still accepted, not offered.
+    #[serde(default)]
+    #[schemars(skip)]
     pub timeout_secs: Option<f64>,
     /// Match the regex from this log offset instead of the last input.
     #[serde(default)]
@@ -276,15 +289,38 @@ pub struct AiSessionMcp {
     tasks: std::sync::Arc<rmcp::task_manager::TaskManager>,
 }
 
-fn secs(name: &str, secs: Option<f64>) -> Result<Option<u64>, CallToolResult> {
-    match secs {
-        Some(s) if s.is_nan() || !(0.0..=86_400.0 * 365.0).contains(&s) => Err(tool_error(
-            &format!("invalid {name} {s}: give seconds between 0 and one year"),
-            None,
-            json!({"kind": "invalid_params"}),
-        )),
-        Some(s) => Ok(Some((s * 1000.0).round() as u64)),
-        None => Ok(None),
+/// The longest duration an argument takes: one year, in milliseconds.
+const MAX_MS: u64 = 86_400_000 * 365;
+
+/// A duration argument: `ms` under its name `ms_name` (milliseconds, as everywhere in this
+/// API), or `secs` under the old name `secs_name` (seconds, still accepted); not both.
+fn millis(
+    (ms_name, ms): (&str, Option<u64>),
+    (secs_name, secs): (&str, Option<f64>),
+) -> Result<Option<u64>, CallToolResult> {
+    let invalid = |message: String, hint: String| {
+        Err(tool_error(
+            &message,
+            Some(&hint),
+            json!({"kind": "invalid_params", "field": ms_name}),
+        ))
+    };
+    match (ms, secs) {
+        (Some(_), Some(_)) => invalid(
+            format!("both `{ms_name}` and `{secs_name}` were given"),
+            format!("give `{ms_name}` (milliseconds) alone; `{secs_name}` is its old name"),
+        ),
+        (Some(ms), None) if ms > MAX_MS => invalid(
+            format!("`{ms_name}` {ms} is more than one year"),
+            format!("give `{ms_name}` in milliseconds, at most {MAX_MS}"),
+        ),
+        (Some(ms), None) => Ok(Some(ms)),
+        (None, Some(s)) if s.is_nan() || !(0.0..=(MAX_MS / 1000) as f64).contains(&s) => invalid(
+            format!("invalid `{secs_name}` {s}"),
+            format!("give `{ms_name}` in milliseconds, between 0 and {MAX_MS}"),
+        ),
+        (None, Some(s)) => Ok(Some((s * 1000.0).round() as u64)),
+        (None, None) => Ok(None),
     }
 }
 
@@ -598,11 +634,17 @@ impl AiSessionMcp {
         Parameters(a): Parameters<ExecArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
-        let timeout_ms = match secs("timeout_secs", a.timeout_secs) {
+        let timeout_ms = match millis(
+            ("timeout_ms", a.timeout_ms),
+            ("timeout_secs", a.timeout_secs),
+        ) {
             Ok(t) => t,
             Err(e) => return Ok(e),
         };
-        let idle_timeout_ms = match secs("idle_timeout_secs", a.idle_timeout_secs) {
+        let idle_timeout_ms = match millis(
+            ("idle_timeout_ms", a.idle_timeout_ms),
+            ("idle_timeout_secs", a.idle_timeout_secs),
+        ) {
             Ok(t) => t,
             Err(e) => return Ok(e),
         };
@@ -662,7 +704,10 @@ impl AiSessionMcp {
                 ));
             }
         };
-        let timeout_ms = match secs("timeout_secs", a.timeout_secs) {
+        let timeout_ms = match millis(
+            ("timeout_ms", a.timeout_ms),
+            ("timeout_secs", a.timeout_secs),
+        ) {
             Ok(t) => t,
             Err(e) => return Ok(e),
         };
@@ -838,9 +883,14 @@ impl ServerHandler for AiSessionMcp {
     async fn listen(&self, context: rmcp::service::SubscriptionContext) -> Result<(), McpError> {
         let sink = context.sink().clone();
         let watches = resources::Watches::default();
+        let prepared = listen::Prepared::of(context.request_context());
         for uri in context.accepted().resource_subscriptions.iter().flatten() {
             let notifier = resources::Notifier::Listen(sink.clone());
-            watches.subscribe(&self.daemon, notifier, uri).await?;
+            let (session, _) = resources::parse(uri)?;
+            let ready = prepared.take(&session);
+            watches
+                .subscribe(&self.daemon, notifier, uri, ready)
+                .await?;
         }
         let lists = context.accepted().resources_list_changed == Some(true);
         if lists {
@@ -862,7 +912,7 @@ impl ServerHandler for AiSessionMcp {
     ) -> Result<(), McpError> {
         let notifier = resources::Notifier::Peer(context.peer);
         self.watches
-            .subscribe(&self.daemon, notifier, &request.uri)
+            .subscribe(&self.daemon, notifier, &request.uri, None)
             .await
     }
 

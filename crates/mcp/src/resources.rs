@@ -302,12 +302,14 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Watches {
-    /// Follows the URI's session (once per session) and reports changes to `notifier`.
+    /// Follows the URI's session (once per session) and reports changes to `notifier`; `ready`
+    /// is the session's subscription when one was made already (see `listen`).
     pub(crate) async fn subscribe(
         &self,
         daemon: &Daemon,
         notifier: Notifier,
         uri_: &str,
+        ready: Option<Subscription>,
     ) -> Result<(), McpError> {
         let (session, _) = parse(uri_)?;
         {
@@ -319,10 +321,13 @@ impl Watches {
                 return Ok(());
             }
         }
-        let sub = daemon
-            .subscribe(&session)
-            .await
-            .map_err(|e| resource_error(uri_, e))?;
+        let sub = match ready {
+            Some(sub) => sub,
+            None => daemon
+                .subscribe(&session)
+                .await
+                .map_err(|e| resource_error(uri_, e))?,
+        };
         let uris: Uris = Arc::new(Mutex::new(BTreeSet::from([uri_.to_owned()])));
         let task = tokio::spawn(follow(sub, uris.clone(), notifier)).abort_handle();
         let mut map = lock(&self.map);

@@ -121,7 +121,7 @@ async def sdk_session():
             r = await call(s, "session_exec", {"session": "work", "command": "false"})
             assert r["exit_code"] == 1 and r["status"] == "exited", r
 
-            r = await call(s, "session_exec", {"session": "work", "command": "sleep 5", "idle_timeout_secs": 0.3})
+            r = await call(s, "session_exec", {"session": "work", "command": "sleep 5", "idle_timeout_ms": 300})
             assert r["status"] == "running" and r["exit_code"] is None, r
             # Hints in MCP's own terms: tools and their arguments, no other front end's syntax.
             assert 'session_wait {"prompt":true,"session":"work"}' in r["hint"], r
@@ -142,7 +142,7 @@ async def sdk_session():
             err = bad.structured_content["error"]
             assert err["kind"] == "invalid_params" and err["field"] == "timeout_secs", bad
             assert err["message"] == '`timeout_secs` must be a number, not the string "soon"', bad
-            w = await call(s, "session_wait", {"session": "work", "prompt": True, "timeout_secs": 20})
+            w = await call(s, "session_wait", {"session": "work", "prompt": True, "timeout_ms": 20000})
             assert w["exit_code"] == 0, w
 
             listed = await call(s, "session_list", {})
@@ -151,24 +151,24 @@ async def sdk_session():
 
             # An interactive program: a python REPL driven with keys.
             sent = await call(s, "session_send_keys", {"session": "work", "keys": ["python3 -q", "Enter"]})
-            await call(s, "session_wait", {"session": "work", "regex": ">>> $", "timeout_secs": 20})
+            await call(s, "session_wait", {"session": "work", "regex": ">>> $", "timeout_ms": 20000})
             sent = await call(s, "session_send_keys", {"session": "work", "keys": ["print(2 ** 10)", "Enter"]})
-            m = await call(s, "session_wait", {"session": "work", "regex": "^1024$", "timeout_secs": 20})
+            m = await call(s, "session_wait", {"session": "work", "regex": "^1024$", "timeout_ms": 20000})
             assert m["matched"] == "1024", m
             got = await call(s, "session_read", {"session": "work", "since": sent["offset"]})
             assert "1024" in got["data"] and got["end"] >= m["offset"], got
             cap = await call(s, "session_capture", {"session": "work", "scrollback": 5})
             assert "1024" in cap["screen"] and cap["size"] == {"cols": 100, "rows": 30}, cap
             # Python's next prompt first: a C-d typed ahead of it can be flushed with the input.
-            await call(s, "session_wait", {"session": "work", "regex": ">>> $", "timeout_secs": 20})
+            await call(s, "session_wait", {"session": "work", "regex": ">>> $", "timeout_ms": 20000})
             await call(s, "session_send_keys", {"session": "work", "keys": ["C-d"]})
-            await call(s, "session_wait", {"session": "work", "prompt": True, "timeout_secs": 20})
+            await call(s, "session_wait", {"session": "work", "prompt": True, "timeout_ms": 20000})
 
             # Errors an agent can act on: a tool error with the daemon's message and hint.
             err = await call(s, "session_exec", {"session": "nope", "command": "ls"}, expect_error=True)
             text = err.content[0].text
             assert "no session named 'nope'" in text and "hint:" in text and "work" in text, text
-            err = await call(s, "session_wait", {"session": "work", "regex": "never-printed", "timeout_secs": 0.2}, expect_error=True)
+            err = await call(s, "session_wait", {"session": "work", "regex": "never-printed", "timeout_ms": 200}, expect_error=True)
             assert err.structured_content["error"]["kind"] == "timeout", err
             err = await call(s, "session_wait", {"session": "work"}, expect_error=True)
             assert "exactly one" in err.content[0].text, err
@@ -258,10 +258,10 @@ async def progress(s):
 
     # session_wait reports too.
     seen.clear()
-    r = await call(s, "session_exec", {"session": "work", "command": "sleep 2", "idle_timeout_secs": 0.2})
+    r = await call(s, "session_exec", {"session": "work", "command": "sleep 2", "idle_timeout_ms": 200})
     assert r["status"] == "running", r
     r = await asyncio.wait_for(s.call_tool(
-        "session_wait", {"session": "work", "prompt": True, "timeout_secs": 20},
+        "session_wait", {"session": "work", "prompt": True, "timeout_ms": 20000},
         progress_callback=on_progress), DEADLINE)
     assert not r.is_error and r.structured_content["exit_code"] == 0, r
     assert len(seen) >= 1, seen
@@ -302,7 +302,7 @@ async def coordination(s):
     agents = await call(s, "agent_list", {})
     assert "mcp-agent" in json.dumps(agents["agents"]), agents
     task = await call(s, "task_submit", {"description": "say hi", "needs": ["test"]})
-    claimed = await call(s, "task_claim", {"token": token, "wait_secs": 10})
+    claimed = await call(s, "task_claim", {"token": token, "wait_ms": 10000})
     assert claimed["task"]["id"] == task["id"], (task, claimed)
     done = await call(s, "task_complete", {"token": token, "id": task["id"], "result": {"said": "hi"}})
     assert done["task"]["state"] == "done", done

@@ -61,7 +61,7 @@ async function session(client, name) {
     session: name,
     command: "echo hello-from-ts; (exit 3)",
     view: "full",
-    timeout_secs: "30", // a number sent as a string is taken
+    timeout_ms: "30000", // a number sent as a string is taken
   });
   assert.equal(r.status, "exited", JSON.stringify(r));
   assert.equal(r.exit_code, 3, JSON.stringify(r));

@@ -133,6 +133,15 @@ pub fn shell_word(word: &str) -> String {
     }
 }
 
+/// Milliseconds as a CLI duration flag takes them: `30s`, `1500ms`.
+fn duration(ms: u64) -> String {
+    if ms % 1000 == 0 {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{ms}ms")
+    }
+}
+
 fn text_of(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
@@ -152,9 +161,9 @@ impl Cli {
             out.push_str(&self.field(method, key));
             match value {
                 Value::Bool(true) => {}
-                Value::Number(n) if key.ends_with("timeout_ms") => {
-                    let secs = n.as_f64().unwrap_or_default() / 1000.0;
-                    out.push_str(&format!(" {secs}"));
+                Value::Number(n) if key.ends_with("_ms") => {
+                    out.push(' ');
+                    out.push_str(&duration(n.as_u64().unwrap_or_default()));
                 }
                 Value::Array(items) => {
                     for item in items {
@@ -169,6 +178,16 @@ impl Cli {
             }
         }
         out
+    }
+}
+
+/// The params a method's CLI command takes as positional arguments, in their order.
+fn positional(method: &str) -> &'static [&'static str] {
+    match method {
+        "access.grant" | "access.revoke" => &["principal", "capability"],
+        "decision.outcome" => &["id", "outcome"],
+        "decision.show" | "context.show" => &["id"],
+        _ => &[],
     }
 }
 
@@ -197,7 +216,8 @@ impl Phrasing for Cli {
                         format!(" --for {}", shell_word(&p))
                     }
                     Some(c) if c.get("kind").and_then(Value::as_str) == Some("idle") => {
-                        format!(" --idle {}", c.get("ms").map(text_of).unwrap_or_default())
+                        let ms = c.get("ms").and_then(Value::as_u64).unwrap_or_default();
+                        format!(" --idle {}", duration(ms))
                     }
                     _ => " --prompt".to_owned(),
                 });
@@ -222,7 +242,20 @@ impl Phrasing for Cli {
                     line.push_str(&shell_word(&text_of(c)));
                 }
             }
-            _ => line.push_str(&self.flags(method, obj, &["target"])),
+            _ => {
+                // Commands whose arguments are positional: `access grant PRINCIPAL CAP`.
+                let positional = positional(method);
+                let mut skip = vec!["target"];
+                skip.extend_from_slice(positional);
+                line.push_str(&self.flags(method, obj, &skip));
+                for field in positional {
+                    line.push(' ');
+                    line.push_str(&match obj.get(*field) {
+                        Some(v) => shell_word(&text_of(v)),
+                        None => field.to_uppercase(),
+                    });
+                }
+            }
         }
         line
     }
@@ -310,6 +343,14 @@ mod tests {
         };
         let read = Advice::new("{0}").call("session.read", json!({"target": "b", "since": 42}));
         assert_eq!(read.render(&cli), "ai-session -L work read -t b --since 42");
+        let grant = Advice::new("{0}").call(
+            "access.grant",
+            json!({"principal": "token:ab", "capability": "session:exec:*"}),
+        );
+        assert_eq!(
+            grant.render(&Cli::default()),
+            "ai-session access grant token:ab 'session:exec:*'"
+        );
     }
 
     #[test]

@@ -570,8 +570,9 @@ pub struct AuditStatus {
     /// What is wrong, when `ok` is false.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
-    /// True when writes are refused until `ai-session audit repair` (the default when the log
-    /// cannot be written); false when the daemon was started with `AI_SESSION_AUDIT=best-effort`.
+    /// True when writes are refused until the audit log is repaired (`audit.repair`; the
+    /// default when the log cannot be written); false when the daemon was started with
+    /// `AI_SESSION_AUDIT=best-effort`.
     pub writes_refused: bool,
     /// The last entry's sequence number.
     pub last_seq: u64,

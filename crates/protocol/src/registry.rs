@@ -490,8 +490,8 @@ methods! {
         need: Need::Session("exec"), audit: loud(&["command"]),
         http: on(Post, "/v1/sessions/{name}/exec", Body),
         mcp: tool("session_exec", "Run a shell command line in a session and wait for it to finish. Returns \
-        `exit_code` (0 = success), `status` (exited; running = no output for idle_timeout_secs; \
-        timeout = still running at timeout_secs — in both cases the command keeps running), \
+        `exit_code` (0 = success), `status` (exited; running = no output for idle_timeout_ms; \
+        timeout = still running at timeout_ms — in both cases the command keeps running), \
         the output as a token-lean `compact` view by default (recognised build, test, git, \
         package and log output condensed; its text says what it left out) or the plain `output` \
         with view \"full\", and `more`: how to fetch the rest (session_read from output_start). \
@@ -883,7 +883,7 @@ methods! {
         need: Need::Fixed("task:claim"), audit: secret(&["agent"], &["token"]),
         http: route(Post, "/v1/tasks/claim", Body),
         mcp: adding("task_claim", "Take your next assigned task (it becomes `running`), as the agent whose \
-        `token` agent_register returned. `task` is absent when none is assigned; give wait_secs \
+        `token` agent_register returned. `task` is absent when none is assigned; give wait_ms \
         to wait for one. Finish it with task_complete or task_fail and its `id`."),
         cli: Some("task claim"),
     }

@@ -10,6 +10,12 @@
 //! [`migrate`] copies the panes of a running real tmux server into daemon sessions.
 
 #![forbid(unsafe_code)]
+// Output goes through `out!`/`outln!`/`err!`/`errln!` (`out.rs`), which end quietly on a closed
+// pipe.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
+#[macro_use]
+mod out;
 
 pub mod args;
 mod cmd;

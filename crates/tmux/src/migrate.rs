@@ -203,7 +203,7 @@ struct Staging(PathBuf);
 impl Drop for Staging {
     fn drop(&mut self) {
         if let Err(e) = std::fs::remove_dir_all(&self.0) {
-            eprintln!("cannot remove {}: {e}", self.0.display());
+            errln!("cannot remove {}: {e}", self.0.display());
         }
     }
 }

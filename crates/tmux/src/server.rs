@@ -373,7 +373,7 @@ impl Drop for Server {
         // Commands save explicitly; this covers an error after a change (a pane was started,
         // a later step failed), so the state never forgets a pane the daemon runs.
         if let Err(e) = self.save() {
-            eprintln!("cannot save the tmux state: {e}");
+            errln!("cannot save the tmux state: {e}");
         }
     }
 }

@@ -428,7 +428,7 @@ fn a_daemon_on_its_own_says_it_is_not_in_a_cluster() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("not in a cluster") && err.contains("--cluster"),
+        err.contains("not in a cluster") && err.contains("[cluster]"),
         "{err}"
     );
     let out = env.run(&["new", "-s", "x", "--node", "b"]);

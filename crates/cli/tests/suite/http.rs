@@ -16,7 +16,7 @@ const IO_DEADLINE: Duration = Duration::from_secs(60);
 
 /// A private daemon serving HTTP on a free loopback port.
 pub(super) struct Server {
-    env: Env,
+    pub(super) env: Env,
     addr: String,
     pub(super) token: String,
     token_file: String,
@@ -49,6 +49,18 @@ impl Server {
 
     pub(super) fn call(&self, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
         let auth = format!("Bearer {}", self.token);
+        request(&self.addr, method, path, Some(&auth), body)
+    }
+
+    /// A call with another bearer token than the server's own.
+    pub(super) fn call_as(
+        &self,
+        token: &str,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+    ) -> (u16, Value) {
+        let auth = format!("Bearer {token}");
         request(&self.addr, method, path, Some(&auth), body)
     }
 

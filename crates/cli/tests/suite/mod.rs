@@ -32,6 +32,7 @@ mod report;
 mod restart;
 mod robustness;
 mod security;
+mod serve_start;
 mod session_list;
 mod store_attacks;
 mod store_bounds;

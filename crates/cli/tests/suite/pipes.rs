@@ -56,6 +56,11 @@ fn every_command_ends_quietly_on_a_closed_pipe() {
         &["--help"],
         &["exec", "--json", "true"],
         &["capture", "-t", "nope", "--json"],
+        &["alerts"],
+        &["decisions", "ls"],
+        &["decisions", "stats"],
+        &["completions", "bash"],
+        &["man"],
     ] {
         closed_stdout(&env, args, None);
     }
@@ -100,4 +105,25 @@ fn exec_into_head_prints_one_line() {
         );
         assert!(!err.contains("panicked"), "{sub}: {err}");
     }
+}
+
+/// The tmux layer's commands too (`ai-session tmux list-sessions | head -0` panicked before).
+#[test]
+fn tmux_commands_end_quietly_on_a_closed_pipe() {
+    let env = Env::new();
+    for name in ["x", "y"] {
+        env.ok(&["tmux", "new-session", "-d", "-s", name]);
+    }
+    for args in [
+        &["tmux", "list-sessions"][..],
+        &["tmux", "list-windows", "-a"],
+        &["tmux", "list-panes", "-a"],
+        &["tmux", "show-options", "-g"],
+        &["tmux", "capture-pane", "-p", "-t", "x"],
+        &["tmux", "display-message", "-p", "#{session_name}"],
+        &["tmux", "-V"],
+    ] {
+        closed_stdout(&env, args, None);
+    }
+    env.ok(&["tmux", "kill-server"]);
 }

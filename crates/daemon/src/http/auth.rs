@@ -157,7 +157,8 @@ fn websocket_query_token(req: &Request) -> Option<String> {
 
 fn unauthorized(token: &Token) -> Response {
     let hint = format!(
-        "send `Authorization: Bearer $(cat {})` (WebSocket clients may use ?{QUERY_PARAM}=TOKEN); `ai-session serve` prints the file's path",
+        "send `Authorization: Bearer TOKEN`, TOKEN being the content of the file {} (WebSocket \
+         clients may use ?{QUERY_PARAM}=TOKEN)",
         token.path.display()
     );
     let body = super::error::error_body("unauthorized", 401, UNAUTHORIZED, Some(&hint));

@@ -14,7 +14,12 @@ impl Phrasing for Http {
             return format!("the daemon method `{method}`");
         };
         let Some(http) = spec.http else {
-            return format!("the daemon method `{method}` (not served over HTTP)");
+            return match params.as_object() {
+                Some(p) if !p.is_empty() => {
+                    format!("the daemon method `{method}` {params} (not served over HTTP)")
+                }
+                _ => format!("the daemon method `{method}` (not served over HTTP)"),
+            };
         };
         let mut rest: Map<String, Value> = params.as_object().cloned().unwrap_or_default();
         let mut path = http.path.to_owned();

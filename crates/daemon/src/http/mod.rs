@@ -24,7 +24,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use ai_session_protocol::hint::Advice;
 use ai_session_protocol::methods::{ServeParams, ServeResult};
+use ai_session_protocol::registry::{DaemonServe, Method as _};
 use ai_session_protocol::{ErrorKind, RpcError};
 
 use crate::server::Daemon;
@@ -107,14 +109,16 @@ pub(crate) async fn start(daemon: &Arc<Daemon>, p: ServeParams) -> Result<ServeR
         RpcError::new(ErrorKind::InvalidParams, e)
             .with_hint("fix the configuration file, then serve again")
     })?;
-    let listener = bind(addr).await?;
+    let listener = bind(addr, "listen").await?;
     let bound = listener.local_addr().unwrap_or(addr);
     let metrics = match metrics {
         Some(m) => Some(serve_metrics(daemon, m, p.allow_remote).await?),
         None => None,
     };
     let token_file = token.path().to_owned();
-    let (router, mcp_cancel) = routes::router(daemon.clone(), token, bound, p.allow_remote, tools);
+    let (router, mcp_cancel) = guarded("building the routes", || {
+        routes::router(daemon.clone(), token, bound, p.allow_remote, tools)
+    })?;
     // The peer's address is kept for the audit entries of refused requests.
     let service = router.into_make_service_with_connect_info::<SocketAddr>();
     let server = tokio::spawn(async move {
@@ -131,6 +135,24 @@ pub(crate) async fn start(daemon: &Arc<Daemon>, p: ServeParams) -> Result<ServeR
         metrics,
     });
     Ok(result(running, true))
+}
+
+/// Runs `build`; a panic in it (axum refuses two routes on one path) becomes an error for the
+/// client that asked to serve, instead of a request that is never answered. The listeners bound
+/// so far close with the error; the daemon and its sessions go on.
+fn guarded<T>(what: &str, build: impl FnOnce() -> T) -> Result<T, RpcError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(build)).map_err(|panic| {
+        let why = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "it panicked".to_owned());
+        RpcError::new(
+            ErrorKind::Internal,
+            format!("cannot start the HTTP server: {what} failed: {why}"),
+        )
+        .with_hint("a defect of this daemon build: its log has the backtrace; report it")
+    })
 }
 
 /// Another address than the running server's is a conflict (port 0 on the same IP is not).
@@ -165,14 +187,19 @@ fn remote_allowed(addr: SocketAddr, allow_remote: bool) -> Result<(), RpcError> 
     .with_hint("listen on 127.0.0.1 or [::1], or pass --allow-remote (put TLS in front of it)"))
 }
 
-async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, RpcError> {
+/// Binds `addr`, given as `field` of `daemon.serve` (`listen` or `metrics_listen`), which the
+/// hint names in the caller's syntax.
+async fn bind(addr: SocketAddr, field: &str) -> Result<tokio::net::TcpListener, RpcError> {
     tokio::net::TcpListener::bind(addr).await.map_err(|e| {
-        let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
-            "another program uses that port: pick another with --listen 127.0.0.1:PORT (0 picks a free one)"
+        let advice = if e.kind() == std::io::ErrorKind::AddrInUse {
+            Advice::new(
+                "another program uses that port: pick another with {0} (port 0 picks a free one)",
+            )
         } else {
-            "check the address, or pick another with --listen IP:PORT"
+            Advice::new("check the address, or pick another with {0}")
         };
-        RpcError::new(ErrorKind::Internal, format!("cannot listen on {addr}: {e}")).with_hint(hint)
+        RpcError::new(ErrorKind::Internal, format!("cannot listen on {addr}: {e}"))
+            .with_advice(advice.field(DaemonServe::NAME, field))
     })
 }
 
@@ -183,7 +210,7 @@ async fn serve_metrics(
     allow_remote: bool,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), RpcError> {
     remote_allowed(addr, allow_remote)?;
-    let listener = bind(addr).await?;
+    let listener = bind(addr, "metrics_listen").await?;
     let bound = listener.local_addr().unwrap_or(addr);
     let router = metrics::scrape_router(daemon.clone(), bound, allow_remote);
     let server = tokio::spawn(async move {
@@ -248,5 +275,22 @@ mod tests {
         );
         let e = parse_listen("example.com:80").unwrap_err();
         assert_eq!(e.kind(), Some(ErrorKind::InvalidParams));
+    }
+
+    /// axum panics on two routes on one path: the start answers with that, as an error.
+    #[test]
+    fn a_router_that_panics_while_built_is_an_error() {
+        let e = guarded("building the routes", || {
+            axum::Router::<()>::new()
+                .route("/x", axum::routing::get(|| async { "a" }))
+                .route("/x", axum::routing::get(|| async { "b" }))
+        })
+        .expect_err("two routes on one path are refused");
+        assert_eq!(e.kind(), Some(ErrorKind::Internal));
+        assert!(
+            e.message.contains("building the routes failed"),
+            "{}",
+            e.message
+        );
     }
 }

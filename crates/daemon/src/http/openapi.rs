@@ -40,7 +40,8 @@ pub(crate) fn document(routes: &[Route]) -> Value {
             "version": env!("CARGO_PKG_VERSION"),
             "description": "Terminal sessions for AI agents over HTTP: the same methods as the \
     daemon's socket (docs/protocol.md). Every route needs `Authorization: Bearer TOKEN`, the token \
-    being the content of the file `ai-session serve` names. Errors are `{\"error\": {kind, code, \
+    being the content of the server's token file (`token_file` when it starts; `http.token` in \
+    the daemon's state directory). Errors are `{\"error\": {kind, code, \
     message, hint?}}`. WebSocket streams also take the token as `?access_token=`. MCP over \
     streamable HTTP is served at /mcp.",
         },

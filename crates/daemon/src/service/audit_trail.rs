@@ -104,8 +104,17 @@ async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, audit::AuditError> + Send + 'static,
 ) -> Result<T, RpcError> {
     let damaged = |e: String| {
-        RpcError::new(ErrorKind::AuditUnavailable, format!("the audit log cannot be read: {e}"))
-            .with_hint("`ai-session audit verify` says what is wrong; `ai-session audit repair` starts a new segment")
+        RpcError::new(
+            ErrorKind::AuditUnavailable,
+            format!("the audit log cannot be read: {e}"),
+        )
+        .with_advice(
+            ai_session_protocol::hint::Advice::new(
+                "the daemon's owner repairs it with {0}, which moves the damaged log aside and \
+                     starts a new segment recording the break",
+            )
+            .call("audit.repair", serde_json::json!({})),
+        )
     };
     tokio::task::spawn_blocking(f)
         .await

@@ -33,8 +33,11 @@ pub(super) fn hello(hello: HelloParams) -> Result<HelloResult, RpcError> {
                 hello.protocol
             ),
         )
-        .with_hint(
-            "restart the daemon with the same ai-session version (`ai-session daemon stop`)",
+        .with_advice(
+            ai_session_protocol::hint::Advice::new(
+                "stop the daemon ({0}) and start it again from the same version as this client",
+            )
+            .call("daemon.stop", serde_json::Value::Null),
         ));
     }
     Ok(HelloResult {

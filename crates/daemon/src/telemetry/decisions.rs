@@ -18,12 +18,14 @@ use ai_session_protocol::decisions::{
     DecisionStats, DecisionStatsParams, KindDecisions, Outcome, OutcomeParams, ReliabilityBin,
     Tally,
 };
+use ai_session_protocol::hint::Advice;
 use ai_session_protocol::methods::{ExecResult, ExecStatus};
 use ai_session_protocol::{ErrorKind, RpcError};
 use ai_session_store::{
     Decision, DecisionFilter, DecisionOutcome, DecisionText, Decisions as Db, LinkedExec,
     NewDecision, OpenTargets, Store,
 };
+use serde_json::Value;
 
 use crate::access::Principal;
 use crate::server::Daemon;
@@ -70,11 +72,14 @@ pub(crate) struct Decisions {
 fn store_err(e: ai_session_store::Error) -> RpcError {
     match e {
         ai_session_store::Error::NotFound { what, id } => {
-            RpcError::new(ErrorKind::NotFound, format!("no {what} {id}"))
-                .with_hint("`ai-session decisions ls` lists the decisions and their ids")
+            RpcError::new(ErrorKind::NotFound, format!("no {what} {id}")).with_advice(
+                Advice::new("{0} lists the decisions and their ids")
+                    .call("decision.list", Value::Null),
+            )
         }
-        e => RpcError::new(ErrorKind::Internal, format!("decisions: {e}"))
-            .with_hint("`ai-session daemon status` shows the store's state"),
+        e => RpcError::new(ErrorKind::Internal, format!("decisions: {e}")).with_advice(
+            Advice::new("{0} shows the store's state").call("daemon.status", Value::Null),
+        ),
     }
 }
 
@@ -127,7 +132,9 @@ impl Decisions {
                     self.off.as_deref().unwrap_or("unknown reason")
                 ),
             )
-            .with_hint("`ai-session daemon status` says why the store is off")
+            .with_advice(
+                Advice::new("{0} says why the store is off").call("daemon.status", Value::Null),
+            )
         })
     }
 
@@ -374,9 +381,13 @@ pub(crate) async fn outcome(daemon: &Daemon, p: OutcomeParams) -> Result<Decisio
         Outcome::Success => DecisionOutcome::Success,
         Outcome::Failure => DecisionOutcome::Failure,
         Outcome::Unknown => {
-            return Err(invalid(
-                "an outcome set by hand is `success` or `failure`".into(),
-                "`ai-session decide outcome ID success` (or failure)",
+            return Err(RpcError::new(
+                ErrorKind::InvalidParams,
+                "an outcome set by hand is `success` or `failure`",
+            )
+            .with_advice(
+                Advice::new("give {0} as `success` or `failure`")
+                    .field("decision.outcome", "outcome"),
             ));
         }
     };

@@ -415,7 +415,7 @@ fn resource_metrics(x: &mut Text, s: &StatsResult) {
     x.family(
         name,
         Kind::Gauge,
-        "1 while writes are refused until `ai-session audit repair`.",
+        "1 while writes are refused until the audit log is repaired (audit.repair).",
     );
     x.sample(name, &[], flag(s.audit.writes_refused));
     let name = "ai_session_audit_last_seq";

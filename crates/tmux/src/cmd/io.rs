@@ -248,8 +248,8 @@ pub(crate) fn capture(c: &mut Ctx, args: &Args) -> Result<(), TmuxError> {
     let mut text = lines.join("\n");
     text.push('\n');
     if args.has('p') {
-        print!("{text}");
-        return std::io::stdout().flush().map_err(Into::into);
+        out!("{text}");
+        return Ok(());
     }
     add_buffer(server, args.get('b'), text, false)?;
     server.save()
@@ -570,7 +570,7 @@ pub(crate) fn set_buffer(c: &mut Ctx, args: &Args) -> Result<(), TmuxError> {
 pub(crate) fn show_buffer(c: &mut Ctx, args: &Args) -> Result<(), TmuxError> {
     let server = c.server()?;
     let b = buffer(server, args.get('b'))?;
-    print!("{}", b.data);
+    out!("{}", b.data);
     Ok(())
 }
 
@@ -604,7 +604,7 @@ pub(crate) fn list_buffers(c: &mut Ctx, args: &Args) -> Result<(), TmuxError> {
         out.push_str(&crate::format::expand(fmt, &lookup));
         out.push('\n');
     }
-    print!("{out}");
+    out!("{out}");
     Ok(())
 }
 
@@ -617,7 +617,7 @@ pub(crate) fn save_buffer(c: &mut Ctx, args: &Args) -> Result<(), TmuxError> {
         ));
     };
     if path == "-" {
-        print!("{}", b.data);
+        out!("{}", b.data);
         return Ok(());
     }
     let mut f = std::fs::File::options()

@@ -51,7 +51,7 @@ pub(crate) fn list_commands(_c: &mut Ctx, args: &Args) -> Result<(), TmuxError> 
             return Err(TmuxError::msg(format!("unknown command: {want}")));
         }
     }
-    print!("{out}");
+    out!("{out}");
     Ok(())
 }
 
@@ -115,9 +115,9 @@ pub(crate) fn run_shell(c: &mut Ctx, args: &Args) -> Result<(), TmuxError> {
         return Ok(());
     }
     let out = cmd.output()?;
-    print!("{}", String::from_utf8_lossy(&out.stdout));
+    out!("{}", String::from_utf8_lossy(&out.stdout));
     if args.has('E') {
-        eprint!("{}", String::from_utf8_lossy(&out.stderr));
+        err!("{}", String::from_utf8_lossy(&out.stderr));
     }
     match out.status.code() {
         Some(0) => Ok(()),

@@ -80,7 +80,7 @@ impl Ctx {
         for path in files {
             if let Ok(text) = std::fs::read_to_string(&path) {
                 if let Err(e) = self.source(&path, &text) {
-                    eprintln!("{e}");
+                    errln!("{e}");
                 }
             }
         }
@@ -300,7 +300,7 @@ pub fn run(args: &[String]) -> i32 {
         Err(e) => {
             let msg = e.to_string();
             if !msg.is_empty() {
-                eprintln!("{msg}");
+                errln!("{msg}");
             }
             e.status()
         }
@@ -311,7 +311,7 @@ fn run_inner(args: &[String]) -> Result<(), TmuxError> {
     let global = Args::parse("tmux", "2c:CDf:lL:NS:T:uvV", args)
         .map_err(|_| TmuxError::msg("usage: tmux [-2CDlNuvV] [-c shell-command] [-f file] [-L socket-name] [-S socket-path] [-T features] [command [flags]]"))?;
     if global.has('V') {
-        println!("tmux {}", crate::VERSION);
+        outln!("tmux {}", crate::VERSION);
         return Ok(());
     }
     if global.has('C') || global.has('D') {
@@ -403,7 +403,7 @@ pub(crate) fn print_rows(
         out.push_str(&view.expand(format));
         out.push('\n');
     }
-    print!("{out}");
+    out!("{out}");
 }
 
 #[cfg(test)]

@@ -243,7 +243,7 @@ pub(crate) fn show(c: &mut Ctx, args: &Args) -> Result<(), TmuxError> {
         }
         out.push('\n');
     }
-    print!("{out}");
+    out!("{out}");
     Ok(())
 }
 
@@ -329,6 +329,6 @@ pub(crate) fn show_environment(c: &mut Ctx, args: &Args) -> Result<(), TmuxError
             (None, true) => out.push_str(&format!("unset {k};\n")),
         }
     }
-    print!("{out}");
+    out!("{out}");
     Ok(())
 }

@@ -505,7 +505,7 @@ pub(crate) fn display(c: &mut Ctx, args: &Args) -> Result<(), TmuxError> {
                 out.push_str(&format!("{name}={v}\n"));
             }
         }
-        print!("{out}");
+        out!("{out}");
         return Ok(());
     }
     let template = args
@@ -520,7 +520,7 @@ pub(crate) fn display(c: &mut Ctx, args: &Args) -> Result<(), TmuxError> {
     };
     // Without -p the message goes to an attached client's status line; there is none.
     if args.has('p') {
-        println!("{text}");
+        outln!("{text}");
     }
     Ok(())
 }
