@@ -32,6 +32,22 @@ fn rss_kb(pid: i64) -> Res<f64> {
         .ok_or_else(|| "no VmRSS".into())
 }
 
+/// The daemon's RSS once it has settled: the tokenizer tables it loads on a spare thread at
+/// start (about 66 MB) must not count as the sessions' memory. Waits until two readings 300 ms
+/// apart differ by under 256 KB (at most 20 s).
+fn settled_rss_kb(pid: i64) -> Res<f64> {
+    let deadline = Instant::now() + std::time::Duration::from_secs(20);
+    let mut last = rss_kb(pid)?;
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let now = rss_kb(pid)?;
+        if (now - last).abs() < 256.0 || Instant::now() > deadline {
+            return Ok(now);
+        }
+        last = now;
+    }
+}
+
 struct Setup {
     exe: PathBuf,
     home: tempfile::TempDir,
@@ -155,7 +171,7 @@ fn measure(
 ) -> Res<Value> {
     let mut out = serde_json::Map::new();
     // Create: over a connected socket, and one CLI process per session (as tmux's figure is).
-    let rss0 = rss_kb(pid)?;
+    let rss0 = settled_rss_kb(pid)?;
     let mut create = Vec::new();
     for i in 0..sessions {
         let t = Instant::now();

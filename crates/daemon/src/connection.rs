@@ -152,7 +152,7 @@ pub(crate) async fn run(stream: UnixStream, daemon: Arc<Daemon>) {
                 req.params,
                 req.trace,
             );
-            let resp = match handled.await {
+            let resp = match unless_it_panics(handled).await {
                 Ok(value) => Response::ok(req.id, value),
                 Err(err) => Response::err(req.id, err),
             };
@@ -169,6 +169,30 @@ pub(crate) async fn run(stream: UnixStream, daemon: Arc<Daemon>) {
     drop(tx);
     drop(answers);
     writer.await.ok();
+}
+
+/// Runs a request's handler; a handler that panics is answered with an internal error (and
+/// logged) rather than left unanswered, its client waiting forever.
+async fn unless_it_panics(
+    handled: impl std::future::Future<Output = Result<Value, RpcError>>,
+) -> Result<Value, RpcError> {
+    use futures_util::FutureExt as _;
+    match std::panic::AssertUnwindSafe(handled).catch_unwind().await {
+        Ok(answer) => answer,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no message".into());
+            tracing::error!("a request's handler panicked: {what}");
+            Err(RpcError::new(
+                ErrorKind::Internal,
+                format!("the daemon failed while handling this request: {what}"),
+            )
+            .with_hint("this is a bug in ai-session: the daemon's log has the details; other requests and sessions are unaffected"))
+        }
+    }
 }
 
 fn parse(line: &[u8]) -> Result<Request, Box<Response>> {
@@ -227,5 +251,25 @@ async fn read_line<R: tokio::io::AsyncBufRead + Unpin>(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_handler_that_panics_is_answered_with_an_error() {
+        let answer = unless_it_panics(async {
+            if true {
+                panic!("boom in a handler");
+            }
+            Ok(Value::Null)
+        })
+        .await;
+        let err = answer.expect_err("an error, not a lost request");
+        assert_eq!(err.kind, ErrorKind::Internal);
+        assert!(err.message.contains("boom in a handler"), "{}", err.message);
+        assert_eq!(unless_it_panics(async { Ok(Value::Bool(true)) }).await.ok(), Some(Value::Bool(true)));
     }
 }
