@@ -323,8 +323,20 @@ async fn serve_from(
     if tokio::time::timeout(FLUSH, flushed).await.is_err() {
         tracing::warn!("the span collector did not take the last spans within {FLUSH:?}");
     }
-    drop(lock);
+    release(lock);
     Ok(())
+}
+
+/// Lets go of the daemon lock before any connection closes. Closing this descriptor is not
+/// enough: `upgrade` keeps a duplicate of it (to hand over), and a flock belongs to the open
+/// file, so it would last until the daemon's last reference is dropped with the runtime,
+/// after the connections close. `daemon stop` takes its connection closing as "the lock is
+/// free", and the start right after it was refused. Unlocking releases it for every
+/// duplicate at once.
+fn release(lock: std::fs::File) {
+    if let Err(e) = rustix::fs::flock(&lock, rustix::fs::FlockOperation::Unlock) {
+        tracing::warn!("cannot release the daemon lock: {e}; it goes with the process");
+    }
 }
 
 /// A configuration error on one line (a client starting the daemon shows the first line of
