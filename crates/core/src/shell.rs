@@ -11,6 +11,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+pub mod exported;
+
 /// What kind of program a session runs, which decides how commands are delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ShellKind {
@@ -56,19 +58,15 @@ pub const MARK_FILE_ENV: &str = "AI_SESSION_MARK_FILE";
 /// file: the variables its predecessor exported (see [`ENV_FILE`]). The hooks unset it.
 pub const ENV_RESTORE_ENV: &str = "AI_SESSION_ENV_RESTORE";
 
-/// The file, in the session's directory beside the mark file, the hooks write `export -p`
-/// to before each prompt's D mark, followed by the line [`ENV_END`]; the daemon reads it into
-/// the store and removes it.
-pub const ENV_FILE: &str = "env";
-
-/// The line that ends a complete [`ENV_FILE`]: a file read while the shell writes it lacks it.
+/// The line that ends a complete file of exported variables (see [`exported`]): a file read
+/// while the shell writes it lacks it.
 pub const ENV_END: &str = "#ais-end\n";
 
 const BASH_RC: &str = r#"# ai-session shell integration for bash: OSC 133 marks around prompts and commands.
 __ais_mark=
 if [ -r "${AI_SESSION_MARK_FILE-}" ]; then read -r __ais_mark < "$AI_SESSION_MARK_FILE"; fi
-__ais_envf=${AI_SESSION_MARK_FILE:+${AI_SESSION_MARK_FILE%/*}/env}
-unset AI_SESSION_MARK_FILE
+__ais_envf=${AI_SESSION_ENV_FILE-}
+unset AI_SESSION_MARK_FILE AI_SESSION_ENV_FILE
 if [ -n "${AI_SESSION_BASHRC-}" ]; then
   [ -r "$AI_SESSION_BASHRC" ] && . "$AI_SESSION_BASHRC"
 elif [ -r "$HOME/.bashrc" ]; then
@@ -110,8 +108,8 @@ PS0="${PS0-}\e]133;C;aid=$__ais_mark\a"
 const SH_RC: &str = r#"# ai-session shell integration for POSIX sh: OSC 133 marks in the prompt.
 __ais_mark=
 if [ -r "${AI_SESSION_MARK_FILE-}" ]; then read -r __ais_mark < "$AI_SESSION_MARK_FILE"; fi
-__ais_envf=${AI_SESSION_MARK_FILE:+${AI_SESSION_MARK_FILE%/*}/env}
-unset AI_SESSION_MARK_FILE
+__ais_envf=${AI_SESSION_ENV_FILE-}
+unset AI_SESSION_MARK_FILE AI_SESSION_ENV_FILE
 if [ -n "${AI_SESSION_ENV-}" ]; then
   ENV=$AI_SESSION_ENV
   [ -r "$ENV" ] && . "$ENV"
@@ -137,8 +135,8 @@ PS2=''
 const ZSH_ENV: &str = r#"# ai-session shell integration for zsh: load the user's .zshenv, keep ours for .zshrc.
 __ais_mark=
 if [ -r "${AI_SESSION_MARK_FILE-}" ]; then read -r __ais_mark < "$AI_SESSION_MARK_FILE"; fi
-__ais_envf=${AI_SESSION_MARK_FILE:+${AI_SESSION_MARK_FILE%/*}/env}
-unset AI_SESSION_MARK_FILE
+__ais_envf=${AI_SESSION_ENV_FILE-}
+unset AI_SESSION_MARK_FILE AI_SESSION_ENV_FILE
 __ais_user_zdotdir=${AI_SESSION_ZDOTDIR:-$HOME}
 __ais_our_zdotdir=$ZDOTDIR
 if [[ -r "$__ais_user_zdotdir/.zshenv" ]]; then
@@ -180,6 +178,8 @@ preexec_functions+=(__ais_preexec)
 /// The files the hooks live in, written once per daemon.
 pub struct Hooks {
     dir: PathBuf,
+    /// Where the shells write what they export (see [`exported`]).
+    exported: exported::Place,
 }
 
 impl Hooks {
@@ -189,8 +189,11 @@ impl Hooks {
         std::fs::write(dir.join("sh.rc"), SH_RC)?;
         std::fs::write(dir.join("zsh/.zshenv"), ZSH_ENV)?;
         std::fs::write(dir.join("zsh/.zshrc"), ZSH_RC)?;
+        // `dir` is `<data>/shell`.
+        let exported = exported::Place::for_data(dir.parent().unwrap_or(dir));
         Ok(Self {
             dir: dir.to_owned(),
+            exported,
         })
     }
 
@@ -240,6 +243,18 @@ impl Hooks {
             MARK_FILE_ENV.into(),
             mark_file.to_string_lossy().into_owned(),
         );
+        // The mark file is in the session's directory, which is named after the session.
+        if let Some(name) = mark_file
+            .parent()
+            .and_then(Path::file_name)
+            .and_then(|n| n.to_str())
+        {
+            let file = self.exported.file(name);
+            env.insert(
+                exported::ENV_FILE_ENV.into(),
+                file.to_string_lossy().into_owned(),
+            );
+        }
         argv
     }
 }

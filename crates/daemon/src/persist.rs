@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use ai_session_core::shell::exported::Place;
 use ai_session_core::{SessionManager, protocol::methods as m};
 use ai_session_protocol::persist::*;
 use ai_session_protocol::{ErrorKind, RpcError};
@@ -57,8 +58,8 @@ pub(crate) struct Worker {
     /// Session id → why its record could not be written (a full disk at `new`): its execs
     /// are answered `persisted: false` with this reason, never silently unsaved.
     unrecorded: HashMap<String, String>,
-    /// `<data>/sessions`: each session's directory, where its shell writes what it exports.
-    sessions: PathBuf,
+    /// Where the shells write what they export.
+    place: Place,
     /// Session id → fingerprint of the exported environment last saved for it.
     exported: HashMap<String, u64>,
 }
@@ -71,9 +72,11 @@ impl Worker {
         let Some(id) = self.ids.get(sid) else {
             return;
         };
-        let Some(text) = environment::take(&self.sessions.join(name)) else {
+        let Some(text) = environment::take(&self.place.file(name)) else {
             return;
         };
+        // A prompt came after the shell's start: a restore file it was given has been read.
+        environment::discard_restore(&self.place.restore_file(name));
         let print = environment::fingerprint(&text);
         if self.exported.get(sid) == Some(&print) {
             return;
@@ -109,6 +112,8 @@ pub(crate) struct Persist {
     stopping: AtomicBool,
     /// Session id → log end at its last saved scrollback.
     saved: Mutex<HashMap<String, u64>>,
+    /// Where the shells write what they export; `None` when the store is off.
+    place: Option<Place>,
 }
 
 /// Opening the store failed in a way the daemon must not start with. Returned by
@@ -207,12 +212,14 @@ impl Persist {
         }
         let store = Arc::new(store);
         let shared = store.clone();
+        let place = Place::for_data(data);
+        place.sweep();
         let worker = Worker {
             store,
             ids: HashMap::new(),
             pids: HashMap::new(),
             unrecorded: HashMap::new(),
-            sessions: data.join("sessions"),
+            place: place.clone(),
             exported: HashMap::new(),
         };
         let spawned = Queue::start_with_exit("store", QUEUE, worker, |w| {
@@ -235,6 +242,7 @@ impl Persist {
             status: Mutex::new(status),
             stopping: AtomicBool::new(false),
             saved: Mutex::default(),
+            place: Some(place),
         })
     }
 
@@ -245,6 +253,7 @@ impl Persist {
             status: Mutex::new(status),
             stopping: AtomicBool::new(false),
             saved: Mutex::default(),
+            place: None,
         }
     }
 
@@ -402,6 +411,7 @@ impl Persist {
             w.pids.remove(&sid);
             w.unrecorded.remove(&sid);
             w.exported.remove(&sid);
+            w.place.forget(&name);
             if let Some(id) = w.ids.remove(&sid) {
                 let r = w
                     .store
@@ -420,6 +430,7 @@ impl Persist {
             return;
         }
         self.submit(move |w| {
+            w.place.forget(&name);
             if let Some(id) = w.ids.get(&sid) {
                 if let Err(e) = w.store.set_status(id, SessionStatus::Exited, exit_code) {
                     tracing::error!(session = %name, "cannot record the exit: {e}");
@@ -462,6 +473,10 @@ impl Persist {
             .await;
         if let Err(e) = synced {
             tracing::warn!("store sync at shutdown: {}", e.message);
+        }
+        // The shells go with the daemon: what they last wrote is in the store now.
+        if let Some(place) = &self.place {
+            place.sweep();
         }
     }
 }
@@ -844,8 +859,16 @@ async fn spawn_with(
     let mut params = new_params(state, cwd);
     params.policy = policy;
     let sandboxed = params.policy.is_some();
-    let dir = daemon.paths.data.join("sessions").join(&state.config.name);
-    let restore = match exported.map(|text| environment::prepare_restore(&dir, text)) {
+    let restore = daemon
+        .persist
+        .place
+        .as_ref()
+        .zip(exported)
+        .map(|(place, text)| {
+            let path = place.restore_file(&state.config.name);
+            environment::prepare_restore(&path, text).map(|var| (var, path))
+        });
+    let restore = match restore {
         Some(Ok((var, path))) => {
             params
                 .set_env

@@ -24,10 +24,16 @@ fn ok_exec(env: &Env, t: &str, command: &str) -> String {
 }
 
 /// Each shell exports `X`, a value with every awkward character (from a file, as sh has no
-/// `$'...'`), and sets `LOCAL` without exporting it.
-fn export_in_each(env: &Env, value_file: &std::path::Path) {
+/// `$'...'`), and sets `LOCAL` without exporting it. The daemon keeps the shells' files under
+/// `runtime`, its `$XDG_RUNTIME_DIR`.
+fn export_in_each(env: &Env, value_file: &std::path::Path, runtime: &std::path::Path) {
     for sh in SHELLS {
-        env.ok(&["new", "-s", sh, "--shell", sh]);
+        let made = env
+            .command(&["new", "-s", sh, "--shell", sh])
+            .env("XDG_RUNTIME_DIR", runtime)
+            .output()
+            .expect("new");
+        assert!(made.status.success(), "{made:?}");
         ok_exec(
             env,
             sh,
@@ -44,14 +50,27 @@ fn exported_variables_come_back_after_a_sigkill_in_bash_zsh_and_sh() {
     let env = Env::new();
     let value_file = env.home.path().join("odd-value");
     std::fs::write(&value_file, ODD).expect("value");
-    export_in_each(&env, &value_file);
-    for sh in SHELLS {
-        // Taken into the store when the exec ended: no plaintext copy stays beside the session.
-        let live = env.home.path().join(format!("servers/t/sessions/{sh}/env"));
-        assert!(!live.exists(), "{} left behind", live.display());
-    }
+    let runtime = env.home.path().join("runtime");
+    std::fs::create_dir(&runtime).expect("runtime dir");
+    export_in_each(&env, &value_file, &runtime);
+    // Each shell wrote its file in memory, not in the state directory, and the daemon took it
+    // into the store when the exec ended: no plaintext copy stays.
+    let uid = rustix::process::geteuid().as_raw();
+    let place = runtime.join(format!("ai-session-{uid}"));
+    assert!(place.is_dir(), "{} missing", place.display());
+    let left: Vec<_> = std::fs::read_dir(&place)
+        .expect("place")
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
     sigkill(env.daemon_pid());
-    env.ok(&["ls"]);
+    let back = env
+        .command(&["ls"])
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .output()
+        .expect("ls");
+    assert!(back.status.success(), "{back:?}");
     for sh in SHELLS {
         assert_eq!(ok_exec(&env, sh, "echo $X"), format!("exported-{sh}"));
         assert_eq!(ok_exec(&env, sh, "echo \"[${LOCAL-}]\""), "[]", "{sh}");
@@ -68,6 +87,13 @@ fn exported_variables_come_back_after_a_sigkill_in_bash_zsh_and_sh() {
             "[]"
         );
     }
+    // The restore files were read and are gone, as are the shells' own files.
+    let left: Vec<_> = std::fs::read_dir(&place)
+        .expect("place")
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
 }
 
 /// An export typed with `send` (no exec ends at its prompt) is kept by the checkpoint that a

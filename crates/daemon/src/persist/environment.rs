@@ -1,11 +1,11 @@
 //! The variables a session's shell exported, carried across a daemon restart.
 //!
 //! The shell hooks (`ai_session_core::shell`) write `export -p` and an end line to the
-//! session's `env` file before each prompt's D mark. The store thread takes that file after
-//! each exec (the mark has arrived, so the file is whole) and at each checkpoint: it keeps the
-//! text in the session's record when it changed (sealed in an encrypted store) and removes
-//! the file, so the plaintext lives on disk only from a prompt to the daemon's next look. At a
-//! restart the text goes into `env.restore`, whose path the new shell gets in
+//! session's file (`shell::exported::Place`: in memory when the machine has a tmpfs for it)
+//! before each prompt's D mark. The store thread takes that file after each exec (the mark has
+//! arrived, so the file is whole) and at each checkpoint: it keeps the text in the session's
+//! record when it changed (sealed in an encrypted store) and removes the file. At a restart the
+//! text goes into the session's restore file, whose path the new shell gets in
 //! `AI_SESSION_ENV_RESTORE` and sources after the user's rc file, before its first prompt.
 //!
 //! Why a file and not an OSC string through the terminal: `export -p` into a file is builtins
@@ -14,27 +14,23 @@
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use ai_session_core::shell::{ENV_END, ENV_FILE, ENV_RESTORE_ENV};
-
-/// The file a resurrected shell sources, in the session's directory.
-const RESTORE_FILE: &str = "env.restore";
+use ai_session_core::shell::{ENV_END, ENV_RESTORE_ENV};
 
 /// The most a shell's exported environment may take: a larger file is left unread (Linux
 /// limits one variable to 128 KiB and the whole environment of an exec to about 2 MiB).
 const MAX_BYTES: u64 = 4 << 20;
 
-/// Takes the text the shell in `session_dir` wrote at its last prompt: `None` when there is
-/// none, or it is incomplete (read while the shell writes it: it is left for the next look).
-pub(super) fn take(session_dir: &Path) -> Option<Vec<u8>> {
-    let path = session_dir.join(ENV_FILE);
-    let mut bytes = read_bounded(&path)?;
+/// Takes the text a shell wrote to `path` at its last prompt: `None` when there is none, or
+/// it is incomplete (read while the shell writes it: it is left for the next look).
+pub(super) fn take(path: &Path) -> Option<Vec<u8>> {
+    let mut bytes = read_bounded(path)?;
     if !bytes.ends_with(ENV_END.as_bytes()) {
         return None;
     }
     bytes.truncate(bytes.len() - ENV_END.len());
-    if let Err(e) = std::fs::remove_file(&path) {
+    if let Err(e) = std::fs::remove_file(path) {
         tracing::warn!("cannot remove {}: {e}", path.display());
     }
     Some(bytes)
@@ -75,27 +71,19 @@ pub(super) fn fingerprint(bytes: &[u8]) -> u64 {
     h.finish()
 }
 
-/// Writes `exported` for the shell about to start in `session_dir` (0600, the directory
-/// created if needed) and returns the variable that points the hooks at it.
-pub(super) fn prepare_restore(
-    session_dir: &Path,
-    exported: &[u8],
-) -> std::io::Result<(String, PathBuf)> {
+/// Writes `exported` to `path` (0600) for the shell about to start and returns the variable
+/// that points its hooks at it.
+pub(super) fn prepare_restore(path: &Path, exported: &[u8]) -> std::io::Result<String> {
     use std::io::Write;
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(session_dir)?;
-    let path = session_dir.join(RESTORE_FILE);
+    use std::os::unix::fs::OpenOptionsExt;
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .mode(0o600)
-        .open(&path)?;
+        .open(path)?;
     file.write_all(exported)?;
-    Ok((ENV_RESTORE_ENV.to_owned(), path))
+    Ok(ENV_RESTORE_ENV.to_owned())
 }
 
 /// Removes a restore file a shell that did not start will never read.
@@ -114,27 +102,22 @@ mod tests {
     #[test]
     fn a_file_without_its_end_line_is_left_for_the_next_look() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join(ENV_FILE), "declare -x A=\"1\"\ndecl").unwrap();
-        assert_eq!(take(dir.path()), None);
-        assert!(dir.path().join(ENV_FILE).exists());
-        std::fs::write(
-            dir.path().join(ENV_FILE),
-            format!("declare -x A=\"1\"\n{ENV_END}"),
-        )
-        .unwrap();
-        assert_eq!(
-            take(dir.path()).as_deref(),
-            Some(&b"declare -x A=\"1\"\n"[..])
-        );
-        assert!(!dir.path().join(ENV_FILE).exists());
-        assert_eq!(take(dir.path()), None);
+        let file = dir.path().join("s.env");
+        std::fs::write(&file, "declare -x A=\"1\"\ndecl").unwrap();
+        assert_eq!(take(&file), None);
+        assert!(file.exists());
+        std::fs::write(&file, format!("declare -x A=\"1\"\n{ENV_END}")).unwrap();
+        assert_eq!(take(&file).as_deref(), Some(&b"declare -x A=\"1\"\n"[..]));
+        assert!(!file.exists());
+        assert_eq!(take(&file), None);
     }
 
     #[test]
     fn the_restore_file_is_private() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
-        let (var, path) = prepare_restore(&dir.path().join("s"), b"export A='1'\n").unwrap();
+        let path = dir.path().join("s.restore");
+        let var = prepare_restore(&path, b"export A='1'\n").unwrap();
         assert_eq!(var, ENV_RESTORE_ENV);
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
