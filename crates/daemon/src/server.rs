@@ -537,6 +537,13 @@ fn manager_config(
     if !paths.data.starts_with(&servers) {
         config.hidden.dirs.push(paths.data.clone());
     }
+    // Where unconfined shells leave what they export, which the next daemon's shells source:
+    // a sandboxed program must not write there (under `/dev/shm` it has its own already).
+    let exported = ai_session_core::shell::exported::Place::for_data(&paths.data);
+    let dir = exported.dir();
+    if !dir.starts_with("/dev/shm") && !dir.starts_with(&servers) && !dir.starts_with(&paths.data) {
+        config.hidden.dirs.push(dir.to_owned());
+    }
     config.hidden.files = vec![paths.socket.clone()];
     config
 }

@@ -184,3 +184,47 @@ fn execs_that_export_nothing_do_not_rewrite_the_saved_environment() {
         "rewritten by execs that export nothing"
     );
 }
+
+/// A sandboxed program cannot plant a file where unconfined shells leave what they export (a
+/// planted file would be taken into an unconfined session's record and sourced by its shell
+/// after the next restart): the directory is covered in its mount namespace.
+#[test]
+fn a_sandboxed_program_cannot_write_where_the_shells_leave_their_exports() {
+    let env = Env::outside_tmp();
+    let runtime = env.home.path().join("runtime");
+    std::fs::create_dir(&runtime).expect("runtime dir");
+    let made = env
+        .command(&["new", "-s", "plain"])
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .output()
+        .expect("new");
+    assert!(made.status.success(), "{made:?}");
+    let boxed = env.run(&[
+        "new",
+        "-s",
+        "boxed",
+        "--policy",
+        "workspace-write",
+        "-c",
+        &runtime.to_string_lossy(),
+    ]);
+    assert!(boxed.status.success(), "{boxed:?}");
+    let uid = rustix::process::geteuid().as_raw();
+    let planted = runtime.join(format!("ai-session-{uid}/planted.env"));
+    let out = env.exec(
+        "boxed",
+        &format!(
+            "echo 'touch /tmp/pwned' > {} ; echo done",
+            planted.display()
+        ),
+    );
+    assert!(
+        out["output"].as_str().unwrap_or_default().contains("done"),
+        "{out}"
+    );
+    assert!(
+        !planted.exists(),
+        "a sandboxed program wrote {}",
+        planted.display()
+    );
+}

@@ -42,6 +42,11 @@ impl Place {
         Self { dir, prefix }
     }
 
+    /// The directory the files are in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// The file the hooks of session `name` write to.
     pub fn file(&self, name: &str) -> PathBuf {
         self.dir.join(format!("{}-{name}.env", self.prefix))
