@@ -290,7 +290,11 @@ async fn serve_from(
     ready();
     accept(&daemon, &listener, &mut term, &mut int, &mut hup).await;
     if let Some(reap) = daemon.upgrade.take_reap() {
+        // The new daemon holds the socket and the lock; closing (never unlocking: the lock is
+        // one open file, shared with it) leaves the reaper holding neither.
         drop(listener);
+        drop(lock);
+        daemon.upgrade.release();
         crate::upgrade::become_reaper(finish_handover(&daemon, reap).await);
     }
     tracing::info!("shutting down");
