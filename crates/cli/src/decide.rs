@@ -50,6 +50,9 @@ pub struct DecideArgs {
     /// The session whose next commands decide its outcome.
     #[arg(short = 't', long = "target", value_name = "SESSION")]
     target: Option<String>,
+    /// What sort of decision it is ("fix", "test-strategy" ...), for success rates by kind.
+    #[arg(long)]
+    kind: Option<String>,
     /// Print JSON with a stable shape.
     #[arg(long, global = true)]
     json: bool,
@@ -83,13 +86,15 @@ pub enum DecisionsAction {
         target: Option<String>,
         #[arg(long)]
         task: Option<String>,
+        #[arg(long)]
+        kind: Option<String>,
         /// The newest this many.
         #[arg(long, default_value_t = 100)]
         limit: usize,
     },
     /// One decision, with its outcome and linked commands.
     Show { id: u64 },
-    /// Success rates by agent, and calibration: reliability bins and the Brier score.
+    /// Success rates by agent and by kind, and calibration: reliability bins and the Brier score.
     Stats {
         #[arg(long)]
         agent: Option<String>,
@@ -125,6 +130,7 @@ pub(crate) async fn run(sel: &Selector, command: DecideCommand) -> Result<ExitCo
                     alternatives: a.alternatives,
                     task: a.task,
                     target: a.target,
+                    kind: a.kind,
                 };
                 let d: DecisionInfo = client.call(reg::DecisionRecord::NAME, params).await?;
                 if a.json {
@@ -149,12 +155,14 @@ async fn decisions(
             agent,
             target,
             task,
+            kind,
             limit,
         } => {
             let params = DecisionListParams {
                 agent,
                 target,
                 task,
+                kind,
                 limit: Some(limit),
             };
             let l: DecisionList = client.call(reg::DecisionList::NAME, params).await?;
@@ -228,6 +236,9 @@ fn show(d: &DecisionInfo, json: bool) -> Result<(), CliError> {
     if let Some(s) = &d.session {
         println!("  session: {s}");
     }
+    if let Some(k) = &d.kind {
+        println!("  kind: {k}");
+    }
     if let Some(t) = &d.task {
         println!("  task: {t}");
     }
@@ -243,13 +254,22 @@ fn render_stats(s: &DecisionStats) -> String {
         out.push_str(&format!(", Brier score {b:.3} (0 is perfect)"));
     }
     out.push('\n');
-    for a in &s.by_agent {
-        let rate = a
+    let groups = s
+        .by_agent
+        .iter()
+        .map(|a| (format!("agent {}", a.agent), &a.tally))
+        .chain(
+            s.by_kind
+                .iter()
+                .map(|k| (format!("kind {}", k.kind), &k.tally)),
+        );
+    for (name, t) in groups {
+        let rate = t
             .success_rate
             .map_or_else(|| "-".to_owned(), |r| format!("{:.0}%", r * 100.0));
         out.push_str(&format!(
-            "  {}: {} decisions, {} succeeded, {} failed, {} unknown, success rate {rate}, mean confidence {:.2}\n",
-            a.agent, a.decisions, a.success, a.failure, a.unknown, a.mean_confidence
+            "  {name}: {} decisions, {} succeeded, {} failed, {} unknown, success rate {rate}, mean confidence {:.2}\n",
+            t.decisions, t.success, t.failure, t.unknown, t.mean_confidence
         ));
     }
     for b in &s.bins {

@@ -11,6 +11,8 @@ mod call;
 mod directory;
 mod error;
 mod node;
+#[cfg(feature = "test-server")]
+pub mod testing;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

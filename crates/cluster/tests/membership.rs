@@ -3,49 +3,26 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use ai_session_cluster::testing::NatsServer;
 use ai_session_cluster::{Cluster, ClusterError, Forward, Origin};
 use ai_session_protocol::config::ClusterConfig;
 
+/// A private nats-server and its client URL.
 struct Nats {
-    child: Child,
+    _server: NatsServer,
     url: String,
-    _store: tempfile::TempDir,
 }
 
 impl Nats {
     fn start() -> Nats {
-        let store = tempfile::tempdir().expect("tempdir");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let child = Command::new("nats-server")
-            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-            .arg(store.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nats-server is installed by .ci/run (apt-get install nats-server)");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "nats-server did not listen");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let server = NatsServer::start::<&str>(&[]).expect("nats-server (installed by .ci/run)");
         Nats {
-            child,
-            url: format!("nats://127.0.0.1:{port}"),
-            _store: store,
+            url: server.url("nats"),
+            _server: server,
         }
-    }
-}
-
-impl Drop for Nats {
-    fn drop(&mut self) {
-        self.child.kill().ok();
-        self.child.wait().ok();
     }
 }
 
@@ -196,38 +173,17 @@ async fn tls_settings_reach_a_server_that_verifies_clients() {
     let certs = tempfile::tempdir().unwrap();
     let dir = certs.path();
     certificates(dir);
-    let store = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .unwrap()
-        .port();
-    let mut child = Command::new("nats-server")
-        .args([
-            "-js",
-            "-a",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "--tlsverify",
-        ])
-        .arg("--tlscert")
-        .arg(dir.join("server.pem"))
-        .arg("--tlskey")
-        .arg(dir.join("server.key"))
-        .arg("--tlscacert")
-        .arg(dir.join("ca.pem"))
-        .arg("-sd")
-        .arg(store.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("nats-server");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "nats-server did not listen");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let url = format!("tls://127.0.0.1:{port}");
+    let tls_args = [
+        "--tlsverify".into(),
+        "--tlscert".into(),
+        dir.join("server.pem").into_os_string(),
+        "--tlskey".into(),
+        dir.join("server.key").into_os_string(),
+        "--tlscacert".into(),
+        dir.join("ca.pem").into_os_string(),
+    ];
+    let server = NatsServer::start(&tls_args).expect("nats-server");
+    let url = server.url("tls");
     let mut tls = ClusterConfig {
         tls_ca: Some(dir.join("ca.pem")),
         ..config()
@@ -252,6 +208,5 @@ async fn tls_settings_reach_a_server_that_verifies_clients() {
         Cluster::join(&untrusted, &url, "m").await,
         Err(ClusterError::Connect { .. })
     ));
-    child.kill().ok();
-    child.wait().ok();
+    drop(server);
 }

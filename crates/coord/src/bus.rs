@@ -19,6 +19,7 @@ use crate::error::{CoordError, Result};
 use crate::event::Event;
 use crate::ids::{AgentId, CorrelationId, MessageId};
 use crate::message::{Message, Route, now_ms};
+use crate::recent::Recent;
 
 /// What a publisher does when a subscriber's queue is full.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -100,6 +101,8 @@ struct Shared {
     next_subscription: AtomicU64,
     next_correlation: AtomicU64,
     inbox: QueueOptions,
+    /// The last messages of each topic, for `bus.recent`.
+    recent: Mutex<Recent>,
 }
 
 impl Shared {
@@ -131,6 +134,7 @@ impl Bus {
                 next_subscription: AtomicU64::new(1),
                 next_correlation: AtomicU64::new(1),
                 inbox,
+                recent: Mutex::new(Recent::default()),
             }),
         }
     }
@@ -213,6 +217,34 @@ impl Bus {
         }
     }
 
+    fn keep(&self, topic: &Arc<str>, msg: &Arc<Message>) {
+        let pushed_out = self
+            .shared
+            .recent
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .record(topic, msg);
+        drop(pushed_out);
+    }
+
+    /// The newest `limit` messages published on `topic`, oldest first.
+    pub(crate) fn recent(&self, topic: &str, limit: usize) -> Vec<Arc<Message>> {
+        self.shared
+            .recent
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .of(topic, limit)
+    }
+
+    /// Every topic with recent messages, and how many are kept.
+    pub(crate) fn recent_counts(&self) -> Vec<(String, usize)> {
+        self.shared
+            .recent
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .counts()
+    }
+
     pub(crate) fn topics(&self) -> Vec<TopicInfo> {
         let routes = self.shared.routes();
         let mut out: Vec<TopicInfo> = routes
@@ -241,9 +273,8 @@ impl Bus {
                 .map(|(k, v)| (k.clone(), v.clone()))
         };
         let mut report = Delivery::default();
-        let Some((topic, slots)) = found else {
-            return report;
-        };
+        // A message nobody listens to is still kept with the topic's recent ones.
+        let (topic, slots) = found.unwrap_or_else(|| (Arc::from(topic), Arc::from(Vec::new())));
         let msg = self.message(
             Route::Topic {
                 topic: topic.clone(),
@@ -251,6 +282,7 @@ impl Bus {
             from,
             payload,
         );
+        self.keep(&topic, &msg);
         for slot in slots.iter() {
             let label = || format!("{topic}#sub-{}", slot.id);
             match self
@@ -286,6 +318,7 @@ impl Bus {
             None,
             payload,
         );
+        self.keep(&topic, &msg);
         for slot in slots.iter() {
             if let Err(mpsc::error::TrySendError::Full(m)) = slot.tx.try_send(msg.clone()) {
                 let label = format!("{topic}#sub-{}", slot.id);

@@ -367,6 +367,17 @@ impl Coordinator {
         self.shared.bus.topics()
     }
 
+    /// The newest `limit` messages published on `topic` (at most [`crate::RECENT_PER_TOPIC`]
+    /// are kept per topic), oldest first; whether anyone subscribed or not.
+    pub fn recent(&self, topic: &str, limit: usize) -> Vec<Arc<Message>> {
+        self.shared.bus.recent(topic, limit)
+    }
+
+    /// Every topic with recent messages kept, and how many.
+    pub fn recent_counts(&self) -> Vec<(String, usize)> {
+        self.shared.bus.recent_counts()
+    }
+
     /// The dead-letter queue, oldest first, left in place.
     pub fn dead_letters(&self) -> Vec<DeadLetter> {
         self.shared.bus.dead().list()

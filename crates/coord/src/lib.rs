@@ -26,6 +26,7 @@ mod event;
 mod ids;
 mod message;
 mod ready;
+mod recent;
 pub mod strategy;
 mod task;
 
@@ -39,5 +40,6 @@ pub use error::{CoordError, Result};
 pub use event::{Event, LeaveReason, RESULTS_TOPIC, SYSTEM_TOPIC};
 pub use ids::{AgentId, CorrelationId, MessageId, TaskId};
 pub use message::{Message, Route};
+pub use recent::PER_TOPIC as RECENT_PER_TOPIC;
 pub use strategy::{Candidate, LeastLoaded, PriorityFirst, RoundRobin, Strategy};
 pub use task::{Dep, Task, TaskSpec, TaskState};

@@ -47,6 +47,12 @@ pub enum Error {
     /// The session was killed while the request was pending.
     #[error("session '{0}' was killed")]
     Killed(String),
+    /// The session a request was checked against is gone and another now has its name: the
+    /// request is not carried out on the newcomer (a grant on the old one does not cover it).
+    #[error(
+        "session '{0}' was replaced (killed, and another session created with its name) after this request was checked; nothing was done to the new one"
+    )]
+    Replaced(String),
     /// The daemon handed the session to its upgraded binary (`daemon upgrade`) while this
     /// request waited; a command it started keeps running there.
     #[error("session '{0}' was handed over to the upgraded daemon while this request waited")]
@@ -121,6 +127,8 @@ impl Error {
             Self::Unsupported(_) => RpcError::new(ErrorKind::Unsupported, msg),
             Self::TooLarge { hint, .. } => RpcError::new(ErrorKind::TooLarge, msg).with_hint(hint.clone()),
             Self::Killed(_) => RpcError::new(ErrorKind::SessionNotFound, msg),
+            Self::Replaced(_) => RpcError::new(ErrorKind::SessionNotFound, msg)
+                .with_hint("send the request again if it is meant for the new session"),
             Self::HandedOver(name) => RpcError::new(ErrorKind::ShuttingDown, msg).with_hint(format!(
                 "the command keeps running: `ai-session wait -t {name} --prompt`, then `ai-session read -t {name}`"
             )),

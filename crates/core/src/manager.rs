@@ -188,6 +188,16 @@ impl SessionManager {
         })
     }
 
+    /// The session called `name`, provided it is still the one with id `id` (the one a request
+    /// was checked against): a session created since under the same name is [`Error::Replaced`].
+    pub fn get_exact(&self, name: &str, id: &str) -> Result<SessionHandle> {
+        let handle = self.get(name)?;
+        if handle.id() != id {
+            return Err(Error::Replaced(name.to_owned()));
+        }
+        Ok(handle)
+    }
+
     /// Starts a session. Must be called inside a tokio runtime.
     pub async fn create(&self, params: NewParams) -> Result<SessionInfo> {
         // The new session's state is known here: answering without a round trip through its
@@ -445,8 +455,25 @@ impl SessionManager {
 
     /// Kills a session's processes and forgets it.
     pub async fn kill(&self, name: &str) -> Result<()> {
-        let handle = self.get(name)?;
-        self.sessions().remove(name);
+        self.kill_exact(name, None).await
+    }
+
+    /// Kills the session called `name` if it is the one with id `id` (when given): checked and
+    /// removed under one lock, so a session created since under the name is never the one
+    /// killed ([`Error::Replaced`]).
+    pub async fn kill_exact(&self, name: &str, id: Option<&str>) -> Result<()> {
+        let handle = {
+            let mut sessions = self.sessions();
+            let handle = sessions.get(name).cloned().ok_or_else(|| Error::NotFound {
+                name: name.to_owned(),
+                existing: sessions.keys().cloned().collect(),
+            })?;
+            if id.is_some_and(|id| id != handle.id()) {
+                return Err(Error::Replaced(name.to_owned()));
+            }
+            sessions.remove(name);
+            handle
+        };
         self.inner
             .pids
             .lock()

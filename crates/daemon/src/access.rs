@@ -685,6 +685,12 @@ impl Access {
         self.audit.hand_over()
     }
 
+    /// Opens entry `seq`'s sealed detail with this daemon's key; `None` without a passphrase
+    /// or when it was sealed under another one.
+    pub(crate) fn open_audit_detail(&self, seq: u64, detail: &str) -> Option<Option<String>> {
+        self.audit.open_detail(seq, detail)
+    }
+
     /// Takes the audit log back after a handover that failed.
     pub(crate) fn take_back_audit(&self, log: Option<ai_session_sandbox::audit::AuditLog>) {
         self.audit.take_back(log);

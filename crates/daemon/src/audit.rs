@@ -317,6 +317,12 @@ impl Trail {
         })
     }
 
+    /// Entry `seq`'s sealed detail in clear: `None` when the daemon has no passphrase,
+    /// `Some(None)` when it does not open under this one.
+    pub(crate) fn open_detail(&self, seq: u64, detail: &str) -> Option<Option<String>> {
+        self.cipher.as_ref().map(|c| c.open(seq, detail))
+    }
+
     /// Records an HTTP request refused for want of valid credentials: one entry each up to
     /// the window's quota, then one entry counting the rest, so a flood cannot fill the disk.
     pub(crate) fn unauthorized(&self, detail: String) {

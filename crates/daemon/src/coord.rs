@@ -411,6 +411,34 @@ pub(crate) async fn bus_topics(daemon: &Daemon) -> Result<TopicsResult, RpcError
     })
 }
 
+/// `bus.recent`: the topics with messages kept, and the newest of one topic's.
+pub(crate) async fn bus_recent(
+    daemon: &Daemon,
+    p: ai_session_protocol::web::RecentParams,
+) -> Result<ai_session_protocol::web::RecentResult, RpcError> {
+    use ai_session_protocol::web::{RecentResult, RecentTopic};
+    let coord = &daemon.coord;
+    let mut topics: Vec<RecentTopic> = coord
+        .recent_counts()
+        .into_iter()
+        .map(|(topic, kept)| RecentTopic { topic, kept })
+        .collect();
+    topics.sort_by(|a, b| a.topic.cmp(&b.topic));
+    let limit = p
+        .limit
+        .unwrap_or(ai_session_coord::RECENT_PER_TOPIC)
+        .min(ai_session_coord::RECENT_PER_TOPIC);
+    let messages = match &p.topic {
+        Some(topic) => coord
+            .recent(topic, limit)
+            .iter()
+            .map(|m| wire(&**m))
+            .collect::<Result<_, _>>()?,
+        None => Vec::new(),
+    };
+    Ok(RecentResult { topics, messages })
+}
+
 pub(crate) async fn task_submit(
     daemon: &Daemon,
     p: SubmitParams,

@@ -1184,7 +1184,8 @@ pub(crate) async fn snapshot_create(
     a: SnapshotParams,
 ) -> Result<SnapshotInfo, RpcError> {
     let persist = &daemon.persist;
-    let handle = daemon.manager.get(&a.target).map_err(|e| e.to_rpc())?;
+    let handle =
+        crate::service::session_handle(&daemon.manager, &a.target).map_err(|e| e.to_rpc())?;
     let sid = handle.id().to_owned();
     save_context(persist, &daemon.contexts, &sid).await;
     let scrollback = capture(&handle).await;
@@ -1337,7 +1338,8 @@ pub(crate) async fn snapshot_prune(
 
 pub(crate) async fn export(daemon: &Daemon, a: m::Target) -> Result<ExportResult, RpcError> {
     let persist = &daemon.persist;
-    let handle = daemon.manager.get(&a.target).map_err(|e| e.to_rpc())?;
+    let handle =
+        crate::service::session_handle(&daemon.manager, &a.target).map_err(|e| e.to_rpc())?;
     let sid = handle.id().to_owned();
     save_context(persist, &daemon.contexts, &sid).await;
     let scrollback = capture(&handle).await;

@@ -229,9 +229,13 @@ async fn serve_from(
     let persist = crate::persist::Persist::open(&paths.data)?;
     let contexts = crate::context::Contexts::start().map_err(setup_err(&paths.data))?;
     let first_agent_id = access.first_agent_id();
+    let coord = ai_session_coord::Coordinator::new(ai_session_coord::CoordConfig {
+        first_agent_id,
+        ..ai_session_coord::CoordConfig::default()
+    });
     let telemetry = crate::telemetry::Telemetry::from_env()
         .with_alerts(&config.alerts)
-        .with_decisions(persist.store())
+        .with_decisions(persist.store(), &coord)
         .with_tracing(&config.telemetry, tokio::runtime::Handle::current())?;
     use rustix::fd::AsFd;
     let upgrade = crate::upgrade::Upgrade::new(listener.as_fd(), lock.as_fd())
@@ -246,10 +250,7 @@ async fn serve_from(
         persist,
         access,
         manager,
-        coord: ai_session_coord::Coordinator::new(ai_session_coord::CoordConfig {
-            first_agent_id,
-            ..ai_session_coord::CoordConfig::default()
-        }),
+        coord,
         paths: paths.clone(),
         started: Instant::now(),
         shutdown: Notify::new(),

@@ -1,15 +1,23 @@
 // The dashboard's shell: the API helper (cookie + CSRF token), tabs, the error banner, and the
 // session list: polled from GET /v1/sessions, drawn virtualised (only the rows in view exist),
 // rows kept live between polls by the $system bus stream (session states, panels.js) and the
-// selected session's own stream (terminal.js).
+// selected session's own stream (terminal.js). In a cluster (GET /v1/cluster/nodes answers),
+// each row names its node, and the sessions of the other nodes are listed too.
 'use strict';
 
 const CSRF = document.querySelector('meta[name="csrf-token"]').content;
 const PRINCIPAL = document.querySelector('meta[name="principal"]').content;
 const ROW = 24;
 
+// Reads this principal was refused (403), by path without its query: asked once per page
+// load, not at every poll, so a read-only dashboard does not fill the audit log with denials
+// (nor raise denial_burst alerts). A capability granted later shows after a reload.
+const refusedReads = new Map();
+
 /** Calls the REST API as this dashboard session; throws an Error with the server's message. */
 async function api(method, path, body) {
+  const key = path.split('?')[0];
+  if (method === 'GET' && refusedReads.has(key)) throw refusedReads.get(key);
   const opts = { method, headers: {}, credentials: 'same-origin' };
   if (method !== 'GET') {
     opts.headers['X-CSRF-Token'] = CSRF;
@@ -25,9 +33,18 @@ async function api(method, path, body) {
     err.status = r.status;
     err.hint = json && json.error && json.error.hint;
     if (r.status === 401) showError('Logged out: run `ai-session web` for a new link.');
+    if (r.status === 403 && method === 'GET') refusedReads.set(key, err);
     throw err;
   }
   return json;
+}
+
+/** Whether this principal may follow bus topics (bus:subscribe, which bus.recent needs too):
+ * asked once, so a dashboard without it never opens a stream the daemon would refuse. */
+let subscribing = null;
+function maySubscribe() {
+  subscribing ||= api('GET', '/v1/bus/recent').then(() => true, (e) => e.status !== 403);
+  return subscribing;
 }
 
 function wsUrl(path) {
@@ -84,6 +101,8 @@ const list = {
   agents: {},     // session name -> agent name
   selected: null, // name
   live: {},       // name -> fields the stream updated since the last poll
+  node: null,     // this daemon's node, when it is in a cluster
+  clusterless: false, // the daemon said it is in no cluster
 };
 
 function rowFields(s) {
@@ -97,8 +116,9 @@ function rowFields(s) {
     cwd: s.cwd,
     sandbox: s.sandbox ? s.sandbox.policy : '',
     exit,
-    duration: human(Date.now() - s.created_ms),
+    duration: s.created_ms ? human(Date.now() - s.created_ms) : '',
     agent: list.agents[s.name] || '',
+    node: s.node || list.node || '',
   };
 }
 
@@ -109,7 +129,7 @@ function applyFilters() {
   list.shown = list.all.map(rowFields).filter((r) =>
     (!state || r.state === state)
     && (!failed || (r.exit != null && r.exit !== 0))
-    && (!text || [r.name, r.program, r.cwd, r.agent, r.sandbox].some((f) => f.toLowerCase().includes(text))));
+    && (!text || [r.name, r.program, r.cwd, r.agent, r.sandbox, r.node].some((f) => f.toLowerCase().includes(text))));
   document.getElementById('session-spacer').style.height = `${list.shown.length * ROW}px`;
   document.getElementById('list-count').textContent =
     `${list.shown.length} of ${list.all.length} sessions`;
@@ -139,18 +159,26 @@ function drawRows() {
     el('span', {}, r.sandbox),
     el('span', { class: exitClass }, r.exit == null ? '' : r.exit),
     el('span', {}, r.duration),
-    el('span', {}, r.agent));
+    el('span', {}, r.agent),
+    el('span', { class: 'node' }, r.node));
     spacer.append(row);
   }
 }
 
 async function pollSessions() {
   try {
-    const [sessions, agents] = await Promise.all([
+    const [sessions, agents, cluster] = await Promise.all([
       api('GET', '/v1/sessions'),
       api('GET', '/v1/agents').catch(() => ({ agents: [] })),
+      list.clusterless ? null : api('GET', '/v1/cluster/nodes').catch((e) => {
+        // Not in a cluster (409): a daemon joins one only when it starts, so ask no more.
+        if (e.status === 409) list.clusterless = true;
+        return null;
+      }),
     ]);
-    list.all = sessions.sessions.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    list.node = cluster ? cluster.node : null;
+    list.all = sessions.sessions.concat(remoteSessions(cluster, sessions.sessions))
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     list.live = {};
     list.agents = {};
     for (const a of agents.agents) if (a.session && a.status === 'active') list.agents[a.session] = a.name;
@@ -159,6 +187,23 @@ async function pollSessions() {
   } catch (e) {
     if (e.status !== 401) showError(`session list: ${e.message}`);
   }
+}
+
+/** The other nodes' sessions, as the cluster's node records list them: name and node only
+ * (their state and details live on their node). */
+function remoteSessions(cluster, local) {
+  if (!cluster) return [];
+  const here = new Set(local.map((s) => s.name));
+  const out = [];
+  for (const n of cluster.nodes) {
+    if (n.node === cluster.node) continue;
+    for (const name of n.sessions) {
+      if (here.has(name)) continue;
+      here.add(name); // a name listed twice (a record not yet expired) is shown once
+      out.push({ name, state: 'remote', program: [], cwd: '', node: n.node, remote: true });
+    }
+  }
+  return out;
 }
 
 /** The stream of the selected session changed its row (state, exit code). */

@@ -1,6 +1,7 @@
-// The other panels: agents, bus topics, coordinator events (the `$system` bus stream), the
-// task DAG and dead letters; the audit log with its chain check; charts drawn from
-// GET /v1/stats polled every 2 s (no external service).
+// The other panels: agents, bus topics with their recent messages (bus.recent, then the topic's
+// own stream), coordinator events (the `$system` bus stream), the task DAG and dead letters;
+// the audit log with its chain check and sealed details opened on request (audit.open); charts
+// drawn from GET /v1/stats polled every 2 s once the tab was shown (no external service).
 'use strict';
 
 // ---- agents and tasks -----------------------------------------------------------------------
@@ -14,20 +15,90 @@ function table(id, head, rows) {
 
 async function loadCoord() {
   const get = (path, empty) => api('GET', path).catch((e) => { showError(`${path}: ${e.message}`); return empty; });
-  const [agents, tasks, topics, dead] = await Promise.all([
+  const [agents, tasks, topics, recent, dead] = await Promise.all([
     get('/v1/agents', { agents: [] }),
     get('/v1/tasks', { tasks: [] }),
     get('/v1/bus/topics', { topics: [] }),
+    get('/v1/bus/recent', { topics: [] }),
     get('/v1/bus/dead-letters', { dead_letters: [], stats: {} }),
   ]);
   table('agents', ['name', 'id', 'status', 'capabilities', 'session', 'load'],
     agents.agents.map((a) => [a.name, a.id, a.status, a.capabilities.join(' '), a.session || '', `${a.load}/${a.max_tasks}`]));
-  table('topics', ['topic', 'subscribers'], topics.topics.map((t) => [t.topic, t.subscribers]));
+  drawTopics(topics.topics, recent.topics);
   table('tasks', ['id', 'description', 'state', 'needs', 'after', 'agent', 'attempts', 'last error'],
     tasks.tasks.map((t) => [t.id, t.description, t.state, t.needs.join(' '), t.after.join(' '), t.agent ?? '', `${t.attempts}/${t.max_retries + 1}`, t.last_error || '']));
   table('dead', ['seq', 'kind', 'recipient', 'reason', 'attempts'],
     dead.dead_letters.map((d) => [d.seq, d.kind, d.recipient || '', d.reason, d.attempts ?? '']));
   drawDag(tasks.tasks);
+}
+
+// ---- bus topics and their recent messages ---------------------------------------------------
+
+/** Topics with subscribers and topics with messages kept, one row each; a click opens one. */
+function drawTopics(subscribed, kept) {
+  const rows = new Map();
+  for (const t of subscribed) rows.set(t.topic, { topic: t.topic, subscribers: t.subscribers, kept: 0 });
+  for (const t of kept) rows.set(t.topic, Object.assign(rows.get(t.topic) || { topic: t.topic, subscribers: 0 }, { kept: t.kept }));
+  const all = [...rows.values()].sort((a, b) => (a.topic < b.topic ? -1 : 1));
+  table('topics', ['topic', 'subscribers', 'recent messages'], all.map((t) => [t.topic, t.subscribers, t.kept]));
+  const trs = document.querySelectorAll('#topics tr');
+  all.forEach((t, i) => {
+    const tr = trs[i + 1];
+    tr.dataset.topic = t.topic;
+    tr.classList.add('clickable');
+    if (t.topic === topicView.name) tr.classList.add('selected');
+    tr.addEventListener('click', () => openTopic(t.topic));
+  });
+}
+
+const topicView = { name: null, ws: null, messages: [] };
+
+/** The topic's recent messages, then its own stream keeps the table live (one topic at a time). */
+async function openTopic(name) {
+  if (topicView.ws) topicView.ws.close();
+  topicView.ws = null;
+  topicView.name = name;
+  topicView.messages = [];
+  for (const tr of document.querySelectorAll('#topics tr')) tr.classList.toggle('selected', tr.dataset.topic === name);
+  document.getElementById('topic-view').hidden = false;
+  document.getElementById('topic-name').textContent = name;
+  const live = document.getElementById('topic-live');
+  live.textContent = '';
+  try {
+    const r = await api('GET', `/v1/bus/recent?topic=${encodeURIComponent(name)}`);
+    if (topicView.name !== name) return;
+    topicView.messages = r.messages;
+  } catch (e) {
+    live.textContent = e.message;
+    if (e.status === 403) return; // the stream needs the same capability
+  }
+  drawTopicMessages();
+  const ws = new WebSocket(wsUrl(`/v1/bus/stream?topic=${encodeURIComponent(name)}`));
+  topicView.ws = ws;
+  ws.onmessage = (ev) => {
+    if (topicView.ws !== ws) return;
+    const m = JSON.parse(ev.data);
+    if (m.type === 'subscribed') {
+      live.textContent = '(live)';
+      loadCoord(); // the topic now has this page as a subscriber
+    }
+    if (m.type !== 'message') return;
+    if (topicView.messages.some((x) => x.id === m.message.id)) return;
+    topicView.messages.push(m.message);
+    while (topicView.messages.length > 200) topicView.messages.shift();
+    drawTopicMessages();
+    // The daemon keeps this one too (at most 50 a topic): the topic's row counts it.
+    const kept = document.querySelector(`#topics tr[data-topic="${CSS.escape(name)}"] td:nth-child(3)`);
+    if (kept) kept.textContent = String(Math.min(50, Number(kept.textContent) + 1));
+  };
+  ws.onclose = () => { if (topicView.ws === ws) live.textContent = '(stream closed)'; };
+}
+
+function drawTopicMessages() {
+  const newest = topicView.messages.slice().reverse();
+  table('topic-messages', ['#', 'sent', 'from', 'payload'], newest.map((m) => [m.id,
+    new Date(m.sent_at_ms).toLocaleTimeString(), m.from == null ? '' : `agent ${m.from}`,
+    el('code', {}, JSON.stringify(m.payload).slice(0, 400))]));
 }
 
 const STATE_COLOURS = {
@@ -112,7 +183,7 @@ function followSystem() {
 }
 
 tabHooks.coord = loadCoord;
-followSystem();
+maySubscribe().then((yes) => { if (yes) followSystem(); });
 
 // ---- audit --------------------------------------------------------------------------------
 
@@ -140,11 +211,28 @@ async function loadAudit() {
     const r = await api('GET', `/v1/audit?${q}`);
     document.getElementById('audit-count').textContent = `${r.entries.length} of ${r.matched} matching entries (newest first)`;
     table('audit', ['#', 'time', 'principal', 'session', 'action', 'detail', 'result', 'risk'],
-      r.entries.slice().reverse().map((e) => [e.seq, e.time, e.principal, e.session || '', e.action, e.detail, e.result, e.risk]));
+      r.entries.slice().reverse().map((e) => [e.seq, e.time, e.principal, e.session || '', e.action,
+        e.sealed ? sealedDetail(e) : e.detail, e.result, e.risk]));
   } catch (e) {
     document.getElementById('audit-count').textContent = e.message;
   }
 }
+/** A sealed detail: a button that opens it with audit.open (needs audit:open; the opening is
+ * itself recorded in the log). */
+function sealedDetail(e) {
+  const cell = el('span', { class: 'sealed', 'data-seq': e.seq });
+  const open = el('button', { class: 'open-sealed', title: 'audit.open: needs audit:open; the opening is audited', onclick: async () => {
+    try {
+      const r = await api('POST', '/v1/audit/open', { seq: e.seq });
+      cell.replaceChildren(el('span', { class: 'opened' }, r.detail));
+    } catch (err) {
+      cell.replaceChildren(el('span', { class: 'dim' }, `sealed; ${err.message}`));
+    }
+  } }, 'open');
+  cell.append(el('span', { class: 'dim' }, 'sealed '), open);
+  return cell;
+}
+
 tabHooks.audit = loadAudit;
 document.getElementById('audit-apply').addEventListener('click', loadAudit);
 
@@ -155,7 +243,12 @@ let previous = null;
 
 async function pollStats() {
   let s;
-  try { s = await api('GET', '/v1/stats'); } catch (_) { return; }
+  try {
+    s = await api('GET', '/v1/stats');
+  } catch (e) {
+    if (e.status === 403) document.getElementById('metric-figures').textContent = `metrics: ${e.message}`;
+    return;
+  }
   const now = Date.now();
   const execs = Object.values(s.execs).reduce((a, b) => a + b, 0);
   const failed = s.execs.nonzero + s.execs.timeout + s.execs.error;
@@ -202,11 +295,13 @@ function chart(id, lines, colours) {
   g.fillStyle = '#7b8494';
   g.font = '10px sans-serif';
   g.fillText(max.toFixed(max < 10 ? 2 : 0), 4, 12);
+  // A few samples spread over a 30-sample width at first; 180 (6 minutes) once there are.
+  const span = Math.max(30, ...lines.map((l) => l.length)) - 1;
   lines.forEach((line, i) => {
     g.strokeStyle = colours[i];
     g.beginPath();
     line.forEach((v, x) => {
-      const px = (x / 179) * (c.width - 8) + 4;
+      const px = (x / span) * (c.width - 8) + 4;
       const py = c.height - 6 - (v / max) * (c.height - 20);
       if (x === 0) g.moveTo(px, py); else g.lineTo(px, py);
     });
@@ -214,6 +309,10 @@ function chart(id, lines, colours) {
   });
 }
 
-tabHooks.metrics = pollStats;
-pollStats();
-setInterval(pollStats, 2000);
+// Polled from the first time the tab is shown (the charts keep their history from then on), so
+// a dashboard used for its other panels neither loads the figures nor asks for daemon:status.
+let statsTimer = null;
+tabHooks.metrics = () => {
+  pollStats();
+  statsTimer ||= setInterval(pollStats, 2000);
+};

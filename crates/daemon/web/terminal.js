@@ -1,7 +1,9 @@
 // The session view: xterm.js showing the live screen and its scrollback over the session's
 // WebSocket stream (one stream: the selected session's), read-only until "Take over", which
 // sends keystrokes with POST /v1/sessions/NAME/write (the daemon checks session:send:NAME and
-// audits it); and the per-command timeline from GET /v1/sessions/NAME/history.
+// audits it); and the per-command timeline from GET /v1/sessions/NAME/history. A session on
+// another node of a cluster has no stream here (streams are not forwarded): its screen is
+// captured every second instead (capture, write and history follow the session to its node).
 'use strict';
 
 // xterm.js (488 KB) is loaded when the first session is opened, not with the page: the page
@@ -39,7 +41,7 @@ function ensureTerminal() {
   return xtermReady;
 }
 
-const view = { name: null, ws: null, takeover: false, lastFinished: null };
+const view = { name: null, ws: null, takeover: false, lastFinished: null, remote: null };
 
 function setNote(text) { document.getElementById('view-note').textContent = text || ''; }
 
@@ -47,6 +49,8 @@ async function selectSession(name) {
   if (view.name === name) return;
   if (view.ws) view.ws.close();
   view.ws = null;
+  clearInterval(view.remote);
+  view.remote = null;
   view.name = name;
   list.selected = name;
   drawRows();
@@ -64,8 +68,40 @@ async function selectSession(name) {
   setTakeover(false);
   term.reset();
   timeline.total = -1;
-  openStream(name);
+  const row = list.all.find((s) => s.name === name);
+  if (row && row.remote) followRemote(name, row.node);
+  else openStream(name);
   loadTimeline(name);
+}
+
+/** A session of another node: its screen and scrollback captured every second, redrawn when
+ * they change. */
+function followRemote(name, node) {
+  setState('remote');
+  let last = null;
+  const draw = async () => {
+    try {
+      const cap = await api('GET', `/v1/sessions/${encodeURIComponent(name)}/capture?scrollback=500&ansi=true`);
+      if (view.name !== name) return;
+      // The screen padded to its rows, so the view's last rows are the screen and the
+      // cursor's row counts from its top.
+      const screen = cap.lines.slice(cap.scrollback_lines);
+      while (screen.length < cap.size.rows) screen.push('');
+      const text = cap.lines.slice(0, cap.scrollback_lines).concat(screen).join('\r\n');
+      if (text === last) return;
+      last = text;
+      // The screen changed: a command may have finished on the other node.
+      loadTimeline(name, true);
+      term.reset();
+      term.resize(cap.size.cols, cap.size.rows);
+      term.write(`${text}\x1b[${cap.cursor_row + 1};${cap.cursor_col + 1}H`);
+    } catch (e) {
+      if (view.name === name) setNote(`on node ${node}: ${e.message}`);
+    }
+  };
+  setNote(`on node ${node}: captured every second (live streams are not forwarded between nodes)`);
+  draw();
+  view.remote = setInterval(draw, 1000);
 }
 
 function openStream(name) {
@@ -141,7 +177,9 @@ let sending = Promise.resolve();
 function typed(data) {
   if (!view.takeover || !view.name) return;
   const name = view.name;
-  sending = sending.then(() => api('POST', `/v1/sessions/${encodeURIComponent(name)}/write`, { data_b64: b64(data) }))
+  // Keys queued behind a refusal are not sent: take-over is off by then.
+  sending = sending.then(() => view.takeover && view.name === name
+    && api('POST', `/v1/sessions/${encodeURIComponent(name)}/write`, { data_b64: b64(data) }))
     .catch((e) => {
       setTakeover(false);
       setNote(`take over refused: ${e.message}`);

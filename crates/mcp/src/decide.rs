@@ -26,9 +26,13 @@ pub struct DecisionArgs {
     /// The session whose next commands decide the outcome.
     #[serde(default)]
     pub session: Option<String>,
-    /// The task it belongs to.
+    /// The task it belongs to: your commands in any session decide the outcome while you run it.
     #[serde(default)]
     pub task: Option<String>,
+    /// What sort of decision: a short lowercase label ("fix", "test-strategy"), for success
+    /// rates by kind.
+    #[serde(default)]
+    pub kind: Option<String>,
 }
 
 #[tool_router(router = decide_router, vis = "pub(crate)")]
@@ -45,6 +49,7 @@ impl AiSessionMcp {
             alternatives: a.alternatives,
             task: a.task,
             target: a.session,
+            kind: a.kind,
         };
         Ok(
             match self

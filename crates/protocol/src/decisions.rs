@@ -1,6 +1,6 @@
 //! Decisions agents record (`decision.*`, `ai-session decide`, MCP `decision_record`): what
 //! was chosen, why, how sure the agent was, and how it turned out; and the figures over them
-//! (success rates by agent, calibration of the stated confidence).
+//! (success rates by agent and by kind, calibration of the stated confidence).
 
 use serde::{Deserialize, Serialize};
 
@@ -18,12 +18,17 @@ pub struct DecisionParams {
     /// The options not taken.
     #[serde(default)]
     pub alternatives: Vec<String>,
-    /// The coordinator task it belongs to.
+    /// The coordinator task it belongs to (`task-3` or `3`): the execs of the agent running
+    /// the task, in any session, decide its outcome while the task runs.
     #[serde(default)]
     pub task: Option<String>,
     /// The session whose next execs decide its outcome.
     #[serde(default)]
     pub target: Option<String>,
+    /// What sort of decision it is, for success rates by kind: a short label of lowercase
+    /// letters, digits, `-` and `_` ("fix", "test-strategy", "dependency").
+    #[serde(default)]
+    pub kind: Option<String>,
 }
 
 /// How a decision turned out.
@@ -69,6 +74,8 @@ pub struct DecisionInfo {
     pub session: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
     /// Unix time in milliseconds.
     pub created_ms: u64,
     pub outcome: Outcome,
@@ -93,6 +100,8 @@ pub struct DecisionListParams {
     pub target: Option<String>,
     #[serde(default)]
     pub task: Option<String>,
+    #[serde(default)]
+    pub kind: Option<String>,
     /// The newest this many (default 100).
     #[serde(default)]
     pub limit: Option<usize>,
@@ -120,6 +129,24 @@ pub struct DecisionStatsParams {
 pub struct AgentDecisions {
     /// The agent's name; `(owner)` for decisions recorded without one.
     pub agent: String,
+    #[serde(flatten)]
+    pub tally: Tally,
+}
+
+/// The record of one kind of decision.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct KindDecisions {
+    /// The kind; `(none)` for decisions recorded without one.
+    pub kind: String,
+    #[serde(flatten)]
+    pub tally: Tally,
+}
+
+/// How a group of decisions turned out.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct Tally {
     pub decisions: u64,
     pub success: u64,
     pub failure: u64,
@@ -151,6 +178,7 @@ pub struct DecisionStats {
     /// Decisions with an outcome (success or failure): those the calibration scores.
     pub decided: u64,
     pub by_agent: Vec<AgentDecisions>,
+    pub by_kind: Vec<KindDecisions>,
     /// Ten bins of width 0.1; empty ones left out.
     pub bins: Vec<ReliabilityBin>,
     /// Mean of `(confidence - outcome)^2` over decided decisions (0 is perfect, 0.25 is always

@@ -924,6 +924,17 @@ methods! {
         need: Need::Fixed("events:subscribe"), audit: STREAM,
         http: None, mcp: None, cli: Some("events"),
     }
+    /// Open an audit entry's detail sealed under the store passphrase; the opening is itself
+    /// an audit entry.
+    AuditOpen = "audit.open" (w::AuditOpenParams => w::AuditOpenResult) {
+        need: Need::Fixed("audit:open"), audit: loud(&["seq"]),
+        http: route(Post, "/v1/audit/open", Body), mcp: None, cli: None,
+    }
+    /// The last messages published on a topic (50 are kept per topic, subscribed or not).
+    BusRecent = "bus.recent" (w::RecentParams => w::RecentResult) {
+        need: Need::Fixed("bus:subscribe"), audit: QUIET,
+        http: route(Get, "/v1/bus/recent", Query), mcp: None, cli: None,
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Params and results of the methods the web dashboard reads through (`docs/web.md`): the
-//! one-time login code (`web.login`), a session's command timeline (`session.history`), and the
-//! audit log's entries and chain check (`audit.list`, `audit.verify`).
+//! one-time login code (`web.login`), a session's command timeline (`session.history`), the
+//! audit log's entries and chain check (`audit.list`, `audit.verify`), a sealed detail opened
+//! (`audit.open`), and the recent messages of bus topics (`bus.recent`).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -92,6 +93,10 @@ pub struct AuditEntry {
     pub detail: String,
     pub result: String,
     pub risk: u8,
+    /// The detail is sealed under the store passphrase: `detail` says so, and `audit.open`
+    /// gives it in clear.
+    #[serde(default)]
+    pub sealed: bool,
 }
 
 /// The result of `audit.list`.
@@ -119,4 +124,53 @@ pub struct AuditVerifyResult {
     pub files: usize,
     /// Recorded breaks (repairs, a log moved aside).
     pub breaks: Vec<AuditEntry>,
+}
+
+/// Params of `audit.open`: the entry whose sealed detail to open.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct AuditOpenParams {
+    pub seq: u64,
+}
+
+/// The result of `audit.open`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct AuditOpenResult {
+    pub seq: u64,
+    /// The detail in clear.
+    pub detail: String,
+    /// Whether it was sealed on disk (an entry written without a passphrase is not).
+    pub sealed: bool,
+}
+
+/// Params of `bus.recent`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct RecentParams {
+    /// The topic whose messages to give; without it, only the topics.
+    #[serde(default)]
+    pub topic: Option<String>,
+    /// The newest N (default and most: the 50 kept per topic).
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+/// A topic with messages kept.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct RecentTopic {
+    pub topic: String,
+    /// Messages kept (the newest, at most 50).
+    pub kept: usize,
+}
+
+/// The result of `bus.recent`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct RecentResult {
+    /// Every topic with messages kept, by name.
+    pub topics: Vec<RecentTopic>,
+    /// The topic's newest messages, oldest first (empty without `topic`).
+    pub messages: Vec<crate::coord::MessageInfo>,
 }

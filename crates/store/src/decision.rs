@@ -16,7 +16,8 @@ use serde::{Deserialize, Serialize};
 use crate::crypt::Cipher;
 use crate::error::{Error, Result};
 
-const SCHEMA: u32 = 1;
+/// 2 added `kind` and `session_id` (a version 1 database gains them when opened).
+const SCHEMA: u32 = 2;
 
 /// How a decision turned out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,8 +67,14 @@ pub struct NewDecision {
     /// 0.0..=1.0.
     pub confidence: f64,
     pub agent: Option<String>,
+    /// The session's name, as shown.
     pub session: Option<String>,
+    /// The session's immutable id: what its execs link by (a later session with the name is
+    /// another session).
+    pub session_id: Option<String>,
     pub task: Option<String>,
+    /// What sort of decision it is ("fix", "test", "dependency" ...), for rates by kind.
+    pub kind: Option<String>,
     pub created_ms: u64,
 }
 
@@ -79,7 +86,9 @@ pub struct Decision {
     pub confidence: f64,
     pub agent: Option<String>,
     pub session: Option<String>,
+    pub session_id: Option<String>,
     pub task: Option<String>,
+    pub kind: Option<String>,
     pub created_ms: u64,
     pub outcome: DecisionOutcome,
     /// The outcome was set by hand (it no longer follows the execs).
@@ -97,6 +106,7 @@ pub struct DecisionFilter {
     pub agent: Option<String>,
     pub session: Option<String>,
     pub task: Option<String>,
+    pub kind: Option<String>,
     /// The newest this many (all when `None`).
     pub limit: Option<usize>,
 }
@@ -118,7 +128,7 @@ impl std::fmt::Debug for Decisions {
 }
 
 const COLUMNS: &str = "id, body, confidence, agent, session, task, created_ms, outcome, \
-                       explicit, execs, failed_execs, outcome_ms";
+                       explicit, execs, failed_execs, outcome_ms, kind, session_id";
 
 impl Decisions {
     pub(crate) fn open(path: &Path, cipher: Option<Cipher>) -> Result<Self> {
@@ -146,10 +156,23 @@ impl Decisions {
                 confidence REAL NOT NULL, agent TEXT, session TEXT, task TEXT,
                 created_ms INTEGER NOT NULL, outcome TEXT NOT NULL DEFAULT 'unknown',
                 explicit INTEGER NOT NULL DEFAULT 0, execs INTEGER NOT NULL DEFAULT 0,
-                failed_execs INTEGER NOT NULL DEFAULT 0, outcome_ms INTEGER);
+                failed_execs INTEGER NOT NULL DEFAULT 0, outcome_ms INTEGER,
+                kind TEXT, session_id TEXT);
              CREATE INDEX IF NOT EXISTS decisions_session ON decisions(session, id);
-             CREATE INDEX IF NOT EXISTS decisions_agent ON decisions(agent, id);
-             PRAGMA user_version = 1;",
+             CREATE INDEX IF NOT EXISTS decisions_agent ON decisions(agent, id);",
+        )
+        .map_err(err)?;
+        if version == 1 {
+            // Version 1 had neither column; its decisions keep linking by session name.
+            conn.execute_batch(
+                "ALTER TABLE decisions ADD COLUMN kind TEXT;
+                 ALTER TABLE decisions ADD COLUMN session_id TEXT;",
+            )
+            .map_err(err)?;
+        }
+        conn.execute_batch(
+            "CREATE INDEX IF NOT EXISTS decisions_session_id ON decisions(session_id, id);
+             PRAGMA user_version = 2;",
         )
         .map_err(err)?;
         Ok(Self {
@@ -189,14 +212,17 @@ impl Decisions {
     pub fn record(&mut self, d: &NewDecision) -> Result<u64> {
         let tx = self.conn.transaction().map_err(|e| db_err(&self.path, e))?;
         tx.execute(
-            "INSERT INTO decisions (body, confidence, agent, session, task, created_ms)
-             VALUES (x'', ?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO decisions
+               (body, confidence, agent, session, task, created_ms, kind, session_id)
+             VALUES (x'', ?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![
                 d.confidence,
                 d.agent,
                 d.session,
                 d.task,
-                d.created_ms as i64
+                d.created_ms as i64,
+                d.kind,
+                d.session_id
             ],
         )
         .map_err(|e| db_err(&self.path, e))?;
@@ -227,6 +253,8 @@ impl Decisions {
             execs: r.get::<_, i64>(9)? as u64,
             failed_execs: r.get::<_, i64>(10)? as u64,
             outcome_ms: r.get::<_, Option<i64>>(11)?.map(|v| v as u64),
+            kind: r.get(12)?,
+            session_id: r.get(13)?,
         };
         Ok((d, body))
     }
@@ -262,12 +290,15 @@ impl Decisions {
             .prepare_cached(&format!(
                 "SELECT {COLUMNS} FROM decisions
                  WHERE (?1 IS NULL OR agent = ?1) AND (?2 IS NULL OR session = ?2)
-                   AND (?3 IS NULL OR task = ?3)
+                   AND (?3 IS NULL OR task = ?3) AND (?5 IS NULL OR kind = ?5)
                  ORDER BY id DESC LIMIT ?4"
             ))
             .map_err(|e| self.err(e))?;
         let rows = stmt
-            .query_map(params![f.agent, f.session, f.task, limit], Self::read_row)
+            .query_map(
+                params![f.agent, f.session, f.task, limit, f.kind],
+                Self::read_row,
+            )
             .map_err(|e| self.err(e))?
             .collect::<rusqlite::Result<Vec<_>>>()
             .map_err(|e| self.err(e))?;
@@ -302,25 +333,25 @@ impl Decisions {
         self.get(id)
     }
 
-    /// An exec finished in `session` (run by `agent`, if one): it is linked to the latest
-    /// decision made in that session, or, for an agent's exec, to the agent's latest decision
-    /// made without a session, unless its outcome was set by hand. The decision's outcome
-    /// follows its last linked exec: `success` when it exited 0, `failure` otherwise. Returns
-    /// the decision's id.
-    pub fn link_exec(
-        &mut self,
-        session: &str,
-        agent: Option<&str>,
-        failed: bool,
-        now_ms: u64,
-    ) -> Result<Option<u64>> {
+    /// An exec finished in a session (`exec`: its id and name), run by `agent` if one, while
+    /// that agent held `tasks`. It is linked to the latest decision still following its execs
+    /// among: those made in that session, those made for one of those tasks, and the agent's
+    /// own made for neither. The decision's outcome follows its last linked exec: `success`
+    /// when it exited 0, `failure` otherwise. Returns the decision's id.
+    pub fn link_exec(&mut self, exec: &LinkedExec<'_>, now_ms: u64) -> Result<Option<u64>> {
+        let tasks = serde_json::to_string(exec.tasks).map_err(|e| Error::Codec {
+            path: self.path.clone(),
+            detail: e.to_string(),
+        })?;
         let id: Option<i64> = self
             .conn
             .query_row(
                 "SELECT id FROM decisions WHERE explicit = 0
-                   AND (session = ?1 OR (session IS NULL AND ?2 IS NOT NULL AND agent = ?2))
+                   AND (session_id = ?1 OR (session_id IS NULL AND session = ?2)
+                        OR task IN (SELECT value FROM json_each(?4))
+                        OR (session IS NULL AND task IS NULL AND ?3 IS NOT NULL AND agent = ?3))
                  ORDER BY id DESC LIMIT 1",
-                params![session, agent],
+                params![exec.session_id, exec.session, exec.agent, tasks],
                 |r| r.get(0),
             )
             .optional()
@@ -328,6 +359,7 @@ impl Decisions {
         let Some(id) = id else {
             return Ok(None);
         };
+        let failed = exec.failed;
         let outcome = if failed {
             DecisionOutcome::Failure
         } else {
@@ -343,32 +375,56 @@ impl Decisions {
         Ok(Some(id as u64))
     }
 
-    /// Sessions and agents with a decision whose outcome still follows its execs: an exec
+    /// What a decision whose outcome still follows its execs is waiting on: an exec
     /// elsewhere links to nothing, so the daemon asks only for these.
-    pub fn open_targets(&self) -> Result<(Vec<String>, Vec<String>)> {
-        let mut sessions = Vec::new();
-        let mut agents = Vec::new();
+    pub fn open_targets(&self) -> Result<OpenTargets> {
+        let mut open = OpenTargets::default();
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT DISTINCT session, agent FROM decisions WHERE explicit = 0")
+            .prepare_cached(
+                "SELECT DISTINCT coalesce(session_id, session), agent, task FROM decisions
+                 WHERE explicit = 0",
+            )
             .map_err(|e| self.err(e))?;
         let rows = stmt
             .query_map([], |r| {
                 Ok((
                     r.get::<_, Option<String>>(0)?,
                     r.get::<_, Option<String>>(1)?,
+                    r.get::<_, Option<String>>(2)?,
                 ))
             })
             .map_err(|e| self.err(e))?;
         for row in rows {
-            match row.map_err(|e| self.err(e))? {
-                (Some(s), _) => sessions.push(s),
-                (None, Some(a)) => agents.push(a),
-                (None, None) => {}
+            let (session, agent, task) = row.map_err(|e| self.err(e))?;
+            if session.is_none() && task.is_none() {
+                open.agents.extend(agent);
             }
+            open.sessions.extend(session);
+            open.tasks.extend(task);
         }
-        Ok((sessions, agents))
+        Ok(open)
     }
+}
+
+/// An exec to link to its decision (see [`Decisions::link_exec`]).
+#[derive(Debug, Clone, Copy)]
+pub struct LinkedExec<'a> {
+    pub session_id: &'a str,
+    pub session: &'a str,
+    pub agent: Option<&'a str>,
+    /// The tasks the agent was running.
+    pub tasks: &'a [String],
+    pub failed: bool,
+}
+
+/// The sessions (ids, or names for decisions older than ids), agents and tasks with a
+/// decision still following its execs.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OpenTargets {
+    pub sessions: Vec<String>,
+    pub agents: Vec<String>,
+    pub tasks: Vec<String>,
 }
 
 /// The body of decision `id`: its JSON, sealed when the store is encrypted.
@@ -421,8 +477,24 @@ mod tests {
             confidence,
             agent: agent.map(str::to_owned),
             session: session.map(str::to_owned),
+            session_id: session.map(|s| format!("id-{s}")),
             task: None,
+            kind: None,
             created_ms: 1,
+        }
+    }
+
+    fn exec<'a>(session: &'a str, agent: Option<&'a str>, failed: bool) -> LinkedExec<'a> {
+        LinkedExec {
+            session_id: match session {
+                "s" => "id-s",
+                "other" => "id-other",
+                _ => "id-unknown",
+            },
+            session,
+            agent,
+            tasks: &[],
+            failed,
         }
     }
 
@@ -431,9 +503,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut db = Decisions::open(&dir.path().join("decisions.db"), None).unwrap();
         let first = db.record(&new(Some("s"), Some("a"), 0.7)).unwrap();
-        assert_eq!(db.link_exec("s", None, false, 5).unwrap(), Some(first));
+        assert_eq!(
+            db.link_exec(&exec("s", None, false), 5).unwrap(),
+            Some(first)
+        );
         let second = db.record(&new(Some("s"), Some("a"), 0.4)).unwrap();
-        assert_eq!(db.link_exec("s", None, true, 6).unwrap(), Some(second));
+        assert_eq!(
+            db.link_exec(&exec("s", None, true), 6).unwrap(),
+            Some(second)
+        );
         assert_eq!(db.get(first).unwrap().outcome, DecisionOutcome::Success);
         let d = db.get(second).unwrap();
         assert_eq!(
@@ -448,23 +526,56 @@ mod tests {
             7,
         )
         .unwrap();
-        assert_eq!(db.link_exec("s", None, true, 8).unwrap(), Some(first));
+        assert_eq!(
+            db.link_exec(&exec("s", None, true), 8).unwrap(),
+            Some(first)
+        );
         let d = db.get(second).unwrap();
         assert!(d.explicit);
         assert_eq!(d.text.note.as_deref(), Some("fixed by hand"));
         // An agent's decision without a session takes that agent's execs anywhere.
         let loose = db.record(&new(None, Some("b"), 0.9)).unwrap();
         assert_eq!(
-            db.link_exec("other", Some("b"), false, 9).unwrap(),
+            db.link_exec(&exec("other", Some("b"), false), 9).unwrap(),
             Some(loose)
         );
-        assert_eq!(db.link_exec("other", Some("c"), false, 9).unwrap(), None);
-        let (sessions, agents) = db.open_targets().unwrap();
         assert_eq!(
-            (sessions, agents),
-            (vec!["s".to_owned()], vec!["b".to_owned()])
+            db.link_exec(&exec("other", Some("c"), false), 9).unwrap(),
+            None
         );
-        assert_eq!(db.list(&DecisionFilter::default()).unwrap().len(), 3);
+        // A later session with the name is another session.
+        let renamed = LinkedExec {
+            session_id: "id-s-again",
+            ..exec("s", None, false)
+        };
+        assert_eq!(db.link_exec(&renamed, 9).unwrap(), None);
+        // A decision made for a task takes the execs of whoever runs the task, anywhere.
+        let mut for_task = new(None, Some("a"), 0.6);
+        for_task.task = Some("task-7".into());
+        for_task.kind = Some("fix".into());
+        let t = db.record(&for_task).unwrap();
+        let tasks = ["task-7".to_owned()];
+        let running = LinkedExec {
+            tasks: &tasks,
+            ..exec("other", Some("c"), true)
+        };
+        assert_eq!(db.link_exec(&running, 10).unwrap(), Some(t));
+        assert_eq!(db.get(t).unwrap().kind.as_deref(), Some("fix"));
+        let open = db.open_targets().unwrap();
+        assert_eq!(
+            (open.sessions, open.agents, open.tasks),
+            (
+                vec!["id-s".to_owned()],
+                vec!["b".to_owned()],
+                vec!["task-7".to_owned()]
+            )
+        );
+        let fixes = DecisionFilter {
+            kind: Some("fix".into()),
+            ..DecisionFilter::default()
+        };
+        assert_eq!(db.list(&fixes).unwrap().len(), 1);
+        assert_eq!(db.list(&DecisionFilter::default()).unwrap().len(), 4);
     }
 
     #[test]
@@ -486,5 +597,50 @@ mod tests {
             .query_row("SELECT body FROM decisions", [], |r| r.get(0))
             .unwrap();
         assert!(!String::from_utf8_lossy(&body).contains("flaky"));
+    }
+}
+
+#[cfg(test)]
+mod migration {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    /// A version 1 database (no `kind`, no `session_id`) opens, keeps its decisions, and its
+    /// session decisions still take that session's execs by name.
+    #[test]
+    fn a_version_1_database_gains_the_new_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("decisions.db");
+        let old = Connection::open(&path).unwrap();
+        old.execute_batch(
+            "CREATE TABLE decisions (
+                id INTEGER PRIMARY KEY AUTOINCREMENT, body BLOB NOT NULL,
+                confidence REAL NOT NULL, agent TEXT, session TEXT, task TEXT,
+                created_ms INTEGER NOT NULL, outcome TEXT NOT NULL DEFAULT 'unknown',
+                explicit INTEGER NOT NULL DEFAULT 0, execs INTEGER NOT NULL DEFAULT 0,
+                failed_execs INTEGER NOT NULL DEFAULT 0, outcome_ms INTEGER);
+             INSERT INTO decisions (body, confidence, session, created_ms)
+               VALUES (CAST('{\"decision\":\"old\"}' AS BLOB), 0.5, 'w', 1);
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
+        drop(old);
+        let mut db = Decisions::open(&path, None).unwrap();
+        let d = db.get(1).unwrap();
+        assert_eq!((d.text.decision.as_str(), d.kind), ("old", None));
+        let exec = LinkedExec {
+            session_id: "some-id",
+            session: "w",
+            agent: None,
+            tasks: &[],
+            failed: false,
+        };
+        assert_eq!(db.link_exec(&exec, 2).unwrap(), Some(1));
+        drop(db);
+        let version: u32 = Connection::open(&path)
+            .unwrap()
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA);
     }
 }

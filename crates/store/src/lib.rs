@@ -43,7 +43,8 @@ pub use archive::{Imported, PendingImport};
 pub use chunk::Collected;
 pub use crypt::KdfParams;
 pub use decision::{
-    Decision, DecisionFilter, DecisionOutcome, DecisionText, Decisions, NewDecision,
+    Decision, DecisionFilter, DecisionOutcome, DecisionText, Decisions, LinkedExec, NewDecision,
+    OpenTargets,
 };
 pub use error::{Error, Result};
 pub use index::{ExecRow, ExecStats};

@@ -13,6 +13,8 @@ use serde_json::{Value, json};
 
 use super::harness::Env;
 
+mod panels;
+
 const IO_DEADLINE: Duration = Duration::from_secs(60);
 
 /// A private daemon serving HTTP on a free loopback port.
@@ -50,8 +52,22 @@ impl Answer {
 
 impl Server {
     fn start() -> Self {
-        let env = Env::new();
-        let r = env.json(&["serve", "--listen", "127.0.0.1:0"]);
+        Self::start_in(Env::new(), None)
+    }
+
+    /// Serves from `env`'s daemon, started with `passphrase` as the store passphrase when given.
+    fn start_in(env: Env, passphrase: Option<&str>) -> Self {
+        let mut cmd = env.command(&["serve", "--listen", "127.0.0.1:0", "--json"]);
+        if let Some(p) = passphrase {
+            cmd.env("AI_SESSION_PASSPHRASE", p);
+        }
+        let out = cmd.output().expect("run ai-session serve");
+        assert!(
+            out.status.success(),
+            "serve: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let r: Value = serde_json::from_slice(&out.stdout).expect("serve --json");
         let addr = r["listen"].as_str().expect("listen").to_owned();
         Self { env, addr }
     }
@@ -500,6 +516,50 @@ fn the_dashboard_in_chromium() {
     s.env.ok(&["new", "-s", "docs"]);
     s.env.exec("build", "echo compiled; (exit 0)");
     let mut cmd = browser_script(&s, &["session:list", "session:read:*"]);
+    let (ok, out) = run_with_deadline(&mut cmd, 180);
+    assert!(ok, "the browser test failed:\n{out}");
+    println!("{out}");
+}
+
+/// With a store passphrase: the audit panel opens a sealed detail for the owner (audited),
+/// and refuses a token without `audit:open`.
+#[test]
+fn the_sealed_audit_details_in_chromium() {
+    require_browser();
+    let s = Server::start_in(Env::new(), Some("correct horse battery"));
+    s.env.ok(&["new", "-s", "w"]);
+    s.env.exec("w", "echo sealed-$((6*7))");
+    let mut cmd = browser_script(&s, &["audit:list", "audit:verify"]);
+    cmd.env("DASH_MODE", "sealed");
+    let (ok, out) = run_with_deadline(&mut cmd, 180);
+    assert!(ok, "the browser test failed:\n{out}");
+    println!("{out}");
+}
+
+/// In a cluster (a real nats-server, two daemons): the dashboard of node `a` names each
+/// session's node, lists `b`'s session beside its own, shows its screen, timeline and a
+/// command run on `b`, and types into it through the forwarded write.
+#[test]
+fn the_dashboard_in_a_cluster_in_chromium() {
+    require_browser();
+    let nats = super::cluster::Nats::start();
+    let joined = |node: &str| {
+        let env = Env::new();
+        let config = format!(
+            "[cluster]\nurl = \"{}\"\nnode = \"{node}\"\nheartbeat_secs = 0.5\nlease_secs = 3\n",
+            nats.url
+        );
+        std::fs::write(env.home.path().join("config.toml"), config).expect("config");
+        env
+    };
+    let b = joined("b");
+    b.ok(&["new", "-s", "far"]);
+    b.exec("far", "echo far-$((6*7))");
+    let s = Server::start_in(joined("a"), None);
+    s.env.ok(&["new", "-s", "near"]);
+    let mut cmd = browser_script(&s, &["session:list"]);
+    cmd.env("DASH_MODE", "cluster")
+        .env("DASH_PEER_HOME", b.home.path());
     let (ok, out) = run_with_deadline(&mut cmd, 180);
     assert!(ok, "the browser test failed:\n{out}");
     println!("{out}");

@@ -175,3 +175,129 @@ fn an_encrypted_store_seals_the_decisions_text() {
     let listed = env.json(&["decisions", "ls"]);
     assert_eq!(listed["decisions"][0]["rationale"], "plaintext-canary-7731");
 }
+
+fn as_agent(env: &Env, token: &str, args: &[&str]) -> String {
+    let out = env
+        .command(args)
+        .env("AI_SESSION_TOKEN", token)
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A decision made for a task follows the commands of the agent running the task, in any of
+/// its sessions, until the task ends; its kind groups the stats.
+#[test]
+fn a_task_decision_follows_the_agent_running_the_task() {
+    let env = Env::new();
+    let token = env
+        .ok(&["agent", "register", "w1", "--keep"])
+        .trim()
+        .to_owned();
+    as_agent(&env, &token, &["new", "-s", "mine"]);
+    env.ok(&["task", "submit", "fix the build"]);
+    let claimed = env.ok(&["task", "claim", "--token", &token]);
+    let task = claimed.split('\t').next().expect("task id").to_owned();
+    let id: u64 = as_agent(
+        &env,
+        &token,
+        &[
+            "decide",
+            "pin the compiler version",
+            "--confidence",
+            "0.6",
+            "--task",
+            &task,
+            "--kind",
+            "fix",
+        ],
+    )
+    .trim()
+    .parse()
+    .expect("an id");
+    let d = show(&env, id);
+    assert_eq!(
+        (d["kind"].clone(), d["agent"].clone()),
+        (json!("fix"), json!("w1"))
+    );
+    assert!(
+        d["task"]
+            .as_str()
+            .expect("task")
+            .ends_with(task.trim_start_matches("task-"))
+    );
+
+    let failed = env
+        .command(&["exec", "-t", "mine", "false"])
+        .env("AI_SESSION_TOKEN", &token)
+        .status()
+        .expect("exec");
+    assert_eq!(failed.code(), Some(1));
+    let d = show(&env, id);
+    assert_eq!(
+        (d["outcome"].clone(), d["execs"].clone()),
+        (json!("failure"), json!(1)),
+        "{d}"
+    );
+    // Another agent's commands, and the owner's, are not this task's.
+    env.ok(&["new", "-s", "other"]);
+    env.exec("other", "true");
+    assert_eq!(show(&env, id)["execs"], 1);
+
+    env.ok(&["task", "done", &task, "--result", "ok", "--token", &token]);
+    as_agent(&env, &token, &["exec", "-t", "mine", "true"]);
+    let d = show(&env, id);
+    assert_eq!(
+        (d["outcome"].clone(), d["execs"].clone()),
+        (json!("failure"), json!(1)),
+        "a command after the task ended is not linked: {d}"
+    );
+
+    let s = env.json(&["decisions", "stats"]);
+    let fix = s["by_kind"]
+        .as_array()
+        .expect("by_kind")
+        .iter()
+        .find(|k| k["kind"] == "fix")
+        .expect("the fix kind")
+        .clone();
+    assert_eq!(
+        (fix["decisions"].clone(), fix["failure"].clone()),
+        (json!(1), json!(1))
+    );
+    let listed = env.json(&["decisions", "ls", "--kind", "fix"]);
+    assert_eq!(listed["decisions"].as_array().expect("list").len(), 1);
+
+    for (args, says) in [
+        (["--kind", "Not A Label"], "kind"),
+        (["--task", "task-999"], "no task"),
+    ] {
+        let mut all = vec!["decide", "x", "--confidence", "0.5"];
+        all.extend(args);
+        let out = env.run(&all);
+        let text = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!out.status.success() && text.contains(says), "{text}");
+    }
+}
+
+/// A session decision keys on the session's id: a new session under the name does not
+/// inherit it.
+#[test]
+fn a_session_decision_does_not_pass_to_a_later_session_with_its_name() {
+    let env = Env::new();
+    env.ok(&["new", "-s", "w"]);
+    let id = decide(
+        &env,
+        &["retry with a clean cache", "--confidence", "0.5", "-t", "w"],
+    );
+    env.ok(&["kill", "-t", "w"]);
+    env.ok(&["new", "-s", "w"]);
+    env.exec("w", "false");
+    let d = show(&env, id);
+    assert_eq!(
+        (d["outcome"].clone(), d["execs"].clone()),
+        (json!("unknown"), json!(0)),
+        "{d}"
+    );
+}

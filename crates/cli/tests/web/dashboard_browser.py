@@ -29,6 +29,12 @@ def cli(*args):
     return out.stdout
 
 
+def cli_status(*args):
+    """The CLI on the test's daemon, whatever its exit status (an exec exits with its command's)."""
+    out = subprocess.run([BIN, "-L", "t", *args], capture_output=True, text=True, timeout=60)
+    return out.returncode, out.stdout
+
+
 def until(what, check, secs=20):
     deadline = time.monotonic() + secs
     while not check():
@@ -64,8 +70,11 @@ def load_time(page):
 
 
 def viewer_is_refused(browser):
-    """A dashboard logged in with a token lacking session:send:build cannot type."""
+    """A dashboard logged in with a token lacking session:send:build cannot type; and what it
+    may not read it asks once, not at every poll (each refusal is an audited denial)."""
     page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+    asked = []
+    page.on("request", lambda r: asked.append((r.method, r.url.split("?")[0].replace(URL, ""))))
     page.goto(VIEWER_LOGIN)
     assert page.url == URL + "/", f"the login code left the URL: {page.url}"
     expect(page.locator("#who")).to_contain_text("token:", timeout=DEADLINE_MS)
@@ -78,6 +87,19 @@ def viewer_is_refused(browser):
     shot(page, "takeover-refused")
     screen = cli("capture", "-t", "build")
     assert "refused-typing" not in screen, screen
+    # alerts.list needs daemon:status, which this token lacks: the panel says so.
+    page.click('#tabs button[data-tab="alerts"]')
+    expect(page.locator("#alert-count")).to_contain_text("daemon:status", timeout=DEADLINE_MS)
+    page.click('#tabs button[data-tab="metrics"]')
+    expect(page.locator("#metric-figures")).to_contain_text("daemon:status", timeout=DEADLINE_MS)
+    # Two more polls of the session list (every 3 s; the metrics tab, once shown, polls every 2 s).
+    for _ in range(2):
+        page.wait_for_event("request", lambda r: r.url == URL + "/v1/sessions", timeout=30_000)
+    count = lambda m, p: sum(1 for a in asked if a == (m, p))
+    for path in ("/v1/stats", "/v1/agents", "/v1/alerts", "/v1/bus/recent"):
+        assert count("GET", path) == 1, f"{path} asked {count('GET', path)} times after a refusal: {asked}"
+    assert count("POST", "/v1/sessions/build/write") == 1, f"keys sent after the refusal: {asked}"
+    assert not [a for a in asked if a[1].startswith("/v1/bus/stream")], f"a refused stream was opened: {asked}"
     page.context.close()
 
 
@@ -133,6 +155,80 @@ def tasks_panel(page):
     shot(page, "tasks")
 
 
+def alerts_panel(page):
+    """A retry loop run through the CLI raises an alert that reaches the page live over the
+    `$alerts` stream (nothing polls while it is open): the tab's badge counts it, the table
+    shows it with its session, risk and command."""
+    page.click('#tabs button[data-tab="sessions"]')
+    expect(page.locator("#alert-live")).to_have_text("live ($alerts)", timeout=DEADLINE_MS)
+    for _ in range(3):
+        code, _ = cli_status("exec", "-t", "docs", "ls /nonexistent-dir")
+        assert code == 2, code
+    # Counted on the tab while another is shown (a denial burst of the read-only token's
+    # refused keystrokes may be counted too).
+    expect(page.locator("#alert-badge")).to_have_text(re.compile(r"^[1-9][0-9]*$"), timeout=DEADLINE_MS)
+    until("the retry_loop alert in the page", lambda: page.evaluate(
+        "() => [...alerts.byId.values()].some((a) => a.rule === 'retry_loop')"))
+    page.click('#tabs button[data-tab="alerts"]')
+    row = page.locator('#alerts tr[data-rule="retry_loop"]')
+    expect(row).to_have_count(1, timeout=DEADLINE_MS)
+    for text in ("docs", "owner", "30", "ls /nonexistent-dir", "failed 3 times"):
+        expect(row).to_contain_text(text)
+    expect(page.locator("#alert-badge")).to_be_hidden()
+    page.select_option("#alert-rule", "slow_exec")
+    expect(page.locator('#alerts tr[data-rule]')).to_have_count(0)
+    page.select_option("#alert-rule", "")
+    shot(page, "alerts")
+
+
+def decisions_panel(page):
+    """Two decisions about `build`, set by the execs after them: success rate by agent, the
+    calibration bins, the Brier score, and one opened."""
+    first = cli("decide", "compile with the cached deps", "--rationale", "the lock file did not change",
+                "--confidence", "0.8", "--alternative", "clean build", "-t", "build", "--kind", "build").strip()
+    cli("exec", "-t", "build", "true")
+    cli("decide", "skip the slow tests", "--confidence", "0.9", "-t", "build", "--kind", "test-strategy")
+    code, _ = cli_status("exec", "-t", "build", "false")
+    assert code == 1, code
+    page.click('#tabs button[data-tab="decisions"]')
+    # (0.8 - 1)^2 and (0.9 - 0)^2, averaged.
+    expect(page.locator("#decision-figures")).to_contain_text("0.425", timeout=DEADLINE_MS)
+    agents = page.locator("#decision-agents tr").filter(has_text="(owner)")
+    expect(agents).to_contain_text("50%")
+    expect(page.locator("#decision-kinds tr").filter(has_text="test-strategy")).to_contain_text("0%")
+    expect(page.locator("#decision-kinds tr").filter(has_text="build")).to_contain_text("100%")
+    expect(page.locator("#decision-bins tr")).to_have_count(3)
+    expect(page.locator('#decisions tr[data-outcome="failure"]')).to_contain_text("skip the slow tests")
+    page.locator(f'#decisions tr[data-decision="{first}"]').click()
+    detail = page.locator("#decision-detail")
+    expect(detail).to_contain_text("the lock file did not change", timeout=DEADLINE_MS)
+    expect(detail).to_contain_text("clean build")
+    expect(detail).to_contain_text("success")
+    # A decision recorded while the tab is shown appears without a reload.
+    cli("decide", "retry the flaky job", "--confidence", "0.3")
+    expect(page.locator("#decisions")).to_contain_text("retry the flaky job", timeout=DEADLINE_MS)
+    shot(page, "decisions")
+
+
+def topics_panel(page):
+    """A topic's recent messages, published before anyone subscribed, then new ones live."""
+    cli("bus", "publish", "builds", '{"step": "compile"}')
+    cli("bus", "publish", "builds", '{"step": "test"}')
+    page.click('#tabs button[data-tab="coord"]')
+    row = page.locator('#topics tr[data-topic="builds"]')
+    expect(row).to_contain_text("2", timeout=DEADLINE_MS)
+    row.click()
+    messages = page.locator("#topic-messages")
+    expect(messages).to_contain_text('"step":"compile"', timeout=DEADLINE_MS)
+    expect(messages).to_contain_text('"step":"test"')
+    expect(page.locator("#topic-live")).to_have_text("(live)", timeout=DEADLINE_MS)
+    cli("bus", "publish", "builds", '{"step": "link"}')
+    expect(messages).to_contain_text('"step":"link"', timeout=DEADLINE_MS)
+    expect(messages.locator("tr")).to_have_count(4)
+    expect(row.locator("td").nth(2)).to_have_text("3")
+    shot(page, "topics")
+
+
 def audit_and_metrics(page):
     page.click('#tabs button[data-tab="audit"]')
     expect(page.locator("#verify")).to_contain_text("intact", timeout=DEADLINE_MS)
@@ -147,6 +243,10 @@ def audit_and_metrics(page):
     page.click('#tabs button[data-tab="metrics"]')
     expect(page.locator("#metric-figures")).to_contain_text("execs", timeout=DEADLINE_MS)
     expect(page.locator("#methods")).to_contain_text("session.exec", timeout=DEADLINE_MS)
+    # The charts start when the tab is first shown: a few polls (every 2 s) with execs between.
+    for n in range(1, 4):
+        cli("exec", "-t", "docs", "seq 1 50 >/dev/null")
+        page.wait_for_function(f"() => series.rate.length >= {n}", timeout=DEADLINE_MS)
     shot(page, "metrics")
 
 
@@ -174,6 +274,89 @@ def at_scale(browser):
     page.context.close()
 
 
+def sealed_details(browser):
+    """A daemon with a store passphrase: the audit panel lists session w's exec with its detail
+    sealed; the owner opens it (audit.open), which is itself audited; a token that may read the
+    log but lacks audit:open is refused, the capability named."""
+    page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(OWNER_LOGIN)
+    page.click('#tabs button[data-tab="audit"]')
+    page.fill("#audit-session", "w")
+    page.click("#audit-apply")
+    row = page.locator("#audit tr").filter(has_text="session.exec")
+    expect(row).to_have_count(1, timeout=DEADLINE_MS)
+    expect(row).to_contain_text("sealed")
+    expect(page.locator("#audit")).not_to_contain_text("sealed-$((6*7))")
+    row.locator("button.open-sealed").click()
+    expect(row.locator(".opened")).to_have_text("echo sealed-$((6*7))", timeout=DEADLINE_MS)
+    shot(page, "audit-sealed")
+    audit = cli("audit", "ls", "--json")
+    assert '"audit.open"' in audit, "opening a sealed detail is audited"
+    assert not errors, f"script errors on the page: {errors}"
+    page.context.close()
+
+    page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+    page.goto(VIEWER_LOGIN)
+    page.click('#tabs button[data-tab="audit"]')
+    page.fill("#audit-session", "w")
+    page.click("#audit-apply")
+    row = page.locator("#audit tr").filter(has_text="session.exec")
+    expect(row).to_have_count(1, timeout=DEADLINE_MS)
+    row.locator("button.open-sealed").click()
+    expect(row.locator(".sealed")).to_contain_text("audit:open", timeout=DEADLINE_MS)
+    expect(page.locator("#audit")).not_to_contain_text("sealed-$((6*7))")
+    page.context.close()
+
+
+def peer_cli(*args):
+    """The CLI on the other node of the cluster ($DASH_PEER_HOME)."""
+    env = dict(os.environ, AI_SESSION_HOME=os.environ["DASH_PEER_HOME"], HOME=os.environ["DASH_PEER_HOME"])
+    out = subprocess.run([BIN, "-L", "t", *args], capture_output=True, text=True, timeout=60, env=env)
+    if out.returncode != 0:
+        raise AssertionError(f"{args} on the peer: {out.stderr}")
+    return out.stdout
+
+
+def cluster_view(browser):
+    """Node a's dashboard: its session `near` and node b's `far`, each with its node; `far`'s
+    screen, timeline, a command run on b, and typing that reaches b's shell."""
+    page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(OWNER_LOGIN)
+    near = page.locator('#session-list .row[data-name="near"]')
+    far = page.locator('#session-list .row[data-name="far"]')
+    expect(far).to_be_visible(timeout=DEADLINE_MS)
+    expect(near.locator(".node")).to_have_text("a")
+    expect(far.locator(".node")).to_have_text("b")
+    expect(far).to_contain_text("remote")
+    page.select_option("#filter-state", "remote")
+    expect(page.locator("#list-count")).to_contain_text("1 of 2")
+    page.select_option("#filter-state", "")
+    far.click()
+    expect(page.locator("#view-name")).to_have_text("far", timeout=DEADLINE_MS)
+    expect(page.locator("#view-note")).to_contain_text("on node b")
+    rows = page.locator("#terminal .xterm-rows")
+    expect(rows).to_contain_text("far-42", timeout=DEADLINE_MS)
+    entry = page.locator("#timeline details.exec").filter(has_text="echo far-$((6*7))")
+    expect(entry).to_contain_text("exit 0", timeout=DEADLINE_MS)
+    peer_cli("exec", "-t", "far", "echo later-$((2*3))")
+    expect(rows).to_contain_text("later-6", timeout=DEADLINE_MS)
+    expect(page.locator("#timeline")).to_contain_text("echo later-$((2*3))", timeout=DEADLINE_MS)
+    page.locator("#takeover").click()
+    page.locator("#terminal").click()
+    page.keyboard.type("echo typed-far-$((5*5))")
+    page.keyboard.press("Enter")
+    until("typed-far-25 on node b", lambda: re.search(r"^typed-far-25\s*$", peer_cli("capture", "-t", "far"), re.M))
+    expect(rows).to_contain_text("typed-far-25", timeout=DEADLINE_MS)
+    page.locator("#takeover").click()
+    shot(page, "cluster")
+    assert not errors, f"script errors on the page: {errors}"
+    page.context.close()
+
+
 def main():
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
@@ -182,12 +365,25 @@ def main():
             browser.close()
             print("dashboard scale test: ok")
             return
+        if os.environ.get("DASH_MODE") == "cluster":
+            cluster_view(browser)
+            browser.close()
+            print("dashboard cluster test: ok")
+            return
+        if os.environ.get("DASH_MODE") == "sealed":
+            sealed_details(browser)
+            browser.close()
+            print("dashboard sealed details test: ok")
+            return
         viewer_is_refused(browser)
         page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
         errors = []
         page.on("pageerror", lambda e: errors.append(str(e)))
         owner_session_flow(page)
+        alerts_panel(page)
+        decisions_panel(page)
         tasks_panel(page)
+        topics_panel(page)
         audit_and_metrics(page)
         assert not errors, f"script errors on the page: {errors}"
         browser.close()

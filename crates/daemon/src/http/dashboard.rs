@@ -58,6 +58,7 @@ const TEXT: &str = "text/plain; charset=utf-8";
 static ASSETS: &[Asset] = &[
     asset!("app.js", JS),
     asset!("panels.js", JS),
+    asset!("insight.js", JS),
     asset!("terminal.js", JS),
     asset!("app.css", CSS),
     asset!("vendor/xterm.js", JS),

@@ -1,8 +1,11 @@
-//! `audit.list` and `audit.verify`: the audit log read back for the dashboard, through the
-//! sandbox crate's verified reader (a damaged log answers no entries: an answer from a
-//! tampered log would mislead). Both read files, so they run on the blocking pool.
+//! `audit.list`, `audit.verify` and `audit.open`: the audit log read back for the dashboard,
+//! through the sandbox crate's verified reader (a damaged log answers no entries: an answer
+//! from a tampered log would mislead). They read files, so they run on the blocking pool.
 
-use ai_session_protocol::web::{AuditEntry, AuditListParams, AuditListResult, AuditVerifyResult};
+use ai_session_protocol::web::{
+    AuditEntry, AuditListParams, AuditListResult, AuditOpenParams, AuditOpenResult,
+    AuditVerifyResult,
+};
 use ai_session_protocol::{ErrorKind, RpcError};
 use ai_session_sandbox::audit::{self, Actor, Entry, Query};
 
@@ -28,6 +31,48 @@ pub(super) async fn list(d: &Daemon, p: AuditListParams) -> Result<AuditListResu
     let matched = entries.len();
     entries.drain(..matched.saturating_sub(limit));
     Ok(AuditListResult { entries, matched })
+}
+
+/// `audit.open`: entry `seq`'s detail in clear. The registry records the call itself (who
+/// opened which entry) in the log before the answer goes out.
+pub(super) async fn open(d: &Daemon, p: AuditOpenParams) -> Result<AuditOpenResult, RpcError> {
+    let path = d.paths.audit_log();
+    let query = Query {
+        since: None,
+        min_risk: 0,
+        session: None,
+    };
+    let entries = blocking(move || audit::query(&path, &query)).await?;
+    let Some(entry) = entries.into_iter().find(|e| e.seq == p.seq) else {
+        return Err(
+            RpcError::new(ErrorKind::NotFound, format!("no audit entry #{}", p.seq))
+                .with_hint("pick a seq that `GET /v1/audit` (audit.list) lists"),
+        );
+    };
+    if !audit::secret::is_sealed(&entry.detail) {
+        return Ok(AuditOpenResult {
+            seq: p.seq,
+            detail: entry.detail,
+            sealed: false,
+        });
+    }
+    match d.access.open_audit_detail(p.seq, &entry.detail) {
+        Some(Some(detail)) => Ok(AuditOpenResult {
+            seq: p.seq,
+            detail,
+            sealed: true,
+        }),
+        Some(None) => Err(RpcError::new(
+            ErrorKind::Unsupported,
+            format!("audit entry #{}'s detail does not open with this daemon's passphrase", p.seq),
+        )
+        .with_hint("it was sealed under another passphrase: `ai-session audit ls` with that one in AI_SESSION_PASSPHRASE opens it")),
+        None => Err(RpcError::new(
+            ErrorKind::Unsupported,
+            "this daemon runs without the store passphrase, so it cannot open sealed details",
+        )
+        .with_hint("run `ai-session audit ls` with AI_SESSION_PASSPHRASE set, or start the daemon with it")),
+    }
 }
 
 pub(super) async fn verify(d: &Daemon) -> Result<AuditVerifyResult, RpcError> {
@@ -81,8 +126,9 @@ fn principal(actor: &Actor) -> String {
 }
 
 fn to_wire(e: Entry) -> AuditEntry {
-    let detail = if audit::secret::is_sealed(&e.detail) {
-        "[sealed under the store passphrase: `ai-session audit ls` opens it]".to_owned()
+    let sealed = audit::secret::is_sealed(&e.detail);
+    let detail = if sealed {
+        "[sealed under the store passphrase: `audit.open` (the dashboard's \"open\") or `ai-session audit ls` opens it]".to_owned()
     } else {
         e.detail
     };
@@ -95,5 +141,6 @@ fn to_wire(e: Entry) -> AuditEntry {
         detail,
         result: e.result,
         risk: e.risk,
+        sealed,
     }
 }

@@ -44,6 +44,7 @@ pub(crate) fn forwardable(method: &str) -> bool {
         reg::SessionWait::NAME,
         reg::SessionResize::NAME,
         reg::SessionKill::NAME,
+        reg::SessionHistory::NAME,
     ]
     .contains(&method)
 }

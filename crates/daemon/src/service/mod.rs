@@ -15,6 +15,7 @@ mod caller;
 mod events;
 mod forward;
 mod history;
+mod pin;
 mod reports;
 mod sessions;
 mod upgrade;
@@ -29,6 +30,7 @@ use serde_json::Value;
 pub(crate) use caller::Caller;
 pub(crate) use events::{Ack, Event, Observer, Reaction};
 pub(crate) use forward::forwardable;
+pub(crate) use pin::get as session_handle;
 pub(crate) use sessions::exec;
 
 use crate::access::Principal;
@@ -149,14 +151,19 @@ pub(crate) async fn handle_from(
         .get("target")
         .and_then(Value::as_str)
         .map(str::to_owned);
-    // Taken before the call: a killed session's id is gone after it.
-    let mut session_id = session.as_deref().and_then(|s| daemon.manager.id_of(s));
+    // Resolved once, before the call (a killed session's id is gone after it): the check, the
+    // operation and the audit entry all mean this session.
+    let pin = pin::Pin::take(&daemon.manager, session.as_deref());
+    let mut session_id = pin.as_ref().map(|p| p.id().to_owned());
     let mut who = caller.principal();
     let mut result = match spec {
         None => Err(reg::unknown_method(method)),
-        Some(spec) => match authorize(daemon, caller, &mut who, spec, &params) {
+        Some(spec) => match authorize(daemon, caller, &mut who, spec, &params, pin.as_ref()) {
             Err(e) => Err(e),
-            Ok(()) => run(daemon, caller, &who, method, params, origin, &mut detail).await,
+            Ok(()) => {
+                let op = run(daemon, caller, &who, method, params, origin, &mut detail);
+                pin::scope(pin, op).await
+            }
         },
     };
     if method == reg::SessionNew::NAME {
@@ -225,6 +232,7 @@ fn authorize(
     who: &mut Principal,
     spec: &'static reg::MethodSpec,
     params: &Value,
+    pin: Option<&pin::Pin>,
 ) -> Result<(), RpcError> {
     if spec.name == reg::Hello::NAME {
         if let Some(token) = params.get("token").and_then(Value::as_str) {
@@ -232,7 +240,11 @@ fn authorize(
             caller.set_principal(who.clone());
         }
     }
-    daemon.access.check(who, spec, params, &daemon.manager)
+    let sessions = pin::Checked {
+        manager: &daemon.manager,
+        pin,
+    };
+    daemon.access.check(who, spec, params, &sessions)
 }
 
 /// Every method onto its service function.
@@ -280,6 +292,7 @@ async fn dispatch(
         Call::SessionHistory(p) => ok::<SessionHistory>(history::history(d, p).await),
         Call::AuditList(p) => ok::<AuditList>(audit_trail::list(d, p).await),
         Call::AuditVerify(_) => ok::<AuditVerify>(audit_trail::verify(d).await),
+        Call::AuditOpen(p) => ok::<AuditOpen>(audit_trail::open(d, p).await),
         Call::SnapshotCreate(p) => ok::<SnapshotCreate>(pe::snapshot_create(d, p).await),
         Call::SnapshotList(p) => ok::<SnapshotList>(pe::snapshot_list(d, who, p).await),
         Call::SnapshotRestore(p) => ok::<SnapshotRestore>(pe::snapshot_restore(d, who, p).await),
@@ -332,5 +345,6 @@ async fn dispatch(
         Call::TaskList(p) => ok::<TaskList>(co::task_list(d, p).await),
         Call::TaskShow(p) => ok::<TaskShow>(co::task_show(d, p).await),
         Call::EventsSubscribe(_) => ok::<EventsSubscribe>(co::events_subscribe(d, caller).await),
+        Call::BusRecent(p) => ok::<BusRecent>(co::bus_recent(d, p).await),
     }
 }

@@ -17,7 +17,7 @@ fn core(e: CoreError) -> RpcError {
 }
 
 pub(crate) fn session(daemon: &Daemon, target: &str) -> Result<SessionHandle, RpcError> {
-    daemon.manager.get(target).map_err(core)
+    super::pin::get(&daemon.manager, target).map_err(core)
 }
 
 fn server_name() -> String {
@@ -175,8 +175,10 @@ pub(super) async fn resize(daemon: &Daemon, p: ResizeParams) -> Result<Empty, Rp
 /// Kills a session; `SessionKilled` revokes every grant bound to it, drops its context and
 /// its record.
 pub(super) async fn kill(daemon: &Daemon, p: Target) -> Result<Empty, RpcError> {
-    let id = daemon.manager.id_of(&p.target);
-    daemon.manager.kill(&p.target).await.map_err(core)?;
+    let id = super::pin::id_of(&daemon.manager, &p.target);
+    super::pin::kill(&daemon.manager, &p.target)
+        .await
+        .map_err(core)?;
     daemon
         .publish(Event::SessionKilled {
             name: &p.target,

@@ -1,10 +1,12 @@
 //! The decision tracker (`decision.*`): agents record what they chose, why and how sure they
-//! were; the execs that follow link to the decision and set its outcome; the figures are
-//! success rates by agent and calibration (reliability bins, Brier score).
+//! were; the execs that follow (in its session, by the agent running its task, or the agent's
+//! own) link to the decision and set its outcome; the figures are success rates by agent and
+//! by kind, and calibration (reliability bins, Brier score).
 //!
 //! The decisions live in the store's `metadata/decisions.db` (sealed text in an encrypted
 //! store), driven from one thread behind a bounded queue like the store itself. An exec costs
-//! nothing here unless its session (or its agent) has a decision still following its execs:
+//! nothing here unless its session, its agent or a task its agent runs has a decision still
+//! following its execs:
 //! those targets are kept in memory, and only their execs queue a link, which the exec's answer
 //! waits for (so a `decisions show` after the exec sees it).
 
@@ -13,12 +15,14 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use ai_session_protocol::decisions::{
     AgentDecisions, DecisionId, DecisionInfo, DecisionList, DecisionListParams, DecisionParams,
-    DecisionStats, DecisionStatsParams, Outcome, OutcomeParams, ReliabilityBin,
+    DecisionStats, DecisionStatsParams, KindDecisions, Outcome, OutcomeParams, ReliabilityBin,
+    Tally,
 };
 use ai_session_protocol::methods::{ExecResult, ExecStatus};
 use ai_session_protocol::{ErrorKind, RpcError};
 use ai_session_store::{
-    Decision, DecisionFilter, DecisionOutcome, DecisionText, Decisions as Db, NewDecision, Store,
+    Decision, DecisionFilter, DecisionOutcome, DecisionText, Decisions as Db, LinkedExec,
+    NewDecision, OpenTargets, Store,
 };
 
 use crate::access::Principal;
@@ -32,22 +36,34 @@ const QUEUE: usize = 256;
 const MAX_TEXT: usize = 4096;
 const MAX_RATIONALE: usize = 64 * 1024;
 const MAX_ALTERNATIVES: usize = 32;
+const MAX_KIND: usize = 64;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Sessions and agents whose execs link to a decision.
+/// Sessions (by id), agents and tasks whose execs link to a decision.
 #[derive(Default)]
 struct Targets {
     sessions: HashSet<String>,
     agents: HashSet<String>,
+    tasks: HashSet<String>,
 }
 
-/// The tracker: its thread (none when the store is off) and the targets of open decisions.
+impl Targets {
+    fn add(&mut self, open: OpenTargets) {
+        self.sessions.extend(open.sessions);
+        self.agents.extend(open.agents);
+        self.tasks.extend(open.tasks);
+    }
+}
+
+/// The tracker: its thread (none when the store is off), the targets of open decisions, and
+/// the coordinator that says which tasks an agent runs.
 pub(crate) struct Decisions {
     worker: Option<Worker<Db>>,
     targets: Arc<Mutex<Targets>>,
+    coord: Option<ai_session_coord::Coordinator>,
     off: Option<String>,
 }
 
@@ -65,22 +81,21 @@ fn store_err(e: ai_session_store::Error) -> RpcError {
 impl Decisions {
     /// Opens the decisions database of `store`; without a store the tracker answers every call
     /// with why.
-    pub(crate) fn open(store: Option<&Arc<Store>>) -> Self {
+    pub(crate) fn open(store: Option<&Arc<Store>>, coord: &ai_session_coord::Coordinator) -> Self {
         let opened = store
             .ok_or_else(|| NO_STORE.to_owned())
             .and_then(|s| s.decisions().map_err(|e| e.to_string()));
         let targets = Arc::new(Mutex::new(Targets::default()));
         match opened {
             Ok(db) => {
-                if let Ok((sessions, agents)) = db.open_targets() {
-                    let mut t = lock(&targets);
-                    t.sessions.extend(sessions);
-                    t.agents.extend(agents);
+                if let Ok(open) = db.open_targets() {
+                    lock(&targets).add(open);
                 }
                 match Worker::start("decisions", QUEUE, db) {
                     Ok(worker) => Self {
                         worker: Some(worker),
                         targets,
+                        coord: Some(coord.clone()),
                         off: None,
                     },
                     Err(e) => Self::off(format!("cannot start the decisions thread: {e}")),
@@ -98,6 +113,7 @@ impl Decisions {
         Self {
             worker: None,
             targets: Arc::default(),
+            coord: None,
             off: Some(reason),
         }
     }
@@ -115,35 +131,57 @@ impl Decisions {
         })
     }
 
-    /// An exec finished: linked to the open decision of its session or agent, if there is one
-    /// (the answer waits for the link).
+    /// An exec finished in session `session` (id `session_id`), run by `agent` (name and id)
+    /// if one: linked to the open decision of its session, of a task the agent runs, or of the
+    /// agent itself, if there is one (the answer waits for the link).
     pub(crate) fn exec_finished(
         &self,
         session: &str,
-        agent: Option<&str>,
+        session_id: &str,
+        agent: Option<(&str, u64)>,
         result: &ExecResult,
     ) -> Reaction {
         if result.status != ExecStatus::Exited {
             return Reaction::default();
         }
-        let targeted = {
+        let (targeted, by_task) = {
             let t = lock(&self.targets);
-            t.sessions.contains(session) || agent.is_some_and(|a| t.agents.contains(a))
+            (
+                t.sessions.contains(session_id)
+                    || t.sessions.contains(session)
+                    || agent.is_some_and(|(name, _)| t.agents.contains(name)),
+                !t.tasks.is_empty(),
+            )
         };
-        let Some(worker) = self.worker.as_ref().filter(|_| targeted) else {
+        let tasks = match (by_task, agent, &self.coord) {
+            (true, Some((_, id)), Some(coord)) => running_tasks(coord, id, &lock(&self.targets)),
+            _ => Vec::new(),
+        };
+        let Some(worker) = self
+            .worker
+            .as_ref()
+            .filter(|_| targeted || !tasks.is_empty())
+        else {
             return Reaction::default();
         };
         let failed = result.exit_code != Some(0);
-        let (session, agent, worker) = (
+        let (session, session_id, agent, worker) = (
             session.to_owned(),
-            agent.map(str::to_owned),
+            session_id.to_owned(),
+            agent.map(|(name, _)| name.to_owned()),
             worker.handle(),
         );
         Reaction::ack(async move {
             let linked = worker
                 .call(move |db| {
-                    db.link_exec(&session, agent.as_deref(), failed, now_ms())
-                        .map_err(store_err)
+                    let exec = LinkedExec {
+                        session_id: &session_id,
+                        session: &session,
+                        agent: agent.as_deref(),
+                        tasks: &tasks,
+                        failed,
+                    };
+                    db.link_exec(&exec, now_ms()).map_err(store_err)
                 })
                 .await;
             if let Err(e) = linked {
@@ -153,13 +191,31 @@ impl Decisions {
     }
 
     fn remember(&self, d: &Decision) {
-        let mut t = lock(&self.targets);
-        match (&d.session, &d.agent) {
-            (Some(s), _) => t.sessions.insert(s.clone()),
-            (None, Some(a)) => t.agents.insert(a.clone()),
-            (None, None) => false,
+        let open = OpenTargets {
+            sessions: d.session_id.iter().cloned().collect(),
+            agents: match (&d.session, &d.task) {
+                (None, None) => d.agent.iter().cloned().collect(),
+                _ => Vec::new(),
+            },
+            tasks: d.task.iter().cloned().collect(),
         };
+        lock(&self.targets).add(open);
     }
+}
+
+/// The tasks agent `agent` runs now that a decision follows.
+fn running_tasks(
+    coord: &ai_session_coord::Coordinator,
+    agent: u64,
+    targets: &Targets,
+) -> Vec<String> {
+    coord
+        .tasks(Some(ai_session_coord::TaskState::Running))
+        .into_iter()
+        .filter(|t| t.agent.is_some_and(|a| a.0 == agent))
+        .map(|t| t.id.to_string())
+        .filter(|id| targets.tasks.contains(id))
+        .collect()
 }
 
 fn now_ms() -> u64 {
@@ -204,7 +260,35 @@ fn check(p: &DecisionParams) -> Result<(), RpcError> {
             "summarise; the details belong in the session's context (context_add)",
         ));
     }
+    if let Some(kind) = &p.kind {
+        let label = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_';
+        if kind.is_empty() || kind.len() > MAX_KIND || !kind.chars().all(label) {
+            return Err(invalid(
+                format!(
+                    "`kind` must be a label of 1 to {MAX_KIND} lowercase letters, digits, `-` or `_`, got {kind:?}"
+                ),
+                "e.g. \"fix\", \"test-strategy\", \"dependency\"",
+            ));
+        }
+    }
     Ok(())
+}
+
+/// A task named as `task-3` or `3`, in the first form, if the coordinator has it.
+fn task_id(daemon: &Daemon, task: &str) -> Result<String, RpcError> {
+    let n = task.strip_prefix("task-").unwrap_or(task);
+    let found = n
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| daemon.coord.task(ai_session_coord::TaskId(n)).ok());
+    match found {
+        Some(t) => Ok(t.id.to_string()),
+        None => Err(RpcError::new(
+            ErrorKind::NotFound,
+            format!("no task {task:?}: a decision's task is one the coordinator has"),
+        )
+        .with_hint("the task ids are those `task_submit` returned (`task-3`, or `3`)")),
+    }
 }
 
 fn info(d: Decision) -> DecisionInfo {
@@ -217,6 +301,7 @@ fn info(d: Decision) -> DecisionInfo {
         agent: d.agent,
         session: d.session,
         task: d.task,
+        kind: d.kind,
         created_ms: d.created_ms,
         outcome: match d.outcome {
             DecisionOutcome::Unknown => Outcome::Unknown,
@@ -249,9 +334,16 @@ pub(crate) async fn record(
     p: DecisionParams,
 ) -> Result<DecisionInfo, RpcError> {
     check(&p)?;
-    if let Some(t) = &p.target {
-        daemon.manager.get(t).map_err(|e| e.to_rpc())?;
-    }
+    let session_id = match &p.target {
+        Some(t) => Some(
+            crate::service::session_handle(&daemon.manager, t)
+                .map_err(|e| e.to_rpc())?
+                .id()
+                .to_owned(),
+        ),
+        None => None,
+    };
+    let task = p.task.as_deref().map(|t| task_id(daemon, t)).transpose()?;
     let tracker = &daemon.telemetry.decisions;
     let new = NewDecision {
         text: DecisionText {
@@ -263,7 +355,9 @@ pub(crate) async fn record(
         confidence: p.confidence,
         agent: agent_name(daemon, who),
         session: p.target,
-        task: p.task,
+        session_id,
+        task,
+        kind: p.kind,
         created_ms: now_ms(),
     };
     let d = tracker
@@ -314,7 +408,9 @@ pub(crate) async fn list(daemon: &Daemon, p: DecisionListParams) -> Result<Decis
     let filter = DecisionFilter {
         agent: p.agent,
         session: p.target,
-        task: p.task,
+        // A task that is gone may still have decisions: its name is kept as given.
+        task: p.task.map(|t| task_id(daemon, &t).unwrap_or(t)),
+        kind: p.kind,
         limit: Some(p.limit.unwrap_or(100)),
     };
     let all = daemon
@@ -345,38 +441,27 @@ pub(crate) async fn stats(
         .await
 }
 
-/// Success rates by agent, reliability bins and the Brier score over `all`.
+/// Success rates by agent and by kind, reliability bins and the Brier score over `all`.
 pub(crate) fn figures(all: &[Decision]) -> DecisionStats {
-    let mut by_agent: std::collections::BTreeMap<String, (AgentDecisions, f64)> =
-        std::collections::BTreeMap::new();
+    use std::collections::BTreeMap;
+    let mut by_agent: BTreeMap<String, (Tally, f64)> = BTreeMap::new();
+    let mut by_kind: BTreeMap<String, (Tally, f64)> = BTreeMap::new();
     let mut bins: [(u64, f64, u64); 10] = [(0, 0.0, 0); 10];
     let (mut decided, mut brier) = (0u64, 0.0);
     for d in all {
-        let name = d.agent.clone().unwrap_or_else(|| "(owner)".into());
-        let (a, sum) = by_agent.entry(name.clone()).or_insert_with(|| {
-            (
-                AgentDecisions {
-                    agent: name,
-                    ..AgentDecisions::default()
-                },
-                0.0,
-            )
-        });
-        a.decisions += 1;
-        *sum += d.confidence;
+        let agent = d.agent.clone().unwrap_or_else(|| "(owner)".into());
+        let kind = d.kind.clone().unwrap_or_else(|| "(none)".into());
+        for (t, sum) in [
+            by_agent.entry(agent).or_default(),
+            by_kind.entry(kind).or_default(),
+        ] {
+            count(t, d.outcome);
+            *sum += d.confidence;
+        }
         let hit = match d.outcome {
-            DecisionOutcome::Unknown => {
-                a.unknown += 1;
-                continue;
-            }
-            DecisionOutcome::Success => {
-                a.success += 1;
-                1.0
-            }
-            DecisionOutcome::Failure => {
-                a.failure += 1;
-                0.0
-            }
+            DecisionOutcome::Unknown => continue,
+            DecisionOutcome::Success => 1.0,
+            DecisionOutcome::Failure => 0.0,
         };
         decided += 1;
         brier += (d.confidence - hit).powi(2);
@@ -387,15 +472,6 @@ pub(crate) fn figures(all: &[Decision]) -> DecisionStats {
             b.2 += hit as u64;
         }
     }
-    let by_agent = by_agent
-        .into_values()
-        .map(|(mut a, sum)| {
-            a.mean_confidence = sum / a.decisions.max(1) as f64;
-            let judged = a.success + a.failure;
-            a.success_rate = (judged > 0).then(|| a.success as f64 / judged as f64);
-            a
-        })
-        .collect();
     let bins = bins
         .iter()
         .enumerate()
@@ -411,10 +487,40 @@ pub(crate) fn figures(all: &[Decision]) -> DecisionStats {
     DecisionStats {
         decisions: all.len() as u64,
         decided,
-        by_agent,
+        by_agent: by_agent
+            .into_iter()
+            .map(|(agent, t)| AgentDecisions {
+                agent,
+                tally: settle(t),
+            })
+            .collect(),
+        by_kind: by_kind
+            .into_iter()
+            .map(|(kind, t)| KindDecisions {
+                kind,
+                tally: settle(t),
+            })
+            .collect(),
         bins,
         brier: (decided > 0).then(|| brier / decided as f64),
     }
+}
+
+fn count(t: &mut Tally, outcome: DecisionOutcome) {
+    t.decisions += 1;
+    match outcome {
+        DecisionOutcome::Unknown => t.unknown += 1,
+        DecisionOutcome::Success => t.success += 1,
+        DecisionOutcome::Failure => t.failure += 1,
+    }
+}
+
+/// A group's rates from its counts and the sum of its confidences.
+fn settle((mut t, confidence): (Tally, f64)) -> Tally {
+    t.mean_confidence = confidence / t.decisions.max(1) as f64;
+    let judged = t.success + t.failure;
+    t.success_rate = (judged > 0).then(|| t.success as f64 / judged as f64);
+    t
 }
 
 #[cfg(test)]
@@ -429,7 +535,9 @@ mod tests {
             confidence,
             agent: Some(agent.into()),
             session: None,
+            session_id: None,
             task: None,
+            kind: Some(if confidence > 0.5 { "sure" } else { "unsure" }.into()),
             created_ms: 0,
             outcome,
             explicit: false,
@@ -452,9 +560,18 @@ mod tests {
         let s = figures(&all);
         assert_eq!((s.decisions, s.decided), (5, 4));
         let a = &s.by_agent[0];
-        assert_eq!((a.agent.as_str(), a.success, a.failure), ("a", 2, 1));
-        assert!((a.success_rate.unwrap() - 2.0 / 3.0).abs() < 1e-9);
-        assert_eq!(s.by_agent[1].unknown, 1);
+        assert_eq!(
+            (a.agent.as_str(), a.tally.success, a.tally.failure),
+            ("a", 2, 1)
+        );
+        assert!((a.tally.success_rate.unwrap() - 2.0 / 3.0).abs() < 1e-9);
+        assert_eq!(s.by_agent[1].tally.unknown, 1);
+        let kinds: Vec<(&str, u64, u64)> = s
+            .by_kind
+            .iter()
+            .map(|k| (k.kind.as_str(), k.tally.success, k.tally.failure))
+            .collect();
+        assert_eq!(kinds, [("sure", 2, 1), ("unsure", 0, 1)]);
         // (0.1^2 + 0.9^2 + 0.05^2 + 0.2^2) / 4
         let brier = (0.01 + 0.81 + 0.0025 + 0.04) / 4.0;
         assert!((s.brier.unwrap() - brier).abs() < 1e-9, "{:?}", s.brier);

@@ -201,8 +201,9 @@ impl Telemetry {
     pub(crate) fn with_decisions(
         mut self,
         store: Option<&std::sync::Arc<ai_session_store::Store>>,
+        coord: &ai_session_coord::Coordinator,
     ) -> Self {
-        self.decisions = decisions::Decisions::open(store);
+        self.decisions = decisions::Decisions::open(store, coord);
         self
     }
 
@@ -365,12 +366,17 @@ impl Observer for Telemetry {
         let linked = match event {
             Event::ExecFinished {
                 session,
+                session_id,
                 result,
                 agent_context,
+                agent_id,
                 ..
             } => {
-                let agent = agent_context.and_then(|c| c.strip_prefix("agent:"));
-                self.decisions.exec_finished(session, agent, result)
+                let agent = agent_context
+                    .and_then(|c| c.strip_prefix("agent:"))
+                    .zip(*agent_id);
+                self.decisions
+                    .exec_finished(session, session_id, agent, result)
             }
             _ => Reaction::default(),
         };
