@@ -11,6 +11,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+pub mod exported;
+
 /// What kind of program a session runs, which decides how commands are delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ShellKind {
@@ -52,18 +54,38 @@ impl ShellKind {
 /// The environment variable naming the file that hands the session's secret to the hooks.
 pub const MARK_FILE_ENV: &str = "AI_SESSION_MARK_FILE";
 
+/// The environment variable naming the file a resurrected shell sources after the user's rc
+/// file: the variables its predecessor exported (see [`ENV_FILE`]). The hooks unset it.
+pub const ENV_RESTORE_ENV: &str = "AI_SESSION_ENV_RESTORE";
+
+/// The line that ends a complete file of exported variables (see [`exported`]): a file read
+/// while the shell writes it lacks it.
+pub const ENV_END: &str = "#ais-end\n";
+
 const BASH_RC: &str = r#"# ai-session shell integration for bash: OSC 133 marks around prompts and commands.
 __ais_mark=
 if [ -r "${AI_SESSION_MARK_FILE-}" ]; then read -r __ais_mark < "$AI_SESSION_MARK_FILE"; fi
-unset AI_SESSION_MARK_FILE
+__ais_envf=${AI_SESSION_ENV_FILE-}
+unset AI_SESSION_MARK_FILE AI_SESSION_ENV_FILE
 if [ -n "${AI_SESSION_BASHRC-}" ]; then
   [ -r "$AI_SESSION_BASHRC" ] && . "$AI_SESSION_BASHRC"
 elif [ -r "$HOME/.bashrc" ]; then
   . "$HOME/.bashrc"
 fi
 unset AI_SESSION_BASHRC
+# A session brought back by a daemon restart: what its shell had exported, over the rc file's.
+if [ -r "${AI_SESSION_ENV_RESTORE-}" ]; then
+  __ais_pwd=$PWD
+  . "$AI_SESSION_ENV_RESTORE" 2>/dev/null
+  PWD=$__ais_pwd
+  : 2>/dev/null >| "$AI_SESSION_ENV_RESTORE"
+  unset __ais_pwd
+fi
+unset AI_SESSION_ENV_RESTORE
 __ais_pre() {
   local s=$?
+  # Before the D mark: the daemon reads the file once it sees the mark (builtins only).
+  [ -z "$__ais_envf" ] || { export -p; printf '#ais-end\n'; } 2>/dev/null >| "$__ais_envf"
   printf '\033]133;D;%s;aid=%s\007\033]133;A;aid=%s\007' "$s" "$__ais_mark" "$__ais_mark"
   return $s
 }
@@ -86,7 +108,8 @@ PS0="${PS0-}\e]133;C;aid=$__ais_mark\a"
 const SH_RC: &str = r#"# ai-session shell integration for POSIX sh: OSC 133 marks in the prompt.
 __ais_mark=
 if [ -r "${AI_SESSION_MARK_FILE-}" ]; then read -r __ais_mark < "$AI_SESSION_MARK_FILE"; fi
-unset AI_SESSION_MARK_FILE
+__ais_envf=${AI_SESSION_ENV_FILE-}
+unset AI_SESSION_MARK_FILE AI_SESSION_ENV_FILE
 if [ -n "${AI_SESSION_ENV-}" ]; then
   ENV=$AI_SESSION_ENV
   [ -r "$ENV" ] && . "$ENV"
@@ -94,14 +117,26 @@ else
   unset ENV
 fi
 unset AI_SESSION_ENV
-PS1="$(printf '\033]133;D;')"'$?'"$(printf ';aid=%s\007\033]133;A;aid=%s\007' "$__ais_mark" "$__ais_mark")${PS1-\$ }$(printf '\033]133;B;aid=%s\007' "$__ais_mark")"
+if [ -r "${AI_SESSION_ENV_RESTORE-}" ]; then
+  __ais_pwd=$PWD
+  . "$AI_SESSION_ENV_RESTORE" 2>/dev/null
+  PWD=$__ais_pwd
+  : 2>/dev/null >| "$AI_SESSION_ENV_RESTORE"
+  unset __ais_pwd
+fi
+unset AI_SESSION_ENV_RESTORE
+# sh has no prompt hook: the prompt's own expansion writes the file (a subshell per prompt),
+# after `$?` is expanded and before the prompt, and so its D mark, is printed.
+__ais_env() { [ -z "$__ais_envf" ] || { export -p; echo '#ais-end'; } 2>/dev/null >| "$__ais_envf"; }
+PS1="$(printf '\033]133;D;')"'$?'"$(printf ';aid=%s\007\033]133;A;aid=%s\007' "$__ais_mark" "$__ais_mark")${PS1-\$ }"'$(__ais_env)'"$(printf '\033]133;B;aid=%s\007' "$__ais_mark")"
 PS2=''
 "#;
 
 const ZSH_ENV: &str = r#"# ai-session shell integration for zsh: load the user's .zshenv, keep ours for .zshrc.
 __ais_mark=
 if [ -r "${AI_SESSION_MARK_FILE-}" ]; then read -r __ais_mark < "$AI_SESSION_MARK_FILE"; fi
-unset AI_SESSION_MARK_FILE
+__ais_envf=${AI_SESSION_ENV_FILE-}
+unset AI_SESSION_MARK_FILE AI_SESSION_ENV_FILE
 __ais_user_zdotdir=${AI_SESSION_ZDOTDIR:-$HOME}
 __ais_our_zdotdir=$ZDOTDIR
 if [[ -r "$__ais_user_zdotdir/.zshenv" ]]; then
@@ -115,8 +150,17 @@ const ZSH_RC: &str = r#"# ai-session shell integration for zsh: OSC 133 marks fr
 if [[ -n "${AI_SESSION_ZDOTDIR-}" ]]; then ZDOTDIR=$AI_SESSION_ZDOTDIR; else unset ZDOTDIR; fi
 unset AI_SESSION_ZDOTDIR
 [[ -r "${ZDOTDIR:-$HOME}/.zshrc" ]] && . "${ZDOTDIR:-$HOME}/.zshrc"
+if [[ -r "${AI_SESSION_ENV_RESTORE-}" ]]; then
+  __ais_pwd=$PWD
+  . "$AI_SESSION_ENV_RESTORE" 2>/dev/null
+  PWD=$__ais_pwd
+  : 2>/dev/null >| "$AI_SESSION_ENV_RESTORE"
+  unset __ais_pwd
+fi
+unset AI_SESSION_ENV_RESTORE
 __ais_precmd() {
   local s=$?
+  [[ -z $__ais_envf ]] || { export -p; print -r -- '#ais-end'; } 2>/dev/null >| "$__ais_envf"
   printf '\033]133;D;%s;aid=%s\007\033]133;A;aid=%s\007' "$s" "$__ais_mark" "$__ais_mark"
   return $s
 }
@@ -134,6 +178,8 @@ preexec_functions+=(__ais_preexec)
 /// The files the hooks live in, written once per daemon.
 pub struct Hooks {
     dir: PathBuf,
+    /// Where the shells write what they export (see [`exported`]).
+    exported: exported::Place,
 }
 
 impl Hooks {
@@ -143,8 +189,11 @@ impl Hooks {
         std::fs::write(dir.join("sh.rc"), SH_RC)?;
         std::fs::write(dir.join("zsh/.zshenv"), ZSH_ENV)?;
         std::fs::write(dir.join("zsh/.zshrc"), ZSH_RC)?;
+        // `dir` is `<data>/shell`.
+        let exported = exported::Place::for_data(dir.parent().unwrap_or(dir));
         Ok(Self {
             dir: dir.to_owned(),
+            exported,
         })
     }
 
@@ -194,6 +243,18 @@ impl Hooks {
             MARK_FILE_ENV.into(),
             mark_file.to_string_lossy().into_owned(),
         );
+        // The mark file is in the session's directory, which is named after the session.
+        if let Some(name) = mark_file
+            .parent()
+            .and_then(Path::file_name)
+            .and_then(|n| n.to_str())
+        {
+            let file = self.exported.file(name);
+            env.insert(
+                exported::ENV_FILE_ENV.into(),
+                file.to_string_lossy().into_owned(),
+            );
+        }
         argv
     }
 }

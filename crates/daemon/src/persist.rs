@@ -10,12 +10,15 @@
 //! everything here is keyed on it, never on the name a later session may reuse.
 
 use crate::context::Contexts;
+
+mod environment;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use ai_session_core::shell::exported::Place;
 use ai_session_core::{SessionManager, protocol::methods as m};
 use ai_session_protocol::hint::Advice;
 use ai_session_protocol::persist::*;
@@ -56,9 +59,37 @@ pub(crate) struct Worker {
     /// Session id → why its record could not be written (a full disk at `new`): its execs
     /// are answered `persisted: false` with this reason, never silently unsaved.
     unrecorded: HashMap<String, String>,
+    /// Where the shells write what they export.
+    place: Place,
+    /// Session id → fingerprint of the exported environment last saved for it.
+    exported: HashMap<String, u64>,
 }
 
 impl Worker {
+    /// Keeps what the shell of the session with id `sid` (called `name`) exported at its last
+    /// prompt, if it wrote anything since the last look and it changed. A failure is logged:
+    /// the exec or checkpoint that looked is not failed for it.
+    fn keep_environment(&mut self, sid: &str, name: &str) {
+        let Some(id) = self.ids.get(sid) else {
+            return;
+        };
+        let Some(text) = environment::take(&self.place.file(name)) else {
+            return;
+        };
+        // A prompt came after the shell's start: a restore file it was given has been read.
+        environment::discard_restore(&self.place.restore_file(name));
+        let print = environment::fingerprint(&text);
+        if self.exported.get(sid) == Some(&print) {
+            return;
+        }
+        match self.store.save_environment(id, &text) {
+            Ok(()) => {
+                self.exported.insert(sid.to_owned(), print);
+            }
+            Err(e) => tracing::warn!(session = %name, "cannot save the exported environment: {e}"),
+        }
+    }
+
     /// The record of the session with id `id` (called `name`).
     fn id(&self, id: &str, name: &str) -> Result<SessionId, RpcError> {
         self.ids.get(id).cloned().ok_or_else(|| {
@@ -82,6 +113,8 @@ pub(crate) struct Persist {
     stopping: AtomicBool,
     /// Session id → log end at its last saved scrollback.
     saved: Mutex<HashMap<String, u64>>,
+    /// Where the shells write what they export; `None` when the store is off.
+    place: Option<Place>,
 }
 
 /// Opening the store failed in a way the daemon must not start with. Returned by
@@ -180,11 +213,15 @@ impl Persist {
         }
         let store = Arc::new(store);
         let shared = store.clone();
+        let place = Place::for_data(data);
+        place.sweep();
         let worker = Worker {
             store,
             ids: HashMap::new(),
             pids: HashMap::new(),
             unrecorded: HashMap::new(),
+            place: place.clone(),
+            exported: HashMap::new(),
         };
         let spawned = Queue::start_with_exit("store", QUEUE, worker, |w| {
             if let Err(e) = w.store.sync() {
@@ -206,6 +243,7 @@ impl Persist {
             status: Mutex::new(status),
             stopping: AtomicBool::new(false),
             saved: Mutex::default(),
+            place: Some(place),
         })
     }
 
@@ -216,6 +254,7 @@ impl Persist {
             status: Mutex::new(status),
             stopping: AtomicBool::new(false),
             saved: Mutex::default(),
+            place: None,
         }
     }
 
@@ -332,6 +371,8 @@ impl Persist {
                         .get(&sid)
                         .map(|why| format!("the session has no saved record ({why})"));
                 };
+                // The D mark that ended the exec came after the hooks wrote the file.
+                w.keep_environment(&sid, &name);
                 let cwd = known_cwd
                     .or_else(|| {
                         w.pids
@@ -372,6 +413,8 @@ impl Persist {
         self.acked(move |w| {
             w.pids.remove(&sid);
             w.unrecorded.remove(&sid);
+            w.exported.remove(&sid);
+            w.place.forget(&name);
             if let Some(id) = w.ids.remove(&sid) {
                 let r = w
                     .store
@@ -390,6 +433,7 @@ impl Persist {
             return;
         }
         self.submit(move |w| {
+            w.place.forget(&name);
             if let Some(id) = w.ids.get(&sid) {
                 if let Err(e) = w.store.set_status(id, SessionStatus::Exited, exit_code) {
                     tracing::error!(session = %name, "cannot record the exit: {e}");
@@ -432,6 +476,10 @@ impl Persist {
             .await;
         if let Err(e) = synced {
             tracing::warn!("store sync at shutdown: {}", e.message);
+        }
+        // The shells go with the daemon: what they last wrote is in the store now.
+        if let Some(place) = &self.place {
+            place.sweep();
         }
     }
 }
@@ -661,16 +709,20 @@ async fn checkpoint(persist: &Persist, manager: &SessionManager, contexts: &Cont
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(info.id.clone(), info.log_end);
-            captured.push((info.id, scrollback));
+            captured.push((info.id, info.name, scrollback));
         }
     }
     // The whole-file writes (an fsync each) run beside the store thread, not on it: execs
     // waiting for their checkpoint never queue behind a thousand scrollbacks.
     let resolved = persist
         .call(move |w| {
+            // What a shell exported at prompts no exec ended (keys `send` typed), too.
+            for (sid, name, _) in &captured {
+                w.keep_environment(sid, name);
+            }
             let batch: Vec<(SessionId, Scrollback)> = captured
                 .into_iter()
-                .filter_map(|(sid, s)| w.ids.get(&sid).map(|id| (id.clone(), s)))
+                .filter_map(|(sid, _, s)| w.ids.get(&sid).map(|id| (id.clone(), s)))
                 .collect();
             Ok((w.store.clone(), batch))
         })
@@ -798,16 +850,60 @@ async fn spawn_saved(
     scrollback: Option<&Scrollback>,
     policy: Option<String>,
 ) -> Result<m::SessionInfo, RpcError> {
+    spawn_with(daemon, state, cwd, scrollback, policy, None).await
+}
+
+/// [`spawn_saved`], the shell getting back the variables `exported` (what its predecessor's
+/// `export -p` printed) before its first prompt.
+async fn spawn_with(
+    daemon: &Daemon,
+    state: &SessionState,
+    cwd: &str,
+    scrollback: Option<&Scrollback>,
+    policy: Option<String>,
+    exported: Option<&[u8]>,
+) -> Result<m::SessionInfo, RpcError> {
     let mut params = new_params(state, cwd);
     params.policy = policy;
     let sandboxed = params.policy.is_some();
-    let info = daemon
+    let restore = daemon
+        .persist
+        .place
+        .as_ref()
+        .zip(exported)
+        .map(|(place, text)| {
+            let path = place.restore_file(&state.config.name);
+            environment::prepare_restore(&path, text).map(|var| (var, path))
+        });
+    let restore = match restore {
+        Some(Ok((var, path))) => {
+            params
+                .set_env
+                .insert(var, path.to_string_lossy().into_owned());
+            Some(path)
+        }
+        Some(Err(e)) => {
+            tracing::warn!(session = %state.config.name, "the exported environment is not restored: {e}");
+            None
+        }
+        None => None,
+    };
+    let created = daemon
         .manager
         // The record's id: a resurrected session keeps its id; a restore or an import made a
         // new record, so a new session gets a new one.
         .create_restored(params, &prelude(scrollback), Some(state.id.to_string()))
         .await
-        .map_err(|e| e.to_rpc())?;
+        .map_err(|e| e.to_rpc());
+    let info = match created {
+        Ok(info) => info,
+        Err(e) => {
+            if let Some(path) = &restore {
+                environment::discard_restore(path);
+            }
+            return Err(e);
+        }
+    };
     let (name, pid, id) = (info.name.clone(), info.pid, state.id.clone());
     if sandboxed {
         daemon.persist.submit(move |w| {
@@ -985,8 +1081,12 @@ pub(crate) async fn resurrect(daemon: &Arc<Daemon>) {
                                 None
                             }
                         };
+                        let exported = w.store.load_environment(&id).unwrap_or_else(|e| {
+                            tracing::warn!(session = %id, "exported environment unreadable: {e}");
+                            None
+                        });
                         let cwd = r.cwd().to_owned();
-                        out.push(Ok((r.state, cwd, scrollback)));
+                        out.push(Ok((r.state, cwd, scrollback, exported)));
                     }
                     Ok(_) => {}
                     Err(e) => out.push(Err(format!("session {id}: {e}"))),
@@ -1009,9 +1109,18 @@ pub(crate) async fn resurrect(daemon: &Arc<Daemon>) {
     for item in loaded {
         match item {
             Err(msg) => daemon.persist.note_error(msg),
-            Ok((state, _, _)) if is_adopted(daemon, &state) => adopted(daemon, &state).await,
-            Ok((state, cwd, scrollback)) => {
-                match spawn_saved(daemon, &state, &cwd, scrollback.as_ref(), None).await {
+            Ok((state, _, _, _)) if is_adopted(daemon, &state) => adopted(daemon, &state).await,
+            Ok((state, cwd, scrollback, exported)) => {
+                let started = spawn_with(
+                    daemon,
+                    &state,
+                    &cwd,
+                    scrollback.as_ref(),
+                    None,
+                    exported.as_deref(),
+                )
+                .await;
+                match started {
                     Ok(_) => restored.push(state.id),
                     Err(e) => daemon.persist.note_error(format!(
                         "cannot bring back session '{}' ({}): {}",

@@ -291,7 +291,11 @@ async fn serve_from(
     ready();
     accept(&daemon, &listener, &mut term, &mut int, &mut hup).await;
     if let Some(reap) = daemon.upgrade.take_reap() {
+        // The new daemon holds the socket and the lock; closing (never unlocking: the lock is
+        // one open file, shared with it) leaves the reaper holding neither.
         drop(listener);
+        drop(lock);
+        daemon.upgrade.release();
         crate::upgrade::become_reaper(finish_handover(&daemon, reap).await);
     }
     tracing::info!("shutting down");
@@ -324,8 +328,20 @@ async fn serve_from(
     if tokio::time::timeout(FLUSH, flushed).await.is_err() {
         tracing::warn!("the span collector did not take the last spans within {FLUSH:?}");
     }
-    drop(lock);
+    release(lock);
     Ok(())
+}
+
+/// Lets go of the daemon lock before any connection closes. Closing this descriptor is not
+/// enough: `upgrade` keeps a duplicate of it (to hand over), and a flock belongs to the open
+/// file, so it would last until the daemon's last reference is dropped with the runtime,
+/// after the connections close. `daemon stop` takes its connection closing as "the lock is
+/// free", and the start right after it was refused. Unlocking releases it for every
+/// duplicate at once.
+fn release(lock: std::fs::File) {
+    if let Err(e) = rustix::fs::flock(&lock, rustix::fs::FlockOperation::Unlock) {
+        tracing::warn!("cannot release the daemon lock: {e}; it goes with the process");
+    }
 }
 
 /// A configuration error on one line (a client starting the daemon shows the first line of
@@ -525,6 +541,13 @@ fn manager_config(
     config.hidden.dirs = vec![paths.home.join("run"), servers.clone()];
     if !paths.data.starts_with(&servers) {
         config.hidden.dirs.push(paths.data.clone());
+    }
+    // Where unconfined shells leave what they export, which the next daemon's shells source:
+    // a sandboxed program must not write there (under `/dev/shm` it has its own already).
+    let exported = ai_session_core::shell::exported::Place::for_data(&paths.data);
+    let dir = exported.dir();
+    if !dir.starts_with("/dev/shm") && !dir.starts_with(&servers) && !dir.starts_with(&paths.data) {
+        config.hidden.dirs.push(dir.to_owned());
     }
     config.hidden.files = vec![paths.socket.clone()];
     config

@@ -6,6 +6,7 @@
 //! │                 history.log     one framed, zstd-compressed record per exec, append-only
 //! │                 scrollback      screen + scrollback lines (blob)
 //! │                 context.bin     the context layer's bytes (blob)
+//! │                 environment     what the shell exported at its last prompt (blob)
 //! ├── snapshots/{session}/{id}.json snapshot metadata + state (the commit point)
 //! │                       {id}.blob manifest: the chunks of its history, scrollback, context
 //! ├── chunks/{id}                   content-addressed chunks shared by snapshots

@@ -50,6 +50,8 @@ pub(crate) enum Kind {
     Chunk = 5,
     /// A snapshot's manifest (`{snap}.blob` of a chunked snapshot): its sections' chunk lists.
     SnapshotManifest = 6,
+    /// The variables a session's shell exported at its last prompt (`sessions/{id}/environment`).
+    Environment = 7,
 }
 
 /// A raw-content zstd dictionary of what history records look like. Small JSON records

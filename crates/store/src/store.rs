@@ -428,6 +428,19 @@ impl Store {
         self.load_blob(&dir.join("context.bin"), Kind::Context)
     }
 
+    /// Stores what the session's shell exported at its last prompt, as the shell printed it
+    /// (`sessions/{id}/environment`, sealed like the rest in an encrypted store, replaced
+    /// atomically). The store does not read it: the shell that comes back sources it.
+    pub fn save_environment(&self, id: &SessionId, exported: &[u8]) -> Result<()> {
+        let saved = self.save_blob(id, "environment", Kind::Environment, exported);
+        self.noted("save environment", Some(id), saved)
+    }
+
+    pub fn load_environment(&self, id: &SessionId) -> Result<Option<Vec<u8>>> {
+        let dir = self.session_dir_checked(id, false)?;
+        self.load_blob(&dir.join("environment"), Kind::Environment)
+    }
+
     fn save_blob(&self, id: &SessionId, name: &str, kind: Kind, raw: &[u8]) -> Result<()> {
         let dir = self.session_dir_checked(id, false)?;
         if !file::present(&dir.join("state.json")) {

@@ -30,6 +30,7 @@ mod phrasing;
 mod pipes;
 mod report;
 mod restart;
+mod resurrect_env;
 mod robustness;
 mod security;
 mod serve_start;

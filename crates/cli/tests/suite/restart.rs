@@ -68,3 +68,50 @@ fn every_acknowledged_session_survives_a_sigkill_right_after_its_answer() {
         );
     }
 }
+
+/// A raw client of the daemon's socket, past its `hello`.
+fn raw_client(sock: &std::path::Path) -> std::io::BufReader<std::os::unix::net::UnixStream> {
+    use std::io::{BufRead, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(sock).expect("connect");
+    s.write_all(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"hello\",\"params\":{\"client\":\"raw\",\"protocol\":1}}\n")
+        .expect("hello");
+    let mut r = std::io::BufReader::new(s);
+    let mut line = String::new();
+    r.read_line(&mut line).expect("hello answer");
+    assert!(line.contains("\"result\""), "{line}");
+    r
+}
+
+/// When the daemon closes the connection of the client that asked it to stop (which is how
+/// `daemon stop` knows it is gone), its lock is free, even with other clients connected: the
+/// lock's open file is shared with a duplicate kept for `daemon upgrade`, which lived on until
+/// the last connection was dropped with the runtime, up to tens of milliseconds later, long
+/// enough for the next start to be refused as "another daemon is already running".
+#[test]
+fn the_lock_is_free_when_the_stopping_client_sees_the_daemon_close() {
+    use std::io::{Read, Write};
+    let env = Env::new();
+    for i in 0..3 {
+        env.ok(&["new", "-s", &format!("s{i}")]);
+    }
+    let lock_path = env.home.path().join("servers/t/daemon.lock");
+    let sock = env.home.path().join("run/t.sock");
+    for round in 0..3 {
+        env.ok(&["ls"]);
+        let idle: Vec<_> = (0..30).map(|_| raw_client(&sock)).collect();
+        let mut stopper = raw_client(&sock).into_inner();
+        stopper
+            .write_all(b"{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"daemon.stop\",\"params\":{}}\n")
+            .expect("stop");
+        let mut rest = Vec::new();
+        stopper.read_to_end(&mut rest).expect("read until closed");
+        let lock = std::fs::File::open(&lock_path).expect("lock");
+        let free = rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive);
+        assert!(
+            free.is_ok(),
+            "round {round}: the stopped daemon's lock is still held"
+        );
+        drop(lock);
+        drop(idle);
+    }
+}

@@ -243,3 +243,71 @@ fn upgrade_refuses_a_path_that_is_not_a_binary() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot upgrade to"));
     assert_eq!(env.exec("sh", "echo ok")["output"], "ok\n");
 }
+
+/// When the old daemon cannot exec the reaper (the new binary is gone by then) it reaps in
+/// its own process; it must not keep the daemon lock or the listening socket, or a restart
+/// after the new daemon dies would be refused (or hang on a socket nobody serves).
+#[test]
+fn a_reaper_that_could_not_exec_holds_neither_the_lock_nor_the_socket() {
+    let env = Env::new();
+    env.ok(&["new", "-s", "sh"]);
+    // A program that outlives its terminal keeps the reaper waiting after the new daemon dies.
+    env.ok(&[
+        "new",
+        "-s",
+        "stays",
+        "--",
+        "sh",
+        "-c",
+        "trap '' HUP; sleep 60",
+    ]);
+    let stays = session(&env.json(&["ls"]), "stays")["pid"]
+        .as_i64()
+        .expect("pid") as i32;
+    let old_pid = env.daemon_pid();
+    // A new binary that removes itself once started: the old daemon's exec of it as the
+    // reaper fails, and it reaps in-process.
+    let vanishing = env.home.path().join("vanishing-ai-session");
+    std::fs::write(
+        &vanishing,
+        format!(
+            "#!/bin/sh\nrm -f \"$0\"\nexec {} \"$@\"\n",
+            env!("CARGO_BIN_EXE_ai-session")
+        ),
+    )
+    .expect("write");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&vanishing, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let out = env.run(&[
+        "daemon",
+        "upgrade",
+        "--binary",
+        vanishing.to_str().expect("utf-8"),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let new_pid = env.daemon_pid();
+    assert_ne!(new_pid, old_pid);
+    eventually(10, "the old daemon to give up its exec", || {
+        daemon_log(&env).contains("reaping in this process")
+    });
+    assert!(alive(old_pid), "the in-process reaper is gone");
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(new_pid).expect("pid"),
+        rustix::process::Signal::KILL,
+    )
+    .expect("kill");
+    eventually(10, "the new daemon to die", || !alive(new_pid));
+    let lock = std::fs::File::open(env.home.path().join("servers/t/daemon.lock")).expect("lock");
+    let free = rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive);
+    assert!(free.is_ok(), "the reaper still holds the daemon lock");
+    drop(lock);
+    let listed = env.command(&["new", "-s", "after"]).output().expect("new");
+    assert!(listed.status.success(), "{listed:?}");
+    // The program's whole session (it leads one), then its reaper.
+    rustix::process::kill_process_group(
+        rustix::process::Pid::from_raw(stays).expect("pid"),
+        rustix::process::Signal::KILL,
+    )
+    .ok();
+    eventually(10, "the reaper to finish", || !alive(old_pid));
+}

@@ -53,9 +53,9 @@ pub(crate) struct Upgrade {
     phase: watch::Sender<Phase>,
     /// Report sockets of the reapers of earlier daemons whose programs this one adopted.
     reapers: Mutex<Vec<reaper::Link>>,
-    /// The listening socket and the daemon lock (duplicates), to hand over.
-    listener: OwnedFd,
-    lock: OwnedFd,
+    /// The listening socket and the daemon lock (duplicates), to hand over; `None` once
+    /// handed over (see [`Upgrade::release`]).
+    handles: Mutex<Option<(OwnedFd, OwnedFd)>>,
     then: Mutex<Option<Reap>>,
 }
 
@@ -65,16 +65,22 @@ impl Upgrade {
             busy: tokio::sync::Mutex::new(()),
             phase: watch::channel(Phase::Serving).0,
             reapers: Mutex::new(Vec::new()),
-            listener: listener.try_clone_to_owned()?,
-            lock: lock.try_clone_to_owned()?,
+            handles: Mutex::new(Some((
+                listener.try_clone_to_owned()?,
+                lock.try_clone_to_owned()?,
+            ))),
             then: Mutex::new(None),
         })
     }
 
     fn handles(&self) -> std::io::Result<(OwnedFd, OwnedFd)> {
+        let handles = self.handles.lock().unwrap_or_else(|p| p.into_inner());
+        let (listener, lock) = handles
+            .as_ref()
+            .ok_or_else(|| std::io::Error::other("the socket and lock were handed over"))?;
         Ok((
-            self.listener.as_fd().try_clone_to_owned()?,
-            self.lock.as_fd().try_clone_to_owned()?,
+            listener.as_fd().try_clone_to_owned()?,
+            lock.as_fd().try_clone_to_owned()?,
         ))
     }
 
@@ -119,6 +125,16 @@ impl Upgrade {
         for sock in socks {
             self.add_reaper(sock, manager);
         }
+    }
+
+    /// Closes this process's duplicates of the socket and the lock once the new daemon has
+    /// them: the reaper this process becomes (or reaps as, if the exec fails) must not keep
+    /// the lock, which would refuse the next daemon if the new one died.
+    pub(crate) fn release(&self) {
+        self.handles
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
     }
 
     /// Set once the sessions are handed over: what the daemon becomes when its server stops.

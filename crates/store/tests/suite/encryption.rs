@@ -15,13 +15,16 @@ fn encrypted_store_round_trips_and_hides_content() {
     }
     store.save_scrollback(&s.id, &scrollback(50)).unwrap();
     store.save_context(&s.id, b"context secret-pkg").unwrap();
+    store
+        .save_environment(&s.id, b"declare -x TOKEN=\"secret-env\"\n")
+        .unwrap();
     let snap = store.snapshot(&s.id, None).unwrap();
     drop(store);
 
     // No plaintext anywhere: not the env, the commands, the scrollback, the context.
     for path in files(tmp.path()) {
         let bytes = fs::read(&path).unwrap();
-        for needle in ["hunter2", "secret-pkg", "secret-path"] {
+        for needle in ["hunter2", "secret-pkg", "secret-path", "secret-env"] {
             assert!(
                 !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
                 "{needle} in plaintext in {}",
@@ -33,6 +36,10 @@ fn encrypted_store_round_trips_and_hides_content() {
     let store = Store::open(tmp.path(), encrypted("correct horse")).unwrap();
     assert_eq!(store.load_history(&s.id).unwrap().len(), 20);
     assert_eq!(store.load_scrollback(&s.id).unwrap(), Some(scrollback(50)));
+    assert_eq!(
+        store.load_environment(&s.id).unwrap().as_deref(),
+        Some(&b"declare -x TOKEN=\"secret-env\"\n"[..])
+    );
     assert_eq!(store.load_snapshot(&snap.id).unwrap().history.len(), 20);
     // Analytics work without the command text.
     let stats = store.exec_stats(None).unwrap();

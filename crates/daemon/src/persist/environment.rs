@@ -1,0 +1,127 @@
+//! The variables a session's shell exported, carried across a daemon restart.
+//!
+//! The shell hooks (`ai_session_core::shell`) write `export -p` and an end line to the
+//! session's file (`shell::exported::Place`: in memory when the machine has a tmpfs for it)
+//! before each prompt's D mark. The store thread takes that file after each exec (the mark has
+//! arrived, so the file is whole) and at each checkpoint: it keeps the text in the session's
+//! record when it changed (sealed in an encrypted store) and removes the file. At a restart the
+//! text goes into the session's restore file, whose path the new shell gets in
+//! `AI_SESSION_ENV_RESTORE` and sources after the user's rc file, before its first prompt.
+//!
+//! Why a file and not an OSC string through the terminal: `export -p` into a file is builtins
+//! only in bash and zsh, while a few KiB of environment at every prompt would go through the
+//! output log, the emulator and every subscriber (see `docs/persistence.md` for the cost).
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::path::Path;
+
+use ai_session_core::shell::{ENV_END, ENV_RESTORE_ENV};
+
+/// The most a shell's exported environment may take: a larger file is left unread (Linux
+/// limits one variable to 128 KiB and the whole environment of an exec to about 2 MiB).
+const MAX_BYTES: u64 = 4 << 20;
+
+/// Takes the text a shell wrote to `path` at its last prompt: `None` when there is none, or
+/// it is incomplete (read while the shell writes it: it is left for the next look).
+pub(super) fn take(path: &Path) -> Option<Vec<u8>> {
+    let mut bytes = read_bounded(path)?;
+    if !bytes.ends_with(ENV_END.as_bytes()) {
+        return None;
+    }
+    bytes.truncate(bytes.len() - ENV_END.len());
+    if let Err(e) = std::fs::remove_file(path) {
+        tracing::warn!("cannot remove {}: {e}", path.display());
+    }
+    Some(bytes)
+}
+
+fn read_bounded(path: &Path) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => {
+            tracing::warn!("cannot read {}: {e}", path.display());
+            return None;
+        }
+    };
+    let mut bytes = Vec::new();
+    match file.take(MAX_BYTES + 1).read_to_end(&mut bytes) {
+        Ok(n) if n as u64 > MAX_BYTES => {
+            tracing::warn!(
+                "{} is over {} MiB: the exported environment is not kept",
+                path.display(),
+                MAX_BYTES >> 20
+            );
+            None
+        }
+        Ok(_) => Some(bytes),
+        Err(e) => {
+            tracing::warn!("cannot read {}: {e}", path.display());
+            None
+        }
+    }
+}
+
+/// A fingerprint of a saved environment, to skip saving the same text again.
+pub(super) fn fingerprint(bytes: &[u8]) -> u64 {
+    let mut h = DefaultHasher::new();
+    bytes.hash(&mut h);
+    h.finish()
+}
+
+/// Writes `exported` to `path` (0600) for the shell about to start and returns the variable
+/// that points its hooks at it.
+pub(super) fn prepare_restore(path: &Path, exported: &[u8]) -> std::io::Result<String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(exported)?;
+    Ok(ENV_RESTORE_ENV.to_owned())
+}
+
+/// Removes a restore file a shell that did not start will never read.
+pub(super) fn discard_restore(path: &Path) {
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => tracing::warn!("cannot remove {}: {e}", path.display()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_without_its_end_line_is_left_for_the_next_look() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("s.env");
+        std::fs::write(&file, "declare -x A=\"1\"\ndecl").unwrap();
+        assert_eq!(take(&file), None);
+        assert!(file.exists());
+        std::fs::write(&file, format!("declare -x A=\"1\"\n{ENV_END}")).unwrap();
+        assert_eq!(take(&file).as_deref(), Some(&b"declare -x A=\"1\"\n"[..]));
+        assert!(!file.exists());
+        assert_eq!(take(&file), None);
+    }
+
+    #[test]
+    fn the_restore_file_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.restore");
+        let var = prepare_restore(&path, b"export A='1'\n").unwrap();
+        assert_eq!(var, ENV_RESTORE_ENV);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        discard_restore(&path);
+        assert!(!path.exists());
+    }
+}
