@@ -268,8 +268,11 @@ mod tests {
         })
         .await;
         let err = answer.expect_err("an error, not a lost request");
-        assert_eq!(err.kind, ErrorKind::Internal);
+        assert_eq!(err.kind(), Some(ErrorKind::Internal));
         assert!(err.message.contains("boom in a handler"), "{}", err.message);
-        assert_eq!(unless_it_panics(async { Ok(Value::Bool(true)) }).await.ok(), Some(Value::Bool(true)));
+        assert_eq!(
+            unless_it_panics(async { Ok(Value::Bool(true)) }).await.ok(),
+            Some(Value::Bool(true))
+        );
     }
 }
