@@ -605,8 +605,15 @@ fn line_ansi<'a>(cells: impl Iterator<Item = &'a Cell>, whole: bool) -> String {
     let mut out = String::new();
     let mut current = String::new();
     let mut pending_blank = String::new();
+    // A row's cells mostly share their attributes: their SGR is built when they change.
+    let mut style = None;
+    let mut sgr = String::new();
     for cell in cells.filter(|c| visible(c)) {
-        let sgr = sgr_of(cell);
+        let key = (cell.fg, cell.bg, cell.flags & SGR_FLAGS);
+        if style != Some(key) {
+            sgr = sgr_of(cell);
+            style = Some(key);
+        }
         let styled_blank = !whole && cell.c == ' ' && sgr.is_empty();
         if styled_blank {
             // Defer plain blanks so trailing ones can be dropped.
@@ -622,11 +629,11 @@ fn line_ansi<'a>(cells: impl Iterator<Item = &'a Cell>, whole: bool) -> String {
             out.push_str(&pending_blank);
             pending_blank.clear();
         }
-        if sgr != current {
+        if !(sgr.is_empty() && current.is_empty()) && sgr != current {
             out.push_str("\x1b[0");
             out.push_str(&sgr);
             out.push('m');
-            current = sgr;
+            current.clone_from(&sgr);
         }
         push_cell(&mut out, cell);
     }
@@ -635,6 +642,15 @@ fn line_ansi<'a>(cells: impl Iterator<Item = &'a Cell>, whole: bool) -> String {
     }
     out
 }
+
+/// The cell flags an SGR sequence selects.
+const SGR_FLAGS: Flags = Flags::BOLD
+    .union(Flags::DIM)
+    .union(Flags::ITALIC)
+    .union(Flags::UNDERLINE)
+    .union(Flags::INVERSE)
+    .union(Flags::HIDDEN)
+    .union(Flags::STRIKEOUT);
 
 /// The SGR parameters (each preceded by `;`) that select a cell's attributes.
 fn sgr_of(cell: &Cell) -> String {
