@@ -378,6 +378,27 @@ mod equivalence {
     }
 
     #[test]
+    fn text_for_a_sleeping_screen_waits_and_wakes_it_when_looked_at() {
+        let mut lazy = Screen::new(SIZE, SCROLLBACK);
+        let mut exact = Screen::new(SIZE, SCROLLBACK);
+        let start = b"\x1b[32mgreen\x1b[0m prompt\r\n";
+        lazy.feed(start);
+        exact.advance(start);
+        assert!(lazy.hibernate());
+        let text = flood();
+        for piece in text.chunks(100) {
+            lazy.feed(piece);
+        }
+        exact.advance(&text);
+        // Text is waiting: the screen is not asleep, so the actor's idle timer still runs.
+        assert!(!lazy.is_dormant());
+        assert_eq!(state(&mut lazy), state(&mut exact));
+        assert!(lazy.hibernate());
+        assert!(lazy.is_dormant());
+        assert_eq!(state(&mut lazy), state(&mut exact));
+    }
+
+    #[test]
     fn the_cursor_anywhere_before_the_flood() {
         for start in [
             b"\x1b[H".as_slice(),
