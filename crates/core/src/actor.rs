@@ -36,6 +36,9 @@ use ai_session_protocol::methods::{
 
 /// Bytes read from the PTY before the actor serves its queue again.
 const READ_BUDGET: usize = 1 << 20;
+/// Room left in the read buffer below which its bytes are processed before the next read (a
+/// PTY read returns at most about 4 KiB).
+const READ_ROOM: usize = 8 * 1024;
 /// Default and largest `read` sizes.
 const DEFAULT_READ: usize = 1 << 20;
 const MAX_READ: usize = 16 << 20;
@@ -345,18 +348,30 @@ impl Actor {
 
     /// Reads what the PTY has (up to the budget) and processes it.
     fn drain(&mut self) {
-        // On the stack of this call, not in the task's state: idle sessions keep no buffer.
-        let mut buf = [0u8; 32 * 1024];
+        // On the stack of this call, not in the task's state: idle sessions keep no buffer. A
+        // PTY read gives at most a few KiB: reads fill the buffer before its bytes go to the
+        // log, the screen and the tracker, so a flood costs one log write per buffer, not per
+        // read.
+        let mut buf = [0u8; 64 * 1024];
+        let mut filled = 0;
         self.pty.more_to_read = false;
         let mut total = 0;
         while total < READ_BUDGET {
-            match self.pty.master.try_read(&mut buf) {
+            match self.pty.master.try_read(&mut buf[filled..]) {
                 Ok(ReadOutcome::Data(n)) => {
                     total += n;
-                    self.process_output(&buf[..n]);
+                    filled += n;
+                    if buf.len() - filled < READ_ROOM {
+                        self.process_output(&buf[..filled]);
+                        filled = 0;
+                    }
                 }
-                Ok(ReadOutcome::WouldBlock) => return,
+                Ok(ReadOutcome::WouldBlock) => {
+                    self.process_filled(&buf[..filled]);
+                    return;
+                }
                 Ok(ReadOutcome::HungUp) => {
+                    self.process_filled(&buf[..filled]);
                     self.pty.hung_up = true;
                     if self.pty.exit_pending.is_some() {
                         self.finish_exit();
@@ -364,15 +379,23 @@ impl Actor {
                     return;
                 }
                 Err(e) => {
+                    self.process_filled(&buf[..filled]);
                     tracing::warn!(session = %self.id.name, "PTY read failed: {e}");
                     self.pty.hung_up = true;
                     return;
                 }
             }
         }
+        self.process_filled(&buf[..filled]);
         // Budget spent with data left. Readiness was cleared before reading, so no new edge
         // will come for it: the loop comes back here after serving the command queue.
         self.pty.more_to_read = true;
+    }
+
+    fn process_filled(&mut self, data: &[u8]) {
+        if !data.is_empty() {
+            self.process_output(data);
+        }
     }
 
     fn process_output(&mut self, data: &[u8]) {

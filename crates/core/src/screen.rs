@@ -15,6 +15,13 @@
 //! are dropped as they come), and CSI parameters are a fixed array, so they need no bound. A
 //! synchronized update is held by the parser up to 2 MiB, and shown after 150 ms if its end
 //! never comes.
+//!
+//! Plain text is drawn lazily: it waits in a buffer until something else comes or the screen
+//! is looked at, and text that later lines would scroll out of the scrollback anyway is never
+//! drawn ([`plain`] says exactly when that holds). A `cat` of megabytes then costs the emulator
+//! the last screen and scrollback of it, not every line.
+
+mod plain;
 
 use alacritty_terminal::event::{Event, EventListener, WindowSize};
 use alacritty_terminal::grid::Dimensions;
@@ -37,6 +44,10 @@ pub const MAX_OSC: usize = 64 * 1024;
 /// Longest window title (OSC 0, 1, 2 body) given to the emulator: the 4096 titles its title
 /// stack holds then take at most 4 MiB. A longer title is dropped whole.
 pub const MAX_TITLE: usize = 1024;
+
+/// Most plain text waiting to be drawn. Past it, what can never be seen is dropped; when that
+/// leaves more than half of it (a scrollback too long for the buffer), all of it is drawn.
+const PENDING_CAP: usize = 4 << 20;
 
 #[derive(Default)]
 struct Sink {
@@ -103,6 +114,14 @@ pub struct Screen {
     listener: Listener,
     size: Size,
     scrollback: usize,
+    /// Plain text not drawn yet, all given while the parser was in its ground state with the
+    /// whole screen scrolling.
+    pending: Vec<u8>,
+    /// Where the parser is, as far as plain text is concerned.
+    sequence: plain::Sequence,
+    /// Bytes of plain text dropped unseen so far.
+    #[cfg(test)]
+    unseen: usize,
 }
 
 struct Dormant {
@@ -133,6 +152,10 @@ impl Screen {
             listener,
             size,
             scrollback,
+            pending: Vec::new(),
+            sequence: plain::Sequence::default(),
+            #[cfg(test)]
+            unseen: 0,
         }
     }
 
@@ -150,17 +173,68 @@ impl Screen {
         })
     }
 
+    /// Takes the program's output. Plain text may be drawn later (see [`Screen::settle`]);
+    /// anything else is drawn now, after it, and its answers are ready for `take_replies`.
     pub fn feed(&mut self, bytes: &[u8]) {
+        let mut rest = bytes;
+        if !self.pending.is_empty() || (self.sequence.plain_ground() && self.sync_idle()) {
+            let n = plain::plain_len(rest);
+            self.pending.extend_from_slice(&rest[..n]);
+            rest = &rest[n..];
+            if self.pending.len() >= PENDING_CAP {
+                self.drop_unseen();
+                if self.pending.len() > PENDING_CAP / 2 {
+                    self.settle();
+                }
+            }
+        }
+        if !rest.is_empty() {
+            self.settle();
+            self.advance(rest);
+        }
+    }
+
+    /// Draws the plain text waiting to be drawn, less what would scroll out unseen.
+    pub fn settle(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        self.drop_unseen();
+        let pending = std::mem::take(&mut self.pending);
+        self.advance(&pending);
+    }
+
+    /// Drops the waiting text that the rest of it scrolls out of the screen and scrollback.
+    fn drop_unseen(&mut self) {
+        let lines = 2 * usize::from(self.size.rows) + self.scrollback + 1;
+        if let Some(cut) = plain::witness_cut(&self.pending, lines) {
+            self.pending.drain(..cut);
+            #[cfg(test)]
+            {
+                self.unseen += cut;
+            }
+        }
+    }
+
+    /// No synchronized update is holding bytes back.
+    fn sync_idle(&self) -> bool {
+        self.parser.sync_timeout().sync_timeout().is_none()
+    }
+
+    /// Gives `bytes` to the emulator now.
+    fn advance(&mut self, bytes: &[u8]) {
         self.term();
         self.end_stale_sync();
         let Some(term) = self.term.as_mut() else {
             return;
         };
+        let rows = self.size.rows;
         let mut rest = bytes;
         // Almost every chunk goes to the parser whole, without a copy; only a chunk in which
         // an OSC string passes its bound is split around the bytes skipped.
         while let Some(cut) = self.guard.next_cut(rest) {
             self.parser.advance(term, &rest[..cut.pass]);
+            self.sequence.advance(&rest[..cut.pass], rows);
             if cut.forget {
                 // The parser holds the string's first bytes: a fresh one, in the ground state,
                 // is the parser that never saw the string. Bytes held for a synchronized
@@ -169,10 +243,12 @@ impl Screen {
                     self.parser.stop_sync(term);
                 }
                 self.parser = Processor::new();
+                self.sequence.parser_reset();
             }
             rest = &rest[cut.pass + cut.skip..];
         }
         self.parser.advance(term, rest);
+        self.sequence.advance(rest, rows);
     }
 
     /// Shows a synchronized update (`CSI ? 2026 h` ... `CSI ? 2026 l`) whose end never came
@@ -189,13 +265,15 @@ impl Screen {
         }
     }
 
+    /// Asleep, with nothing waiting to be drawn.
     pub fn is_dormant(&self) -> bool {
-        self.term.is_none()
+        self.term.is_none() && self.pending.is_empty()
     }
 
     /// Puts an idle screen to sleep. Refused (returns false) on the alternate screen, whose
     /// saved primary screen could not be redrawn.
     pub fn hibernate(&mut self) -> bool {
+        self.settle();
         let Some(term) = &self.term else { return true };
         if term.mode().contains(TermMode::ALT_SCREEN) {
             return false;
@@ -213,6 +291,7 @@ impl Screen {
     /// fresh emulator: what a session carries to the daemon that adopts it. On the alternate
     /// screen they switch to it and redraw it; the primary screen under it is not carried.
     pub fn replay_bytes(&mut self) -> Vec<u8> {
+        self.settle();
         if let (None, Some(d)) = (&self.term, &self.dormant) {
             return d.replay.to_vec();
         }
@@ -250,7 +329,9 @@ impl Screen {
     }
 
     pub fn resize(&mut self, size: Size) {
+        self.settle();
         self.term().resize(Dims(size));
+        self.sequence.region_reset();
         self.size = size;
         if let Ok(mut sink) = self.listener.0.lock() {
             sink.size = Some(size);
@@ -273,6 +354,7 @@ impl Screen {
     /// The screen's lines (with up to `scrollback` lines of history above them), right-trimmed,
     /// with trailing empty lines below the cursor removed.
     pub fn render(&mut self, scrollback: usize, ansi: bool) -> Rendered {
+        self.settle();
         self.term();
         self.end_stale_sync();
         let grid = self.term().grid();
@@ -523,8 +605,15 @@ fn line_ansi<'a>(cells: impl Iterator<Item = &'a Cell>, whole: bool) -> String {
     let mut out = String::new();
     let mut current = String::new();
     let mut pending_blank = String::new();
+    // A row's cells mostly share their attributes: their SGR is built when they change.
+    let mut style = None;
+    let mut sgr = String::new();
     for cell in cells.filter(|c| visible(c)) {
-        let sgr = sgr_of(cell);
+        let key = (cell.fg, cell.bg, cell.flags & SGR_FLAGS);
+        if style != Some(key) {
+            sgr = sgr_of(cell);
+            style = Some(key);
+        }
         let styled_blank = !whole && cell.c == ' ' && sgr.is_empty();
         if styled_blank {
             // Defer plain blanks so trailing ones can be dropped.
@@ -540,11 +629,11 @@ fn line_ansi<'a>(cells: impl Iterator<Item = &'a Cell>, whole: bool) -> String {
             out.push_str(&pending_blank);
             pending_blank.clear();
         }
-        if sgr != current {
+        if !(sgr.is_empty() && current.is_empty()) && sgr != current {
             out.push_str("\x1b[0");
             out.push_str(&sgr);
             out.push('m');
-            current = sgr;
+            current.clone_from(&sgr);
         }
         push_cell(&mut out, cell);
     }
@@ -553,6 +642,15 @@ fn line_ansi<'a>(cells: impl Iterator<Item = &'a Cell>, whole: bool) -> String {
     }
     out
 }
+
+/// The cell flags an SGR sequence selects.
+const SGR_FLAGS: Flags = Flags::BOLD
+    .union(Flags::DIM)
+    .union(Flags::ITALIC)
+    .union(Flags::UNDERLINE)
+    .union(Flags::INVERSE)
+    .union(Flags::HIDDEN)
+    .union(Flags::STRIKEOUT);
 
 /// The SGR parameters (each preceded by `;`) that select a cell's attributes.
 fn sgr_of(cell: &Cell) -> String {
