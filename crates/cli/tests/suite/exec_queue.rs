@@ -22,8 +22,11 @@ fn the_65th_queued_exec_is_refused_with_a_typed_error_and_the_rest_run() {
         .set_read_timeout(Some(Duration::from_secs(120)))
         .expect("timeout");
     let mut out = Vec::new();
-    // One exec holds the shell; 64 wait behind it; the 66th finds the queue full.
-    let first = "sleep 2";
+    // One exec holds the shell until the test opens its gate (once the refusal came back, so
+    // however slowly the others arrive they all find it busy); 64 wait behind it; the 66th
+    // finds the queue full.
+    let gate = env.home.path().join("gate");
+    let first = format!("until [ -e '{}' ]; do sleep 0.05; done", gate.display());
     for id in 0..66u64 {
         let command = if id == 0 {
             first.to_owned()
@@ -47,6 +50,7 @@ fn the_65th_queued_exec_is_refused_with_a_typed_error_and_the_rest_run() {
         let answer: Value = serde_json::from_str(&line).expect("json answer");
         if let Some(err) = answer.get("error") {
             refused.push((answer["id"].clone(), err.clone()));
+            std::fs::write(&gate, b"").expect("open the gate");
         } else {
             assert_eq!(answer["result"]["exit_code"], 0, "{answer}");
             ran += 1;

@@ -123,6 +123,24 @@ fn normalise(s: &str, shim: &Shim) -> String {
         .replace(&theirs.display().to_string(), "SOCKET")
 }
 
+/// Waits (at most 5 s) until the real tmux has renamed each new window after its shell: for a
+/// moment after `new-session` a window is named after tmux's own forked process ("tmux"), a
+/// state the shim never shows, which a loaded machine makes long enough to be seen.
+fn settle_real_names(shim: &Shim) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let out = shim.real(&["list-windows", "-a", "-F", "#{window_name}"]);
+        let names = String::from_utf8_lossy(&out.stdout).into_owned();
+        if !out.status.success()
+            || !names.lines().any(|n| n == "tmux")
+            || std::time::Instant::now() > deadline
+        {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn prints_and_exits_as_tmux_does() {
     let shim = Shim::new();
@@ -231,6 +249,7 @@ fn prints_and_exits_as_tmux_does() {
     ];
     for step in steps {
         let ours = text(&shim.tmux(step));
+        settle_real_names(&shim);
         let theirs = text(&shim.real(step));
         assert_eq!(
             (normalise(&ours.0, &shim), normalise(&ours.1, &shim), ours.2),
