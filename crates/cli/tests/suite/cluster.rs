@@ -326,14 +326,17 @@ fn a_node_that_stops_or_dies_leaves_the_cluster() {
     eventually(15, "three nodes", || a.nodes().len() == 3);
 
     // A clean stop leaves at once: the node and its leases are gone.
+    eprintln!("step: stop b");
     b.ok(&["daemon", "stop"]);
     eventually(10, "b gone", || a.nodes().iter().all(|(n, _)| n != "b"));
+    eprintln!("step: exec on b's session after b stopped");
     let out = a.env.run(&["exec", "-t", "on-b", "true"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("on-b"), "{err}");
 
     // A SIGKILL leaves nothing behind but the lease, which expires (3 s here).
+    eprintln!("step: SIGKILL c");
     let pid = c.pid();
     rustix::process::kill_process(
         rustix::process::Pid::from_raw(pid).unwrap(),
@@ -344,10 +347,12 @@ fn a_node_that_stops_or_dies_leaves_the_cluster() {
     eventually(15, "c's record expired", || {
         a.nodes().iter().all(|(n, _)| n != "c")
     });
+    eprintln!("step: exec on c's session until its lease expires");
     eventually(15, "c's session lease expired", || {
         let out = a.env.run(&["exec", "-t", "on-c", "true"]);
         String::from_utf8_lossy(&out.stderr).contains("no session")
     });
+    eprintln!("step: drop the nodes");
 }
 
 #[test]
