@@ -1,9 +1,10 @@
 //! What the benchmark binaries share: a blocking client of the daemon's socket (the same
-//! `ai-session-client` the CLI uses) and percentiles.
+//! `ai-session-client` the CLI uses), the command line of a private daemon, and percentiles.
 
 #![forbid(unsafe_code)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use ai_session_client::{Options, Selector, blocking};
 use serde_json::{Value, json};
@@ -43,6 +44,52 @@ impl Rpc {
             return Err(format!("exec {command}: {r}"));
         }
         Ok(r)
+    }
+}
+
+/// The command line of a private daemon: `bin -L label` with `AI_SESSION_HOME=home`.
+pub struct Cli {
+    bin: PathBuf,
+    home: PathBuf,
+    label: String,
+    env: Vec<(String, PathBuf)>,
+}
+
+impl Cli {
+    pub fn new(bin: &Path, home: &Path, label: &str) -> Self {
+        Self {
+            bin: bin.to_owned(),
+            home: home.to_owned(),
+            label: label.to_owned(),
+            env: Vec::new(),
+        }
+    }
+
+    /// One more variable in every command's environment.
+    pub fn with_env(mut self, key: &str, value: &Path) -> Self {
+        self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Runs `args`; its standard output, or an `Err` holding its standard error.
+    pub fn run(&self, args: &[&str]) -> Result<String, String> {
+        let out = Command::new(&self.bin)
+            .env("AI_SESSION_HOME", &self.home)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .args(["-L", &self.label])
+            .args(args)
+            .output()
+            .map_err(|e| format!("{}: {e}", self.bin.display()))?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+
+    /// The daemon's socket.
+    pub fn socket(&self) -> PathBuf {
+        self.home.join(format!("run/{}.sock", self.label))
     }
 }
 

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use ai_session_bench::{Rpc, pct};
+use ai_session_bench::{Cli, Rpc, pct};
 use serde_json::{Value, json};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -26,20 +26,14 @@ struct Daemon<'a> {
 
 impl Daemon<'_> {
     fn cli(&self, args: &[&str]) -> Result<String, Error> {
-        let out = Command::new(self.bin)
-            .env("AI_SESSION_HOME", self.home)
-            .args(["-L", "cr"])
-            .args(args)
-            .output()?;
-        if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr).into_owned().into())
-        }
+        Ok(Cli::new(self.bin, self.home, "cr").run(args)?)
     }
 
     fn rpc(&self) -> Result<Rpc, Error> {
-        Ok(Rpc::hello(&self.home.join("run/cr.sock"), "bench-create")?)
+        Ok(Rpc::hello(
+            &Cli::new(self.bin, self.home, "cr").socket(),
+            "bench-create",
+        )?)
     }
 }
 

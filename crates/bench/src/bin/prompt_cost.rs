@@ -9,10 +9,9 @@
 #![forbid(unsafe_code)]
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::Instant;
 
-use ai_session_bench::{Rpc, pct};
+use ai_session_bench::{Cli, Rpc, pct};
 use serde_json::json;
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -32,21 +31,10 @@ fn main() -> Result<(), Error> {
         }
     }
     let home = tempfile::Builder::new().prefix("bench-prompt").tempdir()?;
-    let cli = |args: &[&str]| -> Result<(), Error> {
-        let out = Command::new(&bin)
-            .env("AI_SESSION_HOME", home.path())
-            .env("HOME", home.path())
-            .args(["-L", "pc"])
-            .args(args)
-            .output()?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr).into_owned().into())
-        }
-    };
+    let daemon = Cli::new(&bin, home.path(), "pc").with_env("HOME", home.path());
+    let cli = |args: &[&str]| -> Result<(), Error> { Ok(daemon.run(args).map(drop)?) };
     cli(&["daemon", "start"])?;
-    let mut rpc = Rpc::hello(&home.path().join("run/pc.sock"), "bench-prompt")?;
+    let mut rpc = Rpc::hello(&daemon.socket(), "bench-prompt")?;
     for sh in SHELLS {
         rpc.call("session.new", json!({"name": sh, "shell": sh}))?;
         // A few warm-up execs: the first prompt and the tokenizer's first use.

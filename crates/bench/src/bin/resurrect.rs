@@ -10,10 +10,9 @@
 #![forbid(unsafe_code)]
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use ai_session_bench::{Rpc, pct};
+use ai_session_bench::{Cli, Rpc, pct};
 use serde_json::json;
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -37,19 +36,9 @@ fn main() -> Result<(), Error> {
         .tempdir()?;
     let ws = home.path().join("ws");
     std::fs::create_dir_all(&ws)?;
-    let sock = home.path().join("run/rs.sock");
-    let cli = |args: &[&str]| -> Result<(), Error> {
-        let out = Command::new(&bin)
-            .env("AI_SESSION_HOME", home.path())
-            .args(["-L", "rs"])
-            .args(args)
-            .output()?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr).into_owned().into())
-        }
-    };
+    let daemon = Cli::new(&bin, home.path(), "rs");
+    let sock = daemon.socket();
+    let cli = |args: &[&str]| -> Result<(), Error> { Ok(daemon.run(args).map(drop)?) };
     cli(&["daemon", "start"])?;
     let mut rpc = Rpc::hello(&sock, "bench-resurrect")?;
     let t = Instant::now();

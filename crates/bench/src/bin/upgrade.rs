@@ -12,12 +12,11 @@
 #![forbid(unsafe_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use ai_session_bench::{Rpc, pct};
+use ai_session_bench::{Cli, Rpc, pct};
 use serde_json::json;
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -37,19 +36,9 @@ fn main() -> Result<(), Error> {
         }
     }
     let home = tempfile::Builder::new().prefix("bench-upgrade").tempdir()?;
-    let sock = home.path().join("run/up.sock");
-    let cli = |args: &[&str]| -> Result<String, Error> {
-        let out = Command::new(&bin)
-            .env("AI_SESSION_HOME", home.path())
-            .args(["-L", "up"])
-            .args(args)
-            .output()?;
-        if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr).into_owned().into())
-        }
-    };
+    let daemon = Cli::new(&bin, home.path(), "up");
+    let sock = daemon.socket();
+    let cli = |args: &[&str]| -> Result<String, Error> { Ok(daemon.run(args)?) };
     cli(&["daemon", "start"])?;
     let mut rpc = Rpc::hello(&sock, "bench-upgrade")?;
     for i in 0..n {
