@@ -142,19 +142,10 @@ fn plain(e: &serde_path_to_error::Error<serde_json::Error>) -> Invalid {
             field: path,
         };
     }
-    if let Some(rest) = raw.strip_prefix("invalid type: ") {
-        let (got, expected) = rest.split_once(", expected ").unwrap_or((rest, ""));
-        return Invalid {
-            message: format!(
-                "{} must be {}, not {}",
-                name(&path),
-                expected_words(expected),
-                got_words(got)
-            ),
-            field: path,
-        };
-    }
-    if let Some(rest) = raw.strip_prefix("invalid value: ") {
+    if let Some(rest) = raw
+        .strip_prefix("invalid type: ")
+        .or_else(|| raw.strip_prefix("invalid value: "))
+    {
         let (got, expected) = rest.split_once(", expected ").unwrap_or((rest, ""));
         return Invalid {
             message: format!(

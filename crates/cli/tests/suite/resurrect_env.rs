@@ -123,23 +123,15 @@ fn the_saved_environment_is_sealed_in_an_encrypted_store() {
     let pid = env.daemon_pid();
     sigkill(pid);
     let store = env.home.path().join("servers/t/store");
-    let mut stack = vec![store];
     let mut saw_environment = false;
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).expect("dir") {
-            let p = e.expect("entry").path();
-            if p.is_dir() {
-                stack.push(p);
-                continue;
-            }
-            saw_environment |= p.ends_with("environment");
-            let bytes = std::fs::read(&p).expect("read");
-            assert!(
-                !String::from_utf8_lossy(&bytes).contains("plain-text-marker-42"),
-                "{} holds the value in plaintext",
-                p.display()
-            );
-        }
+    for p in super::harness::files_under(&store) {
+        saw_environment |= p.ends_with("environment");
+        let bytes = std::fs::read(&p).expect("read");
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains("plain-text-marker-42"),
+            "{} holds the value in plaintext",
+            p.display()
+        );
     }
     assert!(saw_environment, "no environment saved");
     let back = env

@@ -6,26 +6,10 @@ use std::path::{Path, PathBuf};
 use base64::Engine;
 use serde_json::Value;
 
-use super::harness::Env;
+use super::harness::{Env, files_under};
 
 fn store(env: &Env) -> PathBuf {
     env.home.path().join("servers/t/store")
-}
-
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                out.extend(files_under(&p));
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 /// Runs with `--json` last (subcommands of `snapshot` take it after their own name).
