@@ -151,18 +151,16 @@ impl Decisions {
         if result.status != ExecStatus::Exited {
             return Reaction::default();
         }
-        let (targeted, by_task) = {
+        let (targeted, tasks) = {
             let t = lock(&self.targets);
-            (
-                t.sessions.contains(session_id)
-                    || t.sessions.contains(session)
-                    || agent.is_some_and(|(name, _)| t.agents.contains(name)),
-                !t.tasks.is_empty(),
-            )
-        };
-        let tasks = match (by_task, agent, &self.coord) {
-            (true, Some((_, id)), Some(coord)) => running_tasks(coord, id, &lock(&self.targets)),
-            _ => Vec::new(),
+            let targeted = t.sessions.contains(session_id)
+                || t.sessions.contains(session)
+                || agent.is_some_and(|(name, _)| t.agents.contains(name));
+            let tasks = match (agent, &self.coord) {
+                (Some((_, id)), Some(coord)) if !t.tasks.is_empty() => running_tasks(coord, id, &t),
+                _ => Vec::new(),
+            };
+            (targeted, tasks)
         };
         let Some(worker) = self
             .worker
