@@ -6,15 +6,18 @@ use std::process::Stdio;
 
 use super::harness::Env;
 
-/// Runs `args` with standard output closed before it writes a byte.
+/// Runs `args` with standard output a pipe whose reading end is closed before the command
+/// starts, so its first write fails (closing it after the spawn would race a fast command that
+/// writes before the close, such as a usage error).
 fn closed_stdout(env: &Env, args: &[&str], stdin: Option<&[u8]>) {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
     let mut cmd = env.command(args);
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.stdout(writer).stderr(Stdio::piped());
     if stdin.is_some() {
         cmd.stdin(Stdio::piped());
     }
     let mut child = cmd.spawn().unwrap();
-    drop(child.stdout.take());
     if let Some(bytes) = stdin {
         let mut w = child.stdin.take().unwrap();
         w.write_all(bytes).unwrap();
