@@ -2,25 +2,39 @@
 //! scrollback, context and its snapshots), to move it to another state directory.
 //!
 //! ```text
-//! header  "AISX" | schema u16 LE | flags u8 (bit 0: encrypted) | 0
+//! header  "AISX" | format u16 LE | flags u8 (bit 0: encrypted) | 0
 //! frames  (see `frame`)
 //!   tag 0   key check (encrypted exports only): salt, KDF costs and verifier, so the
 //!           importer derives the key from its passphrase and a wrong one is refused
 //!   tag 1   manifest: packed JSON (zstd, sealed when encrypted)
 //!   tag 2   state.json image        tag 3   history.log image
 //!   tag 4   scrollback image        tag 5   context.bin image
-//!   tag 6   a snapshot's .json image, followed by tag 7, its .blob image
+//!   tag 6   a snapshot's .json image, followed by its data: tag 7, a self-contained
+//!           bundle (format 1, and snapshots of the older store format), or tag 9, its
+//!           manifest of chunks (format 2)
+//!   tag 8   a chunk (format 2): its id (32 bytes), then its file as the store keeps it;
+//!           each chunk once, before the first manifest that references it
 //!   tag u32::MAX  end: number of frames before it (u32 LE)
 //! ```
 //!
+//! Format 1 wrote every snapshot out in full; format 2 (chunk-once) writes each chunk once
+//! however many snapshots share it, so an export grows with the new data, not with the number
+//! of snapshots. Both are imported.
+//!
 //! Images are the files as the store keeps them: compressed, and sealed under the exporting
 //! store's key when it is encrypted. Import decodes everything first (so a damaged or
-//! truncated file changes nothing), then writes it in the importing store's own mode.
+//! truncated file changes nothing), then writes it in the importing store's own mode. A
+//! snapshot's chunks are looked up among those the export carries, and nowhere else; each is
+//! decoded and its id recomputed from its content (SHA-256, or the exporting store's keyed
+//! HMAC), so a chunk altered, swapped or missing refuses the whole import.
 
+use std::collections::{HashMap, HashSet};
+use std::io::Write;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::chunk::{self, ExportChunks};
 use crate::crypt::KeyCheck;
 use crate::error::{Error, Result};
 use crate::file;
@@ -30,10 +44,14 @@ use crate::record::{
     Scrollback, SessionId, SessionState, check_id, check_label, check_name, now_ms,
 };
 use crate::seal::{self, FLAG_ENCRYPTED, Kind, Packer, SCHEMA_VERSION, Unpacker};
-use crate::snapshot::{Snapshot, SnapshotMeta, Source, encode_bundle};
+use crate::snapshot::{Snapshot, SnapshotMeta, Source, decode_manifest};
 use crate::store::{Store, decode_json, new_id};
 
 const MAGIC: &[u8; 4] = b"AISX";
+/// Every snapshot written out in full (what exports were before chunk-once).
+const FORMAT_IMAGES: u16 = 1;
+/// Each chunk written once per export, snapshots as manifests of them.
+const FORMAT_CHUNKED: u16 = 2;
 const TAG_KEYCHECK: u32 = 0;
 const TAG_MANIFEST: u32 = 1;
 const TAG_STATE: u32 = 2;
@@ -42,7 +60,44 @@ const TAG_SCROLLBACK: u32 = 4;
 const TAG_CONTEXT: u32 = 5;
 const TAG_SNAP_META: u32 = 6;
 const TAG_SNAP_BUNDLE: u32 = 7;
+const TAG_CHUNK: u32 = 8;
+const TAG_SNAP_CHUNKS: u32 = 9;
 const TAG_END: u32 = u32::MAX;
+
+/// Frames written one at a time to a stream, counted.
+struct FrameWriter<'a> {
+    out: &'a mut dyn Write,
+    dest: &'a Path,
+    frames: u32,
+    bytes: u64,
+}
+
+impl<'a> FrameWriter<'a> {
+    fn new(out: &'a mut dyn Write, dest: &'a Path) -> Self {
+        Self {
+            out,
+            dest,
+            frames: 0,
+            bytes: 0,
+        }
+    }
+
+    fn raw(&mut self, bytes: &[u8]) -> Result<()> {
+        self.out
+            .write_all(bytes)
+            .map_err(|e| Error::io("write", self.dest, e))?;
+        self.bytes += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// One frame: its header, then the body as it is (not copied).
+    fn put(&mut self, tag: u32, body: &[u8]) -> Result<()> {
+        self.raw(&frame::header(tag, body))?;
+        self.raw(body)?;
+        self.frames += 1;
+        Ok(())
+    }
+}
 
 #[derive(Serialize, Deserialize)]
 struct Manifest {
@@ -93,30 +148,38 @@ pub struct Imported {
 }
 
 impl Store {
-    /// Encodes one session's whole record as an export file.
+    /// Encodes one session's whole record as an export file, in memory (`export_to` streams
+    /// it instead).
     pub fn export(&self, id: &SessionId) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        self.export_to(id, &mut out, Path::new("<export>"))?;
+        Ok(out)
+    }
+
+    /// Writes one session's whole record as an export (the chunk-once format) to `out`, a
+    /// frame at a time: what is held in memory is one file image or one chunk, never the
+    /// export. `dest` names `out` in errors. Returns the bytes written.
+    pub fn export_to(&self, id: &SessionId, out: &mut dyn Write, dest: &Path) -> Result<u64> {
         let state = self.load_state(id)?;
         // Checked directories and no-follow reads: a link planted in the store cannot put
         // another file's bytes into an export.
         let dir = self.session_dir_checked(id, false)?;
-        let mut out = Vec::new();
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&(SCHEMA_VERSION as u16).to_le_bytes());
-        out.push(if self.cipher.is_some() {
+        let mut header = [0u8; 8];
+        header[..4].copy_from_slice(MAGIC);
+        header[4..6].copy_from_slice(&FORMAT_CHUNKED.to_le_bytes());
+        header[6] = if self.cipher.is_some() {
             FLAG_ENCRYPTED
         } else {
             0
-        });
-        out.push(0);
-        let mut frames = 0u32;
-        let mut put = |tag: u32, body: &[u8], out: &mut Vec<u8>| {
-            frame::encode(tag, body, out);
-            frames += 1;
         };
+        let mut w = FrameWriter::new(out, dest);
+        w.raw(&header)?;
         if self.cipher.is_some() {
             let path = self.root.join("metadata").join("keycheck.json");
-            put(TAG_KEYCHECK, &file::read(&path)?, &mut out);
+            w.put(TAG_KEYCHECK, &file::read(&path)?)?;
         }
+        // No collection may remove a chunk between the listing and the copy.
+        let _chunks = self.chunk_lock();
         let snapshots = self.list_snapshots(Some(id))?;
         let manifest = Manifest {
             schema: SCHEMA_VERSION,
@@ -128,40 +191,66 @@ impl Store {
         let json =
             serde_json::to_vec(&manifest).map_err(|e| Error::corrupt(&dir, e.to_string()))?;
         let body =
-            Packer::new(self.level).pack(&json, false, self.cipher.as_ref(), &out[..8], &dir)?;
-        put(TAG_MANIFEST, &body, &mut out);
-        put(TAG_STATE, &file::read(&dir.join("state.json"))?, &mut out);
+            Packer::new(self.level).pack(&json, false, self.cipher.as_ref(), &header, &dir)?;
+        w.put(TAG_MANIFEST, &body)?;
+        w.put(TAG_STATE, &file::read(&dir.join("state.json"))?)?;
         let hist_path = dir.join("history.log");
         if let Some(bytes) = file::read_optional(&hist_path)? {
             let (good, _) = history::good_prefix(&bytes, &hist_path)?;
-            put(TAG_HISTORY, &bytes[..good], &mut out);
+            w.put(TAG_HISTORY, &bytes[..good])?;
         }
         for (tag, name) in [(TAG_SCROLLBACK, "scrollback"), (TAG_CONTEXT, "context.bin")] {
             if let Some(bytes) = file::read_optional(&dir.join(name))? {
-                put(tag, &bytes, &mut out);
+                w.put(tag, &bytes)?;
             }
         }
         let snap_dir = self.snapshot_dir_checked(id, false)?;
+        let mut sent = HashSet::new();
         for meta in &snapshots {
-            check_id("snapshot id", &meta.id)?;
-            put(
-                TAG_SNAP_META,
-                &file::read(&snap_dir.join(format!("{}.json", meta.id)))?,
-                &mut out,
-            );
-            let blob_path = snap_dir.join(format!("{}.blob", meta.id));
-            let mut blob = file::read(&blob_path)?;
-            if seal::is_blob(&blob) {
-                // A manifest of this store's chunks: the export carries the data itself, as a
-                // self-contained bundle sealed like the rest of the export.
-                let snap = self.load_snapshot(&meta.id)?;
-                blob = encode_bundle(&self.encode_images(&blob_path, &snap)?);
-            }
-            put(TAG_SNAP_BUNDLE, &blob, &mut out);
+            self.export_snapshot(&snap_dir, meta, &mut sent, &mut w)?;
         }
-        let count = frames;
-        frame::encode(TAG_END, &count.to_le_bytes(), &mut out);
-        Ok(out)
+        let count = w.frames;
+        w.put(TAG_END, &count.to_le_bytes())?;
+        w.out.flush().map_err(|e| Error::io("write", dest, e))?;
+        Ok(w.bytes)
+    }
+
+    /// One snapshot: the chunks its manifest references that no earlier snapshot sent (their
+    /// files copied as stored), its metadata, then its manifest as stored. A snapshot of the
+    /// older self-contained format goes as its bundle.
+    fn export_snapshot(
+        &self,
+        snap_dir: &Path,
+        meta: &SnapshotMeta,
+        sent: &mut HashSet<chunk::ChunkId>,
+        w: &mut FrameWriter<'_>,
+    ) -> Result<()> {
+        check_id("snapshot id", &meta.id)?;
+        let json = file::read(&snap_dir.join(format!("{}.json", meta.id)))?;
+        let blob_path = snap_dir.join(format!("{}.blob", meta.id));
+        let blob = file::read(&blob_path)?;
+        if !seal::is_blob(&blob) {
+            w.put(TAG_SNAP_META, &json)?;
+            return w.put(TAG_SNAP_BUNDLE, &blob);
+        }
+        let raw = seal::decode_blob(
+            &mut self.unpacker(),
+            Kind::SnapshotManifest,
+            &blob,
+            self.cipher.as_ref(),
+            &blob_path,
+        )?;
+        for (_, _, refs) in decode_manifest(&raw, &blob_path)? {
+            for r in refs {
+                if sent.insert(r.id) {
+                    let mut body = r.id.to_vec();
+                    body.extend_from_slice(&self.chunk_file(&r.id, &blob_path)?);
+                    w.put(TAG_CHUNK, &body)?;
+                }
+            }
+        }
+        w.put(TAG_SNAP_META, &json)?;
+        w.put(TAG_SNAP_CHUNKS, &blob)
     }
 
     /// Writes an export to `path` atomically.
@@ -291,19 +380,29 @@ impl Store {
                 "not an ai-session export (bad magic)",
             ));
         }
-        let schema = u32::from(u16::from_le_bytes([bytes[4], bytes[5]]));
-        if schema > SCHEMA_VERSION {
+        let format = u16::from_le_bytes([bytes[4], bytes[5]]);
+        if format > FORMAT_CHUNKED {
             return Err(Error::NewerVersion {
                 path: source.to_owned(),
-                found: schema,
-                supported: SCHEMA_VERSION,
+                found: u32::from(format),
+                supported: u32::from(FORMAT_CHUNKED),
             });
+        }
+        if format < FORMAT_IMAGES {
+            return Err(Error::corrupt(source, "export format 0 does not exist"));
         }
         let encrypted = bytes[6] & FLAG_ENCRYPTED != 0;
         let scan = frame::scan(&bytes[8..], 8, source)?;
         let frames = scan.frames;
         match frames.last() {
-            Some(f) if f.tag == TAG_END && scan.torn == 0 => {}
+            Some(f) if f.tag == TAG_END && scan.torn == 0 => {
+                if f.body != (frames.len() as u32 - 1).to_le_bytes() {
+                    return Err(Error::corrupt(
+                        source,
+                        "the end frame counts other frames than the file holds (frames dropped or added)",
+                    ));
+                }
+            }
             _ => return Err(Error::truncated(source, "no end frame")),
         }
         let mut iter = frames.iter().peekable();
@@ -326,6 +425,10 @@ impl Store {
             _ => None,
         };
         let cipher = cipher.as_ref();
+        let chunks = ExportChunks {
+            blobs: chunk_frames(&frames, format, source)?,
+            cipher,
+        };
         let mut d = Decoded::default();
         // One budget for the whole file: many items each under the limit cannot add up to
         // more than it either.
@@ -360,16 +463,29 @@ impl Store {
                     )?);
                 }
                 TAG_SNAP_META => pending_meta = Some(f.body),
-                TAG_SNAP_BUNDLE => {
+                TAG_CHUNK if format == FORMAT_CHUNKED => {}
+                TAG_SNAP_BUNDLE | TAG_SNAP_CHUNKS => {
                     let meta = pending_meta
                         .take()
                         .ok_or_else(|| Error::corrupt(source, "snapshot without metadata"))?;
+                    let from = match f.tag {
+                        TAG_SNAP_CHUNKS if format == FORMAT_CHUNKED => {
+                            Source::Export(Some(&chunks))
+                        }
+                        TAG_SNAP_CHUNKS => {
+                            return Err(Error::corrupt(
+                                source,
+                                "a chunk manifest in a format 1 export",
+                            ));
+                        }
+                        _ => Source::Export(None),
+                    };
                     let snap = self.decode_snapshot(
                         (meta, source),
                         (f.body, source),
                         cipher,
                         &mut unpacker,
-                        Source::Export,
+                        from,
                     )?;
                     check_imported_snapshot(&snap)?;
                     d.snapshots.push(snap);
@@ -398,6 +514,34 @@ impl Store {
         }
         .finish(source)
     }
+}
+
+/// The chunks a chunk-once export carries, by id (none in format 1). A chunk is taken once:
+/// two frames under one id are refused.
+fn chunk_frames<'a>(
+    frames: &[frame::Frame<'a>],
+    format: u16,
+    source: &Path,
+) -> Result<HashMap<chunk::ChunkId, &'a [u8]>> {
+    let mut blobs = HashMap::new();
+    if format < FORMAT_CHUNKED {
+        return Ok(blobs);
+    }
+    for f in frames.iter().filter(|f| f.tag == TAG_CHUNK) {
+        let (id, blob) = f
+            .body
+            .split_at_checked(chunk::ID_LEN)
+            .ok_or_else(|| Error::corrupt(source, "a chunk frame shorter than its id"))?;
+        let mut key = [0u8; chunk::ID_LEN];
+        key.copy_from_slice(id);
+        if blobs.insert(key, blob).is_some() {
+            return Err(Error::corrupt(
+                source,
+                format!("chunk {} is in the export twice", chunk::hex_id(&key)),
+            ));
+        }
+    }
+    Ok(blobs)
 }
 
 #[derive(Default)]

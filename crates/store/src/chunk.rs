@@ -19,9 +19,10 @@
 //! manifest references is removed. A crash in between leaves unreferenced chunks, which the
 //! next collection (at `Store::open`, after a delete or a prune) removes.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
+use crate::crypt::Cipher;
 use crate::error::{Error, Result};
 use crate::file;
 use crate::seal::{self, Kind, Packer, Unpacker};
@@ -103,6 +104,73 @@ fn splitmix(state: &mut u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// A chunk's id under `cipher` (the key of the store that made it), SHA-256 without one.
+pub(crate) fn id_of(cipher: Option<&Cipher>, plain: &[u8]) -> ChunkId {
+    match cipher {
+        Some(c) => c.chunk_id(plain),
+        None => {
+            use sha2::Digest;
+            sha2::Sha256::digest(plain).into()
+        }
+    }
+}
+
+/// The chunks an export carries, by id (their blobs, not decoded yet), for the snapshot
+/// manifests in it to reference. A manifest can reach nothing else: not the importing store's
+/// chunks, not a file.
+pub(crate) struct ExportChunks<'a> {
+    pub blobs: HashMap<ChunkId, &'a [u8]>,
+    /// The exporting store's key (from the export's key check), which made the ids.
+    pub cipher: Option<&'a Cipher>,
+}
+
+impl ExportChunks<'_> {
+    /// A section put together from the export's chunks, each decoded and its id recomputed
+    /// from what it decodes to: a chunk changed, swapped or missing is refused.
+    pub fn get(
+        &self,
+        refs: &[ChunkRef],
+        total: u64,
+        source: &Path,
+        unpacker: &mut Unpacker,
+    ) -> Result<Vec<u8>> {
+        check_total(refs, total, source)?;
+        let mut out = Vec::new();
+        for r in refs {
+            let blob = self.blobs.get(&r.id).ok_or_else(|| {
+                Error::corrupt(
+                    source,
+                    format!(
+                        "a snapshot references chunk {}, which the export does not carry",
+                        hex_id(&r.id)
+                    ),
+                )
+            })?;
+            let plain = seal::decode_blob(unpacker, Kind::Chunk, blob, self.cipher, source)?;
+            if plain.len() != r.len as usize || id_of(self.cipher, &plain) != r.id {
+                return Err(Error::corrupt(
+                    source,
+                    format!("chunk {} does not match its id (altered)", hex_id(&r.id)),
+                ));
+            }
+            out.extend_from_slice(&plain);
+        }
+        Ok(out)
+    }
+}
+
+/// Refuses a chunk list whose lengths do not add up to its section's declared length.
+fn check_total(refs: &[ChunkRef], total: u64, owner: &Path) -> Result<()> {
+    let sum: u64 = refs.iter().map(|r| u64::from(r.len)).sum();
+    if sum != total {
+        return Err(Error::corrupt(
+            owner,
+            format!("its chunks add up to {sum} bytes, not the {total} it declares"),
+        ));
+    }
+    Ok(())
+}
+
 pub(crate) fn hex_id(id: &ChunkId) -> String {
     crate::crypt::hex(id)
 }
@@ -127,13 +195,7 @@ impl Store {
     }
 
     fn chunk_id(&self, plain: &[u8]) -> ChunkId {
-        match &self.cipher {
-            Some(c) => c.chunk_id(plain),
-            None => {
-                use sha2::Digest;
-                sha2::Sha256::digest(plain).into()
-            }
-        }
+        id_of(self.cipher.as_ref(), plain)
     }
 
     pub(crate) fn chunker(&self) -> Chunker {
@@ -193,13 +255,7 @@ impl Store {
         owner: &Path,
         unpacker: &mut Unpacker,
     ) -> Result<Vec<u8>> {
-        let sum: u64 = refs.iter().map(|r| u64::from(r.len)).sum();
-        if sum != total {
-            return Err(Error::corrupt(
-                owner,
-                format!("its chunks add up to {sum} bytes, not the {total} it declares"),
-            ));
-        }
+        check_total(refs, total, owner)?;
         let dir = self.chunks_dir();
         file::dir_beneath(&self.root, &dir, false)?;
         let mut out = Vec::with_capacity(total.min(self.max_unpacked) as usize);
@@ -219,6 +275,15 @@ impl Store {
             out.extend_from_slice(&plain);
         }
         Ok(out)
+    }
+
+    /// A chunk's file as stored (compressed, sealed when encrypted), for an export to carry;
+    /// `owner` is the snapshot that references it.
+    pub(crate) fn chunk_file(&self, id: &ChunkId, owner: &Path) -> Result<Vec<u8>> {
+        let dir = self.chunks_dir();
+        file::dir_beneath(&self.root, &dir, false)?;
+        file::read_bounded(&dir.join(hex_id(id)), self.max_unpacked)?
+            .ok_or_else(|| Error::corrupt(owner, format!("chunk {} is missing", hex_id(id))))
     }
 
     /// Removes every chunk no snapshot references (and leftover temporary files of the chunk

@@ -19,13 +19,20 @@ use crate::error::{Error, Result};
 pub(crate) const FRAME_HEADER_LEN: usize = 12;
 
 pub(crate) fn encode(tag: u32, body: &[u8], out: &mut Vec<u8>) {
+    out.extend_from_slice(&header(tag, body));
+    out.extend_from_slice(body);
+}
+
+/// The header of the frame holding `body`, for a writer that sends the body on its own.
+pub(crate) fn header(tag: u32, body: &[u8]) -> [u8; FRAME_HEADER_LEN] {
     let mut crc = crc32fast::Hasher::new();
     crc.update(&tag.to_le_bytes());
     crc.update(body);
-    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
-    out.extend_from_slice(&tag.to_le_bytes());
-    out.extend_from_slice(&crc.finalize().to_le_bytes());
-    out.extend_from_slice(body);
+    let mut head = [0u8; FRAME_HEADER_LEN];
+    head[..4].copy_from_slice(&(body.len() as u32).to_le_bytes());
+    head[4..8].copy_from_slice(&tag.to_le_bytes());
+    head[8..].copy_from_slice(&crc.finalize().to_le_bytes());
+    head
 }
 
 /// One good frame found by `scan`.

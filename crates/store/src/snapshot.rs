@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::chunk::{self, ChunkRef};
+use crate::chunk::{self, ChunkRef, ExportChunks};
 use crate::crypt::Cipher;
 use crate::error::{Error, Result};
 use crate::file;
@@ -37,11 +37,12 @@ pub(crate) const TAG_CONTEXT: u32 = 4;
 pub(crate) const TAG_END: u32 = u32::MAX;
 
 /// Where a snapshot's two files come from: the store itself (a `.blob` may be a manifest of
-/// this store's chunks) or an export (its snapshots must carry their data).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Source {
+/// this store's chunks) or an export (a `.blob` may be a manifest of the chunks the export
+/// carries, in the chunk-once format, and of nothing else).
+#[derive(Clone, Copy)]
+pub(crate) enum Source<'a> {
     Store,
-    Export,
+    Export(Option<&'a ExportChunks<'a>>),
 }
 
 /// What `snapshot ls` shows.
@@ -240,32 +241,6 @@ impl Store {
         self.write_snapshot(snap.meta.clone(), &snap.state, &sections)
     }
 
-    pub(crate) fn encode_images(
-        &self,
-        path: &Path,
-        snap: &Snapshot,
-    ) -> Result<Vec<(u32, Vec<u8>)>> {
-        let cipher = self.cipher.as_ref();
-        let mut packer = Packer::new(self.level);
-        let mut images = vec![(
-            TAG_HISTORY,
-            history::encode_all(&snap.history, cipher, self.level, path)?,
-        )];
-        if let Some(s) = &snap.scrollback {
-            images.push((
-                TAG_SCROLLBACK,
-                seal::encode_blob(&mut packer, Kind::Scrollback, &s.encode(), cipher, path)?,
-            ));
-        }
-        if let Some(c) = &snap.context {
-            images.push((
-                TAG_CONTEXT,
-                seal::encode_blob(&mut packer, Kind::Context, c, cipher, path)?,
-            ));
-        }
-        Ok(images)
-    }
-
     /// Snapshots, oldest first: all of them, or one session's.
     pub fn list_snapshots(&self, session: Option<&SessionId>) -> Result<Vec<SnapshotMeta>> {
         self.index().snapshots(session)
@@ -345,13 +320,20 @@ impl Store {
             context: None,
         };
         if seal::is_blob(bundle) {
-            if source == Source::Export {
-                return Err(Error::corrupt(
-                    blob_path,
-                    "a snapshot in an export must carry its data, but this one references chunks of another store",
-                ));
+            match source {
+                Source::Store => {
+                    self.decode_chunked(&mut snap, bundle, blob_path, unpacker, None)?
+                }
+                Source::Export(Some(chunks)) => {
+                    self.decode_chunked(&mut snap, bundle, blob_path, unpacker, Some(chunks))?;
+                }
+                Source::Export(None) => {
+                    return Err(Error::corrupt(
+                        blob_path,
+                        "a snapshot in an export must carry its data, but this one references chunks of another store",
+                    ));
+                }
             }
-            self.decode_chunked(&mut snap, bundle, blob_path, unpacker)?;
             return Ok(snap);
         }
         for (tag, image) in decode_bundle(bundle, blob_path)? {
@@ -384,21 +366,21 @@ impl Store {
         Ok(snap)
     }
 
-    /// Fills `snap` from a manifest and the chunks it references (this store's).
+    /// Fills `snap` from a manifest and the chunks it references: this store's, or with
+    /// `exported` those an export carries (sealed under the exporting store's key).
     fn decode_chunked(
         &self,
         snap: &mut Snapshot,
         manifest: &[u8],
         path: &Path,
         unpacker: &mut Unpacker,
+        exported: Option<&ExportChunks<'_>>,
     ) -> Result<()> {
-        let raw = seal::decode_blob(
-            unpacker,
-            Kind::SnapshotManifest,
-            manifest,
-            self.cipher.as_ref(),
-            path,
-        )?;
+        let cipher = match exported {
+            Some(chunks) => chunks.cipher,
+            None => self.cipher.as_ref(),
+        };
+        let raw = seal::decode_blob(unpacker, Kind::SnapshotManifest, manifest, cipher, path)?;
         for (tag, total, refs) in decode_manifest(&raw, path)? {
             if total > self.max_unpacked {
                 return Err(Error::too_large(
@@ -409,7 +391,10 @@ impl Store {
                     ),
                 ));
             }
-            let data = self.get_chunks(&refs, total, path, unpacker)?;
+            let data = match exported {
+                Some(chunks) => chunks.get(&refs, total, path, unpacker)?,
+                None => self.get_chunks(&refs, total, path, unpacker)?,
+            };
             match tag {
                 TAG_HISTORY => snap.history = history::parse_records(&data, path)?,
                 TAG_SCROLLBACK => snap.scrollback = Some(Scrollback::decode(&data, path)?),
@@ -530,23 +515,6 @@ impl Store {
         }
         Ok(out)
     }
-}
-
-pub(crate) fn encode_bundle(images: &[(u32, Vec<u8>)]) -> Vec<u8> {
-    let size = images
-        .iter()
-        .map(|(_, b)| b.len() + frame::FRAME_HEADER_LEN)
-        .sum::<usize>()
-        + 32;
-    let mut out = Vec::with_capacity(size);
-    out.extend_from_slice(BUNDLE_MAGIC);
-    out.extend_from_slice(&(SCHEMA_VERSION as u16).to_le_bytes());
-    out.extend_from_slice(&[0, 0]);
-    for (tag, image) in images {
-        frame::encode(*tag, image, &mut out);
-    }
-    frame::encode(TAG_END, &(images.len() as u32).to_le_bytes(), &mut out);
-    out
 }
 
 /// The sections of a bundle; a bundle without its end frame is truncated.

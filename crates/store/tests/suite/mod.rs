@@ -2,6 +2,7 @@ mod common;
 mod crash;
 mod damage;
 mod encryption;
+mod export_format;
 mod failures;
 mod hostile;
 mod migration;
