@@ -181,21 +181,7 @@ pub async fn run(sel: &Selector, command: PersistCommand) -> Result<ExitCode, Cl
             }
             Ok(ExitCode::SUCCESS)
         }
-        PersistCommand::Export(a) => {
-            let r: ExportResult = client
-                .call(
-                    reg::SessionExport::NAME,
-                    serde_json::json!({ "target": a.target }),
-                )
-                .await?;
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(&r.data_b64)
-                .map_err(|e| CliError::Local(format!("export is not base64: {e}")))?;
-            let mut out = std::io::stdout().lock();
-            out.write_all(&bytes)?;
-            out.flush()?;
-            Ok(ExitCode::SUCCESS)
-        }
+        PersistCommand::Export(a) => export(&client, a.target).await,
         PersistCommand::Import(a) => {
             let mut bytes = Vec::new();
             std::io::stdin().lock().read_to_end(&mut bytes)?;
@@ -235,6 +221,43 @@ pub async fn run(sel: &Selector, command: PersistCommand) -> Result<ExitCode, Cl
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Asks for the export piece by piece (the daemon spools it and answers at most
+/// `EXPORT_PIECE_BYTES` a call), writing each to stdout as it comes: neither side holds the
+/// whole file.
+async fn export(client: &Client, target: String) -> Result<ExitCode, CliError> {
+    let mut out = std::io::stdout().lock();
+    let mut params = ExportParams {
+        target,
+        export: None,
+        offset: 0,
+        max_bytes: None,
+    };
+    loop {
+        let r: ExportResult = client.call(reg::SessionExport::NAME, &params).await?;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(&r.data_b64)
+            .map_err(|e| CliError::Local(format!("export is not base64: {e}")))?;
+        if r.offset != params.offset || r.next_offset != r.offset + bytes.len() as u64 {
+            return Err(CliError::Local(format!(
+                "the daemon answered the export piece at {} ({} bytes) when {} was asked",
+                r.offset,
+                bytes.len(),
+                params.offset
+            )));
+        }
+        out.write_all(&bytes)?;
+        match r.export {
+            Some(handle) if r.next_offset < r.bytes => {
+                params.export = Some(handle);
+                params.offset = r.next_offset;
+            }
+            _ => break,
+        }
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn prune(client: &Client, params: PruneParams, json: bool) -> Result<ExitCode, CliError> {

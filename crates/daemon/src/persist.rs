@@ -1347,27 +1347,75 @@ pub(crate) async fn snapshot_prune(
     })
 }
 
-pub(crate) async fn export(daemon: &Daemon, a: m::Target) -> Result<ExportResult, RpcError> {
+/// `session.export`: the first call checkpoints the session and spools its export to a
+/// file in the store (streamed, a frame at a time); it and each later call answer one piece
+/// of at most `EXPORT_PIECE_BYTES` read from that file at the offset asked. The daemon never
+/// holds more than a piece, whatever the size of the session.
+pub(crate) async fn export(daemon: &Daemon, a: ExportParams) -> Result<ExportResult, RpcError> {
     let persist = &daemon.persist;
     let handle =
         crate::service::session_handle(&daemon.manager, &a.target).map_err(|e| e.to_rpc())?;
     let sid = handle.id().to_owned();
-    save_context(persist, &daemon.contexts, &sid).await;
-    let scrollback = capture(&handle).await;
     let name = a.target.clone();
-    let bytes = persist
+    let (export, offset) = match a.export {
+        Some(export) => (export, a.offset),
+        None => {
+            save_context(persist, &daemon.contexts, &sid).await;
+            let scrollback = capture(&handle).await;
+            let sid = sid.clone();
+            let spooled = persist
+                .call(move |w| {
+                    let id = w.id(&sid, &name)?;
+                    if let Some(s) = &scrollback {
+                        w.store.save_scrollback(&id, s).map_err(|e| store_err(&e))?;
+                    }
+                    w.store.spool_export(&id).map_err(|e| store_err(&e))
+                })
+                .await?;
+            (spooled.handle, 0)
+        }
+    };
+    let name = a.target.clone();
+    let spool = export.clone();
+    let max = a.max_bytes.map_or(EXPORT_PIECE_BYTES, |m| {
+        m.clamp(1, EXPORT_PIECE_BYTES as u64) as usize
+    });
+    let (data, total) = persist
         .call(move |w| {
             let id = w.id(&sid, &name)?;
-            if let Some(s) = &scrollback {
-                w.store.save_scrollback(&id, s).map_err(|e| store_err(&e))?;
-            }
-            w.store.export(&id).map_err(|e| store_err(&e))
+            w.store
+                .spool_read(&id, &spool, offset, max)
+                .map_err(|e| spool_err(&e, &name))
         })
         .await?;
+    if offset > total {
+        return Err(RpcError::new(
+            ErrorKind::InvalidParams,
+            format!("offset {offset} is past the end of the export ({total} bytes)"),
+        )
+        .with_hint("pass the next_offset of the previous answer"));
+    }
+    let next_offset = offset + data.len() as u64;
     Ok(ExportResult {
-        bytes: bytes.len() as u64,
-        data_b64: base64::engine::general_purpose::STANDARD.encode(&bytes),
+        data_b64: base64::engine::general_purpose::STANDARD.encode(&data),
+        bytes: total,
+        offset,
+        next_offset,
+        export: (next_offset < total).then_some(export),
     })
+}
+
+/// A piece of an export that cannot be read: a handle that is not (or no longer) there says
+/// to start again.
+fn spool_err(e: &StoreError, target: &str) -> RpcError {
+    match e {
+        StoreError::NotFound { .. } => RpcError::new(
+            ErrorKind::NotFound,
+            format!("no export in progress matches that handle for session '{target}' (finished, abandoned, or from before a restart)"),
+        )
+        .with_hint("start the export again: session.export without `export`"),
+        e => store_err(e),
+    }
 }
 
 pub(crate) async fn import(

@@ -102,12 +102,45 @@ pub struct RestoreResult {
     pub rerun: Option<ExecResult>,
 }
 
+/// The most bytes of an export one `session.export` answer carries (base64 makes it a third
+/// more on the wire).
+pub const EXPORT_PIECE_BYTES: usize = 4 * 1024 * 1024;
+
+/// `session.export`: the first call (no `export`) writes the session's export to a spool file
+/// in the daemon's store and answers its first piece; each later call passes the `export`
+/// handle and the `next_offset` it was given, until an answer has no `export` (the last
+/// piece; the spool is then removed).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct ExportParams {
+    pub target: String,
+    /// The handle of an export being read, from a previous answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export: Option<String>,
+    /// Where the piece wanted starts (with `export`).
+    #[serde(default)]
+    pub offset: u64,
+    /// The most bytes this piece may hold (at most, and by default, 4 MiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_bytes: Option<u64>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ExportResult {
-    /// The export file, base64 encoded.
+    /// This piece of the export file, base64 encoded (at most `max_bytes`, 4 MiB, decoded).
     pub data_b64: String,
+    /// The whole export's size.
     pub bytes: u64,
+    /// Where this piece starts in the export.
+    #[serde(default)]
+    pub offset: u64,
+    /// Where the next piece starts (`bytes` after the last one).
+    #[serde(default)]
+    pub next_offset: u64,
+    /// The handle to ask for the next piece with; absent on the last piece.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -713,8 +713,8 @@ methods! {
         need: Need::Snapshot("prune"), audit: loud(&["target", "keep", "max_bytes"]),
         http: route(Post, "/v1/snapshots/prune", Body), mcp: None, cli: Some("snapshot prune"),
     }
-    /// A session's whole record, with its snapshots, as one self-contained file.
-    SessionExport = "session.export" (m::Target => p::ExportResult) {
+    /// A session's whole record, with its snapshots, as one self-contained file, in pieces.
+    SessionExport = "session.export" (p::ExportParams => p::ExportResult) {
         need: Need::Session("export"), audit: LOUD,
         http: None, mcp: None, cli: Some("export"),
     }

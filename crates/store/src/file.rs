@@ -118,7 +118,7 @@ pub(crate) fn read_bounded(path: &Path, max: u64) -> Result<Option<Vec<u8>>> {
 /// Opens `path` for reading; `None` when it does not exist. A symbolic link as its last
 /// component is an `Unsafe` error (`O_NOFOLLOW` makes the kernel refuse it with `ELOOP`), and
 /// so is anything but a regular file (`O_NONBLOCK` keeps a planted FIFO from blocking the open).
-fn open_nofollow(path: &Path) -> Result<Option<File>> {
+pub(crate) fn open_nofollow(path: &Path) -> Result<Option<File>> {
     let opened = OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)

@@ -10,6 +10,7 @@
 //! ├── snapshots/{session}/{id}.json snapshot metadata + state (the commit point)
 //! │                       {id}.blob manifest: the chunks of its history, scrollback, context
 //! ├── chunks/{id}                   content-addressed chunks shared by snapshots
+//! ├── exports/{session}.{handle}.aisx an export being read in pieces (removed when read)
 //! └── metadata/index.db             SQLite (WAL): sessions, snapshots, exec analytics
 //!              decisions.db         SQLite (WAL): agents' decisions and outcomes (text sealed)
 //!              layout.json          layout version of the directory
@@ -37,6 +38,7 @@ mod recover;
 mod retention;
 mod seal;
 mod snapshot;
+mod spool;
 mod store;
 
 pub use archive::{Imported, PendingImport};
@@ -55,4 +57,5 @@ pub use recover::Recovered;
 pub use retention::{Pruned, Retention};
 pub use seal::{DEFAULT_MAX_UNPACKED, RECORD_DICT, SCHEMA_VERSION};
 pub use snapshot::{Restored, Snapshot, SnapshotMeta};
+pub use spool::Spooled;
 pub use store::{Options, PASSPHRASE_ENV, SessionRecord, Store, WriteFailures};

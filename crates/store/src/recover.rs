@@ -67,6 +67,13 @@ impl Store {
         let mut out = Vec::new();
         tmp_notes(&mut out, file::sweep_tmp(&self.root.join("metadata"))?);
         tmp_notes(&mut out, file::sweep_tmp(&self.chunks_dir())?);
+        for path in self.sweep_spools(None)? {
+            note(
+                &mut out,
+                path,
+                "export spool its client did not finish reading: removed",
+            );
+        }
         self.recover_sessions(&mut out)?;
         self.recover_snapshots(&mut out)?;
         let collected = {

@@ -527,3 +527,105 @@ fn what_a_killed_import_or_restore_leaves_is_removed_and_logged_at_the_next_star
     assert!(status["persist"]["dir"].is_string(), "{status}");
     assert!(status["persist"].get("recovered").is_none(), "{status}");
 }
+
+/// The answer's error kind, or `None` for a result.
+fn error_kind(reply: &Value) -> Option<&str> {
+    reply["error"]["data"]["kind"].as_str()
+}
+
+#[test]
+fn an_export_is_handed_out_in_pieces_from_a_spool_removed_once_read() {
+    let from = Env::new();
+    from.ok(&["new", "-s", "a"]);
+    from.ok(&["new", "-s", "b"]);
+    from.exec("a", "seq 1 3000");
+    for _ in 0..3 {
+        from.exec("a", "echo one more");
+        from.ok(&["snapshot", "-t", "a"]);
+    }
+    let spools = || files_under(&store(&from).join("exports"));
+    let first = rpc(
+        &from,
+        "session.export",
+        serde_json::json!({"target": "a", "max_bytes": 1000}),
+    );
+    let r = &first["result"];
+    let total = r["bytes"].as_u64().expect("bytes");
+    let handle = r["export"].as_str().expect("a handle").to_owned();
+    assert!(total > 3000, "{total} bytes");
+    assert_eq!(
+        (r["offset"].as_u64(), r["next_offset"].as_u64()),
+        (Some(0), Some(1000))
+    );
+    assert_eq!(spools().len(), 1);
+
+    // Another session's name with this handle, and an offset past the end: refused, and the
+    // spool stays for the right calls.
+    let other = rpc(
+        &from,
+        "session.export",
+        serde_json::json!({"target": "b", "export": handle, "offset": 1000}),
+    );
+    assert_eq!(error_kind(&other), Some("not_found"), "{other}");
+    let past = rpc(
+        &from,
+        "session.export",
+        serde_json::json!({"target": "a", "export": handle, "offset": total + 1}),
+    );
+    assert_eq!(error_kind(&past), Some("invalid_params"), "{past}");
+    assert_eq!(spools().len(), 1);
+
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut bytes = b64
+        .decode(r["data_b64"].as_str().expect("data"))
+        .expect("b64");
+    let mut pieces = 1;
+    loop {
+        let reply = rpc(
+            &from,
+            "session.export",
+            serde_json::json!({"target": "a", "export": handle, "offset": bytes.len(), "max_bytes": 1000}),
+        );
+        let r = &reply["result"];
+        assert_eq!(r["offset"].as_u64(), Some(bytes.len() as u64), "{reply}");
+        bytes.extend(
+            b64.decode(r["data_b64"].as_str().expect("data"))
+                .expect("b64"),
+        );
+        pieces += 1;
+        if r["export"].is_null() {
+            break;
+        }
+    }
+    assert_eq!(bytes.len() as u64, total);
+    assert!(pieces >= 4, "{pieces} pieces");
+    assert!(spools().is_empty(), "{:?}", spools());
+    // The handle is gone: a clear error saying to start again.
+    let again = rpc(
+        &from,
+        "session.export",
+        serde_json::json!({"target": "a", "export": handle, "offset": 0}),
+    );
+    assert_eq!(error_kind(&again), Some("not_found"), "{again}");
+    assert!(
+        again["error"]["data"]["hint"]
+            .as_str()
+            .is_some_and(|h| h.contains("start the export again")),
+        "{again}"
+    );
+
+    // The pieces are the export: it imports, with its snapshots.
+    let to = Env::new();
+    let out = import_file(&to, &bytes, "moved");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed = json(&to, &["snapshot", "ls"]);
+    assert_eq!(
+        listed["snapshots"].as_array().map(Vec::len),
+        Some(3),
+        "{listed}"
+    );
+}

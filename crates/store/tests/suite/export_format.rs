@@ -243,3 +243,50 @@ fn an_export_of_the_previous_format_still_imports() {
     let again = dst.export(&imported.state.id).unwrap();
     assert_eq!(&again[4..6], &2u16.to_le_bytes());
 }
+
+#[test]
+fn a_spooled_export_is_read_in_pieces_and_removed_when_read() {
+    let d = tempfile::tempdir().unwrap();
+    let store = open(d.path());
+    let id = session_with(&store, 3);
+    let spooled = store.spool_export(&id).unwrap();
+    let mut whole = Vec::new();
+    while (whole.len() as u64) < spooled.bytes {
+        let (piece, total) = store
+            .spool_read(&id, &spooled.handle, whole.len() as u64, 4096)
+            .unwrap();
+        assert_eq!(total, spooled.bytes);
+        assert!(!piece.is_empty() && piece.len() <= 4096);
+        whole.extend_from_slice(&piece);
+    }
+    assert_eq!(whole.len() as u64, spooled.bytes);
+    // Read to the end: gone.
+    let err = store.spool_read(&id, &spooled.handle, 0, 4096).unwrap_err();
+    assert!(matches!(err, Error::NotFound { .. }), "{err}");
+    assert!(files(&d.path().join("exports")).is_empty());
+    let to = tempfile::tempdir().unwrap();
+    let imported = open(to.path())
+        .import(&whole, Path::new("pieces.aisx"))
+        .unwrap();
+    assert_eq!(imported.snapshots.len(), 3);
+
+    // A handle is only a spool's own name: nothing else can be read through it.
+    for handle in ["../../metadata/keycheck", "", "zz", &"a".repeat(31)] {
+        let err = store.spool_read(&id, handle, 0, 10).unwrap_err();
+        assert!(matches!(err, Error::NotFound { .. }), "{handle:?}: {err}");
+    }
+
+    // A spool whose client never came back is removed at the next open, and said.
+    let left = store.spool_export(&id).unwrap();
+    drop(store);
+    let store = open(d.path());
+    assert!(
+        store
+            .recovered()
+            .iter()
+            .any(|r| r.to_string().contains(&left.handle)),
+        "{:?}",
+        store.recovered()
+    );
+    assert!(files(&d.path().join("exports")).is_empty());
+}
