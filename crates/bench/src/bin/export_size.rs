@@ -3,7 +3,8 @@
 //! scrollback and output log), then `--snapshots N` times runs a small exec and takes a
 //! snapshot. Then `--rounds R` times: resets the daemon's peak resident size
 //! (`/proc/PID/clear_refs`), runs `ai-session export -t s` with its output in a file, and
-//! records the export's size, the time it took and the daemon's peak resident size during it.
+//! records the export's size, the time it took and the daemon's peak resident size during it
+//! (and how far that peak rose above its resident size just before).
 //! Prints JSON, with the size of the daemon's store for comparison.
 //!
 //! usage: export_size [--snapshots N] [--lines L] [--rounds R] [--bin PATH]
@@ -60,9 +61,10 @@ fn main() -> Result<(), Error> {
     let store_bytes = tree_bytes(&store);
     let rss_before = vm_kib(pid, "VmRSS")?;
     let out = home.path().join("export.aisx");
-    let (mut ms, mut peaks, mut sizes) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut ms, mut peaks, mut grew, mut sizes) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..rounds {
         std::fs::write(format!("/proc/{pid}/clear_refs"), "5")?;
+        let start_rss = vm_kib(pid, "VmRSS")?;
         let file = std::fs::File::create(&out)?;
         let t = Instant::now();
         let status = Command::new(&bin)
@@ -74,7 +76,9 @@ fn main() -> Result<(), Error> {
         if !status.success() {
             return Err(format!("export failed: {status}").into());
         }
-        peaks.push(vm_kib(pid, "VmHWM")? as f64);
+        let peak = vm_kib(pid, "VmHWM")?;
+        peaks.push(peak as f64);
+        grew.push(peak.saturating_sub(start_rss) as f64);
         sizes.push(std::fs::metadata(&out)?.len());
     }
     drop(rpc);
@@ -91,6 +95,8 @@ fn main() -> Result<(), Error> {
             "daemon_rss_kib_before": rss_before,
             "daemon_peak_rss_kib_p50": pct(&mut peaks, 0.5),
             "daemon_peak_rss_kib_max": pct(&mut peaks, 1.0),
+            "daemon_peak_growth_kib_p50": pct(&mut grew, 0.5),
+            "daemon_peak_growth_kib_max": pct(&mut grew, 1.0),
         })
     );
     Ok(())
