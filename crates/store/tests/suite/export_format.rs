@@ -61,6 +61,29 @@ impl Frames {
     }
 }
 
+/// The plaintext of a blob (header 8 bytes, body length u64, CRC u32, then the packed body:
+/// method u8 (0 stored, 1 zstd), length u32, data).
+fn unpack(blob: &[u8]) -> Vec<u8> {
+    let body = &blob[20..];
+    match body[0] {
+        0 => body[5..].to_vec(),
+        1 => zstd::decode_all(&body[5..]).unwrap(),
+        m => panic!("method {m}"),
+    }
+}
+
+/// A blob with `header` holding `plain` stored as is.
+fn blob_of(header: &[u8], plain: &[u8]) -> Vec<u8> {
+    let mut body = vec![0u8];
+    body.extend_from_slice(&(plain.len() as u32).to_le_bytes());
+    body.extend_from_slice(plain);
+    let mut out = header.to_vec();
+    out.extend_from_slice(&(body.len() as u64).to_le_bytes());
+    out.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+    out.extend_from_slice(&body);
+    out
+}
+
 /// A session with a large scrollback and `snapshots` snapshots, one exec between each.
 fn session_with(store: &Store, snapshots: u64) -> ai_session_store::SessionId {
     let s = store.create_session(config("many")).unwrap();
@@ -140,14 +163,15 @@ fn a_chunk_changed_missing_or_reached_outside_the_export_refuses_the_import() {
     let dst = open(to.path());
     let before = entries(to.path());
 
-    // Changed: a chunk's content replaced by another chunk's, under its own id, framed and
-    // checksummed as a writer would.
+    // Changed: one byte of a chunk's content, re-encoded and checksummed as a writer would,
+    // under its old id and with its old length.
     let mut changed = Frames::parse(&bytes);
-    let chunks = changed.chunks();
-    assert!(chunks.len() >= 2, "{} chunks", chunks.len());
-    let other = changed.frames[chunks[1]].1[32..].to_vec();
-    changed.frames[chunks[0]].1.truncate(32);
-    changed.frames[chunks[0]].1.extend_from_slice(&other);
+    let at = changed.chunks()[0];
+    let body = &mut changed.frames[at].1;
+    let (id, blob) = body.split_at(32);
+    let mut plain = unpack(blob);
+    plain[10] ^= 0x01;
+    *body = [id, &blob_of(&blob[..8], &plain)].concat();
     let err = dst
         .import(&changed.bytes(), Path::new("changed.aisx"))
         .unwrap_err();
