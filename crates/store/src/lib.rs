@@ -31,6 +31,7 @@ mod file;
 mod frame;
 mod history;
 mod index;
+mod journal;
 mod migrate;
 mod record;
 mod recover;
