@@ -3,11 +3,12 @@
 //! A new record is appended to `metadata/sessions.journal` (one frame: the session's id and the
 //! exact bytes of its `state.json`, sealed when the store is) and the journal is fdatasynced;
 //! `state.json` is then written without an fsync. The file and directory fsyncs a durable
-//! `state.json` needs (its data, its rename, its new directory: about 4 ms each on a loaded
-//! disk, against 0.1 ms for a journal append) are paid later, off the answer's path, by
-//! [`Store::settle_journal`], which then empties the journal: at every [`Store::sync`], before a
-//! record is deleted, and when the store opens (replaying first: a record whose `state.json`
-//! is missing or does not read is written again from the journal).
+//! `state.json` needs (its data, its rename, its new directory: up to 4 ms each on a loaded
+//! disk here, against about 0.1 ms for a journal append) are paid later, off the answer's path,
+//! by [`Store::settle_journal`] at every [`Store::sync`], which then empties the journal. When
+//! the store opens, a journaled record whose `state.json` is missing or does not read is written
+//! again from the journal; a record deleted meanwhile is noted in the journal (a `DELETED`
+//! frame) and is not.
 //!
 //! A process kill loses nothing either way (written data survives it); the journal is what a
 //! power loss cannot take.
@@ -173,11 +174,10 @@ impl Store {
         }
         for id in &pending {
             let dir = self.session_dir(id);
-            // A record deleted since settles nothing (a delete settles first, so this is a
-            // directory removed by hand).
-            if let Some(f) = open_if_present(&dir.join("state.json"))? {
-                f.sync_all()
-                    .map_err(|e| Error::io("fsync", &dir.join("state.json"), e))?;
+            let path = dir.join("state.json");
+            // A record deleted since (its directory gone) has nothing to settle.
+            if let Some(f) = open_if_present(&path)? {
+                f.sync_all().map_err(|e| Error::io("fsync", path, e))?;
                 file::sync_dir(&dir)?;
             }
         }
