@@ -134,7 +134,11 @@ impl Store {
     /// `open` before anything reads the sessions.
     pub(crate) fn replay_journal(&self) -> Result<()> {
         let mut journal = self.journal();
-        for (id, bytes) in journal.records()? {
+        let records = journal.records()?;
+        if records.is_empty() && journal.file.metadata().is_ok_and(|m| m.len() == 0) {
+            return Ok(());
+        }
+        for (id, bytes) in records {
             let Ok(id) = SessionId::new(id) else {
                 continue;
             };
