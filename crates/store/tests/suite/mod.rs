@@ -4,6 +4,7 @@ mod damage;
 mod encryption;
 mod failures;
 mod hostile;
+mod journal;
 mod migration;
 mod recovery;
 mod roundtrip;
