@@ -346,11 +346,14 @@ fn describe(s: &SessionInfo) -> String {
 /// `parse`: recognise and condense saved output, locally (no daemon needed).
 fn parse(a: crate::ParseArgs) -> Result<ExitCode, CliError> {
     use std::io::Read;
+    let opts = ai_session_output::ViewOptions::with_budget(a.budget);
+    // The tokenizer's tables load beside the read and the parse, not before the view's count.
+    let encoding = opts.encoding;
+    std::thread::spawn(move || ai_session_output::warm_up(encoding));
     let mut raw = Vec::new();
     std::io::stdin().read_to_end(&mut raw)?;
     let text = String::from_utf8_lossy(&raw);
     let handle = ai_session_output::Handle::command("the input file");
-    let opts = ai_session_output::ViewOptions::with_budget(a.budget);
     let (parsed, compact) = ai_session_output::analyze(a.command.as_deref(), &text, &handle, &opts);
     if a.json {
         print_json(&serde_json::json!({ "parsed": parsed, "compact": compact }))?;

@@ -3,16 +3,29 @@
 //! normalised, invalid UTF-8 replaced.
 
 /// Plain text of raw terminal output.
+///
+/// Lines that hold nothing a terminal would interpret (no escape, control or C1 character; at
+/// most a carriage return just before the newline) are copied whole, byte-wise; the others go
+/// through the character-by-character terminal rules below, with the same result.
 pub fn clean(raw: &[u8]) -> String {
     let decoded = String::from_utf8_lossy(raw);
     let mut out = String::with_capacity(decoded.len());
     let mut line: Vec<char> = Vec::new();
     let mut col = 0usize;
-    let mut chars = decoded.chars().peekable();
-    while let Some(c) = chars.next() {
+    let mut chars = decoded.chars();
+    loop {
+        if line.is_empty() {
+            // At the start of a line (nothing pending): copy the plain lines that follow.
+            let rest = chars.as_str();
+            let taken = plain_lines(rest, &mut out);
+            if taken > 0 {
+                chars = rest[taken..].chars();
+            }
+        }
+        let Some(c) = chars.next() else { break };
         match c {
             '\x1b' => {
-                if chars.peek() == Some(&'[') {
+                if peek(&chars) == Some('[') {
                     chars.next();
                     csi(&mut chars, &mut line, col);
                 } else {
@@ -37,6 +50,36 @@ pub fn clean(raw: &[u8]) -> String {
     out
 }
 
+/// Copies the leading run of plain lines of `text` to `out` (a trailing CR before each newline
+/// dropped, as a terminal shows it) and returns how many bytes of `text` it took: each copied
+/// line ends with its newline, except a plain last line with none after it.
+fn plain_lines(text: &str, out: &mut String) -> usize {
+    let bytes = text.as_bytes();
+    // `text[copied..line]` is taken but not yet copied; `line` is where the current line starts.
+    let (mut copied, mut line, mut i) = (0, 0, 0);
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\n' => {
+                i += 1;
+                line = i;
+            }
+            b'\r' if bytes.get(i + 1) == Some(&b'\n') => {
+                out.push_str(&text[copied..i]);
+                i += 1;
+                copied = i;
+            }
+            // C0 controls except tab, DEL, and the lead byte of U+0080..U+00BF (C1 controls).
+            b if (b < 0x20 && b != b'\t') || b == 0x7f || b == 0xc2 => {
+                out.push_str(&text[copied..line]);
+                return line;
+            }
+            _ => i += 1,
+        }
+    }
+    out.push_str(&text[copied..]);
+    bytes.len()
+}
+
 fn put(line: &mut Vec<char>, col: &mut usize, c: char) {
     if *col < line.len() {
         line[*col] = c;
@@ -46,7 +89,12 @@ fn put(line: &mut Vec<char>, col: &mut usize, c: char) {
     *col += 1;
 }
 
-type Chars<'a> = std::iter::Peekable<std::str::Chars<'a>>;
+type Chars<'a> = std::str::Chars<'a>;
+
+/// The next character `chars` would yield, without taking it.
+fn peek(chars: &Chars<'_>) -> Option<char> {
+    chars.as_str().chars().next()
+}
 
 /// Skips the rest of a sequence introduced by ESC.
 fn skip_escape(chars: &mut Chars<'_>) {
@@ -68,7 +116,7 @@ fn skip_escape(chars: &mut Chars<'_>) {
 fn skip_csi(chars: &mut Chars<'_>) -> Option<(char, u32)> {
     let mut first: Option<u32> = None;
     let mut in_first = true;
-    while let Some(&c) = chars.peek() {
+    while let Some(c) = peek(chars) {
         if !('\x20'..='\x7e').contains(&c) {
             // Not a CSI byte: the sequence was cut; stop here rather than eat text.
             return None;
@@ -104,7 +152,7 @@ fn skip_string(chars: &mut Chars<'_>) {
         match c {
             '\x07' | '\u{9c}' => return,
             '\x1b' => {
-                if chars.peek() == Some(&'\\') {
+                if peek(chars) == Some('\\') {
                     chars.next();
                 }
                 return;
@@ -163,6 +211,68 @@ mod tests {
         );
         assert_eq!(clean(b"abcdef\r\x1b[2Kxy\n"), "xy    \n");
         assert_eq!(clean(b"\x1b[1;31mred\x1b[0m"), "red");
+    }
+
+    /// The terminal rules alone, character by character, without the plain-line copy.
+    fn char_by_char(raw: &[u8]) -> String {
+        let decoded = String::from_utf8_lossy(raw);
+        let (mut out, mut line, mut col) = (String::new(), Vec::new(), 0usize);
+        let mut chars = decoded.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '\x1b' if peek(&chars) == Some('[') => {
+                    chars.next();
+                    csi(&mut chars, &mut line, col);
+                }
+                '\x1b' => skip_escape(&mut chars),
+                '\u{9b}' => csi(&mut chars, &mut line, col),
+                '\u{9d}' | '\u{90}' | '\u{98}' | '\u{9e}' | '\u{9f}' => skip_string(&mut chars),
+                '\n' => {
+                    out.extend(line.drain(..));
+                    out.push('\n');
+                    col = 0;
+                }
+                '\r' => col = 0,
+                '\x08' => col = col.saturating_sub(1),
+                c if c.is_control() && c != '\t' => {}
+                c => put(&mut line, &mut col, c),
+            }
+        }
+        out.extend(line);
+        out
+    }
+
+    #[test]
+    fn plain_lines_copied_whole_read_as_the_terminal_rules_do() {
+        let pieces: [&[u8]; 16] = [
+            b"plain text",
+            b"\r\n",
+            b"\n",
+            b"\r",
+            b"\x1b[K",
+            b"\x1b[31m",
+            b"\x1b]0;title\x07",
+            b"\x1b]8;;x\n",
+            b"\x08",
+            "\u{85}".as_bytes(),
+            "\u{9b}2K".as_bytes(),
+            "é日🎉".as_bytes(),
+            b"\xff\xc2",
+            b"\t",
+            b"\x7f",
+            b"\r\r\n",
+        ];
+        // Every sequence of four pieces, so each rule meets each other at a line start.
+        let n = pieces.len();
+        for k in 0..n.pow(4) {
+            let mut raw = Vec::new();
+            let mut rest = k;
+            for _ in 0..4 {
+                raw.extend_from_slice(pieces[rest % n]);
+                rest /= n;
+            }
+            assert_eq!(clean(&raw), char_by_char(&raw), "input {raw:?}");
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@ use rmcp::{ErrorData as McpError, tool, tool_router};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use crate::{AiSessionMcp, success, to_value};
+use crate::AiSessionMcp;
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct DecisionArgs {
@@ -51,14 +51,8 @@ impl AiSessionMcp {
             target: a.session,
             kind: a.kind,
         };
-        Ok(
-            match self
-                .call::<_, DecisionInfo>(reg::DecisionRecord::NAME, params)
-                .await
-            {
-                Ok(v) => success(to_value(&v)),
-                Err(e) => e,
-            },
-        )
+        Ok(self
+            .answer::<DecisionInfo>(reg::DecisionRecord::NAME, params)
+            .await)
     }
 }

@@ -239,15 +239,9 @@ impl AiSessionMcp {
             target: a.session,
             label: a.label,
         };
-        Ok(
-            match self
-                .call::<_, SnapshotInfo>(reg::SnapshotCreate::NAME, params)
-                .await
-            {
-                Ok(v) => success(to_value(&v)),
-                Err(e) => e,
-            },
-        )
+        Ok(self
+            .answer::<SnapshotInfo>(reg::SnapshotCreate::NAME, params)
+            .await)
     }
 
     #[tool(description = reg::SnapshotList::SPEC.mcp_description())]
@@ -256,15 +250,9 @@ impl AiSessionMcp {
         Parameters(a): Parameters<SnapshotListArgs>,
     ) -> Result<CallToolResult, McpError> {
         let params = SnapshotListParams { target: a.session };
-        Ok(
-            match self
-                .call::<_, SnapshotListResult>(reg::SnapshotList::NAME, params)
-                .await
-            {
-                Ok(v) => success(to_value(&v)),
-                Err(e) => e,
-            },
-        )
+        Ok(self
+            .answer::<SnapshotListResult>(reg::SnapshotList::NAME, params)
+            .await)
     }
 
     #[tool(description = reg::SnapshotRestore::SPEC.mcp_description())]
@@ -304,28 +292,16 @@ impl AiSessionMcp {
             max_tasks: a.max_tasks,
             keep: a.keep,
         };
-        Ok(
-            match self
-                .call::<_, RegisterResult>(reg::AgentRegister::NAME, params)
-                .await
-            {
-                Ok(v) => success(to_value(&v)),
-                Err(e) => e,
-            },
-        )
+        Ok(self
+            .answer::<RegisterResult>(reg::AgentRegister::NAME, params)
+            .await)
     }
 
     #[tool(description = reg::AgentList::SPEC.mcp_description())]
     async fn agent_list(&self) -> Result<CallToolResult, McpError> {
-        Ok(
-            match self
-                .call::<_, AgentListResult>(reg::AgentList::NAME, json!({}))
-                .await
-            {
-                Ok(v) => success(to_value(&v)),
-                Err(e) => e,
-            },
-        )
+        Ok(self
+            .answer::<AgentListResult>(reg::AgentList::NAME, json!({}))
+            .await)
     }
 
     #[tool(description = reg::BusPublish::SPEC.mcp_description())]
@@ -339,15 +315,9 @@ impl AiSessionMcp {
             messages: None,
             token: a.token,
         };
-        Ok(
-            match self
-                .call::<_, DeliveryResult>(reg::BusPublish::NAME, params)
-                .await
-            {
-                Ok(v) => success(to_value(&v)),
-                Err(e) => e,
-            },
-        )
+        Ok(self
+            .answer::<DeliveryResult>(reg::BusPublish::NAME, params)
+            .await)
     }
 
     #[tool(description = reg::TaskSubmit::SPEC.mcp_description())]
@@ -370,15 +340,9 @@ impl AiSessionMcp {
             timeout_ms,
             max_retries: a.max_retries,
         };
-        Ok(
-            match self
-                .call::<_, SubmitResult>(reg::TaskSubmit::NAME, params)
-                .await
-            {
-                Ok(v) => success(to_value(&v)),
-                Err(e) => e,
-            },
-        )
+        Ok(self
+            .answer::<SubmitResult>(reg::TaskSubmit::NAME, params)
+            .await)
     }
 
     #[tool(description = reg::TaskClaim::SPEC.mcp_description())]
@@ -394,15 +358,9 @@ impl AiSessionMcp {
             auth: token(a.token),
             wait_ms,
         };
-        Ok(
-            match self
-                .call::<_, ClaimResult>(reg::TaskClaim::NAME, params)
-                .await
-            {
-                Ok(v) => success(to_value(&v)),
-                Err(e) => e,
-            },
-        )
+        Ok(self
+            .answer::<ClaimResult>(reg::TaskClaim::NAME, params)
+            .await)
     }
 
     #[tool(description = reg::TaskDone::SPEC.mcp_description())]
@@ -415,15 +373,7 @@ impl AiSessionMcp {
             id: a.id,
             result: a.result.unwrap_or(Value::Null),
         };
-        Ok(
-            match self
-                .call::<_, TaskResult>(reg::TaskDone::NAME, params)
-                .await
-            {
-                Ok(v) => success(to_value(&v)),
-                Err(e) => e,
-            },
-        )
+        Ok(self.answer::<TaskResult>(reg::TaskDone::NAME, params).await)
     }
 
     #[tool(description = reg::TaskFail::SPEC.mcp_description())]
@@ -436,15 +386,7 @@ impl AiSessionMcp {
             id: a.id,
             reason: a.reason,
         };
-        Ok(
-            match self
-                .call::<_, TaskResult>(reg::TaskFail::NAME, params)
-                .await
-            {
-                Ok(v) => success(to_value(&v)),
-                Err(e) => e,
-            },
-        )
+        Ok(self.answer::<TaskResult>(reg::TaskFail::NAME, params).await)
     }
 
     #[tool(description = reg::TaskList::SPEC.mcp_description())]
@@ -456,14 +398,8 @@ impl AiSessionMcp {
             .state
             .and_then(|s| to_value(&s).as_str().map(str::to_owned));
         let params = TaskListParams { state };
-        Ok(
-            match self
-                .call::<_, TaskListResult>(reg::TaskList::NAME, params)
-                .await
-            {
-                Ok(v) => success(to_value(&v)),
-                Err(e) => e,
-            },
-        )
+        Ok(self
+            .answer::<TaskListResult>(reg::TaskList::NAME, params)
+            .await)
     }
 }

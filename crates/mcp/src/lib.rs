@@ -525,6 +525,19 @@ impl AiSessionMcp {
         self.daemon.call(method, params).await.map_err(call_error)
     }
 
+    /// Calls `method` and answers the tool with its result, read as `R` (so a daemon answering
+    /// another shape is an error, not passed on), or with the daemon's error.
+    async fn answer<R: DeserializeOwnedValue + Serialize>(
+        &self,
+        method: &str,
+        params: impl Serialize,
+    ) -> CallToolResult {
+        match self.call::<_, R>(method, params).await {
+            Ok(v) => success(to_value(&v)),
+            Err(e) => e,
+        }
+    }
+
     #[tool(description = reg::SessionNew::SPEC.mcp_description())]
     async fn session_create(
         &self,
@@ -570,15 +583,9 @@ impl AiSessionMcp {
 
     #[tool(description = reg::SessionList::SPEC.mcp_description())]
     async fn session_list(&self) -> Result<CallToolResult, McpError> {
-        Ok(
-            match self
-                .call::<_, ListResult>(reg::SessionList::NAME, json!({}))
-                .await
-            {
-                Ok(list) => success(to_value(&list)),
-                Err(e) => e,
-            },
-        )
+        Ok(self
+            .answer::<ListResult>(reg::SessionList::NAME, json!({}))
+            .await)
     }
 
     #[tool(description = reg::SessionKill::SPEC.mcp_description())]
@@ -675,15 +682,9 @@ impl AiSessionMcp {
             literal: a.literal,
             paste: a.paste,
         };
-        Ok(
-            match self
-                .call::<_, SendResult>(reg::SessionSend::NAME, params)
-                .await
-            {
-                Ok(r) => success(to_value(&r)),
-                Err(e) => e,
-            },
-        )
+        Ok(self
+            .answer::<SendResult>(reg::SessionSend::NAME, params)
+            .await)
     }
 
     #[tool(description = reg::SessionWait::SPEC.mcp_description())]
@@ -735,15 +736,9 @@ impl AiSessionMcp {
             max_bytes: Some(a.max_bytes.unwrap_or(DEFAULT_READ_BYTES)),
             raw: a.raw,
         };
-        Ok(
-            match self
-                .call::<_, ReadResult>(reg::SessionRead::NAME, params)
-                .await
-            {
-                Ok(r) => success(to_value(&r)),
-                Err(e) => e,
-            },
-        )
+        Ok(self
+            .answer::<ReadResult>(reg::SessionRead::NAME, params)
+            .await)
     }
 
     #[tool(description = reg::SessionCapture::SPEC.mcp_description())]

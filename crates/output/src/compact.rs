@@ -164,11 +164,24 @@ pub fn analyze(
 ) -> (Parsed, Compact) {
     let cleaned = crate::text::clean(raw);
     let lines: Vec<&str> = cleaned.lines().collect();
-    let notable = crate::generic::notable_lines(&cleaned, &lines);
-    let parsed = crate::parse_lines(command, raw.len(), &cleaned, &lines, &notable);
+    let format = crate::detect::detect(command, &cleaned);
+    // The scan for notable lines feeds the view of unrecognised text and the safety net of
+    // parsed outputs that have one; a log's or a listing's view never reads it.
+    let scan = || crate::generic::notable_lines(&cleaned, &lines);
+    let notable = if format == crate::Format::Text {
+        scan()
+    } else {
+        Vec::new()
+    };
+    let parsed = crate::parse_detected(format, command, raw.len(), &cleaned, &lines, &notable);
     let view = if command.is_some_and(crate::content::is_content_read) {
         crate::content::view(Status::Unknown, &cleaned, &lines, handle, opts)
     } else {
+        let notable = if format != crate::Format::Text && needs_safety_net(&parsed.output) {
+            scan()
+        } else {
+            notable
+        };
         build(&parsed, raw, &cleaned, &lines, &notable, handle, opts)
     };
     (parsed, view)

@@ -75,19 +75,9 @@ pub fn parse(command: Option<&str>, output: &str) -> Parsed {
     parse_detected(format, command, output.len(), &cleaned, &lines, &notable)
 }
 
-/// Parses cleaned text already split into lines, with its notable-line flags.
-pub(crate) fn parse_lines(
-    command: Option<&str>,
-    bytes: usize,
-    cleaned: &str,
-    lines: &[&str],
-    notable: &[bool],
-) -> Parsed {
-    let format = detect::detect(command, cleaned);
-    parse_detected(format, command, bytes, cleaned, lines, notable)
-}
-
-fn parse_detected(
+/// Parses cleaned text already split into lines as `format`, with its notable-line flags (read
+/// for unrecognised text only).
+pub(crate) fn parse_detected(
     format: Format,
     command: Option<&str>,
     bytes: usize,

@@ -14,6 +14,7 @@
 //! └── metadata/index.db             SQLite (WAL): sessions, snapshots, exec analytics
 //!              decisions.db         SQLite (WAL): agents' decisions and outcomes (text sealed)
 //!              layout.json          layout version of the directory
+//!              sessions.journal     new records, fdatasynced until their state.json is (journal.rs)
 //!              keycheck.json        salt, KDF costs and key verifier (encrypted stores only)
 //! ```
 //!
@@ -32,6 +33,7 @@ mod file;
 mod frame;
 mod history;
 mod index;
+mod journal;
 mod migrate;
 mod record;
 mod recover;

@@ -150,6 +150,8 @@ pub struct Store {
     chunks: Mutex<()>,
     index: Mutex<Index>,
     writers: Mutex<HashMap<SessionId, HistoryWriter>>,
+    /// New records appended durably, their `state.json` not yet (see `journal.rs`).
+    journal: Mutex<crate::journal::Journal>,
     /// What `open` found of killed writers and removed.
     recovered: Vec<crate::recover::Recovered>,
     failures: Mutex<WriteFailures>,
@@ -187,6 +189,8 @@ impl Store {
         }
         let fresh_index = !index_path.exists();
         let (index, rebuilt) = open_index(&index_path, cipher.is_some())?;
+        let created_journal = !root.join("metadata").join(crate::journal::JOURNAL).exists();
+        let journal = crate::journal::Journal::open(&root)?;
         let fresh_index = fresh_index || rebuilt;
         let mut store = Self {
             root,
@@ -199,9 +203,14 @@ impl Store {
             chunks: Mutex::new(()),
             index: Mutex::new(index),
             writers: Mutex::new(HashMap::new()),
+            journal: Mutex::new(journal),
             recovered: Vec::new(),
             failures: Mutex::new(WriteFailures::default()),
         };
+        if created_journal {
+            file::sync_dir(&store.root.join("metadata"))?;
+        }
+        store.replay_journal()?;
         store.recovered = store.recover()?;
         if fresh_index || migrated {
             store.reindex()?;
@@ -231,6 +240,10 @@ impl Store {
 
     pub(crate) fn chunk_lock(&self) -> MutexGuard<'_, ()> {
         self.chunks.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn journal(&self) -> MutexGuard<'_, crate::journal::Journal> {
+        self.journal.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn writers(&self) -> MutexGuard<'_, HashMap<SessionId, HistoryWriter>> {
@@ -283,7 +296,7 @@ impl Store {
         self.noted(
             "record new session",
             Some(&state.id),
-            self.write_state(&state),
+            self.write_new_state(&state),
         )?;
         Ok(state)
     }
@@ -291,6 +304,20 @@ impl Store {
     /// Writes `sessions/{id}/state.json` (atomically) and updates the index.
     pub fn save_state(&self, state: &SessionState) -> Result<()> {
         self.noted("save state", Some(&state.id), self.write_state(state))
+    }
+
+    /// A new record: in a durable store, one fdatasync of a journal append makes it durable
+    /// and `state.json`'s own fsyncs wait for the next `sync` (see `journal.rs`).
+    fn write_new_state(&self, state: &SessionState) -> Result<()> {
+        if !self.durable {
+            return self.write_state(state);
+        }
+        let dir = self.session_dir_checked(&state.id, true)?;
+        let path = dir.join("state.json");
+        let bytes = encode_json(state, Kind::State, self.cipher.as_ref(), self.level, &path)?;
+        self.journal().append(&state.id, &bytes)?;
+        file::write_atomic(&path, &bytes, false)?;
+        self.index().upsert_session(state)
     }
 
     fn write_state(&self, state: &SessionState) -> Result<()> {
@@ -526,6 +553,8 @@ impl Store {
 
     /// Deletes a session's record (its snapshots stay until deleted).
     pub fn delete_session(&self, id: &SessionId) -> Result<()> {
+        // A record still in the journal would come back at the next open without this.
+        self.journal().deleted(id)?;
         self.writers().remove(id);
         let dir = self.session_dir(id);
         match std::fs::remove_dir_all(&dir) {
@@ -541,6 +570,7 @@ impl Store {
     /// a power loss loses what came after the last call.
     pub fn sync(&self) -> Result<()> {
         let synced = (|| {
+            self.settle_journal()?;
             for w in self.writers().values_mut() {
                 w.sync()?;
             }

@@ -2,10 +2,6 @@
 //! keeps the daemon from starting with an error naming the key and its line, and `daemon
 //! status` says which file was used.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::time::Duration;
-
 use super::harness::Env;
 
 fn with_config(text: &str) -> Env {
@@ -115,23 +111,9 @@ fn exec_defaults_apply_over_http_and_http_listen_is_used() {
 }
 
 fn post(addr: &str, token: &str, path: &str, body: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    write!(
-        s,
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (status, body.to_owned())
+    let auth = format!("Bearer {token}");
+    let a = super::harness::http(addr, "POST", path, &[("Authorization", &auth)], body);
+    (a.status, a.body)
 }
 
 #[test]

@@ -4,18 +4,13 @@
 //! read (`session.history`, `audit.list`, `audit.verify`); and the page itself in Debian's
 //! chromium driven by Playwright (`tests/web/dashboard_browser.py`).
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::harness::Env;
+use super::harness::{Env, run_with_deadline};
 
 mod panels;
-
-const IO_DEADLINE: Duration = Duration::from_secs(60);
 
 /// A private daemon serving HTTP on a free loopback port.
 struct Server {
@@ -29,26 +24,7 @@ struct Login {
     csrf: String,
 }
 
-struct Answer {
-    status: u16,
-    headers: String,
-    body: String,
-}
-
-impl Answer {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or(Value::String(self.body.clone()))
-    }
-
-    fn header(&self, name: &str) -> Option<String> {
-        self.headers.lines().find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.trim()
-                .eq_ignore_ascii_case(name)
-                .then(|| v.trim().to_owned())
-        })
-    }
-}
+use super::harness::HttpAnswer as Answer;
 
 impl Server {
     fn start() -> Self {
@@ -152,32 +128,7 @@ fn meta(page: &str, name: &str) -> String {
 
 /// One HTTP/1.1 request on a fresh connection.
 fn request(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Answer {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(IO_DEADLINE)).unwrap();
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    s.write_all(head.as_bytes()).unwrap();
-    s.write_all(body.as_bytes()).unwrap();
-    let mut resp = Vec::new();
-    s.read_to_end(&mut resp).unwrap();
-    let resp = String::from_utf8_lossy(&resp).into_owned();
-    let (headers, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
-    let status = headers
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    Answer {
-        status,
-        headers: headers.to_owned(),
-        body: body.to_owned(),
-    }
+    super::harness::http(addr, method, path, headers, body)
 }
 
 #[test]
@@ -563,29 +514,6 @@ fn the_dashboard_in_a_cluster_in_chromium() {
     let (ok, out) = run_with_deadline(&mut cmd, 180);
     assert!(ok, "the browser test failed:\n{out}");
     println!("{out}");
-}
-
-fn run_with_deadline(cmd: &mut Command, secs: u64) -> (bool, String) {
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            child.kill().ok();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let out = child.wait_with_output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
 }
 
 /// 1,000 sessions: the page loads in under a second, draws only the rows in view, scrolls to

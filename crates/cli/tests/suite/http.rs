@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tungstenite::client::IntoClientRequest;
 
-use super::harness::Env;
+pub(super) use super::harness::{Env, run_with_deadline};
 
 const IO_DEADLINE: Duration = Duration::from_secs(60);
 
@@ -97,33 +97,12 @@ fn raw_request(
     body: Option<&str>,
     extra: &[(&str, &str)],
 ) -> (u16, String, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(IO_DEADLINE)).unwrap();
-    let body = body.unwrap_or("");
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
-        body.len()
-    );
+    let mut headers = extra.to_vec();
     if let Some(a) = auth {
-        head.push_str(&format!("Authorization: {a}\r\n"));
+        headers.push(("Authorization", a));
     }
-    for (k, v) in extra {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    s.write_all(head.as_bytes()).unwrap();
-    s.write_all(body.as_bytes()).unwrap();
-    let mut resp = Vec::new();
-    s.read_to_end(&mut resp).unwrap();
-    let resp = String::from_utf8_lossy(&resp).into_owned();
-    let (headers, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
-    let status = headers
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0); // the connection closed without an answer
-
-    (status, headers.to_owned(), body.to_owned())
+    let a = super::harness::http(addr, method, path, &headers, body.unwrap_or(""));
+    (a.status, a.headers, a.body)
 }
 
 type Ws = tungstenite::WebSocket<TcpStream>;
@@ -478,32 +457,6 @@ pub(super) fn require_python(module: &str) {
 
 pub(super) fn script(name: &str) -> String {
     format!("{}/tests/http/{name}", env!("CARGO_MANIFEST_DIR"))
-}
-
-pub(super) fn run_with_deadline(cmd: &mut Command, secs: u64) -> (bool, String) {
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        if Instant::now() > deadline {
-            child.kill().ok();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let out = child.wait_with_output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
 }
 
 #[test]

@@ -4,7 +4,7 @@
 //! `prometheus` come from Debian's `prometheus` package (`.ci/run` installs it); the tests fail
 //! without them.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -44,26 +44,12 @@ impl Served {
     }
 }
 
-/// One HTTP/1.0 GET (so the answer is not chunked): status, headers, body.
+/// One GET: status, headers, body.
 fn get(addr: &str, path: &str, bearer: Option<&str>) -> (u16, String, String) {
-    let mut s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut head = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n");
-    if let Some(t) = bearer {
-        head.push_str(&format!("Authorization: Bearer {t}\r\n"));
-    }
-    head.push_str("\r\n");
-    s.write_all(head.as_bytes()).unwrap();
-    let mut resp = Vec::new();
-    s.read_to_end(&mut resp).unwrap();
-    let resp = String::from_utf8_lossy(&resp).into_owned();
-    let (headers, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
-    let status = headers
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (status, headers.to_owned(), body.to_owned())
+    let auth = bearer.map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("Authorization", a.as_str())).collect();
+    let a = super::harness::http(addr, "GET", path, &headers, "");
+    (a.status, a.headers, a.body)
 }
 
 /// The value of the sample written exactly as `series` (name and labels) in `text`.

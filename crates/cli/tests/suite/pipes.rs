@@ -10,10 +10,10 @@ use super::harness::Env;
 /// starts, so its first write fails (closing it after the spawn would race a fast command that
 /// writes before the close, such as a usage error).
 fn closed_stdout(env: &Env, args: &[&str], stdin: Option<&[u8]>) {
-    let (reader, writer) = std::io::pipe().unwrap();
+    let (reader, writer) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
     drop(reader);
     let mut cmd = env.command(args);
-    cmd.stdout(writer).stderr(Stdio::piped());
+    cmd.stdout(Stdio::from(writer)).stderr(Stdio::piped());
     if stdin.is_some() {
         cmd.stdin(Stdio::piped());
     }

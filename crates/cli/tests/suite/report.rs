@@ -2,7 +2,6 @@
 //! 2.1.0 JSON schema (through Python's `jsonschema`), a JUnit parser (`junitparser`), GitHub's
 //! workflow-command syntax, Vim's quickfix parser, and the HTTP API's JSON.
 
-use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
@@ -313,31 +312,18 @@ fn diagnostics_are_json_in_the_http_api() {
     let r = env.json(&["serve", "--listen", "127.0.0.1:0"]);
     let addr = r["listen"].as_str().unwrap().to_owned();
     let token = std::fs::read_to_string(r["token_file"].as_str().unwrap()).unwrap();
-    let get = |path: &str| -> (String, Value) {
-        let mut s = std::net::TcpStream::connect(&addr).unwrap();
-        s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
-            .unwrap();
-        write!(
-            s,
-            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
-            token.trim()
-        )
-        .unwrap();
-        let mut resp = String::new();
-        s.read_to_string(&mut resp).unwrap();
-        let (head, body) = resp.split_once("\r\n\r\n").unwrap();
-        let status = head.lines().next().unwrap().to_owned();
-        // The body may be chunked: the JSON object is between the first '{' and the last '}'.
-        let json = &body[body.find('{').unwrap()..=body.rfind('}').unwrap()];
-        (status, serde_json::from_str(json).unwrap())
+    let auth = format!("Bearer {}", token.trim());
+    let get = |path: &str| -> (u16, Value) {
+        let a = super::harness::http(&addr, "GET", path, &[("Authorization", &auth)], "");
+        (a.status, a.json())
     };
     let (status, history) = get("/v1/sessions/ci/results");
-    assert!(status.contains("200"), "{status} {history}");
+    assert_eq!(status, 200, "{history}");
     let execs = history["execs"].as_array().unwrap();
     assert_eq!(execs.len(), 2, "{history}");
     assert_eq!(execs[0]["seq"], 1);
     let (status, d) = get("/v1/sessions/ci/diagnostics?seq=1");
-    assert!(status.contains("200"), "{status} {d}");
+    assert_eq!(status, 200, "{d}");
     assert_eq!(d["command"], "gcc -Wall -c bad.c -o /dev/null");
     let first = d["diagnostics"]
         .as_array()

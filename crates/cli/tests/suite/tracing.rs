@@ -394,27 +394,44 @@ fn a_hung_collector_slows_no_exec_and_grows_no_memory() {
             started.elapsed()
         );
     }
-    // 20,000 requests on one connection, pipelined, twice: their spans would take tens of MB
-    // if the queue were not bounded. The first batch warms the allocator's arenas and buffers
-    // up to their working size; the second must then grow the daemon by next to nothing.
-    let pid = env.daemon_pid();
-    let sock = env.home.path().join("run").join("t.sock");
-    let n = 20_000;
+    // The same requests against a daemon whose queue takes a million spans: what the bounded
+    // one would grow by if its bound did not hold. The bounded daemon must grow by a small part
+    // of that (a test that cannot tell the two apart proves nothing).
     let started = Instant::now();
-    pipelined_lists(&sock, n);
-    let before = rss_kib(pid);
-    pipelined_lists(&sock, n);
-    let grown = rss_kib(pid).saturating_sub(before);
+    let bounded = growth(&env);
+    let control = traced_env(
+        &collector.endpoint(),
+        "export_timeout_ms = 30000\nmax_queue_spans = 1000000\n",
+    );
+    let unbounded = growth(&control);
+    eprintln!(
+        "grown over {LISTS} requests: {bounded} KiB bounded, {unbounded} KiB with a queue of a million"
+    );
     assert!(
-        grown < 4 * 1024,
-        "the daemon grew by {grown} KiB over {n} more requests with the collector hung"
+        unbounded > 16 * 1024 && bounded * 3 < unbounded,
+        "the daemon grew by {bounded} KiB over {LISTS} requests with the collector hung, against \
+         {unbounded} KiB with a queue of a million spans"
     );
     assert!(
         started.elapsed() < Duration::from_secs(240),
         "{} requests took {:?}",
-        2 * n,
+        4 * LISTS,
         started.elapsed()
     );
+}
+
+/// Requests per batch in [`growth`].
+const LISTS: usize = 50_000;
+
+/// How much `env`'s daemon grows over [`LISTS`] pipelined requests after as many have warmed its
+/// allocator's arenas and buffers up to their working size.
+fn growth(env: &Env) -> u64 {
+    let pid = env.daemon_pid();
+    let sock = env.home.path().join("run").join("t.sock");
+    pipelined_lists(&sock, LISTS);
+    let before = rss_kib(pid);
+    pipelined_lists(&sock, LISTS);
+    rss_kib(pid).saturating_sub(before)
 }
 
 /// Sends `n` pipelined `session.list` requests on one connection and reads every answer.

@@ -63,6 +63,18 @@ impl Text {
         writeln!(self.out, " {value}").ok();
     }
 
+    /// A family of one unlabelled integer sample.
+    pub(crate) fn one(&mut self, name: &str, kind: Kind, help: &str, value: u64) {
+        self.family(name, kind, help);
+        self.integer(name, &[], value);
+    }
+
+    /// A family of one unlabelled sample.
+    pub(crate) fn one_f(&mut self, name: &str, kind: Kind, help: &str, value: impl Into<f64>) {
+        self.family(name, kind, help);
+        self.sample(name, &[], value);
+    }
+
     /// A histogram's samples under `name` (the family must have been started).
     pub(crate) fn histogram(&mut self, name: &str, labels: &[(&str, &str)], h: &Snapshot) {
         let bucket = format!("{name}_bucket");

@@ -217,16 +217,18 @@ fn daemon_metrics(x: &mut Text, s: &StatsResult) {
         ("protocol", &protocol),
     ];
     x.sample(name, &labels, 1u8);
-    let name = "ai_session_uptime_seconds";
-    x.family(name, Kind::Gauge, "Seconds since the daemon started.");
-    x.sample(name, &[], s.uptime_ms as f64 / 1000.0);
-    let name = "ai_session_telemetry_enabled";
-    x.family(
-        name,
+    x.one_f(
+        "ai_session_uptime_seconds",
+        Kind::Gauge,
+        "Seconds since the daemon started.",
+        s.uptime_ms as f64 / 1000.0,
+    );
+    x.one_f(
+        "ai_session_telemetry_enabled",
         Kind::Gauge,
         "1 when the counters are kept (AI_SESSION_TELEMETRY is not off).",
+        flag(s.telemetry),
     );
-    x.sample(name, &[], flag(s.telemetry));
     let name = "ai_session_sessions";
     x.family(name, Kind::Gauge, "Sessions by state.");
     let c = &s.sessions;
@@ -238,9 +240,12 @@ fn daemon_metrics(x: &mut Text, s: &StatsResult) {
     ] {
         x.integer(name, &[("state", state)], n);
     }
-    let name = "ai_session_connections";
-    x.family(name, Kind::Gauge, "Socket client connections open.");
-    x.integer(name, &[], s.connections);
+    x.one(
+        "ai_session_connections",
+        Kind::Gauge,
+        "Socket client connections open.",
+        s.connections,
+    );
 }
 
 fn exec_metrics(x: &mut Text, s: &StatsResult, t: &Telemetry) {
@@ -274,20 +279,22 @@ fn exec_metrics(x: &mut Text, s: &StatsResult, t: &Telemetry) {
         "Time each exec's command ran in its PTY (ExecResult.duration_ms).",
     );
     x.histogram(name, &[], &t.exec_pty.snapshot());
-    let name = "ai_session_exec_output_bytes_total";
-    x.family(
-        name,
+    x.one(
+        "ai_session_exec_output_bytes_total",
         Kind::Counter,
         "Bytes of output the execs' commands wrote (escapes included).",
+        s.output_bytes,
     );
-    x.integer(name, &[], s.output_bytes);
     let name = "ai_session_exec_tokens_total";
     x.family(name, Kind::Counter, "Tokens of the execs' raw output (kind=raw) and of the compact views returned (kind=returned).");
     x.integer(name, &[("kind", "raw")], s.tokens.raw);
     x.integer(name, &[("kind", "returned")], s.tokens.returned);
-    let name = "ai_session_exec_views_total";
-    x.family(name, Kind::Counter, "Execs whose result carried a compact view (those counted in ai_session_exec_tokens_total).");
-    x.integer(name, &[], s.tokens.execs_with_view);
+    x.one(
+        "ai_session_exec_views_total",
+        Kind::Counter,
+        "Execs whose result carried a compact view (those counted in ai_session_exec_tokens_total).",
+        s.tokens.execs_with_view,
+    );
 }
 
 fn request_metrics(x: &mut Text, t: &Telemetry) {
@@ -319,47 +326,45 @@ fn request_metrics(x: &mut Text, t: &Telemetry) {
             x.histogram(name, &[("method", method)], &h.snapshot());
         }
     }
-    let name = "ai_session_capability_denials_total";
-    x.family(
-        name,
+    x.one(
+        "ai_session_capability_denials_total",
         Kind::Counter,
         "Requests refused for want of a capability.",
+        t.denials.load(Ordering::Relaxed),
     );
-    x.integer(name, &[], t.denials.load(Ordering::Relaxed));
-    let name = "ai_session_http_unauthorized_total";
-    x.family(
-        name,
+    x.one(
+        "ai_session_http_unauthorized_total",
         Kind::Counter,
         "HTTP requests refused for a missing or invalid token.",
+        t.unauthorized.load(Ordering::Relaxed),
     );
-    x.integer(name, &[], t.unauthorized.load(Ordering::Relaxed));
 }
 
 fn coordination_metrics(x: &mut Text, s: &StatsResult) {
-    let name = "ai_session_bus_messages_total";
-    x.family(
-        name,
+    x.one(
+        "ai_session_bus_messages_total",
         Kind::Counter,
         "Messages accepted by bus.publish, bus.send, bus.broadcast, bus.request and bus.reply.",
+        s.bus.messages,
     );
-    x.integer(name, &[], s.bus.messages);
-    let name = "ai_session_bus_topics";
-    x.family(
-        name,
+    x.one(
+        "ai_session_bus_topics",
         Kind::Gauge,
         "Bus topics with at least one subscriber.",
+        s.bus.topics,
     );
-    x.integer(name, &[], s.bus.topics);
-    let name = "ai_session_bus_dead_letters_queued";
-    x.family(name, Kind::Gauge, "Entries held in the dead-letter queue.");
-    x.integer(name, &[], s.bus.dead_letters_queued);
-    let name = "ai_session_bus_dead_letters_total";
-    x.family(
-        name,
+    x.one(
+        "ai_session_bus_dead_letters_queued",
+        Kind::Gauge,
+        "Entries held in the dead-letter queue.",
+        s.bus.dead_letters_queued,
+    );
+    x.one(
+        "ai_session_bus_dead_letters_total",
         Kind::Counter,
         "Entries ever added to the dead-letter queue.",
+        s.bus.dead_letters_total,
     );
-    x.integer(name, &[], s.bus.dead_letters_total);
     let name = "ai_session_tasks";
     x.family(
         name,
@@ -380,71 +385,79 @@ fn coordination_metrics(x: &mut Text, s: &StatsResult) {
 }
 
 fn resource_metrics(x: &mut Text, s: &StatsResult) {
-    let name = "ai_session_store_open";
-    x.family(
-        name,
+    x.one_f(
+        "ai_session_store_open",
         Kind::Gauge,
         "1 while the session store is open (0: persistence is off).",
+        flag(s.store.open),
     );
-    x.sample(name, &[], flag(s.store.open));
-    let name = "ai_session_store_write_failures_total";
-    x.family(name, Kind::Counter, "Store writes that failed since start.");
-    x.integer(name, &[], s.store.write_failures);
-    let name = "ai_session_store_disk_full_total";
-    x.family(
-        name,
+    x.one(
+        "ai_session_store_write_failures_total",
+        Kind::Counter,
+        "Store writes that failed since start.",
+        s.store.write_failures,
+    );
+    x.one(
+        "ai_session_store_disk_full_total",
         Kind::Counter,
         "Store writes that failed on a full file system.",
+        s.store.disk_full,
     );
-    x.integer(name, &[], s.store.disk_full);
-    let name = "ai_session_store_load_errors";
-    x.family(
-        name,
+    x.one(
+        "ai_session_store_load_errors",
         Kind::Gauge,
         "Problems met while loading the store at start.",
+        s.store.load_errors,
     );
-    x.integer(name, &[], s.store.load_errors);
-    let name = "ai_session_audit_ok";
-    x.family(
-        name,
+    x.one_f(
+        "ai_session_audit_ok",
         Kind::Gauge,
         "1 while every action is recorded in the audit log.",
+        flag(s.audit.ok),
     );
-    x.sample(name, &[], flag(s.audit.ok));
-    let name = "ai_session_audit_writes_refused";
-    x.family(
-        name,
+    x.one_f(
+        "ai_session_audit_writes_refused",
         Kind::Gauge,
         "1 while writes are refused until the audit log is repaired (audit.repair).",
+        flag(s.audit.writes_refused),
     );
-    x.sample(name, &[], flag(s.audit.writes_refused));
-    let name = "ai_session_audit_last_seq";
-    x.family(
-        name,
+    x.one(
+        "ai_session_audit_last_seq",
         Kind::Gauge,
         "Sequence number of the audit log's last entry.",
+        s.audit.last_seq,
     );
-    x.integer(name, &[], s.audit.last_seq);
     let p = &s.process;
-    let name = "ai_session_process_resident_memory_bytes";
-    x.family(name, Kind::Gauge, "The daemon's resident memory.");
-    x.integer(name, &[], p.rss_bytes);
-    let name = "ai_session_process_open_fds";
-    x.family(name, Kind::Gauge, "The daemon's open file descriptors.");
-    x.integer(name, &[], p.open_fds);
+    x.one(
+        "ai_session_process_resident_memory_bytes",
+        Kind::Gauge,
+        "The daemon's resident memory.",
+        p.rss_bytes,
+    );
+    x.one(
+        "ai_session_process_open_fds",
+        Kind::Gauge,
+        "The daemon's open file descriptors.",
+        p.open_fds,
+    );
     if let Some(max) = p.max_fds {
-        let name = "ai_session_process_max_fds";
-        x.family(name, Kind::Gauge, "The daemon's open-file limit.");
-        x.integer(name, &[], max);
+        x.one(
+            "ai_session_process_max_fds",
+            Kind::Gauge,
+            "The daemon's open-file limit.",
+            max,
+        );
     }
-    let name = "ai_session_process_cpu_seconds_total";
-    x.family(
-        name,
+    x.one_f(
+        "ai_session_process_cpu_seconds_total",
         Kind::Counter,
         "User and system CPU time of the daemon process.",
+        p.cpu_seconds,
     );
-    x.sample(name, &[], p.cpu_seconds);
-    let name = "ai_session_process_threads";
-    x.family(name, Kind::Gauge, "The daemon's threads.");
-    x.integer(name, &[], p.threads);
+    x.one(
+        "ai_session_process_threads",
+        Kind::Gauge,
+        "The daemon's threads.",
+        p.threads,
+    );
 }

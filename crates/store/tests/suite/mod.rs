@@ -5,6 +5,7 @@ mod encryption;
 mod export_format;
 mod failures;
 mod hostile;
+mod journal;
 mod migration;
 mod recovery;
 mod roundtrip;
