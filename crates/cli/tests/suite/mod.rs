@@ -3,6 +3,7 @@ mod alerts;
 mod audit;
 mod cli;
 mod cluster;
+mod cluster_bus;
 mod config;
 mod content_view;
 mod context;
