@@ -45,6 +45,9 @@ pub(crate) struct Coordination {
     key: Option<[u8; 32]>,
     /// The agents of this node recorded in `ais_agents`.
     recorded: Mutex<HashSet<u64>>,
+    /// The tasks (`tasks.rs`) and this node's view of them.
+    pub(crate) tasks: kv::Store,
+    pub(crate) view: std::sync::Arc<crate::tasks::TaskView>,
 }
 
 impl Coordination {
@@ -60,6 +63,8 @@ impl Coordination {
             ids: crate::bucket(js, IDS, Duration::ZERO).await?,
             key,
             recorded: Mutex::new(HashSet::new()),
+            tasks: crate::bucket(js, crate::tasks::TASKS, Duration::ZERO).await?,
+            view: std::sync::Arc::default(),
         })
     }
 }
@@ -88,7 +93,7 @@ fn agent_key(id: u64) -> String {
 }
 
 impl Cluster {
-    fn coordination(&self) -> &Coordination {
+    pub(crate) fn coordination(&self) -> &Coordination {
         &self.inner.coordination
     }
 
@@ -123,10 +128,15 @@ impl Cluster {
     /// A new agent id, unique in the cluster and never handed out before, at least `floor`
     /// (the node's own next id, past every id its grants name).
     pub async fn next_agent_id(&self, floor: u64) -> Result<u64, ClusterError> {
+        self.next_id(AGENT_COUNTER, floor).await
+    }
+
+    /// The next value of the cluster-wide counter `counter`, at least `floor`.
+    pub(crate) async fn next_id(&self, counter: &str, floor: u64) -> Result<u64, ClusterError> {
         let ids = &self.coordination().ids;
-        let failed = |e: &dyn std::fmt::Display| ClusterError::store("taking an agent id", e);
+        let failed = |e: &dyn std::fmt::Display| ClusterError::store("taking an id", e);
         for _ in 0..CAS_TRIES {
-            let entry = ids.entry(AGENT_COUNTER).await.map_err(|e| failed(&e))?;
+            let entry = ids.entry(counter).await.map_err(|e| failed(&e))?;
             let (next, revision) = match &entry {
                 Some(e) if e.operation == kv::Operation::Put => {
                     let text = std::str::from_utf8(&e.value).unwrap_or_default();
@@ -137,15 +147,15 @@ impl Cluster {
             let id = next.max(floor).max(1);
             let value = (id + 1).to_string().into_bytes();
             let stored = match revision {
-                Some(rev) => ids.update(AGENT_COUNTER, value.into(), rev).await.is_ok(),
-                None => ids.create(AGENT_COUNTER, value.into()).await.is_ok(),
+                Some(rev) => ids.update(counter, value.into(), rev).await.is_ok(),
+                None => ids.create(counter, value.into()).await.is_ok(),
             };
             if stored {
                 return Ok(id);
             }
         }
         Err(ClusterError::store(
-            "taking an agent id",
+            "taking an id",
             format!("the counter changed {CAS_TRIES} times while this node tried to take one"),
         ))
     }

@@ -13,6 +13,7 @@ mod call;
 mod directory;
 mod error;
 mod node;
+mod tasks;
 #[cfg(feature = "test-server")]
 pub mod testing;
 
@@ -28,6 +29,7 @@ pub use bus::{BusInbox, BusIncoming, BusRoute, Envelope, topic_token};
 pub use call::{Forward, Inbox, Incoming, Origin};
 pub use directory::Lease;
 pub use error::ClusterError;
+pub use tasks::{Backoff, NewTask, TaskError, TaskRecord, Worker};
 
 /// The bucket of node records.
 const NODES: &str = "ais_nodes";

@@ -570,6 +570,21 @@ pub(crate) async fn task_submit(
     daemon: &Daemon,
     p: SubmitParams,
 ) -> Result<SubmitResult, RpcError> {
+    if let Some(cl) = &daemon.cluster {
+        let new = ai_session_cluster::NewTask {
+            description: p.description,
+            needs: p.needs,
+            priority: p.priority.unwrap_or(0),
+            after: p.after,
+            timeout_ms: p.timeout_ms,
+            max_retries: p.max_retries.unwrap_or(daemon.coord.config().max_retries),
+        };
+        let task = cluster::submit(cl, new).await?;
+        return Ok(SubmitResult {
+            id: task.id,
+            task: wire(task)?,
+        });
+    }
     let coord = &daemon.coord;
     let mut spec = TaskSpec::new(p.description);
     spec.needs = p.needs;
@@ -592,6 +607,14 @@ pub(crate) async fn task_submit(
 pub(crate) async fn task_claim(daemon: &Daemon, p: ClaimParams) -> Result<ClaimResult, RpcError> {
     let coord = &daemon.coord;
     let a = auth(coord, &p.auth)?;
+    if let Some(cl) = &daemon.cluster {
+        let worker = cluster::worker(daemon, cl, &a).await?;
+        let wait = Duration::from_millis(p.wait_ms.unwrap_or(0));
+        let task = cluster::claim(cl, &worker, wait).await?;
+        return Ok(ClaimResult {
+            task: task.map(wire).transpose()?,
+        });
+    }
     let task = match p.wait_ms {
         Some(w) if w > 0 => coord
             .claim_wait(&a, Duration::from_millis(w))
@@ -608,6 +631,11 @@ pub(crate) async fn task_claim(daemon: &Daemon, p: ClaimParams) -> Result<ClaimR
 pub(crate) async fn task_done(daemon: &Daemon, p: DoneParams) -> Result<TaskResult, RpcError> {
     let coord = &daemon.coord;
     let a = auth(coord, &p.auth)?;
+    if let Some(cl) = &daemon.cluster {
+        let worker = cluster::worker(daemon, cl, &a).await?;
+        let task = cluster::done(cl, &worker, p.id, p.result).await?;
+        return Ok(TaskResult { task: wire(task)? });
+    }
     let task = coord
         .done(&a, TaskId(p.id), p.result)
         .map_err(coord_error)?;
@@ -618,6 +646,11 @@ pub(crate) async fn task_done(daemon: &Daemon, p: DoneParams) -> Result<TaskResu
 pub(crate) async fn task_fail(daemon: &Daemon, p: FailParams) -> Result<TaskResult, RpcError> {
     let coord = &daemon.coord;
     let a = auth(coord, &p.auth)?;
+    if let Some(cl) = &daemon.cluster {
+        let worker = cluster::worker(daemon, cl, &a).await?;
+        let task = cluster::fail(daemon, cl, &worker, p.id, &p.reason).await?;
+        return Ok(TaskResult { task: wire(task)? });
+    }
     let task = coord
         .fail(&a, TaskId(p.id), p.reason)
         .map_err(coord_error)?;
@@ -642,6 +675,15 @@ pub(crate) async fn task_list(
             })
         })
         .transpose()?;
+    if let Some(cl) = &daemon.cluster {
+        let state = state
+            .map(|s| serde_json::to_value(s).map_err(cluster::internal))
+            .transpose()?;
+        let state = state.as_ref().and_then(Value::as_str);
+        return Ok(TaskListResult {
+            tasks: cl.tasks(state).iter().map(wire).collect::<Result<_, _>>()?,
+        });
+    }
     Ok(TaskListResult {
         tasks: coord
             .tasks(state)
@@ -652,6 +694,10 @@ pub(crate) async fn task_list(
 }
 
 pub(crate) async fn task_show(daemon: &Daemon, p: TaskShowParams) -> Result<TaskResult, RpcError> {
+    if let Some(cl) = &daemon.cluster {
+        let task = cluster::show(cl, p.id).await?;
+        return Ok(TaskResult { task: wire(task)? });
+    }
     let coord = &daemon.coord;
     let task = coord.task(TaskId(p.id)).map_err(coord_error)?;
     Ok(TaskResult { task: wire(task)? })

@@ -7,7 +7,10 @@
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use ai_session_cluster::{AgentRecord, BusIncoming, BusRoute, Cluster, ClusterError};
+use ai_session_cluster::{
+    AgentRecord, Backoff, BusIncoming, BusRoute, Cluster, ClusterError, NewTask, TaskError,
+    TaskRecord, Worker,
+};
 use ai_session_coord::{
     AgentAuth, AgentId, AgentSpec, Coordinator, DeadLetter, Registration, Relay, Relaying, Token,
 };
@@ -59,6 +62,7 @@ impl Relay for ClusterRelay {
 /// Relays this node's bus to the cluster and starts delivering the other nodes' messages here.
 pub(crate) async fn start(daemon: &Arc<Daemon>, cluster: &Cluster) -> Result<(), ClusterError> {
     let inbox = cluster.bus_inbox().await?;
+    cluster.watch_tasks().await?;
     daemon.coord.set_relay(Arc::new(ClusterRelay {
         cluster: cluster.clone(),
     }));
@@ -145,7 +149,7 @@ async fn deliver(
     }
 }
 
-fn internal(e: impl std::fmt::Display) -> RpcError {
+pub(crate) fn internal(e: impl std::fmt::Display) -> RpcError {
     RpcError::new(ErrorKind::Internal, e.to_string())
 }
 
@@ -187,6 +191,7 @@ pub(crate) async fn renew_agents(daemon: &Daemon, cluster: &Cluster) {
     if let Err(e) = cluster.renew_agents(&active, &gone).await {
         tracing::warn!("cannot renew this node's agents in the cluster: {e}");
     }
+    tend_tasks(daemon, cluster).await;
 }
 
 /// The agents other nodes registered, as `agent.list` shows them.
@@ -265,4 +270,142 @@ pub(crate) async fn dead_letters(
             })
         })
         .collect()
+}
+
+// ----- tasks ------------------------------------------------------------------------------
+
+/// A task refusal as the protocol's error, with the same kinds and reasons as on one daemon.
+fn task_error(e: TaskError) -> RpcError {
+    let (kind, reason) = match &e {
+        TaskError::Unknown(_) => (ErrorKind::NotFound, "unknown_task"),
+        TaskError::UnknownDependency { .. } => (ErrorKind::InvalidParams, "unknown_dependency"),
+        TaskError::NotHolder { .. } => (ErrorKind::PermissionDenied, "not_task_holder"),
+        TaskError::Invalid => (ErrorKind::InvalidParams, "invalid_task"),
+        TaskError::Cluster(_) => (ErrorKind::Internal, "cluster"),
+    };
+    let hint = match &e {
+        TaskError::Unknown(_) | TaskError::UnknownDependency { .. } => {
+            "task.list lists the cluster's tasks"
+        }
+        TaskError::NotHolder { .. } => {
+            "only the agent holding a task may report it; task.show says who holds it"
+        }
+        TaskError::Invalid => "give non-empty capability names in `needs`",
+        TaskError::Cluster(_) => "cluster.nodes shows the cluster; the daemon's log says more",
+    };
+    RpcError::new(kind, e.to_string())
+        .with_hint(hint)
+        .with_reason(reason)
+}
+
+fn backoff(daemon: &Daemon) -> Backoff {
+    let config = daemon.coord.config();
+    Backoff {
+        base: config.retry_base,
+        max: config.retry_max,
+    }
+}
+
+/// The agent a task call is made as, checked, with what it may take: this node's agent (its
+/// token verified, which counts as a heartbeat) or another node's (against the cluster's secret).
+pub(crate) async fn worker(
+    daemon: &Daemon,
+    cluster: &Cluster,
+    auth: &AgentAuth,
+) -> Result<Worker, RpcError> {
+    if let Ok(info) = daemon.coord.agent(auth.agent) {
+        daemon.coord.heartbeat(auth).map_err(super::coord_error)?;
+        return Ok(Worker {
+            agent: info.id.0,
+            capabilities: info.capabilities,
+            max_tasks: info.max_tasks,
+        });
+    }
+    let id = remote_sender(cluster, auth).await?;
+    let record = cluster.agent(id.0).await.map_err(to_rpc)?;
+    let info = record.map(|r| r.info).unwrap_or_default();
+    let capabilities = info
+        .get("capabilities")
+        .and_then(Value::as_array)
+        .map(|caps| {
+            caps.iter()
+                .filter_map(|c| c.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    let max_tasks = info.get("max_tasks").and_then(Value::as_u64).unwrap_or(1);
+    Ok(Worker {
+        agent: id.0,
+        capabilities,
+        max_tasks: usize::try_from(max_tasks).unwrap_or(1),
+    })
+}
+
+pub(crate) async fn submit(cluster: &Cluster, new: NewTask) -> Result<TaskRecord, RpcError> {
+    cluster.submit_task(new).await.map_err(task_error)
+}
+
+/// Claims the most urgent task the agent may take, waiting up to `wait` for one.
+pub(crate) async fn claim(
+    cluster: &Cluster,
+    worker: &Worker,
+    wait: Duration,
+) -> Result<Option<TaskRecord>, RpcError> {
+    let until = tokio::time::Instant::now() + wait;
+    loop {
+        if let Some(task) = cluster
+            .claim_task(worker, cluster.lease())
+            .await
+            .map_err(task_error)?
+        {
+            return Ok(Some(task));
+        }
+        // A task in its backoff becomes ready without any change: look again at least every
+        // heartbeat.
+        let next = (tokio::time::Instant::now() + cluster.heartbeat_interval()).min(until);
+        if !cluster.task_change(next).await && tokio::time::Instant::now() >= until {
+            return Ok(None);
+        }
+    }
+}
+
+pub(crate) async fn done(
+    cluster: &Cluster,
+    worker: &Worker,
+    id: u64,
+    result: Value,
+) -> Result<TaskRecord, RpcError> {
+    cluster
+        .complete_task(worker.agent, id, result)
+        .await
+        .map_err(task_error)
+}
+
+pub(crate) async fn fail(
+    daemon: &Daemon,
+    cluster: &Cluster,
+    worker: &Worker,
+    id: u64,
+    reason: &str,
+) -> Result<TaskRecord, RpcError> {
+    cluster
+        .fail_task(worker.agent, id, reason, backoff(daemon))
+        .await
+        .map_err(task_error)
+}
+
+pub(crate) async fn show(cluster: &Cluster, id: u64) -> Result<TaskRecord, RpcError> {
+    cluster.task(id).await.map_err(task_error)
+}
+
+/// Renews the leases of this node's running tasks and requeues lapsed ones; every heartbeat.
+pub(crate) async fn tend_tasks(daemon: &Daemon, cluster: &Cluster) {
+    let coord = &daemon.coord;
+    let alive = |id: u64| coord.agent(AgentId(id)).is_ok_and(|a| a.is_active());
+    if let Err(e) = cluster
+        .tend_tasks(&alive, cluster.lease(), backoff(daemon))
+        .await
+    {
+        tracing::warn!("cannot tend the cluster's tasks: {e}");
+    }
 }
