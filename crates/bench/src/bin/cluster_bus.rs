@@ -62,7 +62,10 @@ impl Node {
     fn join(bin: &Path, url: &str, name: &str) -> Result<Node, Error> {
         let home = tempfile::Builder::new().prefix("ais-cluster").tempdir()?;
         let secret = home.path().join("cluster.secret");
-        std::fs::write(&secret, "bench secret, the same on every node of the cluster")?;
+        std::fs::write(
+            &secret,
+            "bench secret, the same on every node of the cluster",
+        )?;
         let config = format!(
             "[cluster]\nurl = \"{url}\"\nnode = \"{name}\"\nsecret_file = \"{}\"\n",
             secret.display()
@@ -157,7 +160,9 @@ fn bus(o: &Opts, from: &Path, to: &Path) -> Result<Value, Error> {
         w.write_all(b"\n")?;
     }
     w.flush()?;
-    answers.join().map_err(|_| "the publisher's reader panicked")??;
+    answers
+        .join()
+        .map_err(|_| "the publisher's reader panicked")??;
     let last = reader.join().map_err(|_| "the subscriber panicked")??;
     let secs = (last - start).as_secs_f64();
     Ok(json!({

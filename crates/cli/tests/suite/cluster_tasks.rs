@@ -102,6 +102,13 @@ fn a_task_dag_runs_across_two_nodes_by_capability() {
         .clone();
     let t = claim(&mut on_a, &builder, 5000).expect("a task");
     assert_eq!(t["id"], high, "low is {low}");
+    // The builder (of node a) reports through node b, and claims there too.
+    assert_eq!(
+        done(&mut on_b, &builder, t["id"].as_u64().expect("id"), json!(1))["state"],
+        "done"
+    );
+    let t = claim(&mut on_b, &builder, 5000).expect("the low task, through node b");
+    assert_eq!(t["id"], low);
 }
 
 #[test]
