@@ -200,3 +200,57 @@ fn many_agents_on_three_nodes_do_every_task_once() {
 fn claim_work(raw: &mut Raw, token: &str) -> Option<Value> {
     claim(raw, token, Duration::from_millis(1500).as_millis() as u64)
 }
+
+#[test]
+fn a_failing_task_retries_on_any_node_then_is_dead_lettered() {
+    let nats = Nats::start();
+    let a = Node::join(&nats, "a", SECRET);
+    let b = Node::join(&nats, "b", SECRET);
+    let mut on_a = a.raw();
+    let mut on_b = b.raw();
+    let flaky_a = agent(&mut on_a, "flaky-a", &["work"]);
+    let flaky_b = agent(&mut on_b, "flaky-b", &["work"]);
+    let t = on_a.ok(
+        "task.submit",
+        json!({"description": "doomed", "needs": ["work"], "max_retries": 1}),
+    );
+    let id = t["id"].as_u64().expect("id");
+    let child = submit(&mut on_b, "after doomed", &["work"], &[id]);
+    // First attempt on node a fails; the retry (after the backoff) goes to node b's agent.
+    assert_eq!(
+        claim(&mut on_a, &flaky_a, 5000).expect("attempt 1")["id"],
+        id
+    );
+    let t = on_a.ok(
+        "task.fail",
+        json!({"token": flaky_a, "id": id, "reason": "boom"}),
+    )["task"]
+        .clone();
+    assert_eq!(t["state"], "queued", "{t}");
+    assert_eq!(
+        claim(&mut on_a, &flaky_a, 0),
+        None,
+        "held back by the backoff"
+    );
+    let t = claim(&mut on_b, &flaky_b, 10_000).expect("attempt 2");
+    assert_eq!(
+        (t["id"].as_u64(), t["attempts"].as_u64()),
+        (Some(id), Some(2))
+    );
+    let t = on_b.ok(
+        "task.fail",
+        json!({"token": flaky_b, "id": id, "reason": "boom again"}),
+    )["task"]
+        .clone();
+    assert_eq!(t["state"], "dead_lettered", "{t}");
+    let c = on_a.ok("task.show", json!({"id": child}))["task"].clone();
+    assert_eq!(c["state"], "failed", "{c}");
+    super::harness::eventually(15, "the task in the cluster's dead letters", || {
+        let v = on_a.ok("bus.dead_letters", json!({}));
+        v["cluster"].as_array().is_some_and(|l| {
+            l.iter().any(|x| {
+                x["letter"]["reason"] == "retries_exhausted" && x["letter"]["item"]["id"] == id
+            })
+        })
+    });
+}
