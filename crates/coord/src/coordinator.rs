@@ -187,23 +187,7 @@ impl Coordinator {
 
     /// Registers an agent and returns its id and token. Announced as [`Event::AgentJoined`].
     pub fn register(&self, spec: AgentSpec) -> Result<Registration> {
-        let now = Instant::now();
-        // The registry stays locked until the agent exists everywhere, so a concurrent
-        // `disconnect` cannot slip in between and leave a worker behind for a gone agent.
-        let mut registry = self.shared.registry();
-        let (info, auth) = registry.register(spec, now)?;
-        self.shared.bus.open_mailbox(info.id);
-        self.shared.with_tasks(|d, now, fx| {
-            fx.events.push(Event::AgentJoined {
-                agent: info.clone(),
-            });
-            d.add_worker(&info, now, fx);
-        });
-        drop(registry);
-        self.shared
-            .alarm
-            .arm(now + self.shared.config.heartbeat_deadline);
-        Ok(Registration { info, auth })
+        self.enroll(|registry, now| registry.register(spec, now))
     }
 
     /// Registers an agent under an id and a token chosen by the caller: a node of a cluster
@@ -215,9 +199,18 @@ impl Coordinator {
         id: AgentId,
         token: crate::auth::Token,
     ) -> Result<Registration> {
+        self.enroll(|registry, now| registry.register_as(spec, now, id, token))
+    }
+
+    fn enroll(
+        &self,
+        make: impl FnOnce(&mut Registry, Instant) -> Result<(AgentInfo, AgentAuth)>,
+    ) -> Result<Registration> {
         let now = Instant::now();
+        // The registry stays locked until the agent exists everywhere, so a concurrent
+        // `disconnect` cannot slip in between and leave a worker behind for a gone agent.
         let mut registry = self.shared.registry();
-        let (info, auth) = registry.register_as(spec, now, id, token)?;
+        let (info, auth) = make(&mut registry, now)?;
         self.shared.bus.open_mailbox(info.id);
         self.shared.with_tasks(|d, now, fx| {
             fx.events.push(Event::AgentJoined {
