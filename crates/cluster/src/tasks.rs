@@ -11,7 +11,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use async_nats::jetstream::kv;
+use async_nats::jetstream::{self, kv};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -145,6 +145,9 @@ struct Known {
     /// Tasks an agent of this node is claiming right now: the others look elsewhere, so that
     /// this node's agents do not all race for the same task.
     claiming: HashSet<u64>,
+    /// The newest revision of the bucket the watch delivered: it delivers them in order, so
+    /// every earlier change is known (this node's own writes do not count).
+    latest: u64,
 }
 
 impl Known {
@@ -185,13 +188,17 @@ impl TaskView {
     }
 
     fn apply(&self, entry: &kv::Entry) {
-        let Some(id) = entry.key.strip_prefix("task.").and_then(|n| n.parse().ok()) else {
-            return;
-        };
-        if entry.operation != kv::Operation::Put {
-            self.lock().remove(id);
-        } else if let Ok(record) = serde_json::from_slice::<TaskRecord>(&entry.value) {
-            self.lock().upsert(record, entry.revision);
+        let id = entry.key.strip_prefix("task.").and_then(|n| n.parse().ok());
+        {
+            let mut known = self.lock();
+            known.latest = known.latest.max(entry.revision);
+            if let Some(id) = id {
+                if entry.operation != kv::Operation::Put {
+                    known.remove(id);
+                } else if let Ok(record) = serde_json::from_slice::<TaskRecord>(&entry.value) {
+                    known.upsert(record, entry.revision);
+                }
+            }
         }
         self.changed.notify_waiters();
     }
@@ -222,13 +229,7 @@ impl Cluster {
             .await
             .map_err(|e| failed("watching tasks")(&e))?;
         let view = self.view().clone();
-        let pending = store
-            .status()
-            .await
-            .map_err(|e| failed("watching tasks")(&e))?
-            .info
-            .state
-            .messages;
+        let pending = self.tasks_stream_state().await?.messages;
         let mut seen = 0;
         while seen < pending {
             match watch.next().await {
@@ -251,6 +252,21 @@ impl Cluster {
             }
         });
         Ok(())
+    }
+
+    /// The task bucket's stream as it is now (the store's own status is the one read when it
+    /// was opened).
+    async fn tasks_stream_state(&self) -> Result<jetstream::stream::State, ClusterError> {
+        let js = jetstream::new(self.inner.client.clone());
+        let mut stream = js
+            .get_stream(format!("KV_{TASKS}"))
+            .await
+            .map_err(|e| failed("reading the tasks' state")(&e))?;
+        let info = stream
+            .info()
+            .await
+            .map_err(|e| failed("reading the tasks' state")(&e))?;
+        Ok(info.state.clone())
     }
 
     /// Reads a task and its revision from the bucket.
@@ -606,8 +622,30 @@ impl Cluster {
         Ok(self.load(id).await?.0)
     }
 
-    /// Every task of the cluster in this node's view, by id, or those in `state`.
-    pub fn tasks(&self, state: Option<&str>) -> Vec<TaskRecord> {
+    /// Waits (at most `wait`) until this node's view holds every change made to the tasks
+    /// before the call, on any node.
+    async fn catch_up(&self, wait: Duration) -> Result<(), TaskError> {
+        let last = self.tasks_stream_state().await?.last_sequence;
+        let until = tokio::time::Instant::now() + wait;
+        loop {
+            let changed = self.view().changed.notified();
+            if self.view().lock().latest >= last {
+                return Ok(());
+            }
+            if tokio::time::timeout_at(until, changed).await.is_err() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Every task of the cluster, by id, or those in `state`: this node's view once it holds
+    /// every change made before the call.
+    pub async fn tasks(&self, state: Option<&str>) -> Result<Vec<TaskRecord>, TaskError> {
+        self.catch_up(Duration::from_secs(2)).await?;
+        Ok(self.view_tasks(state))
+    }
+
+    fn view_tasks(&self, state: Option<&str>) -> Vec<TaskRecord> {
         let mut out: Vec<TaskRecord> = self
             .view()
             .lock()

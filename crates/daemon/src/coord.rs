@@ -681,7 +681,11 @@ pub(crate) async fn task_list(
             .transpose()?;
         let state = state.as_ref().and_then(Value::as_str);
         return Ok(TaskListResult {
-            tasks: cl.tasks(state).iter().map(wire).collect::<Result<_, _>>()?,
+            tasks: cluster::list(cl, state)
+                .await?
+                .iter()
+                .map(wire)
+                .collect::<Result<_, _>>()?,
         });
     }
     Ok(TaskListResult {

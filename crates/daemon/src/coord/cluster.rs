@@ -394,6 +394,13 @@ pub(crate) async fn fail(
         .map_err(task_error)
 }
 
+pub(crate) async fn list(
+    cluster: &Cluster,
+    state: Option<&str>,
+) -> Result<Vec<TaskRecord>, RpcError> {
+    cluster.tasks(state).await.map_err(task_error)
+}
+
 pub(crate) async fn show(cluster: &Cluster, id: u64) -> Result<TaskRecord, RpcError> {
     cluster.task(id).await.map_err(task_error)
 }
