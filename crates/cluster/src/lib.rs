@@ -7,10 +7,13 @@
 //! other nodes forward to it on the subject `ais.node.NAME.call` (NATS request/reply). The
 //! daemon decides what to forward and serves what it is forwarded; this crate only moves it.
 
+mod agents;
+mod bus;
 mod call;
 mod directory;
 mod error;
 mod node;
+mod tasks;
 #[cfg(feature = "test-server")]
 pub mod testing;
 
@@ -21,9 +24,12 @@ use std::time::Duration;
 use ai_session_protocol::config::ClusterConfig;
 use async_nats::jetstream::{self, kv};
 
+pub use agents::AgentRecord;
+pub use bus::{BusInbox, BusIncoming, BusRoute, Envelope, topic_token};
 pub use call::{Forward, Inbox, Incoming, Origin};
 pub use directory::Lease;
 pub use error::ClusterError;
+pub use tasks::{Backoff, NewTask, TaskError, TaskRecord, Worker};
 
 /// The bucket of node records.
 const NODES: &str = "ais_nodes";
@@ -52,6 +58,8 @@ struct Inner {
     sessions: kv::Store,
     /// The session leases this node holds: name to id (empty until the session exists).
     held: Mutex<HashMap<String, String>>,
+    /// Agents, their ids and tokens (`agents.rs`).
+    coordination: agents::Coordination,
 }
 
 impl Cluster {
@@ -69,6 +77,9 @@ impl Cluster {
         let lease = Duration::from_secs_f64(config.lease_secs);
         let nodes = bucket(&js, NODES, lease).await?;
         let sessions = bucket(&js, SESSIONS, lease).await?;
+        let coordination =
+            agents::Coordination::open(&js, lease, config.secret_file.as_deref()).await?;
+        bus::dead_letter_stream(&js).await?;
         let cluster = Cluster {
             inner: Arc::new(Inner {
                 client,
@@ -81,6 +92,7 @@ impl Cluster {
                 nodes,
                 sessions,
                 held: Mutex::new(HashMap::new()),
+                coordination,
             }),
         };
         cluster.claim_node().await?;

@@ -137,6 +137,22 @@ impl Registry {
         spec: AgentSpec,
         now: Instant,
     ) -> Result<(AgentInfo, AgentAuth)> {
+        let id = AgentId(self.next_id);
+        self.register_as(spec, now, id, Token::generate())
+    }
+
+    /// Registers under an id and a token chosen by the caller (a cluster hands out ids unique
+    /// across its nodes); later local ids come after it.
+    pub(crate) fn register_as(
+        &mut self,
+        spec: AgentSpec,
+        now: Instant,
+        id: AgentId,
+        token: Token,
+    ) -> Result<(AgentInfo, AgentAuth)> {
+        if self.agents.contains_key(&id) || id.0 == 0 {
+            return Err(CoordError::InvalidAgent(format!("the id {id} is taken")));
+        }
         let name = spec.name.trim().to_string();
         if name.is_empty() {
             return Err(CoordError::InvalidAgent("the name is empty".into()));
@@ -152,8 +168,7 @@ impl Registry {
             .iter()
             .map(|c| c.trim().to_string())
             .collect();
-        let id = AgentId(self.next_id);
-        self.next_id += 1;
+        self.next_id = self.next_id.max(id.0 + 1);
         let at = now_ms();
         let info = AgentInfo {
             id,
@@ -166,7 +181,6 @@ impl Registry {
             last_heartbeat_ms: at,
             load: 0,
         };
-        let token = Token::generate();
         self.agents.insert(
             id,
             Entry {

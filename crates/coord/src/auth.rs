@@ -15,7 +15,7 @@ pub struct Token([u8; 32]);
 
 impl Token {
     /// Draws a fresh token from the operating system's random source.
-    pub(crate) fn generate() -> Self {
+    pub fn generate() -> Self {
         let mut bytes = [0u8; 32];
         if getrandom::fill(&mut bytes).is_err() {
             // The OS random source failing is not recoverable for a security token; a token we cannot
@@ -23,6 +23,17 @@ impl Token {
             panic!("the operating system's random source failed; cannot issue agent tokens");
         }
         Self(bytes)
+    }
+
+    /// A token made elsewhere from 32 secret bytes (a cluster derives its agents' tokens from
+    /// its shared key, so that every node can check them).
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// The token's 32 bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
     }
 
     /// Compares in time independent of where the first differing byte is.

@@ -22,6 +22,7 @@ use crate::error::{CoordError, Result};
 use crate::event::{Event, LeaveReason, RESULTS_TOPIC, SYSTEM_TOPIC};
 use crate::ids::{AgentId, CorrelationId, TaskId};
 use crate::message::Message;
+use crate::relay::Relay;
 use crate::strategy::{LeastLoaded, Strategy};
 use crate::task::{Task, TaskSpec, TaskState};
 
@@ -186,11 +187,30 @@ impl Coordinator {
 
     /// Registers an agent and returns its id and token. Announced as [`Event::AgentJoined`].
     pub fn register(&self, spec: AgentSpec) -> Result<Registration> {
+        self.enroll(|registry, now| registry.register(spec, now))
+    }
+
+    /// Registers an agent under an id and a token chosen by the caller: a node of a cluster
+    /// takes ids from the cluster (unique on every node, never reused) and derives tokens that
+    /// every node can check.
+    pub fn register_as(
+        &self,
+        spec: AgentSpec,
+        id: AgentId,
+        token: crate::auth::Token,
+    ) -> Result<Registration> {
+        self.enroll(|registry, now| registry.register_as(spec, now, id, token))
+    }
+
+    fn enroll(
+        &self,
+        make: impl FnOnce(&mut Registry, Instant) -> Result<(AgentInfo, AgentAuth)>,
+    ) -> Result<Registration> {
         let now = Instant::now();
         // The registry stays locked until the agent exists everywhere, so a concurrent
         // `disconnect` cannot slip in between and leave a worker behind for a gone agent.
         let mut registry = self.shared.registry();
-        let (info, auth) = registry.register(spec, now)?;
+        let (info, auth) = make(&mut registry, now)?;
         self.shared.bus.open_mailbox(info.id);
         self.shared.with_tasks(|d, now, fx| {
             fx.events.push(Event::AgentJoined {
@@ -292,7 +312,52 @@ impl Coordinator {
             });
         }
         let from = self.sender(from, "publish")?;
+        self.publish_as(from, topic, payload).await
+    }
+
+    /// Publishes on a topic as `from`, whose credentials the caller checked (a node of a
+    /// cluster checks those of an agent registered on another node). Relayed to the other
+    /// nodes when a [`Relay`] is installed.
+    pub async fn publish_as(
+        &self,
+        from: Option<AgentId>,
+        topic: &str,
+        payload: Value,
+    ) -> Result<Delivery> {
+        if topic.starts_with('$') {
+            return Err(CoordError::ReservedTopic {
+                topic: topic.to_string(),
+            });
+        }
+        if let Some(relay) = self.relay() {
+            relay.topic(topic, from, &payload).await;
+        }
         Ok(self.shared.bus.publish(topic, from, payload).await)
+    }
+
+    /// Installs the relay that carries topic messages, broadcasts and dead letters to the other
+    /// nodes of a cluster. Returns `false` (and changes nothing) when one is already installed.
+    pub fn set_relay(&self, relay: Arc<dyn Relay>) -> bool {
+        self.shared.bus.dead().relay().set(relay).is_ok()
+    }
+
+    fn relay(&self) -> Option<&Arc<dyn Relay>> {
+        self.shared.bus.dead().relay().get()
+    }
+
+    /// Delivers a topic message published on another node to this node's subscribers only.
+    pub async fn deliver_topic(
+        &self,
+        topic: &str,
+        from: Option<AgentId>,
+        payload: Value,
+    ) -> Delivery {
+        self.shared.bus.publish(topic, from, payload).await
+    }
+
+    /// Delivers a broadcast made on another node to this node's agents only.
+    pub async fn deliver_broadcast(&self, from: Option<AgentId>, payload: Value) -> Delivery {
+        self.shared.bus.broadcast(from, payload).await
     }
 
     /// Publishes from the daemon itself on one of its reserved topics (`$alerts`), which
@@ -309,6 +374,16 @@ impl Coordinator {
         payload: Value,
     ) -> Result<Delivery> {
         let from = self.sender(from, "send")?;
+        self.send_as(from, to, payload).await
+    }
+
+    /// Sends to one agent's inbox as `from`, whose credentials the caller checked.
+    pub async fn send_as(
+        &self,
+        from: Option<AgentId>,
+        to: AgentId,
+        payload: Value,
+    ) -> Result<Delivery> {
         self.shared.registry().get(to)?;
         Ok(self.shared.bus.send(to, from, payload).await)
     }
@@ -316,7 +391,16 @@ impl Coordinator {
     /// Sends to the inbox of every active agent.
     pub async fn broadcast(&self, from: Option<&AgentAuth>, payload: Value) -> Result<Delivery> {
         let from = self.sender(from, "broadcast")?;
-        Ok(self.shared.bus.broadcast(from, payload).await)
+        Ok(self.broadcast_as(from, payload).await)
+    }
+
+    /// Broadcasts as `from`, whose credentials the caller checked; relayed to the other nodes
+    /// when a [`Relay`] is installed.
+    pub async fn broadcast_as(&self, from: Option<AgentId>, payload: Value) -> Delivery {
+        if let Some(relay) = self.relay() {
+            relay.broadcast(from, &payload).await;
+        }
+        self.shared.bus.broadcast(from, payload).await
     }
 
     /// Sends a request to an agent's inbox and waits up to `timeout` for its reply.
@@ -328,6 +412,17 @@ impl Coordinator {
         timeout: Duration,
     ) -> Result<Arc<Message>> {
         let from = self.sender(from, "request")?;
+        self.request_as(from, to, payload, timeout).await
+    }
+
+    /// Sends a request as `from`, whose credentials the caller checked, and waits for the reply.
+    pub async fn request_as(
+        &self,
+        from: Option<AgentId>,
+        to: AgentId,
+        payload: Value,
+        timeout: Duration,
+    ) -> Result<Arc<Message>> {
         self.shared.registry().get(to)?;
         self.shared.bus.request(to, from, payload, timeout).await
     }

@@ -58,6 +58,8 @@ pub struct DeadLetter {
 /// A bounded queue of dead letters. When full, the oldest entry is discarded and counted.
 pub(crate) struct DeadLetters {
     inner: Mutex<Inner>,
+    /// Where dead letters also go when the daemon is in a cluster.
+    relay: crate::relay::Slot,
 }
 
 struct Inner {
@@ -76,7 +78,12 @@ impl DeadLetters {
                 next_seq: 1,
                 discarded: 0,
             }),
+            relay: crate::relay::Slot::default(),
         }
+    }
+
+    pub(crate) fn relay(&self) -> &crate::relay::Slot {
+        &self.relay
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -92,13 +99,17 @@ impl DeadLetters {
         }
         let seq = inner.next_seq;
         inner.next_seq += 1;
-        inner.entries.push_back(DeadLetter {
+        let letter = DeadLetter {
             seq,
             at_ms: now_ms(),
             recipient,
             reason,
             item,
-        });
+        };
+        if let Some(relay) = self.relay.get() {
+            relay.dead_letter(&letter);
+        }
+        inner.entries.push_back(letter);
     }
 
     pub(crate) fn list(&self) -> Vec<DeadLetter> {

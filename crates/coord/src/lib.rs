@@ -27,6 +27,7 @@ mod ids;
 mod message;
 mod ready;
 mod recent;
+mod relay;
 pub mod strategy;
 mod task;
 
@@ -41,5 +42,6 @@ pub use event::{Event, LeaveReason, RESULTS_TOPIC, SYSTEM_TOPIC};
 pub use ids::{AgentId, CorrelationId, MessageId, TaskId};
 pub use message::{Message, Route};
 pub use recent::PER_TOPIC as RECENT_PER_TOPIC;
+pub use relay::{Relay, Relaying};
 pub use strategy::{Candidate, LeastLoaded, PriorityFirst, RoundRobin, Strategy};
 pub use task::{Dep, Task, TaskSpec, TaskState};

@@ -37,6 +37,7 @@ pub(crate) async fn start(daemon: &Arc<Daemon>) -> Result<(), ClusterError> {
         return Ok(());
     };
     let inbox = cluster.inbox().await?;
+    crate::coord::start_cluster(daemon, cluster).await?;
     heartbeat(daemon, cluster).await;
     tokio::spawn(heartbeats(Arc::downgrade(daemon), cluster.clone()));
     tokio::spawn(serve(Arc::downgrade(daemon), cluster.clone(), inbox));
@@ -60,6 +61,7 @@ async fn heartbeat(daemon: &Daemon, cluster: &Cluster) {
     if let Err(e) = cluster.heartbeat(&sessions).await {
         tracing::warn!("cluster heartbeat failed: {e}");
     }
+    crate::coord::renew_agents(daemon, cluster).await;
 }
 
 async fn heartbeats(daemon: Weak<Daemon>, cluster: Cluster) {

@@ -19,8 +19,13 @@ use crate::server::Daemon;
 use crate::service::{Caller, wire};
 use ai_session_protocol::registry::Empty;
 
+mod cluster;
+pub(crate) use cluster::{renew_agents, start as start_cluster};
+
 /// Default wait for `bus.request` when the caller gives none.
 const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How much longer than a request's own wait its answer may take from another node.
+const REMOTE_MARGIN: Duration = Duration::from_secs(2);
 /// Messages a stream moves from its queue to the connection in one write.
 const STREAM_BATCH: usize = 256;
 
@@ -199,7 +204,10 @@ pub(crate) async fn agent_register(
     if let Some(n) = p.max_tasks {
         spec.max_tasks = n;
     }
-    let reg = coord.register(spec).map_err(coord_error)?;
+    let reg = match &daemon.cluster {
+        Some(c) => cluster::register(daemon, c, spec).await?,
+        None => coord.register(spec).map_err(coord_error)?,
+    };
     daemon.access.agent_registered(reg.info.id.0);
     if !p.keep && !caller.track(reg.info.id) {
         coord.disconnect(reg.info.id).ok();
@@ -219,9 +227,83 @@ pub(crate) async fn agent_register(
 
 pub(crate) async fn agent_list(daemon: &Daemon) -> Result<AgentListResult, RpcError> {
     let coord = &daemon.coord;
-    Ok(AgentListResult {
-        agents: coord.agents().iter().map(wire).collect::<Result<_, _>>()?,
-    })
+    let mut agents: Vec<c::AgentInfo> =
+        coord.agents().iter().map(wire).collect::<Result<_, _>>()?;
+    // In a cluster: this node's agents, then every other node's (by id, unique in the cluster).
+    if let Some(cl) = &daemon.cluster {
+        for a in &mut agents {
+            a.node = Some(cl.node().to_string());
+        }
+        for (node, info) in cluster::remote_agents(cl).await? {
+            let mut a: c::AgentInfo = wire(info)?;
+            a.node = Some(node);
+            agents.push(a);
+        }
+        agents.sort_by_key(|a| a.id);
+    }
+    Ok(AgentListResult { agents })
+}
+
+/// The agent a token names when another node of the cluster registered it (checked against
+/// the cluster's secret); `None` for a token of this node's agents, or without a cluster.
+async fn remote_sender(
+    daemon: &Daemon,
+    from: Option<&AgentAuth>,
+) -> Result<Option<AgentId>, RpcError> {
+    let (Some(cl), Some(auth)) = (&daemon.cluster, from) else {
+        return Ok(None);
+    };
+    if daemon.coord.agent(auth.agent).is_ok() {
+        return Ok(None);
+    }
+    cluster::remote_sender(cl, auth).await.map(Some)
+}
+
+/// The agent a bus call is signed by, checked: this node's agent (its token verified, which
+/// counts as a heartbeat) or another node's.
+async fn signer(daemon: &Daemon, from: Option<&AgentAuth>) -> Result<Option<AgentId>, RpcError> {
+    if let Some(id) = remote_sender(daemon, from).await? {
+        return Ok(Some(id));
+    }
+    match from {
+        Some(auth) => {
+            daemon.coord.heartbeat(auth).map_err(coord_error)?;
+            Ok(Some(auth.agent))
+        }
+        None => Ok(None),
+    }
+}
+
+/// Where the agent a message is addressed to is: on this node, or on another of the cluster.
+enum Addressee {
+    Here(AgentId),
+    Node(String, u64),
+}
+
+async fn addressee(daemon: &Daemon, who: &str) -> Result<Addressee, RpcError> {
+    let here = resolve_agent(&daemon.coord, who);
+    let (Some(cl), Err(e)) = (&daemon.cluster, &here) else {
+        return here.map(Addressee::Here);
+    };
+    match cluster::find_remote(cl, who).await? {
+        Some((id, record)) => Ok(Addressee::Node(record.node, id)),
+        None => Err(e.clone()),
+    }
+}
+
+/// Sends a direct message or a request to an agent of another node, through the cluster.
+async fn call_remote(
+    daemon: &Daemon,
+    (node, to): (String, u64),
+    from: Option<AgentId>,
+    route: ai_session_cluster::BusRoute,
+    payload: &Value,
+    wait: Duration,
+) -> Result<Value, RpcError> {
+    let cl = crate::cluster::clustered(daemon)?;
+    cl.bus_call(&node, to, from.map(|a| a.0), route, payload, wait)
+        .await
+        .map_err(crate::cluster::to_rpc)?
 }
 
 pub(crate) async fn agent_heartbeat(daemon: &Daemon, p: AgentToken) -> Result<Empty, RpcError> {
@@ -262,12 +344,14 @@ pub(crate) async fn bus_publish(
             ));
         }
     };
+    let remote = remote_sender(daemon, from.as_ref()).await?;
     let mut total = DeliveryResult::default();
     for message in messages {
-        let d = coord
-            .publish(from.as_ref(), &p.topic, message)
-            .await
-            .map_err(coord_error)?;
+        let d = match remote {
+            Some(id) => coord.publish_as(Some(id), &p.topic, message).await,
+            None => coord.publish(from.as_ref(), &p.topic, message).await,
+        }
+        .map_err(coord_error)?;
         total.delivered += d.delivered;
         total.dead_lettered += d.dead_lettered;
     }
@@ -333,11 +417,21 @@ pub(crate) async fn bus_send(
 ) -> Result<DeliveryResult, RpcError> {
     let coord = &daemon.coord;
     let from = optional_auth(coord, p.token.as_deref())?;
-    let to = resolve_agent(coord, &p.to)?;
-    let d = coord
-        .send(from.as_ref(), to, p.message)
-        .await
-        .map_err(coord_error)?;
+    let to = match addressee(daemon, &p.to).await? {
+        Addressee::Here(to) => to,
+        Addressee::Node(node, to) => {
+            let signer = signer(daemon, from.as_ref()).await?;
+            let route = ai_session_cluster::BusRoute::Direct { to };
+            let wait = DEFAULT_REQUEST_TIMEOUT;
+            let answer = call_remote(daemon, (node, to), signer, route, &p.message, wait).await?;
+            return wire(answer);
+        }
+    };
+    let d = match remote_sender(daemon, from.as_ref()).await? {
+        Some(id) => coord.send_as(Some(id), to, p.message).await,
+        None => coord.send(from.as_ref(), to, p.message).await,
+    }
+    .map_err(coord_error)?;
     alive(coord, from.as_ref());
     Ok(DeliveryResult {
         delivered: d.delivered,
@@ -351,10 +445,13 @@ pub(crate) async fn bus_broadcast(
 ) -> Result<DeliveryResult, RpcError> {
     let coord = &daemon.coord;
     let from = optional_auth(coord, p.token.as_deref())?;
-    let d = coord
-        .broadcast(from.as_ref(), p.message)
-        .await
-        .map_err(coord_error)?;
+    let d = match remote_sender(daemon, from.as_ref()).await? {
+        Some(id) => coord.broadcast_as(Some(id), p.message).await,
+        None => coord
+            .broadcast(from.as_ref(), p.message)
+            .await
+            .map_err(coord_error)?,
+    };
     alive(coord, from.as_ref());
     Ok(DeliveryResult {
         delivered: d.delivered,
@@ -368,15 +465,40 @@ pub(crate) async fn bus_request(
 ) -> Result<RequestResult, RpcError> {
     let coord = &daemon.coord;
     let from = optional_auth(coord, p.token.as_deref())?;
-    let to = resolve_agent(coord, &p.to)?;
     let wait = p
         .timeout_ms
         .map_or(DEFAULT_REQUEST_TIMEOUT, Duration::from_millis);
-    alive(coord, from.as_ref());
-    let reply = coord
-        .request(from.as_ref(), to, p.message, wait)
-        .await
-        .map_err(coord_error)?;
+    let to = match addressee(daemon, &p.to).await? {
+        Addressee::Here(to) => to,
+        Addressee::Node(node, to) => {
+            let signer = signer(daemon, from.as_ref()).await?;
+            let route = ai_session_cluster::BusRoute::Request {
+                to,
+                timeout_ms: ms(wait),
+            };
+            // The agent's node ends the request at `wait`; its answer needs a moment more.
+            let answer = call_remote(
+                daemon,
+                (node, to),
+                signer,
+                route,
+                &p.message,
+                wait + REMOTE_MARGIN,
+            )
+            .await?;
+            return Ok(RequestResult {
+                reply: wire(answer)?,
+            });
+        }
+    };
+    let reply = match remote_sender(daemon, from.as_ref()).await? {
+        Some(id) => coord.request_as(Some(id), to, p.message, wait).await,
+        None => {
+            alive(coord, from.as_ref());
+            coord.request(from.as_ref(), to, p.message, wait).await
+        }
+    }
+    .map_err(coord_error)?;
     Ok(RequestResult {
         reply: wire(&*reply)?,
     })
@@ -394,7 +516,12 @@ pub(crate) async fn bus_reply(daemon: &Daemon, p: ReplyParams) -> Result<Empty, 
 
 pub(crate) async fn bus_dead_letters(daemon: &Daemon) -> Result<DeadLettersResult, RpcError> {
     let coord = &daemon.coord;
+    let cluster = match &daemon.cluster {
+        Some(cl) => Some(cluster::dead_letters(cl).await?),
+        None => None,
+    };
     Ok(DeadLettersResult {
+        cluster,
         dead_letters: coord
             .dead_letters()
             .iter()
@@ -443,6 +570,21 @@ pub(crate) async fn task_submit(
     daemon: &Daemon,
     p: SubmitParams,
 ) -> Result<SubmitResult, RpcError> {
+    if let Some(cl) = &daemon.cluster {
+        let new = ai_session_cluster::NewTask {
+            description: p.description,
+            needs: p.needs,
+            priority: p.priority.unwrap_or(0),
+            after: p.after,
+            timeout_ms: p.timeout_ms,
+            max_retries: p.max_retries.unwrap_or(daemon.coord.config().max_retries),
+        };
+        let task = cluster::submit(cl, new).await?;
+        return Ok(SubmitResult {
+            id: task.id,
+            task: wire(task)?,
+        });
+    }
     let coord = &daemon.coord;
     let mut spec = TaskSpec::new(p.description);
     spec.needs = p.needs;
@@ -465,6 +607,14 @@ pub(crate) async fn task_submit(
 pub(crate) async fn task_claim(daemon: &Daemon, p: ClaimParams) -> Result<ClaimResult, RpcError> {
     let coord = &daemon.coord;
     let a = auth(coord, &p.auth)?;
+    if let Some(cl) = &daemon.cluster {
+        let worker = cluster::worker(daemon, cl, &a).await?;
+        let wait = Duration::from_millis(p.wait_ms.unwrap_or(0));
+        let task = cluster::claim(cl, &worker, wait).await?;
+        return Ok(ClaimResult {
+            task: task.map(wire).transpose()?,
+        });
+    }
     let task = match p.wait_ms {
         Some(w) if w > 0 => coord
             .claim_wait(&a, Duration::from_millis(w))
@@ -481,6 +631,11 @@ pub(crate) async fn task_claim(daemon: &Daemon, p: ClaimParams) -> Result<ClaimR
 pub(crate) async fn task_done(daemon: &Daemon, p: DoneParams) -> Result<TaskResult, RpcError> {
     let coord = &daemon.coord;
     let a = auth(coord, &p.auth)?;
+    if let Some(cl) = &daemon.cluster {
+        let worker = cluster::worker(daemon, cl, &a).await?;
+        let task = cluster::done(cl, &worker, p.id, p.result).await?;
+        return Ok(TaskResult { task: wire(task)? });
+    }
     let task = coord
         .done(&a, TaskId(p.id), p.result)
         .map_err(coord_error)?;
@@ -491,6 +646,11 @@ pub(crate) async fn task_done(daemon: &Daemon, p: DoneParams) -> Result<TaskResu
 pub(crate) async fn task_fail(daemon: &Daemon, p: FailParams) -> Result<TaskResult, RpcError> {
     let coord = &daemon.coord;
     let a = auth(coord, &p.auth)?;
+    if let Some(cl) = &daemon.cluster {
+        let worker = cluster::worker(daemon, cl, &a).await?;
+        let task = cluster::fail(daemon, cl, &worker, p.id, &p.reason).await?;
+        return Ok(TaskResult { task: wire(task)? });
+    }
     let task = coord
         .fail(&a, TaskId(p.id), p.reason)
         .map_err(coord_error)?;
@@ -515,6 +675,19 @@ pub(crate) async fn task_list(
             })
         })
         .transpose()?;
+    if let Some(cl) = &daemon.cluster {
+        let state = state
+            .map(|s| serde_json::to_value(s).map_err(cluster::internal))
+            .transpose()?;
+        let state = state.as_ref().and_then(Value::as_str);
+        return Ok(TaskListResult {
+            tasks: cluster::list(cl, state)
+                .await?
+                .iter()
+                .map(wire)
+                .collect::<Result<_, _>>()?,
+        });
+    }
     Ok(TaskListResult {
         tasks: coord
             .tasks(state)
@@ -525,6 +698,10 @@ pub(crate) async fn task_list(
 }
 
 pub(crate) async fn task_show(daemon: &Daemon, p: TaskShowParams) -> Result<TaskResult, RpcError> {
+    if let Some(cl) = &daemon.cluster {
+        let task = cluster::show(cl, p.id).await?;
+        return Ok(TaskResult { task: wire(task)? });
+    }
     let coord = &daemon.coord;
     let task = coord.task(TaskId(p.id)).map_err(coord_error)?;
     Ok(TaskResult { task: wire(task)? })

@@ -37,6 +37,9 @@ pub struct AgentInfo {
     /// Tasks assigned to or running on it.
     #[serde(default)]
     pub load: usize,
+    /// The node it registered on, when the daemon is in a cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 /// A message on the bus.
@@ -305,6 +308,18 @@ pub struct DeadLettersResult {
     /// Oldest first.
     pub dead_letters: Vec<DeadLetterInfo>,
     pub stats: DeadLetterStats,
+    /// In a cluster: the newest dead letters of every node (this one's included), oldest
+    /// first, from the cluster's dead-letter stream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<Vec<NodeDeadLetter>>,
+}
+
+/// A dead letter of one node of the cluster.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct NodeDeadLetter {
+    pub node: String,
+    pub letter: DeadLetterInfo,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

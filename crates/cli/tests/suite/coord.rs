@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use super::harness::{Env, eventually};
 
 /// A protocol client on its own connection: what an agent program embedding ai-session does.
-struct Raw {
+pub(super) struct Raw {
     writer: UnixStream,
     reader: BufReader<UnixStream>,
     next_id: u64,
@@ -20,7 +20,7 @@ struct Raw {
 }
 
 impl Raw {
-    fn connect(env: &Env) -> Self {
+    pub(super) fn connect(env: &Env) -> Self {
         env.ok(&["daemon", "start"]);
         let sock = env.home.path().join("run").join("t.sock");
         let writer = UnixStream::connect(sock).expect("connect");
@@ -50,7 +50,7 @@ impl Raw {
     }
 
     /// Sends a request and returns its result, or its error object.
-    fn call(&mut self, method: &str, params: Value) -> Result<Value, Value> {
+    pub(super) fn call(&mut self, method: &str, params: Value) -> Result<Value, Value> {
         let id = self.next_id;
         self.next_id += 1;
         let req = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
@@ -70,12 +70,12 @@ impl Raw {
         }
     }
 
-    fn ok(&mut self, method: &str, params: Value) -> Value {
+    pub(super) fn ok(&mut self, method: &str, params: Value) -> Value {
         self.call(method, params.clone())
             .unwrap_or_else(|e| panic!("{method} {params}: {e}"))
     }
 
-    fn notification(&mut self, secs: u64) -> Value {
+    pub(super) fn notification(&mut self, secs: u64) -> Value {
         if let Some(n) = self.notifications.pop_front() {
             return n;
         }

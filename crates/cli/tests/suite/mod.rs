@@ -3,6 +3,8 @@ mod alerts;
 mod audit;
 mod cli;
 mod cluster;
+mod cluster_bus;
+mod cluster_tasks;
 mod config;
 mod content_view;
 mod context;

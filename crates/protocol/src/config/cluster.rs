@@ -23,6 +23,10 @@ pub struct ClusterConfig {
     pub tls_cert: Option<PathBuf>,
     /// The private key (PEM) of `tls_cert`.
     pub tls_key: Option<PathBuf>,
+    /// A file of at least 32 secret bytes, the same on every node: agent tokens are derived
+    /// from it, so that an agent's token works on every node. Without it, an agent's token
+    /// works only on the node it registered on.
+    pub secret_file: Option<PathBuf>,
     /// Seconds between two heartbeats (node record and session leases renewed).
     pub heartbeat_secs: f64,
     /// Seconds after its last heartbeat when a node, and the leases on its sessions, expire.
@@ -38,6 +42,7 @@ impl Default for ClusterConfig {
             tls_ca: None,
             tls_cert: None,
             tls_key: None,
+            secret_file: None,
             heartbeat_secs: 2.0,
             lease_secs: 10.0,
         }
