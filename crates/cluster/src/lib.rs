@@ -10,6 +10,7 @@
 mod call;
 mod directory;
 mod error;
+mod keys;
 mod node;
 #[cfg(feature = "test-server")]
 pub mod testing;

@@ -3,7 +3,6 @@
 
 use ai_session_protocol::cluster::NodeInfo;
 use async_nats::jetstream::kv;
-use futures_util::StreamExt;
 
 use crate::{Cluster, ClusterError, now_ms};
 
@@ -82,17 +81,7 @@ impl Cluster {
     /// Every node whose last heartbeat is younger than the lease, sorted by name.
     pub async fn nodes(&self) -> Result<Vec<NodeInfo>, ClusterError> {
         let nodes = &self.inner.nodes;
-        let mut keys = nodes
-            .keys()
-            .await
-            .map_err(|e| ClusterError::store("listing nodes", e))?;
-        let mut names = Vec::new();
-        while let Some(key) = keys.next().await {
-            let key = key.map_err(|e| ClusterError::store("listing nodes", e))?;
-            if key.starts_with("node.") {
-                names.push(key);
-            }
-        }
+        let names = crate::keys::keys(nodes, "node.", "listing nodes").await?;
         let oldest = now_ms().saturating_sub(self.inner.lease.as_millis() as u64);
         let mut list = Vec::new();
         for key in names {
