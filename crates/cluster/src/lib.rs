@@ -12,6 +12,7 @@ mod directory;
 mod error;
 mod keys;
 mod node;
+pub mod placement;
 #[cfg(feature = "test-server")]
 pub mod testing;
 

@@ -358,6 +358,7 @@ impl SessionManager {
             stop_reason: None,
             restored: prelude.is_some(),
             degraded: None,
+            node: None,
             last_command: None,
         };
         let now = Instant::now();

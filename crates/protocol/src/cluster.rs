@@ -19,10 +19,22 @@ pub struct NodeInfo {
     pub sessions: Vec<String>,
     /// The host's one-minute load average when the heartbeat left.
     pub load: f64,
+    /// The processors the daemon may use (placement compares `load` per processor); 0 from
+    /// a node that does not say.
+    #[serde(default)]
+    pub cpus: u32,
     /// Unix time in milliseconds of the node's last heartbeat.
     pub heartbeat_ms: u64,
     /// Unix time in milliseconds when the daemon joined.
     pub joined_ms: u64,
+}
+
+/// A node that did not answer a cluster-wide request in time (`session.list`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct Unanswered {
+    pub node: String,
+    pub reason: String,
 }
 
 /// `cluster.nodes`: every live node, by name.

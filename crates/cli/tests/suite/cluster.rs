@@ -105,11 +105,13 @@ impl Node {
         self.env.json(args)
     }
 
+    /// The sessions this node runs (`ls` lists the whole cluster's).
     fn session_names(&self) -> Vec<String> {
         self.json(&["ls"])["sessions"]
             .as_array()
             .expect("sessions")
             .iter()
+            .filter(|s| s["node"] == self.name.as_str())
             .map(|s| s["name"].as_str().expect("name").to_string())
             .collect()
     }
@@ -440,4 +442,104 @@ fn a_daemon_on_its_own_says_it_is_not_in_a_cluster() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not in a cluster"));
     assert!(env.json(&["ls"])["sessions"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn ls_lists_every_nodes_sessions_and_names_a_node_that_does_not_answer() {
+    let nats = Nats::start();
+    let a = Node::join(&nats, "a");
+    let b = Node::join(&nats, "b");
+    let c = Node::join(&nats, "c");
+    a.ok(&["new", "-s", "one", "--node", "a"]);
+    b.ok(&["new", "-s", "two", "--node", "b"]);
+    c.ok(&["new", "-s", "three", "--node", "c"]);
+    let listed = |node: &Node| -> Vec<(String, String)> {
+        node.json(&["ls"])["sessions"]
+            .as_array()
+            .expect("sessions")
+            .iter()
+            .map(|s| {
+                (
+                    s["name"].as_str().unwrap().into(),
+                    s["node"].as_str().unwrap().into(),
+                )
+            })
+            .collect()
+    };
+    let all = vec![
+        ("one".to_string(), "a".to_string()),
+        ("three".to_string(), "c".to_string()),
+        ("two".to_string(), "b".to_string()),
+    ];
+    assert_eq!(listed(&a), all);
+    assert_eq!(listed(&b), all);
+    let text = b.ok(&["ls"]);
+    assert!(
+        text.contains("one: ") && text.contains("on node a"),
+        "{text}"
+    );
+
+    // A node that is still in the cluster but does not answer is named, not left out.
+    let pid = rustix::process::Pid::from_raw(c.pid()).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::STOP).unwrap();
+    eventually(10, "c stopped", || {
+        std::fs::read_to_string(format!("/proc/{}/stat", c.pid())).is_ok_and(|stat| {
+            stat.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('T')
+        })
+    });
+    let started = Instant::now();
+    let out = a.env.run(&["ls", "--json"]);
+    rustix::process::kill_process(pid, rustix::process::Signal::CONT).unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "ls waited {:?}",
+        started.elapsed()
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["unanswered"][0]["node"], "c", "{v}");
+    let names: Vec<&str> = v["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["one", "two"], "{v}");
+}
+
+#[test]
+fn new_without_a_node_goes_to_the_least_loaded_node_and_a_tie_stays_here() {
+    let nats = Nats::start();
+    let a = Node::join(&nats, "a");
+    let b = Node::join(&nats, "b");
+    let on = |name: &str| -> String {
+        let owner = a
+            .nodes()
+            .into_iter()
+            .find(|(_, s)| s.iter().any(|s| s == name))
+            .map(|(n, _)| n);
+        owner.unwrap_or_default()
+    };
+    let settled = |name: &str| {
+        let mut node = String::new();
+        eventually(15, "the session in its node's record", || {
+            node = on(name);
+            !node.is_empty()
+        });
+        node
+    };
+    // Same host, same load: the fewest sessions, then the entry node on a tie.
+    a.ok(&["new", "-s", "first"]);
+    assert_eq!(settled("first"), "a", "a tie stays on the entry node");
+    a.ok(&["new", "-s", "second"]);
+    assert_eq!(settled("second"), "b", "b has fewer sessions");
+    b.ok(&["new", "-s", "third"]);
+    assert_eq!(settled("third"), "b", "a tie stays on the entry node");
+    b.ok(&["new", "-s", "fourth"]);
+    assert_eq!(settled("fourth"), "a");
+    let r = b.env.exec("fourth", "echo placed-$((3*3))");
+    assert!(r["output"].as_str().unwrap().contains("placed-9"), "{r}");
 }

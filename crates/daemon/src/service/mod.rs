@@ -18,6 +18,7 @@ mod history;
 mod pin;
 mod reports;
 mod sessions;
+mod spread;
 mod upgrade;
 
 use std::sync::Arc;
@@ -214,11 +215,12 @@ async fn run(
             result
         }
         forward::Route::Here { params, claimed } => {
-            let result = match Call::decode(method, params) {
+            let mut result = match Call::decode(method, params) {
                 Ok(call) => dispatch(daemon, caller, who, call).await,
                 Err(e) => Err(e),
             };
             forward::settle(daemon, method, claimed, target.as_deref(), &result).await;
+            spread::gather(daemon, who, method, origin, &mut result).await;
             result
         }
     }
