@@ -173,6 +173,9 @@ pub async fn run(sel: &Selector, command: Command) -> Result<ExitCode, CliError>
                 for s in &list.sessions {
                     outln!("{}", describe(s));
                 }
+                for l in &list.lost {
+                    outln!("{}", crate::cluster::describe_lost(l));
+                }
                 for n in &list.unanswered {
                     errln!(
                         "ai-session: node {:?} did not answer, its sessions are not listed: {}",

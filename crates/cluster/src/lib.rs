@@ -8,6 +8,7 @@
 //! daemon decides what to forward and serves what it is forwarded; this crate only moves it.
 
 mod call;
+pub mod checkpoint;
 mod directory;
 mod error;
 mod keys;
@@ -52,6 +53,9 @@ struct Inner {
     lease: Duration,
     nodes: kv::Store,
     sessions: kv::Store,
+    /// Session checkpoints (`checkpoint.rs`): headers, and the saved records.
+    index: kv::Store,
+    objects: async_nats::jetstream::object_store::ObjectStore,
     /// The session leases this node holds: name to id (empty until the session exists).
     held: Mutex<HashMap<String, String>>,
 }
@@ -71,6 +75,8 @@ impl Cluster {
         let lease = Duration::from_secs_f64(config.lease_secs);
         let nodes = bucket(&js, NODES, lease).await?;
         let sessions = bucket(&js, SESSIONS, lease).await?;
+        let index = checkpoint::index(&js).await?;
+        let objects = checkpoint::objects(&js).await?;
         let cluster = Cluster {
             inner: Arc::new(Inner {
                 client,
@@ -82,6 +88,8 @@ impl Cluster {
                 lease,
                 nodes,
                 sessions,
+                index,
+                objects,
                 held: Mutex::new(HashMap::new()),
             }),
         };
@@ -125,6 +133,9 @@ impl Cluster {
     async fn leave_now(&self) {
         let held: Vec<(String, String)> = self.held().drain().collect();
         for (name, id) in held {
+            // A node that stops takes its sessions with it (they come back when it starts
+            // again): they are not lost.
+            self.drop_checkpoint(&name).await;
             self.drop_lease(&name, &id).await;
         }
         if let Err(e) = self.inner.nodes.delete(node::key(&self.inner.node)).await {

@@ -609,6 +609,7 @@ impl Actor {
             degraded: self.out.degraded.clone(),
             last_command: self.out.last_command,
             node: None,
+            checkpoint_ms: None,
         }
     }
 

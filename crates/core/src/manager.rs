@@ -359,6 +359,7 @@ impl SessionManager {
             restored: prelude.is_some(),
             degraded: None,
             node: None,
+            checkpoint_ms: None,
             last_command: None,
         };
         let now = Instant::now();

@@ -162,6 +162,10 @@ pub struct SessionInfo {
     /// absent outside a cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
+    /// In a cluster: Unix time in milliseconds of the session's last checkpoint, what a
+    /// restore would bring back if its node died now (`session.list`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint_ms: Option<u64>,
 }
 
 /// A finished command, as the shell's marks reported it (OSC 133 C to D).
@@ -196,6 +200,9 @@ pub struct ListResult {
     /// did not answer in time, and why.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unanswered: Vec<crate::cluster::Unanswered>,
+    /// In a cluster: the lost sessions (their node died or was cut off), by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lost: Vec<crate::cluster::LostSession>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -543,3 +543,165 @@ fn new_without_a_node_goes_to_the_least_loaded_node_and_a_tie_stays_here() {
     let r = b.env.exec("fourth", "echo placed-$((3*3))");
     assert!(r["output"].as_str().unwrap().contains("placed-9"), "{r}");
 }
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+#[test]
+fn a_killed_nodes_session_is_lost_and_restored_on_another_node_from_its_checkpoint() {
+    let nats = Nats::start();
+    let a = Node::join(&nats, "a");
+    let b = Node::join(&nats, "b");
+    let mut c = Node::join(&nats, "c");
+    c.ok(&["new", "-s", "w"]);
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path().to_str().unwrap().to_string();
+    let r = a.env.exec("w", &format!("cd {dir} && export X=kept-42"));
+    assert_eq!(r["exit_code"], 0, "{r}");
+    let r = a.env.exec("w", "echo acked-before-kill");
+    assert_eq!(r["exit_code"], 0, "{r}");
+    let answered = now_ms();
+    // The checkpoint follows the exec within a heartbeat, off the exec's path.
+    eventually(15, "a checkpoint taken after the exec", || {
+        a.json(&["ls"])["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["name"] == "w" && s["checkpoint_ms"].as_u64().is_some_and(|t| t >= answered))
+    });
+
+    let pid = c.pid();
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(pid).unwrap(),
+        rustix::process::Signal::KILL,
+    )
+    .unwrap();
+    if let Some(mut child) = c.child.take() {
+        child.wait().ok();
+    }
+    eventually(15, "w lost, in ls and nodes", || {
+        let ls = a.json(&["ls"]);
+        let nodes = b.json(&["nodes"]);
+        ls["lost"][0]["name"] == "w"
+            && ls["lost"][0]["node"] == "c"
+            && nodes["lost"][0]["name"] == "w"
+    });
+    let text = a.ok(&["ls"]);
+    assert!(
+        text.contains("w: lost with node c") && text.contains("--from-lost w"),
+        "{text}"
+    );
+
+    // Two nodes restoring at once: one gets it.
+    let (ra, rb) = std::thread::scope(|s| {
+        let ra = s.spawn(|| a.env.run(&["restore", "--from-lost", "w", "--json"]));
+        let rb = s.spawn(|| b.env.run(&["restore", "--from-lost", "w", "--json"]));
+        (ra.join().unwrap(), rb.join().unwrap())
+    });
+    assert!(
+        ra.status.success() != rb.status.success(),
+        "exactly one restore wins:\na: {}\nb: {}",
+        String::from_utf8_lossy(&ra.stderr),
+        String::from_utf8_lossy(&rb.stderr)
+    );
+    let (winner, loser, out) = if ra.status.success() {
+        ("a", &rb, &ra)
+    } else {
+        ("b", &ra, &rb)
+    };
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(info["name"], "w", "{info}");
+    let err = format!(
+        "{}{}",
+        String::from_utf8_lossy(&loser.stdout),
+        String::from_utf8_lossy(&loser.stderr)
+    );
+    assert!(
+        err.contains("'w'") && err.contains(&format!("node '{winner}'")),
+        "{err}"
+    );
+
+    // From any node, the session is back on the winner with its cwd, variable and history.
+    let r = b.env.exec("w", "pwd; echo X=$X");
+    let output = r["output"].as_str().unwrap();
+    assert!(output.contains(&dir) && output.contains("X=kept-42"), "{r}");
+    let history = super::store_bounds::rpc(
+        &a.env,
+        "session.history",
+        serde_json::json!({"target": "w"}),
+    );
+    assert!(
+        history.to_string().contains("echo acked-before-kill"),
+        "{history}"
+    );
+    let ls = a.json(&["ls"]);
+    assert!(ls.get("lost").is_none(), "restored, no longer lost: {ls}");
+    let owner = ls["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "w")
+        .unwrap()["node"]
+        .clone();
+    assert_eq!(owner, winner);
+
+    // Nothing lost to restore any more; a name that never existed neither.
+    let out = a.env.run(&["restore", "--from-lost", "w"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not lost"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = a.env.run(&["restore", "--from-lost", "nothing-here"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no lost session named 'nothing-here'"));
+}
+
+#[test]
+fn restore_from_lost_starts_the_session_on_the_node_named_and_a_stopped_node_loses_nothing() {
+    let nats = Nats::start();
+    let a = Node::join(&nats, "a");
+    let b = Node::join(&nats, "b");
+    let mut c = Node::join(&nats, "c");
+    let d = Node::join(&nats, "d");
+    c.ok(&["new", "-s", "gone"]);
+    d.ok(&["new", "-s", "kept"]);
+    c.ok(&["exec", "-t", "gone", "export Y=snap-7"]);
+    // A snapshot writes the checkpoint before it answers.
+    c.ok(&["snapshot", "-t", "gone"]);
+    d.ok(&["exec", "-t", "kept", "true"]);
+    eventually(15, "kept checkpointed", || {
+        a.json(&["ls"])["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["name"] == "kept" && s["checkpoint_ms"].is_u64())
+    });
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(c.pid()).unwrap(),
+        rustix::process::Signal::KILL,
+    )
+    .unwrap();
+    if let Some(mut child) = c.child.take() {
+        child.wait().ok();
+    }
+    d.ok(&["daemon", "stop"]);
+    eventually(15, "gone lost", || {
+        a.json(&["ls"])["lost"][0]["name"] == "gone"
+    });
+    let ls = a.json(&["ls"]);
+    assert_eq!(
+        ls["lost"].as_array().unwrap().len(),
+        1,
+        "a stopped node's sessions are not lost: {ls}"
+    );
+    let info = a.json(&["restore", "--from-lost", "gone", "--node", "b"]);
+    assert_eq!(info["name"], "gone", "{info}");
+    assert_eq!(b.session_names(), vec!["gone".to_string()]);
+    let r = a.env.exec("gone", "echo Y=$Y");
+    assert!(r["output"].as_str().unwrap().contains("Y=snap-7"), "{r}");
+}

@@ -46,6 +46,7 @@ pub(crate) fn forwardable(method: &str) -> bool {
         reg::SessionKill::NAME,
         reg::SessionHistory::NAME,
         reg::SessionList::NAME,
+        reg::ClusterRestore::NAME,
     ]
     .contains(&method)
 }
@@ -59,7 +60,7 @@ pub(super) async fn route(
     mut params: Value,
     origin: Option<&Origin>,
 ) -> Route {
-    let node = if method == reg::SessionNew::NAME {
+    let node = if method == reg::SessionNew::NAME || method == reg::ClusterRestore::NAME {
         take_node(&mut params)
     } else {
         None
@@ -82,6 +83,12 @@ pub(super) async fn route(
     }
     if origin.is_some() {
         return here(params);
+    }
+    if method == reg::ClusterRestore::NAME {
+        return match node.filter(|n| n != cluster.node()) {
+            Some(node) => forward(cluster, who, &node, method, params).await,
+            None => here(params),
+        };
     }
     let target = params.get("target").and_then(Value::as_str).unwrap_or("");
     if target.is_empty() || daemon.manager.get(target).is_ok() {

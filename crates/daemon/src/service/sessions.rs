@@ -77,6 +77,7 @@ pub(super) async fn list(daemon: &Daemon, who: &Principal) -> Result<ListResult,
     Ok(ListResult {
         sessions,
         unanswered: Vec::new(),
+        lost: Vec::new(),
     })
 }
 

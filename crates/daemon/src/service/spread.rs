@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use ai_session_cluster::{Cluster, Forward, Origin};
 use ai_session_protocol::RpcError;
-use ai_session_protocol::cluster::Unanswered;
+use ai_session_protocol::cluster::{LostSession, Unanswered};
 use ai_session_protocol::methods::ListResult;
 use ai_session_protocol::registry::{self as reg, Method};
 use futures_util::future::join_all;
@@ -44,9 +44,55 @@ pub(super) async fn gather(
     }
     if let Some(principal) = super::forward::shared(who) {
         others(cluster, principal, &mut list).await;
+        for s in &mut list.sessions {
+            if let Ok(Some(c)) = cluster.checkpoint_of(&s.name).await {
+                s.checkpoint_ms = (c.id == s.id).then_some(c.taken_ms);
+            }
+        }
+        match cluster.lost().await {
+            Ok(lost) => list.lost = lost.into_iter().map(lost_session).collect(),
+            Err(e) => tracing::warn!("cannot list the lost sessions: {e}"),
+        }
     }
     list.sessions.sort_by(|a, b| a.name.cmp(&b.name));
     *result = super::json(list);
+}
+
+/// A checkpoint without a lease, as the protocol shows it.
+pub(crate) fn lost_session(c: ai_session_cluster::checkpoint::Checkpoint) -> LostSession {
+    LostSession {
+        name: c.name,
+        id: c.id,
+        node: c.node,
+        checkpoint_ms: c.taken_ms,
+        bytes: c.bytes,
+    }
+}
+
+/// After a snapshot of a session of a clustered daemon: its checkpoint is written before the
+/// snapshot is answered, so a session snapshotted before its node dies is restored with
+/// everything up to the snapshot.
+pub(super) async fn after(
+    daemon: &Daemon,
+    method: &str,
+    target: Option<&str>,
+    result: &mut Result<Value, RpcError>,
+) {
+    let (Some(cluster), Some(name), Ok(Value::Object(answer))) =
+        (daemon.cluster.as_ref(), target, result.as_mut())
+    else {
+        return;
+    };
+    if method != reg::SnapshotCreate::NAME {
+        return;
+    }
+    if let Err(e) = crate::persist::checkpoint::save(daemon, cluster, name).await {
+        tracing::warn!(session = %name, "checkpoint after a snapshot not written: {e}");
+        answer.insert(
+            "cluster_warning".into(),
+            Value::String(format!("the cluster checkpoint was not written: {e}")),
+        );
+    }
 }
 
 /// Asks every other live node for its sessions.
