@@ -848,3 +848,28 @@ fn a_partitioned_nodes_sessions_are_lost_and_restored_elsewhere() {
         child.wait().ok();
     }
 }
+
+#[test]
+fn snapshots_and_context_of_a_session_on_another_node_are_forwarded() {
+    let nats = Nats::start();
+    let a = Node::join(&nats, "a");
+    let b = Node::join(&nats, "b");
+    b.ok(&["new", "-s", "far"]);
+    let snap = a.json(&["snapshot", "-t", "far"]);
+    let id = snap["id"].as_str().expect("a snapshot id").to_string();
+    let on_b = b.ok(&["snapshot", "ls"]);
+    assert!(on_b.contains(&id), "the snapshot is in b's store: {on_b}");
+    a.ok(&[
+        "context",
+        "add",
+        "-t",
+        "far",
+        "--role",
+        "user",
+        "remember the blue door",
+    ]);
+    let ctx = b.json(&["context", "-t", "far"]).to_string();
+    assert!(ctx.contains("remember the blue door"), "{ctx}");
+    let via_a = a.json(&["context", "-t", "far"]).to_string();
+    assert!(via_a.contains("remember the blue door"), "{via_a}");
+}

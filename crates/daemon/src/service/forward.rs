@@ -47,6 +47,12 @@ pub(crate) fn forwardable(method: &str) -> bool {
         reg::SessionHistory::NAME,
         reg::SessionList::NAME,
         reg::ClusterRestore::NAME,
+        reg::SnapshotCreate::NAME,
+        reg::ContextGet::NAME,
+        reg::ContextAdd::NAME,
+        reg::ContextShow::NAME,
+        reg::ContextTask::NAME,
+        reg::ContextConfig::NAME,
     ]
     .contains(&method)
 }
