@@ -173,6 +173,16 @@ pub async fn run(sel: &Selector, command: Command) -> Result<ExitCode, CliError>
                 for s in &list.sessions {
                     outln!("{}", describe(s));
                 }
+                for l in &list.lost {
+                    outln!("{}", crate::cluster::describe_lost(l));
+                }
+                for n in &list.unanswered {
+                    errln!(
+                        "ai-session: node {:?} did not answer, its sessions are not listed: {}",
+                        n.node,
+                        n.reason
+                    );
+                }
             }
         }
         Command::Exec(a) => return crate::exec::run(&client, sel, a).await,
@@ -323,6 +333,9 @@ fn describe(s: &SessionInfo) -> String {
     }
     if s.restored {
         line.push_str(" (restored)");
+    }
+    if let Some(node) = &s.node {
+        line.push_str(&format!(" on node {node}"));
     }
     if let Some(reason) = &s.stop_reason {
         line.push_str(&format!("\n    {reason}"));

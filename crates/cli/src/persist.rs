@@ -91,8 +91,15 @@ fn parse_bytes(text: &str) -> Result<u64, String> {
 #[derive(Args)]
 pub struct RestoreArgs {
     /// The snapshot id, or a unique prefix of it.
-    #[arg(value_name = "SNAPSHOT")]
-    snapshot: String,
+    #[arg(value_name = "SNAPSHOT", required_unless_present = "from_lost")]
+    snapshot: Option<String>,
+    /// In a cluster: bring back lost session NAME (its node died) from its last checkpoint,
+    /// instead of a snapshot.
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["snapshot", "rerun_last"])]
+    from_lost: Option<String>,
+    /// With --from-lost: the node to start it on (default: the node asked).
+    #[arg(long, value_name = "NODE", requires = "from_lost")]
+    node: Option<String>,
     /// The new session's name (default: the snapshot's session name).
     #[arg(short = 's', value_name = "NAME")]
     name: Option<String>,
@@ -160,9 +167,24 @@ pub async fn run(sel: &Selector, command: PersistCommand) -> Result<ExitCode, Cl
                 Ok(ExitCode::SUCCESS)
             }
         },
+        PersistCommand::Restore(a) if a.from_lost.is_some() => {
+            let params = ai_session_protocol::cluster::RestoreLostParams {
+                name: a.from_lost.unwrap_or_default(),
+                node: a.node,
+                as_name: a.name,
+            };
+            let info: ai_session_protocol::methods::SessionInfo =
+                client.call(reg::ClusterRestore::NAME, params).await?;
+            if a.json {
+                print_json(&info)?;
+            } else {
+                outln!("{}", info.name);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         PersistCommand::Restore(a) => {
             let params = RestoreParams {
-                snapshot: a.snapshot,
+                snapshot: a.snapshot.unwrap_or_default(),
                 name: a.name,
                 rerun_last: a.rerun_last,
             };

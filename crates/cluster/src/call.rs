@@ -96,14 +96,25 @@ impl Cluster {
         // A node that dies with the request in hand never answers: the request ends when the
         // node's record expires, not at its own (possibly long) deadline.
         let mut tick = tokio::time::interval(self.inner.heartbeat);
+        let mut confirmed = std::time::Instant::now();
         let message = loop {
             tokio::select! {
                 answer = &mut sent => break answer.map_err(|e| unreachable(e.to_string()))?,
-                _ = tick.tick() => {
-                    if !self.alive(node).await {
+                _ = tick.tick() => match self.alive(node).await {
+                    Some(true) => confirmed = std::time::Instant::now(),
+                    Some(false) => {
                         return Err(unreachable("it left the cluster (its lease expired)".into()));
                     }
-                }
+                    // The store did not answer: the node counts as alive for one lease after
+                    // it was last seen, no longer.
+                    None if confirmed.elapsed() > self.inner.lease => {
+                        return Err(unreachable(format!(
+                            "its record could not be read for {} s",
+                            self.inner.lease.as_secs_f64()
+                        )));
+                    }
+                    None => {}
+                },
             }
         };
         let reply: Reply = serde_json::from_slice(&message.payload)
@@ -111,13 +122,19 @@ impl Cluster {
         Ok(reply.result)
     }
 
-    /// Whether `node` has a live record (a failure to read it counts as alive: the request's
-    /// own deadline still holds).
-    async fn alive(&self, node: &str) -> bool {
-        match self.inner.nodes.get(crate::node::key(node)).await {
-            Ok(record) => record.is_some(),
-            Err(_) => true,
-        }
+    /// Whether `node` has a live record: one whose last heartbeat is younger than the lease
+    /// (the server drops expired records on its own schedule, later under load). `None` when
+    /// the record cannot be read.
+    async fn alive(&self, node: &str) -> Option<bool> {
+        let record = self.inner.nodes.get(crate::node::key(node)).await.ok()?;
+        let Some(record) = record else {
+            return Some(false);
+        };
+        let oldest = crate::now_ms().saturating_sub(self.inner.lease.as_millis() as u64);
+        Some(
+            serde_json::from_slice::<ai_session_protocol::cluster::NodeInfo>(&record)
+                .is_ok_and(|info| info.heartbeat_ms >= oldest),
+        )
     }
 
     /// Starts receiving the requests other nodes forward to this one.

@@ -96,6 +96,31 @@ impl Cluster {
         }
     }
 
+    /// Claims `name` only if no node holds it, this one included: the claim of a restore,
+    /// which two nodes may try at once (one gets it, the other `NameTaken`).
+    pub async fn claim_new(&self, name: &str) -> Result<(), ClusterError> {
+        let value = encode(&self.lease_for(name, ""))?;
+        match self
+            .inner
+            .sessions
+            .create(name_key(name), value.into())
+            .await
+        {
+            Ok(_) => {
+                self.held().insert(name.to_string(), String::new());
+                Ok(())
+            }
+            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
+                let node = self.owner(name).await?.map(|l| l.node).unwrap_or_default();
+                Err(ClusterError::NameTaken {
+                    name: name.to_string(),
+                    node,
+                })
+            }
+            Err(e) => Err(ClusterError::store("claiming a session name", e)),
+        }
+    }
+
     /// Claims the lowest number not used here (`local`) nor leased by any node: the name of
     /// a session created without one.
     pub async fn claim_free_name(&self, local: &[String]) -> Result<String, ClusterError> {
@@ -121,8 +146,16 @@ impl Cluster {
         self.put_lease(name, id).await
     }
 
-    /// Gives up `name` (a failed create, a killed session): its keys are deleted.
+    /// Gives up `name` (a failed create, a killed session): its keys and its checkpoint are
+    /// deleted.
     pub async fn release(&self, name: &str) {
+        self.unclaim(name).await;
+        self.drop_checkpoint(name).await;
+    }
+
+    /// Gives up the lease on `name`, keeping its checkpoint (a failed restore of a lost
+    /// session leaves it lost).
+    pub async fn unclaim(&self, name: &str) {
         let id = self.held().remove(name);
         self.drop_lease(name, id.as_deref().unwrap_or_default())
             .await;
@@ -181,6 +214,7 @@ impl Cluster {
             if !id.is_empty() && !sessions.iter().any(|(n, _)| *n == name) {
                 self.held().remove(&name);
                 self.drop_lease(&name, &id).await;
+                self.drop_checkpoint(&name).await;
             }
         }
         Ok(())

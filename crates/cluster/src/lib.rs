@@ -10,9 +10,12 @@
 mod agents;
 mod bus;
 mod call;
+pub mod checkpoint;
 mod directory;
 mod error;
+mod keys;
 mod node;
+pub mod placement;
 mod tasks;
 #[cfg(feature = "test-server")]
 pub mod testing;
@@ -56,6 +59,9 @@ struct Inner {
     lease: Duration,
     nodes: kv::Store,
     sessions: kv::Store,
+    /// Session checkpoints (`checkpoint.rs`): headers, and the saved records.
+    index: kv::Store,
+    objects: async_nats::jetstream::object_store::ObjectStore,
     /// The session leases this node holds: name to id (empty until the session exists).
     held: Mutex<HashMap<String, String>>,
     /// Agents, their ids and tokens (`agents.rs`).
@@ -80,6 +86,8 @@ impl Cluster {
         let coordination =
             agents::Coordination::open(&js, lease, config.secret_file.as_deref()).await?;
         bus::dead_letter_stream(&js).await?;
+        let index = checkpoint::index(&js).await?;
+        let objects = checkpoint::objects(&js).await?;
         let cluster = Cluster {
             inner: Arc::new(Inner {
                 client,
@@ -91,6 +99,8 @@ impl Cluster {
                 lease,
                 nodes,
                 sessions,
+                index,
+                objects,
                 held: Mutex::new(HashMap::new()),
                 coordination,
             }),
@@ -135,6 +145,9 @@ impl Cluster {
     async fn leave_now(&self) {
         let held: Vec<(String, String)> = self.held().drain().collect();
         for (name, id) in held {
+            // A node that stops takes its sessions with it (they come back when it starts
+            // again): they are not lost.
+            self.drop_checkpoint(&name).await;
             self.drop_lease(&name, &id).await;
         }
         if let Err(e) = self.inner.nodes.delete(node::key(&self.inner.node)).await {

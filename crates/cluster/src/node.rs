@@ -3,7 +3,6 @@
 
 use ai_session_protocol::cluster::NodeInfo;
 use async_nats::jetstream::kv;
-use futures_util::StreamExt;
 
 use crate::{Cluster, ClusterError, now_ms};
 
@@ -21,6 +20,7 @@ impl Cluster {
             version: env!("CARGO_PKG_VERSION").to_string(),
             sessions,
             load: load_average(),
+            cpus: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
             heartbeat_ms: now_ms(),
             joined_ms: self.inner.joined_ms,
         }
@@ -82,17 +82,7 @@ impl Cluster {
     /// Every node whose last heartbeat is younger than the lease, sorted by name.
     pub async fn nodes(&self) -> Result<Vec<NodeInfo>, ClusterError> {
         let nodes = &self.inner.nodes;
-        let mut keys = nodes
-            .keys()
-            .await
-            .map_err(|e| ClusterError::store("listing nodes", e))?;
-        let mut names = Vec::new();
-        while let Some(key) = keys.next().await {
-            let key = key.map_err(|e| ClusterError::store("listing nodes", e))?;
-            if key.starts_with("node.") {
-                names.push(key);
-            }
-        }
+        let names = crate::keys::keys(nodes, "node.", "listing nodes").await?;
         let oldest = now_ms().saturating_sub(self.inner.lease.as_millis() as u64);
         let mut list = Vec::new();
         for key in names {

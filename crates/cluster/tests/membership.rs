@@ -210,3 +210,34 @@ async fn tls_settings_reach_a_server_that_verifies_clients() {
     ));
     drop(server);
 }
+
+/// The node list is read from the stream's subjects, not through a consumer: a record that
+/// expired between a consumer's creation and its delivery left the client's key listing
+/// waiting forever (`nodes` hung while a killed node's record expired).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listing_nodes_while_records_expire_never_waits() {
+    let nats = Nats::start();
+    let config = ClusterConfig {
+        heartbeat_secs: 0.5,
+        lease_secs: 1.0,
+        ..ClusterConfig::default()
+    };
+    let watcher = Cluster::join(&config, &nats.url, "watcher").await.unwrap();
+    for round in 0..6 {
+        let mut dying = Vec::new();
+        for i in 0..20 {
+            let name = format!("r{round}n{i}");
+            dying.push(Cluster::join(&config, &nats.url, &name).await.unwrap());
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        // Never renewed: each record expires one lease after its join, while we list.
+        drop(dying);
+        let end = Instant::now() + Duration::from_millis(1500);
+        while Instant::now() < end {
+            tokio::time::timeout(Duration::from_secs(5), watcher.nodes())
+                .await
+                .unwrap_or_else(|_| panic!("round {round}: listing the nodes hung"))
+                .unwrap();
+        }
+    }
+}

@@ -608,6 +608,8 @@ impl Actor {
             restored: self.id.restored,
             degraded: self.out.degraded.clone(),
             last_command: self.out.last_command,
+            node: None,
+            checkpoint_ms: None,
         }
     }
 

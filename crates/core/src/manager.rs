@@ -358,6 +358,8 @@ impl SessionManager {
             stop_reason: None,
             restored: prelude.is_some(),
             degraded: None,
+            node: None,
+            checkpoint_ms: None,
             last_command: None,
         };
         let now = Instant::now();

@@ -41,6 +41,10 @@ pub(crate) async fn start(daemon: &Arc<Daemon>) -> Result<(), ClusterError> {
     heartbeat(daemon, cluster).await;
     tokio::spawn(heartbeats(Arc::downgrade(daemon), cluster.clone()));
     tokio::spawn(serve(Arc::downgrade(daemon), cluster.clone(), inbox));
+    tokio::spawn(crate::persist::checkpoint::run(
+        Arc::downgrade(daemon),
+        cluster.clone(),
+    ));
     Ok(())
 }
 
@@ -139,9 +143,11 @@ async fn answer(daemon: &Arc<Daemon>, incoming: &Incoming) -> Result<serde_json:
 pub(crate) async fn nodes(daemon: &Daemon) -> Result<NodesResult, RpcError> {
     let cluster = clustered(daemon)?;
     let nodes = cluster.nodes().await.map_err(to_rpc)?;
+    let lost = cluster.lost().await.map_err(to_rpc)?;
     Ok(NodesResult {
         node: cluster.node().to_string(),
         nodes,
+        lost: lost.into_iter().map(crate::service::lost_session).collect(),
     })
 }
 

@@ -11,6 +11,7 @@
 
 use crate::context::Contexts;
 
+pub(crate) mod checkpoint;
 mod environment;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};

@@ -19,10 +19,52 @@ pub struct NodeInfo {
     pub sessions: Vec<String>,
     /// The host's one-minute load average when the heartbeat left.
     pub load: f64,
+    /// The processors the daemon may use (placement compares `load` per processor); 0 from
+    /// a node that does not say.
+    #[serde(default)]
+    pub cpus: u32,
     /// Unix time in milliseconds of the node's last heartbeat.
     pub heartbeat_ms: u64,
     /// Unix time in milliseconds when the daemon joined.
     pub joined_ms: u64,
+}
+
+/// A session whose node left the cluster without stopping it (killed, cut off): its lease
+/// expired, its last checkpoint remains, and `cluster.restore` brings it back on any node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct LostSession {
+    pub name: String,
+    /// Its id on the node it was lost with.
+    pub id: String,
+    /// The node it ran on.
+    pub node: String,
+    /// Unix time in milliseconds of its last checkpoint.
+    pub checkpoint_ms: u64,
+    /// The size of the checkpoint's record, in bytes.
+    pub bytes: u64,
+}
+
+/// `cluster.restore`: bring lost session `name` back from its last checkpoint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct RestoreLostParams {
+    /// The lost session's name.
+    pub name: String,
+    /// The node to start it on (default: the node asked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// The restored session's name (default: its own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub as_name: Option<String>,
+}
+
+/// A node that did not answer a cluster-wide request in time (`session.list`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct Unanswered {
+    pub node: String,
+    pub reason: String,
 }
 
 /// `cluster.nodes`: every live node, by name.
@@ -33,4 +75,7 @@ pub struct NodesResult {
     pub node: String,
     /// Every node whose last heartbeat is younger than the lease, sorted by name.
     pub nodes: Vec<NodeInfo>,
+    /// The lost sessions, by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lost: Vec<LostSession>,
 }

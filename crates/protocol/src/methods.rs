@@ -158,6 +158,14 @@ pub struct SessionInfo {
     /// from its integration marks; absent until one finishes, and for shells without marks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_command: Option<LastCommand>,
+    /// The node of the cluster that runs the session (`session.list` of a clustered daemon);
+    /// absent outside a cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// In a cluster: Unix time in milliseconds of the session's last checkpoint, what a
+    /// restore would bring back if its node died now (`session.list`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint_ms: Option<u64>,
 }
 
 /// A finished command, as the shell's marks reported it (OSC 133 C to D).
@@ -188,6 +196,13 @@ pub struct SandboxInfo {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ListResult {
     pub sessions: Vec<SessionInfo>,
+    /// In a cluster: the live nodes whose sessions are missing from `sessions` because they
+    /// did not answer in time, and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unanswered: Vec<crate::cluster::Unanswered>,
+    /// In a cluster: the lost sessions (their node died or was cut off), by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lost: Vec<crate::cluster::LostSession>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -656,6 +656,12 @@ methods! {
         need: Need::Fixed("cluster:nodes"), audit: QUIET,
         http: route(Get, "/v1/cluster/nodes", Input::None), mcp: None, cli: Some("nodes"),
     }
+    /// Bring a lost session (its node died) back from its last checkpoint, here or on `node`.
+    ClusterRestore = "cluster.restore" (cl::RestoreLostParams => m::SessionInfo) {
+        need: Need::Fixed("session:create"), audit: loud(&["name", "node", "as_name"]),
+        http: route(Post, "/v1/cluster/restore", Input::Body), mcp: None,
+        cli: Some("restore --from-lost"),
+    }
     /// Move a damaged or unwritable audit log aside and start a new chained segment.
     AuditRepair = "audit.repair" (Empty => m::AuditRepairResult) {
         need: Need::Fixed("audit:repair"), audit: EXIT,

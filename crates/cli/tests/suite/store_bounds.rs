@@ -128,7 +128,7 @@ fn import_file(env: &Env, bytes: &[u8], name: &str) -> std::process::Output {
 }
 
 /// JSON-RPC straight to the daemon's socket, to see an error's kind and hint.
-fn rpc(env: &Env, method: &str, params: Value) -> Value {
+pub(super) fn rpc(env: &Env, method: &str, params: Value) -> Value {
     use std::io::{BufRead, Write};
     let stream = std::os::unix::net::UnixStream::connect(env.home.path().join("run/t.sock"))
         .expect("connect");

@@ -45,6 +45,14 @@ pub(crate) fn forwardable(method: &str) -> bool {
         reg::SessionResize::NAME,
         reg::SessionKill::NAME,
         reg::SessionHistory::NAME,
+        reg::SessionList::NAME,
+        reg::ClusterRestore::NAME,
+        reg::SnapshotCreate::NAME,
+        reg::ContextGet::NAME,
+        reg::ContextAdd::NAME,
+        reg::ContextShow::NAME,
+        reg::ContextTask::NAME,
+        reg::ContextConfig::NAME,
     ]
     .contains(&method)
 }
@@ -58,7 +66,7 @@ pub(super) async fn route(
     mut params: Value,
     origin: Option<&Origin>,
 ) -> Route {
-    let node = if method == reg::SessionNew::NAME {
+    let node = if method == reg::SessionNew::NAME || method == reg::ClusterRestore::NAME {
         take_node(&mut params)
     } else {
         None
@@ -82,6 +90,12 @@ pub(super) async fn route(
     if origin.is_some() {
         return here(params);
     }
+    if method == reg::ClusterRestore::NAME {
+        return match node.filter(|n| n != cluster.node()) {
+            Some(node) => forward(cluster, who, &node, method, params).await,
+            None => here(params),
+        };
+    }
     let target = params.get("target").and_then(Value::as_str).unwrap_or("");
     if target.is_empty() || daemon.manager.get(target).is_ok() {
         return here(params);
@@ -104,6 +118,10 @@ async fn place(
     mut params: Value,
     node: Option<String>,
 ) -> Route {
+    let node = match node {
+        Some(node) => Some(node),
+        None => least_loaded(cluster).await,
+    };
     if let Some(node) = node.filter(|n| n != cluster.node()) {
         return forward(cluster, who, &node, reg::SessionNew::NAME, params).await;
     }
@@ -122,6 +140,20 @@ async fn place(
             }
         }
         Err(e) => failed(to_rpc(e)),
+    }
+}
+
+/// The least-loaded live node (`ai_session_cluster::placement`), when it is not this one.
+/// When the nodes cannot be read the session starts here.
+async fn least_loaded(cluster: &Cluster) -> Option<String> {
+    match cluster.nodes().await {
+        Ok(nodes) => ai_session_cluster::placement::least_loaded(&nodes, cluster.node())
+            .map(|n| n.node.clone())
+            .filter(|n| n != cluster.node()),
+        Err(e) => {
+            tracing::warn!("cannot read the nodes' load, the session starts here: {e}");
+            None
+        }
     }
 }
 
@@ -180,6 +212,15 @@ fn take_node(params: &mut Value) -> Option<String> {
     }
 }
 
+/// The identity a forwarded request acts as, for the principals every node shares.
+pub(super) fn shared(who: &Principal) -> Option<&'static str> {
+    match who {
+        Principal::Owner => Some("owner"),
+        Principal::Http => Some("http"),
+        Principal::Agent(_) | Principal::Token(_) => None,
+    }
+}
+
 /// Sends the request to `node` and returns its answer.
 async fn forward(
     cluster: &Cluster,
@@ -188,10 +229,9 @@ async fn forward(
     method: &str,
     params: Value,
 ) -> Route {
-    let principal = match who {
-        Principal::Owner => "owner",
-        Principal::Http => "http",
-        Principal::Agent(_) | Principal::Token(_) => {
+    let principal = match shared(who) {
+        Some(principal) => principal,
+        None => {
             return failed(
                 RpcError::new(
                     ErrorKind::PermissionDenied,

@@ -18,6 +18,7 @@ mod history;
 mod pin;
 mod reports;
 mod sessions;
+mod spread;
 mod upgrade;
 
 use std::sync::Arc;
@@ -32,6 +33,7 @@ pub(crate) use events::{Ack, Event, Observer, Reaction};
 pub(crate) use forward::forwardable;
 pub(crate) use pin::get as session_handle;
 pub(crate) use sessions::exec;
+pub(crate) use spread::lost_session;
 
 use crate::access::Principal;
 use crate::server::Daemon;
@@ -214,11 +216,13 @@ async fn run(
             result
         }
         forward::Route::Here { params, claimed } => {
-            let result = match Call::decode(method, params) {
+            let mut result = match Call::decode(method, params) {
                 Ok(call) => dispatch(daemon, caller, who, call).await,
                 Err(e) => Err(e),
             };
             forward::settle(daemon, method, claimed, target.as_deref(), &result).await;
+            spread::gather(daemon, who, method, origin, &mut result).await;
+            spread::after(daemon, method, target.as_deref(), &mut result).await;
             result
         }
     }
@@ -287,6 +291,9 @@ async fn dispatch(
         Call::DaemonUpgrade(p) => ok::<DaemonUpgrade>(upgrade::upgrade(d, p).await),
         Call::DaemonServe(p) => ok::<DaemonServe>(crate::http::start(d, p).await),
         Call::ClusterNodes(_) => ok::<ClusterNodes>(crate::cluster::nodes(d).await),
+        Call::ClusterRestore(p) => ok::<ClusterRestore>(
+            pe::checkpoint::restore(d, who, &p.name, p.as_name.as_deref()).await,
+        ),
         Call::AuditRepair(_) => ok::<AuditRepair>(d.access.repair_audit(who)),
         Call::WebLogin(_) => ok::<WebLogin>(crate::http::web_login(d, who).await),
         Call::SessionHistory(p) => ok::<SessionHistory>(history::history(d, p).await),

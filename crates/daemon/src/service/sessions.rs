@@ -74,7 +74,11 @@ pub(super) async fn new(
 pub(super) async fn list(daemon: &Daemon, who: &Principal) -> Result<ListResult, RpcError> {
     let mut sessions = daemon.manager.list().await;
     sessions.retain(|s| daemon.access.may_read(who, &s.id));
-    Ok(ListResult { sessions })
+    Ok(ListResult {
+        sessions,
+        unanswered: Vec::new(),
+        lost: Vec::new(),
+    })
 }
 
 /// Runs a command; its result is published (`ExecFinished`: the contexts record it, the store
