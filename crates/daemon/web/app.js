@@ -119,6 +119,7 @@ function rowFields(s) {
     duration: s.created_ms ? human(Date.now() - s.created_ms) : '',
     agent: list.agents[s.name] || '',
     node: s.node || list.node || '',
+    remote: !!s.remote,
   };
 }
 
@@ -127,7 +128,7 @@ function applyFilters() {
   const state = document.getElementById('filter-state').value;
   const failed = document.getElementById('filter-failed').checked;
   list.shown = list.all.map(rowFields).filter((r) =>
-    (!state || r.state === state)
+    (!state || r.state === state || (state === 'remote' && r.remote))
     && (!failed || (r.exit != null && r.exit !== 0))
     && (!text || [r.name, r.program, r.cwd, r.agent, r.sandbox, r.node].some((f) => f.toLowerCase().includes(text))));
   document.getElementById('session-spacer').style.height = `${list.shown.length * ROW}px`;
@@ -153,7 +154,7 @@ function drawRows() {
       onclick: () => selectSession(r.name),
     },
     el('span', { title: r.name }, r.name),
-    el('span', { class: `state ${r.state}` }, r.state),
+    el('span', { class: `state ${r.state}` }, r.remote && r.state !== 'remote' ? `${r.state} (remote)` : r.state),
     el('span', { title: r.program }, r.program),
     el('span', { title: r.cwd }, r.cwd),
     el('span', {}, r.sandbox),
@@ -177,6 +178,9 @@ async function pollSessions() {
       }),
     ]);
     list.node = cluster ? cluster.node : null;
+    // A clustered daemon's list holds every live node's sessions, each with its node: those of
+    // other nodes are followed through forwarded reads (terminal.js), not a stream.
+    for (const s of sessions.sessions) s.remote = !!(list.node && s.node && s.node !== list.node);
     list.all = sessions.sessions.concat(remoteSessions(cluster, sessions.sessions))
       .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     list.live = {};
@@ -189,8 +193,8 @@ async function pollSessions() {
   }
 }
 
-/** The other nodes' sessions, as the cluster's node records list them: name and node only
- * (their state and details live on their node). */
+/** Sessions the node records name but the list did not bring (their node did not answer in
+ * time): name and node only. */
 function remoteSessions(cluster, local) {
   if (!cluster) return [];
   const here = new Set(local.map((s) => s.name));
