@@ -91,3 +91,50 @@ pub fn files(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// The end frame's tag in an export.
+pub const TAG_END: u32 = u32::MAX;
+
+/// An export split into its header and frames, to be edited and put back together.
+pub struct Export {
+    pub header: Vec<u8>,
+    pub frames: Vec<(u32, Vec<u8>)>,
+}
+
+impl Export {
+    pub fn parse(bytes: &[u8]) -> Self {
+        let mut frames = Vec::new();
+        let mut pos = 8;
+        while pos < bytes.len() {
+            let len = u32::from_le_bytes(bytes[pos..pos + 4].try_into().unwrap()) as usize;
+            let tag = u32::from_le_bytes(bytes[pos + 4..pos + 8].try_into().unwrap());
+            frames.push((tag, bytes[pos + 12..pos + 12 + len].to_vec()));
+            pos += 12 + len;
+        }
+        assert_eq!(frames.pop().map(|f| f.0), Some(TAG_END));
+        Self {
+            header: bytes[..8].to_vec(),
+            frames,
+        }
+    }
+
+    pub fn bytes(&self) -> Vec<u8> {
+        let mut out = self.header.clone();
+        let count = (self.frames.len() as u32).to_le_bytes();
+        for (tag, body) in self
+            .frames
+            .iter()
+            .map(|(t, b)| (*t, b.as_slice()))
+            .chain([(TAG_END, &count[..])])
+        {
+            let mut crc = crc32fast::Hasher::new();
+            crc.update(&tag.to_le_bytes());
+            crc.update(body);
+            out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+            out.extend_from_slice(&tag.to_le_bytes());
+            out.extend_from_slice(&crc.finalize().to_le_bytes());
+            out.extend_from_slice(body);
+        }
+        out
+    }
+}

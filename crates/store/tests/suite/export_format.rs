@@ -9,51 +9,8 @@ use ai_session_store::{Error, Store};
 use super::common::*;
 
 const TAG_CHUNK: u32 = 8;
-const TAG_END: u32 = u32::MAX;
 
-/// An export as its header and frames, to edit and put back together.
-struct Frames {
-    header: Vec<u8>,
-    frames: Vec<(u32, Vec<u8>)>,
-}
-
-impl Frames {
-    fn parse(bytes: &[u8]) -> Self {
-        let mut frames = Vec::new();
-        let mut pos = 8;
-        while pos < bytes.len() {
-            let len = u32::from_le_bytes(bytes[pos..pos + 4].try_into().unwrap()) as usize;
-            let tag = u32::from_le_bytes(bytes[pos + 4..pos + 8].try_into().unwrap());
-            frames.push((tag, bytes[pos + 12..pos + 12 + len].to_vec()));
-            pos += 12 + len;
-        }
-        assert_eq!(frames.pop().map(|f| f.0), Some(TAG_END));
-        Self {
-            header: bytes[..8].to_vec(),
-            frames,
-        }
-    }
-
-    fn bytes(&self) -> Vec<u8> {
-        let mut out = self.header.clone();
-        let count = (self.frames.len() as u32).to_le_bytes();
-        for (tag, body) in self
-            .frames
-            .iter()
-            .map(|(t, b)| (*t, b.as_slice()))
-            .chain([(TAG_END, &count[..])])
-        {
-            let mut crc = crc32fast::Hasher::new();
-            crc.update(&tag.to_le_bytes());
-            crc.update(body);
-            out.extend_from_slice(&(body.len() as u32).to_le_bytes());
-            out.extend_from_slice(&tag.to_le_bytes());
-            out.extend_from_slice(&crc.finalize().to_le_bytes());
-            out.extend_from_slice(body);
-        }
-        out
-    }
-
+impl Export {
     fn chunks(&self) -> Vec<usize> {
         (0..self.frames.len())
             .filter(|i| self.frames[*i].0 == TAG_CHUNK)
@@ -119,7 +76,7 @@ fn shared_chunks_are_written_once_however_many_snapshots_reference_them() {
         one.len(),
         many.len()
     );
-    let frames = Frames::parse(&many);
+    let frames = Export::parse(&many);
     let chunks = frames.chunks();
     let mut ids: Vec<&[u8]> = chunks.iter().map(|i| &frames.frames[*i].1[..32]).collect();
     ids.sort();
@@ -165,7 +122,7 @@ fn a_chunk_changed_missing_or_reached_outside_the_export_refuses_the_import() {
 
     // Changed: one byte of a chunk's content, re-encoded and checksummed as a writer would,
     // under its old id and with its old length.
-    let mut changed = Frames::parse(&bytes);
+    let mut changed = Export::parse(&bytes);
     let at = changed.chunks()[0];
     let body = &mut changed.frames[at].1;
     let (id, blob) = body.split_at(32);
@@ -179,7 +136,7 @@ fn a_chunk_changed_missing_or_reached_outside_the_export_refuses_the_import() {
     assert!(err.to_string().contains("does not match its id"), "{err}");
 
     // Missing: a chunk's frame left out (the end frame's count fixed to match).
-    let mut missing = Frames::parse(&bytes);
+    let mut missing = Export::parse(&bytes);
     missing.frames.remove(missing.chunks()[0]);
     let err = dst
         .import(&missing.bytes(), Path::new("missing.aisx"))
@@ -216,7 +173,7 @@ fn an_end_frame_counting_other_frames_is_refused() {
     let d = tempfile::tempdir().unwrap();
     let store = open(d.path());
     let bytes = store.export(&session_with(&store, 2)).unwrap();
-    let mut e = Frames::parse(&bytes);
+    let mut e = Export::parse(&bytes);
     e.frames.remove(e.chunks()[0]);
     // Put back together with the original count.
     let mut out = e.bytes();
