@@ -346,11 +346,10 @@ fn a_decompression_bomb_is_refused_and_the_daemon_stays_small() {
     eprintln!(
         "daemon VmRSS {rss0} -> {rss1} KiB, VmHWM {peak0} -> {peak1} KiB; 21 bombs refused in {elapsed:?}"
     );
-    assert!(
-        peak1 - peak0 < 32 * 1024,
-        "peak RSS grew by {} KiB",
-        peak1 - peak0
-    );
+    // The kernel reports the high-water mark as at least the current RSS, but records it only
+    // at some events, so a later reading can be a little lower than an earlier one.
+    let grown = peak1.saturating_sub(peak0);
+    assert!(grown < 32 * 1024, "peak RSS grew by {grown} KiB");
     assert_eq!(records(&store(&to)), before, "a refused import left files");
     assert_eq!(to.exec("warm", "echo still-here")["exit_code"], 0);
 }
@@ -402,7 +401,7 @@ fn the_unpack_limit_bounds_an_import_as_a_whole_and_is_configurable() {
         r["error"]["message"].as_str().unwrap().contains("16777216"),
         "{r}"
     );
-    let grew = vm_kib(pid, "VmHWM") - peak0;
+    let grew = vm_kib(pid, "VmHWM").saturating_sub(peak0);
     assert!(grew < 40 * 1024, "peak RSS grew by {grew} KiB");
     assert_eq!(records(&store(&to)), before);
 }
