@@ -297,9 +297,15 @@ fn a_reaper_that_could_not_exec_holds_neither_the_lock_nor_the_socket() {
     )
     .expect("kill");
     eventually(10, "the new daemon to die", || !alive(new_pid));
+    // The lock is let go of as the killed daemon's descriptors close, which can come a moment
+    // after its pid stops answering; the reaper, which lives as long as `sleep 60`, must not
+    // keep it.
     let lock = std::fs::File::open(env.home.path().join("servers/t/daemon.lock")).expect("lock");
-    let free = rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive);
-    assert!(free.is_ok(), "the reaper still holds the daemon lock");
+    eventually(
+        10,
+        "the daemon lock to be free while the reaper waits",
+        || rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_ok(),
+    );
     drop(lock);
     let listed = env.command(&["new", "-s", "after"]).output().expect("new");
     assert!(listed.status.success(), "{listed:?}");
