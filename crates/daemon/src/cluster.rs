@@ -84,22 +84,27 @@ async fn heartbeats(daemon: Weak<Daemon>, cluster: Cluster) {
 
 /// Serves forwarded requests, each on its own task, until the daemon stops.
 async fn serve(daemon: Weak<Daemon>, cluster: Cluster, mut inbox: ai_session_cluster::Inbox) {
-    loop {
-        let Some(cancel) = daemon.upgrade().map(|d| d.cancel.clone()) else {
-            return;
-        };
-        let incoming = tokio::select! {
-            incoming = inbox.next() => incoming,
-            () = cancel.cancelled() => return,
-        };
-        let Some(incoming) = incoming else { return };
-        let Some(d) = daemon.upgrade() else { return };
+    while let Some((d, incoming)) = next_while_running(&daemon, inbox.next()).await {
         let cluster = cluster.clone();
         d.tasks.clone().spawn(async move {
             let result = answer(&d, &incoming).await;
             cluster.answer(incoming, result).await;
         });
     }
+}
+
+/// The next message `next` brings, with the daemon to handle it; `None` once the daemon is gone
+/// or stopping, or the subscription ended.
+pub(crate) async fn next_while_running<T>(
+    daemon: &Weak<Daemon>,
+    next: impl std::future::Future<Output = Option<T>>,
+) -> Option<(Arc<Daemon>, T)> {
+    let cancel = daemon.upgrade()?.cancel.clone();
+    let item = tokio::select! {
+        item = next => item?,
+        () = cancel.cancelled() => return None,
+    };
+    Some((daemon.upgrade()?, item))
 }
 
 /// Runs one forwarded request through the service, as the principal the entry node checked

@@ -17,7 +17,7 @@ use ai_session_coord::{
 use ai_session_protocol::{ErrorKind, RpcError};
 use serde_json::{Value, json};
 
-use crate::cluster::to_rpc;
+use crate::cluster::{next_while_running, to_rpc};
 use crate::server::Daemon;
 
 /// Carries this node's topic messages, broadcasts and dead letters to the cluster.
@@ -74,16 +74,7 @@ pub(crate) async fn start(daemon: &Arc<Daemon>, cluster: &Cluster) -> Result<(),
 /// broadcasts are delivered in the order they arrive; direct messages and requests each on
 /// their own task (a request waits for its reply).
 async fn serve(daemon: Weak<Daemon>, cluster: Cluster, mut inbox: ai_session_cluster::BusInbox) {
-    loop {
-        let Some(cancel) = daemon.upgrade().map(|d| d.cancel.clone()) else {
-            return;
-        };
-        let incoming = tokio::select! {
-            incoming = inbox.next() => incoming,
-            () = cancel.cancelled() => return,
-        };
-        let Some(incoming) = incoming else { return };
-        let Some(d) = daemon.upgrade() else { return };
+    while let Some((d, incoming)) = next_while_running(&daemon, inbox.next()).await {
         let envelope = match &incoming.envelope {
             Ok(e) => e.clone(),
             Err(e) => {
