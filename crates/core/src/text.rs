@@ -23,31 +23,33 @@ pub fn clean(raw: &[u8]) -> String {
             }
         }
         let Some(c) = chars.next() else { break };
-        match c {
-            '\x1b' => {
-                if peek(&chars) == Some('[') {
-                    chars.next();
-                    csi(&mut chars, &mut line, col);
-                } else {
-                    skip_escape(&mut chars);
-                }
-            }
-            '\u{9b}' => csi(&mut chars, &mut line, col),
-            '\u{9d}' | '\u{90}' | '\u{98}' | '\u{9e}' | '\u{9f}' => skip_string(&mut chars),
-            '\n' => {
-                out.extend(line.drain(..));
-                out.push('\n');
-                col = 0;
-            }
-            '\r' => col = 0,
-            '\x08' => col = col.saturating_sub(1),
-            '\t' => put(&mut line, &mut col, '\t'),
-            c if c.is_control() => {}
-            c => put(&mut line, &mut col, c),
-        }
+        step(c, &mut chars, &mut line, &mut col, &mut out);
     }
     out.extend(line);
     out
+}
+
+/// Applies one character of terminal output: an escape sequence it starts is read from `chars`;
+/// a newline moves the pending `line` to `out`.
+fn step(c: char, chars: &mut Chars<'_>, line: &mut Vec<char>, col: &mut usize, out: &mut String) {
+    match c {
+        '\x1b' if peek(chars) == Some('[') => {
+            chars.next();
+            csi(chars, line, *col);
+        }
+        '\x1b' => skip_escape(chars),
+        '\u{9b}' => csi(chars, line, *col),
+        '\u{9d}' | '\u{90}' | '\u{98}' | '\u{9e}' | '\u{9f}' => skip_string(chars),
+        '\n' => {
+            out.extend(line.drain(..));
+            out.push('\n');
+            *col = 0;
+        }
+        '\r' => *col = 0,
+        '\x08' => *col = col.saturating_sub(1),
+        c if c.is_control() && c != '\t' => {}
+        c => put(line, col, c),
+    }
 }
 
 /// Copies the leading run of plain lines of `text` to `out` (a trailing CR before each newline
@@ -219,24 +221,7 @@ mod tests {
         let (mut out, mut line, mut col) = (String::new(), Vec::new(), 0usize);
         let mut chars = decoded.chars();
         while let Some(c) = chars.next() {
-            match c {
-                '\x1b' if peek(&chars) == Some('[') => {
-                    chars.next();
-                    csi(&mut chars, &mut line, col);
-                }
-                '\x1b' => skip_escape(&mut chars),
-                '\u{9b}' => csi(&mut chars, &mut line, col),
-                '\u{9d}' | '\u{90}' | '\u{98}' | '\u{9e}' | '\u{9f}' => skip_string(&mut chars),
-                '\n' => {
-                    out.extend(line.drain(..));
-                    out.push('\n');
-                    col = 0;
-                }
-                '\r' => col = 0,
-                '\x08' => col = col.saturating_sub(1),
-                c if c.is_control() && c != '\t' => {}
-                c => put(&mut line, &mut col, c),
-            }
+            step(c, &mut chars, &mut line, &mut col, &mut out);
         }
         out.extend(line);
         out
