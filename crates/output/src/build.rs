@@ -629,6 +629,48 @@ mod tests {
     }
 
     #[test]
+    fn hand_read_shapes_agree_with_the_regexes() {
+        let lint = regex::Regex::new(r"#\[(?:warn|deny|forbid)\(([a-z_:]+)\)\]").unwrap();
+        for note in [
+            "`#[warn(unused_variables)]` on by default",
+            "the lint level is defined here: #[deny(clippy::all)]",
+            "#[allow(x)] then #[forbid(unsafe_code)]",
+            "#[warn(Upper)] #[warn()] #[warn(ok_one)]",
+            "#[warn(unclosed",
+            "no attribute",
+        ] {
+            let by_regex = lint.captures(note).map(|c| c.get(1).unwrap().as_str());
+            assert_eq!(lint_name(note), by_regex, "{note}");
+        }
+        for line in [
+            "error: could not compile `a` (lib) due to 2 previous errors",
+            "warning: `a` (lib) generated 3 warnings",
+            "warning: 2 warnings emitted",
+            "error: aborting due to 1 previous error",
+            "warning: unused variable: `x`",
+            "error[E0308]: mismatched types",
+            "error: build failed",
+            "warning: back to `x`",
+        ] {
+            assert_eq!(
+                is_cargo_summary(line),
+                CARGO_SUMMARY.is_match(line),
+                "{line}"
+            );
+        }
+        for line in [
+            "   Compiling a v0.1.0",
+            "  --> src/a.rs:1:2",
+            "  Finished x",
+            " Compiling a",
+            "   =",
+        ] {
+            let by_regex = line.starts_with("  ") && CARGO_PROGRESS.is_match(line);
+            assert_eq!(is_cargo_progress(line), by_regex, "{line}");
+        }
+    }
+
+    #[test]
     fn tsc_plain_and_pretty() {
         let lines = [
             "a.ts(1,2): error TS2322: bad",
