@@ -365,7 +365,7 @@ fn parse(a: crate::ParseArgs) -> Result<ExitCode, CliError> {
     std::thread::spawn(move || ai_session_output::warm_up(encoding));
     let mut raw = Vec::new();
     std::io::stdin().read_to_end(&mut raw)?;
-    let text = String::from_utf8_lossy(&raw);
+    let text = ai_session_output::text::decode(&raw);
     let handle = ai_session_output::Handle::command("the input file");
     let (parsed, compact) = ai_session_output::analyze(a.command.as_deref(), &text, &handle, &opts);
     if a.json {

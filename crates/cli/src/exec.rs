@@ -12,6 +12,7 @@ use crate::commands::print_json;
 use crate::error::{CliError, TIMED_OUT, phrase};
 use crate::stream::Sink;
 use base64::Engine;
+use serde::Deserialize;
 
 /// After this long still reading standard input, say so: a caller may have left a pipe open.
 const STDIN_NOTICE: std::time::Duration = std::time::Duration::from_secs(2);
@@ -57,13 +58,16 @@ pub(crate) async fn run(
                 .unwrap_or("no reason given")
         );
     }
-    let r: ExecResult = serde_json::from_value(answer.clone())
-        .map_err(|e| CliError::Local(format!("unexpected exec result: {e}")))?;
     if a.json {
+        let r = ExecResult::deserialize(&answer)
+            .map_err(|e| CliError::Local(format!("unexpected exec result: {e}")))?;
         print_json(&answer)?;
-    } else {
-        show(&r, a.view, stream, streamed);
+        return Ok(status(&r));
     }
+    // The answer is taken apart, not copied: its output may be megabytes.
+    let r: ExecResult = serde_json::from_value(answer)
+        .map_err(|e| CliError::Local(format!("unexpected exec result: {e}")))?;
+    show(&r, a.view, stream, streamed);
     Ok(status(&r))
 }
 

@@ -474,31 +474,38 @@ fn collect(log: &OutputLog, start: u64, end: u64, max: usize) -> (String, bool) 
         gap_end += skip as u64;
     }
     let gap_start = head_end;
-    let mut out = text_with_gaps(&head, start, head_end);
+    let bytes = |runs: &[crate::log::Chunk]| runs.iter().map(|r| r.data.len()).sum::<usize>();
+    let mut out = String::with_capacity(bytes(&head) + bytes(&tail) + 200);
+    push_text_with_gaps(&mut out, &head, start, head_end);
     out.push_str(&format!(
         "\n[... {} bytes omitted (log offsets {gap_start}..{gap_end}); `ai-session read --since {gap_start}` returns them ...]\n",
         gap_end - gap_start
     ));
-    out.push_str(&text_with_gaps(&tail, gap_end, end));
+    push_text_with_gaps(&mut out, &tail, gap_end, end);
     (out, true)
 }
 
 /// The plain text of `runs` (stored bytes of `from..to`), with a note where bytes between
 /// them were lost.
 fn text_with_gaps(runs: &[crate::log::Chunk], from: u64, to: u64) -> String {
-    let mut out = String::new();
+    let mut out = String::with_capacity(runs.iter().map(|r| r.data.len()).sum());
+    push_text_with_gaps(&mut out, runs, from, to);
+    out
+}
+
+/// [`text_with_gaps`], appended to `out`.
+fn push_text_with_gaps(out: &mut String, runs: &[crate::log::Chunk], from: u64, to: u64) {
     let mut pos = from;
     for run in runs {
         if run.start > pos {
             out.push_str(&lost_note(pos, run.start));
         }
-        out.push_str(&text::clean(&run.data));
+        text::clean_into(&run.data, out);
         pos = run.start + run.data.len() as u64;
     }
     if to > pos {
         out.push_str(&lost_note(pos, to));
     }
-    out
 }
 
 fn lost_note(from: u64, to: u64) -> String {

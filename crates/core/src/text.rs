@@ -8,8 +8,18 @@
 /// most a carriage return just before the newline) are copied whole, byte-wise; the others go
 /// through the character-by-character terminal rules below, with the same result.
 pub fn clean(raw: &[u8]) -> String {
-    let decoded = String::from_utf8_lossy(raw);
-    let mut out = String::with_capacity(decoded.len());
+    let mut out = String::with_capacity(raw.len());
+    clean_into(raw, &mut out);
+    out
+}
+
+/// [`clean`], appending to `out` (no intermediate copy when many pieces make one text).
+pub fn clean_into(raw: &[u8], out: &mut String) {
+    // Validating first is several times faster than the lossy decoder on valid text.
+    let decoded = match std::str::from_utf8(raw) {
+        Ok(s) => std::borrow::Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(raw),
+    };
     let mut line: Vec<char> = Vec::new();
     let mut col = 0usize;
     let mut chars = decoded.chars();
@@ -17,16 +27,15 @@ pub fn clean(raw: &[u8]) -> String {
         if line.is_empty() {
             // At the start of a line (nothing pending): copy the plain lines that follow.
             let rest = chars.as_str();
-            let taken = plain_lines(rest, &mut out);
+            let taken = plain_lines(rest, out);
             if taken > 0 {
                 chars = rest[taken..].chars();
             }
         }
         let Some(c) = chars.next() else { break };
-        step(c, &mut chars, &mut line, &mut col, &mut out);
+        step(c, &mut chars, &mut line, &mut col, out);
     }
     out.extend(line);
-    out
 }
 
 /// Applies one character of terminal output: an escape sequence it starts is read from `chars`;

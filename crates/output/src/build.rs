@@ -10,7 +10,6 @@ use regex::Regex;
 
 use crate::parsed::{BuildOutput, Diagnostic, Location, Severity, Status};
 
-static LINT_NAME: LazyLock<Regex> = lazy_re!(r"#\[(?:warn|deny|forbid)\(([a-z_:]+)\)\]");
 static CARGO_SUMMARY: LazyLock<Regex> = lazy_re!(
     r"^(error|warning): (could not compile|aborting due to|build failed|`[^`]+` \(.*\) generated \d+|\d+ warnings? emitted)",
 );
@@ -26,9 +25,7 @@ pub fn parse_cargo(lines: &[&str]) -> BuildOutput {
     let mut artifacts = Vec::new();
     for line in lines {
         // Cheap first-byte tests keep the regexes off the bulk of the lines.
-        if (line.starts_with("error") || line.starts_with("warning"))
-            && CARGO_SUMMARY.is_match(line)
-        {
+        if is_cargo_summary(line) {
             summary.push(line.trim().to_string());
         } else if line.starts_with(' ') && CARGO_FINISHED.is_match(line) {
             // `Finished` is kept verbatim: it is the word that says the build succeeded.
@@ -47,6 +44,27 @@ pub fn parse_cargo(lines: &[&str]) -> BuildOutput {
     }
 }
 
+/// [`CARGO_SUMMARY`], its regex run only on lines whose message starts the way a summary does
+/// (`could`, `aborting`, `build`, a backquote, a digit): not on the thousands of diagnostics.
+fn is_cargo_summary(line: &str) -> bool {
+    let rest = line
+        .strip_prefix("error: ")
+        .or_else(|| line.strip_prefix("warning: "));
+    rest.is_some_and(|r| {
+        r.starts_with(['c', 'a', 'b', '`']) || r.starts_with(|c: char| c.is_ascii_digit())
+    }) && CARGO_SUMMARY.is_match(line)
+}
+
+/// An indented [`CARGO_PROGRESS`] line, its regex run only when the first word is capitalised
+/// (`   Compiling`), not on the location and snippet lines of diagnostics.
+fn is_cargo_progress(line: &str) -> bool {
+    line.starts_with("  ")
+        && line
+            .trim_start()
+            .starts_with(|c: char| c.is_ascii_uppercase())
+        && CARGO_PROGRESS.is_match(line)
+}
+
 fn status_of(failed: bool, finished: bool) -> Status {
     match (failed, finished) {
         (true, _) => Status::Failed,
@@ -61,7 +79,7 @@ pub fn rustc_diagnostics(lines: &[&str]) -> Vec<Diagnostic> {
     let mut open = false;
     for line in lines {
         if let Some((severity, code, message)) = rustc_head(line) {
-            open = !CARGO_SUMMARY.is_match(line);
+            open = !is_cargo_summary(line);
             if open {
                 out.push(Diagnostic {
                     severity,
@@ -75,7 +93,7 @@ pub fn rustc_diagnostics(lines: &[&str]) -> Vec<Diagnostic> {
         }
         let top_level = !line.is_empty()
             && !line.starts_with(|c: char| c == ' ' || c == '=' || c == '|' || c.is_ascii_digit());
-        if (line.starts_with("  ") && CARGO_PROGRESS.is_match(line))
+        if is_cargo_progress(line)
             || (top_level && !line.starts_with("help: ") && !line.starts_with("note: "))
         {
             open = false;
@@ -124,10 +142,9 @@ fn attach_rustc_line(d: &mut Diagnostic, line: &str) {
         .or_else(|| t.strip_prefix("= help: ").map(|n| ("help", n)));
     if let Some((kind, note)) = note {
         if d.code.is_none()
-            && note.contains("#[")
-            && let Some(l) = LINT_NAME.captures(note)
+            && let Some(name) = lint_name(note)
         {
-            d.code = Some(l[1].to_string());
+            d.code = Some(name.to_string());
         }
         if d.notes.len() < 2
             && !note.starts_with("for further information")
@@ -142,6 +159,29 @@ fn attach_rustc_line(d: &mut Diagnostic, line: &str) {
     {
         d.notes.push(label.to_string());
     }
+}
+
+/// The lint named by `#[warn(name)]`, `#[deny(name)]` or `#[forbid(name)]` in a note (the first
+/// such attribute), read by hand: every warning of a large build has one.
+fn lint_name(note: &str) -> Option<&str> {
+    let mut rest = note;
+    while let Some(at) = rest.find("#[") {
+        rest = &rest[at + 2..];
+        let Some(args) = ["warn(", "deny(", "forbid("]
+            .iter()
+            .find_map(|level| rest.strip_prefix(level))
+        else {
+            continue;
+        };
+        let len = args
+            .bytes()
+            .take_while(|b| b.is_ascii_lowercase() || *b == b'_' || *b == b':')
+            .count();
+        if len > 0 && args[len..].starts_with(")]") {
+            return Some(&args[..len]);
+        }
+    }
+    None
 }
 
 /// The text of a label under a source line: `|     ^^^^ not found in this scope` gives `not found
@@ -586,6 +626,48 @@ mod tests {
         );
         assert_eq!(d.notes, vec!["not found".to_string()]);
         assert_eq!(b.summary.len(), 1);
+    }
+
+    #[test]
+    fn hand_read_shapes_agree_with_the_regexes() {
+        let lint = regex::Regex::new(r"#\[(?:warn|deny|forbid)\(([a-z_:]+)\)\]").unwrap();
+        for note in [
+            "`#[warn(unused_variables)]` on by default",
+            "the lint level is defined here: #[deny(clippy::all)]",
+            "#[allow(x)] then #[forbid(unsafe_code)]",
+            "#[warn(Upper)] #[warn()] #[warn(ok_one)]",
+            "#[warn(unclosed",
+            "no attribute",
+        ] {
+            let by_regex = lint.captures(note).map(|c| c.get(1).unwrap().as_str());
+            assert_eq!(lint_name(note), by_regex, "{note}");
+        }
+        for line in [
+            "error: could not compile `a` (lib) due to 2 previous errors",
+            "warning: `a` (lib) generated 3 warnings",
+            "warning: 2 warnings emitted",
+            "error: aborting due to 1 previous error",
+            "warning: unused variable: `x`",
+            "error[E0308]: mismatched types",
+            "error: build failed",
+            "warning: back to `x`",
+        ] {
+            assert_eq!(
+                is_cargo_summary(line),
+                CARGO_SUMMARY.is_match(line),
+                "{line}"
+            );
+        }
+        for line in [
+            "   Compiling a v0.1.0",
+            "  --> src/a.rs:1:2",
+            "  Finished x",
+            " Compiling a",
+            "   =",
+        ] {
+            let by_regex = line.starts_with("  ") && CARGO_PROGRESS.is_match(line);
+            assert_eq!(is_cargo_progress(line), by_regex, "{line}");
+        }
     }
 
     #[test]

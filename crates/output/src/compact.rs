@@ -311,16 +311,17 @@ fn safety_net(parsed: &Parsed, lines: &[&str], notable: &[bool], sink: &mut Sink
     }
 }
 
-/// What a parse accounts for: the locations and the texts it holds.
-struct Coverage {
-    locations: HashSet<String>,
-    texts: HashSet<String>,
+/// What a parse accounts for: the locations and the texts it holds, borrowed from it.
+struct Coverage<'a> {
+    /// `(file, line)`, the file without a leading `./`.
+    locations: HashSet<(&'a str, Option<u32>)>,
+    texts: HashSet<&'a str>,
     /// Names of failing tests: a line naming one is about that failure.
-    names: HashSet<String>,
+    names: HashSet<&'a str>,
 }
 
-impl Coverage {
-    fn of(output: &ParsedOutput) -> Self {
+impl<'a> Coverage<'a> {
+    fn of(output: &'a ParsedOutput) -> Self {
         let mut c = Self {
             locations: HashSet::new(),
             texts: HashSet::new(),
@@ -330,7 +331,7 @@ impl Coverage {
             ParsedOutput::BuildOutput(b) => {
                 c.diagnostics(&b.diagnostics);
                 c.texts
-                    .extend(b.summary.iter().chain(&b.artifacts).cloned());
+                    .extend(b.summary.iter().chain(&b.artifacts).map(String::as_str));
             }
             ParsedOutput::TestResults(t) => {
                 c.diagnostics(&t.diagnostics);
@@ -338,42 +339,47 @@ impl Coverage {
                     if let Some(l) = &f.location {
                         c.location(l);
                     }
-                    c.texts.insert(f.name.clone());
-                    c.names.insert(f.name.clone());
+                    c.texts.insert(&f.name);
+                    c.names.insert(&f.name);
                     for m in &f.message {
-                        if let Some(l) = generic::user_location(m) {
-                            c.locations.insert(l.trim_start_matches("./").to_string());
+                        if let Some((file, number)) = generic::find_user_location(m) {
+                            c.locations
+                                .insert((file.trim_start_matches("./"), line_number(number)));
                         }
-                        c.texts.insert(m.clone());
+                        c.texts.insert(m);
                     }
                 }
-                c.texts.extend(t.summary.iter().cloned());
+                c.texts.extend(t.summary.iter().map(String::as_str));
             }
             ParsedOutput::GitOutput(g) => {
-                c.texts
-                    .extend(g.messages.iter().map(|m| m.trim().to_string()));
-                c.texts.extend(g.branch.iter().cloned());
+                c.texts.extend(g.messages.iter().map(|m| m.trim()));
+                c.texts.extend(g.branch.iter().map(String::as_str));
             }
             _ => {}
         }
         c
     }
 
-    fn diagnostics(&mut self, list: &[Diagnostic]) {
+    fn diagnostics(&mut self, list: &'a [Diagnostic]) {
         for d in list {
             if let Some(l) = &d.location {
                 self.location(l);
             }
-            self.texts.insert(d.message.clone());
+            self.texts.insert(&d.message);
         }
     }
 
-    fn location(&mut self, l: &crate::parsed::Location) {
+    fn location(&mut self, l: &'a crate::parsed::Location) {
         let file = l.file.trim_start_matches("./");
-        match l.line {
-            Some(n) => self.locations.insert(format!("{file}:{n}")),
-            None => self.locations.insert(file.to_string()),
-        };
+        self.locations.insert((file, l.line));
+        // A file kept with its line in it (`a.rs:3`, when the tool's line did not parse) is
+        // also that file at that line.
+        if l.line.is_none()
+            && let Some((f, n)) = file.rsplit_once(':')
+            && let Some(n) = line_number(n)
+        {
+            self.locations.insert((f, Some(n)));
+        }
     }
 
     fn holds(&self, line: &str) -> bool {
@@ -387,17 +393,20 @@ impl Coverage {
             return self
                 .texts
                 .iter()
-                .any(|t| !t.is_empty() && inner.starts_with(t.as_str()));
+                .any(|t| !t.is_empty() && inner.starts_with(*t));
         }
         if !self.names.is_empty()
             && line
                 .split_whitespace()
-                .any(|w| self.names.contains(w.trim_end_matches([':', ','])))
+                .any(|w| self.names.contains(&w.trim_end_matches([':', ','])))
         {
             return true;
         }
-        if let Some(loc) = generic::user_location(line) {
-            return self.locations.contains(loc.trim_start_matches("./"));
+        if let Some((file, number)) = generic::find_user_location(line) {
+            return line_number(number).is_some_and(|n| {
+                self.locations
+                    .contains(&(file.trim_start_matches("./"), Some(n)))
+            });
         }
         if self.texts.contains(line) {
             return true;
@@ -406,6 +415,12 @@ impl Coverage {
         line.split_once(": ")
             .is_some_and(|(head, rest)| head.len() < 40 && self.texts.contains(rest.trim()))
     }
+}
+
+/// A line number as a location prints it (`12`, not `012` nor past `u32`).
+fn line_number(digits: &str) -> Option<u32> {
+    let n: u32 = digits.parse().ok()?;
+    (digits.len() == 1 || !digits.starts_with('0')).then_some(n)
 }
 
 /// Lines that frame what a parse already holds: section rules (`=== FAILURES ===`,

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
+use aho_corasick::AhoCorasick;
 use regex::Regex;
 
 use crate::budget::{Sink, push_all};
@@ -29,13 +30,19 @@ static VENDOR: LazyLock<Regex> = lazy_re!(
     r"^/rustc/|/\.cargo/registry/|node_modules/|^node:|/usr/lib/|/usr/include/|site-packages/|^<frozen|/lib/python3"
 );
 
-/// True when the line reports a problem: an error or failure word, or a location in the user's code.
+/// True when the line reports a problem: a location in the user's code, or an error or failure
+/// word. The location is looked for first: it is read by hand, the words by regex.
 pub fn is_notable(line: &str) -> bool {
-    let word = NOTABLE.find_iter(line).any(|_| true) && {
+    find_user_location(line).is_some() || has_problem_word(line)
+}
+
+/// True when the line holds a problem word that is not part of a phrase reporting its absence
+/// (`0 errors`, `... ok`).
+fn has_problem_word(line: &str) -> bool {
+    NOTABLE.is_match(line) && {
         let rest = HARMLESS.replace_all(line, "");
         NOTABLE.is_match(&rest)
-    };
-    word || user_location(line).is_some()
+    }
 }
 
 /// True when `file` is in a toolchain or dependency path (`node_modules/`, `/rustc/`, `site-packages/`).
@@ -47,6 +54,11 @@ pub fn is_vendor(file: &str) -> bool {
 /// `file:line`. The line is searched by hand (the shape of [`LOCATION`]): this runs on every location
 /// line of outputs with tens of thousands of diagnostics.
 pub fn user_location(line: &str) -> Option<String> {
+    find_user_location(line).map(|(file, number)| format!("{file}:{number}"))
+}
+
+/// [`user_location`] as its two slices of `line` (the file, the line number), without allocating.
+pub fn find_user_location(line: &str) -> Option<(&str, &str)> {
     let b = line.as_bytes();
     let path_byte = |c: u8| c.is_ascii_alphanumeric() || b"_@.+-/".contains(&c) || c >= 0x80;
     let mut i = 0;
@@ -73,7 +85,7 @@ pub fn user_location(line: &str) -> Option<String> {
                     .split_once(')')
                     .is_some_and(|(c, _)| !c.is_empty() && c.bytes().all(|x| x.is_ascii_digit())));
         if before_ok && tsc_ok && has_extension(file) && !VENDOR.is_match(file) {
-            return Some(format!("{file}:{number}"));
+            return Some((file, number));
         }
         i = digits_end.max(i + 1);
     }
@@ -93,37 +105,134 @@ fn has_extension(file: &str) -> bool {
     }
 }
 
-/// Which of `lines` (slices of `text`) are notable, in one pass of the patterns over the whole text
-/// rather than one call per line: only lines holding a match are checked line by line.
+/// Which of `lines` (slices of `text`, in order) are notable. One prefilter pass over the whole
+/// text finds the candidate lines (see [`candidate_lines`]); only those are checked by
+/// [`is_notable`].
 pub fn notable_lines(text: &str, lines: &[&str]) -> Vec<bool> {
-    let mut flags = vec![false; lines.len()];
-    if lines.is_empty() {
-        return flags;
-    }
-    let base = text.as_ptr() as usize;
-    let starts: Vec<usize> = lines
-        .iter()
-        .map(|l| (l.as_ptr() as usize).saturating_sub(base))
-        .collect();
-    let line_of = |offset: usize| starts.partition_point(|s| *s <= offset).saturating_sub(1);
-    let mut candidate = vec![false; lines.len()];
-    for m in NOTABLE
-        .find_iter(text)
-        .chain(LOCATION_ANYWHERE.find_iter(text))
-    {
-        candidate[line_of(m.start())] = true;
-    }
-    for (i, c) in candidate.iter().enumerate() {
-        if *c {
-            flags[i] = is_notable(lines[i]);
+    let mut flags = candidate_lines(text, lines);
+    for (flag, line) in flags.iter_mut().zip(lines) {
+        if *flag {
+            *flag = is_notable(line);
         }
     }
     flags
 }
 
-/// A cheap superset of a source location for scanning whole texts: a file name with an extension
-/// followed by `:digit` or `(digit`.
-static LOCATION_ANYWHERE: LazyLock<Regex> = lazy_re!(r"\.[A-Za-z]{1,5}(?::\d|\(\d)");
+/// Flags every line holding a match of [`NOTABLE`] or the shape of a source location
+/// (`.ext:digit`, `.ext(digit`), and maybe a few more: a superset of the notable lines, found
+/// without running a regex over the text. The words are found by [`NOTABLE_WORDS`] (literals in
+/// any ASCII case, one of which every match of [`NOTABLE`] holds), the locations by a scan for
+/// `:` and `(`. Text holding one of the two letters that case folding maps onto an ASCII letter
+/// of the words (`ſ` onto `s`, the Kelvin sign onto `k`) is scanned with [`NOTABLE`] itself.
+fn candidate_lines(text: &str, lines: &[&str]) -> Vec<bool> {
+    let mut flags = vec![false; lines.len()];
+    if lines.is_empty() {
+        return flags;
+    }
+    let folds = || ["\u{17f}", "\u{212a}"].iter().any(|c| text.contains(c));
+    {
+        let mut lines_at = LineCursor::new(text, lines);
+        match NOTABLE_WORDS.as_ref() {
+            Some(words) if !folds() => words
+                .find_iter(text)
+                .for_each(|m| flags[lines_at.line_of(m.start())] = true),
+            _ => NOTABLE
+                .find_iter(text)
+                .for_each(|m| flags[lines_at.line_of(m.start())] = true),
+        }
+    }
+    let b = text.as_bytes();
+    let mut lines_at = LineCursor::new(text, lines);
+    for i in memchr::memchr2_iter(b':', b'(', b) {
+        if b.get(i + 1).is_some_and(u8::is_ascii_digit) && extension_before(b, i) {
+            flags[lines_at.line_of(i)] = true;
+        }
+    }
+    flags
+}
+
+/// Finds the line of increasing offsets of `text` by walking `lines` (its slices, in order)
+/// forward: no table of line starts.
+struct LineCursor<'a> {
+    base: usize,
+    lines: &'a [&'a str],
+    at: usize,
+}
+
+impl<'a> LineCursor<'a> {
+    fn new(text: &str, lines: &'a [&'a str]) -> Self {
+        Self {
+            base: text.as_ptr() as usize,
+            lines,
+            at: 0,
+        }
+    }
+
+    /// The index of the last line starting at or before `offset` (offsets asked in order).
+    fn line_of(&mut self, offset: usize) -> usize {
+        let start = |l: &str| (l.as_ptr() as usize).saturating_sub(self.base);
+        while self
+            .lines
+            .get(self.at + 1)
+            .is_some_and(|l| start(l) <= offset)
+        {
+            self.at += 1;
+        }
+        self.at
+    }
+}
+
+/// True when `b[..at]` ends with `.` and 1 to 5 ASCII letters (`.rs`, `.py`).
+fn extension_before(b: &[u8], at: usize) -> bool {
+    let letters = b[..at]
+        .iter()
+        .rev()
+        .take(6)
+        .take_while(|c| c.is_ascii_alphabetic())
+        .count();
+    (1..=5).contains(&letters) && at > letters && b[at - letters - 1] == b'.'
+}
+
+/// Literals, matched in any ASCII case, one of which every match of [`NOTABLE`] contains.
+const NOTABLE_LITERALS: &[&str] = &[
+    "error",
+    "fail",
+    "fatal",
+    "panic",
+    "exception",
+    "traceback",
+    "denied",
+    "refused",
+    "segmentation fault",
+    "core dumped",
+    "abort",
+    "critical",
+    "conflict",
+    "assertion",
+    "undefined reference",
+    "not found",
+    "no such file",
+    "cannot",
+    "unable to",
+    "timeout",
+    "time out",
+    "timedout",
+    "timed out",
+    "err!",
+    "✕",
+    "✗",
+    "✘",
+];
+
+/// The searcher of [`NOTABLE_LITERALS`]; `None` only if it could not be built, and then
+/// [`NOTABLE`] scans instead.
+static NOTABLE_WORDS: LazyLock<Option<AhoCorasick>> = LazyLock::new(|| {
+    AhoCorasick::builder()
+        .ascii_case_insensitive(true)
+        .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+        .build(NOTABLE_LITERALS)
+        .ok()
+});
 
 /// The structure of unrecognised text: line counts only. The view works from the lines themselves.
 pub fn parse_text(lines: &[&str], notable: &[bool]) -> Custom {
@@ -441,6 +550,87 @@ mod tests {
         let each: Vec<bool> = lines.iter().map(|l| is_notable(l)).collect();
         assert_eq!(bulk, each);
         assert_eq!(bulk, [false, true, true, false, false, true]);
+    }
+
+    /// The regex the prefilter's location scan stands for.
+    static LOCATION_SHAPE: LazyLock<Regex> = lazy_re!(r"\.[A-Za-z]{1,5}(?::\d|\(\d)");
+
+    #[test]
+    fn prefilter_flags_every_line_the_regexes_match() {
+        let pieces = [
+            "ok",
+            "ERROR",
+            "Errors",
+            "failed",
+            "FAILURE",
+            "fatal",
+            "Panicked",
+            "exception",
+            "Traceback",
+            "denied",
+            "refused",
+            "segmentation fault",
+            "core dumped",
+            "aborted",
+            "critical",
+            "conflicts",
+            "assertion",
+            "undefined reference",
+            "not found",
+            "no such file",
+            "cannot",
+            "unable to",
+            "timed out",
+            "time out",
+            "timeout",
+            "FAIL",
+            "npm ERR!",
+            "✕",
+            "✗",
+            "✘",
+            "ſegmentation fault",
+            "tracebac\u{212a}",
+            "no ſuch file",
+            "src/a.rs:3",
+            "a.ts(4,7)",
+            "x.toolong:3",
+            "v1.2:3",
+            "10:30:00",
+            ".py(",
+            "é.rs:9",
+            "0 errors",
+            "... ok",
+            "base64QUJDREVG+/==",
+        ];
+        // Without the two folding letters (the literals' path), then with them (the regex's).
+        let ascii: Vec<&str> = pieces
+            .iter()
+            .copied()
+            .filter(|p| !p.contains(['ſ', '\u{212a}']))
+            .collect();
+        for set in [&ascii[..], &pieces[..]] {
+            let mut lines = Vec::new();
+            for a in set {
+                for b in set {
+                    lines.push(format!("{a} {b}"));
+                    lines.push(format!("{a}{b}"));
+                }
+            }
+            let text = lines.join("\n");
+            let lines: Vec<&str> = text.lines().collect();
+            let flags = candidate_lines(&text, &lines);
+            for (line, flag) in lines.iter().zip(&flags) {
+                let wanted = NOTABLE.is_match(line) || LOCATION_SHAPE.is_match(line);
+                assert!(*flag || !wanted, "{line:?} is not a candidate");
+            }
+            let bulk = notable_lines(&text, &lines);
+            let each: Vec<bool> = lines.iter().map(|l| is_notable(l)).collect();
+            assert_eq!(bulk, each);
+        }
+        // Without the two folding letters the words are found by the literals, not the regex.
+        let plain = "tracebacK here\nall fine\nsee x.py:3\n";
+        let lines: Vec<&str> = plain.lines().collect();
+        assert_eq!(candidate_lines(plain, &lines), [true, false, true]);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! then grouped warnings and the rest. What does not fit is counted on one line that says where it
 //! is (file:line, or `L<n>`: the line of the output).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use crate::budget::{Sink, push_all};
@@ -167,10 +168,13 @@ struct Group<'a> {
 /// Groups diagnostics by rule (their code, or the message without its quoted names and numbers),
 /// rarest rule first: a rule hit once is more often the bug than one hit a thousand times.
 fn group_by_rule<'a>(list: &[&'a Diagnostic]) -> Vec<Group<'a>> {
-    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut index: HashMap<Cow<'a, str>, usize> = HashMap::new();
     let mut groups: Vec<Group<'a>> = Vec::new();
     for d in list {
-        let rule = d.code.clone().unwrap_or_else(|| rule_of(&d.message));
+        let rule = match &d.code {
+            Some(c) => Cow::Borrowed(c.as_str()),
+            None => Cow::Owned(rule_of(&d.message)),
+        };
         match index.get(&rule) {
             Some(&i) => groups[i].members.push(d),
             None => {
@@ -276,13 +280,12 @@ fn group_line(g: &Group<'_>) -> String {
     }
     let mut s = group_head(g);
     // The first locations and the last one: where the rule starts and where it ends.
-    let located: Vec<String> = g
+    let located: Vec<&crate::parsed::Location> = g
         .members
         .iter()
         .filter_map(|m| m.location.as_ref())
-        .map(ToString::to_string)
         .collect();
-    let mut at: Vec<String> = located.iter().take(3).cloned().collect();
+    let mut at: Vec<String> = located.iter().take(3).map(ToString::to_string).collect();
     if located.len() > 3
         && let Some(last) = located.last()
     {
@@ -290,13 +293,8 @@ fn group_line(g: &Group<'_>) -> String {
     }
     if !at.is_empty() {
         let more = g.members.len().saturating_sub(at.len());
-        let mut files: Vec<&str> = g
-            .members
-            .iter()
-            .filter_map(|m| m.location.as_ref().map(|l| l.file.as_str()))
-            .collect();
-        files.sort_unstable();
-        files.dedup();
+        let files: std::collections::HashSet<&str> =
+            located.iter().map(|l| l.file.as_str()).collect();
         let more = if more > 0 {
             format!(" +{more} ({} files)", files.len())
         } else {

@@ -72,7 +72,25 @@ fn ok<M: Method>(result: Result<M::Result, RpcError>) -> Result<Value, RpcError>
 /// why (`persist_error`), never acknowledging as saved what the next daemon will not know.
 fn saved<M: Method>(result: Result<(M::Result, Vec<String>), RpcError>) -> Result<Value, RpcError> {
     let (value, unsaved) = result?;
+    with_unsaved(json(value)?, unsaved)
+}
+
+/// [`saved`] for `session.exec`: the output (up to megabytes) is moved into the answer, not
+/// copied.
+fn saved_exec(
+    result: Result<(<reg::SessionExec as Method>::Result, Vec<String>), RpcError>,
+) -> Result<Value, RpcError> {
+    let (mut value, unsaved) = result?;
+    let output = std::mem::take(&mut value.output);
     let mut answer = json(value)?;
+    if let Some(fields) = answer.as_object_mut() {
+        fields.insert("output".into(), Value::String(output));
+    }
+    with_unsaved(answer, unsaved)
+}
+
+/// Adds `persisted: false` and `persist_error` to an answer the store could not record.
+fn with_unsaved(mut answer: Value, unsaved: Vec<String>) -> Result<Value, RpcError> {
     if let (false, Some(fields)) = (unsaved.is_empty(), answer.as_object_mut()) {
         fields.insert("persisted".into(), Value::Bool(false));
         fields.insert("persist_error".into(), Value::String(unsaved.join("; ")));
@@ -267,7 +285,7 @@ async fn dispatch(
         Call::Hello(p) => ok::<Hello>(s::hello(p)),
         Call::SessionNew(p) => saved::<SessionNew>(s::new(d, who, p).await),
         Call::SessionList(_) => ok::<SessionList>(s::list(d, who).await),
-        Call::SessionExec(p) => saved::<SessionExec>(s::exec_saved(d, who, p).await),
+        Call::SessionExec(p) => saved_exec(s::exec_saved(d, who, p).await),
         Call::SessionSend(p) => ok::<SessionSend>(s::send(d, p).await),
         Call::SessionWrite(p) => ok::<SessionWrite>(s::write(d, p).await),
         Call::SessionRead(p) => ok::<SessionRead>(s::read(d, p).await),
