@@ -13,6 +13,7 @@ mod call;
 pub mod checkpoint;
 mod directory;
 mod error;
+mod journal;
 mod keys;
 mod node;
 pub mod placement;
@@ -88,6 +89,7 @@ impl Cluster {
         bus::dead_letter_stream(&js).await?;
         let index = checkpoint::index(&js).await?;
         let objects = checkpoint::objects(&js).await?;
+        journal::stream(&js).await?;
         let cluster = Cluster {
             inner: Arc::new(Inner {
                 client,

@@ -101,7 +101,12 @@ impl Daemon {
             &self.telemetry,
             &self.hooks,
         ];
-        observers.iter().map(|o| o.observe(event)).collect()
+        let mut reactions: Vec<Reaction> = observers.iter().map(|o| o.observe(event)).collect();
+        // Last: a clustered exec's journal record follows the store's (`persist::checkpoint`).
+        if let Some(cluster) = &self.cluster {
+            reactions.extend(crate::persist::checkpoint::journal::observe(cluster, event));
+        }
+        reactions
     }
 }
 
