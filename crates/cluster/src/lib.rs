@@ -17,6 +17,7 @@ mod journal;
 mod keys;
 mod node;
 pub mod placement;
+mod relay;
 mod tasks;
 #[cfg(feature = "test-server")]
 pub mod testing;
@@ -33,6 +34,7 @@ pub use bus::{BusInbox, BusIncoming, BusRoute, Envelope, topic_token};
 pub use call::{Forward, Inbox, Incoming, Origin};
 pub use directory::Lease;
 pub use error::ClusterError;
+pub use relay::{Watch, relay_subject};
 pub use tasks::{Backoff, NewTask, TaskError, TaskRecord, Worker};
 
 /// The bucket of node records.

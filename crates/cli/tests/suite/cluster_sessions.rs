@@ -1,8 +1,11 @@
-//! Sessions across a cluster, the parts that must survive a node: execs journaled before they
-//! answer. A real `nats-server -js` on a loopback port, daemons with their own
+//! Sessions across a cluster: execs journaled before they answer (none lost with a node),
+//! output subscriptions through any node. A real `nats-server -js` on a loopback port, daemons with their own
 //! `AI_SESSION_HOME`.
 
+use serde_json::json;
+
 use super::cluster::{Nats, Node};
+use super::coord::Raw;
 use super::harness::eventually;
 
 /// SIGKILLs the node's daemon and reaps it.
@@ -65,4 +68,115 @@ fn every_exec_answered_before_a_sigkill_is_in_the_restored_history() {
     // The restored session goes on: its next exec follows the replayed ones.
     let r = a.env.exec("w", "echo after");
     assert_eq!(r["exit_code"], 0, "{r}");
+}
+
+/// Session `target`'s log from `since` to its end as `node` reads it (`session.read --raw`).
+fn log_from(node: &Node, target: &str, since: u64) -> (Vec<u8>, u64) {
+    let mut out = Vec::new();
+    let mut at = since;
+    loop {
+        let r = super::store_bounds::rpc(
+            &node.env,
+            "session.read",
+            serde_json::json!({"target": target, "since": at, "raw": true}),
+        );
+        let r = &r["result"];
+        assert_eq!(r["start"].as_u64(), Some(at), "nothing dropped: {r}");
+        out.extend_from_slice(r["data"].as_str().expect("data").as_bytes());
+        at = r["end"].as_u64().expect("end");
+        if r["more"] != true {
+            return (out, at);
+        }
+    }
+}
+
+/// The output notifications of `raw` from offset `next` until `want` bytes came, each
+/// starting where the one before ended; the bytes and the offset after them.
+fn output_until(raw: &mut Raw, target: &str, mut next: u64, want: usize) -> (Vec<u8>, u64) {
+    use base64::Engine;
+    let mut got = Vec::new();
+    while got.len() < want {
+        let n = raw.notification(30);
+        if n["method"] != "session.output" {
+            continue;
+        }
+        let p = &n["params"];
+        assert_eq!(p["target"], target, "{n}");
+        assert_eq!(
+            p["offset"].as_u64(),
+            Some(next),
+            "no gap, nothing twice: {n}"
+        );
+        let data = base64::engine::general_purpose::STANDARD
+            .decode(p["data_b64"].as_str().expect("data"))
+            .expect("base64");
+        next += data.len() as u64;
+        got.extend_from_slice(&data);
+    }
+    (got, next)
+}
+
+#[test]
+fn a_subscription_through_another_node_is_lossless_across_a_reconnect() {
+    let nats = Nats::start();
+    let a = Node::join(&nats, "a");
+    let b = Node::join(&nats, "b");
+    a.ok(&["new", "-s", "o"]);
+    a.env.exec("o", "true");
+
+    // Through b, of a's session: every byte from the subscription's offset, in order.
+    let mut sub = Raw::connect(&b.env);
+    let start = sub.ok("session.subscribe", json!({"target": "o"}))["offset"]
+        .as_u64()
+        .expect("offset");
+    let r = a
+        .env
+        .exec("o", "seq 1 20000 | sed 's/^/line-/'; echo done-1");
+    assert_eq!(r["exit_code"], 0, "{r}");
+    let (expected, _) = log_from(&a, "o", start);
+    assert!(expected.len() > 150_000, "{}", expected.len());
+    let (got, last) = output_until(&mut sub, "o", start, expected.len());
+    assert!(got == expected, "the relayed bytes are a's log");
+    drop(sub);
+
+    // Output while nobody watches, then a reconnect through b from the last offset.
+    a.env.exec("o", "seq 1 3000; echo done-2");
+    let mut sub = Raw::connect(&b.env);
+    let resumed = sub.ok("session.subscribe", json!({"target": "o"}))["offset"]
+        .as_u64()
+        .expect("offset");
+    let (mut missed, at) = log_from(&b, "o", last);
+    assert_eq!(
+        at, resumed,
+        "read through b reaches the subscription's offset"
+    );
+    a.env.exec("o", "echo done-3");
+    let (whole, _) = log_from(&a, "o", last);
+    let (rest, _) = output_until(&mut sub, "o", resumed, whole.len() - missed.len());
+    missed.extend_from_slice(&rest);
+    assert!(
+        missed == whole,
+        "read --since and the new subscription join without a gap"
+    );
+    let text = String::from_utf8_lossy(&whole);
+    assert!(text.contains("done-2") && text.contains("done-3"), "{text}");
+}
+
+#[test]
+fn exec_stream_through_another_node_prints_the_output_as_it_comes() {
+    let nats = Nats::start();
+    let a = Node::join(&nats, "a");
+    let b = Node::join(&nats, "b");
+    a.ok(&["new", "-s", "st"]);
+    // `--stream` subscribes (relayed from a) before the exec (forwarded to a).
+    let out = b.ok(&[
+        "exec",
+        "--stream",
+        "-t",
+        "st",
+        "for i in 1 2 3; do echo streamed-$i; done",
+    ]);
+    for i in 1..=3 {
+        assert!(out.contains(&format!("streamed-{i}")), "{out}");
+    }
 }
