@@ -18,6 +18,7 @@ mod keys;
 mod node;
 pub mod placement;
 mod relay;
+mod snapshots;
 mod tasks;
 #[cfg(feature = "test-server")]
 pub mod testing;
@@ -92,6 +93,7 @@ impl Cluster {
         let index = checkpoint::index(&js).await?;
         let objects = checkpoint::objects(&js).await?;
         journal::stream(&js).await?;
+        snapshots::index(&js).await?;
         let cluster = Cluster {
             inner: Arc::new(Inner {
                 client,

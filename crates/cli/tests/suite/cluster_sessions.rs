@@ -180,3 +180,63 @@ fn exec_stream_through_another_node_prints_the_output_as_it_comes() {
         assert!(out.contains(&format!("streamed-{i}")), "{out}");
     }
 }
+
+fn snapshots(node: &Node, args: &[&str]) -> serde_json::Value {
+    let out = node.env.run(args);
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+#[test]
+fn a_snapshot_is_listed_and_restored_on_any_node_even_once_its_node_is_gone() {
+    let nats = Nats::start();
+    let mut a = Node::join(&nats, "a");
+    let b = Node::join(&nats, "b");
+    a.ok(&["new", "-s", "sn"]);
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path().to_str().unwrap().to_string();
+    a.env.exec("sn", &format!("cd {dir} && export Z=snap-9"));
+    a.env.exec("sn", "echo before-the-snapshot");
+    let snap = a.json(&["snapshot", "-t", "sn", "--label", "far"]);
+    assert!(snap.get("cluster_warning").is_none(), "{snap}");
+    let id = snap["id"].as_str().expect("id").to_string();
+
+    // Listed on b, with the node that took it; on a, a's own snapshot says so too.
+    let listed = snapshots(&b, &["snapshot", "ls", "--json"]);
+    let on_b = listed["snapshots"]
+        .as_array()
+        .expect("snapshots")
+        .iter()
+        .find(|s| s["id"] == id.as_str())
+        .unwrap_or_else(|| panic!("{listed}"))
+        .clone();
+    assert_eq!(on_b["node"], "a", "{on_b}");
+    assert_eq!(on_b["session_name"], "sn", "{on_b}");
+    assert!(b.ok(&["snapshot", "ls"]).contains("on node a"));
+    let on_a = snapshots(&a, &["snapshot", "ls", "-t", "sn", "--json"]);
+    assert_eq!(on_a["snapshots"][0]["node"], "a", "{on_a}");
+
+    // a dies; b restores a's snapshot from the cluster, by a prefix of its id.
+    kill(&mut a);
+    let restored = b.json(&["restore", &id[..12], "-s", "copy"]);
+    assert_eq!(restored["snapshot"], id.as_str(), "{restored}");
+    assert_eq!(restored["session"]["name"], "copy", "{restored}");
+    let r = b.env.exec("copy", "pwd; echo Z=$Z");
+    let out = r["output"].as_str().unwrap();
+    assert!(out.contains(&dir) && out.contains("Z=snap-9"), "{r}");
+    let history = super::store_bounds::rpc(
+        &b.env,
+        "session.history",
+        json!({"target": "copy", "limit": 50}),
+    );
+    assert!(
+        history.to_string().contains("echo before-the-snapshot"),
+        "{history}"
+    );
+    // The name is the cluster's now: a second restore under it is refused.
+    let again = b.env.run(&["restore", &id, "-s", "copy"]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("copy"));
+    let unknown = b.env.run(&["restore", "ffffffffffff"]);
+    assert!(!unknown.status.success());
+}

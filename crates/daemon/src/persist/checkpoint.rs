@@ -20,9 +20,21 @@ use super::{capture, import_err, save_context, spawn_with, store_err};
 use crate::server::Daemon;
 
 pub(crate) mod journal;
+pub(crate) mod snapshots;
 
 /// Writes the checkpoint of local session `name` to the cluster.
 pub(crate) async fn save(daemon: &Daemon, cluster: &Cluster, name: &str) -> Result<(), String> {
+    save_as(daemon, cluster, name, None).await
+}
+
+/// [`save`], and when `snapshot` is given (just taken of the session), the same export as
+/// that snapshot's contents in the cluster (`snapshots`).
+pub(crate) async fn save_as(
+    daemon: &Daemon,
+    cluster: &Cluster,
+    name: &str,
+    snapshot: Option<&ai_session_protocol::persist::SnapshotInfo>,
+) -> Result<(), String> {
     let handle =
         crate::service::session_handle(&daemon.manager, name).map_err(|e| e.to_string())?;
     let sid = handle.id().to_owned();
@@ -63,6 +75,12 @@ pub(crate) async fn save(daemon: &Daemon, cluster: &Cluster, name: &str) -> Resu
         if let Err(e) = cluster.journal_checkpointed(&sid, mark).await {
             tracing::warn!(session = %name, "exec journal not trimmed: {e}");
         }
+    }
+    if let Some(info) = snapshot {
+        cluster
+            .put_snapshot(info, &saved)
+            .await
+            .map_err(|e| format!("the snapshot is not in the cluster: {e}"))?;
     }
     Ok(())
 }
@@ -156,10 +174,26 @@ async fn start(
         .journaled_execs(&header.id)
         .await
         .map_err(crate::cluster::to_rpc)?;
+    let source = format!("<checkpoint of {name}>");
+    let (info, _) = start_from(daemon, who, saved, &source, target, journaled).await?;
+    Ok(info)
+}
+
+/// Imports `saved` (a checkpoint's or a snapshot's contents, called `source` in errors) into
+/// the store as `target`, with the `journaled` execs it lacks, and starts its shell; the new
+/// session, and the last command of its history.
+pub(crate) async fn start_from(
+    daemon: &Arc<Daemon>,
+    who: &crate::access::Principal,
+    saved: Saved,
+    source: &str,
+    target: &str,
+    journaled: Vec<bytes::Bytes>,
+) -> Result<(m::SessionInfo, Option<String>), RpcError> {
     let final_name = target.to_owned();
-    let source = std::path::PathBuf::from(format!("<checkpoint of {name}>"));
+    let source = std::path::PathBuf::from(source);
     let (record, environment) = (saved.record, saved.environment.clone());
-    let (mut state, scrollback) = daemon
+    let (mut state, scrollback, last) = daemon
         .persist
         .call(move |w| {
             let pending = w
@@ -176,6 +210,10 @@ async fn start(
             w.store
                 .append_execs(&state.id, &replayed)
                 .map_err(|e| store_err(&e))?;
+            let last = replayed
+                .last()
+                .or(history.last())
+                .map(|r| r.command.clone());
             let scrollback = w.store.load_scrollback(&state.id).ok().flatten();
             if let Ok(r) = w.store.load_session(&state.id) {
                 state.cwd = r.cwd().to_owned();
@@ -185,7 +223,7 @@ async fn start(
                     tracing::warn!("cannot keep the restored environment: {e}");
                 }
             }
-            Ok((state, scrollback))
+            Ok((state, scrollback, last))
         })
         .await?;
     let cwd = std::mem::take(&mut state.cwd);
@@ -208,7 +246,7 @@ async fn start(
             by: who,
         })
         .await;
-    Ok(info)
+    Ok((info, last))
 }
 
 fn not_lost(name: &str) -> RpcError {

@@ -229,7 +229,7 @@ async fn run(
             };
             forward::settle(daemon, method, claimed, target.as_deref(), &result).await;
             spread::gather(daemon, who, method, origin, &mut result).await;
-            spread::after(daemon, method, target.as_deref(), &mut result).await;
+            spread::after(daemon, who, method, target.as_deref(), &mut result).await;
             result
         }
     }
