@@ -240,3 +240,23 @@ fn a_snapshot_is_listed_and_restored_on_any_node_even_once_its_node_is_gone() {
     let unknown = b.env.run(&["restore", "ffffffffffff"]);
     assert!(!unknown.status.success());
 }
+
+#[test]
+fn an_exec_whose_record_the_cluster_cannot_take_says_it_is_not_persisted() {
+    let nats = Nats::start();
+    let a = Node::join(&nats, "a");
+    a.ok(&["new", "-s", "j"]);
+    let r = a.env.exec("j", "echo journaled");
+    assert!(r.get("persisted").is_none(), "{r}");
+    // The NATS server goes: the exec still answers, saying its record is not in the cluster.
+    drop(nats);
+    let r = a.env.exec("j", "echo unjournaled");
+    assert_eq!(r["exit_code"], 0, "{r}");
+    assert_eq!(r["persisted"], false, "{r}");
+    assert!(
+        r["persist_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("not in the cluster's journal")),
+        "{r}"
+    );
+}
