@@ -185,10 +185,21 @@ fn failover(a: &Args, url: &str, round: usize, entry: &mut Rpc) -> Result<(f64, 
 /// The checkpoint of a session with about 1 MB of scrollback: its size (the session's export,
 /// what a checkpoint holds) and milliseconds of `snapshot.create`, which on a clustered node
 /// also writes the checkpoint before it answers, `rounds` times.
-fn snapshot_times(rpc: &mut Rpc, rounds: usize) -> Result<(u64, Vec<f64>), Error> {
-    rpc.call("session.new", json!({"name": "big", "shell": "/bin/sh"}))?;
-    // 768 KiB of random bytes as base64: 1 MiB of output, 76-column lines.
-    rpc.exec("big", "head -c 786432 /dev/urandom | base64")?;
+fn snapshot_times(
+    rpc: &mut Rpc,
+    node: Option<&str>,
+    rounds: usize,
+) -> Result<(u64, Vec<f64>), Error> {
+    let mut new = json!({"name": "big", "shell": "/bin/sh"});
+    if let Some(node) = node {
+        new["node"] = json!(node);
+    }
+    rpc.call("session.new", new)?;
+    // 768 KiB of random bytes as base64: 1 MiB of output, 76-column lines (the answer
+    // carries only its last KiB).
+    let exec = json!({"target": "big", "command": "head -c 786432 /dev/urandom | base64",
+        "max_output_bytes": 1024});
+    rpc.call("session.exec", exec)?;
     let export = rpc.call("session.export", json!({"target": "big", "max_bytes": 1}))?;
     let bytes = export["bytes"].as_u64().unwrap_or(0);
     let mut out = Vec::with_capacity(rounds);
@@ -232,8 +243,8 @@ fn main() -> Result<(), Error> {
         "p50_ms": pct(&mut d, 0.5) - pct(&mut o, 0.5),
         "p99_ms": pct(&mut d, 0.99) - pct(&mut o, 0.99),
     });
-    let (export_bytes, snap_alone) = snapshot_times(&mut own, 10)?;
-    let (_, mut snap_clustered) = snapshot_times(&mut direct, 10)?;
+    let (export_bytes, snap_alone) = snapshot_times(&mut own, None, 10)?;
+    let (_, mut snap_clustered) = snapshot_times(&mut direct, Some("b"), 10)?;
     let checkpoint_ms = pct(&mut snap_clustered, 0.5) - pct(&mut snap_alone.clone(), 0.5);
     let (mut lost, mut restored) = (Vec::new(), Vec::new());
     for round in 0..a.rounds {
