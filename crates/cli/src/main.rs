@@ -16,6 +16,7 @@ mod duration;
 mod error;
 mod exec;
 mod guard;
+mod hot;
 mod manual;
 mod persist;
 mod report;
@@ -57,6 +58,15 @@ const EXIT_STATUS: &str = "Exit status:
     after_help = EXIT_STATUS
 )]
 struct Cli {
+    #[command(flatten)]
+    daemon: DaemonChoice,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Which daemon a command talks to: the options every command takes.
+#[derive(Args)]
+struct DaemonChoice {
     /// Use the daemon with this label (its own socket and state), as tmux -L.
     #[arg(
         short = 'L',
@@ -68,8 +78,6 @@ struct Cli {
     /// Use the daemon on this socket path, as tmux -S.
     #[arg(short = 'S', global = true, value_name = "SOCKET")]
     socket: Option<PathBuf>,
-    #[command(subcommand)]
-    command: Command,
 }
 
 #[derive(Subcommand)]
@@ -600,8 +608,8 @@ fn main() -> ExitCode {
         Err(code) => return code,
     };
     let sel = Selector {
-        label: cli.label,
-        socket: cli.socket,
+        label: cli.daemon.label,
+        socket: cli.daemon.socket,
     };
     if let Command::Daemon {
         action: DaemonAction::Reap { report_fd, pids },
@@ -665,6 +673,9 @@ fn main() -> ExitCode {
 /// command asked for `--json`.
 fn parse_args(argv: &[std::ffi::OsString]) -> Result<(Cli, bool), ExitCode> {
     use clap::{CommandFactory, FromArgMatches};
+    if let Some(parsed) = hot::parse(argv) {
+        return Ok(parsed);
+    }
     let parsed = Cli::command()
         .try_get_matches_from(argv)
         .and_then(|m| Ok((Cli::from_arg_matches(&m)?, wants_json(&m))));

@@ -1,0 +1,192 @@
+//! `cli_latency`: where a CLI call's time goes, side by side with tmux in the same run (issue 17).
+//!
+//! Each figure is a row of the breakdown of `ai-session exec -t S 'echo hi'` and
+//! `ai-session new -s N --shell sh`, one process per call as a user runs them:
+//!
+//! - the process floor: spawning `/bin/true` and `tmux -V` from this process;
+//! - the CLI's own start: `ai-session --version` (loading, arguments, no daemon);
+//! - a call with no work: `ai-session ls` on a daemon with two sessions (start, connect,
+//!   `hello`, one answer);
+//! - the daemon's side alone, on one open connection: `session.exec` and `session.new`;
+//! - the whole CLI call, against `tmux-baseline.sh`'s send-keys + capture-pane loop and
+//!   `new-session` (its `roundtrip_ms` and `create_ms`).
+//!
+//! usage: cli_latency [--rounds N] [--exe PATH] (TMUX_BASELINE names the baseline script)
+
+#![forbid(unsafe_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use ai_session_bench::{Cli, Rpc, percentile};
+use serde_json::{Value, json};
+
+type Res<T> = Result<T, String>;
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("cli_latency: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Res<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let value = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+    };
+    let rounds: usize = match value("--rounds") {
+        Some(n) => n.parse().map_err(|e| format!("--rounds {n}: {e}"))?,
+        None => 200,
+    };
+    let exe = match value("--exe") {
+        Some(p) => PathBuf::from(p),
+        None => sibling("ai-session")?,
+    };
+    let home = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let cli = Cli::new(&exe, home.path(), "lat");
+    cli.run(&["daemon", "start"])?;
+    let figures = measure(&cli, &exe, rounds);
+    cli.run(&["daemon", "stop"]).ok();
+    let mut out = figures?;
+    let tmux = tmux_baseline()?;
+    let ratio = |ours: &Value, theirs: &Value| match (ours["mean_ms"].as_f64(), theirs.as_f64()) {
+        (Some(a), Some(b)) if a > 0.0 => json!(b / a),
+        _ => Value::Null,
+    };
+    out["exec_speedup_over_tmux"] = ratio(&out["cli_exec"], &tmux["roundtrip_ms"]);
+    out["new_speedup_over_tmux"] = ratio(&out["cli_new"], &tmux["create_ms"]);
+    out["tmux"] = tmux;
+    out["rounds"] = json!(rounds);
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?
+    );
+    Ok(())
+}
+
+/// `name` beside this benchmark's own executable (both are built into `target/release`).
+fn sibling(name: &str) -> Res<PathBuf> {
+    let me = std::env::current_exe().map_err(|e| e.to_string())?;
+    let path = me.with_file_name(name);
+    if path.exists() {
+        Ok(path)
+    } else {
+        Err(format!(
+            "{} not found: build it (cargo build --release -p ai-session) or pass --exe",
+            path.display()
+        ))
+    }
+}
+
+fn measure(cli: &Cli, exe: &Path, rounds: usize) -> Res<Value> {
+    cli.run(&["new", "-s", "rt", "--shell", "sh"])?;
+    cli.run(&["exec", "-t", "rt", "true"])?;
+    cli.run(&["new", "-s", "idle", "--shell", "sh"])?;
+    let mut out = serde_json::Map::new();
+    out.insert(
+        "true".into(),
+        spawn_times(Path::new("/bin/true"), &[], rounds)?,
+    );
+    out.insert(
+        "tmux_version".into(),
+        spawn_times(Path::new("tmux"), &["-V"], rounds)?,
+    );
+    out.insert(
+        "cli_version".into(),
+        spawn_times(exe, &["--version"], rounds)?,
+    );
+    out.insert(
+        "cli_ls".into(),
+        timed(rounds, |_| cli.run(&["ls"]).map(drop))?,
+    );
+    out.insert(
+        "cli_exec".into(),
+        timed(rounds, |i| {
+            let shown = cli.run(&["exec", "-t", "rt", &format!("echo MARK{i}")])?;
+            if shown == format!("MARK{i}\n") {
+                Ok(())
+            } else {
+                Err(format!("exec printed {shown:?}"))
+            }
+        })?,
+    );
+    out.insert(
+        "cli_new".into(),
+        timed(rounds, |i| {
+            cli.run(&["new", "-s", &format!("c{i}"), "--shell", "sh"])
+                .map(drop)
+        })?,
+    );
+    let mut rpc = Rpc::connect(&cli.socket())?;
+    out.insert(
+        "socket_exec".into(),
+        timed(rounds, |_| rpc.exec("rt", "echo hi").map(drop))?,
+    );
+    out.insert(
+        "socket_new".into(),
+        timed(rounds, |i| {
+            rpc.call(
+                "session.new",
+                json!({"name": format!("s{i}"), "shell": "sh"}),
+            )
+            .map(drop)
+        })?,
+    );
+    Ok(Value::Object(out))
+}
+
+/// Spawns `program args` `rounds` times, waiting for each to exit.
+fn spawn_times(program: &Path, args: &[&str], rounds: usize) -> Res<Value> {
+    timed(rounds, |_| {
+        let status = Command::new(program)
+            .args(args)
+            .stdout(Stdio::null())
+            .status()
+            .map_err(|e| format!("{}: {e}", program.display()))?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(format!("{} {args:?}: {status}", program.display()))
+        }
+    })
+}
+
+/// Runs `f(i)` for i in 0..rounds; mean, p50 and p99 of its wall time in ms.
+fn timed(rounds: usize, mut f: impl FnMut(usize) -> Res<()>) -> Res<Value> {
+    let mut ms = Vec::with_capacity(rounds);
+    for i in 0..rounds {
+        let t = Instant::now();
+        f(i)?;
+        ms.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    ms.sort_by(f64::total_cmp);
+    let mean = ms.iter().sum::<f64>() / ms.len().max(1) as f64;
+    Ok(json!({
+        "mean_ms": mean,
+        "p50_ms": percentile(&ms, 0.5),
+        "p99_ms": percentile(&ms, 0.99),
+    }))
+}
+
+/// tmux's figures from the shared baseline script: 200 sessions, 1 MB for its throughput part
+/// (not used here).
+fn tmux_baseline() -> Res<Value> {
+    let script = std::env::var("TMUX_BASELINE")
+        .unwrap_or_else(|_| "../shared/bench/tmux-baseline.sh".into());
+    let out = Command::new("bash")
+        .args([script.as_str(), "200", "1"])
+        .output()
+        .map_err(|e| format!("{script}: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().last().ok_or_else(|| {
+        format!(
+            "{script} printed nothing: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })?;
+    serde_json::from_str(line).map_err(|e| format!("{script}: {e}: {line}"))
+}
