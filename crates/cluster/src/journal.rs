@@ -111,6 +111,17 @@ impl Cluster {
             .map_err(|e| ClusterError::store("trimming the exec journal", e))
     }
 
+    /// Drops every record of session `id` (killed on purpose: it will not be restored).
+    pub async fn journal_forget(&self, id: &str) -> Result<(), ClusterError> {
+        let stream = self.journal().await?;
+        stream
+            .purge()
+            .filter(subject(id))
+            .await
+            .map(drop)
+            .map_err(|e| ClusterError::store("trimming the exec journal", e))
+    }
+
     /// Session `id`'s journaled records since its last checkpoint, oldest first.
     pub async fn journaled_execs(&self, id: &str) -> Result<Vec<Bytes>, ClusterError> {
         let stream = self.journal().await?;

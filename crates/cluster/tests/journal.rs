@@ -50,5 +50,8 @@ async fn a_checkpoint_mark_drops_only_the_records_before_it() {
     let other = a.journaled_execs("s.2").await.unwrap();
     assert_eq!(other.len(), 1, "another session's records stay");
     assert_eq!(&other[0][..], b"other");
+    a.journal_forget("s1").await.unwrap();
+    assert!(a.journaled_execs("s1").await.unwrap().is_empty());
+    assert_eq!(a.journaled_execs("s.2").await.unwrap().len(), 1);
     a.leave().await;
 }

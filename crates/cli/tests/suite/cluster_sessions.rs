@@ -260,3 +260,36 @@ fn an_exec_whose_record_the_cluster_cannot_take_says_it_is_not_persisted() {
         "{r}"
     );
 }
+
+#[test]
+fn a_killed_sessions_journal_goes_with_it() {
+    let nats = Nats::start();
+    // No checkpoint in the test's few seconds (the first heartbeat has no session yet): the
+    // records stay in the journal until the kill.
+    let a = Node::join_with(
+        &nats,
+        "a",
+        "[cluster]\nheartbeat_secs = 30\nlease_secs = 60\n",
+    );
+    let info = a.json(&["new", "-s", "k"]);
+    let id = info["id"].as_str().expect("id").to_string();
+    a.env.exec("k", "echo journaled");
+    a.env.exec("k", "echo again");
+    // The journal as any node reads it.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let probe = runtime.block_on(async {
+        let config = ai_session_protocol::config::ClusterConfig {
+            heartbeat_secs: 30.0,
+            lease_secs: 60.0,
+            ..Default::default()
+        };
+        ai_session_cluster::Cluster::join(&config, &nats.url, "probe")
+            .await
+            .unwrap()
+    });
+    let records = || runtime.block_on(probe.journaled_execs(&id)).unwrap().len();
+    assert_eq!(records(), 2);
+    a.ok(&["kill", "-t", "k"]);
+    assert_eq!(records(), 0, "the kill dropped the session's records");
+    runtime.block_on(probe.leave());
+}

@@ -9,8 +9,18 @@ use crate::service::{Event, Reaction};
 
 /// When clustered, an exec's answer waits for its record to be in the journal. The record
 /// is published only once the reactions before it (the store's own record) are acknowledged:
-/// a checkpoint that sees a journal record therefore also sees the store's.
+/// a checkpoint that sees a journal record therefore also sees the store's. A session killed
+/// on purpose loses its records.
 pub(crate) fn observe(cluster: &Cluster, event: &Event<'_>) -> Option<Reaction> {
+    if let Event::SessionKilled { id: Some(id), .. } = event {
+        // Killed on purpose, it will not be restored: its records go with it.
+        let (cluster, id) = (cluster.clone(), (*id).to_owned());
+        return Some(Reaction::ack(async move {
+            if let Err(e) = cluster.journal_forget(&id).await {
+                tracing::warn!(session = %id, "exec journal not dropped: {e}");
+            }
+        }));
+    }
     let Event::ExecFinished {
         session_id,
         command,
