@@ -316,7 +316,7 @@ async fn list(client: &Client, target: Option<String>, json: bool) -> Result<Exi
     }
     for s in &r.snapshots {
         outln!(
-            "{}  {}  {} exec(s)  {} bytes  {}{}",
+            "{}  {}  {} exec(s)  {} bytes  {}{}{}",
             s.id,
             s.session_name,
             s.execs,
@@ -325,6 +325,10 @@ async fn list(client: &Client, target: Option<String>, json: bool) -> Result<Exi
             s.label
                 .as_deref()
                 .map(|l| format!("  {l}"))
+                .unwrap_or_default(),
+            s.node
+                .as_deref()
+                .map(|n| format!("  on node {n}"))
                 .unwrap_or_default()
         );
     }

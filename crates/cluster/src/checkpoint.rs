@@ -46,7 +46,7 @@ pub struct Saved {
 impl Saved {
     /// One object: the environment's length (u32, little-endian, `u32::MAX` for none), the
     /// environment, the record.
-    fn encode(&self) -> Vec<u8> {
+    pub(crate) fn encode(&self) -> Vec<u8> {
         let env = self.environment.as_deref();
         let mut out = Vec::with_capacity(4 + env.map_or(0, <[u8]>::len) + self.record.len());
         out.extend_from_slice(&env.map_or(u32::MAX, |e| e.len() as u32).to_le_bytes());
@@ -55,7 +55,7 @@ impl Saved {
         out
     }
 
-    fn decode(bytes: &[u8]) -> Result<Saved, ClusterError> {
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Saved, ClusterError> {
         let bad = || ClusterError::Codec("a checkpoint is truncated".into());
         let (len, rest) = bytes.split_first_chunk::<4>().ok_or_else(bad)?;
         let len = u32::from_le_bytes(*len);

@@ -13,9 +13,12 @@ mod call;
 pub mod checkpoint;
 mod directory;
 mod error;
+mod journal;
 mod keys;
 mod node;
 pub mod placement;
+mod relay;
+mod snapshots;
 mod tasks;
 #[cfg(feature = "test-server")]
 pub mod testing;
@@ -32,6 +35,7 @@ pub use bus::{BusInbox, BusIncoming, BusRoute, Envelope, topic_token};
 pub use call::{Forward, Inbox, Incoming, Origin};
 pub use directory::Lease;
 pub use error::ClusterError;
+pub use relay::{Watch, relay_subject};
 pub use tasks::{Backoff, NewTask, TaskError, TaskRecord, Worker};
 
 /// The bucket of node records.
@@ -88,6 +92,8 @@ impl Cluster {
         bus::dead_letter_stream(&js).await?;
         let index = checkpoint::index(&js).await?;
         let objects = checkpoint::objects(&js).await?;
+        journal::stream(&js).await?;
+        snapshots::index(&js).await?;
         let cluster = Cluster {
             inner: Arc::new(Inner {
                 client,

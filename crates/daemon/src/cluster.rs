@@ -133,15 +133,44 @@ async fn answer(daemon: &Arc<Daemon>, incoming: &Incoming) -> Result<serde_json:
             ));
         }
     };
-    let caller = Caller::detached(principal);
+    let mut params = forward.params.clone();
+    let caller = match relay(daemon, &forward.method, &mut params) {
+        Some(subject) => crate::service::relay_caller(clustered(daemon)?, principal, subject?),
+        None => Caller::detached(principal),
+    };
     crate::service::handle_from(
         daemon,
         &caller,
         &forward.method,
-        forward.params.clone(),
+        params,
         Some(&forward.origin),
     )
     .await
+}
+
+/// A forwarded `session.subscribe`'s relay subject, taken out of its params (`None` for other
+/// methods): its notifications go there (`service::relay`).
+fn relay(
+    daemon: &Daemon,
+    method: &str,
+    params: &mut serde_json::Value,
+) -> Option<Result<String, RpcError>> {
+    use ai_session_protocol::registry::Method;
+    if method != ai_session_protocol::registry::SessionSubscribe::NAME || daemon.cluster.is_none() {
+        return None;
+    }
+    let subject = params
+        .as_object_mut()
+        .and_then(|m| m.remove("relay"))
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .filter(|s| s.starts_with("ais.out."));
+    Some(subject.ok_or_else(|| {
+        RpcError::new(
+            ErrorKind::InvalidRequest,
+            "a forwarded subscribe names no relay subject",
+        )
+        .with_hint("run the same ai-session version on every node")
+    }))
 }
 
 /// `cluster.nodes`: every live node, from the node bucket.

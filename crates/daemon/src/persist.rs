@@ -637,6 +637,7 @@ fn snapshot_info(meta: &SnapshotMeta) -> SnapshotInfo {
         execs: meta.execs,
         scrollback_lines: meta.scrollback_lines,
         bytes: meta.bytes,
+        node: None,
     }
 }
 
@@ -1239,6 +1240,10 @@ pub(crate) async fn snapshot_restore(
     who: &crate::access::Principal,
     a: RestoreParams,
 ) -> Result<RestoreResult, RpcError> {
+    // In a cluster, a snapshot another node took is restored from the cluster's copy.
+    if let Some(restored) = checkpoint::snapshots::restore(daemon, who, &a).await {
+        return restored;
+    }
     let persist = &daemon.persist;
     let manager = daemon.manager.clone();
     let (snap, name) = (a.snapshot.clone(), a.name.clone());

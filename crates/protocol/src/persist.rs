@@ -32,6 +32,9 @@ pub struct SnapshotInfo {
     pub scrollback_lines: u64,
     /// Size on disk.
     pub bytes: u64,
+    /// In a cluster: the node whose store holds it (every node can restore it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

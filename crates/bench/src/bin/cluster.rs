@@ -3,7 +3,10 @@
 //! `AI_SESSION_HOME`, then measures:
 //!
 //! - exec latency of `true` in a session on `b`, asked of `b` directly and of `a` (forwarded
-//!   over NATS request/reply): p50 and p99 of each and the added latency;
+//!   over NATS request/reply): p50 and p99 of each and the added latency; and on a daemon on
+//!   its own, so that `b`'s minus it is what the exec journal (`AIS_EXECS`) adds;
+//! - the checkpoint of a session with 1 MiB of output: its size, and `snapshot.create` on `b`
+//!   (which writes the checkpoint before answering) against the daemon on its own;
 //! - failover, `--rounds R` times: a session on a fresh victim node with one exec and its
 //!   checkpoint written, the victim SIGKILLed, then the time until `a`'s `session.list` shows
 //!   the session `lost`, and until `cluster.restore` on `a` has it running again and an exec
@@ -64,7 +67,13 @@ struct Node {
 
 impl Node {
     fn join(a: &Args, url: &str, name: &str) -> Result<Node, Error> {
+        Node::start(a, Some((url, name)))
+    }
+
+    /// A daemon on its own (`cluster`: the NATS server and node name to join, if any).
+    fn start(a: &Args, cluster: Option<(&str, &str)>) -> Result<Node, Error> {
         let home = tempfile::Builder::new().prefix("bench-cluster").tempdir()?;
+        let name = cluster.map_or("alone", |(_, name)| name);
         std::fs::write(
             home.path().join("config.toml"),
             format!(
@@ -72,10 +81,18 @@ impl Node {
                 a.heartbeat, a.lease
             ),
         )?;
-        let mut child = Command::new(&a.bin)
-            .env("AI_SESSION_HOME", home.path())
-            .args(["-L", "b", "daemon", "run", "--notify-ready"])
-            .args(["--cluster", url, "--node", name])
+        let mut command = Command::new(&a.bin);
+        command.env("AI_SESSION_HOME", home.path()).args([
+            "-L",
+            "b",
+            "daemon",
+            "run",
+            "--notify-ready",
+        ]);
+        if let Some((url, name)) = cluster {
+            command.args(["--cluster", url, "--node", name]);
+        }
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -165,6 +182,35 @@ fn failover(a: &Args, url: &str, round: usize, entry: &mut Rpc) -> Result<(f64, 
     Ok((lost, restored))
 }
 
+/// The checkpoint of a session with about 1 MB of scrollback: its size (the session's export,
+/// what a checkpoint holds) and milliseconds of `snapshot.create`, which on a clustered node
+/// also writes the checkpoint before it answers, `rounds` times.
+fn snapshot_times(
+    rpc: &mut Rpc,
+    node: Option<&str>,
+    rounds: usize,
+) -> Result<(u64, Vec<f64>), Error> {
+    let mut new = json!({"name": "big", "shell": "/bin/sh"});
+    if let Some(node) = node {
+        new["node"] = json!(node);
+    }
+    rpc.call("session.new", new)?;
+    // 768 KiB of random bytes as base64: 1 MiB of output, 76-column lines (the answer
+    // carries only its last KiB).
+    let exec = json!({"target": "big", "command": "head -c 786432 /dev/urandom | base64",
+        "max_output_bytes": 1024});
+    rpc.call("session.exec", exec)?;
+    let export = rpc.call("session.export", json!({"target": "big", "max_bytes": 1}))?;
+    let bytes = export["bytes"].as_u64().unwrap_or(0);
+    let mut out = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let t = Instant::now();
+        rpc.call("snapshot.create", json!({"target": "big"}))?;
+        out.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    Ok((bytes, out))
+}
+
 fn summary(mut ms: Vec<f64>) -> Value {
     json!({"p50_ms": pct(&mut ms, 0.5), "p99_ms": pct(&mut ms, 0.99), "max_ms": pct(&mut ms, 1.0), "n": ms.len()})
 }
@@ -187,6 +233,19 @@ fn main() -> Result<(), Error> {
         "p50_ms": pct(&mut f, 0.5) - pct(&mut d, 0.5),
         "p99_ms": pct(&mut f, 0.99) - pct(&mut d, 0.99),
     });
+    // The exec journal's cost: the same execs on a daemon on its own.
+    let alone = Node::start(&a, None)?;
+    let mut own = alone.rpc()?;
+    own.call("session.new", json!({"name": "s", "shell": "/bin/sh"}))?;
+    exec_times(&mut own, "s", 20)?;
+    let mut o = exec_times(&mut own, "s", a.execs)?;
+    let journal = json!({
+        "p50_ms": pct(&mut d, 0.5) - pct(&mut o, 0.5),
+        "p99_ms": pct(&mut d, 0.99) - pct(&mut o, 0.99),
+    });
+    let (export_bytes, snap_alone) = snapshot_times(&mut own, None, 10)?;
+    let (_, mut snap_clustered) = snapshot_times(&mut direct, Some("b"), 10)?;
+    let checkpoint_ms = pct(&mut snap_clustered, 0.5) - pct(&mut snap_alone.clone(), 0.5);
     let (mut lost, mut restored) = (Vec::new(), Vec::new());
     for round in 0..a.rounds {
         let (l, r) = failover(&a, &url, round, &mut entry)?;
@@ -196,13 +255,21 @@ fn main() -> Result<(), Error> {
     let out = json!({
         "heartbeat_secs": a.heartbeat,
         "lease_secs": a.lease,
+        "exec_alone": summary(o),
         "exec_direct": summary(d),
+        "exec_journal_added": journal,
+        "checkpoint_1mb": json!({
+            "bytes": export_bytes,
+            "snapshot_alone": summary(snap_alone),
+            "snapshot_clustered": summary(snap_clustered),
+            "checkpoint_p50_ms": checkpoint_ms,
+        }),
         "exec_forwarded": summary(f),
         "exec_added": added,
         "failover_kill_to_lost": summary(lost),
         "failover_kill_to_restored": summary(restored),
     });
     println!("{}", serde_json::to_string_pretty(&out)?);
-    drop((na, nb));
+    drop((na, nb, alone));
     Ok(())
 }

@@ -29,16 +29,16 @@ impl Nats {
 
 /// A daemon of the cluster: its own state directory, started as clients start it
 /// (`daemon run --notify-ready`), with `--cluster` and `--node`.
-struct Node {
-    env: Env,
+pub(super) struct Node {
+    pub(super) env: Env,
     name: String,
-    child: Option<Child>,
+    pub(super) child: Option<Child>,
     /// The network namespace the daemon runs in (`Partition`), if any.
     netns: Option<String>,
 }
 
 impl Node {
-    fn join(nats: &Nats, name: &str) -> Node {
+    pub(super) fn join(nats: &Nats, name: &str) -> Node {
         Self::join_with(
             nats,
             name,
@@ -46,7 +46,7 @@ impl Node {
         )
     }
 
-    fn join_with(nats: &Nats, name: &str, config: &str) -> Node {
+    pub(super) fn join_with(nats: &Nats, name: &str, config: &str) -> Node {
         Self::join_in(nats, name, config, None)
     }
 
@@ -119,11 +119,11 @@ impl Node {
         (child, line)
     }
 
-    fn ok(&self, args: &[&str]) -> String {
+    pub(super) fn ok(&self, args: &[&str]) -> String {
         self.env.ok(args)
     }
 
-    fn json(&self, args: &[&str]) -> serde_json::Value {
+    pub(super) fn json(&self, args: &[&str]) -> serde_json::Value {
         self.env.json(args)
     }
 
@@ -165,7 +165,7 @@ impl Node {
             .unwrap_or_default()
     }
 
-    fn pid(&self) -> i32 {
+    pub(super) fn pid(&self) -> i32 {
         self.child.as_ref().map_or(0, |c| c.id() as i32)
     }
 }

@@ -4,6 +4,7 @@ mod audit;
 mod cli;
 mod cluster;
 mod cluster_bus;
+mod cluster_sessions;
 mod cluster_tasks;
 mod config;
 mod content_view;

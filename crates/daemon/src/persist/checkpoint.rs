@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 
 use ai_session_cluster::Cluster;
-use ai_session_cluster::checkpoint::Saved;
+use ai_session_cluster::checkpoint::{Checkpoint, Saved};
 use ai_session_core::protocol::methods as m;
 use ai_session_protocol::{ErrorKind, RpcError};
 use ai_session_store::SessionStatus;
@@ -19,11 +19,31 @@ use ai_session_store::SessionStatus;
 use super::{capture, import_err, save_context, spawn_with, store_err};
 use crate::server::Daemon;
 
+pub(crate) mod journal;
+pub(crate) mod snapshots;
+
 /// Writes the checkpoint of local session `name` to the cluster.
 pub(crate) async fn save(daemon: &Daemon, cluster: &Cluster, name: &str) -> Result<(), String> {
+    save_as(daemon, cluster, name, None).await
+}
+
+/// [`save`], and when `snapshot` is given (just taken of the session), the same export as
+/// that snapshot's contents in the cluster (`snapshots`).
+pub(crate) async fn save_as(
+    daemon: &Daemon,
+    cluster: &Cluster,
+    name: &str,
+    snapshot: Option<&ai_session_protocol::persist::SnapshotInfo>,
+) -> Result<(), String> {
     let handle =
         crate::service::session_handle(&daemon.manager, name).map_err(|e| e.to_string())?;
     let sid = handle.id().to_owned();
+    // Every exec journaled up to here is in the store already (`journal`): the checkpoint
+    // below holds it, and the journal can let it go once the checkpoint is written.
+    let mark = cluster
+        .journal_mark(&sid)
+        .await
+        .map_err(|e| e.to_string())?;
     save_context(&daemon.persist, &daemon.contexts, &sid).await;
     let scrollback = capture(&handle).await;
     let owned = name.to_owned();
@@ -50,7 +70,19 @@ pub(crate) async fn save(daemon: &Daemon, cluster: &Cluster, name: &str) -> Resu
     cluster
         .put_checkpoint(name, &sid, &saved)
         .await
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    if let Some(mark) = mark {
+        if let Err(e) = cluster.journal_checkpointed(&sid, mark).await {
+            tracing::warn!(session = %name, "exec journal not trimmed: {e}");
+        }
+    }
+    if let Some(info) = snapshot {
+        cluster
+            .put_snapshot(info, &saved)
+            .await
+            .map_err(|e| format!("the snapshot is not in the cluster: {e}"))?;
+    }
+    Ok(())
 }
 
 /// Checkpoints the local sessions whose output moved, every heartbeat interval, until the
@@ -111,7 +143,7 @@ pub(crate) async fn restore(
             e => crate::cluster::to_rpc(e),
         });
     }
-    let started = start(daemon, who, cluster, name, &target).await;
+    let started = start(daemon, who, cluster, &header, &target).await;
     match &started {
         Ok(info) => {
             if let Err(e) = cluster.hold(&target, &info.id).await {
@@ -129,17 +161,39 @@ async fn start(
     daemon: &Arc<Daemon>,
     who: &crate::access::Principal,
     cluster: &Cluster,
-    name: &str,
+    header: &Checkpoint,
     target: &str,
 ) -> Result<m::SessionInfo, RpcError> {
+    let name = header.name.as_str();
     let saved = cluster
         .read_checkpoint(name)
         .await
         .map_err(crate::cluster::to_rpc)?;
+    // The execs answered after the checkpoint, from the cluster's journal.
+    let journaled = cluster
+        .journaled_execs(&header.id)
+        .await
+        .map_err(crate::cluster::to_rpc)?;
+    let source = format!("<checkpoint of {name}>");
+    let (info, _) = start_from(daemon, who, saved, &source, target, journaled).await?;
+    Ok(info)
+}
+
+/// Imports `saved` (a checkpoint's or a snapshot's contents, called `source` in errors) into
+/// the store as `target`, with the `journaled` execs it lacks, and starts its shell; the new
+/// session, and the last command of its history.
+pub(crate) async fn start_from(
+    daemon: &Arc<Daemon>,
+    who: &crate::access::Principal,
+    saved: Saved,
+    source: &str,
+    target: &str,
+    journaled: Vec<bytes::Bytes>,
+) -> Result<(m::SessionInfo, Option<String>), RpcError> {
     let final_name = target.to_owned();
-    let source = std::path::PathBuf::from(format!("<checkpoint of {name}>"));
+    let source = std::path::PathBuf::from(source);
     let (record, environment) = (saved.record, saved.environment.clone());
-    let (mut state, scrollback) = daemon
+    let (mut state, scrollback, last) = daemon
         .persist
         .call(move |w| {
             let pending = w
@@ -151,6 +205,15 @@ async fn start(
                 .commit_import(pending, Some(&final_name), Some(SessionStatus::Restored))
                 .map_err(|e| store_err(&e))?;
             let mut state = imported.state;
+            let history = w.store.load_history(&state.id).unwrap_or_default();
+            let replayed = journal::missing(&journaled, &history);
+            w.store
+                .append_execs(&state.id, &replayed)
+                .map_err(|e| store_err(&e))?;
+            let last = replayed
+                .last()
+                .or(history.last())
+                .map(|r| r.command.clone());
             let scrollback = w.store.load_scrollback(&state.id).ok().flatten();
             if let Ok(r) = w.store.load_session(&state.id) {
                 state.cwd = r.cwd().to_owned();
@@ -160,7 +223,7 @@ async fn start(
                     tracing::warn!("cannot keep the restored environment: {e}");
                 }
             }
-            Ok((state, scrollback))
+            Ok((state, scrollback, last))
         })
         .await?;
     let cwd = std::mem::take(&mut state.cwd);
@@ -183,7 +246,7 @@ async fn start(
             by: who,
         })
         .await;
-    Ok(info)
+    Ok((info, last))
 }
 
 fn not_lost(name: &str) -> RpcError {

@@ -45,6 +45,7 @@ pub(crate) fn forwardable(method: &str) -> bool {
         reg::SessionResize::NAME,
         reg::SessionKill::NAME,
         reg::SessionHistory::NAME,
+        reg::SessionSubscribe::NAME,
         reg::SessionList::NAME,
         reg::ClusterRestore::NAME,
         reg::SnapshotCreate::NAME,
@@ -61,6 +62,7 @@ pub(crate) fn forwardable(method: &str) -> bool {
 /// it runs here, never forwarded again.
 pub(super) async fn route(
     daemon: &Daemon,
+    caller: &super::Caller,
     who: &Principal,
     method: &str,
     mut params: Value,
@@ -102,6 +104,9 @@ pub(super) async fn route(
     }
     match cluster.owner(target).await {
         Ok(Some(lease)) if lease.node != cluster.node() => {
+            if method == reg::SessionSubscribe::NAME {
+                return super::relay::subscribe(cluster, caller, who, &lease.node, params).await;
+            }
             forward(cluster, who, &lease.node, method, params).await
         }
         Ok(_) => here(params),
@@ -195,7 +200,7 @@ fn here(params: Value) -> Route {
     }
 }
 
-fn failed(e: RpcError) -> Route {
+pub(super) fn failed(e: RpcError) -> Route {
     Route::There {
         result: Err(e),
         note: String::new(),
@@ -229,6 +234,43 @@ async fn forward(
     method: &str,
     params: Value,
 ) -> Route {
+    forward_as(
+        cluster,
+        who,
+        node,
+        method,
+        params,
+        Origin::new(cluster.node()),
+    )
+    .await
+}
+
+/// A request of this node's own to `node` (not audited as a client's): its answer.
+pub(super) async fn call_owner(
+    cluster: &Cluster,
+    who: &Principal,
+    node: &str,
+    method: &str,
+    params: Value,
+) -> Result<Value, RpcError> {
+    match forward(cluster, who, node, method, params).await {
+        Route::There { result, .. } => result,
+        Route::Here { .. } => Err(RpcError::new(
+            ErrorKind::Internal,
+            "a request to another node ran here",
+        )),
+    }
+}
+
+/// [`forward`], under the request id `origin` (chosen before, as a relay's subject).
+pub(super) async fn forward_as(
+    cluster: &Cluster,
+    who: &Principal,
+    node: &str,
+    method: &str,
+    params: Value,
+    origin: Origin,
+) -> Route {
     let principal = match shared(who) {
         Some(principal) => principal,
         None => {
@@ -241,7 +283,6 @@ async fn forward(
             );
         }
     };
-    let origin = Origin::new(cluster.node());
     let note = format!(" node={node} request={}", origin.request);
     let timeout = deadline(method, &params);
     let forward = Forward {

@@ -16,6 +16,7 @@ mod events;
 mod forward;
 mod history;
 mod pin;
+mod relay;
 mod reports;
 mod sessions;
 mod spread;
@@ -32,6 +33,7 @@ pub(crate) use caller::Caller;
 pub(crate) use events::{Ack, Event, Observer, Reaction};
 pub(crate) use forward::forwardable;
 pub(crate) use pin::get as session_handle;
+pub(crate) use relay::owner as relay_caller;
 pub(crate) use sessions::exec;
 pub(crate) use spread::lost_session;
 
@@ -119,7 +121,12 @@ impl Daemon {
             &self.telemetry,
             &self.hooks,
         ];
-        observers.iter().map(|o| o.observe(event)).collect()
+        let mut reactions: Vec<Reaction> = observers.iter().map(|o| o.observe(event)).collect();
+        // Last: a clustered exec's journal record follows the store's (`persist::checkpoint`).
+        if let Some(cluster) = &self.cluster {
+            reactions.extend(crate::persist::checkpoint::journal::observe(cluster, event));
+        }
+        reactions
     }
 }
 
@@ -228,7 +235,7 @@ async fn run(
         .cluster
         .as_ref()
         .and_then(|_| params.get("target")?.as_str().map(str::to_owned));
-    match forward::route(daemon, who, method, params, origin).await {
+    match forward::route(daemon, caller, who, method, params, origin).await {
         forward::Route::There { result, note } => {
             detail.push_str(&note);
             result
@@ -240,7 +247,7 @@ async fn run(
             };
             forward::settle(daemon, method, claimed, target.as_deref(), &result).await;
             spread::gather(daemon, who, method, origin, &mut result).await;
-            spread::after(daemon, method, target.as_deref(), &mut result).await;
+            spread::after(daemon, who, method, target.as_deref(), &mut result).await;
             result
         }
     }

@@ -266,7 +266,7 @@ pub(super) fn context_target(
     }
 }
 
-fn notification(method: &str, params: impl Serialize) -> Option<String> {
+pub(super) fn notification(method: &str, params: impl Serialize) -> Option<String> {
     let mut line = serde_json::to_string(&Notification::new(method, params).ok()?).ok()?;
     line.push('\n');
     Some(line)

@@ -9,6 +9,7 @@ use ai_session_cluster::{Cluster, Forward, Origin};
 use ai_session_protocol::RpcError;
 use ai_session_protocol::cluster::{LostSession, Unanswered};
 use ai_session_protocol::methods::ListResult;
+use ai_session_protocol::persist::{SnapshotInfo, SnapshotListResult};
 use ai_session_protocol::registry::{self as reg, Method};
 use futures_util::future::join_all;
 use serde_json::Value;
@@ -74,10 +75,14 @@ pub(crate) fn lost_session(c: ai_session_cluster::checkpoint::Checkpoint) -> Los
 /// everything up to the snapshot.
 pub(super) async fn after(
     daemon: &Daemon,
+    who: &Principal,
     method: &str,
     target: Option<&str>,
     result: &mut Result<Value, RpcError>,
 ) {
+    if method == reg::SnapshotList::NAME {
+        return snapshots(daemon, who, target, result).await;
+    }
     let (Some(cluster), Some(name), Ok(Value::Object(answer))) =
         (daemon.cluster.as_ref(), target, result.as_mut())
     else {
@@ -86,11 +91,47 @@ pub(super) async fn after(
     if method != reg::SnapshotCreate::NAME {
         return;
     }
-    if let Err(e) = crate::persist::checkpoint::save(daemon, cluster, name).await {
+    // The snapshot goes into the cluster with the checkpoint (one export for both).
+    let snapshot = serde_json::from_value::<SnapshotInfo>(Value::Object(answer.clone())).ok();
+    let saved = crate::persist::checkpoint::save_as(daemon, cluster, name, snapshot.as_ref()).await;
+    if let Err(e) = saved {
         tracing::warn!(session = %name, "checkpoint after a snapshot not written: {e}");
         answer.insert(
             "cluster_warning".into(),
             Value::String(format!("the cluster checkpoint was not written: {e}")),
+        );
+    }
+}
+
+/// `snapshot.list` in a cluster: every node's snapshots, each with its node.
+async fn snapshots(
+    daemon: &Daemon,
+    who: &Principal,
+    target: Option<&str>,
+    result: &mut Result<Value, RpcError>,
+) {
+    let (Some(cluster), Ok(answer)) = (daemon.cluster.as_ref(), result.as_mut()) else {
+        return;
+    };
+    let Ok(mut list) = serde_json::from_value::<SnapshotListResult>(answer.take()) else {
+        return;
+    };
+    let listed = crate::persist::checkpoint::snapshots::list(
+        daemon,
+        cluster,
+        who,
+        target,
+        &mut list.snapshots,
+    )
+    .await;
+    if let Err(e) = &listed {
+        tracing::warn!("cannot list the cluster's snapshots: {e}");
+    }
+    *answer = serde_json::to_value(&list).unwrap_or_default();
+    if let (Err(e), Value::Object(map)) = (listed, answer) {
+        map.insert(
+            "cluster_warning".into(),
+            Value::String(format!("other nodes' snapshots are not listed: {e}")),
         );
     }
 }

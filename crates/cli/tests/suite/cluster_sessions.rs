@@ -1,0 +1,295 @@
+//! Sessions across a cluster: execs journaled before they answer (none lost with a node),
+//! output subscriptions through any node. A real `nats-server -js` on a loopback port, daemons with their own
+//! `AI_SESSION_HOME`.
+
+use serde_json::json;
+
+use super::cluster::{Nats, Node};
+use super::coord::Raw;
+use super::harness::eventually;
+
+/// SIGKILLs the node's daemon and reaps it.
+fn kill(node: &mut Node) {
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(node.pid()).expect("pid"),
+        rustix::process::Signal::KILL,
+    )
+    .expect("kill");
+    if let Some(mut child) = node.child.take() {
+        child.wait().ok();
+    }
+}
+
+#[test]
+fn every_exec_answered_before_a_sigkill_is_in_the_restored_history() {
+    let nats = Nats::start();
+    let a = Node::join(&nats, "a");
+    // c checkpoints every 1.5 s: the execs below all answer within one interval of the kill.
+    let mut c = Node::join_with(
+        &nats,
+        "c",
+        "[cluster]\nheartbeat_secs = 1.5\nlease_secs = 3\n",
+    );
+    c.ok(&["new", "-s", "w"]);
+    c.ok(&["exec", "-t", "w", "echo first"]);
+    eventually(15, "a first checkpoint of w", || {
+        a.json(&["ls"])["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["name"] == "w" && s["checkpoint_ms"].is_u64())
+    });
+    const N: usize = 12;
+    for i in 0..N {
+        let r = c.env.exec("w", &format!("echo journal-{i}"));
+        assert_eq!(r["exit_code"], 0, "{r}");
+    }
+    // At once: no heartbeat, no checkpoint after the last answer.
+    kill(&mut c);
+
+    eventually(15, "w lost", || a.json(&["ls"])["lost"][0]["name"] == "w");
+    let info = a.json(&["restore", "--from-lost", "w"]);
+    assert_eq!(info["name"], "w", "{info}");
+    let history = super::store_bounds::rpc(
+        &a.env,
+        "session.history",
+        serde_json::json!({"target": "w", "limit": 200}),
+    );
+    let commands: Vec<&str> = history["result"]["execs"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{history}"))
+        .iter()
+        .map(|e| e["command"].as_str().unwrap())
+        .collect();
+    let expected: Vec<String> = std::iter::once("echo first".to_string())
+        .chain((0..N).map(|i| format!("echo journal-{i}")))
+        .collect();
+    assert_eq!(commands, expected, "each exec once, in order: {history}");
+    // The restored session goes on: its next exec follows the replayed ones.
+    let r = a.env.exec("w", "echo after");
+    assert_eq!(r["exit_code"], 0, "{r}");
+}
+
+/// Session `target`'s log from `since` to its end as `node` reads it (`session.read --raw`).
+fn log_from(node: &Node, target: &str, since: u64) -> (Vec<u8>, u64) {
+    let mut out = Vec::new();
+    let mut at = since;
+    loop {
+        let r = super::store_bounds::rpc(
+            &node.env,
+            "session.read",
+            serde_json::json!({"target": target, "since": at, "raw": true}),
+        );
+        let r = &r["result"];
+        assert_eq!(r["start"].as_u64(), Some(at), "nothing dropped: {r}");
+        out.extend_from_slice(r["data"].as_str().expect("data").as_bytes());
+        at = r["end"].as_u64().expect("end");
+        if r["more"] != true {
+            return (out, at);
+        }
+    }
+}
+
+/// The output notifications of `raw` from offset `next` until `want` bytes came, each
+/// starting where the one before ended; the bytes and the offset after them.
+fn output_until(raw: &mut Raw, target: &str, mut next: u64, want: usize) -> (Vec<u8>, u64) {
+    use base64::Engine;
+    let mut got = Vec::new();
+    while got.len() < want {
+        let n = raw.notification(30);
+        if n["method"] != "session.output" {
+            continue;
+        }
+        let p = &n["params"];
+        assert_eq!(p["target"], target, "{n}");
+        assert_eq!(
+            p["offset"].as_u64(),
+            Some(next),
+            "no gap, nothing twice: {n}"
+        );
+        let data = base64::engine::general_purpose::STANDARD
+            .decode(p["data_b64"].as_str().expect("data"))
+            .expect("base64");
+        next += data.len() as u64;
+        got.extend_from_slice(&data);
+    }
+    (got, next)
+}
+
+#[test]
+fn a_subscription_through_another_node_is_lossless_across_a_reconnect() {
+    let nats = Nats::start();
+    let a = Node::join(&nats, "a");
+    let b = Node::join(&nats, "b");
+    a.ok(&["new", "-s", "o"]);
+    a.env.exec("o", "true");
+
+    // Through b, of a's session: every byte from the subscription's offset, in order.
+    let mut sub = Raw::connect(&b.env);
+    let start = sub.ok("session.subscribe", json!({"target": "o"}))["offset"]
+        .as_u64()
+        .expect("offset");
+    let r = a
+        .env
+        .exec("o", "seq 1 20000 | sed 's/^/line-/'; echo done-1");
+    assert_eq!(r["exit_code"], 0, "{r}");
+    let (expected, _) = log_from(&a, "o", start);
+    assert!(expected.len() > 150_000, "{}", expected.len());
+    let (got, last) = output_until(&mut sub, "o", start, expected.len());
+    assert!(got == expected, "the relayed bytes are a's log");
+    drop(sub);
+
+    // Output while nobody watches, then a reconnect through b from the last offset.
+    a.env.exec("o", "seq 1 3000; echo done-2");
+    let mut sub = Raw::connect(&b.env);
+    let resumed = sub.ok("session.subscribe", json!({"target": "o"}))["offset"]
+        .as_u64()
+        .expect("offset");
+    let (mut missed, at) = log_from(&b, "o", last);
+    assert_eq!(
+        at, resumed,
+        "read through b reaches the subscription's offset"
+    );
+    a.env.exec("o", "echo done-3");
+    let (whole, _) = log_from(&a, "o", last);
+    let (rest, _) = output_until(&mut sub, "o", resumed, whole.len() - missed.len());
+    missed.extend_from_slice(&rest);
+    assert!(
+        missed == whole,
+        "read --since and the new subscription join without a gap"
+    );
+    let text = String::from_utf8_lossy(&whole);
+    assert!(text.contains("done-2") && text.contains("done-3"), "{text}");
+}
+
+#[test]
+fn exec_stream_through_another_node_prints_the_output_as_it_comes() {
+    let nats = Nats::start();
+    let a = Node::join(&nats, "a");
+    let b = Node::join(&nats, "b");
+    a.ok(&["new", "-s", "st"]);
+    // `--stream` subscribes (relayed from a) before the exec (forwarded to a).
+    let out = b.ok(&[
+        "exec",
+        "--stream",
+        "-t",
+        "st",
+        "for i in 1 2 3; do echo streamed-$i; done",
+    ]);
+    for i in 1..=3 {
+        assert!(out.contains(&format!("streamed-{i}")), "{out}");
+    }
+}
+
+fn snapshots(node: &Node, args: &[&str]) -> serde_json::Value {
+    let out = node.env.run(args);
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+#[test]
+fn a_snapshot_is_listed_and_restored_on_any_node_even_once_its_node_is_gone() {
+    let nats = Nats::start();
+    let mut a = Node::join(&nats, "a");
+    let b = Node::join(&nats, "b");
+    a.ok(&["new", "-s", "sn"]);
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path().to_str().unwrap().to_string();
+    a.env.exec("sn", &format!("cd {dir} && export Z=snap-9"));
+    a.env.exec("sn", "echo before-the-snapshot");
+    let snap = a.json(&["snapshot", "-t", "sn", "--label", "far"]);
+    assert!(snap.get("cluster_warning").is_none(), "{snap}");
+    let id = snap["id"].as_str().expect("id").to_string();
+
+    // Listed on b, with the node that took it; on a, a's own snapshot says so too.
+    let listed = snapshots(&b, &["snapshot", "ls", "--json"]);
+    let on_b = listed["snapshots"]
+        .as_array()
+        .expect("snapshots")
+        .iter()
+        .find(|s| s["id"] == id.as_str())
+        .unwrap_or_else(|| panic!("{listed}"))
+        .clone();
+    assert_eq!(on_b["node"], "a", "{on_b}");
+    assert_eq!(on_b["session_name"], "sn", "{on_b}");
+    assert!(b.ok(&["snapshot", "ls"]).contains("on node a"));
+    let on_a = snapshots(&a, &["snapshot", "ls", "-t", "sn", "--json"]);
+    assert_eq!(on_a["snapshots"][0]["node"], "a", "{on_a}");
+
+    // a dies; b restores a's snapshot from the cluster, by a prefix of its id.
+    kill(&mut a);
+    let restored = b.json(&["restore", &id[..12], "-s", "copy"]);
+    assert_eq!(restored["snapshot"], id.as_str(), "{restored}");
+    assert_eq!(restored["session"]["name"], "copy", "{restored}");
+    let r = b.env.exec("copy", "pwd; echo Z=$Z");
+    let out = r["output"].as_str().unwrap();
+    assert!(out.contains(&dir) && out.contains("Z=snap-9"), "{r}");
+    let history = super::store_bounds::rpc(
+        &b.env,
+        "session.history",
+        json!({"target": "copy", "limit": 50}),
+    );
+    assert!(
+        history.to_string().contains("echo before-the-snapshot"),
+        "{history}"
+    );
+    // The name is the cluster's now: a second restore under it is refused.
+    let again = b.env.run(&["restore", &id, "-s", "copy"]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("copy"));
+    let unknown = b.env.run(&["restore", "ffffffffffff"]);
+    assert!(!unknown.status.success());
+}
+
+#[test]
+fn an_exec_whose_record_the_cluster_cannot_take_says_it_is_not_persisted() {
+    let nats = Nats::start();
+    let a = Node::join(&nats, "a");
+    a.ok(&["new", "-s", "j"]);
+    let r = a.env.exec("j", "echo journaled");
+    assert!(r.get("persisted").is_none(), "{r}");
+    // The NATS server goes: the exec still answers, saying its record is not in the cluster.
+    drop(nats);
+    let r = a.env.exec("j", "echo unjournaled");
+    assert_eq!(r["exit_code"], 0, "{r}");
+    assert_eq!(r["persisted"], false, "{r}");
+    assert!(
+        r["persist_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("not in the cluster's journal")),
+        "{r}"
+    );
+}
+
+#[test]
+fn a_killed_sessions_journal_goes_with_it() {
+    let nats = Nats::start();
+    // No checkpoint in the test's few seconds (the first heartbeat has no session yet): the
+    // records stay in the journal until the kill.
+    let a = Node::join_with(
+        &nats,
+        "a",
+        "[cluster]\nheartbeat_secs = 30\nlease_secs = 60\n",
+    );
+    let info = a.json(&["new", "-s", "k"]);
+    let id = info["id"].as_str().expect("id").to_string();
+    a.env.exec("k", "echo journaled");
+    a.env.exec("k", "echo again");
+    // The journal as any node reads it.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let probe = runtime.block_on(async {
+        let config = ai_session_protocol::config::ClusterConfig {
+            heartbeat_secs: 30.0,
+            lease_secs: 60.0,
+            ..Default::default()
+        };
+        ai_session_cluster::Cluster::join(&config, &nats.url, "probe")
+            .await
+            .unwrap()
+    });
+    let records = || runtime.block_on(probe.journaled_execs(&id)).unwrap().len();
+    assert_eq!(records(), 2);
+    a.ok(&["kill", "-t", "k"]);
+    assert_eq!(records(), 0, "the kill dropped the session's records");
+    runtime.block_on(probe.leave());
+}

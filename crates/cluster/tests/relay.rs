@@ -1,0 +1,58 @@
+//! Relayed subscriptions against a real `nats-server -js`: the owner's lines arrive in order,
+//! and the owner learns when nobody watches any more.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use ai_session_cluster::testing::NatsServer;
+use ai_session_cluster::{Cluster, relay_subject};
+use ai_session_protocol::config::ClusterConfig;
+
+fn config() -> ClusterConfig {
+    ClusterConfig {
+        heartbeat_secs: 0.5,
+        lease_secs: 3.0,
+        ..ClusterConfig::default()
+    }
+}
+
+#[tokio::test]
+async fn lines_arrive_in_order_and_the_owner_sees_the_watcher_go() {
+    let server = NatsServer::start::<&str>(&[]).expect("nats-server (installed by .ci/run)");
+    let url = server.url("nats");
+    let entry = Cluster::join(&config(), &url, "entry").await.unwrap();
+    let owner = Cluster::join(&config(), &url, "owner").await.unwrap();
+    let subject = relay_subject("00ff");
+    assert_eq!(
+        owner.watched(&subject).await,
+        Some(false),
+        "nobody watches yet"
+    );
+
+    let mut watch = entry.watch(&subject).await.unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+    let reader = tokio::spawn(async move {
+        while let Some(line) = watch.next().await {
+            if tx.send(line).await.is_err() {
+                return;
+            }
+        }
+    });
+    for i in 0..100 {
+        owner
+            .relay_line(&subject, format!("line {i}\n"))
+            .await
+            .unwrap();
+    }
+    for i in 0..100 {
+        let line = rx.recv().await.expect("a line");
+        assert_eq!(&line[..], format!("line {i}\n").as_bytes());
+    }
+    assert_eq!(owner.watched(&subject).await, Some(true));
+
+    // The entry node's client goes: its watch with it.
+    reader.abort();
+    let _ = reader.await;
+    assert_eq!(owner.watched(&subject).await, Some(false));
+    owner.leave().await;
+    entry.leave().await;
+}
