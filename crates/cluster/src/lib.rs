@@ -16,6 +16,7 @@ mod error;
 mod keys;
 mod node;
 pub mod placement;
+mod relayed;
 mod tasks;
 #[cfg(feature = "test-server")]
 pub mod testing;
@@ -32,6 +33,7 @@ pub use bus::{BusInbox, BusIncoming, BusRoute, Envelope, topic_token};
 pub use call::{Forward, Inbox, Incoming, Origin};
 pub use directory::Lease;
 pub use error::ClusterError;
+pub use relayed::{Frame, StreamSink, StreamSource};
 pub use tasks::{Backoff, NewTask, TaskError, TaskRecord, Worker};
 
 /// The bucket of node records.

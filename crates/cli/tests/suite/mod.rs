@@ -3,6 +3,7 @@ mod alerts;
 mod audit;
 mod cli;
 mod cluster;
+mod cluster_agents;
 mod cluster_bus;
 mod cluster_tasks;
 mod config;

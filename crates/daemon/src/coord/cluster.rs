@@ -91,7 +91,10 @@ async fn serve(daemon: Weak<Daemon>, cluster: Cluster, mut inbox: ai_session_clu
             BusRoute::Broadcast => {
                 coord.deliver_broadcast(from, envelope.payload).await;
             }
-            BusRoute::Direct { to } | BusRoute::Request { to, .. } => {
+            route => {
+                let Some(to) = route.addressee() else {
+                    continue;
+                };
                 // Every node hears the agent's subject; only the agent's own node answers.
                 if !coord.agent(AgentId(to)).is_ok_and(|a| a.is_active()) {
                     continue;
@@ -99,7 +102,13 @@ async fn serve(daemon: Weak<Daemon>, cluster: Cluster, mut inbox: ai_session_clu
                 let cluster = cluster.clone();
                 let coord = coord.clone();
                 d.tasks.clone().spawn(async move {
-                    let result = deliver(&coord, incoming_route(&incoming), from, to).await;
+                    let (route, payload) = incoming_route(&incoming);
+                    let result = match route {
+                        BusRoute::Direct { .. } | BusRoute::Request { .. } => {
+                            deliver(&coord, (route, payload), from, to).await
+                        }
+                        route => agent_call(&coord, &cluster, route, payload, from, to).await,
+                    };
                     cluster.bus_answer(incoming, result).await;
                 });
             }
@@ -138,6 +147,74 @@ async fn deliver(
             Ok(json!({"delivered": d.delivered, "dead_lettered": d.dead_lettered}))
         }
     }
+}
+
+/// A call agent `to` of this node made through another node, which checked its token against
+/// the cluster's secret (`from` is the agent itself). The token is not sent: this node derives
+/// it from the same secret.
+async fn agent_call(
+    coord: &Coordinator,
+    cluster: &Cluster,
+    route: BusRoute,
+    payload: Value,
+    from: Option<AgentId>,
+    to: u64,
+) -> Result<Value, RpcError> {
+    let auth = home_auth(cluster, from, to)?;
+    match route {
+        BusRoute::Heartbeat { .. } => coord.heartbeat(&auth).map_err(super::coord_error)?,
+        BusRoute::Unregister { .. } => {
+            coord.unregister(&auth).map_err(super::coord_error)?;
+            cluster.drop_agent(to).await;
+        }
+        BusRoute::Reply { correlation, .. } => {
+            coord
+                .reply(&auth, ai_session_coord::CorrelationId(correlation), payload)
+                .map_err(super::coord_error)?;
+            coord.heartbeat(&auth).ok();
+        }
+        BusRoute::Inbox { subject, .. } => {
+            let inbox = coord.inbox(&auth).map_err(super::coord_error)?;
+            coord.heartbeat(&auth).ok();
+            tokio::spawn(super::relay_inbox(
+                inbox,
+                cluster.stream_sink(&subject),
+                cluster.heartbeat_interval(),
+            ));
+        }
+        BusRoute::Topic { .. }
+        | BusRoute::Broadcast
+        | BusRoute::Direct { .. }
+        | BusRoute::Request { .. } => {}
+    }
+    Ok(json!({}))
+}
+
+/// The credentials of agent `to` of this node, derived from the cluster's secret, for a call
+/// another node checked; refused unless the call was made as that agent.
+fn home_auth(cluster: &Cluster, from: Option<AgentId>, to: u64) -> Result<AgentAuth, RpcError> {
+    if from != Some(AgentId(to)) {
+        return Err(RpcError::new(
+            ErrorKind::PermissionDenied,
+            format!("only agent {to} itself may make this call"),
+        )
+        .with_reason("unauthorized"));
+    }
+    let token = cluster.agent_token(to).ok_or_else(|| {
+        RpcError::new(
+            ErrorKind::PermissionDenied,
+            format!(
+                "node '{}' has no [cluster] secret_file: agent {to}'s calls work only here",
+                cluster.node()
+            ),
+        )
+        .with_hint("set the same [cluster] secret_file on every node")
+        .with_reason("unauthorized")
+    })?;
+    Ok(AgentAuth {
+        agent: AgentId(to),
+        token: Token::from_bytes(token),
+    })
 }
 
 pub(crate) fn internal(e: impl std::fmt::Display) -> RpcError {
@@ -217,6 +294,14 @@ pub(crate) async fn remote_sender(
     cluster: &Cluster,
     auth: &AgentAuth,
 ) -> Result<AgentId, RpcError> {
+    remote_holder(cluster, auth).await.map(|(id, _)| id)
+}
+
+/// [`remote_sender`], with the node the agent registered on.
+pub(crate) async fn remote_holder(
+    cluster: &Cluster,
+    auth: &AgentAuth,
+) -> Result<(AgentId, String), RpcError> {
     let id = auth.agent.0;
     let refused =
         |why: String| RpcError::new(ErrorKind::PermissionDenied, why).with_reason("unauthorized");
@@ -238,7 +323,7 @@ pub(crate) async fn remote_sender(
             "wrong token for agent {id} (not issued by this cluster)"
         )));
     }
-    Ok(AgentId(id))
+    Ok((AgentId(id), record.node))
 }
 
 /// Dead letters of every node `bus.dead_letters` shows in a cluster.
