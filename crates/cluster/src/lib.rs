@@ -85,8 +85,7 @@ impl Cluster {
         let lease = Duration::from_secs_f64(config.lease_secs);
         let nodes = bucket(&js, NODES, lease).await?;
         let sessions = bucket(&js, SESSIONS, lease).await?;
-        let coordination =
-            agents::Coordination::open(&js, lease, config.secret_file.as_deref()).await?;
+        let coordination = agents::Coordination::open(&js, lease, config).await?;
         bus::dead_letter_stream(&js).await?;
         let index = checkpoint::index(&js).await?;
         let objects = checkpoint::objects(&js).await?;

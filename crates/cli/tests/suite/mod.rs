@@ -5,6 +5,7 @@ mod cli;
 mod cluster;
 mod cluster_agents;
 mod cluster_bus;
+mod cluster_task_events;
 mod cluster_tasks;
 mod config;
 mod content_view;

@@ -62,7 +62,9 @@ impl Relay for ClusterRelay {
 /// Relays this node's bus to the cluster and starts delivering the other nodes' messages here.
 pub(crate) async fn start(daemon: &Arc<Daemon>, cluster: &Cluster) -> Result<(), ClusterError> {
     let inbox = cluster.bus_inbox().await?;
+    let events = cluster.task_events();
     cluster.watch_tasks().await?;
+    tokio::spawn(announce_tasks(daemon.coord.clone(), events));
     daemon.coord.set_relay(Arc::new(ClusterRelay {
         cluster: cluster.clone(),
     }));
@@ -481,6 +483,34 @@ pub(crate) async fn show(cluster: &Cluster, id: u64) -> Result<TaskRecord, RpcEr
     cluster.task(id).await.map_err(task_error)
 }
 
+/// Announces every change of the cluster's tasks to this node's observers (`$system`,
+/// `$results`), as one daemon announces its own: each node hears each change once.
+async fn announce_tasks(
+    coord: Coordinator,
+    mut events: tokio::sync::mpsc::UnboundedReceiver<TaskRecord>,
+) {
+    while let Some(task) = events.recv().await {
+        match task_event(&task) {
+            Ok(event) => coord.announce(&event),
+            Err(e) => tracing::warn!("cannot announce a change of task {}: {e}", task.id),
+        }
+    }
+}
+
+/// A task's change as the coordinator's event.
+fn task_event(task: &TaskRecord) -> Result<ai_session_coord::Event, serde_json::Error> {
+    let state = serde_json::from_value(Value::String(task.state.clone()))?;
+    let failing = matches!(task.state.as_str(), "queued" | "failed" | "dead_lettered");
+    Ok(ai_session_coord::Event::TaskStateChanged {
+        task: ai_session_coord::TaskId(task.id),
+        state,
+        agent: task.agent.map(AgentId),
+        attempts: task.attempts,
+        reason: task.last_error.clone().filter(|_| failing),
+        result: task.result.clone().filter(|_| task.state == "done"),
+    })
+}
+
 /// Renews the leases of this node's running tasks and requeues lapsed ones; every heartbeat.
 pub(crate) async fn tend_tasks(daemon: &Daemon, cluster: &Cluster) {
     let coord = &daemon.coord;
@@ -490,5 +520,8 @@ pub(crate) async fn tend_tasks(daemon: &Daemon, cluster: &Cluster) {
         .await
     {
         tracing::warn!("cannot tend the cluster's tasks: {e}");
+    }
+    if let Err(e) = cluster.prune_tasks().await {
+        tracing::warn!("cannot prune the cluster's finished tasks: {e}");
     }
 }

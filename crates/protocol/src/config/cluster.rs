@@ -32,6 +32,10 @@ pub struct ClusterConfig {
     /// Seconds after its last heartbeat when a node, and the leases on its sessions, expire.
     /// At least twice `heartbeat_secs`.
     pub lease_secs: f64,
+    /// Seconds a finished task (done, failed, dead-lettered) stays in the cluster's tasks
+    /// after its last change before it is removed; a task with a child not finished yet stays
+    /// until the child finishes.
+    pub task_retention_secs: f64,
 }
 
 impl Default for ClusterConfig {
@@ -45,6 +49,7 @@ impl Default for ClusterConfig {
             secret_file: None,
             heartbeat_secs: 2.0,
             lease_secs: 10.0,
+            task_retention_secs: 86_400.0,
         }
     }
 }
@@ -63,6 +68,12 @@ impl ClusterConfig {
             return Err(format!(
                 "[cluster] lease_secs = {} must be at least twice heartbeat_secs ({})",
                 self.lease_secs, self.heartbeat_secs
+            ));
+        }
+        if !(self.task_retention_secs.is_finite() && self.task_retention_secs >= 0.0) {
+            return Err(format!(
+                "[cluster] task_retention_secs = {} is out of range: use 0 or more seconds",
+                self.task_retention_secs
             ));
         }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
