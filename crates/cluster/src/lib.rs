@@ -232,6 +232,7 @@ async fn connect(
             .add_client_certificate(cert.clone(), key.clone())
             .require_tls(true);
     }
+    options = credentials(config, options).await?;
     let failed = |reason: String| ClusterError::Connect {
         url: url.to_string(),
         reason,
@@ -241,6 +242,34 @@ async fn connect(
         Ok(Err(e)) => Err(failed(e.to_string())),
         Err(_) => Err(failed(format!("no answer in {} s", CONNECT.as_secs()))),
     }
+}
+
+/// The node's NATS identity: a `.creds` file (user JWT and nkey seed) or an nkey seed file.
+async fn credentials(
+    config: &ClusterConfig,
+    options: async_nats::ConnectOptions,
+) -> Result<async_nats::ConnectOptions, ClusterError> {
+    fn file(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> ClusterError + '_ {
+        move |source| ClusterError::File {
+            path: path.to_owned(),
+            source,
+        }
+    }
+    if let Some(creds) = &config.creds_file {
+        return options.credentials_file(creds).await.map_err(file(creds));
+    }
+    if let Some(path) = &config.nkey_file {
+        let seed = std::fs::read_to_string(path).map_err(file(path))?;
+        let seed = seed.trim();
+        if !seed.starts_with("SU") {
+            return Err(ClusterError::Config(format!(
+                "[cluster] nkey_file {} does not hold a user nkey seed (a line starting SU...)",
+                path.display()
+            )));
+        }
+        return Ok(options.nkey(seed.to_string()));
+    }
+    Ok(options)
 }
 
 fn readable(path: &std::path::Path) -> Result<(), ClusterError> {

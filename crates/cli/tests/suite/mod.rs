@@ -4,6 +4,7 @@ mod audit;
 mod cli;
 mod cluster;
 mod cluster_agents;
+mod cluster_auth;
 mod cluster_bus;
 mod cluster_task_events;
 mod cluster_tasks;
