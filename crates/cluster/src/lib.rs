@@ -68,6 +68,8 @@ struct Inner {
     held: Mutex<HashMap<String, String>>,
     /// Agents, their ids and tokens (`agents.rs`).
     coordination: agents::Coordination,
+    /// The sandboxed sessions this node takes, for its record (`node.rs`).
+    sandbox: Mutex<Option<ai_session_protocol::cluster::NodeSandbox>>,
 }
 
 impl Cluster {
@@ -104,6 +106,7 @@ impl Cluster {
                 objects,
                 held: Mutex::new(HashMap::new()),
                 coordination,
+                sandbox: Mutex::new(None),
             }),
         };
         cluster.claim_node().await?;

@@ -6,6 +6,7 @@ mod cluster;
 mod cluster_agents;
 mod cluster_auth;
 mod cluster_bus;
+mod cluster_placement;
 mod cluster_task_events;
 mod cluster_tasks;
 mod config;

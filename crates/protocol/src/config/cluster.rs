@@ -42,6 +42,10 @@ pub struct ClusterConfig {
     /// after its last change before it is removed; a task with a child not finished yet stays
     /// until the child finishes.
     pub task_retention_secs: f64,
+    /// The sandbox policies this node takes for sessions placed without `--node`: built-in
+    /// profile names and `custom` (a policy given in TOML). Every one when absent; `[]` for a
+    /// node that takes no sandboxed session by placement.
+    pub sandbox_policies: Option<Vec<String>>,
 }
 
 impl Default for ClusterConfig {
@@ -58,6 +62,7 @@ impl Default for ClusterConfig {
             heartbeat_secs: 2.0,
             lease_secs: 10.0,
             task_retention_secs: 86_400.0,
+            sandbox_policies: None,
         }
     }
 }
