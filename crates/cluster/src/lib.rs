@@ -13,6 +13,7 @@ mod call;
 pub mod checkpoint;
 mod directory;
 mod error;
+mod gather;
 mod keys;
 mod node;
 pub mod placement;
@@ -33,6 +34,7 @@ pub use bus::{BusInbox, BusIncoming, BusRoute, Envelope, topic_token};
 pub use call::{Forward, Inbox, Incoming, Origin};
 pub use directory::Lease;
 pub use error::ClusterError;
+pub use gather::{Asked, Gathered, Question};
 pub use relayed::{Frame, StreamSink, StreamSource};
 pub use tasks::{Backoff, NewTask, TaskError, TaskRecord, Worker};
 

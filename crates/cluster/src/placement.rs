@@ -24,8 +24,7 @@ pub fn runs(node: &NodeInfo, need: Option<&Need>) -> bool {
     let (Some(need), Some(sandbox)) = (need, &node.sandbox) else {
         return true;
     };
-    sandbox.policies.contains(&need.policy)
-        && (need.degrade || sandbox.missing.is_empty())
+    sandbox.policies.contains(&need.policy) && (need.degrade || sandbox.missing.is_empty())
 }
 
 /// Loads per processor closer than this are equal.

@@ -610,9 +610,14 @@ pub(crate) async fn bus_dead_letters(daemon: &Daemon) -> Result<DeadLettersResul
 
 pub(crate) async fn bus_topics(daemon: &Daemon) -> Result<TopicsResult, RpcError> {
     let coord = &daemon.coord;
-    Ok(TopicsResult {
-        topics: coord.topics().iter().map(wire).collect::<Result<_, _>>()?,
-    })
+    let topics: Vec<c::TopicInfo> = coord.topics().iter().map(wire).collect::<Result<_, _>>()?;
+    match &daemon.cluster {
+        Some(cl) => cluster::cluster_topics(cl, topics).await,
+        None => Ok(TopicsResult {
+            topics,
+            unanswered: Vec::new(),
+        }),
+    }
 }
 
 /// `bus.recent`: the topics with messages kept, and the newest of one topic's.

@@ -9,6 +9,7 @@ mod cluster_bus;
 mod cluster_placement;
 mod cluster_task_events;
 mod cluster_tasks;
+mod cluster_topics;
 mod config;
 mod content_view;
 mod context;

@@ -65,6 +65,8 @@ pub(crate) async fn start(daemon: &Arc<Daemon>, cluster: &Cluster) -> Result<(),
     let events = cluster.task_events();
     cluster.watch_tasks().await?;
     tokio::spawn(announce_tasks(daemon.coord.clone(), events));
+    let asked = cluster.asked(TOPICS).await?;
+    tokio::spawn(answer_topics(Arc::downgrade(daemon), asked));
     daemon.coord.set_relay(Arc::new(ClusterRelay {
         cluster: cluster.clone(),
     }));
@@ -326,6 +328,58 @@ pub(crate) async fn remote_holder(
         )));
     }
     Ok((AgentId(id), record.node))
+}
+
+/// The question every node answers with its topics and their subscribers.
+const TOPICS: &str = "topics";
+/// How long `bus.topics` waits for the other nodes.
+const GATHER: Duration = Duration::from_secs(3);
+
+/// Answers the other nodes' `bus.topics` with this node's topics until the daemon stops.
+async fn answer_topics(daemon: Weak<Daemon>, mut asked: ai_session_cluster::Asked) {
+    while let Some((d, question)) = next_while_running(&daemon, asked.next()).await {
+        let topics: Vec<Value> = d
+            .coord
+            .topics()
+            .iter()
+            .map(|t| json!({"topic": t.topic, "subscribers": t.subscribers}))
+            .collect();
+        asked.answer(question, Value::Array(topics)).await;
+    }
+}
+
+/// `bus.topics` in a cluster: this node's topics (`here`) and every other live node's, the
+/// subscribers of a topic counted on every node; a node that does not answer is named.
+pub(crate) async fn cluster_topics(
+    cluster: &Cluster,
+    here: Vec<ai_session_protocol::coord::TopicInfo>,
+) -> Result<ai_session_protocol::coord::TopicsResult, RpcError> {
+    use std::collections::BTreeMap;
+    let gathered = cluster.gather(TOPICS, GATHER).await.map_err(to_rpc)?;
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for t in here {
+        *counts.entry(t.topic).or_default() += t.subscribers;
+    }
+    for (_, answer) in gathered.answers {
+        let theirs: Vec<ai_session_protocol::coord::TopicInfo> =
+            serde_json::from_value(answer).map_err(internal)?;
+        for t in theirs {
+            *counts.entry(t.topic).or_default() += t.subscribers;
+        }
+    }
+    Ok(ai_session_protocol::coord::TopicsResult {
+        topics: counts
+            .into_iter()
+            .map(
+                |(topic, subscribers)| ai_session_protocol::coord::TopicInfo { topic, subscribers },
+            )
+            .collect(),
+        unanswered: gathered
+            .unanswered
+            .into_iter()
+            .map(|(node, reason)| ai_session_protocol::cluster::Unanswered { node, reason })
+            .collect(),
+    })
 }
 
 /// Dead letters of every node `bus.dead_letters` shows in a cluster.
