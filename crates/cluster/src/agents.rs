@@ -65,7 +65,13 @@ impl Coordination {
             ids: crate::bucket(js, IDS, Duration::ZERO).await?,
             key,
             recorded: Mutex::new(HashSet::new()),
-            tasks: crate::bucket(js, crate::tasks::TASKS, Duration::ZERO).await?,
+            tasks: crate::bucket_keeping(
+                js,
+                crate::tasks::TASKS,
+                Duration::ZERO,
+                crate::tasks::HISTORY,
+            )
+            .await?,
             view: std::sync::Arc::default(),
             retention: Duration::from_secs_f64(config.task_retention_secs),
         })

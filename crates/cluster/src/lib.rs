@@ -293,6 +293,17 @@ async fn bucket(
     name: &str,
     lease: Duration,
 ) -> Result<kv::Store, ClusterError> {
+    bucket_keeping(js, name, lease, 1).await
+}
+
+/// [`bucket`] keeping the last `history` values of each key (`tasks.rs`: so that a watch
+/// that falls behind still gets every change).
+async fn bucket_keeping(
+    js: &jetstream::Context,
+    name: &str,
+    lease: Duration,
+    history: i64,
+) -> Result<kv::Store, ClusterError> {
     if let Ok(store) = js.get_key_value(name).await {
         let status = store
             .status()
@@ -308,6 +319,17 @@ async fn bucket(
                 age.as_secs_f64()
             )));
         }
+        if status.history() < history {
+            // A bucket an earlier version made keeping fewer values: kept longer from now on.
+            let failed = |e: &dyn std::fmt::Display| ClusterError::store(name, e);
+            let mut stream = js
+                .get_stream(format!("KV_{name}"))
+                .await
+                .map_err(|e| failed(&e))?;
+            let mut config = stream.info().await.map_err(|e| failed(&e))?.config.clone();
+            config.max_messages_per_subject = history;
+            js.update_stream(config).await.map_err(|e| failed(&e))?;
+        }
         return Ok(store);
     }
     // The bucket's stream, as the key-value layer lays it out, created directly: the
@@ -316,7 +338,7 @@ async fn bucket(
     let stream = jetstream::stream::Config {
         name: format!("KV_{name}"),
         subjects: vec![format!("$KV.{name}.>")],
-        max_messages_per_subject: 1,
+        max_messages_per_subject: history,
         max_bytes: -1,
         max_message_size: -1,
         max_age: lease,

@@ -22,6 +22,10 @@ use crate::{Cluster, ClusterError, now_ms};
 
 /// The bucket of tasks (kept until deleted).
 pub(crate) const TASKS: &str = "ais_tasks";
+/// Changes of one task the bucket keeps: the watch delivers each change from the stream, and
+/// a change replaced before the watch read it would be skipped (its event lost) if only the
+/// newest were kept. A task changes a few times per attempt; pruning removes them all.
+pub(crate) const HISTORY: i64 = 64;
 /// The counter of task ids.
 const TASK_COUNTER: &str = "task";
 /// Compare-and-swap attempts on one task before giving up.
@@ -323,13 +327,26 @@ impl Cluster {
         };
         let mut pruned = 0;
         for (id, revision) in doomed {
-            if self
-                .tasks_store()
+            let store = self.tasks_store();
+            if store
                 .purge_expect_revision(task_key(id), Some(revision))
                 .await
                 .is_ok()
             {
                 pruned += 1;
+                continue;
+            }
+            // Changed meanwhile (left for the next round), or pruned already and its marker
+            // removed before this node's watch brought it: then it goes from the view too.
+            let gone = match store.entry(task_key(id)).await {
+                Ok(None) => true,
+                Ok(Some(e)) => e.operation != kv::Operation::Put,
+                Err(_) => false,
+            };
+            if gone {
+                let mut known = self.view().lock();
+                known.remove(id);
+                known.announced.remove(&id);
             }
         }
         if !markers.is_empty() {

@@ -65,11 +65,12 @@ async fn pruned_tasks_leave_nothing_in_the_bucket() {
             .unwrap();
     }
     assert!(bucket_messages(&url).await >= rounds);
-    // Node b prunes (it never touched a task); then both views lose them, and once the
-    // markers are a lease old the bucket's stream is empty.
+    // Both prune, as every node's heartbeat does (node b never touched a task); then both
+    // views lose them, and once the markers are a lease old the bucket's stream is empty.
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         b.prune_tasks().await.unwrap();
+        a.prune_tasks().await.unwrap();
         let left = bucket_messages(&url).await;
         let listed = a.tasks(None).await.unwrap().len() + b.tasks(None).await.unwrap().len();
         if left == 0 && listed == 0 {
