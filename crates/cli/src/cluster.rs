@@ -1,5 +1,5 @@
 //! The cluster from the command line: `ai-session nodes`, and which cluster `daemon run`
-//! joins (`--cluster`, `--node`, else `[cluster]` in config.toml).
+//! joins (`--cluster`, `--node`, `--creds`, else `[cluster]` in config.toml).
 
 use std::process::ExitCode;
 
@@ -18,12 +18,20 @@ pub(crate) fn join(
     sel: &Selector,
     url: Option<String>,
     node: Option<String>,
+    creds: Option<std::path::PathBuf>,
 ) -> Result<Option<ClusterJoin>, String> {
     let config = Config::load(&sel.paths().home).map_err(|e| e.to_string())?;
-    let config = config.cluster;
+    let mut config = config.cluster;
+    let creds_given = creds.is_some();
+    if let Some(creds) = creds {
+        config.creds_file = Some(creds);
+        config.nkey_file = None;
+    }
     let Some(url) = url.or_else(|| config.url.clone()) else {
-        if node.is_some() {
-            return Err("--node needs --cluster nats://HOST:PORT (or url in [cluster])".into());
+        if node.is_some() || creds_given {
+            return Err(
+                "--node and --creds need --cluster nats://HOST:PORT (or url in [cluster])".into(),
+            );
         }
         return Ok(None);
     };

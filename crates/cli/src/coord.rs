@@ -548,6 +548,13 @@ async fn bus(client: &Client, action: BusAction) -> Result<ExitCode, CliError> {
                 for t in &r.topics {
                     outln!("{}: {} subscriber(s)", t.topic, t.subscribers);
                 }
+                for n in &r.unanswered {
+                    errln!(
+                        "ai-session: node {:?} did not answer, its subscribers are not counted: {}",
+                        n.node,
+                        n.reason
+                    );
+                }
             }
         }
         BusAction::DeadLetters { json } => {

@@ -595,6 +595,10 @@ enum DaemonAction {
         /// This daemon's node name in the cluster (default: [cluster] node, else the host name).
         #[arg(long, value_name = "NAME")]
         node: Option<String>,
+        /// The NATS credentials file (.creds: user JWT and nkey seed) to join with (overrides
+        /// [cluster] creds_file).
+        #[arg(long, value_name = "FILE")]
+        creds: Option<std::path::PathBuf>,
     },
 }
 
@@ -628,6 +632,7 @@ fn main() -> ExitCode {
                 adopt,
                 cluster,
                 node,
+                creds,
             },
     } = cli.command
     {
@@ -640,7 +645,7 @@ fn main() -> ExitCode {
             allow_remote,
             metrics_listen,
         });
-        let cluster = match cluster::join(&sel, cluster, node) {
+        let cluster = match cluster::join(&sel, cluster, node, creds) {
             Ok(c) => c,
             Err(e) => {
                 errln!("error: {e}");

@@ -48,6 +48,8 @@ pub(crate) struct Coordination {
     /// The tasks (`tasks.rs`) and this node's view of them.
     pub(crate) tasks: kv::Store,
     pub(crate) view: std::sync::Arc<crate::tasks::TaskView>,
+    /// How long finished tasks are kept (`[cluster] task_retention_secs`).
+    pub(crate) retention: Duration,
 }
 
 impl Coordination {
@@ -55,16 +57,23 @@ impl Coordination {
     pub(crate) async fn open(
         js: &jetstream::Context,
         lease: Duration,
-        secret_file: Option<&std::path::Path>,
+        config: &ai_session_protocol::config::ClusterConfig,
     ) -> Result<Coordination, ClusterError> {
-        let key = secret_file.map(read_secret).transpose()?;
+        let key = config.secret_file.as_deref().map(read_secret).transpose()?;
         Ok(Coordination {
             agents: crate::bucket(js, AGENTS, lease).await?,
             ids: crate::bucket(js, IDS, Duration::ZERO).await?,
             key,
             recorded: Mutex::new(HashSet::new()),
-            tasks: crate::bucket(js, crate::tasks::TASKS, Duration::ZERO).await?,
+            tasks: crate::bucket_keeping(
+                js,
+                crate::tasks::TASKS,
+                Duration::ZERO,
+                crate::tasks::HISTORY,
+            )
+            .await?,
             view: std::sync::Arc::default(),
+            retention: Duration::from_secs_f64(config.task_retention_secs),
         })
     }
 }

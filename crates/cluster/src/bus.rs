@@ -2,7 +2,8 @@
 //! `ais.bus.topic.TOPIC`, a broadcast on `ais.bus.broadcast` (both published by the node the
 //! message entered through, delivered by every other node to its own subscribers and agents),
 //! a direct message or a request to agent ID on `ais.bus.agent.ID` (NATS request/reply,
-//! answered by the agent's node only), and dead letters into the JetStream stream
+//! answered by the agent's node only; so are the calls an agent makes through another node than
+//! its own: heartbeat, unregister, reply, inbox), and dead letters into the JetStream stream
 //! `AIS_DEAD_LETTERS` (subjects `ais.dead.NODE`), where they outlive the node.
 
 use std::time::Duration;
@@ -38,10 +39,49 @@ pub struct Envelope {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum BusRoute {
-    Topic { topic: String },
+    Topic {
+        topic: String,
+    },
     Broadcast,
-    Direct { to: u64 },
-    Request { to: u64, timeout_ms: u64 },
+    Direct {
+        to: u64,
+    },
+    Request {
+        to: u64,
+        timeout_ms: u64,
+    },
+    /// Calls an agent makes through another node than its own, its token checked there
+    /// (against the cluster's secret): a heartbeat, leaving, a reply to a request, and its
+    /// inbox, relayed to `subject` ([`crate::Cluster::open_stream`]).
+    Heartbeat {
+        to: u64,
+    },
+    Unregister {
+        to: u64,
+    },
+    Reply {
+        to: u64,
+        correlation: u64,
+    },
+    Inbox {
+        to: u64,
+        subject: String,
+    },
+}
+
+impl BusRoute {
+    /// The agent a call to one agent is for; `None` for topic messages and broadcasts.
+    pub fn addressee(&self) -> Option<u64> {
+        match self {
+            BusRoute::Topic { .. } | BusRoute::Broadcast => None,
+            BusRoute::Direct { to }
+            | BusRoute::Request { to, .. }
+            | BusRoute::Heartbeat { to }
+            | BusRoute::Unregister { to }
+            | BusRoute::Reply { to, .. }
+            | BusRoute::Inbox { to, .. } => Some(*to),
+        }
+    }
 }
 
 /// One bus message from another node; answer those that carry a reply subject with

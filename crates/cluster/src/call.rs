@@ -125,7 +125,7 @@ impl Cluster {
     /// Whether `node` has a live record: one whose last heartbeat is younger than the lease
     /// (the server drops expired records on its own schedule, later under load). `None` when
     /// the record cannot be read.
-    async fn alive(&self, node: &str) -> Option<bool> {
+    pub(crate) async fn alive(&self, node: &str) -> Option<bool> {
         let record = self.inner.nodes.get(crate::node::key(node)).await.ok()?;
         let Some(record) = record else {
             return Some(false);

@@ -17,7 +17,7 @@ pub enum ClusterError {
     },
     /// The NATS server could not be reached or refused the node (address, TLS).
     #[error(
-        "cannot join the cluster at {url}: {reason}; check that nats-server runs there with -js, and the node's TLS settings"
+        "cannot join the cluster at {url}: {reason}; check that nats-server runs there with -js, and the node's TLS settings and credentials ([cluster] creds_file or nkey_file)"
     )]
     Connect { url: String, reason: String },
     /// JetStream (the key-value buckets) failed: the server runs without `-js`, or is full.

@@ -13,11 +13,13 @@ mod call;
 pub mod checkpoint;
 mod directory;
 mod error;
+mod gather;
 mod journal;
 mod keys;
 mod node;
 pub mod placement;
 mod relay;
+mod relayed;
 mod snapshots;
 mod tasks;
 #[cfg(feature = "test-server")]
@@ -35,7 +37,9 @@ pub use bus::{BusInbox, BusIncoming, BusRoute, Envelope, topic_token};
 pub use call::{Forward, Inbox, Incoming, Origin};
 pub use directory::Lease;
 pub use error::ClusterError;
+pub use gather::{Asked, Gathered, Question};
 pub use relay::{Watch, relay_subject};
+pub use relayed::{Frame, StreamSink, StreamSource};
 pub use tasks::{Backoff, NewTask, TaskError, TaskRecord, Worker};
 
 /// The bucket of node records.
@@ -70,6 +74,8 @@ struct Inner {
     held: Mutex<HashMap<String, String>>,
     /// Agents, their ids and tokens (`agents.rs`).
     coordination: agents::Coordination,
+    /// The sandboxed sessions this node takes, for its record (`node.rs`).
+    sandbox: Mutex<Option<ai_session_protocol::cluster::NodeSandbox>>,
 }
 
 impl Cluster {
@@ -87,8 +93,7 @@ impl Cluster {
         let lease = Duration::from_secs_f64(config.lease_secs);
         let nodes = bucket(&js, NODES, lease).await?;
         let sessions = bucket(&js, SESSIONS, lease).await?;
-        let coordination =
-            agents::Coordination::open(&js, lease, config.secret_file.as_deref()).await?;
+        let coordination = agents::Coordination::open(&js, lease, config).await?;
         bus::dead_letter_stream(&js).await?;
         let index = checkpoint::index(&js).await?;
         let objects = checkpoint::objects(&js).await?;
@@ -109,6 +114,7 @@ impl Cluster {
                 objects,
                 held: Mutex::new(HashMap::new()),
                 coordination,
+                sandbox: Mutex::new(None),
             }),
         };
         cluster.claim_node().await?;
@@ -237,6 +243,7 @@ async fn connect(
             .add_client_certificate(cert.clone(), key.clone())
             .require_tls(true);
     }
+    options = credentials(config, options).await?;
     let failed = |reason: String| ClusterError::Connect {
         url: url.to_string(),
         reason,
@@ -246,6 +253,34 @@ async fn connect(
         Ok(Err(e)) => Err(failed(e.to_string())),
         Err(_) => Err(failed(format!("no answer in {} s", CONNECT.as_secs()))),
     }
+}
+
+/// The node's NATS identity: a `.creds` file (user JWT and nkey seed) or an nkey seed file.
+async fn credentials(
+    config: &ClusterConfig,
+    options: async_nats::ConnectOptions,
+) -> Result<async_nats::ConnectOptions, ClusterError> {
+    fn file(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> ClusterError + '_ {
+        move |source| ClusterError::File {
+            path: path.to_owned(),
+            source,
+        }
+    }
+    if let Some(creds) = &config.creds_file {
+        return options.credentials_file(creds).await.map_err(file(creds));
+    }
+    if let Some(path) = &config.nkey_file {
+        let seed = std::fs::read_to_string(path).map_err(file(path))?;
+        let seed = seed.trim();
+        if !seed.starts_with("SU") {
+            return Err(ClusterError::Config(format!(
+                "[cluster] nkey_file {} does not hold a user nkey seed (a line starting SU...)",
+                path.display()
+            )));
+        }
+        return Ok(options.nkey(seed.to_string()));
+    }
+    Ok(options)
 }
 
 fn readable(path: &std::path::Path) -> Result<(), ClusterError> {
@@ -264,6 +299,17 @@ async fn bucket(
     name: &str,
     lease: Duration,
 ) -> Result<kv::Store, ClusterError> {
+    bucket_keeping(js, name, lease, 1).await
+}
+
+/// [`bucket`] keeping the last `history` values of each key (`tasks.rs`: so that a watch
+/// that falls behind still gets every change).
+async fn bucket_keeping(
+    js: &jetstream::Context,
+    name: &str,
+    lease: Duration,
+    history: i64,
+) -> Result<kv::Store, ClusterError> {
     if let Ok(store) = js.get_key_value(name).await {
         let status = store
             .status()
@@ -279,6 +325,17 @@ async fn bucket(
                 age.as_secs_f64()
             )));
         }
+        if status.history() < history {
+            // A bucket an earlier version made keeping fewer values: kept longer from now on.
+            let failed = |e: &dyn std::fmt::Display| ClusterError::store(name, e);
+            let mut stream = js
+                .get_stream(format!("KV_{name}"))
+                .await
+                .map_err(|e| failed(&e))?;
+            let mut config = stream.info().await.map_err(|e| failed(&e))?.config.clone();
+            config.max_messages_per_subject = history;
+            js.update_stream(config).await.map_err(|e| failed(&e))?;
+        }
         return Ok(store);
     }
     // The bucket's stream, as the key-value layer lays it out, created directly: the
@@ -287,7 +344,7 @@ async fn bucket(
     let stream = jetstream::stream::Config {
         name: format!("KV_{name}"),
         subjects: vec![format!("$KV.{name}.>")],
-        max_messages_per_subject: 1,
+        max_messages_per_subject: history,
         max_bytes: -1,
         max_message_size: -1,
         max_age: lease,

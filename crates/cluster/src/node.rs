@@ -23,7 +23,23 @@ impl Cluster {
             cpus: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
             heartbeat_ms: now_ms(),
             joined_ms: self.inner.joined_ms,
+            sandbox: self
+                .inner
+                .sandbox
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone(),
         }
+    }
+
+    /// Says in this node's record, from its next heartbeat on, which sandboxed sessions it
+    /// takes (placement reads it).
+    pub fn set_sandbox(&self, sandbox: ai_session_protocol::cluster::NodeSandbox) {
+        *self
+            .inner
+            .sandbox
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(sandbox);
     }
 
     /// Claims the node name: free, or held by a daemon of this host that is gone (a crash

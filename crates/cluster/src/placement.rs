@@ -1,11 +1,31 @@
-//! Where a session without `--node` starts: the least-loaded live node.
+//! Where a session without `--node` starts: the least-loaded live node that runs its sandbox.
 //!
-//! The rule, in order: the lowest one-minute load average per processor, loads closer than
+//! First the nodes that cannot run the session's sandbox policy are set aside ([`runs`]): a
+//! node runs a policy it lists in its record (`[cluster] sandbox_policies`: profile names,
+//! `custom` for a policy in TOML), and a policy that forbids degrading only if its host lacks
+//! no sandbox mechanism. A session without a policy runs anywhere. Then, in order: the lowest one-minute load average per processor, loads closer than
 //! [`LOAD_TIE`] counting as equal (a load average moves by that much on its own); then the
 //! fewest sessions; then the entry node (the one the client talks to), so a cluster of equal
 //! nodes behaves as one daemon does; then the node name, so every node decides alike.
 
 use ai_session_protocol::cluster::NodeInfo;
+
+/// The sandbox a new session asks for, as placement sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Need {
+    /// A built-in profile's name, or `custom` for a policy given in TOML.
+    pub policy: String,
+    /// Whether the policy lets the session start with protections the host lacks.
+    pub degrade: bool,
+}
+
+/// Whether `node` runs sessions with the sandbox `need` asks for.
+pub fn runs(node: &NodeInfo, need: Option<&Need>) -> bool {
+    let (Some(need), Some(sandbox)) = (need, &node.sandbox) else {
+        return true;
+    };
+    sandbox.policies.contains(&need.policy) && (need.degrade || sandbox.missing.is_empty())
+}
 
 /// Loads per processor closer than this are equal.
 pub const LOAD_TIE: f64 = 0.25;
@@ -18,10 +38,18 @@ fn load_per_cpu(node: &NodeInfo) -> f64 {
 /// The node a new session goes to, among `nodes` (the live ones), seen from `entry`; `None`
 /// when there is none.
 pub fn least_loaded<'a>(nodes: &'a [NodeInfo], entry: &str) -> Option<&'a NodeInfo> {
-    let lightest = nodes.iter().map(load_per_cpu).reduce(f64::min)?;
-    let light = nodes
-        .iter()
-        .filter(|n| load_per_cpu(n) < lightest + LOAD_TIE);
+    least_loaded_for(nodes, entry, None)
+}
+
+/// [`least_loaded`] among the nodes that run the sandbox `need` asks for; `None` when none does.
+pub fn least_loaded_for<'a>(
+    nodes: &'a [NodeInfo],
+    entry: &str,
+    need: Option<&Need>,
+) -> Option<&'a NodeInfo> {
+    let able = || nodes.iter().filter(move |n| runs(n, need));
+    let lightest = able().map(load_per_cpu).reduce(f64::min)?;
+    let light = able().filter(|n| load_per_cpu(n) < lightest + LOAD_TIE);
     light.min_by(|a, b| {
         a.sessions
             .len()
@@ -46,6 +74,7 @@ mod tests {
             cpus,
             heartbeat_ms: 0,
             joined_ms: 0,
+            sandbox: None,
         }
     }
 
@@ -81,5 +110,47 @@ mod tests {
         assert_eq!(pick(&nodes, "b"), "b");
         assert_eq!(pick(&nodes, "z"), "a");
         assert_eq!(pick(&[], "a"), "");
+    }
+
+    fn offering(mut n: NodeInfo, policies: &[&str], missing: &[&str]) -> NodeInfo {
+        n.sandbox = Some(ai_session_protocol::cluster::NodeSandbox {
+            policies: policies.iter().map(|p| p.to_string()).collect(),
+            missing: missing.iter().map(|m| m.to_string()).collect(),
+        });
+        n
+    }
+
+    #[test]
+    fn nodes_that_cannot_run_the_sandbox_are_set_aside() {
+        let need = |policy: &str, degrade| Need {
+            policy: policy.into(),
+            degrade,
+        };
+        let nodes = [
+            offering(node("a", 0.0, 4, 0), &[], &[]),
+            offering(
+                node("b", 3.0, 4, 2),
+                &["read-only", "custom"],
+                &["landlock"],
+            ),
+            offering(node("c", 3.0, 4, 3), &["read-only", "custom"], &[]),
+        ];
+        let pick =
+            |need: Option<&Need>| least_loaded_for(&nodes, "a", need).map(|n| n.node.as_str());
+        assert_eq!(pick(None), Some("a"), "no sandbox: the lightest");
+        assert_eq!(pick(Some(&need("read-only", true))), Some("b"));
+        assert_eq!(
+            pick(Some(&need("custom", false))),
+            Some("c"),
+            "b lacks landlock"
+        );
+        assert_eq!(
+            pick(Some(&need("no-network", true))),
+            None,
+            "no node takes it"
+        );
+        // A node that does not say takes any.
+        let old = [node("z", 0.0, 1, 0)];
+        assert!(least_loaded_for(&old, "z", Some(&need("custom", false))).is_some());
     }
 }

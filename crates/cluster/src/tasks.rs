@@ -15,13 +15,17 @@ use async_nats::jetstream::{self, kv};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc};
 
 use crate::node::encode;
 use crate::{Cluster, ClusterError, now_ms};
 
 /// The bucket of tasks (kept until deleted).
 pub(crate) const TASKS: &str = "ais_tasks";
+/// Changes of one task the bucket keeps: the watch delivers each change from the stream, and
+/// a change replaced before the watch read it would be skipped (its event lost) if only the
+/// newest were kept. A task changes a few times per attempt; pruning removes them all.
+pub(crate) const HISTORY: i64 = 64;
 /// The counter of task ids.
 const TASK_COUNTER: &str = "task";
 /// Compare-and-swap attempts on one task before giving up.
@@ -131,7 +135,13 @@ pub enum TaskError {
 pub(crate) struct TaskView {
     state: Mutex<Known>,
     changed: Notify,
+    /// Where the watch announces each change of a task's state, holder or attempts
+    /// ([`Cluster::task_events`]): every node hears every change once, in order.
+    events: Mutex<Option<mpsc::UnboundedSender<TaskRecord>>>,
 }
+
+/// What a task event reports: a change of any of these is announced.
+type Announced = (String, Option<u64>, u32);
 
 /// The tasks known here, with indexes for claiming.
 #[derive(Default)]
@@ -148,6 +158,12 @@ struct Known {
     /// The newest revision of the bucket the watch delivered: it delivers them in order, so
     /// every earlier change is known (this node's own writes do not count).
     latest: u64,
+    /// What the watch last delivered of each task (this node's own writes enter the view
+    /// before the watch brings them, so the view cannot tell what changed).
+    announced: HashMap<u64, Announced>,
+    /// Pruned tasks whose purge marker is still in the bucket's stream, and when the watch
+    /// brought it: removed from the stream once every node's watch has seen it.
+    markers: Vec<(u64, u64)>,
 }
 
 impl Known {
@@ -187,17 +203,33 @@ impl TaskView {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn apply(&self, entry: &kv::Entry) {
+    /// Takes one change the watch delivered; `announce`: tell [`Cluster::task_events`] when a
+    /// task's state, holder or attempts changed (not for the history read at start).
+    fn apply(&self, entry: &kv::Entry, announce: bool) {
         let id = entry.key.strip_prefix("task.").and_then(|n| n.parse().ok());
+        let mut news = None;
         {
             let mut known = self.lock();
             known.latest = known.latest.max(entry.revision);
             if let Some(id) = id {
                 if entry.operation != kv::Operation::Put {
                     known.remove(id);
+                    known.announced.remove(&id);
+                    known.markers.push((id, now_ms()));
                 } else if let Ok(record) = serde_json::from_slice::<TaskRecord>(&entry.value) {
+                    let now = (record.state.clone(), record.agent, record.attempts);
+                    if known.announced.get(&id) != Some(&now) {
+                        known.announced.insert(id, now);
+                        news = announce.then(|| record.clone());
+                    }
                     known.upsert(record, entry.revision);
                 }
+            }
+        }
+        if let Some(record) = news {
+            let events = self.events.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(tx) = events.as_ref() {
+                tx.send(record).ok();
             }
         }
         self.changed.notify_waiters();
@@ -234,7 +266,7 @@ impl Cluster {
         while seen < pending {
             match watch.next().await {
                 Some(Ok(entry)) => {
-                    view.apply(&entry);
+                    view.apply(&entry, false);
                     seen += 1;
                     if entry.delta == 0 {
                         break;
@@ -246,12 +278,91 @@ impl Cluster {
         tokio::spawn(async move {
             while let Some(entry) = watch.next().await {
                 match entry {
-                    Ok(entry) => view.apply(&entry),
+                    Ok(entry) => view.apply(&entry, true),
                     Err(e) => tracing::warn!("the task watch failed: {e}"),
                 }
             }
         });
         Ok(())
+    }
+
+    /// Every change of a task's state, holder or attempts made anywhere in the cluster from now
+    /// on, once each, in the order the bucket took them. One receiver: a second call takes the
+    /// stream from the first.
+    pub fn task_events(&self) -> mpsc::UnboundedReceiver<TaskRecord> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        *self
+            .view()
+            .events
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(tx);
+        rx
+    }
+
+    /// Removes the finished tasks (done, failed, dead-lettered) last changed more than
+    /// `[cluster] task_retention_secs` ago, except those with a child not finished yet; then the purge markers of
+    /// tasks pruned more than a lease ago, so the bucket's stream does not grow without bound.
+    /// Any node may run it: a task changed meanwhile is left for the next round. Returns how
+    /// many tasks this call removed.
+    pub async fn prune_tasks(&self) -> Result<usize, TaskError> {
+        let retention = self.coordination().retention;
+        let now = now_ms();
+        let cutoff = now.saturating_sub(retention.as_millis() as u64);
+        let settled = now.saturating_sub(self.lease().as_millis() as u64);
+        let (doomed, markers) = {
+            let mut known = self.view().lock();
+            let finished = |id: &u64| known.tasks.get(id).is_none_or(|(t, _)| t.finished());
+            let doomed: Vec<(u64, u64)> = known
+                .tasks
+                .values()
+                .filter(|(t, _)| {
+                    t.finished() && t.updated_at_ms <= cutoff && t.children.iter().all(finished)
+                })
+                .map(|(t, revision)| (t.id, *revision))
+                .collect();
+            let (old, young): (Vec<_>, Vec<_>) =
+                known.markers.iter().partition(|(_, at)| *at <= settled);
+            known.markers = young;
+            (doomed, old)
+        };
+        let mut pruned = 0;
+        for (id, revision) in doomed {
+            let store = self.tasks_store();
+            if store
+                .purge_expect_revision(task_key(id), Some(revision))
+                .await
+                .is_ok()
+            {
+                pruned += 1;
+                continue;
+            }
+            // Changed meanwhile (left for the next round), or pruned already and its marker
+            // removed before this node's watch brought it: then it goes from the view too.
+            let gone = match store.entry(task_key(id)).await {
+                Ok(None) => true,
+                Ok(Some(e)) => e.operation != kv::Operation::Put,
+                Err(_) => false,
+            };
+            if gone {
+                let mut known = self.view().lock();
+                known.remove(id);
+                known.announced.remove(&id);
+            }
+        }
+        if !markers.is_empty() {
+            let js = jetstream::new(self.inner.client.clone());
+            let stream = js
+                .get_stream(format!("KV_{TASKS}"))
+                .await
+                .map_err(|e| failed("pruning tasks")(&e))?;
+            for (id, _) in markers {
+                let subject = format!("$KV.{TASKS}.{}", task_key(id));
+                if let Err(e) = stream.purge().filter(subject).await {
+                    tracing::warn!("cannot remove the marker of pruned task {id}: {e}");
+                }
+            }
+        }
+        Ok(pruned)
     }
 
     /// The task bucket's stream as it is now (the store's own status is the one read when it

@@ -2,6 +2,8 @@
 //! itself (`-p -1`) and reports in its ports file, so two tests never race for one port and a
 //! test never talks to another test's server; stopped and its store removed when dropped.
 
+pub mod credentials;
+
 use std::ffi::OsStr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

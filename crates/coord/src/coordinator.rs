@@ -447,6 +447,22 @@ impl Coordinator {
             .ok_or(CoordError::AgentGone { agent: auth.agent })
     }
 
+    /// Announces a change made outside this coordinator (a task of the cluster's, changed on
+    /// any node) to this coordinator's observers, as its own changes are: on [`SYSTEM_TOPIC`],
+    /// and a task done also on [`RESULTS_TOPIC`].
+    pub fn announce(&self, event: &Event) {
+        self.shared.bus.emit(SYSTEM_TOPIC, event);
+        if matches!(
+            event,
+            Event::TaskStateChanged {
+                state: TaskState::Done,
+                ..
+            }
+        ) {
+            self.shared.bus.emit(RESULTS_TOPIC, event);
+        }
+    }
+
     /// Announces a terminal session's new state on [`SYSTEM_TOPIC`]. Called by the daemon.
     pub fn publish_session_state(&self, session: &str, state: &str, detail: Value) {
         let event = Event::SessionStateChanged {

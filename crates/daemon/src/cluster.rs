@@ -26,7 +26,9 @@ pub struct Join {
 
 /// Joins the cluster; the daemon does not start when it cannot.
 pub(crate) async fn join(join: &Join) -> Result<Cluster, ClusterError> {
+    let sandbox = crate::placement::node_sandbox(&join.config)?;
     let cluster = Cluster::join(&join.config, &join.url, &join.node).await?;
+    cluster.set_sandbox(sandbox);
     tracing::info!(node = %join.node, url = %join.url, "joined the cluster");
     Ok(cluster)
 }

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use ai_session_coord::{
-    AgentAuth, AgentId, AgentSpec, CoordError, Coordinator, CorrelationId, Dep, Inbox, Message,
+    AgentAuth, AgentId, AgentSpec, CoordError, Coordinator, CorrelationId, Dep, Inbox,
     Subscription, TaskId, TaskSpec, TaskState, Token,
 };
 use ai_session_protocol::coord::{self as c, *};
@@ -28,6 +28,8 @@ const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 const REMOTE_MARGIN: Duration = Duration::from_secs(2);
 /// Messages a stream moves from its queue to the connection in one write.
 const STREAM_BATCH: usize = 256;
+/// How long an agent's call through another node may wait for its own node's answer.
+const HOME_CALL: Duration = Duration::from_secs(10);
 
 /// A coordinator refusal as a protocol error: the coordinator's message, a hint saying what to
 /// do, and its stable code in `data.reason`.
@@ -306,9 +308,64 @@ async fn call_remote(
         .map_err(crate::cluster::to_rpc)?
 }
 
-pub(crate) async fn agent_heartbeat(daemon: &Daemon, p: AgentToken) -> Result<Empty, RpcError> {
+/// The agent a token names, on this node or, in a cluster, on the node it registered on.
+enum Holder {
+    Here(AgentAuth),
+    Node(String, u64),
+}
+
+/// Where the agent of `t` lives; an agent of another node must present a token the cluster's
+/// secret confirms (checked here, so the token does not travel).
+async fn holder(daemon: &Daemon, t: &AgentToken) -> Result<Holder, RpcError> {
     let coord = &daemon.coord;
-    coord.heartbeat(&auth(coord, &p)?).map_err(coord_error)?;
+    let Some(cl) = &daemon.cluster else {
+        return auth(coord, t).map(Holder::Here);
+    };
+    let mut a = parse_token(&t.token)?;
+    if let Some(who) = &t.agent {
+        a.agent = match resolve_agent(coord, who) {
+            Ok(id) => id,
+            Err(e) => match cluster::find_remote(cl, who).await? {
+                Some((id, _)) => AgentId(id),
+                None => return Err(e),
+            },
+        };
+    }
+    if coord.agent(a.agent).is_ok() {
+        return Ok(Holder::Here(a));
+    }
+    let (id, node) = cluster::remote_holder(cl, &a).await?;
+    Ok(Holder::Node(node, id.0))
+}
+
+/// Makes an agent's call on the node it registered on.
+async fn home_call(
+    daemon: &Daemon,
+    (node, id): (String, u64),
+    route: ai_session_cluster::BusRoute,
+    payload: &Value,
+) -> Result<Value, RpcError> {
+    call_remote(
+        daemon,
+        (node, id),
+        Some(AgentId(id)),
+        route,
+        payload,
+        HOME_CALL,
+    )
+    .await
+}
+
+pub(crate) async fn agent_heartbeat(daemon: &Daemon, p: AgentToken) -> Result<Empty, RpcError> {
+    let a = match holder(daemon, &p).await? {
+        Holder::Here(a) => a,
+        Holder::Node(node, to) => {
+            let route = ai_session_cluster::BusRoute::Heartbeat { to };
+            home_call(daemon, (node, to), route, &Value::Null).await?;
+            return Ok(Empty {});
+        }
+    };
+    daemon.coord.heartbeat(&a).map_err(coord_error)?;
     Ok(Empty {})
 }
 
@@ -318,7 +375,14 @@ pub(crate) async fn agent_unregister(
     p: AgentToken,
 ) -> Result<Empty, RpcError> {
     let coord = &daemon.coord;
-    let a = auth(coord, &p)?;
+    let a = match holder(daemon, &p).await? {
+        Holder::Here(a) => a,
+        Holder::Node(node, to) => {
+            let route = ai_session_cluster::BusRoute::Unregister { to };
+            home_call(daemon, (node, to), route, &Value::Null).await?;
+            return Ok(Empty {});
+        }
+    };
     coord.unregister(&a).map_err(coord_error)?;
     // An agent tied to its connection leaves for good: its grants go with it. One
     // registered to persist (`keep`) keeps them for its next connection.
@@ -400,7 +464,10 @@ pub(crate) async fn bus_inbox(
     p: AgentToken,
 ) -> Result<SubscribeResult, RpcError> {
     let coord = &daemon.coord;
-    let a = auth(coord, &p)?;
+    let a = match holder(daemon, &p).await? {
+        Holder::Here(a) => a,
+        Holder::Node(node, to) => return remote_inbox(daemon, caller, (node, to)).await,
+    };
     let inbox = coord.inbox(&a).map_err(coord_error)?;
     alive(coord, Some(&a));
     let id = caller.stream_id();
@@ -506,7 +573,17 @@ pub(crate) async fn bus_request(
 
 pub(crate) async fn bus_reply(daemon: &Daemon, p: ReplyParams) -> Result<Empty, RpcError> {
     let coord = &daemon.coord;
-    let a = auth(coord, &p.auth)?;
+    let a = match holder(daemon, &p.auth).await? {
+        Holder::Here(a) => a,
+        Holder::Node(node, to) => {
+            let route = ai_session_cluster::BusRoute::Reply {
+                to,
+                correlation: p.correlation,
+            };
+            home_call(daemon, (node, to), route, &p.message).await?;
+            return Ok(Empty {});
+        }
+    };
     coord
         .reply(&a, CorrelationId(p.correlation), p.message)
         .map_err(coord_error)?;
@@ -533,9 +610,14 @@ pub(crate) async fn bus_dead_letters(daemon: &Daemon) -> Result<DeadLettersResul
 
 pub(crate) async fn bus_topics(daemon: &Daemon) -> Result<TopicsResult, RpcError> {
     let coord = &daemon.coord;
-    Ok(TopicsResult {
-        topics: coord.topics().iter().map(wire).collect::<Result<_, _>>()?,
-    })
+    let topics: Vec<c::TopicInfo> = coord.topics().iter().map(wire).collect::<Result<_, _>>()?;
+    match &daemon.cluster {
+        Some(cl) => cluster::cluster_topics(cl, topics).await,
+        None => Ok(TopicsResult {
+            topics,
+            unanswered: Vec::new(),
+        }),
+    }
 }
 
 /// `bus.recent`: the topics with messages kept, and the newest of one topic's.
@@ -708,17 +790,17 @@ pub(crate) async fn task_show(daemon: &Daemon, p: TaskShowParams) -> Result<Task
 }
 
 /// Appends one notification line for `message` to `out`.
-fn push_line(out: &mut String, method: &str, subscription: u64, message: &Message) {
+fn push_line<M: Serialize>(out: &mut String, method: &str, subscription: u64, message: &M) {
     #[derive(Serialize)]
-    struct Line<'a> {
+    struct Line<'a, M> {
         jsonrpc: &'static str,
         method: &'a str,
-        params: Params<'a>,
+        params: Params<'a, M>,
     }
     #[derive(Serialize)]
-    struct Params<'a> {
+    struct Params<'a, M> {
         subscription: u64,
-        message: &'a Message,
+        message: &'a M,
     }
     let line = Line {
         jsonrpc: "2.0",
@@ -800,4 +882,146 @@ async fn forward_inbox(inbox: Inbox, subscription: u64, tx: mpsc::Sender<String>
             return;
         }
     }
+}
+
+/// `bus.inbox` of an agent another node registered: that node relays the inbox to a stream
+/// this node holds, and this node moves it to the connection.
+async fn remote_inbox(
+    daemon: &Daemon,
+    caller: &Caller,
+    (node, to): (String, u64),
+) -> Result<SubscribeResult, RpcError> {
+    let cl = crate::cluster::clustered(daemon)?;
+    let source = cl.open_stream().await.map_err(crate::cluster::to_rpc)?;
+    let route = ai_session_cluster::BusRoute::Inbox {
+        to,
+        subject: source.subject().to_string(),
+    };
+    home_call(daemon, (node.clone(), to), route, &Value::Null).await?;
+    let id = caller.stream_id();
+    tokio::spawn(forward_remote_inbox(
+        cl.clone(),
+        node.clone(),
+        source,
+        id,
+        caller.notifier(),
+    ));
+    Ok(SubscribeResult {
+        subscription: id,
+        topic: format!("inbox of agent-{to} (on node {node})"),
+    })
+}
+
+/// Moves an inbox relayed from the agent's node to the connection, until the agent leaves,
+/// its node leaves the cluster, or the connection closes (the relay then ends at its next
+/// frame: dropping the stream unsubscribes).
+async fn forward_remote_inbox(
+    cl: ai_session_cluster::Cluster,
+    node: String,
+    mut source: ai_session_cluster::StreamSource,
+    subscription: u64,
+    tx: mpsc::Sender<String>,
+) {
+    use ai_session_cluster::Frame;
+    let mut tick = tokio::time::interval(cl.lease());
+    tick.tick().await;
+    loop {
+        let frame = tokio::select! {
+            f = source.next() => f,
+            () = tx.closed() => return,
+            _ = tick.tick() => {
+                if cl.node_alive(&node).await == Some(false) {
+                    closed(&tx, subscription, &format!("node {node} left the cluster")).await;
+                    return;
+                }
+                continue;
+            }
+        };
+        match frame {
+            Some(Frame::Items(items)) if items.is_empty() => {}
+            Some(Frame::Items(items)) => {
+                let mut out = String::new();
+                for m in &items {
+                    push_line(&mut out, c::NOTIFY_INBOX_MESSAGE, subscription, m);
+                }
+                if tx.send(out).await.is_err() {
+                    return;
+                }
+            }
+            Some(Frame::Closed(reason)) => {
+                closed(&tx, subscription, &reason).await;
+                return;
+            }
+            None => {
+                closed(&tx, subscription, "the cluster connection closed").await;
+                return;
+            }
+        }
+    }
+}
+
+/// Relays this node's agent's inbox to another node's stream, until the agent leaves or the
+/// receiver is gone. An empty frame every `probe` finds a receiver that went away while the
+/// inbox was quiet, before a message is taken for it.
+pub(crate) async fn relay_inbox(
+    inbox: Inbox,
+    sink: ai_session_cluster::StreamSink,
+    probe: Duration,
+) {
+    use ai_session_cluster::Frame;
+    let mut tick = tokio::time::interval(probe);
+    tick.tick().await;
+    loop {
+        let first = tokio::select! {
+            m = inbox.recv() => m,
+            _ = tick.tick() => {
+                if sink.send(&Frame::Items(Vec::new())).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+        };
+        let Some(first) = first else {
+            sink.send(&Frame::Closed("the agent left".into()))
+                .await
+                .ok();
+            return;
+        };
+        let mut items = Vec::new();
+        for m in std::iter::once(first).chain(std::iter::from_fn(|| inbox.try_recv())) {
+            match serde_json::to_value(&*m) {
+                Ok(v) => items.push(v),
+                Err(e) => tracing::warn!("cannot encode an inbox message: {e}"),
+            }
+            if items.len() >= STREAM_BATCH {
+                break;
+            }
+        }
+        if let Err(e) = sink.send(&Frame::Items(items)).await {
+            tracing::warn!("an inbox relayed to another node ended: {e}");
+            return;
+        }
+    }
+}
+
+/// The principal of a `hello` made with the token of an agent another node registered: the
+/// token is checked against the cluster's secret here and the hello counts as the agent's
+/// heartbeat on its node. `None` for any other hello (this node checks it as usual).
+pub(crate) async fn remote_principal(
+    daemon: &Daemon,
+    params: &Value,
+) -> Option<Result<crate::access::Principal, RpcError>> {
+    let cl = daemon.cluster.as_ref()?;
+    let token = params.get("token")?.as_str()?.trim();
+    let a = parse_token(token).ok()?;
+    if daemon.coord.agent(a.agent).is_ok() {
+        return None;
+    }
+    let answer = async {
+        let (id, node) = cluster::remote_holder(cl, &a).await?;
+        let route = ai_session_cluster::BusRoute::Heartbeat { to: id.0 };
+        home_call(daemon, (node, id.0), route, &Value::Null).await?;
+        Ok(crate::access::Principal::Agent(id.0))
+    };
+    Some(answer.await)
 }

@@ -19,6 +19,7 @@ mod hooks;
 mod http;
 mod peer;
 mod persist;
+mod placement;
 mod server;
 mod service;
 mod telemetry;

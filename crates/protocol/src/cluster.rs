@@ -27,6 +27,23 @@ pub struct NodeInfo {
     pub heartbeat_ms: u64,
     /// Unix time in milliseconds when the daemon joined.
     pub joined_ms: u64,
+    /// The sandboxed sessions placement may start here; absent from a node that does not
+    /// say (it takes any).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<NodeSandbox>,
+}
+
+/// What sandboxed sessions a node runs, as placement reads it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct NodeSandbox {
+    /// The sandbox policies it takes: built-in profile names, and `custom` for a policy
+    /// given in TOML (`[cluster] sandbox_policies`).
+    pub policies: Vec<String>,
+    /// The sandbox mechanisms its host lacks (empty: it enforces every protection a policy
+    /// can ask for); a policy that forbids degrading is not placed on a node lacking any.
+    #[serde(default)]
+    pub missing: Vec<String>,
 }
 
 /// A session whose node left the cluster without stopping it (killed, cut off): its lease

@@ -325,8 +325,13 @@ pub struct NodeDeadLetter {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct TopicsResult {
-    /// Every topic with at least one subscriber.
+    /// Every topic with at least one subscriber (in a cluster: on any node, `subscribers`
+    /// counting every node's).
     pub topics: Vec<TopicInfo>,
+    /// In a cluster: the live nodes whose subscribers are missing from `topics` because they
+    /// did not answer in time, and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unanswered: Vec<crate::cluster::Unanswered>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

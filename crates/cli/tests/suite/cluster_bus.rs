@@ -15,12 +15,17 @@ pub(super) struct Node {
 
 impl Node {
     pub(super) fn join(nats: &Nats, name: &str, secret: &str) -> Node {
+        Self::join_with(nats, name, secret, "")
+    }
+
+    /// [`Node::join`] with more `[cluster]` settings (`key = value` lines).
+    pub(super) fn join_with(nats: &Nats, name: &str, secret: &str, extra: &str) -> Node {
         let env = Env::new();
         let secret_file = env.home.path().join("cluster.secret");
         std::fs::write(&secret_file, secret).expect("secret");
         let config = format!(
             "[cluster]\nurl = \"{}\"\nnode = \"{name}\"\nsecret_file = \"{}\"\n\
-             heartbeat_secs = 0.5\nlease_secs = 3\n",
+             heartbeat_secs = 0.5\nlease_secs = 3\n{extra}",
             nats.url,
             secret_file.display()
         );

@@ -62,7 +62,11 @@ impl Relay for ClusterRelay {
 /// Relays this node's bus to the cluster and starts delivering the other nodes' messages here.
 pub(crate) async fn start(daemon: &Arc<Daemon>, cluster: &Cluster) -> Result<(), ClusterError> {
     let inbox = cluster.bus_inbox().await?;
+    let events = cluster.task_events();
     cluster.watch_tasks().await?;
+    tokio::spawn(announce_tasks(daemon.coord.clone(), events));
+    let asked = cluster.asked(TOPICS).await?;
+    tokio::spawn(answer_topics(Arc::downgrade(daemon), asked));
     daemon.coord.set_relay(Arc::new(ClusterRelay {
         cluster: cluster.clone(),
     }));
@@ -91,7 +95,10 @@ async fn serve(daemon: Weak<Daemon>, cluster: Cluster, mut inbox: ai_session_clu
             BusRoute::Broadcast => {
                 coord.deliver_broadcast(from, envelope.payload).await;
             }
-            BusRoute::Direct { to } | BusRoute::Request { to, .. } => {
+            route => {
+                let Some(to) = route.addressee() else {
+                    continue;
+                };
                 // Every node hears the agent's subject; only the agent's own node answers.
                 if !coord.agent(AgentId(to)).is_ok_and(|a| a.is_active()) {
                     continue;
@@ -99,7 +106,13 @@ async fn serve(daemon: Weak<Daemon>, cluster: Cluster, mut inbox: ai_session_clu
                 let cluster = cluster.clone();
                 let coord = coord.clone();
                 d.tasks.clone().spawn(async move {
-                    let result = deliver(&coord, incoming_route(&incoming), from, to).await;
+                    let (route, payload) = incoming_route(&incoming);
+                    let result = match route {
+                        BusRoute::Direct { .. } | BusRoute::Request { .. } => {
+                            deliver(&coord, (route, payload), from, to).await
+                        }
+                        route => agent_call(&coord, &cluster, route, payload, from, to).await,
+                    };
                     cluster.bus_answer(incoming, result).await;
                 });
             }
@@ -138,6 +151,74 @@ async fn deliver(
             Ok(json!({"delivered": d.delivered, "dead_lettered": d.dead_lettered}))
         }
     }
+}
+
+/// A call agent `to` of this node made through another node, which checked its token against
+/// the cluster's secret (`from` is the agent itself). The token is not sent: this node derives
+/// it from the same secret.
+async fn agent_call(
+    coord: &Coordinator,
+    cluster: &Cluster,
+    route: BusRoute,
+    payload: Value,
+    from: Option<AgentId>,
+    to: u64,
+) -> Result<Value, RpcError> {
+    let auth = home_auth(cluster, from, to)?;
+    match route {
+        BusRoute::Heartbeat { .. } => coord.heartbeat(&auth).map_err(super::coord_error)?,
+        BusRoute::Unregister { .. } => {
+            coord.unregister(&auth).map_err(super::coord_error)?;
+            cluster.drop_agent(to).await;
+        }
+        BusRoute::Reply { correlation, .. } => {
+            coord
+                .reply(&auth, ai_session_coord::CorrelationId(correlation), payload)
+                .map_err(super::coord_error)?;
+            coord.heartbeat(&auth).ok();
+        }
+        BusRoute::Inbox { subject, .. } => {
+            let inbox = coord.inbox(&auth).map_err(super::coord_error)?;
+            coord.heartbeat(&auth).ok();
+            tokio::spawn(super::relay_inbox(
+                inbox,
+                cluster.stream_sink(&subject),
+                cluster.heartbeat_interval(),
+            ));
+        }
+        BusRoute::Topic { .. }
+        | BusRoute::Broadcast
+        | BusRoute::Direct { .. }
+        | BusRoute::Request { .. } => {}
+    }
+    Ok(json!({}))
+}
+
+/// The credentials of agent `to` of this node, derived from the cluster's secret, for a call
+/// another node checked; refused unless the call was made as that agent.
+fn home_auth(cluster: &Cluster, from: Option<AgentId>, to: u64) -> Result<AgentAuth, RpcError> {
+    if from != Some(AgentId(to)) {
+        return Err(RpcError::new(
+            ErrorKind::PermissionDenied,
+            format!("only agent {to} itself may make this call"),
+        )
+        .with_reason("unauthorized"));
+    }
+    let token = cluster.agent_token(to).ok_or_else(|| {
+        RpcError::new(
+            ErrorKind::PermissionDenied,
+            format!(
+                "node '{}' has no [cluster] secret_file: agent {to}'s calls work only here",
+                cluster.node()
+            ),
+        )
+        .with_hint("set the same [cluster] secret_file on every node")
+        .with_reason("unauthorized")
+    })?;
+    Ok(AgentAuth {
+        agent: AgentId(to),
+        token: Token::from_bytes(token),
+    })
 }
 
 pub(crate) fn internal(e: impl std::fmt::Display) -> RpcError {
@@ -217,6 +298,14 @@ pub(crate) async fn remote_sender(
     cluster: &Cluster,
     auth: &AgentAuth,
 ) -> Result<AgentId, RpcError> {
+    remote_holder(cluster, auth).await.map(|(id, _)| id)
+}
+
+/// [`remote_sender`], with the node the agent registered on.
+pub(crate) async fn remote_holder(
+    cluster: &Cluster,
+    auth: &AgentAuth,
+) -> Result<(AgentId, String), RpcError> {
     let id = auth.agent.0;
     let refused =
         |why: String| RpcError::new(ErrorKind::PermissionDenied, why).with_reason("unauthorized");
@@ -238,7 +327,59 @@ pub(crate) async fn remote_sender(
             "wrong token for agent {id} (not issued by this cluster)"
         )));
     }
-    Ok(AgentId(id))
+    Ok((AgentId(id), record.node))
+}
+
+/// The question every node answers with its topics and their subscribers.
+const TOPICS: &str = "topics";
+/// How long `bus.topics` waits for the other nodes.
+const GATHER: Duration = Duration::from_secs(3);
+
+/// Answers the other nodes' `bus.topics` with this node's topics until the daemon stops.
+async fn answer_topics(daemon: Weak<Daemon>, mut asked: ai_session_cluster::Asked) {
+    while let Some((d, question)) = next_while_running(&daemon, asked.next()).await {
+        let topics: Vec<Value> = d
+            .coord
+            .topics()
+            .iter()
+            .map(|t| json!({"topic": t.topic, "subscribers": t.subscribers}))
+            .collect();
+        asked.answer(question, Value::Array(topics)).await;
+    }
+}
+
+/// `bus.topics` in a cluster: this node's topics (`here`) and every other live node's, the
+/// subscribers of a topic counted on every node; a node that does not answer is named.
+pub(crate) async fn cluster_topics(
+    cluster: &Cluster,
+    here: Vec<ai_session_protocol::coord::TopicInfo>,
+) -> Result<ai_session_protocol::coord::TopicsResult, RpcError> {
+    use std::collections::BTreeMap;
+    let gathered = cluster.gather(TOPICS, GATHER).await.map_err(to_rpc)?;
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for t in here {
+        *counts.entry(t.topic).or_default() += t.subscribers;
+    }
+    for (_, answer) in gathered.answers {
+        let theirs: Vec<ai_session_protocol::coord::TopicInfo> =
+            serde_json::from_value(answer).map_err(internal)?;
+        for t in theirs {
+            *counts.entry(t.topic).or_default() += t.subscribers;
+        }
+    }
+    Ok(ai_session_protocol::coord::TopicsResult {
+        topics: counts
+            .into_iter()
+            .map(
+                |(topic, subscribers)| ai_session_protocol::coord::TopicInfo { topic, subscribers },
+            )
+            .collect(),
+        unanswered: gathered
+            .unanswered
+            .into_iter()
+            .map(|(node, reason)| ai_session_protocol::cluster::Unanswered { node, reason })
+            .collect(),
+    })
 }
 
 /// Dead letters of every node `bus.dead_letters` shows in a cluster.
@@ -396,6 +537,34 @@ pub(crate) async fn show(cluster: &Cluster, id: u64) -> Result<TaskRecord, RpcEr
     cluster.task(id).await.map_err(task_error)
 }
 
+/// Announces every change of the cluster's tasks to this node's observers (`$system`,
+/// `$results`), as one daemon announces its own: each node hears each change once.
+async fn announce_tasks(
+    coord: Coordinator,
+    mut events: tokio::sync::mpsc::UnboundedReceiver<TaskRecord>,
+) {
+    while let Some(task) = events.recv().await {
+        match task_event(&task) {
+            Ok(event) => coord.announce(&event),
+            Err(e) => tracing::warn!("cannot announce a change of task {}: {e}", task.id),
+        }
+    }
+}
+
+/// A task's change as the coordinator's event.
+fn task_event(task: &TaskRecord) -> Result<ai_session_coord::Event, serde_json::Error> {
+    let state = serde_json::from_value(Value::String(task.state.clone()))?;
+    let failing = matches!(task.state.as_str(), "queued" | "failed" | "dead_lettered");
+    Ok(ai_session_coord::Event::TaskStateChanged {
+        task: ai_session_coord::TaskId(task.id),
+        state,
+        agent: task.agent.map(AgentId),
+        attempts: task.attempts,
+        reason: task.last_error.clone().filter(|_| failing),
+        result: task.result.clone().filter(|_| task.state == "done"),
+    })
+}
+
 /// Renews the leases of this node's running tasks and requeues lapsed ones; every heartbeat.
 pub(crate) async fn tend_tasks(daemon: &Daemon, cluster: &Cluster) {
     let coord = &daemon.coord;
@@ -405,5 +574,8 @@ pub(crate) async fn tend_tasks(daemon: &Daemon, cluster: &Cluster) {
         .await
     {
         tracing::warn!("cannot tend the cluster's tasks: {e}");
+    }
+    if let Err(e) = cluster.prune_tasks().await {
+        tracing::warn!("cannot prune the cluster's finished tasks: {e}");
     }
 }

@@ -125,7 +125,10 @@ async fn place(
 ) -> Route {
     let node = match node {
         Some(node) => Some(node),
-        None => least_loaded(cluster).await,
+        None => match least_loaded(cluster, &params).await {
+            Ok(node) => node,
+            Err(e) => return failed(e),
+        },
     };
     if let Some(node) = node.filter(|n| n != cluster.node()) {
         return forward(cluster, who, &node, reg::SessionNew::NAME, params).await;
@@ -148,16 +151,27 @@ async fn place(
     }
 }
 
-/// The least-loaded live node (`ai_session_cluster::placement`), when it is not this one.
-/// When the nodes cannot be read the session starts here.
-async fn least_loaded(cluster: &Cluster) -> Option<String> {
+/// The least-loaded live node that runs the session's sandbox (`ai_session_cluster::placement`),
+/// when it is not this one; refused when no live node runs it. When the nodes cannot be read
+/// the session starts here.
+async fn least_loaded(cluster: &Cluster, params: &Value) -> Result<Option<String>, RpcError> {
+    let need = crate::placement::need(params);
     match cluster.nodes().await {
-        Ok(nodes) => ai_session_cluster::placement::least_loaded(&nodes, cluster.node())
-            .map(|n| n.node.clone())
-            .filter(|n| n != cluster.node()),
+        Ok(nodes) => {
+            let found = ai_session_cluster::placement::least_loaded_for(
+                &nodes,
+                cluster.node(),
+                need.as_ref(),
+            );
+            match (found, need) {
+                (Some(n), _) => Ok(Some(n.node.clone()).filter(|n| n != cluster.node())),
+                (None, Some(need)) => Err(crate::placement::nowhere(&need, &nodes)),
+                (None, None) => Ok(None),
+            }
+        }
         Err(e) => {
             tracing::warn!("cannot read the nodes' load, the session starts here: {e}");
-            None
+            Ok(None)
         }
     }
 }

@@ -183,9 +183,27 @@ pub(crate) async fn handle_from(
     let pin = pin::Pin::take(&daemon.manager, session.as_deref());
     let mut session_id = pin.as_ref().map(|p| p.id().to_owned());
     let mut who = caller.principal();
+    // A `hello` with the token of an agent another node registered, checked with the cluster.
+    let remote = match method == reg::Hello::NAME {
+        true => crate::coord::remote_principal(daemon, &params).await,
+        false => None,
+    };
+    let resolved = remote.is_some();
+    let authorized = match remote {
+        Some(Err(e)) => Err(e),
+        Some(Ok(agent)) => {
+            who = agent;
+            caller.set_principal(who.clone());
+            Ok(())
+        }
+        None => Ok(()),
+    };
     let mut result = match spec {
         None => Err(reg::unknown_method(method)),
-        Some(spec) => match authorize(daemon, caller, &mut who, spec, &params, pin.as_ref()) {
+        Some(spec) => match authorized.and_then(|()| {
+            let hello = (!resolved).then_some(&params);
+            authorize(daemon, caller, &mut who, spec, &params, hello, pin.as_ref())
+        }) {
             Err(e) => Err(e),
             Ok(()) => {
                 let op = run(daemon, caller, &who, method, params, origin, &mut detail);
@@ -253,18 +271,20 @@ async fn run(
     }
 }
 
-/// Takes a `hello`'s token (the connection acts as its principal from then on), then checks
-/// the caller holds the capability the method needs.
+/// Takes a `hello`'s token (`hello`: its params, unless the cluster already checked the
+/// token; the connection acts as its principal from then on), then checks the caller holds the
+/// capability the method needs.
 fn authorize(
     daemon: &Daemon,
     caller: &Caller,
     who: &mut Principal,
     spec: &'static reg::MethodSpec,
     params: &Value,
+    hello: Option<&Value>,
     pin: Option<&pin::Pin>,
 ) -> Result<(), RpcError> {
     if spec.name == reg::Hello::NAME {
-        if let Some(token) = params.get("token").and_then(Value::as_str) {
+        if let Some(token) = hello.and_then(|p| p.get("token")?.as_str()) {
             *who = daemon.access.principal_for(token, &daemon.coord)?;
             caller.set_principal(who.clone());
         }

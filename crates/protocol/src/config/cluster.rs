@@ -23,6 +23,12 @@ pub struct ClusterConfig {
     pub tls_cert: Option<PathBuf>,
     /// The private key (PEM) of `tls_cert`.
     pub tls_key: Option<PathBuf>,
+    /// A NATS credentials file (`.creds`: a user JWT and its nkey seed) the node authenticates
+    /// to the server with; `--creds` overrides it.
+    pub creds_file: Option<PathBuf>,
+    /// A file holding an nkey seed (`SU...`) the node authenticates to the server with, for a
+    /// server whose `authorization` lists users by nkey. Not with `creds_file`.
+    pub nkey_file: Option<PathBuf>,
     /// A file of at least 32 secret bytes, the same on every node: agent tokens are derived
     /// from it, so that an agent's token works on every node. Without it, an agent's token
     /// works only on the node it registered on.
@@ -32,6 +38,14 @@ pub struct ClusterConfig {
     /// Seconds after its last heartbeat when a node, and the leases on its sessions, expire.
     /// At least twice `heartbeat_secs`.
     pub lease_secs: f64,
+    /// Seconds a finished task (done, failed, dead-lettered) stays in the cluster's tasks
+    /// after its last change before it is removed; a task with a child not finished yet stays
+    /// until the child finishes.
+    pub task_retention_secs: f64,
+    /// The sandbox policies this node takes for sessions placed without `--node`: built-in
+    /// profile names and `custom` (a policy given in TOML). Every one when absent; `[]` for a
+    /// node that takes no sandboxed session by placement.
+    pub sandbox_policies: Option<Vec<String>>,
 }
 
 impl Default for ClusterConfig {
@@ -42,9 +56,13 @@ impl Default for ClusterConfig {
             tls_ca: None,
             tls_cert: None,
             tls_key: None,
+            creds_file: None,
+            nkey_file: None,
             secret_file: None,
             heartbeat_secs: 2.0,
             lease_secs: 10.0,
+            task_retention_secs: 86_400.0,
+            sandbox_policies: None,
         }
     }
 }
@@ -64,6 +82,17 @@ impl ClusterConfig {
                 "[cluster] lease_secs = {} must be at least twice heartbeat_secs ({})",
                 self.lease_secs, self.heartbeat_secs
             ));
+        }
+        if !(self.task_retention_secs.is_finite() && self.task_retention_secs >= 0.0) {
+            return Err(format!(
+                "[cluster] task_retention_secs = {} is out of range: use 0 or more seconds",
+                self.task_retention_secs
+            ));
+        }
+        if self.creds_file.is_some() && self.nkey_file.is_some() {
+            return Err(
+                "[cluster] creds_file and nkey_file are two ways to authenticate: set one".into(),
+            );
         }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return Err("[cluster] tls_cert and tls_key go together: set both or neither".into());
