@@ -106,3 +106,25 @@ pub fn pct(samples: &mut [f64], p: f64) -> f64 {
     samples.sort_by(f64::total_cmp);
     percentile(samples, p)
 }
+
+/// tmux's figures from the shared baseline script (`$TMUX_BASELINE`, else
+/// `../shared/bench/tmux-baseline.sh`) with `sessions` sessions and `mb` MB for its throughput
+/// part: the JSON of its last line.
+pub fn tmux_baseline(sessions: usize, mb: usize) -> Result<Value, String> {
+    let script = std::env::var("TMUX_BASELINE")
+        .unwrap_or_else(|_| "../shared/bench/tmux-baseline.sh".into());
+    let out = Command::new("bash")
+        .arg(&script)
+        .arg(sessions.to_string())
+        .arg(mb.to_string())
+        .output()
+        .map_err(|e| format!("{script}: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().last().ok_or_else(|| {
+        format!(
+            "{script} printed nothing: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })?;
+    serde_json::from_str(line).map_err(|e| format!("{script}: {e}: {line}"))
+}

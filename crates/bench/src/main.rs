@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
 
-use ai_session_bench::{Rpc, percentile};
+use ai_session_bench::{Rpc, percentile, tmux_baseline};
 use serde_json::{Value, json};
 
 type Res<T> = Result<T, String>;
@@ -140,25 +140,6 @@ fn run() -> Res<()> {
         serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
     );
     Ok(())
-}
-
-fn tmux_baseline(sessions: usize, mb: usize) -> Res<Value> {
-    let script = std::env::var("TMUX_BASELINE")
-        .unwrap_or_else(|_| "../shared/bench/tmux-baseline.sh".into());
-    let out = Command::new("bash")
-        .arg(&script)
-        .arg(sessions.to_string())
-        .arg(mb.to_string())
-        .output();
-    let out = out.map_err(|e| format!("{script}: {e}"))?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().last().ok_or_else(|| {
-        format!(
-            "{script} printed nothing: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })?;
-    serde_json::from_str(line).map_err(|e| format!("{script}: {e}: {line}"))
 }
 
 fn measure(

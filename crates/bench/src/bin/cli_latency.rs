@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use ai_session_bench::{Cli, Rpc, percentile};
+use ai_session_bench::{Cli, Rpc, percentile, tmux_baseline};
 use serde_json::{Value, json};
 
 type Res<T> = Result<T, String>;
@@ -52,7 +52,7 @@ fn run() -> Res<()> {
     let figures = measure(&cli, &exe, rounds);
     cli.run(&["daemon", "stop"]).ok();
     let mut out = figures?;
-    let tmux = tmux_baseline()?;
+    let tmux = tmux_baseline(200, 1)?;
     let ratio = |ours: &Value, theirs: &Value| match (ours["mean_ms"].as_f64(), theirs.as_f64()) {
         (Some(a), Some(b)) if a > 0.0 => json!(b / a),
         _ => Value::Null,
@@ -170,23 +170,4 @@ fn timed(rounds: usize, mut f: impl FnMut(usize) -> Res<()>) -> Res<Value> {
         "p50_ms": percentile(&ms, 0.5),
         "p99_ms": percentile(&ms, 0.99),
     }))
-}
-
-/// tmux's figures from the shared baseline script: 200 sessions, 1 MB for its throughput part
-/// (not used here).
-fn tmux_baseline() -> Res<Value> {
-    let script = std::env::var("TMUX_BASELINE")
-        .unwrap_or_else(|_| "../shared/bench/tmux-baseline.sh".into());
-    let out = Command::new("bash")
-        .args([script.as_str(), "200", "1"])
-        .output()
-        .map_err(|e| format!("{script}: {e}"))?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().last().ok_or_else(|| {
-        format!(
-            "{script} printed nothing: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })?;
-    serde_json::from_str(line).map_err(|e| format!("{script}: {e}: {line}"))
 }

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use ai_session_bench::{Rpc, percentile};
+use ai_session_bench::{Rpc, percentile, tmux_baseline};
 use ai_session_output::{Encoding, count_tokens};
 use serde_json::{Value, json};
 
@@ -434,23 +434,4 @@ fn daemon_runs(cli: &Cli, text: &Path, rounds: usize) -> Res<Value> {
     }
     out.insert("socket_exec".into(), stats(socket));
     Ok(Value::Object(out))
-}
-
-fn tmux_baseline(sessions: usize, mb: usize) -> Res<Value> {
-    let script = std::env::var("TMUX_BASELINE")
-        .unwrap_or_else(|_| "../shared/bench/tmux-baseline.sh".into());
-    let out = Command::new("bash")
-        .arg(&script)
-        .arg(sessions.to_string())
-        .arg(mb.to_string())
-        .output()
-        .map_err(|e| format!("{script}: {e}"))?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().last().ok_or_else(|| {
-        format!(
-            "{script} printed nothing: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })?;
-    serde_json::from_str(line).map_err(|e| format!("{script}: {e}: {line}"))
 }
