@@ -221,7 +221,7 @@ impl Cluster {
         Ok(reply.result)
     }
 
-    /// Starts receiving the other nodes' bus messages. Flushed: once this returns, messages
+    /// Starts receiving the other nodes' bus messages. Confirmed by the server: once this returns, messages
     /// published anywhere reach this node.
     pub async fn bus_inbox(&self) -> Result<BusInbox, ClusterError> {
         let client = &self.inner.client;
@@ -229,10 +229,7 @@ impl Cluster {
             .subscribe("ais.bus.>")
             .await
             .map_err(|e| ClusterError::store("subscribing to the bus", e))?;
-        client
-            .flush()
-            .await
-            .map_err(|e| ClusterError::store("subscribing to the bus", e))?;
+        crate::round_trip(client, "subscribing to the bus").await?;
         Ok(BusInbox {
             subscriber,
             node: self.inner.node.clone(),

@@ -145,13 +145,9 @@ impl Cluster {
             .subscribe(subject(&self.inner.node))
             .await
             .map_err(|e| ClusterError::store("subscribing to forwarded requests", e))?;
-        // The subscription is live once the server has it: flushed before the node says it
+        // The subscription is live once the server has it: confirmed before the node says it
         // is ready, so a request right after finds a responder.
-        self.inner
-            .client
-            .flush()
-            .await
-            .map_err(|e| ClusterError::store("subscribing to forwarded requests", e))?;
+        crate::round_trip(&self.inner.client, "subscribing to forwarded requests").await?;
         Ok(Inbox { subscriber })
     }
 

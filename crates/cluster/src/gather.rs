@@ -63,10 +63,7 @@ impl Cluster {
             .subscribe(subject(what))
             .await
             .map_err(|e| ClusterError::store("answering other nodes", e))?;
-        client
-            .flush()
-            .await
-            .map_err(|e| ClusterError::store("answering other nodes", e))?;
+        crate::round_trip(&client, "answering other nodes").await?;
         Ok(Asked {
             subscriber,
             client,

@@ -371,3 +371,22 @@ pub fn now_ms() -> u64 {
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
 }
+
+/// Waits until the server has processed everything this client sent before (its
+/// subscriptions above all). `flush` only empties the client's socket buffer: the server may
+/// read it later than a message another connection publishes meanwhile, which the new
+/// subscription would then miss. A request on a fresh subject nobody listens to is answered
+/// "no responders" by the server in order on this connection, after the earlier commands.
+pub(crate) async fn round_trip(
+    client: &async_nats::Client,
+    what: &str,
+) -> Result<(), ClusterError> {
+    match client
+        .request(client.new_inbox(), bytes::Bytes::new())
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == async_nats::RequestErrorKind::NoResponders => Ok(()),
+        Err(e) => Err(ClusterError::store(what, e)),
+    }
+}

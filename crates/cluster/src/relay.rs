@@ -54,7 +54,7 @@ impl Cluster {
             .subscribe(format!("{subject}.alive"))
             .await
             .map_err(|e| failed(&e))?;
-        client.flush().await.map_err(|e| failed(&e))?;
+        crate::round_trip(&client, "relaying a subscription").await?;
         Ok(Watch {
             lines,
             alive,

@@ -86,10 +86,7 @@ impl Cluster {
             .subscribe(subject.clone())
             .await
             .map_err(|e| ClusterError::store("opening a stream", e))?;
-        client
-            .flush()
-            .await
-            .map_err(|e| ClusterError::store("opening a stream", e))?;
+        crate::round_trip(&client, "opening a stream").await?;
         Ok(StreamSource {
             client,
             subscriber,

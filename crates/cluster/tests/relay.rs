@@ -63,3 +63,27 @@ async fn lines_arrive_in_order_and_the_owner_sees_the_watcher_go() {
     owner.leave().await;
     entry.leave().await;
 }
+
+/// `watch` returns once the server has the subscription, not merely once the bytes left this
+/// process: a line the owner sends right after is never lost, even when the server reads the
+/// watcher's connection later than the owner's (a loaded machine).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_line_sent_right_after_watch_returns_arrives() {
+    let server = NatsServer::start::<&str>(&[]).expect("nats-server (installed by .ci/run)");
+    let url = server.url("nats");
+    let entry = Cluster::join(&config(), &url, "entry").await.unwrap();
+    let owner = Cluster::join(&config(), &url, "owner").await.unwrap();
+    let mut lost = 0;
+    for round in 0..300 {
+        let subject = relay_subject(&format!("r{round}"));
+        let mut watch = entry.watch(&subject).await.unwrap();
+        owner.relay_line(&subject, "hello\n".into()).await.unwrap();
+        let got = tokio::time::timeout(std::time::Duration::from_secs(2), watch.next()).await;
+        if !matches!(got, Ok(Some(ref line)) if &line[..] == b"hello\n") {
+            lost += 1;
+        }
+    }
+    assert_eq!(lost, 0, "lines sent right after watch() returned were lost");
+    owner.leave().await;
+    entry.leave().await;
+}
