@@ -4,7 +4,7 @@
 //! every message (an `Arc` clone, not a deep copy). When a queue is full, the subscriber's
 //! [`Backpressure`] policy decides: wait for room up to a deadline, or dead-letter at once.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
@@ -76,8 +76,28 @@ struct Slot {
 
 struct Mailbox {
     tx: Tx,
-    rx: Arc<tokio::sync::Mutex<Rx>>,
+    rx: Arc<tokio::sync::Mutex<MailQueue>>,
     policy: Backpressure,
+}
+
+/// The read side of an inbox: what senders queued, and in front of it what a reader took but
+/// could not deliver (its connection went), for the next reader.
+struct MailQueue {
+    rx: Rx,
+    unread: VecDeque<Arc<Message>>,
+}
+
+impl MailQueue {
+    async fn recv(&mut self) -> Option<Arc<Message>> {
+        match self.unread.pop_front() {
+            Some(m) => Some(m),
+            None => self.rx.recv().await,
+        }
+    }
+
+    fn try_recv(&mut self) -> Option<Arc<Message>> {
+        self.unread.pop_front().or_else(|| self.rx.try_recv().ok())
+    }
 }
 
 struct Pending {
@@ -333,7 +353,10 @@ impl Bus {
         let (tx, rx) = mpsc::channel(self.shared.inbox.capacity.max(1));
         let mailbox = Mailbox {
             tx,
-            rx: Arc::new(tokio::sync::Mutex::new(rx)),
+            rx: Arc::new(tokio::sync::Mutex::new(MailQueue {
+                rx,
+                unread: VecDeque::new(),
+            })),
             policy: self.shared.inbox.policy,
         };
         self.shared.routes().mailboxes.insert(agent, mailbox);
@@ -352,7 +375,7 @@ impl Bus {
         // A reader blocked in `recv` holds the lock only while the queue is empty, so failing to
         // take the lock means there is nothing left to rescue.
         if let Ok(mut rx) = mailbox.rx.try_lock() {
-            while let Ok(msg) = rx.try_recv() {
+            while let Some(msg) = rx.try_recv() {
                 let reason = DeadReason::AgentLeft { agent };
                 self.shared
                     .dead
@@ -612,7 +635,7 @@ impl Drop for Subscription {
 #[derive(Clone)]
 pub struct Inbox {
     agent: AgentId,
-    rx: Arc<tokio::sync::Mutex<Rx>>,
+    rx: Arc<tokio::sync::Mutex<MailQueue>>,
 }
 
 impl Inbox {
@@ -627,6 +650,15 @@ impl Inbox {
 
     /// The next message if one is queued and no other reader is waiting.
     pub fn try_recv(&self) -> Option<Arc<Message>> {
-        self.rx.try_lock().ok()?.try_recv().ok()
+        self.rx.try_lock().ok()?.try_recv()
+    }
+
+    /// Puts back, in front and in order, messages a reader took but could not deliver: the
+    /// next reader gets them first.
+    pub async fn unread(&self, messages: Vec<Arc<Message>>) {
+        let mut queue = self.rx.lock().await;
+        for m in messages.into_iter().rev() {
+            queue.unread.push_front(m);
+        }
     }
 }

@@ -161,6 +161,8 @@ pub(crate) async fn run(stream: UnixStream, daemon: Arc<Daemon>) {
             drop(permit);
         });
     }
+    // The client is gone: streams stop taking from shared queues while requests in flight finish.
+    conn.hang_up();
     // Requests in flight finish and are answered (their permits come back).
     let drained = slots.acquire_many(MAX_IN_FLIGHT as u32).await;
     drop(drained);

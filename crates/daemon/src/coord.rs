@@ -2,6 +2,7 @@
 //! [`Coordinator`]: parameter decoding, token checks, error mapping, and the streams that push
 //! bus messages, inbox messages and events to a connection as notifications.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use ai_session_coord::{
@@ -460,7 +461,7 @@ pub(crate) async fn events_subscribe(
 
 pub(crate) async fn bus_inbox(
     daemon: &Daemon,
-    caller: &Caller,
+    caller: &Arc<Caller>,
     p: AgentToken,
 ) -> Result<SubscribeResult, RpcError> {
     let coord = &daemon.coord;
@@ -471,7 +472,7 @@ pub(crate) async fn bus_inbox(
     let inbox = coord.inbox(&a).map_err(coord_error)?;
     alive(coord, Some(&a));
     let id = caller.stream_id();
-    tokio::spawn(forward_inbox(inbox, id, caller.notifier()));
+    tokio::spawn(forward_inbox(inbox, id, caller.clone()));
     Ok(SubscribeResult {
         subscription: id,
         topic: format!("inbox of {}", a.agent),
@@ -862,23 +863,38 @@ async fn forward_topic(
 }
 
 /// Moves an agent's inbox to the connection until the agent leaves or the connection closes.
-async fn forward_inbox(inbox: Inbox, subscription: u64, tx: mpsc::Sender<String>) {
+/// Messages taken but not handed to a live connection go back to the inbox for the next reader.
+async fn forward_inbox(inbox: Inbox, subscription: u64, caller: Arc<Caller>) {
+    let tx = caller.notifier();
+    let gone = caller.gone();
+    tokio::pin!(gone);
     loop {
         let first = tokio::select! {
-            m = inbox.recv() => m,
+            biased;
+            () = &mut gone => return,
             () = tx.closed() => return,
+            m = inbox.recv() => m,
         };
         let Some(first) = first else {
             closed(&tx, subscription, "the agent left").await;
             return;
         };
-        let mut out = String::new();
-        push_line(&mut out, c::NOTIFY_INBOX_MESSAGE, subscription, &first);
-        for _ in 1..STREAM_BATCH {
+        let mut taken = vec![first];
+        while taken.len() < STREAM_BATCH {
             let Some(m) = inbox.try_recv() else { break };
-            push_line(&mut out, c::NOTIFY_INBOX_MESSAGE, subscription, &m);
+            taken.push(m);
         }
-        if tx.send(out).await.is_err() {
+        let mut out = String::new();
+        for m in &taken {
+            push_line(&mut out, c::NOTIFY_INBOX_MESSAGE, subscription, m);
+        }
+        let sent = tokio::select! {
+            biased;
+            () = &mut gone => false,
+            permit = tx.reserve() => permit.map(|p| p.send(out)).is_ok(),
+        };
+        if !sent || caller.is_gone() {
+            inbox.unread(taken).await;
             return;
         }
     }

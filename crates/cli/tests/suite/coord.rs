@@ -590,3 +590,31 @@ fn broadcast_reaches_every_agent_inbox() {
         assert_eq!(n["params"]["message"]["payload"]["stop"], "now");
     }
 }
+
+#[test]
+fn an_inbox_message_waits_for_the_next_reader_after_one_disconnects() {
+    let env = Env::new();
+    let token = keep_agent(&env, "listener", &[]);
+    let mut first = Raw::connect(&env);
+    first.ok("bus.inbox", json!({"token": token}));
+    env.ok(&["bus", "send", "listener", "one"]);
+    let n = first.notification(20);
+    assert_eq!(n["params"]["message"]["payload"], "one", "{n}");
+    drop(first);
+
+    // The daemon has seen the first reader go once only this connection is left.
+    let mut second = Raw::connect(&env);
+    eventually(20, "the first reader's connection to close", || {
+        second.ok("daemon.stats", json!({}))["connections"] == 1
+    });
+    env.ok(&["bus", "send", "listener", "two"]);
+    second.ok("bus.inbox", json!({"token": token}));
+    let n = second.notification(20);
+    assert_eq!(n["method"], "bus.inbox_message", "{n}");
+    assert_eq!(n["params"]["message"]["payload"], "two", "{n}");
+
+    // A message sent while a reader is attached goes to it as before.
+    env.ok(&["bus", "send", "listener", "three"]);
+    let n = second.notification(20);
+    assert_eq!(n["params"]["message"]["payload"], "three", "{n}");
+}

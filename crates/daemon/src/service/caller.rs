@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use ai_session_coord::AgentId;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use crate::access::Principal;
 use crate::server::Daemon;
@@ -21,6 +22,9 @@ pub(crate) struct Caller {
     /// Notification lines for this connection (subscriptions write here); `None` once the
     /// connection has closed, so the writer can finish.
     notify: Mutex<Option<mpsc::Sender<String>>>,
+    /// Cancelled as soon as the client is known to be gone, before requests in flight finish:
+    /// a stream that takes from a shared queue (an inbox) stops taking then.
+    gone: CancellationToken,
 }
 
 impl Caller {
@@ -30,6 +34,7 @@ impl Caller {
             next_stream: AtomicU64::new(1),
             principal: Mutex::new(principal),
             notify: Mutex::new(Some(notify)),
+            gone: CancellationToken::new(),
         })
     }
 
@@ -62,6 +67,21 @@ impl Caller {
         }
     }
 
+    /// The client is gone (its end of the connection closed); what it was sent from now on is
+    /// not read. `close` follows once the requests in flight have finished.
+    pub(crate) fn hang_up(&self) {
+        self.gone.cancel();
+    }
+
+    pub(crate) fn is_gone(&self) -> bool {
+        self.gone.is_cancelled()
+    }
+
+    /// Resolves once the client is gone.
+    pub(crate) fn gone(&self) -> tokio_util::sync::WaitForCancellationFutureOwned {
+        self.gone.clone().cancelled_owned()
+    }
+
     /// Records an agent bound to this connection; false if the connection is already closed.
     pub(crate) fn track(&self, agent: AgentId) -> bool {
         let mut agents = self.agents.lock().unwrap_or_else(PoisonError::into_inner);
@@ -88,6 +108,7 @@ impl Caller {
     /// The connection closed: every agent it registered (without `keep`) leaves, and its
     /// running tasks go back to the queue.
     pub(crate) fn close(&self, daemon: &Daemon) {
+        self.hang_up();
         self.notify
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
