@@ -212,7 +212,7 @@ pub(crate) async fn agent_register(
         None => coord.register(spec).map_err(coord_error)?,
     };
     daemon.access.agent_registered(reg.info.id.0);
-    if !p.keep && !caller.track(reg.info.id) {
+    if !p.keep && !caller.track(daemon, reg.info.id) {
         coord.disconnect(reg.info.id).ok();
         return Err(RpcError::new(
             ErrorKind::Internal,
@@ -370,26 +370,24 @@ pub(crate) async fn agent_heartbeat(daemon: &Daemon, p: AgentToken) -> Result<Em
     Ok(Empty {})
 }
 
-pub(crate) async fn agent_unregister(
-    daemon: &Daemon,
-    caller: &Caller,
-    p: AgentToken,
-) -> Result<Empty, RpcError> {
+pub(crate) async fn agent_unregister(daemon: &Daemon, p: AgentToken) -> Result<Empty, RpcError> {
     let coord = &daemon.coord;
     let a = match holder(daemon, &p).await? {
         Holder::Here(a) => a,
         Holder::Node(node, to) => {
             let route = ai_session_cluster::BusRoute::Unregister { to };
-            home_call(daemon, (node, to), route, &Value::Null).await?;
+            let answer = home_call(daemon, (node, to), route, &Value::Null).await?;
+            // Its node dropped its grants; those made here for it go too.
+            if answer["left"] == true {
+                daemon.observe(&crate::service::Event::AgentLeft { agent: to });
+            }
             return Ok(Empty {});
         }
     };
     coord.unregister(&a).map_err(coord_error)?;
     // An agent tied to its connection leaves for good: its grants go with it. One
     // registered to persist (`keep`) keeps them for its next connection.
-    if caller.untrack(a.agent) {
-        daemon.observe(&crate::service::Event::AgentLeft { agent: a.agent.0 });
-    }
+    daemon.tethers.unregistered(daemon, a.agent);
     Ok(Empty {})
 }
 

@@ -84,6 +84,8 @@ pub struct Daemon {
     pub(crate) config_file: (PathBuf, bool),
     /// `[[hooks]]` and the exec history reports are built from.
     pub(crate) hooks: crate::hooks::Hooks,
+    /// The agents that leave with their connection (registered without `keep`).
+    pub(crate) tethers: crate::service::Tethers,
 }
 
 fn setup_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> ServeError + '_ {
@@ -263,6 +265,7 @@ async fn serve_from(
         config,
         config_file,
         hooks,
+        tethers: crate::service::Tethers::default(),
     });
     raise_fd_limit();
     if let Some(handed) = handed {

@@ -2,10 +2,11 @@
 //! its token, `bus.inbox`, `bus.reply`, `agent.heartbeat` and `agent.unregister` reach its
 //! node (two daemons on a real `nats-server -js`).
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::cluster::Nats;
 use super::cluster_bus::{Node, SECRET, register};
+use super::coord::Raw;
 use super::harness::eventually;
 
 #[test]
@@ -114,4 +115,51 @@ fn an_agent_works_through_a_node_it_did_not_register_on() {
             .iter()
             .any(|x| x["id"] == id)
     });
+}
+
+/// Whether `principal` holds anything in the node's `access.list`.
+fn granted(raw: &mut Raw, principal: &str) -> bool {
+    let list = raw.ok("access.list", json!({}));
+    list["principals"]
+        .as_array()
+        .expect("principals")
+        .iter()
+        .any(|p| p["principal"] == principal)
+}
+
+#[test]
+fn unregistering_through_another_node_takes_the_grants_at_once() {
+    let nats = Nats::start();
+    let a = Node::join(&nats, "a", SECRET);
+    let b = Node::join(&nats, "b", SECRET);
+    // Tied to its connection on node a (no `keep`), which stays open throughout.
+    let mut home = a.raw();
+    let reg = home.ok("agent.register", json!({"name": "temp"}));
+    let (id, token) = (reg["agent"].clone(), reg["token"].clone());
+    let principal = format!("agent:{id}");
+    let mut owner_a = a.raw();
+    let mut owner_b = b.raw();
+    for owner in [&mut owner_a, &mut owner_b] {
+        owner.ok(
+            "access.grant",
+            json!({"principal": principal, "capability": "session:read:*"}),
+        );
+        assert!(granted(owner, &principal));
+    }
+    let answer: Value = b.raw().ok("agent.unregister", json!({"token": token}));
+    assert!(answer.is_object(), "{answer}");
+    // Answered: neither node holds a grant for it any more, while its connection is open.
+    assert!(!granted(&mut owner_a, &principal), "node a kept the grants");
+    assert!(!granted(&mut owner_b, &principal), "node b kept the grants");
+    home.ok("agent.list", json!({}));
+
+    // An agent registered with `keep` keeps its grants when it unregisters, as on one node.
+    let (kept, kept_token) = register(&mut home, "stays");
+    let kept = format!("agent:{kept}");
+    owner_a.ok(
+        "access.grant",
+        json!({"principal": kept, "capability": "session:read:*"}),
+    );
+    b.raw().ok("agent.unregister", json!({"token": kept_token}));
+    assert!(granted(&mut owner_a, &kept));
 }

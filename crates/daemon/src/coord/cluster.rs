@@ -104,14 +104,14 @@ async fn serve(daemon: Weak<Daemon>, cluster: Cluster, mut inbox: ai_session_clu
                     continue;
                 }
                 let cluster = cluster.clone();
-                let coord = coord.clone();
+                let daemon = d.clone();
                 d.tasks.clone().spawn(async move {
                     let (route, payload) = incoming_route(&incoming);
                     let result = match route {
                         BusRoute::Direct { .. } | BusRoute::Request { .. } => {
-                            deliver(&coord, (route, payload), from, to).await
+                            deliver(&daemon.coord, (route, payload), from, to).await
                         }
-                        route => agent_call(&coord, &cluster, route, payload, from, to).await,
+                        route => agent_call(&daemon, &cluster, (route, payload), from, to).await,
                     };
                     cluster.bus_answer(incoming, result).await;
                 });
@@ -157,19 +157,23 @@ async fn deliver(
 /// the cluster's secret (`from` is the agent itself). The token is not sent: this node derives
 /// it from the same secret.
 async fn agent_call(
-    coord: &Coordinator,
+    daemon: &Daemon,
     cluster: &Cluster,
-    route: BusRoute,
-    payload: Value,
+    (route, payload): (BusRoute, Value),
     from: Option<AgentId>,
     to: u64,
 ) -> Result<Value, RpcError> {
+    let coord = &daemon.coord;
     let auth = home_auth(cluster, from, to)?;
     match route {
         BusRoute::Heartbeat { .. } => coord.heartbeat(&auth).map_err(super::coord_error)?,
         BusRoute::Unregister { .. } => {
             coord.unregister(&auth).map_err(super::coord_error)?;
             cluster.drop_agent(to).await;
+            // Answered only once the agent's grants here are gone; the answer says whether
+            // it left for good (tied to a connection), so the entering node drops its own.
+            let left = daemon.tethers.unregistered(daemon, auth.agent);
+            return Ok(json!({ "left": left }));
         }
         BusRoute::Reply { correlation, .. } => {
             coord

@@ -1,6 +1,7 @@
 //! Who is calling, and what their connection owns: the principal it acts as, the agents it
 //! registered (they leave with it), its stream ids, and where notifications for it go.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -83,26 +84,16 @@ impl Caller {
     }
 
     /// Records an agent bound to this connection; false if the connection is already closed.
-    pub(crate) fn track(&self, agent: AgentId) -> bool {
+    pub(crate) fn track(&self, daemon: &Daemon, agent: AgentId) -> bool {
         let mut agents = self.agents.lock().unwrap_or_else(PoisonError::into_inner);
         match agents.as_mut() {
             Some(list) => {
                 list.push(agent);
+                daemon.tethers.tie(agent);
                 true
             }
             None => false,
         }
-    }
-
-    /// Stops tracking `agent`; true when this connection had it (registered without `keep`).
-    pub(crate) fn untrack(&self, agent: AgentId) -> bool {
-        let mut agents = self.agents.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some(list) = agents.as_mut() else {
-            return false;
-        };
-        let before = list.len();
-        list.retain(|a| *a != agent);
-        list.len() != before
     }
 
     /// The connection closed: every agent it registered (without `keep`) leaves, and its
@@ -120,6 +111,10 @@ impl Caller {
             .take()
             .unwrap_or_default();
         for agent in agents {
+            // One that unregistered already left (and took its grants then).
+            if !daemon.tethers.release(agent) {
+                continue;
+            }
             if let Err(e) = daemon.coord.disconnect(agent) {
                 tracing::debug!("disconnecting {agent}: {e}");
             }
@@ -129,5 +124,39 @@ impl Caller {
 
     pub(crate) fn stream_id(&self) -> u64 {
         self.next_stream.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// The agents registered without `keep`, whichever connection registered them: they leave for
+/// good (grants and bound policy with them) when they unregister, wherever the unregister
+/// entered (another connection, another node), or when their connection closes.
+#[derive(Default)]
+pub(crate) struct Tethers(Mutex<HashSet<AgentId>>);
+
+impl Tethers {
+    fn tie(&self, agent: AgentId) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(agent);
+    }
+
+    /// Unties `agent`; true when it was tied to a connection.
+    fn release(&self, agent: AgentId) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&agent)
+    }
+
+    /// `agent` unregistered: one tied to a connection leaves for good now (its grants go),
+    /// not when that connection closes. One registered with `keep` keeps them.
+    /// Returns whether it left for good.
+    pub(crate) fn unregistered(&self, daemon: &Daemon, agent: AgentId) -> bool {
+        let left = self.release(agent);
+        if left {
+            daemon.observe(&super::Event::AgentLeft { agent: agent.0 });
+        }
+        left
     }
 }

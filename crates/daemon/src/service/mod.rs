@@ -29,7 +29,7 @@ use ai_session_protocol::{ErrorKind, RpcError};
 use serde::Serialize;
 use serde_json::Value;
 
-pub(crate) use caller::Caller;
+pub(crate) use caller::{Caller, Tethers};
 pub(crate) use events::{Ack, Event, Observer, Reaction};
 pub(crate) use forward::forwardable;
 pub(crate) use pin::get as session_handle;
@@ -380,7 +380,7 @@ async fn dispatch(
         Call::AgentRegister(p) => ok::<AgentRegister>(co::agent_register(d, caller, p).await),
         Call::AgentList(_) => ok::<AgentList>(co::agent_list(d).await),
         Call::AgentHeartbeat(p) => ok::<AgentHeartbeat>(co::agent_heartbeat(d, p).await),
-        Call::AgentUnregister(p) => ok::<AgentUnregister>(co::agent_unregister(d, caller, p).await),
+        Call::AgentUnregister(p) => ok::<AgentUnregister>(co::agent_unregister(d, p).await),
         Call::BusPublish(p) => ok::<BusPublish>(co::bus_publish(d, p).await),
         Call::BusSubscribe(p) => ok::<BusSubscribe>(co::bus_subscribe(d, caller, p).await),
         Call::BusSend(p) => ok::<BusSend>(co::bus_send(d, p).await),
