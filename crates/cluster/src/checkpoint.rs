@@ -122,11 +122,8 @@ impl Cluster {
             taken_ms: crate::now_ms(),
             bytes: saved.record.len() as u64,
         };
-        self.inner
-            .objects
-            .put(key(name).as_str(), &mut data.as_slice())
-            .await
-            .map_err(|e| ClusterError::store("writing a checkpoint", e))?;
+        self.put_object(&key(name), &data, "writing a checkpoint")
+            .await?;
         self.inner
             .index
             .put(key(name), encode(&header)?.into())
@@ -150,13 +147,28 @@ impl Cluster {
 
     /// The contents of session `name`'s checkpoint.
     pub async fn read_checkpoint(&self, name: &str) -> Result<Saved, ClusterError> {
-        let failed = |e: &dyn std::fmt::Display| ClusterError::store("reading a checkpoint", e);
-        let mut object = self
-            .inner
+        self.read_saved(&key(name), "reading a checkpoint").await
+    }
+
+    /// Writes `data` as the object `key` of the object store (`doing` names the failure).
+    pub(crate) async fn put_object(
+        &self,
+        key: &str,
+        data: &[u8],
+        doing: &str,
+    ) -> Result<(), ClusterError> {
+        self.inner
             .objects
-            .get(key(name))
+            .put(key, &mut &data[..])
             .await
-            .map_err(|e| failed(&e))?;
+            .map(drop)
+            .map_err(|e| ClusterError::store(doing, e))
+    }
+
+    /// Reads and decodes the object `key` of the object store (`doing` names the failure).
+    pub(crate) async fn read_saved(&self, key: &str, doing: &str) -> Result<Saved, ClusterError> {
+        let failed = |e: &dyn std::fmt::Display| ClusterError::store(doing, e);
+        let mut object = self.inner.objects.get(key).await.map_err(|e| failed(&e))?;
         let mut bytes = Vec::new();
         object
             .read_to_end(&mut bytes)
@@ -165,15 +177,22 @@ impl Cluster {
         Saved::decode(&bytes)
     }
 
+    /// Removes the object `key` of the object store; one already gone is not an error.
+    pub(crate) async fn delete_object(&self, key: &str) -> Result<(), ClusterError> {
+        match self.inner.objects.delete(key).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == object_store::DeleteErrorKind::NotFound => Ok(()),
+            Err(e) => Err(ClusterError::store("removing an object", e)),
+        }
+    }
+
     /// Forgets session `name`'s checkpoint (a session killed on purpose is not lost).
     pub async fn drop_checkpoint(&self, name: &str) {
         if let Err(e) = self.inner.index.delete(key(name)).await {
             tracing::warn!("cannot remove the checkpoint of session {name}: {e}");
         }
-        match self.inner.objects.delete(key(name)).await {
-            Ok(()) => {}
-            Err(e) if e.kind() == object_store::DeleteErrorKind::NotFound => {}
-            Err(e) => tracing::warn!("cannot remove the checkpoint of session {name}: {e}"),
+        if let Err(e) = self.delete_object(&key(name)).await {
+            tracing::warn!("cannot remove the checkpoint of session {name}: {e}");
         }
     }
 

@@ -7,7 +7,6 @@
 
 use ai_session_protocol::persist::SnapshotInfo;
 use async_nats::jetstream::{self, kv};
-use tokio::io::AsyncReadExt;
 
 use crate::checkpoint::Saved;
 use crate::node::encode;
@@ -44,11 +43,8 @@ impl Cluster {
         let mut info = info.clone();
         info.node = Some(self.inner.node.clone());
         let data = saved.encode();
-        self.inner
-            .objects
-            .put(key(&info.id).as_str(), &mut data.as_slice())
-            .await
-            .map_err(|e| failed(&e))?;
+        self.put_object(&key(&info.id), &data, "writing a snapshot")
+            .await?;
         self.snapshot_index()
             .await?
             .put(key(&info.id), encode(&info)?.into())
@@ -79,18 +75,17 @@ impl Cluster {
 
     /// The contents of snapshot `id`.
     pub async fn read_snapshot(&self, id: &str) -> Result<Saved, ClusterError> {
-        let failed = |e: &dyn std::fmt::Display| ClusterError::store("reading a snapshot", e);
-        let mut object = self
-            .inner
-            .objects
-            .get(key(id))
+        self.read_saved(&key(id), "reading a snapshot").await
+    }
+
+    /// Removes snapshot `id` (its description and its contents) from the cluster: `snapshot
+    /// prune` on the node that took it.
+    pub async fn drop_snapshot(&self, id: &str) -> Result<(), ClusterError> {
+        self.snapshot_index()
+            .await?
+            .delete(key(id))
             .await
-            .map_err(|e| failed(&e))?;
-        let mut bytes = Vec::new();
-        object
-            .read_to_end(&mut bytes)
-            .await
-            .map_err(|e| failed(&e))?;
-        Saved::decode(&bytes)
+            .map_err(|e| ClusterError::store("removing a snapshot", e))?;
+        self.delete_object(&key(id)).await
     }
 }

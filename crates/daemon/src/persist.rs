@@ -1345,8 +1345,12 @@ pub(crate) async fn snapshot_prune(
             Ok(total)
         })
         .await?;
+    let removed: Vec<SnapshotInfo> = pruned.removed.iter().map(snapshot_info).collect();
+    if let Some(cluster) = &daemon.cluster {
+        checkpoint::snapshots::prune(cluster, &removed).await?;
+    }
     Ok(PruneResult {
-        removed: pruned.removed.iter().map(snapshot_info).collect(),
+        removed,
         chunks_removed: pruned.chunks_removed,
         bytes_freed: pruned.bytes_freed,
         bytes_total: pruned.bytes_total,

@@ -293,3 +293,46 @@ fn a_killed_sessions_journal_goes_with_it() {
     assert_eq!(records(), 0, "the kill dropped the session's records");
     runtime.block_on(probe.leave());
 }
+
+/// The ids of the snapshots `node` lists.
+fn snapshot_ids(node: &Node) -> Vec<String> {
+    snapshots(node, &["snapshot", "ls", "--json"])["snapshots"]
+        .as_array()
+        .expect("snapshots")
+        .iter()
+        .map(|s| s["id"].as_str().expect("id").to_string())
+        .collect()
+}
+
+#[test]
+fn snapshot_prune_removes_the_cluster_copies_of_what_it_prunes() {
+    let nats = Nats::start();
+    let a = Node::join(&nats, "a");
+    let b = Node::join(&nats, "b");
+    a.ok(&["new", "-s", "pr"]);
+    a.env.exec("pr", "echo one");
+    let old = a.json(&["snapshot", "-t", "pr"])["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    a.env.exec("pr", "echo two");
+    let new = a.json(&["snapshot", "-t", "pr"])["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let on_b = snapshot_ids(&b);
+    assert!(on_b.contains(&old) && on_b.contains(&new), "{on_b:?}");
+
+    let pruned = snapshots(
+        &a,
+        &["snapshot", "prune", "-t", "pr", "--keep", "1", "--json"],
+    );
+    assert_eq!(pruned["removed"][0]["id"], old.as_str(), "{pruned}");
+    // Answered: no node lists the pruned one, and its contents are gone from the cluster.
+    assert_eq!(snapshot_ids(&b), vec![new.clone()]);
+    assert_eq!(snapshot_ids(&a), vec![new.clone()]);
+    let gone = b.env.run(&["restore", &old, "-s", "back"]);
+    assert!(!gone.status.success(), "a pruned snapshot restored");
+    let kept = b.json(&["restore", &new, "-s", "back"]);
+    assert_eq!(kept["snapshot"], new.as_str(), "{kept}");
+}

@@ -1,7 +1,8 @@
 //! Snapshots anywhere: a clustered daemon's `snapshot.create` also puts the snapshot into the
 //! cluster (`spread::after`, with the session's checkpoint), `snapshot.list` adds the other
 //! nodes' snapshots (`spread::after`), and `snapshot.restore` of a snapshot another node took
-//! starts it here from the cluster's copy (the session's export when it was taken).
+//! starts it here from the cluster's copy (the session's export when it was taken);
+//! `snapshot.prune` removes the cluster's copies of the snapshots it prunes.
 
 use std::sync::Arc;
 
@@ -119,5 +120,19 @@ pub(crate) async fn list(
             .filter(|s| daemon.access.may_snapshot(who, "list", &s.session, None)),
     );
     local.sort_by(|a, b| (a.created_ms, &a.id).cmp(&(b.created_ms, &b.id)));
+    Ok(())
+}
+
+/// `snapshot.prune` in a cluster: the cluster's copies of the snapshots pruned here go too, so
+/// no node lists or restores them any more.
+pub(crate) async fn prune(cluster: &Cluster, removed: &[SnapshotInfo]) -> Result<(), RpcError> {
+    for s in removed {
+        cluster.drop_snapshot(&s.id).await.map_err(|e| {
+            to_rpc(e).with_hint(
+                "the snapshot is gone from this node but still listed in the cluster; \
+                 retry `snapshot prune` once the cluster is reachable",
+            )
+        })?;
+    }
     Ok(())
 }
