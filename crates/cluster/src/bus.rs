@@ -295,22 +295,12 @@ impl Cluster {
 
 /// Creates the dead-letter stream when the cluster has none yet.
 pub(crate) async fn dead_letter_stream(js: &jetstream::Context) -> Result<(), ClusterError> {
-    let config = jetstream::stream::Config {
-        name: DEAD_STREAM.to_string(),
-        subjects: vec!["ais.dead.>".to_string()],
+    let limits = jetstream::stream::Config {
         max_messages: DEAD_KEPT,
         max_bytes: -1,
-        max_message_size: -1,
-        storage: jetstream::stream::StorageType::File,
-        discard: jetstream::stream::DiscardPolicy::Old,
-        allow_direct: true,
-        num_replicas: 1,
         ..Default::default()
     };
-    js.get_or_create_stream(config)
-        .await
-        .map(drop)
-        .map_err(|e| ClusterError::store(DEAD_STREAM, e))
+    crate::log_stream(js, DEAD_STREAM, "ais.dead.>", limits).await
 }
 
 #[cfg(test)]

@@ -29,23 +29,13 @@ const ACK: Duration = Duration::from_secs(5);
 
 /// Creates the exec journal's stream when the cluster has none yet.
 pub(crate) async fn stream(js: &jetstream::Context) -> Result<(), ClusterError> {
-    let config = stream::Config {
-        name: STREAM.to_string(),
-        subjects: vec!["ais.exec.>".to_string()],
+    let limits = stream::Config {
         max_age: MAX_AGE,
         max_bytes: MAX_BYTES,
         max_messages_per_subject: PER_SESSION,
-        max_message_size: -1,
-        storage: stream::StorageType::File,
-        discard: stream::DiscardPolicy::Old,
-        allow_direct: true,
-        num_replicas: 1,
         ..Default::default()
     };
-    js.get_or_create_stream(config)
-        .await
-        .map(drop)
-        .map_err(|e| ClusterError::store(STREAM, e))
+    crate::log_stream(js, STREAM, "ais.exec.>", limits).await
 }
 
 /// The subject of session `id`'s records: the id as one subject token (bytes other than

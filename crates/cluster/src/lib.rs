@@ -292,6 +292,30 @@ fn readable(path: &std::path::Path) -> Result<(), ClusterError> {
         })
 }
 
+/// Creates the file-backed stream `name` on `subjects`, oldest messages discarded first, unless
+/// the cluster has it already; `limits` gives its bounds (age, bytes, messages).
+async fn log_stream(
+    js: &jetstream::Context,
+    name: &str,
+    subjects: &str,
+    limits: jetstream::stream::Config,
+) -> Result<(), ClusterError> {
+    let config = jetstream::stream::Config {
+        name: name.to_string(),
+        subjects: vec![subjects.to_string()],
+        max_message_size: -1,
+        storage: jetstream::stream::StorageType::File,
+        discard: jetstream::stream::DiscardPolicy::Old,
+        allow_direct: true,
+        num_replicas: 1,
+        ..limits
+    };
+    js.get_or_create_stream(config)
+        .await
+        .map(drop)
+        .map_err(|e| ClusterError::store(name, e))
+}
+
 /// Opens a bucket, creating it with `lease` as its entries' lifetime. A bucket another node
 /// created with another lifetime is refused: the nodes of a cluster must agree on the lease.
 async fn bucket(

@@ -4,23 +4,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use ai_session_cluster::Cluster;
-use ai_session_cluster::testing::NatsServer;
-use ai_session_protocol::config::ClusterConfig;
 
-fn config() -> ClusterConfig {
-    ClusterConfig {
-        heartbeat_secs: 0.5,
-        lease_secs: 3.0,
-        ..ClusterConfig::default()
-    }
-}
+mod common;
+use common::{Nats, config};
 
 #[tokio::test]
 async fn a_checkpoint_mark_drops_only_the_records_before_it() {
-    let server = NatsServer::start::<&str>(&[]).expect("nats-server (installed by .ci/run)");
-    let a = Cluster::join(&config(), &server.url("nats"), "a")
-        .await
-        .unwrap();
+    let nats = Nats::start();
+    let a = Cluster::join(&config(), &nats.url, "a").await.unwrap();
     assert_eq!(a.journal_mark("s1").await.unwrap(), None, "no records yet");
     for record in ["one", "two"] {
         a.journal_exec("s1", record.as_bytes().to_vec())

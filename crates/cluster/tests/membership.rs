@@ -10,29 +10,8 @@ use ai_session_cluster::testing::NatsServer;
 use ai_session_cluster::{Cluster, ClusterError, Forward, Origin};
 use ai_session_protocol::config::ClusterConfig;
 
-/// A private nats-server and its client URL.
-struct Nats {
-    _server: NatsServer,
-    url: String,
-}
-
-impl Nats {
-    fn start() -> Nats {
-        let server = NatsServer::start::<&str>(&[]).expect("nats-server (installed by .ci/run)");
-        Nats {
-            url: server.url("nats"),
-            _server: server,
-        }
-    }
-}
-
-fn config() -> ClusterConfig {
-    ClusterConfig {
-        heartbeat_secs: 0.5,
-        lease_secs: 3.0,
-        ..ClusterConfig::default()
-    }
-}
+mod common;
+use common::{Nats, config};
 
 #[tokio::test]
 async fn nodes_join_lease_sessions_and_expire() {

@@ -3,22 +3,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use ai_session_cluster::testing::NatsServer;
 use ai_session_cluster::{Cluster, relay_subject};
-use ai_session_protocol::config::ClusterConfig;
 
-fn config() -> ClusterConfig {
-    ClusterConfig {
-        heartbeat_secs: 0.5,
-        lease_secs: 3.0,
-        ..ClusterConfig::default()
-    }
-}
+mod common;
+use common::{Nats, config};
 
 #[tokio::test]
 async fn lines_arrive_in_order_and_the_owner_sees_the_watcher_go() {
-    let server = NatsServer::start::<&str>(&[]).expect("nats-server (installed by .ci/run)");
-    let url = server.url("nats");
+    let nats = Nats::start();
+    let url = nats.url.clone();
     let entry = Cluster::join(&config(), &url, "entry").await.unwrap();
     let owner = Cluster::join(&config(), &url, "owner").await.unwrap();
     let subject = relay_subject("00ff");
@@ -69,8 +62,8 @@ async fn lines_arrive_in_order_and_the_owner_sees_the_watcher_go() {
 /// watcher's connection later than the owner's (a loaded machine).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_line_sent_right_after_watch_returns_arrives() {
-    let server = NatsServer::start::<&str>(&[]).expect("nats-server (installed by .ci/run)");
-    let url = server.url("nats");
+    let nats = Nats::start();
+    let url = nats.url.clone();
     let entry = Cluster::join(&config(), &url, "entry").await.unwrap();
     let owner = Cluster::join(&config(), &url, "owner").await.unwrap();
     let mut lost = 0;
