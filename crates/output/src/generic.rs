@@ -235,9 +235,6 @@ static NOTABLE_WORDS: LazyLock<Option<AhoCorasick>> = LazyLock::new(|| {
     AhoCorasick::builder()
         .ascii_case_insensitive(true)
         .kind(Some(aho_corasick::AhoCorasickKind::DFA))
-        // The prefilter's candidates (the first bytes of the words, in both cases) are in nearly
-        // every line of text; restarting the DFA at each costs more than the DFA alone.
-        .prefilter(false)
         .build(NOTABLE_LITERALS)
         .ok()
 });
