@@ -16,6 +16,8 @@ static CARGO_SUMMARY: LazyLock<Regex> = lazy_re!(
 static CARGO_PROGRESS: LazyLock<Regex> = lazy_re!(
     r"^\s+(Compiling|Checking|Downloaded|Downloading|Updating|Locking|Adding|Blocking|Fresh|Documenting|Running)\s"
 );
+/// The shape [`is_cargo_finished`] reads by hand; the tests check the two agree.
+#[cfg(test)]
 static CARGO_FINISHED: LazyLock<Regex> = lazy_re!(r"^\s+Finished ");
 
 /// Parses rustc diagnostics out of cargo build/check/clippy output.
@@ -27,7 +29,7 @@ pub fn parse_cargo(lines: &[&str]) -> BuildOutput {
         // Cheap first-byte tests keep the regexes off the bulk of the lines.
         if is_cargo_summary(line) {
             summary.push(line.trim().to_string());
-        } else if line.starts_with(' ') && CARGO_FINISHED.is_match(line) {
+        } else if is_cargo_finished(line) {
             // `Finished` is kept verbatim: it is the word that says the build succeeded.
             artifacts.push(line.trim().to_string());
         }
@@ -53,6 +55,12 @@ fn is_cargo_summary(line: &str) -> bool {
     rest.is_some_and(|r| {
         r.starts_with(['c', 'a', 'b', '`']) || r.starts_with(|c: char| c.is_ascii_digit())
     }) && CARGO_SUMMARY.is_match(line)
+}
+
+/// [`CARGO_FINISHED`] read by hand: an indented line whose first word is `Finished`. Most lines
+/// of a large build are indented (locations, snippets, notes), so no regex runs on them.
+fn is_cargo_finished(line: &str) -> bool {
+    line.starts_with(char::is_whitespace) && line.trim_start().starts_with("Finished ")
 }
 
 /// An indented [`CARGO_PROGRESS`] line, its regex run only when the first word is capitalised
@@ -667,6 +675,21 @@ mod tests {
         ] {
             let by_regex = line.starts_with("  ") && CARGO_PROGRESS.is_match(line);
             assert_eq!(is_cargo_progress(line), by_regex, "{line}");
+        }
+        for line in [
+            "    Finished `dev` profile [unoptimized] target(s) in 0.1s",
+            "\tFinished x",
+            "Finished x",
+            "   Finishedx",
+            "   = Finished",
+            "  --> src/a.rs:1:2",
+            "\u{a0}Finished x",
+        ] {
+            assert_eq!(
+                is_cargo_finished(line),
+                CARGO_FINISHED.is_match(line),
+                "{line}"
+            );
         }
     }
 

@@ -14,7 +14,7 @@
 //!   is never condensed: it comes back whole up to a size, then as head and tail (see
 //!   [`crate::content`]).
 
-use std::collections::HashSet;
+use foldhash::HashSet;
 
 use serde::{Deserialize, Serialize};
 
@@ -269,7 +269,7 @@ const NET_LIMIT: usize = 200;
 /// the first [`NET_LIMIT`] uncovered lines are also looked for in the view itself.
 fn safety_net(parsed: &Parsed, lines: &[&str], notable: &[bool], sink: &mut Sink) {
     let cover = Coverage::of(&parsed.output);
-    let mut seen: HashSet<&str> = HashSet::new();
+    let mut seen: HashSet<&str> = HashSet::default();
     let mut missing: Vec<(usize, &str)> = Vec::new();
     let mut extra = 0usize;
     for (i, line) in lines.iter().enumerate() {
@@ -323,9 +323,9 @@ struct Coverage<'a> {
 impl<'a> Coverage<'a> {
     fn of(output: &'a ParsedOutput) -> Self {
         let mut c = Self {
-            locations: HashSet::new(),
-            texts: HashSet::new(),
-            names: HashSet::new(),
+            locations: HashSet::default(),
+            texts: HashSet::default(),
+            names: HashSet::default(),
         };
         match output {
             ParsedOutput::BuildOutput(b) => {

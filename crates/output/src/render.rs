@@ -3,8 +3,8 @@
 //! then grouped warnings and the rest. What does not fit is counted on one line that says where it
 //! is (file:line, or `L<n>`: the line of the output).
 
+use foldhash::{HashMap, HashSet};
 use std::borrow::Cow;
-use std::collections::HashMap;
 
 use crate::budget::{Sink, push_all};
 use crate::parsed::{
@@ -168,7 +168,7 @@ struct Group<'a> {
 /// Groups diagnostics by rule (their code, or the message without its quoted names and numbers),
 /// rarest rule first: a rule hit once is more often the bug than one hit a thousand times.
 fn group_by_rule<'a>(list: &[&'a Diagnostic]) -> Vec<Group<'a>> {
-    let mut index: HashMap<Cow<'a, str>, usize> = HashMap::new();
+    let mut index: HashMap<Cow<'a, str>, usize> = HashMap::default();
     let mut groups: Vec<Group<'a>> = Vec::new();
     for d in list {
         let rule = match &d.code {
@@ -293,8 +293,7 @@ fn group_line(g: &Group<'_>) -> String {
     }
     if !at.is_empty() {
         let more = g.members.len().saturating_sub(at.len());
-        let files: std::collections::HashSet<&str> =
-            located.iter().map(|l| l.file.as_str()).collect();
+        let files: HashSet<&str> = located.iter().map(|l| l.file.as_str()).collect();
         let more = if more > 0 {
             format!(" +{more} ({} files)", files.len())
         } else {
@@ -423,7 +422,7 @@ struct LogGroup<'a> {
 const ERRORS_LISTED: usize = 30;
 
 fn push_log_groups(sink: &mut Sink, entries: &[&LogEntry], what: &str, group: bool) {
-    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut index: HashMap<String, usize> = HashMap::default();
     let mut groups: Vec<LogGroup<'_>> = Vec::new();
     for (i, e) in entries.iter().enumerate() {
         let key = if group {
