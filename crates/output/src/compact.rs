@@ -154,6 +154,18 @@ pub fn compact_with(parsed: &Parsed, raw: &str, handle: &Handle, opts: &ViewOpti
     build(parsed, raw, &cleaned, &lines, &notable, handle, opts)
 }
 
+/// Fewer tokens than any footer takes (checked for both vocabularies by
+/// `tests::no_footer_is_shorter_than_the_tiny_limit`).
+const FOOTER_MIN_TOKENS: usize = 10;
+
+/// The last line of a view that left lines out.
+fn footer(shown: usize, total: usize, omitted: usize, handle: &Handle) -> String {
+    format!(
+        "[{shown} of {total} lines shown, {omitted} left out; all of it: {}]\n",
+        handle.describe()
+    )
+}
+
 /// Parses an output and builds its view in one pass over the text: it is cleaned, split into
 /// lines and scanned for notable lines once.
 pub fn analyze(
@@ -213,15 +225,14 @@ fn build(
     } else {
         estimate_tokens(raw, enc)
     };
-    let mut whole = text.len() >= whole_len;
+    // An output of fewer tokens than the shortest footer cannot be shortened by a view: it is
+    // shown whole without writing and counting a footer to find that out (most execs).
+    let tiny = !cleaned_count.estimated && cleaned_count.tokens < FOOTER_MIN_TOKENS;
+    let mut whole = tiny || text.len() >= whole_len;
     let mut compact_tokens = 0;
     if !whole {
         let omitted = lines.len().saturating_sub(shown_lines);
-        text.push_str(&format!(
-            "[{shown_lines} of {} lines shown, {omitted} left out; all of it: {}]\n",
-            lines.len(),
-            handle.describe()
-        ));
+        text.push_str(&footer(shown_lines, lines.len(), omitted, handle));
         compact_tokens = count_tokens(&text, enc);
         // A view that is not shorter than the output itself is no help.
         whole = !cleaned_count.estimated && compact_tokens >= cleaned_count.tokens;
@@ -450,4 +461,48 @@ fn boilerplate(t: &str) -> bool {
         || t.starts_with("= help: ")
         || t.starts_with("Some errors have detailed explanations")
         || t.starts_with("For more information about ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_footer_is_shorter_than_the_tiny_limit() {
+        // The shortest values and handles a footer can hold.
+        let handles = [
+            Handle::command(""),
+            Handle::default(),
+            Handle::log("0", 0, 0),
+        ];
+        for enc in [Encoding::O200kBase, Encoding::Cl100kBase] {
+            for h in &handles {
+                let text = footer(0, 0, 0, h);
+                let n = count_tokens(&text, enc);
+                assert!(n >= FOOTER_MIN_TOKENS, "{text:?}: {n} tokens in {enc:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn tiny_outputs_are_whole_as_before() {
+        // Outputs below the limit and just above it: the view is the output itself.
+        for out in [
+            "",
+            "hi\n",
+            "a b c d e f g h i\n",
+            "one two three four five six seven\n",
+        ] {
+            let (_, view) = crate::analyze(
+                Some("echo"),
+                out,
+                &Handle::log("s", 0, out.len() as u64),
+                &ViewOptions::default(),
+            );
+            assert!(view.whole, "{out:?}");
+            assert_eq!(view.text.trim_end(), out.trim_end());
+            assert_eq!(view.compact_tokens, count_tokens(out, Encoding::default()));
+            assert_eq!(view.raw_tokens, view.compact_tokens);
+        }
+    }
 }

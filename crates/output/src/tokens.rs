@@ -6,6 +6,9 @@
 //! [`estimate_tokens`] counts evenly spaced samples of a large text and scales, with the error bound
 //! measured in `ARCHITECTURE.md` (output section), and says that it estimated.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
 /// A tokenizer vocabulary.
@@ -33,9 +36,54 @@ pub fn warm_up(encoding: Encoding) {
     tokenizer(encoding);
 }
 
-/// Counts the tokens of `text` in `encoding`, exactly.
+/// Pretokenized pieces up to this many bytes have their counts remembered.
+const CACHED_PIECE: usize = 24;
+/// Pieces remembered per thread and vocabulary (about 64 bytes each); a full cache starts over.
+const CACHE_ENTRIES: usize = 4096;
+
+thread_local! {
+    /// Token counts of short pieces, per vocabulary: a command's output, a view and a context
+    /// entry are mostly the same few words, each of which would otherwise cost an allocation
+    /// and a walk of the vocabulary's automaton (cold in the cache on a busy machine) per use.
+    static PIECES: RefCell<[HashMap<Box<str>, u32>; 2]> = RefCell::new(Default::default());
+}
+
+/// Counts the tokens of `text` in `encoding`, exactly: the sum over the pretokenizer's pieces,
+/// as `bpe_openai::Tokenizer::count` does, with the counts of short pieces remembered.
 pub fn count_tokens(text: &str, encoding: Encoding) -> usize {
-    tokenizer(encoding).count(text)
+    if text.is_empty() {
+        return 0;
+    }
+    let tok = tokenizer(encoding);
+    let text = tok.normalize(text);
+    PIECES.with(|cell| {
+        let Ok(mut maps) = cell.try_borrow_mut() else {
+            return tok.count(text.as_str());
+        };
+        let map = &mut maps[encoding as usize];
+        tok.split(text.as_str())
+            .map(|piece| count_piece(tok, map, piece))
+            .sum()
+    })
+}
+
+fn count_piece(
+    tok: &bpe_openai::Tokenizer,
+    map: &mut HashMap<Box<str>, u32>,
+    piece: &str,
+) -> usize {
+    if piece.len() > CACHED_PIECE {
+        return tok.bpe.count(piece.as_bytes());
+    }
+    if let Some(&n) = map.get(piece) {
+        return n as usize;
+    }
+    let n = tok.bpe.count(piece.as_bytes());
+    if map.len() >= CACHE_ENTRIES {
+        map.clear();
+    }
+    map.insert(piece.into(), n as u32);
+    n
 }
 
 /// Texts up to this size are counted exactly by [`estimate_tokens`].
@@ -110,6 +158,31 @@ mod tests {
         assert_eq!(count_tokens("hello world", Encoding::O200kBase), 2);
         assert_eq!(count_tokens("hello world", Encoding::Cl100kBase), 2);
         assert_eq!(count_tokens("", Encoding::O200kBase), 0);
+    }
+
+    #[test]
+    fn remembered_pieces_give_the_tokenizers_own_counts() {
+        let texts = [
+            "hello world\n".to_string(),
+            "error[E0308]: mismatched types --> src/main.rs:4:18\n".repeat(3),
+            "  \t déjà vu — naïve café 日本語のテキスト 🎉🎉 x=1;y=22;z=333\r\n".to_string(),
+            (0..3000)
+                .map(|i| format!("line {i} of {}\n", i * 7))
+                .collect(),
+            "a".repeat(100) + " " + &"b".repeat(30),
+        ];
+        for enc in [Encoding::O200kBase, Encoding::Cl100kBase] {
+            // Twice: counted, then from what was remembered.
+            for _ in 0..2 {
+                for t in &texts {
+                    assert_eq!(
+                        count_tokens(t, enc),
+                        tokenizer(enc).count(t.as_str()),
+                        "{t:?}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -166,6 +166,22 @@ impl Index {
         result
     }
 
+    /// Rows of several sessions in one transaction (see `index_queue`).
+    pub(crate) fn add_rows(&mut self, rows: &[(SessionId, ExecRecord)]) -> Result<()> {
+        let path = self.path.clone();
+        self.conn
+            .execute_batch("BEGIN")
+            .map_err(|e| index_err(&path, e))?;
+        let result = rows
+            .iter()
+            .try_for_each(|(id, r)| self.add_execs_raw(id, std::slice::from_ref(r)));
+        let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+        self.conn
+            .execute_batch(end)
+            .map_err(|e| index_err(&path, e))?;
+        result
+    }
+
     pub fn add_snapshot(&self, meta: &SnapshotMeta) -> Result<()> {
         self.conn
             .execute(

@@ -33,6 +33,7 @@ mod file;
 mod frame;
 mod history;
 mod index;
+mod index_queue;
 mod journal;
 mod migrate;
 mod record;

@@ -149,6 +149,8 @@ pub struct Store {
     /// and while unreferenced chunks are collected.
     chunks: Mutex<()>,
     index: Mutex<Index>,
+    /// Exec rows not yet in the index (locked after `index` when both are held).
+    queued: Mutex<crate::index_queue::Queue>,
     writers: Mutex<HashMap<SessionId, HistoryWriter>>,
     /// New records appended durably, their `state.json` not yet (see `journal.rs`).
     journal: Mutex<crate::journal::Journal>,
@@ -191,7 +193,10 @@ impl Store {
         let (index, rebuilt) = open_index(&index_path, cipher.is_some())?;
         let created_journal = !root.join("metadata").join(crate::journal::JOURNAL).exists();
         let journal = crate::journal::Journal::open(&root)?;
-        let fresh_index = fresh_index || rebuilt;
+        let metadata = root.join("metadata");
+        // A process killed while exec rows waited for the index: they are in the histories.
+        let fresh_index =
+            fresh_index || rebuilt || crate::index_queue::Queue::left_behind(&metadata);
         let mut store = Self {
             root,
             level: options.compression_level,
@@ -202,6 +207,7 @@ impl Store {
             retention: options.snapshots,
             chunks: Mutex::new(()),
             index: Mutex::new(index),
+            queued: Mutex::new(crate::index_queue::Queue::new(&metadata)),
             writers: Mutex::new(HashMap::new()),
             journal: Mutex::new(journal),
             recovered: Vec::new(),
@@ -234,8 +240,18 @@ impl Store {
         &self.recovered
     }
 
+    /// The index, with every exec row queued so far written into it first.
     pub(crate) fn index(&self) -> MutexGuard<'_, Index> {
-        self.index.lock().unwrap_or_else(|p| p.into_inner())
+        let mut index = self.index.lock().unwrap_or_else(|p| p.into_inner());
+        let drained = self.queue().drain_into(&mut index);
+        if let Err(e) = drained {
+            self.note_failure("index exec", None, &e);
+        }
+        index
+    }
+
+    fn queue(&self) -> MutexGuard<'_, crate::index_queue::Queue> {
+        self.queued.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub(crate) fn chunk_lock(&self) -> MutexGuard<'_, ()> {
@@ -416,10 +432,15 @@ impl Store {
                 w.append(records, self.cipher.as_ref())?;
             }
         }
-        // The history is the record; the index is derived (rebuilt by `reindex`). A failure
-        // to index (SQLite's WAL on a full disk) is counted, not the append's failure.
-        if let Err(e) = self.index().add_execs(id, records) {
-            self.note_failure("index exec", Some(id), &e);
+        // The history is the record; the index is derived (rebuilt by `reindex`, and at the
+        // next open if rows were still queued when the process died). Its rows queue and go
+        // in as one transaction (`index_queue`). A failure to index (SQLite's WAL on a full
+        // disk) is counted, not the append's failure.
+        let full = self.queue().push(id, records);
+        match full {
+            Ok(true) => drop(self.index()),
+            Ok(false) => {}
+            Err(e) => self.note_failure("index exec", Some(id), &e),
         }
         Ok(())
     }

@@ -9,7 +9,9 @@
 //!   `hello`, one answer);
 //! - the daemon's side alone, on one open connection: `session.exec` and `session.new`;
 //! - the whole CLI call, against `tmux-baseline.sh`'s send-keys + capture-pane loop and
-//!   `new-session` (its `roundtrip_ms` and `create_ms`).
+//!   `new-session` (its `roundtrip_ms` and `create_ms`);
+//! - the daemon's CPU per socket `exec true` (in an sh and a bash session) and per
+//!   `session.new`: its `utime + stime` from `/proc/PID/stat` over the rounds, divided by them.
 //!
 //! usage: cli_latency [--rounds N] [--exe PATH] (TMUX_BASELINE names the baseline script)
 
@@ -122,6 +124,37 @@ fn measure(cli: &Cli, exe: &Path, rounds: usize) -> Res<Value> {
         })?,
     );
     let mut rpc = Rpc::connect(&cli.socket())?;
+    let pid = rpc.call("daemon.status", json!({}))?["pid"]
+        .as_u64()
+        .ok_or("daemon.status has no pid")?;
+    rpc.call("session.new", json!({"name": "bash", "shell": "bash"}))?;
+    rpc.exec("bash", "true")?;
+    let list = rpc.call("session.list", json!({}))?;
+    for (target, shell) in [("rt", "sh"), ("bash", "bash")] {
+        let shell_pid = list["sessions"]
+            .as_array()
+            .and_then(|s| s.iter().find(|s| s["name"] == target))
+            .and_then(|s| s["pid"].as_u64())
+            .ok_or_else(|| format!("session {target} has no pid"))?;
+        let shell_before = cpu_ticks(shell_pid, true)?;
+        let cpu = cpu_per_round(pid, rounds, |_| rpc.exec(target, "true").map(drop))?;
+        let shell_cpu = (cpu_ticks(shell_pid, true)? - shell_before) as f64 * US_PER_TICK
+            / rounds.max(1) as f64;
+        out.insert(format!("daemon_cpu_us_per_exec_{shell}"), json!(cpu));
+        out.insert(format!("shell_cpu_us_per_exec_{shell}"), json!(shell_cpu));
+    }
+    out.insert(
+        "socket_exec_bash".into(),
+        timed(rounds, |_| rpc.exec("bash", "echo hi").map(drop))?,
+    );
+    let cpu = cpu_per_round(pid, rounds, |i| {
+        rpc.call(
+            "session.new",
+            json!({"name": format!("u{i}"), "shell": "sh"}),
+        )
+        .map(drop)
+    })?;
+    out.insert("daemon_cpu_us_per_new".into(), json!(cpu));
     out.insert(
         "socket_exec".into(),
         timed(rounds, |_| rpc.exec("rt", "echo hi").map(drop))?,
@@ -137,6 +170,41 @@ fn measure(cli: &Cli, exe: &Path, rounds: usize) -> Res<Value> {
         })?,
     );
     Ok(Value::Object(out))
+}
+
+/// The daemon's CPU time (user + system, microseconds) per call of `f` over `rounds` calls.
+fn cpu_per_round(pid: u64, rounds: usize, mut f: impl FnMut(usize) -> Res<()>) -> Res<f64> {
+    let before = cpu_ticks(pid, false)?;
+    for i in 0..rounds {
+        f(i)?;
+    }
+    let after = cpu_ticks(pid, false)?;
+    Ok((after - before) as f64 * US_PER_TICK / rounds.max(1) as f64)
+}
+
+/// Clock ticks are 1/100 s on Linux (`getconf CLK_TCK`).
+const US_PER_TICK: f64 = 10_000.0;
+
+/// `utime + stime` of process `pid` (with its waited-for children's when `children`), in
+/// clock ticks.
+fn cpu_ticks(pid: u64, children: bool) -> Res<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).map_err(|e| e.to_string())?;
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let field = |i: usize| -> Res<u64> {
+        fields
+            .get(i)
+            .and_then(|f| f.parse().ok())
+            .ok_or_else(|| format!("/proc/{pid}/stat: no field {i}"))
+    };
+    // utime, stime, cutime, cstime are fields 14-17 of proc(5): 11-14 counted from the state.
+    let own = field(11)? + field(12)?;
+    Ok(if children {
+        own + field(13)? + field(14)?
+    } else {
+        own
+    })
 }
 
 /// Spawns `program args` `rounds` times, waiting for each to exit.

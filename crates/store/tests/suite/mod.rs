@@ -5,6 +5,7 @@ mod encryption;
 mod export_format;
 mod failures;
 mod hostile;
+mod index_queue;
 mod journal;
 mod migration;
 mod recovery;
