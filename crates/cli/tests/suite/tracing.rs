@@ -408,14 +408,14 @@ fn a_hung_collector_slows_no_exec_and_grows_no_memory() {
         "grown over {LISTS} requests: {bounded} KiB bounded, {unbounded} KiB with a queue of a million"
     );
     assert!(
-        unbounded > 16 * 1024 && bounded * 3 < unbounded,
+        unbounded > 8 * 1024 && bounded * 3 < unbounded,
         "the daemon grew by {bounded} KiB over {LISTS} requests with the collector hung, against \
          {unbounded} KiB with a queue of a million spans"
     );
     assert!(
         started.elapsed() < Duration::from_secs(240),
         "{} requests took {:?}",
-        4 * LISTS,
+        6 * LISTS,
         started.elapsed()
     );
 }
@@ -424,14 +424,20 @@ fn a_hung_collector_slows_no_exec_and_grows_no_memory() {
 const LISTS: usize = 50_000;
 
 /// How much `env`'s daemon grows over [`LISTS`] pipelined requests after as many have warmed its
-/// allocator's arenas and buffers up to their working size.
+/// allocator's arenas and buffers up to their working size: the smaller of two rounds, so an
+/// arena the allocator opens once under a loaded machine's thread scheduling is not counted as
+/// growth (a queue that keeps every span grows in both rounds).
 fn growth(env: &Env) -> u64 {
     let pid = env.daemon_pid();
     let sock = env.home.path().join("run").join("t.sock");
     pipelined_lists(&sock, LISTS);
-    let before = rss_kib(pid);
-    pipelined_lists(&sock, LISTS);
-    rss_kib(pid).saturating_sub(before)
+    let mut least = u64::MAX;
+    for _ in 0..2 {
+        let before = rss_kib(pid);
+        pipelined_lists(&sock, LISTS);
+        least = least.min(rss_kib(pid).saturating_sub(before));
+    }
+    least
 }
 
 /// Sends `n` pipelined `session.list` requests on one connection and reads every answer.
