@@ -11,7 +11,11 @@
 //! - the whole CLI call, against `tmux-baseline.sh`'s send-keys + capture-pane loop and
 //!   `new-session` (its `roundtrip_ms` and `create_ms`);
 //! - the daemon's CPU per socket `exec true` (in an sh and a bash session) and per
-//!   `session.new`: its `utime + stime` from `/proc/PID/stat` over the rounds, divided by them.
+//!   `session.new`: its `utime + stime` from `/proc/PID/stat` over the rounds, divided by them;
+//! - the floor: a bare shell round trip (`echo hi` typed into an interactive `sh` on a PTY this
+//!   process reads, until its prompt is back), and what any client must pay at least (the
+//!   cheapest start of a real client process, `tmux -V`, plus that round trip), against the
+//!   issue's goals (tmux's loop / 5, tmux's `new-session` / 3).
 //!
 //! usage: cli_latency [--rounds N] [--exe PATH] (TMUX_BASELINE names the baseline script)
 
@@ -61,6 +65,7 @@ fn run() -> Res<()> {
     };
     out["exec_speedup_over_tmux"] = ratio(&out["cli_exec"], &tmux["roundtrip_ms"]);
     out["new_speedup_over_tmux"] = ratio(&out["cli_new"], &tmux["create_ms"]);
+    out["floor"] = floor(&out, &tmux);
     out["tmux"] = tmux;
     out["rounds"] = json!(rounds);
     println!(
@@ -96,6 +101,10 @@ fn measure(cli: &Cli, exe: &Path, rounds: usize) -> Res<Value> {
     out.insert(
         "tmux_version".into(),
         spawn_times(Path::new("tmux"), &["-V"], rounds)?,
+    );
+    out.insert(
+        "bare_shell_round_trip".into(),
+        bare_shell_round_trip(rounds)?,
     );
     out.insert(
         "cli_version".into(),
@@ -170,6 +179,79 @@ fn measure(cli: &Cli, exe: &Path, rounds: usize) -> Res<Value> {
         })?,
     );
     Ok(Value::Object(out))
+}
+
+/// What a CLI call cannot go below on this machine, beside the goals: a client process
+/// that starts as cheaply as `tmux -V`, plus a bare shell's round trip (exec) or nothing more
+/// (new: a fork of the shell is cheaper than a process start and left out, so that floor is low).
+fn floor(out: &Value, tmux: &Value) -> Value {
+    let mean = |v: &Value| v["mean_ms"].as_f64().unwrap_or(f64::NAN);
+    let start = mean(&out["tmux_version"]);
+    let round_trip = mean(&out["bare_shell_round_trip"]);
+    json!({
+        "exec_floor_ms": start + round_trip,
+        "exec_goal_ms": tmux["roundtrip_ms"].as_f64().unwrap_or(f64::NAN) / 5.0,
+        "new_floor_ms": start,
+        "new_goal_ms": tmux["create_ms"].as_f64().unwrap_or(f64::NAN) / 3.0,
+        "cli_start_over_tmux_start_ms": mean(&out["cli_version"]) - start,
+        "socket_exec_over_bare_shell_ms": mean(&out["socket_exec"]) - round_trip,
+    })
+}
+
+/// `echo hi` typed into an interactive `sh` on a PTY read by this process, timed until the
+/// prompt is back: the shell's and the kernel's share of an exec, with no daemon in between.
+fn bare_shell_round_trip(rounds: usize) -> Res<Value> {
+    use std::io::{Read, Write};
+    use rustix::fs::OFlags;
+    let err = |e: rustix::io::Errno| e.to_string();
+    let master =
+        rustix::pty::openpt(rustix::pty::OpenptFlags::RDWR | rustix::pty::OpenptFlags::NOCTTY)
+            .map_err(err)?;
+    rustix::pty::grantpt(&master).map_err(err)?;
+    rustix::pty::unlockpt(&master).map_err(err)?;
+    let name = rustix::pty::ptsname(&master, Vec::new()).map_err(err)?;
+    let slave = rustix::fs::open(
+        name.as_c_str(),
+        OFlags::RDWR | OFlags::NOCTTY,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(err)?;
+    let slave = std::fs::File::from(slave);
+    let clone = |f: &std::fs::File| f.try_clone().map_err(|e| e.to_string());
+    const PROMPT: &[u8] = b"@@ready@@ ";
+    let mut child = Command::new("sh")
+        .arg("-i")
+        .env("PS1", std::str::from_utf8(PROMPT).unwrap_or("$ "))
+        .env("ENV", "/dev/null")
+        .stdin(clone(&slave)?)
+        .stdout(clone(&slave)?)
+        .stderr(slave)
+        .spawn()
+        .map_err(|e| format!("sh: {e}"))?;
+    let mut master = std::fs::File::from(master);
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    let mut until_prompt = |master: &mut std::fs::File| -> Res<()> {
+        seen.clear();
+        while !seen.ends_with(PROMPT) {
+            let n = master.read(&mut buf).map_err(|e| format!("pty: {e}"))?;
+            if n == 0 {
+                return Err("the shell closed its terminal".into());
+            }
+            seen.extend_from_slice(&buf[..n]);
+        }
+        Ok(())
+    };
+    until_prompt(&mut master)?;
+    let times = timed(rounds, |_| {
+        master
+            .write_all(b"echo hi\n")
+            .map_err(|e| format!("pty: {e}"))?;
+        until_prompt(&mut master)
+    });
+    child.kill().ok();
+    child.wait().ok();
+    times
 }
 
 /// The daemon's CPU time (user + system, microseconds) per call of `f` over `rounds` calls.
