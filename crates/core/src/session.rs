@@ -143,24 +143,39 @@ impl SessionHandle {
     }
 
     async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Cmd) -> Result<T> {
+        self.call_then(make, || {}).await
+    }
+
+    /// [`Self::call`]; `queued` runs once the command is in the actor's mailbox, before it is
+    /// carried out.
+    async fn call_then<T>(
+        &self,
+        make: impl FnOnce(Reply<T>) -> Cmd,
+        queued: impl FnOnce(),
+    ) -> Result<T> {
         let (tx, rx) = oneshot::channel();
-        self.tx
-            .send(make(tx))
-            .await
-            .map_err(|_| Error::Killed(self.name.to_string()))?;
+        let sent = self.tx.send(make(tx)).await;
+        queued();
+        sent.map_err(|_| Error::Killed(self.name.to_string()))?;
         rx.await.map_err(|_| Error::Killed(self.name.to_string()))?
     }
 
     /// Runs a command in the session's shell and waits for it to finish (or time out).
     /// The result carries the parsed output and its compact view once the command finished.
     pub async fn exec(&self, params: ExecParams) -> Result<ExecResult> {
+        self.exec_then(params, || {}).await
+    }
+
+    /// [`Self::exec`]; `queued` runs once the exec is in the session's mailbox (so whatever is
+    /// sent to the session afterwards comes after it), long before it is answered.
+    pub async fn exec_then(&self, params: ExecParams, queued: impl FnOnce()) -> Result<ExecResult> {
         if let Some(b64) = &params.stdin_b64 {
             crate::exec::decode_stdin(b64)?;
         }
         let started_ms = crate::actor::now_ms();
         let command = params.command.clone();
         let budget = params.view_budget;
-        let mut result = self.call(|r| Cmd::Exec(params, r)).await?;
+        let mut result = self.call_then(|r| Cmd::Exec(params, r), queued).await?;
         let session = self.name.to_string();
         let mut result = if result.output.len() <= 64 * 1024 {
             // Small outputs parse in microseconds: not worth a trip to the blocking pool.
@@ -214,18 +229,34 @@ impl SessionHandle {
         literal: bool,
         paste: bool,
     ) -> Result<SendResult> {
-        self.call(|reply| Cmd::Keys {
+        self.send_keys_then(keys, literal, paste, || {}).await
+    }
+
+    /// [`Self::send_keys`]; `queued` runs once the keys are in the session's mailbox.
+    pub async fn send_keys_then(
+        &self,
+        keys: Vec<String>,
+        literal: bool,
+        paste: bool,
+        queued: impl FnOnce(),
+    ) -> Result<SendResult> {
+        let keys = |reply| Cmd::Keys {
             keys,
             literal,
             paste,
             reply,
-        })
-        .await
+        };
+        self.call_then(keys, queued).await
     }
 
     /// Writes raw bytes to the program's terminal input.
     pub async fn write(&self, data: Vec<u8>) -> Result<SendResult> {
-        self.call(|r| Cmd::Write(data, r)).await
+        self.write_then(data, || {}).await
+    }
+
+    /// [`Self::write`]; `queued` runs once the bytes are in the session's mailbox.
+    pub async fn write_then(&self, data: Vec<u8>, queued: impl FnOnce()) -> Result<SendResult> {
+        self.call_then(|r| Cmd::Write(data, r), queued).await
     }
 
     pub async fn read(&self, params: ReadParams) -> Result<ReadResult> {

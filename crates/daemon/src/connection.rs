@@ -89,6 +89,7 @@ pub(crate) async fn run(stream: UnixStream, daemon: Arc<Daemon>) {
     let budget = Arc::new(Semaphore::new(BUDGET as usize));
     let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let conn = crate::service::Caller::new(crate::access::Principal::Owner, tx.clone());
+    let mut typing = crate::order::Line::default();
     let mut reader = BufReader::new(read);
     let mut line = Vec::new();
     loop {
@@ -143,14 +144,19 @@ pub(crate) async fn run(stream: UnixStream, daemon: Arc<Daemon>) {
         let Ok(reserved) = budget.clone().acquire_many_owned(weight(&req)).await else {
             break;
         };
+        // Typing requests reach their sessions in the order they were read (`order`).
+        let turn = crate::order::types(&req.method).then(|| typing.next());
         let (answers, task_daemon, conn) = (answers.clone(), daemon.clone(), conn.clone());
         daemon.tasks.spawn(async move {
-            let handled = crate::service::handle_traced(
-                &task_daemon,
-                &conn,
-                &req.method,
-                req.params,
-                req.trace,
+            let handled = crate::order::holding(
+                turn,
+                crate::service::handle_traced(
+                    &task_daemon,
+                    &conn,
+                    &req.method,
+                    req.params,
+                    req.trace,
+                ),
             );
             let resp = match unless_it_panics(handled).await {
                 Ok(value) => Response::ok(req.id, value),

@@ -17,6 +17,7 @@ mod context;
 mod coord;
 mod hooks;
 mod http;
+mod order;
 mod peer;
 mod persist;
 mod placement;

@@ -201,8 +201,8 @@ fn floor(out: &Value, tmux: &Value) -> Value {
 /// `echo hi` typed into an interactive `sh` on a PTY read by this process, timed until the
 /// prompt is back: the shell's and the kernel's share of an exec, with no daemon in between.
 fn bare_shell_round_trip(rounds: usize) -> Res<Value> {
-    use std::io::{Read, Write};
     use rustix::fs::OFlags;
+    use std::io::{Read, Write};
     let err = |e: rustix::io::Errno| e.to_string();
     let master =
         rustix::pty::openpt(rustix::pty::OpenptFlags::RDWR | rustix::pty::OpenptFlags::NOCTTY)

@@ -1,6 +1,6 @@
 //! The per-session exec queue is bounded: past 64 waiting execs, a new one is refused with a
 //! typed, documented error (`overloaded`, reason `exec_queue_full`) saying what to do; the
-//! queued ones still run.
+//! queued ones still run. Execs pipelined on one connection run in the order they were sent.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -75,4 +75,56 @@ fn the_65th_queued_exec_is_refused_with_a_typed_error_and_the_rest_run() {
     let hint = err["data"]["hint"].as_str().unwrap_or_default();
     assert!(hint.contains("ai-session wait -t q --prompt"), "{hint}");
     assert_eq!(ran, 66 - refused.len());
+}
+
+#[test]
+fn pipelined_execs_on_one_connection_run_in_the_order_sent() {
+    let env = Env::new();
+    env.ok(&["new", "-s", "o"]);
+    let dir = env.home.path().join("there");
+    std::fs::create_dir(&dir).expect("dir");
+    let stream = UnixStream::connect(env.home.path().join("run/t.sock")).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("timeout");
+    // A `cd` then the commands that rely on it, all written at once as an agent pipelines them.
+    let mut commands = vec![format!("cd '{}'", dir.display()), "pwd".to_owned()];
+    commands.extend((0..40).map(|i| format!("echo n{i}")));
+    let mut out = Vec::new();
+    for (id, command) in commands.iter().enumerate() {
+        let req = json!({"jsonrpc": "2.0", "id": id, "method": "session.exec",
+            "params": {"target": "o", "command": command, "timeout_ms": 30_000}});
+        out.extend(serde_json::to_vec(&req).expect("json"));
+        out.push(b'\n');
+    }
+    (&stream).write_all(&out).expect("send");
+    let mut reader = BufReader::new(&stream);
+    let mut answers = vec![Value::Null; commands.len()];
+    for _ in 0..commands.len() {
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("answer");
+        let answer: Value = serde_json::from_str(&line).expect("json answer");
+        let id = answer["id"].as_u64().expect("id") as usize;
+        answers[id] = answer["result"].clone();
+    }
+    assert_eq!(
+        answers[1]["output"].as_str().map(str::trim),
+        Some(dir.to_str().expect("utf-8 path")),
+        "pwd ran before the cd sent ahead of it: {}",
+        answers[1]
+    );
+    let starts: Vec<u64> = answers
+        .iter()
+        .map(|a| a["output_start"].as_u64().expect("output_start"))
+        .collect();
+    assert!(
+        starts.windows(2).all(|w| w[0] < w[1]),
+        "execs ran out of the order sent (output offsets by request id): {starts:?}"
+    );
+    for (i, a) in answers.iter().skip(2).enumerate() {
+        assert_eq!(
+            a["output"].as_str().map(str::trim),
+            Some(format!("n{i}").as_str())
+        );
+    }
 }

@@ -285,6 +285,8 @@ pub(super) async fn forward_as(
     params: Value,
     origin: Origin,
 ) -> Route {
+    // The owner node runs it: a later typing request of this connection need not wait for it.
+    crate::order::pass();
     let principal = match shared(who) {
         Some(principal) => principal,
         None => {

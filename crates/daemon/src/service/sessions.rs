@@ -106,7 +106,8 @@ pub(super) async fn exec_saved(
         crate::persist::now_ms(),
     );
     let handle = session(daemon, &p.target)?;
-    let result = handle.exec(p).await.map_err(core)?;
+    let turn = crate::order::my_turn().await;
+    let result = handle.exec_then(p, || drop(turn)).await.map_err(core)?;
     let agent_context = agent_context(daemon, who);
     let agent_id = match who {
         Principal::Agent(id) if agent_context.is_some() => Some(*id),
@@ -137,8 +138,10 @@ fn agent_context(daemon: &Daemon, who: &Principal) -> Option<String> {
 }
 
 pub(super) async fn send(daemon: &Daemon, p: SendParams) -> Result<SendResult, RpcError> {
-    session(daemon, &p.target)?
-        .send_keys(p.keys, p.literal, p.paste)
+    let handle = session(daemon, &p.target)?;
+    let turn = crate::order::my_turn().await;
+    handle
+        .send_keys_then(p.keys, p.literal, p.paste, || drop(turn))
         .await
         .map_err(core)
 }
@@ -152,7 +155,9 @@ pub(super) async fn write(daemon: &Daemon, p: WriteParams) -> Result<SendResult,
                 format!("data_b64 is not base64: {e}"),
             )
         })?;
-    session(daemon, &p.target)?.write(data).await.map_err(core)
+    let handle = session(daemon, &p.target)?;
+    let turn = crate::order::my_turn().await;
+    handle.write_then(data, || drop(turn)).await.map_err(core)
 }
 
 pub(super) async fn read(daemon: &Daemon, p: ReadParams) -> Result<ReadResult, RpcError> {

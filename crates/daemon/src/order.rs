@@ -1,0 +1,87 @@
+//! Requests that type into a session (`session.exec`, `session.send`, `session.write`) reach it
+//! in the order one connection sent them.
+//!
+//! Each request runs on a task of its own, so two pipelined execs could otherwise reach the
+//! session's actor in either order: `cd build` then `make` would run `make` first. A connection
+//! hands each typing request a [`Turn`] in the order it read them; the service waits for the
+//! previous turn to be queued at its session before queueing its own, and lets the next one go
+//! as soon as its own is queued (not when it is answered: later execs still queue behind it in
+//! the session, and other methods never wait). A request that ends before it reaches a session
+//! (an error, a forward to another node) lets the next one go when its turn is dropped, once
+//! the one before it is queued: the chain never skips a link.
+
+use std::cell::RefCell;
+
+use tokio::sync::oneshot;
+
+tokio::task_local! {
+    static TURN: RefCell<Option<Turn>>;
+}
+
+/// Whether `method` types into a session: the requests a connection keeps in order.
+pub(crate) fn types(method: &str) -> bool {
+    use ai_session_protocol::registry::{Method, SessionExec, SessionSend, SessionWrite};
+    [SessionExec::NAME, SessionSend::NAME, SessionWrite::NAME].contains(&method)
+}
+
+/// One connection's order of typing requests.
+#[derive(Default)]
+pub(crate) struct Line {
+    last: Option<oneshot::Receiver<()>>,
+}
+
+impl Line {
+    /// The turn of the next typing request read from the connection.
+    pub(crate) fn next(&mut self) -> Turn {
+        let (done, next) = oneshot::channel();
+        Turn {
+            after: self.last.replace(next),
+            done: Some(done),
+        }
+    }
+}
+
+/// A request's place in its connection's [`Line`].
+pub(crate) struct Turn {
+    /// Fires (or is dropped) once the previous request is queued at its session.
+    after: Option<oneshot::Receiver<()>>,
+    /// Dropped once this request is queued: the next may go.
+    done: Option<oneshot::Sender<()>>,
+}
+
+impl Drop for Turn {
+    /// A turn given up unused still lets the next request go only after the previous one.
+    fn drop(&mut self) {
+        let (Some(after), Some(done)) = (self.after.take(), self.done.take()) else {
+            return;
+        };
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                after.await.ok();
+                drop(done);
+            });
+        }
+    }
+}
+
+/// Runs `work` (a request's handling) holding `turn`, if it has one.
+pub(crate) async fn holding<F: std::future::Future>(turn: Option<Turn>, work: F) -> F::Output {
+    TURN.scope(RefCell::new(turn), work).await
+}
+
+/// Waits until the requests sent before this one on its connection are queued at their
+/// sessions; the request queues its own while it holds what this returns, then drops it.
+/// Requests without a turn (other front ends, forwarded requests) go at once.
+pub(crate) async fn my_turn() -> Option<oneshot::Sender<()>> {
+    let mut turn = TURN.try_with(|t| t.borrow_mut().take()).ok().flatten()?;
+    if let Some(after) = turn.after.take() {
+        // Fired or dropped: either way the one before is out of the way.
+        after.await.ok();
+    }
+    turn.done.take()
+}
+
+/// Gives up this request's turn without queueing anything (it is forwarded elsewhere).
+pub(crate) fn pass() {
+    drop(TURN.try_with(|t| t.borrow_mut().take()));
+}
