@@ -128,3 +128,22 @@ pub fn tmux_baseline(sessions: usize, mb: usize) -> Result<Value, String> {
     })?;
     serde_json::from_str(line).map_err(|e| format!("{script}: {e}: {line}"))
 }
+
+/// A fresh PTY: its master, and its slave opened for a child's standard streams.
+pub fn open_pty() -> Result<(std::fs::File, std::fs::File), String> {
+    use rustix::fs::OFlags;
+    let err = |e: rustix::io::Errno| format!("pty: {e}");
+    let master =
+        rustix::pty::openpt(rustix::pty::OpenptFlags::RDWR | rustix::pty::OpenptFlags::NOCTTY)
+            .map_err(err)?;
+    rustix::pty::grantpt(&master).map_err(err)?;
+    rustix::pty::unlockpt(&master).map_err(err)?;
+    let name = rustix::pty::ptsname(&master, Vec::new()).map_err(err)?;
+    let slave = rustix::fs::open(
+        name.as_c_str(),
+        OFlags::RDWR | OFlags::NOCTTY,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(err)?;
+    Ok((std::fs::File::from(master), std::fs::File::from(slave)))
+}

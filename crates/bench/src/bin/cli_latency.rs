@@ -201,22 +201,8 @@ fn floor(out: &Value, tmux: &Value) -> Value {
 /// `echo hi` typed into an interactive `sh` on a PTY read by this process, timed until the
 /// prompt is back: the shell's and the kernel's share of an exec, with no daemon in between.
 fn bare_shell_round_trip(rounds: usize) -> Res<Value> {
-    use rustix::fs::OFlags;
     use std::io::{Read, Write};
-    let err = |e: rustix::io::Errno| e.to_string();
-    let master =
-        rustix::pty::openpt(rustix::pty::OpenptFlags::RDWR | rustix::pty::OpenptFlags::NOCTTY)
-            .map_err(err)?;
-    rustix::pty::grantpt(&master).map_err(err)?;
-    rustix::pty::unlockpt(&master).map_err(err)?;
-    let name = rustix::pty::ptsname(&master, Vec::new()).map_err(err)?;
-    let slave = rustix::fs::open(
-        name.as_c_str(),
-        OFlags::RDWR | OFlags::NOCTTY,
-        rustix::fs::Mode::empty(),
-    )
-    .map_err(err)?;
-    let slave = std::fs::File::from(slave);
+    let (mut master, slave) = ai_session_bench::open_pty()?;
     let clone = |f: &std::fs::File| f.try_clone().map_err(|e| e.to_string());
     const PROMPT: &[u8] = b"@@ready@@ ";
     let mut child = Command::new("sh")
@@ -228,7 +214,6 @@ fn bare_shell_round_trip(rounds: usize) -> Res<Value> {
         .stderr(slave)
         .spawn()
         .map_err(|e| format!("sh: {e}"))?;
-    let mut master = std::fs::File::from(master);
     let mut seen = Vec::new();
     let mut buf = [0u8; 4096];
     let mut until_prompt = |master: &mut std::fs::File| -> Res<()> {
