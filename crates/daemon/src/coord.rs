@@ -619,12 +619,20 @@ pub(crate) async fn bus_topics(daemon: &Daemon) -> Result<TopicsResult, RpcError
     }
 }
 
-/// `bus.recent`: the topics with messages kept, and the newest of one topic's.
+/// `bus.recent`: the topics with messages kept, and the newest of one topic's; in a cluster,
+/// the cluster's (`coord::cluster::recent`).
 pub(crate) async fn bus_recent(
     daemon: &Daemon,
     p: ai_session_protocol::web::RecentParams,
 ) -> Result<ai_session_protocol::web::RecentResult, RpcError> {
     use ai_session_protocol::web::{RecentResult, RecentTopic};
+    let limit = p
+        .limit
+        .unwrap_or(ai_session_coord::RECENT_PER_TOPIC)
+        .min(ai_session_coord::RECENT_PER_TOPIC);
+    if let Some(cl) = &daemon.cluster {
+        return cluster::recent(cl, p.topic.as_deref(), limit).await;
+    }
     let coord = &daemon.coord;
     let mut topics: Vec<RecentTopic> = coord
         .recent_counts()
@@ -632,10 +640,6 @@ pub(crate) async fn bus_recent(
         .map(|(topic, kept)| RecentTopic { topic, kept })
         .collect();
     topics.sort_by(|a, b| a.topic.cmp(&b.topic));
-    let limit = p
-        .limit
-        .unwrap_or(ai_session_coord::RECENT_PER_TOPIC)
-        .min(ai_session_coord::RECENT_PER_TOPIC);
     let messages = match &p.topic {
         Some(topic) => coord
             .recent(topic, limit)
