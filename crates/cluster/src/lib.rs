@@ -41,7 +41,7 @@ pub use error::ClusterError;
 pub use gather::{Asked, Gathered, Question};
 pub use recent::RecentMessage;
 pub use relay::{Watch, relay_subject};
-pub use relayed::{Frame, StreamSink, StreamSource};
+pub use relayed::{Frame, Receipt, StreamSink, StreamSource};
 pub use tasks::{Backoff, NewTask, TaskError, TaskRecord, Worker};
 
 /// The bucket of node records.
