@@ -212,6 +212,7 @@ pub async fn run(sel: &Selector, command: Command) -> Result<ExitCode, CliError>
                 since: a.since,
                 max_bytes: a.max_bytes,
                 raw: a.raw,
+                encoding: Default::default(),
             };
             let r: ReadResult = client.call(reg::SessionRead::NAME, params).await?;
             if a.json {

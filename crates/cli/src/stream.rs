@@ -138,6 +138,7 @@ async fn replay(
                     .min(1 << 20),
             ),
             raw: true,
+            encoding: Default::default(),
         };
         let r: ReadResult = client.call(reg::SessionRead::NAME, params).await?;
         if r.end <= from {
@@ -333,6 +334,7 @@ async fn oldest(client: &Client, target: &str) -> Result<u64, CliError> {
         since: None,
         max_bytes: Some(1),
         raw: true,
+        encoding: Default::default(),
     };
     let r: ReadResult = client.call(reg::SessionRead::NAME, params).await?;
     Ok(r.start)

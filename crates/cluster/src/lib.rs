@@ -18,6 +18,7 @@ mod journal;
 mod keys;
 mod node;
 pub mod placement;
+mod recent;
 mod relay;
 mod relayed;
 mod snapshots;
@@ -38,8 +39,9 @@ pub use call::{Forward, Inbox, Incoming, Origin};
 pub use directory::Lease;
 pub use error::ClusterError;
 pub use gather::{Asked, Gathered, Question};
+pub use recent::RecentMessage;
 pub use relay::{Watch, relay_subject};
-pub use relayed::{Frame, StreamSink, StreamSource};
+pub use relayed::{Frame, Receipt, StreamSink, StreamSource};
 pub use tasks::{Backoff, NewTask, TaskError, TaskRecord, Worker};
 
 /// The bucket of node records.
@@ -95,6 +97,7 @@ impl Cluster {
         let sessions = bucket(&js, SESSIONS, lease).await?;
         let coordination = agents::Coordination::open(&js, lease, config).await?;
         bus::dead_letter_stream(&js).await?;
+        recent::stream(&js).await?;
         let index = checkpoint::index(&js).await?;
         let objects = checkpoint::objects(&js).await?;
         journal::stream(&js).await?;

@@ -1,7 +1,8 @@
 //! Streams relayed between nodes: the node a client is connected to holds a private subject
 //! ([`Cluster::open_stream`]) and tells another node to send it a stream there (an agent's
 //! inbox, read through any node). Each batch is a NATS request the receiver answers once it
-//! has passed the batch on, so a slow client slows the sender down, and a receiver that went
+//! has passed the batch on (taken) or could not (refused: its client is gone), so a slow
+//! client slows the sender down, the sender keeps what was refused, and a receiver that went
 //! away (no responder on its subject) ends the stream at the sender.
 
 use std::time::Duration;
@@ -33,17 +34,44 @@ pub struct StreamSink {
 }
 
 impl StreamSink {
-    /// Sends one frame and waits until the receiver has taken it. An error means the receiver
-    /// is gone (or stalled past a minute): the stream is over.
-    pub async fn send(&self, frame: &Frame) -> Result<(), ClusterError> {
+    /// Sends one frame and waits until the receiver has passed it on: true when it did, false
+    /// when it did not (it refused it, its client being gone, or nobody listens on the subject
+    /// any more): the stream is over then, the frame's items undelivered. An error means the
+    /// receiver stalled past a minute: whether it passed the frame on is not known.
+    pub async fn send(&self, frame: &Frame) -> Result<bool, ClusterError> {
         let request = async_nats::Request::new()
             .payload(encode(frame)?.into())
             .timeout(Some(TAKE));
-        self.client
+        match self
+            .client
             .send_request(self.subject.clone(), request)
             .await
-            .map(drop)
-            .map_err(|e| ClusterError::store("relaying a stream", e))
+        {
+            Ok(answer) => Ok(answer.payload.as_ref() != REFUSED),
+            Err(e) if e.kind() == async_nats::RequestErrorKind::NoResponders => Ok(false),
+            Err(e) => Err(ClusterError::store("relaying a stream", e)),
+        }
+    }
+}
+
+/// The answer of a receiver that could not pass a frame on.
+const REFUSED: &[u8] = b"refused";
+
+/// A frame received, to be answered once it is passed on ([`Receipt::answer`]); dropping it
+/// unanswered leaves the sender waiting until its timeout.
+pub struct Receipt {
+    client: async_nats::Client,
+    reply: Option<async_nats::Subject>,
+}
+
+impl Receipt {
+    /// Tells the sender whether the frame reached the client (`taken`) or not.
+    pub async fn answer(self, taken: bool) {
+        let Some(reply) = self.reply else { return };
+        let payload = if taken { Vec::new() } else { REFUSED.to_vec() };
+        if let Err(e) = self.client.publish(reply, payload.into()).await {
+            tracing::warn!("cannot answer a relayed stream's frame: {e}");
+        }
     }
 }
 
@@ -61,19 +89,18 @@ impl StreamSource {
         &self.subject
     }
 
-    /// The next frame, taken (the sender may send the next one); `None` once the connection
-    /// is closed. An unreadable frame counts as the end of the stream.
-    pub async fn next(&mut self) -> Option<Frame> {
+    /// The next frame, and its receipt to answer once it is passed on (the sender sends the
+    /// next one then); `None` once the connection is closed. An unreadable frame counts as
+    /// the end of the stream.
+    pub async fn next(&mut self) -> Option<(Frame, Receipt)> {
         let message = self.subscriber.next().await?;
-        if let Some(reply) = message.reply {
-            if let Err(e) = self.client.publish(reply, Vec::new().into()).await {
-                tracing::warn!("cannot acknowledge a relayed stream's frame: {e}");
-            }
-        }
-        Some(
-            serde_json::from_slice(&message.payload)
-                .unwrap_or_else(|e| Frame::Closed(format!("unreadable frame: {e}"))),
-        )
+        let frame = serde_json::from_slice(&message.payload)
+            .unwrap_or_else(|e| Frame::Closed(format!("unreadable frame: {e}")));
+        let receipt = Receipt {
+            client: self.client.clone(),
+            reply: message.reply,
+        };
+        Some((frame, receipt))
     }
 }
 

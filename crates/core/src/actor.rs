@@ -30,8 +30,8 @@ use crate::session::{Cmd, SessionEvent};
 use crate::text;
 use crate::tracker::{CommandTracker, Event};
 use ai_session_protocol::methods::{
-    CaptureParams, CaptureResult, Foreground, ReadParams, ReadResult, SendResult, SessionInfo,
-    SessionState, Size, SubscribeResult,
+    CaptureParams, CaptureResult, Foreground, ReadEncoding, ReadParams, ReadResult, SendResult,
+    SessionInfo, SessionState, Size, SubscribeResult,
 };
 
 /// Bytes read from the PTY before the actor serves its queue again.
@@ -544,16 +544,28 @@ impl Actor {
             )));
         }
         let chunk = self.out.log.read(since, max)?;
-        let used = text::complete_utf8_len(&chunk.data);
-        let bytes = &chunk.data[..used];
-        let data = if params.raw {
-            String::from_utf8_lossy(bytes).into_owned()
+        let (data, data_b64, used) = if params.encoding == ReadEncoding::Base64 {
+            use base64::Engine as _;
+            let b64 = base64::engine::general_purpose::STANDARD;
+            (
+                String::new(),
+                Some(b64.encode(&chunk.data)),
+                chunk.data.len(),
+            )
         } else {
-            text::clean(bytes)
+            let used = text::complete_utf8_len(&chunk.data);
+            let bytes = &chunk.data[..used];
+            let data = if params.raw {
+                String::from_utf8_lossy(bytes).into_owned()
+            } else {
+                text::clean(bytes)
+            };
+            (data, None, used)
         };
         let end = chunk.start + used as u64;
         Ok(ReadResult {
             data,
+            data_b64,
             start: chunk.start,
             end,
             dropped: chunk.start.saturating_sub(since),

@@ -58,6 +58,8 @@ pub(crate) async fn run(stream: UnixStream, daemon: Arc<Daemon>) {
     // the other; one writer takes from both.
     let (tx, mut rx) = mpsc::channel::<String>(1024);
     let (answers, mut answered) = mpsc::channel::<(String, OwnedSemaphorePermit)>(MAX_IN_FLIGHT);
+    // Lines whose sender waits until the socket has them (an inbox's messages).
+    let (receipts, mut receipted) = mpsc::channel::<crate::service::Receipted>(16);
     let writer = tokio::spawn(async move {
         let mut w = BufWriter::new(write);
         loop {
@@ -65,6 +67,13 @@ pub(crate) async fn run(stream: UnixStream, daemon: Arc<Daemon>) {
                 Some(line) = rx.recv() => w.write_all(line.as_bytes()).await,
                 // The reservation goes once the socket has the answer.
                 Some((line, _reserved)) = answered.recv() => w.write_all(line.as_bytes()).await,
+                Some((line, done)) = receipted.recv() => {
+                    if w.write_all(line.as_bytes()).await.is_err() || w.flush().await.is_err() {
+                        return;
+                    }
+                    done.send(()).ok();
+                    continue;
+                }
                 else => return,
             };
             if written.is_err() {
@@ -88,7 +97,11 @@ pub(crate) async fn run(stream: UnixStream, daemon: Arc<Daemon>) {
     });
     let budget = Arc::new(Semaphore::new(BUDGET as usize));
     let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
-    let conn = crate::service::Caller::new(crate::access::Principal::Owner, tx.clone());
+    let conn = crate::service::Caller::with_receipts(
+        crate::access::Principal::Owner,
+        tx.clone(),
+        receipts,
+    );
     let mut typing = crate::order::Line::default();
     let mut reader = BufReader::new(read);
     let mut line = Vec::new();
@@ -167,8 +180,8 @@ pub(crate) async fn run(stream: UnixStream, daemon: Arc<Daemon>) {
             drop(permit);
         });
     }
-    // The client is gone: streams stop taking from shared queues while requests in flight finish.
-    conn.hang_up();
+    // The client closed its end (or half-closed it): streams go on writing what they take
+    // while requests in flight finish; a line the socket refuses goes back where it came from.
     // Requests in flight finish and are answered (their permits come back).
     let drained = slots.acquire_many(MAX_IN_FLIGHT as u32).await;
     drop(drained);

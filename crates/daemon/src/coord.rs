@@ -619,12 +619,20 @@ pub(crate) async fn bus_topics(daemon: &Daemon) -> Result<TopicsResult, RpcError
     }
 }
 
-/// `bus.recent`: the topics with messages kept, and the newest of one topic's.
+/// `bus.recent`: the topics with messages kept, and the newest of one topic's; in a cluster,
+/// the cluster's (`coord::cluster::recent`).
 pub(crate) async fn bus_recent(
     daemon: &Daemon,
     p: ai_session_protocol::web::RecentParams,
 ) -> Result<ai_session_protocol::web::RecentResult, RpcError> {
     use ai_session_protocol::web::{RecentResult, RecentTopic};
+    let limit = p
+        .limit
+        .unwrap_or(ai_session_coord::RECENT_PER_TOPIC)
+        .min(ai_session_coord::RECENT_PER_TOPIC);
+    if let Some(cl) = &daemon.cluster {
+        return cluster::recent(cl, p.topic.as_deref(), limit).await;
+    }
     let coord = &daemon.coord;
     let mut topics: Vec<RecentTopic> = coord
         .recent_counts()
@@ -632,10 +640,6 @@ pub(crate) async fn bus_recent(
         .map(|(topic, kept)| RecentTopic { topic, kept })
         .collect();
     topics.sort_by(|a, b| a.topic.cmp(&b.topic));
-    let limit = p
-        .limit
-        .unwrap_or(ai_session_coord::RECENT_PER_TOPIC)
-        .min(ai_session_coord::RECENT_PER_TOPIC);
     let messages = match &p.topic {
         Some(topic) => coord
             .recent(topic, limit)
@@ -861,15 +865,18 @@ async fn forward_topic(
 }
 
 /// Moves an agent's inbox to the connection until the agent leaves or the connection closes.
-/// Messages taken but not handed to a live connection go back to the inbox for the next reader.
+/// Each message goes to the client exactly once or stays for the next reader: a batch counts
+/// as delivered once the connection's socket has it ([`Caller::deliver`]), so a client that
+/// half-closed its end but still reads gets it, and a batch the connection can no longer
+/// write (the client is gone) goes back to the inbox.
 async fn forward_inbox(inbox: Inbox, subscription: u64, caller: Arc<Caller>) {
     let tx = caller.notifier();
-    let gone = caller.gone();
-    tokio::pin!(gone);
+    let ended = caller.closed();
+    tokio::pin!(ended);
     loop {
         let first = tokio::select! {
             biased;
-            () = &mut gone => return,
+            () = &mut ended => return,
             () = tx.closed() => return,
             m = inbox.recv() => m,
         };
@@ -886,12 +893,7 @@ async fn forward_inbox(inbox: Inbox, subscription: u64, caller: Arc<Caller>) {
         for m in &taken {
             push_line(&mut out, c::NOTIFY_INBOX_MESSAGE, subscription, m);
         }
-        let sent = tokio::select! {
-            biased;
-            () = &mut gone => false,
-            permit = tx.reserve() => permit.map(|p| p.send(out)).is_ok(),
-        };
-        if !sent || caller.is_gone() {
+        if !caller.deliver(out).await {
             inbox.unread(taken).await;
             return;
         }
@@ -902,7 +904,7 @@ async fn forward_inbox(inbox: Inbox, subscription: u64, caller: Arc<Caller>) {
 /// this node holds, and this node moves it to the connection.
 async fn remote_inbox(
     daemon: &Daemon,
-    caller: &Caller,
+    caller: &Arc<Caller>,
     (node, to): (String, u64),
 ) -> Result<SubscribeResult, RpcError> {
     let cl = crate::cluster::clustered(daemon)?;
@@ -918,7 +920,7 @@ async fn remote_inbox(
         node.clone(),
         source,
         id,
-        caller.notifier(),
+        caller.clone(),
     ));
     Ok(SubscribeResult {
         subscription: id,
@@ -928,20 +930,25 @@ async fn remote_inbox(
 
 /// Moves an inbox relayed from the agent's node to the connection, until the agent leaves,
 /// its node leaves the cluster, or the connection closes (the relay then ends at its next
-/// frame: dropping the stream unsubscribes).
+/// frame: dropping the stream unsubscribes). A frame is answered taken once the client's
+/// socket has it, refused when it cannot (the agent's node puts its messages back).
 async fn forward_remote_inbox(
     cl: ai_session_cluster::Cluster,
     node: String,
     mut source: ai_session_cluster::StreamSource,
     subscription: u64,
-    tx: mpsc::Sender<String>,
+    caller: Arc<Caller>,
 ) {
     use ai_session_cluster::Frame;
+    let tx = caller.notifier();
+    let ended = caller.closed();
+    tokio::pin!(ended);
     let mut tick = tokio::time::interval(cl.lease());
     tick.tick().await;
     loop {
         let frame = tokio::select! {
             f = source.next() => f,
+            () = &mut ended => return,
             () = tx.closed() => return,
             _ = tick.tick() => {
                 if cl.node_alive(&node).await == Some(false) {
@@ -951,23 +958,26 @@ async fn forward_remote_inbox(
                 continue;
             }
         };
+        let Some((frame, receipt)) = frame else {
+            closed(&tx, subscription, "the cluster connection closed").await;
+            return;
+        };
         match frame {
-            Some(Frame::Items(items)) if items.is_empty() => {}
-            Some(Frame::Items(items)) => {
+            Frame::Items(items) if items.is_empty() => receipt.answer(!caller.is_closed()).await,
+            Frame::Items(items) => {
                 let mut out = String::new();
                 for m in &items {
                     push_line(&mut out, c::NOTIFY_INBOX_MESSAGE, subscription, m);
                 }
-                if tx.send(out).await.is_err() {
+                let taken = caller.deliver(out).await;
+                receipt.answer(taken).await;
+                if !taken {
                     return;
                 }
             }
-            Some(Frame::Closed(reason)) => {
+            Frame::Closed(reason) => {
+                receipt.answer(true).await;
                 closed(&tx, subscription, &reason).await;
-                return;
-            }
-            None => {
-                closed(&tx, subscription, "the cluster connection closed").await;
                 return;
             }
         }
@@ -989,7 +999,7 @@ pub(crate) async fn relay_inbox(
         let first = tokio::select! {
             m = inbox.recv() => m,
             _ = tick.tick() => {
-                if sink.send(&Frame::Items(Vec::new())).await.is_err() {
+                if !matches!(sink.send(&Frame::Items(Vec::new())).await, Ok(true)) {
                     return;
                 }
                 continue;
@@ -1001,19 +1011,31 @@ pub(crate) async fn relay_inbox(
                 .ok();
             return;
         };
+        let taken: Vec<_> = std::iter::once(first)
+            .chain(std::iter::from_fn(|| inbox.try_recv()))
+            .take(STREAM_BATCH)
+            .collect();
         let mut items = Vec::new();
-        for m in std::iter::once(first).chain(std::iter::from_fn(|| inbox.try_recv())) {
-            match serde_json::to_value(&*m) {
+        for m in &taken {
+            match serde_json::to_value(&**m) {
                 Ok(v) => items.push(v),
                 Err(e) => tracing::warn!("cannot encode an inbox message: {e}"),
             }
-            if items.len() >= STREAM_BATCH {
-                break;
-            }
         }
-        if let Err(e) = sink.send(&Frame::Items(items)).await {
-            tracing::warn!("an inbox relayed to another node ended: {e}");
-            return;
+        match sink.send(&Frame::Items(items)).await {
+            Ok(true) => {}
+            Ok(false) => {
+                // The receiver's client is gone: the messages wait for the next reader.
+                inbox.unread(taken).await;
+                return;
+            }
+            Err(e) => {
+                // Stalled a minute: the batch goes back rather than being lost; should the
+                // stalled receiver still pass it on, its client has it twice.
+                tracing::warn!("an inbox relayed to another node ended: {e}");
+                inbox.unread(taken).await;
+                return;
+            }
         }
     }
 }

@@ -735,6 +735,7 @@ impl AiSessionMcp {
             since: a.since,
             max_bytes: Some(a.max_bytes.unwrap_or(DEFAULT_READ_BYTES)),
             raw: a.raw,
+            encoding: Default::default(),
         };
         Ok(self
             .answer::<ReadResult>(reg::SessionRead::NAME, params)

@@ -111,6 +111,7 @@ async fn last_line(daemon: &Daemon, session: &str, since: u64) -> Option<String>
         since: Some(since),
         max_bytes: Some(TAIL_BYTES),
         raw: false,
+        encoding: Default::default(),
     };
     let read: ReadResult = daemon.call(reg::SessionRead::NAME, params).await.ok()?;
     let line = read

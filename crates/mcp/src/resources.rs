@@ -189,6 +189,7 @@ pub(crate) async fn read(daemon: &Daemon, uri_: &str) -> Result<ReadResourceResu
                 since,
                 max_bytes: Some(LOG_TAIL_BYTES as usize),
                 raw: false,
+                encoding: Default::default(),
             };
             let read: ReadResult = daemon
                 .call(reg::SessionRead::NAME, params)

@@ -363,12 +363,32 @@ pub struct ReadParams {
     /// Return the bytes as written (escapes kept) instead of plain text.
     #[serde(default)]
     pub raw: bool,
+    /// `base64`: the bytes exactly as written (escapes kept, invalid UTF-8 and all) in
+    /// `data_b64`, `data` empty; `text` (the default): `data` as a string.
+    #[serde(default)]
+    pub encoding: ReadEncoding,
+}
+
+/// How `session.read` returns the bytes it read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ReadEncoding {
+    /// `data`: plain text, or with `raw` the bytes as written; a UTF-8 sequence cut by
+    /// `max_bytes` waits for the next read, invalid UTF-8 becomes U+FFFD.
+    #[default]
+    Text,
+    /// `data_b64`: the log's bytes unchanged.
+    Base64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ReadResult {
     pub data: String,
+    /// The bytes, base64 encoded, when read with `encoding: base64`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_b64: Option<String>,
     /// Offsets of the returned bytes; pass `end` as the next `since`.
     pub start: u64,
     pub end: u64,

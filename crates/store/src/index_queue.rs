@@ -61,6 +61,11 @@ impl Queue {
                 .custom_flags(file::NOFOLLOW)
                 .open(&self.marker)
                 .map_err(|e| file::open_error("write", &self.marker, e))?;
+            // The marker's entry must survive a power loss the rows do not: its directory is
+            // synced once per marker, not per row.
+            if let Some(dir) = self.marker.parent() {
+                file::sync_dir(dir)?;
+            }
             self.marked = true;
         }
         Ok(self.rows.len() >= MAX_QUEUED)

@@ -47,10 +47,15 @@ impl Node {
     }
 
     pub(super) fn join_with(nats: &Nats, name: &str, config: &str) -> Node {
-        Self::join_in(nats, name, config, None)
+        Self::join_in(&nats.url, name, config, None)
     }
 
-    fn join_in(nats: &Nats, name: &str, config: &str, netns: Option<&str>) -> Node {
+    /// A node joining through `url` (a relay in front of the server, say).
+    pub(super) fn join_at(url: &str, name: &str, config: &str) -> Node {
+        Self::join_in(url, name, config, None)
+    }
+
+    fn join_in(url: &str, name: &str, config: &str, netns: Option<&str>) -> Node {
         let env = Env::new();
         std::fs::write(env.home.path().join("config.toml"), config).expect("config");
         let mut node = Node {
@@ -59,7 +64,7 @@ impl Node {
             child: None,
             netns: netns.map(str::to_owned),
         };
-        let (child, line) = node.start(&["--cluster", &nats.url, "--node", name]);
+        let (child, line) = node.start(&["--cluster", url, "--node", name]);
         assert_eq!(line.trim(), "ready", "node {name} did not start");
         node.child = Some(child);
         node
@@ -820,7 +825,7 @@ fn a_partitioned_nodes_sessions_are_lost_and_restored_elsewhere() {
     };
     let config = "[cluster]\nheartbeat_secs = 0.5\nlease_secs = 3\n";
     let a = Node::join(&nats, "a");
-    let mut cut_off = Node::join_in(&nats, "island", config, Some(&part.ns));
+    let mut cut_off = Node::join_in(&nats.url, "island", config, Some(&part.ns));
     cut_off.ok(&["new", "-s", "p"]);
     let r = a.env.exec("p", "export Z=across-the-cut");
     assert_eq!(r["exit_code"], 0, "{r}");

@@ -283,3 +283,32 @@ fn dead_letters_of_every_node_are_in_the_cluster_stream() {
         })
     });
 }
+
+#[test]
+fn a_relayed_inbox_keeps_what_its_gone_reader_did_not_get() {
+    let nats = Nats::start();
+    let a = Node::join(&nats, "a", SECRET);
+    let b = Node::join(&nats, "b", SECRET);
+    let mut home = a.raw();
+    let (_, token) = register(&mut home, "far");
+    // Read through b, the agent's node being a.
+    let mut first = b.raw();
+    first.ok("bus.inbox", json!({"token": token}));
+    a.env.ok(&["bus", "send", "far", "one"]);
+    let n = first.notification(20);
+    assert_eq!(n["params"]["message"]["payload"], "one", "{n}");
+    drop(first);
+
+    // Sent once b has seen its reader go: kept for the next reader, once.
+    let mut second = b.raw();
+    eventually(20, "the first reader's connection to close", || {
+        second.ok("daemon.stats", json!({}))["connections"] == 1
+    });
+    a.env.ok(&["bus", "send", "far", "two"]);
+    second.ok("bus.inbox", json!({"token": token}));
+    let n = second.notification(20);
+    assert_eq!(n["params"]["message"]["payload"], "two", "{n}");
+    a.env.ok(&["bus", "send", "far", "three"]);
+    let n = second.notification(20);
+    assert_eq!(n["params"]["message"]["payload"], "three", "{n}");
+}

@@ -336,3 +336,167 @@ fn snapshot_prune_removes_the_cluster_copies_of_what_it_prunes() {
     let kept = b.json(&["restore", &new, "-s", "back"]);
     assert_eq!(kept["snapshot"], new.as_str(), "{kept}");
 }
+
+/// Session `target`'s log from `since` to its end as `node` reads it, byte for byte
+/// (`session.read` with `encoding: base64`).
+fn log_bytes(node: &Node, target: &str, since: u64) -> Vec<u8> {
+    use base64::Engine;
+    let mut out = Vec::new();
+    let mut at = since;
+    loop {
+        let r = super::store_bounds::rpc(
+            &node.env,
+            "session.read",
+            json!({"target": target, "since": at, "encoding": "base64"}),
+        );
+        let r = &r["result"];
+        assert_eq!(r["start"].as_u64(), Some(at), "nothing dropped: {r}");
+        assert_eq!(r["data"], "", "the bytes are in data_b64: {r}");
+        let data = r["data_b64"].as_str().expect("data_b64");
+        out.extend(
+            base64::engine::general_purpose::STANDARD
+                .decode(data)
+                .expect("base64"),
+        );
+        at = r["end"].as_u64().expect("end");
+        if r["more"] != true {
+            return out;
+        }
+    }
+}
+
+/// A TCP relay between one node and the NATS server that the test can cut, as a network
+/// hiccup would: `cut` closes the node's connection (the server forgets its subscriptions)
+/// and holds its reconnection until `resume`.
+struct Link {
+    url: String,
+    state: std::sync::Arc<(std::sync::Mutex<LinkState>, std::sync::Condvar)>,
+}
+
+#[derive(Default)]
+struct LinkState {
+    held: bool,
+    open: Vec<std::net::TcpStream>,
+}
+
+impl Link {
+    fn to(upstream: &str) -> Link {
+        let upstream = upstream.trim_start_matches("nats://").to_owned();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("nats://{}", listener.local_addr().expect("addr"));
+        let state = std::sync::Arc::new((
+            std::sync::Mutex::new(LinkState::default()),
+            std::sync::Condvar::new(),
+        ));
+        let shared = state.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                let (lock, resumed) = &*shared;
+                let mut st = lock.lock().expect("lock");
+                while st.held {
+                    st = resumed.wait(st).expect("lock");
+                }
+                let Ok(server) = std::net::TcpStream::connect(&upstream) else {
+                    continue;
+                };
+                st.open.push(client.try_clone().expect("clone"));
+                st.open.push(server.try_clone().expect("clone"));
+                drop(st);
+                pump(
+                    client.try_clone().expect("clone"),
+                    server.try_clone().expect("clone"),
+                );
+                pump(server, client);
+            }
+        });
+        Link { url, state }
+    }
+
+    fn cut(&self) {
+        let mut st = self.state.0.lock().expect("lock");
+        st.held = true;
+        for s in st.open.drain(..) {
+            s.shutdown(std::net::Shutdown::Both).ok();
+        }
+    }
+
+    fn resume(&self) {
+        self.state.0.lock().expect("lock").held = false;
+        self.state.1.notify_all();
+    }
+}
+
+/// Copies `from` to `to` on a thread until either closes.
+fn pump(mut from: std::net::TcpStream, mut to: std::net::TcpStream) {
+    std::thread::spawn(move || {
+        std::io::copy(&mut from, &mut to).ok();
+        to.shutdown(std::net::Shutdown::Both).ok();
+        from.shutdown(std::net::Shutdown::Both).ok();
+    });
+}
+
+#[test]
+fn a_gap_in_a_relayed_subscription_is_filled_with_the_owners_exact_bytes() {
+    use base64::Engine;
+    let nats = Nats::start();
+    // The relay's watcher is checked every 3 s: b's short absence below does not end it.
+    let config = "[cluster]\nheartbeat_secs = 3\nlease_secs = 30\n";
+    let a = Node::join_with(&nats, "a", config);
+    let link = Link::to(&nats.url);
+    let b = Node::join_at(&link.url, "b", config);
+    a.ok(&["new", "-s", "o"]);
+    a.env.exec("o", "true");
+
+    // The client reads through b all along, each line starting where the one before ended.
+    let mut sub = Raw::connect(&b.env);
+    let start = sub.ok("session.subscribe", json!({"target": "o"}))["offset"]
+        .as_u64()
+        .expect("offset");
+    let reader = std::thread::spawn(move || {
+        let mut got = Vec::new();
+        let mut next = start;
+        while !got.windows(8).any(|w| w == b"gap-2end") {
+            let n = sub.notification(60);
+            if n["method"] != "session.output" {
+                continue;
+            }
+            let p = &n["params"];
+            assert_eq!(
+                p["offset"].as_u64(),
+                Some(next),
+                "no gap, nothing twice: {n}"
+            );
+            let data = base64::engine::general_purpose::STANDARD
+                .decode(p["data_b64"].as_str().expect("data"))
+                .expect("base64");
+            next += data.len() as u64;
+            got.extend_from_slice(&data);
+        }
+        got
+    });
+    a.env.exec("o", "echo before-the-cut");
+
+    // b is cut off from NATS while a writes bytes that are not UTF-8: their relayed lines
+    // are lost on the way.
+    link.cut();
+    let burst = r#"yes "$(printf 'x\377\376y%.0s' $(seq 1 40))" | head -n 200"#;
+    assert_eq!(a.env.exec("o", burst)["exit_code"], 0);
+    link.resume();
+
+    // b reconnects; a line after the gap makes it read the gap from a's log.
+    eventually(60, "the line after the gap through b", || {
+        a.env.exec("o", "echo gap-$((1+1))end");
+        reader.is_finished()
+    });
+    let got = reader.join().expect("the relayed stream is contiguous");
+    let log = log_bytes(&a, "o", start);
+    assert!(
+        got.windows(2).filter(|w| w == b"\xff\xfe").count() >= 200 * 40,
+        "the gap's bytes, which are not UTF-8, came through"
+    );
+    assert!(
+        log.starts_with(&got),
+        "the relayed bytes are a's log, byte for byte"
+    );
+}

@@ -80,3 +80,68 @@ fn topics_and_recent_messages_are_the_clusters() {
         "{v}"
     );
 }
+
+#[test]
+fn a_node_that_joins_later_has_the_recent_messages_from_before() {
+    let nats = Nats::start();
+    let a = Node::join(&nats, "a", SECRET);
+    let mut raw = a.raw();
+    for n in 0..60 {
+        raw.ok(
+            "bus.publish",
+            json!({"topic": "history", "message": {"n": n}}),
+        );
+    }
+    raw.ok(
+        "bus.publish",
+        json!({"topic": "a.b c", "message": {"n": "odd"}}),
+    );
+
+    // Node b starts after all of them: it has the newest 50 of each topic all the same.
+    let b = Node::join(&nats, "b", SECRET);
+    let mut raw = b.raw();
+    let ns = |v: &Value| -> Vec<u64> {
+        v["messages"]
+            .as_array()
+            .expect("messages")
+            .iter()
+            .map(|m| m["payload"]["n"].as_u64().unwrap_or(u64::MAX))
+            .collect()
+    };
+    eventually(15, "node b has node a's topic messages", || {
+        let v = raw.ok("bus.recent", json!({"topic": "history", "limit": 5}));
+        ns(&v) == vec![55, 56, 57, 58, 59]
+    });
+    let v = raw.ok("bus.recent", json!({"topic": "history"}));
+    assert_eq!(ns(&v), (10..60).collect::<Vec<u64>>(), "{v}");
+    let messages = v["messages"].as_array().expect("messages");
+    assert!(
+        messages.iter().all(|m| m["kind"] == "topic"
+            && m["topic"] == "history"
+            && m["sent_at_ms"].as_u64() > Some(0)),
+        "{v}"
+    );
+    let ids: Vec<u64> = messages
+        .iter()
+        .map(|m| m["id"].as_u64().expect("id"))
+        .collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    let kept: Vec<(String, u64)> = v["topics"]
+        .as_array()
+        .expect("topics")
+        .iter()
+        .map(|t| {
+            (
+                t["topic"].as_str().expect("topic").to_owned(),
+                t["kept"].as_u64().expect("kept"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kept,
+        vec![("a.b c".to_owned(), 1), ("history".to_owned(), 50)],
+        "{v}"
+    );
+    let v = raw.ok("bus.recent", json!({"topic": "a.b c"}));
+    assert_eq!(v["messages"][0]["payload"]["n"], "odd", "{v}");
+}

@@ -70,6 +70,21 @@ impl Raw {
         }
     }
 
+    /// Sends a request without waiting for its answer.
+    pub(super) fn send(&mut self, method: &str, params: Value) {
+        let id = self.next_id;
+        self.next_id += 1;
+        let req = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        writeln!(self.writer, "{req}").expect("write");
+    }
+
+    /// Shuts the write side of the connection: the daemon reads its end, the client still reads.
+    pub(super) fn half_close(&mut self) {
+        self.writer
+            .shutdown(std::net::Shutdown::Write)
+            .expect("shutdown");
+    }
+
     pub(super) fn ok(&mut self, method: &str, params: Value) -> Value {
         self.call(method, params.clone())
             .unwrap_or_else(|e| panic!("{method} {params}: {e}"))
@@ -589,6 +604,38 @@ fn broadcast_reaches_every_agent_inbox() {
         assert_eq!(n["method"], "bus.inbox_message", "{n}");
         assert_eq!(n["params"]["message"]["payload"]["stop"], "now");
     }
+}
+
+#[test]
+fn a_reader_that_half_closes_gets_each_inbox_message_once() {
+    let env = Env::new();
+    let token = keep_agent(&env, "listener", &[]);
+    env.ok(&["new", "-s", "w"]);
+    let mut first = Raw::connect(&env);
+    first.ok("bus.inbox", json!({"token": token}));
+    // A request still running when the client shuts its write side: the connection stays until
+    // it is answered, and the client still reads.
+    first.send("session.exec", json!({"target": "w", "command": "sleep 4"}));
+    first.half_close();
+    for n in 0..5 {
+        env.ok(&["bus", "send", "listener", &format!("m{n}")]);
+    }
+    for n in 0..5 {
+        let m = first.notification(20);
+        assert_eq!(m["method"], "bus.inbox_message", "{m}");
+        assert_eq!(m["params"]["message"]["payload"], format!("m{n}"), "{m}");
+    }
+    drop(first);
+
+    // The next reader gets none of them again.
+    let mut second = Raw::connect(&env);
+    eventually(20, "the first reader's connection to close", || {
+        second.ok("daemon.stats", json!({}))["connections"] == 1
+    });
+    second.ok("bus.inbox", json!({"token": token}));
+    env.ok(&["bus", "send", "listener", "after"]);
+    let n = second.notification(20);
+    assert_eq!(n["params"]["message"]["payload"], "after", "{n}");
 }
 
 #[test]

@@ -386,6 +386,45 @@ pub(crate) async fn cluster_topics(
     })
 }
 
+/// `bus.recent` in a cluster: the topics with messages kept in the cluster's stream, and the
+/// newest `limit` of `topic`, whichever node they entered through and whenever this node
+/// joined. A message's `id` is its sequence in that stream.
+pub(crate) async fn recent(
+    cluster: &Cluster,
+    topic: Option<&str>,
+    limit: usize,
+) -> Result<ai_session_protocol::web::RecentResult, RpcError> {
+    use ai_session_protocol::web::{RecentResult, RecentTopic};
+    let mut topics: Vec<RecentTopic> = cluster
+        .recent_topics()
+        .await
+        .map_err(to_rpc)?
+        .into_iter()
+        .map(|(topic, kept)| RecentTopic { topic, kept })
+        .collect();
+    topics.sort_by(|a, b| a.topic.cmp(&b.topic));
+    let messages = match topic {
+        Some(topic) => cluster
+            .recent_messages(topic, limit)
+            .await
+            .map_err(to_rpc)?
+            .into_iter()
+            .map(|m| ai_session_protocol::coord::MessageInfo {
+                id: m.sequence,
+                kind: "topic".into(),
+                topic: Some(m.topic),
+                to: None,
+                correlation_id: None,
+                from: m.from,
+                payload: m.payload,
+                sent_at_ms: m.sent_at_ms,
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    Ok(RecentResult { topics, messages })
+}
+
 /// Dead letters of every node `bus.dead_letters` shows in a cluster.
 const CLUSTER_DEAD_LETTERS: usize = 1000;
 

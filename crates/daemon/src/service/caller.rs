@@ -23,10 +23,15 @@ pub(crate) struct Caller {
     /// Notification lines for this connection (subscriptions write here); `None` once the
     /// connection has closed, so the writer can finish.
     notify: Mutex<Option<mpsc::Sender<String>>>,
-    /// Cancelled as soon as the client is known to be gone, before requests in flight finish:
-    /// a stream that takes from a shared queue (an inbox) stops taking then.
-    gone: CancellationToken,
+    /// Lines written with a receipt ([`Caller::deliver`]): the socket connection's writer
+    /// answers each once the socket has it. `None` for other front ends and once closed.
+    receipts: Mutex<Option<mpsc::Sender<Receipted>>>,
+    /// Cancelled by `close`: nothing is written to the connection any more.
+    closed: CancellationToken,
 }
+
+/// A line and who waits to know it reached the client's socket.
+pub(crate) type Receipted = (String, tokio::sync::oneshot::Sender<()>);
 
 impl Caller {
     pub(crate) fn new(principal: Principal, notify: mpsc::Sender<String>) -> Arc<Self> {
@@ -35,8 +40,55 @@ impl Caller {
             next_stream: AtomicU64::new(1),
             principal: Mutex::new(principal),
             notify: Mutex::new(Some(notify)),
-            gone: CancellationToken::new(),
+            receipts: Mutex::new(None),
+            closed: CancellationToken::new(),
         })
+    }
+
+    /// A caller whose connection's writer also takes lines with a receipt.
+    pub(crate) fn with_receipts(
+        principal: Principal,
+        notify: mpsc::Sender<String>,
+        receipts: mpsc::Sender<Receipted>,
+    ) -> Arc<Self> {
+        let caller = Self::new(principal, notify);
+        *caller
+            .receipts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(receipts);
+        caller
+    }
+
+    /// Hands `line` to the client; true once it is written to the connection's socket (a
+    /// client that half-closed but still reads gets it), false when it never will be (the
+    /// connection closed, or the write failed: the client is gone). A front end without
+    /// receipts (HTTP, MCP) counts a line queued for it as written.
+    pub(crate) async fn deliver(&self, line: String) -> bool {
+        let receipts = self
+            .receipts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let Some(receipts) = receipts else {
+            if self.closed.is_cancelled() {
+                return false;
+            }
+            return self.notifier().send(line).await.is_ok();
+        };
+        let (done, written) = tokio::sync::oneshot::channel();
+        if receipts.send((line, done)).await.is_err() {
+            return false;
+        }
+        written.await.is_ok()
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.is_cancelled()
+    }
+
+    /// Resolves once the connection is closed (nothing more is written to it).
+    pub(crate) fn closed(&self) -> tokio_util::sync::WaitForCancellationFutureOwned {
+        self.closed.clone().cancelled_owned()
     }
 
     /// A caller whose notifications go nowhere (a one-shot HTTP request).
@@ -68,21 +120,6 @@ impl Caller {
         }
     }
 
-    /// The client is gone (its end of the connection closed); what it was sent from now on is
-    /// not read. `close` follows once the requests in flight have finished.
-    pub(crate) fn hang_up(&self) {
-        self.gone.cancel();
-    }
-
-    pub(crate) fn is_gone(&self) -> bool {
-        self.gone.is_cancelled()
-    }
-
-    /// Resolves once the client is gone.
-    pub(crate) fn gone(&self) -> tokio_util::sync::WaitForCancellationFutureOwned {
-        self.gone.clone().cancelled_owned()
-    }
-
     /// Records an agent bound to this connection; false if the connection is already closed.
     pub(crate) fn track(&self, daemon: &Daemon, agent: AgentId) -> bool {
         let mut agents = self.agents.lock().unwrap_or_else(PoisonError::into_inner);
@@ -99,11 +136,15 @@ impl Caller {
     /// The connection closed: every agent it registered (without `keep`) leaves, and its
     /// running tasks go back to the queue.
     pub(crate) fn close(&self, daemon: &Daemon) {
-        self.hang_up();
         self.notify
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
+        self.receipts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        self.closed.cancel();
         let agents = self
             .agents
             .lock()

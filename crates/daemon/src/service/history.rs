@@ -56,6 +56,7 @@ async fn compact_view(
             since: Some(r.output_start),
             max_bytes: Some(usize::try_from(len.min(MAX_ANALYSED)).unwrap_or(usize::MAX)),
             raw: false,
+            encoding: Default::default(),
         })
         .await;
     let Ok(read) = read else {

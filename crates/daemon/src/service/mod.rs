@@ -29,7 +29,7 @@ use ai_session_protocol::{ErrorKind, RpcError};
 use serde::Serialize;
 use serde_json::Value;
 
-pub(crate) use caller::{Caller, Tethers};
+pub(crate) use caller::{Caller, Receipted, Tethers};
 pub(crate) use events::{Ack, Event, Observer, Reaction};
 pub(crate) use forward::forwardable;
 pub(crate) use pin::get as session_handle;

@@ -3,7 +3,8 @@
 //! the owner subscribes as for a local client, its notification lines going to that subject
 //! instead of a connection. The entry node passes them on to its client in order and keeps
 //! the stream lossless by offsets: when an output line starts after the last byte the client
-//! got, the bytes between are read from the owner (`session.read --since`) and sent first.
+//! got, the bytes between are read from the owner (`session.read --since`, base64 so
+//! they pass unchanged) and sent first.
 
 use std::sync::Arc;
 
@@ -111,13 +112,12 @@ async fn pass_on(owner: Owner, mut watch: Watch, tx: mpsc::Sender<String>, mut n
 /// Sends the client the owner's bytes from `from` to `to`, read from its log; false once the
 /// client is gone.
 async fn fill(owner: &Owner, mut from: u64, to: u64, tx: &mpsc::Sender<String>) -> bool {
-    let b64 = base64::engine::general_purpose::STANDARD;
     while from < to {
         let params = serde_json::json!({
             "target": owner.target,
             "since": from,
             "max_bytes": (to - from).min(FILL),
-            "raw": true,
+            "encoding": "base64",
         });
         let read = forward::call_owner(
             &owner.cluster,
@@ -134,13 +134,13 @@ async fn fill(owner: &Owner, mut from: u64, to: u64, tx: &mpsc::Sender<String>) 
             tracing::warn!(session = %owner.target, "a relayed subscription's gap could not be read");
             return true;
         };
-        if read.end <= from || read.data.is_empty() {
+        let Some(data_b64) = read.data_b64.filter(|d| !d.is_empty() && read.end > from) else {
             return true;
-        }
+        };
         let event = OutputEvent {
             target: owner.target.clone(),
             offset: read.start,
-            data_b64: b64.encode(read.data.as_bytes()),
+            data_b64,
         };
         if let Some(line) = super::sessions::notification(m::NOTIFY_OUTPUT, event) {
             if tx.send(line).await.is_err() {
@@ -161,6 +161,9 @@ pub(crate) fn owner(cluster: &Cluster, principal: Principal, subject: String) ->
         let mut tick = tokio::time::interval(cluster.heartbeat_interval());
         tick.tick().await;
         let mut confirmed = std::time::Instant::now();
+        // An entry node reconnecting to NATS is briefly without its subscription: the relay
+        // ends after two checks in a row find nobody watching, not one.
+        let mut unwatched = false;
         loop {
             tokio::select! {
                 line = rx.recv() => {
@@ -171,8 +174,12 @@ pub(crate) fn owner(cluster: &Cluster, principal: Principal, subject: String) ->
                     }
                 }
                 _ = tick.tick() => match cluster.watched(&subject).await {
-                    Some(true) => confirmed = std::time::Instant::now(),
-                    Some(false) => return,
+                    Some(true) => {
+                        confirmed = std::time::Instant::now();
+                        unwatched = false;
+                    }
+                    Some(false) if unwatched => return,
+                    Some(false) => unwatched = true,
                     None if confirmed.elapsed() > cluster.lease() => return,
                     None => {}
                 },

@@ -483,6 +483,7 @@ fn catch_up(
             since: Some(*next),
             max_bytes: usize::try_from(until - *next).ok(),
             raw: true,
+            encoding: Default::default(),
         };
         let Ok(r) = client.call::<_, ReadResult>(reg::SessionRead::NAME, params) else {
             return true;
