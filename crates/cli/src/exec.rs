@@ -22,6 +22,12 @@ pub(crate) async fn run(
     sel: &Selector,
     a: crate::ExecArgs,
 ) -> Result<ExitCode, CliError> {
+    let terminal = std::io::stdout().is_terminal();
+    // On a terminal the output shows as it comes unless another view was asked for.
+    let stream = a.stream || (terminal && !a.json && a.view == crate::View::Full);
+    // A compact or diagnostics view printed alone needs no output: the daemon leaves it out.
+    let view_only =
+        !a.json && !stream && matches!(a.view, crate::View::Compact | crate::View::Diagnostics);
     let params = ExecParams {
         target: a.target.clone(),
         command: a.command.join(" "),
@@ -32,10 +38,8 @@ pub(crate) async fn run(
         stdin_b64: input(a.stdin.as_deref(), a.no_stdin)
             .await?
             .map(|bytes| base64::engine::general_purpose::STANDARD.encode(bytes)),
+        view_only,
     };
-    let terminal = std::io::stdout().is_terminal();
-    // On a terminal the output shows as it comes unless another view was asked for.
-    let stream = a.stream || (terminal && !a.json && a.view == crate::View::Full);
     let (mut answer, streamed) = if stream {
         let sink = if terminal {
             Sink::terminal()

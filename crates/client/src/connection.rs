@@ -26,6 +26,10 @@ const AUDIT_WARNING: &str = "audit_warning";
 /// How long `connect` keeps retrying a handshake that a dying daemon dropped.
 const HANDSHAKE_RETRY: Duration = Duration::from_secs(5);
 
+/// Bytes the reader takes from the socket at a time: an exec's answer can be megabytes on one
+/// line, read 8 KiB a call (the default) it costs a thousand calls per 8 MiB.
+const READ_BUFFER: usize = 256 << 10;
+
 /// The callers waiting for a response, by request id.
 type Pending = Arc<std::sync::Mutex<HashMap<u64, oneshot::Sender<Response>>>>;
 
@@ -124,7 +128,7 @@ impl Client {
             }),
         };
         let reader = tokio::spawn(read_loop(
-            BufReader::new(read),
+            BufReader::with_capacity(READ_BUFFER, read),
             pending.clone(),
             closed.clone(),
             queue,

@@ -13,6 +13,7 @@ fn exec(target: &str, command: &str) -> ExecParams {
         max_output_bytes: None,
         view_budget: None,
         stdin_b64: None,
+        view_only: false,
     }
 }
 

@@ -13,6 +13,7 @@ use crate::context::Contexts;
 
 pub(crate) mod checkpoint;
 mod environment;
+mod floods;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -471,7 +472,7 @@ impl Persist {
         if self.worker.is_none() {
             return;
         }
-        checkpoint(self, manager, contexts).await;
+        checkpoint(self, manager, contexts, None).await;
         let synced = self
             .call(|w| w.store.sync().map_err(|e| store_err(&e)))
             .await;
@@ -496,7 +497,7 @@ impl Persist {
         for name in manager.names() {
             save_context(self, contexts, &name).await;
         }
-        checkpoint(self, manager, contexts).await;
+        checkpoint(self, manager, contexts, None).await;
         let synced = self
             .call(|w| w.store.sync().map_err(|e| store_err(&e)))
             .await;
@@ -653,12 +654,13 @@ pub(crate) fn start(daemon: &Arc<Daemon>) {
         let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await;
+        let mut floods = floods::Floods::default();
         loop {
             tick.tick().await;
             if d.persist.stopping.load(Ordering::Relaxed) {
                 return;
             }
-            checkpoint(&d.persist, &d.manager, &d.contexts).await;
+            checkpoint(&d.persist, &d.manager, &d.contexts, Some(&mut floods)).await;
         }
     });
     let d = daemon.clone();
@@ -685,9 +687,18 @@ pub(crate) fn start(daemon: &Arc<Daemon>) {
 }
 
 /// Saves the scrollback (and context) of every session with output since its last save, then
-/// makes the histories durable. The capture runs in the session's actor.
-async fn checkpoint(persist: &Persist, manager: &SessionManager, contexts: &Contexts) {
+/// makes the histories durable. The capture runs in the session's actor. The timer's
+/// checkpoints pass `floods`: a session pouring out output is captured later (see
+/// [`floods`]); shutdown and handover capture every session.
+async fn checkpoint(
+    persist: &Persist,
+    manager: &SessionManager,
+    contexts: &Contexts,
+    mut floods: Option<&mut floods::Floods>,
+) {
     let mut captured = Vec::new();
+    let mut live = Vec::new();
+    let now = Instant::now();
     for name in manager.names() {
         let Ok(handle) = manager.get(&name) else {
             continue;
@@ -695,6 +706,12 @@ async fn checkpoint(persist: &Persist, manager: &SessionManager, contexts: &Cont
         let Ok(info) = handle.info().await else {
             continue;
         };
+        live.push(info.id.clone());
+        if let Some(f) = floods.as_deref_mut() {
+            if f.defer(&info, now) {
+                continue;
+            }
+        }
         let last = persist
             .saved
             .lock()
@@ -713,6 +730,9 @@ async fn checkpoint(persist: &Persist, manager: &SessionManager, contexts: &Cont
                 .insert(info.id.clone(), info.log_end);
             captured.push((info.id, info.name, scrollback));
         }
+    }
+    if let Some(f) = floods {
+        f.retain(&live);
     }
     // The whole-file writes (an fsync each) run beside the store thread, not on it: execs
     // waiting for their checkpoint never queue behind a thousand scrollbacks.
@@ -1508,6 +1528,7 @@ async fn rerun_last(
             max_output_bytes: None,
             view_budget: None,
             stdin_b64: None,
+            view_only: false,
         },
     )
     .await

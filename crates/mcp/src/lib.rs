@@ -663,6 +663,7 @@ impl AiSessionMcp {
             max_output_bytes: a.max_output_bytes,
             view_budget: a.view_budget,
             stdin_b64: None,
+            view_only: false,
         };
         let call = self.call::<_, ExecResult>(reg::SessionExec::NAME, params);
         Ok(match self.with_progress(&ctx, &a.session, call).await {

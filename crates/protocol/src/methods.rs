@@ -235,6 +235,12 @@ pub struct ExecParams {
     /// reads the terminal as usual.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stdin_b64: Option<String>,
+    /// Answer with the views only: when the command finished and a `compact` view was made,
+    /// `output` is empty (the log keeps it: `session.read` from `output_start` returns it),
+    /// which spares encoding, sending and decoding megabytes a caller printing the view
+    /// does not read. A result without a view (a command still running) keeps its `output`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub view_only: bool,
 }
 
 /// The most bytes of standard input an exec takes (`stdin_b64`, decoded): 8 MiB.

@@ -7,12 +7,15 @@
 //!   and the errors come before the warnings;
 //! - the tokenizer's first use in a process (time and resident memory);
 //! - `ai-session exec -t tp 'cat FILE'` of base64 text (default 32 MB) through the CLI with its
-//!   default view, against a bare PTY reader (`cat` on a PTY, 64 KiB reads, nothing else) and
-//!   tmux's `cat` through a pane;
+//!   default view and with `--view compact`, against a bare PTY reader (`cat` on a PTY, 64 KiB
+//!   reads, nothing else) and tmux's `cat` through a pane; the bare reader and the two execs
+//!   alternate for `--cat-rounds` rounds (default 3, the first exec in a fresh session) and
+//!   the medians are reported with every round's figures, so a moment of load on the shared
+//!   machine moves one sample, not the ratio;
 //! - CLI `exec 'echo hi'` round trip and CLI `new`, against tmux's send-keys + capture loop and
 //!   `new-session`.
 //!
-//! usage: output [--mb MB] [--big] [--rounds N] [--skip-tmux]
+//! usage: output [--mb MB] [--big] [--rounds N] [--cat-rounds N] [--skip-tmux]
 
 #![forbid(unsafe_code)]
 
@@ -85,9 +88,10 @@ fn run() -> Res<()> {
         mb * 1_000_000 * 3 / 4,
         text.display()
     ))?;
-    let bare = bare_pty_reader(&text)?;
+    let cat_rounds = arg(&args, "--cat-rounds", 3).max(1);
+    let ours = daemon_figures(&exe, &text, rounds, cat_rounds)?;
+    let bare = ours["bare_pty_reader_mb_s"].as_f64().unwrap_or(0.0);
     report.insert("bare_pty_reader_mb_s".into(), json!(bare));
-    let ours = daemon_figures(&exe, &text, rounds)?;
     let ratio = |a: f64, b: Option<f64>| b.filter(|b| *b > 0.0).map(|b| a / b);
     let tp = ours["exec_cat_default_view_mb_s"].as_f64().unwrap_or(0.0);
     report.insert(
@@ -363,44 +367,73 @@ fn stats(mut ms: Vec<f64>) -> Value {
 }
 
 /// The daemon's figures, each through one CLI process as a user runs it.
-fn daemon_figures(exe: &Path, text: &Path, rounds: usize) -> Res<Value> {
+fn daemon_figures(exe: &Path, text: &Path, rounds: usize, cat_rounds: usize) -> Res<Value> {
     let cli = Cli {
         exe: exe.to_path_buf(),
         home: tempfile::tempdir().map_err(err)?,
     };
     cli.ok(&["daemon", "start"])?;
-    let figures = daemon_runs(&cli, text, rounds);
+    let figures = daemon_runs(&cli, text, rounds, cat_rounds);
     cli.ok(&["daemon", "stop"]).ok();
     figures
 }
 
-fn daemon_runs(cli: &Cli, text: &Path, rounds: usize) -> Res<Value> {
-    let mut out = serde_json::Map::new();
+/// The median of `xs` (the upper one of an even count).
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs.get(xs.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// The bare PTY reader, the cat exec with the default view and with `--view compact`, one after
+/// the other for `cat_rounds` rounds: medians and every round's MB/s.
+fn cat_runs(
+    cli: &Cli,
+    text: &Path,
+    cat_rounds: usize,
+    out: &mut serde_json::Map<String, Value>,
+) -> Res<()> {
     let bytes = std::fs::metadata(text).map_err(err)?.len() as f64;
     cli.ok(&["new", "-s", "tp", "--shell", "/bin/sh", "--size", "200x50"])?;
     cli.ok(&["exec", "-t", "tp", "true"])?;
     let cat = format!("cat {}", text.display());
-    for (key, view) in [
-        ("exec_cat_default_view_mb_s", None),
-        ("exec_cat_compact_view_mb_s", Some("compact")),
-    ] {
-        let mut args = vec!["exec", "-t", "tp"];
-        if let Some(v) = view {
-            args.extend(["--view", v]);
-        }
-        args.push(&cat);
-        let t = Instant::now();
-        let shown = cli.ok(&args)?;
-        let secs = t.elapsed().as_secs_f64();
-        out.insert(key.into(), json!(bytes / 1e6 / secs));
-        if view.is_some() {
-            let view = String::from_utf8_lossy(&shown);
-            out.insert(
-                "exec_cat_compact_view_tokens".into(),
-                json!(count_tokens(&view, Encoding::O200kBase)),
-            );
+    let keys = [
+        "bare_pty_reader_mb_s",
+        "exec_cat_default_view_mb_s",
+        "exec_cat_compact_view_mb_s",
+    ];
+    let mut runs: [Vec<f64>; 3] = Default::default();
+    for _ in 0..cat_rounds {
+        runs[0].push(bare_pty_reader(text)?);
+        for (i, view) in [(1, None), (2, Some("compact"))] {
+            let mut args = vec!["exec", "-t", "tp"];
+            if let Some(v) = view {
+                args.extend(["--view", v]);
+            }
+            args.push(&cat);
+            let t = Instant::now();
+            let shown = cli.ok(&args)?;
+            runs[i].push(bytes / 1e6 / t.elapsed().as_secs_f64());
+            if view.is_some() {
+                let view = String::from_utf8_lossy(&shown);
+                out.insert(
+                    "exec_cat_compact_view_tokens".into(),
+                    json!(count_tokens(&view, Encoding::O200kBase)),
+                );
+            } else if shown.len() < (bytes as usize).min(8 << 20) / 10 * 9 {
+                return Err(format!("the cat exec printed {} bytes", shown.len()));
+            }
         }
     }
+    for (key, xs) in keys.iter().zip(runs) {
+        out.insert(format!("{key}_rounds"), json!(xs));
+        out.insert((*key).into(), json!(median(xs)));
+    }
+    Ok(())
+}
+
+fn daemon_runs(cli: &Cli, text: &Path, rounds: usize, cat_rounds: usize) -> Res<Value> {
+    let mut out = serde_json::Map::new();
+    cat_runs(cli, text, cat_rounds, &mut out)?;
     cli.ok(&["new", "-s", "rt", "--shell", "/bin/sh"])?;
     cli.ok(&["exec", "-t", "rt", "true"])?;
     let mut rt = Vec::new();

@@ -1,6 +1,7 @@
 mod access;
 mod alerts;
 mod audit;
+mod checkpoint_flood;
 mod cli;
 mod cluster;
 mod cluster_agents;
@@ -22,6 +23,7 @@ mod escape;
 mod exec_queue;
 mod exec_stdin;
 mod exec_truth;
+mod exec_view_only;
 mod exit_codes;
 mod harness;
 mod hooks;

@@ -100,6 +100,7 @@ pub(super) async fn exec_saved(
     // The configuration file's `[exec]` defaults, for every front end alike.
     p.timeout_ms = p.timeout_ms.or(Some(daemon.config.exec.timeout_ms()));
     p.idle_timeout_ms = p.idle_timeout_ms.or(daemon.config.exec.idle_timeout_ms());
+    let view_only = p.view_only;
     let (target, command, started) = (
         p.target.clone(),
         p.command.clone(),
@@ -107,7 +108,7 @@ pub(super) async fn exec_saved(
     );
     let handle = session(daemon, &p.target)?;
     let turn = crate::order::my_turn().await;
-    let result = handle.exec_then(p, || drop(turn)).await.map_err(core)?;
+    let mut result = handle.exec_then(p, || drop(turn)).await.map_err(core)?;
     let agent_context = agent_context(daemon, who);
     let agent_id = match who {
         Principal::Agent(id) if agent_context.is_some() => Some(*id),
@@ -124,6 +125,10 @@ pub(super) async fn exec_saved(
             agent_id,
         })
         .await;
+    // The observers had the output; a caller asking for the views only does not get it again.
+    if view_only && result.compact.is_some() {
+        result.output = String::new();
+    }
     Ok((result, unsaved))
 }
 
