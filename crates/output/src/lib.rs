@@ -45,6 +45,7 @@ pub mod diagnostics;
 pub mod generic;
 pub mod git;
 pub mod log;
+mod net;
 pub mod parsed;
 pub mod pkg;
 mod render;
