@@ -148,7 +148,7 @@ pub fn compact(parsed: &Parsed, raw: &str, handle: &Handle) -> Compact {
 /// Builds the compact view of an output parsed earlier.
 pub fn compact_with(parsed: &Parsed, raw: &str, handle: &Handle, opts: &ViewOptions) -> Compact {
     let cleaned = crate::text::clean(raw);
-    let lines: Vec<&str> = cleaned.lines().collect();
+    let lines = crate::text::lines(&cleaned);
     let notable = crate::generic::notable_lines(&cleaned, &lines);
     let scanned = needs_safety_net(&parsed.output).then(|| net::scan(&cleaned, &lines));
     build(
@@ -194,7 +194,7 @@ fn analyze_split(
     parallel_from: usize,
 ) -> (Parsed, Compact) {
     let cleaned = crate::text::clean(raw);
-    let lines: Vec<&str> = cleaned.lines().collect();
+    let lines = crate::text::lines(&cleaned);
     let format = crate::detect::detect(command, &cleaned);
     let split = cleaned.len() >= parallel_from;
     let content = command.is_some_and(crate::content::is_content_read);
@@ -205,11 +205,15 @@ fn analyze_split(
     } else {
         Vec::new()
     };
-    let (parsed, scanned) = both(
-        split,
-        || crate::parse_detected(format, command, raw.len(), &cleaned, &lines, &notable),
-        || (!content && has_safety_net(format)).then(|| net::scan(&cleaned, &lines)),
-    );
+    let net = !content && has_safety_net(format);
+    let (parsed, scanned) = match split_cargo(split, format, &lines) {
+        Some(at) => parse_cargo_in_halves(raw.len(), &cleaned, &lines, at, net),
+        None => both(
+            split,
+            || crate::parse_detected(format, command, raw.len(), &cleaned, &lines, &notable),
+            || net.then(|| net::scan(&cleaned, &lines)),
+        ),
+    };
     let view = if content {
         crate::content::view(Status::Unknown, &cleaned, &lines, handle, opts)
     } else {
@@ -218,6 +222,44 @@ fn analyze_split(
         )
     };
     (parsed, view)
+}
+
+/// Where cargo output to be analyzed on two threads is cut in halves (see
+/// [`crate::build::cargo_split_point`]); `None` for one thread and for other formats.
+fn split_cargo(split: bool, format: Format, lines: &[&str]) -> Option<usize> {
+    (split && format == Format::CargoBuild)
+        .then(|| crate::build::cargo_split_point(lines))
+        .flatten()
+}
+
+/// Cargo output parsed and scanned for the safety net (when `net`) on two threads, each taking
+/// the lines on one side of `at`; the halves' results are joined in order.
+fn parse_cargo_in_halves<'a>(
+    bytes: usize,
+    cleaned: &str,
+    lines: &[&'a str],
+    at: usize,
+    net: bool,
+) -> (Parsed, Option<Vec<NetLine<'a>>>) {
+    let words = crate::generic::ProblemWords::for_text(cleaned);
+    let half = |part: &[&'a str], first: usize| {
+        let parsed = crate::build::CargoPart::of(part);
+        (parsed, net.then(|| net::scan_part(&words, part, first)))
+    };
+    let (head, rest) = lines.split_at(at);
+    let ((p1, s1), second) = both(true, || half(head, 0), || Some(half(rest, at)));
+    let (p2, s2) = second.unwrap_or_else(|| half(rest, at));
+    let scanned = s1.zip(s2).map(|(mut a, b)| {
+        a.extend(b);
+        a
+    });
+    let parsed = Parsed {
+        format: Format::CargoBuild,
+        lines: lines.len(),
+        bytes,
+        output: ParsedOutput::BuildOutput(p1.then(p2).finish()),
+    };
+    (parsed, scanned)
 }
 
 /// Runs `first` here and `second` on a scoped thread when `split`, else one after the other

@@ -32,9 +32,18 @@ pub(crate) struct NetLine<'a> {
 /// itself, so the boilerplate of large builds (three quarters of rustc's bytes) is never
 /// searched for problem words, and a line's location is looked for once.
 pub(crate) fn scan<'a>(text: &str, lines: &[&'a str]) -> Vec<NetLine<'a>> {
-    let words = generic::ProblemWords::for_text(text);
+    scan_part(&generic::ProblemWords::for_text(text), lines, 0)
+}
+
+/// [`scan`] of `lines`, a part of the text's lines whose first is line `first` of the text:
+/// the scans of consecutive parts, joined in order, are the scan of the whole.
+pub(crate) fn scan_part<'a>(
+    words: &generic::ProblemWords,
+    lines: &[&'a str],
+    first: usize,
+) -> Vec<NetLine<'a>> {
     let mut out = Vec::new();
-    for (index, line) in lines.iter().enumerate() {
+    for (index, line) in (first..).zip(lines) {
         let t = line.trim();
         if t.is_empty() || boilerplate(t) {
             continue;
