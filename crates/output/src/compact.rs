@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::budget::{DEFAULT_BUDGET, Sink};
 use crate::detect::Format;
-use crate::net::{self, NetLine};
+use crate::net::{self, Mark};
 use crate::parsed::{Parsed, ParsedOutput, Status};
 use crate::tokens::{Encoding, count_tokens, estimate_tokens};
 
@@ -234,21 +234,21 @@ fn split_cargo(split: bool, format: Format, lines: &[&str]) -> Option<usize> {
 
 /// Cargo output parsed and scanned for the safety net (when `net`) on two threads, each taking
 /// the lines on one side of `at`; the halves' results are joined in order.
-fn parse_cargo_in_halves<'a>(
+fn parse_cargo_in_halves(
     bytes: usize,
     cleaned: &str,
-    lines: &[&'a str],
+    lines: &[&str],
     at: usize,
     net: bool,
-) -> (Parsed, Option<Vec<NetLine<'a>>>) {
+) -> (Parsed, Option<Vec<Mark>>) {
     let words = crate::generic::ProblemWords::for_text(cleaned);
-    let half = |part: &[&'a str], first: usize| {
+    let half = |part: &[&str]| {
         let parsed = crate::build::CargoPart::of(part);
-        (parsed, net.then(|| net::scan_part(&words, part, first)))
+        (parsed, net.then(|| net::scan_part(&words, part)))
     };
     let (head, rest) = lines.split_at(at);
-    let ((p1, s1), second) = both(true, || half(head, 0), || Some(half(rest, at)));
-    let (p2, s2) = second.unwrap_or_else(|| half(rest, at));
+    let ((p1, s1), second) = both(true, || half(head), || Some(half(rest)));
+    let (p2, s2) = second.unwrap_or_else(|| half(rest));
     let scanned = s1.zip(s2).map(|(mut a, b)| {
         a.extend(b);
         a
@@ -303,7 +303,7 @@ fn build(
     cleaned: &str,
     lines: &[&str],
     notable: &[bool],
-    scanned: Option<Vec<NetLine<'_>>>,
+    scanned: Option<Vec<Mark>>,
     handle: &Handle,
     opts: &ViewOptions,
     split: bool,
@@ -314,7 +314,7 @@ fn build(
     let (status, uncovered) = both(
         split,
         || crate::render::render(parsed, lines, notable, &mut sink),
-        || scanned.map(|s| net::Coverage::of(&parsed.output).uncovered(s)),
+        || scanned.map(|s| net::Coverage::of(&parsed.output).uncovered(lines, &s)),
     );
     if let Some(uncovered) = uncovered {
         net::report(&uncovered, &mut sink);

@@ -1,10 +1,10 @@
 //! The compact view's safety net: notable lines of the output that the parse does not account
 //! for are appended to the view, so a parser gap costs tokens, not facts.
 //!
-//! It runs in three steps. [`scan`] reads each line once, by itself: it keeps the lines the net
-//! could report (notable, not blank, not boilerplate such as rustc's source snippets and notes)
-//! with their location. [`Coverage::uncovered`] drops those the parse holds. [`report`] appends
-//! the rest, each distinct text once. The first step needs no parse and the second no view, so
+//! It runs in three steps. [`scan`] reads each line by itself and marks the lines the net could
+//! report (notable, not blank, not boilerplate such as rustc's source snippets and notes).
+//! [`Coverage::uncovered`] keeps those the parse does not hold. [`report`] appends them, each
+//! distinct text once. The first step needs no parse and the second no view, so
 //! on large outputs they run on a second thread beside the parse and the render.
 
 use foldhash::HashSet;
@@ -16,7 +16,7 @@ use crate::parsed::{Diagnostic, ParsedOutput};
 /// Most lines the safety net adds; past that it counts them.
 const NET_LIMIT: usize = 200;
 
-/// A line the safety net could report.
+/// A line the safety net could report, found by [`Coverage::uncovered`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct NetLine<'a> {
     /// Its index in the output's lines.
@@ -27,37 +27,44 @@ pub(crate) struct NetLine<'a> {
     pub location: Option<(&'a str, &'a str)>,
 }
 
+/// What [`scan`] found on a line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Mark {
+    /// Not a line the safety net reports.
+    No,
+    /// Notable for its words.
+    Words,
+    /// Names a location in the user's code.
+    Location,
+}
+
 /// The lines of `text` (its `lines`, in order) the safety net could report: notable ones (see
 /// [`generic::is_notable`]) that are neither blank nor [`boilerplate`]. Each line is read by
 /// itself, so the boilerplate of large builds (three quarters of rustc's bytes) is never
-/// searched for problem words, and a line's location is looked for once.
-pub(crate) fn scan<'a>(text: &str, lines: &[&'a str]) -> Vec<NetLine<'a>> {
-    scan_part(&generic::ProblemWords::for_text(text), lines, 0)
+/// searched for problem words. One byte a line, as the notable flags were.
+pub(crate) fn scan(text: &str, lines: &[&str]) -> Vec<Mark> {
+    scan_part(&generic::ProblemWords::for_text(text), lines)
 }
 
-/// [`scan`] of `lines`, a part of the text's lines whose first is line `first` of the text:
-/// the scans of consecutive parts, joined in order, are the scan of the whole.
-pub(crate) fn scan_part<'a>(
-    words: &generic::ProblemWords,
-    lines: &[&'a str],
-    first: usize,
-) -> Vec<NetLine<'a>> {
-    let mut out = Vec::new();
-    for (index, line) in (first..).zip(lines) {
-        let t = line.trim();
-        if t.is_empty() || boilerplate(t) {
-            continue;
-        }
-        let location = generic::find_user_location(t);
-        if location.is_some() || words.has_problem_word(line) {
-            out.push(NetLine {
-                index,
-                text: t,
-                location,
-            });
-        }
-    }
-    out
+/// [`scan`] of `lines`, a part of the text's lines: the scans of consecutive parts, joined in
+/// order, are the scan of the whole.
+pub(crate) fn scan_part(words: &generic::ProblemWords, lines: &[&str]) -> Vec<Mark> {
+    lines
+        .iter()
+        .map(|line| {
+            let t = line.trim();
+            if t.is_empty() || boilerplate(t) {
+                Mark::No
+            } else if generic::find_user_location(t).is_some() {
+                Mark::Location
+            } else if words.has_problem_word(line) {
+                Mark::Words
+            } else {
+                Mark::No
+            }
+        })
+        .collect()
 }
 
 /// Appends `uncovered` lines (in order, from [`Coverage::uncovered`]) to the view: each distinct
@@ -175,10 +182,24 @@ impl<'a> Coverage<'a> {
         }
     }
 
-    /// The lines of `scanned` the parse does not account for, in order.
-    pub(crate) fn uncovered<'l>(&self, scanned: Vec<NetLine<'l>>) -> Vec<NetLine<'l>> {
-        let mut out = scanned;
-        out.retain(|n| !self.holds(n));
+    /// The lines marked by [`scan`] that the parse does not account for, in order.
+    pub(crate) fn uncovered<'l>(&self, lines: &[&'l str], marks: &[Mark]) -> Vec<NetLine<'l>> {
+        let mut out = Vec::new();
+        for ((index, line), mark) in lines.iter().enumerate().zip(marks) {
+            let location = match mark {
+                Mark::No => continue,
+                Mark::Words => None,
+                Mark::Location => generic::find_user_location(line.trim()),
+            };
+            let n = NetLine {
+                index,
+                text: line.trim(),
+                location,
+            };
+            if !self.holds(&n) {
+                out.push(n);
+            }
+        }
         out
     }
 
@@ -261,17 +282,21 @@ mod tests {
     use super::*;
 
     /// What [`scan`] must return: the notable lines of the whole-text scan, without the blank
-    /// and boilerplate ones the safety net never reports.
-    fn expected<'a>(text: &str, lines: &[&'a str]) -> Vec<NetLine<'a>> {
+    /// and boilerplate ones the safety net never reports, marked by what makes them notable.
+    fn expected(text: &str, lines: &[&str]) -> Vec<Mark> {
         let notable = generic::notable_lines(text, lines);
         lines
             .iter()
             .enumerate()
-            .filter(|(i, l)| notable[*i] && !l.trim().is_empty() && !boilerplate(l.trim()))
-            .map(|(index, l)| NetLine {
-                index,
-                text: l.trim(),
-                location: generic::find_user_location(l.trim()),
+            .map(|(i, l)| {
+                let t = l.trim();
+                if !notable[i] || t.is_empty() || boilerplate(t) {
+                    Mark::No
+                } else if generic::find_user_location(t).is_some() {
+                    Mark::Location
+                } else {
+                    Mark::Words
+                }
             })
             .collect()
     }
