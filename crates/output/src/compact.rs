@@ -169,8 +169,9 @@ fn footer(shown: usize, total: usize, omitted: usize, handle: &Handle) -> String
 }
 
 /// Parses an output and builds its view in one pass over the text: it is cleaned, split into
-/// lines and scanned for notable lines once. On large outputs the safety net's scan runs on a
-/// second thread beside the parse, and its check against the parse beside the render.
+/// lines and scanned for notable lines once. Large outputs use a second thread: cargo output is
+/// parsed and scanned in two halves, one a thread; other outputs' safety-net scan runs beside
+/// their parse; the scan's check against the parse runs beside the render.
 pub fn analyze(
     command: Option<&str>,
     raw: &str,
