@@ -113,7 +113,9 @@ pub(crate) fn report(uncovered: &[NetLine<'_>], sink: &mut Sink) {
 pub(crate) struct Coverage<'a> {
     /// `(file, line)`, the file without a leading `./`.
     locations: HashSet<(&'a str, Option<u32>)>,
-    texts: HashSet<&'a str>,
+    /// Every text it holds, in its order (repeats kept): most outputs need none of them looked
+    /// up, or a few, so a set of them (millions for a large build) is built only when many are.
+    texts: Vec<&'a str>,
     /// Names of failing tests: a line naming one is about that failure.
     names: HashSet<&'a str>,
 }
@@ -122,7 +124,7 @@ impl<'a> Coverage<'a> {
     pub(crate) fn of(output: &'a ParsedOutput) -> Self {
         let mut c = Self {
             locations: HashSet::default(),
-            texts: HashSet::default(),
+            texts: Vec::new(),
             names: HashSet::default(),
         };
         match output {
@@ -137,14 +139,14 @@ impl<'a> Coverage<'a> {
                     if let Some(l) = &f.location {
                         c.location(l);
                     }
-                    c.texts.insert(&f.name);
+                    c.texts.push(&f.name);
                     c.names.insert(&f.name);
                     for m in &f.message {
                         if let Some((file, number)) = generic::find_user_location(m) {
                             c.locations
                                 .insert((file.trim_start_matches("./"), line_number(number)));
                         }
-                        c.texts.insert(m);
+                        c.texts.push(m);
                     }
                 }
                 c.texts.extend(t.summary.iter().map(String::as_str));
@@ -160,12 +162,12 @@ impl<'a> Coverage<'a> {
 
     fn diagnostics(&mut self, list: &'a [Diagnostic]) {
         self.locations.reserve(list.len().min(1 << 16));
-        self.texts.reserve(list.len());
+        self.texts.reserve_exact(list.len());
         for d in list {
             if let Some(l) = &d.location {
                 self.location(l);
             }
-            self.texts.insert(&d.message);
+            self.texts.push(&d.message);
         }
     }
 
@@ -184,7 +186,8 @@ impl<'a> Coverage<'a> {
 
     /// The lines marked by [`scan`] that the parse does not account for, in order.
     pub(crate) fn uncovered<'l>(&self, lines: &[&'l str], marks: &[Mark]) -> Vec<NetLine<'l>> {
-        let mut out = Vec::new();
+        // First what the locations and names decide; the lines left are looked up in the texts.
+        let mut left: Vec<(NetLine<'l>, bool)> = Vec::new();
         for ((index, line), mark) in lines.iter().enumerate().zip(marks) {
             let location = match mark {
                 Mark::No => continue,
@@ -196,45 +199,95 @@ impl<'a> Coverage<'a> {
                 text: line.trim(),
                 location,
             };
-            if !self.holds(&n) {
-                out.push(n);
+            match self.decided(&n) {
+                Some(true) => {}
+                Some(false) => left.push((n, false)),
+                None => left.push((n, true)),
             }
         }
-        out
+        let asked = left.iter().filter(|(_, ask)| *ask).count();
+        let texts = Texts::new(&self.texts, asked);
+        left.into_iter()
+            .filter(|(n, ask)| !ask || !self.held_in(n, &texts))
+            .map(|(n, _)| n)
+            .collect()
     }
 
-    /// True when the parse accounts for a scanned line (not boilerplate: [`scan`] left those out).
-    fn holds(&self, n: &NetLine<'_>) -> bool {
+    /// Whether the parse holds a scanned line (not boilerplate: [`scan`] left those out), when
+    /// that is known without its texts.
+    fn decided(&self, n: &NetLine<'_>) -> Option<bool> {
+        if is_rule(n.text) {
+            return None;
+        }
+        if !self.names.is_empty()
+            && n.text
+                .split_whitespace()
+                .any(|w| self.names.contains(&w.trim_end_matches([':', ','])))
+        {
+            return Some(true);
+        }
+        if let Some((file, number)) = n.location {
+            return Some(line_number(number).is_some_and(|n| {
+                self.locations
+                    .contains(&(file.trim_start_matches("./"), Some(n)))
+            }));
+        }
+        None
+    }
+
+    /// Whether the parse holds a line [`Coverage::decided`] left open, by its texts.
+    fn held_in(&self, n: &NetLine<'_>, texts: &Texts<'_, '_>) -> bool {
         let line = n.text;
-        let rule = |c: char| c == '=' || c == '_' || c == '-';
-        if line.starts_with(rule) && line.ends_with(rule) {
+        if is_rule(line) {
             // `==== 3 failed, 25 passed in 0.16s ====`: the summary the parse holds.
-            let inner = line.trim_matches(|c: char| rule(c) || c == ' ');
+            let inner = line.trim_matches(|c: char| rule_char(c) || c == ' ');
             return self
                 .texts
                 .iter()
                 .any(|t| !t.is_empty() && inner.starts_with(*t));
         }
-        if !self.names.is_empty()
-            && line
-                .split_whitespace()
-                .any(|w| self.names.contains(&w.trim_end_matches([':', ','])))
-        {
-            return true;
-        }
-        if let Some((file, number)) = n.location {
-            return line_number(number).is_some_and(|n| {
-                self.locations
-                    .contains(&(file.trim_start_matches("./"), Some(n)))
-            });
-        }
-        if self.texts.contains(line) {
-            return true;
-        }
         // `error[E0425]: cannot find value` is the diagnostic `cannot find value`.
-        line.split_once(": ")
-            .is_some_and(|(head, rest)| head.len() < 40 && self.texts.contains(rest.trim()))
+        texts.contains(line)
+            || line
+                .split_once(": ")
+                .is_some_and(|(head, rest)| head.len() < 40 && texts.contains(rest.trim()))
     }
+}
+
+/// The texts of a parse, to look lines up in: the list itself for a few lookups, a set built
+/// from it for many.
+enum Texts<'s, 'a> {
+    Few(&'s [&'a str]),
+    Many(HashSet<&'a str>),
+}
+
+impl<'s, 'a> Texts<'s, 'a> {
+    /// Lookups of at most this many lines read the list (two lookups a line at most).
+    const FEW: usize = 16;
+
+    fn new(texts: &'s [&'a str], lines: usize) -> Self {
+        if lines <= Self::FEW {
+            Self::Few(texts)
+        } else {
+            Self::Many(texts.iter().copied().collect())
+        }
+    }
+
+    fn contains(&self, t: &str) -> bool {
+        match self {
+            Self::Few(list) => list.contains(&t),
+            Self::Many(set) => set.contains(t),
+        }
+    }
+}
+
+fn rule_char(c: char) -> bool {
+    c == '=' || c == '_' || c == '-'
+}
+
+/// `=== FAILURES ===`, `---- t stdout ----`: a line that starts and ends with a rule's character.
+fn is_rule(t: &str) -> bool {
+    t.starts_with(rule_char) && t.ends_with(rule_char)
 }
 
 /// A line number as a location prints it (`12`, not `012` nor past `u32`).
@@ -318,6 +371,42 @@ mod tests {
             let lines: Vec<&str> = text.lines().collect();
             assert_eq!(scan(text, &lines), expected(text, &lines), "{text:.300}");
         }
+    }
+
+    #[test]
+    fn few_and_many_lookups_give_the_same_answers() {
+        let list = [
+            "a",
+            "unused variable: `x`",
+            "",
+            "a",
+            "could not compile `shop`",
+        ];
+        let (few, many) = (Texts::new(&list, 0), Texts::new(&list, Texts::FEW + 1));
+        assert!(matches!(few, Texts::Few(_)) && matches!(many, Texts::Many(_)));
+        for q in ["a", "", "b", "unused variable: `x`", "unused variable", "A"] {
+            assert_eq!(few.contains(q), many.contains(q), "{q:?}");
+        }
+        // A build whose failure lines outnumber the few: the set answers them (`0 failed`
+        // is harmless).
+        let mut raw = crate::compact::tests::cargo_output(50);
+        for k in 0..40 {
+            raw.push_str(&format!("step {k} failed badly\n"));
+        }
+        let (parsed, view) = crate::analyze(
+            Some("cargo build"),
+            &raw,
+            &crate::Handle::default(),
+            &crate::ViewOptions::default(),
+        );
+        let cover = Coverage::of(&parsed.output);
+        let lines = crate::text::lines(&raw);
+        let left = cover.uncovered(&lines, &scan(&raw, &lines));
+        assert!(
+            left.iter().any(|n| n.text == "step 39 failed badly"),
+            "{left:?}"
+        );
+        assert!(view.text.contains("step 1 failed badly"), "{}", view.text);
     }
 
     #[test]
