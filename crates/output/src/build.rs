@@ -22,28 +22,79 @@ static CARGO_FINISHED: LazyLock<Regex> = lazy_re!(r"^\s+Finished ");
 
 /// Parses rustc diagnostics out of cargo build/check/clippy output.
 pub fn parse_cargo(lines: &[&str]) -> BuildOutput {
-    let diagnostics = rustc_diagnostics(lines);
-    let mut summary = Vec::new();
-    let mut artifacts = Vec::new();
-    for line in lines {
-        // Cheap first-byte tests keep the regexes off the bulk of the lines.
-        if is_cargo_summary(line) {
-            summary.push(line.trim().to_string());
-        } else if is_cargo_finished(line) {
-            // `Finished` is kept verbatim: it is the word that says the build succeeded.
-            artifacts.push(line.trim().to_string());
+    CargoPart::of(lines).finish()
+}
+
+/// What [`parse_cargo`] reads from a run of lines that starts at a diagnostic's first line (see
+/// [`cargo_split_point`]), or at the first line: the parts of consecutive runs, joined in order,
+/// are the parts of the whole.
+#[derive(Debug)]
+pub(crate) struct CargoPart {
+    diagnostics: Vec<Diagnostic>,
+    summary: Vec<String>,
+    artifacts: Vec<String>,
+}
+
+impl CargoPart {
+    pub(crate) fn of(lines: &[&str]) -> Self {
+        let diagnostics = rustc_diagnostics(lines);
+        let mut summary = Vec::new();
+        let mut artifacts = Vec::new();
+        for line in lines {
+            // Cheap first-byte tests keep the regexes off the bulk of the lines.
+            if is_cargo_summary(line) {
+                summary.push(line.trim().to_string());
+            } else if is_cargo_finished(line) {
+                // `Finished` is kept verbatim: it is the word that says the build succeeded.
+                artifacts.push(line.trim().to_string());
+            }
+        }
+        Self {
+            diagnostics,
+            summary,
+            artifacts,
         }
     }
-    let failed = diagnostics.iter().any(|d| d.severity == Severity::Error)
-        || summary.iter().any(|s| s.starts_with("error"));
-    let status = status_of(failed, !artifacts.is_empty());
-    BuildOutput {
-        tool: "cargo".into(),
-        status,
-        diagnostics,
-        artifacts,
-        summary,
+
+    /// This part followed by `next`, the part of the lines after this one's.
+    pub(crate) fn then(mut self, next: Self) -> Self {
+        // To the size of both: not doubled, hundreds of megabytes on the largest outputs.
+        self.diagnostics.reserve_exact(next.diagnostics.len());
+        self.diagnostics.extend(next.diagnostics);
+        self.summary.extend(next.summary);
+        self.artifacts.extend(next.artifacts);
+        self
     }
+
+    pub(crate) fn finish(self) -> BuildOutput {
+        let Self {
+            diagnostics,
+            summary,
+            artifacts,
+        } = self;
+        let failed = diagnostics.iter().any(|d| d.severity == Severity::Error)
+            || summary.iter().any(|s| s.starts_with("error"));
+        let status = status_of(failed, !artifacts.is_empty());
+        BuildOutput {
+            tool: "cargo".into(),
+            status,
+            diagnostics,
+            artifacts,
+            summary,
+        }
+    }
+}
+
+/// The index of a line near the middle of `lines` where [`CargoPart`]s may be cut: the first
+/// line of a diagnostic (`warning: ...`, `error[E0308]: ...`), where [`rustc_diagnostics`]
+/// starts afresh whatever came before. `None` when there is none past the middle.
+pub(crate) fn cargo_split_point(lines: &[&str]) -> Option<usize> {
+    let middle = lines.len() / 2;
+    lines[middle..]
+        .iter()
+        .position(|l| rustc_head(l).is_some())
+        .map(|i| middle + i)
+        .filter(|&k| k > 0)
 }
 
 /// [`CARGO_SUMMARY`], its regex run only on lines whose message starts the way a summary does
@@ -158,15 +209,24 @@ fn attach_rustc_line(d: &mut Diagnostic, line: &str) {
             && !note.starts_with("for further information")
             && !note.starts_with('`')
         {
-            d.notes.push(format!("{kind}: {note}"));
+            push_note(&mut d.notes, format!("{kind}: {note}"));
         }
         return;
     }
     if d.notes.len() < 3
         && let Some(label) = label_text(t)
     {
-        d.notes.push(label.to_string());
+        push_note(&mut d.notes, label.to_string());
     }
+}
+
+/// Adds a note, the first in room for one: most diagnostics of a large build have one (a
+/// vector's first growth would make room for four, 72 bytes more on each of millions).
+fn push_note(notes: &mut Vec<String>, note: String) {
+    if notes.capacity() == 0 {
+        notes.reserve_exact(1);
+    }
+    notes.push(note);
 }
 
 /// The lint named by `#[warn(name)]`, `#[deny(name)]` or `#[forbid(name)]` in a note (the first
@@ -616,6 +676,7 @@ pub fn parse_eslint(lines: &[&str]) -> BuildOutput {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -690,6 +751,33 @@ mod tests {
                 CARGO_FINISHED.is_match(line),
                 "{line}"
             );
+        }
+    }
+
+    #[test]
+    fn cargo_parts_cut_at_any_diagnostic_join_to_the_whole() {
+        let mut texts: Vec<String> = crate::compact::tests::fixtures()
+            .into_iter()
+            .filter(|(command, _)| command.starts_with("cargo"))
+            .map(|(_, raw)| crate::text::clean(&raw).into_owned())
+            .collect();
+        texts.push(crate::compact::tests::cargo_output(30));
+        texts.push(
+            "warning: a\n  --> a.rs:1:1\n   = note: `#[warn(x)]` on\nerror: could not compile `a`\n\
+             = note: after\n  --> b.rs:2:2\nwarning: 2 warnings emitted\n    Finished `dev`\n"
+                .into(),
+        );
+        for text in &texts {
+            let lines: Vec<&str> = text.lines().collect();
+            let whole = parse_cargo(&lines);
+            for at in (1..lines.len()).filter(|&k| rustc_head(lines[k]).is_some()) {
+                let (a, b) = lines.split_at(at);
+                let joined = CargoPart::of(a).then(CargoPart::of(b)).finish();
+                assert_eq!(joined, whole, "cut at line {at} of {text:.200}");
+            }
+            if let Some(at) = cargo_split_point(&lines) {
+                assert!(rustc_head(lines[at]).is_some() && at >= lines.len() / 2);
+            }
         }
     }
 

@@ -14,13 +14,12 @@
 //!   is never condensed: it comes back whole up to a size, then as head and tail (see
 //!   [`crate::content`]).
 
-use foldhash::HashSet;
-
 use serde::{Deserialize, Serialize};
 
-use crate::budget::{DEFAULT_BUDGET, Sink, push_all};
-use crate::generic;
-use crate::parsed::{Diagnostic, Parsed, ParsedOutput, Status};
+use crate::budget::{DEFAULT_BUDGET, Sink};
+use crate::detect::Format;
+use crate::net::{self, Mark};
+use crate::parsed::{Parsed, ParsedOutput, Status};
 use crate::tokens::{Encoding, count_tokens, estimate_tokens};
 
 /// Where the full output can be read again. The caller fills what it knows.
@@ -149,9 +148,12 @@ pub fn compact(parsed: &Parsed, raw: &str, handle: &Handle) -> Compact {
 /// Builds the compact view of an output parsed earlier.
 pub fn compact_with(parsed: &Parsed, raw: &str, handle: &Handle, opts: &ViewOptions) -> Compact {
     let cleaned = crate::text::clean(raw);
-    let lines: Vec<&str> = cleaned.lines().collect();
+    let lines = crate::text::lines(&cleaned);
     let notable = crate::generic::notable_lines(&cleaned, &lines);
-    build(parsed, raw, &cleaned, &lines, &notable, handle, opts)
+    let scanned = needs_safety_net(&parsed.output).then(|| net::scan(&cleaned, &lines));
+    build(
+        parsed, raw, &cleaned, &lines, &notable, scanned, handle, opts, false,
+    )
 }
 
 /// Fewer tokens than any footer takes (checked for both vocabularies by
@@ -167,52 +169,156 @@ fn footer(shown: usize, total: usize, omitted: usize, handle: &Handle) -> String
 }
 
 /// Parses an output and builds its view in one pass over the text: it is cleaned, split into
-/// lines and scanned for notable lines once.
+/// lines and scanned for notable lines once. Large outputs use a second thread: cargo output is
+/// parsed and scanned in two halves, one a thread; other outputs' safety-net scan runs beside
+/// their parse; the scan's check against the parse runs beside the render.
 pub fn analyze(
     command: Option<&str>,
     raw: &str,
     handle: &Handle,
     opts: &ViewOptions,
 ) -> (Parsed, Compact) {
+    analyze_split(command, raw, handle, opts, PARALLEL_FROM)
+}
+
+/// Cleaned outputs from this size on are analyzed on two threads (see [`analyze`]); below it a
+/// thread costs more than it saves.
+const PARALLEL_FROM: usize = 1 << 20;
+
+/// [`analyze`], on two threads when the cleaned output has at least `parallel_from` bytes. The
+/// result does not depend on it: the two threads compute what one would, in the same order.
+fn analyze_split(
+    command: Option<&str>,
+    raw: &str,
+    handle: &Handle,
+    opts: &ViewOptions,
+    parallel_from: usize,
+) -> (Parsed, Compact) {
     let cleaned = crate::text::clean(raw);
-    let lines: Vec<&str> = cleaned.lines().collect();
+    let lines = crate::text::lines(&cleaned);
     let format = crate::detect::detect(command, &cleaned);
-    // The scan for notable lines feeds the view of unrecognised text and the safety net of
-    // parsed outputs that have one; a log's or a listing's view never reads it.
-    let scan = || crate::generic::notable_lines(&cleaned, &lines);
-    let notable = if format == crate::Format::Text {
-        scan()
+    let split = cleaned.len() >= parallel_from;
+    let content = command.is_some_and(crate::content::is_content_read);
+    // The scan for notable lines feeds the view of unrecognised text; the safety net of parsed
+    // outputs that have one reads its own scan; a log's or a listing's view reads neither.
+    let notable = if format == Format::Text {
+        crate::generic::notable_lines(&cleaned, &lines)
     } else {
         Vec::new()
     };
-    let parsed = crate::parse_detected(format, command, raw.len(), &cleaned, &lines, &notable);
-    let view = if command.is_some_and(crate::content::is_content_read) {
+    let net = !content && has_safety_net(format);
+    let (parsed, scanned) = match split_cargo(split, format, &lines) {
+        Some(at) => parse_cargo_in_halves(raw.len(), &cleaned, &lines, at, net),
+        None => both(
+            split,
+            || crate::parse_detected(format, command, raw.len(), &cleaned, &lines, &notable),
+            || net.then(|| net::scan(&cleaned, &lines)),
+        ),
+    };
+    let view = if content {
         crate::content::view(Status::Unknown, &cleaned, &lines, handle, opts)
     } else {
-        let notable = if format != crate::Format::Text && needs_safety_net(&parsed.output) {
-            scan()
-        } else {
-            notable
-        };
-        build(&parsed, raw, &cleaned, &lines, &notable, handle, opts)
+        build(
+            &parsed, raw, &cleaned, &lines, &notable, scanned, handle, opts, split,
+        )
     };
     (parsed, view)
 }
 
+/// Where cargo output to be analyzed on two threads is cut in halves (see
+/// [`crate::build::cargo_split_point`]); `None` for one thread and for other formats.
+fn split_cargo(split: bool, format: Format, lines: &[&str]) -> Option<usize> {
+    (split && format == Format::CargoBuild)
+        .then(|| crate::build::cargo_split_point(lines))
+        .flatten()
+}
+
+/// Cargo output parsed and scanned for the safety net (when `net`) on two threads, each taking
+/// the lines on one side of `at`; the halves' results are joined in order.
+fn parse_cargo_in_halves(
+    bytes: usize,
+    cleaned: &str,
+    lines: &[&str],
+    at: usize,
+    net: bool,
+) -> (Parsed, Option<Vec<Mark>>) {
+    let words = crate::generic::ProblemWords::for_text(cleaned);
+    let half = |part: &[&str]| {
+        let parsed = crate::build::CargoPart::of(part);
+        (parsed, net.then(|| net::scan_part(&words, part)))
+    };
+    let (head, rest) = lines.split_at(at);
+    let ((p1, s1), second) = both(true, || half(head), || Some(half(rest)));
+    let (p2, s2) = second.unwrap_or_else(|| half(rest));
+    let scanned = s1.zip(s2).map(|(mut a, b)| {
+        a.extend(b);
+        a
+    });
+    let parsed = Parsed {
+        format: Format::CargoBuild,
+        lines: lines.len(),
+        bytes,
+        output: ParsedOutput::BuildOutput(p1.then(p2).finish()),
+    };
+    (parsed, scanned)
+}
+
+/// Runs `first` here and `second` on a scoped thread when `split`, else one after the other
+/// here (also when no thread can be started). Either way the results are the same.
+fn both<A, B: Send>(
+    split: bool,
+    first: impl FnOnce() -> A,
+    second: impl FnOnce() -> Option<B> + Send,
+) -> (A, Option<B>) {
+    if !split {
+        let a = first();
+        return (a, second());
+    }
+    let second = std::sync::Mutex::new(Some(second));
+    // Takes the task out, so it runs once: on the thread, or here when no thread could start.
+    let take = || {
+        second
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+    };
+    std::thread::scope(|s| {
+        let thread = std::thread::Builder::new()
+            .spawn_scoped(s, || take().and_then(|f| f()))
+            .ok();
+        let a = first();
+        let b = match thread {
+            Some(t) => t
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            None => take().and_then(|f| f()),
+        };
+        (a, b)
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
 fn build(
     parsed: &Parsed,
     raw: &str,
     cleaned: &str,
     lines: &[&str],
     notable: &[bool],
+    scanned: Option<Vec<Mark>>,
     handle: &Handle,
     opts: &ViewOptions,
+    split: bool,
 ) -> Compact {
     let enc = opts.encoding;
     let mut sink = Sink::new(opts.budget, enc);
-    let status = crate::render::render(parsed, lines, notable, &mut sink);
-    if needs_safety_net(&parsed.output) {
-        safety_net(parsed, lines, notable, &mut sink);
+    // The safety net's lines are checked against the parse while the view is written.
+    let (status, uncovered) = both(
+        split,
+        || crate::render::render(parsed, lines, notable, &mut sink),
+        || scanned.map(|s| net::Coverage::of(&parsed.output).uncovered(lines, &s)),
+    );
+    if let Some(uncovered) = uncovered {
+        net::report(&uncovered, &mut sink);
     }
     let shown_lines = sink.lines().min(lines.len());
     let mut text = sink.into_text();
@@ -262,6 +368,7 @@ fn build(
     }
 }
 
+/// True for the outputs whose view has a safety net.
 fn needs_safety_net(output: &ParsedOutput) -> bool {
     match output {
         ParsedOutput::BuildOutput(_)
@@ -272,199 +379,31 @@ fn needs_safety_net(output: &ParsedOutput) -> bool {
     }
 }
 
-/// Most lines the safety net adds; past that it counts them.
-const NET_LIMIT: usize = 200;
-
-/// Appends notable raw lines the parse does not account for, so a parser gap costs tokens, not
-/// facts. Linear: a line is covered when its location or its text is one the parse holds; only
-/// the first [`NET_LIMIT`] uncovered lines are also looked for in the view itself.
-fn safety_net(parsed: &Parsed, lines: &[&str], notable: &[bool], sink: &mut Sink) {
-    let cover = Coverage::of(&parsed.output);
-    let mut seen: HashSet<&str> = HashSet::default();
-    let mut missing: Vec<(usize, &str)> = Vec::new();
-    let mut extra = 0usize;
-    for (i, line) in lines.iter().enumerate() {
-        if !notable.get(i).copied().unwrap_or(false) {
-            continue;
-        }
-        let t = line.trim();
-        if t.is_empty() || cover.holds(t) || !seen.insert(t) {
-            continue;
-        }
-        if missing.len() >= NET_LIMIT {
-            extra += 1;
-        } else if !sink
-            .text()
-            .contains(crate::text::prefix_at_boundary(t, 200))
-        {
-            missing.push((i, t));
-        }
+/// [`needs_safety_net`] of what the parser of `format` returns, known before it runs (the
+/// tests check the two agree for every format).
+fn has_safety_net(format: Format) -> bool {
+    use Format as F;
+    match format {
+        F::CargoBuild | F::Tsc | F::Ruff | F::Eslint | F::GoBuild | F::Gcc | F::JsBundler => true,
+        F::ScriptRun => true,
+        F::CargoTest | F::Nextest | F::Pytest | F::Jest | F::Vitest | F::GoTest | F::Mocha => true,
+        F::GitStatus
+        | F::GitLog
+        | F::GitDiff
+        | F::GitShow
+        | F::GitRemote
+        | F::GitMerge
+        | F::GitBranch
+        | F::SvnStatus => true,
+        F::NpmInstall | F::YarnInstall | F::PnpmInstall | F::PipInstall | F::CargoPackage => true,
+        F::Ps | F::Ss | F::Netstat | F::Df | F::Du | F::LsLong | F::Free => false,
+        F::Log | F::JsonLog | F::Text => false,
     }
-    if missing.is_empty() {
-        return;
-    }
-    sink.force("also in output:");
-    push_all(
-        sink,
-        &missing,
-        |(_, t)| crate::text::shorten(t, 500).into_owned(),
-        |n, rest| {
-            let at: Vec<String> = rest
-                .iter()
-                .take(10)
-                .map(|(i, _)| format!("L{}", i + 1))
-                .collect();
-            format!("+{} more notable lines at {}", n + extra, at.join(", "))
-        },
-    );
-    if extra > 0 && !sink.was_cut() {
-        sink.force(&format!("+{extra} more notable lines"));
-    }
-}
-
-/// What a parse accounts for: the locations and the texts it holds, borrowed from it.
-struct Coverage<'a> {
-    /// `(file, line)`, the file without a leading `./`.
-    locations: HashSet<(&'a str, Option<u32>)>,
-    texts: HashSet<&'a str>,
-    /// Names of failing tests: a line naming one is about that failure.
-    names: HashSet<&'a str>,
-}
-
-impl<'a> Coverage<'a> {
-    fn of(output: &'a ParsedOutput) -> Self {
-        let mut c = Self {
-            locations: HashSet::default(),
-            texts: HashSet::default(),
-            names: HashSet::default(),
-        };
-        match output {
-            ParsedOutput::BuildOutput(b) => {
-                c.diagnostics(&b.diagnostics);
-                c.texts
-                    .extend(b.summary.iter().chain(&b.artifacts).map(String::as_str));
-            }
-            ParsedOutput::TestResults(t) => {
-                c.diagnostics(&t.diagnostics);
-                for f in &t.failures {
-                    if let Some(l) = &f.location {
-                        c.location(l);
-                    }
-                    c.texts.insert(&f.name);
-                    c.names.insert(&f.name);
-                    for m in &f.message {
-                        if let Some((file, number)) = generic::find_user_location(m) {
-                            c.locations
-                                .insert((file.trim_start_matches("./"), line_number(number)));
-                        }
-                        c.texts.insert(m);
-                    }
-                }
-                c.texts.extend(t.summary.iter().map(String::as_str));
-            }
-            ParsedOutput::GitOutput(g) => {
-                c.texts.extend(g.messages.iter().map(|m| m.trim()));
-                c.texts.extend(g.branch.iter().map(String::as_str));
-            }
-            _ => {}
-        }
-        c
-    }
-
-    fn diagnostics(&mut self, list: &'a [Diagnostic]) {
-        for d in list {
-            if let Some(l) = &d.location {
-                self.location(l);
-            }
-            self.texts.insert(&d.message);
-        }
-    }
-
-    fn location(&mut self, l: &'a crate::parsed::Location) {
-        let file = l.file.trim_start_matches("./");
-        self.locations.insert((file, l.line));
-        // A file kept with its line in it (`a.rs:3`, when the tool's line did not parse) is
-        // also that file at that line.
-        if l.line.is_none()
-            && let Some((f, n)) = file.rsplit_once(':')
-            && let Some(n) = line_number(n)
-        {
-            self.locations.insert((f, Some(n)));
-        }
-    }
-
-    fn holds(&self, line: &str) -> bool {
-        if boilerplate(line) {
-            return true;
-        }
-        let rule = |c: char| c == '=' || c == '_' || c == '-';
-        if line.starts_with(rule) && line.ends_with(rule) {
-            // `==== 3 failed, 25 passed in 0.16s ====`: the summary the parse holds.
-            let inner = line.trim_matches(|c: char| rule(c) || c == ' ');
-            return self
-                .texts
-                .iter()
-                .any(|t| !t.is_empty() && inner.starts_with(*t));
-        }
-        if !self.names.is_empty()
-            && line
-                .split_whitespace()
-                .any(|w| self.names.contains(&w.trim_end_matches([':', ','])))
-        {
-            return true;
-        }
-        if let Some((file, number)) = generic::find_user_location(line) {
-            return line_number(number).is_some_and(|n| {
-                self.locations
-                    .contains(&(file.trim_start_matches("./"), Some(n)))
-            });
-        }
-        if self.texts.contains(line) {
-            return true;
-        }
-        // `error[E0425]: cannot find value` is the diagnostic `cannot find value`.
-        line.split_once(": ")
-            .is_some_and(|(head, rest)| head.len() < 40 && self.texts.contains(rest.trim()))
-    }
-}
-
-/// A line number as a location prints it (`12`, not `012` nor past `u32`).
-fn line_number(digits: &str) -> Option<u32> {
-    let n: u32 = digits.parse().ok()?;
-    (digits.len() == 1 || !digits.starts_with('0')).then_some(n)
-}
-
-/// Lines that frame what a parse already holds: section rules (`=== FAILURES ===`,
-/// `---- t stdout ----`, `failures:`), rustc's notes, source snippets and closing advice,
-/// backtrace frames.
-fn boilerplate(t: &str) -> bool {
-    let rule = |c: char| c == '=' || c == '_' || c == '-';
-    if t.starts_with(rule) && t.ends_with(rule) {
-        return t
-            .trim_matches(|c: char| rule(c) || c == ' ')
-            .split_whitespace()
-            .count()
-            <= 3;
-    }
-    if t.ends_with(':') && !t.contains(' ') {
-        return true;
-    }
-    let snippet = t.starts_with('|')
-        || t.split_once(" |")
-            .is_some_and(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
-    let frame = t
-        .split_once(": ")
-        .is_some_and(|(n, rest)| n.bytes().all(|b| b.is_ascii_digit()) && rest.contains("::"));
-    snippet
-        || frame
-        || t.starts_with("= note: ")
-        || t.starts_with("= help: ")
-        || t.starts_with("Some errors have detailed explanations")
-        || t.starts_with("For more information about ")
 }
 
 #[cfg(test)]
-mod tests {
+#[allow(clippy::unwrap_used)]
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -480,6 +419,142 @@ mod tests {
                 let text = footer(0, 0, 0, h);
                 let n = count_tokens(&text, enc);
                 assert!(n >= FOOTER_MIN_TOKENS, "{text:?}: {n} tokens in {enc:?}");
+            }
+        }
+    }
+
+    /// The recorded fixtures: (command, output).
+    pub(crate) fn fixtures() -> Vec<(String, String)> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "json") {
+                let meta: serde_json::Value =
+                    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+                let raw = std::fs::read(path.with_extension("txt")).unwrap();
+                let command = meta["command"].as_str().unwrap().to_string();
+                out.push((command, String::from_utf8_lossy(&raw).into_owned()));
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// Cargo output in the benchmark's shape: `n` warnings, then two errors.
+    pub(crate) fn cargo_output(n: usize) -> String {
+        let mut s = String::from("   Compiling shop v0.1.0 (/work/shop)\n");
+        for k in 0..n {
+            let line = 10 + k % 900;
+            s.push_str(&format!(
+                "warning: unused variable: `item_{k}`\n  --> src/module_{m}.rs:{line}:13\n   |\n\
+                 {line} |         let item_{k} = load(id);\n   |             ^^^^^^^^ help: prefix \
+                 it with an underscore: `_item_{k}`\n   |\n   = note: `#[warn(unused_variables)]` on \
+                 by default\n\n",
+                m = k % 40
+            ));
+            if k % 97 == 0 {
+                s.push_str("  --> src/stray.rs:7:1 not a diagnostic's, failed here\n");
+            }
+        }
+        s.push_str(
+            "error[E0425]: cannot find value `rate` in this scope\n  --> src/tax.rs:14:9\n   |\n\
+             14 |         rate * amount\n   |         ^^^^ not found in this scope\n\n\
+             error: could not compile `shop` (lib) due to 1 previous error\n",
+        );
+        s
+    }
+
+    /// The analysis on one thread and on two.
+    fn one_and_two_threads(command: Option<&str>, raw: &str) -> [(Parsed, Compact); 2] {
+        let handle = Handle::log("s", 0, raw.len() as u64);
+        let opts = ViewOptions::default();
+        [
+            analyze_split(command, raw, &handle, &opts, usize::MAX),
+            analyze_split(command, raw, &handle, &opts, 0),
+        ]
+    }
+
+    #[test]
+    fn two_threads_give_what_one_gives() {
+        for (command, raw) in fixtures() {
+            for command in [Some(command.as_str()), None] {
+                let [one, two] = one_and_two_threads(command, &raw);
+                assert_eq!(one, two, "{command:?}");
+            }
+        }
+        // The benchmark's shape, cut at awkward places: inside a diagnostic, a line, a snippet.
+        let raw = cargo_output(400);
+        for cut in [
+            0,
+            1,
+            37,
+            38,
+            90,
+            1000,
+            raw.len() / 2,
+            raw.len() / 2 + 13,
+            raw.len() - 5,
+        ] {
+            let cut = crate::text::prefix_at_boundary(&raw, cut);
+            for text in [cut, &raw[cut.len()..]] {
+                let [one, two] = one_and_two_threads(Some("cargo build"), text);
+                assert_eq!(one, two, "cut at {}", cut.len());
+            }
+        }
+        let [one, two] = one_and_two_threads(Some("cargo build"), &raw);
+        assert_eq!(one, two);
+        // The stray location lines are not the parse's: the safety net reports them.
+        assert!(two.1.text.contains("src/stray.rs:7:1"), "{}", two.1.text);
+    }
+
+    #[test]
+    fn the_safety_net_is_known_from_the_format() {
+        use Format as F;
+        let all = [
+            F::CargoBuild,
+            F::CargoTest,
+            F::Nextest,
+            F::Tsc,
+            F::Ruff,
+            F::Eslint,
+            F::GoBuild,
+            F::Gcc,
+            F::JsBundler,
+            F::Pytest,
+            F::Jest,
+            F::Vitest,
+            F::GoTest,
+            F::Mocha,
+            F::GitStatus,
+            F::GitLog,
+            F::GitDiff,
+            F::GitShow,
+            F::GitRemote,
+            F::GitMerge,
+            F::GitBranch,
+            F::SvnStatus,
+            F::NpmInstall,
+            F::YarnInstall,
+            F::PnpmInstall,
+            F::ScriptRun,
+            F::CargoPackage,
+            F::PipInstall,
+            F::Ps,
+            F::Ss,
+            F::Netstat,
+            F::Df,
+            F::Du,
+            F::LsLong,
+            F::Free,
+            F::Log,
+            F::JsonLog,
+            F::Text,
+        ];
+        for f in all {
+            for command in [None, Some("npm run build"), Some("cargo build")] {
+                let parsed = crate::parse_detected(f, command, 0, "", &[], &[]);
+                assert_eq!(has_safety_net(f), needs_safety_net(&parsed.output), "{f:?}");
             }
         }
     }

@@ -45,6 +45,37 @@ fn has_problem_word(line: &str) -> bool {
     }
 }
 
+/// [`has_problem_word`] for the lines of one text, its regexes run only on lines that hold one
+/// of [`NOTABLE_LITERALS`] (when the text holds no letter that folds onto ASCII, see
+/// [`candidate_lines`]).
+pub(crate) struct ProblemWords {
+    words: Option<&'static AhoCorasick>,
+}
+
+impl ProblemWords {
+    /// The check for the lines of `text`.
+    pub(crate) fn for_text(text: &str) -> Self {
+        Self {
+            words: NOTABLE_WORDS.as_ref().filter(|_| !folds_onto_ascii(text)),
+        }
+    }
+
+    /// [`has_problem_word`] of `line`, a line of the text.
+    pub(crate) fn has_problem_word(&self, line: &str) -> bool {
+        self.words.is_none_or(|w| w.is_match(line)) && has_problem_word(line)
+    }
+}
+
+/// True when `text` holds `ſ` or the Kelvin sign, which case folding maps onto the ASCII `s`
+/// and `k` of the problem words. ASCII text (most build output) holds neither: one cheap pass
+/// instead of two substring searches of the whole text.
+fn folds_onto_ascii(text: &str) -> bool {
+    !text.is_ascii()
+        && ["\u{17f}", "\u{212a}"]
+            .iter()
+            .any(|c| memchr::memmem::find(text.as_bytes(), c.as_bytes()).is_some())
+}
+
 /// True when `file` is in a toolchain or dependency path (`node_modules/`, `/rustc/`, `site-packages/`).
 pub fn is_vendor(file: &str) -> bool {
     VENDOR.is_match(file)
@@ -129,18 +160,10 @@ fn candidate_lines(text: &str, lines: &[&str]) -> Vec<bool> {
     if lines.is_empty() {
         return flags;
     }
-    // ASCII text (most build output) holds neither letter: one cheap pass instead of two
-    // substring searches of the whole text.
-    let folds = || {
-        !text.is_ascii()
-            && ["\u{17f}", "\u{212a}"]
-                .iter()
-                .any(|c| memchr::memmem::find(text.as_bytes(), c.as_bytes()).is_some())
-    };
     {
         let mut lines_at = LineCursor::new(text, lines);
         match NOTABLE_WORDS.as_ref() {
-            Some(words) if !folds() => words
+            Some(words) if !folds_onto_ascii(text) => words
                 .find_iter(text)
                 .for_each(|m| flags[lines_at.line_of(m.start())] = true),
             _ => NOTABLE

@@ -45,6 +45,7 @@ pub mod diagnostics;
 pub mod generic;
 pub mod git;
 pub mod log;
+mod net;
 pub mod parsed;
 pub mod pkg;
 mod render;
@@ -65,7 +66,7 @@ pub use tokens::{Encoding, TokenCount, count_tokens, estimate_tokens, warm_up};
 /// builds the view in one pass.
 pub fn parse(command: Option<&str>, output: &str) -> Parsed {
     let cleaned = text::clean(output);
-    let lines: Vec<&str> = cleaned.lines().collect();
+    let lines = crate::text::lines(&cleaned);
     let format = detect::detect(command, &cleaned);
     let notable = if format == Format::Text {
         generic::notable_lines(&cleaned, &lines)

@@ -142,6 +142,25 @@ pub fn clean(s: &str) -> Cow<'_, str> {
     }
 }
 
+/// The lines of `s`, as [`str::lines`] gives them (`\n` or `\r\n` ends a line, the last line
+/// needs no end), in a vector of their exact number: one pass of a vectorised search counts
+/// them, a second cuts them. On a 500 MB build output this is one allocation of the right
+/// size instead of a vector grown by doubling to up to twice that.
+pub fn lines(s: &str) -> Vec<&str> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(memchr::memchr_iter(b'\n', b).count() + 1);
+    let mut start = 0;
+    for end in memchr::memchr_iter(b'\n', b) {
+        let line = &s[start..end];
+        out.push(line.strip_suffix('\r').unwrap_or(line));
+        start = end + 1;
+    }
+    if start < s.len() {
+        out.push(&s[start..]);
+    }
+    out
+}
+
 /// The longest prefix of `s` at most `max` bytes long that ends on a character boundary.
 pub fn prefix_at_boundary(s: &str, max: usize) -> &str {
     if s.len() <= max {
@@ -183,6 +202,28 @@ mod tests {
     fn redraws_keep_last_segment() {
         assert_eq!(resolve_redraws("10%\r50%\r100%\nnext\r\n"), "100%\nnext\n");
         assert_eq!(resolve_redraws("done\r"), "done");
+    }
+
+    #[test]
+    fn lines_are_those_of_str_lines() {
+        for s in [
+            "",
+            "\n",
+            "\n\n",
+            "a",
+            "a\n",
+            "a\nb",
+            "a\r\nb\r\n",
+            "a\r",
+            "a\r\r\n",
+            "\r\n",
+            "é\nü\r\n\r",
+            "x\n\ny\n",
+            "\rx",
+            "a\rb\n",
+        ] {
+            assert_eq!(lines(s), s.lines().collect::<Vec<_>>(), "{s:?}");
+        }
     }
 
     #[test]
