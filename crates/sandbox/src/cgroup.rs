@@ -54,6 +54,24 @@ fn write(path: &Path, value: &str) -> Result<(), Error> {
     fs::write(path, value).map_err(cg_err(path))
 }
 
+/// How many leftover groups still holding processes [`SessionCgroup::create`] passes over.
+const BUSY_LEFTOVERS: usize = 16;
+
+/// Creates a session's group directory; an empty one of the same name (a killed daemon's
+/// leftover) is removed first. A leftover that still holds processes cannot be removed: the
+/// `AlreadyExists` error is returned, and the caller takes another name.
+fn make_dir(dir: &Path) -> Result<(), Error> {
+    match fs::create_dir(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            if fs::remove_dir(dir).is_err() {
+                return Err(cg_err(dir)(e));
+            }
+            fs::create_dir(dir).map_err(cg_err(dir))
+        }
+        done => done.map_err(cg_err(dir)),
+    }
+}
+
 /// The start of the name of every session cgroup this process creates (`ai-session-PID-`):
 /// the daemon tells a process of one of its sandboxed sessions by it.
 pub fn name_prefix() -> String {
@@ -63,22 +81,46 @@ pub fn name_prefix() -> String {
 impl SessionCgroup {
     /// Creates the cgroups needed for `memory` and `processes` limits, as far as the host
     /// allows. Limits that no cgroup can carry are left to rlimits by the caller.
+    ///
+    /// A directory of the same name left by an earlier daemon that had this process id (and
+    /// was killed before it removed its groups) is removed when empty; one that still holds
+    /// processes is passed over for the next name.
     pub fn create(
         support: &CgroupSupport,
         memory: Option<u64>,
         processes: Option<u64>,
     ) -> Result<SessionCgroup, Error> {
+        let mut tries = 0;
+        loop {
+            let name = format!(
+                "{}{}",
+                name_prefix(),
+                NEXT_ID.fetch_add(1, Ordering::Relaxed)
+            );
+            match Self::create_named(support, memory, processes, &name) {
+                Err(Error::Cgroup { source, .. })
+                    if source.kind() == std::io::ErrorKind::AlreadyExists
+                        && tries < BUSY_LEFTOVERS =>
+                {
+                    tries += 1;
+                }
+                done => return done,
+            }
+        }
+    }
+
+    fn create_named(
+        support: &CgroupSupport,
+        memory: Option<u64>,
+        processes: Option<u64>,
+        name: &str,
+    ) -> Result<SessionCgroup, Error> {
         let mut cg = SessionCgroup::default();
-        let name = format!(
-            "{}{}",
-            name_prefix(),
-            NEXT_ID.fetch_add(1, Ordering::Relaxed)
-        );
         let v2_mem = memory.is_some() && support.v2_has("memory");
         let v2_pids = processes.is_some() && support.v2_has("pids");
         if let (Some(base), true) = (&support.v2, v2_mem || v2_pids) {
-            let dir = base.dir.join(&name);
-            fs::create_dir(&dir).map_err(cg_err(&dir))?;
+            let dir = base.dir.join(name);
+            make_dir(&dir)?;
             if let (true, Some(bytes)) = (v2_mem, memory) {
                 write(&dir.join("memory.max"), &bytes.to_string())?;
                 let swap = dir.join("memory.swap.max");
@@ -94,8 +136,8 @@ impl SessionCgroup {
             cg.push(dir, CgroupVersion::V2)?;
         }
         if let (None, Some(bytes), Some(base)) = (cg.memory, memory, &support.v1_memory) {
-            let dir = base.join(&name);
-            fs::create_dir(&dir).map_err(cg_err(&dir))?;
+            let dir = base.join(name);
+            make_dir(&dir)?;
             write(&dir.join("memory.limit_in_bytes"), &bytes.to_string())?;
             let memsw = dir.join("memory.memsw.limit_in_bytes");
             if memsw.exists() {
@@ -105,8 +147,8 @@ impl SessionCgroup {
             cg.push(dir, CgroupVersion::V1)?;
         }
         if let (None, Some(n), Some(base)) = (cg.pids, processes, &support.v1_pids) {
-            let dir = base.join(&name);
-            fs::create_dir(&dir).map_err(cg_err(&dir))?;
+            let dir = base.join(name);
+            make_dir(&dir)?;
             write(&dir.join("pids.max"), &n.to_string())?;
             cg.pids = Some(CgroupVersion::V1);
             cg.push(dir, CgroupVersion::V1)?;

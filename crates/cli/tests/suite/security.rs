@@ -321,3 +321,123 @@ fn a_session_stopped_by_a_limit_says_why_and_the_audit_log_records_it() {
     assert_eq!(hit["actor"]["kind"], "daemon");
     assert!(hit["risk"].as_u64().unwrap() >= 20);
 }
+
+/// The session cgroup directories named `name` under `/sys/fs/cgroup` (v2, or a v1 hierarchy).
+fn cgroup_dirs(name: &str) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut level = vec![std::path::PathBuf::from("/sys/fs/cgroup")];
+    for _ in 0..3 {
+        let mut next = Vec::new();
+        for dir in level {
+            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    continue;
+                }
+                if entry.file_name() == name {
+                    found.push(path);
+                } else if !entry
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("ai-session-")
+                {
+                    next.push(path);
+                }
+            }
+        }
+        level = next;
+    }
+    found
+}
+
+#[test]
+fn a_dead_daemons_leftover_cgroups_of_the_same_name_do_not_stop_a_sandboxed_session() {
+    // A daemon killed before it removed its sessions' groups leaves `ai-session-PID-N`; a later
+    // daemon given the same process id names its groups the same way.
+    let env = Env::outside_tmp();
+    let ws = workspace(&env);
+    let policy = env.home.path().join("limits.toml");
+    std::fs::write(
+        &policy,
+        r#"
+allow_degrade = true
+network = "all"
+[fs]
+read = ["/usr", "/bin", "/lib", "/lib64", "/etc", "/proc", "/dev", "{workspace}"]
+write = ["{workspace}", "/dev/null", "/dev/tty", "/dev/pts"]
+execute = ["/usr", "/bin", "/lib", "/lib64"]
+[limits]
+processes = 64
+memory_bytes = 268435456
+"#,
+    )
+    .unwrap();
+    let policy = policy.display().to_string();
+    env.ok(&["new", "-s", "first", "--policy", &policy, "-c", &ws]);
+    let pid = env.daemon_pid();
+    let bases: Vec<std::path::PathBuf> = cgroup_dirs(&format!("ai-session-{pid}-0"))
+        .iter()
+        .filter_map(|d| d.parent().map(std::path::Path::to_path_buf))
+        .collect();
+    assert!(
+        !bases.is_empty(),
+        "the policy's limits made no session cgroup (the suite runs as root with cgroups)"
+    );
+    // The names the next two sessions would take: an empty leftover, and one that still holds
+    // a process (which must be left alone).
+    let mut left = Leftovers {
+        busy: std::process::Command::new("sleep")
+            .arg("300.5")
+            .spawn()
+            .unwrap(),
+        dirs: Vec::new(),
+        empty: Vec::new(),
+    };
+    for base in &bases {
+        // Taken over by the daemon once it removed it (then its own session's group, which
+        // goes with the session); left behind only if the daemon failed.
+        let empty = base.join(format!("ai-session-{pid}-1"));
+        std::fs::create_dir(&empty).unwrap();
+        left.empty.push(empty);
+        let held = base.join(format!("ai-session-{pid}-2"));
+        std::fs::create_dir(&held).unwrap();
+        left.dirs.push(held.clone());
+        std::fs::write(held.join("cgroup.procs"), left.busy.id().to_string()).unwrap();
+    }
+    env.ok(&["new", "-s", "second", "--policy", &policy, "-c", &ws]);
+    env.ok(&["new", "-s", "third", "--policy", &policy, "-c", &ws]);
+    for name in ["second", "third"] {
+        assert_eq!(env.exec(name, "echo up")["output"], "up\n");
+    }
+    for base in &bases {
+        let held = base.join(format!("ai-session-{pid}-2"));
+        let procs = std::fs::read_to_string(held.join("cgroup.procs")).unwrap();
+        assert!(procs.contains(&left.busy.id().to_string()), "{procs}");
+    }
+}
+
+/// Groups a test made to stand for a dead daemon's, and the process it put in one: gone
+/// with the test, whether it passed or not.
+struct Leftovers {
+    busy: std::process::Child,
+    /// The groups holding `busy`.
+    dirs: Vec<std::path::PathBuf>,
+    /// Empty groups (removed if still empty).
+    empty: Vec<std::path::PathBuf>,
+}
+
+impl Drop for Leftovers {
+    fn drop(&mut self) {
+        self.busy.kill().ok();
+        self.busy.wait().ok();
+        for dir in &self.empty {
+            std::fs::remove_dir(dir).ok();
+        }
+        for dir in &self.dirs {
+            // The kernel empties a group shortly after its last process is reaped.
+            eventually(10, "the leftover group to go", || {
+                std::fs::remove_dir(dir).is_ok() || !dir.exists()
+            });
+        }
+    }
+}
