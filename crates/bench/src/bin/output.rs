@@ -293,19 +293,7 @@ fn parse_figure(exe: &Path, kind: &str, file: &Path, facts: &Facts) -> Res<Value
 /// `cat FILE` with its output on a fresh PTY, read in 64 KiB chunks and thrown away: the most any
 /// reader of a PTY gets on this machine.
 fn bare_pty_reader(file: &Path) -> Res<f64> {
-    use rustix::fs::OFlags;
-    let master =
-        rustix::pty::openpt(rustix::pty::OpenptFlags::RDWR | rustix::pty::OpenptFlags::NOCTTY)
-            .map_err(err)?;
-    rustix::pty::grantpt(&master).map_err(err)?;
-    rustix::pty::unlockpt(&master).map_err(err)?;
-    let name = rustix::pty::ptsname(&master, Vec::new()).map_err(err)?;
-    let slave = rustix::fs::open(
-        name.as_c_str(),
-        OFlags::RDWR | OFlags::NOCTTY,
-        rustix::fs::Mode::empty(),
-    )
-    .map_err(err)?;
+    let (mut master, slave) = ai_session_bench::open_pty()?;
     let bytes = std::fs::metadata(file).map_err(err)?.len() as f64;
     let t = Instant::now();
     let mut child = Command::new("cat")
@@ -314,7 +302,6 @@ fn bare_pty_reader(file: &Path) -> Res<f64> {
         .stdin(Stdio::null())
         .spawn()
         .map_err(err)?;
-    let mut master = File::from(master);
     let mut buf = vec![0u8; 64 << 10];
     let mut got = 0usize;
     loop {

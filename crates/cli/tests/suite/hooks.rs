@@ -189,7 +189,7 @@ fn a_failing_or_slow_command_hook_is_reported_not_fatal() {
         "[[hooks]]\nname = \"fails\"\non = \"command-finished\"\n\
          command = [\"/bin/sh\", \"-c\", \"echo broken >&2; exit 7\"]\n\
          [[hooks]]\nname = \"slow\"\non = \"command-finished\"\ntimeout_secs = 0.3\n\
-         command = [\"/bin/sh\", \"-c\", \"sleep 60 & wait\"]\n",
+         command = [\"/bin/sh\", \"-c\", \"sleep 60.25 & wait\"]\n",
     );
     env.ok(&["new", "-s", "f"]);
     let r = env.exec("f", "echo still fine");
@@ -208,7 +208,8 @@ fn a_failing_or_slow_command_hook_is_reported_not_fatal() {
             .contains("timeout_secs"),
         "{slow}"
     );
-    // The timed-out hook's whole process group is gone, its `sleep 60` included.
+    // The timed-out hook's whole process group is gone, its `sleep` included (a duration no
+    // other test sleeps: the suite runs tests side by side and `ps` sees them all).
     let mut left = String::new();
     eventually(10, "the hook's children to be killed", || {
         let ps = std::process::Command::new("ps")
@@ -217,7 +218,7 @@ fn a_failing_or_slow_command_hook_is_reported_not_fatal() {
             .unwrap();
         left = String::from_utf8_lossy(&ps.stdout)
             .lines()
-            .filter(|l| l.trim() == "sleep 60")
+            .filter(|l| l.trim() == "sleep 60.25")
             .map(str::to_owned)
             .collect();
         left.is_empty()
