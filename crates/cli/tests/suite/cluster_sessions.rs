@@ -92,11 +92,24 @@ fn log_from(node: &Node, target: &str, since: u64) -> (Vec<u8>, u64) {
 
 /// The output notifications of `raw` from offset `next` until `want` bytes came, each
 /// starting where the one before ended; the bytes and the offset after them.
-fn output_until(raw: &mut Raw, target: &str, mut next: u64, want: usize) -> (Vec<u8>, u64) {
+fn output_until(raw: &mut Raw, target: &str, next: u64, want: usize) -> (Vec<u8>, u64) {
+    output_while(raw, target, next, 30, |got| got.len() < want)
+}
+
+/// The output notifications of `raw` from offset `next` while `more(bytes so far)`, each
+/// starting where the one before ended and waited for up to `secs`; the bytes and the offset
+/// after them.
+fn output_while(
+    raw: &mut Raw,
+    target: &str,
+    mut next: u64,
+    secs: u64,
+    more: impl Fn(&[u8]) -> bool,
+) -> (Vec<u8>, u64) {
     use base64::Engine;
     let mut got = Vec::new();
-    while got.len() < want {
-        let n = raw.notification(30);
+    while more(&got) {
+        let n = raw.notification(secs);
         if n["method"] != "session.output" {
             continue;
         }
@@ -438,7 +451,6 @@ fn pump(mut from: std::net::TcpStream, mut to: std::net::TcpStream) {
 
 #[test]
 fn a_gap_in_a_relayed_subscription_is_filled_with_the_owners_exact_bytes() {
-    use base64::Engine;
     let nats = Nats::start();
     // The relay's watcher is checked every 3 s: b's short absence below does not end it.
     let config = "[cluster]\nheartbeat_secs = 3\nlease_secs = 30\n";
@@ -454,26 +466,10 @@ fn a_gap_in_a_relayed_subscription_is_filled_with_the_owners_exact_bytes() {
         .as_u64()
         .expect("offset");
     let reader = std::thread::spawn(move || {
-        let mut got = Vec::new();
-        let mut next = start;
-        while !got.windows(8).any(|w| w == b"gap-2end") {
-            let n = sub.notification(60);
-            if n["method"] != "session.output" {
-                continue;
-            }
-            let p = &n["params"];
-            assert_eq!(
-                p["offset"].as_u64(),
-                Some(next),
-                "no gap, nothing twice: {n}"
-            );
-            let data = base64::engine::general_purpose::STANDARD
-                .decode(p["data_b64"].as_str().expect("data"))
-                .expect("base64");
-            next += data.len() as u64;
-            got.extend_from_slice(&data);
-        }
-        got
+        output_while(&mut sub, "o", start, 60, |got| {
+            !got.windows(8).any(|w| w == b"gap-2end")
+        })
+        .0
     });
     a.env.exec("o", "echo before-the-cut");
 
