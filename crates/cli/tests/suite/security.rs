@@ -102,27 +102,35 @@ fn a_sandboxed_session_keeps_to_its_policy_and_ls_says_what_is_enforced() {
     assert!(env.ok(&["ls"]).contains("free:") && env.ok(&["ls"]).contains("(unconfined)"));
 }
 
+/// A policy file confining a session to its workspace with `network` and these limits; its
+/// path.
+fn limits_policy(env: &Env, network: &str, processes: u32, memory_bytes: u64) -> String {
+    let policy = env.home.path().join("limits.toml");
+    std::fs::write(
+        &policy,
+        format!(
+            r#"
+allow_degrade = true
+network = "{network}"
+[fs]
+read = ["/usr", "/bin", "/lib", "/lib64", "/etc", "/proc", "/dev", "{{workspace}}"]
+write = ["{{workspace}}", "/dev/null", "/dev/tty", "/dev/pts"]
+execute = ["/usr", "/bin", "/lib", "/lib64"]
+[limits]
+processes = {processes}
+memory_bytes = {memory_bytes}
+"#
+        ),
+    )
+    .unwrap();
+    policy.display().to_string()
+}
+
 #[test]
 fn a_fork_bomb_and_a_memory_hog_are_contained_and_killing_leaves_nothing() {
     let env = Env::outside_tmp();
     let ws = workspace(&env);
-    let policy = env.home.path().join("tight.toml");
-    std::fs::write(
-        &policy,
-        r#"
-allow_degrade = true
-network = "none"
-[fs]
-read = ["/usr", "/bin", "/lib", "/lib64", "/etc", "/proc", "/dev", "{workspace}"]
-write = ["{workspace}", "/dev/null", "/dev/tty", "/dev/pts"]
-execute = ["/usr", "/bin", "/lib", "/lib64"]
-[limits]
-processes = 40
-memory_bytes = 67108864
-"#,
-    )
-    .unwrap();
-    let policy = policy.display().to_string();
+    let policy = limits_policy(&env, "none", 40, 64 << 20);
     env.ok(&["new", "-s", "bomb", "--policy", &policy, "-c", &ws]);
     env.ok(&["new", "-s", "other"]);
     let active = active(&env, "bomb");
@@ -356,23 +364,7 @@ fn a_dead_daemons_leftover_cgroups_of_the_same_name_do_not_stop_a_sandboxed_sess
     // daemon given the same process id names its groups the same way.
     let env = Env::outside_tmp();
     let ws = workspace(&env);
-    let policy = env.home.path().join("limits.toml");
-    std::fs::write(
-        &policy,
-        r#"
-allow_degrade = true
-network = "all"
-[fs]
-read = ["/usr", "/bin", "/lib", "/lib64", "/etc", "/proc", "/dev", "{workspace}"]
-write = ["{workspace}", "/dev/null", "/dev/tty", "/dev/pts"]
-execute = ["/usr", "/bin", "/lib", "/lib64"]
-[limits]
-processes = 64
-memory_bytes = 268435456
-"#,
-    )
-    .unwrap();
-    let policy = policy.display().to_string();
+    let policy = limits_policy(&env, "all", 64, 256 << 20);
     env.ok(&["new", "-s", "first", "--policy", &policy, "-c", &ws]);
     let pid = env.daemon_pid();
     let bases: Vec<std::path::PathBuf> = cgroup_dirs(&format!("ai-session-{pid}-0"))
