@@ -282,6 +282,15 @@ async fn serve_from(
     crate::telemetry::alerts::start(&daemon);
     crate::persist::resurrect(&daemon).await;
     crate::persist::start(&daemon);
+    // Session cgroups of daemons killed before they removed them (off the start's path: the
+    // host probe spawns a few processes).
+    tokio::task::spawn_blocking(|| {
+        let cgroups = &ai_session_core::sandbox::capabilities().cgroup;
+        let removed = ai_session_sandbox::cgroup::sweep(cgroups);
+        if removed > 0 {
+            tracing::info!("removed {removed} session cgroups left by daemons no longer running");
+        }
+    });
     if let Err(e) = crate::cluster::start(&daemon).await {
         crate::cluster::leave(&daemon).await;
         return Err(e.into());

@@ -72,6 +72,39 @@ fn make_dir(dir: &Path) -> Result<(), Error> {
     }
 }
 
+/// Removes the session groups that daemons no longer running left behind (killed before they
+/// could remove them): `ai-session-PID-N` under every base of `support`, for a PID that is
+/// not a live process. Only empty groups can be removed; a group of a live daemon is never
+/// touched (its PID is alive). Returns how many were removed.
+pub fn sweep(support: &CgroupSupport) -> usize {
+    let bases = support
+        .v2
+        .iter()
+        .map(|b| b.dir.as_path())
+        .chain(support.v1_memory.as_deref())
+        .chain(support.v1_pids.as_deref());
+    let mut removed = 0;
+    for base in bases {
+        for entry in fs::read_dir(base).into_iter().flatten().flatten() {
+            let name = entry.file_name();
+            let Some(pid) = name.to_str().and_then(leftover_pid) else {
+                continue;
+            };
+            if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+                removed += usize::from(fs::remove_dir(entry.path()).is_ok());
+            }
+        }
+    }
+    removed
+}
+
+/// The daemon's process id in a session group's name (`ai-session-PID-N`).
+fn leftover_pid(name: &str) -> Option<u32> {
+    let (pid, n) = name.strip_prefix("ai-session-")?.split_once('-')?;
+    n.parse::<u64>().ok()?;
+    pid.parse().ok()
+}
+
 /// The start of the name of every session cgroup this process creates (`ai-session-PID-`):
 /// the daemon tells a process of one of its sandboxed sessions by it.
 pub fn name_prefix() -> String {
@@ -247,4 +280,18 @@ fn counter(path: &Path, key: &str) -> u64 {
         .find(|(k, _)| *k == key)
         .and_then(|(_, v)| v.trim().parse().ok())
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::leftover_pid;
+
+    #[test]
+    fn only_session_group_names_carry_a_daemon_pid() {
+        assert_eq!(leftover_pid("ai-session-4242-0"), Some(4242));
+        assert_eq!(leftover_pid("ai-session-4242-17"), Some(4242));
+        assert_eq!(leftover_pid("ai-session-probe-4242"), None);
+        assert_eq!(leftover_pid("ai-session-4242"), None);
+        assert_eq!(leftover_pid("user.slice"), None);
+    }
 }

@@ -433,3 +433,47 @@ impl Drop for Leftovers {
         }
     }
 }
+
+#[test]
+fn a_new_daemon_removes_the_empty_session_cgroups_of_daemons_no_longer_running() {
+    let env = Env::outside_tmp();
+    let ws = workspace(&env);
+    let policy = limits_policy(&env, "all", 64, 256 << 20);
+    env.ok(&["new", "-s", "first", "--policy", &policy, "-c", &ws]);
+    let pid = env.daemon_pid();
+    let bases: Vec<std::path::PathBuf> = cgroup_dirs(&format!("ai-session-{pid}-0"))
+        .iter()
+        .filter_map(|d| d.parent().map(std::path::Path::to_path_buf))
+        .collect();
+    assert!(
+        !bases.is_empty(),
+        "the policy's limits made no session cgroup"
+    );
+    // A group of a process that has exited (a killed daemon's), and one named after a live
+    // process (this test's), which a new daemon must leave alone.
+    let mut gone = std::process::Command::new("true").spawn().unwrap();
+    gone.wait().unwrap();
+    let dead = bases
+        .iter()
+        .map(|b| b.join(format!("ai-session-{}-0", gone.id())))
+        .collect::<Vec<_>>();
+    let live = bases
+        .iter()
+        .map(|b| b.join(format!("ai-session-{}-9999", std::process::id())))
+        .collect::<Vec<_>>();
+    for dir in dead.iter().chain(&live) {
+        std::fs::create_dir(dir).unwrap();
+    }
+    let later = Env::outside_tmp();
+    later.ok(&["ls"]);
+    eventually(10, "the dead daemon's groups to be removed", || {
+        dead.iter().all(|d| !d.exists())
+    });
+    for dir in &live {
+        assert!(dir.exists(), "{} was removed", dir.display());
+        std::fs::remove_dir(dir).unwrap();
+    }
+    // The running daemon's own group is untouched.
+    assert_eq!(env.exec("first", "echo up")["output"], "up\n");
+    assert!(!cgroup_dirs(&format!("ai-session-{pid}-0")).is_empty());
+}
