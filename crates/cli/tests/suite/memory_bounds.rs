@@ -45,9 +45,11 @@ fn unterminated_osc_and_dcs_floods_keep_the_daemon_bounded_and_the_session_usabl
     let peak = status_kib(pid, "VmHWM");
     let after = status_kib(pid, "VmRSS");
     eprintln!("daemon VmRSS {before} KiB before, {after} KiB after, peak {peak} KiB");
-    // 500 MB went through; the emulator keeps at most 64 KiB of an OSC string.
+    // 500 MB went through; the emulator keeps at most 64 KiB of an OSC string. An unbounded
+    // string would grow the daemon by hundreds of MB; the bound leaves room for the allocator's
+    // arenas and a checkpoint's capture after the flood (18 MB once on a loaded CI machine).
     assert!(
-        peak < before + 16 * 1024,
+        peak < before + 32 * 1024,
         "the daemon grew from {before} KiB to a peak of {peak} KiB"
     );
     let r = env.exec("s", "printf 'still %s\\n' usable; (exit 4)");
