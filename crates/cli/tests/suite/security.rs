@@ -358,10 +358,9 @@ fn cgroup_dirs(name: &str) -> Vec<std::path::PathBuf> {
     found
 }
 
-#[test]
-fn a_dead_daemons_leftover_cgroups_of_the_same_name_do_not_stop_a_sandboxed_session() {
-    // A daemon killed before it removed its sessions' groups leaves `ai-session-PID-N`; a later
-    // daemon given the same process id names its groups the same way.
+/// A daemon with one session `first` confined by limits that take session cgroups: the env, the
+/// workspace, the policy file, the daemon's pid and the cgroup bases its group was made under.
+fn first_limited_session() -> (Env, String, String, i32, Vec<std::path::PathBuf>) {
     let env = Env::outside_tmp();
     let ws = workspace(&env);
     let policy = limits_policy(&env, "all", 64, 256 << 20);
@@ -375,6 +374,14 @@ fn a_dead_daemons_leftover_cgroups_of_the_same_name_do_not_stop_a_sandboxed_sess
         !bases.is_empty(),
         "the policy's limits made no session cgroup (the suite runs as root with cgroups)"
     );
+    (env, ws, policy, pid, bases)
+}
+
+#[test]
+fn a_dead_daemons_leftover_cgroups_of_the_same_name_do_not_stop_a_sandboxed_session() {
+    // A daemon killed before it removed its sessions' groups leaves `ai-session-PID-N`; a later
+    // daemon given the same process id names its groups the same way.
+    let (env, ws, policy, pid, bases) = first_limited_session();
     // The names the next two sessions would take: an empty leftover, and one that still holds
     // a process (which must be left alone).
     let mut left = Leftovers {
@@ -436,19 +443,7 @@ impl Drop for Leftovers {
 
 #[test]
 fn a_new_daemon_removes_the_empty_session_cgroups_of_daemons_no_longer_running() {
-    let env = Env::outside_tmp();
-    let ws = workspace(&env);
-    let policy = limits_policy(&env, "all", 64, 256 << 20);
-    env.ok(&["new", "-s", "first", "--policy", &policy, "-c", &ws]);
-    let pid = env.daemon_pid();
-    let bases: Vec<std::path::PathBuf> = cgroup_dirs(&format!("ai-session-{pid}-0"))
-        .iter()
-        .filter_map(|d| d.parent().map(std::path::Path::to_path_buf))
-        .collect();
-    assert!(
-        !bases.is_empty(),
-        "the policy's limits made no session cgroup"
-    );
+    let (env, _, _, pid, bases) = first_limited_session();
     // A group of a process that has exited (a killed daemon's), and one named after a live
     // process (this test's), which a new daemon must leave alone.
     let mut gone = std::process::Command::new("true").spawn().unwrap();
