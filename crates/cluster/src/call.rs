@@ -3,7 +3,7 @@
 //! the owner answers with the method's result or error.
 
 use ai_session_protocol::RpcError;
-use futures_util::StreamExt;
+use futures_util::{StreamExt, TryFutureExt};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -20,6 +20,11 @@ pub struct Forward {
     pub principal: String,
     pub method: String,
     pub params: Value,
+    /// For a request that types into a session (exec, send, write): the number of the entry
+    /// node's connection it came on. The owner keeps one connection's requests in the order
+    /// they arrive, which is the order they were sent in ([`Cluster::call_in_order`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order: Option<u64>,
 }
 
 /// The node a forwarded request entered through, and the request's id.
@@ -87,11 +92,68 @@ impl Cluster {
         let request = async_nats::Request::new()
             .payload(encode(forward)?.into())
             .timeout(Some(timeout));
+        let sent = self.inner.client.send_request(subject(node), request);
+        self.answer_of(node, sent.map_err(|e| e.to_string())).await
+    }
+
+    /// [`Self::call`], running `sent` once the request is in this node's outgoing queue:
+    /// requests sent one after another this way reach `node` in that order (one NATS
+    /// connection delivers one publisher's messages in order).
+    pub async fn call_in_order(
+        &self,
+        node: &str,
+        forward: &Forward,
+        timeout: std::time::Duration,
+        sent: impl FnOnce() + Send,
+    ) -> Result<Result<Value, RpcError>, ClusterError> {
+        let payload = encode(forward)?;
+        let client = &self.inner.client;
+        let reply = client.new_inbox();
+        let answers =
+            client
+                .subscribe(reply.clone())
+                .await
+                .map_err(|e| ClusterError::Unreachable {
+                    node: node.to_string(),
+                    reason: e.to_string(),
+                });
+        let published = match answers {
+            Ok(answers) => client
+                .publish_with_reply(subject(node), reply, payload.into())
+                .await
+                .map(|()| answers)
+                .map_err(|e| ClusterError::Unreachable {
+                    node: node.to_string(),
+                    reason: e.to_string(),
+                }),
+            Err(e) => Err(e),
+        };
+        // Sent or failed: either way the next request may go.
+        sent();
+        let mut answers = published?;
+        let answer = async move {
+            let message = tokio::time::timeout(timeout, answers.next())
+                .await
+                .map_err(|_| format!("no answer in {} s", timeout.as_secs_f64()))?
+                .ok_or_else(|| "the connection to the cluster closed".to_string())?;
+            if message.status == Some(async_nats::StatusCode::NO_RESPONDERS) {
+                return Err("no responders".to_string());
+            }
+            Ok(message)
+        };
+        self.answer_of(node, answer).await
+    }
+
+    /// The answer `sent` brings from `node`, or the node's loss if it leaves first.
+    async fn answer_of(
+        &self,
+        node: &str,
+        sent: impl std::future::Future<Output = Result<async_nats::Message, String>>,
+    ) -> Result<Result<Value, RpcError>, ClusterError> {
         let unreachable = |reason: String| ClusterError::Unreachable {
             node: node.to_string(),
             reason,
         };
-        let sent = self.inner.client.send_request(subject(node), request);
         tokio::pin!(sent);
         // A node that dies with the request in hand never answers: the request ends when the
         // node's record expires, not at its own (possibly long) deadline.
@@ -99,7 +161,7 @@ impl Cluster {
         let mut confirmed = std::time::Instant::now();
         let message = loop {
             tokio::select! {
-                answer = &mut sent => break answer.map_err(|e| unreachable(e.to_string()))?,
+                answer = &mut sent => break answer.map_err(unreachable)?,
                 _ = tick.tick() => match self.alive(node).await {
                     Some(true) => confirmed = std::time::Instant::now(),
                     Some(false) => {

@@ -52,6 +52,7 @@ async fn nodes_join_lease_sessions_and_expire() {
         principal: "owner".into(),
         method: "session.read".into(),
         params: serde_json::json!({"target": "s.1"}),
+        order: None,
     };
     a.heartbeat(&[("s.1".into(), "abc".into())]).await.unwrap();
     let answer = b.call("a", &forward, Duration::from_secs(5)).await.unwrap();

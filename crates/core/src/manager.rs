@@ -202,7 +202,7 @@ impl SessionManager {
     pub async fn create(&self, params: NewParams) -> Result<SessionInfo> {
         // The new session's state is known here: answering without a round trip through its
         // task saves a cross-thread wake-up per create.
-        self.spawn(params, None, None).map(|(_, info)| info)
+        self.spawn(params, None, None, None).map(|(_, info)| info)
     }
 
     /// The immutable id of the session called `name`, if there is one.
@@ -225,13 +225,17 @@ impl SessionManager {
     /// byte, and the session is marked `restored`.
     /// `id` is the record's own id when the session is the same one coming back (a daemon
     /// restart); `None` gives a new one (a restore or an import is a new session).
+    /// `workspace` is the directory a sandboxed session's policy is planned against: the one
+    /// it started in, whichever directory it comes back working in (`params.cwd`).
     pub async fn create_restored(
         &self,
         params: NewParams,
         prelude: &[u8],
         id: Option<String>,
+        workspace: Option<&Path>,
     ) -> Result<SessionInfo> {
-        self.spawn(params, Some(prelude), id).map(|(_, info)| info)
+        self.spawn(params, Some(prelude), id, workspace)
+            .map(|(_, info)| info)
     }
 
     fn spawn(
@@ -239,6 +243,7 @@ impl SessionManager {
         params: NewParams,
         prelude: Option<&[u8]>,
         id: Option<String>,
+        workspace: Option<&Path>,
     ) -> Result<(SessionHandle, SessionInfo)> {
         // 128 random bits: never the id of another session, here or on another daemon.
         let id = id.unwrap_or_else(|| crate::random_hex(16));
@@ -298,7 +303,7 @@ impl SessionManager {
                 let hidden = &self.inner.config.hidden;
                 Some(crate::sandbox::prepare(
                     spec,
-                    &cwd,
+                    workspace.unwrap_or(&cwd),
                     &[&hooks, &dir],
                     hidden,
                 )?)

@@ -520,6 +520,36 @@ impl Access {
         Ok(policy)
     }
 
+    /// The sandbox a saved session comes back in for `who` (a restore, an import, a lost
+    /// session brought back on this node): the policy its record keeps, `saved`, held to the
+    /// rules of `who`'s own sessions as [`Self::sandbox_for`] holds a new one, with the record's
+    /// `workspace`. A session never comes back looser than it ran: a principal bound to a
+    /// policy brings back a sandboxed session only when it ran in that same policy.
+    pub(crate) fn sandbox_for_saved(
+        &self,
+        who: &Principal,
+        saved: Option<&str>,
+        workspace: &str,
+        paths: &ai_session_core::paths::Paths,
+    ) -> Result<Option<String>, RpcError> {
+        let policy = self.sandbox_for(who, saved.map(str::to_owned), Some(workspace), paths)?;
+        match (saved, &policy) {
+            (Some(ran), Some(bound)) if ran.trim() != bound.trim() => Err(RpcError::new(
+                ErrorKind::PermissionDenied,
+                format!(
+                    "the session ran in sandbox policy {}, and the sessions of {} are bound to policy {}: it cannot come back in either",
+                    policy_name(ran),
+                    who.key().unwrap_or_default(),
+                    policy_name(bound)
+                ),
+            )
+            .with_hint(
+                "the daemon's owner can bring it back (in the policy it ran in), or bind this principal to that policy (`ai-session access policy`)",
+            )),
+            _ => Ok(policy),
+        }
+    }
+
     /// `access.policy`: binds a sandbox policy to a principal (or unbinds it with `None`).
     pub(crate) fn set_policy(&self, principal: &str, policy: Option<&str>) -> Result<(), RpcError> {
         self.known(principal)?;
@@ -850,6 +880,14 @@ impl Observer for Access {
             Event::Handled { .. } => Reaction::warning(self.audit(event)),
             Event::ExecFinished { .. } => Reaction::default(),
         }
+    }
+}
+
+/// How a policy is named in a message: a built-in profile by its name, a policy file as such.
+fn policy_name(spec: &str) -> String {
+    match ai_session_core::sandbox::parse_policy(spec) {
+        Ok((_, name)) if name != "custom" => format!("'{name}'"),
+        _ => "(a policy file)".to_string(),
     }
 }
 

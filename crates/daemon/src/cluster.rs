@@ -84,12 +84,19 @@ async fn heartbeats(daemon: Weak<Daemon>, cluster: Cluster) {
     }
 }
 
-/// Serves forwarded requests, each on its own task, until the daemon stops.
+/// Serves forwarded requests, each on its own task, until the daemon stops. The typing
+/// requests of one connection on another node get their turns in the order they arrive, which
+/// is the order that connection sent them (`order`).
 async fn serve(daemon: Weak<Daemon>, cluster: Cluster, mut inbox: ai_session_cluster::Inbox) {
+    let mut lines = crate::order::Lines::default();
     while let Some((d, incoming)) = next_while_running(&daemon, inbox.next()).await {
+        let turn = incoming.forward.as_ref().ok().and_then(|f| {
+            let line = f.order.filter(|_| crate::order::types(&f.method))?;
+            Some(lines.next(&f.origin.node, line))
+        });
         let cluster = cluster.clone();
         d.tasks.clone().spawn(async move {
-            let result = answer(&d, &incoming).await;
+            let result = crate::order::holding(turn, answer(&d, &incoming)).await;
             cluster.answer(incoming, result).await;
         });
     }

@@ -99,7 +99,7 @@ impl Worker {
                 ErrorKind::SessionNotFound,
                 format!("session '{name}' has no saved record"),
             )
-            .with_hint("sandboxed sessions are not saved; other sessions are, from `new` on")
+            .with_hint("sessions are saved from `new` on; one the store could not record (a full disk at its start, or persistence off: `daemon status`) is not")
         })
     }
 }
@@ -334,9 +334,7 @@ impl Persist {
     /// record cannot be written (a full disk), the answer says so (`persisted: false`), the
     /// failure is counted in `daemon status`, and each of the session's execs says it too.
     fn on_new(&self, info: &m::SessionInfo, params: &m::NewParams) -> Reaction {
-        let Some(job) = new_job(info, params) else {
-            return Reaction::default();
-        };
+        let job = new_job(info, params);
         if self.worker.is_none() {
             return Reaction::default();
         }
@@ -348,8 +346,7 @@ impl Persist {
 
     /// An exec returned: checkpoint it before the answer goes out. When the record cannot be
     /// written the ack carries why, and the answer says `persisted: false` with it; a session
-    /// the store does not keep (sandboxed, or persistence off, which `daemon status` says)
-    /// carries nothing.
+    /// the store does not keep (persistence off, which `daemon status` says) carries nothing.
     fn on_exec(
         &self,
         target: &str,
@@ -519,16 +516,13 @@ pub(crate) fn log_key() -> std::io::Result<Option<ai_session_core::log::LogKey>>
     }
 }
 
-/// The store job recording a new session, or `None` for a session the store does not keep
-/// (sandboxed: the store keeps no policy, and resurrecting it unconfined would be worse than
-/// not resurrecting it).
+/// The store job recording a new session. A sandboxed session's record keeps its policy, so
+/// whatever brings it back (a restart, a restore, another node after a loss) confines it the
+/// same way.
 fn new_job(
     info: &m::SessionInfo,
     params: &m::NewParams,
-) -> Option<impl FnOnce(&mut Worker) -> Result<(), String> + Send + 'static> {
-    if params.policy.is_some() {
-        return None;
-    }
+) -> impl FnOnce(&mut Worker) -> Result<(), String> + Send + 'static {
     let mut env: BTreeMap<String, String> = params
         .env
         .clone()
@@ -547,9 +541,10 @@ fn new_job(
         env,
         cwd: info.cwd.clone(),
         created_ms: info.created_ms,
+        policy: params.policy.clone(),
     };
     let (name, sid, pid) = (info.name.clone(), info.id.clone(), info.pid);
-    Some(move |w: &mut Worker| {
+    move |w: &mut Worker| {
         // The record is kept under the session's own id: the same id after a restart.
         let created =
             SessionId::new(sid.clone()).and_then(|id| w.store.create_session_as(id, config));
@@ -567,7 +562,7 @@ fn new_job(
                 Err(why)
             }
         }
-    })
+    }
 }
 
 pub(crate) fn now_ms() -> u64 {
@@ -861,22 +856,13 @@ fn new_params(state: &SessionState, cwd: &str) -> m::NewParams {
 
 /// Starts a saved session and registers it under its record.
 ///
-/// `policy` is the sandbox the caller's sessions run in (see `Access::session_policy`): a
-/// restore or import never yields more than its caller could create directly. The store keeps
-/// no policy, so a sandboxed session's record is dropped once it runs (as for `new --policy`):
-/// resurrecting it unconfined would be worse than not resurrecting it.
-async fn spawn_saved(
-    daemon: &Daemon,
-    state: &SessionState,
-    cwd: &str,
-    scrollback: Option<&Scrollback>,
-    policy: Option<String>,
-) -> Result<m::SessionInfo, RpcError> {
-    spawn_with(daemon, state, cwd, scrollback, policy, None).await
-}
-
-/// [`spawn_saved`], the shell getting back the variables `exported` (what its predecessor's
-/// `export -p` printed) before its first prompt.
+/// `policy` is the sandbox it runs in: the record's own for a restart, and for a restore or an
+/// import the record's held to the caller's rules (`Access::sandbox_for_saved`), so a session
+/// never comes back looser than it ran nor than its caller could create directly. The policy
+/// is planned against the record's workspace (the directory the session started in), not the
+/// directory it last worked in, and the record says it before the program starts, so a crash
+/// at any point brings the session back in the same sandbox. The shell gets back the
+/// variables `exported` (what its predecessor's `export -p` printed) before its first prompt.
 async fn spawn_with(
     daemon: &Daemon,
     state: &SessionState,
@@ -886,8 +872,22 @@ async fn spawn_with(
     exported: Option<&[u8]>,
 ) -> Result<m::SessionInfo, RpcError> {
     let mut params = new_params(state, cwd);
+    if policy != state.config.policy {
+        let (id, kept) = (state.id.clone(), policy.clone());
+        daemon
+            .persist
+            .call(move |w| {
+                w.store
+                    .set_policy(&id, kept)
+                    .map(drop)
+                    .map_err(|e| store_err(&e))
+            })
+            .await?;
+    }
+    let workspace = policy
+        .as_ref()
+        .map(|_| std::path::PathBuf::from(&state.config.cwd));
     params.policy = policy;
-    let sandboxed = params.policy.is_some();
     let restore = daemon
         .persist
         .place
@@ -914,7 +914,12 @@ async fn spawn_with(
         .manager
         // The record's id: a resurrected session keeps its id; a restore or an import made a
         // new record, so a new session gets a new one.
-        .create_restored(params, &prelude(scrollback), Some(state.id.to_string()))
+        .create_restored(
+            params,
+            &prelude(scrollback),
+            Some(state.id.to_string()),
+            workspace.as_deref(),
+        )
         .await
         .map_err(|e| e.to_rpc());
     let info = match created {
@@ -927,15 +932,6 @@ async fn spawn_with(
         }
     };
     let (name, pid, id) = (info.name.clone(), info.pid, state.id.clone());
-    if sandboxed {
-        daemon.persist.submit(move |w| {
-            if let Err(e) = w.store.delete_session(&id) {
-                tracing::warn!(session = %name, "cannot drop the record of a sandboxed session: {e}");
-            }
-        })
-        .await;
-        return Ok(info);
-    }
     daemon
         .persist
         .saved
@@ -996,7 +992,7 @@ fn is_adopted(daemon: &Daemon, state: &SessionState) -> bool {
     daemon.manager.id_of(&state.config.name).is_some()
 }
 
-/// Takes up the record of an adopted session as `spawn_saved` does for a resurrected one
+/// Takes up the record of an adopted session as `spawn_with` does for a resurrected one
 /// (its context, its checkpoint position, its place in the store thread's maps), without
 /// starting anything: the record stays `live`.
 async fn adopted(daemon: &Daemon, state: &SessionState) {
@@ -1040,21 +1036,25 @@ async fn adopted(daemon: &Daemon, state: &SessionState) {
         .await;
 }
 
-/// Starts a restored or imported session for `who`, in the sandbox and workspace rules its
-/// sessions are held to (as `session.new` is), owned by it; on any refusal the record just
-/// made is dropped, so nothing is left behind.
-async fn start_for(
+/// Starts a restored or imported session for `who`, in the sandbox its record kept, held to the
+/// rules `who`'s sessions are held to (as `session.new` is), owned by it; on any refusal the
+/// record just made is dropped, so nothing is left behind (a record left would come back at
+/// the next start). `exported` is what its predecessor's `export -p` printed, when known.
+pub(crate) async fn start_for(
     daemon: &Daemon,
     who: &crate::access::Principal,
     state: &SessionState,
     cwd: &str,
     scrollback: Option<&Scrollback>,
+    exported: Option<&[u8]>,
 ) -> Result<m::SessionInfo, RpcError> {
-    let started = match daemon
-        .access
-        .sandbox_for(who, None, Some(cwd), &daemon.paths)
-    {
-        Ok(policy) => spawn_saved(daemon, state, cwd, scrollback, policy).await,
+    let started = match daemon.access.sandbox_for_saved(
+        who,
+        state.config.policy.as_deref(),
+        &state.config.cwd,
+        &daemon.paths,
+    ) {
+        Ok(policy) => spawn_with(daemon, state, cwd, scrollback, policy, exported).await,
         Err(e) => Err(e),
     };
     match started {
@@ -1133,12 +1133,14 @@ pub(crate) async fn resurrect(daemon: &Arc<Daemon>) {
             Err(msg) => daemon.persist.note_error(msg),
             Ok((state, _, _, _)) if is_adopted(daemon, &state) => adopted(daemon, &state).await,
             Ok((state, cwd, scrollback, exported)) => {
+                // The session comes back in the sandbox it ran in.
+                let policy = state.config.policy.clone();
                 let started = spawn_with(
                     daemon,
                     &state,
                     &cwd,
                     scrollback.as_ref(),
-                    None,
+                    policy,
                     exported.as_deref(),
                 )
                 .await;
@@ -1296,7 +1298,7 @@ pub(crate) async fn snapshot_restore(
         .await?;
     let state = &restored.state;
     let scrollback = restored.snapshot.scrollback.as_ref();
-    let info = start_for(daemon, who, state, &state.cwd, scrollback).await?;
+    let info = start_for(daemon, who, state, &state.cwd, scrollback, None).await?;
     let mut rerun = None;
     if a.rerun_last {
         if let Some(last) = restored.snapshot.history.last() {
@@ -1494,7 +1496,7 @@ pub(crate) async fn import(
         })
         .await?;
     let cwd = std::mem::take(&mut state.cwd);
-    let info = start_for(daemon, who, &state, &cwd, scrollback.as_ref()).await?;
+    let info = start_for(daemon, who, &state, &cwd, scrollback.as_ref(), None).await?;
     Ok(ImportResult {
         session: info,
         snapshots: snapshots.iter().map(snapshot_info).collect(),

@@ -98,6 +98,7 @@ fn run(root: &Path, snapshots: usize, new_lines: usize, passphrase: Option<&str>
             env,
             cwd: "/work/main".into(),
             created_ms: 1_760_000_000_000,
+            policy: None,
         })
         .unwrap();
     let id = state.id;

@@ -20,6 +20,7 @@ fn config(name: &str) -> SessionConfig {
         env,
         cwd: "/work/main".into(),
         created_ms: 1_760_000_000_000,
+        policy: None,
     }
 }
 

@@ -149,6 +149,7 @@ fn migrate_session(dir: &Path, id: SessionId, cipher: Option<&Cipher>, level: i3
             env: old.env,
             cwd: old.cwd.clone(),
             created_ms,
+            policy: None,
         },
         status: if old.alive {
             SessionStatus::Live

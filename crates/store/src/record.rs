@@ -140,6 +140,11 @@ pub struct SessionConfig {
     pub cwd: String,
     /// Unix time in milliseconds.
     pub created_ms: u64,
+    /// The sandbox the session runs in: a built-in profile name or a whole policy in TOML,
+    /// planned against `cwd` (the workspace). `None`: unconfined. A session brought back from
+    /// this record runs in the same sandbox, planned against the same workspace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
 }
 
 /// Where a session stands, as far as the store knows.

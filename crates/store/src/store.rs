@@ -382,6 +382,17 @@ impl Store {
         Ok(state)
     }
 
+    /// Records the sandbox a session runs in from now on (a restore for a principal bound to a
+    /// policy, or an agent's, confines a session its record kept unconfined): written before
+    /// the session's program starts, so a crash never brings it back looser.
+    pub fn set_policy(&self, id: &SessionId, policy: Option<String>) -> Result<SessionState> {
+        let mut state = self.load_state(id)?;
+        state.config.policy = policy;
+        state.updated_ms = now_ms();
+        self.noted("record policy", Some(id), self.write_state(&state))?;
+        Ok(state)
+    }
+
     /// Checkpoints one exec: appends a frame to `history.log` (no fsync) and a row to the
     /// analytics table.
     pub fn append_exec(&self, id: &SessionId, record: &ExecRecord) -> Result<()> {

@@ -402,6 +402,7 @@ fn build_export(
         env,
         cwd: p.cwd.clone(),
         created_ms: now() * 1000,
+        policy: None,
     };
     let state = st.create_session(config).map_err(err)?;
     let scrollback = store::Scrollback {

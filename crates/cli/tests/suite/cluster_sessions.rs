@@ -71,6 +71,61 @@ fn every_exec_answered_before_a_sigkill_is_in_the_restored_history() {
 }
 
 /// Session `target`'s log from `since` to its end as `node` reads it (`session.read --raw`).
+/// A sandboxed session lost with its node comes back on another in the sandbox it ran in,
+/// planned against the workspace it started in.
+#[test]
+fn a_lost_sandboxed_session_is_restored_elsewhere_in_the_sandbox_it_ran_in() {
+    use super::sandbox_saved::{confined, outside, workspace_only_policy};
+    let nats = Nats::start();
+    let a = Node::join(&nats, "a");
+    let mut c = Node::join(&nats, "c");
+    let ws = super::security::workspace(&c.env);
+    let policy = workspace_only_policy(&c.env);
+    let away = outside(&c.env);
+    let made = c.json(&["new", "-s", "box", "--policy", &policy, "-c", &ws]);
+    assert_eq!(made["sandbox"]["policy"], "custom", "{made}");
+    let r = c.env.exec("box", &format!("cd {}", away.display()));
+    assert_eq!(r["exit_code"], 0, "{r}");
+    eventually(15, "a checkpoint of box", || {
+        a.json(&["ls"])["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["name"] == "box" && s["checkpoint_ms"].is_u64())
+    });
+    kill(&mut c);
+
+    eventually(15, "box lost", || {
+        a.json(&["ls"])["lost"][0]["name"] == "box"
+    });
+    let info = a.json(&["restore", "--from-lost", "box"]);
+    assert_eq!(info["name"], "box", "{info}");
+    assert_eq!(info["sandbox"]["policy"], "custom", "{info}");
+    let r = a.env.exec("box", "pwd");
+    assert_eq!(
+        r["output"].as_str().unwrap().trim(),
+        away.display().to_string(),
+        "{r}"
+    );
+    confined(&a.env, "box", &ws, &away, "on-a");
+}
+
+/// Execs pipelined on one connection to a node that does not own their session run on the
+/// owner in the order they were sent.
+#[test]
+fn pipelined_execs_through_another_node_run_in_the_order_sent() {
+    let nats = Nats::start();
+    let a = Node::join(&nats, "a");
+    let b = Node::join(&nats, "b");
+    a.ok(&["new", "-s", "o"]);
+    eventually(15, "b to see o on a", || {
+        b.env.exec("o", "true")["exit_code"] == 0
+    });
+    let dir = a.env.home.path().join("there");
+    std::fs::create_dir(&dir).expect("dir");
+    super::exec_queue::pipeline_in_order(&b.env.home.path().join("run/t.sock"), "o", &dir);
+}
+
 fn log_from(node: &Node, target: &str, since: u64) -> (Vec<u8>, u64) {
     let mut out = Vec::new();
     let mut at = since;

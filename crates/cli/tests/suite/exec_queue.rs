@@ -83,7 +83,14 @@ fn pipelined_execs_on_one_connection_run_in_the_order_sent() {
     env.ok(&["new", "-s", "o"]);
     let dir = env.home.path().join("there");
     std::fs::create_dir(&dir).expect("dir");
-    let stream = UnixStream::connect(env.home.path().join("run/t.sock")).expect("connect");
+    pipeline_in_order(&env.home.path().join("run/t.sock"), "o", &dir);
+}
+
+/// Writes a `cd DIR`, a `pwd` and 40 `echo`s for session `target` at once on one connection to
+/// `sock`, and checks they ran in the order sent: the `pwd` after the `cd`, the outputs' offsets
+/// rising with the request ids.
+pub(super) fn pipeline_in_order(sock: &std::path::Path, target: &str, dir: &std::path::Path) {
+    let stream = UnixStream::connect(sock).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(60)))
         .expect("timeout");
@@ -93,7 +100,7 @@ fn pipelined_execs_on_one_connection_run_in_the_order_sent() {
     let mut out = Vec::new();
     for (id, command) in commands.iter().enumerate() {
         let req = json!({"jsonrpc": "2.0", "id": id, "method": "session.exec",
-            "params": {"target": "o", "command": command, "timeout_ms": 30_000}});
+            "params": {"target": target, "command": command, "timeout_ms": 30_000}});
         out.extend(serde_json::to_vec(&req).expect("json"));
         out.push(b'\n');
     }

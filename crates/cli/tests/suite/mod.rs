@@ -42,6 +42,7 @@ mod report;
 mod restart;
 mod resurrect_env;
 mod robustness;
+mod sandbox_saved;
 mod security;
 mod serve_start;
 mod session_list;

@@ -4,7 +4,7 @@
 
 use super::harness::{Env, alive, eventually};
 
-fn sigkill(pid: i32) {
+pub(super) fn sigkill(pid: i32) {
     rustix::process::kill_process(
         rustix::process::Pid::from_raw(pid).expect("pid"),
         rustix::process::Signal::KILL,

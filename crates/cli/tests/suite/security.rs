@@ -6,7 +6,7 @@ use std::os::unix::process::CommandExt;
 
 use super::harness::{Env, alive, eventually};
 
-fn session<'a>(list: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+pub(super) fn session<'a>(list: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
     list["sessions"]
         .as_array()
         .unwrap()
@@ -30,7 +30,7 @@ fn has(active: &[String], needle: &str) -> bool {
 }
 
 /// A workspace with a file, and a fake private key in the (temporary) home outside it.
-fn workspace(env: &Env) -> String {
+pub(super) fn workspace(env: &Env) -> String {
     let ws = env.home.path().join("ws");
     std::fs::create_dir_all(ws.join("sub")).unwrap();
     std::fs::write(ws.join("notes.txt"), "workspace-content\n").unwrap();

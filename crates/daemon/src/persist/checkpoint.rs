@@ -16,7 +16,7 @@ use ai_session_core::protocol::methods as m;
 use ai_session_protocol::{ErrorKind, RpcError};
 use ai_session_store::SessionStatus;
 
-use super::{capture, import_err, save_context, spawn_with, store_err};
+use super::{capture, import_err, save_context, start_for, store_err};
 use crate::server::Daemon;
 
 pub(crate) mod journal;
@@ -101,8 +101,7 @@ pub(crate) async fn run(daemon: Weak<Daemon>, cluster: Cluster) {
         let sessions = d.manager.list().await;
         done.retain(|id, _| sessions.iter().any(|s| s.id == *id));
         for s in sessions {
-            // Sandboxed sessions have no record (the store keeps no policy).
-            if done.get(&s.id) == Some(&s.log_end) || s.sandbox.is_some() {
+            if done.get(&s.id) == Some(&s.log_end) {
                 continue;
             }
             match save(&d, &cluster, &s.name).await {
@@ -227,25 +226,15 @@ pub(crate) async fn start_from(
         })
         .await?;
     let cwd = std::mem::take(&mut state.cwd);
-    let policy = daemon
-        .access
-        .sandbox_for(who, None, Some(&cwd), &daemon.paths)?;
-    let info = spawn_with(
+    let info = start_for(
         daemon,
+        who,
         &state,
         &cwd,
         scrollback.as_ref(),
-        policy,
         saved.environment.as_deref(),
     )
     .await?;
-    daemon
-        .publish(crate::service::Event::SessionCreated {
-            info: &info,
-            params: None,
-            by: who,
-        })
-        .await;
     Ok((info, last))
 }
 

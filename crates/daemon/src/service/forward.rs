@@ -285,8 +285,9 @@ pub(super) async fn forward_as(
     params: Value,
     origin: Origin,
 ) -> Route {
-    // The owner node runs it: a later typing request of this connection need not wait for it.
-    crate::order::pass();
+    // A typing request keeps its place in its connection's order: the next one goes once this
+    // one is sent on, and the owner queues them in the order they arrive.
+    let order = crate::order::forwarding().await;
     let principal = match shared(who) {
         Some(principal) => principal,
         None => {
@@ -306,8 +307,17 @@ pub(super) async fn forward_as(
         principal: principal.to_string(),
         method: method.to_string(),
         params,
+        order: order.as_ref().map(|(line, _)| *line),
     };
-    let result = match cluster.call(node, &forward, timeout).await {
+    let answer = match order {
+        Some((_, sent)) => {
+            cluster
+                .call_in_order(node, &forward, timeout, move || drop(sent))
+                .await
+        }
+        None => cluster.call(node, &forward, timeout).await,
+    };
+    let result = match answer {
         Ok(result) => result,
         Err(e) => Err(to_rpc(e)),
     };

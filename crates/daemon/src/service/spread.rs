@@ -174,6 +174,7 @@ async fn ask(
         principal: principal.to_string(),
         method: reg::SessionList::NAME.to_string(),
         params: serde_json::json!({}),
+        order: None,
     };
     let answer =
         match tokio::time::timeout(LIST_WAIT, cluster.call(node, &forward, LIST_WAIT)).await {

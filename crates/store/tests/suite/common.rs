@@ -47,6 +47,7 @@ pub fn config(name: &str) -> SessionConfig {
         env,
         cwd: "/tmp".into(),
         created_ms: 1_700_000_000_000,
+        policy: None,
     }
 }
 
