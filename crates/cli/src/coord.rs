@@ -562,7 +562,15 @@ async fn bus(client: &Client, action: BusAction) -> Result<ExitCode, CliError> {
             if json {
                 print_json(&r)?;
             } else {
-                for d in &r.dead_letters {
+                // In a cluster, every node's (this one's included), each with its node.
+                let letters: Vec<(Option<&str>, &DeadLetterInfo)> = match &r.cluster {
+                    Some(all) => all
+                        .iter()
+                        .map(|n| (Some(n.node.as_str()), &n.letter))
+                        .collect(),
+                    None => r.dead_letters.iter().map(|d| (None, d)).collect(),
+                };
+                for (node, d) in letters {
                     let what = match d.kind.as_str() {
                         "task" => format!(
                             "task-{} {:?}",
@@ -576,7 +584,8 @@ async fn bus(client: &Client, action: BusAction) -> Result<ExitCode, CliError> {
                         .as_deref()
                         .map(|r| format!(" for {r}"))
                         .unwrap_or_default();
-                    outln!("#{} {}{to}: {what}", d.seq, d.reason);
+                    let on = node.map(|n| format!(" on node {n}")).unwrap_or_default();
+                    outln!("#{}{on} {}{to}: {what}", d.seq, d.reason);
                 }
                 errln!(
                     "[{} queued, {} total, {} discarded]",

@@ -118,10 +118,15 @@ pub enum TaskError {
     Unknown(u64),
     #[error("task {id} in `after` does not exist")]
     UnknownDependency { id: u64 },
-    #[error("task {task} is held by {holder}, not by agent {agent}")]
+    /// Worded as one daemon words it.
+    #[error("dependency task-{id} already ended as {state}; the task could never run")]
+    DependencyFailed { id: u64, state: String },
+    /// Worded as one daemon words it.
+    #[error("agent {agent} may not {action} task {task}: it is held by {holder}")]
     NotHolder {
         task: u64,
         agent: u64,
+        action: &'static str,
         holder: String,
     },
     #[error("a capability in `needs` is empty")]
@@ -438,10 +443,16 @@ impl Cluster {
             return Err(TaskError::Invalid);
         }
         for parent in &new.after {
-            self.load(*parent).await.map_err(|e| match e {
+            let (record, _) = self.load(*parent).await.map_err(|e| match e {
                 TaskError::Unknown(id) => TaskError::UnknownDependency { id },
                 e => e,
             })?;
+            if matches!(record.state.as_str(), "failed" | "dead_lettered") {
+                return Err(TaskError::DependencyFailed {
+                    id: *parent,
+                    state: record.state,
+                });
+            }
         }
         let id = self.next_id(TASK_COUNTER, 1).await?;
         let at = now_ms();
@@ -527,12 +538,15 @@ impl Cluster {
     }
 
     /// The most urgent ready task `worker` may take, now running for it; `None` when there is
-    /// none (or the agent holds `max_tasks` already).
+    /// none (or the agent holds `max_tasks` already). Chosen from this node's view once it
+    /// holds every change made before the call, so a more urgent task submitted a moment ago
+    /// on another node is not passed over.
     pub async fn claim_task(
         &self,
         worker: &Worker,
         lease: Duration,
     ) -> Result<Option<TaskRecord>, TaskError> {
+        self.catch_up(Duration::from_secs(2)).await?;
         loop {
             let Some((mut record, revision)) = self.candidate(worker) else {
                 return Ok(None);
@@ -581,7 +595,7 @@ impl Cluster {
         tokio::time::timeout_at(until, changed).await.is_ok()
     }
 
-    fn holder(record: &TaskRecord, agent: u64) -> Result<(), TaskError> {
+    fn holder(record: &TaskRecord, agent: u64, action: &'static str) -> Result<(), TaskError> {
         if record.state == "running" && record.agent == Some(agent) {
             return Ok(());
         }
@@ -592,6 +606,7 @@ impl Cluster {
         Err(TaskError::NotHolder {
             task: record.id,
             agent,
+            action,
             holder,
         })
     }
@@ -605,7 +620,7 @@ impl Cluster {
     ) -> Result<TaskRecord, TaskError> {
         let record = self
             .modify(id, |t| {
-                Self::holder(t, agent)?;
+                Self::holder(t, agent, "complete")?;
                 t.state = "done".into();
                 t.result = Some(result.clone());
                 t.lease_until_ms = None;
@@ -629,7 +644,7 @@ impl Cluster {
     ) -> Result<TaskRecord, TaskError> {
         let record = self
             .modify(id, |t| {
-                Self::holder(t, agent)?;
+                Self::holder(t, agent, "fail")?;
                 Self::requeue(t, reason, backoff);
                 Ok(true)
             })

@@ -242,6 +242,14 @@ pub(crate) async fn agent_list(daemon: &Daemon) -> Result<AgentListResult, RpcEr
             a.node = Some(node);
             agents.push(a);
         }
+        // The tasks are the cluster's: an agent's load is the running tasks it holds there.
+        let running = cl
+            .tasks(Some("running"))
+            .await
+            .map_err(cluster::task_error)?;
+        for a in &mut agents {
+            a.load = running.iter().filter(|t| t.agent == Some(a.id)).count();
+        }
         agents.sort_by_key(|a| a.id);
     }
     Ok(AgentListResult { agents })

@@ -1,5 +1,9 @@
 //! Agents, the bus and tasks through the daemon, with several real client processes: `ai-session`
 //! binaries and raw socket clients speaking the protocol directly.
+//!
+//! Each test runs twice: against one daemon on its own, and against two nodes of a cluster
+//! (a real `nats-server -js`, a shared secret) with its actors spread over both, so the fan-out,
+//! isolation and task rules of one daemon are shown to hold across nodes.
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Write};
@@ -10,6 +14,91 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use super::harness::{Env, eventually};
+
+/// The daemons a coordination test runs against: one on its own (`a` and `b` are the same
+/// daemon), or nodes `a` and `b` of a cluster, agents' tokens good on both.
+pub(super) struct Daemons {
+    a: Env,
+    b: Option<Env>,
+    // Dropped last: the nodes stop before their server.
+    _nats: Option<super::cluster::Nats>,
+}
+
+impl Daemons {
+    fn single() -> Daemons {
+        Daemons {
+            a: Env::new(),
+            b: None,
+            _nats: None,
+        }
+    }
+
+    fn cluster() -> Daemons {
+        use super::cluster_bus::{Node, SECRET};
+        let nats = super::cluster::Nats::start();
+        let a = Node::join(&nats, "a", SECRET).env;
+        let b = Node::join(&nats, "b", SECRET).env;
+        Daemons {
+            a,
+            b: Some(b),
+            _nats: Some(nats),
+        }
+    }
+
+    fn a(&self) -> &Env {
+        &self.a
+    }
+
+    /// The other node (the same daemon when there is one).
+    fn b(&self) -> &Env {
+        self.b.as_ref().unwrap_or(&self.a)
+    }
+
+    /// The daemon actor `i` of a test uses: `a` and `b` in turn.
+    fn at(&self, i: usize) -> &Env {
+        if i % 2 == 0 { self.a() } else { self.b() }
+    }
+
+    /// How many of actors `0..n` use the daemon `a` ([`Self::at`]): the copies of a message
+    /// published through `a` that `a` delivers itself, its `delivered`.
+    fn on_a(&self, n: usize) -> usize {
+        (0..n)
+            .filter(|i| std::ptr::eq(self.at(*i), self.a()))
+            .count()
+    }
+}
+
+/// Each test `name(&Daemons)` as two tests: `on_one_daemon::name` and `in_a_cluster::name`.
+macro_rules! on_one_daemon_and_in_a_cluster {
+    ($($test:ident),* $(,)?) => {
+        mod on_one_daemon {
+            $(#[test]
+            fn $test() {
+                super::$test(&super::Daemons::single());
+            })*
+        }
+        mod in_a_cluster {
+            $(#[test]
+            fn $test() {
+                super::$test(&super::Daemons::cluster());
+            })*
+        }
+    };
+}
+
+on_one_daemon_and_in_a_cluster!(
+    fan_out_every_subscriber_gets_every_message,
+    request_reply_between_processes,
+    tasks_run_in_dependency_order,
+    tasks_go_to_agents_with_the_capabilities,
+    failed_tasks_retry_then_land_in_dead_letters,
+    a_crashed_agent_process_gives_its_tasks_back,
+    an_agent_token_acts_only_as_its_agent,
+    session_state_changes_reach_event_subscribers,
+    broadcast_reaches_every_agent_inbox,
+    a_reader_that_half_closes_gets_each_inbox_message_once,
+    an_inbox_message_waits_for_the_next_reader_after_one_disconnects,
+);
 
 /// A protocol client on its own connection: what an agent program embedding ai-session does.
 pub(super) struct Raw {
@@ -177,15 +266,15 @@ fn subscribers(env: &Env, topic: &str) -> u64 {
         .map_or(0, |t| t["subscribers"].as_u64().expect("count"))
 }
 
-#[test]
-fn fan_out_every_subscriber_gets_every_message() {
-    let env = Env::new();
+fn fan_out_every_subscriber_gets_every_message(d: &Daemons) {
+    let env = d.a();
     env.ok(&["daemon", "start"]);
     const N: usize = 4;
     const MESSAGES: u64 = 50;
     let subs: Vec<Child> = (0..N)
-        .map(|_| {
-            env.command(&["bus", "subscribe", "news", "--count", "50", "--json"])
+        .map(|i| {
+            d.at(i)
+                .command(&["bus", "subscribe", "news", "--count", "50", "--json"])
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .spawn()
@@ -193,15 +282,17 @@ fn fan_out_every_subscriber_gets_every_message() {
         })
         .collect();
     eventually(20, "4 subscribers on news", || {
-        subscribers(&env, "news") == N as u64
+        subscribers(env, "news") == N as u64
     });
-    // One message from a CLI process, the rest from a raw client.
-    let d = json_out(&env, &["bus", "publish", "news", r#"{"n":0}"#]);
-    assert_eq!(d["delivered"], N, "{d}");
-    let mut raw = Raw::connect(&env);
+    // One message from a CLI process, the rest from a raw client; `delivered` counts the
+    // copies the daemon it entered through delivered itself.
+    let here = d.on_a(N);
+    let sent = json_out(env, &["bus", "publish", "news", r#"{"n":0}"#]);
+    assert_eq!(sent["delivered"], here, "{sent}");
+    let mut raw = Raw::connect(env);
     for n in 1..MESSAGES {
-        let d = raw.ok("bus.publish", json!({"topic": "news", "message": {"n": n}}));
-        assert_eq!(d["delivered"], N, "{d}");
+        let sent = raw.ok("bus.publish", json!({"topic": "news", "message": {"n": n}}));
+        assert_eq!(sent["delivered"], here, "{sent}");
     }
     for child in subs {
         let out = finish(child, 20, "a subscriber to receive 50 messages");
@@ -218,7 +309,7 @@ fn fan_out_every_subscriber_gets_every_message() {
         assert_eq!(got, (0..MESSAGES).collect::<Vec<_>>());
     }
     // Plain text MESSAGE arguments travel as JSON strings.
-    let mut sub = Raw::connect(&env);
+    let mut sub = Raw::connect(d.b());
     let s = sub.ok("bus.subscribe", json!({"topic": "words"}));
     env.ok(&["bus", "publish", "words", "hello world"]);
     let n = sub.notification(10);
@@ -227,10 +318,9 @@ fn fan_out_every_subscriber_gets_every_message() {
     assert_eq!(n["params"]["message"]["payload"], "hello world");
 }
 
-#[test]
-fn request_reply_between_processes() {
-    let env = Env::new();
-    let mut responder = Raw::connect(&env);
+fn request_reply_between_processes(d: &Daemons) {
+    let env = d.a();
+    let mut responder = Raw::connect(d.b());
     let reg = responder.ok(
         "agent.register",
         json!({"name": "oracle", "capabilities": ["answers"]}),
@@ -284,31 +374,30 @@ fn request_reply_between_processes() {
     assert_eq!(n["params"]["message"]["payload"], "fyi");
 }
 
-#[test]
-fn tasks_run_in_dependency_order() {
-    let env = Env::new();
+fn tasks_run_in_dependency_order(d: &Daemons) {
+    let env = d.a();
     env.ok(&["daemon", "start"]);
-    let token = keep_agent(&env, "builder", &["rust"]);
+    let token = keep_agent(d.b(), "builder", &["rust"]);
     // Submitted in reverse of the order they may run.
-    let first = submit(&env, &["compile", "--needs", "rust"]);
-    let second = submit(&env, &["test", "--needs", "rust", "--after", &first]);
+    let first = submit(env, &["compile", "--needs", "rust"]);
+    let second = submit(env, &["test", "--needs", "rust", "--after", &first]);
     let third = submit(
-        &env,
+        env,
         &[
             "release", "--needs", "rust", "--after", &second, "--after", &first,
         ],
     );
-    assert_eq!(task(&env, &third)["state"], "queued");
+    assert_eq!(task(env, &third)["state"], "queued");
     assert_eq!(
-        task(&env, &second)["waiting_on"],
+        task(env, &second)["waiting_on"],
         json!([first.parse::<u64>().unwrap()])
     );
     let mut order = Vec::new();
     for _ in 0..3 {
-        let id = claim(&env, &token, Some("5")).expect("a task");
+        let id = claim(d.b(), &token, Some("5")).expect("a task");
         // Nothing else is ready while it runs.
-        assert_eq!(claim(&env, &token, None), None);
-        env.ok(&[
+        assert_eq!(claim(d.b(), &token, None), None);
+        d.b().ok(&[
             "task",
             "done",
             &id,
@@ -320,28 +409,27 @@ fn tasks_run_in_dependency_order() {
         order.push(id);
     }
     assert_eq!(order, vec![first.clone(), second, third.clone()]);
-    let t = task(&env, &third);
+    let t = task(env, &third);
     assert_eq!(t["state"], "done");
     assert_eq!(t["result"]["step"], third.parse::<u64>().unwrap());
-    let ls = json_out(&env, &["task", "ls", "--state", "done"]);
+    let ls = json_out(env, &["task", "ls", "--state", "done"]);
     assert_eq!(ls["tasks"].as_array().expect("tasks").len(), 3);
 }
 
-#[test]
-fn tasks_go_to_agents_with_the_capabilities() {
-    let env = Env::new();
+fn tasks_go_to_agents_with_the_capabilities(d: &Daemons) {
+    let env = d.a();
     env.ok(&["daemon", "start"]);
-    let rusty = keep_agent(&env, "rusty", &["rust", "tests"]);
-    let snake = keep_agent(&env, "snake", &["python"]);
-    let py = submit(&env, &["lint the scripts", "--needs", "python"]);
-    let rs = submit(&env, &["cargo test", "--needs", "rust", "--needs", "tests"]);
-    let go = submit(&env, &["go vet", "--needs", "go"]);
-    assert_eq!(claim(&env, &rusty, Some("5")), Some(rs.clone()));
-    assert_eq!(claim(&env, &snake, Some("5")), Some(py.clone()));
+    let rusty = keep_agent(env, "rusty", &["rust", "tests"]);
+    let snake = keep_agent(d.b(), "snake", &["python"]);
+    let py = submit(env, &["lint the scripts", "--needs", "python"]);
+    let rs = submit(env, &["cargo test", "--needs", "rust", "--needs", "tests"]);
+    let go = submit(env, &["go vet", "--needs", "go"]);
+    assert_eq!(claim(env, &rusty, Some("5")), Some(rs.clone()));
+    assert_eq!(claim(d.b(), &snake, Some("5")), Some(py.clone()));
     // Nobody can do Go: it stays queued.
-    assert_eq!(task(&env, &go)["state"], "queued");
-    assert!(task(&env, &go).get("agent").is_none());
-    let agents = json_out(&env, &["agent", "ls"]);
+    assert_eq!(task(env, &go)["state"], "queued");
+    assert!(task(env, &go).get("agent").is_none());
+    let agents = json_out(env, &["agent", "ls"]);
     let rusty_info = agents["agents"]
         .as_array()
         .expect("agents")
@@ -350,36 +438,48 @@ fn tasks_go_to_agents_with_the_capabilities() {
         .expect("rusty")
         .clone();
     assert_eq!(rusty_info["load"], 1);
-    assert_eq!(task(&env, &rs)["agent"], rusty_info["id"]);
+    assert_eq!(task(env, &rs)["agent"], rusty_info["id"]);
     // A Go agent arrives and gets it.
-    let gopher = keep_agent(&env, "gopher", &["go"]);
-    assert_eq!(claim(&env, &gopher, Some("5")), Some(go));
+    let gopher = keep_agent(d.b(), "gopher", &["go"]);
+    assert_eq!(claim(d.b(), &gopher, Some("5")), Some(go));
 }
 
-#[test]
-fn failed_tasks_retry_then_land_in_dead_letters() {
-    let env = Env::new();
+fn failed_tasks_retry_then_land_in_dead_letters(d: &Daemons) {
+    let env = d.a();
     env.ok(&["daemon", "start"]);
-    let token = keep_agent(&env, "flaky", &["sh"]);
-    let id = submit(&env, &["doomed", "--needs", "sh", "--max-retries", "1"]);
-    assert_eq!(claim(&env, &token, Some("5")), Some(id.clone()));
-    let out = env.ok(&["task", "fail", &id, "--reason", "boom 1", "--token", &token]);
+    let token = keep_agent(d.b(), "flaky", &["sh"]);
+    let id = submit(env, &["doomed", "--needs", "sh", "--max-retries", "1"]);
+    assert_eq!(claim(d.b(), &token, Some("5")), Some(id.clone()));
+    let out = d
+        .b()
+        .ok(&["task", "fail", &id, "--reason", "boom 1", "--token", &token]);
     assert_eq!(out.trim(), "queued");
-    let t = task(&env, &id);
+    let t = task(env, &id);
     assert_eq!(t["attempts"], 1);
     assert_eq!(t["last_error"], "boom 1");
     // The retry comes after a backoff (1 s).
-    assert_eq!(claim(&env, &token, Some("10")), Some(id.clone()));
-    let out = env.ok(&["task", "fail", &id, "--reason", "boom 2", "--token", &token]);
+    assert_eq!(claim(d.b(), &token, Some("10")), Some(id.clone()));
+    let out = d
+        .b()
+        .ok(&["task", "fail", &id, "--reason", "boom 2", "--token", &token]);
     assert_eq!(out.trim(), "dead_lettered");
-    let dead = json_out(&env, &["bus", "dead-letters"]);
-    let entry = dead["dead_letters"]
-        .as_array()
-        .expect("list")
-        .iter()
-        .find(|d| d["kind"] == "task")
-        .expect("the task is dead-lettered")
-        .clone();
+    // In a cluster the node that dead-lettered it lists it as its own, and every node in
+    // `cluster` once the cluster's dead-letter stream has it.
+    let mut entry = Value::Null;
+    eventually(15, "the task in the dead letters", || {
+        let dead = json_out(env, &["bus", "dead-letters"]);
+        let mut letters: Vec<Value> = dead["dead_letters"].as_array().expect("list").clone();
+        if let Some(cluster) = dead["cluster"].as_array() {
+            letters.extend(cluster.iter().map(|d| d["letter"].clone()));
+        }
+        match letters.into_iter().find(|d| d["kind"] == "task") {
+            Some(found) => {
+                entry = found;
+                true
+            }
+            None => false,
+        }
+    });
     assert_eq!(entry["item"]["id"], id.parse::<u64>().unwrap());
     assert_eq!(entry["reason"], "retries_exhausted");
     assert_eq!(entry["last_error"], "boom 2");
@@ -391,12 +491,12 @@ fn failed_tasks_retry_then_land_in_dead_letters() {
     assert!(text(&after.stderr).contains("could never run"));
 }
 
-#[test]
-fn a_crashed_agent_process_gives_its_tasks_back() {
-    let env = Env::new();
+fn a_crashed_agent_process_gives_its_tasks_back(d: &Daemons) {
+    let env = d.a();
     env.ok(&["daemon", "start"]);
     // The agent lives as long as this process's connection.
-    let mut holder = env
+    let mut holder = d
+        .b()
         .command(&["agent", "register", "crashy", "--capability", "rust"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -407,16 +507,17 @@ fn a_crashed_agent_process_gives_its_tasks_back() {
         .read_line(&mut token)
         .expect("token line");
     let token = token.trim().to_string();
-    let id = submit(&env, &["long job", "--needs", "rust"]);
-    assert_eq!(claim(&env, &token, Some("5")), Some(id.clone()));
-    assert_eq!(task(&env, &id)["state"], "running");
+    let id = submit(env, &["long job", "--needs", "rust"]);
+    assert_eq!(claim(env, &token, Some("5")), Some(id.clone()));
+    assert_eq!(task(env, &id)["state"], "running");
 
     holder.kill().expect("kill the agent process");
     holder.wait().expect("reap");
     eventually(20, "the task to go back to the queue", || {
-        task(&env, &id)["state"] == "queued"
+        task(env, &id)["state"] == "queued"
     });
-    let agents = json_out(&env, &["agent", "ls"]);
+    // A gone agent is listed by the node it was registered on (other nodes list live agents).
+    let agents = json_out(d.b(), &["agent", "ls"]);
     let crashy = agents["agents"]
         .as_array()
         .expect("agents")
@@ -434,16 +535,20 @@ fn a_crashed_agent_process_gives_its_tasks_back() {
         "{}",
         text(&out.stderr)
     );
-    let rescuer = keep_agent(&env, "rescuer", &["rust"]);
-    assert_eq!(claim(&env, &rescuer, Some("5")), Some(id.clone()));
-    assert_eq!(task(&env, &id)["attempts"], 0);
+    let rescuer = keep_agent(env, "rescuer", &["rust"]);
+    assert_eq!(claim(env, &rescuer, Some("5")), Some(id.clone()));
+    // One daemon counts the failed attempts (none: a crash uses no retry); a cluster counts
+    // deliveries, as a JetStream work queue does (docs/cluster.md): the crashed agent's claim
+    // and the rescuer's.
+    let attempts = if d.b.is_some() { 2 } else { 0 };
+    assert_eq!(task(env, &id)["attempts"], attempts);
 
     // A raw client's agent leaves with its connection, too; Ctrl-C on a holder unregisters.
-    let mut raw = Raw::connect(&env);
+    let mut raw = Raw::connect(env);
     raw.ok("agent.register", json!({"name": "ephemeral"}));
     drop(raw);
     eventually(20, "ephemeral to be gone", || {
-        json_out(&env, &["agent", "ls"])["agents"]
+        json_out(env, &["agent", "ls"])["agents"]
             .as_array()
             .expect("agents")
             .iter()
@@ -465,7 +570,7 @@ fn a_crashed_agent_process_gives_its_tasks_back() {
     .expect("SIGINT");
     let out = finish(polite, 20, "the agent process to exit on SIGINT");
     assert!(out.status.success());
-    let agents = json_out(&env, &["agent", "ls"]);
+    let agents = json_out(env, &["agent", "ls"]);
     let polite = agents["agents"]
         .as_array()
         .expect("agents")
@@ -476,27 +581,26 @@ fn a_crashed_agent_process_gives_its_tasks_back() {
     assert_eq!(polite["reason"], "unregistered");
 }
 
-#[test]
-fn an_agent_token_acts_only_as_its_agent() {
-    let env = Env::new();
+fn an_agent_token_acts_only_as_its_agent(d: &Daemons) {
+    let env = d.a();
     env.ok(&["daemon", "start"]);
-    let alice = keep_agent(&env, "alice", &["rust"]);
-    let bob = keep_agent(&env, "bob", &["rust"]);
-    let id = submit(&env, &["alice's job", "--needs", "rust"]);
+    let alice = keep_agent(env, "alice", &["rust"]);
+    let bob = keep_agent(d.b(), "bob", &["rust"]);
+    let id = submit(env, &["alice's job", "--needs", "rust"]);
     // Whoever got it claims it; the other one is the intruder.
-    let (holder, intruder) = match claim(&env, &alice, Some("5")) {
+    let (holder, intruder) = match claim(env, &alice, Some("5")) {
         Some(got) => {
             assert_eq!(got, id);
             (alice, bob)
         }
         None => {
-            assert_eq!(claim(&env, &bob, Some("5")), Some(id.clone()));
+            assert_eq!(claim(d.b(), &bob, Some("5")), Some(id.clone()));
             (bob, alice)
         }
     };
     // A token names its agent: `<agent id>.<secret>`.
     let holder_name = holder.split('.').next().expect("agent id").to_string();
-    assert_eq!(task(&env, &id)["agent"].to_string(), holder_name);
+    assert_eq!(task(env, &id)["agent"].to_string(), holder_name);
     // The intruder's token cannot complete or fail the holder's task ...
     let out = env.run(&["task", "done", &id, "--token", &intruder]);
     assert_eq!(out.status.code(), Some(125));
@@ -526,7 +630,7 @@ fn an_agent_token_acts_only_as_its_agent() {
         text(&out.stderr)
     );
     // On the wire: permission_denied with the coordinator's reason.
-    let mut raw = Raw::connect(&env);
+    let mut raw = Raw::connect(env);
     let err = raw
         .call(
             "task.done",
@@ -546,12 +650,12 @@ fn an_agent_token_acts_only_as_its_agent() {
         .call("task.claim", json!({"token": "1.00"}))
         .expect_err("malformed");
     assert_eq!(err["data"]["kind"], "permission_denied");
-    assert_eq!(task(&env, &id)["state"], "running");
+    assert_eq!(task(env, &id)["state"], "running");
     // The holder can.
     env.ok(&["task", "done", &id, "--token", &holder]);
-    assert_eq!(task(&env, &id)["state"], "done");
+    assert_eq!(task(env, &id)["state"], "done");
     // And the events stream saw it all.
-    let mut events = Raw::connect(&env);
+    let mut events = Raw::connect(env);
     events.ok("events.subscribe", json!({}));
     env.ok(&["agent", "unregister", "--token", &holder]);
     let n = events.notification(10);
@@ -559,10 +663,9 @@ fn an_agent_token_acts_only_as_its_agent() {
     assert_eq!(n["params"]["message"]["payload"]["event"], "agent_left");
 }
 
-#[test]
-fn session_state_changes_reach_event_subscribers() {
-    let env = Env::new();
-    let mut events = Raw::connect(&env);
+fn session_state_changes_reach_event_subscribers(d: &Daemons) {
+    let env = d.a();
+    let mut events = Raw::connect(env);
     events.ok("events.subscribe", json!({}));
     env.ok(&["new", "-s", "watched", "--shell", "/bin/sh"]);
     env.ok(&["exec", "-t", "watched", "true"]);
@@ -583,12 +686,11 @@ fn session_state_changes_reach_event_subscribers() {
     }
 }
 
-#[test]
-fn broadcast_reaches_every_agent_inbox() {
-    let env = Env::new();
+fn broadcast_reaches_every_agent_inbox(d: &Daemons) {
+    let env = d.a();
     let mut agents = Vec::new();
-    for name in ["a1", "a2", "a3"] {
-        let mut raw = Raw::connect(&env);
+    for (i, name) in ["a1", "a2", "a3"].into_iter().enumerate() {
+        let mut raw = Raw::connect(d.at(i));
         let reg = raw.ok(
             "agent.register",
             json!({"name": name, "capabilities": ["x"]}),
@@ -597,8 +699,8 @@ fn broadcast_reaches_every_agent_inbox() {
         raw.ok("bus.inbox", json!({"token": token}));
         agents.push(raw);
     }
-    let out = json_out(&env, &["bus", "broadcast", r#"{"stop":"now"}"#]);
-    assert_eq!(out["delivered"], 3, "{out}");
+    let out = json_out(env, &["bus", "broadcast", r#"{"stop":"now"}"#]);
+    assert_eq!(out["delivered"], d.on_a(3), "{out}");
     for raw in &mut agents {
         let n = raw.notification(20);
         assert_eq!(n["method"], "bus.inbox_message", "{n}");
@@ -606,12 +708,11 @@ fn broadcast_reaches_every_agent_inbox() {
     }
 }
 
-#[test]
-fn a_reader_that_half_closes_gets_each_inbox_message_once() {
-    let env = Env::new();
-    let token = keep_agent(&env, "listener", &[]);
+fn a_reader_that_half_closes_gets_each_inbox_message_once(d: &Daemons) {
+    let env = d.a();
+    let token = keep_agent(env, "listener", &[]);
     env.ok(&["new", "-s", "w"]);
-    let mut first = Raw::connect(&env);
+    let mut first = Raw::connect(env);
     first.ok("bus.inbox", json!({"token": token}));
     // A request still running when the client shuts its write side: the connection stays until
     // it is answered, and the client still reads.
@@ -628,7 +729,7 @@ fn a_reader_that_half_closes_gets_each_inbox_message_once() {
     drop(first);
 
     // The next reader gets none of them again.
-    let mut second = Raw::connect(&env);
+    let mut second = Raw::connect(env);
     eventually(20, "the first reader's connection to close", || {
         second.ok("daemon.stats", json!({}))["connections"] == 1
     });
@@ -638,11 +739,10 @@ fn a_reader_that_half_closes_gets_each_inbox_message_once() {
     assert_eq!(n["params"]["message"]["payload"], "after", "{n}");
 }
 
-#[test]
-fn an_inbox_message_waits_for_the_next_reader_after_one_disconnects() {
-    let env = Env::new();
-    let token = keep_agent(&env, "listener", &[]);
-    let mut first = Raw::connect(&env);
+fn an_inbox_message_waits_for_the_next_reader_after_one_disconnects(d: &Daemons) {
+    let env = d.a();
+    let token = keep_agent(env, "listener", &[]);
+    let mut first = Raw::connect(d.b());
     first.ok("bus.inbox", json!({"token": token}));
     env.ok(&["bus", "send", "listener", "one"]);
     let n = first.notification(20);
@@ -650,7 +750,7 @@ fn an_inbox_message_waits_for_the_next_reader_after_one_disconnects() {
     drop(first);
 
     // The daemon has seen the first reader go once only this connection is left.
-    let mut second = Raw::connect(&env);
+    let mut second = Raw::connect(d.b());
     eventually(20, "the first reader's connection to close", || {
         second.ok("daemon.stats", json!({}))["connections"] == 1
     });

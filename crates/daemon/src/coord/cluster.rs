@@ -317,7 +317,10 @@ pub(crate) async fn remote_holder(
     let Some(record) = record else {
         return Err(refused(format!(
             "agent {id} is not registered on any node of the cluster"
-        )));
+        ))
+        .with_hint(
+            "the agent left (unregistered, disconnected or missed its heartbeat): register again (agent.register) for a new token",
+        ));
     };
     if !cluster.shares_agent_tokens() {
         return Err(refused(format!(
@@ -450,10 +453,11 @@ pub(crate) async fn dead_letters(
 // ----- tasks ------------------------------------------------------------------------------
 
 /// A task refusal as the protocol's error, with the same kinds and reasons as on one daemon.
-fn task_error(e: TaskError) -> RpcError {
+pub(crate) fn task_error(e: TaskError) -> RpcError {
     let (kind, reason) = match &e {
         TaskError::Unknown(_) => (ErrorKind::NotFound, "unknown_task"),
         TaskError::UnknownDependency { .. } => (ErrorKind::InvalidParams, "unknown_dependency"),
+        TaskError::DependencyFailed { .. } => (ErrorKind::Conflict, "dependency_failed"),
         TaskError::NotHolder { .. } => (ErrorKind::PermissionDenied, "not_task_holder"),
         TaskError::Invalid => (ErrorKind::InvalidParams, "invalid_task"),
         TaskError::Cluster(_) => (ErrorKind::Internal, "cluster"),
@@ -461,6 +465,9 @@ fn task_error(e: TaskError) -> RpcError {
     let hint = match &e {
         TaskError::Unknown(_) | TaskError::UnknownDependency { .. } => {
             "task.list lists the cluster's tasks"
+        }
+        TaskError::DependencyFailed { .. } => {
+            "the dependency can never complete; submit it again, then this task after it"
         }
         TaskError::NotHolder { .. } => {
             "only the agent holding a task may report it; task.show says who holds it"
