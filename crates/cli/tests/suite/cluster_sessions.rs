@@ -20,6 +20,17 @@ fn kill(node: &mut Node) {
     }
 }
 
+/// Waits until `node` lists session `name` with a checkpoint.
+fn checkpointed(node: &Node, name: &str) {
+    eventually(15, &format!("a checkpoint of {name}"), || {
+        node.json(&["ls"])["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["name"] == name && s["checkpoint_ms"].is_u64())
+    });
+}
+
 #[test]
 fn every_exec_answered_before_a_sigkill_is_in_the_restored_history() {
     let nats = Nats::start();
@@ -32,13 +43,7 @@ fn every_exec_answered_before_a_sigkill_is_in_the_restored_history() {
     );
     c.ok(&["new", "-s", "w"]);
     c.ok(&["exec", "-t", "w", "echo first"]);
-    eventually(15, "a first checkpoint of w", || {
-        a.json(&["ls"])["sessions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|s| s["name"] == "w" && s["checkpoint_ms"].is_u64())
-    });
+    checkpointed(&a, "w");
     const N: usize = 12;
     for i in 0..N {
         let r = c.env.exec("w", &format!("echo journal-{i}"));
@@ -86,13 +91,7 @@ fn a_lost_sandboxed_session_is_restored_elsewhere_in_the_sandbox_it_ran_in() {
     assert_eq!(made["sandbox"]["policy"], "custom", "{made}");
     let r = c.env.exec("box", &format!("cd {}", away.display()));
     assert_eq!(r["exit_code"], 0, "{r}");
-    eventually(15, "a checkpoint of box", || {
-        a.json(&["ls"])["sessions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|s| s["name"] == "box" && s["checkpoint_ms"].is_u64())
-    });
+    checkpointed(&a, "box");
     kill(&mut c);
 
     eventually(15, "box lost", || {
