@@ -75,7 +75,9 @@ impl Worker {
         let Some(id) = self.ids.get(sid) else {
             return;
         };
-        let Some(text) = environment::take(&self.place.file(name)) else {
+        let Some(text) =
+            environment::take(&self.place.file(name)).map(environment::without_last_argument)
+        else {
             return;
         };
         // A prompt came after the shell's start: a restore file it was given has been read.

@@ -144,37 +144,60 @@ fn the_saved_environment_is_sealed_in_an_encrypted_store() {
 }
 
 /// The saved environment is rewritten only when the shell's exports change: an exec that
-/// exports nothing costs no store write (an interactive bash does not export the `$_` it
-/// inherits, which changes at every command).
+/// exports nothing costs no store write, in bash (which does not export the `$_` it inherits)
+/// and in sh (whose `export -p` lists `_`, the last argument of the previous command: it is
+/// left out of what is saved).
 #[test]
 fn execs_that_export_nothing_do_not_rewrite_the_saved_environment() {
     use std::os::unix::fs::MetadataExt;
     let env = Env::new();
-    // A client started from a shell passes `$_` on, exported.
-    let made = env
-        .command(&["new", "-s", "q"])
-        .env("_", "/usr/bin/ai-session")
-        .output()
-        .expect("new");
-    assert!(made.status.success(), "{made:?}");
-    ok_exec(&env, "q", "export ONCE=1");
-    let id = env.json(&["ls"])["sessions"][0]["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
-    let saved = env
-        .home
-        .path()
-        .join(format!("servers/t/store/sessions/{id}/environment"));
-    let inode = std::fs::metadata(&saved).expect("saved environment").ino();
-    for command in ["echo some words", "ls /", "false || true", "echo $_"] {
-        ok_exec(&env, "q", command);
+    for (name, shell) in [("q", "/bin/bash"), ("s", "/bin/sh")] {
+        // A client started from a shell passes `$_` on, exported.
+        let made = env
+            .command(&["new", "-s", name, "--shell", shell])
+            .env("_", "/usr/bin/ai-session")
+            .output()
+            .expect("new");
+        assert!(made.status.success(), "{made:?}");
+        ok_exec(&env, name, "export ONCE=1");
+        let list = env.json(&["ls"]);
+        let id = list["sessions"]
+            .as_array()
+            .expect("sessions")
+            .iter()
+            .find(|s| s["name"] == name)
+            .and_then(|s| s["id"].as_str())
+            .expect("id")
+            .to_owned();
+        let saved = env
+            .home
+            .path()
+            .join(format!("servers/t/store/sessions/{id}/environment"));
+        // A rewrite is a new file renamed over the old one; its inode may be the one freed by
+        // the rewrite before, its modification time is its own.
+        let written = |what: &str| {
+            let m = std::fs::metadata(&saved).expect(what);
+            (m.ino(), m.mtime(), m.mtime_nsec())
+        };
+        let first = written("saved environment");
+        for command in [
+            "echo some words",
+            "ls /",
+            "false || true",
+            "echo $_",
+            "echo MARK7",
+        ] {
+            ok_exec(&env, name, command);
+        }
+        assert_eq!(
+            written("saved"),
+            first,
+            "{shell}: rewritten by execs that export nothing"
+        );
+        // An export is saved.
+        ok_exec(&env, name, "export TWICE=2");
+        assert_ne!(written("saved"), first, "{shell}");
     }
-    assert_eq!(
-        std::fs::metadata(&saved).expect("saved").ino(),
-        inode,
-        "rewritten by execs that export nothing"
-    );
 }
 
 /// A sandboxed program cannot plant a file where unconfined shells leave what they export (a

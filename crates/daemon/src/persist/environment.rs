@@ -64,6 +64,44 @@ fn read_bounded(path: &Path) -> Option<Vec<u8>> {
     }
 }
 
+/// `text` without the shell's `_` (the last argument of the previous command, which `sh`
+/// exports): it changes with every command, so keeping it would rewrite the record (an fsync)
+/// at every exec for nothing a restored shell uses.
+pub(super) fn without_last_argument(text: Vec<u8>) -> Vec<u8> {
+    let mut start = 0;
+    while start < text.len() {
+        let line = &text[start..];
+        let is_last_argument = line.starts_with(b"export _=") || line.starts_with(b"declare -x _=");
+        let end = start + entry_len(line);
+        if is_last_argument {
+            let mut kept = text[..start].to_vec();
+            kept.extend_from_slice(&text[end..]);
+            return kept;
+        }
+        start = end;
+    }
+    text
+}
+
+/// The length of the entry at the start of `text`, its newline included: a value may hold
+/// newlines inside single quotes (`sh`, `zsh`) or double quotes (`bash`, with backslash escapes).
+fn entry_len(text: &[u8]) -> usize {
+    let mut i = 0;
+    let mut quote: Option<u8> = None;
+    while i < text.len() {
+        let c = text[i];
+        match (quote, c) {
+            (None, b'\n') => return i + 1,
+            (None, b'\'' | b'"') => quote = Some(c),
+            (None, b'\\') | (Some(b'"'), b'\\') => i += 1,
+            (Some(q), c) if c == q => quote = None,
+            _ => {}
+        }
+        i += 1;
+    }
+    text.len()
+}
+
 /// A fingerprint of a saved environment, to skip saving the same text again.
 pub(super) fn fingerprint(bytes: &[u8]) -> u64 {
     let mut h = DefaultHasher::new();
@@ -110,6 +148,26 @@ mod tests {
         assert_eq!(take(&file).as_deref(), Some(&b"declare -x A=\"1\"\n"[..]));
         assert!(!file.exists());
         assert_eq!(take(&file), None);
+    }
+
+    #[test]
+    fn the_last_argument_is_left_out_whatever_its_value_holds() {
+        let strip =
+            |t: &str| String::from_utf8(without_last_argument(t.as_bytes().to_vec())).unwrap();
+        // sh (dash): `'` inside a value is written '\''; a value may span lines.
+        let sh = "export A='1'\nexport _='it'\\''s\nexport B=x'\nexport HOME=/tmp\nexport Z='z'\n";
+        assert_eq!(strip(sh), "export A='1'\nexport HOME=/tmp\nexport Z='z'\n");
+        assert_eq!(strip("export _=plain\nexport A='1'\n"), "export A='1'\n");
+        // bash: double quotes with backslash escapes.
+        let bash = "declare -x A=\"1\"\ndeclare -x _=\"a \\\"q\\\" b\nc\"\ndeclare -x Z=\"z\"\n";
+        assert_eq!(strip(bash), "declare -x A=\"1\"\ndeclare -x Z=\"z\"\n");
+        // Names that only begin with `_`, and values that mention it, stay.
+        let keep = "export _X='1'\nexport A='export _=no'\n";
+        assert_eq!(strip(keep), keep);
+        // Two commands apart, the same exports give the same text.
+        let one = strip("export A='1'\nexport _='echo MARK1'\n");
+        let two = strip("export A='1'\nexport _='echo MARK2'\n");
+        assert_eq!(fingerprint(one.as_bytes()), fingerprint(two.as_bytes()));
     }
 
     #[test]
