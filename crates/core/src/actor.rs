@@ -413,15 +413,13 @@ impl Actor {
                 lost.offset
             }
         };
-        self.out.screen.feed(data);
-        let replies = self.out.screen.take_replies();
         // Output of an exec'd command is not interactive: a query found in it (a `cat` of a
         // binary file is full of them) must not type its answer into the shell's next line.
-        if !replies.is_empty() && !self.tracker.exec_pending() {
-            if self.pty.input.len() + replies.len() <= MAX_PENDING_REPLIES {
-                self.pty.input.extend(replies);
-            }
-            self.flush_input();
+        let exec_output = self.tracker.exec_pending();
+        let queued = self.out.screen.queue_plain(data);
+        let mut undrawn = Some(&data[queued..]);
+        if !exec_output {
+            self.draw(undrawn.take(), exec_output);
         }
         let now = Instant::now();
         if let Some(tx) = &self.out.events {
@@ -442,7 +440,28 @@ impl Actor {
         if self.tracker.has_regex_waiters() {
             self.check_regex(now);
         }
+        // A command's output ends with its D mark and the prompt, escapes that make the
+        // emulator draw the flood's last screen and scrollback first (10,000 lines): a finished
+        // exec is answered before that when nothing else waiting looks at the screen.
+        if !self.tracker.events_skip_screen() {
+            self.draw(undrawn.take(), exec_output);
+        }
         self.carry_out();
+        self.draw(undrawn, exec_output);
+    }
+
+    /// Gives the emulator the output that [`crate::screen::Screen::queue_plain`] left
+    /// (`None`: already given), and types its answers to queries unless it is an exec's.
+    fn draw(&mut self, rest: Option<&[u8]>, exec_output: bool) {
+        let Some(rest) = rest else { return };
+        self.out.screen.feed_unqueued(rest);
+        let replies = self.out.screen.take_replies();
+        if !replies.is_empty() && !exec_output {
+            if self.pty.input.len() + replies.len() <= MAX_PENDING_REPLIES {
+                self.pty.input.extend(replies);
+            }
+            self.flush_input();
+        }
     }
 
     /// A write to the output log failed (a full or failing disk): the session is degraded

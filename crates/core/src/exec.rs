@@ -445,7 +445,7 @@ fn collect(log: &OutputLog, start: u64, end: u64, max: usize) -> (String, bool) 
     let len = end - start;
     if len <= max as u64 {
         return match log.runs(start, end) {
-            Ok(runs) => (text_with_gaps(&runs, start, end), false),
+            Ok(runs) => (text_with_gaps(runs, start, end), false),
             Err(e) => (format!("[output unavailable: {e}]"), true),
         };
     }
@@ -474,22 +474,30 @@ fn collect(log: &OutputLog, start: u64, end: u64, max: usize) -> (String, bool) 
         gap_end += skip as u64;
     }
     let gap_start = head_end;
-    let bytes = |runs: &[crate::log::Chunk]| runs.iter().map(|r| r.data.len()).sum::<usize>();
-    let mut out = String::with_capacity(bytes(&head) + bytes(&tail) + 200);
-    push_text_with_gaps(&mut out, &head, start, head_end);
+    let mut out = text_with_gaps(head, start, head_end);
     out.push_str(&format!(
         "\n[... {} bytes omitted (log offsets {gap_start}..{gap_end}); `ai-session read --since {gap_start}` returns them ...]\n",
         gap_end - gap_start
     ));
-    push_text_with_gaps(&mut out, &tail, gap_end, end);
+    out.push_str(&text_with_gaps(tail, gap_end, end));
     (out, true)
 }
 
 /// The plain text of `runs` (stored bytes of `from..to`), with a note where bytes between
-/// them were lost.
-fn text_with_gaps(runs: &[crate::log::Chunk], from: u64, to: u64) -> String {
+/// them were lost. One run that covers the range (the usual case) is cleaned in its own
+/// buffer ([`text::clean_owned`]).
+fn text_with_gaps(mut runs: Vec<crate::log::Chunk>, from: u64, to: u64) -> String {
+    if let [run] = runs.as_slice()
+        && run.start == from
+        && run.start + run.data.len() as u64 == to
+    {
+        return runs
+            .pop()
+            .map(|run| text::clean_owned(run.data))
+            .unwrap_or_default();
+    }
     let mut out = String::with_capacity(runs.iter().map(|r| r.data.len()).sum());
-    push_text_with_gaps(&mut out, runs, from, to);
+    push_text_with_gaps(&mut out, &runs, from, to);
     out
 }
 

@@ -560,9 +560,9 @@ impl OutputLog {
             let data = self.read_sealed(sealing, start, want)?;
             return Ok(Chunk { start, data });
         }
-        let mut data = vec![0u8; want];
-        let mut filled = 0;
+        let mut data = Vec::with_capacity(want);
         for seg in &self.segments {
+            let filled = data.len();
             if filled == want {
                 break;
             }
@@ -572,16 +572,14 @@ impl OutputLog {
             }
             let within = pos - seg.base;
             let n = ((seg.len - within) as usize).min(want - filled);
-            let target = &mut data[filled..filled + n];
             let newest = self.segments.back().map(|s| s.base) == Some(seg.base);
             if let (Some(current), true) = (&self.current, newest) {
-                current.read_exact_at(target, within)?;
+                read_exact_at_end(current, &mut data, n, within)?;
             } else {
-                File::open(segment_path(&self.dir, seg.base))?.read_exact_at(target, within)?;
+                let file = File::open(segment_path(&self.dir, seg.base))?;
+                read_exact_at_end(&file, &mut data, n, within)?;
             }
-            filled += n;
         }
-        data.truncate(filled);
         Ok(Chunk { start, data })
     }
 
@@ -694,6 +692,44 @@ fn open_segment(dir: &Path, base: u64) -> std::io::Result<File> {
         .read(true)
         .write(true)
         .open(segment_path(dir, base))
+}
+
+/// Reads `n` bytes at `offset` of `file` onto the end of `data`, straight into its spare
+/// capacity: an output of megabytes is not zero-filled first only to be overwritten.
+fn read_exact_at_end(
+    file: &File,
+    data: &mut Vec<u8>,
+    n: usize,
+    offset: u64,
+) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    data.reserve(n);
+    let mut done = 0;
+    while done < n {
+        let at = libc::off_t::try_from(offset + done as u64)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        let spare = data.spare_capacity_mut();
+        // SAFETY: `spare` has room for at least `n - done` bytes (reserved above, `done` of
+        // them used since), and pread writes at most that many into it.
+        let read =
+            unsafe { libc::pread(file.as_raw_fd(), spare.as_mut_ptr().cast(), n - done, at) };
+        match read {
+            0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            r if r < 0 => {
+                let e = std::io::Error::last_os_error();
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+            r => {
+                let r = r as usize;
+                // SAFETY: pread initialised the first `r` bytes of the spare capacity.
+                unsafe { data.set_len(data.len() + r) };
+                done += r;
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -176,18 +176,33 @@ impl Screen {
     /// Takes the program's output. Plain text may be drawn later (see [`Screen::settle`]);
     /// anything else is drawn now, after it, and its answers are ready for `take_replies`.
     pub fn feed(&mut self, bytes: &[u8]) {
-        let mut rest = bytes;
-        if !self.pending.is_empty() || (self.sequence.plain_ground() && self.sync_idle()) {
-            let n = plain::plain_len(rest);
-            self.pending.extend_from_slice(&rest[..n]);
-            rest = &rest[n..];
-            if self.pending.len() >= PENDING_CAP {
-                self.drop_unseen();
-                if self.pending.len() > PENDING_CAP / 2 {
-                    self.settle();
-                }
+        let queued = self.queue_plain(bytes);
+        self.feed_unqueued(&bytes[queued..]);
+    }
+
+    /// The first step of [`Screen::feed`]: queues the plain text that `bytes` starts with to be
+    /// drawn later, and returns its length. The rest of `bytes` must go to
+    /// [`Screen::feed_unqueued`] before anything else is fed or the screen is looked at; in
+    /// between nothing is drawn, so the work of drawing a flood's tail can wait until a
+    /// finished command has been answered.
+    pub fn queue_plain(&mut self, bytes: &[u8]) -> usize {
+        if self.pending.is_empty() && !(self.sequence.plain_ground() && self.sync_idle()) {
+            return 0;
+        }
+        let n = plain::plain_len(bytes);
+        self.pending.extend_from_slice(&bytes[..n]);
+        if self.pending.len() >= PENDING_CAP {
+            self.drop_unseen();
+            if self.pending.len() > PENDING_CAP / 2 {
+                self.settle();
             }
         }
+        n
+    }
+
+    /// The second step of [`Screen::feed`]: draws what was queued, then `rest` (the bytes
+    /// after the plain text [`Screen::queue_plain`] took).
+    pub fn feed_unqueued(&mut self, rest: &[u8]) {
         if !rest.is_empty() {
             self.settle();
             self.advance(rest);

@@ -13,6 +13,48 @@ pub fn clean(raw: &[u8]) -> String {
     out
 }
 
+/// [`clean`] of bytes the caller gives up. When they are valid UTF-8 and hold nothing a
+/// terminal interprets but line ends (no escape, no control character but tab, no C1
+/// character, a carriage return only just before a newline: what [`plain_lines`] copies
+/// whole), the text is made in their own buffer by dropping each carriage return, without a
+/// second buffer of their size or a pass byte by byte; otherwise it is [`clean`] of them.
+pub fn clean_owned(mut raw: Vec<u8>) -> String {
+    if !plain_with_crlf(&raw) || std::str::from_utf8(&raw).is_err() {
+        return clean(&raw);
+    }
+    drop_carriage_returns(&mut raw);
+    // Dropping ASCII bytes from valid UTF-8 leaves it valid.
+    String::from_utf8(raw).unwrap_or_else(|e| clean(e.as_bytes()))
+}
+
+/// True when `bytes` hold no byte [`plain_lines`] stops at: controls but tab and newline, DEL,
+/// the lead byte of C1 controls, and a carriage return not followed by a newline. Both checks
+/// are vectorised passes: a fold 64 bytes at a time, then `memchr` over the carriage returns.
+fn plain_with_crlf(bytes: &[u8]) -> bool {
+    let stops = |b: u8| (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r')) || b == 0x7f || b == 0xc2;
+    if bytes
+        .chunks(64)
+        .any(|chunk| chunk.iter().fold(false, |any, b| any | stops(*b)))
+    {
+        return false;
+    }
+    memchr::memchr_iter(b'\r', bytes).all(|i| bytes.get(i + 1) == Some(&b'\n'))
+}
+
+/// Removes every carriage return from `bytes`, moving the runs between them down in place.
+fn drop_carriage_returns(bytes: &mut Vec<u8>) {
+    let (mut read, mut write) = (0, 0);
+    while let Some(i) = memchr::memchr(b'\r', &bytes[read..]) {
+        let cr = read + i;
+        bytes.copy_within(read..cr, write);
+        write += cr - read;
+        read = cr + 1;
+    }
+    let len = bytes.len();
+    bytes.copy_within(read..len, write);
+    bytes.truncate(write + len - read);
+}
+
 /// [`clean`], appending to `out` (no intermediate copy when many pieces make one text).
 pub fn clean_into(raw: &[u8], out: &mut String) {
     // Validating first is several times faster than the lossy decoder on valid text.
@@ -267,6 +309,40 @@ mod tests {
             }
             assert_eq!(clean(&raw), char_by_char(&raw), "input {raw:?}");
         }
+    }
+
+    #[test]
+    fn owned_bytes_are_cleaned_as_borrowed_ones() {
+        let pieces: [&[u8]; 12] = [
+            b"plain text",
+            b"\r\n",
+            b"\n",
+            b"\r",
+            b"\x1b[K",
+            b"\x08",
+            "\u{85}".as_bytes(),
+            "\u{9b}2K".as_bytes(),
+            "\u{e9}\u{65e5}\u{1f389}".as_bytes(),
+            b"\xff\xc2",
+            b"\t",
+            b"\x7f",
+        ];
+        let n = pieces.len();
+        for k in 0..n.pow(4) {
+            let mut raw = Vec::new();
+            let mut rest = k;
+            for _ in 0..4 {
+                raw.extend_from_slice(pieces[rest % n]);
+                rest /= n;
+            }
+            assert_eq!(clean_owned(raw.clone()), clean(&raw), "input {raw:?}");
+        }
+        // A log's lines of base64, each ended by CR LF: the plain path.
+        let lines = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo0NTY3\r\n".repeat(1000);
+        assert_eq!(
+            clean_owned(lines.clone().into_bytes()),
+            lines.replace("\r\n", "\n")
+        );
     }
 
     #[test]

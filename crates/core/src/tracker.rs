@@ -234,6 +234,24 @@ impl CommandTracker {
         self.exec.is_some()
     }
 
+    /// True when no event waiting reads or changes the screen when carried out: marks seen, a
+    /// finished exec answered from the log, the prompt back with no exec queued to type. The
+    /// owner may then carry them out before it draws the output that came with them.
+    pub fn events_skip_screen(&self) -> bool {
+        self.events.iter().all(|e| match e {
+            Event::SecretRead
+            | Event::CommandStarted { .. }
+            | Event::CommandFinished { .. }
+            | Event::ExecFinished { .. } => true,
+            Event::Ready => self.queue.is_empty(),
+            Event::ExecPartial { .. }
+            | Event::Starting { .. }
+            | Event::Busy { .. }
+            | Event::ExecFailed { .. }
+            | Event::WaitDone { .. } => false,
+        })
+    }
+
     /// Keys were typed since the shell last showed its prompt.
     pub fn typed_since_prompt(&self) -> bool {
         self.last_input >= self.last_prompt

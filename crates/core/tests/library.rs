@@ -95,3 +95,53 @@ async fn subscribers_see_output_and_close() {
     manager.kill(&info.name).await.unwrap();
     assert!(manager.get(&info.name).is_err());
 }
+
+/// An exec that floods the terminal is answered before the emulator draws the flood's last
+/// screen and scrollback (its D mark would make it draw them first); the drawing still comes
+/// before anything looks at the screen, and a query in the flood is still not answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_is_drawn_after_its_exec_is_answered() {
+    use ai_session_core::protocol::methods::CaptureParams;
+    let dir = tempfile::tempdir().unwrap();
+    let manager = SessionManager::new(ManagerConfig::new(dir.path())).unwrap();
+    let params = NewParams {
+        shell: Some("/bin/sh".into()),
+        ..Default::default()
+    };
+    let info = manager.create(params).await.unwrap();
+    let h = manager.get(&info.name).unwrap();
+    // 2.5 MB of plain lines, then a cursor-position query and one more line.
+    let flood = "seq 1 400000; printf '\\033[6nafter-query\\n'";
+    let r = h.exec(exec(&info.name, flood)).await.unwrap();
+    assert_eq!((r.status, r.exit_code), (ExecStatus::Exited, Some(0)));
+    assert!(
+        r.output.ends_with("399999\n400000\nafter-query\n"),
+        "{}",
+        &r.output[r.output.len() - 40..]
+    );
+    let capture = |scrollback| CaptureParams {
+        target: info.name.clone(),
+        scrollback,
+        ansi: false,
+    };
+    let screen = h.capture(capture(0)).await.unwrap();
+    let text = screen.lines.join("\n");
+    assert!(text.contains("400000\nafter-query"), "{text}");
+    // The scrollback holds the flood's tail, line for line.
+    let back = h.capture(capture(10_000)).await.unwrap();
+    let numbers: Vec<&str> = back
+        .lines
+        .iter()
+        .map(|l| l.trim_end())
+        .filter(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_digit()))
+        .collect();
+    assert!(numbers.len() >= 9_000, "{} lines", numbers.len());
+    let last: Vec<String> = (400_001 - numbers.len()..=400_000)
+        .map(|n| n.to_string())
+        .collect();
+    assert_eq!(numbers, last);
+    // No answer to the query was typed into the shell: the next exec sees only its own line.
+    let r = h.exec(exec(&info.name, "echo next")).await.unwrap();
+    assert_eq!(r.output, "next\n");
+    manager.shutdown().await;
+}

@@ -198,7 +198,14 @@ fn analyze_split(
     let lines = crate::text::lines(&cleaned);
     let format = crate::detect::detect(command, &cleaned);
     let split = cleaned.len() >= parallel_from;
-    let content = command.is_some_and(crate::content::is_content_read);
+    if command.is_some_and(crate::content::is_content_read) {
+        let text = Text {
+            raw_len: raw.len(),
+            cleaned: &cleaned,
+            lines: &lines,
+        };
+        return analyze_content(command, format, text, handle, opts, split);
+    }
     // The scan for notable lines feeds the view of unrecognised text; the safety net of parsed
     // outputs that have one reads its own scan; a log's or a listing's view reads neither.
     let notable = if format == Format::Text {
@@ -206,7 +213,7 @@ fn analyze_split(
     } else {
         Vec::new()
     };
-    let net = !content && has_safety_net(format);
+    let net = has_safety_net(format);
     let (parsed, scanned) = match split_cargo(split, format, &lines) {
         Some(at) => parse_cargo_in_halves(raw.len(), &cleaned, &lines, at, net),
         None => both(
@@ -215,14 +222,50 @@ fn analyze_split(
             || net.then(|| net::scan(&cleaned, &lines)),
         ),
     };
-    let view = if content {
-        crate::content::view(Status::Unknown, &cleaned, &lines, handle, opts)
-    } else {
-        build(
-            &parsed, raw, &cleaned, &lines, &notable, scanned, handle, opts, split,
+    let view = build(
+        &parsed, raw, &cleaned, &lines, &notable, scanned, handle, opts, split,
+    );
+    (parsed, view)
+}
+
+/// An output's text as the analysis reads it.
+#[derive(Clone, Copy)]
+struct Text<'a> {
+    /// Bytes of the raw output.
+    raw_len: usize,
+    cleaned: &'a str,
+    lines: &'a [&'a str],
+}
+
+/// Content an agent asked to read (see [`crate::content`]): its view reads the text alone, not
+/// the parse, so when `split` the parse (with the notable-line scan of unrecognised text, which
+/// only the parse's counts read) runs on a second thread beside the view.
+fn analyze_content(
+    command: Option<&str>,
+    format: Format,
+    text: Text<'_>,
+    handle: &Handle,
+    opts: &ViewOptions,
+    split: bool,
+) -> (Parsed, Compact) {
+    let parse = || {
+        let notable = if format == Format::Text {
+            crate::generic::notable_lines(text.cleaned, text.lines)
+        } else {
+            Vec::new()
+        };
+        crate::parse_detected(
+            format,
+            command,
+            text.raw_len,
+            text.cleaned,
+            text.lines,
+            &notable,
         )
     };
-    (parsed, view)
+    let view = || crate::content::view(Status::Unknown, text.cleaned, text.lines, handle, opts);
+    let (view, parsed) = both(split, view, || Some(parse()));
+    (parsed.unwrap_or_else(parse), view)
 }
 
 /// Where cargo output to be analyzed on two threads is cut in halves (see
@@ -506,6 +549,27 @@ pub(crate) mod tests {
         assert_eq!(one, two);
         // The stray location lines are not the parse's: the safety net reports them.
         assert!(two.1.text.contains("src/stray.rs:7:1"), "{}", two.1.text);
+    }
+
+    #[test]
+    fn content_reads_give_on_two_threads_what_one_gives() {
+        // Every fixture read back with `cat` (its parse is the fixture's format, its view the
+        // content view), and a long text of the shape a `cat` of base64 prints.
+        let mut texts: Vec<String> = fixtures().into_iter().map(|(_, raw)| raw).collect();
+        texts.push(cargo_output(300));
+        texts.push(
+            (0..4000)
+                .map(|i| format!("{:076x}\n", (i as u128).wrapping_mul(0x9e37_79b9_7f4a_7c15)))
+                .collect(),
+        );
+        for raw in &texts {
+            for command in ["cat notes.txt", "sed -n 1,100000p build.log"] {
+                let [one, two] = one_and_two_threads(Some(command), raw);
+                assert_eq!(one, two, "{command}");
+                let plain = crate::parse(Some(command), raw);
+                assert_eq!(one.0, plain, "{command}");
+            }
+        }
     }
 
     #[test]

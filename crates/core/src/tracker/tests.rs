@@ -162,6 +162,73 @@ impl Replay {
     }
 }
 
+/// Feeds the recording through the next B mark carrying the secret in pieces of at most
+/// `piece` bytes; returns what [`CommandTracker::events_skip_screen`] said after each piece
+/// that made the tracker finish an exec.
+fn skip_screen_at_finish(r: &mut Replay, piece: usize) -> Vec<bool> {
+    let mut from = r.fed;
+    let end = loop {
+        let at = find(&r.stream, b"\x1b]133;B", from).expect("a B mark");
+        let end = find(&r.stream, b"\x07", at).expect("BEL") + 1;
+        if find(&r.stream[..end], r.secret.as_bytes(), at).is_some() {
+            break end;
+        }
+        from = end;
+    };
+    let mut said = Vec::new();
+    while r.fed < end {
+        let n = (end - r.fed).min(piece);
+        let data = r.stream[r.fed..r.fed + n].to_vec();
+        r.now += Duration::from_millis(1);
+        let holds = r.holds;
+        r.tracker
+            .on_output(&data, r.fed as u64, r.now, &mut || holds);
+        r.fed += n;
+        if r.tracker
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::ExecFinished { .. }))
+        {
+            said.push(r.tracker.events_skip_screen());
+        }
+        r.collect();
+    }
+    said
+}
+
+#[test]
+fn a_finished_exec_skips_the_screen_unless_a_queued_exec_is_typed_at_the_prompt() {
+    for shell in SHELLS {
+        let mut r = Replay::new(shell);
+        r.feed_through('B');
+        r.take();
+        // The D mark and the prompt in one read, as after a flood: answered from the log.
+        let _a = r.exec("echo hello");
+        assert_eq!(skip_screen_at_finish(&mut r, usize::MAX), [true], "{shell}");
+        assert!(has_ready(&r.take()), "{shell}");
+        // An exec queued behind the running one is typed at that prompt, after the screen
+        // has drawn what came before it.
+        let _b = r.exec("false");
+        let _c = r.exec("forge");
+        assert_eq!(r.tracker.queue.len(), 1, "{shell}");
+        assert_eq!(
+            skip_screen_at_finish(&mut r, usize::MAX),
+            [false],
+            "{shell}"
+        );
+        // A wait answered in the same read looks at the output too.
+        r.tracker.queue.clear();
+        let (tx, _rx) = oneshot::channel();
+        r.tracker.events.push_back(Event::WaitDone {
+            reply: tx,
+            result: Err(crate::Error::Killed("t".into())),
+        });
+        assert!(!r.tracker.events_skip_screen(), "{shell}");
+        r.take();
+        assert!(r.tracker.events_skip_screen(), "{shell}");
+    }
+}
+
 fn queued(command: &str, reply: Reply<crate::ExecResult>, now: Instant) -> Queued {
     let params = serde_json::from_value(serde_json::json!({"target": "t", "command": command}))
         .expect("params");
