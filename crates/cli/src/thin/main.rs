@@ -69,6 +69,12 @@ fn main() -> ExitCode {
 /// Runs `argv` here and gives its exit status, or `None` before anything was done (nothing
 /// sent, no input read) when the whole CLI must run it.
 fn run(argv: &[OsString]) -> Option<ExitCode> {
+    // Run as `tmux` (a symlink): tmux's command line, `tmux -V` included, which the whole CLI
+    // speaks.
+    let program = argv.first()?.to_str()?;
+    if program.rsplit('/').next() == Some("tmux") {
+        return None;
+    }
     if version(argv) {
         outln!("ai-session {}", env!("CARGO_PKG_VERSION"));
         return Some(ExitCode::SUCCESS);
@@ -139,11 +145,6 @@ fn version(argv: &[OsString]) -> bool {
 /// of that subcommand alone); `None` for anything else, help and any argument error, which the
 /// whole CLI shows in its own words.
 fn parse(argv: &[OsString]) -> Option<(Selector, Hot)> {
-    let program = argv.first()?.to_str()?;
-    // Run as `tmux` (a symlink): tmux's command line, which the whole CLI speaks.
-    if program.rsplit('/').next() == Some("tmux") {
-        return None;
-    }
     let name = args::subcommand(argv)?;
     if argv.iter().any(|a| a == "-h" || a == "--help") {
         return None;

@@ -133,6 +133,16 @@ fn the_small_client_hands_everything_else_to_the_whole_cli() {
     let out = env.run(&["exec", "-t", "s", "--timeout", "soon", "true"]);
     assert_eq!(out.status.code(), Some(125));
     assert!(text(&out.stderr).contains("soon"), "{}", text(&out.stderr));
+    // Run as `tmux` (a symlink to the client), `-V` is tmux's, not ai-session's.
+    let bin = env.home.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_ai-session"), bin.join("tmux")).unwrap();
+    let out = Command::new(bin.join("tmux")).arg("-V").output().unwrap();
+    assert!(
+        text(&out.stdout).starts_with("tmux "),
+        "{}",
+        text(&out.stdout)
+    );
     // Data on stdin reaches the command, through the small client.
     let mut child = env
         .command(&["exec", "-t", "s", "wc -c"])
