@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use ai_session_client::Selector;
 use ai_session_daemon::ClusterJoin;
-use ai_session_protocol::cluster::{LostSession, NodeInfo, NodesResult};
+use ai_session_protocol::cluster::{NodeInfo, NodesResult};
 use ai_session_protocol::config::Config;
 use ai_session_protocol::registry::{ClusterNodes, Method as _};
 
@@ -68,18 +68,10 @@ fn render(result: &NodesResult, now_ms: u64) -> String {
         out.push_str(&line(n, &result.node, now_ms));
     }
     for l in &result.lost {
-        out.push_str(&describe_lost(l));
+        out.push_str(&crate::answer::describe_lost(l));
         out.push('\n');
     }
     out
-}
-
-/// A lost session, as `ls` and `nodes` show it.
-pub(crate) fn describe_lost(l: &LostSession) -> String {
-    format!(
-        "{}: lost with node {} (checkpoint of {} bytes at {} ms): ai-session restore --from-lost {}",
-        l.name, l.node, l.bytes, l.checkpoint_ms, l.name
-    )
 }
 
 fn line(n: &NodeInfo, this: &str, now_ms: u64) -> String {

@@ -1,17 +1,16 @@
 //! Each subcommand: build the request, call the daemon, print the result (human or `--json`).
 
 use ai_session_protocol::registry::{self as reg, Method};
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::ExitCode;
 
 use ai_session_protocol::methods::*;
-use ai_session_protocol::{ErrorKind, RpcError};
-use serde::Serialize;
 
 use crate::error::CliError;
 use crate::{Command, DaemonAction};
 use ai_session_client::{Client, Error as ClientError, Notifications, Options, Selector, Start};
+
+pub(crate) use crate::answer::{parse_size, print_json, usage};
 
 /// Notifications the CLI holds before it gives up on a connection: only `attach` and `bus
 /// subscribe` receive them, and they read them as they come (the queue fills only while a call
@@ -33,29 +32,6 @@ pub(crate) async fn connect(sel: &Selector, start: bool) -> Result<Client, Clien
         // The daemon could not record an action in its audit log: the user must know.
         .on_warning(|warning| errln!("ai-session: warning: {warning}"));
     Client::connect(sel, &opts).await
-}
-
-pub(crate) fn print_json(value: &impl Serialize) -> Result<(), CliError> {
-    let text = serde_json::to_string_pretty(value).map_err(|e| CliError::Local(e.to_string()))?;
-    outln!("{text}");
-    Ok(())
-}
-
-pub(crate) fn usage(msg: String) -> CliError {
-    CliError::Refused(RpcError::new(ErrorKind::InvalidParams, msg))
-}
-
-fn parse_size(s: &str) -> Result<Size, CliError> {
-    let bad = || {
-        usage(format!(
-            "invalid size '{s}': write it as COLSxROWS, for example 120x40"
-        ))
-    };
-    let (c, r) = s.split_once(['x', 'X']).ok_or_else(bad)?;
-    Ok(Size {
-        cols: c.trim().parse().map_err(|_| bad())?,
-        rows: r.trim().parse().map_err(|_| bad())?,
-    })
 }
 
 pub async fn run(sel: &Selector, command: Command) -> Result<ExitCode, CliError> {
@@ -124,66 +100,16 @@ pub async fn run(sel: &Selector, command: Command) -> Result<ExitCode, CliError>
     let client = connect(sel, true).await?;
     match command {
         Command::New(a) => {
-            let mut set_env = BTreeMap::new();
-            for kv in &a.env {
-                let (k, v) = kv
-                    .split_once('=')
-                    .ok_or_else(|| usage(format!("invalid -e '{kv}': write KEY=VALUE")))?;
-                set_env.insert(k.to_owned(), v.to_owned());
-            }
-            let cwd = match a.cwd {
-                Some(c) => Some(std::path::absolute(c)?),
-                None => Some(std::env::current_dir()?),
-            };
-            let policy = a
-                .policy
-                .as_deref()
-                .map(crate::security::policy_text)
-                .transpose()?;
-            let params = NewParams {
-                name: a.name,
-                cwd: cwd.map(|c| c.display().to_string()),
-                shell: a.shell,
-                env: Some(std::env::vars().collect()),
-                set_env,
-                size: a.size.as_deref().map(parse_size).transpose()?,
-                program: (!a.program.is_empty()).then_some(a.program),
-                policy,
-            };
-            let mut params =
-                serde_json::to_value(params).map_err(|e| CliError::Local(e.to_string()))?;
-            if let (Some(node), Some(map)) = (a.node, params.as_object_mut()) {
-                // Read by a clustered daemon's placement, before the session library.
-                map.insert("node".into(), serde_json::Value::String(node));
-            }
+            let json = a.json;
+            let params = crate::answer::new_params(a, crate::security::policy_text)?;
             let info: SessionInfo = client.call(reg::SessionNew::NAME, params).await?;
-            if a.json {
-                print_json(&info)?
-            } else {
-                outln!("{}", info.name)
-            }
+            return crate::answer::new_answer(&info, json);
         }
         Command::Ls(a) => {
             let list: ListResult = client
                 .call(reg::SessionList::NAME, serde_json::json!({}))
                 .await?;
-            if a.json {
-                print_json(&list)?;
-            } else {
-                for s in &list.sessions {
-                    outln!("{}", describe(s));
-                }
-                for l in &list.lost {
-                    outln!("{}", crate::cluster::describe_lost(l));
-                }
-                for n in &list.unanswered {
-                    errln!(
-                        "ai-session: node {:?} did not answer, its sessions are not listed: {}",
-                        n.node,
-                        n.reason
-                    );
-                }
-            }
+            return crate::answer::ls_answer(&list, a.json);
         }
         Command::Exec(a) => return crate::exec::run(&client, sel, a).await,
         Command::Send(a) => {
@@ -305,56 +231,6 @@ pub async fn run(sel: &Selector, command: Command) -> Result<ExitCode, CliError>
         | Command::Man { .. } => {}
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn describe(s: &SessionInfo) -> String {
-    let state = match (s.state, s.exit_code) {
-        (SessionState::Exited, Some(code)) => format!("exited({code})"),
-        (state, _) => format!("{state:?}").to_lowercase(),
-    };
-    let fg = s
-        .foreground
-        .as_ref()
-        .map(|f| format!(" running {} ({})", f.command, f.pid))
-        .unwrap_or_default();
-    let mut line = format!(
-        "{}: {state}{fg} [{}x{}] pid {} {} in {}",
-        s.name,
-        s.size.cols,
-        s.size.rows,
-        s.pid,
-        s.program.join(" "),
-        s.cwd
-    );
-    if let Some(last) = s.last_command.filter(|_| s.state != SessionState::Exited) {
-        match last.exit_code {
-            Some(code) => line.push_str(&format!(", last command exited {code}")),
-            None => line.push_str(", last command: no exit code"),
-        }
-    }
-    if s.restored {
-        line.push_str(" (restored)");
-    }
-    if let Some(node) = &s.node {
-        line.push_str(&format!(" on node {node}"));
-    }
-    if let Some(reason) = &s.stop_reason {
-        line.push_str(&format!("\n    {reason}"));
-    }
-    match &s.sandbox {
-        None => line.push_str(" (unconfined)"),
-        Some(sb) => {
-            line.push_str(&format!(
-                "\n    sandbox '{}': {}",
-                sb.policy,
-                sb.active.join("; ")
-            ));
-            if !sb.missing.is_empty() {
-                line.push_str(&format!("\n    NOT enforced: {}", sb.missing.join("; ")));
-            }
-        }
-    }
-    line
 }
 
 /// `parse`: recognise and condense saved output, locally (no daemon needed).

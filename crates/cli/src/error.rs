@@ -6,6 +6,8 @@
 //! 124 (a timeout); 141 when standard output was closed under it (as a process killed by
 //! SIGPIPE).
 
+use std::process::ExitCode;
+
 use ai_session_client::Selector;
 use ai_session_protocol::{ErrorKind, RpcError};
 use serde_json::{Value, json};
@@ -120,6 +122,24 @@ impl CliError {
         }
         v
     }
+}
+
+/// Shows a failure (a line and a hint on stderr, or the JSON error on stdout with `--json`)
+/// and gives its exit status: 124 for a timeout, 125 for everything else the CLI could not do,
+/// nothing at all and 141 when standard output was closed.
+pub fn report(e: &CliError, json: bool, sel: &Selector) -> ExitCode {
+    if e.is_closed_pipe() {
+        return ExitCode::from(PIPE_CLOSED);
+    }
+    if json {
+        outln!("{:#}", e.to_json(sel));
+    } else {
+        errln!("error: {}", e.message());
+        if let Some(hint) = e.hint(sel) {
+            errln!("hint: {hint}");
+        }
+    }
+    ExitCode::from(e.exit_code())
 }
 
 /// The `-L NAME` or `-S SOCKET` the user gave, as it goes on a command line.

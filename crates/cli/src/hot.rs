@@ -34,7 +34,7 @@ const HOT: &[(&str, Augment)] = &[
 /// `argv` parsed, with whether it asked for JSON, when it runs a hot subcommand without
 /// asking for help; `None` sends it to the whole tree.
 pub(crate) fn parse(argv: &[OsString]) -> Option<(Cli, bool)> {
-    let wanted = subcommand(argv)?;
+    let wanted = crate::args::subcommand(argv)?;
     let &(name, augment) = HOT.iter().find(|(n, _)| *n == wanted)?;
     if argv.iter().any(|a| a == "-h" || a == "--help") {
         return None;
@@ -47,24 +47,6 @@ pub(crate) fn parse(argv: &[OsString]) -> Option<(Cli, bool)> {
 /// The root with its global options and one subcommand.
 fn tree(name: &'static str, augment: Augment) -> Tree {
     DaemonChoice::augment_args(Tree::new("ai-session")).subcommand(augment(Tree::new(name)))
-}
-
-/// The subcommand's name: the first argument that is neither a global option (`-L NAME`,
-/// `-S PATH`, `-LNAME`) nor its value. Anything else first (`--help`, `--version`) is `None`.
-fn subcommand(argv: &[OsString]) -> Option<&str> {
-    let mut args = argv.iter().skip(1);
-    while let Some(arg) = args.next() {
-        let arg = arg.to_str()?;
-        match arg {
-            "-L" | "-S" => {
-                args.next();
-            }
-            _ if arg.starts_with("-L") || arg.starts_with("-S") => {}
-            _ if arg.starts_with('-') => return None,
-            _ => return Some(arg),
-        }
-    }
-    None
 }
 
 #[cfg(test)]

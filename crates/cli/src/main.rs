@@ -6,6 +6,8 @@
 #[macro_use]
 mod out;
 mod alerts;
+mod answer;
+mod args;
 mod attach;
 mod cluster;
 mod commands;
@@ -33,6 +35,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use ai_session_client::Selector;
+use args::{DaemonChoice, ExecArgs, JsonFlag, NewArgs};
 use error::CliError;
 
 /// The exit statuses, in `--help` (and README.md, docs/cli.md).
@@ -62,22 +65,6 @@ struct Cli {
     daemon: DaemonChoice,
     #[command(subcommand)]
     command: Command,
-}
-
-/// Which daemon a command talks to: the options every command takes.
-#[derive(Args)]
-struct DaemonChoice {
-    /// Use the daemon with this label (its own socket and state), as tmux -L.
-    #[arg(
-        short = 'L',
-        global = true,
-        value_name = "NAME",
-        conflicts_with = "socket"
-    )]
-    label: Option<String>,
-    /// Use the daemon on this socket path, as tmux -S.
-    #[arg(short = 'S', global = true, value_name = "SOCKET")]
-    socket: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -281,13 +268,6 @@ struct RawArgs {
 }
 
 #[derive(Args)]
-struct JsonFlag {
-    /// Print JSON with a stable shape.
-    #[arg(long)]
-    json: bool,
-}
-
-#[derive(Args)]
 struct AttachArgs {
     /// The session.
     #[arg(short = 't', value_name = "NAME")]
@@ -309,101 +289,12 @@ struct TargetArgs {
 }
 
 #[derive(Args)]
-struct NewArgs {
-    /// Session name (default: the lowest free number).
-    #[arg(short = 's', value_name = "NAME")]
-    name: Option<String>,
-    /// Working directory (default: the current one).
-    #[arg(short = 'c', value_name = "DIR")]
-    cwd: Option<PathBuf>,
-    /// Shell to run (default: $SHELL, then bash, then sh).
-    #[arg(long, value_name = "PATH")]
-    shell: Option<String>,
-    /// Set an environment variable (repeatable).
-    #[arg(short = 'e', value_name = "KEY=VAL")]
-    env: Vec<String>,
-    /// Terminal size (default 80x24).
-    #[arg(long, value_name = "COLSxROWS")]
-    size: Option<String>,
-    /// Run the session in a sandbox: a policy file (TOML) or a built-in profile
-    /// (default, read-only, workspace-write, no-network). Unconfined when absent.
-    #[arg(long, value_name = "FILE|PROFILE")]
-    policy: Option<String>,
-    /// In a cluster, start the session on this node (default: the daemon's own node).
-    #[arg(long, value_name = "NODE")]
-    node: Option<String>,
-    /// Print JSON with a stable shape.
-    #[arg(long)]
-    json: bool,
-    /// Program and arguments to run instead of a shell.
-    #[arg(last = true, value_name = "PROGRAM")]
-    program: Vec<String>,
-}
-
-#[derive(Args)]
 struct McpArgs {
     /// The tool groups to offer, comma-separated: sessions, context, snapshots, agents, bus,
     /// tasks, or all. Default: `[mcp] tools` of the configuration file, else
     /// sessions,context,snapshots.
     #[arg(long, value_name = "GROUPS")]
     tools: Option<String>,
-}
-
-#[derive(Args)]
-struct ExecArgs {
-    /// The session.
-    #[arg(short = 't', value_name = "NAME")]
-    target: String,
-    /// Give up waiting after DURATION (500ms, 30s, 2m; a bare number is seconds): the command
-    /// keeps running; status `timeout`; exit 124. Default: `[exec] timeout_secs` of
-    /// config.toml, else 120s.
-    #[arg(long, value_name = "DURATION", value_parser = duration::secs_flag)]
-    timeout: Option<duration::Millis>,
-    /// Return after DURATION without output (500ms, 30s; a bare number is seconds): the command
-    /// keeps running; status `running`; exit 124. Default: `[exec] idle_timeout_secs` of
-    /// config.toml, else none.
-    #[arg(long, value_name = "DURATION", value_parser = duration::secs_flag)]
-    idle_timeout: Option<duration::Millis>,
-    /// Print JSON with a stable shape.
-    #[arg(long)]
-    json: bool,
-    /// What to print: the command's output (full), the token-lean view (compact), both, or
-    /// its diagnostics as `file:line:col: severity: message` lines (diagnostics).
-    #[arg(long, value_enum, default_value = "full")]
-    view: View,
-    /// Most tokens of the compact view (default 1500).
-    #[arg(long, value_name = "TOKENS")]
-    budget: Option<usize>,
-    /// Print the output as it arrives (the default when stdout is a terminal and the view is
-    /// `full`); into a pipe it comes as plain text, line by line. A compact view asked for is
-    /// printed after it.
-    #[arg(long, conflicts_with = "json")]
-    stream: bool,
-    /// Give the command this file as its standard input (binary-safe, at most 8 MiB). Without
-    /// it, a pipe or file on ai-session's own stdin is given (`echo data | ai-session exec -t s
-    /// 'wc -c'`); a terminal or /dev/null is not, and the command reads the session's terminal.
-    #[arg(long, value_name = "FILE", conflicts_with = "no_stdin")]
-    stdin: Option<PathBuf>,
-    /// Do not read ai-session's standard input (for a caller that leaves a pipe open).
-    #[arg(short = 'n', long)]
-    no_stdin: bool,
-    /// The command line (joined with spaces).
-    #[arg(
-        required = true,
-        trailing_var_arg = true,
-        allow_hyphen_values = true,
-        value_name = "COMMAND"
-    )]
-    command: Vec<String>,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum View {
-    Full,
-    Compact,
-    Both,
-    /// One `file:line:col: severity: message` line per compiler, linter or test diagnostic.
-    Diagnostics,
 }
 
 #[derive(Args)]
@@ -660,7 +551,7 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            return report(
+            return error::report(
                 &CliError::Local(format!("cannot start the async runtime: {e}")),
                 json,
                 &sel,
@@ -669,7 +560,7 @@ fn main() -> ExitCode {
     };
     match rt.block_on(commands::run(&sel, cli.command)) {
         Ok(code) => code,
-        Err(e) => report(&e, json, &sel),
+        Err(e) => error::report(&e, json, &sel),
     }
 }
 
@@ -733,22 +624,4 @@ fn wants_json(m: &clap::ArgMatches) -> bool {
             None => return false,
         }
     }
-}
-
-/// Shows a failure (a line and a hint on stderr, or the JSON error on stdout with `--json`)
-/// and gives its exit status: 124 for a timeout, 125 for everything else the CLI could not do,
-/// nothing at all and 141 when standard output was closed.
-fn report(e: &CliError, json: bool, sel: &Selector) -> ExitCode {
-    if e.is_closed_pipe() {
-        return ExitCode::from(error::PIPE_CLOSED);
-    }
-    if json {
-        outln!("{:#}", e.to_json(sel));
-    } else {
-        errln!("error: {}", e.message());
-        if let Some(hint) = e.hint(sel) {
-            errln!("hint: {hint}");
-        }
-    }
-    ExitCode::from(e.exit_code())
 }

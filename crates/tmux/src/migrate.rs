@@ -75,13 +75,18 @@ pub fn real_tmux() -> Result<PathBuf, TmuxError> {
     let me = std::env::current_exe()
         .ok()
         .and_then(|p| p.canonicalize().ok());
+    // The small `ai-session` client beside this binary, which a `tmux` symlink may name, is
+    // this program too: it hands tmux's command line to this one.
+    let client = me
+        .as_ref()
+        .and_then(|p| p.with_file_name("ai-session").canonicalize().ok());
     let path = std::env::var_os("PATH").unwrap_or_default();
     for dir in std::env::split_paths(&path) {
         let candidate = dir.join("tmux");
         let Ok(real) = candidate.canonicalize() else {
             continue;
         };
-        if Some(&real) != me.as_ref() && real.is_file() {
+        if Some(&real) != me.as_ref() && Some(&real) != client.as_ref() && real.is_file() {
             return Ok(candidate);
         }
     }

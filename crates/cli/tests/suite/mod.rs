@@ -49,6 +49,7 @@ mod session_list;
 mod store_attacks;
 mod store_bounds;
 mod streaming;
+mod thin_client;
 mod tmux;
 mod tmux_peers;
 mod tracing;

@@ -1,0 +1,250 @@
+//! `ai-session`: the small client. It runs the commands agents call in a loop, `exec`, `new`
+//! and `ls` (and `--version`), itself, with a blocking socket and no async runtime, and hands
+//! every other command line, unchanged, to the whole CLI, `ai-session-full` beside it
+//! (`execve`: same process, same arguments, `argv[0]` kept): help, errors of usage, every other
+//! command, `exec --stream`, `new --policy`, starting the daemon when none listens, and the
+//! daemon itself.
+//!
+//! Why a second binary: the whole CLI is also the daemon, the MCP server, the HTTP server and a
+//! cluster member, and starting that executable costs about twice what starting this one does
+//! (`docs/benchmarks.md`, "The CLI's start"). What the two binaries run for `exec` and `new`
+//! is one code: the arguments (`args.rs`), what is sent and printed (`answer.rs`), errors and
+//! exit statuses (`error.rs`) and output that never panics (`out.rs`) are compiled into both.
+
+// Output goes through `out!`/`outln!`/`errln!` (`out.rs`), which end quietly on a closed pipe.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
+// Shared with the whole CLI, which uses every part of these.
+#[allow(dead_code)]
+#[macro_use]
+#[path = "../out.rs"]
+mod out;
+#[path = "../answer.rs"]
+mod answer;
+#[path = "../args.rs"]
+mod args;
+#[allow(dead_code)]
+#[path = "../duration.rs"]
+mod duration;
+#[allow(dead_code)]
+#[path = "../error.rs"]
+mod error;
+mod wire;
+
+use std::ffi::OsString;
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use ai_session_client::{Error as ClientError, Selector};
+use ai_session_protocol::PROTOCOL_VERSION;
+use ai_session_protocol::methods::{HelloParams, HelloResult, ListResult, SessionInfo};
+use ai_session_protocol::registry::{Hello, Method, SessionExec, SessionList, SessionNew};
+use clap::{Args, Command as Tree, FromArgMatches};
+
+use args::{DaemonChoice, ExecArgs, JsonFlag, NewArgs};
+use error::CliError;
+
+/// The whole CLI's executable, in the same directory as this one.
+const FULL: &str = "ai-session-full";
+
+/// After this long still reading standard input, say so: a caller may have left a pipe open.
+const STDIN_NOTICE: Duration = Duration::from_secs(2);
+
+/// A command this binary runs itself.
+enum Hot {
+    Exec(ExecArgs),
+    New(NewArgs),
+    Ls(JsonFlag),
+}
+
+fn main() -> ExitCode {
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    match run(&argv) {
+        Some(code) => code,
+        None => full(&argv),
+    }
+}
+
+/// Runs `argv` here and gives its exit status, or `None` before anything was done (nothing
+/// sent, no input read) when the whole CLI must run it.
+fn run(argv: &[OsString]) -> Option<ExitCode> {
+    // Run as `tmux` (a symlink): tmux's command line, `tmux -V` included, which the whole CLI
+    // speaks.
+    let program = argv.first()?.to_str()?;
+    if program.rsplit('/').next() == Some("tmux") {
+        return None;
+    }
+    if version(argv) {
+        outln!("ai-session {}", env!("CARGO_PKG_VERSION"));
+        return Some(ExitCode::SUCCESS);
+    }
+    let (sel, hot) = parse(argv)?;
+    if let Hot::Exec(a) = &hot {
+        if answer::streams(a, std::io::stdout().is_terminal()) {
+            return None;
+        }
+    }
+    if let Hot::New(a) = &hot {
+        if a.policy.is_some() {
+            return None;
+        }
+    }
+    let json = match &hot {
+        Hot::Exec(a) => a.json,
+        Hot::New(a) => a.json,
+        Hot::Ls(a) => a.json,
+    };
+    // No daemon listening: the whole CLI starts one (under the start lock) and runs the command.
+    let mut conn = wire::Conn::connect(&sel.paths().socket).ok()?;
+    let hello = HelloParams {
+        client: format!("ai-session-cli {}", env!("CARGO_PKG_VERSION")),
+        protocol: PROTOCOL_VERSION,
+        // An agent started with a token acts with that token's capabilities only.
+        token: std::env::var("AI_SESSION_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty()),
+    };
+    match conn.call::<_, HelloResult>(Hello::NAME, hello) {
+        Ok(_) => {}
+        // A daemon that is exiting accepted and dropped the connection: the whole CLI retries
+        // and starts a fresh daemon if need be.
+        Err(ClientError::Closed) => return None,
+        Err(e) => return Some(error::report(&CliError::Client(e), json, &sel)),
+    }
+    let done = match hot {
+        Hot::Exec(a) => exec(&mut conn, &sel, a),
+        Hot::New(a) => new(&mut conn, a),
+        Hot::Ls(a) => conn
+            .call::<_, ListResult>(SessionList::NAME, serde_json::json!({}))
+            .map_err(CliError::from)
+            .and_then(|list| answer::ls_answer(&list, a.json)),
+    };
+    Some(done.unwrap_or_else(|e| error::report(&e, json, &sel)))
+}
+
+/// True for `ai-session --version` (or `-V`), with nothing else but `-L`/`-S`: what clap prints
+/// for the whole CLI.
+fn version(argv: &[OsString]) -> bool {
+    let mut rest = argv.iter().skip(1).filter_map(|a| a.to_str());
+    let mut flag = None;
+    while let Some(arg) = rest.next() {
+        match arg {
+            "-L" | "-S" => {
+                rest.next();
+            }
+            _ if arg.starts_with("-L") || arg.starts_with("-S") => {}
+            "--version" | "-V" if flag.is_none() => flag = Some(arg),
+            _ => return false,
+        }
+    }
+    flag.is_some() && argv.iter().all(|a| a.to_str().is_some())
+}
+
+/// `argv` when it runs `exec`, `new` or `ls` (the same arguments as the whole CLI's, on a tree
+/// of that subcommand alone); `None` for anything else, help and any argument error, which the
+/// whole CLI shows in its own words.
+fn parse(argv: &[OsString]) -> Option<(Selector, Hot)> {
+    let name = args::subcommand(argv)?;
+    if argv.iter().any(|a| a == "-h" || a == "--help") {
+        return None;
+    }
+    let sub = match name {
+        "exec" => ExecArgs::augment_args(Tree::new("exec")),
+        "new" => NewArgs::augment_args(Tree::new("new")),
+        "ls" => JsonFlag::augment_args(Tree::new("ls")),
+        _ => return None,
+    };
+    let matches = DaemonChoice::augment_args(Tree::new("ai-session"))
+        .subcommand(sub)
+        .try_get_matches_from(argv)
+        .ok()?;
+    let daemon = DaemonChoice::from_arg_matches(&matches).ok()?;
+    let (_, sub) = matches.subcommand()?;
+    let hot = match name {
+        "exec" => Hot::Exec(ExecArgs::from_arg_matches(sub).ok()?),
+        "new" => Hot::New(NewArgs::from_arg_matches(sub).ok()?),
+        _ => Hot::Ls(JsonFlag::from_arg_matches(sub).ok()?),
+    };
+    let sel = Selector {
+        label: daemon.label,
+        socket: daemon.socket,
+    };
+    Some((sel, hot))
+}
+
+fn exec(conn: &mut wire::Conn, sel: &Selector, a: ExecArgs) -> Result<ExitCode, CliError> {
+    let params = answer::exec_params(&a, false, input(&a)?);
+    let reply = conn.call_value(SessionExec::NAME, params)?;
+    answer::exec_answer(reply, &a, sel, false, false)
+}
+
+fn new(conn: &mut wire::Conn, a: NewArgs) -> Result<ExitCode, CliError> {
+    let json = a.json;
+    let params = answer::new_params(a, no_policy)?;
+    let info: SessionInfo = conn.call(SessionNew::NAME, params)?;
+    answer::new_answer(&info, json)
+}
+
+/// `new --policy` goes to the whole CLI, which reads policies: never called here.
+fn no_policy(spec: &str) -> Result<String, CliError> {
+    Err(CliError::Local(format!(
+        "the policy {spec} is read by {FULL}, not by this client"
+    )))
+}
+
+/// The command's standard input: `--stdin FILE`, else this process's stdin when it is a pipe,
+/// a socket or a file with something in it; `None` for a terminal, /dev/null, `--no-stdin` or
+/// an empty input. As the whole CLI: a notice on stderr after two seconds of reading.
+fn input(a: &ExecArgs) -> Result<Option<Vec<u8>>, CliError> {
+    use std::sync::mpsc::{RecvTimeoutError, channel};
+    if let Some(path) = &a.stdin {
+        return answer::stdin_file(path).map(Some);
+    }
+    if a.no_stdin || !answer::stdin_is_data()? {
+        return Ok(None);
+    }
+    let (tx, rx) = channel();
+    std::thread::spawn(move || tx.send(answer::read_bounded(std::io::stdin().lock())));
+    let gone =
+        |e: std::sync::mpsc::RecvError| CliError::Local(format!("reading standard input: {e}"));
+    let bytes = match rx.recv_timeout(STDIN_NOTICE) {
+        Ok(read) => read,
+        Err(RecvTimeoutError::Timeout) => {
+            errln!(
+                "ai-session: reading standard input for the command until it ends (--no-stdin runs without it)"
+            );
+            rx.recv().map_err(gone)?
+        }
+        Err(RecvTimeoutError::Disconnected) => return Err(gone(std::sync::mpsc::RecvError)),
+    }?;
+    if bytes.is_empty() {
+        return Ok(None);
+    }
+    answer::check_size(bytes).map(Some)
+}
+
+/// Replaces this process with the whole CLI, given the same arguments; returns only when it
+/// cannot be run.
+fn full(argv: &[OsString]) -> ExitCode {
+    use std::os::unix::process::CommandExt;
+    let json = argv.iter().any(|a| a == "--json");
+    let path = match std::env::current_exe() {
+        Ok(me) => me.with_file_name(FULL),
+        Err(e) => {
+            let e = CliError::Local(format!("cannot find this executable's directory: {e}"));
+            return error::report(&e, json, &Selector::default());
+        }
+    };
+    let mut command = std::process::Command::new(&path);
+    if let Some(arg0) = argv.first() {
+        command.arg0(arg0);
+    }
+    let e = command.args(argv.iter().skip(1)).exec();
+    let e = CliError::Local(format!(
+        "cannot run {}: {e}; ai-session runs every command but exec, new and ls, and the daemon, \
+         with {FULL} installed beside it (cargo install --path crates/cli installs both)",
+        path.display()
+    ));
+    error::report(&e, json, &Selector::default())
+}

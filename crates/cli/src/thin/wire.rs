@@ -1,0 +1,102 @@
+//! One connection to the daemon for the small client: a blocking Unix socket, one call at a
+//! time, newline-delimited JSON-RPC frames. No runtime and no reader task: the answer to a
+//! call is read right after the call is written, and notifications in between (none come to a
+//! connection that subscribed to nothing) are skipped.
+//!
+//! The errors are `ai_session_client`'s, with the same meaning, so the CLI shows them alike.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+
+use ai_session_client::Error;
+use ai_session_protocol::trace::TraceContext;
+use ai_session_protocol::{Request, ServerMessage};
+use serde::Serialize;
+use serde_json::Value;
+
+/// The field of a successful result in which the daemon says the action could not be audited.
+const AUDIT_WARNING: &str = "audit_warning";
+
+/// Bytes read from the socket at a time: an exec's answer can be megabytes on one line.
+const READ_BUFFER: usize = 256 << 10;
+
+pub(crate) struct Conn {
+    reader: BufReader<UnixStream>,
+    writer: UnixStream,
+    next_id: u64,
+    trace: Option<TraceContext>,
+}
+
+impl Conn {
+    /// Connects to the daemon listening on `socket`; an error when none does.
+    pub(crate) fn connect(socket: &Path) -> std::io::Result<Self> {
+        let writer = UnixStream::connect(socket)?;
+        let reader = BufReader::with_capacity(READ_BUFFER, writer.try_clone()?);
+        Ok(Self {
+            reader,
+            writer,
+            next_id: 1,
+            // Run inside a traced program, the daemon's spans join its trace.
+            trace: TraceContext::from_env(),
+        })
+    }
+
+    /// Calls `method` and decodes its result as `R`.
+    pub(crate) fn call<P: Serialize, R: serde::de::DeserializeOwned>(
+        &mut self,
+        method: &str,
+        params: P,
+    ) -> Result<R, Error> {
+        let value = self.call_value(method, params)?;
+        serde_json::from_value(value).map_err(|source| Error::Decode {
+            method: method.to_owned(),
+            source,
+        })
+    }
+
+    /// Calls `method` and returns its result as JSON; a warning the daemon attached (the
+    /// action could not be audited) goes to stderr, as the whole CLI does.
+    pub(crate) fn call_value<P: Serialize>(
+        &mut self,
+        method: &str,
+        params: P,
+    ) -> Result<Value, Error> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let encode = |source| Error::Encode {
+            method: method.to_owned(),
+            source,
+        };
+        let mut req = Request::new(id, method, params).map_err(encode)?;
+        req.trace = self.trace.clone();
+        let mut line = serde_json::to_vec(&req).map_err(encode)?;
+        line.push(b'\n');
+        // A write fails only when the daemon is gone (EPIPE, ECONNRESET).
+        self.writer.write_all(&line).map_err(|_| Error::Closed)?;
+        let resp = loop {
+            let mut frame = String::new();
+            match self.reader.read_line(&mut frame) {
+                Ok(0) | Err(_) => return Err(Error::Closed),
+                Ok(_) => {}
+            }
+            match serde_json::from_str::<ServerMessage>(&frame) {
+                Ok(ServerMessage::Response(resp)) if resp.id.as_u64() == Some(id) => break resp,
+                // Another id, a notification or an unreadable line: not this call's answer.
+                _ => continue,
+            }
+        };
+        match (resp.result, resp.error) {
+            (_, Some(err)) => Err(Error::Rpc(err)),
+            (Some(result), None) => {
+                if let Some(warning) = result.get(AUDIT_WARNING).and_then(Value::as_str) {
+                    errln!("ai-session: warning: {warning}");
+                }
+                Ok(result)
+            }
+            (None, None) => Err(Error::EmptyResponse {
+                method: method.to_owned(),
+            }),
+        }
+    }
+}
