@@ -100,6 +100,14 @@ fn a_task_dag_runs_across_two_nodes_by_capability() {
         json!({"description": "high", "needs": ["rust"], "priority": 9}),
     )["id"]
         .clone();
+    // Node a's view has both (a claim chooses from the node's view, milliseconds behind the
+    // cluster; `task.list` answers once it holds every change made before it).
+    let listed = on_a.ok("task.list", json!({"state": "queued"}));
+    assert_eq!(
+        listed["tasks"].as_array().map(Vec::len),
+        Some(2),
+        "{listed}"
+    );
     let t = claim(&mut on_a, &builder, 5000).expect("a task");
     assert_eq!(t["id"], high, "low is {low}");
     // The builder (of node a) reports through node b, and claims there too.
