@@ -109,28 +109,24 @@ impl Cluster {
         let payload = encode(forward)?;
         let client = &self.inner.client;
         let reply = client.new_inbox();
-        let answers =
-            client
+        let published = async {
+            let answers = client
                 .subscribe(reply.clone())
                 .await
-                .map_err(|e| ClusterError::Unreachable {
-                    node: node.to_string(),
-                    reason: e.to_string(),
-                });
-        let published = match answers {
-            Ok(answers) => client
+                .map_err(|e| e.to_string())?;
+            client
                 .publish_with_reply(subject(node), reply, payload.into())
                 .await
-                .map(|()| answers)
-                .map_err(|e| ClusterError::Unreachable {
-                    node: node.to_string(),
-                    reason: e.to_string(),
-                }),
-            Err(e) => Err(e),
-        };
+                .map_err(|e| e.to_string())?;
+            Ok(answers)
+        }
+        .await;
         // Sent or failed: either way the next request may go.
         sent();
-        let mut answers = published?;
+        let mut answers = published.map_err(|reason| ClusterError::Unreachable {
+            node: node.to_string(),
+            reason,
+        })?;
         let answer = async move {
             let message = tokio::time::timeout(timeout, answers.next())
                 .await

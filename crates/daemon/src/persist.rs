@@ -888,7 +888,7 @@ async fn spawn_with(
     }
     let workspace = policy
         .as_ref()
-        .map(|_| std::path::PathBuf::from(&state.config.cwd));
+        .map(|_| std::path::Path::new(&state.config.cwd));
     params.policy = policy;
     let restore = daemon
         .persist
@@ -920,7 +920,7 @@ async fn spawn_with(
             params,
             &prelude(scrollback),
             Some(state.id.to_string()),
-            workspace.as_deref(),
+            workspace,
         )
         .await
         .map_err(|e| e.to_rpc());

@@ -5,14 +5,14 @@ use std::process::Output;
 
 use super::harness::Env;
 
-fn as_token(env: &Env, token: &str, args: &[&str]) -> Output {
+pub(super) fn as_token(env: &Env, token: &str, args: &[&str]) -> Output {
     env.command(args)
         .env("AI_SESSION_TOKEN", token)
         .output()
         .unwrap()
 }
 
-fn text(o: &Output) -> String {
+pub(super) fn text(o: &Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&o.stdout),
@@ -323,9 +323,17 @@ fn snapshot_capabilities_are_per_session() {
 }
 
 fn token(env: &Env, caps: &[&str]) -> String {
+    bound_token(env, caps, None)
+}
+
+/// A token with `caps`, bound to sandbox `policy` when given.
+pub(super) fn bound_token(env: &Env, caps: &[&str], policy: Option<&str>) -> String {
     let mut args = vec!["access", "token", "--json"];
     for c in caps {
         args.extend(["--cap", c]);
+    }
+    if let Some(p) = policy {
+        args.extend(["--policy", p]);
     }
     let out = env.run(&args);
     let made: serde_json::Value =

@@ -2,6 +2,7 @@
 //! principal) runs in the sandbox it ran in, planned against the workspace it started in:
 //! never looser than it ran, nor than its caller could create.
 
+use super::access::{as_token, bound_token, text};
 use super::harness::Env;
 use super::restart::sigkill;
 use super::security::{session, workspace};
@@ -45,13 +46,20 @@ pub(super) fn confined(env: &Env, name: &str, ws: &str, outside: &std::path::Pat
     assert!(kept.exists());
 }
 
-#[test]
-fn a_sandboxed_session_comes_back_after_a_sigkill_confined_to_the_workspace_it_started_in() {
+/// A daemon with session `box` in the workspace-only policy: the daemon, the workspace, a
+/// directory outside it, and `new`'s answer.
+fn boxed() -> (Env, String, std::path::PathBuf, serde_json::Value) {
     let env = Env::outside_tmp();
     let ws = workspace(&env);
     let policy = workspace_only_policy(&env);
     let away = outside(&env);
     let made = env.json(&["new", "-s", "box", "--policy", &policy, "-c", &ws]);
+    (env, ws, away, made)
+}
+
+#[test]
+fn a_sandboxed_session_comes_back_after_a_sigkill_confined_to_the_workspace_it_started_in() {
+    let (env, ws, away, made) = boxed();
     assert_eq!(made["sandbox"]["policy"], "custom", "{made}");
     assert!(made.get("persisted").is_none(), "{made}");
     confined(&env, "box", &ws, &away, "before");
@@ -93,43 +101,9 @@ fn a_sandboxed_session_comes_back_after_a_sigkill_confined_to_the_workspace_it_s
     confined(&env, "box", &ws, &away, "after-stop");
 }
 
-fn run_as(env: &Env, token: &str, args: &[&str]) -> std::process::Output {
-    env.command(args)
-        .env("AI_SESSION_TOKEN", token)
-        .output()
-        .unwrap()
-}
-
-fn text(o: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-/// A token with `caps`, bound to `policy` when given.
-fn token(env: &Env, caps: &[&str], policy: Option<&str>) -> String {
-    let mut args = vec!["access", "token", "--json"];
-    for c in caps {
-        args.extend(["--cap", c]);
-    }
-    if let Some(p) = policy {
-        args.extend(["--policy", p]);
-    }
-    let out = env.run(&args);
-    let made: serde_json::Value =
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
-    made["token"].as_str().unwrap().to_owned()
-}
-
 #[test]
 fn a_snapshot_of_a_sandboxed_session_restores_only_in_the_sandbox_it_ran_in() {
-    let env = Env::outside_tmp();
-    let ws = workspace(&env);
-    let policy = workspace_only_policy(&env);
-    let away = outside(&env);
-    env.ok(&["new", "-s", "box", "--policy", &policy, "-c", &ws]);
+    let (env, ws, away, _) = boxed();
     let r = env.exec("box", "export MARK=kept");
     assert_eq!(r["exit_code"], 0, "{r}");
     let snap = env.json(&["snapshot", "-t", "box"]);
@@ -155,8 +129,8 @@ fn a_snapshot_of_a_sandboxed_session_restores_only_in_the_sandbox_it_ran_in() {
     let caps: Vec<&str> = caps.iter().map(String::as_str).collect();
     // A token bound to another policy cannot bring it back in either: its own policy could be
     // looser than the session's, the session's looser than its own.
-    let bound = token(&env, &caps, Some("read-only"));
-    let r = run_as(&env, &bound, &["restore", &snap_id, "-s", "stolen"]);
+    let bound = bound_token(&env, &caps, Some("read-only"));
+    let r = as_token(&env, &bound, &["restore", &snap_id, "-s", "stolen"]);
     assert!(!r.status.success(), "{}", text(&r));
     assert!(
         text(&r).contains("bound to policy 'read-only'"),
@@ -170,8 +144,8 @@ fn a_snapshot_of_a_sandboxed_session_restores_only_in_the_sandbox_it_ran_in() {
 
     // An unbound token gets the session's sandbox, not the looser `isolated` its new
     // sessions get by default.
-    let free = token(&env, &caps, None);
-    let r = run_as(
+    let free = bound_token(&env, &caps, None);
+    let r = as_token(
         &env,
         &free,
         &["restore", &snap_id, "-s", "theirs", "--json"],
