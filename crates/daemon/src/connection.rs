@@ -10,6 +10,7 @@
 
 use std::sync::Arc;
 
+use ai_session_protocol::registry::{Hello, Method};
 use ai_session_protocol::{ErrorKind, MAX_REQUEST_BYTES, Request, Response, RpcError};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, BufWriter};
@@ -26,7 +27,7 @@ const BUDGET: u32 = 64 * 1024;
 
 /// KiB an answer may take, reserved from [`BUDGET`] before the request runs.
 fn weight(req: &Request) -> u32 {
-    use ai_session_protocol::registry::{Method, SessionCapture, SessionExec, SessionRead};
+    use ai_session_protocol::registry::{SessionCapture, SessionExec, SessionRead};
     let field = |name: &str| req.params.get(name).and_then(Value::as_u64);
     let bytes: u64 = match req.method.as_str() {
         m if m == SessionRead::NAME => field("max_bytes").unwrap_or(1 << 20).min(16 << 20),
@@ -103,6 +104,8 @@ pub(crate) async fn run(stream: UnixStream, daemon: Arc<Daemon>) {
         receipts,
     );
     let mut typing = crate::order::Line::default();
+    // Why this connection's hello was refused: every request after it is.
+    let mut refused: Option<String> = None;
     let mut reader = BufReader::new(read);
     let mut line = Vec::new();
     loop {
@@ -146,6 +149,35 @@ pub(crate) async fn run(stream: UnixStream, daemon: Arc<Daemon>) {
             let err = RpcError::new(ErrorKind::ShuttingDown, "the daemon is shutting down")
                 .with_hint("retry in a moment: the next call starts a new daemon");
             if tx.send(encode(&Response::err(req.id, err))).await.is_err() {
+                break;
+            }
+            continue;
+        }
+        if let Some(why) = &refused {
+            let err = RpcError::new(
+                ErrorKind::PermissionDenied,
+                format!("this connection's hello was refused ({why}): nothing more runs on it"),
+            )
+            .with_hint("open a new connection and send a hello the daemon accepts first");
+            if tx.send(encode(&Response::err(req.id, err))).await.is_err() {
+                break;
+            }
+            continue;
+        }
+        // A hello runs before the next line is read: what a client sends behind it without
+        // waiting for the answer (the small CLI sends its exec with it) runs as the identity
+        // the hello set, and never runs when the hello is refused.
+        if req.method == Hello::NAME {
+            let handled =
+                crate::service::handle_traced(&daemon, &conn, &req.method, req.params, req.trace);
+            let resp = match unless_it_panics(handled).await {
+                Ok(value) => Response::ok(req.id, value),
+                Err(err) => {
+                    refused = Some(err.message.clone());
+                    Response::err(req.id, err)
+                }
+            };
+            if tx.send(encode(&resp)).await.is_err() {
                 break;
             }
             continue;

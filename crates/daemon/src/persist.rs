@@ -332,6 +332,29 @@ impl Persist {
         })
     }
 
+    /// [`Persist::acked`] for a job whose warning is known before all its work is done: the
+    /// future resolves with the warning, and what the job leaves runs right after, on the
+    /// store thread, before any job queued behind it.
+    fn acked_then(
+        &self,
+        job: impl FnOnce(&mut Worker) -> (Option<String>, crate::worker::Then<Worker>) + Send + 'static,
+    ) -> Ack {
+        let queue = self.worker.as_ref().map(Queue::handle);
+        Box::pin(async move {
+            let queue = queue?;
+            match queue
+                .call_then(move |w| {
+                    let (warning, then) = job(w);
+                    (Ok(warning), then)
+                })
+                .await
+            {
+                Ok(warning) => warning,
+                Err(e) => Some(e.message),
+            }
+        })
+    }
+
     /// `session.new` succeeded: record the session before the answer goes out. When the
     /// record cannot be written (a full disk), the answer says so (`persisted: false`), the
     /// failure is counted in `daemon status`, and each of the session's execs says it too.
@@ -341,7 +364,10 @@ impl Persist {
             return Reaction::default();
         }
         Reaction {
-            ack: Some(self.acked(move |w| job(w).err())),
+            ack: Some(self.acked_then(move |w| {
+                let (recorded, then) = job(w);
+                (recorded.err(), then)
+            })),
             warning: None,
         }
     }
@@ -524,7 +550,8 @@ pub(crate) fn log_key() -> std::io::Result<Option<ai_session_core::log::LogKey>>
 fn new_job(
     info: &m::SessionInfo,
     params: &m::NewParams,
-) -> impl FnOnce(&mut Worker) -> Result<(), String> + Send + 'static {
+) -> impl FnOnce(&mut Worker) -> (Result<(), String>, crate::worker::Then<Worker>) + Send + 'static
+{
     let mut env: BTreeMap<String, String> = params
         .env
         .clone()
@@ -547,21 +574,35 @@ fn new_job(
     };
     let (name, sid, pid) = (info.name.clone(), info.id.clone(), info.pid);
     move |w: &mut Worker| {
-        // The record is kept under the session's own id: the same id after a restart.
-        let created =
-            SessionId::new(sid.clone()).and_then(|id| w.store.create_session_as(id, config));
-        match created {
-            Ok(state) => {
+        // The record is kept under the session's own id: the same id after a restart. The
+        // answer waits for the record to be durable (its journal frame), not for its
+        // directory, `state.json` and index row, which follow before any other store job.
+        let begun = SessionId::new(sid.clone()).and_then(|id| w.store.begin_session_as(id, config));
+        match begun {
+            Ok(begun) => {
                 w.unrecorded.remove(&sid);
-                w.ids.insert(sid.clone(), state.id);
-                w.pids.insert(sid, pid);
-                Ok(())
+                w.ids.insert(sid.clone(), begun.state().id.clone());
+                w.pids.insert(sid.clone(), pid);
+                let finish = move |w: &mut Worker| {
+                    if let Err(e) = w.store.finish_session(begun) {
+                        // The journal keeps the record for the next start; until then its
+                        // execs say they could not be saved, and why.
+                        tracing::error!(session = %name, "cannot write the session's record: {e}");
+                        w.ids.remove(&sid);
+                        w.unrecorded
+                            .insert(sid, format!("writing its record failed: {e}"));
+                    }
+                };
+                (
+                    Ok(()),
+                    Some(Box::new(finish) as Box<dyn FnOnce(&mut Worker) + Send>),
+                )
             }
             Err(e) => {
                 tracing::error!(session = %name, "cannot record the session: {e}");
                 let why = format!("recording it failed: {e}");
                 w.unrecorded.insert(sid, why.clone());
-                Err(why)
+                (Err(why), None)
             }
         }
     }

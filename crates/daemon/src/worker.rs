@@ -8,6 +8,9 @@ use tokio::sync::{mpsc, oneshot};
 
 type Job<S> = Box<dyn FnOnce(&mut S) + Send>;
 
+/// What a job of [`Worker::call_then`] leaves to run once its caller has the answer.
+pub(crate) type Then<S> = Option<Box<dyn FnOnce(&mut S) + Send>>;
+
 /// The queue in front of one worker thread.
 pub(crate) struct Worker<S> {
     tx: mpsc::Sender<Job<S>>,
@@ -69,6 +72,25 @@ impl<S: Send + 'static> Worker<S> {
         let (reply, rx) = oneshot::channel();
         self.send(move |state| {
             reply.send(f(state)).ok();
+        })
+        .await?;
+        rx.await.map_err(|_| self.gone())?
+    }
+
+    /// Runs `f` on the thread and waits for the answer it gives first; what it gives with the
+    /// answer runs right after on the same thread, before any job queued behind, while the
+    /// caller goes on.
+    pub(crate) async fn call_then<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut S) -> (Result<T, RpcError>, Then<S>) + Send + 'static,
+    ) -> Result<T, RpcError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(move |state| {
+            let (answer, then) = f(state);
+            reply.send(answer).ok();
+            if let Some(then) = then {
+                then(state);
+            }
         })
         .await?;
         rx.await.map_err(|_| self.gone())?

@@ -76,8 +76,10 @@ impl Journal {
     /// Notes that the record of `id` is deleted, when the journal still holds it. No fsync:
     /// the deletion of its directory is not fsynced either.
     pub(crate) fn deleted(&mut self, id: &SessionId) -> Result<()> {
-        if self.pending.contains(id) {
+        if let Some(at) = self.pending.iter().position(|p| p == id) {
             self.write(DELETED, id.as_str().as_bytes(), false)?;
+            // Nothing of it is left to settle.
+            self.pending.remove(at);
         }
         Ok(())
     }
@@ -176,18 +178,23 @@ impl Store {
         if pending.is_empty() {
             return Ok(());
         }
+        // A record whose `state.json` is not written (its second half failed, or has not run)
+        // keeps the journal: the next open writes it back from there.
+        let mut whole = true;
         for id in &pending {
             let dir = self.session_dir(id);
             let path = dir.join("state.json");
-            // A record deleted since (its directory gone) has nothing to settle.
-            if let Some(f) = open_if_present(&path)? {
-                f.sync_all().map_err(|e| Error::io("fsync", path, e))?;
-                file::sync_dir(&dir)?;
+            match open_if_present(&path)? {
+                Some(f) => {
+                    f.sync_all().map_err(|e| Error::io("fsync", path, e))?;
+                    file::sync_dir(&dir)?;
+                }
+                None => whole = false,
             }
         }
         file::sync_dir(&self.root.join("sessions"))?;
         let mut journal = self.journal();
-        if journal.appended == appended {
+        if whole && journal.appended == appended {
             journal.clear()?;
         }
         Ok(())

@@ -61,4 +61,4 @@ pub use retention::{Pruned, Retention};
 pub use seal::{DEFAULT_MAX_UNPACKED, RECORD_DICT, SCHEMA_VERSION};
 pub use snapshot::{Restored, Snapshot, SnapshotMeta};
 pub use spool::Spooled;
-pub use store::{Options, PASSPHRASE_ENV, SessionRecord, Store, WriteFailures};
+pub use store::{BegunSession, Options, PASSPHRASE_ENV, SessionRecord, Store, WriteFailures};

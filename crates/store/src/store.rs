@@ -27,6 +27,24 @@ pub const PASSPHRASE_ENV: &str = "AI_SESSION_PASSPHRASE";
 const MAX_OPEN_HISTORIES: usize = 256;
 
 /// How to open a store.
+/// A new record made durable by [`Store::begin_session_as`], its `state.json` and index row
+/// still to write ([`Store::finish_session`]).
+#[derive(Debug)]
+#[must_use = "the record has no state.json until finish_session writes it"]
+pub struct BegunSession {
+    state: SessionState,
+    /// The `state.json` bytes, journaled; `None` when the record is already whole (a store
+    /// that is not durable writes it at once).
+    bytes: Option<Vec<u8>>,
+}
+
+impl BegunSession {
+    /// The record as it will be saved.
+    pub fn state(&self) -> &SessionState {
+        &self.state
+    }
+}
+
 #[derive(Clone)]
 pub struct Options {
     /// zstd level for everything the store compresses (1..=22; 3 is zstd's default).
@@ -292,6 +310,16 @@ impl Store {
     /// session id, so a session keeps one id in memory, on disk and after a restart). An id
     /// that already has a record is refused (`Exists`), never overwritten.
     pub fn create_session_as(&self, id: SessionId, config: SessionConfig) -> Result<SessionState> {
+        let begun = self.begin_session_as(id, config)?;
+        self.finish_session(begun)
+    }
+
+    /// The first half of [`Store::create_session_as`]: returns once the record would survive a
+    /// power loss (in a durable store, its journal frame is fdatasynced, see `journal.rs`), so
+    /// a caller may answer its own caller now and run [`Store::finish_session`] after. Until
+    /// then the record has no `state.json` (nothing appends to it or reads it); a store that
+    /// opens before it did writes it back from the journal.
+    pub fn begin_session_as(&self, id: SessionId, config: SessionConfig) -> Result<BegunSession> {
         if self.session_dir(&id).join("state.json").exists() {
             return Err(Error::Exists {
                 what: "session record",
@@ -309,31 +337,48 @@ impl Store {
             updated_ms: now,
             restored_from: None,
         };
-        self.noted(
-            "record new session",
-            Some(&state.id),
-            self.write_new_state(&state),
-        )?;
+        if !self.durable {
+            // Nothing is fsynced: the whole record costs what its journal frame would.
+            self.noted(
+                "record new session",
+                Some(&state.id),
+                self.write_state(&state),
+            )?;
+            return Ok(BegunSession { state, bytes: None });
+        }
+        let journaled = (|| {
+            let path = self.session_dir(&state.id).join("state.json");
+            let bytes = encode_json(&state, Kind::State, self.cipher.as_ref(), self.level, &path)?;
+            self.journal().append(&state.id, &bytes)?;
+            Ok(bytes)
+        })();
+        let bytes = self.noted("record new session", Some(&state.id), journaled)?;
+        Ok(BegunSession {
+            state,
+            bytes: Some(bytes),
+        })
+    }
+
+    /// The second half of [`Store::create_session_as`]: the record's directory, its
+    /// `state.json` (no fsync: the journal holds it until the next [`Store::sync`]) and its
+    /// index row.
+    pub fn finish_session(&self, begun: BegunSession) -> Result<SessionState> {
+        let BegunSession { state, bytes } = begun;
+        let Some(bytes) = bytes else {
+            return Ok(state);
+        };
+        let written = (|| {
+            let dir = self.session_dir_checked(&state.id, true)?;
+            file::write_atomic(&dir.join("state.json"), &bytes, false)?;
+            self.index().upsert_session(&state)
+        })();
+        self.noted("record new session", Some(&state.id), written)?;
         Ok(state)
     }
 
     /// Writes `sessions/{id}/state.json` (atomically) and updates the index.
     pub fn save_state(&self, state: &SessionState) -> Result<()> {
         self.noted("save state", Some(&state.id), self.write_state(state))
-    }
-
-    /// A new record: in a durable store, one fdatasync of a journal append makes it durable
-    /// and `state.json`'s own fsyncs wait for the next `sync` (see `journal.rs`).
-    fn write_new_state(&self, state: &SessionState) -> Result<()> {
-        if !self.durable {
-            return self.write_state(state);
-        }
-        let dir = self.session_dir_checked(&state.id, true)?;
-        let path = dir.join("state.json");
-        let bytes = encode_json(state, Kind::State, self.cipher.as_ref(), self.level, &path)?;
-        self.journal().append(&state.id, &bytes)?;
-        file::write_atomic(&path, &bytes, false)?;
-        self.index().upsert_session(state)
     }
 
     fn write_state(&self, state: &SessionState) -> Result<()> {

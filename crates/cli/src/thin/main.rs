@@ -105,8 +105,16 @@ fn run(argv: &[OsString]) -> Option<ExitCode> {
             .ok()
             .filter(|t| !t.is_empty()),
     };
-    match conn.call::<_, HelloResult>(Hello::NAME, hello) {
-        Ok(_) => {}
+    // Without a token the hello goes out with the command, one round trip for both (the
+    // daemon runs nothing behind a hello it refuses). A token's hello is answered first: a
+    // daemon from before that rule could run the command before the hello set who asks.
+    let sent = if hello.token.is_none() {
+        conn.hello_ahead(hello).map(drop)
+    } else {
+        conn.call::<_, HelloResult>(Hello::NAME, hello).map(drop)
+    };
+    match sent {
+        Ok(()) => {}
         // A daemon that is exiting accepted and dropped the connection: the whole CLI retries
         // and starts a fresh daemon if need be.
         Err(ClientError::Closed) => return None,
@@ -120,7 +128,12 @@ fn run(argv: &[OsString]) -> Option<ExitCode> {
             .map_err(CliError::from)
             .and_then(|list| answer::ls_answer(&list, a.json)),
     };
-    Some(done.unwrap_or_else(|e| error::report(&e, json, &sel)))
+    match done {
+        Ok(code) => Some(code),
+        // Closed before the hello sent ahead was answered: nothing ran, as above.
+        Err(CliError::Client(ClientError::Closed)) if conn.hello_lost() => None,
+        Err(e) => Some(error::report(&e, json, &sel)),
+    }
 }
 
 /// True for `ai-session --version` (or `-V`), with nothing else but `-L`/`-S`: what clap prints

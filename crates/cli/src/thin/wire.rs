@@ -10,6 +10,7 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 
 use ai_session_client::Error;
+use ai_session_protocol::registry::{Hello, Method};
 use ai_session_protocol::trace::TraceContext;
 use ai_session_protocol::{Request, ServerMessage};
 use serde::Serialize;
@@ -26,6 +27,11 @@ pub(crate) struct Conn {
     writer: UnixStream,
     next_id: u64,
     trace: Option<TraceContext>,
+    /// The id of a hello sent ahead whose answer is still to read.
+    hello_ahead: Option<u64>,
+    /// The connection closed before the hello sent ahead was answered: the daemon ran
+    /// nothing sent on it (it reads a request only once the hello before it is answered).
+    hello_lost: bool,
 }
 
 impl Conn {
@@ -39,7 +45,24 @@ impl Conn {
             next_id: 1,
             // Run inside a traced program, the daemon's spans join its trace.
             trace: TraceContext::from_env(),
+            hello_ahead: None,
+            hello_lost: false,
         })
+    }
+
+    /// Sends `hello` and leaves its answer for the next call to read: that call goes out
+    /// right behind it, one round trip for both. The daemon handles a hello before it reads
+    /// the next request and refuses every request behind a refused hello, so nothing runs
+    /// unless the hello is accepted.
+    pub(crate) fn hello_ahead<P: Serialize>(&mut self, params: P) -> Result<(), Error> {
+        let id = self.send(Hello::NAME, params)?;
+        self.hello_ahead = Some(id);
+        Ok(())
+    }
+
+    /// True when the connection closed before the hello sent ahead was answered.
+    pub(crate) fn hello_lost(&self) -> bool {
+        self.hello_lost
     }
 
     /// Calls `method` and decodes its result as `R`.
@@ -62,6 +85,22 @@ impl Conn {
         method: &str,
         params: P,
     ) -> Result<Value, Error> {
+        let id = self.send(method, params)?;
+        if let Some(hello) = self.hello_ahead.take() {
+            match self.answer(Hello::NAME, hello) {
+                Ok(_) => {}
+                Err(Error::Closed) => {
+                    self.hello_lost = true;
+                    return Err(Error::Closed);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        self.answer(method, id)
+    }
+
+    /// Writes a request for `method`; its id.
+    fn send<P: Serialize>(&mut self, method: &str, params: P) -> Result<u64, Error> {
         let id = self.next_id;
         self.next_id += 1;
         let encode = |source| Error::Encode {
@@ -74,6 +113,11 @@ impl Conn {
         line.push(b'\n');
         // A write fails only when the daemon is gone (EPIPE, ECONNRESET).
         self.writer.write_all(&line).map_err(|_| Error::Closed)?;
+        Ok(id)
+    }
+
+    /// Reads the answer to request `id` (a call of `method`).
+    fn answer(&mut self, method: &str, id: u64) -> Result<Value, Error> {
         let resp = loop {
             let mut frame = String::new();
             match self.reader.read_line(&mut frame) {

@@ -26,6 +26,7 @@ mod exec_truth;
 mod exec_view_only;
 mod exit_codes;
 mod harness;
+mod hello_ahead;
 mod hooks;
 mod http;
 mod identity;

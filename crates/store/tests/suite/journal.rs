@@ -103,3 +103,62 @@ fn a_store_that_does_not_fsync_journals_nothing() {
     store.create_session(config("s")).unwrap();
     assert_eq!(journal_len(dir.path()), 0);
 }
+
+/// A record acknowledged after its first half (the journal frame) whose `state.json` was
+/// never written (the second half failed, or the process died between the two): a `sync`
+/// keeps the journal instead of emptying it, and the next open writes the record back.
+#[test]
+fn a_record_begun_and_not_finished_survives_a_sync_and_comes_back_at_open() {
+    for options in [durable, durable_encrypted] {
+        let dir = tempfile::tempdir().unwrap();
+        let id = ai_session_store::SessionId::new("0123456789abcdef0123456789abcdef").unwrap();
+        {
+            let store = Store::open(dir.path(), options()).unwrap();
+            let finished = store.create_session(config("finished")).unwrap();
+            let begun = store.begin_session_as(id.clone(), config("begun")).unwrap();
+            assert_eq!(begun.state().config.name, "begun");
+            drop(begun);
+            assert!(
+                !dir.path()
+                    .join("sessions")
+                    .join(id.as_str())
+                    .join("state.json")
+                    .exists(),
+                "the second half writes state.json"
+            );
+            store.sync().unwrap();
+            assert!(
+                journal_len(dir.path()) > 0,
+                "a record without its state.json keeps the journal"
+            );
+            assert_eq!(
+                store.load_session(&finished.id).unwrap().state.config.name,
+                "finished"
+            );
+        }
+        let store = Store::open(dir.path(), options()).unwrap();
+        let record = store.load_session(&id).unwrap();
+        assert_eq!(record.state.config.name, "begun");
+        assert_eq!(record.state.status, SessionStatus::Live);
+        assert_eq!(store.load_all_sessions().unwrap().len(), 2);
+        assert_eq!(journal_len(dir.path()), 0, "open empties the journal");
+    }
+}
+
+/// The two halves together are `create_session_as`: the same record, on disk and listed.
+#[test]
+fn begin_then_finish_records_what_create_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), durable()).unwrap();
+    let id = ai_session_store::SessionId::new("00112233445566778899aabbccddeeff").unwrap();
+    let begun = store.begin_session_as(id.clone(), config("two")).unwrap();
+    let state = store.finish_session(begun).unwrap();
+    assert_eq!(state.id, id);
+    let record = store.load_session(&id).unwrap();
+    assert_eq!(record.state.config.name, "two");
+    assert_eq!(store.find_sessions("two").unwrap(), vec![id.clone()]);
+    assert!(matches!(
+        store.begin_session_as(id, config("again")),
+        Err(ai_session_store::Error::Exists { .. })
+    ));
+}
