@@ -20,6 +20,7 @@ pub mod sandbox;
 pub mod screen;
 mod session;
 pub mod shell;
+mod spare;
 mod spawn;
 pub mod text;
 mod tracker;

@@ -212,9 +212,13 @@ impl OutputLog {
     /// to about `max_bytes`; sealed under `key` when one is given.
     pub fn create(dir: &Path, max_bytes: u64, key: Option<&LogKey>) -> std::io::Result<Self> {
         std::fs::create_dir_all(dir)?;
+        // The first segment is emptied in place below (a directory made ahead of time has it
+        // ready: see `spare.rs`); any other is an old log's.
+        let first = segment_path(dir, 0);
         for entry in std::fs::read_dir(dir)?.flatten() {
-            if entry.path().extension().is_some_and(|e| e == "seg") {
-                std::fs::remove_file(entry.path())?;
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "seg") && path != first {
+                std::fs::remove_file(path)?;
             }
         }
         let max_segments = 4;
@@ -656,7 +660,7 @@ fn random(buf: &mut [u8]) -> std::io::Result<()> {
         .map_err(|e| std::io::Error::other(format!("no randomness from the OS: {e}")))
 }
 
-fn segment_path(dir: &Path, base: u64) -> PathBuf {
+pub(crate) fn segment_path(dir: &Path, base: u64) -> PathBuf {
     dir.join(format!("{base:020}.seg"))
 }
 

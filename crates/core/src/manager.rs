@@ -108,6 +108,8 @@ struct Inner {
     reaped: crate::handover::Reaped,
     /// Code told of sessions created and ended and of commands finished.
     integrations: Integrations,
+    /// Session directories made ahead of time.
+    spares: Arc<crate::spare::Spares>,
 }
 
 /// Sessions whose output log cannot be written right now, by name, with why. Each actor
@@ -125,6 +127,7 @@ impl SessionManager {
     pub fn new(config: ManagerConfig) -> Result<Self> {
         std::fs::create_dir_all(config.data_dir.join("sessions"))?;
         let hooks = Hooks::install(&config.data_dir.join("shell"))?;
+        let spares = Arc::new(crate::spare::Spares::new(&config.data_dir.join("sessions")));
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
@@ -136,6 +139,7 @@ impl SessionManager {
                 reaped: crate::handover::Reaped::default(),
                 state_tx: tokio::sync::broadcast::channel(4096).0,
                 integrations: Integrations::default(),
+                spares,
             }),
         })
     }
@@ -287,11 +291,18 @@ impl SessionManager {
         env.insert("TERM".into(), "xterm-256color".into());
         env.insert("AI_SESSION_NAME".into(), name.clone());
         let kind = ShellKind::detect(&argv[0]);
-        let secret = crate::random_hex(16);
         let dir = self.inner.config.data_dir.join("sessions").join(&name);
         let mark_file = dir.join("mark");
+        // A directory made ahead of time comes with its mark file written (`spare.rs`).
+        let ready = kind
+            .has_hooks()
+            .then(|| self.inner.spares.take(&dir))
+            .flatten();
+        let secret = ready.clone().unwrap_or_else(|| crate::random_hex(16));
         let spawned_argv = if kind.has_hooks() {
-            crate::shell::write_mark_file(&mark_file, &secret)?;
+            if ready.is_none() {
+                crate::shell::write_mark_file(&mark_file, &secret)?;
+            }
             self.inner.hooks.inject(kind, &argv, &mut env, &mark_file)
         } else {
             argv.clone()
@@ -418,6 +429,9 @@ impl SessionManager {
         };
         let (tx, rx) = mpsc::channel(32);
         tokio::spawn(actor.run(rx));
+        if kind.has_hooks() {
+            self.inner.spares.refill();
+        }
         if !self
             .inner
             .trimming
@@ -494,6 +508,7 @@ impl SessionManager {
     /// SIGHUP at once, the shells are reaped concurrently, and a last scan SIGKILLs survivors.
     pub async fn shutdown(&self) {
         use rustix::process::Signal;
+        self.inner.spares.clear();
         let handles: Vec<SessionHandle> = std::mem::take(&mut *self.sessions())
             .into_values()
             .collect();
