@@ -321,9 +321,17 @@ fn parse_cargo_in_halves(
     net: bool,
 ) -> (Parsed, Option<Vec<Mark>>) {
     let words = crate::generic::ProblemWords::for_text(cleaned);
+    // Each half clears the marks of the lines its own parse holds (most of them: a warning's
+    // location line is held by that warning), so the check against the whole parse, after
+    // the join, has few lines or none left to look up.
     let half = |part: &[&str]| {
         let parsed = crate::build::CargoPart::of(part);
-        (parsed, net.then(|| net::scan_part(&words, part)))
+        let marks = net.then(|| {
+            let mut marks = net::scan_part(&words, part);
+            parsed.coverage().clear_covered(part, &mut marks);
+            marks
+        });
+        (parsed, marks)
     };
     let (head, rest) = lines.split_at(at);
     let ((p1, s1), second) = both(true, || half(head), || Some(half(rest)));
@@ -394,7 +402,15 @@ fn build(
     let (status, uncovered) = both(
         split,
         || crate::render::render(parsed, lines, notable, &mut sink),
-        || scanned.map(|s| net::Coverage::of(&parsed.output).uncovered(lines, &s)),
+        || {
+            scanned.map(|s| {
+                if s.iter().all(|m| *m == Mark::No) {
+                    Vec::new()
+                } else {
+                    net::Coverage::of(&parsed.output).uncovered(lines, &s)
+                }
+            })
+        },
     );
     if let Some(uncovered) = uncovered {
         net::report(&uncovered, &mut sink);
@@ -647,6 +663,47 @@ pub(crate) mod tests {
                 let (_, view) = analyze(command.as_deref(), raw, &handle, &opts);
                 let text = analyze_text(command.as_deref(), raw, &handle, &opts);
                 assert_eq!(text, view.text, "{command:?} {budget:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn marks_cleared_by_a_part_leave_what_the_whole_keeps() {
+        // Cargo output cut at every diagnostic, each half's marks cleared by the half's own
+        // coverage: the whole parse's check keeps the same lines as from the marks uncleared.
+        let mut texts: Vec<String> = fixtures()
+            .into_iter()
+            .filter(|(command, _)| command.starts_with("cargo"))
+            .map(|(_, raw)| crate::text::clean(&raw).into_owned())
+            .collect();
+        texts.push(cargo_output(40));
+        texts.push(
+            "warning: a\n  --> a.rs:1:1\nerror: b\n  --> b.rs:2:2\n  --> a.rs:1:1 again, failed\n\
+             error: b\nwarning: a\n  --> b.rs:2:2 failed\n  --> c.rs:3:3 failed\n"
+                .into(),
+        );
+        for text in &texts {
+            let lines: Vec<&str> = text.lines().collect();
+            let words = crate::generic::ProblemWords::for_text(text);
+            let whole = crate::build::parse_cargo(&lines);
+            let output = ParsedOutput::BuildOutput(whole);
+            let coverage = net::Coverage::of(&output);
+            let marks = net::scan_part(&words, &lines);
+            let expected = coverage.uncovered(&lines, &marks);
+            for at in (1..lines.len()).filter(|&k| crate::build::rustc_head(lines[k]).is_some()) {
+                let mut cleared = Vec::new();
+                for part in [&lines[..at], &lines[at..]] {
+                    let mut m = net::scan_part(&words, part);
+                    crate::build::CargoPart::of(part)
+                        .coverage()
+                        .clear_covered(part, &mut m);
+                    cleared.extend(m);
+                }
+                assert_eq!(
+                    coverage.uncovered(&lines, &cleared),
+                    expected,
+                    "cut at line {at} of {text:.200}"
+                );
             }
         }
     }
