@@ -79,7 +79,8 @@ impl Sink {
     /// Adds `line` if it fits in the budget; returns false (and adds nothing) otherwise.
     pub fn push(&mut self, line: &str) -> bool {
         // The bound decides when the line's bytes fit: the counts would fit then too.
-        if !self.exact && self.used + line.len() + 1 <= self.limit {
+        // (`used + len + 1 <= limit`: the line and its newline.)
+        if !self.exact && self.used + line.len() < self.limit {
             self.append(line, line.len() + 1);
             return true;
         }

@@ -462,7 +462,7 @@ fn parse_prints_the_view_json_holds_for_large_files_and_pipes() {
     // lines fill the budget (its lines are counted).
     let env = Env::new();
     let mut cargo = String::from("   Compiling shop v0.1.0 (/work/shop)\n");
-    for k in 0..6000 {
+    for k in 0..9000 {
         cargo.push_str(&format!(
             "warning: unused variable: `item_{k}`\n  --> src/module_{}.rs:{}:13\n   |\n\
              {} |         let item_{k} = load(id);\n   |             ^^^^^^^^\n\n",
