@@ -263,10 +263,16 @@ mod tests {
         // Every fixture's lines written into views of several budgets, pushed, cut, forced
         // and held in turn: the lazily counted sink returns what the sink that counts every
         // line returns, at every step, and ends with the same text and count.
+        // Then texts of many tokens a byte, into fresh sinks: a line of two bytes a token
+        // longer than the budget first, and lines of one byte a token (the bound is exact
+        // there) filling the budget to its last token.
         let fixtures = crate::compact::tests::fixtures();
         let long = "word ".repeat(3000);
         let wide = "日本語のテキスト ".repeat(200);
-        for (_, raw) in fixtures.iter().take(200) {
+        let mut texts: Vec<String> = fixtures.into_iter().map(|(_, raw)| raw).collect();
+        texts.push(format!("{}\nx\n", "a b c d e f g h ".repeat(500)));
+        texts.push(["x", "7", "!", ""].repeat(1000).join("\n"));
+        for raw in &texts {
             let mut lines: Vec<&str> = raw.lines().collect();
             lines.extend([long.as_str(), wide.as_str(), "", "x"]);
             for (budget, holds) in [
