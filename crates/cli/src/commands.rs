@@ -236,29 +236,47 @@ pub async fn run(sel: &Selector, command: Command) -> Result<ExitCode, CliError>
 /// `parse`: recognise and condense saved output, locally (no daemon needed).
 fn parse(a: crate::ParseArgs) -> Result<ExitCode, CliError> {
     let opts = ai_session_output::ViewOptions::with_budget(a.budget);
-    // The tokenizer's tables load beside the read and the parse, not before the view's count.
-    let encoding = opts.encoding;
-    std::thread::spawn(move || ai_session_output::warm_up(encoding));
-    let raw = read_stdin()?;
+    let stdin = stdin_file()?;
+    // The tokenizer's tables (about 0.1 CPU-seconds and 66 MB to load) load beside the read and
+    // the parse, not before the view's count. The view alone of a file larger than the exact
+    // count's limit is usually written without them (`analyze_text`): then they are not loaded
+    // here, and load on first use if the view needs them after all.
+    let large_file = stdin
+        .metadata()
+        .is_ok_and(|m| m.is_file() && m.len() > ai_session_output::tokens::EXACT_LIMIT as u64);
+    if a.json || !large_file {
+        let encoding = opts.encoding;
+        std::thread::spawn(move || ai_session_output::warm_up(encoding));
+    }
+    let raw = read_all(stdin)?;
     let text = ai_session_output::text::decode(&raw);
     let handle = ai_session_output::Handle::command("the input file");
-    let (parsed, compact) = ai_session_output::analyze(a.command.as_deref(), &text, &handle, &opts);
     if a.json {
+        let (parsed, compact) =
+            ai_session_output::analyze(a.command.as_deref(), &text, &handle, &opts);
         print_json(&serde_json::json!({ "parsed": parsed, "compact": compact }))?;
     } else {
-        outln!("{}", compact.text);
+        let view = ai_session_output::analyze_text(a.command.as_deref(), &text, &handle, &opts);
+        outln!("{view}");
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// All of stdin. Read through a `File` of the same descriptor, whose reader sizes the buffer
-/// from the file's length when stdin is a regular file: one allocation and no copies as the
-/// buffer grows, instead of doubling up to twice the input's size.
-fn read_stdin() -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
+/// Stdin as a `File` of the same descriptor.
+fn stdin_file() -> std::io::Result<std::fs::File> {
     use std::os::fd::AsFd;
+    Ok(std::fs::File::from(
+        std::io::stdin().as_fd().try_clone_to_owned()?,
+    ))
+}
+
+/// All of `file` (stdin). Read through a `File`, whose reader sizes the buffer from the file's
+/// length when stdin is a regular file: one allocation and no copies as the buffer grows,
+/// instead of doubling up to twice the input's size.
+fn read_all(mut file: std::fs::File) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
     let mut raw = Vec::new();
-    std::fs::File::from(std::io::stdin().as_fd().try_clone_to_owned()?).read_to_end(&mut raw)?;
+    file.read_to_end(&mut raw)?;
     Ok(raw)
 }
 

@@ -16,9 +16,20 @@ pub const MIN_BUDGET: usize = 200;
 const RESERVE: usize = 80;
 
 /// A view being written under a token budget.
+///
+/// Lines are counted lazily: a line has at most as many tokens as bytes (every token of the
+/// vocabularies is at least one byte, and the pieces a text is split into cover it once), so
+/// while the lines' byte lengths fit, every decision the exact counts would make is known
+/// without counting. The first decision the byte bound cannot make counts every line written so
+/// far and every line after it exactly. The text is the same either way; a small view of a
+/// large output is written without loading a vocabulary.
 pub struct Sink {
     out: String,
+    /// Tokens written so far when `exact`, else an upper bound of them.
     used: usize,
+    /// True once lines are counted; until then `ends` keeps where each line ends in `out`.
+    exact: bool,
+    ends: Vec<usize>,
     limit: usize,
     encoding: Encoding,
     lines: usize,
@@ -31,6 +42,8 @@ impl Sink {
         Self {
             out: String::new(),
             used: 0,
+            exact: false,
+            ends: Vec::new(),
             limit: budget.max(MIN_BUDGET) - RESERVE,
             encoding,
             lines: 0,
@@ -38,8 +51,40 @@ impl Sink {
         }
     }
 
+    /// A sink that counts every line as it comes, as every sink did before lines were counted
+    /// lazily: the tests check the two decide alike.
+    #[cfg(test)]
+    fn counting_every_line(budget: usize, encoding: Encoding) -> Self {
+        let mut sink = Self::new(budget, encoding);
+        sink.exact = true;
+        sink
+    }
+
+    /// Counts the lines written so far, once: from now on every line is counted as it comes.
+    fn count_exactly(&mut self) {
+        if self.exact {
+            return;
+        }
+        let mut start = 0;
+        self.used = 0;
+        for &end in &self.ends {
+            // Each line was written with its newline, which is not counted.
+            self.used += count_tokens(&self.out[start..end - 1], self.encoding) + 1;
+            start = end;
+        }
+        self.ends = Vec::new();
+        self.exact = true;
+    }
+
     /// Adds `line` if it fits in the budget; returns false (and adds nothing) otherwise.
     pub fn push(&mut self, line: &str) -> bool {
+        // The bound decides when the line's bytes fit: the counts would fit then too.
+        // (`used + len + 1 <= limit`: the line and its newline.)
+        if !self.exact && self.used + line.len() < self.limit {
+            self.append(line, line.len() + 1);
+            return true;
+        }
+        self.count_exactly();
         if self.used >= self.limit {
             self.refused = true;
             return false;
@@ -59,6 +104,7 @@ impl Sink {
         if self.push(line) {
             return true;
         }
+        // A refused line was counted exactly (above): `used` is exact here.
         let room = self.limit.saturating_sub(self.used);
         if room < 24 {
             return false;
@@ -81,13 +127,21 @@ impl Sink {
 
     /// Adds `line` whatever the budget: outcome lines and notices of what was left out.
     pub fn force(&mut self, line: &str) {
-        let tokens = count_tokens(line, self.encoding) + 1;
+        let tokens = if self.exact {
+            count_tokens(line, self.encoding) + 1
+        } else {
+            line.len() + 1
+        };
         self.append(line, tokens);
     }
 
+    /// Writes `line` and its newline, `tokens` (exact, or its bound until lines are counted).
     fn append(&mut self, line: &str, tokens: usize) {
         self.out.push_str(line);
         self.out.push('\n');
+        if !self.exact {
+            self.ends.push(self.out.len());
+        }
         self.used += tokens;
         self.lines += 1 + memchr::memchr_iter(b'\n', line.as_bytes()).count();
     }
@@ -95,6 +149,7 @@ impl Sink {
     /// Holds back up to `tokens` of the room left (for a section written later); returns what was
     /// held, to be given to [`Sink::release`].
     pub fn hold(&mut self, tokens: usize) -> usize {
+        self.count_exactly();
         let room = self.limit.saturating_sub(self.used);
         let held = tokens.min(room);
         self.limit -= held;
@@ -112,7 +167,11 @@ impl Sink {
     }
 
     /// True while the sections still have room.
-    pub fn has_room(&self) -> bool {
+    pub fn has_room(&mut self) -> bool {
+        if self.used < self.limit {
+            return true;
+        }
+        self.count_exactly();
         self.used < self.limit
     }
 
@@ -122,7 +181,8 @@ impl Sink {
     }
 
     /// Tokens written so far (each line with its newline).
-    pub fn used(&self) -> usize {
+    pub fn used(&mut self) -> usize {
+        self.count_exactly();
         self.used
     }
 
@@ -160,8 +220,92 @@ pub fn push_all<T>(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    /// One step of writing a view.
+    #[derive(Debug, Clone, Copy)]
+    enum Step<'a> {
+        Push(&'a str),
+        PushCut(&'a str),
+        Force(&'a str),
+        Hold(usize),
+        Release,
+    }
+
+    /// What a step returned, and the sink after it.
+    fn run(sink: &mut Sink, step: Step<'_>, held: &mut Vec<usize>) -> (usize, bool, usize) {
+        let r = match step {
+            Step::Push(l) => usize::from(sink.push(l)),
+            Step::PushCut(l) => usize::from(sink.push_cut(l)),
+            Step::Force(l) => {
+                sink.force(l);
+                0
+            }
+            Step::Hold(n) => {
+                let h = sink.hold(n);
+                held.push(h);
+                h
+            }
+            Step::Release => {
+                if let Some(h) = held.pop() {
+                    sink.release(h);
+                }
+                0
+            }
+        };
+        (r, sink.was_cut(), sink.lines())
+    }
+
+    #[test]
+    fn lines_counted_lazily_decide_as_lines_counted_at_once() {
+        // Every fixture's lines written into views of several budgets, pushed, cut, forced
+        // and held in turn: the lazily counted sink returns what the sink that counts every
+        // line returns, at every step, and ends with the same text and count.
+        // Then texts of many tokens a byte, into fresh sinks: a line of two bytes a token
+        // longer than the budget first, and lines of one byte a token (the bound is exact
+        // there) filling the budget to its last token.
+        let fixtures = crate::compact::tests::fixtures();
+        let long = "word ".repeat(3000);
+        let wide = "日本語のテキスト ".repeat(200);
+        let mut texts: Vec<String> = fixtures.into_iter().map(|(_, raw)| raw).collect();
+        texts.push(format!("{}\nx\n", "a b c d e f g h ".repeat(500)));
+        texts.push(["x", "7", "!", ""].repeat(1000).join("\n"));
+        for raw in &texts {
+            let mut lines: Vec<&str> = raw.lines().collect();
+            lines.extend([long.as_str(), wide.as_str(), "", "x"]);
+            for (budget, holds) in [
+                (MIN_BUDGET, false),
+                (300, true),
+                (DEFAULT_BUDGET, false),
+                (DEFAULT_BUDGET, true),
+            ] {
+                for enc in [Encoding::O200kBase, Encoding::Cl100kBase] {
+                    let mut lazy = Sink::new(budget, enc);
+                    let mut eager = Sink::counting_every_line(budget, enc);
+                    let (mut held_lazy, mut held_eager) = (Vec::new(), Vec::new());
+                    for (i, line) in lines.iter().enumerate() {
+                        let step = match i % 11 {
+                            3 => Step::PushCut(line),
+                            5 => Step::Force(line),
+                            7 if holds => Step::Hold(line.len() % 50),
+                            9 if holds => Step::Release,
+                            _ => Step::Push(line),
+                        };
+                        assert_eq!(
+                            run(&mut lazy, step, &mut held_lazy),
+                            run(&mut eager, step, &mut held_eager),
+                            "{step:?} at {i}, budget {budget}, {enc:?}"
+                        );
+                        assert_eq!(lazy.has_room(), eager.has_room());
+                    }
+                    assert_eq!(lazy.used(), eager.used());
+                    assert_eq!(lazy.text(), eager.text());
+                }
+            }
+        }
+    }
 
     #[test]
     fn stops_at_budget_and_reports_the_rest() {

@@ -56,6 +56,11 @@ impl CargoPart {
         }
     }
 
+    /// What this part accounts for, for the safety net (see [`crate::net::Coverage::clear_covered`]).
+    pub(crate) fn coverage(&self) -> crate::net::Coverage<'_> {
+        crate::net::Coverage::of_build(&self.diagnostics, &self.summary, &self.artifacts)
+    }
+
     /// This part followed by `next`, the part of the lines after this one's.
     pub(crate) fn then(mut self, next: Self) -> Self {
         // To the size of both: not doubled, hundreds of megabytes on the largest outputs.
@@ -167,7 +172,7 @@ pub fn rustc_diagnostics(lines: &[&str]) -> Vec<Diagnostic> {
 
 /// `error[E0308]: message` / `warning: message`: severity, code, message. Read by hand: this runs
 /// on every line of outputs with tens of thousands of diagnostics.
-fn rustc_head(line: &str) -> Option<(Severity, Option<&str>, &str)> {
+pub(crate) fn rustc_head(line: &str) -> Option<(Severity, Option<&str>, &str)> {
     let (severity, rest) = match line.strip_prefix("error") {
         Some(r) => (Severity::Error, r),
         None => (Severity::Warning, line.strip_prefix("warning")?),

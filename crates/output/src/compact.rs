@@ -20,7 +20,7 @@ use crate::budget::{DEFAULT_BUDGET, Sink};
 use crate::detect::Format;
 use crate::net::{self, Mark};
 use crate::parsed::{Parsed, ParsedOutput, Status};
-use crate::tokens::{Encoding, count_tokens, estimate_tokens};
+use crate::tokens::{EXACT_LIMIT, Encoding, TokenCount, count_tokens, estimate_tokens};
 
 /// Where the full output can be read again. The caller fills what it knows.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -152,7 +152,16 @@ pub fn compact_with(parsed: &Parsed, raw: &str, handle: &Handle, opts: &ViewOpti
     let notable = crate::generic::notable_lines(&cleaned, &lines);
     let scanned = needs_safety_net(&parsed.output).then(|| net::scan(&cleaned, &lines));
     build(
-        parsed, raw, &cleaned, &lines, &notable, scanned, handle, opts, false,
+        parsed,
+        raw,
+        &cleaned,
+        &lines,
+        &notable,
+        scanned,
+        handle,
+        opts,
+        false,
+        Counts::All,
     )
 }
 
@@ -178,7 +187,32 @@ pub fn analyze(
     handle: &Handle,
     opts: &ViewOptions,
 ) -> (Parsed, Compact) {
-    analyze_split(command, raw, handle, opts, PARALLEL_FROM)
+    analyze_split(command, raw, handle, opts, PARALLEL_FROM, Counts::All)
+}
+
+/// The text of [`analyze`]'s view alone, for a caller that prints the view and nothing else
+/// (`ai-session parse` without `--json`): the same text, byte for byte. The token counts a
+/// [`Compact`] carries are made only where the text depends on them, so the view of an output
+/// larger than [`crate::tokens::EXACT_LIMIT`] whose lines fit the budget by their bytes alone
+/// (see [`Sink`]) is written without loading a vocabulary.
+pub fn analyze_text(
+    command: Option<&str>,
+    raw: &str,
+    handle: &Handle,
+    opts: &ViewOptions,
+) -> String {
+    analyze_split(command, raw, handle, opts, PARALLEL_FROM, Counts::TextOnly)
+        .1
+        .text
+}
+
+/// Which token counts [`build`] makes.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Counts {
+    /// Every count a [`Compact`] carries.
+    All,
+    /// Those the text depends on; the others are left at 0 (the [`Compact`] is not returned).
+    TextOnly,
 }
 
 /// Cleaned outputs from this size on are analyzed on two threads (see [`analyze`]); below it a
@@ -193,6 +227,7 @@ fn analyze_split(
     handle: &Handle,
     opts: &ViewOptions,
     parallel_from: usize,
+    counts: Counts,
 ) -> (Parsed, Compact) {
     let cleaned = crate::text::clean(raw);
     let lines = crate::text::lines(&cleaned);
@@ -223,7 +258,7 @@ fn analyze_split(
         ),
     };
     let view = build(
-        &parsed, raw, &cleaned, &lines, &notable, scanned, handle, opts, split,
+        &parsed, raw, &cleaned, &lines, &notable, scanned, handle, opts, split, counts,
     );
     (parsed, view)
 }
@@ -286,9 +321,17 @@ fn parse_cargo_in_halves(
     net: bool,
 ) -> (Parsed, Option<Vec<Mark>>) {
     let words = crate::generic::ProblemWords::for_text(cleaned);
+    // Each half clears the marks of the lines its own parse holds (most of them: a warning's
+    // location line is held by that warning), so the check against the whole parse, after
+    // the join, has few lines or none left to look up.
     let half = |part: &[&str]| {
         let parsed = crate::build::CargoPart::of(part);
-        (parsed, net.then(|| net::scan_part(&words, part)))
+        let marks = net.then(|| {
+            let mut marks = net::scan_part(&words, part);
+            parsed.coverage().clear_covered(part, &mut marks);
+            marks
+        });
+        (parsed, marks)
     };
     let (head, rest) = lines.split_at(at);
     let ((p1, s1), second) = both(true, || half(head), || Some(half(rest)));
@@ -351,6 +394,7 @@ fn build(
     handle: &Handle,
     opts: &ViewOptions,
     split: bool,
+    counts: Counts,
 ) -> Compact {
     let enc = opts.encoding;
     let mut sink = Sink::new(opts.budget, enc);
@@ -358,7 +402,15 @@ fn build(
     let (status, uncovered) = both(
         split,
         || crate::render::render(parsed, lines, notable, &mut sink),
-        || scanned.map(|s| net::Coverage::of(&parsed.output).uncovered(lines, &s)),
+        || {
+            scanned.map(|s| {
+                if s.iter().all(|m| *m == Mark::No) {
+                    Vec::new()
+                } else {
+                    net::Coverage::of(&parsed.output).uncovered(lines, &s)
+                }
+            })
+        },
     );
     if let Some(uncovered) = uncovered {
         net::report(&uncovered, &mut sink);
@@ -367,10 +419,25 @@ fn build(
     let mut text = sink.into_text();
     let whole_len = cleaned.trim_end().len() + 1;
     // Each text is counted once: the cleaned output (exactly, or from samples when large), the
-    // raw output only when escapes made it differ, and the finished view.
-    let cleaned_count = estimate_tokens(cleaned, enc);
+    // raw output only when escapes made it differ, and the finished view. The text reads only
+    // exact counts (an estimate decides nothing): for the text alone, a large output's
+    // estimates and the view's count are not made.
+    let text_only = counts == Counts::TextOnly;
+    let cleaned_count = if text_only && cleaned.len() > EXACT_LIMIT {
+        TokenCount {
+            tokens: 0,
+            estimated: true,
+        }
+    } else {
+        estimate_tokens(cleaned, enc)
+    };
     let raw_count = if raw.len() == cleaned.len() {
         cleaned_count
+    } else if text_only {
+        TokenCount {
+            tokens: 0,
+            estimated: true,
+        }
     } else {
         estimate_tokens(raw, enc)
     };
@@ -382,7 +449,9 @@ fn build(
     if !whole {
         let omitted = lines.len().saturating_sub(shown_lines);
         text.push_str(&footer(shown_lines, lines.len(), omitted, handle));
-        compact_tokens = count_tokens(&text, enc);
+        if !(text_only && cleaned_count.estimated) {
+            compact_tokens = count_tokens(&text, enc);
+        }
         // A view that is not shorter than the output itself is no help.
         whole = !cleaned_count.estimated && compact_tokens >= cleaned_count.tokens;
     }
@@ -390,7 +459,11 @@ fn build(
         text = cleaned.trim_end().to_string();
         text.push('\n');
         compact_tokens = if cleaned_count.estimated {
-            count_tokens(&text, enc)
+            if text_only {
+                0
+            } else {
+                count_tokens(&text, enc)
+            }
         } else {
             cleaned_count.tokens
         };
@@ -513,8 +586,8 @@ pub(crate) mod tests {
         let handle = Handle::log("s", 0, raw.len() as u64);
         let opts = ViewOptions::default();
         [
-            analyze_split(command, raw, &handle, &opts, usize::MAX),
-            analyze_split(command, raw, &handle, &opts, 0),
+            analyze_split(command, raw, &handle, &opts, usize::MAX, Counts::All),
+            analyze_split(command, raw, &handle, &opts, 0, Counts::All),
         ]
     }
 
@@ -549,6 +622,90 @@ pub(crate) mod tests {
         assert_eq!(one, two);
         // The stray location lines are not the parse's: the safety net reports them.
         assert!(two.1.text.contains("src/stray.rs:7:1"), "{}", two.1.text);
+    }
+
+    #[test]
+    fn the_text_alone_is_the_views_text() {
+        // Every fixture, with its command and without; cargo output and a log past the exact
+        // count's limit (counts skipped), one of whose views fills its budget (lines counted);
+        // a content read; small budgets.
+        let mut cases: Vec<(Option<String>, String)> = Vec::new();
+        for (command, raw) in fixtures() {
+            cases.push((Some(command), raw.clone()));
+            cases.push((None, raw));
+        }
+        let cargo = cargo_output(6000);
+        assert!(cargo.len() > EXACT_LIMIT);
+        cases.push((Some("cargo build".into()), cargo.clone()));
+        cases.push((Some("cat build.log".into()), cargo));
+        let log: String = (0..40_000)
+            .map(|i| {
+                let level = if i % 50 == 0 { "ERROR" } else { "INFO" };
+                // Each ERROR line its own words (lines equal but for numbers are grouped).
+                let name: String = (i / 50)
+                    .to_string()
+                    .bytes()
+                    .map(|d| char::from(d - b'0' + b'a'))
+                    .collect();
+                format!(
+                    "2026-12-01 10:00:{:02} {level} [w{}] job {name} failed or not\n",
+                    i % 60,
+                    i % 7
+                )
+            })
+            .collect();
+        assert!(log.len() > EXACT_LIMIT);
+        cases.push((None, log));
+        for (command, raw) in &cases {
+            for budget in [None, Some(250)] {
+                let opts = ViewOptions::with_budget(budget);
+                let handle = Handle::log("s", 0, raw.len() as u64);
+                let (_, view) = analyze(command.as_deref(), raw, &handle, &opts);
+                let text = analyze_text(command.as_deref(), raw, &handle, &opts);
+                assert_eq!(text, view.text, "{command:?} {budget:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn marks_cleared_by_a_part_leave_what_the_whole_keeps() {
+        // Cargo output cut at every diagnostic, each half's marks cleared by the half's own
+        // coverage: the whole parse's check keeps the same lines as from the marks uncleared.
+        let mut texts: Vec<String> = fixtures()
+            .into_iter()
+            .filter(|(command, _)| command.starts_with("cargo"))
+            .map(|(_, raw)| crate::text::clean(&raw).into_owned())
+            .collect();
+        texts.push(cargo_output(40));
+        texts.push(
+            "warning: a\n  --> a.rs:1:1\nerror: b\n  --> b.rs:2:2\n  --> a.rs:1:1 again, failed\n\
+             error: b\nwarning: a\n  --> b.rs:2:2 failed\n  --> c.rs:3:3 failed\n"
+                .into(),
+        );
+        for text in &texts {
+            let lines: Vec<&str> = text.lines().collect();
+            let words = crate::generic::ProblemWords::for_text(text);
+            let whole = crate::build::parse_cargo(&lines);
+            let output = ParsedOutput::BuildOutput(whole);
+            let coverage = net::Coverage::of(&output);
+            let marks = net::scan_part(&words, &lines);
+            let expected = coverage.uncovered(&lines, &marks);
+            for at in (1..lines.len()).filter(|&k| crate::build::rustc_head(lines[k]).is_some()) {
+                let mut cleared = Vec::new();
+                for part in [&lines[..at], &lines[at..]] {
+                    let mut m = net::scan_part(&words, part);
+                    crate::build::CargoPart::of(part)
+                        .coverage()
+                        .clear_covered(part, &mut m);
+                    cleared.extend(m);
+                }
+                assert_eq!(
+                    coverage.uncovered(&lines, &cleared),
+                    expected,
+                    "cut at line {at} of {text:.200}"
+                );
+            }
+        }
     }
 
     #[test]

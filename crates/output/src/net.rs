@@ -129,9 +129,7 @@ impl<'a> Coverage<'a> {
         };
         match output {
             ParsedOutput::BuildOutput(b) => {
-                c.diagnostics(&b.diagnostics);
-                c.texts
-                    .extend(b.summary.iter().chain(&b.artifacts).map(String::as_str));
+                return Self::of_build(&b.diagnostics, &b.summary, &b.artifacts);
             }
             ParsedOutput::TestResults(t) => {
                 c.diagnostics(&t.diagnostics);
@@ -158,6 +156,40 @@ impl<'a> Coverage<'a> {
             _ => {}
         }
         c
+    }
+
+    /// What a build's parse, or a part of one, accounts for: its diagnostics, summary and
+    /// artifacts.
+    pub(crate) fn of_build(
+        diagnostics: &'a [Diagnostic],
+        summary: &'a [String],
+        artifacts: &'a [String],
+    ) -> Self {
+        let mut c = Self {
+            locations: HashSet::default(),
+            texts: Vec::new(),
+            names: HashSet::default(),
+        };
+        c.diagnostics(diagnostics);
+        c.texts
+            .extend(summary.iter().chain(artifacts).map(String::as_str));
+        c
+    }
+
+    /// Clears the marks of the lines this coverage holds. When it is the coverage of a part of
+    /// the parse (a half of a cargo build, with the marks of that half's lines), every line it
+    /// holds is held by the whole parse's coverage too: its locations and texts are among the
+    /// whole's, and a line is held by a location or a text found. So [`Coverage::uncovered`]
+    /// of the whole, given the cleared marks, keeps the lines it kept before; and when every
+    /// mark is cleared the whole's coverage need not be built.
+    pub(crate) fn clear_covered(&self, lines: &[&str], marks: &mut [Mark]) {
+        let kept = self.uncovered(lines, marks);
+        let mut kept = kept.iter().map(|n| n.index).peekable();
+        for (i, mark) in marks.iter_mut().enumerate() {
+            if kept.next_if_eq(&i).is_none() {
+                *mark = Mark::No;
+            }
+        }
     }
 
     fn diagnostics(&mut self, list: &'a [Diagnostic]) {

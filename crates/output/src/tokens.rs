@@ -186,6 +186,33 @@ mod tests {
     }
 
     #[test]
+    fn no_text_has_more_tokens_than_bytes() {
+        // The bound the view's budget decides by before counting (`budget::Sink`): every line
+        // and every whole output of the fixtures, and texts of few bytes a token.
+        let mut texts: Vec<String> = crate::compact::tests::fixtures()
+            .into_iter()
+            .map(|(_, raw)| raw)
+            .collect();
+        let lines: Vec<String> = texts
+            .iter()
+            .flat_map(|t| t.lines().map(str::to_string).collect::<Vec<_>>())
+            .collect();
+        texts.extend(lines);
+        texts.extend([
+            " ".repeat(40),
+            "\n\n\r\n\t".into(),
+            "a b c d e f 1 2 3 ; ; ; é ü ß".into(),
+            "🎉\u{1F600}\u{200B}\u{FEFF}x".into(),
+            "\u{0}\u{7f}\u{85}".into(),
+        ]);
+        for enc in [Encoding::O200kBase, Encoding::Cl100kBase] {
+            for t in &texts {
+                assert!(count_tokens(t, enc) <= t.len(), "{enc:?} {t:?}");
+            }
+        }
+    }
+
+    #[test]
     fn small_texts_are_counted_exactly() {
         let text = "the quick brown fox jumps over the lazy dog\n".repeat(2000);
         let c = estimate_tokens(&text, Encoding::O200kBase);

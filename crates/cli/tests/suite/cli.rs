@@ -455,6 +455,87 @@ fn parse_reads_saved_output_from_stdin() {
 }
 
 #[test]
+fn parse_prints_the_view_json_holds_for_large_files_and_pipes() {
+    // Outputs past the exact count's limit (1 MiB), given as a file on stdin (the view alone
+    // is written without loading the tokenizer) and through a pipe: the default view is the
+    // text `--json` holds. Cargo output whose view fits by its bytes, and a log whose ERROR
+    // lines fill the budget (its lines are counted).
+    let env = Env::new();
+    let mut cargo = String::from("   Compiling shop v0.1.0 (/work/shop)\n");
+    for k in 0..9000 {
+        cargo.push_str(&format!(
+            "warning: unused variable: `item_{k}`\n  --> src/module_{}.rs:{}:13\n   |\n\
+             {} |         let item_{k} = load(id);\n   |             ^^^^^^^^\n\n",
+            k % 40,
+            10 + k % 900,
+            10 + k % 900
+        ));
+    }
+    cargo.push_str(
+        "error[E0425]: cannot find value `rate` in this scope\n  --> src/tax.rs:14:9\n\n\
+         error: could not compile `shop` (lib) due to 1 previous error\n",
+    );
+    let log: String = (0..40_000)
+        .map(|i| {
+            let level = if i % 50 == 0 { "ERROR" } else { "INFO" };
+            // Each ERROR line its own words (lines equal but for numbers are grouped).
+            let name: String = (i / 50)
+                .to_string()
+                .bytes()
+                .map(|d| char::from(d - b'0' + b'a'))
+                .collect();
+            format!(
+                "2026-12-01 10:00:{:02} {level} [w{}] job {name} ended\n",
+                i % 60,
+                i % 7
+            )
+        })
+        .collect();
+    for (command, text) in [("cargo build", &cargo), ("app.log", &log)] {
+        assert!(text.len() > 1 << 20);
+        let file = env.home.path().join("saved.txt");
+        std::fs::write(&file, text).unwrap();
+        let json = env
+            .command(&["parse", "--json", "--command", command])
+            .stdin(std::fs::File::open(&file).unwrap())
+            .output()
+            .unwrap();
+        assert!(json.status.success());
+        let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+        let expected = format!("{}\n", v["compact"]["text"].as_str().unwrap());
+        let from_file = env
+            .command(&["parse", "--command", command])
+            .stdin(std::fs::File::open(&file).unwrap())
+            .output()
+            .unwrap();
+        assert!(from_file.status.success());
+        assert_eq!(String::from_utf8_lossy(&from_file.stdout), expected);
+        let mut child = env
+            .command(&["parse", "--command", command])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+        let piped = child.wait_with_output().unwrap();
+        assert!(piped.status.success());
+        assert_eq!(String::from_utf8_lossy(&piped.stdout), expected);
+        if command == "cargo build" {
+            assert!(expected.starts_with("cargo: FAILED"), "{expected}");
+            assert!(expected.contains("src/tax.rs:14:9"), "{expected}");
+        } else {
+            assert!(expected.matches("ERROR").count() > 10, "{expected}");
+        }
+    }
+}
+
+#[test]
 fn bad_programs_and_directories_are_clear_errors() {
     let env = Env::new();
     let out = env.run(&["new", "-s", "x", "--", "no-such-program-xyz"]);
