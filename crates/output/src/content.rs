@@ -98,10 +98,17 @@ pub(crate) struct Halves<'a> {
 
 /// What [`Halves::first`] counted and cut.
 pub(crate) struct First {
-    /// The text's exact count when it is short; else the first half of its samples.
-    counted: Result<usize, SampleCount>,
+    counted: Counted,
     /// Head and tail, cut ahead when the text is far over the limit.
     cut: Option<Cut>,
+}
+
+/// The text's tokens as [`Halves::first`] counted them.
+enum Counted {
+    /// A short text, counted whole.
+    Exact(usize),
+    /// A long one: the first half of its samples.
+    Sampled(SampleCount),
 }
 
 /// A view's head and tail around the line that says what was left out.
@@ -122,7 +129,7 @@ impl Halves<'_> {
         let enc = self.opts.encoding;
         if self.cleaned.len() <= EXACT_LIMIT {
             return First {
-                counted: Ok(count_tokens(self.cleaned, enc)),
+                counted: Counted::Exact(count_tokens(self.cleaned, enc)),
                 cut: None,
             };
         }
@@ -130,7 +137,7 @@ impl Halves<'_> {
         // it fit after all, `join` leaves the cut unused.
         let far_over = self.limit().saturating_mul(16) < self.cleaned.len();
         First {
-            counted: Err(count_samples(self.cleaned, enc, 0..SAMPLES / 2)),
+            counted: Counted::Sampled(count_samples(self.cleaned, enc, 0..SAMPLES / 2)),
             cut: far_over.then(|| self.cut()),
         }
     }
@@ -146,11 +153,11 @@ impl Halves<'_> {
         let (cleaned, lines, enc) = (self.cleaned, self.lines, self.opts.encoding);
         let limit = self.limit();
         let total = match first.counted {
-            Ok(tokens) => TokenCount {
+            Counted::Exact(tokens) => TokenCount {
                 tokens,
                 estimated: false,
             },
-            Err(samples) => scale_samples(cleaned, samples + second),
+            Counted::Sampled(samples) => scale_samples(cleaned, samples + second),
         };
         let base = Compact {
             text: String::new(),
