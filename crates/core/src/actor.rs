@@ -159,6 +159,14 @@ impl Actor {
         // The state the session starts in is a change too (it did not exist before).
         self.announce();
         loop {
+            if self.out.screen.holds() {
+                // An exec was answered from a read whose end is not drawn yet. Its caller was
+                // woken on this thread, in the slot no other thread takes a task from: it only
+                // goes on (to build the answer's views on another thread) once this task
+                // yields, so the drawing waits for that, not the other way round.
+                tokio::task::yield_now().await;
+                self.draw_held();
+            }
             let deadline = self.next_deadline();
             let want_write = !self.pty.input.is_empty() && !self.pty.hung_up;
             tokio::select! {
@@ -364,6 +372,11 @@ impl Actor {
                     if buf.len() - filled < READ_ROOM {
                         self.process_output(&buf[..filled]);
                         filled = 0;
+                        if self.out.screen.holds() {
+                            // The loop yields, draws what is held, and comes back to read.
+                            self.pty.more_to_read = true;
+                            return;
+                        }
                     }
                 }
                 Ok(ReadOutcome::WouldBlock) => {
@@ -372,6 +385,8 @@ impl Actor {
                 }
                 Ok(ReadOutcome::HungUp) => {
                     self.process_filled(&buf[..filled]);
+                    // The end reads the screen (a regex wait, a partial answer).
+                    self.draw_held();
                     self.pty.hung_up = true;
                     if self.pty.exit_pending.is_some() {
                         self.finish_exit();
@@ -392,6 +407,18 @@ impl Actor {
         self.pty.more_to_read = true;
     }
 
+    /// [`drain`](Self::drain) for a caller that looks at the screen next: what a read held
+    /// back is drawn now, and reading goes on where holding it stopped.
+    pub(super) fn drain_drawn(&mut self) {
+        self.drain();
+        while self.out.screen.holds() {
+            self.draw_held();
+            if self.pty.more_to_read {
+                self.drain();
+            }
+        }
+    }
+
     fn process_filled(&mut self, data: &[u8]) {
         if !data.is_empty() {
             self.process_output(data);
@@ -399,6 +426,7 @@ impl Actor {
     }
 
     fn process_output(&mut self, data: &[u8]) {
+        self.draw_held();
         // The bytes are processed whether or not they reached the disk: a mark in them still
         // finishes its exec, and the screen still shows them.
         let offset = match self.out.log.append(data) {
@@ -446,8 +474,25 @@ impl Actor {
         if !self.tracker.events_skip_screen() {
             self.draw(undrawn.take(), exec_output);
         }
+        let answers = undrawn.is_some() && self.tracker.answers_exec();
         self.carry_out();
-        self.draw(undrawn, exec_output);
+        match undrawn {
+            // The exec's caller goes on before the drawing (see `run`). Output of an exec, so
+            // its replies are dropped when drawn, as here.
+            Some(rest) if answers && exec_output && !rest.is_empty() => {
+                self.out.screen.hold(rest);
+            }
+            rest => self.draw(rest, exec_output),
+        }
+    }
+
+    /// Draws what [`process_output`](Self::process_output) held back for after an exec's
+    /// answer: output of that exec, whose queries are not answered.
+    fn draw_held(&mut self) {
+        if self.out.screen.holds() {
+            let rest = self.out.screen.take_held();
+            self.draw(Some(&rest), true);
+        }
     }
 
     /// Gives the emulator the output that [`crate::screen::Screen::queue_plain`] left

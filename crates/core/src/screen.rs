@@ -119,6 +119,9 @@ pub struct Screen {
     pending: Vec<u8>,
     /// Where the parser is, as far as plain text is concerned.
     sequence: plain::Sequence,
+    /// The rest of a read after its queued plain text, kept by [`Screen::hold`] to be drawn at
+    /// the owner's next turn.
+    held: Vec<u8>,
     /// Bytes of plain text dropped unseen so far.
     #[cfg(test)]
     unseen: usize,
@@ -154,6 +157,7 @@ impl Screen {
             scrollback,
             pending: Vec::new(),
             sequence: plain::Sequence::default(),
+            held: Vec::new(),
             #[cfg(test)]
             unseen: 0,
         }
@@ -207,6 +211,24 @@ impl Screen {
             self.settle();
             self.advance(rest);
         }
+    }
+
+    /// Keeps `rest` (what [`Screen::queue_plain`] left of a read) instead of drawing it now,
+    /// so that its owner can first let whoever waited on the read go on. Until the owner gives
+    /// [`Screen::take_held`] to [`Screen::feed_unqueued`], nothing else may be fed and the
+    /// screen must not be looked at.
+    pub fn hold(&mut self, rest: &[u8]) {
+        self.held.extend_from_slice(rest);
+    }
+
+    /// True while bytes given to [`Screen::hold`] wait to be drawn.
+    pub fn holds(&self) -> bool {
+        !self.held.is_empty()
+    }
+
+    /// The bytes given to [`Screen::hold`], for [`Screen::feed_unqueued`].
+    pub fn take_held(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.held)
     }
 
     /// Draws the plain text waiting to be drawn, less what would scroll out unseen.
@@ -282,7 +304,7 @@ impl Screen {
 
     /// Asleep, with nothing waiting to be drawn.
     pub fn is_dormant(&self) -> bool {
-        self.term.is_none() && self.pending.is_empty()
+        self.term.is_none() && self.pending.is_empty() && self.held.is_empty()
     }
 
     /// Puts an idle screen to sleep. Refused (returns false) on the alternate screen, whose

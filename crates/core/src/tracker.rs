@@ -252,6 +252,13 @@ impl CommandTracker {
         })
     }
 
+    /// True when an exec's answer is among the events waiting.
+    pub fn answers_exec(&self) -> bool {
+        self.events
+            .iter()
+            .any(|e| matches!(e, Event::ExecFinished { .. }))
+    }
+
     /// Keys were typed since the shell last showed its prompt.
     pub fn typed_since_prompt(&self) -> bool {
         self.last_input >= self.last_prompt

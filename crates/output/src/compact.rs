@@ -274,7 +274,8 @@ struct Text<'a> {
 
 /// Content an agent asked to read (see [`crate::content`]): its view reads the text alone, not
 /// the parse, so when `split` the parse (with the notable-line scan of unrecognised text, which
-/// only the parse's counts read) runs on a second thread beside the view.
+/// only the parse's counts read) and half of the view's token counting run on a second thread
+/// beside the rest of the view.
 fn analyze_content(
     command: Option<&str>,
     format: Format,
@@ -298,9 +299,22 @@ fn analyze_content(
             &notable,
         )
     };
-    let view = || crate::content::view(Status::Unknown, text.cleaned, text.lines, handle, opts);
-    let (view, parsed) = both(split, view, || Some(parse()));
-    (parsed.unwrap_or_else(parse), view)
+    // The view's token counting is most of the work (base64 is the tokenizer's slowest
+    // text): half of it runs beside the parse.
+    let halves = crate::content::Halves {
+        status: Status::Unknown,
+        cleaned: text.cleaned,
+        lines: text.lines,
+        handle,
+        opts,
+    };
+    let (first, rest) = both(
+        split,
+        || halves.first(),
+        || Some((parse(), halves.second())),
+    );
+    let (parsed, second) = rest.unwrap_or_else(|| (parse(), halves.second()));
+    (parsed, halves.join(first, second))
 }
 
 /// Where cargo output to be analyzed on two threads is cut in halves (see

@@ -6,7 +6,9 @@
 
 use crate::compact::{Compact, Handle, ViewOptions};
 use crate::parsed::Status;
-use crate::tokens::{count_tokens, estimate_tokens};
+use crate::tokens::{
+    EXACT_LIMIT, SAMPLES, SampleCount, TokenCount, count_samples, count_tokens, scale_samples,
+};
 
 /// Tokens of content returned whole (about 32 KB of source code).
 pub const CONTENT_TOKENS: usize = 8_000;
@@ -62,7 +64,8 @@ fn last_command(command: &str) -> Option<&str> {
     (!last.is_empty()).then_some(last)
 }
 
-/// The view of content: whole when it fits, else head and tail.
+/// The view of content: whole when it fits, else head and tail; [`Halves`] in one thread.
+#[cfg(test)]
 pub(crate) fn view(
     status: Status,
     cleaned: &str,
@@ -70,59 +73,155 @@ pub(crate) fn view(
     handle: &Handle,
     opts: &ViewOptions,
 ) -> Compact {
-    let enc = opts.encoding;
-    let limit = opts.budget.max(CONTENT_TOKENS);
-    let total = estimate_tokens(cleaned, enc);
-    let base = Compact {
-        text: String::new(),
+    let halves = Halves {
         status,
-        encoding: enc,
-        raw_tokens: total.tokens,
-        raw_tokens_estimated: total.estimated,
-        compact_tokens: 0,
-        budget: limit,
-        whole: true,
-        raw_lines: lines.len(),
-        shown_lines: lines.len(),
-        omitted_lines: 0,
+        cleaned,
+        lines,
+        handle,
+        opts,
     };
-    if total.tokens <= limit {
-        let mut text = cleaned.trim_end_matches('\n').to_owned();
-        if !text.is_empty() {
+    halves.join(halves.first(), halves.second())
+}
+
+/// The work of [`view`] in two parts of about the same cost for a long text, to run on two
+/// threads (the second beside the parse: `compact::analyze_content`): [`Halves::first`]
+/// counts half the token count's samples and cuts the head and tail when the text is far over
+/// the limit, [`Halves::second`] counts the other half, and [`Halves::join`] of the two is
+/// exactly [`view`], wherever each ran.
+pub(crate) struct Halves<'a> {
+    pub status: Status,
+    pub cleaned: &'a str,
+    pub lines: &'a [&'a str],
+    pub handle: &'a Handle,
+    pub opts: &'a ViewOptions,
+}
+
+/// What [`Halves::first`] counted and cut.
+pub(crate) struct First {
+    counted: Counted,
+    /// Head and tail, cut ahead when the text is far over the limit.
+    cut: Option<Cut>,
+}
+
+/// The text's tokens as [`Halves::first`] counted them.
+enum Counted {
+    /// A short text, counted whole.
+    Exact(usize),
+    /// A long one: the first half of its samples.
+    Sampled(SampleCount),
+}
+
+/// A view's head and tail around the line that says what was left out.
+struct Cut {
+    /// Lines of the head, and the first line of the tail.
+    head: usize,
+    tail_from: usize,
+    text: String,
+    tokens: usize,
+}
+
+impl Halves<'_> {
+    fn limit(&self) -> usize {
+        self.opts.budget.max(CONTENT_TOKENS)
+    }
+
+    pub(crate) fn first(&self) -> First {
+        let enc = self.opts.encoding;
+        if self.cleaned.len() <= EXACT_LIMIT {
+            return First {
+                counted: Counted::Exact(count_tokens(self.cleaned, enc)),
+                cut: None,
+            };
+        }
+        // Text takes 3 to 5 bytes a token; at 16 bytes a token it would still not fit. Should
+        // it fit after all, `join` leaves the cut unused.
+        let far_over = self.limit().saturating_mul(16) < self.cleaned.len();
+        First {
+            counted: Counted::Sampled(count_samples(self.cleaned, enc, 0..SAMPLES / 2)),
+            cut: far_over.then(|| self.cut()),
+        }
+    }
+
+    pub(crate) fn second(&self) -> SampleCount {
+        if self.cleaned.len() <= EXACT_LIMIT {
+            return SampleCount::default();
+        }
+        count_samples(self.cleaned, self.opts.encoding, SAMPLES / 2..SAMPLES)
+    }
+
+    pub(crate) fn join(&self, first: First, second: SampleCount) -> Compact {
+        let (cleaned, lines, enc) = (self.cleaned, self.lines, self.opts.encoding);
+        let limit = self.limit();
+        let total = match first.counted {
+            Counted::Exact(tokens) => TokenCount {
+                tokens,
+                estimated: false,
+            },
+            Counted::Sampled(samples) => scale_samples(cleaned, samples + second),
+        };
+        let base = Compact {
+            text: String::new(),
+            status: self.status,
+            encoding: enc,
+            raw_tokens: total.tokens,
+            raw_tokens_estimated: total.estimated,
+            compact_tokens: 0,
+            budget: limit,
+            whole: true,
+            raw_lines: lines.len(),
+            shown_lines: lines.len(),
+            omitted_lines: 0,
+        };
+        if total.tokens <= limit {
+            let mut text = cleaned.trim_end_matches('\n').to_owned();
+            if !text.is_empty() {
+                text.push('\n');
+            }
+            let compact_tokens = if total.estimated {
+                count_tokens(&text, enc)
+            } else {
+                total.tokens
+            };
+            return Compact {
+                text,
+                compact_tokens,
+                ..base
+            };
+        }
+        let cut = first.cut.unwrap_or_else(|| self.cut());
+        Compact {
+            compact_tokens: cut.tokens,
+            whole: false,
+            shown_lines: cut.head + (lines.len() - cut.tail_from),
+            omitted_lines: cut.tail_from - cut.head,
+            text: cut.text,
+            ..base
+        }
+    }
+
+    /// The head and the tail that fit in half the limit each, and the line between them.
+    fn cut(&self) -> Cut {
+        let (lines, enc) = (self.lines, self.opts.encoding);
+        let half = self.limit() / 2;
+        let head = take_lines(lines.iter(), half, enc);
+        let tail = take_lines(lines[head..].iter().rev(), half, enc);
+        let (gap_from, gap_to) = (head, lines.len() - tail);
+        let mut text = String::new();
+        for l in &lines[..gap_from] {
+            text.push_str(l);
             text.push('\n');
         }
-        let compact_tokens = if total.estimated {
-            count_tokens(&text, enc)
-        } else {
-            total.tokens
-        };
-        return Compact {
+        text.push_str(&gap_line(lines, gap_from, gap_to, self.handle));
+        for l in &lines[gap_to..] {
+            text.push_str(l);
+            text.push('\n');
+        }
+        Cut {
+            head: gap_from,
+            tail_from: gap_to,
+            tokens: count_tokens(&text, enc),
             text,
-            compact_tokens,
-            ..base
-        };
-    }
-    let half = limit / 2;
-    let head = take_lines(lines.iter(), half, enc);
-    let tail = take_lines(lines[head..].iter().rev(), half, enc);
-    let (gap_from, gap_to) = (head, lines.len() - tail);
-    let mut text = String::new();
-    for l in &lines[..gap_from] {
-        text.push_str(l);
-        text.push('\n');
-    }
-    text.push_str(&gap_line(lines, gap_from, gap_to, handle));
-    for l in &lines[gap_to..] {
-        text.push_str(l);
-        text.push('\n');
-    }
-    Compact {
-        compact_tokens: count_tokens(&text, enc),
-        whole: false,
-        shown_lines: gap_from + (lines.len() - gap_to),
-        omitted_lines: gap_to - gap_from,
-        text,
-        ..base
+        }
     }
 }
 
@@ -273,5 +372,59 @@ mod tests {
             v.text
                 .contains(&format!("`ai-session read -t s --since {since}`"))
         );
+    }
+
+    #[test]
+    fn long_content_counted_in_halves_gives_the_one_pass_counts() {
+        use crate::tokens::{Encoding, estimate_tokens};
+        // 1.5 MB of lines shaped like a `cat` of base64: over the exact-count limit, so the
+        // count is estimated from samples, half of them counted by each part.
+        let text: String = (0..20_000u64)
+            .map(|i| {
+                format!(
+                    "{:076x}\n",
+                    u128::from(i).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                )
+            })
+            .collect();
+        assert!(text.len() > EXACT_LIMIT);
+        let lines = crate::text::lines(&text);
+        let handle = Handle::log("s", 0, text.len() as u64 + 20_000).with_exact_lines(true);
+        // The default limit (head and tail cut ahead) and one too large for that (cut at the
+        // join), in both vocabularies.
+        for (budget, encoding) in [
+            (None, Encoding::O200kBase),
+            (Some(120_000), Encoding::O200kBase),
+            (None, Encoding::Cl100kBase),
+        ] {
+            let opts = ViewOptions {
+                encoding,
+                ..ViewOptions::with_budget(budget)
+            };
+            let halves = Halves {
+                status: Status::Unknown,
+                cleaned: &text,
+                lines: &lines,
+                handle: &handle,
+                opts: &opts,
+            };
+            let (first, second) = std::thread::scope(|s| {
+                let second = s.spawn(|| halves.second());
+                (halves.first(), second.join().unwrap())
+            });
+            let two = halves.join(first, second);
+            let one = view(Status::Unknown, &text, &lines, &handle, &opts);
+            assert_eq!(one, two, "{budget:?}");
+            // The counts are those of one pass over the whole text and over the view.
+            let whole = estimate_tokens(&text, encoding);
+            assert!(whole.estimated);
+            assert_eq!(
+                (two.raw_tokens, two.raw_tokens_estimated),
+                (whole.tokens, true)
+            );
+            assert_eq!(two.compact_tokens, count_tokens(&two.text, encoding));
+            assert!(!two.whole && two.omitted_lines > 0, "{budget:?}");
+            assert_eq!(two.shown_lines + two.omitted_lines, lines.len());
+        }
     }
 }

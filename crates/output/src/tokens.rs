@@ -89,7 +89,7 @@ fn count_piece(
 /// Texts up to this size are counted exactly by [`estimate_tokens`].
 pub const EXACT_LIMIT: usize = 1 << 20;
 /// Samples counted for a larger text, and the bytes of each.
-const SAMPLES: usize = 16;
+pub(crate) const SAMPLES: usize = 16;
 const SAMPLE_BYTES: usize = 16 * 1024;
 
 /// A token count, exact or estimated.
@@ -111,14 +111,47 @@ pub fn estimate_tokens(text: &str, encoding: Encoding) -> TokenCount {
             estimated: false,
         };
     }
+    scale_samples(text, count_samples(text, encoding, 0..SAMPLES))
+}
+
+/// The bytes and tokens of the samples numbered `which` (of [`SAMPLES`]) of a text over
+/// [`EXACT_LIMIT`] bytes; [`scale_samples`] of the sums over all of them is
+/// [`estimate_tokens`]'s estimate.
+pub(crate) fn count_samples(
+    text: &str,
+    encoding: Encoding,
+    which: std::ops::Range<usize>,
+) -> SampleCount {
     let stride = text.len() / SAMPLES;
-    let (mut bytes, mut tokens) = (0usize, 0usize);
-    for i in 0..SAMPLES {
+    let mut sum = SampleCount::default();
+    for i in which {
         let sample = line_aligned(text, i * stride, SAMPLE_BYTES);
-        bytes += sample.len();
-        tokens += count_tokens(sample, encoding);
+        sum.bytes += sample.len();
+        sum.tokens += count_tokens(sample, encoding);
     }
-    let scaled = tokens as f64 * text.len() as f64 / bytes.max(1) as f64;
+    sum
+}
+
+/// Counted samples of a text: their bytes and their tokens.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct SampleCount {
+    pub bytes: usize,
+    pub tokens: usize,
+}
+
+impl std::ops::Add for SampleCount {
+    type Output = Self;
+    fn add(self, other: Self) -> Self {
+        Self {
+            bytes: self.bytes + other.bytes,
+            tokens: self.tokens + other.tokens,
+        }
+    }
+}
+
+/// The estimate for `text` from its counted samples: their tokens per byte, scaled.
+pub(crate) fn scale_samples(text: &str, counted: SampleCount) -> TokenCount {
+    let scaled = counted.tokens as f64 * text.len() as f64 / counted.bytes.max(1) as f64;
     TokenCount {
         tokens: scaled.round() as usize,
         estimated: true,

@@ -15,7 +15,10 @@
 //! - CLI `exec 'echo hi'` round trip and CLI `new`, against tmux's send-keys + capture loop and
 //!   `new-session`.
 //!
-//! usage: output [--mb MB] [--big] [--rounds N] [--cat-rounds N] [--skip-tmux]
+//! `--cat-only` takes the `cat` figures alone (the bare reader and the two views), for
+//! comparing builds run after run.
+//!
+//! usage: output [--mb MB] [--big] [--rounds N] [--cat-rounds N] [--skip-tmux] [--cat-only]
 
 #![forbid(unsafe_code)]
 
@@ -59,24 +62,30 @@ fn run() -> Res<()> {
         .map_err(err)?
         .with_file_name("ai-session");
     let dir = tempfile::tempdir().map_err(err)?;
+    let cat_only = args.iter().any(|a| a == "--cat-only");
     let mut report = serde_json::Map::new();
-    report.insert("tokenizer_first_use".into(), tokenizer_first_use());
+    if !cat_only {
+        report.insert("tokenizer_first_use".into(), tokenizer_first_use());
+    }
     let mut parse = Vec::new();
-    for (name, size) in [("log", 50), ("cargo", 20), ("cargo", 50)]
-        .into_iter()
-        .chain(
-            big.then_some([("log", 500), ("cargo", 500)])
-                .into_iter()
-                .flatten(),
-        )
-    {
+    let sizes: &[(&str, usize)] = if cat_only {
+        &[]
+    } else {
+        &[("log", 50), ("cargo", 20), ("cargo", 50)]
+    };
+    for &(name, size) in sizes.iter().chain(
+        (big && !cat_only)
+            .then_some([("log", 500), ("cargo", 500)])
+            .iter()
+            .flatten(),
+    ) {
         let file = dir.path().join(format!("{name}{size}.txt"));
         let facts = write_input(name, size * 1_000_000, &file)?;
         parse.push(parse_figure(&exe, name, &file, &facts)?);
         std::fs::remove_file(&file).map_err(err)?;
     }
     report.insert("parse".into(), Value::Array(parse));
-    let tmux = if args.iter().any(|a| a == "--skip-tmux") {
+    let tmux = if cat_only || args.iter().any(|a| a == "--skip-tmux") {
         Value::Null
     } else {
         tmux_baseline(rounds, mb)?
@@ -89,7 +98,7 @@ fn run() -> Res<()> {
         text.display()
     ))?;
     let cat_rounds = arg(&args, "--cat-rounds", 3).max(1);
-    let ours = daemon_figures(&exe, &text, rounds, cat_rounds)?;
+    let ours = daemon_figures(&exe, &text, rounds, cat_rounds, cat_only)?;
     let bare = ours["bare_pty_reader_mb_s"].as_f64().unwrap_or(0.0);
     report.insert("bare_pty_reader_mb_s".into(), json!(bare));
     let ratio = |a: f64, b: Option<f64>| b.filter(|b| *b > 0.0).map(|b| a / b);
@@ -354,13 +363,19 @@ fn stats(mut ms: Vec<f64>) -> Value {
 }
 
 /// The daemon's figures, each through one CLI process as a user runs it.
-fn daemon_figures(exe: &Path, text: &Path, rounds: usize, cat_rounds: usize) -> Res<Value> {
+fn daemon_figures(
+    exe: &Path,
+    text: &Path,
+    rounds: usize,
+    cat_rounds: usize,
+    cat_only: bool,
+) -> Res<Value> {
     let cli = Cli {
         exe: exe.to_path_buf(),
         home: tempfile::tempdir().map_err(err)?,
     };
     cli.ok(&["daemon", "start"])?;
-    let figures = daemon_runs(&cli, text, rounds, cat_rounds);
+    let figures = daemon_runs(&cli, text, rounds, cat_rounds, cat_only);
     cli.ok(&["daemon", "stop"]).ok();
     figures
 }
@@ -418,9 +433,18 @@ fn cat_runs(
     Ok(())
 }
 
-fn daemon_runs(cli: &Cli, text: &Path, rounds: usize, cat_rounds: usize) -> Res<Value> {
+fn daemon_runs(
+    cli: &Cli,
+    text: &Path,
+    rounds: usize,
+    cat_rounds: usize,
+    cat_only: bool,
+) -> Res<Value> {
     let mut out = serde_json::Map::new();
     cat_runs(cli, text, cat_rounds, &mut out)?;
+    if cat_only {
+        return Ok(Value::Object(out));
+    }
     cli.ok(&["new", "-s", "rt", "--shell", "/bin/sh"])?;
     cli.ok(&["exec", "-t", "rt", "true"])?;
     let mut rt = Vec::new();

@@ -44,7 +44,7 @@ impl Actor {
     /// asked first.
     pub(super) fn hand_over(mut self) -> Handover {
         if !self.pty.hung_up {
-            self.drain();
+            self.drain_drawn();
         }
         let over = || Error::HandedOver(self.id.name.clone());
         let (exec, queue, waiters) = self.tracker.take_all();

@@ -25,7 +25,7 @@ impl Actor {
         // fire before the PTY's readiness is served): it is read first, and any output (the
         // command's end, the prompt) supersedes the verdict.
         let end = self.out.log.end();
-        self.drain();
+        self.drain_drawn();
         if self.out.log.end() != end {
             return;
         }
