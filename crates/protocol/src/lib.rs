@@ -115,10 +115,117 @@ impl Notification {
     }
 }
 
-/// Anything the daemon writes on a connection.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
+/// Anything the daemon writes on a connection: a [`Response`] when the message has `jsonrpc`
+/// and `id` (even `null`), else a [`Notification`] when it has `jsonrpc`, `method` and
+/// `params`; anything else does not decode.
+///
+/// Decoded in one pass: a derived untagged enum would first copy the whole message into
+/// serde's buffer and then copy it again into the variant, and an exec's answer can carry
+/// megabytes of output in one string.
+#[derive(Debug, Clone)]
 pub enum ServerMessage {
     Response(Response),
     Notification(Notification),
+}
+
+impl<'de> Deserialize<'de> for ServerMessage {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        /// A field that is there, even as `null` (`Some(Value::Null)`), or not (`None`).
+        fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+            Value::deserialize(d).map(Some)
+        }
+        #[derive(Deserialize)]
+        struct Fields {
+            jsonrpc: Option<String>,
+            #[serde(default, deserialize_with = "present")]
+            id: Option<Value>,
+            result: Option<Value>,
+            error: Option<RpcError>,
+            method: Option<String>,
+            #[serde(default, deserialize_with = "present")]
+            params: Option<Value>,
+        }
+        let f = Fields::deserialize(d)?;
+        match (f.jsonrpc, f.id, f.method, f.params) {
+            (Some(jsonrpc), Some(id), _, _) => Ok(Self::Response(Response {
+                jsonrpc,
+                id,
+                result: f.result,
+                error: f.error,
+            })),
+            (Some(jsonrpc), None, Some(method), Some(params)) => {
+                Ok(Self::Notification(Notification {
+                    jsonrpc,
+                    method,
+                    params,
+                }))
+            }
+            _ => Err(serde::de::Error::custom(
+                "neither a response (jsonrpc, id) nor a notification (jsonrpc, method, params)",
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the derived, two-pass decoding gave: the one-pass one must give the same.
+    #[derive(Debug, Deserialize)]
+    #[serde(untagged)]
+    enum TwoPass {
+        Response(Response),
+        Notification(Notification),
+    }
+
+    fn same(line: &str) {
+        let one = serde_json::from_str::<ServerMessage>(line);
+        let two = serde_json::from_str::<TwoPass>(line);
+        match (one, two) {
+            (Ok(ServerMessage::Response(a)), Ok(TwoPass::Response(b))) => {
+                assert_eq!(
+                    (a.jsonrpc, a.id, a.result, a.error),
+                    (b.jsonrpc, b.id, b.result, b.error),
+                    "{line}"
+                );
+            }
+            (Ok(ServerMessage::Notification(a)), Ok(TwoPass::Notification(b))) => {
+                assert_eq!(
+                    (a.jsonrpc, a.method, a.params),
+                    (b.jsonrpc, b.method, b.params),
+                    "{line}"
+                );
+            }
+            (Err(_), Err(_)) => {}
+            (a, b) => panic!("{line}: one pass {a:?}, two passes {b:?}"),
+        }
+    }
+
+    #[test]
+    fn one_pass_decodes_every_message_as_the_untagged_enum_did() {
+        let big = format!(
+            r#"{{"jsonrpc":"2.0","id":7,"result":{{"output":"{}","exit_code":0}}}}"#,
+            "QUJD\\n".repeat(50_000)
+        );
+        for line in [
+            r#"{"jsonrpc":"2.0","id":1,"result":{"server":"x","protocol":1,"pid":3}}"#,
+            r#"{"jsonrpc":"2.0","id":"a","result":null}"#,
+            r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"bad line"}}"#,
+            r#"{"jsonrpc":"2.0","id":2,"error":{"code":-32001,"message":"no","data":{"kind":"session_not_found","sessions":["a"]}}}"#,
+            r#"{"jsonrpc":"2.0","id":3,"error":{"code":1}}"#,
+            r#"{"jsonrpc":"2.0","method":"session.output","params":{"session":"s","data":"hi"}}"#,
+            r#"{"jsonrpc":"2.0","method":"session.event","params":null}"#,
+            r#"{"jsonrpc":"2.0","method":"session.event"}"#,
+            r#"{"jsonrpc":"2.0","id":4,"method":"m","params":[],"result":1,"extra":true}"#,
+            r#"{"id":5,"result":1}"#,
+            r#"{"jsonrpc":"2.0"}"#,
+            r#"[1,2]"#,
+            r#""text""#,
+            r#"{"jsonrpc":"2.0","id":6,"result":1"#,
+            &big,
+        ] {
+            same(line);
+        }
+    }
 }
