@@ -65,6 +65,9 @@ pub(crate) async fn run(stream: UnixStream, daemon: Arc<Daemon>) {
         let mut w = BufWriter::new(write);
         loop {
             let written = tokio::select! {
+                // Notifications and a hello's answer first: a hello's answer then always
+                // comes before the answers to requests sent behind it.
+                biased;
                 Some(line) = rx.recv() => w.write_all(line.as_bytes()).await,
                 // The reservation goes once the socket has the answer.
                 Some((line, _reserved)) = answered.recv() => w.write_all(line.as_bytes()).await,

@@ -12,7 +12,7 @@ use std::path::Path;
 use ai_session_client::Error;
 use ai_session_protocol::registry::{Hello, Method};
 use ai_session_protocol::trace::TraceContext;
-use ai_session_protocol::{Request, ServerMessage};
+use ai_session_protocol::{Request, Response, ServerMessage};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -32,6 +32,9 @@ pub(crate) struct Conn {
     /// The connection closed before the hello sent ahead was answered: the daemon ran
     /// nothing sent on it (it reads a request only once the hello before it is answered).
     hello_lost: bool,
+    /// Answers read while waiting for another one: answers may come in any order (the
+    /// command's can come before the hello's sent ahead of it).
+    early: Vec<Response>,
 }
 
 impl Conn {
@@ -47,6 +50,7 @@ impl Conn {
             trace: TraceContext::from_env(),
             hello_ahead: None,
             hello_lost: false,
+            early: Vec::new(),
         })
     }
 
@@ -118,17 +122,28 @@ impl Conn {
 
     /// Reads the answer to request `id` (a call of `method`).
     fn answer(&mut self, method: &str, id: u64) -> Result<Value, Error> {
-        let resp = loop {
-            let mut frame = String::new();
-            match self.reader.read_line(&mut frame) {
-                Ok(0) | Err(_) => return Err(Error::Closed),
-                Ok(_) => {}
-            }
-            match serde_json::from_str::<ServerMessage>(&frame) {
-                Ok(ServerMessage::Response(resp)) if resp.id.as_u64() == Some(id) => break resp,
-                // Another id, a notification or an unreadable line: not this call's answer.
-                _ => continue,
-            }
+        let resp = match self.early.iter().position(|r| r.id.as_u64() == Some(id)) {
+            Some(at) => self.early.swap_remove(at),
+            None => loop {
+                let mut frame = String::new();
+                match self.reader.read_line(&mut frame) {
+                    Ok(0) | Err(_) => return Err(Error::Closed),
+                    Ok(_) => {}
+                }
+                match serde_json::from_str::<ServerMessage>(&frame) {
+                    Ok(ServerMessage::Response(resp)) if resp.id.as_u64() == Some(id) => {
+                        break resp;
+                    }
+                    // The answer to a call still waiting for its turn to be read.
+                    Ok(ServerMessage::Response(resp))
+                        if resp.id.as_u64().is_some_and(|other| other < self.next_id) =>
+                    {
+                        self.early.push(resp);
+                    }
+                    // A notification or an unreadable line: no call's answer.
+                    _ => continue,
+                }
+            },
         };
         match (resp.result, resp.error) {
             (_, Some(err)) => Err(Error::Rpc(err)),

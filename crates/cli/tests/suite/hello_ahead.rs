@@ -129,3 +129,56 @@ fn the_small_cli_sends_its_command_with_the_hello_and_still_reports_a_refusal() 
     assert!(!out.status.success(), "{out:?}");
     assert!(!marker.exists());
 }
+
+/// Answers may come in any order: a server that answers the command before the hello sent
+/// ahead of it still gets the command's answer used (the small CLI once dropped it, waiting
+/// for the hello's, and then waited for an answer already read).
+#[test]
+fn the_small_cli_takes_the_commands_answer_when_it_comes_before_the_hellos() {
+    use std::os::unix::net::UnixListener;
+    let env = Env::new();
+    let run = env.home.path().join("run");
+    std::fs::create_dir_all(&run).expect("run dir");
+    let listener = UnixListener::bind(run.join("t.sock")).expect("bind");
+    let server = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().expect("accept");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .expect("timeout");
+        let mut reader = BufReader::new(&stream);
+        let mut methods = Vec::new();
+        while methods.len() < 2 {
+            let mut line = String::new();
+            if reader.read_line(&mut line).expect("request") == 0 {
+                break;
+            }
+            let req: Value = serde_json::from_str(&line).expect("json request");
+            methods.push((
+                req["id"].clone(),
+                req["method"].as_str().unwrap_or("").to_owned(),
+            ));
+        }
+        let mut out = String::new();
+        for (id, method) in methods.iter().rev() {
+            let result = match method.as_str() {
+                "hello" => json!({"server": "out-of-order", "protocol": 1, "pid": 1}),
+                _ => json!({"sessions": [], "unanswered": [], "lost": []}),
+            };
+            out.push_str(&json!({"jsonrpc": "2.0", "id": id, "result": result}).to_string());
+            out.push('\n');
+        }
+        (&stream).write_all(out.as_bytes()).expect("answers");
+        methods
+    });
+    let (ok, text) = super::harness::run_with_deadline(&mut env.command(&["ls"]), 30);
+    let methods = server.join().expect("server");
+    assert_eq!(
+        methods.iter().map(|(_, m)| m.as_str()).collect::<Vec<_>>(),
+        ["hello", "session.list"],
+        "the hello and the command were sent together"
+    );
+    assert!(
+        ok,
+        "the command's answer, read before the hello's, was lost: {text}"
+    );
+}
