@@ -427,20 +427,11 @@ fn exec_results_carry_parsed_output_and_a_compact_view() {
 #[test]
 fn parse_reads_saved_output_from_stdin() {
     let env = Env::new();
-    let mut child = env
-        .command(&["parse", "--json", "--command", "git status"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"On branch main\nYou have unmerged paths.\n\nUnmerged paths:\n\tboth modified:   src/lib.rs\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = super::harness::with_stdin(
+        &mut env.command(&["parse", "--json", "--command", "git status"]),
+        b"On branch main\nYou have unmerged paths.\n\nUnmerged paths:\n\tboth modified:   src/lib.rs\n",
+    )
+    .unwrap();
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(
@@ -510,20 +501,11 @@ fn parse_prints_the_view_json_holds_for_large_files_and_pipes() {
             .unwrap();
         assert!(from_file.status.success());
         assert_eq!(String::from_utf8_lossy(&from_file.stdout), expected);
-        let mut child = env
-            .command(&["parse", "--command", command])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(text.as_bytes())
-            .unwrap();
-        let piped = child.wait_with_output().unwrap();
+        let piped = super::harness::with_stdin(
+            &mut env.command(&["parse", "--command", command]),
+            text.as_bytes(),
+        )
+        .unwrap();
         assert!(piped.status.success());
         assert_eq!(String::from_utf8_lossy(&piped.stdout), expected);
         if command == "cargo build" {

@@ -246,3 +246,18 @@ pub fn run_with_deadline(cmd: &mut Command, secs: u64) -> (bool, String) {
     );
     (out.status.success(), text)
 }
+
+/// Runs `cmd` with `input` on its standard input (a pipe, closed once written) and its
+/// output captured; an error when it cannot be started.
+pub fn with_stdin(cmd: &mut Command, input: &[u8]) -> std::io::Result<Output> {
+    use std::io::Write;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(input)?;
+    }
+    child.wait_with_output()
+}

@@ -4,7 +4,6 @@
 //! `prometheus` come from Debian's `prometheus` package (`.ci/run` installs it); the tests fail
 //! without them.
 
-use std::io::Write;
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -63,22 +62,13 @@ fn sample(text: &str, series: &str) -> f64 {
 /// `promtool check metrics` on `text`: it must exit 0 and report nothing (no format error,
 /// no lint problem).
 fn promtool_check(text: &str) {
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!("cannot run promtool ({e}): install Debian's prometheus package (.ci/run does)")
-        });
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = super::harness::with_stdin(
+        Command::new("promtool").args(["check", "metrics"]),
+        text.as_bytes(),
+    )
+    .unwrap_or_else(|e| {
+        panic!("cannot run promtool ({e}): install Debian's prometheus package (.ci/run does)")
+    });
     let report = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
