@@ -398,9 +398,10 @@ fn a_hung_collector_slows_no_exec_and_grows_no_memory() {
     // one would grow by if its bound did not hold. The bounded daemon must grow by a small part
     // of that (a test that cannot tell the two apart proves nothing).
     let started = Instant::now();
-    // The bounded daemon's least growth of two rounds (an arena opened once is not growth),
-    // against all the control grew over three.
-    let bounded = growth(&env, 2).into_iter().min().unwrap_or_default();
+    // The bounded daemon's least growth of three rounds (an arena opened once, or answers
+    // buffered for a reader slowed by a loaded machine, is not growth: a queue that kept every
+    // span would grow in each round), against all the control grew over three.
+    let bounded = growth(&env, 3).into_iter().min().unwrap_or_default();
     let control = traced_env(
         &collector.endpoint(),
         "export_timeout_ms = 30000\nmax_queue_spans = 1000000\n",
