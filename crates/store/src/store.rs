@@ -26,7 +26,6 @@ pub const PASSPHRASE_ENV: &str = "AI_SESSION_PASSPHRASE";
 /// Open history files kept between appends; past this, the least recently opened is closed.
 const MAX_OPEN_HISTORIES: usize = 256;
 
-/// How to open a store.
 /// A new record made durable by [`Store::begin_session_as`], its `state.json` and index row
 /// still to write ([`Store::finish_session`]).
 #[derive(Debug)]
@@ -45,6 +44,7 @@ impl BegunSession {
     }
 }
 
+/// How to open a store.
 #[derive(Clone)]
 pub struct Options {
     /// zstd level for everything the store compresses (1..=22; 3 is zstd's default).
@@ -367,11 +367,7 @@ impl Store {
         let Some(bytes) = bytes else {
             return Ok(state);
         };
-        let written = (|| {
-            let dir = self.session_dir_checked(&state.id, true)?;
-            file::write_atomic(&dir.join("state.json"), &bytes, false)?;
-            self.index().upsert_session(&state)
-        })();
+        let written = self.write_encoded_state(&state, &bytes, false);
         self.noted("record new session", Some(&state.id), written)?;
         Ok(state)
     }
@@ -382,10 +378,16 @@ impl Store {
     }
 
     fn write_state(&self, state: &SessionState) -> Result<()> {
-        let dir = self.session_dir_checked(&state.id, true)?;
-        let path = dir.join("state.json");
+        let path = self.session_dir(&state.id).join("state.json");
         let bytes = encode_json(state, Kind::State, self.cipher.as_ref(), self.level, &path)?;
-        file::write_atomic(&path, &bytes, self.durable)?;
+        self.write_encoded_state(state, &bytes, self.durable)
+    }
+
+    /// `state`'s `state.json` (`bytes`, already encoded; fsynced when `sync`), its directory
+    /// made when missing, and its index row.
+    fn write_encoded_state(&self, state: &SessionState, bytes: &[u8], sync: bool) -> Result<()> {
+        let dir = self.session_dir_checked(&state.id, true)?;
+        file::write_atomic(&dir.join("state.json"), bytes, sync)?;
         self.index().upsert_session(state)
     }
 
