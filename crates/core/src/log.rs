@@ -660,7 +660,7 @@ fn random(buf: &mut [u8]) -> std::io::Result<()> {
         .map_err(|e| std::io::Error::other(format!("no randomness from the OS: {e}")))
 }
 
-pub(crate) fn segment_path(dir: &Path, base: u64) -> PathBuf {
+fn segment_path(dir: &Path, base: u64) -> PathBuf {
     dir.join(format!("{base:020}.seg"))
 }
 
@@ -689,7 +689,7 @@ fn remove_segment(dir: &Path, base: u64) -> std::io::Result<()> {
     }
 }
 
-fn open_segment(dir: &Path, base: u64) -> std::io::Result<File> {
+pub(crate) fn open_segment(dir: &Path, base: u64) -> std::io::Result<File> {
     OpenOptions::new()
         .create(true)
         .truncate(true)

@@ -123,10 +123,7 @@ impl Spares {
             let secret = crate::random_hex(16);
             crate::shell::write_mark_file(&dir.join("mark"), &secret)?;
             std::fs::create_dir(dir.join("log"))?;
-            std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(crate::log::segment_path(&dir.join("log"), 0))?;
+            crate::log::open_segment(&dir.join("log"), 0)?;
             Ok(secret)
         })();
         match made {
