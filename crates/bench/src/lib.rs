@@ -9,6 +9,50 @@ use std::process::Command;
 use ai_session_client::{Options, Selector, blocking};
 use serde_json::{Value, json};
 
+/// `utime + stime` of process `pid` (with its waited-for children's when `children`), in
+/// clock ticks (1/100 s on Linux, `getconf CLK_TCK`).
+pub fn cpu_ticks(pid: u64, children: bool) -> Result<u64, String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).map_err(|e| e.to_string())?;
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let field = |i: usize| -> Result<u64, String> {
+        fields
+            .get(i)
+            .and_then(|f| f.parse().ok())
+            .ok_or_else(|| format!("/proc/{pid}/stat: no field {i}"))
+    };
+    // utime, stime, cutime, cstime are fields 14-17 of proc(5): 11-14 counted from the state.
+    let own = field(11)? + field(12)?;
+    Ok(if children {
+        own + field(13)? + field(14)?
+    } else {
+        own
+    })
+}
+
+/// Waits until process `pid` has used no CPU for `quiet` (its work after a flood: the log,
+/// the store, the emulator), so that a latency phase measures a daemon at rest and not the
+/// tail of the phase before it. Gives up after `deadline`; returns how long it waited.
+pub fn wait_quiet(
+    pid: u64,
+    quiet: std::time::Duration,
+    deadline: std::time::Duration,
+) -> Result<std::time::Duration, String> {
+    let start = std::time::Instant::now();
+    let mut ticks = cpu_ticks(pid, false)?;
+    let mut since = std::time::Instant::now();
+    while since.elapsed() < quiet && start.elapsed() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let now = cpu_ticks(pid, false)?;
+        if now != ticks {
+            ticks = now;
+            since = std::time::Instant::now();
+        }
+    }
+    Ok(start.elapsed())
+}
+
 /// A connection to the daemon, one request at a time.
 pub struct Rpc {
     client: blocking::Client,

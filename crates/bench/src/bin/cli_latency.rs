@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use ai_session_bench::{Cli, Rpc, percentile, tmux_baseline};
+use ai_session_bench::{Cli, Rpc, cpu_ticks, percentile, tmux_baseline};
 use serde_json::{Value, json};
 
 type Res<T> = Result<T, String>;
@@ -251,28 +251,6 @@ fn cpu_per_round(pid: u64, rounds: usize, mut f: impl FnMut(usize) -> Res<()>) -
 
 /// Clock ticks are 1/100 s on Linux (`getconf CLK_TCK`).
 const US_PER_TICK: f64 = 10_000.0;
-
-/// `utime + stime` of process `pid` (with its waited-for children's when `children`), in
-/// clock ticks.
-fn cpu_ticks(pid: u64, children: bool) -> Res<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).map_err(|e| e.to_string())?;
-    // The fields after the command name, which is in parentheses and may hold spaces.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let field = |i: usize| -> Res<u64> {
-        fields
-            .get(i)
-            .and_then(|f| f.parse().ok())
-            .ok_or_else(|| format!("/proc/{pid}/stat: no field {i}"))
-    };
-    // utime, stime, cutime, cstime are fields 14-17 of proc(5): 11-14 counted from the state.
-    let own = field(11)? + field(12)?;
-    Ok(if children {
-        own + field(13)? + field(14)?
-    } else {
-        own
-    })
-}
 
 /// Spawns `program args` `rounds` times, waiting for each to exit.
 fn spawn_times(program: &Path, args: &[&str], rounds: usize) -> Res<Value> {

@@ -13,7 +13,9 @@
 //!   the medians are reported with every round's figures, so a moment of load on the shared
 //!   machine moves one sample, not the ratio;
 //! - CLI `exec 'echo hi'` round trip and CLI `new`, against tmux's send-keys + capture loop and
-//!   `new-session`.
+//!   `new-session`. Each latency phase starts once the daemon has used no CPU for 300 ms (at
+//!   most 20 s; the wait is reported as `*_waited_for_quiet_ms`): the floods before it leave
+//!   up to a second of log writing behind them, which would be counted in the first round trips.
 //!
 //! `--cat-only` takes the `cat` figures alone (the bare reader and the two views), for
 //! comparing builds run after run.
@@ -26,9 +28,9 @@ use std::fs::File;
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use ai_session_bench::{Rpc, percentile, tmux_baseline};
+use ai_session_bench::{Rpc, percentile, tmux_baseline, wait_quiet};
 use ai_session_output::{Encoding, count_tokens};
 use serde_json::{Value, json};
 
@@ -447,6 +449,22 @@ fn daemon_runs(
     }
     cli.ok(&["new", "-s", "rt", "--shell", "/bin/sh"])?;
     cli.ok(&["exec", "-t", "rt", "true"])?;
+    // The latency phases start on a daemon at rest: after the floods above it still writes
+    // and compresses their logs for up to a second, which is not what a round trip costs.
+    let sock = cli.home.path().join("run/bench.sock");
+    let mut rpc = Rpc::connect(&sock)?;
+    let pid = rpc.call("daemon.status", json!({}))?["pid"]
+        .as_u64()
+        .ok_or("daemon.status has no pid")?;
+    let settle = |out: &mut serde_json::Map<String, Value>, phase: &str| -> Res<()> {
+        let waited = wait_quiet(pid, Duration::from_millis(300), Duration::from_secs(20))?;
+        out.insert(
+            format!("{phase}_waited_for_quiet_ms"),
+            json!(waited.as_millis() as u64),
+        );
+        Ok(())
+    };
+    settle(&mut out, "cli_exec")?;
     let mut rt = Vec::new();
     for i in 0..rounds {
         let t = Instant::now();
@@ -460,6 +478,7 @@ fn daemon_runs(
         }
     }
     out.insert("cli_exec".into(), stats(rt));
+    settle(&mut out, "cli_new")?;
     let mut create = Vec::new();
     for i in 0..rounds {
         let name = format!("c{i}");
@@ -468,8 +487,7 @@ fn daemon_runs(
         create.push(t.elapsed().as_secs_f64() * 1000.0);
     }
     out.insert("cli_new".into(), stats(create));
-    let sock = cli.home.path().join("run/bench.sock");
-    let mut rpc = Rpc::connect(&sock)?;
+    settle(&mut out, "socket_exec")?;
     let mut socket = Vec::new();
     for _ in 0..rounds {
         let t = Instant::now();
