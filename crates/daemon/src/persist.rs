@@ -63,35 +63,33 @@ pub(crate) struct Worker {
     unrecorded: HashMap<String, String>,
     /// Where the shells write what they export.
     place: Place,
-    /// Session id → fingerprint of the exported environment last saved for it.
-    exported: HashMap<String, u64>,
+    /// The exported environments taken to be saved, shared with the checkpoint's writer.
+    envs: Arc<environment::Saves>,
 }
 
 impl Worker {
     /// Keeps what the shell of the session with id `sid` (called `name`) exported at its last
-    /// prompt, if it wrote anything since the last look and it changed. A failure is logged:
-    /// the exec or checkpoint that looked is not failed for it.
+    /// prompt, if it wrote anything since the last look and it changed: saved durably before
+    /// this returns (an exec's answer waits for it). A failure is logged: the exec or
+    /// checkpoint that looked is not failed for it.
     fn keep_environment(&mut self, sid: &str, name: &str) {
-        let Some(id) = self.ids.get(sid) else {
-            return;
-        };
-        let Some(text) =
-            environment::take(&self.place.file(name)).map(environment::without_last_argument)
-        else {
-            return;
-        };
+        if let Some(taken) = self.take_environment(sid, name) {
+            self.envs.save(&self.store, &taken);
+        }
+    }
+
+    /// What the shell of `sid` exported at its last prompt, when it wrote anything since the
+    /// last look and it differs from the text last taken to be saved; for [`Saves::save`]
+    /// (here or on the checkpoint's writer).
+    ///
+    /// [`Saves::save`]: environment::Saves::save
+    fn take_environment(&mut self, sid: &str, name: &str) -> Option<environment::Taken> {
+        let id = self.ids.get(sid)?.clone();
+        let text =
+            environment::take(&self.place.file(name)).map(environment::without_last_argument)?;
         // A prompt came after the shell's start: a restore file it was given has been read.
         environment::discard_restore(&self.place.restore_file(name));
-        let print = environment::fingerprint(&text);
-        if self.exported.get(sid) == Some(&print) {
-            return;
-        }
-        match self.store.save_environment(id, &text) {
-            Ok(()) => {
-                self.exported.insert(sid.to_owned(), print);
-            }
-            Err(e) => tracing::warn!(session = %name, "cannot save the exported environment: {e}"),
-        }
+        self.envs.taken(sid, name, id, text)
     }
 
     /// The record of the session with id `id` (called `name`).
@@ -225,7 +223,7 @@ impl Persist {
             pids: HashMap::new(),
             unrecorded: HashMap::new(),
             place: place.clone(),
-            exported: HashMap::new(),
+            envs: Arc::default(),
         };
         let spawned = Queue::start_with_exit("store", QUEUE, worker, |w| {
             if let Err(e) = w.store.sync() {
@@ -440,7 +438,8 @@ impl Persist {
         self.acked(move |w| {
             w.pids.remove(&sid);
             w.unrecorded.remove(&sid);
-            w.exported.remove(&sid);
+            // A checkpoint's writer holding this session's environment skips it from here on.
+            w.envs.forget(&sid);
             w.place.forget(&name);
             if let Some(id) = w.ids.remove(&sid) {
                 let r = w
@@ -773,24 +772,30 @@ async fn checkpoint(
         f.retain(&live);
     }
     // The whole-file writes (an fsync each) run beside the store thread, not on it: execs
-    // waiting for their checkpoint never queue behind a thousand scrollbacks.
+    // waiting for their checkpoint never queue behind a thousand scrollbacks, nor behind the
+    // environments of a thousand new shells' first prompts.
     let resolved = persist
         .call(move |w| {
-            // What a shell exported at prompts no exec ended (keys `send` typed), too.
-            for (sid, name, _) in &captured {
-                w.keep_environment(sid, name);
-            }
+            // What a shell exported at prompts no exec ended (keys `send` typed), too: taken
+            // here, in order with the execs' own, and written by the writer below.
+            let envs: Vec<environment::Taken> = captured
+                .iter()
+                .filter_map(|(sid, name, _)| w.take_environment(sid, name))
+                .collect();
             let batch: Vec<(SessionId, Scrollback)> = captured
                 .into_iter()
                 .filter_map(|(sid, _, s)| w.ids.get(&sid).map(|id| (id.clone(), s)))
                 .collect();
-            Ok((w.store.clone(), batch))
+            Ok((w.store.clone(), w.envs.clone(), envs, batch))
         })
         .await;
-    let Ok((store, batch)) = resolved else {
+    let Ok((store, saves, envs, batch)) = resolved else {
         return;
     };
     let saved = tokio::task::spawn_blocking(move || {
+        for taken in &envs {
+            saves.save(&store, taken);
+        }
         for (id, scrollback) in &batch {
             if let Err(e) = store.save_scrollback(id, scrollback) {
                 tracing::warn!(session = %id, "cannot save the scrollback: {e}");

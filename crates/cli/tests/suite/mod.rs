@@ -47,6 +47,7 @@ mod sandbox_saved;
 mod security;
 mod serve_start;
 mod session_list;
+mod slow_disk;
 mod spare_dirs;
 mod store_attacks;
 mod store_bounds;

@@ -12,11 +12,97 @@
 //! only in bash and zsh, while a few KiB of environment at every prompt would go through the
 //! output log, the emulator and every subscriber (see `docs/persistence.md` for the cost).
 
+use std::collections::HashMap;
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::path::Path;
+use std::sync::Mutex;
 
 use ai_session_core::shell::{ENV_END, ENV_RESTORE_ENV};
+use ai_session_store::{SessionId, Store};
+
+/// The environments taken to be saved, shared by the store thread (an exec's, saved before
+/// its answer) and the checkpoint's writer on the blocking pool (those of prompts no exec
+/// ended, such as every new shell's first). One lock, held across each write, orders them: a
+/// writer holding a text older than the last one taken for its session skips it, so an older
+/// text never replaces a newer one, and the store thread waits for one write at most, never
+/// for a checkpoint's thousand.
+#[derive(Default)]
+pub(super) struct Saves {
+    sessions: Mutex<HashMap<String, Save>>,
+}
+
+#[derive(Default)]
+struct Save {
+    /// Counts the texts taken; a writer holding an older one skips it.
+    seq: u64,
+    /// The fingerprint of the last text taken, unless its write failed (then the next look
+    /// saves again).
+    print: Option<u64>,
+}
+
+/// A text taken to be saved.
+pub(super) struct Taken {
+    sid: String,
+    name: String,
+    id: SessionId,
+    text: Vec<u8>,
+    seq: u64,
+}
+
+impl Saves {
+    fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<String, Save>> {
+        self.sessions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `text`, what the shell of session `sid` (record `id`, called `name`) exported, to be
+    /// saved: `None` when it is the text last taken.
+    pub(super) fn taken(
+        &self,
+        sid: &str,
+        name: &str,
+        id: SessionId,
+        text: Vec<u8>,
+    ) -> Option<Taken> {
+        let print = fingerprint(&text);
+        let mut sessions = self.sessions();
+        let save = sessions.entry(sid.to_owned()).or_default();
+        if save.print == Some(print) {
+            return None;
+        }
+        save.seq += 1;
+        save.print = Some(print);
+        Some(Taken {
+            sid: sid.to_owned(),
+            name: name.to_owned(),
+            id,
+            text,
+            seq: save.seq,
+        })
+    }
+
+    /// Writes `taken` (durably, in a durable store) unless a later text of its session was
+    /// taken since, or the session was forgotten. A failure is logged, and the next look
+    /// saves again.
+    pub(super) fn save(&self, store: &Store, taken: &Taken) {
+        let mut sessions = self.sessions();
+        let Some(save) = sessions.get_mut(&taken.sid) else {
+            return;
+        };
+        if save.seq != taken.seq {
+            return;
+        }
+        if let Err(e) = store.save_environment(&taken.id, &taken.text) {
+            save.print = None;
+            tracing::warn!(session = %taken.name, "cannot save the exported environment: {e}");
+        }
+    }
+
+    /// Session `sid` ended: a text of it still to write is not written.
+    pub(super) fn forget(&self, sid: &str) {
+        self.sessions().remove(sid);
+    }
+}
 
 /// The most a shell's exported environment may take: a larger file is left unread (Linux
 /// limits one variable to 128 KiB and the whole environment of an exec to about 2 MiB).
@@ -103,7 +189,7 @@ fn entry_len(text: &[u8]) -> usize {
 }
 
 /// A fingerprint of a saved environment, to skip saving the same text again.
-pub(super) fn fingerprint(bytes: &[u8]) -> u64 {
+fn fingerprint(bytes: &[u8]) -> u64 {
     let mut h = DefaultHasher::new();
     bytes.hash(&mut h);
     h.finish()
@@ -136,6 +222,62 @@ pub(super) fn discard_restore(path: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn store_with_a_session() -> (tempfile::TempDir, Store, SessionId) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(
+            dir.path().join("store"),
+            ai_session_store::Options::default(),
+        )
+        .unwrap();
+        let state = store
+            .create_session(ai_session_store::SessionConfig {
+                name: "s".into(),
+                shell: Some("sh".into()),
+                argv: vec!["sh".into()],
+                size: Default::default(),
+                env: Default::default(),
+                cwd: "/".into(),
+                created_ms: 0,
+                policy: None,
+            })
+            .unwrap();
+        (dir, store, state.id)
+    }
+
+    #[test]
+    fn a_text_taken_before_a_later_one_is_not_written_over_it() {
+        let (_dir, store, id) = store_with_a_session();
+        let saves = Saves::default();
+        // A checkpoint takes a text, then an exec takes a newer one and saves it first.
+        let older = saves
+            .taken("sid", "s", id.clone(), b"export A='1'\n".to_vec())
+            .unwrap();
+        let newer = saves
+            .taken("sid", "s", id.clone(), b"export A='2'\n".to_vec())
+            .unwrap();
+        saves.save(&store, &newer);
+        saves.save(&store, &older);
+        assert_eq!(
+            store.load_environment(&id).unwrap().unwrap(),
+            b"export A='2'\n"
+        );
+        // The same text again is not taken; a session forgotten is not written.
+        assert!(
+            saves
+                .taken("sid", "s", id.clone(), b"export A='2'\n".to_vec())
+                .is_none()
+        );
+        let last = saves
+            .taken("sid", "s", id.clone(), b"export A='3'\n".to_vec())
+            .unwrap();
+        saves.forget("sid");
+        saves.save(&store, &last);
+        assert_eq!(
+            store.load_environment(&id).unwrap().unwrap(),
+            b"export A='2'\n"
+        );
+    }
 
     #[test]
     fn a_file_without_its_end_line_is_left_for_the_next_look() {
