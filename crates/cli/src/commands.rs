@@ -251,14 +251,23 @@ fn parse(a: crate::ParseArgs) -> Result<ExitCode, CliError> {
     let raw = read_all(stdin)?;
     let text = ai_session_output::text::decode(&raw);
     let handle = ai_session_output::Handle::command("the input file");
-    if a.json {
+    let parsed = if a.json {
         let (parsed, compact) =
             ai_session_output::analyze(a.command.as_deref(), &text, &handle, &opts);
         print_json(&serde_json::json!({ "parsed": parsed, "compact": compact }))?;
+        parsed
     } else {
-        let view = ai_session_output::analyze_text(a.command.as_deref(), &text, &handle, &opts);
+        let (parsed, view) =
+            ai_session_output::analyze_view(a.command.as_deref(), &text, &handle, &opts);
         outln!("{view}");
-    }
+        parsed
+    };
+    // The process exits once the answer is printed: the parse (a few allocations for each of
+    // a large build's tens of thousands of diagnostics), the text and the input are left for
+    // the exit to free, not freed one by one first.
+    std::mem::forget(parsed);
+    std::mem::forget(text);
+    std::mem::forget(raw);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -270,14 +279,57 @@ fn stdin_file() -> std::io::Result<std::fs::File> {
     ))
 }
 
-/// All of `file` (stdin). Read through a `File`, whose reader sizes the buffer from the file's
-/// length when stdin is a regular file: one allocation and no copies as the buffer grows,
-/// instead of doubling up to twice the input's size.
+/// All of `file` (stdin), from its current offset. A regular file of at least
+/// [`PARALLEL_READ_FROM`] bytes is read into one zeroed buffer of its length, whose pages the
+/// kernel maps on first write, by two threads each reading one half with `pread`: the page
+/// faults and the copy, most of a large read's time, are shared by both cores. What the file
+/// holds past the length it had when looked at is read after, as `read_to_end` reads it; a
+/// file that shrank in the meantime is read again the plain way, and so is one whose second
+/// thread could not start.
 fn read_all(mut file: std::fs::File) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
+    use std::io::{Read, Seek, SeekFrom};
     let mut raw = Vec::new();
+    let start = file.stream_position();
+    let len = file
+        .metadata()
+        .ok()
+        .filter(std::fs::Metadata::is_file)
+        .zip(start.as_ref().ok())
+        .and_then(|(m, &start)| usize::try_from(m.len().checked_sub(start)?).ok())
+        .filter(|&len| len >= PARALLEL_READ_FROM);
+    if let (Some(len), Ok(start)) = (len, start) {
+        raw = vec![0u8; len];
+        if read_halves(&file, &mut raw, start).is_ok() {
+            file.seek(SeekFrom::Start(start + len as u64))?;
+        } else {
+            raw = Vec::new();
+            file.seek(SeekFrom::Start(start))?;
+        }
+    }
     file.read_to_end(&mut raw)?;
     Ok(raw)
+}
+
+/// Regular files from this size on are read by two threads (see [`read_all`]); below it a
+/// thread costs more than it saves.
+const PARALLEL_READ_FROM: usize = 1 << 20;
+
+/// Fills `buf` with the bytes of `file` from offset `start`: its first half here, its second on
+/// a scoped thread. An error when either read falls short or the thread cannot start.
+fn read_halves(file: &std::fs::File, buf: &mut [u8], start: u64) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let mid = buf.len() / 2;
+    let (head, tail) = buf.split_at_mut(mid);
+    let tail_at = start + mid as u64;
+    std::thread::scope(|s| {
+        let second = std::thread::Builder::new()
+            .spawn_scoped(s, move || file.read_exact_at(tail, tail_at))?;
+        let first = file.read_exact_at(head, start);
+        let second = second
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        first.and(second)
+    })
 }
 
 async fn daemon(sel: &Selector, action: DaemonAction) -> Result<ExitCode, CliError> {

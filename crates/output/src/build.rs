@@ -26,7 +26,7 @@ pub fn parse_cargo(lines: &[&str]) -> BuildOutput {
 }
 
 /// What [`parse_cargo`] reads from a run of lines that starts at a diagnostic's first line (see
-/// [`cargo_split_point`]), or at the first line: the parts of consecutive runs, joined in order,
+/// [`cargo_split_byte`]), or at the first line: the parts of consecutive runs, joined in order,
 /// are the parts of the whole.
 #[derive(Debug)]
 pub(crate) struct CargoPart {
@@ -90,16 +90,24 @@ impl CargoPart {
     }
 }
 
-/// The index of a line near the middle of `lines` where [`CargoPart`]s may be cut: the first
-/// line of a diagnostic (`warning: ...`, `error[E0308]: ...`), where [`rustc_diagnostics`]
-/// starts afresh whatever came before. `None` when there is none past the middle.
-pub(crate) fn cargo_split_point(lines: &[&str]) -> Option<usize> {
-    let middle = lines.len() / 2;
-    lines[middle..]
-        .iter()
-        .position(|l| rustc_head(l).is_some())
-        .map(|i| middle + i)
-        .filter(|&k| k > 0)
+/// The byte offset of a line near the middle of `text` where the text may be cut for
+/// [`CargoPart`]s of each side's lines: the first line past the middle byte that starts a
+/// diagnostic (`warning: ...`, `error[E0308]: ...`), where [`rustc_diagnostics`] starts afresh
+/// whatever came before. The text before it ends with a line's end, so the lines of the two
+/// sides are the lines of the whole. `None` when no diagnostic starts past the middle.
+pub(crate) fn cargo_split_byte(text: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let middle = text.len() / 2;
+    let mut at = middle + memchr::memchr(b'\n', &bytes[middle..])? + 1;
+    while at < text.len() {
+        let end = memchr::memchr(b'\n', &bytes[at..]).map_or(text.len(), |i| at + i);
+        let line = &text[at..end];
+        if rustc_head(line.strip_suffix('\r').unwrap_or(line)).is_some() {
+            return Some(at);
+        }
+        at = end + 1;
+    }
+    None
 }
 
 /// [`CARGO_SUMMARY`], its regex run only on lines whose message starts the way a summary does
@@ -780,8 +788,14 @@ mod tests {
                 let joined = CargoPart::of(a).then(CargoPart::of(b)).finish();
                 assert_eq!(joined, whole, "cut at line {at} of {text:.200}");
             }
-            if let Some(at) = cargo_split_point(&lines) {
-                assert!(rustc_head(lines[at]).is_some() && at >= lines.len() / 2);
+            if let Some(at) = cargo_split_byte(text) {
+                let (head, rest) = text.split_at(at);
+                assert!(head.ends_with('\n') && at >= text.len() / 2, "{text:.200}");
+                let first = crate::text::lines(rest)[0];
+                assert!(rustc_head(first).is_some(), "{first:?}");
+                let mut halves = crate::text::lines(head);
+                halves.extend(crate::text::lines(rest));
+                assert_eq!(halves, lines, "{text:.200}");
             }
         }
     }

@@ -201,9 +201,21 @@ pub fn analyze_text(
     handle: &Handle,
     opts: &ViewOptions,
 ) -> String {
-    analyze_split(command, raw, handle, opts, PARALLEL_FROM, Counts::TextOnly)
-        .1
-        .text
+    analyze_view(command, raw, handle, opts).1
+}
+
+/// [`analyze_text`], with the parse the view was made from handed back beside the text: a
+/// caller that exits right after printing the text may leave the parse for the exit to free
+/// (a large build's parse holds a few allocations for each of its diagnostics, tens of
+/// thousands of them).
+pub fn analyze_view(
+    command: Option<&str>,
+    raw: &str,
+    handle: &Handle,
+    opts: &ViewOptions,
+) -> (Parsed, String) {
+    let (parsed, view) = analyze_split(command, raw, handle, opts, PARALLEL_FROM, Counts::TextOnly);
+    (parsed, view.text)
 }
 
 /// Which token counts [`build`] makes.
@@ -230,10 +242,29 @@ fn analyze_split(
     counts: Counts,
 ) -> (Parsed, Compact) {
     let cleaned = crate::text::clean(raw);
-    let lines = crate::text::lines(&cleaned);
     let format = crate::detect::detect(command, &cleaned);
     let split = cleaned.len() >= parallel_from;
-    if command.is_some_and(crate::content::is_content_read) {
+    let content = command.is_some_and(crate::content::is_content_read);
+    let net = has_safety_net(format);
+    // Large cargo output is cut into lines, parsed and scanned in two halves, one a thread.
+    if let Some(at) = split_cargo(split && !content, format, &cleaned) {
+        let (parsed, scanned, lines) = parse_cargo_in_halves(raw.len(), &cleaned, at, net);
+        let view = build(
+            &parsed,
+            raw,
+            &cleaned,
+            &lines,
+            &[],
+            scanned,
+            handle,
+            opts,
+            split,
+            counts,
+        );
+        return (parsed, view);
+    }
+    let lines = crate::text::lines(&cleaned);
+    if content {
         let text = Text {
             raw_len: raw.len(),
             cleaned: &cleaned,
@@ -248,15 +279,11 @@ fn analyze_split(
     } else {
         Vec::new()
     };
-    let net = has_safety_net(format);
-    let (parsed, scanned) = match split_cargo(split, format, &lines) {
-        Some(at) => parse_cargo_in_halves(raw.len(), &cleaned, &lines, at, net),
-        None => both(
-            split,
-            || crate::parse_detected(format, command, raw.len(), &cleaned, &lines, &notable),
-            || net.then(|| net::scan(&cleaned, &lines)),
-        ),
-    };
+    let (parsed, scanned) = both(
+        split,
+        || crate::parse_detected(format, command, raw.len(), &cleaned, &lines, &notable),
+        || net.then(|| net::scan(&cleaned, &lines)),
+    );
     let view = build(
         &parsed, raw, &cleaned, &lines, &notable, scanned, handle, opts, split, counts,
     );
@@ -317,39 +344,44 @@ fn analyze_content(
     (parsed, halves.join(first, second))
 }
 
-/// Where cargo output to be analyzed on two threads is cut in halves (see
-/// [`crate::build::cargo_split_point`]); `None` for one thread and for other formats.
-fn split_cargo(split: bool, format: Format, lines: &[&str]) -> Option<usize> {
+/// Where cargo output to be analyzed on two threads is cut in halves: the byte offset of a
+/// line near its middle (see [`crate::build::cargo_split_byte`]); `None` for one thread and
+/// for other formats.
+fn split_cargo(split: bool, format: Format, cleaned: &str) -> Option<usize> {
     (split && format == Format::CargoBuild)
-        .then(|| crate::build::cargo_split_point(lines))
+        .then(|| crate::build::cargo_split_byte(cleaned))
         .flatten()
 }
 
-/// Cargo output parsed and scanned for the safety net (when `net`) on two threads, each taking
-/// the lines on one side of `at`; the halves' results are joined in order.
-fn parse_cargo_in_halves(
+/// Cargo output cut into lines, parsed and scanned for the safety net (when `net`) on two
+/// threads, each taking the text on one side of `at`, a line's first byte; the halves'
+/// results, and their lines, are joined in order.
+fn parse_cargo_in_halves<'t>(
     bytes: usize,
-    cleaned: &str,
-    lines: &[&str],
+    cleaned: &'t str,
     at: usize,
     net: bool,
-) -> (Parsed, Option<Vec<Mark>>) {
+) -> (Parsed, Option<Vec<Mark>>, Vec<&'t str>) {
     let words = crate::generic::ProblemWords::for_text(cleaned);
     // Each half clears the marks of the lines its own parse holds (most of them: a warning's
     // location line is held by that warning), so the check against the whole parse, after
     // the join, has few lines or none left to look up.
-    let half = |part: &[&str]| {
-        let parsed = crate::build::CargoPart::of(part);
+    let half = |text: &'t str| {
+        let part = crate::text::lines(text);
+        let parsed = crate::build::CargoPart::of(&part);
         let marks = net.then(|| {
-            let mut marks = net::scan_part(&words, part);
-            parsed.coverage().clear_covered(part, &mut marks);
+            let mut marks = net::scan_part(&words, &part);
+            parsed.coverage().clear_covered(&part, &mut marks);
             marks
         });
-        (parsed, marks)
+        (part, parsed, marks)
     };
-    let (head, rest) = lines.split_at(at);
-    let ((p1, s1), second) = both(true, || half(head), || Some(half(rest)));
-    let (p2, s2) = second.unwrap_or_else(|| half(rest));
+    let (head, rest) = cleaned.split_at(at);
+    let ((mut lines, p1, s1), second) = both(true, || half(head), || Some(half(rest)));
+    let (l2, p2, s2) = second.unwrap_or_else(|| half(rest));
+    // `head` ends with a line's end: the lines of the halves are the lines of the whole.
+    lines.reserve_exact(l2.len());
+    lines.extend(l2);
     let scanned = s1.zip(s2).map(|(mut a, b)| {
         a.extend(b);
         a
@@ -360,7 +392,7 @@ fn parse_cargo_in_halves(
         bytes,
         output: ParsedOutput::BuildOutput(p1.then(p2).finish()),
     };
-    (parsed, scanned)
+    (parsed, scanned, lines)
 }
 
 /// Runs `first` here and `second` on a scoped thread when `split`, else one after the other

@@ -168,26 +168,93 @@ struct Group<'a> {
 /// Groups diagnostics by rule (their code, or the message without its quoted names and numbers),
 /// rarest rule first: a rule hit once is more often the bug than one hit a thousand times.
 fn group_by_rule<'a>(list: &[&'a Diagnostic]) -> Vec<Group<'a>> {
-    let mut index: HashMap<Cow<'a, str>, usize> = HashMap::default();
-    let mut groups: Vec<Group<'a>> = Vec::new();
-    for d in list {
-        let rule = match &d.code {
-            Some(c) => Cow::Borrowed(c.as_str()),
-            None => Cow::Owned(rule_of(&d.message)),
-        };
-        match index.get(&rule) {
-            Some(&i) => groups[i].members.push(d),
-            None => {
-                index.insert(rule, groups.len());
-                groups.push(Group {
-                    first: d,
-                    members: vec![d],
-                });
-            }
-        }
-    }
+    group_by_rule_from(list, PARALLEL_GROUPS_FROM)
+}
+
+/// Lists of at least this many diagnostics are grouped in two halves, one a thread (see
+/// [`group_by_rule_from`]); below it a thread costs more than it saves.
+const PARALLEL_GROUPS_FROM: usize = 1 << 14;
+
+/// [`group_by_rule`], the halves of a list of at least `parallel_from` diagnostics grouped on
+/// two threads: the second half's groups joined to the first's (see [`Grouped::then`]) are the
+/// groups of the whole, in the same order with the same members.
+fn group_by_rule_from<'a>(list: &[&'a Diagnostic], parallel_from: usize) -> Vec<Group<'a>> {
+    let grouped = if list.len() >= parallel_from.max(2) {
+        let (head, tail) = list.split_at(list.len() / 2);
+        std::thread::scope(|s| {
+            let second = std::thread::Builder::new()
+                .spawn_scoped(s, || Grouped::of(tail))
+                .ok();
+            let first = Grouped::of(head);
+            let second = match second {
+                Some(t) => t
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                None => Grouped::of(tail),
+            };
+            first.then(second)
+        })
+    } else {
+        Grouped::of(list)
+    };
+    let mut groups = grouped.groups;
     groups.sort_by_key(|g| g.members.len());
     groups
+}
+
+/// Diagnostics grouped by rule in the order each rule first appears, before the sort.
+struct Grouped<'a> {
+    /// The index of each rule's group.
+    index: HashMap<Cow<'a, str>, usize>,
+    groups: Vec<Group<'a>>,
+    /// Each group's rule.
+    rules: Vec<Cow<'a, str>>,
+}
+
+impl<'a> Grouped<'a> {
+    fn of(list: &[&'a Diagnostic]) -> Self {
+        let mut grouped = Self {
+            index: HashMap::default(),
+            groups: Vec::new(),
+            rules: Vec::new(),
+        };
+        for d in list {
+            let rule = match &d.code {
+                Some(c) => Cow::Borrowed(c.as_str()),
+                None => Cow::Owned(rule_of(&d.message)),
+            };
+            match grouped.index.get(&rule) {
+                Some(&i) => grouped.groups[i].members.push(d),
+                None => grouped.add(
+                    rule,
+                    Group {
+                        first: d,
+                        members: vec![d],
+                    },
+                ),
+            }
+        }
+        grouped
+    }
+
+    fn add(&mut self, rule: Cow<'a, str>, group: Group<'a>) {
+        self.index.insert(rule.clone(), self.groups.len());
+        self.rules.push(rule);
+        self.groups.push(group);
+    }
+
+    /// These groups followed by `next`, the groups of the diagnostics after these: a rule of
+    /// both keeps its place here and gets `next`'s members after its own; a rule new in `next`
+    /// comes after every rule here, in `next`'s order.
+    fn then(mut self, next: Self) -> Self {
+        for (rule, group) in next.rules.into_iter().zip(next.groups) {
+            match self.index.get(&rule) {
+                Some(&i) => self.groups[i].members.extend(group.members),
+                None => self.add(rule, group),
+            }
+        }
+        self
+    }
 }
 
 /// A message's shape: quoted names and digits removed (`unused variable: `x`` and `` `y` `` are one
@@ -495,4 +562,82 @@ fn traceback_summary(cont: &[String]) -> Vec<&str> {
 
 fn strip_digits(s: &str) -> String {
     s.chars().filter(|c| !c.is_ascii_digit()).collect()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// Each group as the addresses of its first member and of its members, in order.
+    fn shape(groups: &[Group<'_>]) -> Vec<(*const Diagnostic, Vec<*const Diagnostic>)> {
+        groups
+            .iter()
+            .map(|g| {
+                let members = g.members.iter().map(|d| *d as *const Diagnostic).collect();
+                (g.first as *const Diagnostic, members)
+            })
+            .collect()
+    }
+
+    fn diagnostic(code: Option<&str>, message: &str) -> Diagnostic {
+        Diagnostic {
+            severity: Severity::Warning,
+            code: code.map(String::from),
+            message: message.into(),
+            location: None,
+            notes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn grouping_in_halves_gives_the_groups_of_one_pass() {
+        // The diagnostics of every build fixture and of the benchmark's shape, and lists whose
+        // rules first appear in one half, in the other, in both, and in another order in each.
+        let mut lists: Vec<Vec<Diagnostic>> = crate::compact::tests::fixtures()
+            .into_iter()
+            .chain([(
+                "cargo build".to_string(),
+                crate::compact::tests::cargo_output(3000),
+            )])
+            .filter_map(
+                |(command, raw)| match crate::parse(Some(&command), &raw).output {
+                    ParsedOutput::BuildOutput(b) => Some(b.diagnostics),
+                    _ => None,
+                },
+            )
+            .collect();
+        let rules = [
+            (None, "unused variable: `a`"),
+            (Some("E0308"), "mismatched types"),
+            (None, "unused import: `b`"),
+            (Some("clippy::ptr_arg"), "writing `&Vec`"),
+            (None, "unused variable: `c9`"),
+        ];
+        for n in [1, 2, 3, 7, 40] {
+            for pattern in [[0, 1, 2, 3, 4], [4, 3, 2, 1, 0], [0, 0, 1, 4, 2]] {
+                // The first half uses the pattern's first rules, the second all of them.
+                let list: Vec<Diagnostic> = (0..n)
+                    .flat_map(|i| {
+                        let upto = if i < n / 2 { 2 } else { 5 };
+                        pattern[..upto]
+                            .iter()
+                            .map(move |&r| (r + i) % rules.len())
+                            .collect::<Vec<_>>()
+                    })
+                    .map(|r| diagnostic(rules[r].0, rules[r].1))
+                    .collect();
+                lists.push(list);
+            }
+        }
+        assert!(lists.iter().any(|l| l.len() > 1000));
+        for list in &lists {
+            let refs: Vec<&Diagnostic> = list.iter().collect();
+            let once = shape(&group_by_rule_from(&refs, usize::MAX));
+            for from in [0, 1, 2, 3, refs.len()] {
+                let halves = shape(&group_by_rule_from(&refs, from));
+                assert_eq!(halves, once, "{} diagnostics, from {from}", refs.len());
+            }
+        }
+    }
 }

@@ -518,6 +518,46 @@ fn parse_prints_the_view_json_holds_for_large_files_and_pipes() {
 }
 
 #[test]
+fn parse_reads_a_large_file_from_stdins_offset() {
+    // A file of more than 1 MiB on stdin is read by two threads, each a half: what is read is
+    // the file from stdin's offset on, as a pipe of the same bytes gives it. Lines of varied
+    // lengths, so the halves cut lines and characters (`é`) at no chosen place.
+    let env = Env::new();
+    let mut text = String::new();
+    for k in 0..30_000 {
+        text.push_str(&format!(
+            "warning: unused variable: `é_{k}`\n  --> src/m{}.rs:{}:13\n{}\n",
+            k % 40,
+            10 + k % 900,
+            "x".repeat(k % 37)
+        ));
+    }
+    assert!(text.len() > 1 << 20);
+    let file = env.home.path().join("saved.txt");
+    std::fs::write(&file, &text).unwrap();
+    for offset in [0, 1, 4097, text.len() / 2 + 3] {
+        let rest = &text.as_bytes()[offset..];
+        let mut stdin = std::fs::File::open(&file).unwrap();
+        std::io::Seek::seek(&mut stdin, std::io::SeekFrom::Start(offset as u64)).unwrap();
+        let from_file = env
+            .command(&["parse", "--json", "--command", "cargo build"])
+            .stdin(stdin)
+            .output()
+            .unwrap();
+        assert!(from_file.status.success());
+        let piped = super::harness::with_stdin(
+            &mut env.command(&["parse", "--json", "--command", "cargo build"]),
+            rest,
+        )
+        .unwrap();
+        assert!(piped.status.success());
+        let v: serde_json::Value = serde_json::from_slice(&from_file.stdout).unwrap();
+        assert_eq!(v["parsed"]["bytes"], rest.len(), "offset {offset}");
+        assert_eq!(from_file.stdout, piped.stdout, "offset {offset}");
+    }
+}
+
+#[test]
 fn bad_programs_and_directories_are_clear_errors() {
     let env = Env::new();
     let out = env.run(&["new", "-s", "x", "--", "no-such-program-xyz"]);
