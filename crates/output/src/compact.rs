@@ -231,7 +231,6 @@ fn analyze_split(
 ) -> (Parsed, Compact) {
     let cleaned = crate::text::clean(raw);
     let lines = crate::text::lines(&cleaned);
-    let format = crate::detect::detect(command, &cleaned);
     let split = cleaned.len() >= parallel_from;
     if command.is_some_and(crate::content::is_content_read) {
         let text = Text {
@@ -239,8 +238,9 @@ fn analyze_split(
             cleaned: &cleaned,
             lines: &lines,
         };
-        return analyze_content(command, format, text, handle, opts, split);
+        return analyze_content(command, text, handle, opts, split);
     }
+    let format = crate::detect::detect(command, &cleaned);
     // The scan for notable lines feeds the view of unrecognised text; the safety net of parsed
     // outputs that have one reads its own scan; a log's or a listing's view reads neither.
     let notable = if format == Format::Text {
@@ -275,16 +275,18 @@ struct Text<'a> {
 /// Content an agent asked to read (see [`crate::content`]): its view reads the text alone, not
 /// the parse, so when `split` the parse (with the notable-line scan of unrecognised text, which
 /// only the parse's counts read) and half of the view's token counting run on a second thread
-/// beside the rest of the view.
+/// beside the rest of the view. The format (which only the parse reads) is detected on the
+/// first thread while the second counts its half of the samples, so that neither thread waits
+/// for the detection's regexes before it starts.
 fn analyze_content(
     command: Option<&str>,
-    format: Format,
     text: Text<'_>,
     handle: &Handle,
     opts: &ViewOptions,
     split: bool,
 ) -> (Parsed, Compact) {
-    let parse = || {
+    let detect = || crate::detect::detect(command, text.cleaned);
+    let parse = |format: Format| {
         let notable = if format == Format::Text {
             crate::generic::notable_lines(text.cleaned, text.lines)
         } else {
@@ -308,12 +310,23 @@ fn analyze_content(
         handle,
         opts,
     };
+    // The format goes from the first part to the second; should the first part fail before
+    // sending it, the second detects it itself.
+    let (detected, format) = std::sync::mpsc::sync_channel::<Format>(1);
+    let halves = &halves;
     let (first, rest) = both(
         split,
-        || halves.first(),
-        || Some((parse(), halves.second())),
+        move || {
+            detected.send(detect()).ok();
+            halves.first()
+        },
+        move || {
+            let second = halves.second();
+            let format = format.recv().unwrap_or_else(|_| detect());
+            Some((parse(format), second))
+        },
     );
-    let (parsed, second) = rest.unwrap_or_else(|| (parse(), halves.second()));
+    let (parsed, second) = rest.unwrap_or_else(|| (parse(detect()), halves.second()));
     (parsed, halves.join(first, second))
 }
 
