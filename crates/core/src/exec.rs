@@ -393,16 +393,21 @@ pub(crate) fn annotate(
     }
     // Plain output (no escapes, nothing cut) lies in the log line for line, each line ended by
     // CR LF: a view can then point `read` at exactly the lines it left out.
-    let crlf_len = result.output.len() + result.output.matches('\n').count();
+    // (Counted only when it can hold: a cut output of megabytes is not counted for nothing.)
     let exact = !result.truncated
         && result.output.ends_with('\n')
-        && crlf_len as u64 == result.output_end.saturating_sub(result.output_start);
+        && crlf_len(&result.output) == result.output_end.saturating_sub(result.output_start);
     let handle = ai_session_output::Handle::log(session, result.output_start, result.output_end)
         .with_exact_lines(exact);
     let opts = ai_session_output::ViewOptions::with_budget(budget);
     let (parsed, view) = ai_session_output::analyze(Some(command), &result.output, &handle, &opts);
     result.compact = serde_json::to_value(view).ok();
     result.parsed = serde_json::to_value(parsed).ok();
+}
+
+/// Bytes of `text` with each newline stored as CR LF, as the terminal wrote it to the log.
+fn crlf_len(text: &str) -> u64 {
+    (text.len() + memchr::memchr_iter(b'\n', text.as_bytes()).count()) as u64
 }
 
 /// The result of a command still running: its output so far.

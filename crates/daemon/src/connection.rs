@@ -43,13 +43,43 @@ fn weight(req: &Request) -> u32 {
 }
 
 /// Serialises a response; serialisation of our own types cannot fail, but if it ever did the
-/// client still gets a well-formed error.
+/// client still gets a well-formed error. The line is allocated once at about its final size
+/// ([`json_size`]) rather than grown by doubling: an exec's answer carries megabytes of output,
+/// and each doubling copied what was written so far into fresh pages.
 pub(crate) fn encode(resp: &Response) -> String {
-    let mut line = serde_json::to_string(resp).unwrap_or_else(|e| {
-        format!(r#"{{"jsonrpc":"2.0","id":null,"error":{{"code":-32603,"message":"cannot encode the response: {e}"}}}}"#)
-    });
-    line.push('\n');
-    line
+    let size = resp.result.as_ref().map_or(0, json_size) + 256;
+    let mut line = Vec::with_capacity(size);
+    match serde_json::to_writer(&mut line, resp) {
+        Ok(()) => {
+            line.push(b'\n');
+            // serde_json writes UTF-8: the check is one vectorised pass and never fails.
+            String::from_utf8(line).unwrap_or_else(|e| encode_failed(&e))
+        }
+        Err(e) => encode_failed(&e),
+    }
+}
+
+fn encode_failed(e: &dyn std::fmt::Display) -> String {
+    format!(
+        "{{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{{\"code\":-32603,\"message\":\"cannot encode the response: {e}\"}}}}\n"
+    )
+}
+
+/// About the bytes `value` takes as compact JSON, at least its strings' bytes (escaping only
+/// adds to them).
+fn json_size(value: &Value) -> usize {
+    match value {
+        Value::String(s) => s.len() + 2,
+        Value::Array(items) => items.iter().map(|v| json_size(v) + 1).sum::<usize>() + 2,
+        Value::Object(fields) => {
+            fields
+                .iter()
+                .map(|(k, v)| k.len() + 4 + json_size(v))
+                .sum::<usize>()
+                + 2
+        }
+        _ => 20,
+    }
 }
 
 pub(crate) async fn run(stream: UnixStream, daemon: Arc<Daemon>) {
@@ -313,6 +343,35 @@ async fn read_line<R: tokio::io::AsyncBufRead + Unpin>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_response_is_encoded_as_serde_json_encodes_it() {
+        let output: String = (0..2000)
+            .map(|i| format!("line {i}\t\"quoted\" \\ \u{1b}[0m é ✓ 🦀 \u{7f}\u{0}\r\n"))
+            .collect();
+        let answer = serde_json::json!({
+            "compact": {"text": "head\n[lines 3-9 left out]\ntail\n", "raw_tokens": 123_456_789_u64, "whole": false},
+            "duration_ms": 812.25,
+            "exit_code": -1,
+            "output": output,
+            "parsed": {"items": [1, "two", null, [], {}, {"a": [true, false]}], "empty": ""},
+            "status": "exited",
+        });
+        let responses = [
+            Response::ok(Value::from(7), answer),
+            Response::ok(Value::from("an id"), Value::Null),
+            Response::ok(Value::Null, Value::String(String::new())),
+            Response::ok(Value::from(1), serde_json::json!([[], {}, "x", 1e300])),
+            Response::err(
+                Value::from(3),
+                RpcError::new(ErrorKind::InvalidParams, "bad \"target\"\n").with_hint("fix it"),
+            ),
+        ];
+        for resp in &responses {
+            let want = serde_json::to_string(resp).expect("encodes") + "\n";
+            assert_eq!(encode(resp), want);
+        }
+    }
 
     #[tokio::test]
     async fn a_handler_that_panics_is_answered_with_an_error() {

@@ -242,12 +242,21 @@ fn analyze_split(
     counts: Counts,
 ) -> (Parsed, Compact) {
     let cleaned = crate::text::clean(raw);
-    let format = crate::detect::detect(command, &cleaned);
     let split = cleaned.len() >= parallel_from;
-    let content = command.is_some_and(crate::content::is_content_read);
+    // A content read detects its format on its view's first thread.
+    if command.is_some_and(crate::content::is_content_read) {
+        let lines = crate::text::lines(&cleaned);
+        let text = Text {
+            raw_len: raw.len(),
+            cleaned: &cleaned,
+            lines: &lines,
+        };
+        return analyze_content(command, text, handle, opts, split);
+    }
+    let format = crate::detect::detect(command, &cleaned);
     let net = has_safety_net(format);
     // Large cargo output is cut into lines, parsed and scanned in two halves, one a thread.
-    if let Some(at) = split_cargo(split && !content, format, &cleaned) {
+    if let Some(at) = split_cargo(split, format, &cleaned) {
         let (parsed, scanned, lines) = parse_cargo_in_halves(raw.len(), &cleaned, at, net);
         let view = build(
             &parsed,
@@ -264,14 +273,6 @@ fn analyze_split(
         return (parsed, view);
     }
     let lines = crate::text::lines(&cleaned);
-    if content {
-        let text = Text {
-            raw_len: raw.len(),
-            cleaned: &cleaned,
-            lines: &lines,
-        };
-        return analyze_content(command, format, text, handle, opts, split);
-    }
     // The scan for notable lines feeds the view of unrecognised text; the safety net of parsed
     // outputs that have one reads its own scan; a log's or a listing's view reads neither.
     let notable = if format == Format::Text {
@@ -302,16 +303,18 @@ struct Text<'a> {
 /// Content an agent asked to read (see [`crate::content`]): its view reads the text alone, not
 /// the parse, so when `split` the parse (with the notable-line scan of unrecognised text, which
 /// only the parse's counts read) and half of the view's token counting run on a second thread
-/// beside the rest of the view.
+/// beside the rest of the view. The format (which only the parse reads) is detected on the
+/// first thread while the second counts its half of the samples, so that neither thread waits
+/// for the detection's regexes before it starts.
 fn analyze_content(
     command: Option<&str>,
-    format: Format,
     text: Text<'_>,
     handle: &Handle,
     opts: &ViewOptions,
     split: bool,
 ) -> (Parsed, Compact) {
-    let parse = || {
+    let detect = || crate::detect::detect(command, text.cleaned);
+    let parse = |format: Format| {
         let notable = if format == Format::Text {
             crate::generic::notable_lines(text.cleaned, text.lines)
         } else {
@@ -335,12 +338,23 @@ fn analyze_content(
         handle,
         opts,
     };
+    // The format goes from the first part to the second; should the first part fail before
+    // sending it, the second detects it itself.
+    let (detected, format) = std::sync::mpsc::sync_channel::<Format>(1);
+    let halves = &halves;
     let (first, rest) = both(
         split,
-        || halves.first(),
-        || Some((parse(), halves.second())),
+        move || {
+            detected.send(detect()).ok();
+            halves.first()
+        },
+        move || {
+            let second = halves.second();
+            let format = format.recv().unwrap_or_else(|_| detect());
+            Some((parse(format), second))
+        },
     );
-    let (parsed, second) = rest.unwrap_or_else(|| (parse(), halves.second()));
+    let (parsed, second) = rest.unwrap_or_else(|| (parse(detect()), halves.second()));
     (parsed, halves.join(first, second))
 }
 
