@@ -8,18 +8,12 @@ and every exec over 20 ms (seconds since the start, milliseconds). The daemon mu
 e.g. `AI_SESSION_HOME=/tmp/s ai-session -L s new -s w --shell /bin/sh`.
 """
 import json
-import socket
+import os
 import sys
 import time
 
-
-def connect(path):
-    s = socket.socket(socket.AF_UNIX)
-    s.connect(path)
-    f = s.makefile("rb")
-    s.sendall(b'{"jsonrpc":"2.0","id":0,"method":"hello","params":{"client":"bench","protocol":1}}\n')
-    f.readline()
-    return s, f
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from socket_new_ab import connect  # noqa: E402  (the same hello on one connection)
 
 
 def call(conn, i, method, params):
