@@ -16,17 +16,17 @@ use std::collections::HashMap;
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use ai_session_core::shell::{ENV_END, ENV_RESTORE_ENV};
 use ai_session_store::{SessionId, Store};
 
 /// The environments taken to be saved, shared by the store thread (an exec's, saved before
 /// its answer) and the checkpoint's writer on the blocking pool (those of prompts no exec
-/// ended, such as every new shell's first). One lock, held across each write, orders them: a
-/// writer holding a text older than the last one taken for its session skips it, so an older
-/// text never replaces a newer one, and the store thread waits for one write at most, never
-/// for a checkpoint's thousand.
+/// ended, such as every new shell's first). Taking a text only counts it; a session's writes
+/// take turns, and a writer holding a text older than the last one taken for its session skips
+/// it, so an older text never replaces a newer one. The store thread waits only for a write of
+/// the same session's environment already under way, never for a checkpoint's thousand.
 #[derive(Default)]
 pub(super) struct Saves {
     sessions: Mutex<HashMap<String, Save>>,
@@ -39,6 +39,8 @@ struct Save {
     /// The fingerprint of the last text taken, unless its write failed (then the next look
     /// saves again).
     print: Option<u64>,
+    /// Held across each write of this session's environment.
+    turn: Arc<Mutex<()>>,
 }
 
 /// A text taken to be saved.
@@ -81,26 +83,41 @@ impl Saves {
         })
     }
 
+    /// The sequence number of the last text taken for `sid`; `None` once it is forgotten.
+    fn last_seq(&self, sid: &str) -> Option<u64> {
+        self.sessions().get(sid).map(|s| s.seq)
+    }
+
     /// Writes `taken` (durably, in a durable store) unless a later text of its session was
     /// taken since, or the session was forgotten. A failure is logged, and the next look
     /// saves again.
     pub(super) fn save(&self, store: &Store, taken: &Taken) {
-        let mut sessions = self.sessions();
-        let Some(save) = sessions.get_mut(&taken.sid) else {
+        let Some(turn) = self.sessions().get(&taken.sid).map(|s| s.turn.clone()) else {
             return;
         };
-        if save.seq != taken.seq {
+        let _turn = turn.lock().unwrap_or_else(|p| p.into_inner());
+        // Checked in the session's turn: a text taken after this one is either written after
+        // it, or seen here, and this one is skipped.
+        if self.last_seq(&taken.sid) != Some(taken.seq) {
             return;
         }
         if let Err(e) = store.save_environment(&taken.id, &taken.text) {
-            save.print = None;
+            if let Some(save) = self.sessions().get_mut(&taken.sid) {
+                if save.seq == taken.seq {
+                    save.print = None;
+                }
+            }
             tracing::warn!(session = %taken.name, "cannot save the exported environment: {e}");
         }
     }
 
-    /// Session `sid` ended: a text of it still to write is not written.
+    /// Session `sid` ended: a text of it still to write is not written, and one being
+    /// written is finished when this returns (its record is about to go).
     pub(super) fn forget(&self, sid: &str) {
-        self.sessions().remove(sid);
+        let turn = self.sessions().remove(sid).map(|s| s.turn);
+        if let Some(turn) = turn {
+            drop(turn.lock().unwrap_or_else(|p| p.into_inner()));
+        }
     }
 }
 
