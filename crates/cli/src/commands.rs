@@ -239,7 +239,7 @@ fn parse(a: crate::ParseArgs) -> Result<ExitCode, CliError> {
     let stdin = stdin_file()?;
     // The tokenizer's tables (about 0.1 CPU-seconds and 66 MB to load) load beside the read and
     // the parse, not before the view's count. The view alone of a file larger than the exact
-    // count's limit is usually written without them (`analyze_text`): then they are not loaded
+    // count's limit is usually written without them (`analyze_view`): then they are not loaded
     // here, and load on first use if the view needs them after all.
     let large_file = stdin
         .metadata()

@@ -194,20 +194,10 @@ pub fn analyze(
 /// (`ai-session parse` without `--json`): the same text, byte for byte. The token counts a
 /// [`Compact`] carries are made only where the text depends on them, so the view of an output
 /// larger than [`crate::tokens::EXACT_LIMIT`] whose lines fit the budget by their bytes alone
-/// (see [`Sink`]) is written without loading a vocabulary.
-pub fn analyze_text(
-    command: Option<&str>,
-    raw: &str,
-    handle: &Handle,
-    opts: &ViewOptions,
-) -> String {
-    analyze_view(command, raw, handle, opts).1
-}
-
-/// [`analyze_text`], with the parse the view was made from handed back beside the text: a
-/// caller that exits right after printing the text may leave the parse for the exit to free
-/// (a large build's parse holds a few allocations for each of its diagnostics, tens of
-/// thousands of them).
+/// (see [`Sink`]) is written without loading a vocabulary. The parse the view was made from is
+/// handed back beside the text: a caller that exits right after printing the text may leave it
+/// for the exit to free (a large build's parse holds a few allocations for each of its
+/// diagnostics, tens of thousands of them).
 pub fn analyze_view(
     command: Option<&str>,
     raw: &str,
@@ -721,7 +711,7 @@ pub(crate) mod tests {
                 let opts = ViewOptions::with_budget(budget);
                 let handle = Handle::log("s", 0, raw.len() as u64);
                 let (_, view) = analyze(command.as_deref(), raw, &handle, &opts);
-                let text = analyze_text(command.as_deref(), raw, &handle, &opts);
+                let (_, text) = analyze_view(command.as_deref(), raw, &handle, &opts);
                 assert_eq!(text, view.text, "{command:?} {budget:?}");
             }
         }

@@ -56,9 +56,7 @@ pub mod text;
 pub mod tokens;
 
 pub use budget::DEFAULT_BUDGET;
-pub use compact::{
-    Compact, Handle, ViewOptions, analyze, analyze_text, analyze_view, compact, compact_with,
-};
+pub use compact::{Compact, Handle, ViewOptions, analyze, analyze_view, compact, compact_with};
 pub use detect::Format;
 pub use parsed::*;
 pub use tokens::{Encoding, TokenCount, count_tokens, estimate_tokens, warm_up};
