@@ -70,6 +70,7 @@ impl Coordination {
                 crate::tasks::TASKS,
                 Duration::ZERO,
                 crate::tasks::HISTORY,
+                true,
             )
             .await?,
             view: std::sync::Arc::default(),

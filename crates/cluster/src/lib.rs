@@ -326,16 +326,18 @@ async fn bucket(
     name: &str,
     lease: Duration,
 ) -> Result<kv::Store, ClusterError> {
-    bucket_keeping(js, name, lease, 1).await
+    bucket_keeping(js, name, lease, 1, false).await
 }
 
 /// [`bucket`] keeping the last `history` values of each key (`tasks.rs`: so that a watch
-/// that falls behind still gets every change).
+/// that falls behind still gets every change); `deletable`: single messages of its stream
+/// may be deleted (`tasks.rs` removes a pruned task's that way rather than by a purge).
 async fn bucket_keeping(
     js: &jetstream::Context,
     name: &str,
     lease: Duration,
     history: i64,
+    deletable: bool,
 ) -> Result<kv::Store, ClusterError> {
     if let Ok(store) = js.get_key_value(name).await {
         let status = store
@@ -354,6 +356,7 @@ async fn bucket_keeping(
         }
         if status.history() < history {
             // A bucket an earlier version made keeping fewer values: kept longer from now on.
+            // (One that denies deletes stays so: a server never lifts that; `tasks.rs` copes.)
             let failed = |e: &dyn std::fmt::Display| ClusterError::store(name, e);
             let mut stream = js
                 .get_stream(format!("KV_{name}"))
@@ -377,7 +380,7 @@ async fn bucket_keeping(
         max_age: lease,
         storage: jetstream::stream::StorageType::File,
         allow_rollup: true,
-        deny_delete: true,
+        deny_delete: !deletable,
         allow_direct: true,
         num_replicas: 1,
         discard: jetstream::stream::DiscardPolicy::New,

@@ -8,6 +8,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -166,9 +167,10 @@ struct Known {
     /// What the watch last delivered of each task (this node's own writes enter the view
     /// before the watch brings them, so the view cannot tell what changed).
     announced: HashMap<u64, Announced>,
-    /// Pruned tasks whose purge marker is still in the bucket's stream, and when the watch
-    /// brought it: removed from the stream once every node's watch has seen it.
-    markers: Vec<(u64, u64)>,
+    /// Pruned tasks whose delete marker (and older changes) are still in the bucket's stream,
+    /// and when this node deleted the task or its watch brought the marker: removed from the
+    /// stream a lease later, once every node's watch has seen it.
+    markers: HashMap<u64, u64>,
 }
 
 impl Known {
@@ -220,7 +222,7 @@ impl TaskView {
                 if entry.operation != kv::Operation::Put {
                     known.remove(id);
                     known.announced.remove(&id);
-                    known.markers.push((id, now_ms()));
+                    known.markers.entry(id).or_insert_with(now_ms);
                 } else if let Ok(record) = serde_json::from_slice::<TaskRecord>(&entry.value) {
                     let now = (record.state.clone(), record.agent, record.attempts);
                     if known.announced.get(&id) != Some(&now) {
@@ -244,6 +246,56 @@ impl TaskView {
 fn task_key(id: u64) -> String {
     format!("task.{id}")
 }
+
+/// Deletes, one by one, every message of pruned task `id` the bucket's stream holds: its
+/// changes and its delete marker. Only a deleted task's are removed: the last message must be
+/// a marker (ids are never reused, so no change follows it).
+async fn remove_every_message(
+    stream: &jetstream::stream::Stream,
+    id: u64,
+) -> Result<(), ClusterError> {
+    use jetstream::stream::DirectGetErrorKind;
+    let subject = format!("$KV.{TASKS}.{}", task_key(id));
+    let failed = |e: &dyn std::fmt::Display| ClusterError::store("pruning tasks", e);
+    let last = match stream.direct_get_last_for_subject(&subject).await {
+        Ok(message) => message,
+        Err(e) if e.kind() == DirectGetErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(failed(&e)),
+    };
+    let operation = last
+        .headers
+        .get(KV_OPERATION)
+        .map(|v| v.as_str().to_string());
+    if !matches!(operation.as_deref(), Some("DEL" | "PURGE")) {
+        return Ok(());
+    }
+    let mut from = None;
+    loop {
+        let sequence = match stream.direct_get_next_for_subject(&subject, from).await {
+            Ok(message) => {
+                jetstream::message::StreamMessage::try_from(message.message)
+                    .map_err(|e| failed(&e))?
+                    .sequence
+            }
+            Err(e) if e.kind() == DirectGetErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(failed(&e)),
+        };
+        stream
+            .delete_message(sequence)
+            .await
+            .map_err(|e| failed(&e))?;
+        if sequence >= last.sequence {
+            return Ok(());
+        }
+        from = Some(sequence + 1);
+    }
+}
+
+/// A warning about a task bucket an earlier version made was logged.
+static LEGACY_TOLD: AtomicBool = AtomicBool::new(false);
+
+/// The header the key-value layer marks deletes and purges with.
+const KV_OPERATION: &str = "KV-Operation";
 
 fn failed(what: &'static str) -> impl Fn(&dyn std::fmt::Display) -> ClusterError {
     move |e| ClusterError::store(what, e)
@@ -305,10 +357,16 @@ impl Cluster {
     }
 
     /// Removes the finished tasks (done, failed, dead-lettered) last changed more than
-    /// `[cluster] task_retention_secs` ago, except those with a child not finished yet; then the purge markers of
-    /// tasks pruned more than a lease ago, so the bucket's stream does not grow without bound.
-    /// Any node may run it: a task changed meanwhile is left for the next round. Returns how
-    /// many tasks this call removed.
+    /// `[cluster] task_retention_secs` ago, except those with a child not finished yet; then,
+    /// a lease after, every message left of each (its changes and its delete marker), so the
+    /// bucket's stream does not grow with every task ever submitted. Any node may run it: a
+    /// task changed meanwhile is left for the next round. Returns how many tasks this call
+    /// removed.
+    ///
+    /// Nothing here purges or rolls up a subject: servers before 2.10.11 answer a purge by
+    /// moving every wider consumer's cursor past what it has not delivered yet, so the watch
+    /// of a node that was behind would never see other tasks' changes made just before (a
+    /// delete marker and per-message deletes leave the cursors alone).
     pub async fn prune_tasks(&self) -> Result<usize, TaskError> {
         let retention = self.coordination().retention;
         let now = now_ms();
@@ -325,20 +383,30 @@ impl Cluster {
                 })
                 .map(|(t, revision)| (t.id, *revision))
                 .collect();
-            let (old, young): (Vec<_>, Vec<_>) =
-                known.markers.iter().partition(|(_, at)| *at <= settled);
-            known.markers = young;
-            (doomed, old)
+            let markers: Vec<(u64, u64)> = known
+                .markers
+                .iter()
+                .filter(|(_, at)| **at <= settled)
+                .map(|(id, at)| (*id, *at))
+                .collect();
+            for (id, _) in &markers {
+                known.markers.remove(id);
+            }
+            (doomed, markers)
         };
         let mut pruned = 0;
         for (id, revision) in doomed {
             let store = self.tasks_store();
             if store
-                .purge_expect_revision(task_key(id), Some(revision))
+                .delete_expect_revision(task_key(id), Some(revision))
                 .await
                 .is_ok()
             {
                 pruned += 1;
+                let mut known = self.view().lock();
+                known.remove(id);
+                known.announced.remove(&id);
+                known.markers.entry(id).or_insert_with(now_ms);
                 continue;
             }
             // Changed meanwhile (left for the next round), or pruned already and its marker
@@ -360,10 +428,31 @@ impl Cluster {
                 .get_stream(format!("KV_{TASKS}"))
                 .await
                 .map_err(|e| failed("pruning tasks")(&e))?;
-            for (id, _) in markers {
-                let subject = format!("$KV.{TASKS}.{}", task_key(id));
-                if let Err(e) = stream.purge().filter(subject).await {
-                    tracing::warn!("cannot remove the marker of pruned task {id}: {e}");
+            let legacy = stream.cached_info().config.deny_delete;
+            if legacy && !LEGACY_TOLD.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    "the task bucket was made by an earlier version and denies deleting single \
+                     messages: pruned tasks are removed by purges, and on nats-server before \
+                     2.10.11 a purge can make a node's watch that is behind skip other tasks' \
+                     changes; recreate the bucket (KV_{TASKS}) once no task in it matters"
+                );
+            }
+            for (id, at) in markers {
+                let removed = if legacy {
+                    let subject = format!("$KV.{TASKS}.{}", task_key(id));
+                    stream
+                        .purge()
+                        .filter(subject)
+                        .await
+                        .map(drop)
+                        .map_err(|e| ClusterError::store("pruning tasks", e))
+                } else {
+                    remove_every_message(&stream, id).await
+                };
+                if let Err(e) = removed {
+                    // Tried again at the next round.
+                    tracing::warn!("cannot remove what is left of pruned task {id}: {e}");
+                    self.view().lock().markers.entry(id).or_insert(at);
                 }
             }
         }
