@@ -226,7 +226,7 @@ impl Persist {
             envs: Arc::default(),
         };
         let spawned = Queue::start_with_exit("store", QUEUE, worker, |w| {
-            if let Err(e) = w.store.sync() {
+            if let Err(e) = w.store.sync_final() {
                 tracing::warn!("store sync at exit: {e}");
             }
         });
@@ -498,7 +498,7 @@ impl Persist {
         }
         checkpoint(self, manager, contexts, None).await;
         let synced = self
-            .call(|w| w.store.sync().map_err(|e| store_err(&e)))
+            .call(|w| w.store.sync_final().map_err(|e| store_err(&e)))
             .await;
         if let Err(e) = synced {
             tracing::warn!("store sync at shutdown: {}", e.message);
@@ -523,7 +523,7 @@ impl Persist {
         }
         checkpoint(self, manager, contexts, None).await;
         let synced = self
-            .call(|w| w.store.sync().map_err(|e| store_err(&e)))
+            .call(|w| w.store.sync_final().map_err(|e| store_err(&e)))
             .await;
         if let Err(e) = synced {
             tracing::warn!("store sync before the handover: {}", e.message);

@@ -4,9 +4,15 @@
 //!
 //! While rows wait, a marker file (`metadata/index.pending`) exists: a process killed before
 //! they went in leaves it behind, and the next `open` rebuilds the index from the histories.
+//! The marker outlives the rows by [`LINGER`]: writing it means creating a file and syncing its
+//! directory, and an agent's next exec comes seconds after the last one, after the 2-second
+//! sync drained the queue. So only the first exec of a burst pays for it on its answer's path,
+//! and a process killed within a minute of an exec rebuilds the index at the next open.
+//! Shutdown and handover remove it at once (`Store::sync_final`).
 
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::file;
@@ -19,6 +25,9 @@ pub(crate) const MAX_QUEUED: usize = 256;
 /// The marker's name under `metadata/`.
 pub(crate) const MARKER: &str = "index.pending";
 
+/// How long the marker stays after the last row queued, once every row is in.
+pub(crate) const LINGER: Duration = Duration::from_secs(60);
+
 /// Rows not yet in the index.
 #[derive(Debug)]
 pub(crate) struct Queue {
@@ -28,6 +37,8 @@ pub(crate) struct Queue {
     marked: bool,
     /// Rows were lost to a failed write: the marker stays, so the next `open` rebuilds.
     failed: bool,
+    /// When this process last queued a row.
+    last_push: Option<Instant>,
 }
 
 impl Queue {
@@ -40,6 +51,7 @@ impl Queue {
             marked: file::present(&marker),
             marker,
             failed: false,
+            last_push: None,
         }
     }
 
@@ -53,6 +65,7 @@ impl Queue {
     pub(crate) fn push(&mut self, id: &SessionId, records: &[ExecRecord]) -> Result<bool> {
         self.rows
             .extend(records.iter().map(|r| (id.clone(), r.clone())));
+        self.last_push = Some(Instant::now());
         if !self.marked {
             // Never through a link planted in its place (`remove_file` removes a link itself).
             std::fs::OpenOptions::new()
@@ -71,7 +84,8 @@ impl Queue {
         Ok(self.rows.len() >= MAX_QUEUED)
     }
 
-    /// Writes the queued rows into `index` in one transaction, then removes the marker.
+    /// Writes the queued rows into `index` in one transaction; then the marker goes if no
+    /// row came for [`LINGER`] (see [`Queue::settle`]).
     pub(crate) fn drain_into(&mut self, index: &mut Index) -> Result<()> {
         if !self.rows.is_empty() {
             let rows = std::mem::take(&mut self.rows);
@@ -80,14 +94,53 @@ impl Queue {
                 return Err(e);
             }
         }
-        if self.marked && !self.failed {
-            match std::fs::remove_file(&self.marker) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::io("remove", &self.marker, e)),
-            }
-            self.marked = false;
+        self.settle(Instant::now(), LINGER)
+    }
+
+    /// Removes the marker when every row is in and none came in the `linger` before `now`
+    /// (a marker a killed process left goes at the first drain: its rows were rebuilt).
+    pub(crate) fn settle(&mut self, now: Instant, linger: Duration) -> Result<()> {
+        let recent = self
+            .last_push
+            .is_some_and(|at| now.saturating_duration_since(at) < linger);
+        if !self.marked || self.failed || !self.rows.is_empty() || recent {
+            return Ok(());
         }
+        match std::fs::remove_file(&self.marker) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("remove", &self.marker, e)),
+        }
+        self.marked = false;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn the_marker_stays_a_linger_after_the_last_row() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut queue = Queue::new(tmp.path());
+        let id = SessionId::new("a".repeat(32)).unwrap();
+        let at = Instant::now();
+        queue.push(&id, &[]).unwrap();
+        let marker = tmp.path().join(MARKER);
+        assert!(marker.exists());
+        queue.settle(at, LINGER).unwrap();
+        assert!(marker.exists(), "a row came just now");
+        queue.settle(at + LINGER / 2, LINGER).unwrap();
+        assert!(marker.exists(), "half a linger later");
+        queue.settle(at + LINGER * 2, LINGER).unwrap();
+        assert!(!marker.exists(), "a linger without rows");
+        // The next row writes it again.
+        queue.push(&id, &[]).unwrap();
+        assert!(marker.exists());
+        queue.settle(Instant::now(), Duration::ZERO).unwrap();
+        assert!(!marker.exists(), "no linger at shutdown");
     }
 }

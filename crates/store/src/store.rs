@@ -658,6 +658,17 @@ impl Store {
         self.noted("sync", None, synced)
     }
 
+    /// [`Store::sync`] for the last time in this process (shutdown, handover): the marker of
+    /// exec rows waiting for the index goes at once rather than a minute after the last row
+    /// (`index_queue`), so the next open does not rebuild the index.
+    pub fn sync_final(&self) -> Result<()> {
+        self.sync()?;
+        let settled = self
+            .queue()
+            .settle(std::time::Instant::now(), std::time::Duration::ZERO);
+        self.noted("sync", None, settled)
+    }
+
     /// Writes that failed for a reason of the machine (a full disk, an I/O error), since open:
     /// what the daemon reports in its status.
     pub fn write_failures(&self) -> WriteFailures {

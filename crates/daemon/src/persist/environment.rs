@@ -149,7 +149,9 @@ fn read_bounded(path: &Path) -> Option<Vec<u8>> {
             return None;
         }
     };
-    let mut bytes = Vec::new();
+    // `take` hides the file's size from `read_to_end`, which would then read 32 bytes, 32, 64
+    // and so on: room for a usual environment makes it one read.
+    let mut bytes = Vec::with_capacity(16 << 10);
     match file.take(MAX_BYTES + 1).read_to_end(&mut bytes) {
         Ok(n) if n as u64 > MAX_BYTES => {
             tracing::warn!(
