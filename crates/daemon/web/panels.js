@@ -39,6 +39,10 @@ function drawTopics(subscribed, kept) {
   const rows = new Map();
   for (const t of subscribed) rows.set(t.topic, { topic: t.topic, subscribers: t.subscribers, kept: 0 });
   for (const t of kept) rows.set(t.topic, Object.assign(rows.get(t.topic) || { topic: t.topic, subscribers: 0 }, { kept: t.kept }));
+  // The open topic's own stream may be ahead of these answers (a message that arrived while
+  // they were on their way): its count never goes back below what the page has seen.
+  const open = rows.get(topicView.name);
+  if (open) open.kept = keptOfOpenTopic(open.kept);
   const all = [...rows.values()].sort((a, b) => (a.topic < b.topic ? -1 : 1));
   table('topics', ['topic', 'subscribers', 'recent messages'], all.map((t) => [t.topic, t.subscribers, t.kept]));
   const trs = document.querySelectorAll('#topics tr');
@@ -52,6 +56,11 @@ function drawTopics(subscribed, kept) {
 }
 
 const topicView = { name: null, ws: null, messages: [] };
+
+/** The daemon keeps a topic's last 50 messages: the open topic's count, at least those seen. */
+function keptOfOpenTopic(counted) {
+  return Math.min(50, Math.max(counted, topicView.messages.length));
+}
 
 /** The topic's recent messages, then its own stream keeps the table live (one topic at a time). */
 async function openTopic(name) {
@@ -89,7 +98,7 @@ async function openTopic(name) {
     drawTopicMessages();
     // The daemon keeps this one too (at most 50 a topic): the topic's row counts it.
     const kept = document.querySelector(`#topics tr[data-topic="${CSS.escape(name)}"] td:nth-child(3)`);
-    if (kept) kept.textContent = String(Math.min(50, Number(kept.textContent) + 1));
+    if (kept) kept.textContent = String(keptOfOpenTopic(Number(kept.textContent) + 1));
   };
   ws.onclose = () => { if (topicView.ws === ws) live.textContent = '(stream closed)'; };
 }

@@ -217,20 +217,45 @@ def decisions_panel(page):
 
 
 def topics_panel(page):
-    """A topic's recent messages, published before anyone subscribed, then new ones live."""
+    """A topic's recent messages, published before anyone subscribed, then new ones live.
+
+    The panel's reload once the topic's stream is live (all topics' counts) is held back here
+    with the answer as the daemon gave it, until a message published meanwhile has arrived on
+    the stream: drawn late, that older answer must not take the topic's count back."""
     cli("bus", "publish", "builds", '{"step": "compile"}')
     cli("bus", "publish", "builds", '{"step": "test"}')
     page.click('#tabs button[data-tab="coord"]')
     row = page.locator('#topics tr[data-topic="builds"]')
     expect(row).to_contain_text("2", timeout=DEADLINE_MS)
+    held = []
+
+    def hold(route):
+        held.append(route)
+
+    page.route("**/v1/bus/recent", hold)
     row.click()
     messages = page.locator("#topic-messages")
     expect(messages).to_contain_text('"step":"compile"', timeout=DEADLINE_MS)
     expect(messages).to_contain_text('"step":"test"')
     expect(page.locator("#topic-live")).to_have_text("(live)", timeout=DEADLINE_MS)
+    deadline = time.monotonic() + DEADLINE_MS / 1000
+    while not held:
+        if time.monotonic() > deadline:
+            raise AssertionError("the panel never reloaded the topics once the stream was live")
+        page.wait_for_timeout(50)
+    # The daemon's answer as it is now, before the next message.
+    before = held[0].fetch()
     cli("bus", "publish", "builds", '{"step": "link"}')
     expect(messages).to_contain_text('"step":"link"', timeout=DEADLINE_MS)
     expect(messages.locator("tr")).to_have_count(4)
+    expect(row.locator("td").nth(2)).to_have_text("3")
+    row.evaluate("tr => { tr.dataset.before = '1'; }")
+    for route in held:
+        route.fulfill(response=before)
+    page.unroute("**/v1/bus/recent")
+    expect(page.locator('#topics tr[data-topic="builds"][data-before]')).to_have_count(
+        0, timeout=DEADLINE_MS
+    )
     expect(row.locator("td").nth(2)).to_have_text("3")
     shot(page, "topics")
 

@@ -1,0 +1,75 @@
+#!/usr/bin/env python3
+"""Execs at an agent's pace, two builds side by side: one exec every GAP seconds (more than
+the daemon's 2-second sync), the CLI call users make and a socket call on an open connection,
+alternating builds; prints p50, mean and p90 in ms per build and path.
+
+usage: exec_paced.py OLD_BIN NEW_BIN [ROUNDS] [GAP]
+Each build gets a private daemon (AI_SESSION_HOME in a temporary directory), one sh session.
+"""
+import json
+import subprocess
+import sys
+import tempfile
+import time
+
+from socket_new_ab import connect
+
+
+def cli(bin_, home, *args):
+    t = time.perf_counter()
+    out = subprocess.run([bin_, "-L", "paced", *args], env={"AI_SESSION_HOME": home, "PATH": "/usr/bin:/bin"},
+                         capture_output=True, text=True)
+    took = time.perf_counter() - t
+    if out.returncode != 0:
+        sys.exit(f"{bin_} {args}: {out.stderr}")
+    return took, out.stdout
+
+
+def socket_exec(conn, i):
+    s, f = conn
+    line = json.dumps({"jsonrpc": "2.0", "id": i, "method": "session.exec",
+                       "params": {"target": "p", "command": f"echo S{i}"}})
+    t = time.perf_counter()
+    s.sendall(line.encode() + b"\n")
+    answer = json.loads(f.readline())
+    took = time.perf_counter() - t
+    if "error" in answer:
+        sys.exit(f"exec: {answer['error']}")
+    return took
+
+
+def main():
+    old, new = sys.argv[1], sys.argv[2]
+    rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 20
+    gap = float(sys.argv[4]) if len(sys.argv) > 4 else 2.5
+    builds = {"old": old, "new": new}
+    homes = {k: tempfile.mkdtemp(prefix=f"paced-{k}-") for k in builds}
+    conns = {}
+    for k, b in builds.items():
+        cli(b, homes[k], "new", "-s", "p", "--shell", "/bin/sh")
+        cli(b, homes[k], "exec", "-t", "p", "true")
+        conns[k] = connect(f"{homes[k]}/run/paced.sock")
+    times = {k: {"cli": [], "socket": []} for k in builds}
+    for i in range(rounds):
+        order = ("old", "new") if i % 2 else ("new", "old")
+        time.sleep(gap)
+        for k in order:
+            took, out = cli(builds[k], homes[k], "exec", "-t", "p", f"echo C{i}")
+            if f"C{i}" not in out:
+                sys.exit(f"{k}: the output of echo C{i} is {out!r}")
+            times[k]["cli"].append(took)
+        time.sleep(gap)
+        for k in order:
+            times[k]["socket"].append(socket_exec(conns[k], 10 + i))
+    for k, b in builds.items():
+        subprocess.run([b, "-L", "paced", "daemon", "stop"], env={"AI_SESSION_HOME": homes[k]},
+                       capture_output=True)
+        for path, xs in times[k].items():
+            xs.sort()
+            p50, p90 = xs[len(xs) // 2] * 1e3, xs[int(len(xs) * 0.9)] * 1e3
+            mean = sum(xs) / len(xs) * 1e3
+            print(f"{k} {path} exec every {gap} s: p50 {p50:.2f} ms, mean {mean:.2f}, p90 {p90:.2f}")
+
+
+if __name__ == "__main__":
+    main()
