@@ -24,7 +24,10 @@ fn queued_rows_are_in_the_index_for_any_reader() {
     store.sync().unwrap();
     assert_eq!(store.exec_stats(None).unwrap().count, 600);
     store.sync_final().unwrap();
-    assert!(!marker(tmp.path()).exists(), "every row is in, and none follows");
+    assert!(
+        !marker(tmp.path()).exists(),
+        "every row is in, and none follows"
+    );
 }
 
 /// An exec a few seconds after the last, past the periodic sync that drained the queue, writes
