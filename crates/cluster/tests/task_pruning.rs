@@ -17,6 +17,16 @@ async fn bucket_messages(url: &str) -> u64 {
     stream.info().await.unwrap().state.messages
 }
 
+/// Nodes that prune a finished task at once and its last traces a one-second lease later.
+fn pruning_at_once() -> ClusterConfig {
+    ClusterConfig {
+        heartbeat_secs: 0.5,
+        lease_secs: 1.0,
+        task_retention_secs: 0.0,
+        ..ClusterConfig::default()
+    }
+}
+
 /// Submits a task, has an agent claim it and completes it; returns its id.
 async fn finish_one(cluster: &Cluster) -> u64 {
     let worker = Worker {
@@ -59,12 +69,7 @@ async fn finish_one(cluster: &Cluster) -> u64 {
 async fn pruned_tasks_leave_nothing_in_the_bucket() {
     let server = NatsServer::start::<&str>(&[]).expect("nats-server (installed by .ci/run)");
     let url = server.url("nats");
-    let config = ClusterConfig {
-        heartbeat_secs: 0.5,
-        lease_secs: 1.0,
-        task_retention_secs: 0.0,
-        ..ClusterConfig::default()
-    };
+    let config = pruning_at_once();
     let a = Cluster::join(&config, &url, "a").await.unwrap();
     let b = Cluster::join(&config, &url, "b").await.unwrap();
     a.watch_tasks().await.unwrap();
@@ -114,12 +119,7 @@ async fn a_watch_behind_a_prune_still_gets_every_later_change() {
 
     let server = NatsServer::start::<&str>(&[]).expect("nats-server (installed by .ci/run)");
     let url = server.url("nats");
-    let config = ClusterConfig {
-        heartbeat_secs: 0.5,
-        lease_secs: 1.0,
-        task_retention_secs: 0.0,
-        ..ClusterConfig::default()
-    };
+    let config = pruning_at_once();
     let a = Cluster::join(&config, &url, "a").await.unwrap();
     a.watch_tasks().await.unwrap();
     let js = async_nats::jetstream::new(async_nats::connect(&url).await.unwrap());
@@ -202,12 +202,7 @@ async fn a_bucket_an_earlier_version_made_is_pruned_too() {
     })
     .await
     .unwrap();
-    let config = ClusterConfig {
-        heartbeat_secs: 0.5,
-        lease_secs: 1.0,
-        task_retention_secs: 0.0,
-        ..ClusterConfig::default()
-    };
+    let config = pruning_at_once();
     let a = Cluster::join(&config, &url, "a").await.unwrap();
     a.watch_tasks().await.unwrap();
     finish_one(&a).await;
