@@ -186,6 +186,21 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// A store closed on purpose (not a killed process) leaves no index marker: the queued rows go
+/// in, and the next open does not rebuild the index.
+impl Drop for Store {
+    fn drop(&mut self) {
+        let index = self.index.get_mut().unwrap_or_else(|p| p.into_inner());
+        let queue = self.queued.get_mut().unwrap_or_else(|p| p.into_inner());
+        // Nothing is lost on a failure: the marker stays, and the next open rebuilds.
+        if queue.drain_into(index).is_ok() {
+            queue
+                .settle(std::time::Instant::now(), std::time::Duration::ZERO)
+                .ok();
+        }
+    }
+}
+
 impl Store {
     /// Opens (creating if needed) the store at `root`.
     pub fn open(root: impl Into<PathBuf>, options: Options) -> Result<Self> {
