@@ -8,7 +8,8 @@
 //! directory, and an agent's next exec comes seconds after the last one, after the 2-second
 //! sync drained the queue. So only the first exec of a burst pays for it on its answer's path,
 //! and a process killed within a minute of an exec rebuilds the index at the next open.
-//! Shutdown and handover remove it at once (`Store::sync_final`).
+//! Shutdown and handover remove it at once (`Store::sync_final`), and so does dropping the
+//! store (a process that ends on purpose).
 
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
