@@ -8,13 +8,12 @@ mean and p90 in ms per build and path, and tmux's over each build's CLI exec.
 usage: exec_paced.py OLD_BIN NEW_BIN [ROUNDS] [GAP]
 Each build gets a private daemon (AI_SESSION_HOME in a temporary directory), one sh session.
 """
-import json
 import subprocess
 import sys
 import tempfile
 import time
 
-from socket_new_ab import connect
+from socket_new_ab import call, connect
 
 
 def cli(bin_, home, *args):
@@ -25,19 +24,6 @@ def cli(bin_, home, *args):
     if out.returncode != 0:
         sys.exit(f"{bin_} {args}: {out.stderr}")
     return took, out.stdout
-
-
-def socket_exec(conn, i):
-    s, f = conn
-    line = json.dumps({"jsonrpc": "2.0", "id": i, "method": "session.exec",
-                       "params": {"target": "p", "command": f"echo S{i}"}})
-    t = time.perf_counter()
-    s.sendall(line.encode() + b"\n")
-    answer = json.loads(f.readline())
-    took = time.perf_counter() - t
-    if "error" in answer:
-        sys.exit(f"exec: {answer['error']}")
-    return took
 
 
 def tmux_round(sock, i):
@@ -76,7 +62,8 @@ def main():
             times[k]["cli"].append(took)
         time.sleep(gap)
         for k in order:
-            times[k]["socket"].append(socket_exec(conns[k], 10 + i))
+            params = {"target": "p", "command": f"echo S{i}"}
+            times[k]["socket"].append(call(conns[k], 10 + i, "session.exec", params))
     subprocess.run(["tmux", "-L", sock, "kill-server"], capture_output=True)
     tmux.sort()
     tmux_p50 = tmux[len(tmux) // 2] * 1e3

@@ -247,6 +247,11 @@ fn task_key(id: u64) -> String {
     format!("task.{id}")
 }
 
+/// The subject of task `id`'s messages in the bucket's stream.
+fn task_subject(id: u64) -> String {
+    format!("$KV.{TASKS}.{}", task_key(id))
+}
+
 /// Deletes, one by one, every message of pruned task `id` the bucket's stream holds: its
 /// changes and its delete marker. Only a deleted task's are removed: the last message must be
 /// a marker (ids are never reused, so no change follows it).
@@ -255,8 +260,8 @@ async fn remove_every_message(
     id: u64,
 ) -> Result<(), ClusterError> {
     use jetstream::stream::DirectGetErrorKind;
-    let subject = format!("$KV.{TASKS}.{}", task_key(id));
-    let failed = |e: &dyn std::fmt::Display| ClusterError::store("pruning tasks", e);
+    let subject = task_subject(id);
+    let failed = failed("pruning tasks");
     let last = match stream.direct_get_last_for_subject(&subject).await {
         Ok(message) => message,
         Err(e) if e.kind() == DirectGetErrorKind::NotFound => return Ok(()),
@@ -383,15 +388,14 @@ impl Cluster {
                 })
                 .map(|(t, revision)| (t.id, *revision))
                 .collect();
-            let markers: Vec<(u64, u64)> = known
-                .markers
-                .iter()
-                .filter(|(_, at)| **at <= settled)
-                .map(|(id, at)| (*id, *at))
-                .collect();
-            for (id, _) in &markers {
-                known.markers.remove(id);
-            }
+            let mut markers = Vec::new();
+            known.markers.retain(|id, at| {
+                let old = *at <= settled;
+                if old {
+                    markers.push((*id, *at));
+                }
+                !old
+            });
             (doomed, markers)
         };
         let mut pruned = 0;
@@ -439,13 +443,12 @@ impl Cluster {
             }
             for (id, at) in markers {
                 let removed = if legacy {
-                    let subject = format!("$KV.{TASKS}.{}", task_key(id));
                     stream
                         .purge()
-                        .filter(subject)
+                        .filter(task_subject(id))
                         .await
                         .map(drop)
-                        .map_err(|e| ClusterError::store("pruning tasks", e))
+                        .map_err(|e| failed("pruning tasks")(&e))
                 } else {
                     remove_every_message(&stream, id).await
                 };

@@ -98,6 +98,12 @@ impl Queue {
         self.settle(Instant::now(), LINGER)
     }
 
+    /// [`Queue::drain_into`] for the last time in this process: the marker goes at once.
+    pub(crate) fn close(&mut self, index: &mut Index) -> Result<()> {
+        self.drain_into(index)?;
+        self.settle(Instant::now(), Duration::ZERO)
+    }
+
     /// Removes the marker when every row is in and none came in the `linger` before `now`
     /// (a marker a killed process left goes at the first drain: its rows were rebuilt).
     pub(crate) fn settle(&mut self, now: Instant, linger: Duration) -> Result<()> {

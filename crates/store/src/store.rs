@@ -193,11 +193,7 @@ impl Drop for Store {
         let index = self.index.get_mut().unwrap_or_else(|p| p.into_inner());
         let queue = self.queued.get_mut().unwrap_or_else(|p| p.into_inner());
         // Nothing is lost on a failure: the marker stays, and the next open rebuilds.
-        if queue.drain_into(index).is_ok() {
-            queue
-                .settle(std::time::Instant::now(), std::time::Duration::ZERO)
-                .ok();
-        }
+        queue.close(index).ok();
     }
 }
 
@@ -678,10 +674,9 @@ impl Store {
     /// (`index_queue`), so the next open does not rebuild the index.
     pub fn sync_final(&self) -> Result<()> {
         self.sync()?;
-        let settled = self
-            .queue()
-            .settle(std::time::Instant::now(), std::time::Duration::ZERO);
-        self.noted("sync", None, settled)
+        let mut index = self.index.lock().unwrap_or_else(|p| p.into_inner());
+        let closed = self.queue().close(&mut index);
+        self.noted("sync", None, closed)
     }
 
     /// Writes that failed for a reason of the machine (a full disk, an I/O error), since open:
