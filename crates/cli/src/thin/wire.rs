@@ -89,7 +89,10 @@ impl Conn {
         method: &str,
         params: P,
     ) -> Result<Value, Error> {
-        let id = self.send(method, params)?;
+        // The hello's answer is read even when the command could not be written: a daemon
+        // that refuses the connection answers the hello and closes, and the command's write
+        // then fails with the reason waiting to be read.
+        let sent = self.send(method, params);
         if let Some(hello) = self.hello_ahead.take() {
             match self.answer(Hello::NAME, hello) {
                 Ok(_) => {}
@@ -100,6 +103,7 @@ impl Conn {
                 Err(e) => return Err(e),
             }
         }
+        let id = sent?;
         self.answer(method, id)
     }
 
@@ -156,6 +160,48 @@ impl Conn {
             (None, None) => Err(Error::EmptyResponse {
                 method: method.to_owned(),
             }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::net::UnixListener;
+
+    /// A daemon that refuses the connection answers the hello sent ahead and closes before
+    /// the command is written: the command's write fails, and the refusal is still what the
+    /// caller gets (it once got "the daemon closed the connection").
+    #[test]
+    fn a_refusal_answered_before_the_command_is_written_is_what_the_call_returns() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        let mut conn = Conn::connect(&path).unwrap();
+        let (stream, _) = listener.accept().unwrap();
+        conn.hello_ahead(serde_json::json!({"client": "test", "protocol": 1}))
+            .unwrap();
+        let mut reader = BufReader::new(&stream);
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        let hello: Value = serde_json::from_str(&line).unwrap();
+        let refusal = Response::err(
+            hello["id"].clone(),
+            ai_session_protocol::RpcError::new(
+                ai_session_protocol::ErrorKind::PermissionDenied,
+                "connection refused: process 7 is in another user namespace",
+            ),
+        );
+        let mut frame = serde_json::to_vec(&refusal).unwrap();
+        frame.push(b'\n');
+        (&stream).write_all(&frame).unwrap();
+        drop(reader);
+        drop(stream);
+        drop(listener);
+        let got = conn.call_value("session.list", serde_json::json!({}));
+        match got {
+            Err(Error::Rpc(e)) => assert!(e.message.contains("another user namespace"), "{e:?}"),
+            other => panic!("expected the refusal, got {other:?}"),
         }
     }
 }
