@@ -38,6 +38,10 @@ pub struct Handle {
     /// of lines.
     #[serde(default)]
     pub exact_lines: bool,
+    /// The text analyzed is the output's head and tail, with the lines between them that name
+    /// a problem (an exec's answer past its `max_output_bytes`): its counts are of those.
+    #[serde(default)]
+    pub cut: bool,
 }
 
 impl Handle {
@@ -49,12 +53,19 @@ impl Handle {
             until: Some(until),
             command: None,
             exact_lines: false,
+            cut: false,
         }
     }
 
     /// The same handle, saying whether its log range holds exactly the output's lines.
     pub fn with_exact_lines(mut self, exact: bool) -> Self {
         self.exact_lines = exact;
+        self
+    }
+
+    /// The same handle, saying whether the text analyzed was cut (see [`Handle::cut`]).
+    pub fn with_cut(mut self, cut: bool) -> Self {
+        self.cut = cut;
         self
     }
 
@@ -67,6 +78,17 @@ impl Handle {
     }
 
     pub(crate) fn describe(&self) -> String {
+        let what = self.describe_whole();
+        if self.cut {
+            format!(
+                "{what}; what was read here is its head, its tail and the lines between that name a problem"
+            )
+        } else {
+            what
+        }
+    }
+
+    fn describe_whole(&self) -> String {
         if let Some(c) = &self.command {
             return format!("`{c}`");
         }

@@ -66,6 +66,61 @@ impl ProblemWords {
     }
 }
 
+/// The lines of `text` that hold a problem word (an error or failure word not part of a phrase
+/// reporting its absence), read as a terminal shows them (without escape sequences), as byte ranges without their line ends, in order. Only the lines
+/// around a literal the word search finds are read, so a text of few such lines is scanned at
+/// the speed of the search: this runs on the part of a long output that is not kept.
+pub fn problem_lines(text: &str) -> Vec<std::ops::Range<usize>> {
+    let b = text.as_bytes();
+    let line_at = |pos: usize| {
+        let start = memchr::memrchr(b'\n', &b[..pos]).map_or(0, |i| i + 1);
+        let end = memchr::memchr(b'\n', &b[pos..]).map_or(b.len(), |i| pos + i);
+        start..end
+    };
+    let trimmed = |r: std::ops::Range<usize>| {
+        let end = if r.end > r.start && b[r.end - 1] == b'\r' {
+            r.end - 1
+        } else {
+            r.end
+        };
+        r.start..end
+    };
+    let mut out = Vec::new();
+    match ProblemWords::for_text(text).words {
+        Some(words) => {
+            let mut from = 0;
+            while let Some(m) = words.find(aho_corasick::Input::new(b).span(from..b.len())) {
+                let line = trimmed(line_at(m.start()));
+                let next = line_at(m.start()).end + 1;
+                if names_problem(&text[line.clone()]) {
+                    out.push(line);
+                }
+                if next >= b.len() {
+                    break;
+                }
+                from = next;
+            }
+        }
+        None => {
+            let mut start = 0;
+            for end in memchr::memchr_iter(b'\n', b).chain(std::iter::once(b.len())) {
+                let line = trimmed(start..end);
+                if start < b.len() && names_problem(&text[line.clone()]) {
+                    out.push(line);
+                }
+                start = end + 1;
+            }
+        }
+    }
+    out
+}
+
+/// [`has_problem_word`] of a line as a terminal shows it: escape sequences (colours) do not
+/// join a word to the text around it.
+fn names_problem(line: &str) -> bool {
+    has_problem_word(line) || (line.contains('\x1b') && has_problem_word(&crate::text::clean(line)))
+}
+
 /// True when `text` holds `ſ` or the Kelvin sign, which case folding maps onto the ASCII `s`
 /// and `k` of the problem words. ASCII text (most build output) holds neither: one cheap pass
 /// instead of two substring searches of the whole text.
@@ -550,6 +605,31 @@ fn run_text(r: &Run<'_>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `problem_lines` finds what a check of every line finds, whatever the line ends, the
+    /// case, the phrases that report an absence, and text whose letters fold onto ASCII.
+    #[test]
+    fn problem_lines_are_the_lines_a_check_of_each_finds() {
+        let texts = [
+            "ok\nerror: boom\r\nfine\n0 errors\nFAILED tests\nlast line with a Timeout",
+            "no problem here\n\n\n",
+            "error at the start\nand ErRoR inside, error twice: error\n",
+            "ſ folds\nerror: with a long s ſ\nnothing\n✗ cross\n",
+            "",
+            "\n",
+            "2026-11-30 10:00:00,000 ERROR [billing] failed\r\n2026 INFO fine\r\n",
+            "\x1b[31mERROR\x1b[0m in colour\n\x1b[32mfine\x1b[0m\n",
+        ];
+        for text in texts {
+            let want: Vec<&str> = text
+                .split('\n')
+                .map(|l| l.strip_suffix('\r').unwrap_or(l))
+                .filter(|l| has_problem_word(&crate::text::clean(l)))
+                .collect();
+            let got: Vec<&str> = problem_lines(text).into_iter().map(|r| &text[r]).collect();
+            assert_eq!(got, want, "{text:?}");
+        }
+    }
 
     #[test]
     fn notable_lines_test() {

@@ -30,6 +30,7 @@ mod hello_ahead;
 mod hooks;
 mod http;
 mod identity;
+mod long_output;
 mod manual;
 mod marks;
 mod mcp_ts;

@@ -1,0 +1,86 @@
+//! An output longer than an exec's answer keeps (`max_output_bytes`, 8 MiB by default) comes
+//! back as its head and its tail, and every line of the part left out that names a problem
+//! comes back between them: the answer and its views keep every error wherever it was printed.
+
+use super::harness::Env;
+
+/// A Python program printing about 21 MB of log lines, with ERROR lines at `errors`.
+fn flood(env: &Env, errors: &[u32]) -> String {
+    let script = env.home.path().join("flood.py");
+    let listed = errors
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    std::fs::write(
+        &script,
+        format!(
+            "import sys\n\
+             w = sys.stdout.write\n\
+             errors = {{{listed}}}\n\
+             for i in range(300000):\n\
+             \x20   if i in errors:\n\
+             \x20       w(f'2026-11-30 10:00:00,000 ERROR [billing] invoice {{i}} failed: card declined\\n')\n\
+             \x20       w(f'  File \"app/billing.py\", line {{i % 90 + 10}}, in charge\\n')\n\
+             \x20   else:\n\
+             \x20       w(f'2026-11-30 10:00:00,000 INFO [worker-{{i % 8}}] processed job {{i}} in {{i % 97}} ms\\n')\n"
+        ),
+    )
+    .expect("script");
+    format!("python3 {}", script.display())
+}
+
+#[test]
+fn errors_in_the_part_of_a_long_output_left_out_reach_the_answer_and_its_view() {
+    let env = Env::new();
+    env.ok(&["new", "-s", "big", "--shell", "/bin/sh"]);
+    // The head and the tail kept are 4 MiB each, about 57,000 lines: these are in between.
+    let errors = [100_000, 150_000, 200_000];
+    let r = env.exec("big", &flood(&env, &errors));
+    assert_eq!(r["exit_code"], 0, "{}", r["hint"]);
+    assert_eq!(r["truncated"], true);
+    let output = r["output"].as_str().expect("output");
+    assert!(output.len() < 9 << 20, "{}", output.len());
+    let note = output
+        .lines()
+        .find(|l| l.starts_with("[the part left out holds "))
+        .expect("a note on the part left out");
+    assert!(note.contains("3 of them name a problem"), "{note}");
+    let view = r["compact"]["text"].as_str().expect("view");
+    for i in errors {
+        let line = format!("ERROR [billing] invoice {i} failed: card declined");
+        assert!(output.contains(&line), "{line} is not in the answer");
+        assert!(view.contains(&line), "{line} is not in the view:\n{view}");
+    }
+    // The view says its counts are of what was kept.
+    assert!(
+        view.contains(
+            "what was read here is its head, its tail and the lines between that name a problem"
+        ),
+        "{view}"
+    );
+    // Each comes with the line after it.
+    let at = output.find("invoice 100000 failed").expect("the first");
+    assert!(
+        output[at..].starts_with(
+            "invoice 100000 failed: card declined\n  File \"app/billing.py\", line 20, in charge\n"
+        ),
+        "{}",
+        &output[at..at + 300]
+    );
+}
+
+#[test]
+fn a_long_output_with_no_problem_says_so_and_the_session_goes_on() {
+    let env = Env::new();
+    env.ok(&["new", "-s", "big", "--shell", "/bin/sh"]);
+    let r = env.exec("big", &flood(&env, &[]));
+    assert_eq!(r["truncated"], true);
+    let output = r["output"].as_str().expect("output");
+    assert!(
+        output.contains("lines; none of them names a problem]"),
+        "{}",
+        &output[output.len() / 2 - 2000..output.len() / 2 + 2000]
+    );
+    assert_eq!(env.exec("big", "echo next")["output"], "next\n");
+}
