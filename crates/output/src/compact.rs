@@ -357,8 +357,9 @@ fn analyze_content(
     let (first, rest) = both(
         split,
         move || {
-            detected.send(detect()).ok();
-            halves.first()
+            let format = detect();
+            detected.send(format).ok();
+            halves.first(format != Format::Text)
         },
         move || {
             let second = halves.second();

@@ -80,7 +80,7 @@ pub(crate) fn view(
         handle,
         opts,
     };
-    halves.join(halves.first(), halves.second())
+    halves.join(halves.first(false), halves.second())
 }
 
 /// The work of [`view`] in two parts of about the same cost for a long text, to run on two
@@ -101,6 +101,8 @@ pub(crate) struct First {
     counted: Counted,
     /// Head and tail, cut ahead when the text is far over the limit.
     cut: Option<Cut>,
+    /// A cut lists the lines it leaves out that name a problem (see [`Halves::cut`]).
+    list: bool,
 }
 
 /// The text's tokens as [`Halves::first`] counted them.
@@ -125,12 +127,16 @@ impl Halves<'_> {
         self.opts.budget.max(CONTENT_TOKENS)
     }
 
-    pub(crate) fn first(&self) -> First {
+    /// `list`: a cut lists the lines it leaves out that name a problem; for the output of a
+    /// tool or a log, whose errors are what a reader looks for (source code and prose are
+    /// left as they are).
+    pub(crate) fn first(&self, list: bool) -> First {
         let enc = self.opts.encoding;
         if self.cleaned.len() <= EXACT_LIMIT {
             return First {
                 counted: Counted::Exact(count_tokens(self.cleaned, enc)),
                 cut: None,
+                list,
             };
         }
         // Text takes 3 to 5 bytes a token; at 16 bytes a token it would still not fit. Should
@@ -138,7 +144,8 @@ impl Halves<'_> {
         let far_over = self.limit().saturating_mul(16) < self.cleaned.len();
         First {
             counted: Counted::Sampled(count_samples(self.cleaned, enc, 0..SAMPLES / 2)),
-            cut: far_over.then(|| self.cut()),
+            cut: far_over.then(|| self.cut(list)),
+            list,
         }
     }
 
@@ -188,7 +195,7 @@ impl Halves<'_> {
                 ..base
             };
         }
-        let cut = first.cut.unwrap_or_else(|| self.cut());
+        let cut = first.cut.unwrap_or_else(|| self.cut(first.list));
         Compact {
             compact_tokens: cut.tokens,
             whole: false,
@@ -199,19 +206,36 @@ impl Halves<'_> {
         }
     }
 
-    /// The head and the tail that fit in half the limit each, and the line between them.
-    fn cut(&self) -> Cut {
+    /// The head and the tail that fit in half the limit each, and the line between them. When
+    /// `list` and the lines left out hold some that name a problem, the head and the tail take
+    /// 3/8 of the limit each and the lines left out that name a problem are listed after the
+    /// line saying what was left out, in the last quarter, each with its line number.
+    fn cut(&self, list: bool) -> Cut {
         let (lines, enc) = (self.lines, self.opts.encoding);
-        let half = self.limit() / 2;
-        let head = take_lines(lines.iter(), half, enc);
-        let tail = take_lines(lines[head..].iter().rev(), half, enc);
-        let (gap_from, gap_to) = (head, lines.len() - tail);
+        let limit = self.limit();
+        let ends = |each: usize| {
+            let head = take_lines(lines.iter(), each, enc);
+            let tail = take_lines(lines[head..].iter().rev(), each, enc);
+            (head, lines.len() - tail)
+        };
+        let listed = if list {
+            let (from, to) = ends(limit * 3 / 8);
+            let problems = self.problems(from, to);
+            (!problems.is_empty()).then(|| (from, to, listing(lines, &problems, limit / 4, enc)))
+        } else {
+            None
+        };
+        let (gap_from, gap_to, listing) = listed.unwrap_or_else(|| {
+            let (from, to) = ends(limit / 2);
+            (from, to, String::new())
+        });
         let mut text = String::new();
         for l in &lines[..gap_from] {
             text.push_str(l);
             text.push('\n');
         }
         text.push_str(&gap_line(lines, gap_from, gap_to, self.handle));
+        text.push_str(&listing);
         for l in &lines[gap_to..] {
             text.push_str(l);
             text.push('\n');
@@ -223,6 +247,64 @@ impl Halves<'_> {
             text,
         }
     }
+
+    /// The indexes of lines `from..to` that name a problem.
+    fn problems(&self, from: usize, to: usize) -> Vec<usize> {
+        let lines = self.lines;
+        if from >= to {
+            return Vec::new();
+        }
+        let base = self.cleaned.as_ptr() as usize;
+        let at = |l: &str| l.as_ptr() as usize - base;
+        let (start, end) = (at(lines[from]), at(lines[to - 1]) + lines[to - 1].len());
+        let mut out = Vec::new();
+        let mut line = from;
+        for r in crate::generic::problem_lines(&self.cleaned[start..end]) {
+            let pos = start + r.start;
+            while line + 1 < to && at(lines[line + 1]) <= pos {
+                line += 1;
+            }
+            if out.last() != Some(&line) {
+                out.push(line);
+            }
+        }
+        out
+    }
+}
+
+/// Lines `problems` (indexes into `lines`) as `L<n> text` lines within `tokens`, the ones past
+/// it named by number on a last line.
+fn listing(
+    lines: &[&str],
+    problems: &[usize],
+    tokens: usize,
+    enc: crate::tokens::Encoding,
+) -> String {
+    let mut text = format!(
+        "[{} of the lines left out name a problem:]\n",
+        problems.len()
+    );
+    let mut used = count_tokens(&text, enc) + 16;
+    for (k, &i) in problems.iter().enumerate() {
+        let line = format!("L{} {}\n", i + 1, crate::text::shorten(lines[i], 300));
+        let n = count_tokens(&line, enc);
+        if used + n > tokens {
+            let at: Vec<String> = problems[k..]
+                .iter()
+                .take(10)
+                .map(|i| format!("L{}", i + 1))
+                .collect();
+            text.push_str(&format!(
+                "[+{} more at {}]\n",
+                problems.len() - k,
+                at.join(", ")
+            ));
+            break;
+        }
+        used += n;
+        text.push_str(&line);
+    }
+    text
 }
 
 /// How many lines, taken in order, fit in `tokens`.
@@ -271,6 +353,63 @@ fn gap_line(lines: &[&str], from: usize, to: usize, handle: &Handle) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A log read with `cat` and cut to its head and tail still shows the lines it leaves out
+    /// that name a problem, with their line numbers, within the limit; prose or code cut the
+    /// same way is left as it was.
+    #[test]
+    fn a_cut_log_lists_the_problems_it_leaves_out_and_other_text_does_not() {
+        let mut text = String::new();
+        let errors = [20_000, 40_000, 60_000];
+        for i in 1..=80_000 {
+            if errors.contains(&i) {
+                text.push_str(&format!(
+                    "2026-11-30 10:00:00,000 ERROR [billing] invoice {i} failed\n"
+                ));
+            } else {
+                text.push_str(&format!(
+                    "2026-11-30 10:00:00,000 INFO [worker-{}] processed job {i}\n",
+                    i % 8
+                ));
+            }
+        }
+        let handle = Handle::log("s", 0, text.len() as u64);
+        let opts = ViewOptions::default();
+        let (_, view) = crate::analyze(Some("cat app.log"), &text, &handle, &opts);
+        assert!(!view.whole);
+        assert!(
+            view.text
+                .contains("[3 of the lines left out name a problem:]"),
+            "{}",
+            view.text
+        );
+        for i in errors {
+            let want = format!("L{i} 2026-11-30 10:00:00,000 ERROR [billing] invoice {i} failed\n");
+            assert!(view.text.contains(&want), "{want}");
+        }
+        assert!(
+            view.compact_tokens <= CONTENT_TOKENS + 100,
+            "{}",
+            view.compact_tokens
+        );
+
+        // Many: as many as fit, the rest named by number.
+        let many = text.replace("INFO [worker-3]", "ERROR [worker-3]");
+        let (_, view) = crate::analyze(Some("cat app.log"), &many, &handle, &opts);
+        assert!(view.text.contains(" more at L"), "{}", view.text);
+        assert!(
+            view.compact_tokens <= CONTENT_TOKENS + 100,
+            "{}",
+            view.compact_tokens
+        );
+
+        // Prose with problem words is cut as before: head, the line, tail.
+        let prose: String = (1..=80_000)
+            .map(|i| format!("paragraph {i}: the error handling chapter cannot be skipped\n"))
+            .collect();
+        let (_, view) = crate::analyze(Some("cat book.txt"), &prose, &handle, &opts);
+        assert!(!view.text.contains("name a problem"), "{}", view.text);
+    }
 
     #[test]
     fn reading_commands_are_recognised() {
@@ -410,7 +549,7 @@ mod tests {
             };
             let (first, second) = std::thread::scope(|s| {
                 let second = s.spawn(|| halves.second());
-                (halves.first(), second.join().unwrap())
+                (halves.first(false), second.join().unwrap())
             });
             let two = halves.join(first, second);
             let one = view(Status::Unknown, &text, &lines, &handle, &opts);

@@ -84,3 +84,37 @@ fn a_long_output_with_no_problem_says_so_and_the_session_goes_on() {
     );
     assert_eq!(env.exec("big", "echo next")["output"], "next\n");
 }
+
+/// A log read with `cat` is content, shown as its head and its tail when long: the lines left
+/// out that name a problem are listed between them with their line numbers.
+#[test]
+fn a_long_log_read_with_cat_still_shows_its_errors() {
+    let env = Env::new();
+    env.ok(&["new", "-s", "c", "--shell", "/bin/sh"]);
+    let file = env.home.path().join("app.log");
+    let mut text = String::new();
+    for i in 1..=40_000 {
+        if i == 12_345 || i == 23_456 {
+            text.push_str(&format!(
+                "2026-11-30 10:00:00,000 ERROR [billing] invoice {i} failed\n"
+            ));
+        } else {
+            text.push_str(&format!(
+                "2026-11-30 10:00:00,000 INFO [worker-{}] processed job {i}\n",
+                i % 8
+            ));
+        }
+    }
+    std::fs::write(&file, text).expect("log");
+    let r = env.exec("c", &format!("cat {}", file.display()));
+    assert_eq!(r["exit_code"], 0);
+    let view = r["compact"]["text"].as_str().expect("view");
+    assert!(
+        view.contains("[2 of the lines left out name a problem:]"),
+        "{view}"
+    );
+    for i in [12_345, 23_456] {
+        let want = format!("L{i} 2026-11-30 10:00:00,000 ERROR [billing] invoice {i} failed");
+        assert!(view.contains(&want), "{want} not in\n{view}");
+    }
+}
