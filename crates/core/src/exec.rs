@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::log::OutputLog;
+use crate::problems::{DROPPED_NOTE, MIDDLE_NOTE, Problems};
 use crate::session::Reply;
 use crate::shell::quote;
 use crate::text;
@@ -317,13 +318,14 @@ impl Pending {
 /// The result of a finished command whose output ends at `out_end`.
 pub(crate) fn finish(
     p: &Pending,
-    log: &OutputLog,
+    log: &mut OutputLog,
     code: Option<i32>,
     out_end: u64,
     via: Integration,
 ) -> ExecResult {
     let start = p.output_start(log, out_end);
     let dropped = p.input_offset < log.start();
+    let watched = log.take_watch();
     let mut result = bare(
         ExecStatus::Exited,
         log,
@@ -334,6 +336,24 @@ pub(crate) fn finish(
     );
     result.exit_code = code;
     result.truncated |= dropped;
+    if let Some((_, problems)) =
+        watched.filter(|(from, w)| dropped && *from == p.input_offset && w.bytes > 0)
+    {
+        // The log kept only the output's end: what the start held that names a problem
+        // comes first, as the log dropped it.
+        let mut text = String::new();
+        problems.write(
+            &mut text,
+            &format!(
+                "{DROPPED_NOTE} (it keeps its last {} bytes): its first {} bytes held ",
+                log.end() - log.start(),
+                problems.bytes
+            ),
+            &format!("the output from log offset {} follows", log.start()),
+        );
+        text.push_str(&result.output);
+        result.output = text;
+    }
     result
 }
 
@@ -399,17 +419,11 @@ pub(crate) fn annotate(
         && crlf_len(&result.output) == result.output_end.saturating_sub(result.output_start);
     let handle = ai_session_output::Handle::log(session, result.output_start, result.output_end)
         .with_exact_lines(exact)
-        .with_cut(result.truncated && has_middle_note(&result.output));
+        .with_cut(result.truncated && crate::problems::has_note(&result.output));
     let opts = ai_session_output::ViewOptions::with_budget(budget);
     let (parsed, view) = ai_session_output::analyze(Some(command), &result.output, &handle, &opts);
     result.compact = serde_json::to_value(view).ok();
     result.parsed = serde_json::to_value(parsed).ok();
-}
-
-/// True when `output` holds the note [`Middle::write`] writes: it is an output's head and tail
-/// with the lines between them that name a problem.
-fn has_middle_note(output: &str) -> bool {
-    memchr::memmem::find(output.as_bytes(), MIDDLE_NOTE.as_bytes()).is_some()
 }
 
 /// Bytes of `text` with each newline stored as CR LF, as the terminal wrote it to the log.
@@ -420,7 +434,7 @@ fn crlf_len(text: &str) -> u64 {
 /// The result of a command still running: its output so far.
 pub(crate) fn partial(
     p: &Pending,
-    log: &OutputLog,
+    log: &mut OutputLog,
     status: ExecStatus,
     via: Integration,
 ) -> ExecResult {
@@ -491,171 +505,13 @@ fn collect(log: &OutputLog, start: u64, end: u64, max: usize) -> (String, bool) 
         "\n[... {} bytes omitted (log offsets {gap_start}..{gap_end}); `ai-session read --since {gap_start}` returns them ...]\n",
         gap_end - gap_start
     ));
-    Middle::scan(log, gap_start, gap_end).write(&mut out);
+    Problems::of(log, gap_start, gap_end).write(
+        &mut out,
+        &MIDDLE_NOTE[1..],
+        "the output's last bytes follow",
+    );
     out.push_str(&text_with_gaps(tail, gap_end, end));
     (out, true)
-}
-
-/// How the note on the part left out of a long output starts, on a line of its own.
-const MIDDLE_NOTE: &str = "\n[the part left out holds ";
-/// Bytes of the part of a long output left out of its answer read at a time.
-const MIDDLE_READ: usize = 1 << 20;
-/// Lines naming a problem kept from the part left out: the first ones and the last ones.
-const MIDDLE_FIRST: usize = 192;
-const MIDDLE_LAST: usize = 64;
-/// Lines kept after each of them (a compiler's `--> file:line:col`, a traceback's first frame).
-const MIDDLE_CONTEXT: usize = 2;
-/// Longest piece of a line carried from one read to the next; longest line kept.
-const MIDDLE_LINE: usize = 4096;
-const MIDDLE_SHOWN: usize = 500;
-
-/// What the part of a long output left out of the answer holds: its line count and the lines
-/// that name a problem (an error or failure word, as the views' safety net reads them), each with the lines right
-/// after it. It is read from the log in bounded pieces, so an output of any size is scanned in
-/// constant memory, and the answer and its views keep every error wherever it was printed.
-#[derive(Default)]
-struct Middle {
-    lines: u64,
-    found: u64,
-    first: Vec<String>,
-    last: std::collections::VecDeque<String>,
-    /// Lines still to add after the newest kept line.
-    context: usize,
-}
-
-impl Middle {
-    fn scan(log: &OutputLog, from: u64, to: u64) -> Self {
-        let mut m = Self::default();
-        let mut pos = from;
-        // The end of the previous read's last line, when that read did not end one.
-        let mut carry: Vec<u8> = Vec::new();
-        while pos < to {
-            let Ok(chunk) = log.read(pos, MIDDLE_READ.min((to - pos) as usize)) else {
-                break;
-            };
-            if chunk.data.is_empty() || chunk.start >= to {
-                break;
-            }
-            if chunk.start > pos {
-                // Bytes lost in between: no line runs across them.
-                carry.clear();
-                m.context = 0;
-            }
-            let mut data = chunk.data;
-            data.truncate((to - chunk.start) as usize);
-            pos = chunk.start + data.len() as u64;
-            m.lines += memchr::memchr_iter(b'\n', &data).count() as u64;
-            let Some(last_nl) = memchr::memrchr(b'\n', &data) else {
-                let room = MIDDLE_LINE.saturating_sub(carry.len());
-                carry.extend_from_slice(&data[..room.min(data.len())]);
-                continue;
-            };
-            let mut block = std::mem::take(&mut carry);
-            block.extend_from_slice(&data[..=last_nl]);
-            let rest = &data[last_nl + 1..];
-            carry.extend_from_slice(&rest[..rest.len().min(MIDDLE_LINE)]);
-            m.read_lines(&block);
-        }
-        if !carry.is_empty() {
-            m.read_lines(&carry);
-        }
-        m
-    }
-
-    /// Reads whole lines (and, last, a piece of one).
-    fn read_lines(&mut self, block: &[u8]) {
-        let text = String::from_utf8_lossy(block);
-        let mut at = 0;
-        for line in ai_session_output::generic::problem_lines(&text) {
-            self.add_context(&text[at..line.start]);
-            self.found += 1;
-            self.keep(&text[line.clone()]);
-            at = memchr::memchr(b'\n', &text.as_bytes()[line.end..])
-                .map_or(text.len(), |i| line.end + i + 1);
-        }
-        self.add_context(&text[at..]);
-    }
-
-    /// The first lines of `text` as context of the newest kept line, as many as it still takes.
-    fn add_context(&mut self, text: &str) {
-        for line in text.split_inclusive('\n').take(self.context) {
-            let shown = shown_line(line);
-            if shown.trim().is_empty() {
-                // A blank line ends a diagnostic.
-                self.context = 0;
-                return;
-            }
-            if let Some(group) = self.last.back_mut().or(self.first.last_mut()) {
-                group.push('\n');
-                group.push_str(&shown);
-            }
-            self.context -= 1;
-        }
-    }
-
-    fn keep(&mut self, line: &str) {
-        let shown = shown_line(line);
-        if self.first.len() < MIDDLE_FIRST {
-            self.first.push(shown);
-        } else {
-            if self.last.len() == MIDDLE_LAST {
-                self.last.pop_front();
-            }
-            self.last.push_back(shown);
-        }
-        self.context = MIDDLE_CONTEXT;
-    }
-
-    /// Appends what was found, between notes, to the answer's text.
-    fn write(&self, out: &mut String) {
-        let lines = self.lines;
-        if self.found == 0 {
-            out.push_str(&format!(
-                "{}{lines} lines; none of them names a problem]\n",
-                &MIDDLE_NOTE[1..]
-            ));
-            return;
-        }
-        let kept = (self.first.len() + self.last.len()) as u64;
-        let which = if kept == self.found {
-            format!("{} of them name a problem and follow here", self.found)
-        } else {
-            format!(
-                "{} of them name a problem: the first {} and the last {} follow here",
-                self.found,
-                self.first.len(),
-                self.last.len()
-            )
-        };
-        out.push_str(&format!(
-            "{}{lines} lines; {which}, each with up to {MIDDLE_CONTEXT} lines after it]\n",
-            &MIDDLE_NOTE[1..]
-        ));
-        let mut groups = self.first.iter().peekable();
-        while let Some(g) = groups.next() {
-            out.push_str(g);
-            out.push('\n');
-            if groups.peek().is_none() && !self.last.is_empty() {
-                out.push_str(&format!(
-                    "[... {} more lines like these ...]\n",
-                    self.found - kept
-                ));
-            }
-        }
-        for g in &self.last {
-            out.push_str(g);
-            out.push('\n');
-        }
-        out.push_str("[end of the lines from the part left out; the output's last bytes follow]\n");
-    }
-}
-
-/// A line of the part left out as the answer shows it: cleaned of escapes, without its line
-/// end, at most [`MIDDLE_SHOWN`] characters.
-fn shown_line(line: &str) -> String {
-    let cleaned = text::clean(line.as_bytes());
-    let cleaned = cleaned.trim_end_matches(['\r', '\n']);
-    ai_session_output::text::shorten(cleaned, MIDDLE_SHOWN).into_owned()
 }
 
 /// The plain text of `runs` (stored bytes of `from..to`), with a note where bytes between
@@ -696,80 +552,4 @@ fn lost_note(from: u64, to: u64) -> String {
         "\n[... {} bytes lost (log offsets {from}..{to}): the output log could not be written ...]\n",
         to - from
     )
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    /// Lines of `n` bytes (line end included) of the log's shape, ending CR LF.
-    fn line(text: &str, n: usize) -> Vec<u8> {
-        let mut l = text.as_bytes().to_vec();
-        l.resize(n - 2, b'.');
-        l.extend_from_slice(b"\r\n");
-        l
-    }
-
-    /// The part left out is read in pieces: lines that name a problem are found wherever the
-    /// pieces end, their next lines come with them, the lines are counted, and a full answer
-    /// lists the first and the last ones kept with how many more there were.
-    #[test]
-    fn the_part_left_out_is_scanned_piece_by_piece_for_every_problem_line() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut log = OutputLog::create(dir.path(), 64 << 20, None).unwrap();
-        let mut data = Vec::new();
-        let mut errors = Vec::new();
-        // 100-byte lines: a read of 1 MiB ends inside line 10,485; errors on both sides of
-        // that and of the next reads' ends.
-        for i in 0..40_000usize {
-            if matches!(i, 10_484..=10_486 | 20_970 | 31_456 | 39_999) {
-                errors.push(i);
-                data.extend(line(&format!("\x1b[31mERROR\x1b[0m job {i}"), 100));
-            } else if i > 0 && errors.last() == Some(&(i - 1)) {
-                data.extend(line(&format!("  at step {i}"), 100));
-            } else {
-                data.extend(line(&format!("INFO job {i} done"), 100));
-            }
-        }
-        log.append(&data).unwrap();
-        let m = Middle::scan(&log, 0, data.len() as u64);
-        assert_eq!(m.lines, 40_000);
-        assert_eq!(m.found, errors.len() as u64);
-        let kept: Vec<&String> = m.first.iter().chain(&m.last).collect();
-        assert_eq!(kept.len(), errors.len());
-        for (group, i) in kept.iter().zip(&errors) {
-            let want = format!("ERROR job {i}.");
-            assert!(group.starts_with(&want), "{group:?}");
-            // The line after it, unless that line is a problem of its own or there is none.
-            if !errors.contains(&(i + 1)) && *i != 39_999 {
-                assert!(
-                    group.contains(&format!("\n  at step {}", i + 1)),
-                    "{group:?}"
-                );
-            }
-        }
-
-        // More than the answer keeps: the first and the last, and how many in between.
-        let mut many = Vec::new();
-        for i in 0..1_000 {
-            many.extend(line(&format!("error: case {i}"), 40));
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let mut log = OutputLog::create(dir.path(), 64 << 20, None).unwrap();
-        log.append(&many).unwrap();
-        let m = Middle::scan(&log, 0, many.len() as u64);
-        assert_eq!(m.found, 1_000);
-        assert_eq!(m.first.len(), MIDDLE_FIRST);
-        assert_eq!(m.last.len(), MIDDLE_LAST);
-        assert!(m.first[0].starts_with("error: case 0"));
-        assert!(m.last.back().unwrap().starts_with("error: case 999"));
-        let mut out = String::new();
-        m.write(&mut out);
-        assert!(
-            out.contains("1000 of them name a problem: the first 192 and the last 64"),
-            "{out}"
-        );
-        assert!(out.contains(&format!("[... {} more lines like these ...]", 1_000 - 256)));
-    }
 }

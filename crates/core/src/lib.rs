@@ -15,6 +15,7 @@ mod manager;
 pub mod marker;
 mod memory;
 pub mod paths;
+mod problems;
 pub mod pty;
 pub mod sandbox;
 pub mod screen;

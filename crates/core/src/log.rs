@@ -40,6 +40,8 @@ use std::sync::Arc;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 
+use crate::problems::Problems;
+
 /// Default bound on a session's log on disk.
 pub const DEFAULT_LOG_BYTES: u64 = 64 * 1024 * 1024;
 
@@ -180,6 +182,9 @@ pub struct OutputLog {
     segment_bytes: u64,
     max_segments: usize,
     sealing: Option<Sealing>,
+    /// Bytes from this offset on are scanned for lines that name a problem as segments holding
+    /// them are dropped (an exec's output longer than the log keeps); see [`Self::watch_from`].
+    watch: Option<(u64, Problems)>,
 }
 
 /// Output that could not be written to the log: `append`'s error.
@@ -249,6 +254,7 @@ impl OutputLog {
             segment_bytes,
             max_segments,
             sealing,
+            watch: None,
         })
     }
 
@@ -285,6 +291,7 @@ impl OutputLog {
             segment_bytes: state.segment_bytes,
             max_segments: state.max_segments,
             sealing: None,
+            watch: None,
         }
     }
 
@@ -512,11 +519,34 @@ impl OutputLog {
             len: 0,
         });
         while self.segments.len() > self.max_segments {
+            if let Some((from, mut problems)) = self.watch.take() {
+                if let Some(old) = self.segments.front().filter(|s| s.base + s.len > from) {
+                    let (a, b) = (old.base.max(from), old.base + old.len);
+                    problems.scan(self, a, b);
+                }
+                self.watch = Some((from, problems));
+            }
             if let Some(old) = self.segments.pop_front() {
                 remove_segment(&self.dir, old.base)?;
             }
         }
         Ok(())
+    }
+
+    /// From now on, the bytes from `from` on that the log drops are first scanned for lines
+    /// that name a problem, skipping the first `skip_lines` lines (an exec's echoed command
+    /// line): an exec's answer then keeps them however much its command printed. Replaces an
+    /// earlier watch.
+    pub(crate) fn watch_from(&mut self, from: u64, skip_lines: usize) {
+        self.watch = Some((from, Problems::skipping(skip_lines)));
+    }
+
+    /// Ends the watch: where it started and what the bytes it scanned held (nothing when the
+    /// log dropped none of them).
+    pub(crate) fn take_watch(&mut self) -> Option<(u64, Problems)> {
+        let (from, mut problems) = self.watch.take()?;
+        problems.end();
+        Some((from, problems))
     }
 
     /// Bytes in `range` that the log does not hold because they could not be written (bytes

@@ -145,3 +145,64 @@ async fn a_flood_is_drawn_after_its_exec_is_answered() {
     assert_eq!(r.output, "next\n");
     manager.shutdown().await;
 }
+
+/// An output longer than the session's log keeps: the log drops its start while the command
+/// runs, and the answer still opens with every line of that start that names a problem (the
+/// log scanned what it dropped), and its view lists them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_printed_before_what_the_log_keeps_are_still_in_the_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = ManagerConfig::new(dir.path());
+    config.log_bytes = 1 << 20;
+    let manager = SessionManager::new(config).unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let env: std::collections::BTreeMap<String, String> = [
+        ("HOME".to_owned(), home.path().display().to_string()),
+        ("PATH".to_owned(), std::env::var("PATH").unwrap()),
+    ]
+    .into();
+    let info = manager
+        .create(NewParams {
+            shell: Some("/bin/sh".into()),
+            env: Some(env),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let h = manager.get(&info.name).unwrap();
+    // About 3 MB: errors at lines 1,000 and 20,000 (long gone from a 1 MiB log) and 59,000.
+    let script = home.path().join("flood.py");
+    std::fs::write(
+        &script,
+        "import sys\n\
+         for i in range(60000):\n\
+         \x20   if i in (1000, 20000, 59000):\n\
+         \x20       sys.stdout.write(f'2026-11-30 10:00:00,000 ERROR [job] step {i} failed\\n')\n\
+         \x20   else:\n\
+         \x20       sys.stdout.write(f'2026-11-30 10:00:00,000 INFO [job] step {i} went fine\\n')\n",
+    )
+    .unwrap();
+    let mut params = exec(&info.name, &format!("python3 {}", script.display()));
+    params.timeout_ms = Some(60_000);
+    let r = h.exec(params).await.unwrap();
+    assert_eq!(r.exit_code, Some(0));
+    assert!(r.truncated);
+    assert!(
+        r.output
+            .starts_with("[the start of this output is no longer in the session's log"),
+        "{}",
+        &r.output[..r.output.len().min(500)]
+    );
+    let view = r.compact.as_ref().unwrap()["text"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for i in [1000, 20000, 59000] {
+        let line = format!("ERROR [job] step {i} failed");
+        assert!(r.output.contains(&line), "{line} not in the answer");
+        assert!(view.contains(&line), "{line} not in the view:\n{view}");
+    }
+    // The next exec's answer carries no note.
+    let r = h.exec(exec(&info.name, "echo next")).await.unwrap();
+    assert_eq!(r.output, "next\n");
+}

@@ -84,6 +84,8 @@ impl Actor {
         self.pty.input.push_back(b'\r');
         self.tracker
             .typed(queued, line, input_offset, Instant::now());
+        // An output longer than the log keeps still has its problems in the answer.
+        self.out.log.watch_from(input_offset, 1);
         self.flush_input();
     }
 
@@ -168,7 +170,7 @@ impl Actor {
         how: Finished,
     ) {
         let via = self.tracker.integration();
-        let mut result = exec::finish(&p, &self.out.log, code, end, via);
+        let mut result = exec::finish(&p, &mut self.out.log, code, end, via);
         match how {
             // The shell is at its prompt: its directory is where the next command will run.
             Finished::Marked => {
@@ -193,7 +195,7 @@ impl Actor {
         let via = self.tracker.integration();
         // The command runs with its input open already: the file can go.
         p.cleanup_input();
-        let mut result = exec::partial(&p, &self.out.log, status, via);
+        let mut result = exec::partial(&p, &mut self.out.log, status, via);
         let what = foreground
             .as_ref()
             .map(|f| format!("'{}' (pid {})", f.command, f.pid))
