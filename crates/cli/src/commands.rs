@@ -248,9 +248,10 @@ fn parse(a: crate::ParseArgs) -> Result<ExitCode, CliError> {
         let encoding = opts.encoding;
         std::thread::spawn(move || ai_session_output::warm_up(encoding));
     }
-    let raw = read_all(stdin)?;
+    let max = usize::try_from(a.max_bytes).unwrap_or(usize::MAX);
+    let (raw, cut) = read_input(stdin, max)?;
     let text = ai_session_output::text::decode(&raw);
-    let handle = ai_session_output::Handle::command("the input file");
+    let handle = ai_session_output::Handle::command("the input file").with_cut(cut);
     let parsed = if a.json {
         let (parsed, compact) =
             ai_session_output::analyze(a.command.as_deref(), &text, &handle, &opts);
@@ -308,6 +309,110 @@ fn read_all(mut file: std::fs::File) -> std::io::Result<Vec<u8>> {
     }
     file.read_to_end(&mut raw)?;
     Ok(raw)
+}
+
+/// All of `file` (stdin) from its offset when it holds at most `max` bytes; else its first and
+/// last `max / 4` bytes (cut at line ends) with every line between them that names a problem,
+/// read in pieces ([`read_cut`]), and `true`.
+fn read_input(file: std::fs::File, max: usize) -> std::io::Result<(Vec<u8>, bool)> {
+    use std::io::{Read, Seek};
+    let mut file = file;
+    let large_file = file
+        .metadata()
+        .ok()
+        .filter(std::fs::Metadata::is_file)
+        .and_then(|m| {
+            let at = file.stream_position().ok()?;
+            Some(m.len().saturating_sub(at) > max as u64)
+        });
+    match large_file {
+        Some(true) => read_cut(file, Vec::new(), max / 4),
+        Some(false) => Ok((read_all(file)?, false)),
+        None => {
+            // A pipe: read up to one byte past `max`, then cut if there is more.
+            let mut raw = Vec::new();
+            (&mut file).take(max as u64 + 1).read_to_end(&mut raw)?;
+            if raw.len() <= max {
+                return Ok((raw, false));
+            }
+            read_cut(file, raw, max / 4)
+        }
+    }
+}
+
+/// The head and the tail (`kept` bytes each, cut at line ends) of `read` after `raw` (what was
+/// read of it already), with what the middle held between them: its size and line count and
+/// its lines that name a problem ([`ai_session_output::problems::Problems`]). Memory holds the
+/// head, at most twice `kept` of tail and a piece, whatever the input's size.
+fn read_cut(
+    mut read: impl std::io::Read,
+    mut raw: Vec<u8>,
+    kept: usize,
+) -> std::io::Result<(Vec<u8>, bool)> {
+    use ai_session_output::problems::{MIDDLE_NOTE, PIECE, Problems};
+    let fill = |read: &mut dyn std::io::Read, buf: &mut Vec<u8>| -> std::io::Result<usize> {
+        let at = buf.len();
+        buf.resize(at + PIECE, 0);
+        let n = loop {
+            match read.read(&mut buf[at..]) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                other => break other,
+            }
+        };
+        buf.truncate(at + *n.as_ref().unwrap_or(&0));
+        n
+    };
+    while raw.len() < kept {
+        if fill(&mut read, &mut raw)? == 0 {
+            return Ok((raw, false));
+        }
+    }
+    let head_end = memchr::memrchr(b'\n', &raw[..kept]).map_or(kept, |i| i + 1);
+    let head = raw[..head_end].to_vec();
+    let mut tail = raw;
+    tail.drain(..head_end);
+    let mut problems = Problems::default();
+    // The input offset of `tail[0]`.
+    let mut pos = head_end as u64;
+    let feed = |problems: &mut Problems, pos: &mut u64, bytes: &[u8]| {
+        for piece in bytes.chunks(PIECE) {
+            problems.piece(*pos, piece);
+            *pos += piece.len() as u64;
+        }
+    };
+    loop {
+        if tail.len() > 2 * kept {
+            let n = tail.len() - kept;
+            feed(&mut problems, &mut pos, &tail[..n]);
+            tail.drain(..n);
+            tail.shrink_to(2 * kept + PIECE);
+        }
+        if fill(&mut read, &mut tail)? == 0 {
+            break;
+        }
+    }
+    let last = tail.len().saturating_sub(kept);
+    let tail_start = memchr::memchr(b'\n', &tail[last..]).map_or(last, |i| last + i + 1);
+    let middle_start = head_end as u64;
+    feed(&mut problems, &mut pos, &tail[..tail_start]);
+    problems.end();
+    let mut text = head;
+    text.extend_from_slice(
+        format!(
+            "[... {} bytes of the input left out (bytes {middle_start}..{pos}): it is longer than `parse` analyzes whole (`--max-bytes`) ...]\n",
+            pos - middle_start
+        )
+        .as_bytes(),
+    );
+    let mut note = String::new();
+    problems.write(
+        &mut note,
+        &MIDDLE_NOTE[1..],
+        "the input's last bytes follow",
+    );
+    text.extend_from_slice(note.as_bytes());
+    text.extend_from_slice(&tail[tail_start..]);
+    Ok((text, true))
 }
 
 /// Regular files from this size on are read by two threads (see [`read_all`]); below it a

@@ -308,6 +308,11 @@ struct ParseArgs {
     /// Print the parsed structure and the compact view as JSON.
     #[arg(long)]
     json: bool,
+    /// Longest input analyzed whole (bytes, default 128 MiB). A longer one is analyzed as its
+    /// first and last quarter of this, with every line between that names a problem: memory
+    /// stays bounded at any input size.
+    #[arg(long, value_name = "BYTES", default_value_t = 128 << 20, value_parser = clap::value_parser!(u64).range(4096..))]
+    max_bytes: u64,
 }
 
 #[derive(Args)]

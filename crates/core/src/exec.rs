@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::log::OutputLog;
-use crate::problems::{DROPPED_NOTE, MIDDLE_NOTE, Problems};
+use crate::problems::{DROPPED_NOTE, MIDDLE_NOTE};
 use crate::session::Reply;
 use crate::shell::quote;
 use crate::text;
@@ -505,7 +505,7 @@ fn collect(log: &OutputLog, start: u64, end: u64, max: usize) -> (String, bool) 
         "\n[... {} bytes omitted (log offsets {gap_start}..{gap_end}); `ai-session read --since {gap_start}` returns them ...]\n",
         gap_end - gap_start
     ));
-    Problems::of(log, gap_start, gap_end).write(
+    crate::problems::of(log, gap_start, gap_end).write(
         &mut out,
         &MIDDLE_NOTE[1..],
         "the output's last bytes follow",

@@ -40,7 +40,7 @@ use std::sync::Arc;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 
-use crate::problems::Problems;
+use crate::problems::{Problems, scan};
 
 /// Default bound on a session's log on disk.
 pub const DEFAULT_LOG_BYTES: u64 = 64 * 1024 * 1024;
@@ -522,7 +522,7 @@ impl OutputLog {
             if let Some((from, mut problems)) = self.watch.take() {
                 if let Some(old) = self.segments.front().filter(|s| s.base + s.len > from) {
                     let (a, b) = (old.base.max(from), old.base + old.len);
-                    problems.scan(self, a, b);
+                    scan(&mut problems, self, a, b);
                 }
                 self.watch = Some((from, problems));
             }

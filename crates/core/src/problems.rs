@@ -1,220 +1,41 @@
-//! The lines of an exec's output that name a problem, found in the parts its answer does not
-//! hold: the middle of an output longer than `max_output_bytes`, and the start of one longer
-//! than the session's log keeps (scanned as the log drops it, see [`OutputLog::watch_from`]).
-//!
-//! A part is read from the log in pieces of [`READ`] bytes, so an output of any size is
-//! scanned in constant memory. What is kept (the first [`FIRST`] and the last [`LAST`] lines
-//! that name a problem, each with up to [`CONTEXT`] lines after it) goes into the answer's text
-//! between notes, and the views are built from that text: they list every error wherever it
-//! was printed.
+//! Lines that name a problem in the parts of an exec's output its answer does not hold, read
+//! from the session's log: the middle of an output longer than `max_output_bytes`, and the
+//! start of one longer than the log keeps (scanned as the log drops it, see
+//! [`OutputLog::watch_from`]). The scanner is [`Problems`]; this reads the log in its pieces.
 
-use std::collections::VecDeque;
+pub(crate) use ai_session_output::problems::{MIDDLE_NOTE, Problems};
 
 use crate::log::OutputLog;
-use crate::text;
 
-/// How the note on the middle left out of a long output starts, on a line of its own.
-pub(crate) const MIDDLE_NOTE: &str = "\n[the part left out holds ";
 /// How an answer whose output's start the log no longer holds starts.
 pub(crate) const DROPPED_NOTE: &str = "[the start of this output is no longer in the session's log";
-/// Bytes read from the log at a time.
-const READ: usize = 1 << 20;
-/// Lines naming a problem kept: the first ones and the last ones.
-pub(crate) const FIRST: usize = 192;
-pub(crate) const LAST: usize = 64;
-/// Lines kept after each of them (a compiler's `--> file:line:col`, a traceback's first frame).
-const CONTEXT: usize = 2;
-/// Longest piece of a line carried from one read to the next.
-const LINE: usize = 4096;
-/// Longest line kept, in characters.
-const SHOWN: usize = 500;
 
-/// What a part of an output holds: its bytes and lines, and the lines that name a problem (an
-/// error or failure word, as the views' safety net reads them).
-#[derive(Default)]
-pub(crate) struct Problems {
-    pub bytes: u64,
-    pub lines: u64,
-    pub found: u64,
-    pub first: Vec<String>,
-    pub last: VecDeque<String>,
-    /// Lines still to add after the newest kept line.
-    context: usize,
-    /// The end of the previous piece's last line, when that piece did not end one.
-    carry: Vec<u8>,
-    /// Where the next byte scanned should be: a piece elsewhere follows a gap.
-    next: Option<u64>,
-    /// Lines still to skip before scanning (the exec's echoed command line).
-    skip_lines: usize,
+/// Scans log bytes `from..to` alone.
+pub(crate) fn of(log: &OutputLog, from: u64, to: u64) -> Problems {
+    let mut p = Problems::default();
+    scan(&mut p, log, from, to);
+    p.end();
+    p
 }
 
-impl Problems {
-    /// Problems of a part that starts with `skip_lines` lines not to scan.
-    pub(crate) fn skipping(skip_lines: usize) -> Self {
-        Self {
-            skip_lines,
-            ..Self::default()
-        }
-    }
-
-    /// Scans log bytes `from..to` alone.
-    pub(crate) fn of(log: &OutputLog, from: u64, to: u64) -> Self {
-        let mut p = Self::default();
-        p.scan(log, from, to);
-        p.end();
-        p
-    }
-
-    /// Scans log bytes `from..to`, after the parts scanned before.
-    pub(crate) fn scan(&mut self, log: &OutputLog, from: u64, to: u64) {
-        let mut pos = from;
-        while pos < to {
-            let Ok(chunk) = log.read(pos, READ.min((to - pos) as usize)) else {
-                break;
-            };
-            if chunk.data.is_empty() || chunk.start >= to {
-                break;
-            }
-            let mut data = chunk.data;
-            data.truncate((to - chunk.start) as usize);
-            pos = chunk.start + data.len() as u64;
-            self.piece(chunk.start, &data);
-        }
-    }
-
-    /// Takes `data`, the bytes at log offset `at`.
-    fn piece(&mut self, at: u64, data: &[u8]) {
-        if self.next.is_some_and(|next| next != at) {
-            // Bytes lost in between: no line runs across them.
-            self.carry.clear();
-            self.context = 0;
-        }
-        self.next = Some(at + data.len() as u64);
-        self.bytes += data.len() as u64;
-        let mut data = data;
-        while self.skip_lines > 0 {
-            match memchr::memchr(b'\n', data) {
-                Some(i) => {
-                    data = &data[i + 1..];
-                    self.skip_lines -= 1;
-                }
-                None => return,
-            }
-        }
-        self.lines += memchr::memchr_iter(b'\n', data).count() as u64;
-        let Some(last_nl) = memchr::memrchr(b'\n', data) else {
-            let room = LINE.saturating_sub(self.carry.len());
-            self.carry.extend_from_slice(&data[..room.min(data.len())]);
-            return;
+/// Gives `p` log bytes `from..to`, after the parts it was given before.
+pub(crate) fn scan(p: &mut Problems, log: &OutputLog, from: u64, to: u64) {
+    let mut pos = from;
+    while pos < to {
+        let Ok(chunk) = log.read(
+            pos,
+            ai_session_output::problems::PIECE.min((to - pos) as usize),
+        ) else {
+            break;
         };
-        let mut block = std::mem::take(&mut self.carry);
-        block.extend_from_slice(&data[..=last_nl]);
-        let rest = &data[last_nl + 1..];
-        self.carry.extend_from_slice(&rest[..rest.len().min(LINE)]);
-        self.read_lines(&block);
+        if chunk.data.is_empty() || chunk.start >= to {
+            break;
+        }
+        let mut data = chunk.data;
+        data.truncate((to - chunk.start) as usize);
+        pos = chunk.start + data.len() as u64;
+        p.piece(chunk.start, &data);
     }
-
-    /// Scans the piece of a line left at the end.
-    pub(crate) fn end(&mut self) {
-        let carry = std::mem::take(&mut self.carry);
-        if !carry.is_empty() {
-            self.read_lines(&carry);
-        }
-    }
-
-    /// Reads whole lines (and, at the end, a piece of one).
-    fn read_lines(&mut self, block: &[u8]) {
-        let text = String::from_utf8_lossy(block);
-        let mut at = 0;
-        for line in ai_session_output::generic::problem_lines(&text) {
-            self.add_context(&text[at..line.start]);
-            self.found += 1;
-            self.keep(&text[line.clone()]);
-            at = memchr::memchr(b'\n', &text.as_bytes()[line.end..])
-                .map_or(text.len(), |i| line.end + i + 1);
-        }
-        self.add_context(&text[at..]);
-    }
-
-    /// The first lines of `text` as context of the newest kept line, as many as it still takes.
-    fn add_context(&mut self, text: &str) {
-        for line in text.split_inclusive('\n').take(self.context) {
-            let shown = shown_line(line);
-            if shown.trim().is_empty() {
-                // A blank line ends a diagnostic.
-                self.context = 0;
-                return;
-            }
-            if let Some(group) = self.last.back_mut().or(self.first.last_mut()) {
-                group.push('\n');
-                group.push_str(&shown);
-            }
-            self.context -= 1;
-        }
-    }
-
-    fn keep(&mut self, line: &str) {
-        let shown = shown_line(line);
-        if self.first.len() < FIRST {
-            self.first.push(shown);
-        } else {
-            if self.last.len() == LAST {
-                self.last.pop_front();
-            }
-            self.last.push_back(shown);
-        }
-        self.context = CONTEXT;
-    }
-
-    /// Appends, to an answer's text, a note starting with `note` that says what the part held,
-    /// then the lines kept, then a note naming what comes next (`then`).
-    pub(crate) fn write(&self, out: &mut String, note: &str, then: &str) {
-        let lines = self.lines;
-        if self.found == 0 {
-            out.push_str(&format!(
-                "{note}{lines} lines; none of them names a problem]\n"
-            ));
-            return;
-        }
-        let kept = (self.first.len() + self.last.len()) as u64;
-        let which = if kept == self.found {
-            format!("{} of them name a problem and follow here", self.found)
-        } else {
-            format!(
-                "{} of them name a problem: the first {} and the last {} follow here",
-                self.found,
-                self.first.len(),
-                self.last.len()
-            )
-        };
-        out.push_str(&format!(
-            "{note}{lines} lines; {which}, each with up to {CONTEXT} lines after it]\n"
-        ));
-        let mut groups = self.first.iter().peekable();
-        while let Some(g) = groups.next() {
-            out.push_str(g);
-            out.push('\n');
-            if groups.peek().is_none() && !self.last.is_empty() {
-                out.push_str(&format!(
-                    "[... {} more lines like these ...]\n",
-                    self.found - kept
-                ));
-            }
-        }
-        for g in &self.last {
-            out.push_str(g);
-            out.push('\n');
-        }
-        out.push_str(&format!("[end of the lines from that part; {then}]\n"));
-    }
-}
-
-/// A line as the answer shows it: cleaned of escapes, without its line end, at most [`SHOWN`]
-/// characters.
-fn shown_line(line: &str) -> String {
-    let cleaned = text::clean(line.as_bytes());
-    let cleaned = cleaned.trim_end_matches(['\r', '\n']);
-    ai_session_output::text::shorten(cleaned, SHOWN).into_owned()
 }
 
 /// True when `output` holds a note of this module: the text analyzed is not the whole output.
@@ -258,7 +79,7 @@ mod tests {
             }
         }
         log.append(&data).unwrap();
-        let m = Problems::of(&log, 0, data.len() as u64);
+        let m = of(&log, 0, data.len() as u64);
         assert_eq!(m.lines, 40_000);
         assert_eq!(m.found, errors.len() as u64);
         let kept: Vec<&String> = m.first.iter().chain(&m.last).collect();
@@ -283,10 +104,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut log = OutputLog::create(dir.path(), 64 << 20, None).unwrap();
         log.append(&many).unwrap();
-        let m = Problems::of(&log, 0, many.len() as u64);
+        let m = of(&log, 0, many.len() as u64);
         assert_eq!(m.found, 1_000);
-        assert_eq!(m.first.len(), FIRST);
-        assert_eq!(m.last.len(), LAST);
+        assert_eq!(m.first.len(), ai_session_output::problems::FIRST);
+        assert_eq!(m.last.len(), ai_session_output::problems::LAST);
         assert!(m.first[0].starts_with("error: case 0"));
         assert!(m.last.back().unwrap().starts_with("error: case 999"));
         let mut out = String::new();

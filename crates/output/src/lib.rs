@@ -48,6 +48,7 @@ pub mod log;
 mod net;
 pub mod parsed;
 pub mod pkg;
+pub mod problems;
 mod render;
 mod render_git;
 pub mod system;

@@ -118,3 +118,63 @@ fn a_long_log_read_with_cat_still_shows_its_errors() {
         assert!(view.contains(&want), "{want} not in\n{view}");
     }
 }
+
+/// `parse` of an input longer than `--max-bytes` keeps its head and its tail and reads the
+/// middle in pieces: the view still lists every error and says what it read, from a pipe as
+/// from a file; under the limit the same input is analyzed whole.
+#[test]
+fn parse_past_max_bytes_reads_in_pieces_and_keeps_every_error() {
+    let env = Env::new();
+    let errors = [10_000, 25_000, 40_000];
+    let mut text = String::new();
+    for i in 1..=50_000 {
+        if errors.contains(&i) {
+            text.push_str(&format!(
+                "2026-11-30 10:00:00,000 ERROR [billing] invoice {i} failed\n"
+            ));
+        } else {
+            text.push_str(&format!(
+                "2026-11-30 10:00:00,000 INFO [worker-{}] processed job {i}\n",
+                i % 8
+            ));
+        }
+    }
+    let file = env.home.path().join("big.log");
+    std::fs::write(&file, &text).expect("input");
+    let parse = |max: &str, from_file: bool| {
+        let mut cmd = env.command(&["parse", "--max-bytes", max]);
+        let out = if from_file {
+            cmd.stdin(std::fs::File::open(&file).expect("open"))
+                .output()
+                .expect("parse")
+        } else {
+            super::harness::with_stdin(&mut cmd, text.as_bytes()).expect("parse")
+        };
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).expect("utf-8")
+    };
+    // About 3 MB against 1 MiB: head and tail of 256 KiB, the errors all in between.
+    for from_file in [true, false] {
+        let view = parse("1048576", from_file);
+        for i in errors {
+            let line = format!("ERROR [billing] invoice {i} failed");
+            assert!(view.contains(&line), "{line} not in\n{view}");
+        }
+        assert!(
+            view.contains(
+                "what was read here is its head, its tail and the lines between that name a problem"
+            ),
+            "{view}"
+        );
+    }
+    let whole = parse("134217728", false);
+    assert!(!whole.contains("what was read here"), "{whole}");
+    assert!(
+        whole.contains("ERROR [billing] invoice 25000 failed"),
+        "{whole}"
+    );
+    // A limit too small to mean anything is refused with what to write.
+    let out = env.run(&["parse", "--max-bytes", "10"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--max-bytes"));
+}
