@@ -87,25 +87,28 @@ fn a_long_output_with_no_problem_says_so_and_the_session_goes_on() {
 
 /// A log read with `cat` is content, shown as its head and its tail when long: the lines left
 /// out that name a problem are listed between them with their line numbers.
+/// `lines` log lines, numbered from 1, those in `errors` at level ERROR.
+fn log_lines(lines: u32, errors: &[u32]) -> String {
+    (1..=lines)
+        .map(|i| {
+            if errors.contains(&i) {
+                format!("2026-11-30 10:00:00,000 ERROR [billing] invoice {i} failed\n")
+            } else {
+                format!(
+                    "2026-11-30 10:00:00,000 INFO [worker-{}] processed job {i}\n",
+                    i % 8
+                )
+            }
+        })
+        .collect()
+}
+
 #[test]
 fn a_long_log_read_with_cat_still_shows_its_errors() {
     let env = Env::new();
     env.ok(&["new", "-s", "c", "--shell", "/bin/sh"]);
     let file = env.home.path().join("app.log");
-    let mut text = String::new();
-    for i in 1..=40_000 {
-        if i == 12_345 || i == 23_456 {
-            text.push_str(&format!(
-                "2026-11-30 10:00:00,000 ERROR [billing] invoice {i} failed\n"
-            ));
-        } else {
-            text.push_str(&format!(
-                "2026-11-30 10:00:00,000 INFO [worker-{}] processed job {i}\n",
-                i % 8
-            ));
-        }
-    }
-    std::fs::write(&file, text).expect("log");
+    std::fs::write(&file, log_lines(40_000, &[12_345, 23_456])).expect("log");
     let r = env.exec("c", &format!("cat {}", file.display()));
     assert_eq!(r["exit_code"], 0);
     let view = r["compact"]["text"].as_str().expect("view");
@@ -126,19 +129,7 @@ fn a_long_log_read_with_cat_still_shows_its_errors() {
 fn parse_past_max_bytes_reads_in_pieces_and_keeps_every_error() {
     let env = Env::new();
     let errors = [10_000, 25_000, 40_000];
-    let mut text = String::new();
-    for i in 1..=50_000 {
-        if errors.contains(&i) {
-            text.push_str(&format!(
-                "2026-11-30 10:00:00,000 ERROR [billing] invoice {i} failed\n"
-            ));
-        } else {
-            text.push_str(&format!(
-                "2026-11-30 10:00:00,000 INFO [worker-{}] processed job {i}\n",
-                i % 8
-            ));
-        }
-    }
+    let text = log_lines(50_000, &errors);
     let file = env.home.path().join("big.log");
     std::fs::write(&file, &text).expect("input");
     let parse = |max: &str, from_file: bool| {
