@@ -350,18 +350,11 @@ fn read_cut(
     kept: usize,
 ) -> std::io::Result<(Vec<u8>, bool)> {
     use ai_session_output::problems::{MIDDLE_NOTE, PIECE, Problems};
-    let fill = |read: &mut dyn std::io::Read, buf: &mut Vec<u8>| -> std::io::Result<usize> {
-        let at = buf.len();
-        buf.resize(at + PIECE, 0);
-        let n = loop {
-            match read.read(&mut buf[at..]) {
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                other => break other,
-            }
-        };
-        buf.truncate(at + *n.as_ref().unwrap_or(&0));
-        n
-    };
+    use std::io::Read;
+    // Up to a piece more of the input; 0 at its end.
+    fn fill(read: &mut impl Read, buf: &mut Vec<u8>) -> std::io::Result<usize> {
+        read.by_ref().take(PIECE as u64).read_to_end(buf)
+    }
     while raw.len() < kept {
         if fill(&mut read, &mut raw)? == 0 {
             return Ok((raw, false));

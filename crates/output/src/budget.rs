@@ -219,6 +219,17 @@ pub fn push_all<T>(
     items.len()
 }
 
+/// Line references `L<n>, L<m>, ...` to the first ten of `numbers` (1-based line numbers), as
+/// the lines a view left out are named.
+pub(crate) fn line_refs(numbers: impl IntoIterator<Item = usize>) -> String {
+    numbers
+        .into_iter()
+        .take(10)
+        .map(|n| format!("L{n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

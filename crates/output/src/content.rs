@@ -289,15 +289,10 @@ fn listing(
         let line = format!("L{} {}\n", i + 1, crate::text::shorten(lines[i], 300));
         let n = count_tokens(&line, enc);
         if used + n > tokens {
-            let at: Vec<String> = problems[k..]
-                .iter()
-                .take(10)
-                .map(|i| format!("L{}", i + 1))
-                .collect();
             text.push_str(&format!(
                 "[+{} more at {}]\n",
                 problems.len() - k,
-                at.join(", ")
+                crate::budget::line_refs(problems[k..].iter().map(|i| i + 1))
             ));
             break;
         }

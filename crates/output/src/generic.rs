@@ -597,16 +597,11 @@ fn render_middle(middle: &[Run<'_>], sink: &mut Sink) {
         }
         return;
     }
-    let at: Vec<String> = left
-        .iter()
-        .take(10)
-        .map(|i| format!("L{}", i + 1))
-        .collect();
     sink.force(&format!(
         "… {} more notable lines (of {}) at {} …",
         left.len(),
         left.len() + shown,
-        at.join(", ")
+        crate::budget::line_refs(left.iter().map(|i| i + 1))
     ));
 }
 

@@ -96,12 +96,8 @@ pub(crate) fn report(uncovered: &[NetLine<'_>], sink: &mut Sink) {
         &missing,
         |(_, t)| crate::text::shorten(t, 500).into_owned(),
         |n, rest| {
-            let at: Vec<String> = rest
-                .iter()
-                .take(10)
-                .map(|(i, _)| format!("L{}", i + 1))
-                .collect();
-            format!("+{} more notable lines at {}", n + extra, at.join(", "))
+            let at = crate::budget::line_refs(rest.iter().map(|(i, _)| i + 1));
+            format!("+{} more notable lines at {at}", n + extra)
         },
     );
     if extra > 0 && !sink.was_cut() {

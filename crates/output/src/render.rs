@@ -513,12 +513,8 @@ fn push_log_groups(sink: &mut Sink, entries: &[&LogEntry], what: &str, group: bo
         }
     }
     push_all(sink, &groups, log_group_lines, |n, rest| {
-        let at: Vec<String> = rest
-            .iter()
-            .take(10)
-            .map(|g| format!("L{}", g.first.line))
-            .collect();
-        format!("+{n} more {what} groups at {}", at.join(", "))
+        let at = crate::budget::line_refs(rest.iter().map(|g| g.first.line));
+        format!("+{n} more {what} groups at {at}")
     });
 }
 
