@@ -13,6 +13,9 @@
 
 // Output goes through `out!`/`outln!`/`errln!` (`out.rs`), which end quietly on a closed pipe.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
+// The C `main` below is the entry point: std's start-up is skipped (see there). Unit tests
+// keep the test harness's own.
+#![cfg_attr(not(test), no_main)]
 
 // Shared with the whole CLI, which uses every part of these.
 #[allow(dead_code)]
@@ -58,12 +61,43 @@ enum Hot {
     Ls(JsonFlag),
 }
 
-fn main() -> ExitCode {
+// The unwinder linked into this binary rather than loaded from `libgcc_s.so` at every start
+// (the standard library asks for the shared one; with this archive on the link line the linker
+// finds every symbol it needs here first and drops the shared library). A linker that does not
+// look back into archives keeps `libgcc_s`, which changes nothing but the start-up time.
+#[link(name = "gcc_eh", kind = "static", modifiers = "-bundle")]
+unsafe extern "C" {}
+
+/// The process's entry point, called by the C library. Every CLI call is a new process, so its
+/// start is part of every `exec`'s round trip, and std's own start-up (`lang_start`) costs more
+/// than this client's work: it reads `/proc/self/maps` to place a guard below the main thread's
+/// stack (the kernel keeps its own gap there) and maps an alternate signal stack to report a
+/// stack overflow by name (one ends this process with SIGSEGV instead). What it does that this
+/// client needs is done here: SIGPIPE ignored, so a closed pipe is an error `out.rs` handles
+/// (EPIPE) rather than a silent death, and `std::process::exit`, which flushes standard output
+/// as std's return from `main` would. Arguments come from `std::env::args_os`, which the C
+/// library fills before this runs. Measured in docs/benchmarks.md (issue 17).
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub extern "C" fn main(
+    _argc: std::ffi::c_int,
+    _argv: *const *const std::ffi::c_char,
+) -> std::ffi::c_int {
+    // SAFETY: setting a signal's disposition to SIG_IGN before any other thread exists.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
     let argv: Vec<OsString> = std::env::args_os().collect();
-    match run(&argv) {
+    let code = match run(&argv) {
         Some(code) => code,
         None => full(&argv),
-    }
+    };
+    std::process::exit(status(code))
+}
+
+/// The number an `ExitCode` stands for (std keeps it private): every code this client returns
+/// is made from a `u8`.
+fn status(code: ExitCode) -> std::ffi::c_int {
+    (0..=u8::MAX)
+        .find(|n| ExitCode::from(*n) == code)
+        .map_or(1, std::ffi::c_int::from)
 }
 
 /// Runs `argv` here and gives its exit status, or `None` before anything was done (nothing
