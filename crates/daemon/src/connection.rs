@@ -201,9 +201,17 @@ pub(crate) async fn run(stream: UnixStream, daemon: Arc<Daemon>) {
         // waiting for the answer (the small CLI sends its exec with it) runs as the identity
         // the hello set, and never runs when the hello is refused.
         if req.method == Hello::NAME {
-            let handled =
-                crate::service::handle_traced(&daemon, &conn, &req.method, req.params, req.trace);
-            let resp = match unless_it_panics(handled).await {
+            // The handler's future is built in the call: a local holding it would be a second
+            // copy in this connection's future.
+            let resp = match unless_it_panics(crate::service::handle_traced(
+                &daemon,
+                &conn,
+                &req.method,
+                req.params,
+                req.trace,
+            ))
+            .await
+            {
                 Ok(value) => Response::ok(req.id, value),
                 Err(err) => {
                     refused = Some(err.message.clone());
@@ -226,7 +234,7 @@ pub(crate) async fn run(stream: UnixStream, daemon: Arc<Daemon>) {
         let turn = crate::order::types(&req.method).then(|| typing.next());
         let (answers, task_daemon, conn) = (answers.clone(), daemon.clone(), conn.clone());
         daemon.tasks.spawn(async move {
-            let handled = crate::order::holding(
+            let resp = match unless_it_panics(crate::order::holding(
                 turn,
                 crate::service::handle_traced(
                     &task_daemon,
@@ -235,8 +243,9 @@ pub(crate) async fn run(stream: UnixStream, daemon: Arc<Daemon>) {
                     req.params,
                     req.trace,
                 ),
-            );
-            let resp = match unless_it_panics(handled).await {
+            ))
+            .await
+            {
                 Ok(value) => Response::ok(req.id, value),
                 Err(err) => Response::err(req.id, err),
             };
@@ -258,27 +267,30 @@ pub(crate) async fn run(stream: UnixStream, daemon: Arc<Daemon>) {
 }
 
 /// Runs a request's handler; a handler that panics is answered with an internal error (and
-/// logged) rather than left unanswered, its client waiting forever.
-async fn unless_it_panics(
+/// logged) rather than left unanswered, its client waiting forever. A plain function, not an
+/// `async fn`, which would hold the handler's future twice (kilobytes, copied at each spawn).
+fn unless_it_panics(
     handled: impl std::future::Future<Output = Result<Value, RpcError>>,
-) -> Result<Value, RpcError> {
+) -> impl std::future::Future<Output = Result<Value, RpcError>> {
     use futures_util::FutureExt as _;
-    match std::panic::AssertUnwindSafe(handled).catch_unwind().await {
-        Ok(answer) => answer,
-        Err(panic) => {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "no message".into());
-            tracing::error!("a request's handler panicked: {what}");
-            Err(RpcError::new(
-                ErrorKind::Internal,
-                format!("the daemon failed while handling this request: {what}"),
-            )
-            .with_hint("this is a bug in ai-session: the daemon's log has the details; other requests and sessions are unaffected"))
-        }
-    }
+    std::panic::AssertUnwindSafe(handled)
+        .catch_unwind()
+        .map(|caught| match caught {
+            Ok(answer) => answer,
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "no message".into());
+                tracing::error!("a request's handler panicked: {what}");
+                Err(RpcError::new(
+                    ErrorKind::Internal,
+                    format!("the daemon failed while handling this request: {what}"),
+                )
+                .with_hint("this is a bug in ai-session: the daemon's log has the details; other requests and sessions are unaffected"))
+            }
+        })
 }
 
 fn parse(line: &[u8]) -> Result<Request, Box<Response>> {

@@ -116,8 +116,12 @@ impl Drop for Turn {
 }
 
 /// Runs `work` (a request's handling) holding `turn`, if it has one.
-pub(crate) async fn holding<F: std::future::Future>(turn: Option<Turn>, work: F) -> F::Output {
-    TURN.scope(RefCell::new(turn), work).await
+pub(crate) fn holding<F: std::future::Future>(
+    turn: Option<Turn>,
+    work: F,
+) -> impl std::future::Future<Output = F::Output> {
+    // Not an `async fn`, which would hold `work` twice (see `telemetry::with_caller_trace`).
+    TURN.scope(RefCell::new(turn), work)
 }
 
 /// Waits until the requests sent before this one on its connection are queued at their

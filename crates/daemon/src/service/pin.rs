@@ -35,9 +35,13 @@ impl Pin {
     }
 }
 
-/// Runs `op` with `pin` as its request's target.
-pub(crate) async fn scope<F: std::future::Future>(pin: Option<Pin>, op: F) -> F::Output {
-    PINNED.scope(pin, op).await
+/// Runs `op` with `pin` as its request's target (not an `async fn`, which would hold `op`
+/// twice: see `telemetry::with_caller_trace`).
+pub(crate) fn scope<F: std::future::Future>(
+    pin: Option<Pin>,
+    op: F,
+) -> impl std::future::Future<Output = F::Output> {
+    PINNED.scope(pin, op)
 }
 
 /// The id the running request's target `name` was resolved to, if it is the target.

@@ -41,12 +41,14 @@ tokio::task_local! {
 }
 
 /// Runs `call` with `trace` as its caller's trace: the service's [`crate::service::handle`]
-/// calls made inside it join it.
-pub(crate) async fn with_caller_trace<F: std::future::Future>(
+/// calls made inside it join it. (A plain function, as every wrapper of a request's future
+/// here: an `async fn` would hold `call` twice, as its argument and inside the scope it
+/// awaits, and a request's future is kilobytes that every spawn copies.)
+pub(crate) fn with_caller_trace<F: std::future::Future>(
     trace: Option<TraceContext>,
     call: F,
-) -> F::Output {
-    CALLER.scope(trace, call).await
+) -> impl std::future::Future<Output = F::Output> {
+    CALLER.scope(trace, call)
 }
 
 /// The trace set by [`with_caller_trace`] on this task, if any.
@@ -126,9 +128,12 @@ impl Tracing {
         }
     }
 
-    /// Runs `request` inside `scope`.
-    pub(crate) async fn run<F: std::future::Future>(scope: RequestScope, request: F) -> F::Output {
-        REQUEST.scope(scope, request).await
+    /// Runs `request` inside `scope` (not an `async fn`: see [`with_caller_trace`]).
+    pub(crate) fn run<F: std::future::Future>(
+        scope: RequestScope,
+        request: F,
+    ) -> impl std::future::Future<Output = F::Output> {
+        REQUEST.scope(scope, request)
     }
 
     pub(crate) fn session_created(&self, info: &SessionInfo) {
