@@ -356,6 +356,54 @@ async fn read_line<R: tokio::io::AsyncBufRead + Unpin>(
 mod tests {
     use super::*;
 
+    fn future_size<A, B, Fut>(_: impl FnOnce(A, B) -> Fut) -> usize {
+        std::mem::size_of::<Fut>()
+    }
+
+    /// The future of `handle_traced` called with borrows for `'a`.
+    fn handler_size<'a, Fut>(
+        _: impl FnOnce(
+            &'a Arc<Daemon>,
+            &'a Arc<crate::service::Caller>,
+            &'a str,
+            Value,
+            Option<ai_session_protocol::trace::TraceContext>,
+        ) -> Fut,
+    ) -> usize {
+        std::mem::size_of::<Fut>()
+    }
+
+    /// The future of `handle_from` (what `handle_traced` wraps) for borrows of `'a`.
+    fn inner_size<'a, Fut>(
+        _: impl FnOnce(
+            &'a Arc<Daemon>,
+            &'a Arc<crate::service::Caller>,
+            &'a str,
+            Value,
+            Option<&'a ai_session_cluster::Origin>,
+        ) -> Fut,
+    ) -> usize {
+        std::mem::size_of::<Fut>()
+    }
+
+    /// A connection's future and each request's are copied whole when they are spawned, so
+    /// what wraps a handler's future holds it once: wrappers written as `async fn`s held it
+    /// twice each, and a connection's future was 84 KB, a request's task 112 KB (release).
+    #[test]
+    fn a_connections_future_holds_one_handler() {
+        let inner = inner_size(crate::service::handle_from);
+        let handler = handler_size(crate::service::handle_traced);
+        let connection = future_size(run);
+        assert!(
+            handler < inner * 3 / 2,
+            "the traced handler's future is {handler} bytes for the {inner} it wraps"
+        );
+        assert!(
+            connection < handler * 3 / 2,
+            "a connection's future is {connection} bytes for a handler's {handler}"
+        );
+    }
+
     #[test]
     fn a_response_is_encoded_as_serde_json_encodes_it() {
         let output: String = (0..2000)
