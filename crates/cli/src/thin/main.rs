@@ -75,21 +75,43 @@ unsafe extern "C" {}
 /// stack overflow by name (one ends this process with SIGSEGV instead). What it does that this
 /// client needs is done here: SIGPIPE ignored, so a closed pipe is an error `out.rs` handles
 /// (EPIPE) rather than a silent death, and `std::process::exit`, which flushes standard output
-/// as std's return from `main` would. Arguments come from `std::env::args_os`, which the C
-/// library fills before this runs. Measured in docs/benchmarks.md (issue 17).
+/// as std's return from `main` would. The arguments are read from `argv` here (std fills
+/// `std::env::args_os` from its start-up on some C libraries). Measured in docs/benchmarks.md
+/// (issue 17).
 #[cfg_attr(not(test), unsafe(no_mangle))]
-pub extern "C" fn main(
-    _argc: std::ffi::c_int,
-    _argv: *const *const std::ffi::c_char,
+extern "C" fn main(
+    argc: std::ffi::c_int,
+    argv: *const *const std::ffi::c_char,
 ) -> std::ffi::c_int {
     // SAFETY: setting a signal's disposition to SIG_IGN before any other thread exists.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
-    let argv: Vec<OsString> = std::env::args_os().collect();
+    // SAFETY: the C runtime passes `argc` pointers to NUL-terminated strings in `argv`.
+    let argv = unsafe { arguments(argc, argv) };
     let code = match run(&argv) {
         Some(code) => code,
         None => full(&argv),
     };
     std::process::exit(status(code))
+}
+
+/// The program's arguments, as `main` received them.
+///
+/// # Safety
+/// `argv` holds at least `argc` pointers, each to a NUL-terminated string.
+unsafe fn arguments(argc: std::ffi::c_int, argv: *const *const std::ffi::c_char) -> Vec<OsString> {
+    use std::os::unix::ffi::OsStrExt;
+    let count = usize::try_from(argc).unwrap_or(0);
+    (0..count)
+        .filter_map(|i| {
+            // SAFETY: `i < argc`, and each entry is a C string (the caller's promise).
+            let arg = unsafe { *argv.add(i) };
+            (!arg.is_null()).then(|| {
+                // SAFETY: as above.
+                let bytes = unsafe { std::ffi::CStr::from_ptr(arg) }.to_bytes();
+                std::ffi::OsStr::from_bytes(bytes).to_owned()
+            })
+        })
+        .collect()
 }
 
 /// The number an `ExitCode` stands for (std keeps it private): every code this client returns
