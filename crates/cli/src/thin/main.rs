@@ -79,10 +79,7 @@ unsafe extern "C" {}
 /// `std::env::args_os` from its start-up on some C libraries). Measured in docs/benchmarks.md
 /// (issue 17).
 #[cfg_attr(not(test), unsafe(no_mangle))]
-extern "C" fn main(
-    argc: std::ffi::c_int,
-    argv: *const *const std::ffi::c_char,
-) -> std::ffi::c_int {
+extern "C" fn main(argc: std::ffi::c_int, argv: *const *const std::ffi::c_char) -> std::ffi::c_int {
     // SAFETY: setting a signal's disposition to SIG_IGN before any other thread exists.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
     // SAFETY: the C runtime passes `argc` pointers to NUL-terminated strings in `argv`.
