@@ -360,28 +360,10 @@ mod tests {
         std::mem::size_of::<Fut>()
     }
 
-    /// The future of `handle_traced` called with borrows for `'a`.
-    fn handler_size<'a, Fut>(
-        _: impl FnOnce(
-            &'a Arc<Daemon>,
-            &'a Arc<crate::service::Caller>,
-            &'a str,
-            Value,
-            Option<ai_session_protocol::trace::TraceContext>,
-        ) -> Fut,
-    ) -> usize {
-        std::mem::size_of::<Fut>()
-    }
-
-    /// The future of `handle_from` (what `handle_traced` wraps) for borrows of `'a`.
-    fn inner_size<'a, Fut>(
-        _: impl FnOnce(
-            &'a Arc<Daemon>,
-            &'a Arc<crate::service::Caller>,
-            &'a str,
-            Value,
-            Option<&'a ai_session_cluster::Origin>,
-        ) -> Fut,
+    /// The future of a handler (`handle_traced`, `handle_from`: their last argument differs)
+    /// called with borrows for `'a`.
+    fn handler_size<'a, Last, Fut>(
+        _: impl FnOnce(&'a Arc<Daemon>, &'a Arc<crate::service::Caller>, &'a str, Value, Last) -> Fut,
     ) -> usize {
         std::mem::size_of::<Fut>()
     }
@@ -391,7 +373,7 @@ mod tests {
     /// twice each, and a connection's future was 84 KB, a request's task 112 KB (release).
     #[test]
     fn a_connections_future_holds_one_handler() {
-        let inner = inner_size(crate::service::handle_from);
+        let inner = handler_size(crate::service::handle_from);
         let handler = handler_size(crate::service::handle_traced);
         let connection = future_size(run);
         assert!(
