@@ -206,7 +206,7 @@ fn nodes_lists_every_node_with_its_sessions_load_and_heartbeat() {
     let nats = Nats::start();
     let a = Node::join(&nats, "a");
     let b = Node::join(&nats, "b");
-    a.ok(&["new", "-s", "build"]);
+    a.ok(&["new", "-s", "build", "--node", "a"]);
     eventually(15, "both nodes, a with its session, seen from b", || {
         let nodes = b.nodes();
         nodes.len() == 2
@@ -236,7 +236,7 @@ fn exec_send_read_capture_wait_reach_a_session_on_another_node() {
     let nats = Nats::start();
     let a = Node::join(&nats, "a");
     let b = Node::join(&nats, "b");
-    a.ok(&["new", "-s", "work"]);
+    a.ok(&["new", "-s", "work", "--node", "a"]);
     assert!(b.session_names().is_empty(), "the session lives on a only");
 
     let r = b.env.exec("work", "echo cross-$((6*7))");
@@ -313,7 +313,7 @@ fn a_forwarded_exec_is_audited_on_both_nodes_under_one_request_id() {
     let nats = Nats::start();
     let a = Node::join(&nats, "a");
     let b = Node::join(&nats, "b");
-    b.ok(&["new", "-s", "s"]);
+    b.ok(&["new", "-s", "s", "--node", "b"]);
     a.env.exec("s", "echo audited");
     let find = |node: &Node, needle: &str| {
         node.audit().into_iter().find(|e| {
@@ -347,8 +347,8 @@ fn a_node_that_stops_or_dies_leaves_the_cluster() {
     let a = Node::join(&nats, "a");
     let b = Node::join(&nats, "b");
     let c = Node::join(&nats, "c");
-    b.ok(&["new", "-s", "on-b"]);
-    c.ok(&["new", "-s", "on-c"]);
+    b.ok(&["new", "-s", "on-b", "--node", "b"]);
+    c.ok(&["new", "-s", "on-c", "--node", "c"]);
     eventually(15, "three nodes", || a.nodes().len() == 3);
 
     // A clean stop leaves at once: the node and its leases are gone.
@@ -420,7 +420,7 @@ fn the_config_file_joins_an_auto_started_daemon() {
     )
     .unwrap();
     // The first client starts the daemon, which reads [cluster] and joins.
-    env.ok(&["new", "-s", "cfg"]);
+    env.ok(&["new", "-s", "cfg", "--node", "from-config"]);
     eventually(15, "the configured node", || {
         a.nodes()
             .iter()
@@ -586,7 +586,7 @@ fn a_killed_nodes_session_is_lost_and_restored_on_another_node_from_its_checkpoi
     let a = Node::join(&nats, "a");
     let b = Node::join(&nats, "b");
     let mut c = Node::join(&nats, "c");
-    c.ok(&["new", "-s", "w"]);
+    c.ok(&["new", "-s", "w", "--node", "c"]);
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path().to_str().unwrap().to_string();
     let r = a.env.exec("w", &format!("cd {dir} && export X=kept-42"));
@@ -697,8 +697,8 @@ fn restore_from_lost_starts_the_session_on_the_node_named_and_a_stopped_node_los
     let b = Node::join(&nats, "b");
     let mut c = Node::join(&nats, "c");
     let d = Node::join(&nats, "d");
-    c.ok(&["new", "-s", "gone"]);
-    d.ok(&["new", "-s", "kept"]);
+    c.ok(&["new", "-s", "gone", "--node", "c"]);
+    d.ok(&["new", "-s", "kept", "--node", "d"]);
     c.ok(&["exec", "-t", "gone", "export Y=snap-7"]);
     // A snapshot writes the checkpoint before it answers.
     c.ok(&["snapshot", "-t", "gone"]);
@@ -826,7 +826,7 @@ fn a_partitioned_nodes_sessions_are_lost_and_restored_elsewhere() {
     let config = "[cluster]\nheartbeat_secs = 0.5\nlease_secs = 3\n";
     let a = Node::join(&nats, "a");
     let mut cut_off = Node::join_in(&nats.url, "island", config, Some(&part.ns));
-    cut_off.ok(&["new", "-s", "p"]);
+    cut_off.ok(&["new", "-s", "p", "--node", "island"]);
     let r = a.env.exec("p", "export Z=across-the-cut");
     assert_eq!(r["exit_code"], 0, "{r}");
     cut_off.ok(&["snapshot", "-t", "p"]);
@@ -859,7 +859,7 @@ fn snapshots_and_context_of_a_session_on_another_node_are_forwarded() {
     let nats = Nats::start();
     let a = Node::join(&nats, "a");
     let b = Node::join(&nats, "b");
-    b.ok(&["new", "-s", "far"]);
+    b.ok(&["new", "-s", "far", "--node", "b"]);
     let snap = a.json(&["snapshot", "-t", "far"]);
     let id = snap["id"].as_str().expect("a snapshot id").to_string();
     let on_b = b.ok(&["snapshot", "ls"]);

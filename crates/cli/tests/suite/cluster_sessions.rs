@@ -31,6 +31,18 @@ fn checkpointed(node: &Node, name: &str) {
     });
 }
 
+/// Waits until `node` lists session `name` as lost; on a timeout, shows the node's view of the
+/// cluster and the leases left in the session bucket.
+fn lost(node: &Node, name: &str) {
+    super::harness::eventually_value(
+        15,
+        &format!("{name} lost"),
+        || node.json(&["ls"]),
+        |ls| ls["lost"][0]["name"] == name,
+        || format!("nodes: {}", node.json(&["nodes"])),
+    );
+}
+
 #[test]
 fn every_exec_answered_before_a_sigkill_is_in_the_restored_history() {
     let nats = Nats::start();
@@ -41,7 +53,7 @@ fn every_exec_answered_before_a_sigkill_is_in_the_restored_history() {
         "c",
         "[cluster]\nheartbeat_secs = 1.5\nlease_secs = 3\n",
     );
-    c.ok(&["new", "-s", "w"]);
+    c.ok(&["new", "-s", "w", "--node", "c"]);
     c.ok(&["exec", "-t", "w", "echo first"]);
     checkpointed(&a, "w");
     const N: usize = 12;
@@ -52,7 +64,7 @@ fn every_exec_answered_before_a_sigkill_is_in_the_restored_history() {
     // At once: no heartbeat, no checkpoint after the last answer.
     kill(&mut c);
 
-    eventually(15, "w lost", || a.json(&["ls"])["lost"][0]["name"] == "w");
+    lost(&a, "w");
     let info = a.json(&["restore", "--from-lost", "w"]);
     assert_eq!(info["name"], "w", "{info}");
     let history = super::store_bounds::rpc(
@@ -87,16 +99,16 @@ fn a_lost_sandboxed_session_is_restored_elsewhere_in_the_sandbox_it_ran_in() {
     let ws = super::security::workspace(&c.env);
     let policy = workspace_only_policy(&c.env);
     let away = outside(&c.env);
-    let made = c.json(&["new", "-s", "box", "--policy", &policy, "-c", &ws]);
+    let made = c.json(&[
+        "new", "-s", "box", "--policy", &policy, "-c", &ws, "--node", "c",
+    ]);
     assert_eq!(made["sandbox"]["policy"], "custom", "{made}");
     let r = c.env.exec("box", &format!("cd {}", away.display()));
     assert_eq!(r["exit_code"], 0, "{r}");
     checkpointed(&a, "box");
     kill(&mut c);
 
-    eventually(15, "box lost", || {
-        a.json(&["ls"])["lost"][0]["name"] == "box"
-    });
+    lost(&a, "box");
     let info = a.json(&["restore", "--from-lost", "box"]);
     assert_eq!(info["name"], "box", "{info}");
     assert_eq!(info["sandbox"]["policy"], "custom", "{info}");
@@ -116,7 +128,7 @@ fn pipelined_execs_through_another_node_run_in_the_order_sent() {
     let nats = Nats::start();
     let a = Node::join(&nats, "a");
     let b = Node::join(&nats, "b");
-    a.ok(&["new", "-s", "o"]);
+    a.ok(&["new", "-s", "o", "--node", "a"]);
     eventually(15, "b to see o on a", || {
         b.env.exec("o", "true")["exit_code"] == 0
     });
@@ -188,7 +200,7 @@ fn a_subscription_through_another_node_is_lossless_across_a_reconnect() {
     let nats = Nats::start();
     let a = Node::join(&nats, "a");
     let b = Node::join(&nats, "b");
-    a.ok(&["new", "-s", "o"]);
+    a.ok(&["new", "-s", "o", "--node", "a"]);
     a.env.exec("o", "true");
 
     // Through b, of a's session: every byte from the subscription's offset, in order.
@@ -234,7 +246,7 @@ fn exec_stream_through_another_node_prints_the_output_as_it_comes() {
     let nats = Nats::start();
     let a = Node::join(&nats, "a");
     let b = Node::join(&nats, "b");
-    a.ok(&["new", "-s", "st"]);
+    a.ok(&["new", "-s", "st", "--node", "a"]);
     // `--stream` subscribes (relayed from a) before the exec (forwarded to a).
     let out = b.ok(&[
         "exec",
@@ -259,7 +271,7 @@ fn a_snapshot_is_listed_and_restored_on_any_node_even_once_its_node_is_gone() {
     let nats = Nats::start();
     let mut a = Node::join(&nats, "a");
     let b = Node::join(&nats, "b");
-    a.ok(&["new", "-s", "sn"]);
+    a.ok(&["new", "-s", "sn", "--node", "a"]);
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path().to_str().unwrap().to_string();
     a.env.exec("sn", &format!("cd {dir} && export Z=snap-9"));
@@ -312,7 +324,7 @@ fn a_snapshot_is_listed_and_restored_on_any_node_even_once_its_node_is_gone() {
 fn an_exec_whose_record_the_cluster_cannot_take_says_it_is_not_persisted() {
     let nats = Nats::start();
     let a = Node::join(&nats, "a");
-    a.ok(&["new", "-s", "j"]);
+    a.ok(&["new", "-s", "j", "--node", "a"]);
     let r = a.env.exec("j", "echo journaled");
     assert!(r.get("persisted").is_none(), "{r}");
     // The NATS server goes: the exec still answers, saying its record is not in the cluster.
@@ -338,7 +350,7 @@ fn a_killed_sessions_journal_goes_with_it() {
         "a",
         "[cluster]\nheartbeat_secs = 30\nlease_secs = 60\n",
     );
-    let info = a.json(&["new", "-s", "k"]);
+    let info = a.json(&["new", "-s", "k", "--node", "a"]);
     let id = info["id"].as_str().expect("id").to_string();
     a.env.exec("k", "echo journaled");
     a.env.exec("k", "echo again");
@@ -376,7 +388,7 @@ fn snapshot_prune_removes_the_cluster_copies_of_what_it_prunes() {
     let nats = Nats::start();
     let a = Node::join(&nats, "a");
     let b = Node::join(&nats, "b");
-    a.ok(&["new", "-s", "pr"]);
+    a.ok(&["new", "-s", "pr", "--node", "a"]);
     a.env.exec("pr", "echo one");
     let old = a.json(&["snapshot", "-t", "pr"])["id"]
         .as_str()
@@ -511,7 +523,7 @@ fn a_gap_in_a_relayed_subscription_is_filled_with_the_owners_exact_bytes() {
     let a = Node::join_with(&nats, "a", config);
     let link = Link::to(&nats.url);
     let b = Node::join_at(&link.url, "b", config);
-    a.ok(&["new", "-s", "o"]);
+    a.ok(&["new", "-s", "o", "--node", "a"]);
     a.env.exec("o", "true");
 
     // The client reads through b all along, each line starting where the one before ended.

@@ -118,6 +118,31 @@ pub fn eventually(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
+/// Polls `probe` until `done` holds for what it returned, for up to `secs`; on a timeout the
+/// panic shows the last value and `also()` (the state around it).
+pub fn eventually_value(
+    secs: u64,
+    what: &str,
+    mut probe: impl FnMut() -> serde_json::Value,
+    done: impl Fn(&serde_json::Value) -> bool,
+    also: impl FnOnce() -> String,
+) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        let value = probe();
+        if done(&value) {
+            return value;
+        }
+        if std::time::Instant::now() >= deadline {
+            panic!(
+                "timed out waiting for {what}; last seen {value}; {}",
+                also()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// Every file under `dir`, sorted (none when it cannot be read).
 pub fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
