@@ -64,6 +64,7 @@ struct Inner {
     url: String,
     node: String,
     host: String,
+    boot: String,
     joined_ms: u64,
     heartbeat: Duration,
     lease: Duration,
@@ -108,6 +109,7 @@ impl Cluster {
                 url: url.to_string(),
                 node: node.to_string(),
                 host: host_name(),
+                boot: boot_id(),
                 joined_ms: now_ms(),
                 heartbeat: Duration::from_secs_f64(config.heartbeat_secs),
                 lease,
@@ -219,6 +221,14 @@ pub fn default_node_name() -> String {
     } else {
         short
     }
+}
+
+/// The running kernel's boot id (empty when it cannot be read): shared by every process,
+/// container or not, that reads this kernel's load average.
+fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|id| id.trim().to_string())
+        .unwrap_or_default()
 }
 
 fn host_name() -> String {

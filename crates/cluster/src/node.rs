@@ -20,6 +20,7 @@ impl Cluster {
             version: env!("CARGO_PKG_VERSION").to_string(),
             sessions,
             load: load_average(),
+            boot: self.inner.boot.clone(),
             cpus: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
             heartbeat_ms: now_ms(),
             joined_ms: self.inner.joined_ms,

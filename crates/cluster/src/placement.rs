@@ -30,9 +30,20 @@ pub fn runs(node: &NodeInfo, need: Option<&Need>) -> bool {
 /// Loads per processor closer than this are equal.
 pub const LOAD_TIE: f64 = 0.25;
 
-/// A node's one-minute load average per processor.
-fn load_per_cpu(node: &NodeInfo) -> f64 {
-    node.load / f64::from(node.cpus.max(1))
+/// A node's one-minute load average per processor. Nodes on one kernel read the same load
+/// average at different heartbeats: each is taken at the newest of their samples, so that a
+/// load that moved between two samples does not send sessions from one to the other.
+fn load_per_cpu(node: &NodeInfo, nodes: &[NodeInfo]) -> f64 {
+    let load = if node.boot.is_empty() {
+        node.load
+    } else {
+        nodes
+            .iter()
+            .filter(|n| n.boot == node.boot)
+            .max_by_key(|n| n.heartbeat_ms)
+            .map_or(node.load, |n| n.load)
+    };
+    load / f64::from(node.cpus.max(1))
 }
 
 /// The node a new session goes to, among `nodes` (the live ones), seen from `entry`; `None`
@@ -48,8 +59,9 @@ pub fn least_loaded_for<'a>(
     need: Option<&Need>,
 ) -> Option<&'a NodeInfo> {
     let able = || nodes.iter().filter(move |n| runs(n, need));
-    let lightest = able().map(load_per_cpu).reduce(f64::min)?;
-    let light = able().filter(|n| load_per_cpu(n) < lightest + LOAD_TIE);
+    let load = |n: &NodeInfo| load_per_cpu(n, nodes);
+    let lightest = able().map(load).reduce(f64::min)?;
+    let light = able().filter(|n| load(n) < lightest + LOAD_TIE);
     light.min_by(|a, b| {
         a.sessions
             .len()
@@ -71,6 +83,7 @@ mod tests {
             version: "0".into(),
             sessions: (0..sessions).map(|i| i.to_string()).collect(),
             load,
+            boot: String::new(),
             cpus,
             heartbeat_ms: 0,
             joined_ms: 0,
@@ -110,6 +123,35 @@ mod tests {
         assert_eq!(pick(&nodes, "b"), "b");
         assert_eq!(pick(&nodes, "z"), "a");
         assert_eq!(pick(&[], "a"), "");
+    }
+
+    #[test]
+    fn nodes_on_one_kernel_compare_on_the_newest_sample() {
+        let on = |mut n: NodeInfo, boot: &str, heartbeat_ms: u64| {
+            n.boot = boot.into();
+            n.heartbeat_ms = heartbeat_ms;
+            n
+        };
+        // The load rose from 1 to 3 between a's sample and b's, on one kernel: a tie, so the
+        // entry node keeps the session (b's 3 stands for both).
+        let shared = [
+            on(node("a", 1.0, 2, 0), "k1", 100),
+            on(node("b", 3.0, 2, 0), "k1", 600),
+        ];
+        assert_eq!(pick(&shared, "b"), "b");
+        assert_eq!(pick(&shared, "a"), "a");
+        // On two kernels the same samples are two hosts' loads: the lighter one wins.
+        let apart = [
+            on(node("a", 1.0, 2, 0), "k1", 100),
+            on(node("b", 3.0, 2, 0), "k2", 600),
+        ];
+        assert_eq!(pick(&apart, "b"), "a");
+        // Processors still count per node.
+        let sizes = [
+            on(node("a", 4.0, 8, 0), "k1", 100),
+            on(node("b", 4.0, 2, 0), "k1", 600),
+        ];
+        assert_eq!(pick(&sizes, "b"), "a");
     }
 
     fn offering(mut n: NodeInfo, policies: &[&str], missing: &[&str]) -> NodeInfo {

@@ -19,6 +19,11 @@ pub struct NodeInfo {
     pub sessions: Vec<String>,
     /// The host's one-minute load average when the heartbeat left.
     pub load: f64,
+    /// The id of the kernel the node runs on (`/proc/sys/kernel/random/boot_id`); empty from
+    /// a node that does not say. Nodes with the same one read the same load average, so
+    /// placement compares them on the newest of their samples.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub boot: String,
     /// The processors the daemon may use (placement compares `load` per processor); 0 from
     /// a node that does not say.
     #[serde(default)]
