@@ -8,7 +8,8 @@
 //! - the tokenizer's first use in a process (time and resident memory);
 //! - `ai-session exec -t tp 'cat FILE'` of base64 text (default 32 MB) through the CLI with its
 //!   default view and with `--view compact`, against a bare PTY reader (`cat` on a PTY, 64 KiB
-//!   reads, nothing else) and tmux's `cat` through a pane; the bare reader and the two execs
+//!   reads, nothing else), a reader that also appends each read to a file (what keeping every
+//!   byte costs a reader here) and tmux's `cat` through a pane; the readers and the two execs
 //!   alternate for `--cat-rounds` rounds (default 3, the first exec in a fresh session) and
 //!   the medians are reported with every round's figures, so a moment of load on the shared
 //!   machine moves one sample, not the ratio;
@@ -109,6 +110,7 @@ fn run() -> Res<()> {
         "ratios".into(),
         json!({
             "exec_cat_vs_bare_pty": tp / bare,
+            "logging_reader_vs_bare_pty": ours["logging_pty_reader_mb_s"].as_f64().unwrap_or(0.0) / bare,
             "exec_cat_vs_tmux": ratio(tp, tmux["throughput_mb_s"].as_f64()),
             "cli_exec_speedup_vs_tmux": tmux["roundtrip_ms"].as_f64()
                 .and_then(|t| ratio(t, ours["cli_exec"]["mean_ms"].as_f64())),
@@ -304,6 +306,21 @@ fn parse_figure(exe: &Path, kind: &str, file: &Path, facts: &Facts) -> Res<Value
 /// `cat FILE` with its output on a fresh PTY, read in 64 KiB chunks and thrown away: the most any
 /// reader of a PTY gets on this machine.
 fn bare_pty_reader(file: &Path) -> Res<f64> {
+    pty_reader(file, None)
+}
+
+/// [`bare_pty_reader`] that also appends every chunk to a file in `dir` as it reads (as the
+/// daemon's output log must): the most a reader that keeps what it read gets here.
+fn logging_pty_reader(file: &Path, dir: &Path) -> Res<f64> {
+    let path = dir.join("reader.log");
+    let log = std::fs::File::create(&path).map_err(err)?;
+    let speed = pty_reader(file, Some(log));
+    std::fs::remove_file(&path).ok();
+    speed
+}
+
+fn pty_reader(file: &Path, mut log: Option<std::fs::File>) -> Res<f64> {
+    use std::io::Write;
     let (mut master, slave) = ai_session_bench::open_pty()?;
     let bytes = std::fs::metadata(file).map_err(err)?.len() as f64;
     let t = Instant::now();
@@ -318,7 +335,12 @@ fn bare_pty_reader(file: &Path) -> Res<f64> {
     loop {
         match master.read(&mut buf) {
             Ok(0) => break,
-            Ok(n) => got += n,
+            Ok(n) => {
+                got += n;
+                if let Some(log) = &mut log {
+                    log.write_all(&buf[..n]).map_err(err)?;
+                }
+            }
             // EIO: the last holder of the slave (cat) exited.
             Err(_) => break,
         }
@@ -404,10 +426,12 @@ fn cat_runs(
         "bare_pty_reader_mb_s",
         "exec_cat_default_view_mb_s",
         "exec_cat_compact_view_mb_s",
+        "logging_pty_reader_mb_s",
     ];
-    let mut runs: [Vec<f64>; 3] = Default::default();
+    let mut runs: [Vec<f64>; 4] = Default::default();
     for _ in 0..cat_rounds {
         runs[0].push(bare_pty_reader(text)?);
+        runs[3].push(logging_pty_reader(text, cli.home.path())?);
         for (i, view) in [(1, None), (2, Some("compact"))] {
             let mut args = vec!["exec", "-t", "tp"];
             if let Some(v) = view {
