@@ -378,6 +378,14 @@ impl Drop for Server {
     }
 }
 
+/// Unix milliseconds now.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
 /// Unix seconds now.
 pub fn now() -> u64 {
     std::time::SystemTime::now()

@@ -300,6 +300,27 @@ fn sessions_show_as_daemon_sessions() {
     );
 }
 
+/// A capture right after `new-window` shows what the pane's program drew first, even when it
+/// draws a moment after its start (a shell slow to print its prompt); a pane that stays
+/// silent is captured empty without a long wait.
+#[test]
+fn a_capture_of_a_new_pane_waits_for_its_first_draw() {
+    let shim = Shim::new();
+    shim.ok(&["new-session", "-d", "-s", "w", "-x", "80", "-y", "10"]);
+    shim.ok(&["new-window", "-t", "w", "sleep 0.3; echo drawn; sleep 30"]);
+    let screen = shim.ok(&["capture-pane", "-p", "-t", "w:1"]);
+    assert_eq!(screen.trim_end(), "drawn", "{screen:?}");
+    shim.ok(&["new-window", "-t", "w", "sleep 30"]);
+    let started = std::time::Instant::now();
+    let screen = shim.ok(&["capture-pane", "-p", "-t", "w:2"]);
+    assert_eq!(screen.trim(), "", "{screen:?}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "a silent pane's capture took {:?}",
+        started.elapsed()
+    );
+}
+
 /// Terminal-Bench's loop: `send-keys 'cmd; tmux wait -S done' Enter`, `tmux wait done`,
 /// `capture-pane -p -S -`, with the exact exit code on top.
 #[test]

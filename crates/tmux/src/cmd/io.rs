@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use ai_session_client::{Notifications, Options, blocking::Client};
 use ai_session_protocol::methods::{
     CaptureParams, CaptureResult, NOTIFY_CLOSED, NOTIFY_OUTPUT, OutputEvent, ReadParams,
-    ReadResult, SendParams, SubscribeResult, Target, WriteParams,
+    ReadResult, SendParams, SubscribeResult, Target, WaitFor, WaitParams, WaitResult, WriteParams,
 };
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -116,6 +116,33 @@ fn line_arg(v: Option<&str>, edge: i64, what: &str) -> Result<i64, TmuxError> {
     }
 }
 
+/// How long after its start a pane that has written nothing is waited for by `capture-pane`.
+const FIRST_DRAW_MS: u64 = 500;
+
+/// A pane started less than [`FIRST_DRAW_MS`] ago that has written nothing yet: waits, until
+/// it is that old, for the first visible character of its output. A capture right after
+/// `new-window` then shows what its program drew first (a shell's prompt), as a capture a few
+/// commands later does; a pane that stays silent is captured empty once the time is up.
+fn first_draw(server: &Server, daemon: &str) {
+    let Some(info) = server.live.get(daemon) else {
+        return;
+    };
+    let age = crate::server::now_ms().saturating_sub(info.created_ms);
+    if info.restored || info.log_end > 0 || age >= FIRST_DRAW_MS {
+        return;
+    }
+    let params = WaitParams {
+        target: daemon.to_owned(),
+        condition: WaitFor::Regex {
+            pattern: r"\S".into(),
+        },
+        timeout_ms: Some(FIRST_DRAW_MS - age),
+        since: Some(0),
+    };
+    // Timed out or gone: the capture says what there is.
+    let _: Result<WaitResult, _> = server.call(reg::SessionWait::NAME, params);
+}
+
 /// The lines `capture-pane` selects, as tmux numbers them.
 pub(crate) fn capture_lines(
     server: &Server,
@@ -123,6 +150,7 @@ pub(crate) fn capture_lines(
     args: &Args,
 ) -> Result<Vec<String>, TmuxError> {
     let p = super::pane::find(server, found)?;
+    first_draw(server, &p.daemon);
     let s = server.state.session(found.session);
     let w = s.and_then(|s| s.window(found.window));
     let wants_history = [args.get('S'), args.get('E')]
