@@ -31,8 +31,8 @@ fn checkpointed(node: &Node, name: &str) {
     });
 }
 
-/// Waits until `node` lists session `name` as lost; on a timeout, shows the node's view of the
-/// cluster and the leases left in the session bucket.
+/// Waits until `node` lists session `name` as lost; on a timeout, shows the node's last `ls`
+/// (where the session is, if anywhere) and its view of the cluster.
 fn lost(node: &Node, name: &str) {
     super::harness::eventually_value(
         15,

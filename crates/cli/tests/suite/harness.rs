@@ -106,16 +106,23 @@ pub fn alive(pid: i32) -> bool {
     }
 }
 
-/// Polls `cond` every 20 ms until it holds; fails the test when `secs` pass first.
-pub fn eventually(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
+/// Polls `cond` every 20 ms until it holds (true) or `secs` pass first (false).
+fn poll(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
-    while !cond() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
+    loop {
+        if cond() {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+}
+
+/// Polls `cond` every 20 ms until it holds; fails the test when `secs` pass first.
+pub fn eventually(secs: u64, what: &str, cond: impl FnMut() -> bool) {
+    assert!(poll(secs, cond), "timed out waiting for {what}");
 }
 
 /// Polls `probe` until `done` holds for what it returned, for up to `secs`; on a timeout the
@@ -127,20 +134,14 @@ pub fn eventually_value(
     done: impl Fn(&serde_json::Value) -> bool,
     also: impl FnOnce() -> String,
 ) -> serde_json::Value {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
-    loop {
-        let value = probe();
-        if done(&value) {
-            return value;
-        }
-        if std::time::Instant::now() >= deadline {
-            panic!(
-                "timed out waiting for {what}; last seen {value}; {}",
-                also()
-            );
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
+    let mut last = serde_json::Value::Null;
+    if !poll(secs, || {
+        last = probe();
+        done(&last)
+    }) {
+        panic!("timed out waiting for {what}; last seen {last}; {}", also());
     }
+    last
 }
 
 /// Every file under `dir`, sorted (none when it cannot be read).
